@@ -1,0 +1,15 @@
+/**
+ * @lopt/core: random keys, pytrees, the plugin registry, metrics, serialization and backend
+ * selection, shared by every other lib.
+ */
+import 'reflect-metadata';
+import * as random from './random';
+
+export { random };
+export type { PRNGKey } from './random';
+export * from './tree';
+export * from './registry';
+export * from './backend';
+export * from './metrics';
+export * from './serialization';
+export * from './plugins';

@@ -1,0 +1,50 @@
+/**
+ * Optimizer and LearnedOptimizer interfaces (spec §6, §8).
+ *
+ * An optimizer is configuration; its state is a plain object that always holds `params` and
+ * `iteration`. `init` / `update` work on one task (shapes as in the reference). `initBatch` /
+ * `updateBatch` work on N stacked tasks (leading task axis on every params leaf; `iteration` is
+ * `[N]` int32) and are what the truncated step calls. For elementwise optimizers the two coincide;
+ * MLPLOpt normalises per task and per leaf in the batched form.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { PRNGKey, PyTree } from '@lopt/core';
+
+export type Params = PyTree;
+export type OptState = { params: Params; iteration: tf.Tensor | number; state?: PyTree; [k: string]: any };
+
+export interface InitOptions {
+  modelState?: PyTree | null;
+  numSteps?: number | tf.Tensor | null;
+  key?: PRNGKey | null;
+}
+
+export interface UpdateOptions {
+  loss?: tf.Tensor | number | null;
+  modelState?: PyTree | null;
+  key?: PRNGKey | null;
+  isValid?: boolean;
+}
+
+export interface Optimizer {
+  readonly name: string;
+  init(params: Params, opts?: InitOptions): OptState;
+  update(state: OptState, grad: Params, opts?: UpdateOptions): OptState;
+  initBatch(params: Params, opts?: InitOptions): OptState;
+  updateBatch(state: OptState, grad: Params, opts?: UpdateOptions): OptState;
+  getParams(state: OptState): Params;
+  getState(state: OptState): PyTree | null;
+}
+
+export type Theta = PyTree;
+
+export interface LearnedOptimizer {
+  /** The reference's `name` property (None for the base lopts, which shows in FullES metric keys). */
+  readonly name: string | null;
+  init(key: PRNGKey): Theta;
+  /**
+   * The optimizer for these meta-parameters. With `thetaIsVector`, every theta leaf carries a
+   * leading axis matching the task axis of the batched state (one perturbed theta per task).
+   */
+  optFn(theta: Theta, isTraining?: boolean, thetaIsVector?: boolean): Optimizer;
+}

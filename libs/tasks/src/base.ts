@@ -1,0 +1,88 @@
+/**
+ * Task and TaskFamily: the inner problems a learned optimizer is trained on (spec §7).
+ *
+ * Every task works on a *stack* of N parameter sets with a leading task axis, because the
+ * estimators run N tasks (and 2N with both antithetic branches) per step. The `*Batch` methods are
+ * the real implementations; the single-task methods (`init`, `loss`, ...) are the N=1 case.
+ *
+ * A family's `taskFn(taskParam)` accepts an unstacked task param (one task) or a stacked one
+ * (leading N, one per row): the returned task's batch methods line up row i of the params with
+ * row i of the task param. Task params are pytrees of tensors (a dummy scalar 0 for single-task
+ * families).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { PRNGKey, PyTree } from '@lopt/core';
+
+export type Params = PyTree;
+export type ModelState = PyTree | null;
+/** A batch: a pytree of tensors. Batch methods take it with a leading task axis N. */
+export type Batch = PyTree;
+
+export const SPLITS = ['train', 'inner_valid', 'outer_valid', 'test'] as const;
+export type SplitName = (typeof SPLITS)[number];
+
+/** An endless stream of batches for one split, kept on the backend. */
+export interface BatchStream {
+  /** `count` batches stacked along leading axes `shape` (e.g. [K, N]): leaves `[...shape, ...batch]`. */
+  next(shape?: number[]): Batch;
+  /** Shape/dtype of one batch, e.g. `{image: [128,8,8,1] float32, label: [128] int32}`. */
+  abstractBatch(): PyTree;
+  /** Position of the stream, so a checkpoint can resume it exactly. */
+  getState(): { seed: number; epoch: number; position: number };
+  setState(s: { seed: number; epoch: number; position: number }): void;
+}
+
+export interface Datasets {
+  readonly splits: readonly SplitName[];
+  /** Throws for any name but train / inner_valid / outer_valid / test (listing the four). */
+  split(name: string): BatchStream;
+  extraInfo?: Record<string, unknown>;
+}
+
+export interface LossWithState {
+  loss: tf.Tensor; // [N]
+  state: ModelState;
+}
+
+export interface LossAndGrad {
+  loss: tf.Tensor; // [N]
+  grad: Params; // stacked like params
+  state: ModelState;
+  aux?: Record<string, tf.Tensor>; // each [N]
+}
+
+export interface Task {
+  readonly name: string;
+  readonly datasets: Datasets | null;
+
+  // --- batched (leading task axis N on params, state, data and results) ---
+  /** Stacked initial params, one key per task; task i's params depend only on keys[i]. */
+  initBatch(keys: PRNGKey[]): Params;
+  initWithStateBatch(keys: PRNGKey[]): [Params, ModelState];
+  /** Per-task losses `[N]`. `keys` may be null for deterministic tasks. */
+  lossBatch(params: Params, keys: PRNGKey[] | null, data: Batch): tf.Tensor;
+  lossWithStateBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch): LossWithState;
+  lossWithStateAndAuxBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch): LossWithState & { aux: Record<string, tf.Tensor> };
+  /** Value and gradient of every task's loss w.r.t. its own params, in one set of batched ops. */
+  valueAndGradBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch, opts?: { withAux?: boolean }): LossAndGrad;
+
+  // --- single task (the N=1 case; shapes as in the reference) ---
+  init(key: PRNGKey): Params;
+  initWithState(key: PRNGKey): [Params, ModelState];
+  loss(params: Params, key: PRNGKey | null, data: Batch): tf.Scalar;
+  lossWithState(params: Params, state: ModelState, key: PRNGKey | null, data: Batch): [tf.Scalar, ModelState];
+  lossAndAux(params: Params, key: PRNGKey | null, data: Batch): [tf.Scalar, Record<string, tf.Tensor>];
+
+  /** Elementwise; works on any shape (e.g. `[N]` or `[T, N]`). */
+  normalizer(loss: tf.Tensor): tf.Tensor;
+}
+
+export interface TaskFamily {
+  readonly name: string;
+  readonly datasets: Datasets | null;
+  /** One task param (unstacked). */
+  sample(key: PRNGKey): PyTree;
+  /** Stacked task params, row i from keys[i]. */
+  sampleBatch(keys: PRNGKey[]): PyTree;
+  taskFn(taskParam: PyTree): Task;
+}
