@@ -1,0 +1,62 @@
+/**
+ * TFRecord framing: each record is
+ *   uint64 LE length | uint32 LE masked CRC-32C(length bytes) | data | uint32 LE masked CRC-32C(data)
+ * with mask(crc) = ((crc >>> 15) | (crc << 17)) + 0xa282ead8 (mod 2^32).
+ */
+import { crc32c } from '@aws-crypto/crc32c';
+
+export { crc32c };
+
+export function maskedCrc32c(data: Uint8Array): number {
+  const crc = crc32c(data) >>> 0;
+  return ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) >>> 0;
+}
+
+/** Frames one record. */
+export function encodeRecord(data: Uint8Array): Buffer {
+  const out = Buffer.alloc(8 + 4 + data.length + 4);
+  out.writeBigUInt64LE(BigInt(data.length), 0);
+  out.writeUInt32LE(maskedCrc32c(out.subarray(0, 8)), 8);
+  out.set(data, 12);
+  out.writeUInt32LE(maskedCrc32c(data), 12 + data.length);
+  return out;
+}
+
+export class RecordCorruptionError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(message);
+    this.name = 'RecordCorruptionError';
+  }
+}
+
+/** Splits a buffer of framed records, checking every CRC; throws naming the byte offset of a bad record. */
+export function decodeRecords(buf: Uint8Array, source = 'buffer'): Uint8Array[] {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: Uint8Array[] = [];
+  let off = 0;
+  while (off < b.length) {
+    if (b.length - off < 12) {
+      throw new RecordCorruptionError(`${source}: truncated record header at offset ${off}`, off);
+    }
+    const lenBig = b.readBigUInt64LE(off);
+    const lenCrc = b.readUInt32LE(off + 8);
+    if (maskedCrc32c(b.subarray(off, off + 8)) !== lenCrc) {
+      throw new RecordCorruptionError(`${source}: length CRC mismatch in record at offset ${off}`, off);
+    }
+    const len = Number(lenBig);
+    if (off + 12 + len + 4 > b.length) {
+      throw new RecordCorruptionError(`${source}: truncated record data at offset ${off} (length ${len})`, off);
+    }
+    const data = b.subarray(off + 12, off + 12 + len);
+    const dataCrc = b.readUInt32LE(off + 12 + len);
+    if (maskedCrc32c(data) !== dataCrc) {
+      throw new RecordCorruptionError(`${source}: data CRC mismatch in record at offset ${off}`, off);
+    }
+    out.push(new Uint8Array(data));
+    off += 12 + len + 4;
+  }
+  return out;
+}
