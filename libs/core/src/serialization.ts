@@ -1,1 +1,289 @@
-export {};
+/**
+ * Pytree serialization to one self-describing file (checkpoints, saved thetas).
+ *
+ * Layout (all integers little-endian):
+ * ```
+ *  0  8 bytes  magic 'LOPTTREE'
+ *  8  uint32   format version (1)
+ * 12  uint32   byte length L of the JSON index
+ * 16  L bytes  JSON index (UTF-8)
+ *     padding  zero bytes up to a multiple of 8
+ *     D bytes  data: each array leaf's raw bytes, every leaf starting on an 8-byte boundary
+ *     uint32   CRC-32 (IEEE, as zlib) of every byte before it (header, index, padding, data)
+ * ```
+ * The index is `{ treedef, dataLength, leaves }`: `treedef` is `treeFlatten`'s TreeDef (so `null`
+ * and `undefined` subtrees survive), and each leaf is either an array leaf
+ * `{path, kind: 'tensor'|'typed', dtype, shape, offset, byteLength}` (tensors float32/int32/bool,
+ * typed arrays Float32Array/Int32Array/Uint32Array, e.g. PRNG keys) or a JSON value
+ * `{path, kind: 'value', value}` (numbers, strings, booleans; NaN/±Infinity are encoded as strings
+ * under `kind: 'number'`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as crypto from 'crypto';
+import * as zlib from 'zlib';
+import { PyTree, TreeDef, treeFlatten, treeUnflatten, treeLeavesWithPath } from './tree';
+
+export const TREE_MAGIC = 'LOPTTREE';
+export const TREE_FORMAT_VERSION = 1;
+const HEADER_BYTES = 16;
+const ALIGN = 8;
+
+export class SerializationError extends Error {
+  constructor(
+    message: string,
+    readonly file: string = '<bytes>',
+  ) {
+    super(`${file}: ${message}`);
+    this.name = 'SerializationError';
+  }
+}
+
+type TensorDtype = 'float32' | 'int32' | 'bool';
+type TypedName = 'Float32Array' | 'Int32Array' | 'Uint32Array';
+
+type LeafEntry =
+  | { path: string; kind: 'tensor'; dtype: TensorDtype; shape: number[]; offset: number; byteLength: number }
+  | { path: string; kind: 'typed'; dtype: TypedName; length: number; offset: number; byteLength: number }
+  | { path: string; kind: 'value'; value: number | string | boolean }
+  | { path: string; kind: 'number'; value: 'NaN' | 'Infinity' | '-Infinity' };
+
+interface TreeIndex {
+  treedef: TreeDef;
+  dataLength: number;
+  leaves: LeafEntry[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRC-32 (IEEE 802.3, zlib's): zlib.crc32 where Node has it (>= 20.15), else a table-driven loop.
+
+let CRC_TABLE: Uint32Array | undefined;
+function crcTable(): Uint32Array {
+  if (CRC_TABLE) return CRC_TABLE;
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return (CRC_TABLE = t);
+}
+
+/** CRC-32 of `data` (zlib's polynomial; crc32("123456789") = 0xCBF43926). */
+export function crc32(data: Uint8Array): number {
+  const native = (zlib as unknown as { crc32?: (d: Uint8Array) => number }).crc32;
+  if (typeof native === 'function') return native(data) >>> 0;
+  const t = crcTable();
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Hand-written variant, exported for tests against zlib's. */
+export function crc32Js(data: Uint8Array): number {
+  const t = crcTable();
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function assertLittleEndian(): void {
+  if (os.endianness() !== 'LE') throw new SerializationError('big-endian hosts are not supported');
+}
+
+const pad = (n: number) => (n + ALIGN - 1) & ~(ALIGN - 1);
+
+// ---------------------------------------------------------------------------------------------
+
+/** Serializes a pytree (tensor, typed-array, number, string, boolean, null leaves) to bytes. */
+export function serializeTree(tree: PyTree): Uint8Array {
+  assertLittleEndian();
+  const [leaves, treedef] = treeFlatten<unknown>(tree);
+  const paths = treeLeavesWithPath<unknown>(tree).map(([p]) => p);
+  const entries: LeafEntry[] = [];
+  const chunks: Array<{ offset: number; bytes: Uint8Array }> = [];
+  let offset = 0;
+  const addChunk = (bytes: Uint8Array) => {
+    const at = offset;
+    chunks.push({ offset: at, bytes });
+    offset = pad(offset + bytes.byteLength);
+    return at;
+  };
+  leaves.forEach((leaf, i) => {
+    const p = paths[i];
+    if (leaf instanceof tf.Tensor) {
+      if (leaf.isDisposed) throw new SerializationError(`leaf '${p}' is a disposed tensor`);
+      const dtype = leaf.dtype;
+      let bytes: Uint8Array;
+      if (dtype === 'float32' || dtype === 'int32') {
+        const d = leaf.dataSync() as Float32Array | Int32Array;
+        bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+      } else if (dtype === 'bool') {
+        const d = leaf.dataSync() as Uint8Array;
+        bytes = Uint8Array.from(d, (x) => (x ? 1 : 0));
+      } else {
+        throw new SerializationError(`leaf '${p}' has dtype ${dtype}; allowed: float32, int32, bool`);
+      }
+      const off = addChunk(bytes);
+      entries.push({ path: p, kind: 'tensor', dtype, shape: leaf.shape.slice(), offset: off, byteLength: bytes.byteLength });
+    } else if (leaf instanceof Float32Array || leaf instanceof Int32Array || leaf instanceof Uint32Array) {
+      const bytes = new Uint8Array(leaf.buffer, leaf.byteOffset, leaf.byteLength);
+      const off = addChunk(bytes);
+      const dtype = leaf.constructor.name as TypedName;
+      entries.push({ path: p, kind: 'typed', dtype, length: leaf.length, offset: off, byteLength: bytes.byteLength });
+    } else if (typeof leaf === 'number') {
+      if (Number.isFinite(leaf)) entries.push({ path: p, kind: 'value', value: leaf });
+      else entries.push({ path: p, kind: 'number', value: String(leaf) as 'NaN' | 'Infinity' | '-Infinity' });
+    } else if (typeof leaf === 'string' || typeof leaf === 'boolean') {
+      entries.push({ path: p, kind: 'value', value: leaf });
+    } else {
+      const what = leaf === null ? 'null' : typeof leaf === 'object' ? (leaf as object).constructor?.name ?? 'object' : typeof leaf;
+      throw new SerializationError(
+        `leaf '${p}' has unsupported type ${what}; allowed: tf.Tensor, Float32Array, Int32Array, Uint32Array, number, string, boolean (null/undefined as empty subtrees)`,
+      );
+    }
+  });
+  const dataLength = offset;
+  const index: TreeIndex = { treedef, dataLength, leaves: entries };
+  const indexBytes = new TextEncoder().encode(JSON.stringify(index));
+  const dataStart = pad(HEADER_BYTES + indexBytes.byteLength);
+  const total = dataStart + dataLength + 4;
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < TREE_MAGIC.length; i++) out[i] = TREE_MAGIC.charCodeAt(i);
+  view.setUint32(8, TREE_FORMAT_VERSION, true);
+  view.setUint32(12, indexBytes.byteLength, true);
+  out.set(indexBytes, HEADER_BYTES);
+  for (const c of chunks) out.set(c.bytes, dataStart + c.offset);
+  view.setUint32(total - 4, crc32(out.subarray(0, total - 4)), true);
+  return out;
+}
+
+/** Parses bytes written by `serializeTree`. `source` names the file in errors. */
+export function deserializeTree<T extends PyTree = PyTree>(bytes: Uint8Array, source = '<bytes>'): T {
+  assertLittleEndian();
+  const fail = (msg: string): never => {
+    throw new SerializationError(msg, source);
+  };
+  if (!(bytes instanceof Uint8Array)) fail('expected a Uint8Array');
+  if (bytes.byteLength < HEADER_BYTES) {
+    if (bytes.byteLength >= 8 && String.fromCharCode(...bytes.subarray(0, 8)) !== TREE_MAGIC) fail(`not a lopt tree file (bad magic bytes)`);
+    fail(`truncated: ${bytes.byteLength} bytes is shorter than the ${HEADER_BYTES}-byte header`);
+  }
+  const magic = String.fromCharCode(...bytes.subarray(0, 8));
+  if (magic !== TREE_MAGIC) fail(`not a lopt tree file (magic bytes ${JSON.stringify(magic)}, expected '${TREE_MAGIC}')`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint32(8, true);
+  if (version !== TREE_FORMAT_VERSION) fail(`unsupported format version ${version} (this build reads version ${TREE_FORMAT_VERSION})`);
+  const indexLength = view.getUint32(12, true);
+  if (HEADER_BYTES + indexLength + 4 > bytes.byteLength) {
+    fail(`truncated: the index needs ${indexLength} bytes but the file has ${bytes.byteLength} bytes in all`);
+  }
+  let index: TreeIndex;
+  try {
+    index = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(HEADER_BYTES, HEADER_BYTES + indexLength)));
+  } catch (e) {
+    // A broken index is corruption; check the checksum first when the length allows, for a better message.
+    return fail(`corrupt index (${(e as Error).message})`);
+  }
+  if (!index || typeof index !== 'object' || !Array.isArray(index.leaves) || typeof index.dataLength !== 'number' || !index.treedef) {
+    fail('corrupt index (missing treedef, dataLength or leaves)');
+  }
+  const dataStart = pad(HEADER_BYTES + indexLength);
+  const expected = dataStart + index.dataLength + 4;
+  if (bytes.byteLength < expected) fail(`truncated: expected ${expected} bytes, found ${bytes.byteLength}`);
+  if (bytes.byteLength > expected) fail(`${bytes.byteLength - expected} unexpected trailing bytes (expected ${expected} bytes)`);
+  const stored = view.getUint32(expected - 4, true);
+  const actual = crc32(bytes.subarray(0, expected - 4));
+  if (stored !== actual) {
+    fail(`checksum mismatch (stored CRC-32 ${stored.toString(16).padStart(8, '0')}, computed ${actual.toString(16).padStart(8, '0')}): the file is corrupt`);
+  }
+  const slice = (e: { offset: number; byteLength: number; path: string }): ArrayBuffer => {
+    if (e.offset < 0 || e.offset + e.byteLength > index.dataLength) fail(`leaf '${e.path}' points outside the data section`);
+    const start = bytes.byteOffset + dataStart + e.offset;
+    return bytes.buffer.slice(start, start + e.byteLength) as ArrayBuffer;
+  };
+  const leaves = index.leaves.map((e): unknown => {
+    switch (e.kind) {
+      case 'tensor': {
+        const buf = slice(e);
+        const size = e.shape.reduce((a, b) => a * b, 1);
+        const per = e.dtype === 'bool' ? 1 : 4;
+        if (size * per !== e.byteLength) fail(`leaf '${e.path}': shape [${e.shape}] does not match ${e.byteLength} bytes`);
+        if (e.dtype === 'float32') return tf.tensor(new Float32Array(buf), e.shape, 'float32');
+        if (e.dtype === 'int32') return tf.tensor(new Int32Array(buf), e.shape, 'int32');
+        if (e.dtype === 'bool') return tf.tensor(new Uint8Array(buf), e.shape, 'bool');
+        return fail(`leaf '${e.path}' has unknown dtype ${(e as { dtype: string }).dtype}`);
+      }
+      case 'typed': {
+        const buf = slice(e);
+        if (e.dtype === 'Float32Array') return new Float32Array(buf);
+        if (e.dtype === 'Int32Array') return new Int32Array(buf);
+        if (e.dtype === 'Uint32Array') return new Uint32Array(buf);
+        return fail(`leaf '${e.path}' has unknown array type ${(e as { dtype: string }).dtype}`);
+      }
+      case 'value':
+        return e.value;
+      case 'number':
+        return Number(e.value);
+      default:
+        return fail(`leaf '${(e as LeafEntry).path}' has unknown kind '${(e as { kind: string }).kind}'`);
+    }
+  });
+  try {
+    return treeUnflatten<T>(index.treedef, leaves);
+  } catch (e) {
+    return fail(`corrupt index (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Writes `data` to `file` atomically: a temporary file in the same directory is written, fsynced
+ * and renamed over the target, so readers see the old file or the new one, never a partial one.
+ */
+export async function atomicWriteFile(file: string, data: Uint8Array | string): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(tmp, 'wx');
+    await handle.writeFile(data);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fs.promises.rename(tmp, file);
+  } catch (e) {
+    if (handle) await handle.close().catch(() => undefined);
+    await fs.promises.unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  // Persist the rename itself (best effort: not every platform lets a directory be fsynced).
+  try {
+    const d = await fs.promises.open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch {
+    /* ignore */
+  }
+}
+
+/** Serializes `tree` and writes it to `file` atomically. */
+export async function saveTree(file: string, tree: PyTree): Promise<void> {
+  await atomicWriteFile(file, serializeTree(tree));
+}
+
+/** Reads a file written by `saveTree`; errors are SerializationErrors naming the file. */
+export async function loadTree<T extends PyTree = PyTree>(file: string): Promise<T> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.promises.readFile(file);
+  } catch (e) {
+    throw new SerializationError(`cannot read: ${(e as Error).message}`, file);
+  }
+  return deserializeTree<T>(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
+}
