@@ -158,10 +158,17 @@ export function registerWasmMatMulGradient(): void {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Selects the cpu backend and silences its one-time "install tfjs-node" console advice (our log line says why cpu). */
+async function setCpu(): Promise<void> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+  const b = tf.backend() as unknown as { firstUse?: boolean };
+  if (b && typeof b.firstUse === 'boolean') b.firstUse = false;
+}
+
 async function doInit(requested: BackendName, opts: InitBackendOptions, source: string): Promise<string> {
   if (requested === 'cpu') {
-    await tf.setBackend('cpu');
-    await tf.ready();
+    await setCpu();
     log(`cpu (${source})`, opts);
     return 'cpu';
   }
@@ -215,8 +222,7 @@ async function doInit(requested: BackendName, opts: InitBackendOptions, source: 
       wasmWhy = (e as Error).message;
     }
   }
-  await tf.setBackend('cpu');
-  await tf.ready();
+  await setCpu();
   log(`cpu (${source}: no usable @tensorflow/tfjs-node[-gpu]; wasm unavailable: ${wasmWhy})`, opts);
   return 'cpu';
 }

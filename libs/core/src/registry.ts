@@ -66,11 +66,19 @@ export function formatZodError(err: z.ZodError, prefix = ''): string {
 }
 
 export class Registry {
-  constructor(readonly container: DependencyContainer = rootContainer) {}
+  /**
+   * `parent` is set by `child()`. tsyringe's `resolveAll` on a child container that has its own
+   * registrations for a token returns only those, hiding the parent's, so `entries` merges the
+   * parent chain explicitly.
+   */
+  constructor(
+    readonly container: DependencyContainer = rootContainer,
+    readonly parent?: Registry,
+  ) {}
 
   /** A registry that sees this one's plugins and keeps its own additions private. */
   child(): Registry {
-    return new Registry(this.container.createChildContainer());
+    return new Registry(this.container.createChildContainer(), this);
   }
 
   register<C, T>(entry: PluginEntry<C, T>): void {
@@ -85,8 +93,12 @@ export class Registry {
   entries(kind: PluginKind): PluginEntry[] {
     checkKind(kind);
     const token = TOKENS[kind];
-    if (!this.container.isRegistered(token, true)) return [];
-    return this.container.resolveAll<PluginEntry>(token);
+    if (!this.parent) {
+      if (!this.container.isRegistered(token, true)) return [];
+      return this.container.resolveAll<PluginEntry>(token);
+    }
+    const own = this.container.isRegistered(token, false) ? this.container.resolveAll<PluginEntry>(token) : [];
+    return [...this.parent.entries(kind), ...own];
   }
 
   find(kind: PluginKind, name: string): PluginEntry | undefined {
