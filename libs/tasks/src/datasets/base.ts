@@ -1,0 +1,224 @@
+/**
+ * Datasets: four endless batch streams (spec §7.4), kept on the backend.
+ *
+ * `TensorBatchStream` holds one preprocessed split as tensors and gathers batches by index: each
+ * epoch is a seeded permutation (key `foldIn(PRNGKey(seed), epoch)`), `floor(n / B)` batches per
+ * epoch (remainder dropped). `next([K, N])` gathers K·N batches in a single `tf.gather` per leaf.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { random, type PRNGKey, type PyTree } from '@lopt/core';
+import { SPLITS, type Batch, type BatchStream, type Datasets, type SplitName } from '../base';
+
+export type StreamState = { seed: number; epoch: number; position: number };
+
+/** Shape and dtype of one leaf of a batch. */
+export interface AbstractLeaf {
+  shape: number[];
+  dtype: tf.DataType;
+}
+
+export class SplitNameError extends Error {
+  constructor(name: string) {
+    super(`unknown split '${name}'; allowed: ${SPLITS.join(', ')}`);
+    this.name = 'SplitNameError';
+  }
+}
+
+export function checkSplit(name: string): SplitName {
+  if (!(SPLITS as readonly string[]).includes(name)) throw new SplitNameError(name);
+  return name as SplitName;
+}
+
+/** A Datasets object over four streams. */
+export class SplitDatasets implements Datasets {
+  readonly splits = SPLITS;
+  constructor(
+    private readonly streams: Record<SplitName, BatchStream>,
+    public extraInfo: Record<string, unknown> = {},
+  ) {}
+  split(name: string): BatchStream {
+    return this.streams[checkSplit(name)];
+  }
+  /** Every split's stream state, for checkpoints. */
+  getState(): Record<SplitName, StreamState> {
+    return Object.fromEntries(SPLITS.map((s) => [s, this.streams[s].getState()])) as Record<SplitName, StreamState>;
+  }
+  setState(state: Partial<Record<SplitName, StreamState>>): void {
+    for (const s of SPLITS) if (state[s]) this.streams[s].setState(state[s]!);
+  }
+}
+
+/**
+ * `jax.random.permutation(key, n)`: rounds of a stable sort by random 32-bit keys, as JAX's
+ * `_shuffle` (rounds = ceil(3 ln n / ln(2^32 - 1))).
+ */
+export function permutation(key: PRNGKey, n: number): Int32Array {
+  const rounds = Math.ceil((3 * Math.log(Math.max(1, n))) / Math.log(0xffffffff));
+  let x = new Int32Array(n);
+  for (let i = 0; i < n; i++) x[i] = i;
+  let k = key;
+  for (let r = 0; r < rounds; r++) {
+    const [k1, sub] = random.split(k);
+    k = k1;
+    const bits = random.randomBits(sub, n);
+    const order = Array.from({ length: n }, (_, i) => i);
+    order.sort((a, b) => bits[a] - bits[b] || a - b);
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) y[i] = x[order[i]];
+    x = y;
+  }
+  return x;
+}
+
+function prod(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * A split held as tensors `{[leaf]: [n, ...]}` (loaded lazily on first use), served in shuffled
+ * batches gathered by index.
+ */
+export class TensorBatchStream implements BatchStream {
+  private data: Record<string, tf.Tensor> | null = null;
+  private n = -1;
+  private perm: Int32Array | null = null;
+  private epoch = 0;
+  private position = 0;
+
+  constructor(
+    private readonly load: () => Record<string, tf.Tensor>,
+    readonly batchSize: number,
+    private readonly abstract: Record<string, AbstractLeaf>,
+    private seed = 0,
+  ) {}
+
+  private ensure(): void {
+    if (this.data) return;
+    this.data = this.load();
+    const ns = Object.values(this.data).map((t) => t.shape[0]);
+    this.n = ns[0];
+    if (ns.some((m) => m !== this.n)) throw new Error(`dataset leaves disagree on the number of examples: ${ns.join(', ')}`);
+    if (Math.floor(this.n / this.batchSize) < 1) {
+      throw new Error(`batch size ${this.batchSize} is larger than the split (${this.n} examples)`);
+    }
+  }
+
+  get numExamples(): number {
+    this.ensure();
+    return this.n;
+  }
+
+  get batchesPerEpoch(): number {
+    this.ensure();
+    return Math.floor(this.n / this.batchSize);
+  }
+
+  private permFor(epoch: number): Int32Array {
+    if (!this.perm) this.perm = permutation(random.foldIn(random.PRNGKey(this.seed), epoch), this.n);
+    return this.perm;
+  }
+
+  /** Host indices of the next `count` batches (advances the stream). */
+  nextIndices(count: number): Int32Array {
+    this.ensure();
+    const B = this.batchSize;
+    const per = Math.floor(this.n / B);
+    const idx = new Int32Array(count * B);
+    for (let c = 0; c < count; c++) {
+      if (this.position >= per) {
+        this.epoch += 1;
+        this.position = 0;
+        this.perm = null;
+      }
+      const perm = this.permFor(this.epoch);
+      idx.set(perm.subarray(this.position * B, (this.position + 1) * B), c * B);
+      this.position += 1;
+    }
+    return idx;
+  }
+
+  next(shape: number[] = []): Batch {
+    const count = prod(shape);
+    const idx = this.nextIndices(count);
+    return tf.tidy(() => {
+      const it = tf.tensor1d(idx, 'int32');
+      const out: Record<string, tf.Tensor> = {};
+      for (const [k, t] of Object.entries(this.data!)) {
+        const g = tf.gather(t, it);
+        out[k] = tf.reshape(g, [...shape, this.batchSize, ...t.shape.slice(1)]);
+      }
+      return out;
+    });
+  }
+
+  abstractBatch(): PyTree {
+    return Object.fromEntries(
+      Object.entries(this.abstract).map(([k, v]) => [k, { shape: [this.batchSize, ...v.shape], dtype: v.dtype }]),
+    );
+  }
+
+  getState(): StreamState {
+    return { seed: this.seed, epoch: this.epoch, position: this.position };
+  }
+
+  setState(s: StreamState): void {
+    if (s.seed !== this.seed) this.perm = null;
+    if (s.epoch !== this.epoch) this.perm = null;
+    this.seed = s.seed;
+    this.epoch = s.epoch;
+    this.position = s.position;
+  }
+}
+
+/**
+ * An endless stream of standard-normal noise batches of shape `batchShape` (e.g. `[4, 2]` or `[]`),
+ * batch j drawn from key `foldIn(PRNGKey(seed), j)` (`position` counts batches; `epoch` stays 0).
+ */
+export class NoiseBatchStream implements BatchStream {
+  private position = 0;
+  constructor(
+    private readonly batchShape: number[],
+    private seed = 0,
+  ) {}
+  next(shape: number[] = []): Batch {
+    const count = prod(shape);
+    const size = prod(this.batchShape);
+    const out = new Float32Array(count * size);
+    const base = random.PRNGKey(this.seed);
+    for (let c = 0; c < count; c++) {
+      out.set(random.normalArray(random.foldIn(base, this.position), size), c * size);
+      this.position += 1;
+    }
+    return tf.tensor(out, [...shape, ...this.batchShape], 'float32');
+  }
+  abstractBatch(): PyTree {
+    return { shape: this.batchShape, dtype: 'float32' };
+  }
+  getState(): StreamState {
+    return { seed: this.seed, epoch: 0, position: this.position };
+  }
+  setState(s: StreamState): void {
+    this.seed = s.seed;
+    this.position = s.position;
+  }
+}
+
+const DATASET_CACHE = new Map<string, Datasets>();
+
+/**
+ * `@dataset_lru_cache`: one Datasets object per argument tuple, so every task using the same
+ * dataset shares one stream per split.
+ */
+export function cachedDatasets(key: string, make: () => Datasets): Datasets {
+  let d = DATASET_CACHE.get(key);
+  if (!d) {
+    d = make();
+    DATASET_CACHE.set(key, d);
+  }
+  return d;
+}
+
+/** Forget every cached Datasets object (the next call rebuilds streams from position 0). */
+export function clearDatasetCache(): void {
+  DATASET_CACHE.clear();
+}

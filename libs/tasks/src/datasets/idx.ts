@@ -1,0 +1,88 @@
+/**
+ * IDX files (the MNIST / Fashion-MNIST format), optionally gzip-compressed.
+ *
+ * Header: 4-byte magic (0x00 0x00 dtype ndim; 2051 = uint8 rank 3 images, 2049 = uint8 rank 1
+ * labels), then ndim big-endian uint32 dimensions, then the data.
+ */
+import * as fs from 'fs';
+import * as zlib from 'zlib';
+
+export const IDX_IMAGES_MAGIC = 2051;
+export const IDX_LABELS_MAGIC = 2049;
+
+export class IdxFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IdxFormatError';
+  }
+}
+
+export interface IdxArray {
+  magic: number;
+  shape: number[];
+  data: Uint8Array;
+}
+
+/** Parse an (uncompressed) IDX buffer of unsigned bytes; `expectMagic` is checked when given. */
+export function parseIdx(buf: Uint8Array, expectMagic?: number, what = 'IDX data'): IdxArray {
+  if (buf.length < 4) throw new IdxFormatError(`${what}: file too short for an IDX header (${buf.length} bytes)`);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const magic = view.getUint32(0, false);
+  if (expectMagic !== undefined && magic !== expectMagic) {
+    throw new IdxFormatError(`${what}: bad magic number ${magic}, expected ${expectMagic}`);
+  }
+  if (buf[0] !== 0 || buf[1] !== 0) throw new IdxFormatError(`${what}: bad magic number ${magic} (first two bytes must be 0)`);
+  if (buf[2] !== 0x08) throw new IdxFormatError(`${what}: unsupported IDX dtype 0x${buf[2].toString(16)} (only unsigned bytes, 0x08)`);
+  const ndim = buf[3];
+  const headerLen = 4 + 4 * ndim;
+  if (buf.length < headerLen) throw new IdxFormatError(`${what}: file too short for a ${ndim}-d IDX header (${buf.length} bytes)`);
+  const shape: number[] = [];
+  for (let i = 0; i < ndim; i++) shape.push(view.getUint32(4 + 4 * i, false));
+  const size = shape.reduce((a, b) => a * b, 1);
+  const have = buf.length - headerLen;
+  if (have < size) {
+    throw new IdxFormatError(`${what}: file is short: header says ${shape.join('x')} = ${size} bytes of data, found ${have}`);
+  }
+  return { magic, shape, data: buf.subarray(headerLen, headerLen + size) };
+}
+
+/** Read an IDX file (gunzipped when it starts with the gzip magic). */
+export function readIdxFile(path: string, expectMagic?: number): IdxArray {
+  let buf: Uint8Array = fs.readFileSync(path);
+  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+    try {
+      buf = zlib.gunzipSync(buf);
+    } catch (e) {
+      throw new IdxFormatError(`${path}: not a valid gzip file (${(e as Error).message})`);
+    }
+  }
+  return parseIdx(buf, expectMagic, path);
+}
+
+/** Read an image file and its label file, checking magics, ranks and that the counts agree. */
+export function readIdxImagesAndLabels(
+  imagesPath: string,
+  labelsPath: string,
+  expectCount?: number,
+): { images: Uint8Array; labels: Uint8Array; count: number; height: number; width: number } {
+  const im = readIdxFile(imagesPath, IDX_IMAGES_MAGIC);
+  const lb = readIdxFile(labelsPath, IDX_LABELS_MAGIC);
+  if (im.shape.length !== 3) throw new IdxFormatError(`${imagesPath}: images must be rank 3, got [${im.shape.join(', ')}]`);
+  if (lb.shape.length !== 1) throw new IdxFormatError(`${labelsPath}: labels must be rank 1, got [${lb.shape.join(', ')}]`);
+  const [count, height, width] = im.shape;
+  if (lb.shape[0] !== count) {
+    throw new IdxFormatError(`${imagesPath} has ${count} images but ${labelsPath} has ${lb.shape[0]} labels`);
+  }
+  if (expectCount !== undefined && count !== expectCount) {
+    throw new IdxFormatError(`${imagesPath}: expected ${expectCount} examples, found ${count}`);
+  }
+  return { images: im.data, labels: lb.data, count, height, width };
+}
+
+/** Write a gzip IDX file of unsigned bytes (used to build test fixtures). */
+export function encodeIdx(magic: number, shape: number[], data: Uint8Array): Buffer {
+  const header = Buffer.alloc(4 + 4 * shape.length);
+  header.writeUInt32BE(magic, 0);
+  shape.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  return zlib.gzipSync(Buffer.concat([header, Buffer.from(data)]));
+}

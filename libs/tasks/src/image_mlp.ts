@@ -1,0 +1,277 @@
+/**
+ * MLP image classification tasks (spec §7.3, `tasks/fixed/image_mlp.py`): flatten the image, a
+ * Haiku `hk.nets.MLP(hidden_sizes + [num_classes])`, mean softmax cross-entropy, normalizer
+ * `clip(loss, 0, 1.5 ln C)` with NaN -> 1.5 ln C.
+ *
+ * Forward and backward are hand-written (no autodiff tape): for N stacked parameter sets the
+ * whole step is ~30 batched ops. Two matMul layouts: `batched` (rank-3 matMul over the task axis;
+ * fastest on the cpu backend) and `unstacked` (N plain 2-D matMuls, explicit transposes; the wasm
+ * backend's XNNPACK fast path). The default picks by backend; see README for timings.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { random, registerPlugin, type PRNGKey } from '@lopt/core';
+import type { Batch, Datasets, LossAndGrad, ModelState, Params } from './base';
+import { imageDatasets } from './datasets/fashion_mnist';
+import { BaseTask } from './task';
+
+export type Activation = 'relu' | 'tanh' | 'sigmoid';
+export type MatmulMode = 'batched' | 'unstacked' | 'auto';
+
+export interface ImageMLPConfig {
+  /** Datasets to use; otherwise built from datasetName / batchSize / imageSize. */
+  datasets?: Datasets;
+  datasetName?: string;
+  batchSize?: number;
+  imageSize?: [number, number];
+  hiddenSizes?: number[];
+  activation?: Activation;
+  /** Metric-key name; the reference's class name by default. */
+  name?: string;
+  matmulMode?: MatmulMode;
+}
+
+type Layer = { w: tf.Tensor; b: tf.Tensor };
+
+function activate(act: Activation, x: tf.Tensor): tf.Tensor {
+  switch (act) {
+    case 'relu':
+      return tf.relu(x);
+    case 'tanh':
+      return tf.tanh(x);
+    case 'sigmoid':
+      return tf.sigmoid(x);
+  }
+}
+
+/** d act / d pre-activation, from the activation's output h, times dh. */
+function activationBackward(act: Activation, h: tf.Tensor, dh: tf.Tensor): tf.Tensor {
+  switch (act) {
+    case 'relu':
+      return tf.mul(dh, tf.step(h));
+    case 'tanh':
+      return tf.mul(dh, tf.sub(1, tf.square(h)));
+    case 'sigmoid':
+      return tf.mul(dh, tf.mul(h, tf.sub(1, h)));
+  }
+}
+
+export class ImageMLPTask extends BaseTask {
+  readonly name: string;
+  readonly hiddenSizes: number[];
+  readonly activation: Activation;
+  readonly imageSize: [number, number];
+  readonly numClasses: number;
+  readonly inputSize: number;
+  matmulMode: MatmulMode;
+
+  constructor(config: ImageMLPConfig = {}) {
+    super();
+    this.imageSize = config.imageSize ?? [8, 8];
+    this.datasets = config.datasets ?? imageDatasets(config.datasetName ?? 'fashion_mnist', config.batchSize ?? 128, this.imageSize);
+    this.hiddenSizes = config.hiddenSizes ?? [32];
+    this.activation = config.activation ?? 'relu';
+    this.name = config.name ?? '_MLPImageTask';
+    this.matmulMode = config.matmulMode ?? 'auto';
+    this.numClasses = Number(this.datasets.extraInfo?.num_classes ?? 10);
+    const ab = this.datasets.split('train').abstractBatch() as { image: { shape: number[] } };
+    this.inputSize = ab.image.shape.slice(1).reduce((a, b) => a * b, 1);
+  }
+
+  get sizes(): number[] {
+    return [this.inputSize, ...this.hiddenSizes, this.numClasses];
+  }
+
+  layerName(i: number): string {
+    return `mlp/~/linear_${i}`;
+  }
+
+  /** Haiku init per task: one key per layer from a PRNGSequence; w ~ TruncNormal(-2,2)/√fan_in, b = 0. */
+  initBatch(keys: PRNGKey[]): Params {
+    const sizes = this.sizes;
+    const N = keys.length;
+    const seqs = keys.map((k) => new random.PRNGSequence(k));
+    const params: Record<string, { w: tf.Tensor; b: tf.Tensor }> = {};
+    for (let i = 0; i + 1 < sizes.length; i++) {
+      const fanIn = sizes[i];
+      const fanOut = sizes[i + 1];
+      const size = fanIn * fanOut;
+      const w = new Float32Array(N * size);
+      const std = 1 / Math.sqrt(fanIn);
+      seqs.forEach((s, n) => {
+        const t = random.truncatedNormalArray(s.next(), size, -2, 2);
+        for (let j = 0; j < size; j++) w[n * size + j] = t[j] * std;
+      });
+      params[this.layerName(i)] = { w: tf.tensor(w, [N, fanIn, fanOut]), b: tf.zeros([N, fanOut]) };
+    }
+    return params;
+  }
+
+  private layers(params: Params): Layer[] {
+    const p = params as Record<string, Layer>;
+    const out: Layer[] = [];
+    for (let i = 0; i + 1 < this.sizes.length; i++) {
+      const l = p[this.layerName(i)];
+      if (!l) throw new Error(`${this.name}: params lack '${this.layerName(i)}' (have ${Object.keys(p).join(', ')})`);
+      out.push(l);
+    }
+    return out;
+  }
+
+  private mode(N: number): 'batched' | 'unstacked' | 'single' {
+    if (N === 1) return 'single';
+    if (this.matmulMode === 'auto') return tf.getBackend() === 'wasm' ? 'unstacked' : 'batched';
+    return this.matmulMode;
+  }
+
+  /**
+   * Forward (and, with `withGrad`, backward) for N stacked tasks. Returns per-task losses `[N]`
+   * and, when asked, gradients stacked like params.
+   */
+  forwardBackward(params: Params, data: Batch, withGrad: boolean): { loss: tf.Tensor; grad?: Params } {
+    return tf.tidy(() => {
+      const layers = this.layers(params);
+      const d = data as { image: tf.Tensor; label: tf.Tensor };
+      const N = layers[0].w.shape[0];
+      const B = d.label.shape[d.label.shape.length - 1];
+      const C = this.numClasses;
+      const L = layers.length;
+      const onehot = tf.oneHot(tf.reshape(d.label, [N, B]), C); // [N, B, C]
+      const mode = this.mode(N);
+
+      // Per-"group" matrices: one group of rank-3 tensors (batched), N groups of 2-D (unstacked),
+      // or one group of 2-D (N = 1).
+      const G = mode === 'unstacked' ? N : 1;
+      const x0 = tf.reshape(d.image, mode === 'batched' ? [N, B, this.inputSize] : [N * B, this.inputSize]);
+      const xs: tf.Tensor[] = mode === 'unstacked' ? tf.split(x0, N, 0) : [x0];
+      const ws: tf.Tensor[][] = layers.map((l) =>
+        mode === 'batched' ? [l.w] : mode === 'single' ? [tf.reshape(l.w, l.w.shape.slice(1))] : tf.unstack(l.w, 0),
+      );
+      const bs: tf.Tensor[] = layers.map((l) => (mode === 'batched' ? tf.expandDims(l.b, 1) : l.b));
+      const biasFor = (i: number, g: number) => (mode === 'unstacked' ? tf.slice(bs[i], [g, 0], [1, -1]) : bs[i]);
+
+      // forward: acts[g][i] is the input of layer i
+      const acts: tf.Tensor[][] = [];
+      const logitsParts: tf.Tensor[] = [];
+      for (let g = 0; g < G; g++) {
+        const a: tf.Tensor[] = [xs[g]];
+        let h = xs[g];
+        for (let i = 0; i < L; i++) {
+          const z = tf.add(tf.matMul(h, ws[i][g]), biasFor(i, g));
+          h = i + 1 < L ? activate(this.activation, z) : z;
+          if (i + 1 < L) a.push(h);
+        }
+        acts.push(a);
+        logitsParts.push(h);
+      }
+      const logits = tf.reshape(G === 1 ? logitsParts[0] : tf.concat(logitsParts, 0), [N, B, C]);
+      const logp = tf.logSoftmax(logits);
+      const loss = tf.div(tf.neg(tf.sum(tf.mul(onehot, logp), [1, 2])), B); // [N]
+      if (!withGrad) return { loss };
+
+      // backward: d loss_n / d logits = (softmax − onehot) / B
+      const dlogits = tf.div(tf.sub(tf.exp(logp), onehot), B); // [N, B, C]
+      const dl = mode === 'batched' ? dlogits : tf.reshape(dlogits, [N * B, C]);
+      const dzs: tf.Tensor[] = mode === 'unstacked' ? tf.split(dl, N, 0) : [dl];
+      const gw: tf.Tensor[][] = layers.map(() => []);
+      const gb: tf.Tensor[][] = layers.map(() => []);
+      for (let g = 0; g < G; g++) {
+        let dz = dzs[g];
+        for (let i = L - 1; i >= 0; i--) {
+          const inp = acts[g][i];
+          const rank = inp.shape.length;
+          const inpT = rank === 3 ? tf.transpose(inp, [0, 2, 1]) : tf.transpose(inp);
+          gw[i].push(tf.matMul(inpT, dz));
+          gb[i].push(tf.sum(dz, rank - 2));
+          if (i > 0) {
+            const w = ws[i][g];
+            const wT = rank === 3 ? tf.transpose(w, [0, 2, 1]) : tf.transpose(w);
+            dz = activationBackward(this.activation, inp, tf.matMul(dz, wT));
+          }
+        }
+      }
+      const grad: Record<string, { w: tf.Tensor; b: tf.Tensor }> = {};
+      layers.forEach((l, i) => {
+        grad[this.layerName(i)] = {
+          w: mode === 'unstacked' ? tf.stack(gw[i], 0) : tf.reshape(gw[i][0], l.w.shape),
+          b: mode === 'unstacked' ? tf.stack(gb[i], 0) : tf.reshape(gb[i][0], l.b.shape),
+        };
+      });
+      return { loss, grad };
+    }) as { loss: tf.Tensor; grad?: Params };
+  }
+
+  lossBatch(params: Params, _keys: PRNGKey[] | null, data: Batch): tf.Tensor {
+    return this.forwardBackward(params, data, false).loss;
+  }
+
+  override valueAndGradBatch(
+    params: Params,
+    state: ModelState,
+    _keys: PRNGKey[] | null,
+    data: Batch,
+    opts: { withAux?: boolean } = {},
+  ): LossAndGrad {
+    if (state !== null && state !== undefined) throw new Error(`${this.name}: this task has no model state`);
+    const { loss, grad } = this.forwardBackward(params, data, true);
+    const out: LossAndGrad = { loss, grad: grad!, state: null };
+    if (opts.withAux) out.aux = {};
+    return out;
+  }
+
+  /** The autodiff (tf.grads) value and gradient, for checking the hand-written backward. */
+  valueAndGradBatchAutodiff(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch): LossAndGrad {
+    return super.valueAndGradBatch(params, state, keys, data);
+  }
+
+  override normalizer(loss: tf.Tensor): tf.Tensor {
+    const maxval = 1.5 * Math.log(this.numClasses);
+    return tf.tidy(() => {
+      // jnp.clip then nan_to_num: +inf -> maxval via the clip, NaN -> maxval; -inf clips to 0.
+      const c = tf.clipByValue(loss, 0, maxval);
+      return tf.where(tf.isNaN(loss), tf.fill(loss.shape, maxval), c);
+    });
+  }
+}
+
+// ---- the reference's fixed tasks ----
+export function ImageMLP_FashionMnist8_Relu32(): ImageMLPTask {
+  return new ImageMLPTask({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [8, 8], hiddenSizes: [32] });
+}
+export function ImageMLP_FashionMnist16_Relu32(): ImageMLPTask {
+  return new ImageMLPTask({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [16, 16], hiddenSizes: [32] });
+}
+export function ImageMLP_FashionMnist32_Relu32(): ImageMLPTask {
+  return new ImageMLPTask({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [32, 32], hiddenSizes: [32] });
+}
+export function ImageMLP_FashionMnist_Relu128x128(): ImageMLPTask {
+  return new ImageMLPTask({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [28, 28], hiddenSizes: [128, 128] });
+}
+
+const fixed: Array<[string, () => ImageMLPTask, string]> = [
+  ['ImageMLP_FashionMnist8_Relu32', ImageMLP_FashionMnist8_Relu32, 'MLP 64-32-10 (relu) on 8x8 Fashion-MNIST, batch 128'],
+  ['ImageMLP_FashionMnist16_Relu32', ImageMLP_FashionMnist16_Relu32, 'MLP 256-32-10 (relu) on 16x16 Fashion-MNIST, batch 128'],
+  ['ImageMLP_FashionMnist32_Relu32', ImageMLP_FashionMnist32_Relu32, 'MLP 1024-32-10 (relu) on 32x32 Fashion-MNIST, batch 128'],
+  ['ImageMLP_FashionMnist_Relu128x128', ImageMLP_FashionMnist_Relu128x128, 'MLP 784-128-128-10 (relu) on 28x28 Fashion-MNIST, batch 128'],
+];
+for (const [name, fn, description] of fixed) {
+  registerPlugin({ kind: 'task', name, description, schema: z.object({}).strict(), create: () => fn(), cls: fn as any });
+}
+
+registerPlugin({
+  kind: 'task',
+  name: 'ImageMLPTask',
+  description: 'MLP image classifier on a named dataset (configurable size, hidden layers, activation)',
+  schema: z
+    .object({
+      datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+      batchSize: z.number().int().positive().default(128),
+      imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
+      hiddenSizes: z.array(z.number().int().positive()).default([32]),
+      activation: z.enum(['relu', 'tanh', 'sigmoid']).default('relu'),
+      matmulMode: z.enum(['auto', 'batched', 'unstacked']).default('auto'),
+    })
+    .strict(),
+  create: (c: ImageMLPConfig) => new ImageMLPTask(c),
+  cls: ImageMLPTask,
+});
