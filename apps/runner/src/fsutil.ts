@@ -3,7 +3,8 @@
  * publication. Local to the runner because `@lopt/core`'s serialization (`atomicWriteFile`) was
  * not written yet when this was; switch to core's once it exists if the semantics match.
  */
-import * as fs from 'fs';
+// Default import: calls go through the live module object, so tests can simulate a crash with jest.spyOn(fs, ...).
+import fs from 'fs';
 import * as path from 'path';
 import { randomBytes } from 'crypto';
 
