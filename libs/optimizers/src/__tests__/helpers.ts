@@ -1,0 +1,33 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** Deterministic float generator for test data (not library code). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+export function randArray(r: () => number, n: number, scale = 1): number[] {
+  return Array.from({ length: n }, () => Math.fround((r() * 2 - 1) * scale));
+}
+
+export function randTensor(r: () => number, shape: number[], scale = 1): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(randArray(r, n, scale), shape);
+}
+
+export function flat(t: tf.Tensor): number[] {
+  return Array.from(t.dataSync());
+}
+
+export function expectClose(actual: number[], expected: number[], atol = 1e-6, rtol = 1e-5): void {
+  expect(actual.length).toBe(expected.length);
+  for (let i = 0; i < actual.length; i++) {
+    const tol = atol + rtol * Math.abs(expected[i]);
+    if (!(Math.abs(actual[i] - expected[i]) <= tol)) {
+      throw new Error(`element ${i}: ${actual[i]} vs expected ${expected[i]} (tol ${tol})`);
+    }
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * MLPLOpt ("LOLv2", reference `learned_optimizers/mlp_lopt.py`, spec §6.2): a per-parameter MLP
+ * 19 -> 32 -> 32 -> 2 on [g, p, six momenta] (second-moment normalised per leaf and channel) plus
+ * eleven tanh time features; `p ← p − direction · exp(magnitude · expMult) · stepMult`.
+ *
+ * θ (Haiku names): `{'mlp/~/linear_0': {w: [19,32], b: [32]}, 'mlp/~/linear_1': {w: [32,32], b: [32]},
+ * 'mlp/~/linear_2': {w: [32,2], b: [2]}}` — 1,762 values; with thetaIsVector every leaf has a
+ * leading task axis [N].
+ *
+ * Optimizer state (MLPLOptState):
+ * ```
+ * { params, rollingFeatures: { m: <params tree, leaf.shape + [6]>, t: int32 [6] },
+ *   iteration: int32 [], state: modelState | null }
+ * batched: m [N, ...leaf, 6], t [N, 6], iteration [N]
+ * ```
+ */
+import * as tf from '@tensorflow/tfjs';
+import { random, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { z } from 'zod';
+import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
+import { BatchCtx, MomAccumulator, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks } from './common';
+import { applyPerParamMLP, Linear } from './per_param_mlp';
+
+export const MLPLOPT_DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
+
+export interface MLPLOptState extends OptState {
+  params: Params;
+  rollingFeatures: MomAccumulator;
+  iteration: tf.Tensor;
+  state: PyTree | null;
+}
+
+export interface MLPLOptOptions {
+  expMult?: number;
+  stepMult?: number;
+  hiddenSize?: number;
+  hiddenLayers?: number;
+}
+
+/** Haiku `Linear` init: `w = TruncNormal(−2, 2) / sqrt(fan_in)` (not variance-corrected), `b = 0`; one key per layer. */
+export function haikuLinearInit(key: PRNGKey, sizes: number[]): Linear[] {
+  const keys = random.split(key, sizes.length - 1);
+  const out: Linear[] = [];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    const tn = random.truncatedNormal(keys[i], [sizes[i], sizes[i + 1]], -2, 2);
+    out.push({ w: tf.tidy(() => tf.mul(tn, 1 / Math.sqrt(sizes[i]))), b: tf.zeros([sizes[i + 1]]) });
+    tn.dispose();
+  }
+  return out;
+}
+
+/** Expand (axis 0) every tensor leaf: one task as a stack of one. */
+export function treeExpand(tree: PyTree): any {
+  return treeMap((x: tf.Tensor) => tf.expandDims(x, 0), tree);
+}
+export function treeSqueeze(tree: PyTree): any {
+  return treeMap((x: tf.Tensor) => tf.squeeze(x, [0]), tree);
+}
+
+export class MLPLOpt implements LearnedOptimizer {
+  readonly expMult: number;
+  readonly stepMult: number;
+  readonly hiddenSize: number;
+  readonly hiddenLayers: number;
+  /** The reference's `name` is None for the base lopts. */
+  readonly name: string | null = null;
+
+  constructor(opts: MLPLOptOptions = {}) {
+    this.expMult = opts.expMult ?? 0.001;
+    this.stepMult = opts.stepMult ?? 0.001;
+    this.hiddenSize = opts.hiddenSize ?? 32;
+    this.hiddenLayers = opts.hiddenLayers ?? 2;
+  }
+
+  layerSizes(): number[] {
+    return [19, ...new Array(this.hiddenLayers).fill(this.hiddenSize), 2];
+  }
+
+  init(key: PRNGKey): Theta {
+    const layers = haikuLinearInit(key, this.layerSizes());
+    const theta: Record<string, Linear> = {};
+    layers.forEach((l, i) => (theta[`mlp/~/linear_${i}`] = l));
+    return theta;
+  }
+
+  optFn(theta: Theta, isTraining = false, thetaIsVector = false): Optimizer {
+    return new MLPLOptOptimizer(this, theta as Record<string, Linear>, thetaIsVector);
+  }
+}
+
+/** The optimizer that has captured θ. */
+export class MLPLOptOptimizer implements Optimizer {
+  readonly name = 'UnnamedOptimizer';
+  constructor(
+    readonly lopt: MLPLOpt,
+    readonly theta: Record<string, Linear>,
+    readonly thetaIsVector: boolean,
+  ) {
+    const n = lopt.hiddenLayers + 1;
+    for (let i = 0; i < n; i++) {
+      if (!theta[`mlp/~/linear_${i}`]) throw new Error(`MLPLOpt theta: missing 'mlp/~/linear_${i}' (expected linear_0..linear_${n - 1})`);
+    }
+  }
+
+  private layers(): Linear[] {
+    return Array.from({ length: this.lopt.hiddenLayers + 1 }, (_, i) => this.theta[`mlp/~/linear_${i}`]);
+  }
+
+  private initImpl(params: Params, opts: InitOptions, batched: boolean): MLPLOptState {
+    return tidy(() => {
+      const ctx: BatchCtx = { batched };
+      return {
+        params: treeClone(params),
+        rollingFeatures: vecRollingMom.init(params, MLPLOPT_DECAYS.length, ctx),
+        iteration: zerosCounter(ctx, batched ? numTasks(params) : 0),
+        state: treeClone(opts.modelState ?? null),
+      };
+    });
+  }
+
+  init(params: Params, opts: InitOptions = {}): MLPLOptState {
+    return this.initImpl(params, opts, false);
+  }
+  initBatch(params: Params, opts: InitOptions = {}): MLPLOptState {
+    return this.initImpl(params, opts, true);
+  }
+
+  /** One task: the N = 1 case of the batched update (same per-leaf normalisation). */
+  update(state: OptState, grad: Params, opts: UpdateOptions = {}): MLPLOptState {
+    if (this.thetaIsVector) throw new Error('MLPLOpt: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
+    return tidy(() => {
+      const s = state as MLPLOptState;
+      const batched: MLPLOptState = {
+        params: treeExpand(s.params),
+        rollingFeatures: { m: treeExpand(s.rollingFeatures.m), t: tf.expandDims(s.rollingFeatures.t, 0) },
+        iteration: tf.reshape(s.iteration, [1]),
+        state: null,
+      };
+      const out = this.step(batched, treeExpand(grad));
+      return {
+        params: treeSqueeze(out.params),
+        rollingFeatures: { m: treeSqueeze(out.rollingFeatures.m), t: tf.squeeze(out.rollingFeatures.t, [0]) },
+        iteration: tf.reshape(out.iteration, []),
+        state: treeClone(opts.modelState ?? null),
+      };
+    });
+  }
+
+  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): MLPLOptState {
+    return tidy(() => ({ ...this.step(state as MLPLOptState, grad), state: treeClone(opts.modelState ?? null) }));
+  }
+
+  /** The batched update (every leaf has the task axis N first). Call inside a tidy. */
+  private step(s: MLPLOptState, grad: Params): MLPLOptState {
+    const ctx: BatchCtx = { batched: true };
+    const rolling = vecRollingMom.update(s.rollingFeatures, grad, tf.tensor1d(MLPLOPT_DECAYS), ctx);
+    const time = tanhEmbedding(s.iteration); // pre-increment iteration, [N, 11]
+    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
+    const gs = treeFlatten<tf.Tensor>(grad)[0];
+    const ms = treeFlatten<tf.Tensor>(rolling.m)[0];
+    if (ps.length === 0) return { params: treeClone(s.params), rollingFeatures: rolling, iteration: tf.add(s.iteration, 1), state: null };
+    const N = ps[0].shape[0];
+    const sizes = ps.map((p) => p.size / N);
+    const feats = ps.map((p, i) => {
+      const S = sizes[i];
+      const x = tf.concat([tf.reshape(gs[i], [N, S, 1]), tf.reshape(p, [N, S, 1]), tf.reshape(ms[i], [N, S, MLPLOPT_DECAYS.length])], 2);
+      return secondMomentNormalize(x, [1]); // per task, per leaf, per channel
+    });
+    const x = feats.length === 1 ? feats[0] : tf.concat(feats, 1); // [N, P, 8]
+    const out = applyPerParamMLP(x, time, this.layers(), this.thetaIsVector); // [N, P, 2]
+    const P = (x.shape as number[])[1];
+    const direction = tf.reshape(tf.slice(out, [0, 0, 0], [N, P, 1]), [N, P]);
+    const magnitude = tf.reshape(tf.slice(out, [0, 0, 1], [N, P, 1]), [N, P]);
+    const stepAll = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);
+    const steps = sizes.length === 1 ? [stepAll] : tf.split(stepAll, sizes, 1);
+    const newPs = ps.map((p, i) => tf.sub(p, tf.reshape(steps[i], p.shape)));
+    return {
+      params: treeUnflatten(def, newPs),
+      rollingFeatures: rolling,
+      iteration: tf.add(s.iteration, 1),
+      state: null,
+    };
+  }
+
+  getParams(state: OptState): Params {
+    return state.params;
+  }
+  getState(state: OptState): PyTree | null {
+    return state.state ?? null;
+  }
+}
+
+registerPlugin({
+  kind: 'learned_optimizer',
+  name: 'MLPLOpt',
+  description: 'Per-parameter MLP learned optimizer (LOLv2): 19 features, 32x2 hidden, 1,762 meta-parameters',
+  schema: z
+    .object({
+      expMult: z.number().default(0.001),
+      stepMult: z.number().default(0.001),
+      hiddenSize: z.number().int().positive().default(32),
+      hiddenLayers: z.number().int().min(0).default(2),
+    })
+    .strict(),
+  create: (c: MLPLOptOptions) => new MLPLOpt(c),
+  cls: MLPLOpt,
+});

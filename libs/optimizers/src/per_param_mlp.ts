@@ -1,0 +1,70 @@
+/**
+ * The per-parameter MLP shared by MLPLOpt and AdafacMLPLOpt, applied once to every parameter of
+ * every leaf of every stacked task.
+ *
+ * Input: `x [N, P, F]` (already normalised features of all P parameters of each of N tasks) and
+ * `time [N, T]` (the un-normalised tanh time features, identical for every parameter of a task).
+ * The first layer is split: `concat(x, time) @ W0 + b0 = x @ W0[:F] + (time @ W0[F:] + b0)`, the
+ * second term one row per task, which saves T/(F+T) of the first layer's multiply-adds.
+ *
+ * Shared weights (`w [in, out]`): one 2-D matMul per layer over all N·P rows.
+ * Per-task weights (`w [N, in, out]`, thetaIsVector): N plain 2-D matMuls per layer, not a rank-3
+ * batched matMul (which falls off XNNPACK on wasm).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface Linear {
+  w: tf.Tensor;
+  b: tf.Tensor;
+}
+
+function layerStack(h: tf.Tensor, layers: Linear[], from: number, wOf: (l: Linear) => tf.Tensor, bOf: (l: Linear) => tf.Tensor): tf.Tensor {
+  for (let i = from; i < layers.length; i++) {
+    h = tf.add(tf.matMul(h, wOf(layers[i])), bOf(layers[i]));
+    if (i !== layers.length - 1) h = tf.relu(h);
+  }
+  return h;
+}
+
+export function applyPerParamMLP(x: tf.Tensor, time: tf.Tensor, layers: Linear[], perTask: boolean): tf.Tensor {
+  const [N, P, F] = x.shape as number[];
+  const T = time.shape[time.rank - 1];
+  const w0 = layers[0].w;
+  const outSize = layers[layers.length - 1].w.shape[layers[layers.length - 1].w.rank - 1];
+  if (!perTask) {
+    if (w0.rank !== 2 || (w0.shape as number[])[0] !== F + T) throw new Error(`MLP layer 0: w of shape [${(w0.shape as number[])}], expected [${F + T}, H]`);
+    const H = (w0.shape as number[])[1];
+    const w0x = tf.slice(w0, [0, 0], [F, H]);
+    const w0t = tf.slice(w0, [F, 0], [T, H]);
+    const rowTerm = tf.add(tf.matMul(time, w0t), layers[0].b); // [N, H]
+    let h = tf.reshape(tf.matMul(tf.reshape(x, [N * P, F]), w0x), [N, P, H]);
+    h = tf.relu(tf.add(h, tf.reshape(rowTerm, [N, 1, H])));
+    const out = layerStack(tf.reshape(h, [N * P, H]), layers, 1, (l) => l.w, (l) => l.b);
+    return tf.reshape(out, [N, P, outSize]);
+  }
+  if (w0.rank !== 3 || (w0.shape as number[])[0] !== N || (w0.shape as number[])[1] !== F + T) {
+    throw new Error(`per-task MLP layer 0: w of shape [${(w0.shape as number[])}], expected [${N}, ${F + T}, H] (thetaIsVector)`);
+  }
+  const H = (w0.shape as number[])[2];
+  const w0x = tf.unstack(tf.slice(w0, [0, 0, 0], [N, F, H]));
+  const w0t = tf.slice(w0, [0, F, 0], [N, T, H]);
+  // [N, T, 1] * [N, T, H] summed over T: the per-task time row, elementwise (no batched matMul).
+  const rowTerm = tf.unstack(tf.add(tf.sum(tf.mul(tf.expandDims(time, 2), w0t), 1), layers[0].b)); // N x [H]
+  const xs = tf.unstack(x); // N x [P, F]
+  const ws = layers.map((l) => tf.unstack(l.w));
+  const bs = layers.map((l) => tf.unstack(l.b));
+  const outs: tf.Tensor[] = [];
+  for (let n = 0; n < N; n++) {
+    const h = tf.relu(tf.add(tf.matMul(xs[n], w0x[n]), rowTerm[n]));
+    outs.push(
+      layerStack(
+        h,
+        layers.map((_, i) => ({ w: ws[i][n], b: bs[i][n] })),
+        1,
+        (l) => l.w,
+        (l) => l.b,
+      ),
+    );
+  }
+  return tf.stack(outs);
+}
