@@ -1,0 +1,141 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { random } from '@lopt/core';
+import {
+  DatasetNotFoundError,
+  IdxFormatError,
+  TensorBatchStream,
+  findFashionMnistDir,
+  permutation,
+  preprocessImages,
+  readIdxFile,
+  readIdxImagesAndLabels,
+} from '../index';
+
+const FIX = path.join(__dirname, 'fixtures');
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('IDX loader (committed fixtures)', () => {
+  test('reads images and labels, checks magic, shapes and values', () => {
+    const r = readIdxImagesAndLabels(path.join(FIX, 'images-idx3-ubyte.gz'), path.join(FIX, 'labels-idx1-ubyte.gz'));
+    expect(r.count).toBe(20);
+    expect([r.height, r.width]).toEqual([28, 28]);
+    expect(r.images.length).toBe(20 * 784);
+    // pixel (i, r, c) = (7 i + 3 r + c) % 256
+    expect(r.images[(5 * 28 + 4) * 28 + 9]).toBe((35 + 12 + 9) % 256);
+    expect(Array.from(r.labels)).toEqual(Array.from({ length: 20 }, (_, i) => i % 10));
+  });
+
+  test('bad magic number is an error naming both numbers', () => {
+    expect(() => readIdxFile(path.join(FIX, 'bad-magic-idx3-ubyte.gz'), 2051)).toThrow(IdxFormatError);
+    expect(() => readIdxFile(path.join(FIX, 'bad-magic-idx3-ubyte.gz'), 2051)).toThrow(/bad magic number 2049, expected 2051/);
+    // labels file given where images are expected
+    expect(() => readIdxImagesAndLabels(path.join(FIX, 'labels-idx1-ubyte.gz'), path.join(FIX, 'labels-idx1-ubyte.gz'))).toThrow(/magic/);
+  });
+
+  test('short file is an error saying how much data is missing', () => {
+    expect(() => readIdxFile(path.join(FIX, 'short-idx3-ubyte.gz'), 2051)).toThrow(/short.*15680 bytes of data, found 2352/);
+  });
+
+  test('count mismatch and truncated header are errors', () => {
+    expect(() =>
+      readIdxImagesAndLabels(path.join(FIX, 'images-idx3-ubyte.gz'), path.join(FIX, 'labels-idx1-ubyte.gz'), 60000),
+    ).toThrow(/expected 60000 examples, found 20/);
+    const tmp = path.join(os.tmpdir(), `lopt-idx-${process.pid}`);
+    fs.writeFileSync(tmp, Buffer.from([0, 0, 8, 3, 0, 0]));
+    expect(() => readIdxFile(tmp, 2051)).toThrow(/too short/);
+    fs.unlinkSync(tmp);
+  });
+
+  test('missing data directory: error says how to get the files', () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-empty-'));
+    try {
+      findFashionMnistDir({ dirs: [empty], download: false });
+      throw new Error('expected an error');
+    } catch (e) {
+      expect(e).toBeInstanceOf(DatasetNotFoundError);
+      expect((e as Error).message).toMatch(/apt-get install dataset-fashion-mnist/);
+      expect((e as Error).message).toMatch(/LOPT_DATA_DIR/);
+    }
+  });
+});
+
+describe('resize: tf.image.resize (bilinear, half-pixel centers, no antialias) 28 -> 8', () => {
+  test('hand-computed on a column ramp: x_in = (x + 0.5)·3.5 − 0.5', () => {
+    // pixel value = column index c, so bilinear gives the sampled coordinate itself
+    const img = new Uint8Array(28 * 28);
+    for (let r = 0; r < 28; r++) for (let c = 0; c < 28; c++) img[r * 28 + c] = c;
+    const out = preprocessImages(img, 1, 28, 28, [8, 8]);
+    expect(out.shape).toEqual([1, 8, 8, 1]);
+    const row = Array.from(out.dataSync().slice(0, 8)).map((v) => v * 255);
+    const want = [1.25, 4.75, 8.25, 11.75, 15.25, 18.75, 22.25, 25.75];
+    row.forEach((v, i) => expect(v).toBeCloseTo(want[i], 3));
+    // every row equal
+    const all = out.dataSync();
+    for (let r = 1; r < 8; r++) for (let c = 0; c < 8; c++) expect(all[r * 8 + c]).toBeCloseTo(all[c], 6);
+  });
+
+  test('hand-computed on a single bright pixel and a checkerboard', () => {
+    // one pixel at (1, 1) = 255: output (0, 0) samples (1.25, 1.25) -> weight (1−0.25)² on (1, 1)
+    const img = new Uint8Array(28 * 28);
+    img[1 * 28 + 1] = 255;
+    const out = preprocessImages(img, 1, 28, 28, [8, 8]).dataSync();
+    expect(out[0]).toBeCloseTo(0.75 * 0.75, 5);
+    expect(out[1]).toBeCloseTo(0, 6);
+    // checkerboard (r + c) % 2 · 255: at (1.25, 1.25): 0.75² ·0 + 2·0.75·0.25·255 + 0.25²·0 over 255
+    const cb = new Uint8Array(28 * 28);
+    for (let r = 0; r < 28; r++) for (let c = 0; c < 28; c++) cb[r * 28 + c] = ((r + c) % 2) * 255;
+    const o2 = preprocessImages(cb, 1, 28, 28, [8, 8]).dataSync();
+    expect(o2[0]).toBeCloseTo(2 * 0.75 * 0.25, 5);
+    // (0, 1): rows 1.25 (1, 2), cols 4.75 (4, 5): w = [.75·.25, .75·.75, .25·.25, .25·.75] on values [1,0,0,1]
+    expect(o2[1]).toBeCloseTo(0.75 * 0.25 + 0.25 * 0.75, 5);
+  });
+});
+
+describe('TensorBatchStream', () => {
+  const n = 10;
+  const make = (seed = 0) =>
+    new TensorBatchStream(
+      () => ({ image: tf.range(0, n, 1, 'float32').reshape([n, 1]), label: tf.range(0, n, 1, 'int32') }),
+      3,
+      { image: { shape: [1], dtype: 'float32' }, label: { shape: [], dtype: 'int32' } },
+      seed,
+    );
+
+  test('epochs are seeded permutations, remainder dropped, next([K,N]) in one gather', () => {
+    const s = make(4);
+    expect(s.batchesPerEpoch).toBe(3);
+    const e0 = Array.from(permutation(random.foldIn(random.PRNGKey(4), 0), n)).slice(0, 9);
+    const e1 = Array.from(permutation(random.foldIn(random.PRNGKey(4), 1), n)).slice(0, 3);
+    const b = s.next([3]) as { image: tf.Tensor; label: tf.Tensor };
+    expect(b.image.shape).toEqual([3, 3, 1]);
+    expect(b.label.dtype).toBe('int32');
+    expect(Array.from(b.label.dataSync())).toEqual(e0);
+    const c = s.next([1, 1]) as { label: tf.Tensor };
+    expect(c.label.shape).toEqual([1, 1, 3]);
+    expect(Array.from(c.label.dataSync())).toEqual(e1);
+    expect(s.getState()).toEqual({ seed: 4, epoch: 1, position: 1 });
+    expect(s.abstractBatch()).toEqual({ image: { shape: [3, 1], dtype: 'float32' }, label: { shape: [3], dtype: 'int32' } });
+  });
+
+  test('state get/set resumes exactly', () => {
+    const a = make(1);
+    a.next([4]);
+    const st = a.getState();
+    const want = Array.from((a.next([2]) as { label: tf.Tensor }).label.dataSync());
+    const b = make(1);
+    b.setState(st);
+    expect(Array.from((b.next([2]) as { label: tf.Tensor }).label.dataSync())).toEqual(want);
+  });
+
+  test('permutation is a permutation and depends on the key', () => {
+    const p = permutation(random.PRNGKey(0), 1000);
+    expect(Array.from(p).sort((x, y) => x - y)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(Array.from(permutation(random.PRNGKey(1), 1000))).not.toEqual(Array.from(p));
+  });
+});
