@@ -1,7 +1,6 @@
 /**
- * Small filesystem helpers: atomic writes (temp file + fsync + rename) and atomic directory
- * publication. Local to the runner because `@lopt/core`'s serialization (`atomicWriteFile`) was
- * not written yet when this was; switch to core's once it exists if the semantics match.
+ * Atomic publication of a whole directory (temp directory + fsync + rename), used for checkpoints.
+ * Single files go through `@lopt/core`'s `atomicWriteFile`.
  */
 // Default import: calls go through the live module object, so tests can simulate a crash with jest.spyOn(fs, ...).
 import fs from 'fs';
@@ -28,29 +27,6 @@ function fsyncDir(dir: string): void {
   } catch {
     // Directory fsync is not supported everywhere (e.g. some network filesystems); best effort.
   }
-}
-
-/** Writes `data` to `target` so that readers see either the old file or the whole new one. */
-export function atomicWriteFile(target: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  const tmp = tempPathFor(target);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fs.fsyncSync(fd);
-  } catch (err) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  fs.closeSync(fd);
-  try {
-    fs.renameSync(tmp, target);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  fsyncDir(path.dirname(target));
 }
 
 /**

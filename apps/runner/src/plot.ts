@@ -3,9 +3,10 @@
  * Non-finite points break a line into segments (NaN gaps); the y axis switches to a log scale
  * when every value is positive and they span more than `logThreshold` (default 1000x).
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { Resvg } from '@resvg/resvg-js';
-import { atomicWriteFile } from './fsutil';
+import { atomicWriteFile } from '@lopt/core';
 
 export interface Series {
   name: string;
@@ -232,15 +233,16 @@ export function renderLossPlot(opts: PlotOptions): RenderedPlot {
 }
 
 /** Writes `loss.svg` and `loss.png` into `dir` atomically; returns their paths. */
-export function writeLossPlot(
+export async function writeLossPlot(
   dir: string,
   series: Series[],
   options: Omit<PlotOptions, 'series'> = {},
-): { svgPath: string; pngPath: string } {
+): Promise<{ svgPath: string; pngPath: string }> {
   const { svg, png } = renderLossPlot({ title: 'Meta-training loss', xLabel: 'outer step', yLabel: 'loss', ...options, series });
   const svgPath = path.join(dir, 'loss.svg');
   const pngPath = path.join(dir, 'loss.png');
-  atomicWriteFile(svgPath, svg);
-  atomicWriteFile(pngPath, png);
+  await fs.promises.mkdir(dir, { recursive: true });
+  await atomicWriteFile(svgPath, svg);
+  await atomicWriteFile(pngPath, png);
   return { svgPath, pngPath };
 }

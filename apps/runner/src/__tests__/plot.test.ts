@@ -80,14 +80,14 @@ describe('ticks', () => {
 });
 
 describe('writeLossPlot', () => {
-  it('writes loss.svg and loss.png and leaves no temp files', () => {
+  it('writes loss.svg and loss.png and leaves no temp files', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-plot-'));
-    const { svgPath, pngPath } = writeLossPlot(dir, [{ name: 'train', xs, ys: xs.map((x) => 1 / (1 + x)) }]);
+    const { svgPath, pngPath } = await writeLossPlot(dir, [{ name: 'train', xs, ys: xs.map((x) => 1 / (1 + x)) }]);
     expect(fs.readdirSync(dir).sort()).toEqual(['loss.png', 'loss.svg']);
     expect(fs.readFileSync(svgPath, 'utf8')).toContain('train');
     expect(fs.readFileSync(pngPath).subarray(0, 8).equals(PNG_SIGNATURE)).toBe(true);
     // Overwrites in place.
-    writeLossPlot(dir, [{ name: 'second', xs, ys: xs }]);
+    await writeLossPlot(dir, [{ name: 'second', xs, ys: xs }]);
     expect(fs.readFileSync(svgPath, 'utf8')).toContain('second');
     expect(fs.readdirSync(dir)).toHaveLength(2);
   });
