@@ -11,3 +11,4 @@ export * from './optax_opts';
 export * from './wrappers';
 export * from './per_param_mlp';
 export * from './mlp_lopt';
+export * from './learnable';

@@ -1,0 +1,142 @@
+/**
+ * Learnable hyper-parameter optimizers (reference `learned_optimizers/base.py`, spec §6.1).
+ * θ holds transformed hyper-parameters; `optFn` returns the hand-designed optimizer with them.
+ * With `thetaIsVector` every θ leaf is `[N]` (one value per stacked task) and the returned
+ * optimizer broadcasts them per task in `updateBatch`. Hyper-parameters are evaluated lazily
+ * inside the optimizer's update (`LazyHyper`), so `optFn` allocates no tensors.
+ *
+ * LearnableSGD  θ {log_lr}                                           -> SGD(exp(log_lr))
+ * LearnableSGDM θ {log_lr, one_minus_momentum = ln(1−m)}             -> SGDM(exp(log_lr), 1−exp(·))
+ * LearnableAdam θ {log_lr, one_minus_beta1, one_minus_beta2, log_epsilon}
+ *                                        -> Adam(exp, 1−exp, 1−exp, exp; epsilonRoot 1e-8)
+ */
+import * as tf from '@tensorflow/tfjs';
+import { registerPlugin, type PRNGKey } from '@lopt/core';
+import { z } from 'zod';
+import type { LearnedOptimizer, Optimizer, Theta } from './base';
+import { LazyHyper } from './common';
+import { Adam, SGD, SGDM } from './optax_opts';
+
+type T = Record<string, tf.Tensor>;
+
+function need(theta: Theta, keys: string[], who: string): T {
+  const t = theta as T;
+  for (const k of keys) if (!(t && t[k] instanceof tf.Tensor)) throw new Error(`${who} theta: missing '${k}' (expected ${keys.join(', ')})`);
+  return t;
+}
+
+const expOf = (x: tf.Tensor) => new LazyHyper(() => tf.exp(x));
+const oneMinusExpOf = (x: tf.Tensor) => new LazyHyper(() => tf.sub(1, tf.exp(x)));
+
+export interface LearnableSGDOptions {
+  initialLr?: number;
+}
+
+export class LearnableSGD implements LearnedOptimizer {
+  readonly name: string | null = null;
+  readonly initialLr: number;
+  constructor(opts: LearnableSGDOptions = {}) {
+    this.initialLr = opts.initialLr ?? 0.01;
+  }
+  init(_key?: PRNGKey): Theta {
+    return { log_lr: tf.scalar(Math.log(this.initialLr)) };
+  }
+  optFn(theta: Theta, _isTraining = false, _thetaIsVector = false): Optimizer {
+    const t = need(theta, ['log_lr'], 'LearnableSGD');
+    return new SGD(expOf(t.log_lr));
+  }
+}
+
+export interface LearnableSGDMOptions {
+  initialLr?: number;
+  initialMomentum?: number;
+}
+
+export class LearnableSGDM implements LearnedOptimizer {
+  readonly name: string | null = null;
+  readonly initialLr: number;
+  readonly initialMomentum: number;
+  constructor(opts: LearnableSGDMOptions = {}) {
+    this.initialLr = opts.initialLr ?? 0.01;
+    this.initialMomentum = opts.initialMomentum ?? 0.9;
+  }
+  init(_key?: PRNGKey): Theta {
+    return { log_lr: tf.scalar(Math.log(this.initialLr)), one_minus_momentum: tf.scalar(Math.log(1 - this.initialMomentum)) };
+  }
+  optFn(theta: Theta, _isTraining = false, _thetaIsVector = false): Optimizer {
+    const t = need(theta, ['log_lr', 'one_minus_momentum'], 'LearnableSGDM');
+    return new SGDM(expOf(t.log_lr), oneMinusExpOf(t.one_minus_momentum));
+  }
+}
+
+export interface LearnableAdamOptions {
+  initialLr?: number;
+  initialBeta1?: number;
+  initialBeta2?: number;
+  initialEpsilon?: number;
+}
+
+export class LearnableAdam implements LearnedOptimizer {
+  readonly name: string | null = null;
+  readonly initialLr: number;
+  readonly initialBeta1: number;
+  readonly initialBeta2: number;
+  readonly initialEpsilon: number;
+  constructor(opts: LearnableAdamOptions = {}) {
+    this.initialLr = opts.initialLr ?? 1e-3;
+    this.initialBeta1 = opts.initialBeta1 ?? 0.9;
+    this.initialBeta2 = opts.initialBeta2 ?? 0.999;
+    this.initialEpsilon = opts.initialEpsilon ?? 1e-8;
+  }
+  init(_key?: PRNGKey): Theta {
+    return {
+      log_lr: tf.scalar(Math.log(this.initialLr)),
+      one_minus_beta1: tf.scalar(Math.log(1 - this.initialBeta1)),
+      one_minus_beta2: tf.scalar(Math.log(1 - this.initialBeta2)),
+      log_epsilon: tf.scalar(Math.log(this.initialEpsilon)),
+    };
+  }
+  optFn(theta: Theta, _isTraining = false, _thetaIsVector = false): Optimizer {
+    const t = need(theta, ['log_lr', 'one_minus_beta1', 'one_minus_beta2', 'log_epsilon'], 'LearnableAdam');
+    return new Adam(expOf(t.log_lr), {
+      beta1: oneMinusExpOf(t.one_minus_beta1),
+      beta2: oneMinusExpOf(t.one_minus_beta2),
+      epsilon: expOf(t.log_epsilon),
+      epsilonRoot: 1e-8,
+    });
+  }
+}
+
+registerPlugin({
+  kind: 'learned_optimizer',
+  name: 'LearnableSGD',
+  description: 'SGD with a learnable log learning rate',
+  schema: z.object({ initialLr: z.number().positive().default(0.01) }).strict(),
+  create: (c: LearnableSGDOptions) => new LearnableSGD(c),
+  cls: LearnableSGD,
+});
+
+registerPlugin({
+  kind: 'learned_optimizer',
+  name: 'LearnableSGDM',
+  description: 'SGD with momentum; learnable log learning rate and log(1 - momentum)',
+  schema: z.object({ initialLr: z.number().positive().default(0.01), initialMomentum: z.number().min(0).lt(1).default(0.9) }).strict(),
+  create: (c: LearnableSGDMOptions) => new LearnableSGDM(c),
+  cls: LearnableSGDM,
+});
+
+registerPlugin({
+  kind: 'learned_optimizer',
+  name: 'LearnableAdam',
+  description: 'Adam with learnable log lr, log(1 - beta1), log(1 - beta2), log epsilon',
+  schema: z
+    .object({
+      initialLr: z.number().positive().default(1e-3),
+      initialBeta1: z.number().min(0).lt(1).default(0.9),
+      initialBeta2: z.number().min(0).lt(1).default(0.999),
+      initialEpsilon: z.number().positive().default(1e-8),
+    })
+    .strict(),
+  create: (c: LearnableAdamOptions) => new LearnableAdam(c),
+  cls: LearnableAdam,
+});
