@@ -1,0 +1,179 @@
+/**
+ * Shared machinery of the gradient estimators (spec §4.1): perturbations, K-step unrolls and
+ * the antithetic pair run on identical data and keys.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves } from '@lopt/core';
+import type { Theta } from '@lopt/optimizers';
+import {
+  TruncatedStep,
+  TruncatedUnrollState,
+  TruncatedUnrollOut,
+  concatStates,
+  sliceState,
+  dataAt,
+  disposeReplaced,
+  stateRows,
+} from './truncated_step';
+import type { OuterState } from './truncation_schedule';
+
+/** ε for every leaf of θ: one key per leaf in flatten order, `normal(leaf.shape) * std`. */
+export function samplePerturbations(theta: Theta, key: PRNGKey, std: number): Theta {
+  const [leaves, def] = treeFlatten<tf.Tensor>(theta);
+  const keys = random.split(key, leaves.length);
+  return treeUnflatten(
+    def,
+    leaves.map((l, i) => tf.tidy(() => tf.mul(random.normal(keys[i], l.shape), std))),
+  );
+}
+
+/** ε_i, θ+ε_i, θ−ε_i for N tasks, stacked on a leading axis: `[N, ...leaf]`. */
+export function vectorSamplePerturbations(theta: Theta, key: PRNGKey, std: number, numSamples: number): { eps: Theta; posTheta: Theta; negTheta: Theta } {
+  const keys = random.split(key, numSamples);
+  const [leaves, def] = treeFlatten<tf.Tensor>(theta);
+  const perSample = keys.map((k) => random.split(k, leaves.length));
+  return tf.tidy(() => {
+    const eps = leaves.map((l, j) => {
+      const size = l.size;
+      const buf = new Float32Array(size * numSamples);
+      for (let i = 0; i < numSamples; i++) buf.set(random.normalArray(perSample[i][j], size), i * size);
+      return tf.mul(tf.tensor(buf, [numSamples, ...l.shape]), std);
+    });
+    const pos = leaves.map((l, j) => tf.add(l, eps[j]));
+    const neg = leaves.map((l, j) => tf.sub(l, eps[j]));
+    return {
+      eps: treeUnflatten(def, eps),
+      posTheta: treeUnflatten(def, pos),
+      negTheta: treeUnflatten(def, neg),
+    } as any;
+  }) as { eps: Theta; posTheta: Theta; negTheta: Theta };
+}
+
+/** Stacked per-step outputs of an unroll: `[T, N]` losses on the backend, counters on the host. */
+export interface UnrollYs {
+  loss: tf.Tensor; // [T, N]
+  mask: Int32Array[]; // T x [N]
+  isDone: Int32Array[];
+  iteration: Int32Array[];
+  taskParam: PyTree[]; // T x [N, ...]
+}
+
+export function emptyYs(): UnrollYs {
+  return { loss: tf.zeros([0, 0]), mask: [], isDone: [], iteration: [], taskParam: [] };
+}
+
+/** Run K unroll steps from `state` (not consumed), keys `split(key, K)`, data leaves `[K, N, ...]`. */
+export function truncatedUnroll(
+  step: TruncatedStep,
+  numSteps: number,
+  thetaIsVector: boolean,
+  theta: Theta,
+  key: PRNGKey,
+  state: TruncatedUnrollState,
+  datas: PyTree,
+  outerState: OuterState | null,
+  overrideNumSteps: number | null = null,
+  keepTaskParams = true,
+): [TruncatedUnrollState, UnrollYs] {
+  const keys = random.split(key, numSteps);
+  let cur = state;
+  const losses: tf.Tensor[] = [];
+  const ys: UnrollYs = { loss: null as unknown as tf.Tensor, mask: [], isDone: [], iteration: [], taskParam: [] };
+  for (let k = 0; k < numSteps; k++) {
+    const data = dataAt(datas, k);
+    const [next, out] = step.unrollStep(theta, cur, keys[k], data, outerState, { thetaIsVector, overrideNumSteps });
+    if (data) for (const l of treeLeaves<tf.Tensor>(data)) l.dispose();
+    if (cur !== state) disposeReplaced(cur, next);
+    cur = next;
+    losses.push(out.loss);
+    ys.mask.push(out.mask);
+    ys.isDone.push(out.isDone);
+    ys.iteration.push(out.iteration);
+    if (keepTaskParams) ys.taskParam.push(out.taskParam);
+    else for (const l of treeLeaves<tf.Tensor>(out.taskParam)) l.dispose();
+  }
+  ys.loss = tf.stack(losses);
+  losses.forEach((l) => l.dispose());
+  return [cur, ys];
+}
+
+/**
+ * The antithetic pair on identical data and per-task keys. With `stack`, both branches run as one
+ * 2N batch (one set of ops); otherwise two calls. Returns the new p/n states and both ys.
+ */
+export function maybeStackedEsUnroll(
+  step: TruncatedStep,
+  numSteps: number,
+  stack: boolean,
+  posTheta: Theta,
+  negTheta: Theta,
+  pState: TruncatedUnrollState,
+  nState: TruncatedUnrollState,
+  key: PRNGKey,
+  datas: PyTree,
+  outerState: OuterState | null,
+  overrideNumSteps: number | null = null,
+): { pState: TruncatedUnrollState; nState: TruncatedUnrollState; pYs: UnrollYs; nYs: UnrollYs } {
+  if (!stack) {
+    const [p, pYs] = truncatedUnroll(step, numSteps, true, posTheta, key, pState, datas, outerState, overrideNumSteps, true);
+    const [n, nYs] = truncatedUnroll(step, numSteps, true, negTheta, key, nState, datas, outerState, overrideNumSteps, false);
+    return { pState: p, nState: n, pYs, nYs };
+  }
+  const rows = stateRows(pState);
+  const both = concatStates([pState, nState]);
+  const theta = tf.tidy(() => {
+    const [pl, def] = treeFlatten<tf.Tensor>(posTheta);
+    const nl = treeLeaves<tf.Tensor>(negTheta);
+    return treeUnflatten(def, pl.map((l, i) => tf.concat([l, nl[i]], 0))) as any;
+  });
+  const [out, ys] = truncatedUnroll(step, numSteps, true, theta, key, both, datas, outerState, overrideNumSteps, true);
+  for (const l of treeLeaves<tf.Tensor>(theta)) l.dispose();
+  const p = sliceState(out, 0, rows);
+  const n = sliceState(out, rows, 2 * rows);
+  disposeReplaced(out, {});
+  disposeReplaced(both, {});
+  const split = (y: UnrollYs, from: number, to: number, withParams: boolean): UnrollYs => ({
+    loss: y.loss.slice([0, from], [-1, to - from]),
+    mask: y.mask.map((m) => m.slice(from, to)),
+    isDone: y.isDone.map((m) => m.slice(from, to)),
+    iteration: y.iteration.map((m) => m.slice(from, to)),
+    taskParam: withParams ? y.taskParam.map((tp) => tf.tidy(() => sliceTree(tp, from, to))) : [],
+  });
+  const pYs = split(ys, 0, rows, true);
+  const nYs = split(ys, rows, 2 * rows, false);
+  ys.loss.dispose();
+  ys.taskParam.forEach((tp) => disposeReplaced(tp, {}));
+  return { pState: p, nState: n, pYs, nYs };
+}
+
+function sliceTree(tree: PyTree, from: number, to: number): any {
+  const [leaves, def] = treeFlatten<tf.Tensor>(tree);
+  return treeUnflatten(def, leaves.map((l) => l.slice([from], [to - from])));
+}
+
+/** Concatenate chunk outputs along time. Consumes the chunks' loss tensors. */
+export function concatYs(chunks: UnrollYs[]): UnrollYs {
+  const loss = tf.concat(chunks.map((c) => c.loss), 0);
+  chunks.forEach((c) => c.loss.dispose());
+  return {
+    loss,
+    mask: chunks.flatMap((c) => c.mask),
+    isDone: chunks.flatMap((c) => c.isDone),
+    iteration: chunks.flatMap((c) => c.iteration),
+    taskParam: chunks.flatMap((c) => c.taskParam),
+  };
+}
+
+export function disposeYs(ys: UnrollYs): void {
+  ys.loss.dispose();
+  ys.taskParam.forEach((tp) => disposeReplaced(tp, {}));
+}
+
+/** [T][N] host arrays as one Float32Array in row-major [T, N]. */
+export function hostMatrix(rows: Int32Array[]): Float32Array {
+  const t = rows.length;
+  const n = t ? rows[0].length : 0;
+  const out = new Float32Array(t * n);
+  rows.forEach((r, i) => out.set(r, i * n));
+  return out;
+}

@@ -1,0 +1,283 @@
+/**
+ * TruncatedES (spec §4.3) and FullES (spec §4.4): antithetic evolution strategies over a
+ * truncation that continues from the positive branch, and over full-length unrolls of fresh tasks.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, registerPlugin } from '@lopt/core';
+import type { Theta } from '@lopt/optimizers';
+import type { GradientEstimator, GradientEstimatorOut, Metrics, WorkerWeights } from './gradient_estimator';
+import { TruncatedStep, TruncatedUnrollState, disposeReplaced, cloneState } from './truncated_step';
+import { vectorSamplePerturbations, maybeStackedEsUnroll, concatYs, disposeYs, hostMatrix, UnrollYs } from './common';
+import { NeverEndingTruncationSchedule, TruncationSchedule } from './truncation_schedule';
+
+/** grad = mean_i Δ_i ε_i / (2σ²) with Δ `[N]` on the backend. */
+export function esGrad(delta: tf.Tensor, eps: Theta, std: number): Theta {
+  return tf.tidy(() => {
+    const [leaves, def] = treeFlatten<tf.Tensor>(eps);
+    const n = delta.shape[0];
+    return treeUnflatten(
+      def,
+      leaves.map((e) => tf.mul(tf.mean(tf.mul(e, delta.reshape([n, ...new Array(e.rank - 1).fill(1)])), 0), 1 / (2 * std * std))),
+    ) as any;
+  });
+}
+
+function maskedMeanOverTime(loss: tf.Tensor, mask: Float32Array): tf.Tensor {
+  const [t, n] = loss.shape;
+  return tf.tidy(() => {
+    const m = tf.tensor(mask, [t, n]);
+    return tf.div(tf.sum(tf.mul(loss, m), 0), tf.sum(m, 0));
+  });
+}
+
+function applySign(delta: tf.Tensor, s: number | null): tf.Tensor {
+  if (!s) return delta;
+  return tf.tidy(() => tf.mul(tf.sign(delta), s));
+}
+
+export interface TruncatedESOptions {
+  unrollLength?: number;
+  stepsPerJit?: number;
+  std?: number;
+  stackAntitheticSamples?: boolean;
+  signDeltaLossScalar?: number | null;
+}
+
+export class TruncatedES implements GradientEstimator<TruncatedUnrollState> {
+  readonly unrollLength: number;
+  readonly stepsPerJit: number;
+  readonly std: number;
+  readonly stackAntitheticSamples: boolean;
+  readonly signDeltaLossScalar: number | null;
+
+  constructor(readonly truncatedStep: TruncatedStep, opts: TruncatedESOptions = {}) {
+    this.unrollLength = opts.unrollLength ?? 20;
+    this.stepsPerJit = opts.stepsPerJit ?? 10;
+    this.std = opts.std ?? 0.01;
+    this.stackAntitheticSamples = opts.stackAntitheticSamples ?? false;
+    this.signDeltaLossScalar = opts.signDeltaLossScalar ?? null;
+    if (this.unrollLength % this.stepsPerJit !== 0) throw new RangeError(`unrollLength (${this.unrollLength}) must be a multiple of stepsPerJit (${this.stepsPerJit})`);
+  }
+
+  taskName(): string {
+    return this.truncatedStep.taskName();
+  }
+  cfgName(): string {
+    return 'default_cfg';
+  }
+
+  async initWorkerState(workerWeights: WorkerWeights, key: PRNGKey): Promise<TruncatedUnrollState> {
+    return this.truncatedStep.initStepState(workerWeights.theta, workerWeights.outerState, key, { thetaIsVector: false });
+  }
+
+  async computeGradientEstimate(workerWeights: WorkerWeights, key: PRNGKey, state: TruncatedUnrollState, opts: { withSummary?: boolean; datasList?: PyTree[] } = {}): Promise<[GradientEstimatorOut<TruncatedUnrollState>, Metrics]> {
+    const rng = new random.PRNGSequence(key);
+    const n = state.innerStep.shape[0];
+    const { eps, posTheta, negTheta } = vectorSamplePerturbations(workerWeights.theta, rng.next(), this.std, n);
+    // Both branches start from the same current state.
+    let p = state;
+    let q = cloneState(state);
+    const pc: UnrollYs[] = [];
+    const nc: UnrollYs[] = [];
+    for (let c = 0; c < this.unrollLength / this.stepsPerJit; c++) {
+      const datas = opts.datasList ? opts.datasList[c] : this.truncatedStep.getBatch(this.stepsPerJit);
+      const k = rng.next();
+      rng.next();
+      const out = maybeStackedEsUnroll(this.truncatedStep, this.stepsPerJit, this.stackAntitheticSamples, posTheta, negTheta, p, q, k, datas, workerWeights.outerState);
+      if (!opts.datasList) disposeReplaced(datas, {});
+      if (p !== state) disposeReplaced(p, out.pState);
+      disposeReplaced(q, out.nState);
+      p = out.pState;
+      q = out.nState;
+      pc.push(out.pYs);
+      nc.push(out.nYs);
+    }
+    const pYs = concatYs(pc);
+    const nYs = concatYs(nc);
+    const mask = hostMatrix(pYs.mask);
+    const { grad, meanLoss } = tf.tidy(() => {
+      const pos = maskedMeanOverTime(pYs.loss, mask);
+      const neg = maskedMeanOverTime(nYs.loss, mask);
+      const delta = applySign(tf.sub(pos, neg), this.signDeltaLossScalar);
+      return { grad: esGrad(delta, eps, this.std), meanLoss: tf.mean(tf.div(tf.add(pos, neg), 2)) } as any;
+    }) as { grad: Theta; meanLoss: tf.Tensor };
+    disposeYs(nYs);
+    disposeReplaced(q, {});
+    disposeReplaced({ eps, posTheta, negTheta }, {});
+    // The next state is the *positive* branch's (reference quirk: the trajectory drifts along θ+ε).
+    disposeReplaced(state, p);
+    return [{ meanLoss, grad, unrollState: p, unrollInfo: { loss: pYs.loss, iteration: pYs.iteration, taskParam: pYs.taskParam, isDone: pYs.isDone } }, {}];
+  }
+}
+
+export type FullEsLossType = 'avg' | 'min' | 'last' | 'last_recompute';
+
+export interface FullESOptions {
+  std?: number;
+  stepsPerJit?: number;
+  lossType?: FullEsLossType;
+  recomputeSamples?: number;
+  clipLossDiff?: number | null;
+  stackAntitheticSamples?: boolean;
+  signDeltaLossScalar?: number | null;
+}
+
+/** Requires the inner schedule to be NeverEnding: FullES sets every trajectory's length itself. */
+export function assertNeverEnding(step: TruncatedStep, who: string): void {
+  const sched = step.truncSched;
+  if (sched && !(sched instanceof NeverEndingTruncationSchedule)) {
+    throw new Error(`${who} needs a truncated step whose truncation schedule is NeverEndingTruncationSchedule (it sets trajectory lengths itself); got ${sched.name}`);
+  }
+}
+
+export class FullES implements GradientEstimator<Record<string, never>> {
+  readonly std: number;
+  readonly stepsPerJit: number;
+  readonly lossType: FullEsLossType;
+  readonly recomputeSamples: number;
+  readonly clipLossDiff: number | null;
+  readonly stackAntitheticSamples: boolean;
+  readonly signDeltaLossScalar: number | null;
+
+  constructor(readonly truncatedStep: TruncatedStep, readonly truncationSchedule: TruncationSchedule, opts: FullESOptions = {}) {
+    assertNeverEnding(truncatedStep, 'FullES');
+    this.std = opts.std ?? 0.01;
+    this.stepsPerJit = opts.stepsPerJit ?? 10;
+    this.lossType = opts.lossType ?? 'avg';
+    this.recomputeSamples = opts.recomputeSamples ?? 50;
+    this.clipLossDiff = opts.clipLossDiff ?? null;
+    this.stackAntitheticSamples = opts.stackAntitheticSamples ?? false;
+    this.signDeltaLossScalar = opts.signDeltaLossScalar ?? null;
+    const allowed: FullEsLossType[] = ['avg', 'min', 'last', 'last_recompute'];
+    if (!allowed.includes(this.lossType)) throw new RangeError(`lossType '${this.lossType}' is not one of ${allowed.join(', ')}`);
+  }
+
+  taskName(): string {
+    return this.truncatedStep.taskName();
+  }
+  /** The learned optimizer's name, which is null for the base lopts: "None" (reference quirk). */
+  cfgName(): string {
+    const lopt = (this.truncatedStep as any).learnedOpt;
+    return lopt && lopt.name ? String(lopt.name) : 'None';
+  }
+
+  async initWorkerState(): Promise<Record<string, never>> {
+    return {};
+  }
+
+  async computeGradientEstimate(workerWeights: WorkerWeights, key: PRNGKey, _state: Record<string, never>, opts: { withSummary?: boolean } = {}): Promise<[GradientEstimatorOut<Record<string, never>>, Metrics]> {
+    const rng = new random.PRNGSequence(key);
+    const n = this.truncatedStep.numTasks;
+    const { eps, posTheta, negTheta } = vectorSamplePerturbations(workerWeights.theta, rng.next(), this.std, n);
+    const initKey = rng.next();
+    const sampled = this.truncationSchedule.init(initKey, workerWeights.outerState).length ?? this.stepsPerJit;
+    const length = Math.max(Math.floor(sampled / this.stepsPerJit) * this.stepsPerJit, this.stepsPerJit);
+    // Same key for both branches: same sampled tasks and inner inits.
+    let p = this.truncatedStep.initStepState(posTheta, workerWeights.outerState, initKey, { thetaIsVector: true, numStepsOverride: length });
+    let q = this.truncatedStep.initStepState(negTheta, workerWeights.outerState, initKey, { thetaIsVector: true, numStepsOverride: length });
+    const pc: UnrollYs[] = [];
+    const nc: UnrollYs[] = [];
+    for (let c = 0; c < length / this.stepsPerJit; c++) {
+      const datas = this.truncatedStep.getBatch(this.stepsPerJit);
+      const k = rng.next();
+      rng.next();
+      const out = maybeStackedEsUnroll(this.truncatedStep, this.stepsPerJit, this.stackAntitheticSamples, posTheta, negTheta, p, q, k, datas, workerWeights.outerState, length);
+      disposeReplaced(datas, {});
+      disposeReplaced(p, out.pState);
+      disposeReplaced(q, out.nState);
+      p = out.pState;
+      q = out.nState;
+      pc.push(out.pYs);
+      nc.push(out.nYs);
+    }
+    const pYs = concatYs(pc);
+    const nYs = concatYs(nc);
+    let pos: tf.Tensor;
+    let neg: tf.Tensor;
+    if (this.lossType === 'last_recompute') {
+      const data = this.truncatedStep.getOuterBatch(this.recomputeSamples);
+      const ps: tf.Tensor[] = [];
+      const ns: tf.Tensor[] = [];
+      const keys = random.split(rng.next(), this.recomputeSamples);
+      for (let s = 0; s < this.recomputeSamples; s++) {
+        const d = data ? (tf.tidy(() => sliceLeading(data, s) as any) as PyTree) : null;
+        ps.push(this.truncatedStep.metaLossBatch(posTheta, p, keys[s], d, workerWeights.outerState, { thetaIsVector: true }));
+        ns.push(this.truncatedStep.metaLossBatch(negTheta, q, keys[s], d, workerWeights.outerState, { thetaIsVector: true }));
+        if (d) disposeReplaced(d, {});
+      }
+      if (data) disposeReplaced(data, {});
+      pos = tf.tidy(() => tf.mean(tf.stack(ps), 0));
+      neg = tf.tidy(() => tf.mean(tf.stack(ns), 0));
+      ps.concat(ns).forEach((t) => t.dispose());
+    } else {
+      const reduce = (l: tf.Tensor) =>
+        tf.tidy(() => {
+          if (this.lossType === 'avg') return tf.mean(l, 0); // unmasked (reference quirk)
+          if (this.lossType === 'min') return tf.min(l, 0);
+          return tf.squeeze(l.slice([l.shape[0] - 1], [1]), [0]);
+        });
+      pos = reduce(pYs.loss);
+      neg = reduce(nYs.loss);
+    }
+    const { grad, meanLoss } = tf.tidy(() => {
+      let delta = tf.sub(pos, neg);
+      delta = tf.where(tf.isFinite(delta), delta, tf.zerosLike(delta));
+      if (this.clipLossDiff) delta = tf.clipByValue(delta, -this.clipLossDiff, this.clipLossDiff);
+      delta = applySign(delta, this.signDeltaLossScalar);
+      return { grad: esGrad(delta, eps, this.std), meanLoss: tf.mean(tf.div(tf.add(pos, neg), 2)) } as any;
+    }) as { grad: Theta; meanLoss: tf.Tensor };
+    pos.dispose();
+    neg.dispose();
+    disposeYs(nYs);
+    const endStep = p.innerStep;
+    const metrics: Metrics = opts.withSummary ? { 'sample||end_inner_step': Number(endStep.dataSync()[0]) } : {};
+    disposeReplaced(p, {});
+    disposeReplaced(q, {});
+    disposeReplaced({ eps, posTheta, negTheta }, {});
+    return [{ meanLoss, grad, unrollState: {}, unrollInfo: { loss: pYs.loss, iteration: pYs.iteration, taskParam: pYs.taskParam, isDone: pYs.isDone } }, metrics];
+  }
+}
+
+function sliceLeading(data: PyTree, s: number): PyTree {
+  const [leaves, def] = treeFlatten<tf.Tensor>(data);
+  return treeUnflatten(def, leaves.map((l) => tf.squeeze(l.slice([s], [1]), [0])));
+}
+
+const esCommon = {
+  std: z.number().positive().default(0.01),
+  stepsPerJit: z.number().int().positive().default(10),
+  stackAntitheticSamples: z.boolean().default(false),
+  signDeltaLossScalar: z.number().nullable().default(null),
+};
+
+registerPlugin({
+  kind: 'gradient_estimator',
+  name: 'TruncatedES',
+  description: 'antithetic ES over short truncations, continuing from the positive branch',
+  schema: z.object({ unrollLength: z.number().int().positive().default(20), ...esCommon }).strict(),
+  create: (c: TruncatedESOptions, deps?: { truncatedStep: TruncatedStep }) => {
+    if (!deps?.truncatedStep) throw new Error('TruncatedES needs a truncatedStep (deps.truncatedStep)');
+    return new TruncatedES(deps.truncatedStep, c);
+  },
+  cls: TruncatedES,
+});
+
+registerPlugin({
+  kind: 'gradient_estimator',
+  name: 'FullES',
+  description: 'antithetic ES over full-length unrolls of fresh tasks (avg/min/last/last_recompute loss)',
+  schema: z
+    .object({
+      ...esCommon,
+      lossType: z.enum(['avg', 'min', 'last', 'last_recompute']).default('avg'),
+      recomputeSamples: z.number().int().positive().default(50),
+      clipLossDiff: z.number().positive().nullable().default(null),
+    })
+    .strict(),
+  create: (c: FullESOptions, deps?: { truncatedStep: TruncatedStep; truncationSchedule: TruncationSchedule }) => {
+    if (!deps?.truncatedStep || !deps.truncationSchedule) throw new Error('FullES needs deps.truncatedStep and deps.truncationSchedule');
+    return new FullES(deps.truncatedStep, deps.truncationSchedule, c);
+  },
+  cls: FullES,
+});

@@ -1,0 +1,49 @@
+/**
+ * The gradient-estimator interface (spec §3, §4) and the records it returns.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { PRNGKey, PyTree } from '@lopt/core';
+import type { Theta } from '@lopt/optimizers';
+import type { OuterState } from './truncation_schedule';
+
+/** What the learner sends a worker. */
+export interface WorkerWeights {
+  theta: Theta;
+  thetaModelState: PyTree | null;
+  outerState: OuterState;
+}
+
+/** The positive branch's trajectory: `loss` `[T, N]` on the backend, counters on the host. */
+export interface UnrollInfo {
+  loss: tf.Tensor;
+  iteration: Int32Array[];
+  taskParam: PyTree[];
+  isDone: Int32Array[];
+}
+
+export type Metrics = Record<string, tf.Tensor | number>;
+
+export interface GradientEstimatorOut<S = any> {
+  /** Scalar tensor (read back once by the worker). */
+  meanLoss: tf.Tensor;
+  grad: Theta;
+  unrollState: S;
+  unrollInfo: UnrollInfo | null;
+}
+
+export interface GradientEstimator<S = any> {
+  readonly truncatedStep?: unknown;
+  initWorkerState(workerWeights: WorkerWeights, key: PRNGKey): Promise<S>;
+  /**
+   * One meta-gradient estimate. The input state is *donated*: tensors it holds that the new state
+   * does not are disposed (like JAX's donate_argnums), so a loop that replaces its state never leaks.
+   */
+  computeGradientEstimate(
+    workerWeights: WorkerWeights,
+    key: PRNGKey,
+    state: S,
+    opts?: { withSummary?: boolean; datasList?: PyTree[] },
+  ): Promise<[GradientEstimatorOut<S>, Metrics]>;
+  taskName(): string;
+  cfgName(): string;
+}

@@ -1,0 +1,346 @@
+/**
+ * Truncated steps (spec §5.2-5.4): one inner training step for N stacked tasks, with automatic
+ * reset when a trajectory ends.
+ *
+ * Layout of the state (every leaf has a leading task axis N, or 2N with both antithetic branches
+ * stacked): `{innerOptState, innerStep, truncationState: {length}, taskParam, isDone}`.
+ * The integer counters are decided on the host (see host_ints.ts); the reference's vmapped
+ * `lax.cond` computes both the train and the reset branch every step, we compute the reset branch
+ * only on steps where some task resets, with the same values.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  random,
+  PRNGKey,
+  PyTree,
+  treeMap,
+  treeMapN,
+  treeLeaves,
+  treeDispose,
+  isLeaf,
+} from '@lopt/core';
+import type { TaskFamily, SplitName } from '@lopt/tasks';
+import type { LearnedOptimizer, OptState, Theta } from '@lopt/optimizers';
+import { hostTensor, hostValues, concatHost, sliceHost } from './host_ints';
+import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
+
+export interface TruncatedUnrollState {
+  innerOptState: OptState;
+  /** [N] int32: the truncation counter (offset by randomInitialIterationOffset at init). */
+  innerStep: tf.Tensor;
+  /** `{length: [N] int32}`, or `{}` for NeverEnding schedules. */
+  truncationState: { length?: tf.Tensor };
+  taskParam: PyTree;
+  /** [N] bool */
+  isDone: tf.Tensor;
+}
+
+/** One step's record for N tasks. Counters are host arrays; `loss` stays on the backend. */
+export interface TruncatedUnrollOut {
+  loss: tf.Tensor; // [N] float32, normalised
+  isDone: Int32Array; // [N]
+  mask: Int32Array; // [N] 1 = counts toward the meta-loss
+  iteration: Int32Array; // [N] inner step after this call
+  taskParam: PyTree; // [N,...] the task param the step trained on
+}
+
+export interface StepOptions {
+  thetaIsVector?: boolean;
+  /** FullES / FullGrad: the trajectory length to use instead of the schedule's. */
+  overrideNumSteps?: number | null;
+}
+
+export interface TruncatedStep {
+  readonly numTasks: number;
+  outerInit(key: PRNGKey): Theta;
+  initStepState(theta: Theta, outerState: OuterState | null, key: PRNGKey, opts?: StepOptions & { numStepsOverride?: number | null }): TruncatedUnrollState;
+  /** Data for `steps` unroll calls: leaves `[steps, N, ...]`, or null for tasks without data. */
+  getBatch(steps?: number): PyTree;
+  getOuterBatch(steps?: number): PyTree;
+  unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts?: StepOptions): [TruncatedUnrollState, TruncatedUnrollOut];
+  /** Normalised loss `[N]` of the current params on `data` (leaves `[N, ...]`). */
+  metaLossBatch(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts?: StepOptions): tf.Tensor;
+  taskName(): string;
+  cfgName(): string;
+  readonly truncSched?: TruncationSchedule;
+}
+
+export interface VectorizedLOptTruncatedStepOptions {
+  numTasks: number;
+  randomInitialIterationOffset?: number;
+  /** null: meta-loss = training loss; 'same_data': loss of the new params on the training batch; a split name: on that split. */
+  metaLossSplit?: SplitName | 'same_data' | null;
+  outerDataSplit?: SplitName;
+  metaLossWithAuxKey?: string | null;
+  taskName?: string | null;
+}
+
+/** Number of rows (tasks) in a state. */
+export function stateRows(state: TruncatedUnrollState): number {
+  return state.innerStep.shape[0];
+}
+
+/** Row mask [N] (1 = take `a`) broadcast against a leaf of shape [N, ...]. */
+function whereRows(rows: Int32Array, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const shape = [rows.length, ...new Array(Math.max(0, a.rank - 1)).fill(1)];
+  const cond = tf.tensor(rows, shape, 'bool');
+  return tf.where(tf.broadcastTo(cond, a.shape), a, b);
+}
+
+/** Leaf-wise concat along the task axis; counters keep their host copy. */
+export function concatStates(states: TruncatedUnrollState[]): TruncatedUnrollState {
+  const [first, ...rest] = states;
+  return {
+    innerOptState: treeMapN((...ls: tf.Tensor[]) => tf.concat(ls, 0), first.innerOptState, ...rest.map((s) => s.innerOptState)),
+    innerStep: concatHost(states.map((s) => s.innerStep)),
+    truncationState: first.truncationState.length ? { length: concatHost(states.map((s) => s.truncationState.length as tf.Tensor)) } : {},
+    taskParam: treeMapN((...ls: tf.Tensor[]) => tf.concat(ls, 0), first.taskParam, ...rest.map((s) => s.taskParam)),
+    isDone: concatHost(states.map((s) => s.isDone)),
+  };
+}
+
+/** Rows [start, end) of a state. */
+export function sliceState(state: TruncatedUnrollState, start: number, end: number): TruncatedUnrollState {
+  const rows = (l: tf.Tensor) => l.slice([start], [end - start]);
+  return {
+    innerOptState: treeMap(rows, state.innerOptState),
+    innerStep: sliceHost(state.innerStep, start, end),
+    truncationState: state.truncationState.length ? { length: sliceHost(state.truncationState.length, start, end) } : {},
+    taskParam: treeMap(rows, state.taskParam),
+    isDone: sliceHost(state.isDone, start, end),
+  };
+}
+
+/** An independent copy of a state (tensor handles share data; counters keep their host copy). */
+export function cloneState(state: TruncatedUnrollState): TruncatedUnrollState {
+  return sliceState(state, 0, stateRows(state));
+}
+
+/** Dispose the tensors of `old` that `next` does not hold (JAX-style buffer donation). */
+export function disposeReplaced(old: PyTree, next: PyTree): void {
+  const keep = new Set(treeLeaves<unknown>(next).filter((l) => l instanceof tf.Tensor));
+  for (const leaf of treeLeaves<unknown>(old)) {
+    if (leaf instanceof tf.Tensor && !keep.has(leaf) && !leaf.isDisposed) leaf.dispose();
+  }
+}
+
+/** Leaf `k` along the leading axis of every data leaf. */
+export function dataAt(data: PyTree, k: number): PyTree {
+  if (data === null || data === undefined) return null;
+  return treeMap((l: tf.Tensor) => tf.squeeze(l.slice([k], [1]), [0]), data);
+}
+
+function duplicateRows(data: PyTree, times: number): PyTree {
+  if (data === null || data === undefined || times === 1) return data;
+  return treeMap((l: tf.Tensor) => tf.concat(new Array(times).fill(l), 0), data);
+}
+
+export class VectorizedLOptTruncatedStep implements TruncatedStep {
+  readonly numTasks: number;
+  readonly randomInitialIterationOffset: number;
+  readonly metaLossSplit: SplitName | 'same_data' | null;
+  readonly outerDataSplit: SplitName;
+  readonly metaLossWithAuxKey: string | null;
+  private readonly _taskName: string | null;
+
+  constructor(
+    readonly taskFamily: TaskFamily,
+    readonly learnedOpt: LearnedOptimizer,
+    readonly truncSched: TruncationSchedule,
+    opts: VectorizedLOptTruncatedStepOptions,
+  ) {
+    if (!(Number.isInteger(opts.numTasks) && opts.numTasks > 0)) throw new RangeError(`numTasks must be a positive integer, got ${opts.numTasks}`);
+    this.numTasks = opts.numTasks;
+    this.randomInitialIterationOffset = opts.randomInitialIterationOffset ?? 0;
+    this.metaLossSplit = opts.metaLossSplit ?? null;
+    this.outerDataSplit = opts.outerDataSplit ?? 'train';
+    this.metaLossWithAuxKey = opts.metaLossWithAuxKey ?? null;
+    this._taskName = opts.taskName ?? null;
+  }
+
+  taskName(): string {
+    return this._taskName ?? this.taskFamily.name;
+  }
+
+  cfgName(): string {
+    return 'default_cfg';
+  }
+
+  outerInit(key: PRNGKey): Theta {
+    return this.learnedOpt.init(key);
+  }
+
+  private lengthsOf(states: TruncationState[]): tf.Tensor | undefined {
+    if (states.every((s) => s.length === undefined)) return undefined;
+    return hostTensor(states.map((s) => s.length as number));
+  }
+
+  initStepState(theta: Theta, outerState: OuterState | null, key: PRNGKey, opts: StepOptions & { numStepsOverride?: number | null } = {}): TruncatedUnrollState {
+    const n = this.numTasks;
+    const [key1, key2] = random.split(key);
+    const perTask = random.split(key1, n).map((k) => random.split(k, 4));
+    const truncStates = perTask.map((ks) => this.truncSched.init(ks[2], outerState));
+    const numSteps = opts.numStepsOverride ?? null;
+    return tf.tidy(() => {
+      const taskParam = this.taskFamily.sampleBatch(perTask.map((ks) => ks[0]));
+      const task = this.taskFamily.taskFn(taskParam);
+      const [params, modelState] = task.initWithStateBatch(perTask.map((ks) => ks[1]));
+      const opt = this.learnedOpt.optFn(theta, true, opts.thetaIsVector ?? false);
+      const lengths = truncStates.map((s) => numSteps ?? s.length ?? 0);
+      const innerOptState = opt.initBatch(params, { modelState, numSteps: tf.tensor1d(lengths, 'int32'), key: perTask[0][3] });
+      const offsets =
+        this.randomInitialIterationOffset > 0
+          ? random.randintArray(key2, n, 0, this.randomInitialIterationOffset)
+          : new Int32Array(n);
+      const lengthT = this.lengthsOf(truncStates);
+      return {
+        innerOptState,
+        innerStep: hostTensor(offsets),
+        truncationState: lengthT ? { length: lengthT } : {},
+        taskParam,
+        isDone: hostTensor(new Int32Array(n), 'bool'),
+      } as any;
+    }) as unknown as TruncatedUnrollState;
+  }
+
+  private batchesFrom(split: string, steps: number): PyTree {
+    const ds = this.taskFamily.datasets;
+    if (!ds) return null;
+    return ds.split(split).next([steps, this.numTasks]);
+  }
+
+  getBatch(steps = 1): PyTree {
+    const train = this.batchesFrom('train', steps);
+    if (this.metaLossSplit && this.metaLossSplit !== 'same_data') {
+      return { train, meta: this.batchesFrom(this.metaLossSplit, steps) };
+    }
+    return train;
+  }
+
+  getOuterBatch(steps = 1): PyTree {
+    return this.batchesFrom(this.outerDataSplit, steps);
+  }
+
+  /** Splits one call's data into (train, meta) for `rows` tasks (duplicated for stacked antithetic branches). */
+  private splitData(data: PyTree, rows: number): [PyTree, PyTree] {
+    const times = rows / this.numTasks;
+    if (this.metaLossSplit && this.metaLossSplit !== 'same_data') {
+      const d = data as { train: PyTree; meta: PyTree };
+      return [duplicateRows(d.train, times), duplicateRows(d.meta, times)];
+    }
+    const train = duplicateRows(data, times);
+    return [train, this.metaLossSplit === 'same_data' ? train : null];
+  }
+
+  private taskKeys(key: PRNGKey, rows: number): PRNGKey[] {
+    if (rows % this.numTasks !== 0) throw new RangeError(`state has ${rows} tasks; expected ${this.numTasks} or a multiple (stacked antithetic)`);
+    const keys = random.split(key, this.numTasks);
+    // Stacked antithetic branches share per-task randomness.
+    return new Array(rows / this.numTasks).fill(keys).flat();
+  }
+
+  unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts: StepOptions = {}): [TruncatedUnrollState, TruncatedUnrollOut] {
+    const rows = stateRows(state);
+    const [key1, key2] = random.split(key);
+    const kab = this.taskKeys(key1, rows).map((k) => random.split(k));
+    const wasDone = hostValues(state.isDone);
+    const anyReset = wasDone.some((d) => d !== 0);
+    const innerStep = hostValues(state.innerStep);
+    const oldLengths = state.truncationState.length ? hostValues(state.truncationState.length) : null;
+    const numSteps = (i: number) => opts.overrideNumSteps ?? (oldLengths ? oldLengths[i] : 0);
+
+    // Counters for the next state, on the host.
+    const newStep = new Int32Array(rows);
+    const newLength = new Int32Array(rows);
+    const newDone = new Int32Array(rows);
+    for (let i = 0; i < rows; i++) {
+      newStep[i] = wasDone[i] ? 0 : innerStep[i] + 1;
+      const ts: TruncationState = oldLengths ? { length: oldLengths[i] } : {};
+      const [next, done] = this.truncSched.nextState(ts, newStep[i], kab[i][1], outerState);
+      newLength[i] = next.length ?? 0;
+      newDone[i] = done ? 1 : 0;
+    }
+    const mask = newStep.map((s) => (s !== 0 ? 1 : 0));
+
+    const result = tf.tidy(() => {
+      const [trainData, metaData] = this.splitData(data, rows);
+      const oldTask = this.taskFamily.taskFn(state.taskParam);
+      const opt = this.learnedOpt.optFn(theta, true, opts.thetaIsVector ?? false);
+      const trainKeys = kab.map(([ka]) => random.split(ka));
+      const inner = state.innerOptState;
+      const params = opt.getParams(inner);
+      const modelState = opt.getState(inner) ?? null;
+      const wantAux = this.metaLossWithAuxKey !== null && metaData === null;
+      const out = oldTask.valueAndGradBatch(params, modelState, trainKeys.map((k) => k[0]), trainData, { withAux: wantAux });
+      let metaLoss = wantAux ? this.auxValue(out.aux) : out.loss;
+      let innerOptState = opt.updateBatch(inner, out.grad, { loss: out.loss, modelState: out.state, key: trainKeys[0][1] });
+      let taskParam = state.taskParam;
+
+      if (anyReset) {
+        const resetKeys = kab.map(([ka]) => random.split(ka, 3));
+        const newParam = this.taskFamily.sampleBatch(resetKeys.map((k) => k[0]));
+        const newTask = this.taskFamily.taskFn(newParam);
+        const [p, s] = newTask.initWithStateBatch(resetKeys.map((k) => k[1]));
+        const lengths = tf.tensor1d(Array.from({ length: rows }, (_, i) => numSteps(i)), 'int32');
+        const fresh = opt.initBatch(p, { modelState: s, numSteps: lengths, key: resetKeys[0][2] });
+        innerOptState = treeMapN((a: tf.Tensor, b: tf.Tensor) => whereRows(wasDone, a, b), fresh, innerOptState);
+        taskParam = treeMapN((a: tf.Tensor, b: tf.Tensor) => whereRows(wasDone, a, b), newParam, state.taskParam);
+        metaLoss = whereRows(wasDone, tf.zerosLike(metaLoss), metaLoss);
+      }
+
+      if (metaData !== null) {
+        // The meta-loss is the loss of the *new* params on the meta batch.
+        const metaKeys = this.taskKeys(key2, rows);
+        const task = this.taskFamily.taskFn(taskParam);
+        const newParams = opt.getParams(innerOptState);
+        const newModelState = opt.getState(innerOptState) ?? null;
+        const r = task.lossWithStateAndAuxBatch(newParams, newModelState, metaKeys, metaData);
+        metaLoss = this.metaLossWithAuxKey !== null ? r.aux[this.metaLossWithAuxKey] : r.loss;
+      }
+      const loss = oldTask.normalizer(metaLoss).asType('float32');
+      const ysTaskParam = treeMap((l: tf.Tensor) => l.clone(), state.taskParam);
+      return { innerOptState, taskParam, loss, ysTaskParam } as any;
+    }) as { innerOptState: OptState; taskParam: PyTree; loss: tf.Tensor; ysTaskParam: PyTree };
+
+    // Tensors the new state shares with the old one must not be owned twice: clone shared leaves.
+    const oldLeaves = new Set(treeLeaves<unknown>(state));
+    const own = (t: PyTree) => treeMap((l: unknown) => (l instanceof tf.Tensor && oldLeaves.has(l) ? l.clone() : l), t);
+
+    const next: TruncatedUnrollState = {
+      innerOptState: own(result.innerOptState),
+      innerStep: hostTensor(newStep),
+      truncationState: oldLengths ? { length: hostTensor(newLength) } : {},
+      taskParam: own(result.taskParam),
+      isDone: hostTensor(newDone, 'bool'),
+    };
+    const ys: TruncatedUnrollOut = { loss: result.loss, isDone: newDone, mask, iteration: newStep, taskParam: result.ysTaskParam };
+    return [next, ys];
+  }
+
+  private auxValue(aux: Record<string, tf.Tensor> | undefined): tf.Tensor {
+    const k = this.metaLossWithAuxKey as string;
+    if (!aux || !(k in aux)) throw new Error(`metaLossWithAuxKey '${k}' is not an aux value of task ${this.taskName()} (aux: ${Object.keys(aux ?? {}).join(', ') || 'none'})`);
+    return aux[k];
+  }
+
+  metaLossBatch(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, _outerState: OuterState | null, opts: StepOptions = {}): tf.Tensor {
+    const rows = stateRows(state);
+    return tf.tidy(() => {
+      const opt = this.learnedOpt.optFn(theta, true, opts.thetaIsVector ?? false);
+      const task = this.taskFamily.taskFn(state.taskParam);
+      const keys = this.taskKeys(key, rows);
+      const d = duplicateRows(data, rows / this.numTasks);
+      const r = task.lossWithStateAndAuxBatch(opt.getParams(state.innerOptState), opt.getState(state.innerOptState) ?? null, keys, d);
+      if (this.metaLossWithAuxKey !== null) return r.aux[this.metaLossWithAuxKey];
+      return task.normalizer(r.loss);
+    });
+  }
+}
+
+/** Dispose every tensor of an unroll output. */
+export function disposeUnrollOut(ys: TruncatedUnrollOut): void {
+  ys.loss.dispose();
+  treeDispose(ys.taskParam);
+}
+
+export { isLeaf };
