@@ -28,5 +28,5 @@ exports.preset = (projectDir) => ({
   },
   setupFiles: [path.join(root, 'test/setup-backend.js')],
   testTimeout: 120000,
-  passWithNoTests: true,
+  reporters: ['default', path.join(root, 'test/summary-reporter.js')],
 });
