@@ -12,3 +12,4 @@ export * from './wrappers';
 export * from './per_param_mlp';
 export * from './mlp_lopt';
 export * from './learnable';
+export * from './adafac_mlp_lopt';
