@@ -1,0 +1,19 @@
+/**
+ * The `lopt` subcommands, one file per command. Each exports `register(program, ctx)`.
+ *
+ * Extension points (to be added as their own files here and listed in COMMANDS):
+ * - `run.ts`     `lopt run <experiment> [--config FILE] [--set k=v ...] [--logdir DIR]`
+ *                single-machine meta-training with TensorBoard, checkpoints, loss plots
+ * - `eval.ts`    `lopt eval <logdir|params_N>`: train tasks with a saved learned optimizer
+ * - `learner.ts` `lopt learner`: the learner process of distributed training (spec §10.3)
+ * - `worker.ts`  `lopt worker`: a worker process (spec §10.2)
+ */
+import { Command } from 'commander';
+import { CliContext } from './context';
+import * as list from './list';
+
+export interface CommandModule {
+  register(program: Command, ctx: CliContext): void;
+}
+
+export const COMMANDS: CommandModule[] = [list];

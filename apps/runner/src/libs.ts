@@ -1,0 +1,30 @@
+/**
+ * Loads the built-in libraries so their plugins register themselves in core's registry.
+ * They are `require`d at run time, one by one, so that a lib that is missing or fails to load
+ * is reported instead of taking the whole CLI down (and so this package compiles before them).
+ */
+export const BUILTIN_LIBS = ['@lopt/tasks', '@lopt/optimizers', '@lopt/estimators'] as const;
+
+export interface LibLoadResult {
+  loaded: string[];
+  failed: Array<{ name: string; error: string }>;
+}
+
+let cached: LibLoadResult | undefined;
+
+/** Requires every built-in lib once per process; later calls return the first result. */
+export function loadBuiltinLibs(libs: readonly string[] = BUILTIN_LIBS): LibLoadResult {
+  if (cached && libs === BUILTIN_LIBS) return cached;
+  const result: LibLoadResult = { loaded: [], failed: [] };
+  for (const name of libs) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      require(name);
+      result.loaded.push(name);
+    } catch (e) {
+      result.failed.push({ name, error: (e as Error).message.split('\n')[0] });
+    }
+  }
+  if (libs === BUILTIN_LIBS) cached = result;
+  return result;
+}
