@@ -147,8 +147,10 @@ export class ImageMLPTask extends BaseTask {
       const ws: tf.Tensor[][] = layers.map((l) =>
         mode === 'batched' ? [l.w] : mode === 'single' ? [tf.reshape(l.w, l.w.shape.slice(1))] : tf.unstack(l.w, 0),
       );
-      const bs: tf.Tensor[] = layers.map((l) => (mode === 'batched' ? tf.expandDims(l.b, 1) : l.b));
-      const biasFor = (i: number, g: number) => (mode === 'unstacked' ? tf.slice(bs[i], [g, 0], [1, -1]) : bs[i]);
+      const bs: tf.Tensor[][] = layers.map((l) =>
+        mode === 'batched' ? [tf.expandDims(l.b, 1)] : mode === 'single' ? [l.b] : tf.unstack(l.b, 0),
+      );
+      const biasFor = (i: number, g: number) => bs[i][g];
 
       // forward: acts[g][i] is the input of layer i
       const acts: tf.Tensor[][] = [];
@@ -173,6 +175,9 @@ export class ImageMLPTask extends BaseTask {
       const dlogits = tf.div(tf.sub(tf.exp(logp), onehot), B); // [N, B, C]
       const dl = mode === 'batched' ? dlogits : tf.reshape(dlogits, [N * B, C]);
       const dzs: tf.Tensor[] = mode === 'unstacked' ? tf.split(dl, N, 0) : [dl];
+      // input transposed once for every task: [N, D, B] (or [D, B] for one task)
+      const x0T = mode === 'batched' ? tf.transpose(x0, [0, 2, 1]) : mode === 'single' ? tf.transpose(x0) : null;
+      const x0Ts: tf.Tensor[] | null = mode === 'unstacked' ? tf.unstack(tf.transpose(tf.reshape(x0, [N, B, this.inputSize]), [0, 2, 1]), 0) : null;
       const gw: tf.Tensor[][] = layers.map(() => []);
       const gb: tf.Tensor[][] = layers.map(() => []);
       for (let g = 0; g < G; g++) {
@@ -180,7 +185,7 @@ export class ImageMLPTask extends BaseTask {
         for (let i = L - 1; i >= 0; i--) {
           const inp = acts[g][i];
           const rank = inp.shape.length;
-          const inpT = rank === 3 ? tf.transpose(inp, [0, 2, 1]) : tf.transpose(inp);
+          const inpT = i === 0 ? (x0Ts ? x0Ts[g] : x0T!) : rank === 3 ? tf.transpose(inp, [0, 2, 1]) : tf.transpose(inp);
           gw[i].push(tf.matMul(inpT, dz));
           gb[i].push(tf.sum(dz, rank - 2));
           if (i > 0) {

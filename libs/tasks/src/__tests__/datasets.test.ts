@@ -139,3 +139,13 @@ describe('TensorBatchStream', () => {
     expect(Array.from(permutation(random.PRNGKey(1), 1000))).not.toEqual(Array.from(p));
   });
 });
+
+test('host resize equals tfjs resizeBilinear(alignCorners=false, halfPixelCenters=true) for 28->8, 28->16, 28->32', () => {
+  const n = 3;
+  const img = Uint8Array.from(random.randintArray(random.PRNGKey(0), n * 784, 0, 256));
+  for (const s of [8, 16, 32]) {
+    const host = preprocessImages(img, n, 28, 28, [s, s]);
+    const ref = tf.div(tf.image.resizeBilinear(tf.tensor4d(Float32Array.from(img), [n, 28, 28, 1]), [s, s], false, true), 255);
+    expect(tf.max(tf.abs(tf.sub(host, ref))).dataSync()[0]).toBeLessThan(1e-5);
+  }
+});
