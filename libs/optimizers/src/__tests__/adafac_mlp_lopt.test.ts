@@ -1,11 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeShapes, treeStack } from '@lopt/core';
 import { AdafacMLPLOpt, factoredDims } from '../index';
-import { expectClose, flat, randTensor, rng } from './helpers';
+import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
+beforeAll(useTestBackend);
 
 const shapes: Record<string, number[]> = { w: [3, 5], b: [5], s: [], k: [2, 3, 4] };
 function params(r: () => number, lead: number[] = []): any {

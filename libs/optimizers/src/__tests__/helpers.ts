@@ -31,3 +31,11 @@ export function expectClose(actual: number[], expected: number[], atol = 1e-6, r
     }
   }
 }
+
+/** The backend the test run asks for (LOPT_TEST_BACKEND -> LOPT_BACKEND, cpu by default). */
+export async function useTestBackend(): Promise<void> {
+  const name = process.env.LOPT_BACKEND || 'cpu';
+  if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend(name);
+  await tf.ready();
+}

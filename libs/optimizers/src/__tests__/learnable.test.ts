@@ -1,11 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeStack } from '@lopt/core';
 import { Adam, LearnableAdam, LearnableSGD, LearnableSGDM, SGD, SGDM, Optimizer } from '../index';
-import { expectClose, flat } from './helpers';
+import { expectClose, flat, useTestBackend } from './helpers';
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
+beforeAll(useTestBackend);
 
 const p0 = [0.5, -1, 2];
 const gs = [

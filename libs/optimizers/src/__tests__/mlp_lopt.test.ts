@@ -1,12 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeShapes, treeSize, treeStack, treeMap } from '@lopt/core';
 import { MLPLOpt, MLPLOptState } from '../index';
-import { expectClose, flat, randArray, randTensor, rng } from './helpers';
+import { expectClose, flat, randArray, randTensor, rng, useTestBackend } from './helpers';
 import { refMLPLOptLeafUpdate, RefLayer } from './mlp_lopt_ref';
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
+beforeAll(useTestBackend);
 
 const LAYERS = ['mlp/~/linear_0', 'mlp/~/linear_1', 'mlp/~/linear_2'];
 

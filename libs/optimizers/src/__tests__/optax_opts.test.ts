@@ -13,11 +13,9 @@ import {
   SGDM,
   Optimizer,
 } from '../index';
-import { expectClose, flat } from './helpers';
+import { expectClose, flat, useTestBackend } from './helpers';
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
+beforeAll(useTestBackend);
 
 const p0 = [0.5, -1.0, 2.0];
 const grads = [
