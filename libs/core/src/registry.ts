@@ -59,7 +59,7 @@ export function formatZodError(err: z.ZodError, prefix = ''): string {
       let msg = `${path}: ${issue.message}`;
       const anyIssue = issue as any;
       if (anyIssue.options) msg += ` (allowed: ${anyIssue.options.join(', ')})`;
-      if (issue.code === 'unrecognized_keys') msg = `${prefix || '(config)'}: unknown field(s) ${anyIssue.keys.join(', ')}`;
+      if (issue.code === 'unrecognized_keys') msg = `${path}: unknown field(s) ${anyIssue.keys.join(', ')}`;
       return msg;
     })
     .join('; ');

@@ -240,7 +240,7 @@ export async function gradientWorkerCompute(
       const t = info.iteration.length;
       const idx = random.randintArray(random.foldIn(rng, 7), 1, 0, Math.max(1, t))[0];
       eventPicks.push({
-        loss: info.loss.slice([idx], [1]).reshape([-1]),
+        loss: tf.tidy(() => info.loss.slice([idx], [1]).reshape([-1])),
         taskParam: info.taskParam[idx] ?? null,
         iteration: Array.from(info.iteration[idx] ?? []),
       });

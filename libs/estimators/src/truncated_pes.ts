@@ -186,7 +186,7 @@ export class TruncatedPES implements GradientEstimator<PESWorkerState> {
       const absDelta = tf.abs(res.delta);
       const flat = absDelta.reshape([-1]);
       const idx = random.randintArray(rng.next(), 1, 0, flat.shape[0])[0];
-      metrics['sample||delta_loss_sample'] = flat.slice([idx], [1]).reshape([]);
+      metrics['sample||delta_loss_sample'] = tf.tidy(() => flat.slice([idx], [1]).reshape([]));
       metrics['mean||delta_loss_mean'] = tf.mean(absDelta);
       absDelta.dispose();
       flat.dispose();

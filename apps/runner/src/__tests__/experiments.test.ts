@@ -1,0 +1,50 @@
+import '@lopt/tasks';
+import '@lopt/optimizers';
+import '@lopt/estimators';
+import * as tf from '@tensorflow/tfjs';
+import { registry } from '@lopt/core';
+import { validateMetaTrainingConfig, MetaTrainer, ConfigError } from '../experiments/meta_training';
+
+describe('experiments', () => {
+  test('the three built-in experiments are registered and validate', () => {
+    const names = registry.list('experiment').map((e) => e.name);
+    expect(names).toEqual(expect.arrayContaining(['seed-single-machine', 'seed-learner-worker', 'quadratic-pes']));
+    const cfg = validateMetaTrainingConfig(registry.parseConfig('experiment', 'seed-single-machine', {}), registry);
+    expect(cfg.tasks.map((t) => t.numTasks)).toEqual([4, 4]);
+    expect(cfg.gradientEstimator).toEqual({ name: 'TruncatedPES', config: expect.objectContaining({ truncLength: 50, std: 0.01 }) });
+    expect(cfg.reuseKey).toBe(true);
+  });
+
+  test('bad nested values and unknown names are rejected with the field named', () => {
+    const base = registry.parseConfig('experiment', 'quadratic-pes', {});
+    expect(() => validateMetaTrainingConfig({ ...base, gradientEstimator: { name: 'TruncatedPES', config: { truncLength: -1 } } }, registry)).toThrow(
+      /gradientEstimator\.config\.truncLength/,
+    );
+    expect(() => validateMetaTrainingConfig({ ...base, learnedOptimizer: { name: 'NoSuchLOpt', config: {} } }, registry)).toThrow(/learnedOptimizer\.name.*allowed:.*MLPLOpt/);
+    expect(() => registry.parseConfig('experiment', 'quadratic-pes', { mode: 'cluster' })).toThrow(/mode/);
+    expect(() => registry.parseConfig('experiment', 'quadratic-pes', { bogus: 1 })).toThrow(/bogus/);
+    expect(ConfigError).toBeDefined();
+  });
+
+  test('quadratic-pes trains a few steps with a flat tensor count and deterministic losses', async () => {
+    const run = async () => {
+      const cfg = validateMetaTrainingConfig(registry.parseConfig('experiment', 'quadratic-pes', { steps: 4 }), registry);
+      const trainer = new MetaTrainer(cfg, registry);
+      let state = await trainer.init();
+      const losses: number[] = [];
+      let counts: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const [next, r] = await trainer.step(state, i, { withMetrics: i === 3 });
+        state = next;
+        losses.push(r.loss);
+        counts.push(tf.memory().numTensors);
+      }
+      return { losses, counts };
+    };
+    const a = await run();
+    const b = await run();
+    expect(a.losses).toEqual(b.losses);
+    a.losses.forEach((l) => expect(Number.isFinite(l)).toBe(true));
+    expect(a.counts[2]).toBe(a.counts[1]);
+  });
+});

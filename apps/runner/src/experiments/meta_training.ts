@@ -1,0 +1,327 @@
+/**
+ * Meta-training experiments: a validated configuration that names registered plugins (learned
+ * optimizer, meta-optimizer, truncation schedule, gradient estimator, task families) and a
+ * `MetaTrainer` that assembles them into a single-machine or learner/worker pipeline.
+ *
+ * An experiment plugin (kind 'experiment') is a named preset of this configuration; `--set` and
+ * `--config` override any field. Keys are derived from (seed, step), so a resumed run draws the
+ * same randomness as an uninterrupted one.
+ */
+import { z } from 'zod';
+import * as tf from '@tensorflow/tfjs';
+import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, treeLeaves } from '@lopt/core';
+import type { TaskFamily, Task, BatchStream } from '@lopt/tasks';
+import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
+import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
+import {
+  VectorizedLOptTruncatedStep,
+  GradientLearner,
+  GradientLearnerState,
+  SingleMachineGradientLearner,
+  gradientWorkerCompute,
+  GradientEstimator,
+  TruncationSchedule,
+  AggregatedGradient,
+  WorkerWeights,
+} from '@lopt/estimators';
+
+const pluginRef = z
+  .object({
+    name: z.string().min(1),
+    config: z.record(z.string(), z.any()).default({}),
+  })
+  .strict();
+
+export const TaskEntrySchema = z
+  .object({
+    name: z.string().min(1),
+    config: z.record(z.string(), z.any()).default({}),
+    numTasks: z.number().int().positive(),
+  })
+  .strict();
+
+export const LoggingSchema = z
+  .object({
+    /** write scalars every n outer steps */
+    scalarsEvery: z.number().int().positive().default(1),
+    /** histograms of θ and its gradient every n outer steps */
+    histogramsEvery: z.number().int().positive().default(10),
+    /** also compute the estimators' extra metrics (grad norms, Δ statistics) every n steps */
+    metricsEvery: z.number().int().positive().default(10),
+    checkpointEverySteps: z.number().int().positive().default(100),
+    checkpointEverySeconds: z.number().positive().default(600),
+    keepCheckpoints: z.number().int().positive().default(5),
+  })
+  .strict();
+
+export const MetaTrainingSchema = z
+  .object({
+    description: z.string().default(''),
+    mode: z.enum(['single-machine', 'learner-worker']),
+    steps: z.number().int().positive(),
+    seed: z.number().int().default(0),
+    /** The reference's SingleMachine loop passes the same key to every update (spec §12 quirk). */
+    reuseKey: z.boolean().default(false),
+    learnedOptimizer: pluginRef,
+    thetaOptimizer: pluginRef,
+    truncationSchedule: pluginRef,
+    gradientEstimator: pluginRef,
+    randomInitialIterationOffset: z.number().int().nonnegative().default(0),
+    tasks: z.array(TaskEntrySchema).min(1),
+    /** learner-worker mode: in-process workers, each with its own estimators and unroll states */
+    numWorkers: z.number().int().positive().default(1),
+    logging: LoggingSchema.default({}),
+  })
+  .strict();
+
+export type MetaTrainingConfig = z.infer<typeof MetaTrainingSchema>;
+export type MetaTrainingInput = z.input<typeof MetaTrainingSchema>;
+
+function isPlainObject(x: unknown): x is Record<string, any> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Deep merge of plain objects (arrays and scalars in `over` replace). */
+export function deepMerge(base: any, over: any): any {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  const out: Record<string, any> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
+  return out;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Validates the whole configuration, including every nested plugin's own config against its
+ * schema; errors name the field path (e.g. `gradientEstimator.config.truncLength`) and list the
+ * allowed names or values.
+ */
+export function validateMetaTrainingConfig(input: unknown, registry: Registry): MetaTrainingConfig {
+  const res = MetaTrainingSchema.safeParse(input);
+  if (!res.success) throw new ConfigError(formatZodError(res.error));
+  const cfg = res.data;
+  const check = (kind: Parameters<Registry['get']>[0], ref: { name: string; config: Record<string, unknown> }, path: string) => {
+    if (!registry.has(kind, ref.name)) {
+      const names = registry.list(kind).map((e) => e.name);
+      throw new ConfigError(`${path}.name: unknown ${kind} '${ref.name}' (allowed: ${names.join(', ')})`);
+    }
+    const entry = registry.get(kind, ref.name);
+    const r = entry.schema.safeParse(ref.config ?? {});
+    if (!r.success) throw new ConfigError(formatZodError(r.error, `${path}.config`));
+    ref.config = r.data as Record<string, unknown>;
+  };
+  check('learned_optimizer', cfg.learnedOptimizer, 'learnedOptimizer');
+  check('optimizer', cfg.thetaOptimizer, 'thetaOptimizer');
+  check('truncation_schedule', cfg.truncationSchedule, 'truncationSchedule');
+  check('gradient_estimator', cfg.gradientEstimator, 'gradientEstimator');
+  cfg.tasks.forEach((t, i) => check('task', t, `tasks.${i}`));
+  return cfg;
+}
+
+function asFamily(obj: TaskFamily | Task): TaskFamily {
+  return typeof (obj as TaskFamily).taskFn === 'function' ? (obj as TaskFamily) : singleTaskToFamily(obj as Task);
+}
+
+/** A split's stream position for checkpoints, for every dataset the run uses. */
+type StreamStates = Record<string, Record<string, { seed: number; epoch: number; position: number }>>;
+
+export interface MetaTrainerState {
+  learnerState: GradientLearnerState;
+  /** one list of estimator states per worker */
+  workerStates: any[][];
+}
+
+export interface StepResult {
+  loss: number;
+  metrics: Record<string, number | number[]>;
+  /** θ-shaped mean gradient, only when asked for (histograms); the caller disposes it */
+  thetaGrad?: PyTree;
+}
+
+/** Builds the plugins named by a validated config and runs outer steps. */
+export class MetaTrainer {
+  readonly lopt: LearnedOptimizer;
+  readonly thetaOpt: Optimizer;
+  readonly families: TaskFamily[];
+  readonly learner: GradientLearner;
+  readonly workers: GradientEstimator[][];
+
+  constructor(readonly config: MetaTrainingConfig, readonly registry: Registry) {
+    this.lopt = registry.create('learned_optimizer', config.learnedOptimizer.name, config.learnedOptimizer.config);
+    this.thetaOpt = registry.create('optimizer', config.thetaOptimizer.name, config.thetaOptimizer.config);
+    this.families = config.tasks.map((t) => asFamily(registry.create('task', t.name, t.config)));
+    this.learner = new GradientLearner(this.lopt, this.thetaOpt, { numSteps: config.steps });
+    const workers = config.mode === 'learner-worker' ? config.numWorkers : 1;
+    this.workers = Array.from({ length: workers }, () => this.makeEstimators());
+  }
+
+  /** One estimator per task entry, as the seed's `grad_est_fn(task_family)`. */
+  makeEstimators(): GradientEstimator[] {
+    const cfg = this.config;
+    return cfg.tasks.map((t, i) => {
+      const sched: TruncationSchedule = this.registry.create('truncation_schedule', cfg.truncationSchedule.name, cfg.truncationSchedule.config);
+      const truncatedStep = new VectorizedLOptTruncatedStep(this.families[i], this.lopt, sched, {
+        numTasks: t.numTasks,
+        randomInitialIterationOffset: cfg.randomInitialIterationOffset,
+      });
+      return this.registry.create('gradient_estimator', cfg.gradientEstimator.name, cfg.gradientEstimator.config, {
+        truncatedStep,
+        truncationSchedule: sched,
+      });
+    });
+  }
+
+  private baseKey(): PRNGKey {
+    return random.PRNGKey(this.config.seed);
+  }
+
+  /** The key of outer step `step` (the same every step with `reuseKey`, as the seed's first loop). */
+  stepKey(step: number): PRNGKey {
+    return this.config.reuseKey ? this.baseKey() : random.foldIn(this.baseKey(), step + 1);
+  }
+
+  async init(): Promise<MetaTrainerState> {
+    const [key1, key2] = random.split(this.baseKey());
+    const learnerState = await this.learner.init(key1);
+    const ww = this.learner.getStateForWorker(learnerState);
+    const workerStates: any[][] = [];
+    for (let w = 0; w < this.workers.length; w++) {
+      const keys = random.split(random.foldIn(key2, w), this.workers[w].length);
+      const states = [];
+      for (let i = 0; i < this.workers[w].length; i++) states.push(await this.workers[w][i].initWorkerState(ww, keys[i]));
+      workerStates.push(states);
+    }
+    return { learnerState, workerStates };
+  }
+
+  /** A worker's fresh unroll states (a restarted worker rejoins with these). */
+  async initWorkerStates(ww: WorkerWeights, workerId: number, estimators = this.workers[0]): Promise<any[]> {
+    const keys = random.split(random.foldIn(random.foldIn(this.baseKey(), 0x5eed), workerId), estimators.length);
+    const out = [];
+    for (let i = 0; i < estimators.length; i++) out.push(await estimators[i].initWorkerState(ww, keys[i]));
+    return out;
+  }
+
+  /** Total inner task-steps per outer step (both antithetic branches count). */
+  innerStepsPerOuterStep(): number {
+    const per = this.config.tasks.reduce((n, t) => n + t.numTasks, 0);
+    const est = this.config.gradientEstimator;
+    const len = Number(est.config.truncLength ?? est.config.unrollLength ?? 0);
+    const antithetic = /ES/.test(est.name) ? 2 : 1;
+    return per * len * antithetic * this.workers.length;
+  }
+
+  /** One outer step. Donates `state`. */
+  async step(state: MetaTrainerState, step: number, opts: { withMetrics?: boolean; keepGrad?: boolean } = {}): Promise<[MetaTrainerState, StepResult]> {
+    const key = this.stepKey(step);
+    const [key1, key2] = random.split(key);
+    const ww = this.learner.getStateForWorker(state.learnerState);
+    const puts: AggregatedGradient[] = [];
+    const workerStates: any[][] = [];
+    const metricsList: Array<Record<string, number | number[]>> = [];
+    for (let w = 0; w < this.workers.length; w++) {
+      const wk = this.workers.length === 1 ? key1 : random.foldIn(key1, w);
+      const out = await gradientWorkerCompute(ww, this.workers[w], state.workerStates[w], { key: wk, withMetrics: opts.withMetrics ?? false });
+      puts.push(out.toPut);
+      workerStates.push(out.unrollStates);
+      metricsList.push(out.metrics);
+    }
+    const thetaGrad = opts.keepGrad
+      ? tf.tidy(() => {
+          const leaves = puts.map((p) => treeLeaves<tf.Tensor>(p.thetaGrads));
+          return leaves[0].map((_, j) => tf.div(tf.addN(leaves.map((l) => l[j])), leaves.length));
+        })
+      : undefined;
+    const loss = puts.reduce((a, p) => a + p.meanLoss, 0) / puts.length;
+    const [learnerState, lm] = await this.learner.update(state.learnerState, puts, { key: key2, withMetrics: opts.withMetrics ?? false });
+    const metrics: Record<string, number | number[]> = { ...metricsList[0], ...lm };
+    return [{ learnerState, workerStates }, { loss, metrics, thetaGrad }];
+  }
+
+  /** Positions of every data stream the run reads, for an exact resume. */
+  streamStates(): StreamStates {
+    const out: StreamStates = {};
+    this.families.forEach((f, i) => {
+      if (!f.datasets) return;
+      const per: Record<string, any> = {};
+      for (const s of SPLITS) per[s] = (f.datasets.split(s) as BatchStream).getState();
+      out[`${i}:${f.name}`] = per;
+    });
+    return out;
+  }
+
+  restoreStreamStates(states: StreamStates): void {
+    this.families.forEach((f, i) => {
+      const per = states[`${i}:${f.name}`];
+      if (!f.datasets || !per) return;
+      for (const s of SPLITS) if (per[s]) f.datasets.split(s).setState(per[s]);
+    });
+  }
+}
+
+/** Steps default for the seed experiments: LOPT_META_TRAIN_LENGTH, as in the seed notebook, else 500. */
+export function seedDefaultSteps(): number {
+  const v = Number(process.env.LOPT_META_TRAIN_LENGTH);
+  return Number.isInteger(v) && v > 0 ? v : 500;
+}
+
+const SEED_BASE = {
+  learnedOptimizer: { name: 'MLPLOpt', config: {} },
+  thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
+  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 100, maxLength: 300 } },
+  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 50 } },
+  randomInitialIterationOffset: 300,
+};
+
+/** Registers a preset as an experiment plugin: its schema is the full schema with the preset's defaults. */
+export function registerExperiment(name: string, description: string, preset: () => MetaTrainingInput): void {
+  registerPlugin({
+    kind: 'experiment',
+    name,
+    description,
+    schema: z.preprocess((input) => deepMerge(preset(), input ?? {}), MetaTrainingSchema) as unknown as z.ZodType<MetaTrainingConfig>,
+    create: (cfg: MetaTrainingConfig) => cfg,
+  });
+}
+
+registerExperiment('seed-single-machine', "the seed's SingleMachineGradientLearner: MLPLOpt, Adam(1e-3), PES trunc 50, N=4, quadratic + Fashion-MNIST 8x8 MLP", () => ({
+  ...SEED_BASE,
+  description: 'SingleMachineGradientLearner meta-training MLPLOpt on FixedDimQuadraticFamily(10) and ImageMLP_FashionMnist8_Relu32',
+  mode: 'single-machine',
+  steps: seedDefaultSteps(),
+  reuseKey: true,
+  tasks: [
+    { name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 },
+    { name: 'ImageMLP_FashionMnist8_Relu32', config: {}, numTasks: 4 },
+  ],
+}));
+
+registerExperiment('seed-learner-worker', "the seed's central GradientLearner + gradientWorkerCompute loop, N=16, in one process", () => ({
+  ...SEED_BASE,
+  description: 'GradientLearner with workers computing PES meta-gradients on FixedDimQuadraticFamily(10) and ImageMLP_FashionMnist8_Relu32',
+  mode: 'learner-worker',
+  steps: seedDefaultSteps(),
+  numWorkers: 1,
+  tasks: [
+    { name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 16 },
+    { name: 'ImageMLP_FashionMnist8_Relu32', config: {}, numTasks: 16 },
+  ],
+}));
+
+registerExperiment('quadratic-pes', 'fast smoke run: MLPLOpt + PES on FixedDimQuadraticFamily(10), trunc 10, LogUniform(20, 60)', () => ({
+  description: 'MLPLOpt meta-trained with PES on quadratics only',
+  mode: 'single-machine',
+  steps: 50,
+  learnedOptimizer: { name: 'MLPLOpt', config: {} },
+  thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
+  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 20, maxLength: 60 } },
+  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 10 } },
+  randomInitialIterationOffset: 60,
+  tasks: [{ name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 }],
+  logging: { histogramsEvery: 5, metricsEvery: 5, checkpointEverySteps: 10 },
+}));

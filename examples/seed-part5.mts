@@ -1,0 +1,51 @@
+// The seed notebook (learned_optimization, "Part 5: Meta-training with GradientLearner"),
+// translated to lopt-ts. Run after `npm run build` from the repo root:
+//   LOPT_META_TRAIN_LENGTH=20 node examples/dist/seed-part5.mjs
+import { random, treeShapes, initBackend } from '@lopt/core';
+import { FixedDimQuadraticFamily, ImageMLP_FashionMnist8_Relu32, singleTaskToFamily } from '@lopt/tasks';
+import { Adam, MLPLOpt } from '@lopt/optimizers';
+import { LogUniformLengthSchedule, VectorizedLOptTruncatedStep, TruncatedPES,
+         SingleMachineGradientLearner, GradientLearner, gradientWorkerCompute } from '@lopt/estimators';
+
+await initBackend();
+
+const thetaOpt = new Adam(1e-3);
+const lopt = new MLPLOpt();
+const maxLength = 300;
+const truncSched = new LogUniformLengthSchedule({ minLength: 100, maxLength });
+const gradEstFn = (taskFamily, numTasks) => new TruncatedPES(
+  new VectorizedLOptTruncatedStep(taskFamily, lopt, truncSched,
+    { numTasks, randomInitialIterationOffset: maxLength }),
+  { truncLength: 50 });
+const mlpTaskFamily = singleTaskToFamily(new ImageMLP_FashionMnist8_Relu32());
+const estimators = [gradEstFn(new FixedDimQuadraticFamily(10), 4), gradEstFn(mlpTaskFamily, 4)];
+const outerTrainer = new SingleMachineGradientLearner(lopt, estimators, thetaOpt);
+
+let key = random.PRNGKey(0);
+let state = await outerTrainer.init(key);
+console.log(JSON.stringify(treeShapes(state)));
+const steps = Number(process.env.LOPT_META_TRAIN_LENGTH ?? 500);
+let loss, metrics;
+const t0 = Date.now();
+for (let i = 0; i < steps; i++) [state, loss, metrics] = await outerTrainer.update(state, key, { withMetrics: false });
+console.log(loss, metrics);   // metrics has none||mean_loss and none||best_of_mean_loss
+console.log(`single machine: ${steps} outer steps in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+const central = new GradientLearner(lopt, new Adam(1e-3));
+let centralState = await central.init(key);
+let workerWeights = central.getStateForWorker(centralState);
+const workerEstimators = [gradEstFn(new FixedDimQuadraticFamily(10), 16), gradEstFn(mlpTaskFamily, 16)];
+let unrollStates = await Promise.all(workerEstimators.map((g, i) => g.initWorkerState(workerWeights, random.foldIn(key, i))));
+const losses = [];
+const t1 = Date.now();
+for (let i = 0; i < steps; i++) {
+  workerWeights = central.getStateForWorker(centralState);
+  let key1; [key1, key] = random.split(key);
+  const out = await gradientWorkerCompute(workerWeights, workerEstimators, unrollStates, { key: key1, withMetrics: false });
+  unrollStates = out.unrollStates;
+  [key1, key] = random.split(key);
+  [centralState, metrics] = await central.update(centralState, [out.toPut], { key: key1 });
+  losses.push(out.toPut.meanLoss);
+}
+console.log('learner/worker losses:', losses.map((l) => l.toFixed(3)).join(' '));
+console.log(`learner/worker: ${steps} outer steps in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
