@@ -168,7 +168,7 @@ export async function singleTaskTrainingCurves(
 /** Read a list of scalar tensors back in one transfer, disposing them. */
 async function readAll(ts: tf.Tensor[]): Promise<Float32Array> {
   if (ts.length === 0) return new Float32Array(0);
-  const s = tf.stack(ts.map((t) => tf.reshape(t, [-1])));
+  const s = tf.tidy(() => tf.concat(ts.map((t) => tf.reshape(t, [-1]))));
   const v = (await s.data()) as Float32Array;
   s.dispose();
   ts.forEach((t) => t.dispose());

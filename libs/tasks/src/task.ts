@@ -126,8 +126,21 @@ export abstract class BaseTask implements Task {
     };
     const { grads, value } = tf.valueAndGrads(f)(leaves);
     value.dispose();
-    const res: LossAndGrad = { loss: loss!, grad: treeUnflatten(def, grads), state: newState };
-    if (opts.withAux) res.aux = aux;
+    // `tf.keep` let these out of the gradient scope but would also hide them from the caller's
+    // tf.tidy: hand back tracked clones (same data) and release the kept originals.
+    const untrack = (t: tf.Tensor) => {
+      const c = tf.clone(t);
+      t.dispose();
+      return c;
+    };
+    const res: LossAndGrad = {
+      loss: untrack(loss!),
+      grad: treeUnflatten(def, grads),
+      state: newState ? treeMap((t: unknown) => (t instanceof tf.Tensor ? untrack(t) : t), newState) : newState,
+    };
+    const auxOut: Record<string, tf.Tensor> = {};
+    for (const [k, v] of Object.entries(aux)) auxOut[k] = untrack(v);
+    if (opts.withAux) res.aux = auxOut;
     return res;
   }
 
