@@ -4,8 +4,16 @@ import { FixedDimQuadraticFamily, FixedDimQuadraticFamilyData, ImageMLPTask, Qua
 import type { LearnedOptimizer, Optimizer, OptState } from '@lopt/optimizers';
 import { multiTaskTrainingCurves, singleTaskTrainingCurves } from '../training';
 
+/** The backend the test run asks for (LOPT_TEST_BACKEND -> LOPT_BACKEND, cpu by default). */
+async function useTestBackend(): Promise<void> {
+  const name = process.env.LOPT_BACKEND || 'cpu';
+  if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend(name);
+  await tf.ready();
+}
+
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 /** A tiny SGD (params -= lr · g) for these tests only. lr may be a [N] tensor (one per task). */

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { useTestBackend } from './helpers';
 import * as tf from '@tensorflow/tfjs';
 import { random } from '@lopt/core';
 import {
@@ -17,7 +18,7 @@ import {
 const FIX = path.join(__dirname, 'fixtures');
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 describe('IDX loader (committed fixtures)', () => {

@@ -2,6 +2,7 @@
  * Real Fashion-MNIST files (Debian dataset-fashion-mnist or LOPT_DATA_DIR). When they are absent
  * this suite is replaced by one test that logs why; it does not silently pass.
  */
+import { useTestBackend } from './helpers';
 import * as tf from '@tensorflow/tfjs';
 import { fashionMnistDatasets, fashionMnistSplits, findFashionMnistDir } from '../index';
 
@@ -14,7 +15,7 @@ try {
 }
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 const describeIfData = dir ? describe : describe.skip;

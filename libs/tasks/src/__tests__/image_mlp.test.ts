@@ -1,3 +1,4 @@
+import { useTestBackend } from './helpers';
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeMap, treeMapN, treeSize } from '@lopt/core';
 import {
@@ -20,7 +21,7 @@ try {
 }
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 /** A small synthetic 8x8 dataset (learnable: label = argmax of 10 pixel blocks). */

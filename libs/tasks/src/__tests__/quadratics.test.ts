@@ -1,3 +1,4 @@
+import { useTestBackend } from './helpers';
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeLeaves } from '@lopt/core';
 import {
@@ -12,7 +13,7 @@ import {
 } from '../index';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await useTestBackend();
 });
 
 const keysOf = (seed: number, n: number) => random.split(random.PRNGKey(seed), n);
