@@ -36,7 +36,7 @@ let centralState = await central.init(key);
 let workerWeights = central.getStateForWorker(centralState);
 const workerEstimators = [gradEstFn(new FixedDimQuadraticFamily(10), 16), gradEstFn(mlpTaskFamily, 16)];
 let unrollStates = await Promise.all(workerEstimators.map((g, i) => g.initWorkerState(workerWeights, random.foldIn(key, i))));
-const losses = [];
+const losses: number[] = [];
 const t1 = Date.now();
 for (let i = 0; i < steps; i++) {
   workerWeights = central.getStateForWorker(centralState);

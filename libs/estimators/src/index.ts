@@ -10,3 +10,4 @@ export * from './gradient_learner';
 export { hostTensor, hostValues } from './host_ints';
 export * from './es_estimators';
 export * from './grad_estimators';
+export * from './training';

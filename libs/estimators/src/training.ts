@@ -7,6 +7,7 @@
  * task axis (one batched call per step). Losses stay on the backend until the end and are read
  * back once, as plain number arrays.
  */
+import { disposeReplaced } from './truncated_step';
 import * as tf from '@tensorflow/tfjs';
 import { random, treeLeaves, treeMap, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, Params, Task, TaskFamily } from '@lopt/tasks';
@@ -37,11 +38,6 @@ function mergeLeading(tree: PyTree): any {
   return treeMap((x: unknown) => (x instanceof tf.Tensor ? tf.reshape(x, [x.shape[0] * x.shape[1], ...x.shape.slice(2)]) : x), tree);
 }
 
-/** Dispose the tensors of `old` that `next` no longer holds (optimizers may pass leaves through). */
-export function disposeReplaced(old: PyTree, next: PyTree): void {
-  const keep = new Set(treeLeaves<unknown>(next).filter((x) => x instanceof tf.Tensor));
-  for (const x of treeLeaves<unknown>(old)) if (x instanceof tf.Tensor && !keep.has(x) && !x.isDisposed) x.dispose();
-}
 
 function keep<T extends PyTree>(tree: T): T {
   for (const x of treeLeaves<unknown>(tree)) if (x instanceof tf.Tensor) tf.keep(x);

@@ -239,28 +239,36 @@ export class ImageMLPTask extends BaseTask {
   }
 }
 
-// ---- the reference's fixed tasks ----
-export function ImageMLP_FashionMnist8_Relu32(): ImageMLPTask {
-  return new ImageMLPTask({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [8, 8], hiddenSizes: [32] });
+// ---- the reference's fixed tasks (classes, so `new ImageMLP_FashionMnist8_Relu32()` reads as in the reference) ----
+export class ImageMLP_FashionMnist8_Relu32 extends ImageMLPTask {
+  constructor() {
+    super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [8, 8], hiddenSizes: [32] });
+  }
 }
-export function ImageMLP_FashionMnist16_Relu32(): ImageMLPTask {
-  return new ImageMLPTask({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [16, 16], hiddenSizes: [32] });
+export class ImageMLP_FashionMnist16_Relu32 extends ImageMLPTask {
+  constructor() {
+    super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [16, 16], hiddenSizes: [32] });
+  }
 }
-export function ImageMLP_FashionMnist32_Relu32(): ImageMLPTask {
-  return new ImageMLPTask({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [32, 32], hiddenSizes: [32] });
+export class ImageMLP_FashionMnist32_Relu32 extends ImageMLPTask {
+  constructor() {
+    super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [32, 32], hiddenSizes: [32] });
+  }
 }
-export function ImageMLP_FashionMnist_Relu128x128(): ImageMLPTask {
-  return new ImageMLPTask({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [28, 28], hiddenSizes: [128, 128] });
+export class ImageMLP_FashionMnist_Relu128x128 extends ImageMLPTask {
+  constructor() {
+    super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [28, 28], hiddenSizes: [128, 128] });
+  }
 }
 
-const fixed: Array<[string, () => ImageMLPTask, string]> = [
-  ['ImageMLP_FashionMnist8_Relu32', ImageMLP_FashionMnist8_Relu32, 'MLP 64-32-10 (relu) on 8x8 Fashion-MNIST, batch 128'],
-  ['ImageMLP_FashionMnist16_Relu32', ImageMLP_FashionMnist16_Relu32, 'MLP 256-32-10 (relu) on 16x16 Fashion-MNIST, batch 128'],
-  ['ImageMLP_FashionMnist32_Relu32', ImageMLP_FashionMnist32_Relu32, 'MLP 1024-32-10 (relu) on 32x32 Fashion-MNIST, batch 128'],
-  ['ImageMLP_FashionMnist_Relu128x128', ImageMLP_FashionMnist_Relu128x128, 'MLP 784-128-128-10 (relu) on 28x28 Fashion-MNIST, batch 128'],
+const fixed: Array<[new () => ImageMLPTask, string]> = [
+  [ImageMLP_FashionMnist8_Relu32, 'MLP 64-32-10 (relu) on 8x8 Fashion-MNIST, batch 128'],
+  [ImageMLP_FashionMnist16_Relu32, 'MLP 256-32-10 (relu) on 16x16 Fashion-MNIST, batch 128'],
+  [ImageMLP_FashionMnist32_Relu32, 'MLP 1024-32-10 (relu) on 32x32 Fashion-MNIST, batch 128'],
+  [ImageMLP_FashionMnist_Relu128x128, 'MLP 784-128-128-10 (relu) on 28x28 Fashion-MNIST, batch 128'],
 ];
-for (const [name, fn, description] of fixed) {
-  registerPlugin({ kind: 'task', name, description, schema: z.object({}).strict(), create: () => fn(), cls: fn as any });
+for (const [cls, description] of fixed) {
+  registerPlugin({ kind: 'task', name: cls.name, description, schema: z.object({}).strict(), create: () => new cls(), cls });
 }
 
 registerPlugin({

@@ -14,9 +14,9 @@ import { BaseTask, BaseTaskFamily, requireKeys, stackedNormal, stackedUniform, s
 export class QuadraticTask extends BaseTask {
   readonly name: string = 'QuadraticTask';
   readonly dim: number;
-  constructor(config: { dim?: number } = {}) {
+  constructor(config: number | { dim?: number } = {}) {
     super();
-    this.dim = config.dim ?? 10;
+    this.dim = (typeof config === 'number' ? config : config.dim) ?? 10;
   }
   initBatch(keys: PRNGKey[]): Params {
     return stackedNormal(keys, [this.dim]);
@@ -160,9 +160,9 @@ export class FixedDimQuadraticTask extends BaseTask {
 export class FixedDimQuadraticFamily extends BaseTaskFamily {
   readonly name: string = 'FixedDimQuadraticFamily';
   readonly dim: number;
-  constructor(config: { dim?: number } = {}) {
+  constructor(config: number | { dim?: number } = {}) {
     super();
-    this.dim = config.dim ?? 10;
+    this.dim = (typeof config === 'number' ? config : config.dim) ?? 10;
   }
   sampleBatch(keys: PRNGKey[]): PyTree {
     return stackedNormal(keys, [this.dim]);
@@ -207,9 +207,9 @@ export class FixedDimQuadraticDataTask extends BaseTask {
 export class FixedDimQuadraticFamilyData extends BaseTaskFamily {
   readonly name: string = 'FixedDimQuadraticFamilyData';
   readonly dim: number;
-  constructor(config: { dim?: number } = {}) {
+  constructor(config: number | { dim?: number } = {}) {
     super();
-    this.dim = config.dim ?? 10;
+    this.dim = (typeof config === 'number' ? config : config.dim) ?? 10;
     this.datasets = noiseDatasets();
   }
   sampleBatch(keys: PRNGKey[]): PyTree {
