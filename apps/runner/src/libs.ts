@@ -25,6 +25,17 @@ export function loadBuiltinLibs(libs: readonly string[] = BUILTIN_LIBS): LibLoad
       result.failed.push({ name, error: (e as Error).message.split('\n')[0] });
     }
   }
-  if (libs === BUILTIN_LIBS) cached = result;
+  if (libs === BUILTIN_LIBS) {
+    // The experiment presets name plugins from every lib: register them once the libs are in.
+    if (!result.failed.length) {
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-var-requires
+        require('./experiments/meta_training');
+      } catch (e) {
+        result.failed.push({ name: 'experiments', error: (e as Error).message.split('\n')[0] });
+      }
+    }
+    cached = result;
+  }
   return result;
 }

@@ -11,9 +11,10 @@
 import { Command } from 'commander';
 import { CliContext } from './context';
 import * as list from './list';
+import * as run from './run';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMANDS: CommandModule[] = [list];
+export const COMMANDS: CommandModule[] = [list, run];

@@ -1,0 +1,446 @@
+/**
+ * `lopt run`: single-process meta-training of an experiment with TensorBoard event files,
+ * checkpoints (resumable), a loss plot and progress output.
+ *
+ * `resolveRunConfig` turns an experiment name plus a config file and `--set` overrides into a
+ * validated `MetaTrainingConfig` (nothing touches the disk); `runExperiment` trains it into a log
+ * directory:
+ *
+ * ```
+ * <logdir>/config.json                     the merged, validated config
+ * <logdir>/events.out.tfevents.*           scalars, histograms of θ and its gradient, config text
+ * <logdir>/loss.png, loss.svg              outer loss and per-family losses vs step
+ * <logdir>/checkpoints/checkpoint_<n>/     full MetaTrainerState + stream states, step, elapsed
+ * <logdir>/checkpoints/params_<n>/         θ only
+ * ```
+ * Scalars are logged at the (0-based) index of the outer step that produced them; a checkpoint's
+ * `step` is the number of outer steps done (the index of the next one).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, PyTree, Registry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
+import { ConfigError, applySetOverrides, loadConfigFile, validateExperimentConfig } from './config';
+import { CheckpointError, CheckpointManager, configHash } from './checkpoints';
+import { SummaryWriter, listEventFiles, readEventFile } from './tensorboard';
+import { writeLossPlot, Series } from './plot';
+import { createProgress, formatDuration, ProgressReporter } from './progress';
+import { MetaTrainer, MetaTrainerState, MetaTrainingConfig, validateMetaTrainingConfig } from './experiments/meta_training';
+
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
+export interface RunConfigSources {
+  /** A JSON or YAML file of config fields (applied first). */
+  configFile?: string;
+  /** `path=value` overrides (applied after the file). */
+  set?: readonly string[];
+  /** Shorthands for `--set steps=N` / `--set seed=S` (applied last). */
+  steps?: string | number;
+  seed?: string | number;
+}
+
+/** The experiment's preset merged with the file, `--set`, `--steps` and `--seed`, fully validated. */
+export function resolveRunConfig(registry: Registry, experiment: string, src: RunConfigSources = {}): MetaTrainingConfig {
+  if (!registry.has('experiment', experiment)) {
+    const names = registry.list('experiment').map((e) => e.name);
+    throw new ConfigError(`unknown experiment '${experiment}'; allowed: ${names.length ? names.join(', ') : '(none registered)'}`);
+  }
+  const overrides = [...(src.set ?? [])];
+  if (src.steps !== undefined) overrides.push(`steps=${src.steps}`);
+  if (src.seed !== undefined) overrides.push(`seed=${src.seed}`);
+  const merged = applySetOverrides(src.configFile ? loadConfigFile(src.configFile) : {}, overrides);
+  const entry = registry.get('experiment', experiment);
+  const parsed = validateExperimentConfig(entry.schema, merged, `config for experiment '${experiment}'`);
+  try {
+    return validateMetaTrainingConfig(parsed, registry);
+  } catch (e) {
+    throw new ConfigError(`invalid config for experiment '${experiment}':\n  ${(e as Error).message}`);
+  }
+}
+
+/** The config hash a checkpoint records: `steps` is left out so a finished run can be extended. */
+export function resumeHash(cfg: MetaTrainingConfig): string {
+  const { steps: _steps, ...rest } = cfg;
+  return configHash(rest);
+}
+
+/** 'mean||_MLPImageTask/mean_loss' -> '_MLPImageTask/mean_loss' (aggregation prefix dropped). */
+export function metricTag(key: string): string {
+  const i = key.indexOf('||');
+  return i >= 0 ? key.slice(i + 2) : key;
+}
+
+/** Readable, collision-free tags for metric keys (a clash keeps the aggregation as a prefix). */
+export class MetricTagger {
+  private readonly byKey = new Map<string, string>();
+  private readonly used = new Set<string>(['outer/loss']);
+  tag(key: string): string {
+    let t = this.byKey.get(key);
+    if (t === undefined) {
+      t = metricTag(key);
+      if (this.used.has(t)) t = key.replace('||', '/');
+      this.byKey.set(key, t);
+      this.used.add(t);
+    }
+    return t;
+  }
+}
+
+export function defaultLogdir(experiment: string, now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const ts = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  return path.join('runs', `${experiment}-${ts}`);
+}
+
+export interface RunOptions {
+  experiment: string;
+  config: MetaTrainingConfig;
+  registry: Registry;
+  logdir: string;
+  resume?: boolean;
+  /** tf.js backend name for core's initBackend (undefined: LOPT_BACKEND, else auto). */
+  backend?: string;
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  /** Stop cleanly (final checkpoint) on SIGINT/SIGTERM. */
+  handleSignals?: boolean;
+  /** Force the progress bar on/off (default: stderr is a TTY). */
+  tty?: boolean;
+}
+
+export interface RunResult {
+  logdir: string;
+  startStep: number;
+  /** Outer steps done when the run stopped. */
+  step: number;
+  finalLoss: number | null;
+  interrupted: boolean;
+  /** The signal that stopped the run early. */
+  signal?: string;
+  lastCheckpoint: string | null;
+}
+
+interface History {
+  outer: { xs: number[]; ys: number[] };
+  families: Map<string, { xs: number[]; ys: number[] }>;
+}
+
+function familyTags(trainer: MetaTrainer): string[] {
+  return [...new Set(trainer.families.map((f) => `${f.name}/mean_loss`))];
+}
+
+/** Loss history of an earlier part of the run (for the plot after --resume), from its event files. */
+function readHistory(logdir: string, before: number, families: string[]): History {
+  const h: History = { outer: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
+  const byTag = new Map<string, Map<number, number>>();
+  for (const file of listEventFiles(logdir)) {
+    let events;
+    try {
+      events = readEventFile(file);
+    } catch {
+      continue; // a torn tail of a killed run's file: the plot just misses those points
+    }
+    for (const e of events) {
+      if (e.step >= before) continue;
+      for (const v of e.summary?.value ?? []) {
+        if (v.simple_value === undefined) continue;
+        if (!byTag.has(v.tag)) byTag.set(v.tag, new Map());
+        byTag.get(v.tag)!.set(e.step, v.simple_value);
+      }
+    }
+  }
+  const fill = (tag: string, dst: { xs: number[]; ys: number[] }) => {
+    const pts = [...(byTag.get(tag) ?? new Map()).entries()].sort((a, b) => a[0] - b[0]);
+    for (const [x, y] of pts) {
+      dst.xs.push(x);
+      dst.ys.push(y);
+    }
+  };
+  fill('outer/loss', h.outer);
+  for (const [f, dst] of h.families) fill(f, dst);
+  return h;
+}
+
+function historySeries(h: History): Series[] {
+  return [
+    { name: 'outer loss', ...h.outer },
+    ...[...h.families.entries()].filter(([, s]) => s.xs.length).map(([name, s]) => ({ name, ...s })),
+  ];
+}
+
+/** Shallow differences between two configs, as `field: a -> b` lines. */
+function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
+  const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
+  if (isObj(a) && isObj(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => configDiff(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [`${prefix || '(config)'}: ${JSON.stringify(a)} -> ${JSON.stringify(b)}`];
+}
+
+/** One host read for all leaves of a θ-shaped list of tensors; values per leaf. */
+function readLeaves(leaves: tf.Tensor[]): { all: Float32Array; parts: Float32Array[] } {
+  const flat = tf.tidy(() => tf.concat(leaves.map((l) => tf.reshape(l, [-1]))));
+  const all = flat.dataSync() as Float32Array;
+  flat.dispose();
+  const parts: Float32Array[] = [];
+  let off = 0;
+  for (const l of leaves) {
+    parts.push(all.subarray(off, off + l.size));
+    off += l.size;
+  }
+  return { all, parts };
+}
+
+const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Trains `opts.config` into `opts.logdir`. The config must already be validated (resolveRunConfig). */
+export async function runExperiment(opts: RunOptions): Promise<RunResult> {
+  const { config: cfg, registry, logdir } = opts;
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const ckDir = path.join(logdir, 'checkpoints');
+  const hasCheckpoints = fs.existsSync(ckDir) && fs.readdirSync(ckDir).some((n) => /^checkpoint_\d+$/.test(n));
+  if (opts.resume && !hasCheckpoints) {
+    throw new CheckpointError(`--resume: no checkpoint to resume from in ${ckDir}${fs.existsSync(logdir) ? '' : ` (${logdir} does not exist)`}`);
+  }
+  if (!opts.resume && hasCheckpoints) {
+    throw new ConfigError(`${logdir} already holds checkpoints; pass --resume to continue that run, or choose another --logdir`);
+  }
+
+  await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
+  const trainer = new MetaTrainer(cfg, registry);
+  const hash = resumeHash(cfg);
+
+  const checkpoints = new CheckpointManager({
+    dir: logdir,
+    keep: cfg.logging.keepCheckpoints,
+    everySteps: cfg.logging.checkpointEverySteps,
+    everySeconds: cfg.logging.checkpointEverySeconds,
+  });
+
+  let state: MetaTrainerState;
+  let startStep = 0;
+  let elapsedBefore = 0;
+  let lastCheckpoint: string | null = null;
+  let lastSavedStep = -1;
+  if (opts.resume) {
+    const restored = await checkpoints.restoreLatest<PyTree>();
+    if (!restored) throw new CheckpointError(`--resume: no checkpoint to resume from in ${ckDir}`);
+    if (restored.meta.configHash !== null && restored.meta.configHash !== hash) {
+      treeDispose(restored.state);
+      let diff: string[] = [];
+      try {
+        const old = JSON.parse(fs.readFileSync(path.join(logdir, 'config.json'), 'utf8'));
+        diff = configDiff({ ...old, steps: undefined }, { ...cfg, steps: undefined });
+      } catch {
+        /* no readable config.json: the hash mismatch alone is reported */
+      }
+      throw new CheckpointError(
+        `--resume: ${restored.path} was written with a different config (hash ${restored.meta.configHash}, now ${hash})` +
+          (diff.length ? `; changed fields:\n  ${diff.join('\n  ')}` : '') +
+          `\nResume with the same experiment and overrides (only 'steps' may change), or use a new --logdir.`,
+      );
+    }
+    const st = restored.state as unknown as MetaTrainerState;
+    if (!st || typeof st !== 'object' || !('learnerState' in st) || !Array.isArray(st.workerStates)) {
+      treeDispose(restored.state);
+      throw new CheckpointError(`--resume: ${restored.path} does not hold a meta-trainer state (learnerState, workerStates)`);
+    }
+    state = st;
+    startStep = restored.step;
+    elapsedBefore = restored.meta.elapsedTime ?? 0;
+    if (restored.meta.dataStreams) trainer.restoreStreamStates(restored.meta.dataStreams as any);
+    lastCheckpoint = restored.path;
+    lastSavedStep = startStep;
+  } else {
+    state = await trainer.init();
+  }
+
+  fs.mkdirSync(logdir, { recursive: true });
+  fs.writeFileSync(path.join(logdir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+
+  const families = familyTags(trainer);
+  const history: History = opts.resume
+    ? readHistory(logdir, startStep, families)
+    : { outer: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
+
+  const writer = new SummaryWriter(logdir);
+  writer.text('config', `Experiment \`${opts.experiment}\`\n\n\`\`\`json\n${JSON.stringify(cfg, null, 2)}\n\`\`\``, startStep);
+  writer.flush();
+
+  const total = cfg.steps;
+  const innerPerOuter = trainer.innerStepsPerOuterStep();
+  const log = (msg: string) => (progress ? progress.log(msg) : stderr.write(msg + '\n'));
+  let progress: ProgressReporter | null = null;
+  stderr.write(
+    `lopt run ${opts.experiment}: ${startStep ? `resuming at step ${startStep} of ${total}` : `${total} steps`}, ` +
+      `backend ${tf.getBackend()}, logdir ${logdir}\n`,
+  );
+
+  // Ctrl-C / SIGTERM: finish the current step, checkpoint, close the event file, exit 130.
+  let stopSignal: string | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopSignal) {
+      stderr.write(`\nlopt: second ${sig}, exiting without a final checkpoint\n`);
+      process.exit(130);
+    }
+    stopSignal = sig;
+    log(`lopt: ${sig} received, stopping after this step (Ctrl-C again to quit at once)`);
+  };
+  if (opts.handleSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+
+  const t0 = Date.now();
+  const elapsed = () => elapsedBefore + (Date.now() - t0) / 1000;
+  const tagger = new MetricTagger();
+  let lastScalarTime = Date.now();
+  let lastScalarStep = startStep;
+  let finalLoss: number | null = history.outer.ys.length ? history.outer.ys[history.outer.ys.length - 1] : null;
+  let step = startStep;
+  const L = cfg.logging;
+
+  const payload = (s: number) => ({
+    step: s,
+    state: state as unknown as PyTree,
+    theta: trainer.learner.getMetaParams(state.learnerState) as PyTree,
+    elapsedTime: elapsed(),
+    totalInnerSteps: s * innerPerOuter,
+    dataStreams: trainer.streamStates(),
+    rngKey: trainer.stepKey(s),
+    configHash: hash,
+    extra: { experiment: opts.experiment },
+  });
+  const redrawPlot = async () => {
+    if (!history.outer.xs.length) return;
+    try {
+      await writeLossPlot(logdir, historySeries(history), { title: `${opts.experiment}: meta-training loss` });
+    } catch (e) {
+      log(`lopt: warning: could not draw the loss plot: ${(e as Error).message}`);
+    }
+  };
+
+  progress = createProgress({
+    total,
+    startStep,
+    label: opts.experiment,
+    stream: stderr,
+    tty: opts.tty,
+    logEverySteps: Math.max(1, Math.round(total / 50)),
+    logEverySeconds: 10,
+  });
+
+  let failed: unknown = null;
+  try {
+    for (; step < total && !stopSignal; ) {
+      const i = step;
+      const withMetrics = i % L.metricsEvery === 0;
+      const keepGrad = i % L.histogramsEvery === 0;
+      const [next, res] = await trainer.step(state, i, { withMetrics, keepGrad });
+      state = next;
+      step = i + 1;
+      finalLoss = res.loss;
+
+      // scalars
+      const isLast = step === total;
+      if (i % L.scalarsEvery === 0 || withMetrics || isLast) {
+        const now = Date.now();
+        const dt = (now - lastScalarTime) / 1000;
+        const rate = dt > 0 ? (step - lastScalarStep) / dt : 0;
+        lastScalarTime = now;
+        lastScalarStep = step;
+        const scalars: Record<string, number> = {
+          'outer/loss': res.loss,
+          'perf/steps_per_sec': rate,
+          'perf/inner_steps_per_sec': rate * innerPerOuter,
+          'perf/elapsed_s': elapsed(),
+        };
+        for (const [k, v] of Object.entries(res.metrics)) {
+          if (typeof v === 'number') scalars[tagger.tag(k)] = v;
+          else if (Array.isArray(v) && v.length) writer.histogram(tagger.tag(k), v, i);
+        }
+        writer.scalars(scalars, i);
+        history.outer.xs.push(i);
+        history.outer.ys.push(res.loss);
+        for (const f of families) {
+          const v = scalars[f];
+          if (v !== undefined) {
+            history.families.get(f)!.xs.push(i);
+            history.families.get(f)!.ys.push(v);
+          }
+        }
+      }
+
+      // histograms of θ and its gradient (one host read each)
+      if (res.thetaGrad) {
+        const thetaTree = trainer.learner.getMetaParams(state.learnerState) as PyTree;
+        const paths = treeLeavesWithPath<tf.Tensor>(thetaTree).map(([p]) => p);
+        const th = readLeaves(treeLeaves<tf.Tensor>(thetaTree));
+        const gradLeaves = treeLeaves<tf.Tensor>(res.thetaGrad);
+        const gr = readLeaves(gradLeaves);
+        treeDispose(res.thetaGrad);
+        writer.histogram('theta/all', th.all, i);
+        writer.histogram('theta_grad/all', gr.all, i);
+        paths.forEach((p, j) => {
+          writer.histogram(`theta/${p}`, th.parts[j], i);
+          if (gr.parts[j]) writer.histogram(`theta_grad/${p}`, gr.parts[j], i);
+        });
+      }
+
+      progress.update(step, { loss: res.loss });
+
+      const saved = await checkpoints.maybeSave(step, () => payload(step));
+      if (saved) {
+        lastSavedStep = step;
+        lastCheckpoint = saved.checkpointPath;
+        writer.flush();
+        await redrawPlot();
+      }
+      await nextTick(); // let signals in
+    }
+  } catch (e) {
+    failed = e;
+  }
+
+  progress.stop();
+  progress = null;
+  try {
+    // final checkpoint (unless the last maybeSave already wrote this step); never after a failed step
+    if (!failed && lastSavedStep !== step) {
+      const saved = await checkpoints.saveNow(payload(step));
+      lastCheckpoint = saved.checkpointPath;
+    }
+    await redrawPlot();
+  } finally {
+    writer.close();
+    if (opts.handleSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+  if (failed) {
+    treeDispose(state as unknown as PyTree);
+    throw failed;
+  }
+  treeDispose(state as unknown as PyTree);
+
+  const rel = (p: string) => {
+    const r = path.relative(process.cwd(), p);
+    return r && !r.startsWith('..') ? r : p;
+  };
+  const took = formatDuration(elapsed() - elapsedBefore);
+  const lines = [
+    stopSignal
+      ? `lopt run ${opts.experiment}: stopped by ${stopSignal} after step ${step} of ${total} (${took}); resume with --resume --logdir ${rel(logdir)}`
+      : `lopt run ${opts.experiment}: done, ${step - startStep} steps in ${took} (step ${step} of ${total})`,
+    `  final loss:  ${finalLoss === null ? '-' : finalLoss.toPrecision(6)}`,
+    `  logs:        ${rel(logdir)}   (tensorboard --logdir ${rel(logdir)})`,
+    `  config:      ${rel(path.join(logdir, 'config.json'))}`,
+    `  checkpoints: ${rel(ckDir)}${lastCheckpoint ? `   (latest ${path.basename(lastCheckpoint)})` : ''}`,
+    `  plot:        ${rel(path.join(logdir, 'loss.png'))}`,
+  ];
+  stdout.write(lines.join('\n') + '\n');
+  return { logdir, startStep, step, finalLoss, interrupted: Boolean(stopSignal), signal: stopSignal, lastCheckpoint };
+}
