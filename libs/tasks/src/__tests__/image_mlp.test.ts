@@ -40,7 +40,7 @@ function syntheticDatasets(): Datasets {
   return new SplitDatasets(streams, { num_classes: 10 });
 }
 
-const makeTask = () => (hasData ? ImageMLP_FashionMnist8_Relu32() : new ImageMLPTask({ datasets: syntheticDatasets() }));
+const makeTask = () => (hasData ? new ImageMLP_FashionMnist8_Relu32() : new ImageMLPTask({ datasets: syntheticDatasets() }));
 const keysOf = (seed: number, n: number) => random.split(random.PRNGKey(seed), n);
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 
