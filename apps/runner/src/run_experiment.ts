@@ -48,9 +48,11 @@ export function resolveRunConfig(registry: Registry, experiment: string, src: Ru
   const overrides = [...(src.set ?? [])];
   if (src.steps !== undefined) overrides.push(`steps=${src.steps}`);
   if (src.seed !== undefined) overrides.push(`seed=${src.seed}`);
-  const merged = applySetOverrides(src.configFile ? loadConfigFile(src.configFile) : {}, overrides);
   const entry = registry.get('experiment', experiment);
-  const parsed = validateExperimentConfig(entry.schema, merged, `config for experiment '${experiment}'`);
+  const what = `config for experiment '${experiment}'`;
+  // The preset merged with the file first, so that `--set tasks.0.name=...` indexes the preset's lists.
+  const base = validateExperimentConfig(entry.schema, src.configFile ? loadConfigFile(src.configFile) : {}, what);
+  const parsed = overrides.length ? validateExperimentConfig(entry.schema, applySetOverrides(base, overrides), what) : base;
   try {
     return validateMetaTrainingConfig(parsed, registry);
   } catch (e) {
