@@ -14,6 +14,7 @@ import {
   PyTree,
   treeMap,
   treeMapN,
+  treeLeavesWithPath,
   treeLeaves,
   treeSize,
   aggregateMetricList,
@@ -188,8 +189,9 @@ export class GradientLearner {
 }
 
 function assertSameTree(expected: PyTree, got: PyTree, path: string): void {
+  // compared as sorted (path, shape) lists: key order of a loaded tree may differ
   const shapes = (t: PyTree) =>
-    JSON.stringify(treeMap((l: unknown) => (l instanceof tf.Tensor ? l.shape : typeof l), t));
+    JSON.stringify(treeLeavesWithPath<unknown>(t).map(([p, l]) => [p, l instanceof tf.Tensor ? l.shape : typeof l]));
   if (shapes(expected) !== shapes(got)) {
     throw new Error(`checkpoint ${path} does not match this learner: expected ${shapes(expected)}, found ${shapes(got)}`);
   }
