@@ -127,7 +127,7 @@ export function disposeReplaced(old: PyTree, next: PyTree): void {
 /** Leaf `k` along the leading axis of every data leaf. */
 export function dataAt(data: PyTree, k: number): PyTree {
   if (data === null || data === undefined) return null;
-  return treeMap((l: tf.Tensor) => tf.squeeze(l.slice([k], [1]), [0]), data);
+  return tf.tidy(() => treeMap((l: tf.Tensor) => tf.squeeze(l.slice([k], [1]), [0]), data) as any) as PyTree;
 }
 
 function duplicateRows(data: PyTree, times: number): PyTree {
