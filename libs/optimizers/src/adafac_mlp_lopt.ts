@@ -27,6 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import { random, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
+import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import {
   BatchCtx,
   factoredDims,
@@ -123,6 +124,11 @@ export class AdafacMLPLOpt implements LearnedOptimizer {
 
   optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
     return new AdafacMLPLOptOptimizer(this, theta as any, thetaIsVector);
+  }
+
+  /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
+  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta);
   }
 }
 

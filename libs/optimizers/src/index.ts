@@ -13,3 +13,4 @@ export * from './per_param_mlp';
 export * from './mlp_lopt';
 export * from './learnable';
 export * from './adafac_mlp_lopt';
+export * from './tfjs_adapter';

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerPlugin, type PRNGKey } from '@lopt/core';
 import { z } from 'zod';
 import type { LearnedOptimizer, Optimizer, Theta } from './base';
+import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import { LazyHyper } from './common';
 import { Adam, SGD, SGDM } from './optax_opts';
 
@@ -45,6 +46,11 @@ export class LearnableSGD implements LearnedOptimizer {
     const t = need(theta, ['log_lr'], 'LearnableSGD');
     return new SGD(expOf(t.log_lr));
   }
+
+  /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
+  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta);
+  }
 }
 
 export interface LearnableSGDMOptions {
@@ -66,6 +72,11 @@ export class LearnableSGDM implements LearnedOptimizer {
   optFn(theta: Theta, _isTraining = false, _thetaIsVector = false): Optimizer {
     const t = need(theta, ['log_lr', 'one_minus_momentum'], 'LearnableSGDM');
     return new SGDM(expOf(t.log_lr), oneMinusExpOf(t.one_minus_momentum));
+  }
+
+  /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
+  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta);
   }
 }
 
@@ -104,6 +115,11 @@ export class LearnableAdam implements LearnedOptimizer {
       epsilon: expOf(t.log_epsilon),
       epsilonRoot: 1e-8,
     });
+  }
+
+  /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
+  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta);
   }
 }
 

@@ -20,6 +20,7 @@ import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { BatchCtx, MomAccumulator, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks } from './common';
 import { applyPerParamMLP, Linear } from './per_param_mlp';
+import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
 export const MLPLOPT_DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
 
@@ -85,6 +86,11 @@ export class MLPLOpt implements LearnedOptimizer {
 
   optFn(theta: Theta, isTraining = false, thetaIsVector = false): Optimizer {
     return new MLPLOptOptimizer(this, theta as Record<string, Linear>, thetaIsVector);
+  }
+
+  /** This optimizer with θ as a `tf.Optimizer` (for `model.compile` / `minimize`); see tfjs_adapter.ts. */
+  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta);
   }
 }
 
