@@ -12,9 +12,11 @@ import { Command } from 'commander';
 import { CliContext } from './context';
 import * as list from './list';
 import * as run from './run';
+import * as learner from './learner';
+import * as worker from './worker';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMANDS: CommandModule[] = [list, run];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker];

@@ -1,0 +1,133 @@
+/**
+ * `lopt learner <experiment> --port P`: the learner process of distributed meta-training
+ * (spec §10.3). Serves θ over gRPC, gathers workers' gradients (async with staleness, or sync),
+ * writes TensorBoard scalars and checkpoints to --logdir. See docs/distributed.md.
+ */
+import * as fs from 'fs';
+import { Command, Option } from 'commander';
+import { initBackend } from '@lopt/core';
+import { CliContext } from './context';
+import { buildExperiment } from '../distributed/experiment';
+import { DistributedLearner } from '../distributed/learner';
+import { startGrpcServer } from '../distributed/grpc';
+import { requireToken } from '../distributed/transport';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function intArg(name: string, raw: string | undefined, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${raw}'`);
+  return n;
+}
+
+/** Reads a token file (trimmed); an empty file is an error. */
+export function readTokenFile(file: string | undefined): string | null {
+  if (!file) return null;
+  let token: string;
+  try {
+    token = fs.readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new Error(`cannot read --token-file ${file}: ${(e as Error).message}`);
+  }
+  if (!token) throw new Error(`--token-file ${file} is empty`);
+  return token;
+}
+
+export interface LearnerCliOptions {
+  port?: string;
+  host: string;
+  tokenFile?: string;
+  mode: 'async' | 'sync';
+  batchSize?: string;
+  staleness?: string;
+  workers?: string;
+  logdir?: string;
+  resume?: boolean;
+  steps?: string;
+  set: string[];
+  config?: string;
+  backend?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  lingerSeconds?: string;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('learner')
+    .description('run the learner of distributed meta-training: serves θ to `lopt worker` processes over gRPC and applies their gradients')
+    .argument('<experiment>', 'experiment name (see `lopt list experiments`)')
+    .option('--port <p>', 'port to listen on (0 picks a free one; the bound port is logged)', '0')
+    .option('--host <h>', 'address to bind (use 0.0.0.0 to accept other machines)', '127.0.0.1')
+    .option('--token-file <file>', 'every call must carry this token (authorization: Bearer <token>)')
+    .addOption(new Option('--mode <mode>', 'async: staleness-filtered buffer; sync: one gradient per worker per step').choices(['async', 'sync']).default('async'))
+    .option('--batch-size <k>', 'async: gradients per update (default 1)')
+    .option('--staleness <s>', 'async: accept gradients computed at most s steps ago (default 1)')
+    .option('--workers <n>', 'number of workers (sync: ids 0..n-1; default: config numWorkers in learner-worker mode, else 1)')
+    .option('--logdir <dir>', 'TensorBoard scalars and checkpoints go here')
+    .option('--resume', 'continue from the newest checkpoint in --logdir')
+    .option('--steps <n>', 'outer steps (overrides the config)')
+    .option('--set <path=value>', 'override a config field; workers must use the same overrides; repeatable', collect, [])
+    .option('--config <file>', 'JSON or YAML file of config fields (applied before --set)')
+    .addOption(new Option('--backend <name>', 'tf.js backend (default: $LOPT_BACKEND, else auto)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .option('--tls-cert <file>', 'PEM server certificate (enables TLS, with --tls-key)')
+    .option('--tls-key <file>', 'PEM server private key')
+    .option('--tls-ca <file>', 'PEM CA: require client certificates signed by it (mutual TLS)')
+    .option('--linger-seconds <s>', 'after the last step, keep telling workers to exit for up to s seconds', '5')
+    .action(async (experiment: string, o: LearnerCliOptions) => {
+      const log = (l: string) => ctx.stderr.write(l + '\n');
+      await initBackend(o.backend);
+      const spec = buildExperiment(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: intArg('--steps', o.steps, 1) });
+      const token = readTokenFile(o.tokenFile);
+      const learner = new DistributedLearner({
+        spec,
+        registry: ctx.registry,
+        mode: o.mode,
+        batchSize: intArg('--batch-size', o.batchSize, 1),
+        staleness: intArg('--staleness', o.staleness, 0),
+        numWorkers: intArg('--workers', o.workers, 1),
+        logdir: o.logdir,
+        resume: !!o.resume,
+        lingerSeconds: Number(o.lingerSeconds ?? 5),
+        log,
+      });
+      await learner.init();
+      const handler = requireToken(learner, token, (why) => {
+        learner.countRejected();
+        log(`[learner] refused a call: ${why}`);
+      });
+      const server = await startGrpcServer(handler, {
+        host: o.host,
+        port: intArg('--port', o.port, 0) ?? 0,
+        tls: o.tlsCert || o.tlsKey || o.tlsCa ? { cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa } : undefined,
+      });
+      log(
+        `[learner] listening on ${server.address} (experiment ${spec.name}, config hash ${spec.hash}, mode ${learner.mode}, ` +
+          `workers ${learner.numWorkers}, step ${learner.step}/${learner.steps}${token ? ', token required' : ''}${o.tlsCert ? ', TLS' : ''})`,
+      );
+      let signals = 0;
+      const onSignal = (sig: string) => {
+        signals++;
+        if (signals > 1) process.exit(130);
+        log(`[learner] ${sig}: stopping after the current step (a checkpoint is written); again to exit now`);
+        learner.requestStop();
+      };
+      const onInt = () => onSignal('SIGINT');
+      const onTerm = () => onSignal('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+      try {
+        await learner.run();
+        await learner.linger();
+      } finally {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        await server.close();
+        learner.close();
+      }
+    });
+}

@@ -1,0 +1,168 @@
+/**
+ * Network transport on gRPC (`@grpc/grpc-js`), protobuf messages from `./protocol`. Message size
+ * limits are set explicitly; TLS is optional (server cert/key, optional CA for clients).
+ */
+import * as fs from 'fs';
+import * as grpc from '@grpc/grpc-js';
+import { CallContext, LearnerClient, LearnerHandler, LearnerServer } from './transport';
+import { GradientRequest, PutReply, RpcError, SERVICE_NAME, Status, WeightsReply, WeightsRequest, codec } from './protocol';
+
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+};
+
+export interface TlsFiles {
+  /** PEM certificate chain (server), or client certificate for mutual TLS */
+  cert?: string;
+  /** PEM private key matching `cert` */
+  key?: string;
+  /** PEM CA bundle: clients verify the server with it; a server given one requires client certificates */
+  ca?: string;
+}
+
+export const SERVICE_DEFINITION: grpc.ServiceDefinition = {
+  GetWorkerWeights: {
+    path: `/${SERVICE_NAME}/GetWorkerWeights`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: WeightsRequest) => codec.weightsRequest.encode(m),
+    requestDeserialize: (b: Buffer) => codec.weightsRequest.decode(b),
+    responseSerialize: (m: WeightsReply) => codec.weightsReply.encode(m),
+    responseDeserialize: (b: Buffer) => codec.weightsReply.decode(b),
+  },
+  PutGradient: {
+    path: `/${SERVICE_NAME}/PutGradient`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: GradientRequest) => codec.gradientRequest.encode(m),
+    requestDeserialize: (b: Buffer) => codec.gradientRequest.decode(b),
+    responseSerialize: (m: PutReply) => codec.putReply.encode(m),
+    responseDeserialize: (b: Buffer) => codec.putReply.decode(b),
+  },
+};
+
+function readPem(file: string | undefined, what: string): Buffer | null {
+  if (!file) return null;
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+}
+
+function serverCredentials(tls?: TlsFiles): grpc.ServerCredentials {
+  if (!tls || (!tls.cert && !tls.key)) {
+    if (tls?.ca) throw new Error('--tls-ca on the learner needs --tls-cert and --tls-key');
+    return grpc.ServerCredentials.createInsecure();
+  }
+  const cert = readPem(tls.cert, 'TLS certificate');
+  const key = readPem(tls.key, 'TLS key');
+  if (!cert || !key) throw new Error('TLS on the learner needs both --tls-cert and --tls-key');
+  const ca = readPem(tls.ca, 'TLS CA');
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], ca !== null);
+}
+
+function channelCredentials(tls?: TlsFiles): grpc.ChannelCredentials {
+  if (!tls || (!tls.ca && !tls.cert && !tls.key)) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(readPem(tls.ca, 'TLS CA'), readPem(tls.key, 'TLS key'), readPem(tls.cert, 'TLS certificate'));
+}
+
+function toServiceError(e: unknown): Partial<grpc.StatusObject> {
+  if (e instanceof RpcError) return { code: e.code, details: e.message };
+  return { code: Status.INTERNAL, details: `learner error: ${(e as Error)?.message ?? String(e)}` };
+}
+
+/** Serves `handler` on host:port (port 0 picks a free one; the bound port is returned). */
+export async function startGrpcServer(handler: LearnerHandler, opts: { host?: string; port?: number; tls?: TlsFiles } = {}): Promise<LearnerServer> {
+  const host = opts.host ?? '127.0.0.1';
+  const server = new grpc.Server(CHANNEL_OPTIONS);
+  const ctxOf = (call: grpc.ServerUnaryCall<any, any>): CallContext => {
+    const auth = call.metadata.get('authorization')[0];
+    return { authorization: auth === undefined ? undefined : String(auth), peer: call.getPeer() };
+  };
+  const unary =
+    (fn: (req: any, ctx: CallContext) => Promise<any>) =>
+    (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
+      fn(call.request, ctxOf(call)).then(
+        (reply) => callback(null, reply),
+        (e) => callback(toServiceError(e)),
+      );
+    };
+  server.addService(SERVICE_DEFINITION, {
+    GetWorkerWeights: unary((req, ctx) => handler.getWorkerWeights(req, ctx)),
+    PutGradient: unary((req, ctx) => handler.putGradient(req, ctx)),
+  });
+  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${hostPart}:${opts.port ?? 0}`, serverCredentials(opts.tls), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    address: `${hostPart}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+export interface GrpcClientOptions {
+  token?: string | null;
+  tls?: TlsFiles;
+  /** per-call deadline in seconds (default 60) */
+  deadlineSeconds?: number;
+  /** TLS: the name to check the server certificate against (default: the host) */
+  serverNameOverride?: string;
+}
+
+export class GrpcLearnerClient implements LearnerClient {
+  private readonly client: grpc.Client;
+
+  constructor(
+    readonly address: string,
+    private readonly opts: GrpcClientOptions = {},
+  ) {
+    const Ctor = grpc.makeGenericClientConstructor(SERVICE_DEFINITION, 'Learner');
+    const options: grpc.ChannelOptions = {
+      ...CHANNEL_OPTIONS,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2000,
+    };
+    if (opts.serverNameOverride) options['grpc.ssl_target_name_override'] = opts.serverNameOverride;
+    this.client = new Ctor(address, channelCredentials(opts.tls), options);
+  }
+
+  private call<Req, Res>(method: 'GetWorkerWeights' | 'PutGradient', req: Req): Promise<Res> {
+    const md = new grpc.Metadata();
+    if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
+    const deadline = new Date(Date.now() + 1000 * (this.opts.deadlineSeconds ?? 60));
+    return new Promise<Res>((resolve, reject) => {
+      (this.client as any)[method](req, md, { deadline }, (err: grpc.ServiceError | null, res: Res) => {
+        if (err) reject(new RpcError(err.code ?? Status.UNKNOWN, err.details || err.message));
+        else resolve(res);
+      });
+    });
+  }
+
+  getWorkerWeights(req: WeightsRequest): Promise<WeightsReply> {
+    return this.call('GetWorkerWeights', req);
+  }
+
+  putGradient(req: GradientRequest): Promise<PutReply> {
+    return this.call('PutGradient', req);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
