@@ -1,0 +1,258 @@
+/**
+ * End-to-end tests of the built `lopt` binary (apps/runner/dist/cli.js), driven with child_process:
+ * list, run (event files, checkpoints, plot), --resume equivalence, config errors, SIGINT, plugins.
+ * Everything runs on the cpu backend with a handful of steps.
+ */
+import { execFileSync, spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/runner';
+
+const ROOT = path.resolve(__dirname, '../..');
+const CLI = path.join(ROOT, 'apps/runner/dist/cli.js');
+const PLUGIN = path.join(ROOT, 'plugins/example-task-family');
+const BUILD = ['libs/core', 'libs/tasks', 'libs/optimizers', 'libs/estimators', 'apps/runner', 'plugins/example-task-family'];
+const ENV = { ...process.env, LOPT_BACKEND: 'cpu', TF_CPP_MIN_LOG_LEVEL: '2', LOPT_DEBUG: '' };
+
+let tmp: string;
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function lopt(args: string[], opts: { timeout?: number } = {}): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: ENV, encoding: 'utf8', timeout: opts.timeout ?? 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectOk(r: CliResult): void {
+  if (r.code !== 0) throw new Error(`lopt exited with ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+}
+
+function events(logdir: string) {
+  const files = listEventFiles(logdir);
+  expect(files.length).toBeGreaterThan(0);
+  return files.flatMap((f) => readEventFile(f)); // throws on any bad CRC
+}
+
+/** outer/loss by step (the last value written for a step wins, as TensorBoard shows it). */
+function losses(logdir: string): Map<number, number> {
+  const pts = scalarsByTag(events(logdir)).get('outer/loss') ?? [];
+  return new Map(pts.map((p) => [p.step, p.value]));
+}
+
+function checkpointMeta(logdir: string): Array<{ name: string; step: number }> {
+  const dir = path.join(logdir, 'checkpoints');
+  return fs
+    .readdirSync(dir)
+    .filter((n) => /^checkpoint_\d+$/.test(n))
+    .map((n) => ({ name: n, step: JSON.parse(fs.readFileSync(path.join(dir, n, 'meta.json'), 'utf8')).step as number }))
+    .sort((a, b) => a.step - b.step);
+}
+
+beforeAll(() => {
+  // Build once (incremental: fast when up to date). A failing build with an existing dist (e.g. a
+  // lib mid-edit) only warns, so the binary that exists is tested.
+  try {
+    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-b', ...BUILD], { cwd: ROOT, stdio: 'pipe', timeout: 240_000 });
+  } catch (e) {
+    const out = `${(e as { stdout?: Buffer }).stdout ?? ''}${(e as { stderr?: Buffer }).stderr ?? ''}`;
+    if (!fs.existsSync(CLI)) throw new Error(`build failed and ${CLI} does not exist:\n${out}`);
+    // eslint-disable-next-line no-console
+    console.warn(`tsc -b failed; testing the existing dist:\n${out.slice(0, 2000)}`);
+  }
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-e2e-'));
+}, 300_000);
+
+afterAll(() => {
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('lopt list', () => {
+  test('lists the built-in plugins and experiments', () => {
+    const r = lopt(['list']);
+    expectOk(r);
+    for (const s of ['Experiments (experiment):', 'quadratic-pes', 'seed-single-machine', 'seed-learner-worker', 'MLPLOpt', 'TruncatedPES', 'FixedDimQuadraticFamily']) {
+      expect(r.stdout).toContain(s);
+    }
+    const json = JSON.parse(lopt(['list', 'experiments', '--json']).stdout);
+    expect(json.experiment.map((e: { name: string }) => e.name)).toEqual(expect.arrayContaining(['quadratic-pes']));
+  });
+});
+
+describe('lopt run', () => {
+  let straight: string;
+
+  test('quadratic-pes: event files, checkpoints, config and plot', () => {
+    straight = path.join(tmp, 'straight');
+    const r = lopt(['run', 'quadratic-pes', '--steps', '6', '--backend', 'cpu', '--logdir', straight]);
+    expectOk(r);
+    expect(r.stdout).toMatch(/final loss:\s+[0-9.]+/);
+    expect(r.stdout).toContain('checkpoints');
+    expect(r.stdout).toContain('loss.png');
+
+    const cfg = JSON.parse(fs.readFileSync(path.join(straight, 'config.json'), 'utf8'));
+    expect(cfg.steps).toBe(6);
+    expect(cfg.gradientEstimator.name).toBe('TruncatedPES');
+
+    const ev = events(straight);
+    expect(ev[0].file_version).toBe('brain.Event:2');
+    const scalars = scalarsByTag(ev);
+    const loss = scalars.get('outer/loss')!;
+    expect(loss.map((p) => p.step)).toEqual([0, 1, 2, 3, 4, 5]);
+    loss.forEach((p) => expect(Number.isFinite(p.value) && p.value > 0).toBe(true));
+    for (const tag of ['perf/steps_per_sec', 'perf/inner_steps_per_sec', 'perf/elapsed_s', 'FixedDimQuadraticFamily/mean_loss']) {
+      expect(scalars.get(tag)?.length).toBe(6);
+    }
+    // extra metrics (withMetrics) on steps 0 and 5 (metricsEvery 5)
+    expect(scalars.get('FixedDimQuadraticFamily/grad_norm')?.map((p) => p.step)).toEqual([0, 5]);
+    const values = ev.flatMap((e) => (e.summary?.value ?? []).map((v) => ({ ...v, step: e.step })));
+    const histos = values.filter((v) => v.histo);
+    expect(histos.filter((v) => v.tag === 'theta/all').map((v) => v.step)).toEqual([0, 5]);
+    expect(histos.filter((v) => v.tag === 'theta_grad/all').map((v) => v.step)).toEqual([0, 5]);
+    const h = histos.find((v) => v.tag === 'theta/all')!.histo!;
+    expect(h.num).toBeGreaterThan(100);
+    expect(h.bucket.reduce((a, b) => a + b, 0)).toBe(h.num);
+    const text = values.find((v) => v.tag === 'config');
+    const md = Buffer.from(text!.tensor!.string_val![0]).toString('utf8');
+    expect(md).toContain('quadratic-pes');
+    expect(md).toContain('```json');
+
+    const metas = checkpointMeta(straight);
+    expect(metas[metas.length - 1].step).toBe(6);
+    const ck = path.join(straight, 'checkpoints');
+    expect(fs.readdirSync(ck).some((n) => /^params_\d+$/.test(n))).toBe(true);
+    expect(fs.readdirSync(ck).some((n) => n.startsWith('.tmp-'))).toBe(false);
+    const png = fs.readFileSync(path.join(straight, 'loss.png'));
+    expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    expect(fs.readFileSync(path.join(straight, 'loss.svg'), 'utf8')).toContain('<svg');
+  });
+
+  test('--resume: 3 steps then resume to 6 gives the same losses as 6 straight', () => {
+    const dir = path.join(tmp, 'resumed');
+    expectOk(lopt(['run', 'quadratic-pes', '--steps', '3', '--backend', 'cpu', '--logdir', dir]));
+    expect(checkpointMeta(dir).map((m) => m.step)).toEqual([3]);
+    const r = lopt(['run', 'quadratic-pes', '--steps', '6', '--backend', 'cpu', '--logdir', dir, '--resume']);
+    expectOk(r);
+    expect(r.stderr).toContain('resuming at step 3');
+    const a = losses(straight);
+    const b = losses(dir);
+    expect([...b.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    for (let s = 0; s < 6; s++) expect(b.get(s)).toBe(a.get(s));
+    expect(listEventFiles(dir).length).toBe(2);
+    expect(checkpointMeta(dir).map((m) => m.step)).toEqual([3, 6]);
+
+    // a different config is refused, naming the changed field
+    const bad = lopt(['run', 'quadratic-pes', '--steps', '6', '--seed', '7', '--backend', 'cpu', '--logdir', dir, '--resume']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/different config[\s\S]*seed: 0 -> 7/);
+    // an existing run is not overwritten without --resume
+    const again = lopt(['run', 'quadratic-pes', '--steps', '6', '--backend', 'cpu', '--logdir', dir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('--resume');
+  });
+
+  test('--resume with a missing or corrupt checkpoint is an error, never a fresh start', () => {
+    const missing = path.join(tmp, 'no-such-run');
+    const r = lopt(['run', 'quadratic-pes', '--steps', '4', '--logdir', missing, '--resume']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no checkpoint to resume from/);
+    expect(fs.existsSync(missing)).toBe(false);
+
+    const dir = path.join(tmp, 'corrupt');
+    expectOk(lopt(['run', 'quadratic-pes', '--steps', '2', '--backend', 'cpu', '--logdir', dir]));
+    const tree = path.join(dir, 'checkpoints', checkpointMeta(dir)[0].name, 'state.tree');
+    const bytes = fs.readFileSync(tree);
+    bytes[bytes.length - 10] ^= 0xff;
+    fs.writeFileSync(tree, bytes);
+    const c = lopt(['run', 'quadratic-pes', '--steps', '4', '--backend', 'cpu', '--logdir', dir, '--resume']);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(/corrupt/);
+    expect(listEventFiles(dir).length).toBe(1); // nothing new was started
+  });
+
+  test.each([
+    [['--set', 'gradientEstimator.config.truncLength=-1'], /gradientEstimator\.config\.truncLength/],
+    [['--set', 'logging.bogus=1'], /logging\.bogus: unknown field.*allowed fields.*scalarsEvery/],
+    [['--set', 'learnedOptimizer.name=NoSuchLOpt'], /learnedOptimizer\.name: unknown learned_optimizer 'NoSuchLOpt' \(allowed: .*MLPLOpt/],
+    [['--set', 'mode=cluster'], /mode: "cluster" is not allowed; allowed: single-machine, learner-worker/],
+    [['--steps', 'many'], /steps: expected number, got string/],
+    [['--set', 'gradientEstimator.config.truncLength=4'], /truncLength \(4\) must be a multiple of stepsPerJit/],
+    [['--set', 'tasks.0.name=NoSuchTask'], /tasks\.0\.name: unknown task 'NoSuchTask' \(allowed: .*FixedDimQuadraticFamily/],
+  ])('rejects %j naming the field, writing nothing', (args, re) => {
+    const dir = path.join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
+    const r = lopt(['run', 'quadratic-pes', ...(args as string[]), '--backend', 'cpu', '--logdir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(re as RegExp);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
+  test('an unknown experiment lists the allowed ones', () => {
+    const dir = path.join(tmp, 'bad-experiment');
+    const r = lopt(['run', 'quadratic-pe', '--logdir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown experiment 'quadratic-pe'; allowed: .*quadratic-pes/);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
+  test('--config (YAML) and --set combine; --set wins', () => {
+    const dir = path.join(tmp, 'config-file');
+    const file = path.join(tmp, 'exp.yaml');
+    fs.writeFileSync(file, 'steps: 2\nseed: 5\ngradientEstimator:\n  name: TruncatedPES\n  config: {truncLength: 20}\n');
+    expectOk(lopt(['run', 'quadratic-pes', '--config', file, '--set', 'seed=9', '--backend', 'cpu', '--logdir', dir]));
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect([cfg.steps, cfg.seed, cfg.gradientEstimator.config.truncLength]).toEqual([2, 9, 20]);
+    expect(losses(dir).size).toBe(2);
+  });
+
+  test('SIGINT mid-run finishes the step, writes a checkpoint, closes the event file, exits 130', async () => {
+    const dir = path.join(tmp, 'sigint');
+    const child = spawn(process.execPath, [CLI, 'run', 'quadratic-pes', '--steps', '400', '--backend', 'cpu', '--logdir', dir], {
+      cwd: ROOT,
+      env: ENV,
+    });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (!sent && /step \d+\/400/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(sent).toBe(true);
+    expect(code).toBe(130);
+    expect(stdout).toMatch(/stopped by SIGINT after step (\d+) of 400/);
+    const stoppedAt = Number(/after step (\d+)/.exec(stdout)![1]);
+    const metas = checkpointMeta(dir);
+    expect(metas[metas.length - 1].step).toBe(stoppedAt);
+    expect(stoppedAt).toBeGreaterThan(0);
+    expect(stoppedAt).toBeLessThan(400);
+    expect(losses(dir).size).toBe(stoppedAt); // every step's loss made it to the (closed, CRC-valid) file
+    expect(fs.existsSync(path.join(dir, 'loss.png'))).toBe(true);
+  });
+});
+
+describe('plugins', () => {
+  test('a plugin package from plugins/ shows in list and runs', () => {
+    const l = lopt(['list', 'tasks', '--plugin', PLUGIN]);
+    expectOk(l);
+    expect(l.stdout).toContain('LinearRegressionFamily');
+    expect(lopt(['list', 'tasks']).stdout).not.toContain('LinearRegressionFamily');
+
+    const dir = path.join(tmp, 'plugin-run');
+    const r = lopt(['run', 'quadratic-pes', '--plugin', PLUGIN, '--set', 'tasks.0.name=LinearRegressionFamily', '--steps', '3', '--backend', 'cpu', '--logdir', dir]);
+    expectOk(r);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(cfg.tasks[0].name).toBe('LinearRegressionFamily');
+    const s = scalarsByTag(events(dir));
+    expect(s.get('outer/loss')?.length).toBe(3);
+    expect(s.get('LinearRegressionFamily/mean_loss')?.length).toBe(3);
+  });
+});
