@@ -114,6 +114,8 @@ export class SyncGradientSlots<T> implements GradientGate<T> {
   readonly numWorkers: number;
   current: number;
   private slots: Array<Entry<T> | null>;
+  /** workers that submitted for the current step (kept after `take` until `advance`) */
+  private submitted = new Set<number>();
   removedStaleTotal = 0;
   droppedTotal = 0;
 
@@ -135,13 +137,14 @@ export class SyncGradientSlots<T> implements GradientGate<T> {
       this.removedStaleTotal++;
       return 'stale';
     }
-    if (this.slots[workerId]) return 'duplicate';
+    if (this.submitted.has(workerId)) return 'duplicate';
     this.slots[workerId] = { workerId, step, grad };
+    this.submitted.add(workerId);
     return 'accepted';
   }
 
   canGetWeights(workerId: number): boolean {
-    return !this.slots[workerId];
+    return !this.submitted.has(workerId);
   }
 
   ready(): boolean {
@@ -163,6 +166,7 @@ export class SyncGradientSlots<T> implements GradientGate<T> {
     this.current = step;
     const removed = this.slots.filter((s): s is Entry<T> => s !== null);
     this.slots = new Array(this.numWorkers).fill(null);
+    this.submitted.clear();
     this.removedStaleTotal += removed.length;
     return removed;
   }

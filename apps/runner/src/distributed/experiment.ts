@@ -1,8 +1,8 @@
 /** Building the experiment config a learner and its workers share, and its hash. */
 import { Registry } from '@lopt/core';
-import { MetaTrainingConfig, validateMetaTrainingConfig } from '../experiments/meta_training';
+import { MetaTrainingConfig } from '../experiments/meta_training';
+import { resolveRunConfig } from '../run_experiment';
 import { configHash } from '../checkpoints';
-import { loadExperimentConfig } from '../config';
 
 export interface ExperimentSpec {
   name: string;
@@ -20,17 +20,12 @@ export function workerConfigHash(config: MetaTrainingConfig): string {
   return configHash(c);
 }
 
+/** The experiment config exactly as `lopt run` resolves it (preset, then file, then --set, then --steps). */
 export function buildExperiment(
   registry: Registry,
   name: string,
   opts: { configFile?: string; set?: string[]; steps?: number } = {},
 ): ExperimentSpec {
-  if (!registry.has('experiment', name)) {
-    const names = registry.list('experiment').map((e) => e.name);
-    throw new Error(`unknown experiment '${name}' (allowed: ${names.join(', ')})`);
-  }
-  const raw = loadExperimentConfig(opts.configFile, opts.set ?? []);
-  if (opts.steps !== undefined) raw.steps = opts.steps;
-  const config = validateMetaTrainingConfig(registry.parseConfig('experiment', name, raw), registry);
+  const config = resolveRunConfig(registry, name, { configFile: opts.configFile, set: opts.set ?? [], steps: opts.steps });
   return { name, config, hash: workerConfigHash(config) };
 }

@@ -1,0 +1,293 @@
+import '@lopt/tasks';
+import '@lopt/optimizers';
+import '@lopt/estimators';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { registry } from '@lopt/core';
+import { MetaTrainer } from '../experiments/meta_training';
+import {
+  AsyncGradientBuffer,
+  SyncGradientSlots,
+  batchMetrics,
+  buildExperiment,
+  checkWireTree,
+  codec,
+  DistributedLearner,
+  GrpcLearnerClient,
+  InProcessTransport,
+  requireToken,
+  runWorker,
+  RpcError,
+  startGrpcServer,
+  Status,
+  WireTree,
+  GradientRequest,
+  LearnerHandler,
+} from '../distributed';
+
+const SET = ['tasks.0.numTasks=2'];
+const quiet = () => undefined;
+
+describe('AsyncGradientBuffer (staleness, bounded buffer)', () => {
+  test('accepts 0 <= current - step <= staleness, drops stale and future ones', () => {
+    const b = new AsyncGradientBuffer<string>({ batchSize: 2, staleness: 1, current: 5 });
+    expect(b.put(0, 5, 'a')).toBe('accepted');
+    expect(b.put(1, 4, 'b')).toBe('accepted');
+    expect(b.put(2, 3, 'c')).toBe('stale');
+    expect(b.put(3, 6, 'd')).toBe('future');
+    expect(b.removedStaleTotal).toBe(1);
+    expect(b.ready()).toBe(true);
+    const batch = b.take();
+    expect(batch.entries.map((e) => e.grad)).toEqual(['a', 'b']);
+    expect(batch.bufferSize).toBe(2);
+    expect(b.size()).toBe(0);
+    expect(batchMetrics(6, batch)).toEqual({ avg_staleness: 1.5, max_staleness: 2, buffer_size: 2, unique_workers: 2 });
+  });
+
+  test('buffer holds 5 x batch size; further gradients are dropped, not queued', () => {
+    const b = new AsyncGradientBuffer<number>({ batchSize: 2, staleness: 0 });
+    for (let i = 0; i < 10; i++) expect(b.put(i % 3, 0, i)).toBe('accepted');
+    expect(b.put(0, 0, 99)).toBe('full');
+    expect(b.droppedTotal).toBe(1);
+    expect(b.size()).toBe(10);
+    expect(b.take().entries.map((e) => e.grad)).toEqual([0, 1]); // FIFO
+  });
+
+  test('advance purges gradients that became stale and counts them', () => {
+    const b = new AsyncGradientBuffer<number>({ batchSize: 3, staleness: 1 });
+    b.put(0, 0, 1);
+    b.advance(1);
+    b.put(1, 1, 2);
+    b.put(1, 0, 3);
+    expect(b.size()).toBe(3);
+    expect(b.ready()).toBe(true);
+    const removed = b.advance(2);
+    expect(removed.map((e) => e.grad)).toEqual([1, 3]);
+    expect(b.removedStaleTotal).toBe(2);
+    expect(b.size()).toBe(1);
+    expect(b.ready()).toBe(false);
+    expect(() => b.take()).toThrow(/valid gradients/);
+  });
+
+  test('staleness 0 with 8 puts and batch 5 (reference distributed_test)', () => {
+    const b = new AsyncGradientBuffer<number>({ batchSize: 5, staleness: 0 });
+    for (let i = 0; i < 8; i++) b.put(i, 0, i);
+    expect(b.take().entries).toHaveLength(5);
+    expect(b.size()).toBe(3);
+  });
+});
+
+describe('SyncGradientSlots (one gradient per worker per step)', () => {
+  test('only step == current; a worker that submitted waits for the next step', () => {
+    const s = new SyncGradientSlots<string>({ numWorkers: 2, current: 3 });
+    expect(s.canGetWeights(0)).toBe(true);
+    expect(s.put(0, 2, 'old')).toBe('stale');
+    expect(s.put(0, 4, 'new')).toBe('future');
+    expect(s.put(0, 3, 'a')).toBe('accepted');
+    expect(s.canGetWeights(0)).toBe(false);
+    expect(s.put(0, 3, 'again')).toBe('duplicate');
+    expect(s.put(5, 3, 'x')).toBe('unknown_worker');
+    expect(s.ready()).toBe(false);
+    expect(s.put(1, 3, 'b')).toBe('accepted');
+    expect(s.ready()).toBe(true);
+    expect(s.take().entries.map((e) => e.grad)).toEqual(['a', 'b']);
+    // still waiting while the learner updates: no second gradient for step 3
+    expect(s.canGetWeights(0)).toBe(false);
+    expect(s.put(0, 3, 'again')).toBe('duplicate');
+    s.advance(4);
+    expect(s.canGetWeights(0)).toBe(true);
+    expect(s.put(1, 3, 'late')).toBe('stale');
+  });
+});
+
+describe('protocol', () => {
+  const tree: WireTree = [
+    { path: 'a/b', tensor: { shape: [2, 2], data: new Float32Array([1, 2, 3, -0.5]) } },
+    { path: 'c', tensor: { shape: [], data: new Float32Array([7]) } },
+  ];
+  test('protobuf round trip of a gradient (float32 bytes, int64 shapes, metrics map)', () => {
+    const req: GradientRequest = {
+      experiment: { name: 'e', configHash: 'h' },
+      workerId: 3,
+      step: 12,
+      thetaGrads: tree,
+      meanLoss: 1.25,
+      metrics: { 'mean||x': 2 },
+      genId: 'g',
+    };
+    const back = codec.gradientRequest.decode(codec.gradientRequest.encode(req));
+    expect(back).toEqual(req);
+    expect(back.thetaGrads[0].tensor.data).toBeInstanceOf(Float32Array);
+  });
+
+  test('checkWireTree names wrong paths, shapes and sizes', () => {
+    const sig = new Map([
+      ['a/b', [2, 2]],
+      ['c', []],
+    ]);
+    expect(checkWireTree(tree, sig, 'g')).toBeNull();
+    expect(checkWireTree([tree[0]], sig, 'g')).toMatch(/'c' is missing/);
+    expect(checkWireTree([{ ...tree[0], tensor: { shape: [4], data: tree[0].tensor.data } }, tree[1]], sig, 'g')).toMatch(/shape \[4\], expected \[2,2\]/);
+    expect(checkWireTree([{ ...tree[0], tensor: { shape: [2, 2], data: new Float32Array(3) } }, tree[1]], sig, 'g')).toMatch(/3 values/);
+    expect(checkWireTree([...tree, { path: 'zz', tensor: tree[1].tensor }], sig, 'g')).toMatch(/unexpected entry 'zz'/);
+  });
+});
+
+describe('learner + workers over the in-process transport', () => {
+  test('async learner, batch 2, two workers: reaches its steps with gradients from both', async () => {
+    const spec = buildExperiment(registry, 'quadratic-pes', { set: SET, steps: 4 });
+    const learner = new DistributedLearner({ spec, registry, mode: 'async', batchSize: 2, staleness: 1, log: quiet, lingerSeconds: 1 });
+    await learner.init();
+    const workers = [0, 1].map((id) =>
+      runWorker({ spec, registry, workerId: id, client: new InProcessTransport(learner), log: quiet }),
+    );
+    const result = await learner.run();
+    const [w0, w1] = await Promise.all(workers);
+    learner.close();
+    expect(result.step).toBe(4);
+    expect(result.losses).toHaveLength(4);
+    expect(result.workers).toEqual([0, 1]);
+    expect(w0.reason).toBe('finished');
+    expect(w0.steps.length + w1.steps.length).toBeGreaterThanOrEqual(8);
+  });
+
+  test('sync learner with 1 worker reproduces MetaTrainer.step losses for the same seed', async () => {
+    const steps = 4;
+    const spec = buildExperiment(registry, 'quadratic-pes', { set: SET, steps });
+    // single machine
+    const trainer = new MetaTrainer(spec.config, registry);
+    let state = await trainer.init();
+    const ref: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const [next, r] = await trainer.step(state, i, { withMetrics: i % spec.config.logging.metricsEvery === 0 });
+      state = next;
+      ref.push(r.loss);
+    }
+    // learner + worker
+    const learner = new DistributedLearner({ spec, registry, mode: 'sync', numWorkers: 1, log: quiet, lingerSeconds: 1 });
+    await learner.init();
+    const worker = runWorker({ spec, registry, workerId: 0, client: new InProcessTransport(learner), log: quiet });
+    const result = await learner.run();
+    const w = await worker;
+    learner.close();
+    expect(w.steps).toEqual([0, 1, 2, 3]);
+    expect(result.losses).toHaveLength(steps);
+    result.losses.forEach((l, i) => expect(l).toBeCloseTo(ref[i], 5));
+  });
+
+  test('bad messages are rejected with clear statuses and counted, never applied', async () => {
+    const spec = buildExperiment(registry, 'quadratic-pes', { set: SET, steps: 2 });
+    const learner = new DistributedLearner({ spec, registry, mode: 'async', log: quiet });
+    await learner.init();
+    const client = new InProcessTransport(learner);
+    const exp = { name: spec.name, configHash: spec.hash };
+    const ww = await client.getWorkerWeights({ experiment: exp, workerId: 0 });
+    expect(ww.step).toBe(0);
+    const good = ww.theta.map((e) => ({ path: e.path, tensor: { shape: e.tensor.shape, data: new Float32Array(e.tensor.data.length) } }));
+    const put = (over: Partial<GradientRequest>) =>
+      client.putGradient({ experiment: exp, workerId: 0, step: 0, thetaGrads: good, meanLoss: 1, metrics: {}, genId: ww.genId, ...over });
+    const code = async (p: Promise<unknown>) => {
+      try {
+        await p;
+        return 'ok';
+      } catch (e) {
+        expect(e).toBeInstanceOf(RpcError);
+        return (e as RpcError).code;
+      }
+    };
+    expect(await code(client.getWorkerWeights({ experiment: { name: spec.name, configHash: 'other' }, workerId: 0 }))).toBe(Status.FAILED_PRECONDITION);
+    expect(await code(put({ experiment: { name: 'seed-single-machine', configHash: spec.hash } }))).toBe(Status.FAILED_PRECONDITION);
+    const wrongShape = [{ ...good[0], tensor: { shape: [1, ...good[0].tensor.shape], data: good[0].tensor.data } }, ...good.slice(1)];
+    expect(await code(put({ thetaGrads: wrongShape }))).toBe(Status.INVALID_ARGUMENT);
+    const nan = good.map((e) => ({ ...e, tensor: { ...e.tensor, data: new Float32Array(e.tensor.data.length).fill(NaN) } }));
+    expect(await code(put({ thetaGrads: nan }))).toBe(Status.INVALID_ARGUMENT);
+    expect(await code(put({ step: -1 }))).toBe(Status.INVALID_ARGUMENT);
+    expect(learner.rejectedMessages).toBe(5);
+    // token
+    const guarded = requireToken(learner, 's3cret', () => learner.countRejected());
+    expect(await code(new InProcessTransport(guarded, { token: 'wrong' }).getWorkerWeights({ experiment: exp, workerId: 0 }))).toBe(Status.UNAUTHENTICATED);
+    expect(await code(new InProcessTransport(guarded).getWorkerWeights({ experiment: exp, workerId: 0 }))).toBe(Status.UNAUTHENTICATED);
+    expect(await code(new InProcessTransport(guarded, { token: 's3cret' }).getWorkerWeights({ experiment: exp, workerId: 0 }))).toBe('ok');
+    expect(learner.rejectedMessages).toBe(7);
+    // nothing was applied; a good gradient is
+    expect(await put({})).toEqual({ accepted: true, reason: '', currentStep: 0, finished: false });
+    learner.close();
+  });
+});
+
+describe('gRPC transport on loopback', () => {
+  const echo = (): LearnerHandler => ({
+    getWorkerWeights: async (req) => ({
+      experiment: req.experiment,
+      step: 7,
+      theta: [{ path: 'w', tensor: { shape: [3], data: new Float32Array([1, 2, 3]) } }],
+      thetaModelState: null,
+      outerIteration: 7,
+      genId: 'g',
+      finished: false,
+      wait: false,
+      numWorkers: 1,
+    }),
+    putGradient: async () => {
+      throw new RpcError(Status.INVALID_ARGUMENT, 'nope');
+    },
+  });
+  const exp = { name: 'e', configHash: 'h' };
+
+  test('bound port, token required (UNAUTHENTICATED otherwise), status codes pass through', async () => {
+    const server = await startGrpcServer(requireToken(echo(), 'tok'), { host: '127.0.0.1', port: 0 });
+    expect(server.port).toBeGreaterThan(0);
+    const good = new GrpcLearnerClient(server.address, { token: 'tok', deadlineSeconds: 10 });
+    const bad = new GrpcLearnerClient(server.address, { token: 'bad', deadlineSeconds: 10 });
+    try {
+      const r = await good.getWorkerWeights({ experiment: exp, workerId: 1 });
+      expect(r.step).toBe(7);
+      expect(Array.from(r.theta[0].tensor.data)).toEqual([1, 2, 3]);
+      await expect(bad.getWorkerWeights({ experiment: exp, workerId: 1 })).rejects.toMatchObject({ code: Status.UNAUTHENTICATED });
+      await expect(good.putGradient({ experiment: exp, workerId: 1, step: 0, thetaGrads: [], meanLoss: 0, metrics: {}, genId: '' })).rejects.toMatchObject({
+        code: Status.INVALID_ARGUMENT,
+        message: expect.stringMatching(/nope/),
+      });
+    } finally {
+      good.close();
+      bad.close();
+      await server.close();
+    }
+    // learner gone: UNAVAILABLE (workers retry on it)
+    const c = new GrpcLearnerClient(server.address, { deadlineSeconds: 5 });
+    await expect(c.getWorkerWeights({ experiment: exp, workerId: 1 })).rejects.toMatchObject({ code: Status.UNAVAILABLE });
+    c.close();
+  });
+
+  let haveOpenssl = true;
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+  } catch {
+    haveOpenssl = false;
+  }
+  (haveOpenssl ? test : test.skip)('TLS with a self-signed certificate', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-tls-'));
+    const key = path.join(dir, 'key.pem');
+    const cert = path.join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    const server = await startGrpcServer(echo(), { host: '127.0.0.1', port: 0, tls: { cert, key } });
+    const tls = new GrpcLearnerClient(server.address, { tls: { ca: cert }, deadlineSeconds: 10, serverNameOverride: 'localhost' });
+    const plain = new GrpcLearnerClient(server.address, { deadlineSeconds: 5 });
+    try {
+      expect((await tls.getWorkerWeights({ experiment: exp, workerId: 0 })).step).toBe(7);
+      await expect(plain.getWorkerWeights({ experiment: exp, workerId: 0 })).rejects.toMatchObject({ code: Status.UNAVAILABLE });
+    } finally {
+      tls.close();
+      plain.close();
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+afterAll(() => {
+  expect(tf.memory().numTensors).toBeGreaterThanOrEqual(0);
+});
