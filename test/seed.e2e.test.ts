@@ -1,0 +1,36 @@
+/**
+ * The seed notebook's script (examples/seed-part5.mts) compiles and runs as written, printing
+ * the state tree with the notebook's shapes and a finite loss.
+ */
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+
+const root = path.resolve(__dirname, '..');
+
+test('examples/seed-part5 runs with LOPT_META_TRAIN_LENGTH=2 and prints the seed shapes', () => {
+  execFileSync('npx', ['tsc', '-b', 'libs/core', 'libs/tasks', 'libs/optimizers', 'libs/estimators', 'examples'], { cwd: root, stdio: 'pipe' });
+  const out = execFileSync('node', ['examples/dist/seed-part5.mjs'], {
+    cwd: root,
+    env: { ...process.env, LOPT_META_TRAIN_LENGTH: '2', LOPT_BACKEND: 'wasm', LOPT_QUIET: '1' },
+    encoding: 'utf8',
+    stdio: 'pipe',
+    timeout: 240000,
+  });
+  const lines = out.split('\n');
+  const shapes = JSON.parse(lines[0]);
+  const [quad, mlp] = shapes.gradientEstimatorStates;
+  expect(shapes.gradientLearnerState.thetaOptState.params['mlp/~/linear_0']).toEqual({ w: [19, 32], b: [32] });
+  expect(quad.posState.innerOptState.params).toEqual([4, 10]);
+  expect(quad.posState.innerOptState.rollingFeatures).toEqual({ m: [4, 10, 6], t: [4, 6] });
+  expect(quad.posState.taskParam).toEqual([4, 10]);
+  expect(quad.posState.isDone).toEqual([4]);
+  expect(quad.accumulator['mlp/~/linear_1']).toEqual({ w: [4, 32, 32], b: [4, 32] });
+  expect(mlp.posState.innerOptState.params['mlp/~/linear_0']).toEqual({ w: [4, 64, 32], b: [4, 32] });
+  expect(mlp.posState.innerOptState.rollingFeatures.m['mlp/~/linear_1']).toEqual({ w: [4, 32, 10, 6], b: [4, 10, 6] });
+  const loss = Number(lines[1].split(' ')[0]);
+  expect(Number.isFinite(loss)).toBe(true);
+  expect(out).toMatch(/none\|\|best_of_mean_loss/);
+  const workerLosses = out.match(/learner\/worker losses: (.*)/)![1].trim().split(' ').map(Number);
+  expect(workerLosses).toHaveLength(2);
+  workerLosses.forEach((l) => expect(Number.isFinite(l)).toBe(true));
+});
