@@ -4,7 +4,8 @@
  * Extension points (to be added as their own files here and listed in COMMANDS):
  * - `run.ts`     `lopt run <experiment> [--config FILE] [--set k=v ...] [--logdir DIR]`
  *                single-machine meta-training with TensorBoard, checkpoints, loss plots
- * - `eval.ts`    `lopt eval <logdir|params_N>`: train tasks with a saved learned optimizer
+ * - `eval.ts`    `lopt eval --params FILE [--task T] [--baselines adam:1e-3]`: train a task with a
+ *                saved learned optimizer and baselines; table, plot, TensorBoard
  * - `learner.ts` `lopt learner`: the learner process of distributed training (spec §10.3)
  * - `worker.ts`  `lopt worker`: a worker process (spec §10.2)
  */
@@ -14,9 +15,10 @@ import * as list from './list';
 import * as run from './run';
 import * as learner from './learner';
 import * as worker from './worker';
+import * as evalCmd from './eval';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMANDS: CommandModule[] = [list, run, learner, worker];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd];
