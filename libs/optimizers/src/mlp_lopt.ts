@@ -19,7 +19,7 @@ import { random, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGK
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { BatchCtx, MomAccumulator, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks } from './common';
-import { applyPerParamMLP, Linear } from './per_param_mlp';
+import { applyPerParamMLP, applyPerTaskMLPChannelsFirst, Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
 export const MLPLOPT_DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
@@ -96,6 +96,12 @@ export class MLPLOpt implements LearnedOptimizer {
 
 /** The optimizer that has captured θ. */
 export class MLPLOptOptimizer implements Optimizer {
+  /**
+   * Layout of the per-task (thetaIsVector) update: 'channels-first' (default, fused kernels; see
+   * `stepChannelsFirst`) or 'rows' (the original formulation, kept for comparisons and tests).
+   * Both give the same values up to float rounding.
+   */
+  static perTaskLayout: 'channels-first' | 'rows' = 'channels-first';
   readonly name = 'UnnamedOptimizer';
   constructor(
     readonly lopt: MLPLOpt,
@@ -167,6 +173,7 @@ export class MLPLOptOptimizer implements Optimizer {
     if (ps.length === 0) return { params: treeClone(s.params), rollingFeatures: rolling, iteration: tf.add(s.iteration, 1), state: null };
     const N = ps[0].shape[0];
     const sizes = ps.map((p) => p.size / N);
+    if (this.thetaIsVector && MLPLOptOptimizer.perTaskLayout === 'channels-first') return this.stepChannelsFirst(s, ps, gs, ms, sizes, def, rolling, time);
     const feats = ps.map((p, i) => {
       const S = sizes[i];
       const x = tf.concat([tf.reshape(gs[i], [N, S, 1]), tf.reshape(p, [N, S, 1]), tf.reshape(ms[i], [N, S, MLPLOPT_DECAYS.length])], 2);
@@ -180,6 +187,46 @@ export class MLPLOptOptimizer implements Optimizer {
     const stepAll = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);
     const steps = sizes.length === 1 ? [stepAll] : tf.split(stepAll, sizes, 1);
     const newPs = ps.map((p, i) => tf.sub(p, tf.reshape(steps[i], p.shape)));
+    return {
+      params: treeUnflatten(def, newPs),
+      rollingFeatures: rolling,
+      iteration: tf.add(s.iteration, 1),
+      state: null,
+    };
+  }
+
+  /**
+   * The per-task (thetaIsVector) update with features laid out channels-first, `[N, 8, P]`: the
+   * same values as the row layout up to float rounding, with no concat or slice along a short
+   * last axis (slow per-row copies on wasm). See `applyPerTaskMLPChannelsFirst`.
+   */
+  private stepChannelsFirst(
+    s: MLPLOptState,
+    ps: tf.Tensor[],
+    gs: tf.Tensor[],
+    ms: tf.Tensor[],
+    sizes: number[],
+    def: ReturnType<typeof treeFlatten>[1],
+    rolling: MomAccumulator,
+    time: tf.Tensor,
+  ): MLPLOptState {
+    const N = ps[0].shape[0];
+    const K = MLPLOPT_DECAYS.length;
+    const feats = ps.map((p, i) => {
+      const S = sizes[i];
+      const mT = tf.transpose(tf.reshape(ms[i], [N, S, K]), [0, 2, 1]); // [N, 6, S]
+      const x = tf.concat([tf.reshape(gs[i], [N, 1, S]), tf.reshape(p, [N, 1, S]), mT], 1); // [N, 8, S]
+      return secondMomentNormalize(x, [2]); // per task, per leaf, per channel
+    });
+    const xT = feats.length === 1 ? feats[0] : tf.concat(feats, 2); // [N, 8, P]
+    const out = applyPerTaskMLPChannelsFirst(xT, time, this.layers()); // [2, N, P]
+    const P = (xT.shape as number[])[2];
+    const [direction, magnitude] = tf.unstack(out); // [N, P] each
+    const stepAll = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);
+    const pAll = ps.length === 1 ? tf.reshape(ps[0], [N, P]) : tf.concat(ps.map((p, i) => tf.reshape(p, [N, sizes[i]])), 1);
+    const newAll = tf.sub(pAll, stepAll);
+    const newParts = sizes.length === 1 ? [newAll] : tf.split(newAll, sizes, 1);
+    const newPs = ps.map((p, i) => tf.reshape(newParts[i], p.shape));
     return {
       params: treeUnflatten(def, newPs),
       rollingFeatures: rolling,
