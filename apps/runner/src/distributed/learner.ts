@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
-import { PyTree, random, treeDispose, treeMap } from '@lopt/core';
+import { PyTree, random, treeDispose, treeLeavesWithPath, treeMap } from '@lopt/core';
 import type { AggregatedGradient, GradientLearnerState } from '@lopt/estimators';
 import { MetaTrainer } from '../experiments/meta_training';
 import { CheckpointManager } from '../checkpoints';
@@ -131,9 +131,11 @@ export class DistributedLearner implements LearnerHandler {
       if (this.opts.resume) {
         const restored = await this.ckpt.restoreLatest<GradientLearnerState>({ configHash: this.spec.hash });
         if (restored) {
-          const shapes = (t: PyTree) => JSON.stringify(treeMap((l: unknown) => (l instanceof tf.Tensor ? l.shape : typeof l), t));
+          const shapes = (t: PyTree) =>
+            // shapes only: the meta-optimizer's counters may change dtype after its first update
+            JSON.stringify(treeLeavesWithPath<unknown>(t).map(([p, l]) => [p, l instanceof tf.Tensor ? l.shape : typeof l]));
           if (shapes(restored.state) !== shapes(state)) {
-            throw new Error(`checkpoint ${restored.path} does not match this experiment's learner state`);
+            throw new Error(`checkpoint ${restored.path} does not match this experiment's learner state: expected ${shapes(state)}, found ${shapes(restored.state)}`);
           }
           treeDispose(state);
           state = restored.state;
