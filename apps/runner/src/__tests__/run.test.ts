@@ -1,0 +1,61 @@
+import '@lopt/tasks';
+import '@lopt/optimizers';
+import '@lopt/estimators';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Writable } from 'stream';
+import * as tf from '@tensorflow/tfjs';
+import { registry } from '@lopt/core';
+import '../experiments/meta_training';
+import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resumeHash, runExperiment } from '../run_experiment';
+
+const sink = () =>
+  new Writable({
+    write(_c, _e, cb) {
+      cb();
+    },
+  });
+
+describe('lopt run (in process)', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-run-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  test('metric tags drop the aggregation prefix and stay unique', () => {
+    expect(metricTag('mean||_MLPImageTask/mean_loss')).toBe('_MLPImageTask/mean_loss');
+    expect(metricTag('plain')).toBe('plain');
+    const t = new MetricTagger();
+    expect(t.tag('mean||a/x')).toBe('a/x');
+    expect(t.tag('sample||a/x')).toBe('sample/a/x');
+    expect(t.tag('mean||a/x')).toBe('a/x');
+    expect(t.tag('none||outer/loss')).toBe('none/outer/loss');
+    expect(defaultLogdir('q', new Date(2024, 0, 2, 3, 4, 5))).toBe(path.join('runs', 'q-20240102-030405'));
+  });
+
+  test('config: preset, then file, then --set, then --steps/--seed; steps do not change the resume hash', () => {
+    const file = path.join(tmp, 'c.json');
+    fs.writeFileSync(file, JSON.stringify({ seed: 1, steps: 9, logging: { scalarsEvery: 2 } }));
+    const cfg = resolveRunConfig(registry, 'quadratic-pes', { configFile: file, set: ['seed=2', 'tasks.0.numTasks=2'], steps: '3' });
+    expect([cfg.seed, cfg.steps, cfg.tasks[0].numTasks, cfg.logging.scalarsEvery, cfg.logging.histogramsEvery]).toEqual([2, 3, 2, 2, 5]);
+    expect(resumeHash({ ...cfg, steps: 100 })).toBe(resumeHash(cfg));
+    expect(resumeHash({ ...cfg, seed: 3 })).not.toBe(resumeHash(cfg));
+    expect(() => resolveRunConfig(registry, 'nope')).toThrow(/unknown experiment 'nope'; allowed: .*quadratic-pes/);
+    expect(() => resolveRunConfig(registry, 'quadratic-pes', { set: ['thetaOptimizer.name=Adamm'] })).toThrow(/thetaOptimizer\.name: unknown optimizer 'Adamm'/);
+  });
+
+  test('a run does not leak tensors per step', async () => {
+    const run = async (steps: number, name: string) => {
+      const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps, set: ['logging.histogramsEvery=2', 'logging.metricsEvery=2', 'logging.checkpointEverySteps=3'] });
+      const before = tf.memory().numTensors;
+      const r = await runExperiment({ experiment: 'quadratic-pes', config: cfg, registry, logdir: path.join(tmp, name), stdout: sink(), stderr: sink(), tty: false });
+      expect(r.step).toBe(steps);
+      return tf.memory().numTensors - before;
+    };
+    const short = await run(2, 'a');
+    const long = await run(7, 'b');
+    expect(long).toBe(short); // what stays is per trainer (task constants), not per step
+  });
+});
