@@ -138,6 +138,41 @@ export class TruncatedPES implements GradientEstimator<PESWorkerState> {
     return { posState, negState, accumulator };
   }
 
+  /**
+   * The T-step unroll of both antithetic branches from `state` (not consumed), chunk by chunk
+   * (`truncLength / stepsPerJit` chunks; two keys drawn from `rng` per chunk: the unroll key and
+   * the reference's summary key). Returns the new branch states and the stacked outputs. A
+   * subclass may run the branches elsewhere (worker threads) with the same data and keys.
+   */
+  protected async unrollBranches(
+    workerWeights: WorkerWeights,
+    posTheta: Theta,
+    negTheta: Theta,
+    state: PESWorkerState,
+    rng: random.PRNGSequence,
+    datasList?: PyTree[],
+  ): Promise<{ posState: TruncatedUnrollState; negState: TruncatedUnrollState; pYs: UnrollYs; nYs: UnrollYs }> {
+    let p = state.posState;
+    let q = state.negState;
+    const pChunks: UnrollYs[] = [];
+    const nChunks: UnrollYs[] = [];
+    const chunks = this.truncLength / this.stepsPerJit;
+    for (let c = 0; c < chunks; c++) {
+      const datas = datasList ? datasList[c] : this.truncatedStep.getBatch(this.stepsPerJit);
+      const unrollKey = rng.next();
+      rng.next(); // the reference's summary key
+      const out = maybeStackedEsUnroll(this.truncatedStep, this.stepsPerJit, this.stackAntitheticSamples, posTheta, negTheta, p, q, unrollKey, datas, workerWeights.outerState);
+      if (!datasList) disposeReplaced(datas, {});
+      if (p !== state.posState) disposeReplaced(p, out.pState);
+      if (q !== state.negState) disposeReplaced(q, out.nState);
+      p = out.pState;
+      q = out.nState;
+      pChunks.push(out.pYs);
+      nChunks.push(out.nYs);
+    }
+    return { posState: p, negState: q, pYs: concatYs(pChunks), nYs: concatYs(nChunks) };
+  }
+
   async computeGradientEstimate(
     workerWeights: WorkerWeights,
     key: PRNGKey,
@@ -147,26 +182,7 @@ export class TruncatedPES implements GradientEstimator<PESWorkerState> {
     const rng = new random.PRNGSequence(key);
     const n = this.truncatedStep.numTasks;
     const { eps, posTheta, negTheta } = vectorSamplePerturbations(workerWeights.theta, rng.next(), this.std, n);
-    let p = state.posState;
-    let q = state.negState;
-    const pChunks: UnrollYs[] = [];
-    const nChunks: UnrollYs[] = [];
-    const chunks = this.truncLength / this.stepsPerJit;
-    for (let c = 0; c < chunks; c++) {
-      const datas = opts.datasList ? opts.datasList[c] : this.truncatedStep.getBatch(this.stepsPerJit);
-      const unrollKey = rng.next();
-      rng.next(); // the reference's summary key
-      const out = maybeStackedEsUnroll(this.truncatedStep, this.stepsPerJit, this.stackAntitheticSamples, posTheta, negTheta, p, q, unrollKey, datas, workerWeights.outerState);
-      if (!opts.datasList) disposeReplaced(datas, {});
-      if (p !== state.posState) disposeReplaced(p, out.pState);
-      if (q !== state.negState) disposeReplaced(q, out.nState);
-      p = out.pState;
-      q = out.nState;
-      pChunks.push(out.pYs);
-      nChunks.push(out.nYs);
-    }
-    const pYs = concatYs(pChunks);
-    const nYs = concatYs(nChunks);
+    const { posState: p, negState: q, pYs, nYs } = await this.unrollBranches(workerWeights, posTheta, negTheta, state, rng, opts.datasList);
     const res = computePesGrad({
       lossPos: pYs.loss,
       lossNeg: nYs.loss,

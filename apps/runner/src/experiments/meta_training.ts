@@ -13,7 +13,10 @@ import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, tree
 import type { TaskFamily, Task, BatchStream } from '@lopt/tasks';
 import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
+import { BranchPool, ThreadedPES } from '../parallel/threaded_pes';
+import type { BranchSpec } from '../parallel/branch_worker';
 import {
+  type TruncatedPESOptions,
   VectorizedLOptTruncatedStep,
   GradientLearner,
   GradientLearnerState,
@@ -143,6 +146,15 @@ export interface StepResult {
   thetaGrad?: PyTree;
 }
 
+export interface MetaTrainerOptions {
+  /** 1 (default): everything on this thread. 2: estimators run their antithetic branches in worker threads. */
+  threads?: number;
+  /** Backend for worker threads (default: this thread's backend). */
+  backend?: string;
+  /** Plugin packages the worker threads load (those loaded with --plugin). */
+  plugins?: string[];
+}
+
 /** Builds the plugins named by a validated config and runs outer steps. */
 export class MetaTrainer {
   readonly lopt: LearnedOptimizer;
@@ -151,14 +163,24 @@ export class MetaTrainer {
   readonly learner: GradientLearner;
   readonly workers: GradientEstimator[][];
 
-  constructor(readonly config: MetaTrainingConfig, readonly registry: Registry) {
+  constructor(
+    readonly config: MetaTrainingConfig,
+    readonly registry: Registry,
+    readonly options: MetaTrainerOptions = {},
+  ) {
     this.lopt = registry.create('learned_optimizer', config.learnedOptimizer.name, config.learnedOptimizer.config);
     this.thetaOpt = registry.create('optimizer', config.thetaOptimizer.name, config.thetaOptimizer.config);
     this.families = config.tasks.map((t) => asFamily(registry.create('task', t.name, t.config)));
     this.learner = new GradientLearner(this.lopt, this.thetaOpt, { numSteps: config.steps });
     const workers = config.mode === 'learner-worker' ? config.numWorkers : 1;
+    const threads = options.threads ?? 1;
+    if (!(threads === 1 || threads === 2)) throw new ConfigError(`threads: ${threads} (allowed: 1, 2)`);
+    if (threads === 2) this.pool = new BranchPool(2, options.backend ?? tf.getBackend(), options.plugins ?? []);
     this.workers = Array.from({ length: workers }, () => this.makeEstimators());
   }
+
+  /** Worker threads of `threads: 2` (one per antithetic branch), else null. */
+  readonly pool: BranchPool | null = null;
 
   /** One estimator per task entry, as the seed's `grad_est_fn(task_family)`. */
   makeEstimators(): GradientEstimator[] {
@@ -169,6 +191,16 @@ export class MetaTrainer {
         numTasks: t.numTasks,
         randomInitialIterationOffset: cfg.randomInitialIterationOffset,
       });
+      if (this.pool && cfg.gradientEstimator.name === 'TruncatedPES') {
+        const spec: BranchSpec = {
+          task: { name: t.name, config: t.config },
+          numTasks: t.numTasks,
+          learnedOptimizer: cfg.learnedOptimizer,
+          truncationSchedule: cfg.truncationSchedule,
+          randomInitialIterationOffset: cfg.randomInitialIterationOffset,
+        };
+        return new ThreadedPES(truncatedStep, cfg.gradientEstimator.config as TruncatedPESOptions, this.pool, spec);
+      }
       return this.registry.create('gradient_estimator', cfg.gradientEstimator.name, cfg.gradientEstimator.config, {
         truncatedStep,
         truncationSchedule: sched,
@@ -241,6 +273,20 @@ export class MetaTrainer {
     const [learnerState, lm] = await this.learner.update(state.learnerState, puts, { key: key2, withMetrics: opts.withMetrics ?? false });
     const metrics: Record<string, number | number[]> = { ...metricsList[0], ...lm };
     return [{ learnerState, workerStates }, { loss, metrics, thetaGrad }];
+  }
+
+  /** Dispose a state's tensors (and stop worker threads, if any). */
+  async dispose(state: MetaTrainerState | null): Promise<void> {
+    if (state) {
+      for (const l of treeLeaves<unknown>(state as unknown as PyTree)) if (l instanceof tf.Tensor && !l.isDisposed) l.dispose();
+    }
+    if (this.pool) await this.pool.terminate();
+  }
+
+  /** Tensors held by this thread and by every worker thread. */
+  async numTensors(): Promise<{ main: number; threads: number[] }> {
+    const threads = this.pool ? (await this.pool.memory()).map((m) => m.numTensors) : [];
+    return { main: tf.memory().numTensors, threads };
   }
 
   /** Positions of every data stream the run reads, for an exact resume. */

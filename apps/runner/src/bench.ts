@@ -1,0 +1,286 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: outer steps/s of the seed's two meta-training configurations (spec §14).
+ *
+ *   A = experiment `seed-single-machine`  (MLPLOpt, PES T=50, N=4,  quadratic(10) + FMNIST 8x8 MLP)
+ *   B = experiment `seed-learner-worker`  (same, N=16, central learner + in-process worker)
+ *
+ * Options: --backend wasm|cpu|tensorflow|auto (default wasm), --steps N (timed outer steps, default
+ * 10), --warmup N (default 2), --config A|B|both (default both), --threads 1|2 (default 1: the
+ * sequential path; 2 runs the estimators' antithetic branches in worker threads), --out DIR
+ * (default bench). Writes DIR/results.json and DIR/results.md.
+ *
+ * FLOPs follow the cost model of spec §14.2 (1 MAC = 2 FLOPs), computed from the configuration by
+ * `flopsPerOuterStep`.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, registry } from '@lopt/core';
+import { loadBuiltinLibs } from './libs';
+import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from './experiments/meta_training';
+
+export interface BenchOptions {
+  backend: string;
+  steps: number;
+  warmup: number;
+  configs: Array<'A' | 'B'>;
+  threads: number;
+  out: string;
+}
+
+/** Per-parameter-element FLOPs of one MLPLOpt update (spec §14.2): momenta, normaliser, MLP, step. */
+export function mlpLOptFlopsPerParam(hidden = 32, hiddenLayers = 2, inputs = 19): number {
+  const sizes = [inputs, ...new Array(hiddenLayers).fill(hidden), 2];
+  let matmul = 0;
+  let bias = 0;
+  let relu = 0;
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    matmul += 2 * sizes[i] * sizes[i + 1];
+    bias += sizes[i + 1];
+    if (i + 2 < sizes.length) relu += sizes[i + 1];
+  }
+  const momentum = 6 * 3;
+  const normaliser = 8 * 3;
+  const step = 5;
+  return momentum + normaliser + matmul + bias + relu + step;
+}
+
+/** FLOPs of one inner task-step (task forward+backward plus the learned optimizer's update). */
+export function flopsPerTaskStep(task: { name: string; config: Record<string, any> }, loptPerParam: number): number {
+  if (task.name === 'FixedDimQuadraticFamily') {
+    const d = Number(task.config.dim ?? 10);
+    return 6 * d + d * loptPerParam;
+  }
+  const img = /^ImageMLP_FashionMnist(\d+)_Relu(\d+)$/.exec(task.name);
+  if (img || task.name === 'ImageMLPTask') {
+    const side = img ? Number(img[1]) : Number(task.config.imageSize?.[0] ?? 8);
+    const D = side * side;
+    const hidden: number[] = img ? [Number(img[2])] : task.config.hiddenSizes ?? [32];
+    const B = Number(task.config.batchSize ?? 128);
+    const C = 10;
+    const sizes = [D, ...hidden, C];
+    let fwd = 0;
+    let bwd = 0;
+    let params = 0;
+    for (let i = 0; i + 1 < sizes.length; i++) {
+      fwd += 2 * B * sizes[i] * sizes[i + 1];
+      bwd += 2 * B * sizes[i] * sizes[i + 1]; // dW
+      if (i > 0) bwd += 2 * B * sizes[i] * sizes[i + 1]; // dh (not for the input layer)
+      params += sizes[i] * sizes[i + 1] + sizes[i + 1];
+    }
+    const elementwise = 30000 * (B / 128);
+    return fwd + bwd + elementwise + params * loptPerParam;
+  }
+  return NaN;
+}
+
+/** FLOPs of one outer step of a meta-training configuration (both antithetic branches). */
+export function flopsPerOuterStep(cfg: MetaTrainingConfig): { total: number; taskSteps: number; perTask: Array<{ name: string; flops: number }> } {
+  const lc = cfg.learnedOptimizer.config as Record<string, number>;
+  const perParam = mlpLOptFlopsPerParam(lc.hiddenSize ?? 32, lc.hiddenLayers ?? 2);
+  const est = cfg.gradientEstimator;
+  const len = Number(est.config.truncLength ?? est.config.unrollLength ?? 0);
+  const antithetic = /ES/.test(est.name) ? 2 : 1;
+  const workers = cfg.mode === 'learner-worker' ? cfg.numWorkers : 1;
+  let total = 0;
+  let taskSteps = 0;
+  const perTask = cfg.tasks.map((t) => {
+    const steps = antithetic * t.numTasks * len * workers;
+    const f = steps * flopsPerTaskStep(t, perParam);
+    total += f;
+    taskSteps += steps;
+    return { name: t.name, flops: f };
+  });
+  return { total, taskSteps, perTask };
+}
+
+/** The backend's own matMul throughput on a large square and on the lopt's thin shape. */
+export async function matMulGflops(): Promise<{ square1024: number; thin: number }> {
+  const time = async (m: number, k: number, n: number, reps: number) => {
+    const a = tf.randomNormal([m, k]);
+    const b = tf.randomNormal([k, n]);
+    const warm = tf.matMul(a, b);
+    await warm.data();
+    warm.dispose();
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) {
+      const c = tf.matMul(a, b);
+      await c.data();
+      c.dispose();
+    }
+    const s = (performance.now() - t0) / 1000;
+    a.dispose();
+    b.dispose();
+    return (2 * m * k * n * reps) / s / 1e9;
+  };
+  return { square1024: await time(1024, 1024, 1024, 5), thin: await time(19280, 32, 32, 20) };
+}
+
+export interface BenchResult {
+  config: 'A' | 'B';
+  experiment: string;
+  backend: string;
+  threads: number;
+  steps: number;
+  warmup: number;
+  secondsPerStep: number;
+  outerStepsPerSec: number;
+  innerTaskStepsPerSec: number;
+  gflopPerOuterStep: number;
+  achievedGflops: number;
+  peakRssMB: number;
+  /** tensors held by the main thread and every worker thread together */
+  numTensorsBefore: number;
+  numTensorsAfter: number;
+  finalLoss: number;
+  referenceStepsPerSec: number;
+}
+
+const EXPERIMENTS = { A: 'seed-single-machine', B: 'seed-learner-worker' } as const;
+const REFERENCE = { A: 13.01, B: 8.01 } as const;
+
+export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: string) => void = () => undefined): Promise<BenchResult> {
+  const name = EXPERIMENTS[which];
+  const cfg = validateMetaTrainingConfig(registry.parseConfig('experiment', name, { steps: opts.warmup + opts.steps }), registry);
+  const trainer = new MetaTrainer(cfg, registry, { threads: opts.threads, backend: opts.backend });
+  let state = await trainer.init();
+  let loss = NaN;
+  for (let i = 0; i < opts.warmup; i++) {
+    [state, { loss }] = await trainer.step(state, i).then(([s, r]) => [s, r] as const);
+  }
+  const countAll = async () => {
+    const c = await trainer.numTensors();
+    return c.main + c.threads.reduce((a, b) => a + b, 0);
+  };
+  const before = await countAll();
+  const t0 = performance.now();
+  for (let i = 0; i < opts.steps; i++) {
+    const t1 = performance.now();
+    const [s, r] = await trainer.step(state, opts.warmup + i);
+    state = s;
+    loss = r.loss;
+    log(`  ${which} step ${i + 1}/${opts.steps}: ${((performance.now() - t1) / 1000).toFixed(3)} s, loss ${loss.toFixed(4)}`);
+  }
+  const secs = (performance.now() - t0) / 1000;
+  const after = await countAll();
+  await trainer.dispose(state);
+  const flops = flopsPerOuterStep(cfg);
+  const sps = opts.steps / secs;
+  return {
+    config: which,
+    experiment: name,
+    backend: tf.getBackend(),
+    threads: opts.threads,
+    steps: opts.steps,
+    warmup: opts.warmup,
+    secondsPerStep: secs / opts.steps,
+    outerStepsPerSec: sps,
+    innerTaskStepsPerSec: sps * flops.taskSteps,
+    gflopPerOuterStep: flops.total / 1e9,
+    achievedGflops: (sps * flops.total) / 1e9,
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    numTensorsBefore: before,
+    numTensorsAfter: after,
+    finalLoss: loss,
+    referenceStepsPerSec: REFERENCE[which],
+  };
+}
+
+function parseArgs(argv: string[]): BenchOptions {
+  const opts: BenchOptions = { backend: 'wasm', steps: 10, warmup: 2, configs: ['A', 'B'], threads: 1, out: 'bench' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const val = () => inline ?? argv[++i];
+    switch (flag) {
+      case '--backend':
+        opts.backend = val();
+        break;
+      case '--steps':
+        opts.steps = Number(val());
+        break;
+      case '--warmup':
+        opts.warmup = Number(val());
+        break;
+      case '--threads':
+        opts.threads = Number(val());
+        break;
+      case '--out':
+        opts.out = val();
+        break;
+      case '--config': {
+        const c = val().toUpperCase();
+        if (c === 'BOTH') opts.configs = ['A', 'B'];
+        else if (c === 'A' || c === 'B') opts.configs = [c];
+        else throw new Error(`--config: '${c}' (allowed: A, B, both)`);
+        break;
+      }
+      case '-h':
+      case '--help':
+        process.stdout.write('usage: bench [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--out DIR]\n');
+        process.exit(0);
+      // eslint-disable-next-line no-fallthrough
+      default:
+        throw new Error(`unknown option '${a}' (allowed: --backend, --steps, --warmup, --config, --threads, --out)`);
+    }
+  }
+  if (!(Number.isInteger(opts.steps) && opts.steps > 0)) throw new Error(`--steps must be a positive integer, got ${opts.steps}`);
+  if (!(Number.isInteger(opts.warmup) && opts.warmup >= 0)) throw new Error(`--warmup must be a non-negative integer, got ${opts.warmup}`);
+  if (!(opts.threads === 1 || opts.threads === 2)) throw new Error(`--threads must be 1 or 2, got ${opts.threads}`);
+  return opts;
+}
+
+function markdown(results: BenchResult[], mm: { square1024: number; thin: number }, machine: string): string {
+  const rows = results.map(
+    (r) =>
+      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.referenceStepsPerSec} |`,
+  );
+  return [
+    `# lopt-ts meta-training benchmark`,
+    '',
+    `Machine: ${machine}. Date: ${new Date().toISOString()}.`,
+    '',
+    '| config | backend | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | peak RSS MB | numTensors | reference steps/s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    `Backend matMul (main thread): ${mm.square1024.toFixed(2)} GFLOP/s for 1024x1024x1024, ${mm.thin.toFixed(2)} GFLOP/s for [19280,32]x[32,32].`,
+    '',
+  ].join('\n');
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]> {
+  const opts = parseArgs(argv);
+  process.env.LOPT_QUIET = process.env.LOPT_QUIET ?? '1';
+  loadBuiltinLibs();
+  await initBackend(opts.backend);
+  const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, tfjs ${tf.version_core}`;
+  const log = (s: string) => process.stderr.write(s + '\n');
+  const mm = await matMulGflops();
+  log(`backend ${tf.getBackend()}: matMul ${mm.square1024.toFixed(2)} GFLOP/s (1024^3), ${mm.thin.toFixed(2)} GFLOP/s ([19280,32]x[32,32])`);
+  const results: BenchResult[] = [];
+  for (const c of opts.configs) {
+    const r = await runConfig(c, opts, log);
+    results.push(r);
+    log(`${c}: ${r.outerStepsPerSec.toFixed(3)} outer steps/s (${r.secondsPerStep.toFixed(3)} s/step), ${r.achievedGflops.toFixed(2)} GFLOP/s, peak RSS ${r.peakRssMB.toFixed(0)} MB, numTensors ${r.numTensorsBefore} -> ${r.numTensorsAfter}`);
+  }
+  fs.mkdirSync(opts.out, { recursive: true });
+  const payload = { machine, backend: tf.getBackend(), matMulGflops: mm, options: opts, results };
+  fs.writeFileSync(path.join(opts.out, 'results.json'), JSON.stringify(payload, null, 2) + '\n');
+  const md = markdown(results, mm, machine);
+  fs.writeFileSync(path.join(opts.out, 'results.md'), md);
+  process.stdout.write(md);
+  return results;
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (e) => {
+      process.stderr.write(`bench: ${(e as Error).stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,140 @@
+/**
+ * A worker thread that holds one antithetic branch of each threaded PES estimator: its own tf.js
+ * backend, its own TruncatedStep (built from a serialisable spec) and branch state. It receives θ
+ * (per task, perturbed), keys and data, runs `truncatedUnroll` chunk by chunk exactly as
+ * TruncatedPES does on one thread, and sends back losses and host counters (one read per call).
+ */
+import { parentPort, workerData } from 'worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, loadPlugin, registry, treeLeaves, type PyTree } from '@lopt/core';
+import type { TaskFamily, Task } from '@lopt/tasks';
+import { singleTaskToFamily } from '@lopt/tasks';
+import { VectorizedLOptTruncatedStep, truncatedUnroll, disposeReplaced, type TruncatedUnrollState } from '@lopt/estimators';
+import { fromWire, toWire, type WireTree } from './wire';
+
+export interface BranchSpec {
+  task: { name: string; config: Record<string, unknown> };
+  numTasks: number;
+  learnedOptimizer: { name: string; config: Record<string, unknown> };
+  truncationSchedule: { name: string; config: Record<string, unknown> };
+  randomInitialIterationOffset: number;
+}
+
+export type BranchRequest =
+  | { op: 'init'; id: number; estId: number; spec: BranchSpec; theta: WireTree; outerState: any; key: number[] }
+  | {
+      op: 'unroll';
+      id: number;
+      estId: number;
+      theta: WireTree;
+      outerState: any;
+      stepsPerJit: number;
+      chunks: Array<{ key: number[]; data: WireTree | null }>;
+      keepTaskParams: boolean;
+    }
+  | { op: 'memory'; id: number }
+  | { op: 'dispose'; id: number; estId: number };
+
+interface Held {
+  step: VectorizedLOptTruncatedStep;
+  state: TruncatedUnrollState | null;
+}
+
+const held = new Map<number, Held>();
+
+function build(spec: BranchSpec): VectorizedLOptTruncatedStep {
+  const lopt = registry.create('learned_optimizer', spec.learnedOptimizer.name, spec.learnedOptimizer.config);
+  const sched = registry.create('truncation_schedule', spec.truncationSchedule.name, spec.truncationSchedule.config);
+  const obj = registry.create('task', spec.task.name, spec.task.config) as TaskFamily | Task;
+  const family = typeof (obj as TaskFamily).taskFn === 'function' ? (obj as TaskFamily) : singleTaskToFamily(obj as Task);
+  return new VectorizedLOptTruncatedStep(family, lopt, sched, { numTasks: spec.numTasks, randomInitialIterationOffset: spec.randomInitialIterationOffset });
+}
+
+const keyOf = (k: number[]) => Uint32Array.from(k);
+
+async function handle(msg: BranchRequest): Promise<{ reply: any; transfer?: ArrayBuffer[] }> {
+  switch (msg.op) {
+    case 'init': {
+      let h = held.get(msg.estId);
+      if (!h) {
+        h = { step: build(msg.spec), state: null };
+        held.set(msg.estId, h);
+      }
+      const theta = fromWire(msg.theta);
+      if (h.state) disposeReplaced(h.state, {});
+      h.state = h.step.initStepState(theta, msg.outerState, keyOf(msg.key), { thetaIsVector: false });
+      disposeReplaced(theta, {});
+      return { reply: { id: msg.id } };
+    }
+    case 'unroll': {
+      const h = held.get(msg.estId);
+      if (!h || !h.state) throw new Error(`branch worker: estimator ${msg.estId} has no state (call init first)`);
+      const theta = fromWire(msg.theta);
+      const losses: tf.Tensor[] = [];
+      const mask: Int32Array[] = [];
+      const isDone: Int32Array[] = [];
+      const iteration: Int32Array[] = [];
+      const taskParams: WireTree[] = [];
+      for (const c of msg.chunks) {
+        const datas = fromWire(c.data);
+        const [next, ys] = truncatedUnroll(h.step, msg.stepsPerJit, true, theta, keyOf(c.key), h.state, datas, msg.outerState, null, msg.keepTaskParams);
+        disposeReplaced(datas as PyTree, {});
+        disposeReplaced(h.state, next);
+        h.state = next;
+        losses.push(ys.loss);
+        mask.push(...ys.mask);
+        isDone.push(...ys.isDone);
+        iteration.push(...ys.iteration);
+        for (const tp of ys.taskParam) {
+          taskParams.push(toWire(tp));
+          disposeReplaced(tp, {});
+        }
+      }
+      const all = tf.concat(losses, 0);
+      const loss = all.dataSync() as Float32Array;
+      const [T, N] = all.shape;
+      all.dispose();
+      losses.forEach((l) => l.dispose());
+      disposeReplaced(theta, {});
+      const flat = (rows: Int32Array[]) => {
+        const out = new Int32Array(rows.length * N);
+        rows.forEach((r, i) => out.set(r, i * N));
+        return out;
+      };
+      const reply = { id: msg.id, T, N, loss, mask: flat(mask), isDone: flat(isDone), iteration: flat(iteration), taskParams };
+      return { reply, transfer: [reply.loss.buffer as ArrayBuffer, reply.mask.buffer as ArrayBuffer, reply.isDone.buffer as ArrayBuffer, reply.iteration.buffer as ArrayBuffer] };
+    }
+    case 'memory':
+      return { reply: { id: msg.id, numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes } };
+    case 'dispose': {
+      const h = held.get(msg.estId);
+      if (h?.state) disposeReplaced(h.state, {});
+      held.delete(msg.estId);
+      return { reply: { id: msg.id } };
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const { backend, plugins } = workerData as { backend: string; plugins: string[] };
+  process.env.LOPT_QUIET = '1';
+  for (const lib of ['@lopt/tasks', '@lopt/optimizers', '@lopt/estimators']) require(lib);
+  for (const p of plugins ?? []) await loadPlugin(p);
+  await initBackend(backend);
+  // Requests are handled one at a time, in order.
+  let chain: Promise<void> = Promise.resolve();
+  parentPort!.on('message', (msg: BranchRequest) => {
+    chain = chain.then(async () => {
+      try {
+        const { reply, transfer } = await handle(msg);
+        parentPort!.postMessage(reply, transfer ?? []);
+      } catch (e) {
+        parentPort!.postMessage({ id: msg.id, error: (e as Error).stack ?? String(e) });
+      }
+    });
+  });
+  parentPort!.postMessage({ id: 0, ready: true, backend: tf.getBackend() });
+}
+
+void main().catch((e) => parentPort!.postMessage({ id: 0, error: (e as Error).stack ?? String(e) }));
+export { treeLeaves };

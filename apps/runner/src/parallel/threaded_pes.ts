@@ -1,0 +1,196 @@
+/**
+ * TruncatedPES with its two antithetic branches in two worker threads (`--threads 2`).
+ *
+ * The main thread keeps everything that is cheap and stateful for the learner — the perturbation
+ * draw, the data stream, the key schedule, the PES accumulator and the gradient arithmetic
+ * (`computePesGrad`, inherited unchanged) — and only the T-step unrolls move: thread 0 advances
+ * the θ+ε branch, thread 1 the θ−ε branch, each with its own tf.js backend and its own copy of the
+ * branch state. Both receive the same keys and the same data (one shared copy), so the estimate is
+ * the sequential (unstacked) one by construction; only θ, data, losses and counters cross threads.
+ *
+ * The branch states live in the threads: the main-thread `PESWorkerState` holds placeholders for
+ * them, so such a state cannot be checkpointed or reused after it was donated.
+ */
+import * as path from 'path';
+import * as fs from 'fs';
+import { Worker } from 'worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { random, treeMap, type PRNGKey, type PyTree } from '@lopt/core';
+import type { Theta } from '@lopt/optimizers';
+import {
+  TruncatedPES,
+  type TruncatedPESOptions,
+  type TruncatedStep,
+  type TruncatedUnrollState,
+  type PESWorkerState,
+  type UnrollYs,
+  type WorkerWeights,
+  disposeReplaced,
+} from '@lopt/estimators';
+import type { BranchRequest, BranchSpec } from './branch_worker';
+import { fromWire, toWire, type WireTree } from './wire';
+
+type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
+
+/** Code run by a worker started from TypeScript sources (tests): compile .ts on the fly with swc. */
+function tsBootstrap(entry: string, root: string): string {
+  return `
+const Module = require('module'); const path = require('path'); const fs = require('fs');
+const swc = require(${JSON.stringify(require.resolve('@swc/core'))});
+const root = ${JSON.stringify(root)};
+const orig = Module._resolveFilename;
+Module._resolveFilename = function (request, parent, ...rest) {
+  const m = /^@lopt\\/(core|tasks|optimizers|estimators)$/.exec(request);
+  if (m) request = path.join(root, 'libs', m[1], 'src/index.ts');
+  return orig.call(this, request, parent, ...rest);
+};
+require.extensions['.ts'] = (module, filename) => {
+  const out = swc.transformSync(fs.readFileSync(filename, 'utf8'), { filename,
+    jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' },
+    module: { type: 'commonjs' } });
+  module._compile(out.code, filename);
+};
+require(${JSON.stringify(entry)});
+`;
+}
+
+/** Two (or more) branch threads; request/response by id. */
+export class BranchPool {
+  readonly workers: Worker[];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private readonly ready: Promise<void[]>;
+  private nextEst = 1;
+
+  constructor(readonly size: number, readonly backend: string, plugins: string[] = []) {
+    const fromTs = __filename.endsWith('.ts');
+    const entry = path.join(__dirname, fromTs ? 'branch_worker.ts' : 'branch_worker.js');
+    if (!fs.existsSync(entry)) throw new Error(`branch worker script not found: ${entry}`);
+    const root = path.resolve(__dirname, '../../../..');
+    this.workers = [];
+    const readies: Array<Promise<void>> = [];
+    for (let i = 0; i < size; i++) {
+      const w = fromTs
+        ? new Worker(tsBootstrap(entry, root), { eval: true, workerData: { backend, plugins } })
+        : new Worker(entry, { workerData: { backend, plugins } });
+      readies.push(
+        new Promise<void>((resolve, reject) => {
+          const onMsg = (m: any) => {
+            if (m.id !== 0) return;
+            w.off('message', onMsg);
+            if (m.error) reject(new Error(`branch worker ${i} failed to start: ${m.error}`));
+            else resolve();
+          };
+          w.on('message', onMsg);
+          w.once('error', reject);
+        }),
+      );
+      w.on('message', (m: any) => {
+        if (!m.id) return;
+        const p = this.pending.get(m.id);
+        if (!p) return;
+        this.pending.delete(m.id);
+        if (m.error) p.reject(new Error(`branch worker ${i}: ${m.error}`));
+        else p.resolve(m);
+      });
+      w.on('error', (e) => {
+        for (const p of this.pending.values()) p.reject(e);
+        this.pending.clear();
+      });
+      this.workers.push(w);
+    }
+    this.ready = Promise.all(readies);
+  }
+
+  newEstimatorId(): number {
+    return this.nextEst++;
+  }
+
+  async request(worker: number, msg: Omit<BranchRequest, 'id'> & Record<string, unknown>): Promise<any> {
+    await this.ready;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.workers[worker].postMessage({ ...msg, id });
+    });
+  }
+
+  /** Tensors held by every thread. */
+  async memory(): Promise<Array<{ numTensors: number; numBytes: number }>> {
+    return Promise.all(this.workers.map((_, i) => this.request(i, { op: 'memory' })));
+  }
+
+  async terminate(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+const keyArr = (k: PRNGKey) => Array.from(k as Uint32Array);
+
+/** Placeholder for a branch state held by a thread. */
+function remoteState(estId: number, branch: 'pos' | 'neg'): TruncatedUnrollState {
+  return { remote: { estId, branch } } as unknown as TruncatedUnrollState;
+}
+
+export class ThreadedPES extends TruncatedPES {
+  readonly estId: number;
+
+  constructor(
+    truncatedStep: TruncatedStep,
+    opts: TruncatedPESOptions,
+    readonly pool: BranchPool,
+    readonly spec: BranchSpec,
+  ) {
+    super(truncatedStep, opts);
+    if (pool.size !== 2) throw new Error(`ThreadedPES needs a pool of 2 threads (one per antithetic branch), got ${pool.size}`);
+    this.estId = pool.newEstimatorId();
+  }
+
+  override async initWorkerState(workerWeights: WorkerWeights, key: PRNGKey): Promise<PESWorkerState> {
+    const theta = toWire(workerWeights.theta);
+    const msg = { op: 'init' as const, estId: this.estId, spec: this.spec, theta, outerState: workerWeights.outerState, key: keyArr(key) };
+    await Promise.all([this.pool.request(0, msg), this.pool.request(1, msg)]);
+    const n = this.truncatedStep.numTasks;
+    const accumulator = treeMap((l: tf.Tensor) => tf.zeros([n, ...l.shape]), workerWeights.theta);
+    return { posState: remoteState(this.estId, 'pos'), negState: remoteState(this.estId, 'neg'), accumulator };
+  }
+
+  protected override async unrollBranches(
+    workerWeights: WorkerWeights,
+    posTheta: Theta,
+    negTheta: Theta,
+    state: PESWorkerState,
+    rng: random.PRNGSequence,
+    datasList?: PyTree[],
+  ): Promise<{ posState: TruncatedUnrollState; negState: TruncatedUnrollState; pYs: UnrollYs; nYs: UnrollYs }> {
+    const chunks: Array<{ key: number[]; data: WireTree | null }> = [];
+    const count = this.truncLength / this.stepsPerJit;
+    for (let c = 0; c < count; c++) {
+      const datas = datasList ? datasList[c] : this.truncatedStep.getBatch(this.stepsPerJit);
+      const unrollKey = rng.next();
+      rng.next(); // the reference's summary key
+      chunks.push({ key: keyArr(unrollKey), data: datas === null || datas === undefined ? null : toWire(datas, true) });
+      if (!datasList) disposeReplaced(datas, {});
+    }
+    const common = { op: 'unroll' as const, estId: this.estId, outerState: workerWeights.outerState, stepsPerJit: this.stepsPerJit, chunks };
+    const [pr, nr] = await Promise.all([
+      this.pool.request(0, { ...common, theta: toWire(posTheta), keepTaskParams: true }),
+      this.pool.request(1, { ...common, theta: toWire(negTheta), keepTaskParams: false }),
+    ]);
+    const ys = (r: any): UnrollYs => {
+      const rows = (flat: Int32Array) => Array.from({ length: r.T }, (_, t) => flat.slice(t * r.N, (t + 1) * r.N));
+      return {
+        loss: tf.tensor(r.loss, [r.T, r.N]),
+        mask: rows(r.mask),
+        isDone: rows(r.isDone),
+        iteration: rows(r.iteration),
+        taskParam: (r.taskParams as WireTree[]).map((w) => fromWire(w)),
+      };
+    };
+    return { posState: state.posState, negState: state.negState, pYs: ys(pr), nYs: ys(nr) };
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([0, 1].map((w) => this.pool.request(w, { op: 'dispose', estId: this.estId })));
+  }
+}
