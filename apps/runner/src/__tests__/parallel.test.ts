@@ -1,0 +1,71 @@
+import { clearDatasetCache } from '@lopt/tasks';
+import '@lopt/optimizers';
+import '@lopt/estimators';
+import * as tf from '@tensorflow/tfjs';
+import { registry, treeLeaves } from '@lopt/core';
+import { validateMetaTrainingConfig, MetaTrainer } from '../experiments/meta_training';
+import { flopsPerOuterStep } from '../bench';
+
+/** Two outer steps of a small quadratic + Fashion-MNIST PES run; losses and mean meta-gradients. */
+async function run(threads: number): Promise<{ losses: number[]; grads: number[][]; counts: number[] }> {
+  clearDatasetCache(); // both runs read the data streams from their start
+  const cfg = validateMetaTrainingConfig(
+    registry.parseConfig('experiment', 'seed-single-machine', {
+      steps: 3,
+      reuseKey: false,
+      gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 6, stepsPerJit: 3 } },
+      truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 4, maxLength: 8 } },
+      randomInitialIterationOffset: 8,
+      tasks: [
+        { name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 3 },
+        { name: 'ImageMLP_FashionMnist8_Relu32', config: {}, numTasks: 2 },
+      ],
+    }),
+    registry,
+  );
+  const trainer = new MetaTrainer(cfg, registry, { threads });
+  try {
+    let state = await trainer.init();
+    const losses: number[] = [];
+    const grads: number[][] = [];
+    const counts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [next, r] = await trainer.step(state, i, { keepGrad: true, withMetrics: i === 2 });
+      state = next;
+      losses.push(r.loss);
+      grads.push(treeLeaves<tf.Tensor>(r.thetaGrad).flatMap((l) => Array.from(l.dataSync())));
+      treeLeaves<tf.Tensor>(r.thetaGrad).forEach((l) => l.dispose());
+      const c = await trainer.numTensors();
+      counts.push(c.main + c.threads.reduce((a, b) => a + b, 0));
+    }
+    await trainer.dispose(state);
+    return { losses, grads, counts };
+  } finally {
+    if (trainer.pool) await trainer.pool.terminate();
+  }
+}
+
+describe('threads: 2 (antithetic branches in worker threads)', () => {
+  test('same meta-gradients and losses as the sequential run for the same keys; flat tensor counts', async () => {
+    const seq = await run(1);
+    const par = await run(2);
+    expect(par.losses.length).toBe(3);
+    par.losses.forEach((l, i) => expect(l).toBeCloseTo(seq.losses[i], 5));
+    par.grads.forEach((g, i) => {
+      expect(g.length).toBe(seq.grads[i].length);
+      const scale = Math.max(...seq.grads[i].map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      g.forEach((v, j) => expect(Math.abs(v - seq.grads[i][j])).toBeLessThanOrEqual(1e-5 * scale + 1e-7));
+    });
+    expect(par.counts[2]).toBe(par.counts[1]);
+    expect(seq.counts[2]).toBe(seq.counts[1]);
+  });
+
+  test('the FLOP model matches spec §14.3 (A ≈ 4.0, B ≈ 16.0 GFLOP per outer step)', () => {
+    const a = validateMetaTrainingConfig(registry.parseConfig('experiment', 'seed-single-machine', {}), registry);
+    const b = validateMetaTrainingConfig(registry.parseConfig('experiment', 'seed-learner-worker', {}), registry);
+    expect(flopsPerOuterStep(a).total / 1e9).toBeCloseTo(3.99, 1);
+    expect(flopsPerOuterStep(b).total / 1e9).toBeCloseTo(15.9, 0);
+    expect(flopsPerOuterStep(a).taskSteps).toBe(800);
+  });
+});
