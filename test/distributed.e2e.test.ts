@@ -138,6 +138,8 @@ describe('lopt learner + lopt worker (built cli, loopback)', () => {
 
     // the first learner refused the intruders and counted them; TensorBoard has the learner metrics
     expect(learner1.out()).toMatch(/refused a call: invalid token/);
+    const rejected1 = [...learner1.out().matchAll(/ rejected (\d+) /g)].map((m) => Number(m[1]));
+    expect(Math.max(...rejected1)).toBeGreaterThanOrEqual(2);
     const events = listEventFiles(logdir).flatMap((f) => readEventFile(f));
     const tags = scalarsByTag(events);
     for (const t of ['avg_staleness', 'max_staleness', 'buffer_size', 'removed_stale_grads', 'unique_workers', 'global_step_per_second', 'rejected_messages', 'mean_loss']) {

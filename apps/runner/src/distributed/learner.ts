@@ -146,6 +146,8 @@ export class DistributedLearner implements LearnerHandler {
         } else {
           this.log(`[learner] --resume: no checkpoint in ${this.ckpt.dir}, starting fresh`);
         }
+      } else if (this.ckpt.latest() !== null) {
+        this.log(`[learner] warning: ${this.ckpt.dir} already holds checkpoints; starting fresh (use --resume to continue from them)`);
       }
     } else if (this.opts.resume) {
       throw new Error('--resume needs --logdir (the checkpoints live there)');
@@ -372,7 +374,10 @@ export class DistributedLearner implements LearnerHandler {
         const vals = batch.entries.map((e) => e.grad.metrics[k]).filter((v) => v !== undefined);
         if (vals.length) metrics[`worker/${k.split('||').pop()}`] = vals.reduce((a, b) => a + b, 0) / vals.length;
       }
-      if (this.writer && newStep % cfg.logging.scalarsEvery === 0) this.writer.scalars(metrics, newStep);
+      if (this.writer && newStep % cfg.logging.scalarsEvery === 0) {
+        this.writer.scalars(metrics, newStep);
+        this.writer.flush(); // a killed learner loses at most this step's scalars
+      }
       if (newStep % logEvery === 0 || newStep === this.steps) {
         this.log(
           `[learner] step ${newStep}/${this.steps} loss ${loss.toFixed(4)} workers [${batch.entries.map((e) => e.workerId).join(',')}] ` +
