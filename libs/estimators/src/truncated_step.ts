@@ -19,9 +19,11 @@ import {
   treeDispose,
   isLeaf,
 } from '@lopt/core';
-import type { TaskFamily, SplitName } from '@lopt/tasks';
+import type { TaskFamily, SplitName, Task } from '@lopt/tasks';
+import { singleTaskToFamily } from '@lopt/tasks';
 import type { LearnedOptimizer, OptState, Theta } from '@lopt/optimizers';
 import { hostTensor, hostValues, concatHost, sliceHost } from './host_ints';
+import { NeverEndingTruncationSchedule } from './truncation_schedule';
 import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
 
 export interface TruncatedUnrollState {
@@ -344,3 +346,27 @@ export function disposeUnrollOut(ys: TruncatedUnrollOut): void {
 }
 
 export { isLeaf };
+
+/**
+ * One fixed task trained for exactly `unrollLength` steps, then reset (spec §5.2): a step trains
+ * while the inner step is below `unrollLength`; otherwise it is a reset step that reports
+ * `isDone` with mask 0 and loss 0. With `numTasks > 1` it is the reference's SimpleVecLOptTruncatedStep.
+ */
+export class SimpleLOptTruncatedStep extends VectorizedLOptTruncatedStep {
+  readonly unrollLength: number;
+
+  constructor(task: Task, learnedOpt: LearnedOptimizer, opts: { unrollLength?: number; numTasks?: number } = {}) {
+    super(singleTaskToFamily(task), learnedOpt, new NeverEndingTruncationSchedule(), { numTasks: opts.numTasks ?? 1 });
+    this.unrollLength = opts.unrollLength ?? 5;
+  }
+
+  override unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts: StepOptions = {}): [TruncatedUnrollState, TruncatedUnrollOut] {
+    const resetRows = hostValues(state.innerStep).map((s) => (s >= this.unrollLength ? 1 : 0));
+    const marked = { ...state, isDone: hostTensor(resetRows, 'bool') };
+    const [next, ys] = super.unrollStep(theta, marked, key, data, outerState, opts);
+    marked.isDone.dispose();
+    next.isDone.dispose();
+    next.isDone = hostTensor(new Int32Array(resetRows.length), 'bool');
+    return [next, { ...ys, isDone: resetRows }];
+  }
+}

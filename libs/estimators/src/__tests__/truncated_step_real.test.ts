@@ -1,0 +1,89 @@
+/**
+ * The truncated step with the real learned optimizer and tasks: SimpleLOptTruncatedStep's
+ * fixed-length timeline, MLPLOpt at init training the Fashion-MNIST MLP, and no tensor leak over
+ * 1,000 unroll steps with resets.
+ */
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs';
+import { random, treeDispose } from '@lopt/core';
+import { FixedDimQuadraticFamily, ImageMLP_FashionMnist8_Relu32, QuadraticTask, singleTaskToFamily, SYSTEM_FASHION_MNIST_DIR } from '@lopt/tasks';
+import { MLPLOpt } from '@lopt/optimizers';
+import {
+  SimpleLOptTruncatedStep,
+  VectorizedLOptTruncatedStep,
+  ConstantTruncationSchedule,
+  LogUniformLengthSchedule,
+  TruncatedUnrollState,
+  disposeReplaced,
+} from '../index';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function unroll(step: VectorizedLOptTruncatedStep, theta: any, state: TruncatedUnrollState, n: number, withData: boolean, seed = 1) {
+  const losses: number[][] = [];
+  const iters: number[][] = [];
+  const masks: number[][] = [];
+  const dones: number[][] = [];
+  let key = random.PRNGKey(seed);
+  for (let i = 0; i < n; i++) {
+    const [k, next_] = random.split(key);
+    key = next_;
+    const data = withData ? step.getBatch(1) : null;
+    const d1 = data ? tf.tidy(() => ({ image: (data as any).image.squeeze([0]), label: (data as any).label.squeeze([0]) })) : null;
+    const [next, ys] = step.unrollStep(theta, state, k, d1, null);
+    if (data) treeDispose([data, d1]);
+    disposeReplaced(state, next);
+    state = next;
+    losses.push(Array.from(ys.loss.dataSync()));
+    iters.push(Array.from(ys.iteration));
+    masks.push(Array.from(ys.mask));
+    dones.push(Array.from(ys.isDone));
+    ys.loss.dispose();
+    treeDispose(ys.taskParam);
+  }
+  return { state, losses, iters, masks, dones };
+}
+
+test('SimpleLOptTruncatedStep trains unrollLength steps, then one reset step (isDone, mask 0, loss 0)', () => {
+  const lopt = new MLPLOpt();
+  const theta = lopt.init(random.PRNGKey(0));
+  const step = new SimpleLOptTruncatedStep(new QuadraticTask({ dim: 4 }), lopt, { unrollLength: 3 });
+  const s0 = step.initStepState(theta, null, random.PRNGKey(2));
+  const r = unroll(step, theta, s0, 8, false);
+  expect(r.iters.map((x) => x[0])).toEqual([1, 2, 3, 0, 1, 2, 3, 0]);
+  expect(r.masks.map((x) => x[0])).toEqual([1, 1, 1, 0, 1, 1, 1, 0]);
+  expect(r.dones.map((x) => x[0])).toEqual([0, 0, 0, 1, 0, 0, 0, 1]);
+  expect(r.losses[3][0]).toBe(0);
+  treeDispose([r.state, theta]);
+});
+
+const hasData = fs.existsSync(`${SYSTEM_FASHION_MNIST_DIR}/train-images-idx3-ubyte.gz`) || !!process.env.LOPT_DATA_DIR;
+(hasData ? test : test.skip)('MLPLOpt at init lowers the Fashion-MNIST MLP loss over 100 inner steps', () => {
+  const lopt = new MLPLOpt();
+  const theta = lopt.init(random.PRNGKey(0));
+  const step = new VectorizedLOptTruncatedStep(singleTaskToFamily(new ImageMLP_FashionMnist8_Relu32()), lopt, new ConstantTruncationSchedule(1000), { numTasks: 2 });
+  const s0 = step.initStepState(theta, null, random.PRNGKey(3));
+  const r = unroll(step, theta, s0, 100, true);
+  const mean = (rows: number[][]) => rows.flat().reduce((a, b) => a + b, 0) / rows.flat().length;
+  const first = mean(r.losses.slice(0, 10));
+  const last = mean(r.losses.slice(-10));
+  expect(first).toBeGreaterThan(2.0);
+  expect(last).toBeLessThan(first - 0.05);
+  treeDispose([r.state, theta]);
+});
+if (!hasData) console.warn('Fashion-MNIST files absent: the 100-step MLPLOpt training check is skipped (apt-get install dataset-fashion-mnist)');
+
+test('no tensor leak across 1,000 unroll steps with resets (MLPLOpt, quadratic family)', () => {
+  const lopt = new MLPLOpt();
+  const theta = lopt.init(random.PRNGKey(0));
+  const step = new VectorizedLOptTruncatedStep(new FixedDimQuadraticFamily(10), lopt, new LogUniformLengthSchedule({ minLength: 5, maxLength: 20 }), { numTasks: 4, randomInitialIterationOffset: 20 });
+  let state = step.initStepState(theta, null, random.PRNGKey(4));
+  let r = unroll(step, theta, state, 10, false);
+  const before = tf.memory().numTensors;
+  r = unroll(step, theta, r.state, 1000, false, 7);
+  expect(tf.memory().numTensors).toBe(before);
+  expect(r.masks.flat().filter((m) => m === 0).length).toBeGreaterThan(100); // many resets happened
+  treeDispose([r.state, theta]);
+});
