@@ -8,7 +8,6 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { initBackend } from '@lopt/core';
 import { CliContext } from './context';
-import { markdownTable, parseBaselines, runEval } from '../eval/evaluate';
 
 function intArg(name: string, min: number) {
   return (v: string): number => {
@@ -49,6 +48,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--eval-batches <n>', 'batches per evaluation', intArg('--eval-batches', 1), 5)
     .option('--last-eval-batches <n>', 'batches for the final evaluation', intArg('--last-eval-batches', 1), 20)
     .action(async (opts) => {
+      // loaded when the command runs, so `lopt list` does not pull in every lib
+      const { markdownTable, parseBaselines, runEval } = await import('../eval/evaluate');
       await initBackend(opts.backend);
       const baselines = parseBaselines(opts.baselines, ctx.registry);
       const out = opts.out ?? `eval-${opts.task}`;

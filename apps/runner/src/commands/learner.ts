@@ -7,10 +7,6 @@ import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { initBackend } from '@lopt/core';
 import { CliContext } from './context';
-import { buildExperiment } from '../distributed/experiment';
-import { DistributedLearner } from '../distributed/learner';
-import { startGrpcServer } from '../distributed/grpc';
-import { requireToken } from '../distributed/transport';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -79,6 +75,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--tls-ca <file>', 'PEM CA: require client certificates signed by it (mutual TLS)')
     .option('--linger-seconds <s>', 'after the last step, keep telling workers to exit for up to s seconds', '5')
     .action(async (experiment: string, o: LearnerCliOptions) => {
+      // loaded when the command runs, so `lopt list` does not pull in every lib
+      const { buildExperiment } = await import('../distributed/experiment');
+      const { DistributedLearner } = await import('../distributed/learner');
+      const { startGrpcServer } = await import('../distributed/grpc');
+      const { requireToken } = await import('../distributed/transport');
       const log = (l: string) => ctx.stderr.write(l + '\n');
       await initBackend(o.backend);
       const spec = buildExperiment(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: intArg('--steps', o.steps, 1) });

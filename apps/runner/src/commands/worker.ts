@@ -9,9 +9,6 @@ import { Command, Option } from 'commander';
 import { initBackend } from '@lopt/core';
 import { CliContext } from './context';
 import { readTokenFile } from './learner';
-import { buildExperiment } from '../distributed/experiment';
-import { GrpcLearnerClient } from '../distributed/grpc';
-import { runWorker } from '../distributed/worker';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -42,6 +39,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--tls-server-name <name>', 'name to check the learner\'s certificate against (default: the host)')
     .option('--give-up-seconds <s>', 'exit when the learner stays unreachable this long (default: retry forever)')
     .action(async (experiment: string, o: Record<string, any>) => {
+      // loaded when the command runs, so `lopt list` does not pull in every lib
+      const { buildExperiment } = await import('../distributed/experiment');
+      const { GrpcLearnerClient } = await import('../distributed/grpc');
+      const { runWorker } = await import('../distributed/worker');
       const log = (l: string) => ctx.stderr.write(l + '\n');
       await initBackend(o.backend);
       const spec = buildExperiment(ctx.registry, experiment, { configFile: o.config, set: o.set });
