@@ -8,10 +8,13 @@
  * variable; an explicit argument wins.
  *
  * On wasm the BatchMatMul gradient is re-registered so it transposes explicitly and calls plain
- * matMuls: matMul with transposeA/transposeB falls off XNNPACK to a slow loop on wasm.
+ * matMuls: matMul with transposeA/transposeB falls off XNNPACK to a slow loop on wasm. Its Slice,
+ * Unpack and SplitV kernels are replaced by ones that do not copy the whole input per output
+ * (see wasm_kernels.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
+import { registerFastWasmSliceKernels } from './wasm_kernels';
 
 export const BACKEND_NAMES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -98,6 +101,7 @@ async function setWasm(): Promise<void> {
   if (!ok) throw new BackendError('the wasm backend failed to initialise');
   await tf.ready();
   registerWasmMatMulGradient();
+  registerFastWasmSliceKernels();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,48 @@
+/**
+ * The wasm Slice / Unpack / SplitV replacements (wasm_kernels.ts) give the cpu backend's values
+ * for every axis, partial boxes, int32 and bool.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../index';
+
+beforeAll(async () => {
+  expect(await initBackend('wasm', { quiet: true })).toBe('wasm');
+});
+
+type Op = (x: tf.Tensor) => tf.Tensor[];
+function opsFor(sh: number[]): Op[] {
+  const last = sh.length - 1;
+  return [
+    (x) => tf.unstack(x, 0),
+    (x) => tf.unstack(x, 1),
+    (x) => tf.unstack(x, last),
+    (x) => tf.split(x, sh[0], 0),
+    (x) => tf.split(x, [1, sh[1] - 1], 1),
+    (x) => tf.split(x, [1, sh[last] - 1], -1),
+    (x) => [tf.slice(x, sh.map(() => 1), sh.map((s) => s - 1))],
+    (x) => [tf.slice(x, [1], [1])],
+    (x) => [tf.slice(x, sh.map(() => 0), sh.map((s, i) => (i === 0 ? s : 1)))],
+  ];
+}
+
+async function run(backend: string, sh: number[], dtype: 'float32' | 'int32' | 'bool'): Promise<string> {
+  await tf.setBackend(backend);
+  const n = sh.reduce((a, b) => a * b, 1);
+  const vals = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 3 === 0 ? 1 : 0 : i - 7));
+  const x = tf.tensor(vals, sh, dtype);
+  const out = opsFor(sh).map((op) => op(x).map((r) => [r.shape, Array.from(r.dataSync())]));
+  return JSON.stringify(out);
+}
+
+describe('fast wasm slice kernels', () => {
+  test.each([
+    [[5, 7, 3], 'float32'],
+    [[4, 6], 'int32'],
+    [[3, 4, 5, 2], 'float32'],
+    [[3, 4, 2], 'bool'],
+  ] as Array<[number[], 'float32' | 'int32' | 'bool']>)('shape %j %s matches the cpu backend', async (sh, dtype) => {
+    const cpu = await run('cpu', sh, dtype);
+    const wasm = await run('wasm', sh, dtype);
+    expect(wasm).toEqual(cpu);
+  });
+});
