@@ -27,7 +27,10 @@ test('examples/seed-part5 runs with LOPT_META_TRAIN_LENGTH=2 and prints the seed
   expect(quad.accumulator['mlp/~/linear_1']).toEqual({ w: [4, 32, 32], b: [4, 32] });
   expect(mlp.posState.innerOptState.params['mlp/~/linear_0']).toEqual({ w: [4, 64, 32], b: [4, 32] });
   expect(mlp.posState.innerOptState.rollingFeatures.m['mlp/~/linear_1']).toEqual({ w: [4, 32, 10, 6], b: [4, 10, 6] });
-  const loss = Number(lines[1].split(' ')[0]);
+  // the line after the state tree starts with the final loss, then the metrics object
+  const lossLine = lines.find((l) => /^-?[\d.]+(e[-+]?\d+)? \{/.test(l));
+  if (!lossLine) throw new Error(`no loss line in the seed output:\n${out}`);
+  const loss = Number(lossLine.split(' ')[0]);
   expect(Number.isFinite(loss)).toBe(true);
   expect(out).toMatch(/none\|\|best_of_mean_loss/);
   const workerLosses = out.match(/learner\/worker losses: (.*)/)![1].trim().split(' ').map(Number);
