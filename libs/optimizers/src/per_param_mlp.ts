@@ -82,6 +82,9 @@ export function applyPerParamMLP(x: tf.Tensor, time: tf.Tensor, layers: Linear[]
  * 0.5 ms fused row layout vs 1.1 ms unfused; concat / slice along a short last axis (the
  * alternative to the transposes) are slow per-row JS copy loops on wasm.
  */
+/** Below this many FLOPs per task in the hidden layer, the per-task MLP uses one batched matMul per layer. */
+const SMALL_LAYER_FLOPS = 100_000;
+
 /** The rows of `[N, H]` as N rank-1 tensors with their own data (wasm's fused matMul checks the
  * rank of the bias's *buffer*, and `unstack` results share a buffer shaped `[1, H]`). */
 function rowsOf(b: tf.Tensor): tf.Tensor[] {
@@ -98,10 +101,22 @@ export function applyPerTaskMLPChannelsFirst(xT: tf.Tensor, time: tf.Tensor, lay
     throw new Error(`per-task MLP layer 0: w of shape [${(w0.shape as number[])}], expected [${N}, ${F + T}, H] (thetaIsVector)`);
   }
   const H = (w0.shape as number[])[2];
-  const w0x = tf.unstack(tf.slice(w0, [0, 0, 0], [N, F, H]));
   const w0t = tf.slice(w0, [0, F, 0], [N, T, H]);
   // [N, T, 1] * [N, T, H] summed over T: the per-task time row, elementwise (no batched matMul).
   const rowTerm = tf.add(tf.sum(tf.mul(tf.expandDims(time, 2), w0t), 1), layers[0].b); // [N, H]
+  if (P * H * H * 2 < SMALL_LAYER_FLOPS) {
+    // Few parameters (e.g. a 10-d quadratic): one rank-3 batched matMul per layer for all tasks.
+    // Its slow loop on wasm costs less than N separate XNNPACK calls (each packs its weights).
+    let h = tf.transpose(xT, [0, 2, 1]); // [N, P, F]
+    for (let i = 0; i < layers.length; i++) {
+      const w = i === 0 ? tf.slice(w0, [0, 0, 0], [N, F, H]) : layers[i].w;
+      const b = i === 0 ? rowTerm : layers[i].b;
+      h = tf.add(tf.matMul(h, w), tf.expandDims(b, 1));
+      if (i !== layers.length - 1) h = tf.relu(h);
+    }
+    return tf.transpose(h, [2, 0, 1]); // [out, N, P]
+  }
+  const w0x = tf.unstack(tf.slice(w0, [0, 0, 0], [N, F, H]));
   const ws = layers.map((l, i) => (i === 0 ? w0x : tf.unstack(l.w)));
   const bs = layers.map((l, i) => rowsOf(i === 0 ? rowTerm : l.b));
   const xs = tf.unstack(tf.transpose(xT, [0, 2, 1])); // N x [P, F]

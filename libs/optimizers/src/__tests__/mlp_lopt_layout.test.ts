@@ -10,7 +10,10 @@ describe('MLPLOpt per-task (thetaIsVector) layouts', () => {
     MLPLOptOptimizer.perTaskLayout = 'channels-first';
   });
 
-  test('channels-first (fused) and rows give the same update up to float rounding, flat tensor count', () => {
+  test.each([
+    ['few parameters (batched matMul path)', 4],
+    ['many parameters (per-task fused matMul path)', 40],
+  ])('%s: channels-first and rows give the same update up to float rounding, flat tensor count', (_name, rows) => {
     const N = 3;
     const r = rng(7);
     const lopt = new MLPLOpt();
@@ -22,8 +25,8 @@ describe('MLPLOpt per-task (thetaIsVector) layouts', () => {
         { w: tf.add(tf.stack(new Array(N).fill(l.w)), randTensor(r, [N, ...l.w.shape], 0.05)), b: randTensor(r, [N, ...l.b.shape], 0.05) },
       ]),
     );
-    const params = { a: { b: randTensor(r, [N, 5]), w: randTensor(r, [N, 4, 5]) }, c: randTensor(r, [N, 7]) };
-    const grad = { a: { b: randTensor(r, [N, 5]), w: randTensor(r, [N, 4, 5]) }, c: randTensor(r, [N, 7]) };
+    const params = { a: { b: randTensor(r, [N, 5]), w: randTensor(r, [N, rows, 5]) }, c: randTensor(r, [N, 7]) };
+    const grad = { a: { b: randTensor(r, [N, 5]), w: randTensor(r, [N, rows, 5]) }, c: randTensor(r, [N, 7]) };
     const opt = lopt.optFn(thetaV, true, true);
     let s = opt.initBatch(params);
     for (let i = 0; i < 3; i++) s = opt.updateBatch(s, grad); // nonzero momenta and iteration
