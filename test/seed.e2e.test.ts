@@ -11,12 +11,13 @@ test('examples/seed-part5 runs with LOPT_META_TRAIN_LENGTH=2 and prints the seed
   execFileSync('npx', ['tsc', '-b', 'libs/core', 'libs/tasks', 'libs/optimizers', 'libs/estimators', 'examples'], { cwd: root, stdio: 'pipe' });
   const out = execFileSync('node', ['examples/dist/seed-part5.mjs'], {
     cwd: root,
-    env: { ...process.env, LOPT_META_TRAIN_LENGTH: '2', LOPT_BACKEND: 'wasm', LOPT_QUIET: '1' },
+    env: { ...process.env, LOPT_META_TRAIN_LENGTH: '2', LOPT_BACKEND: 'wasm', LOPT_QUIET: '1', FORCE_COLOR: '0', NO_COLOR: '1' },
     encoding: 'utf8',
     stdio: 'pipe',
     timeout: 240000,
   });
-  const lines = out.split('\n');
+  // console.log colours objects when the parent forces colour (Nx does in CI)
+  const lines = out.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
   const shapes = JSON.parse(lines[0]);
   const [quad, mlp] = shapes.gradientEstimatorStates;
   expect(shapes.gradientLearnerState.thetaOptState.params['mlp/~/linear_0']).toEqual({ w: [19, 32], b: [32] });
