@@ -161,7 +161,11 @@ export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: s
     const [s, r] = await trainer.step(state, opts.warmup + i);
     state = s;
     loss = r.loss;
-    log(`  ${which} step ${i + 1}/${opts.steps}: ${((performance.now() - t1) / 1000).toFixed(3)} s, loss ${loss.toFixed(4)}`);
+    const times = Object.entries(r.metrics)
+      .filter(([k]) => /^sample\|\|[^/]+\/time$/.test(k) && !k.includes('default_cfg'))
+      .map(([k, v]) => `${k.slice(8, -5)} ${Number(v).toFixed(3)} s`)
+      .join(', ');
+    log(`  ${which} step ${i + 1}/${opts.steps}: ${((performance.now() - t1) / 1000).toFixed(3)} s (${times}), loss ${loss.toFixed(4)}, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
   }
   const secs = (performance.now() - t0) / 1000;
   const after = await countAll();

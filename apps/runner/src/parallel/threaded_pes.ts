@@ -28,7 +28,7 @@ import {
   disposeReplaced,
 } from '@lopt/estimators';
 import type { BranchRequest, BranchSpec } from './branch_worker';
-import { fromWire, toWire, type WireTree } from './wire';
+import { fromWire, toWire, wireBytes, SharedArena, type WireTree } from './wire';
 
 type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
 
@@ -134,6 +134,7 @@ function remoteState(estId: number, branch: 'pos' | 'neg'): TruncatedUnrollState
 
 export class ThreadedPES extends TruncatedPES {
   readonly estId: number;
+  private readonly arena = new SharedArena();
 
   constructor(
     truncatedStep: TruncatedStep,
@@ -165,13 +166,19 @@ export class ThreadedPES extends TruncatedPES {
   ): Promise<{ posState: TruncatedUnrollState; negState: TruncatedUnrollState; pYs: UnrollYs; nYs: UnrollYs }> {
     const chunks: Array<{ key: number[]; data: WireTree | null }> = [];
     const count = this.truncLength / this.stepsPerJit;
+    const datas: PyTree[] = [];
     for (let c = 0; c < count; c++) {
-      const datas = datasList ? datasList[c] : this.truncatedStep.getBatch(this.stepsPerJit);
+      datas.push(datasList ? datasList[c] : this.truncatedStep.getBatch(this.stepsPerJit));
       const unrollKey = rng.next();
       rng.next(); // the reference's summary key
-      chunks.push({ key: keyArr(unrollKey), data: datas === null || datas === undefined ? null : toWire(datas, true) });
-      if (!datasList) disposeReplaced(datas, {});
+      chunks.push({ key: keyArr(unrollKey), data: null });
     }
+    // The threads copy the data out before they answer, so one buffer serves every step.
+    this.arena.reset(datas.reduce<number>((n, d) => n + wireBytes(d), 0));
+    datas.forEach((d, c) => {
+      if (d !== null && d !== undefined) chunks[c].data = toWire(d, this.arena);
+      if (!datasList) disposeReplaced(d, {});
+    });
     const common = { op: 'unroll' as const, estId: this.estId, outerState: workerWeights.outerState, stepsPerJit: this.stepsPerJit, chunks };
     const [pr, nr] = await Promise.all([
       this.pool.request(0, { ...common, theta: toWire(posTheta), keepTaskParams: true }),
