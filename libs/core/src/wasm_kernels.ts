@@ -19,8 +19,10 @@ interface WasmBackendLike {
 const sliceUtil = (tf as any).slice_util;
 
 /** Copy the box [begin, begin + size) of x into a new tensor, run by contiguous run. */
-function fastSlice(backend: WasmBackendLike, x: TensorInfo, begin: number[], size: number[]): TensorInfo {
-  const out = backend.makeOutput(size, x.dtype);
+function fastSlice(backend: WasmBackendLike, x: TensorInfo, begin: number[], size: number[], outShape: number[] = size): TensorInfo {
+  // The buffer gets the caller's shape: kernels that check a buffer's rank (wasm's fused matMul
+  // wants a rank-1 bias) then accept unstacked rows.
+  const out = backend.makeOutput(outShape, x.dtype);
   const n = size.reduce((a, b) => a * b, 1);
   if (n === 0) return out;
   // Views after makeOutput (which may grow the heap and detach earlier views).
@@ -87,8 +89,7 @@ export function registerFastWasmSliceKernels(): void {
     const outs: TensorInfo[] = [];
     for (let i = 0; i < value.shape[axis]; i++) {
       begin[axis] = i;
-      const o = fastSlice(args.backend, value, begin, size);
-      outs.push({ dataId: o.dataId, dtype: o.dtype, shape: outShape });
+      outs.push(fastSlice(args.backend, value, begin, size, outShape));
     }
     return outs;
   });
