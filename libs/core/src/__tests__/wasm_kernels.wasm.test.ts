@@ -1,5 +1,5 @@
 /**
- * The wasm Slice / Unpack / SplitV replacements (wasm_kernels.ts) give the cpu backend's values
+ * The wasm Slice / Unpack / SplitV / GatherV2 replacements (wasm_kernels.ts) give the cpu backend's values
  * for every axis, partial boxes, int32 and bool.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -22,6 +22,9 @@ function opsFor(sh: number[]): Op[] {
     (x) => [tf.slice(x, sh.map(() => 1), sh.map((s) => s - 1))],
     (x) => [tf.slice(x, [1], [1])],
     (x) => [tf.slice(x, sh.map(() => 0), sh.map((s, i) => (i === 0 ? s : 1)))],
+    (x) => [tf.gather(x, tf.tensor1d([sh[0] - 1, 0, 1, 0], 'int32'))],
+    (x) => [tf.gather(x, tf.tensor2d([[1, 0], [0, 1]], [2, 2], 'int32'))],
+    (x) => [tf.gather(x, tf.tensor1d([1, 0], 'int32'), 1)],
   ];
 }
 
