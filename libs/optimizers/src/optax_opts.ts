@@ -74,7 +74,7 @@ export class OptaxOptimizer implements Optimizer {
         params: applyUpdates(s.params, updates),
         state: treeClone(opts.modelState ?? null),
         optaxOptState,
-        iteration: tf.add(s.iteration, 1),
+        iteration: tf.add(s.iteration, tf.scalar(1, 'int32')), // stays int32, as the reference's counter
       };
     });
   }

@@ -33,9 +33,13 @@ function mapWithHyper(tree: PyTree, h: number | tf.Tensor, ctx: BatchCtx, fn: (x
   return treeMap((x: tf.Tensor) => fn(x, bcast(h, x.rank, ctx)), tree);
 }
 
-function incCount(count: tf.Tensor): tf.Tensor {
-  // optax's safe_int32_increment
-  return tf.where(tf.less(count, 2147483647), tf.add(count, 1), count);
+/**
+ * optax's `safe_int32_increment`: `count + 1`, saturating at int32 max. The `1` is an int32 scalar
+ * so the counter stays int32 (`tf.add(int32, 1)` would upcast it to float32).
+ */
+export function incCount(count: tf.Tensor): tf.Tensor {
+  const one = tf.scalar(1, 'int32');
+  return tf.where(tf.less(count, tf.scalar(2147483647, 'int32')), tf.add(count, one), count);
 }
 
 export function chain(...txs: GradientTransformation[]): GradientTransformation<any[]> {

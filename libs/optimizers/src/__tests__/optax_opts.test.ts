@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { registry, treeDispose, treeShapes } from '@lopt/core';
+import { registry, treeDispose, treeFlatten, treeShapes, treeUnflatten } from '@lopt/core';
 import {
   Adam,
   AdamW,
@@ -88,6 +88,32 @@ describe('hand-designed optimizers', () => {
     expect(s.optaxOptState[0].count.dtype).toBe('int32');
     expect(opt.name).toBe('Adam_lr0.001_b10.9_b20.999_eps1e-8_epsroot1e-8');
     treeDispose(s);
+  });
+
+  test('update keeps every state leaf dtype and shape (int32 counters stay int32), single and batched', () => {
+    // the reference's optimizer smoke test: the state after update has the init state's structure
+    // and dtypes (jax strict dtype promotion), for every hand-designed optimizer
+    const dtypesAndShapes = (s: any) => {
+      const [leaves, def] = treeFlatten<tf.Tensor>(s);
+      return treeUnflatten(def, leaves.map((x) => [x.dtype, x.shape]));
+    };
+    const sched = cosineSchedule(0.1);
+    for (const opt of [new SGD(0.1), new SGDM(0.1), new Adam(0.1), new RMSProp(0.1, { momentum: 0.5 }), new AdamW(0.1), new Adam(sched), new GradientClipOptimizer(new Adam(0.1), 1)]) {
+      for (const batched of [false, true]) {
+        const params = { a: tf.ones(batched ? [2, 3] : [3]), b: { c: tf.ones(batched ? [2, 2, 2] : [2, 2]) } };
+        let s = batched ? opt.initBatch(params, { numSteps: 10 }) : opt.init(params, { numSteps: 10 });
+        const want = dtypesAndShapes(s);
+        expect(s.iteration.dtype).toBe('int32');
+        for (let i = 0; i < 3; i++) {
+          const ns = batched ? opt.updateBatch(s, params) : opt.update(s, params);
+          treeDispose(s);
+          s = ns;
+          expect(dtypesAndShapes(s)).toEqual(want);
+        }
+        expect(flat(s.iteration)).toEqual(batched ? [3, 3] : [3]);
+        treeDispose([s, params]);
+      }
+    }
   });
 
   test('RMSProp (optax: g * rsqrt(nu + eps)), with and without momentum', () => {
