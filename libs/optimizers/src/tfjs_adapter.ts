@@ -94,7 +94,15 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
     const newParams = this.opt.getParams(next) as Record<string, tf.Tensor>;
     for (const n of names) {
       const v = vars.get(n)!;
-      if (v.trainable) v.assign(newParams[n]);
+      if (!v.trainable) continue;
+      // The update may return views (reshapes) of larger buffers (MLPLOpt's single-task update
+      // is its batched update reshaped). The wasm backend keeps the buffer's own shape, and its
+      // fused kernels check that one: a Dense layer's bias that shares a [1, units] buffer fails
+      // `_FusedMatMul only supports rank-1 bias`. tf.clone gives the variable a buffer of its own
+      // shape on wasm (a bit-exact copy) and shares the data on cpu/webgl.
+      const value = tf.clone(newParams[n]);
+      v.assign(value);
+      value.dispose();
     }
     this.sets.set(key, { names, state: next });
     this.incrementIterations();

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { random, treeStack } from '@lopt/core';
+import { random, treeDispose, treeStack } from '@lopt/core';
 import { Adam, MLPLOpt, RMSProp } from '../index';
 import { expectClose, flat, randTensor, rng } from './helpers';
 import { refMLPLOptLeafUpdate } from './mlp_lopt_ref';
@@ -66,5 +66,22 @@ describe('optimizers on the wasm backend', () => {
     };
     const out = lopt.optFn(treeStack(thetas), false, true).updateBatch(stacked, treeStack(cases.map((c) => c.grad)));
     expectClose(flat(out.params.a), [...flat(singles[0].params.a), ...flat(singles[1].params.a)], 1e-6, 1e-6);
+  });
+  test('asTfjsOptimizer(MLPLOpt) steps a Dense model: the variables get buffers of their own shape (fused matMul bias)', async () => {
+    const lopt = new MLPLOpt();
+    const theta = lopt.init(random.PRNGKey(1));
+    const opt = lopt.asTfjsOptimizer(theta);
+    const model = tf.sequential({ name: 'wasm_adapter_model' });
+    model.add(tf.layers.dense({ units: 3, inputShape: [2] }));
+    model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+    const xs = tf.ones([4, 2]);
+    const ys = tf.zeros([4, 3]);
+    // before the fix the second step threw '_FusedMatMul only supports rank-1 bias but got rank 2'
+    const h = await model.fit(xs, ys, { epochs: 3, batchSize: 4, verbose: 0 });
+    expect(h.history.loss).toHaveLength(3);
+    tf.dispose([xs, ys]);
+    model.dispose();
+    opt.dispose();
+    treeDispose(theta);
   });
 });
