@@ -18,6 +18,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, PyTree, Registry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
 import { ConfigError, applySetOverrides, loadConfigFile, validateExperimentConfig } from './config';
@@ -108,6 +109,11 @@ export interface RunOptions {
   handleSignals?: boolean;
   /** Force the progress bar on/off (default: stderr is a TTY). */
   tty?: boolean;
+  /** 1 (default) or 2: PES estimators run their antithetic branches in two worker threads
+   * (MetaTrainerOptions.threads; same results, checkpoints in the same layout). */
+  threads?: number;
+  /** Plugin packages the worker threads load (those named with --plugin). */
+  plugins?: string[];
 }
 
 export interface RunResult {
@@ -199,8 +205,6 @@ const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Trains `opts.config` into `opts.logdir`. The config must already be validated (resolveRunConfig). */
 export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   const { config: cfg, registry, logdir } = opts;
-  const stdout = opts.stdout ?? process.stdout;
-  const stderr = opts.stderr ?? process.stderr;
   const ckDir = path.join(logdir, 'checkpoints');
   const hasCheckpoints = fs.existsSync(ckDir) && fs.readdirSync(ckDir).some((n) => /^checkpoint_\d+$/.test(n));
   if (opts.resume && !hasCheckpoints) {
@@ -211,7 +215,28 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   }
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
-  const trainer = new MetaTrainer(cfg, registry);
+  const trainer = new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] });
+  try {
+    return await trainLoop(opts, trainer);
+  } finally {
+    await trainer.dispose(null); // stops the worker threads (if any); the state is disposed by trainLoop
+  }
+}
+
+/** `threads: auto`: 2 when this machine has at least 2 CPUs, else 1. */
+export function resolveThreads(value: string | number | undefined): number {
+  if (value === undefined || value === '') return 1;
+  if (value === 'auto') return os.cpus().length >= 2 ? 2 : 1;
+  const n = Number(value);
+  if (n !== 1 && n !== 2) throw new ConfigError(`--threads: '${value}' (allowed: 1, 2, auto)`);
+  return n;
+}
+
+async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunResult> {
+  const { config: cfg, logdir } = opts;
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const ckDir = path.join(logdir, 'checkpoints');
   const hash = resumeHash(cfg);
 
   const checkpoints = new CheckpointManager({
@@ -249,7 +274,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
       treeDispose(restored.state);
       throw new CheckpointError(`--resume: ${restored.path} does not hold a meta-trainer state (learnerState, workerStates)`);
     }
-    state = st;
+    state = await trainer.importState(st);
     startStep = restored.step;
     elapsedBefore = restored.meta.elapsedTime ?? 0;
     if (restored.meta.dataStreams) trainer.restoreStreamStates(restored.meta.dataStreams as any);
@@ -277,7 +302,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   let progress: ProgressReporter | null = null;
   stderr.write(
     `lopt run ${opts.experiment}: ${startStep ? `resuming at step ${startStep} of ${total}` : `${total} steps`}, ` +
-      `backend ${tf.getBackend()}, logdir ${logdir}\n`,
+      `backend ${tf.getBackend()}${trainer.pool ? `, ${trainer.pool.size} threads` : ''}, logdir ${logdir}\n`,
   );
 
   // Ctrl-C / SIGTERM: finish the current step, checkpoint, close the event file, exit 130.
@@ -304,9 +329,9 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   let step = startStep;
   const L = cfg.logging;
 
-  const payload = (s: number) => ({
+  const payload = (s: number, full: MetaTrainerState) => ({
     step: s,
-    state: state as unknown as PyTree,
+    state: full as unknown as PyTree,
     theta: trainer.learner.getMetaParams(state.learnerState) as PyTree,
     elapsedTime: elapsed(),
     totalInnerSteps: s * innerPerOuter,
@@ -321,6 +346,16 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
       await writeLossPlot(logdir, historySeries(history), { title: `${opts.experiment}: meta-training loss` });
     } catch (e) {
       log(`lopt: warning: could not draw the loss plot: ${(e as Error).message}`);
+    }
+  };
+
+  // With threads the branch states are fetched from the worker threads for the checkpoint.
+  const saveCheckpoint = async (s: number) => {
+    const full = await trainer.exportState(state);
+    try {
+      return await checkpoints.saveNow(payload(s, full.state));
+    } finally {
+      full.release();
     }
   };
 
@@ -393,7 +428,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
 
       progress.update(step, { loss: res.loss });
 
-      const saved = await checkpoints.maybeSave(step, () => payload(step));
+      const saved = checkpoints.isDue(step) ? await saveCheckpoint(step) : null;
       if (saved) {
         lastSavedStep = step;
         lastCheckpoint = saved.checkpointPath;
@@ -411,7 +446,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   try {
     // final checkpoint (unless the last maybeSave already wrote this step); never after a failed step
     if (!failed && lastSavedStep !== step) {
-      const saved = await checkpoints.saveNow(payload(step));
+      const saved = await saveCheckpoint(step);
       lastCheckpoint = saved.checkpointPath;
     }
     await redrawPlot();

@@ -6,9 +6,11 @@ import * as os from 'os';
 import * as path from 'path';
 import { Writable } from 'stream';
 import * as tf from '@tensorflow/tfjs';
-import { registry } from '@lopt/core';
+import { registry, treeDispose, treeLeavesWithPath } from '@lopt/core';
 import '../experiments/meta_training';
-import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resumeHash, runExperiment } from '../run_experiment';
+import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, runExperiment } from '../run_experiment';
+import { listEventFiles, readEventFile } from '../tensorboard';
+import { CheckpointManager } from '../checkpoints';
 
 const sink = () =>
   new Writable({
@@ -58,4 +60,37 @@ describe('lopt run (in process)', () => {
     const long = await run(7, 'b');
     expect(long).toBe(short); // what stays is per trainer (task constants), not per step
   });
+
+  test('threads 2: checkpoints hold the single-thread state layout; 3 + 3 resumed steps = 6 single-thread steps', async () => {
+    const cfgFor = (steps: number) => resolveRunConfig(registry, 'quadratic-pes', { steps });
+    const losses = (logdir: string) => {
+      const byStep = new Map<number, number>();
+      for (const f of listEventFiles(logdir))
+        for (const e of readEventFile(f)) for (const v of e.summary?.value ?? []) if (v.tag === 'outer/loss') byStep.set(e.step, v.simple_value!);
+      return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+    };
+    const layout = async (logdir: string) => {
+      const r = await new CheckpointManager({ dir: logdir }).restoreLatest();
+      const leaves = treeLeavesWithPath<unknown>(r!.state).map(([p, l]) => `${p}:${l instanceof tf.Tensor ? `${l.dtype}[${l.shape}]` : typeof l}`);
+      treeDispose(r!.state);
+      return leaves;
+    };
+    const opts = { experiment: 'quadratic-pes', registry, stdout: sink(), stderr: sink(), tty: false };
+    const single = path.join(tmp, 'single');
+    await runExperiment({ ...opts, config: cfgFor(6), logdir: single });
+    const threaded = path.join(tmp, 'threaded');
+    await runExperiment({ ...opts, config: cfgFor(3), logdir: threaded, threads: 2 });
+    expect(await layout(threaded)).toEqual(await layout(single));
+    const r = await runExperiment({ ...opts, config: cfgFor(6), logdir: threaded, threads: 2, resume: true });
+    expect(r.startStep).toBe(3);
+    expect(r.step).toBe(6);
+    const a = losses(single);
+    const b = losses(threaded);
+    expect(b.length).toBe(6);
+    b.forEach((l, i) => expect(l).toBeCloseTo(a[i], 5));
+    expect(resolveThreads(undefined)).toBe(1);
+    expect(resolveThreads('2')).toBe(2);
+    expect(resolveThreads('auto')).toBe(os.cpus().length >= 2 ? 2 : 1);
+    expect(() => resolveThreads('3')).toThrow(/allowed: 1, 2, auto/);
+  }, 120000);
 });

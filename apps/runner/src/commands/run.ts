@@ -22,6 +22,7 @@ interface RunCliOptions {
   set: string[];
   config?: string;
   resume?: boolean;
+  threads?: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -36,6 +37,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--set <path=value>', 'override a config field, e.g. --set tasks.0.numTasks=8; repeatable', collect, [])
     .option('--config <file>', 'JSON or YAML file of config fields (applied before --set)')
     .option('--resume', 'continue from the newest checkpoint in --logdir (same config; steps may grow)')
+    .addOption(
+      new Option('--threads <n>', "1: all on this thread; 2: each PES estimator's antithetic branches in two worker threads (same results); auto: 2 when the machine has 2+ CPUs")
+        .choices(['1', '2', 'auto'])
+        .default('1'),
+    )
     .addHelpText(
       'after',
       '\nGlobal options such as --plugin PATH_OR_PACKAGE may also follow the command.\n' +
@@ -43,7 +49,7 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .action(async (experiment: string, o: RunCliOptions) => {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const { defaultLogdir, resolveRunConfig, runExperiment } = require('../run_experiment') as RunModule;
+      const { defaultLogdir, resolveRunConfig, resolveThreads, runExperiment } = require('../run_experiment') as RunModule;
       if (o.resume && !o.logdir) throw new Error('--resume needs --logdir: the run directory to continue');
       // Validate everything before anything is written.
       const config = resolveRunConfig(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: o.steps, seed: o.seed });
@@ -58,6 +64,8 @@ export function register(program: Command, ctx: CliContext): void {
         stdout: ctx.stdout,
         stderr: ctx.stderr,
         handleSignals: true,
+        threads: resolveThreads(o.threads),
+        plugins: ctx.plugins,
       });
       if (result.interrupted) throw new CommanderError(130, 'lopt.interrupted', `interrupted by ${result.signal}`);
     });

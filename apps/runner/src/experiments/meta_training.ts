@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import * as tf from '@tensorflow/tfjs';
-import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, treeLeaves } from '@lopt/core';
+import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, treeLeaves, treeDispose } from '@lopt/core';
 import type { TaskFamily, Task, BatchStream } from '@lopt/tasks';
 import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
@@ -273,6 +273,49 @@ export class MetaTrainer {
     const [learnerState, lm] = await this.learner.update(state.learnerState, puts, { key: key2, withMetrics: opts.withMetrics ?? false });
     const metrics: Record<string, number | number[]> = { ...metricsList[0], ...lm };
     return [{ learnerState, workerStates }, { loss, metrics, thetaGrad }];
+  }
+
+  /**
+   * `state` with every estimator state complete on this thread, in the layout of a single-thread
+   * run (checkpoints): with threads, the branch states are fetched from the worker threads.
+   * `release()` disposes what was fetched (not `state`'s own tensors).
+   */
+  async exportState(state: MetaTrainerState): Promise<{ state: MetaTrainerState; release: () => void }> {
+    if (!this.pool) return { state, release: () => undefined };
+    const fetched: PyTree[] = [];
+    const workerStates: any[][] = [];
+    for (let w = 0; w < this.workers.length; w++) {
+      const row: any[] = [];
+      for (let i = 0; i < this.workers[w].length; i++) {
+        const est = this.workers[w][i];
+        const s = state.workerStates[w][i];
+        if (est instanceof ThreadedPES && ThreadedPES.isRemote(s)) {
+          const full = await est.exportState(s);
+          fetched.push({ p: full.posState, n: full.negState } as unknown as PyTree);
+          row.push(full);
+        } else row.push(s);
+      }
+      workerStates.push(row);
+    }
+    const release = () => fetched.forEach((t) => treeDispose(t));
+    return { state: { learnerState: state.learnerState, workerStates }, release };
+  }
+
+  /** The inverse of `exportState` (resume): hands the branch states of a complete state to the
+   * worker threads (disposing them here). Donates `state`; without threads returns it. */
+  async importState(state: MetaTrainerState): Promise<MetaTrainerState> {
+    if (!this.pool) return state;
+    const workerStates: any[][] = [];
+    for (let w = 0; w < this.workers.length; w++) {
+      const row: any[] = [];
+      for (let i = 0; i < this.workers[w].length; i++) {
+        const est = this.workers[w][i];
+        const s = state.workerStates[w][i];
+        row.push(est instanceof ThreadedPES ? await est.importState(s) : s);
+      }
+      workerStates.push(row);
+    }
+    return { learnerState: state.learnerState, workerStates };
   }
 
   /** Dispose a state's tensors (and stop worker threads, if any). */

@@ -32,6 +32,8 @@ export type BranchRequest =
       chunks: Array<{ key: number[]; data: WireTree | null }>;
       keepTaskParams: boolean;
     }
+  | { op: 'getState'; id: number; estId: number }
+  | { op: 'setState'; id: number; estId: number; spec: BranchSpec; state: WireTree }
   | { op: 'memory'; id: number }
   | { op: 'dispose'; id: number; estId: number };
 
@@ -103,6 +105,21 @@ async function handle(msg: BranchRequest): Promise<{ reply: any; transfer?: Arra
       };
       const reply = { id: msg.id, T, N, loss, mask: flat(mask), isDone: flat(isDone), iteration: flat(iteration), taskParams };
       return { reply, transfer: [reply.loss.buffer as ArrayBuffer, reply.mask.buffer as ArrayBuffer, reply.isDone.buffer as ArrayBuffer, reply.iteration.buffer as ArrayBuffer] };
+    }
+    case 'getState': {
+      const h = held.get(msg.estId);
+      if (!h || !h.state) throw new Error(`branch worker: estimator ${msg.estId} has no state`);
+      return { reply: { id: msg.id, state: toWire(h.state) } };
+    }
+    case 'setState': {
+      let h = held.get(msg.estId);
+      if (!h) {
+        h = { step: build(msg.spec), state: null };
+        held.set(msg.estId, h);
+      }
+      if (h.state) disposeReplaced(h.state, {});
+      h.state = fromWire(msg.state) as unknown as TruncatedUnrollState;
+      return { reply: { id: msg.id } };
     }
     case 'memory':
       return { reply: { id: msg.id, numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes } };

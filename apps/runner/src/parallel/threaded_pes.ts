@@ -9,7 +9,8 @@
  * the sequential (unstacked) one by construction; only θ, data, losses and counters cross threads.
  *
  * The branch states live in the threads: the main-thread `PESWorkerState` holds placeholders for
- * them, so such a state cannot be checkpointed or reused after it was donated.
+ * them. `exportState` fetches them back (a state with the single-thread layout, for checkpoints)
+ * and `importState` sends such a state to the threads (resume).
  */
 import * as path from 'path';
 import * as fs from 'fs';
@@ -195,6 +196,40 @@ export class ThreadedPES extends TruncatedPES {
       };
     };
     return { posState: state.posState, negState: state.negState, pYs: ys(pr), nYs: ys(nr) };
+  }
+
+  /** Whether `state` holds placeholders for branch states kept by the threads. */
+  static isRemote(state: PESWorkerState): boolean {
+    return Boolean((state?.posState as any)?.remote);
+  }
+
+  /**
+   * The same state with both branch states fetched from the threads (the layout of the
+   * single-thread TruncatedPES). The fetched branch tensors belong to the caller; the accumulator
+   * is `state`'s own.
+   */
+  async exportState(state: PESWorkerState): Promise<PESWorkerState> {
+    if (!ThreadedPES.isRemote(state)) return state;
+    const [pr, nr] = await Promise.all([0, 1].map((w) => this.pool.request(w, { op: 'getState', estId: this.estId })));
+    return {
+      posState: fromWire(pr.state) as unknown as TruncatedUnrollState,
+      negState: fromWire(nr.state) as unknown as TruncatedUnrollState,
+      accumulator: state.accumulator,
+    };
+  }
+
+  /** Sends a full (single-thread layout) state's branch states to the threads; disposes them here
+   * and returns the state with placeholders (the accumulator is kept). */
+  async importState(state: PESWorkerState): Promise<PESWorkerState> {
+    if (ThreadedPES.isRemote(state)) return state;
+    await Promise.all([
+      this.pool.request(0, { op: 'setState', estId: this.estId, spec: this.spec, state: toWire(state.posState) }),
+      this.pool.request(1, { op: 'setState', estId: this.estId, spec: this.spec, state: toWire(state.negState) }),
+    ]);
+    const keep = state.accumulator as unknown as PyTree;
+    disposeReplaced(state.posState, keep);
+    disposeReplaced(state.negState, keep);
+    return { posState: remoteState(this.estId, 'pos'), negState: remoteState(this.estId, 'neg'), accumulator: state.accumulator };
   }
 
   async dispose(): Promise<void> {
