@@ -31,6 +31,41 @@ function maskedMeanOverTime(loss: tf.Tensor, mask: Float32Array): tf.Tensor {
   });
 }
 
+/**
+ * Unrolls the positive and negative branches together for `numChunks` chunks of `stepsPerJit`
+ * steps (one key per chunk, each followed by one unused draw), on fresh batches unless `datasList`
+ * gives them (those stay the caller's). Each replaced state is disposed except `keep` (the
+ * caller's); returns the final states and each branch's outputs concatenated over time.
+ */
+function unrollAntithetic(
+  est: { truncatedStep: TruncatedStep; stepsPerJit: number; stackAntitheticSamples: boolean },
+  rng: random.PRNGSequence,
+  posTheta: Theta,
+  negTheta: Theta,
+  p: TruncatedUnrollState,
+  q: TruncatedUnrollState,
+  numChunks: number,
+  outerState: WorkerWeights['outerState'],
+  opts: { datasList?: PyTree[]; keep?: TruncatedUnrollState; overrideNumSteps?: number } = {},
+): { pState: TruncatedUnrollState; nState: TruncatedUnrollState; pYs: UnrollYs; nYs: UnrollYs } {
+  const pc: UnrollYs[] = [];
+  const nc: UnrollYs[] = [];
+  for (let c = 0; c < numChunks; c++) {
+    const datas = opts.datasList ? opts.datasList[c] : est.truncatedStep.getBatch(est.stepsPerJit);
+    const k = rng.next();
+    rng.next();
+    const out = maybeStackedEsUnroll(est.truncatedStep, est.stepsPerJit, est.stackAntitheticSamples, posTheta, negTheta, p, q, k, datas, outerState, opts.overrideNumSteps ?? null);
+    if (!opts.datasList) disposeReplaced(datas, {});
+    if (p !== opts.keep) disposeReplaced(p, out.pState);
+    if (q !== opts.keep) disposeReplaced(q, out.nState);
+    p = out.pState;
+    q = out.nState;
+    pc.push(out.pYs);
+    nc.push(out.nYs);
+  }
+  return { pState: p, nState: q, pYs: concatYs(pc), nYs: concatYs(nc) };
+}
+
 function applySign(delta: tf.Tensor, s: number | null): tf.Tensor {
   if (!s) return delta;
   return tf.tidy(() => tf.mul(tf.sign(delta), s));
@@ -76,25 +111,11 @@ export class TruncatedES implements GradientEstimator<TruncatedUnrollState> {
     const n = state.innerStep.shape[0];
     const { eps, posTheta, negTheta } = vectorSamplePerturbations(workerWeights.theta, rng.next(), this.std, n);
     // Both branches start from the same current state.
-    let p = state;
-    let q = cloneState(state);
-    const pc: UnrollYs[] = [];
-    const nc: UnrollYs[] = [];
-    for (let c = 0; c < this.unrollLength / this.stepsPerJit; c++) {
-      const datas = opts.datasList ? opts.datasList[c] : this.truncatedStep.getBatch(this.stepsPerJit);
-      const k = rng.next();
-      rng.next();
-      const out = maybeStackedEsUnroll(this.truncatedStep, this.stepsPerJit, this.stackAntitheticSamples, posTheta, negTheta, p, q, k, datas, workerWeights.outerState);
-      if (!opts.datasList) disposeReplaced(datas, {});
-      if (p !== state) disposeReplaced(p, out.pState);
-      disposeReplaced(q, out.nState);
-      p = out.pState;
-      q = out.nState;
-      pc.push(out.pYs);
-      nc.push(out.nYs);
-    }
-    const pYs = concatYs(pc);
-    const nYs = concatYs(nc);
+    const numChunks = this.unrollLength / this.stepsPerJit;
+    const { pState: p, nState: q, pYs, nYs } = unrollAntithetic(this, rng, posTheta, negTheta, state, cloneState(state), numChunks, workerWeights.outerState, {
+      datasList: opts.datasList,
+      keep: state,
+    });
     const mask = hostMatrix(pYs.mask);
     const { grad, meanLoss } = tf.tidy(() => {
       const pos = maskedMeanOverTime(pYs.loss, mask);
@@ -174,25 +195,11 @@ export class FullES implements GradientEstimator<Record<string, never>> {
     const sampled = this.truncationSchedule.init(initKey, workerWeights.outerState).length ?? this.stepsPerJit;
     const length = Math.max(Math.floor(sampled / this.stepsPerJit) * this.stepsPerJit, this.stepsPerJit);
     // Same key for both branches: same sampled tasks and inner inits.
-    let p = this.truncatedStep.initStepState(posTheta, workerWeights.outerState, initKey, { thetaIsVector: true, numStepsOverride: length });
-    let q = this.truncatedStep.initStepState(negTheta, workerWeights.outerState, initKey, { thetaIsVector: true, numStepsOverride: length });
-    const pc: UnrollYs[] = [];
-    const nc: UnrollYs[] = [];
-    for (let c = 0; c < length / this.stepsPerJit; c++) {
-      const datas = this.truncatedStep.getBatch(this.stepsPerJit);
-      const k = rng.next();
-      rng.next();
-      const out = maybeStackedEsUnroll(this.truncatedStep, this.stepsPerJit, this.stackAntitheticSamples, posTheta, negTheta, p, q, k, datas, workerWeights.outerState, length);
-      disposeReplaced(datas, {});
-      disposeReplaced(p, out.pState);
-      disposeReplaced(q, out.nState);
-      p = out.pState;
-      q = out.nState;
-      pc.push(out.pYs);
-      nc.push(out.nYs);
-    }
-    const pYs = concatYs(pc);
-    const nYs = concatYs(nc);
+    const p0 = this.truncatedStep.initStepState(posTheta, workerWeights.outerState, initKey, { thetaIsVector: true, numStepsOverride: length });
+    const q0 = this.truncatedStep.initStepState(negTheta, workerWeights.outerState, initKey, { thetaIsVector: true, numStepsOverride: length });
+    const { pState: p, nState: q, pYs, nYs } = unrollAntithetic(this, rng, posTheta, negTheta, p0, q0, length / this.stepsPerJit, workerWeights.outerState, {
+      overrideNumSteps: length,
+    });
     let pos: tf.Tensor;
     let neg: tf.Tensor;
     if (this.lossType === 'last_recompute') {
