@@ -131,11 +131,11 @@ export class DistributedLearner implements LearnerHandler {
       if (this.opts.resume) {
         const restored = await this.ckpt.restoreLatest<GradientLearnerState>({ configHash: this.spec.hash });
         if (restored) {
-          const shapes = (t: PyTree) =>
-            // shapes only: the meta-optimizer's counters may change dtype after its first update
-            JSON.stringify(treeLeavesWithPath<unknown>(t).map(([p, l]) => [p, l instanceof tf.Tensor ? l.shape : typeof l]));
-          if (shapes(restored.state) !== shapes(state)) {
-            throw new Error(`checkpoint ${restored.path} does not match this experiment's learner state: expected ${shapes(state)}, found ${shapes(restored.state)}`);
+          // every leaf's path, dtype and shape (the meta-optimizer's int32 counters stay int32 across updates)
+          const spec = (t: PyTree) =>
+            JSON.stringify(treeLeavesWithPath<unknown>(t).map(([p, l]) => [p, l instanceof tf.Tensor ? [l.dtype, l.shape] : typeof l]));
+          if (spec(restored.state) !== spec(state)) {
+            throw new Error(`checkpoint ${restored.path} does not match this experiment's learner state: expected ${spec(state)}, found ${spec(restored.state)}`);
           }
           treeDispose(state);
           state = restored.state;
