@@ -88,13 +88,46 @@ export function formatTick(v: number): string {
   return String(Number(v.toPrecision(6)));
 }
 
+const LEGEND_SWATCH = 22;
+const LEGEND_GAP = 18;
+/** Approximate width of a 12 px DejaVu Sans character (resvg has no text metrics to ask). */
+const LEGEND_CHAR_W = 7.2;
+
+interface LegendRow {
+  items: Array<{ index: number; width: number }>;
+  width: number;
+}
+
+/** Greedy left-to-right rows of legend items no wider than `maxWidth` (an item wider than that gets a row of its own). */
+export function layoutLegend(names: string[], maxWidth: number): LegendRow[] {
+  const rows: LegendRow[] = [];
+  names.forEach((name, index) => {
+    const width = LEGEND_SWATCH + 6 + name.length * LEGEND_CHAR_W;
+    const row = rows[rows.length - 1];
+    if (row && row.width + LEGEND_GAP + width <= maxWidth) {
+      row.items.push({ index, width });
+      row.width += LEGEND_GAP + width;
+    } else {
+      rows.push({ items: [{ index, width }], width });
+    }
+  });
+  return rows;
+}
+
 /** Renders the chart; see `PlotOptions`. */
 export function renderLossPlot(opts: PlotOptions): RenderedPlot {
   const W = opts.width ?? 800;
   const H = opts.height ?? 500;
   const series = opts.series;
-  const m = { left: 78, right: 24, top: opts.title ? 44 : 20, bottom: opts.xLabel ? 58 : 40 };
+  const m = { left: 78, right: 24, top: 0, bottom: opts.xLabel ? 58 : 40 };
   const pw = W - m.left - m.right;
+  // Legend outside the plot area, between the title and the plot: rows of "line + name" items,
+  // each row centred over the plot, wrapping when a row would be wider than the plot.
+  const legendRowH = 18;
+  const legendRows = layoutLegend(series.map((s) => s.name), pw);
+  const titleY = 28;
+  const legendTop = opts.title ? 40 : 8;
+  m.top = legendRows.length ? legendTop + legendRows.length * legendRowH + 8 : opts.title ? 44 : 20;
   const ph = H - m.top - m.bottom;
 
   // Data ranges over finite points only.
@@ -147,7 +180,7 @@ export function renderLossPlot(opts: PlotOptions): RenderedPlot {
     `<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`,
   );
   if (opts.title) {
-    out.push(`<text x="${r(m.left + pw / 2)}" y="${m.top - 16}" text-anchor="middle" font-size="17" font-weight="bold" fill="#222">${esc(opts.title)}</text>`);
+    out.push(`<text x="${r(m.left + pw / 2)}" y="${titleY}" text-anchor="middle" font-size="17" font-weight="bold" fill="#222">${esc(opts.title)}</text>`);
   }
   // Grid and ticks.
   out.push('<g class="grid" stroke="#e6e6e6" stroke-width="1">');
@@ -204,20 +237,18 @@ export function renderLossPlot(opts: PlotOptions): RenderedPlot {
     out.push(`<text x="${r(m.left + pw / 2)}" y="${r(m.top + ph / 2)}" text-anchor="middle" font-size="16" fill="#888">no data yet</text>`);
   }
 
-  // Legend, top right inside the plot area.
-  if (series.length) {
-    const lh = 18;
-    const charW = 7.2;
-    const lw = Math.min(pw - 20, 42 + Math.max(...series.map((s) => s.name.length)) * charW);
-    const lx = m.left + pw - lw - 10;
-    const ly = m.top + 10;
+  // Legend (laid out above, outside the plot area, so it never hides a curve).
+  if (legendRows.length) {
     out.push(`<g class="legend" font-size="12" fill="#222">`);
-    out.push(`<rect x="${r(lx)}" y="${ly}" width="${r(lw)}" height="${series.length * lh + 8}" fill="#ffffff" fill-opacity="0.85" stroke="#bbb" rx="3"/>`);
-    series.forEach((s, k) => {
-      const yy = ly + 4 + lh * k + lh / 2;
-      const color = PALETTE[k % PALETTE.length];
-      out.push(`<line x1="${r(lx + 8)}" y1="${yy}" x2="${r(lx + 30)}" y2="${yy}" stroke="${color}" stroke-width="2.5"/>`);
-      out.push(`<text x="${r(lx + 36)}" y="${yy + 4}">${esc(s.name)}</text>`);
+    legendRows.forEach((row, ri) => {
+      const yy = legendTop + ri * legendRowH + legendRowH / 2;
+      let x = m.left + (pw - row.width) / 2;
+      for (const item of row.items) {
+        const color = PALETTE[item.index % PALETTE.length];
+        out.push(`<line x1="${r(x)}" y1="${yy}" x2="${r(x + LEGEND_SWATCH)}" y2="${yy}" stroke="${color}" stroke-width="2.5"/>`);
+        out.push(`<text x="${r(x + LEGEND_SWATCH + 6)}" y="${yy + 4}">${esc(series[item.index].name)}</text>`);
+        x += item.width + LEGEND_GAP;
+      }
     });
     out.push('</g>');
   }

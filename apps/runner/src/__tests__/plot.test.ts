@@ -79,6 +79,28 @@ describe('ticks', () => {
   });
 });
 
+describe('legend', () => {
+  it('sits outside the plot area (below the title), wrapping into rows, so it hides no curve', () => {
+    const names = ['outer loss', 'FixedDimQuadraticFamily/mean_loss', '_MLPImageTask/mean_loss', 'another/long_series_name', 'x'];
+    for (const [width, title] of [[800, 'Loss'], [400, undefined]] as const) {
+      const { svg } = renderLossPlot({ series: names.map((name, k) => ({ name, xs, ys: xs.map((x) => k + x) })), width, height: 300, title });
+      const area = svg.match(/<clipPath id="plot-area"><rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"/)!;
+      const [left, top, pw] = [Number(area[1]), Number(area[2]), Number(area[3])];
+      const legend = svg.slice(svg.indexOf('<g class="legend"'));
+      const lines = [...legend.matchAll(/<line x1="([\d.]+)" y1="([\d.]+)" x2="([\d.]+)"/g)].map((mm) => mm.slice(1).map(Number));
+      expect(lines).toHaveLength(names.length);
+      for (const [x1, y1, x2] of lines) {
+        expect(y1).toBeLessThan(top - 4);
+        expect(x1).toBeGreaterThanOrEqual(left);
+        expect(x2).toBeLessThanOrEqual(left + pw);
+      }
+      if (title) expect(Math.min(...lines.map((l) => l[1]))).toBeGreaterThan(28);
+      // 400 px wide: the names need more than one row
+      if (width === 400) expect(new Set(lines.map((l) => l[1])).size).toBeGreaterThan(1);
+    }
+  });
+});
+
 describe('writeLossPlot', () => {
   it('writes loss.svg and loss.png and leaves no temp files', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-plot-'));
