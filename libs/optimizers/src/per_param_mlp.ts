@@ -116,17 +116,30 @@ export function applyPerTaskMLPChannelsFirst(xT: tf.Tensor, time: tf.Tensor, lay
     }
     return tf.transpose(h, [2, 0, 1]); // [out, N, P]
   }
-  const w0x = tf.unstack(tf.slice(w0, [0, 0, 0], [N, F, H]));
-  const ws = layers.map((l, i) => (i === 0 ? w0x : tf.unstack(l.w)));
+  // Rank-3 operands [1, rows, cols] cut straight from the stacked tensors go to the fused kernel
+  // as they are: the op's own reshapes (3 per call) and the unstacks were a third of the kernels.
   const bs = layers.map((l, i) => rowsOf(i === 0 ? rowTerm : l.b));
-  const xs = tf.unstack(tf.transpose(xT, [0, 2, 1])); // N x [P, F]
+  const xs = tf.transpose(xT, [0, 2, 1]); // [N, P, F]
   const outs: tf.Tensor[] = [];
   for (let n = 0; n < N; n++) {
-    let h = xs[n];
+    let h = tf.slice(xs, [n, 0, 0], [1, P, F]);
     for (let i = 0; i < layers.length; i++) {
-      h = tf.fused.matMul({ a: h, b: ws[i][n], bias: bs[i][n], activation: i !== layers.length - 1 ? 'relu' : 'linear' });
+      const w = layers[i].w;
+      const [, rows, cols] = w.shape as number[];
+      const wn = tf.slice(w, [n, 0, 0], [1, i === 0 ? F : rows, cols]);
+      h = fusedMatMul3(h, wn, bs[i][n], i !== layers.length - 1 ? 'relu' : 'linear');
     }
     outs.push(h);
   }
-  return tf.transpose(tf.stack(outs), [2, 0, 1]); // [out, N, P]
+  return tf.transpose(tf.concat(outs, 0), [2, 0, 1]); // [out, N, P]
+}
+
+/**
+ * `act(a @ b + bias)` for `a [1, m, k]`, `b [1, k, n]`, `bias [n]`: the `_FusedMatMul` kernel
+ * called directly (no reshapes around it) when no gradient is being recorded, else `tf.fused.matMul`.
+ */
+export function fusedMatMul3(a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor, activation: 'relu' | 'linear'): tf.Tensor {
+  const engine = tf.engine() as any;
+  if (!(engine.state?.gradientDepth === 0)) return tf.fused.matMul({ a, b, bias, activation });
+  return engine.runKernel('_FusedMatMul', { a, b, bias }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor;
 }
