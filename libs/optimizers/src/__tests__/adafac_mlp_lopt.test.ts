@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { random, registry, treeDispose, treeLeaves, treeShapes, treeStack } from '@lopt/core';
+import { random, registry, treeLeaves, treeShapes, treeStack } from '@lopt/core';
 import { AdafacMLPLOpt, factoredDims } from '../index';
-import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
+import { expectClose, flat, randTensor, rng, useTestBackend, expectNoLeakOverUpdates } from './helpers';
 
 beforeAll(useTestBackend);
 
@@ -103,14 +103,8 @@ describe('AdafacMLPLOpt', () => {
   test('no tensor leak across 100 updates', () => {
     const lopt = new AdafacMLPLOpt();
     const opt = lopt.optFn(lopt.init(random.PRNGKey(0)));
-    let s = opt.init(params(rng(1)), { numSteps: 100 });
+    const s = opt.init(params(rng(1)), { numSteps: 100 });
     const g = params(rng(2));
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 100; i++) {
-      const ns = opt.update(s, g);
-      treeDispose(s);
-      s = ns;
-    }
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeakOverUpdates(opt, s, g);
   });
 });

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { treeDispose } from '@lopt/core';
+import type { Optimizer, OptState, Params } from '../base';
 
 /** Deterministic float generator for test data (not library code). */
 export function rng(seed: number): () => number {
@@ -38,4 +40,17 @@ export async function useTestBackend(): Promise<void> {
   if (name === 'wasm') require('@tensorflow/tfjs-backend-wasm');
   await tf.setBackend(name);
   await tf.ready();
+}
+
+/** `steps` updates with the same gradient, each replaced state disposed: the tensor count must stay flat. Returns the last state. */
+export function expectNoLeakOverUpdates(opt: Optimizer, state: OptState, grad: Params, steps = 100): OptState {
+  let s = state;
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < steps; i++) {
+    const ns = opt.update(s, grad);
+    treeDispose(s);
+    s = ns;
+  }
+  expect(tf.memory().numTensors).toBe(before);
+  return s;
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { random, registry, treeDispose, treeStack } from '@lopt/core';
+import { random, registry, treeStack } from '@lopt/core';
 import { Adam, LearnableAdam, LearnableSGD, LearnableSGDM, SGD, SGDM, Optimizer } from '../index';
-import { expectClose, flat, useTestBackend } from './helpers';
+import { expectClose, flat, useTestBackend, expectNoLeakOverUpdates } from './helpers';
 
 beforeAll(useTestBackend);
 
@@ -54,15 +54,9 @@ describe('learnable hyper-parameter optimizers', () => {
     const la = new LearnableAdam();
     const theta = la.init();
     const opt = la.optFn(theta);
-    let s = opt.init({ w: tf.tensor1d(p0) });
+    const s = opt.init({ w: tf.tensor1d(p0) });
     const g = { w: tf.tensor1d(gs[0]) };
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 100; i++) {
-      const ns = opt.update(s, g);
-      treeDispose(s);
-      s = ns;
-    }
-    expect(tf.memory().numTensors).toBe(before);
+    expectNoLeakOverUpdates(opt, s, g);
     for (const n of ['LearnableSGD', 'LearnableSGDM', 'LearnableAdam']) expect(registry.has('learned_optimizer', n)).toBe(true);
     expect(registry.create('learned_optimizer', 'LearnableAdam', { initialLr: 0.1 })).toBeInstanceOf(LearnableAdam);
   });
