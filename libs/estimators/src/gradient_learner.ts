@@ -202,6 +202,13 @@ export interface WorkerComputeOptions {
   withMetrics?: boolean;
   clipNanLossToValue?: number | null;
   extraMetrics?: boolean;
+  /**
+   * Start every estimator before awaiting the first (results are still taken in order, with the
+   * same keys, so the values are those of the sequential loop). For estimators that await other
+   * threads (ThreadedPES): one estimator's main-thread work (data, perturbations, PES arithmetic)
+   * overlaps another's unroll in the worker threads. Per-estimator times then overlap.
+   */
+  concurrent?: boolean;
 }
 
 /**
@@ -228,12 +235,26 @@ export async function gradientWorkerCompute(
   const perEstimator: Array<{ metrics: Metrics; family: string; cfg: string; time: number }> = [];
   const eventPicks: Array<{ loss: tf.Tensor; taskParam: PyTree; iteration: number[] }> = [];
 
+  const rngs: PRNGKey[] = [];
   for (let i = 0; i < gradientEstimators.length; i++) {
-    const est = gradientEstimators[i];
     const [k, rng] = random.split(key);
     key = k;
+    rngs.push(rng);
+  }
+  const start = (i: number) => {
     const t0 = performance.now();
-    const [out, m] = await est.computeGradientEstimate(workerWeights, rng, unrollStates[i], { withSummary: withMetrics });
+    return gradientEstimators[i]
+      .computeGradientEstimate(workerWeights, rngs[i], unrollStates[i], { withSummary: withMetrics })
+      .then((r) => ({ r, time: (performance.now() - t0) / 1000 }));
+  };
+  const started = opts.concurrent ? gradientEstimators.map((_, i) => start(i)) : null;
+  started?.forEach((p) => p.catch(() => undefined)); // a failure is reported by the await below
+
+  for (let i = 0; i < gradientEstimators.length; i++) {
+    const est = gradientEstimators[i];
+    const rng = rngs[i];
+    const { r, time } = await (started ? started[i] : start(i));
+    const [out, m] = r;
     newStates.push(out.unrollState);
     lossTensors.push(out.meanLoss);
     grads.push(out.grad);
@@ -251,7 +272,7 @@ export async function gradientWorkerCompute(
         if (j !== idx) disposeReplaced(tp, {});
       });
     }
-    perEstimator.push({ metrics: m, family: est.taskName(), cfg: est.cfgName(), time: (performance.now() - t0) / 1000 });
+    perEstimator.push({ metrics: m, family: est.taskName(), cfg: est.cfgName(), time });
   }
 
   // Average, clean, and read every scalar back at once.

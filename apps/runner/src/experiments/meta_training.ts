@@ -258,7 +258,12 @@ export class MetaTrainer {
     const metricsList: Array<Record<string, number | number[]>> = [];
     for (let w = 0; w < this.workers.length; w++) {
       const wk = this.workers.length === 1 ? key1 : random.foldIn(key1, w);
-      const out = await gradientWorkerCompute(ww, this.workers[w], state.workerStates[w], { key: wk, withMetrics: opts.withMetrics ?? false });
+      // With threads, one estimator's main-thread part overlaps the other's unroll in the threads.
+      const out = await gradientWorkerCompute(ww, this.workers[w], state.workerStates[w], {
+        key: wk,
+        withMetrics: opts.withMetrics ?? false,
+        concurrent: this.pool !== null,
+      });
       puts.push(out.toPut);
       workerStates.push(out.unrollStates);
       metricsList.push(out.metrics);
