@@ -52,6 +52,9 @@ export class SplitDatasets implements Datasets {
  * `jax.random.permutation(key, n)`: rounds of a stable sort by random 32-bit keys, as JAX's
  * `_shuffle` (rounds = ceil(3 ln n / ln(2^32 - 1))).
  */
+/** 2^21: bits (< 2^32) · 2^21 + index stays below 2^53. */
+const PACKED_SORT_MAX = 1 << 21;
+
 export function permutation(key: PRNGKey, n: number): Int32Array {
   const rounds = Math.ceil((3 * Math.log(Math.max(1, n))) / Math.log(0xffffffff));
   let x = new Int32Array(n);
@@ -61,10 +64,19 @@ export function permutation(key: PRNGKey, n: number): Int32Array {
     const [k1, sub] = random.split(k);
     k = k1;
     const bits = random.randomBits(sub, n);
-    const order = Array.from({ length: n }, (_, i) => i);
-    order.sort((a, b) => bits[a] - bits[b] || a - b);
     const y = new Int32Array(n);
-    for (let i = 0; i < n; i++) y[i] = x[order[i]];
+    if (n <= PACKED_SORT_MAX) {
+      // Stable sort by bits = numeric sort of bits·2^21 + i (exact in a double): a native typed-array
+      // sort, ~10x faster than Array.sort with a comparator (40 ms for n = 60,000, once an epoch).
+      const keys = new Float64Array(n);
+      for (let i = 0; i < n; i++) keys[i] = bits[i] * PACKED_SORT_MAX + i;
+      keys.sort();
+      for (let i = 0; i < n; i++) y[i] = x[keys[i] % PACKED_SORT_MAX];
+    } else {
+      const order = Array.from({ length: n }, (_, i) => i);
+      order.sort((a, b) => bits[a] - bits[b] || a - b);
+      for (let i = 0; i < n; i++) y[i] = x[order[i]];
+    }
     x = y;
   }
   return x;
