@@ -136,7 +136,9 @@ export class ImageMLPTask extends BaseTask {
       const B = d.label.shape[d.label.shape.length - 1];
       const C = this.numClasses;
       const L = layers.length;
-      const onehot = tf.oneHot(tf.reshape(d.label, [N, B]), C); // [N, B, C]
+      // [N, B, C], float once here (each int32 use below would cast it again). Not oneHot(..., 'float32'):
+      // tfjs-backend-wasm 4.22's OneHot writes int32 bits whatever the dtype.
+      const onehot = tf.cast(tf.oneHot(tf.reshape(d.label, [N, B]), C), 'float32');
       const mode = this.mode(N);
 
       // Per-"group" matrices: one group of rank-3 tensors (batched), N groups of 2-D (unstacked),
