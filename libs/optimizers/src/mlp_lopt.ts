@@ -18,11 +18,16 @@ import * as tf from '@tensorflow/tfjs';
 import { random, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { BatchCtx, MomAccumulator, batchMatMul3, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks } from './common';
+import { BatchCtx, MomAccumulator, TIME_SCALES, batchMatMul3, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks } from './common';
 import { applyPerParamMLP, applyPerTaskMLPChannelsFirst, Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
 export const MLPLOPT_DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
+
+/** Whether no gradient tape is recording (host arithmetic would not be differentiated). */
+function isNoGradientRecorded(): boolean {
+  return (tf.engine() as any).state?.gradientDepth === 0;
+}
 
 const segmentCache = new Map<string, { mean: Float32Array; spread: Float32Array }>();
 
@@ -130,6 +135,12 @@ export class MLPLOptOptimizer implements Optimizer {
    * Both give the same values up to float rounding.
    */
   static perTaskLayout: 'channels-first' | 'rows' = 'channels-first';
+  /**
+   * On wasm, per-task updates of at most this many parameter values (all tasks) run on the host
+   * (`stepOnHost`): for a 10-d quadratic the ~55 tiny kernels of the tensor path cost ~0.5 ms of
+   * dispatch for microseconds of arithmetic. 0 turns the host path off.
+   */
+  static hostMaxValues = 256;
   readonly name = 'UnnamedOptimizer';
   constructor(
     readonly lopt: MLPLOpt,
@@ -194,6 +205,9 @@ export class MLPLOptOptimizer implements Optimizer {
   private step(s: MLPLOptState, grad: Params): MLPLOptState {
     const ctx: BatchCtx = { batched: true };
     if (this.thetaIsVector && MLPLOptOptimizer.perTaskLayout === 'channels-first' && tf.getBackend() === 'wasm' && treeFlatten(s.params)[0].length > 0) {
+      const ps = treeFlatten<tf.Tensor>(s.params)[0];
+      const total = ps.reduce((n, p) => n + p.size, 0);
+      if (total <= MLPLOptOptimizer.hostMaxValues && isNoGradientRecorded()) return this.stepOnHost(s, grad);
       return this.stepAllLeavesWasm(s, grad);
     }
     const rolling = vecRollingMom.update(s.rollingFeatures, grad, tf.tensor1d(MLPLOPT_DECAYS), ctx);
@@ -262,6 +276,102 @@ export class MLPLOptOptimizer implements Optimizer {
       params: treeUnflatten(def, newPs),
       rollingFeatures: rolling,
       iteration: tf.add(s.iteration, 1),
+      state: null,
+    };
+  }
+
+  /**
+   * The per-task update for few parameters, on the host: the same arithmetic as
+   * `stepAllLeavesWasm` in float64 with float32 results (values equal up to float rounding);
+   * reads p, g, m, θ once each and creates the new state's tensors directly.
+   */
+  private stepOnHost(s: MLPLOptState, grad: Params): MLPLOptState {
+    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
+    const gs = treeFlatten<tf.Tensor>(grad)[0];
+    const [ms, mDef] = treeFlatten<tf.Tensor>(s.rollingFeatures.m);
+    const N = ps[0].shape[0];
+    const K = MLPLOPT_DECAYS.length;
+    const F = 2 + K;
+    const T = TIME_SCALES.length;
+    const layers = this.layers().map((l) => ({ w: l.w.dataSync() as Float32Array, b: l.b.dataSync() as Float32Array, rows: l.w.shape[1] as number, cols: l.w.shape[2] as number }));
+    const iteration = s.iteration.dataSync();
+    const tOld = s.rollingFeatures.t.dataSync();
+    const beta = MLPLOPT_DECAYS.map((d) => Math.fround(d));
+    const mix = beta.map((d) => Math.fround(1 - d));
+    const f32 = Math.fround;
+    const newPs: tf.Tensor[] = [];
+    const newMs: tf.Tensor[] = [];
+    const pOut = ps.map((p) => new Float32Array(p.size));
+    const mOut = ms.map((m) => new Float32Array(m.size));
+    const pIn = ps.map((p) => p.dataSync() as Float32Array);
+    const gIn = gs.map((g) => g.dataSync() as Float32Array);
+    const mIn = ms.map((m) => m.dataSync() as Float32Array);
+    const maxH = Math.max(...layers.map((l) => l.cols));
+    let h = new Float64Array(maxH);
+    let h2 = new Float64Array(maxH);
+    const feat = new Float64Array(F);
+    for (let n = 0; n < N; n++) {
+      const it = iteration[n];
+      // first layer's time term: b0 + time @ W0[F:]
+      const l0 = layers[0];
+      const H0 = l0.cols;
+      const row0 = new Float64Array(H0);
+      for (let j = 0; j < H0; j++) {
+        let acc = l0.b[n * H0 + j];
+        for (let q = 0; q < T; q++) acc += Math.tanh(f32(it / TIME_SCALES[q]) - 1) * l0.w[(n * l0.rows + F + q) * H0 + j];
+        row0[j] = acc;
+      }
+      for (let i = 0; i < ps.length; i++) {
+        const S = pIn[i].length / N;
+        const p = pIn[i].subarray(n * S, (n + 1) * S);
+        const g = gIn[i].subarray(n * S, (n + 1) * S);
+        const m = mIn[i].subarray(n * S * K, (n + 1) * S * K);
+        const mo = mOut[i].subarray(n * S * K, (n + 1) * S * K);
+        for (let e = 0; e < S * K; e++) {
+          const k = e % K;
+          mo[e] = f32(m[e] * beta[k] + g[(e - k) / K] * mix[k]);
+        }
+        // per-channel second moments over this leaf of this task
+        const scale = new Float64Array(F);
+        for (let e = 0; e < S; e++) {
+          scale[0] += g[e] * g[e];
+          scale[1] += p[e] * p[e];
+          for (let k = 0; k < K; k++) scale[2 + k] += mo[e * K + k] * mo[e * K + k];
+        }
+        for (let c = 0; c < F; c++) scale[c] = 1 / Math.sqrt(1e-5 + scale[c] / S);
+        const po = pOut[i].subarray(n * S, (n + 1) * S);
+        for (let e = 0; e < S; e++) {
+          feat[0] = g[e] * scale[0];
+          feat[1] = p[e] * scale[1];
+          for (let k = 0; k < K; k++) feat[2 + k] = mo[e * K + k] * scale[2 + k];
+          for (let j = 0; j < H0; j++) {
+            let acc = row0[j];
+            for (let c = 0; c < F; c++) acc += feat[c] * l0.w[(n * l0.rows + c) * H0 + j];
+            h[j] = acc > 0 ? acc : 0;
+          }
+          let width = H0;
+          for (let li = 1; li < layers.length; li++) {
+            const l = layers[li];
+            const last = li === layers.length - 1;
+            for (let j = 0; j < l.cols; j++) {
+              let acc = l.b[n * l.cols + j];
+              for (let c = 0; c < width; c++) acc += h[c] * l.w[(n * l.rows + c) * l.cols + j];
+              h2[j] = last || acc > 0 ? acc : 0;
+            }
+            [h, h2] = [h2, h];
+            width = l.cols;
+          }
+          const step = h[0] * Math.exp(h[1] * this.lopt.expMult) * this.lopt.stepMult;
+          po[e] = f32(p[e] - step);
+        }
+      }
+    }
+    ps.forEach((p, i) => newPs.push(tf.tensor(pOut[i], p.shape, 'float32')));
+    ms.forEach((m, i) => newMs.push(tf.tensor(mOut[i], m.shape, 'float32')));
+    return {
+      params: treeUnflatten(def, newPs),
+      rollingFeatures: { m: treeUnflatten(mDef, newMs), t: tf.tensor(Int32Array.from(tOld, (v) => v + 1), s.rollingFeatures.t.shape, s.rollingFeatures.t.dtype) },
+      iteration: tf.tensor(Int32Array.from(iteration, (v) => v + 1), s.iteration.shape, s.iteration.dtype),
       state: null,
     };
   }
