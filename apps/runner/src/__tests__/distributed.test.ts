@@ -166,17 +166,19 @@ describe('learner + workers over the in-process transport', () => {
       state = next;
       ref.push(r.loss);
     }
-    // learner + worker
-    const learner = new DistributedLearner({ spec, registry, mode: 'sync', numWorkers: 1, log: quiet, lingerSeconds: 1 });
-    await learner.init();
-    const worker = runWorker({ spec, registry, workerId: 0, client: new InProcessTransport(learner), log: quiet });
-    const result = await learner.run();
-    const w = await worker;
-    learner.close();
-    expect(w.steps).toEqual([0, 1, 2, 3]);
-    expect(result.losses).toHaveLength(steps);
-    result.losses.forEach((l, i) => expect(l).toBeCloseTo(ref[i], 5));
-  });
+    // learner + worker (the worker with one thread, then with its PES branches in two threads)
+    for (const threads of [1, 2]) {
+      const learner = new DistributedLearner({ spec, registry, mode: 'sync', numWorkers: 1, log: quiet, lingerSeconds: 1 });
+      await learner.init();
+      const worker = runWorker({ spec, registry, workerId: 0, client: new InProcessTransport(learner), log: quiet, threads });
+      const result = await learner.run();
+      const w = await worker;
+      learner.close();
+      expect(w.steps).toEqual([0, 1, 2, 3]);
+      expect(result.losses).toHaveLength(steps);
+      result.losses.forEach((l, i) => expect(l).toBeCloseTo(ref[i], 5));
+    }
+  }, 60000);
 
   test('bad messages are rejected with clear statuses and counted, never applied', async () => {
     const spec = buildExperiment(registry, 'quadratic-pes', { set: SET, steps: 2 });

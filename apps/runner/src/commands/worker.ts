@@ -38,11 +38,14 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--tls-key <file>', 'PEM client private key (mutual TLS)')
     .option('--tls-server-name <name>', 'name to check the learner\'s certificate against (default: the host)')
     .option('--give-up-seconds <s>', 'exit when the learner stays unreachable this long (default: retry forever)')
+    .option('--threads <n>', "1 (default), 2 or auto: PES estimators unroll their antithetic branches in two worker threads (same gradients)")
     .action(async (experiment: string, o: Record<string, any>) => {
       // loaded when the command runs, so `lopt list` does not pull in every lib
       const { buildExperiment } = await import('../distributed/experiment');
       const { GrpcLearnerClient } = await import('../distributed/grpc');
       const { runWorker } = await import('../distributed/worker');
+      const { resolveThreads } = await import('../run_experiment');
+      const threads = resolveThreads(o.threads);
       const log = (l: string) => ctx.stderr.write(l + '\n');
       await initBackend(o.backend);
       const spec = buildExperiment(ctx.registry, experiment, { configFile: o.config, set: o.set });
@@ -56,7 +59,16 @@ export function register(program: Command, ctx: CliContext): void {
       const client = new GrpcLearnerClient(o.learner, { token, tls, serverNameOverride: o.tlsServerName });
       log(`[worker ${workerId}] experiment ${spec.name} (config hash ${spec.hash}), learner ${o.learner}`);
       try {
-        await runWorker({ spec, client, workerId, registry: ctx.registry, log, giveUpSeconds: o.giveUpSeconds ? Number(o.giveUpSeconds) : undefined });
+        await runWorker({
+          spec,
+          client,
+          workerId,
+          registry: ctx.registry,
+          log,
+          giveUpSeconds: o.giveUpSeconds ? Number(o.giveUpSeconds) : undefined,
+          threads,
+          plugins: ctx.plugins,
+        });
       } finally {
         client.close();
       }

@@ -32,6 +32,11 @@ export interface WorkerOptions {
   shouldStop?: () => boolean;
   /** print a progress line every n gradients (default 10) */
   logEvery?: number;
+  /** 1 (default) or 2: PES estimators unroll their antithetic branches in two worker threads
+   * (MetaTrainerOptions.threads; same gradients). Only when no `trainer` is given. */
+  threads?: number;
+  /** Plugin packages the threads load (those named with --plugin). */
+  plugins?: string[];
 }
 
 export interface WorkerResult {
@@ -57,7 +62,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
   const { spec, client, workerId } = opts;
   if (!opts.trainer && !opts.registry) throw new Error('runWorker needs a trainer or a registry');
-  const trainer = opts.trainer ?? new MetaTrainer(spec.config, opts.registry!);
+  const trainer = opts.trainer ?? new MetaTrainer(spec.config, opts.registry!, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] });
   const estimators: GradientEstimator[] = trainer.workers[0];
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const tag = `[worker ${workerId}]`;
@@ -142,7 +147,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
       lastStep = reply.step;
       if (repeats > 0) key = random.foldIn(key, 0x7e9ea7 + repeats);
       const withMetrics = reply.step % spec.config.logging.metricsEvery === 0;
-      const out = await gradientWorkerCompute(ww, estimators, unrollStates, { key, withMetrics });
+      const out = await gradientWorkerCompute(ww, estimators, unrollStates, { key, withMetrics, concurrent: trainer.pool !== null });
       unrollStates = out.unrollStates;
       const thetaGrads = await treeToWire(out.toPut.thetaGrads);
       treeDispose(out.toPut.thetaGrads);
@@ -168,5 +173,6 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
     return result;
   } finally {
     if (unrollStates) treeDispose(unrollStates as PyTree);
+    if (!opts.trainer) await trainer.dispose(null); // stops this worker's threads, if any
   }
 }
