@@ -31,6 +31,7 @@ import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import {
   BatchCtx,
   factoredDims,
+  incCounter,
   FactoredAccum,
   MomAccumulator,
   numTasks,
@@ -237,7 +238,7 @@ export class AdafacMLPLOptOptimizer implements Optimizer {
     const time = tanhEmbedding(s.iteration); // [N, 11]
 
     const [ps, def] = treeFlatten<tf.Tensor>(s.params);
-    const base = { params: treeClone(s.params), state: null, momRolling: mom, rmsRolling: rms, facRollingFeatures: fac, numSteps: tf.clone(s.numSteps), iteration: tf.add(s.iteration, 1) };
+    const base = { params: treeClone(s.params), state: null, momRolling: mom, rmsRolling: rms, facRollingFeatures: fac, numSteps: tf.clone(s.numSteps), iteration: incCounter(s.iteration) };
     if (ps.length === 0) return base;
     const gs = treeFlatten<tf.Tensor>(grad)[0];
     const ms = treeFlatten<tf.Tensor>(mom.m)[0];

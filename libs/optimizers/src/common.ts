@@ -138,6 +138,11 @@ function rollingMomMatMul(m: tf.Tensor, g: tf.Tensor, diag3: tf.Tensor, mix3: tf
   return tf.reshape(tf.add(scaled, fresh), m.shape);
 }
 
+/** `count + 1` keeping an int32 counter int32 (`tf.add(int32, 1)` would upcast it to float32). */
+export function incCounter(count: tf.Tensor): tf.Tensor {
+  return tf.add(count, tf.scalar(1, 'int32'));
+}
+
 /** `m ← β m + (1 − β) g` for every decay β (no bias correction), `t += 1`. */
 export const vecRollingMom = {
   init(params: PyTree, k: number, ctx: BatchCtx): MomAccumulator {
@@ -157,7 +162,7 @@ export const vecRollingMom = {
       const d = decaysFor(decays, gs[i].rank, ctx);
       return tf.add(tf.mul(d, m), tf.mul(tf.sub(1, d), tf.expandDims(gs[i], -1)));
     });
-    return { m: treeUnflatten(def, out), t: tf.add(state.t, 1) };
+    return { m: treeUnflatten(def, out), t: incCounter(state.t) };
   },
 };
 
@@ -174,7 +179,7 @@ export const vecRollingRms = {
       const d = tf.clipByValue(decaysFor(decays, gs[i].rank, ctx), 0, 1);
       return tf.add(tf.mul(d, v), tf.mul(tf.sub(1, d), tf.expandDims(tf.square(gs[i]), -1)));
     });
-    return { rms: treeUnflatten(def, out), t: tf.add(state.t, 1) };
+    return { rms: treeUnflatten(def, out), t: incCounter(state.t) };
   },
 };
 

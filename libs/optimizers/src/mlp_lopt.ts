@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { random, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { BatchCtx, MomAccumulator, TIME_SCALES, batchMatMul3, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks } from './common';
+import { BatchCtx, MomAccumulator, TIME_SCALES, batchMatMul3, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks, incCounter } from './common';
 import { applyPerParamMLP, applyPerTaskMLPChannelsFirst, Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
@@ -215,7 +215,7 @@ export class MLPLOptOptimizer implements Optimizer {
     const [ps, def] = treeFlatten<tf.Tensor>(s.params);
     const gs = treeFlatten<tf.Tensor>(grad)[0];
     const ms = treeFlatten<tf.Tensor>(rolling.m)[0];
-    if (ps.length === 0) return { params: treeClone(s.params), rollingFeatures: rolling, iteration: tf.add(s.iteration, 1), state: null };
+    if (ps.length === 0) return { params: treeClone(s.params), rollingFeatures: rolling, iteration: incCounter(s.iteration), state: null };
     const N = ps[0].shape[0];
     const sizes = ps.map((p) => p.size / N);
     if (this.thetaIsVector && MLPLOptOptimizer.perTaskLayout === 'channels-first') return this.stepChannelsFirst(s, ps, gs, ms, sizes, def, rolling, time);
@@ -235,7 +235,7 @@ export class MLPLOptOptimizer implements Optimizer {
     return {
       params: treeUnflatten(def, newPs),
       rollingFeatures: rolling,
-      iteration: tf.add(s.iteration, 1),
+      iteration: incCounter(s.iteration),
       state: null,
     };
   }
@@ -275,7 +275,7 @@ export class MLPLOptOptimizer implements Optimizer {
     return {
       params: treeUnflatten(def, newPs),
       rollingFeatures: rolling,
-      iteration: tf.add(s.iteration, 1),
+      iteration: incCounter(s.iteration),
       state: null,
     };
   }
@@ -406,7 +406,7 @@ export class MLPLOptOptimizer implements Optimizer {
     const mParts = L === 1 ? [mNew] : tf.split(mNew, sizes, 1);
     const rolling: MomAccumulator = {
       m: treeUnflatten(mDef, mParts.map((m, i) => tf.reshape(m, ms[i].shape))),
-      t: tf.add(s.rollingFeatures.t, 1),
+      t: incCounter(s.rollingFeatures.t),
     };
     const time = tanhEmbedding(s.iteration); // pre-increment iteration, [N, 11]
 
@@ -427,7 +427,7 @@ export class MLPLOptOptimizer implements Optimizer {
     return {
       params: treeUnflatten(def, newParts.map((p, i) => tf.reshape(p, ps[i].shape))),
       rollingFeatures: rolling,
-      iteration: tf.add(s.iteration, 1),
+      iteration: incCounter(s.iteration),
       state: null,
     };
   }

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { treeFlatten, treeMap, treeMapN, treeUnflatten, type PyTree } from '@lopt/core';
-import { bcast, BatchCtx, Hyper, numTasks, resolveHyper, toFloatTensor, zerosCounter } from './common';
+import { bcast, BatchCtx, Hyper, incCounter, numTasks, resolveHyper, toFloatTensor, zerosCounter } from './common';
 import type { ScalarSchedule } from './schedules';
 
 export interface TxCtx extends BatchCtx {
@@ -38,8 +38,7 @@ function mapWithHyper(tree: PyTree, h: number | tf.Tensor, ctx: BatchCtx, fn: (x
  * so the counter stays int32 (`tf.add(int32, 1)` would upcast it to float32).
  */
 export function incCount(count: tf.Tensor): tf.Tensor {
-  const one = tf.scalar(1, 'int32');
-  return tf.where(tf.less(count, tf.scalar(2147483647, 'int32')), tf.add(count, one), count);
+  return tf.where(tf.less(count, tf.scalar(2147483647, 'int32')), incCounter(count), count);
 }
 
 export function chain(...txs: GradientTransformation[]): GradientTransformation<any[]> {
