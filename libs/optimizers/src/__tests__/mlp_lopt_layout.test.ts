@@ -38,7 +38,8 @@ describe('MLPLOpt per-task (thetaIsVector) layouts', () => {
     const pa = treeLeaves<tf.Tensor>(a.params);
     const pb = treeLeaves<tf.Tensor>(b.params);
     pa.forEach((x, i) => expectClose(flat(pb[i]), flat(x), 1e-6, 1e-5));
-    treeLeaves<tf.Tensor>(a.rollingFeatures.m).forEach((x, i) => expect(flat(treeLeaves<tf.Tensor>(b.rollingFeatures.m)[i])).toEqual(flat(x)));
+    // on wasm the few-parameter path updates momenta in float64 on the host: equal up to rounding
+    treeLeaves<tf.Tensor>(a.rollingFeatures.m).forEach((x, i) => expectClose(flat(treeLeaves<tf.Tensor>(b.rollingFeatures.m)[i]), flat(x), 1e-6, 1e-5));
     expect(flat(b.iteration)).toEqual(flat(a.iteration));
     const leaves = treeLeaves<tf.Tensor>(b).filter((l) => l instanceof tf.Tensor).length;
     expect(tf.memory().numTensors - before).toBe(leaves);
