@@ -58,10 +58,6 @@ export interface UnrollYs {
   taskParam: PyTree[]; // T x [N, ...]
 }
 
-export function emptyYs(): UnrollYs {
-  return { loss: tf.zeros([0, 0]), mask: [], isDone: [], iteration: [], taskParam: [] };
-}
-
 /** Run K unroll steps from `state` (not consumed), keys `split(key, K)`, data leaves `[K, N, ...]`. */
 export function truncatedUnroll(
   step: TruncatedStep,

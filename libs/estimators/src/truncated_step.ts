@@ -16,8 +16,6 @@ import {
   treeMap,
   treeMapN,
   treeLeaves,
-  treeDispose,
-  isLeaf,
 } from '@lopt/core';
 import type { TaskFamily, SplitName, Task } from '@lopt/tasks';
 import { singleTaskToFamily } from '@lopt/tasks';
@@ -339,13 +337,6 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
   }
 }
 
-/** Dispose every tensor of an unroll output. */
-export function disposeUnrollOut(ys: TruncatedUnrollOut): void {
-  ys.loss.dispose();
-  treeDispose(ys.taskParam);
-}
-
-export { isLeaf };
 
 /**
  * One fixed task trained for exactly `unrollLength` steps, then reset (spec §5.2): a step trains
