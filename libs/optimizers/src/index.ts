@@ -11,6 +11,7 @@ export * from './optax_opts';
 export * from './wrappers';
 export * from './per_param_mlp';
 export * from './mlp_lopt';
+export * from './native';
 export * from './learnable';
 export * from './adafac_mlp_lopt';
 export * from './tfjs_adapter';

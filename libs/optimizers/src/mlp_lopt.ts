@@ -21,6 +21,7 @@ import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta,
 import { BatchCtx, MomAccumulator, TIME_SCALES, batchMatMul3, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks, incCounter } from './common';
 import { applyPerParamMLP, applyPerTaskMLPChannelsFirst, Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
+import { LOPT_MLP_STEP_KERNEL, NATIVE_BACKENDS, nativeKernel } from './native';
 
 export const MLPLOPT_DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
 
@@ -141,6 +142,11 @@ export class MLPLOptOptimizer implements Optimizer {
    * dispatch for microseconds of arithmetic. 0 turns the host path off.
    */
   static hostMaxValues = 256;
+  /**
+   * Use the native kernel (`./native.ts`) where it is built, the backend is wasm or cpu, the MLP
+   * has the default shape and no gradient is being recorded. Tests turn it off to compare paths.
+   */
+  static useNative = true;
   readonly name = 'UnnamedOptimizer';
   constructor(
     readonly lopt: MLPLOpt,
@@ -204,6 +210,7 @@ export class MLPLOptOptimizer implements Optimizer {
   /** The batched update (every leaf has the task axis N first). Call inside a tidy. */
   private step(s: MLPLOptState, grad: Params): MLPLOptState {
     const ctx: BatchCtx = { batched: true };
+    if (this.nativeApplies(s)) return this.stepNative(s, grad);
     if (this.thetaIsVector && MLPLOptOptimizer.perTaskLayout === 'channels-first' && tf.getBackend() === 'wasm' && treeFlatten(s.params)[0].length > 0) {
       const ps = treeFlatten<tf.Tensor>(s.params)[0];
       const total = ps.reduce((n, p) => n + p.size, 0);
@@ -235,6 +242,61 @@ export class MLPLOptOptimizer implements Optimizer {
     return {
       params: treeUnflatten(def, newPs),
       rollingFeatures: rolling,
+      iteration: incCounter(s.iteration),
+      state: null,
+    };
+  }
+
+  private nativeApplies(s: MLPLOptState): boolean {
+    return (
+      MLPLOptOptimizer.useNative &&
+      this.lopt.hiddenSize === 32 &&
+      this.lopt.hiddenLayers === 2 &&
+      NATIVE_BACKENDS.includes(tf.getBackend()) &&
+      isNoGradientRecorded() &&
+      treeFlatten(s.params)[0].length > 0 &&
+      nativeKernel() !== null
+    );
+  }
+
+  /**
+   * The whole batched update as one native kernel (momenta, normalisation, MLP and step for every
+   * leaf of every task); the counters are still tf.js ops. Same values as the tf.js path up to
+   * float rounding; not differentiable (used only when no gradient is recorded).
+   */
+  private stepNative(s: MLPLOptState, grad: Params): MLPLOptState {
+    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
+    const gs = treeFlatten<tf.Tensor>(grad)[0];
+    const [ms, mDef] = treeFlatten<tf.Tensor>(s.rollingFeatures.m);
+    const N = ps[0].shape[0];
+    const inputs: Record<string, tf.Tensor> = {};
+    ps.forEach((p, i) => {
+      if (gs[i].size !== p.size || ms[i].size !== p.size * MLPLOPT_DECAYS.length) {
+        throw new Error(`MLPLOpt: leaf ${i} has params of shape [${p.shape}], grads [${gs[i].shape}], momenta [${ms[i].shape}]; expected equal shapes and momenta with a trailing 6`);
+      }
+      inputs[`p${i}`] = p;
+      inputs[`g${i}`] = gs[i];
+      inputs[`m${i}`] = ms[i];
+    });
+    this.layers().forEach((l, i) => {
+      inputs[`w${i}`] = l.w;
+      inputs[`b${i}`] = l.b;
+    });
+    inputs.iteration = s.iteration.dtype === 'int32' ? s.iteration : tf.cast(s.iteration, 'int32');
+    const attrs = {
+      numLeaves: ps.length,
+      numTasks: N,
+      perTask: this.thetaIsVector,
+      expMult: this.lopt.expMult,
+      stepMult: this.lopt.stepMult,
+      decays: MLPLOPT_DECAYS,
+      timeScales: TIME_SCALES,
+    };
+    const out = tf.engine().runKernel(LOPT_MLP_STEP_KERNEL, inputs as any, attrs as any) as unknown as tf.Tensor[];
+    const L = ps.length;
+    return {
+      params: treeUnflatten(def, out.slice(0, L)),
+      rollingFeatures: { m: treeUnflatten(mDef, out.slice(L)), t: incCounter(s.rollingFeatures.t) },
       iteration: incCounter(s.iteration),
       state: null,
     };

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeShapes, treeSize, treeStack, treeMap } from '@lopt/core';
-import { MLPLOpt, MLPLOptState } from '../index';
+import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, nativeKernel } from '../index';
 import { expectClose, flat, randArray, randTensor, rng, useTestBackend } from './helpers';
 import { refMLPLOptLeafUpdate, RefLayer } from './mlp_lopt_ref';
 
@@ -40,7 +40,21 @@ function makeState(r: () => number, iteration: number): { state: MLPLOptState; g
   };
 }
 
-describe('MLPLOpt', () => {
+// Every test runs through the native kernel (where built) and through the tf.js kernels.
+describe.each([
+  ['native kernel', true],
+  ['tf.js kernels', false],
+])('MLPLOpt (%s)', (_path, useNative) => {
+  beforeAll(() => {
+    MLPLOptOptimizer.useNative = useNative;
+  });
+  afterAll(() => {
+    MLPLOptOptimizer.useNative = true;
+  });
+  if (useNative && !nativeKernel()) {
+    test.skip('native kernel not built here (native.test.ts says whether it must be)', () => undefined);
+    return;
+  }
   test('theta shapes, 1762 values, Haiku init scale, name null, plugin', () => {
     const lopt = new MLPLOpt();
     const theta = lopt.init(random.PRNGKey(0));

@@ -6,6 +6,13 @@ import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
 beforeAll(() => useTestBackend());
 
 describe('MLPLOpt per-task (thetaIsVector) layouts', () => {
+  // These are the tf.js paths; the native kernel is compared with them in native.test.ts.
+  beforeAll(() => {
+    MLPLOptOptimizer.useNative = false;
+  });
+  afterAll(() => {
+    MLPLOptOptimizer.useNative = true;
+  });
   afterEach(() => {
     MLPLOptOptimizer.perTaskLayout = 'channels-first';
   });

@@ -85,6 +85,7 @@ describe('optimizers on the wasm backend', () => {
     const grad = { a: randTensor(r, [N, 5, 2], 0.5), b: randTensor(r, [N, 3], 0.5) };
     const MLPLOptOptimizer = (lopt.optFn(theta, false, true) as any).constructor;
     const saved = MLPLOptOptimizer.hostMaxValues;
+    MLPLOptOptimizer.useNative = false; // the two tf.js-side paths
     try {
       MLPLOptOptimizer.hostMaxValues = 0;
       const tensorPath: any = lopt.optFn(theta, false, true).updateBatch(state, grad);
@@ -100,6 +101,7 @@ describe('optimizers on the wasm backend', () => {
       treeDispose([tensorPath, hostPath]);
     } finally {
       MLPLOptOptimizer.hostMaxValues = saved;
+      MLPLOptOptimizer.useNative = true;
     }
   });
   test('asTfjsOptimizer(MLPLOpt) steps a Dense model: the variables get buffers of their own shape (fused matMul bias)', async () => {

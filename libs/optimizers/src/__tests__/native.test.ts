@@ -1,0 +1,192 @@
+import { spawnSync } from 'child_process';
+import * as tf from '@tensorflow/tfjs';
+import { random, treeDispose, treeLeaves, treeStack } from '@lopt/core';
+import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, nativeKernel, nativeStatus, nativeVariant, useNativeVariant } from '../index';
+import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
+
+beforeAll(useTestBackend);
+
+const hasCompiler = ['cc', 'gcc', 'clang'].some((c) => spawnSync(c, ['--version']).status === 0);
+const wanted = (process.env.LOPT_NATIVE ?? 'auto').toLowerCase() !== 'off';
+
+test('the native kernel is built and loaded wherever a C compiler is (npm run build builds it)', () => {
+  if (!hasCompiler || !wanted) {
+    expect(nativeKernel()).toBeNull();
+    return;
+  }
+  expect(nativeKernel()).not.toBeNull();
+  expect(nativeStatus()).toMatch(/native MLPLOpt kernel \((avx512|avx2|base)\)/);
+  expect(nativeKernel()!.kernelVariants()).toContain('base');
+});
+
+const native = nativeKernel() ? describe : describe.skip;
+
+function perTaskTheta(lopt: MLPLOpt, N: number): any {
+  return treeStack(
+    Array.from({ length: N }, (_, n) => {
+      const t: any = lopt.init(random.PRNGKey(n + 1));
+      for (const k of Object.keys(t)) t[k].b = randTensor(rng(n + 50), t[k].b.shape, 0.3);
+      return t;
+    }),
+  );
+}
+
+/** Leaves whose sizes are not multiples of the kernel's 4-row block, a scalar leaf, nonzero momenta and iterations. */
+function makeState(N: number, iterations: number[]): { state: MLPLOptState; grad: any } {
+  const r = rng(9);
+  const shapes: Record<string, number[]> = { a: [5, 7], b: [3], c: [] };
+  const params: any = {};
+  const grad: any = {};
+  const m: any = {};
+  for (const [k, s] of Object.entries(shapes)) {
+    params[k] = randTensor(r, [N, ...s]);
+    grad[k] = randTensor(r, [N, ...s], 0.5);
+    m[k] = randTensor(r, [N, ...s, 6], 0.2);
+  }
+  const t = tf.tensor2d(iterations.flatMap((i) => new Array(6).fill(i)), [N, 6], 'int32');
+  return { state: { params, rollingFeatures: { m, t }, iteration: tf.tensor1d(iterations, 'int32'), state: null }, grad };
+}
+
+function withPath<T>(useNative: boolean, f: () => T): T {
+  MLPLOptOptimizer.useNative = useNative;
+  try {
+    return f();
+  } finally {
+    MLPLOptOptimizer.useNative = true;
+  }
+}
+
+native('native MLPLOpt kernel', () => {
+  afterEach(() => useNativeVariant(undefined));
+
+  const variants = nativeKernel()?.kernelVariants() ?? [];
+  test.each(variants.flatMap((v) => [[v, true], [v, false]]))('variant %s (per-task θ: %p) equals the tf.js path', (variant, perTask) => {
+    useNativeVariant(variant as string);
+    expect(nativeVariant()).toBe(variant);
+    const lopt = new MLPLOpt({ expMult: 0.1, stepMult: 0.01 });
+    const N = 3;
+    const theta = perTask ? perTaskTheta(lopt, N) : lopt.init(random.PRNGKey(4));
+    const { state, grad } = makeState(N, [0, 37, 5000]);
+    const opt = lopt.optFn(theta, false, perTask as boolean);
+    const viaNative = withPath(true, () => opt.updateBatch(state, grad));
+    const viaTf = withPath(false, () => opt.updateBatch(state, grad));
+    for (const k of ['a', 'b', 'c']) {
+      const p0 = flat(state.params[k]);
+      const stepN = flat(viaNative.params[k]).map((x, i) => p0[i] - x);
+      const stepT = flat(viaTf.params[k]).map((x, i) => p0[i] - x);
+      expect(Math.max(...stepT.map(Math.abs))).toBeGreaterThan(1e-4); // the update is not trivially 0
+      expectClose(stepN, stepT, 1e-4 * Math.max(...stepT.map(Math.abs)), 1e-3);
+      expectClose(flat(viaNative.rollingFeatures.m[k]), flat(viaTf.rollingFeatures.m[k]), 1e-7, 1e-6);
+      expect(viaNative.params[k].shape).toEqual(state.params[k].shape);
+      expect(viaNative.rollingFeatures.m[k].shape).toEqual(state.rollingFeatures.m[k].shape);
+    }
+    expect(flat(viaNative.iteration)).toEqual([1, 38, 5001]);
+    expect(viaNative.iteration.dtype).toBe('int32');
+    expect(flat(viaNative.rollingFeatures.t)).toEqual(flat(viaTf.rollingFeatures.t));
+    treeDispose([viaNative, viaTf, state, grad, theta]);
+  });
+
+  test('variants give the same values; a variant this CPU lacks is refused by name', () => {
+    const lopt = new MLPLOpt();
+    const theta = perTaskTheta(lopt, 2);
+    const { state, grad } = makeState(2, [3, 4]);
+    const outs = variants.map((v) => {
+      useNativeVariant(v);
+      const o = lopt.optFn(theta, false, true).updateBatch(state, grad);
+      return flat(o.params.a);
+    });
+    outs.forEach((o) => expectClose(o, outs[0], 1e-6, 1e-5));
+    expect(() => useNativeVariant('sse9')).toThrow(/native variant 'sse9': this CPU runs .*base/);
+  });
+
+  test('a NaN gradient makes only its own task NaN (relu keeps NaN as jax.nn.relu does)', () => {
+    const lopt = new MLPLOpt();
+    const theta = perTaskTheta(lopt, 2);
+    const { state, grad } = makeState(2, [1, 1]);
+    const g = grad.a.arraySync();
+    g[1][0][0] = NaN;
+    grad.a = tf.tensor(g);
+    const viaNative = lopt.optFn(theta, false, true).updateBatch(state, grad);
+    const viaTf = withPath(false, () => lopt.optFn(theta, false, true).updateBatch(state, grad));
+    const a = flat(viaNative.params.a);
+    expect(a.slice(0, 35).every(Number.isFinite)).toBe(true);
+    expect(a.slice(35).every(Number.isNaN)).toBe(true);
+    // the cpu backend's relu keeps NaN too; wasm's fused XNNPACK ReLU turns it into 0
+    if (tf.getBackend() === 'cpu') expect(flat(viaTf.params.a).slice(35).every(Number.isNaN)).toBe(true);
+  });
+
+  test('under a gradient tape the differentiable tf.js path runs (same gradient with the kernel on or off)', () => {
+    const lopt = new MLPLOpt({ expMult: 0.1, stepMult: 0.01 });
+    const theta: any = perTaskTheta(lopt, 2);
+    const { state, grad } = makeState(2, [2, 9]);
+    const lossOf = (w0: tf.Tensor) => {
+      const th = { ...theta, 'mlp/~/linear_0': { w: w0, b: theta['mlp/~/linear_0'].b } };
+      const out = lopt.optFn(th, false, true).updateBatch(state, grad);
+      return tf.sum(tf.square(out.params.a));
+    };
+    const g = flat(tf.grad(lossOf)(theta['mlp/~/linear_0'].w));
+    const gTf = withPath(false, () => flat(tf.grad(lossOf)(theta['mlp/~/linear_0'].w)));
+    expect(Math.max(...g.map(Math.abs))).toBeGreaterThan(0);
+    expectClose(g, gTf, 1e-6, 1e-4);
+  });
+
+  test('no tensor leak over 100 native updates', () => {
+    const lopt = new MLPLOpt();
+    const theta = perTaskTheta(lopt, 2);
+    const { state, grad } = makeState(2, [0, 0]);
+    const opt = lopt.optFn(theta, false, true);
+    let s = opt.updateBatch(state, grad);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 100; i++) {
+      const next = opt.updateBatch(s, grad);
+      treeDispose(s);
+      s = next;
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    expect(flat(s.iteration)).toEqual([101, 101]);
+    expect(treeLeaves<tf.Tensor>(s.params).every((x) => flat(x).every(Number.isFinite))).toBe(true);
+  });
+
+  test('bad arguments to the addon are refused with the argument named', () => {
+    const addon = nativeKernel()!;
+    const f = (n: number) => new Float32Array(n);
+    const theta = [f(19 * 32), f(32), f(32 * 32), f(32), f(64), f(2)];
+    const args = (over: Partial<Record<string, unknown>>) => {
+      const a: any = { N: 1, perTask: false, p: [f(4)], g: [f(4)], m: [f(24)], pOut: [f(4)], mOut: [f(24)], theta, it: new Int32Array(1), ...over };
+      return () => addon.mlpLoptStep(a.N, a.perTask, a.p, a.g, a.m, a.pOut, a.mOut, a.theta, a.it, new Float32Array(6), new Float32Array(11), 1e-3, 1e-3);
+    };
+    expect(args({})).not.toThrow();
+    expect(args({ theta: theta.slice(0, 5) })).toThrow(/theta must be 6 Float32Arrays/);
+    expect(args({ perTask: true, N: 2, p: [f(4)], g: [f(4)], m: [f(24)], pOut: [f(4)], mOut: [f(24)], it: new Int32Array(2) })).toThrow(/theta/);
+    expect(args({ m: [f(23)] })).toThrow(/leaf sizes disagree/);
+    expect(args({ it: new Float32Array(1) })).toThrow(/iteration must be an Int32Array/);
+    expect(args({ g: [f(4), f(4)] })).toThrow(/one entry per leaf/);
+  });
+});
+
+describe('native kernel settings', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+  test('LOPT_NATIVE=off: no kernel, and the status says why', () => {
+    process.env.LOPT_NATIVE = 'off';
+    jest.isolateModules(() => {
+      const m = require('../native');
+      expect(m.nativeKernel()).toBeNull();
+      expect(m.nativeStatus()).toMatch(/off: turned off by LOPT_NATIVE=off/);
+    });
+  });
+  test('a bad LOPT_NATIVE or LOPT_NATIVE_ISA names the allowed values', () => {
+    process.env.LOPT_NATIVE = 'fast';
+    jest.isolateModules(() => {
+      expect(() => require('../native').nativeKernel()).toThrow(/LOPT_NATIVE='fast': allowed values are auto, on, off/);
+    });
+    if (!nativeKernel()) return;
+    process.env.LOPT_NATIVE = 'auto';
+    process.env.LOPT_NATIVE_ISA = 'mmx';
+    jest.isolateModules(() => {
+      expect(() => require('../native').nativeKernel()).toThrow(/LOPT_NATIVE_ISA='mmx': this CPU runs/);
+    });
+  });
+});

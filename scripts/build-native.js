@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/*
+ * Builds the optional native MLPLOpt kernel (libs/optimizers/native) with node-gyp, which npm puts
+ * on PATH for its scripts (run it as `npm run build:native`). Without a C compiler the build fails
+ * and lopt-ts runs the same arithmetic with tf.js kernels: this script then warns and exits 0,
+ * unless LOPT_NATIVE=on asks for the kernel. LOPT_NATIVE=off skips the build.
+ */
+const { spawnSync } = require('child_process');
+const path = require('path');
+
+const setting = (process.env.LOPT_NATIVE || 'auto').toLowerCase();
+if (setting === 'off' || setting === '0') {
+  console.log('[build:native] skipped (LOPT_NATIVE=off)');
+  process.exit(0);
+}
+const dir = path.join(__dirname, '..', 'libs', 'optimizers', 'native');
+const res = spawnSync('node-gyp', ['rebuild', '--loglevel=error', `--directory=${dir}`], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+if (res.status === 0) {
+  console.log('[build:native] built libs/optimizers/native/build/Release/lopt_native.node');
+  process.exit(0);
+}
+const why = res.error ? res.error.message : (res.stderr || res.stdout || '').trim().split('\n').slice(-8).join('\n');
+console.warn(`[build:native] the native kernel did not build; MLPLOpt will use its tf.js path (same values, slower).\n${why}`);
+process.exit(setting === 'on' || setting === '1' ? 1 : 0);
