@@ -19,6 +19,9 @@ if (res.status === 0) {
   console.log('[build:native] built libs/optimizers/native/build/Release/lopt_native.node');
   process.exit(0);
 }
-const why = res.error ? res.error.message : (res.stderr || res.stdout || '').trim().split('\n').slice(-8).join('\n');
+// node-gyp ends with a dozen lines of its own context; show the compiler's and gyp's reasons.
+const noise = /gyp ERR! (cwd|node -v|node-gyp -v|\$npm|not ok|System|command|stack)/;
+const lines = (res.stderr || res.stdout || '').split('\n').filter((l) => l.trim() && !noise.test(l));
+const why = res.error ? `node-gyp: ${res.error.message}` : lines.slice(0, 12).join('\n');
 console.warn(`[build:native] the native kernel did not build; MLPLOpt will use its tf.js path (same values, slower).\n${why}`);
 process.exit(setting === 'on' || setting === '1' ? 1 : 0);

@@ -18,6 +18,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, registry } from '@lopt/core';
+import { nativeStatus, nativeVariant } from '@lopt/optimizers';
 import { loadBuiltinLibs } from './libs';
 import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from './experiments/meta_training';
 
@@ -28,6 +29,8 @@ export interface BenchOptions {
   configs: Array<'A' | 'B'>;
   threads: number;
   out: string;
+  /** LOPT_NATIVE for this run: auto (the native MLPLOpt kernel where built), on, off (tf.js kernels). */
+  native: string;
 }
 
 /** Per-parameter-element FLOPs of one MLPLOpt update (spec §14.2): momenta, normaliser, MLP, step. */
@@ -136,6 +139,8 @@ export interface BenchResult {
   numTensorsAfter: number;
   finalLoss: number;
   referenceStepsPerSec: number;
+  /** The MLPLOpt update kernel: 'native (avx512)', 'native (avx2)', ... or 'tf.js'. */
+  mlpLoptKernel: string;
 }
 
 const EXPERIMENTS = { A: 'seed-single-machine', B: 'seed-learner-worker' } as const;
@@ -189,11 +194,12 @@ export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: s
     numTensorsAfter: after,
     finalLoss: loss,
     referenceStepsPerSec: REFERENCE[which],
+    mlpLoptKernel: nativeVariant() ? `native (${nativeVariant()})` : 'tf.js',
   };
 }
 
 function parseArgs(argv: string[]): BenchOptions {
-  const opts: BenchOptions = { backend: 'wasm', steps: 10, warmup: 2, configs: ['A', 'B'], threads: 1, out: 'bench' };
+  const opts: BenchOptions = { backend: 'wasm', steps: 10, warmup: 2, configs: ['A', 'B'], threads: 1, out: 'bench', native: process.env.LOPT_NATIVE ?? 'auto' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -211,6 +217,10 @@ function parseArgs(argv: string[]): BenchOptions {
       case '--threads':
         opts.threads = Number(val());
         break;
+      case '--native':
+        opts.native = val();
+        if (!['auto', 'on', 'off'].includes(opts.native)) throw new Error(`--native: '${opts.native}' (allowed: auto, on, off)`);
+        break;
       case '--out':
         opts.out = val();
         break;
@@ -223,11 +233,11 @@ function parseArgs(argv: string[]): BenchOptions {
       }
       case '-h':
       case '--help':
-        process.stdout.write('usage: bench [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--out DIR]\n');
+        process.stdout.write('usage: bench [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR]\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough
       default:
-        throw new Error(`unknown option '${a}' (allowed: --backend, --steps, --warmup, --config, --threads, --out)`);
+        throw new Error(`unknown option '${a}' (allowed: --backend, --steps, --warmup, --config, --threads, --native, --out)`);
     }
   }
   if (!(Number.isInteger(opts.steps) && opts.steps > 0)) throw new Error(`--steps must be a positive integer, got ${opts.steps}`);
@@ -239,15 +249,15 @@ function parseArgs(argv: string[]): BenchOptions {
 function markdown(results: BenchResult[], mm: { square1024: number; thin: number }, machine: string): string {
   const rows = results.map(
     (r) =>
-      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.referenceStepsPerSec} |`,
+      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.mlpLoptKernel} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.referenceStepsPerSec} |`,
   );
   return [
     `# lopt-ts meta-training benchmark`,
     '',
     `Machine: ${machine}. Date: ${new Date().toISOString()}.`,
     '',
-    '| config | backend | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | peak RSS MB | numTensors | reference steps/s |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| config | backend | MLPLOpt kernel | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | peak RSS MB | numTensors | reference steps/s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
     `Backend matMul (main thread): ${mm.square1024.toFixed(2)} GFLOP/s for 1024x1024x1024, ${mm.thin.toFixed(2)} GFLOP/s for [19280,32]x[32,32].`,
@@ -258,11 +268,13 @@ function markdown(results: BenchResult[], mm: { square1024: number; thin: number
 export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]> {
   const opts = parseArgs(argv);
   process.env.LOPT_QUIET = process.env.LOPT_QUIET ?? '1';
+  process.env.LOPT_NATIVE = opts.native; // read by the main thread and the worker threads
   loadBuiltinLibs();
   await initBackend(opts.backend);
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, tfjs ${tf.version_core}`;
   const log = (s: string) => process.stderr.write(s + '\n');
   const mm = await matMulGflops();
+  log(nativeStatus());
   log(`backend ${tf.getBackend()}: matMul ${mm.square1024.toFixed(2)} GFLOP/s (1024^3), ${mm.thin.toFixed(2)} GFLOP/s ([19280,32]x[32,32])`);
   const results: BenchResult[] = [];
   for (const c of opts.configs) {

@@ -21,6 +21,7 @@ import * as path from 'path';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, PyTree, Registry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
+import { nativeStatus } from '@lopt/optimizers';
 import { ConfigError, applySetOverrides, loadConfigFile, validateExperimentConfig } from './config';
 import { CheckpointError, CheckpointManager, configHash } from './checkpoints';
 import { SummaryWriter, listEventFiles, readEventFile } from './tensorboard';
@@ -215,6 +216,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   }
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
+  if (!process.env.LOPT_QUIET) process.stderr.write(`[lopt] ${nativeStatus()}\n`);
   const trainer = new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] });
   try {
     return await trainLoop(opts, trainer);

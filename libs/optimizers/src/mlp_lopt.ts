@@ -278,7 +278,16 @@ export class MLPLOptOptimizer implements Optimizer {
       inputs[`g${i}`] = gs[i];
       inputs[`m${i}`] = ms[i];
     });
+    const sizes = this.lopt.layerSizes();
     this.layers().forEach((l, i) => {
+      const lead = this.thetaIsVector ? [N] : [];
+      const want = [[...lead, sizes[i], sizes[i + 1]], [...lead, sizes[i + 1]]];
+      if (l.w.shape.join() !== want[0].join() || l.b.shape.join() !== want[1].join()) {
+        throw new Error(
+          `MLPLOpt theta 'mlp/~/linear_${i}': w [${l.w.shape}], b [${l.b.shape}]; expected w [${want[0]}], b [${want[1]}]` +
+            (this.thetaIsVector ? ` (thetaIsVector: one θ per task, N = ${N})` : ''),
+        );
+      }
       inputs[`w${i}`] = l.w;
       inputs[`b${i}`] = l.b;
     });

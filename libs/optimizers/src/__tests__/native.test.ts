@@ -147,6 +147,15 @@ native('native MLPLOpt kernel', () => {
     expect(treeLeaves<tf.Tensor>(s.params).every((x) => flat(x).every(Number.isFinite))).toBe(true);
   });
 
+  test('a θ without the task axis (thetaIsVector) is refused with the expected shapes', () => {
+    const lopt = new MLPLOpt();
+    const theta = lopt.init(random.PRNGKey(0));
+    const { state, grad } = makeState(2, [0, 0]);
+    expect(() => lopt.optFn(theta, false, true).updateBatch(state, grad)).toThrow(
+      "MLPLOpt theta 'mlp/~/linear_0': w [19,32], b [32]; expected w [2,19,32], b [2,32] (thetaIsVector: one θ per task, N = 2)",
+    );
+  });
+
   test('bad arguments to the addon are refused with the argument named', () => {
     const addon = nativeKernel()!;
     const f = (n: number) => new Float32Array(n);
