@@ -17,9 +17,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, registry } from '@lopt/core';
-import { nativeStatus, nativeVariant } from '@lopt/optimizers';
-import { loadBuiltinLibs } from './libs';
+import { initBackend, nativeVariant, registry } from '@lopt/core';
+import { loadBuiltinLibs, nativeKernelsStatus } from './libs';
 import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from './experiments/meta_training';
 
 export interface BenchOptions {
@@ -29,7 +28,7 @@ export interface BenchOptions {
   configs: Array<'A' | 'B'>;
   threads: number;
   out: string;
-  /** LOPT_NATIVE for this run: auto (the native MLPLOpt kernel where built), on, off (tf.js kernels). */
+  /** LOPT_NATIVE for this run: auto (the native kernels where built), on, off (tf.js kernels only). */
   native: string;
 }
 
@@ -139,8 +138,8 @@ export interface BenchResult {
   numTensorsAfter: number;
   finalLoss: number;
   referenceStepsPerSec: number;
-  /** The MLPLOpt update kernel: 'native (avx512)', 'native (avx2)', ... or 'tf.js'. */
-  mlpLoptKernel: string;
+  /** The hot-path kernels: 'native (avx512)', 'native (avx2)', ... or 'tf.js'. */
+  kernels: string;
 }
 
 const EXPERIMENTS = { A: 'seed-single-machine', B: 'seed-learner-worker' } as const;
@@ -194,7 +193,7 @@ export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: s
     numTensorsAfter: after,
     finalLoss: loss,
     referenceStepsPerSec: REFERENCE[which],
-    mlpLoptKernel: nativeVariant() ? `native (${nativeVariant()})` : 'tf.js',
+    kernels: nativeVariant() ? `native (${nativeVariant()})` : 'tf.js',
   };
 }
 
@@ -249,14 +248,14 @@ function parseArgs(argv: string[]): BenchOptions {
 function markdown(results: BenchResult[], mm: { square1024: number; thin: number }, machine: string): string {
   const rows = results.map(
     (r) =>
-      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.mlpLoptKernel} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.referenceStepsPerSec} |`,
+      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.kernels} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.referenceStepsPerSec} |`,
   );
   return [
     `# lopt-ts meta-training benchmark`,
     '',
     `Machine: ${machine}. Date: ${new Date().toISOString()}.`,
     '',
-    '| config | backend | MLPLOpt kernel | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | peak RSS MB | numTensors | reference steps/s |',
+    '| config | backend | kernels | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | peak RSS MB | numTensors | reference steps/s |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
@@ -274,7 +273,7 @@ export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]>
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, tfjs ${tf.version_core}`;
   const log = (s: string) => process.stderr.write(s + '\n');
   const mm = await matMulGflops();
-  log(nativeStatus());
+  log(nativeKernelsStatus());
   log(`backend ${tf.getBackend()}: matMul ${mm.square1024.toFixed(2)} GFLOP/s (1024^3), ${mm.thin.toFixed(2)} GFLOP/s ([19280,32]x[32,32])`);
   const results: BenchResult[] = [];
   for (const c of opts.configs) {

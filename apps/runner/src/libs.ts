@@ -39,3 +39,16 @@ export function loadBuiltinLibs(libs: readonly string[] = BUILTIN_LIBS): LibLoad
   }
   return result;
 }
+
+/**
+ * Loads the built-in libs' native kernels now (they otherwise load at their first use) and
+ * returns core's one-line status, e.g. `native kernels: MLPLOpt (avx512); ImageMLP (avx512)`.
+ */
+export function nativeKernelsStatus(): string {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  require('@lopt/optimizers').mlpLoptNative();
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  require('@lopt/tasks').imageMlpNative();
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return require('@lopt/core').nativeStatus();
+}

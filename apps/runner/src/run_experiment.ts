@@ -21,13 +21,13 @@ import * as path from 'path';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, PyTree, Registry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
-import { nativeStatus } from '@lopt/optimizers';
 import { ConfigError, applySetOverrides, loadConfigFile, validateExperimentConfig } from './config';
 import { CheckpointError, CheckpointManager, configHash } from './checkpoints';
 import { SummaryWriter, listEventFiles, readEventFile } from './tensorboard';
 import { writeLossPlot, Series } from './plot';
 import { createProgress, formatDuration, ProgressReporter } from './progress';
 import { MetaTrainer, MetaTrainerState, MetaTrainingConfig, validateMetaTrainingConfig } from './experiments/meta_training';
+import { nativeKernelsStatus } from './libs';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
@@ -216,7 +216,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   }
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
-  if (!process.env.LOPT_QUIET) process.stderr.write(`[lopt] ${nativeStatus()}\n`);
+  if (!process.env.LOPT_QUIET) process.stderr.write(`[lopt] ${nativeKernelsStatus()}\n`);
   const trainer = new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] });
   try {
     return await trainLoop(opts, trainer);

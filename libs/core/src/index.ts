@@ -13,3 +13,4 @@ export * from './backend';
 export * from './metrics';
 export * from './serialization';
 export * from './plugins';
+export * from './native';

@@ -15,20 +15,15 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import { random, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { nativeUsable, noGradientRecorded, random, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { BatchCtx, MomAccumulator, TIME_SCALES, batchMatMul3, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks, incCounter } from './common';
 import { applyPerParamMLP, applyPerTaskMLPChannelsFirst, Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
-import { LOPT_MLP_STEP_KERNEL, NATIVE_BACKENDS, nativeKernel } from './native';
+import { LOPT_MLP_STEP_KERNEL, mlpLoptNative } from './native';
 
 export const MLPLOPT_DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
-
-/** Whether no gradient tape is recording (host arithmetic would not be differentiated). */
-function isNoGradientRecorded(): boolean {
-  return (tf.engine() as any).state?.gradientDepth === 0;
-}
 
 const segmentCache = new Map<string, { mean: Float32Array; spread: Float32Array }>();
 
@@ -214,7 +209,7 @@ export class MLPLOptOptimizer implements Optimizer {
     if (this.thetaIsVector && MLPLOptOptimizer.perTaskLayout === 'channels-first' && tf.getBackend() === 'wasm' && treeFlatten(s.params)[0].length > 0) {
       const ps = treeFlatten<tf.Tensor>(s.params)[0];
       const total = ps.reduce((n, p) => n + p.size, 0);
-      if (total <= MLPLOptOptimizer.hostMaxValues && isNoGradientRecorded()) return this.stepOnHost(s, grad);
+      if (total <= MLPLOptOptimizer.hostMaxValues && noGradientRecorded()) return this.stepOnHost(s, grad);
       return this.stepAllLeavesWasm(s, grad);
     }
     const rolling = vecRollingMom.update(s.rollingFeatures, grad, tf.tensor1d(MLPLOPT_DECAYS), ctx);
@@ -252,10 +247,9 @@ export class MLPLOptOptimizer implements Optimizer {
       MLPLOptOptimizer.useNative &&
       this.lopt.hiddenSize === 32 &&
       this.lopt.hiddenLayers === 2 &&
-      NATIVE_BACKENDS.includes(tf.getBackend()) &&
-      isNoGradientRecorded() &&
+      nativeUsable() &&
       treeFlatten(s.params)[0].length > 0 &&
-      nativeKernel() !== null
+      mlpLoptNative() !== null
     );
   }
 

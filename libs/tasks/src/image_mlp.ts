@@ -10,10 +10,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { random, registerPlugin, type PRNGKey } from '@lopt/core';
+import { nativeUsable, random, registerPlugin, type PRNGKey } from '@lopt/core';
 import type { Batch, Datasets, LossAndGrad, ModelState, Params } from './base';
 import { imageDatasets } from './datasets/fashion_mnist';
 import { BaseTask } from './task';
+import { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
 
 export type Activation = 'relu' | 'tanh' | 'sigmoid';
 export type MatmulMode = 'batched' | 'unstacked' | 'auto';
@@ -129,6 +130,7 @@ export class ImageMLPTask extends BaseTask {
    * and, when asked, gradients stacked like params.
    */
   forwardBackward(params: Params, data: Batch, withGrad: boolean): { loss: tf.Tensor; grad?: Params } {
+    if (ImageMLPTask.useNative && this.activation === 'relu' && nativeUsable() && imageMlpNative()) return this.forwardBackwardNative(params, data, withGrad);
     return tf.tidy(() => {
       const layers = this.layers(params);
       const d = data as { image: tf.Tensor; label: tf.Tensor };
@@ -205,6 +207,36 @@ export class ImageMLPTask extends BaseTask {
         };
       });
       return { loss, grad };
+    }) as { loss: tf.Tensor; grad?: Params };
+  }
+
+  /**
+   * Use the native kernel (`./native.ts`) where it is built, for ReLU networks on wasm or cpu when
+   * no gradient is recorded. Tests turn it off to compare paths.
+   */
+  static useNative = true;
+
+  /** `forwardBackward` as one native kernel for all N tasks (same values up to float rounding). */
+  private forwardBackwardNative(params: Params, data: Batch, withGrad: boolean): { loss: tf.Tensor; grad?: Params } {
+    return tf.tidy(() => {
+      const layers = this.layers(params);
+      const d = data as { image: tf.Tensor; label: tf.Tensor };
+      const N = layers[0].w.shape[0];
+      const B = d.label.shape[d.label.shape.length - 1];
+      const L = layers.length;
+      const inputs: Record<string, tf.Tensor> = {
+        x: tf.reshape(d.image.dtype === 'float32' ? d.image : tf.cast(d.image, 'float32'), [N, B, this.inputSize]),
+        label: tf.reshape(d.label.dtype === 'int32' ? d.label : tf.cast(d.label, 'int32'), [N, B]),
+      };
+      layers.forEach((l, i) => {
+        inputs[`w${i}`] = l.w;
+        inputs[`b${i}`] = l.b;
+      });
+      const out = tf.engine().runKernel(LOPT_IMAGE_MLP_KERNEL, inputs as any, { numLayers: L, withGrad } as any) as unknown as tf.Tensor[];
+      if (!withGrad) return { loss: out[0] };
+      const grad: Record<string, { w: tf.Tensor; b: tf.Tensor }> = {};
+      layers.forEach((_, i) => (grad[this.layerName(i)] = { w: out[1 + i], b: out[1 + L + i] }));
+      return { loss: out[0], grad };
     }) as { loss: tf.Tensor; grad?: Params };
   }
 

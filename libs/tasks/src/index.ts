@@ -10,3 +10,4 @@ export * from './datasets/idx';
 export * from './datasets/fashion_mnist';
 export * from './quadratics';
 export * from './image_mlp';
+export * from './native';

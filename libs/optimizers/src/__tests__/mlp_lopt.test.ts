@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeShapes, treeSize, treeStack, treeMap } from '@lopt/core';
-import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, nativeKernel } from '../index';
+import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptNative } from '../index';
 import { expectClose, flat, randArray, randTensor, rng, useTestBackend } from './helpers';
 import { refMLPLOptLeafUpdate, RefLayer } from './mlp_lopt_ref';
 
@@ -51,7 +51,7 @@ describe.each([
   afterAll(() => {
     MLPLOptOptimizer.useNative = true;
   });
-  if (useNative && !nativeKernel()) {
+  if (useNative && !mlpLoptNative()) {
     test.skip('native kernel not built here (native.test.ts says whether it must be)', () => undefined);
     return;
   }

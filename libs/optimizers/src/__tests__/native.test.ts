@@ -1,7 +1,7 @@
 import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
-import { random, treeDispose, treeLeaves, treeStack } from '@lopt/core';
-import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, nativeKernel, nativeStatus, nativeVariant, useNativeVariant } from '../index';
+import { nativeStatus, nativeVariant, random, treeDispose, treeLeaves, treeStack, useNativeVariant } from '@lopt/core';
+import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptNative } from '../index';
 import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
 
 beforeAll(useTestBackend);
@@ -11,15 +11,15 @@ const wanted = (process.env.LOPT_NATIVE ?? 'auto').toLowerCase() !== 'off';
 
 test('the native kernel is built and loaded wherever a C compiler is (npm run build builds it)', () => {
   if (!hasCompiler || !wanted) {
-    expect(nativeKernel()).toBeNull();
+    expect(mlpLoptNative()).toBeNull();
     return;
   }
-  expect(nativeKernel()).not.toBeNull();
-  expect(nativeStatus()).toMatch(/native MLPLOpt kernel \((avx512|avx2|base)\)/);
-  expect(nativeKernel()!.kernelVariants()).toContain('base');
+  expect(mlpLoptNative()).not.toBeNull();
+  expect(nativeStatus()).toMatch(/MLPLOpt \((avx512|avx2|base)\)/);
+  expect(mlpLoptNative()!.kernelVariants()).toContain('base');
 });
 
-const native = nativeKernel() ? describe : describe.skip;
+const native = mlpLoptNative() ? describe : describe.skip;
 
 function perTaskTheta(lopt: MLPLOpt, N: number): any {
   return treeStack(
@@ -59,7 +59,7 @@ function withPath<T>(useNative: boolean, f: () => T): T {
 native('native MLPLOpt kernel', () => {
   afterEach(() => useNativeVariant(undefined));
 
-  const variants = nativeKernel()?.kernelVariants() ?? [];
+  const variants = mlpLoptNative()?.kernelVariants() ?? [];
   test.each(variants.flatMap((v) => [[v, true], [v, false]]))('variant %s (per-task θ: %p) equals the tf.js path', (variant, perTask) => {
     useNativeVariant(variant as string);
     expect(nativeVariant()).toBe(variant);
@@ -157,7 +157,7 @@ native('native MLPLOpt kernel', () => {
   });
 
   test('bad arguments to the addon are refused with the argument named', () => {
-    const addon = nativeKernel()!;
+    const addon = mlpLoptNative()!;
     const f = (n: number) => new Float32Array(n);
     const theta = [f(19 * 32), f(32), f(32 * 32), f(32), f(64), f(2)];
     const args = (over: Partial<Record<string, unknown>>) => {
@@ -170,32 +170,5 @@ native('native MLPLOpt kernel', () => {
     expect(args({ m: [f(23)] })).toThrow(/leaf sizes disagree/);
     expect(args({ it: new Float32Array(1) })).toThrow(/iteration must be an Int32Array/);
     expect(args({ g: [f(4), f(4)] })).toThrow(/one entry per leaf/);
-  });
-});
-
-describe('native kernel settings', () => {
-  const saved = { ...process.env };
-  afterEach(() => {
-    process.env = { ...saved };
-  });
-  test('LOPT_NATIVE=off: no kernel, and the status says why', () => {
-    process.env.LOPT_NATIVE = 'off';
-    jest.isolateModules(() => {
-      const m = require('../native');
-      expect(m.nativeKernel()).toBeNull();
-      expect(m.nativeStatus()).toMatch(/off: turned off by LOPT_NATIVE=off/);
-    });
-  });
-  test('a bad LOPT_NATIVE or LOPT_NATIVE_ISA names the allowed values', () => {
-    process.env.LOPT_NATIVE = 'fast';
-    jest.isolateModules(() => {
-      expect(() => require('../native').nativeKernel()).toThrow(/LOPT_NATIVE='fast': allowed values are auto, on, off/);
-    });
-    if (!nativeKernel()) return;
-    process.env.LOPT_NATIVE = 'auto';
-    process.env.LOPT_NATIVE_ISA = 'mmx';
-    jest.isolateModules(() => {
-      expect(() => require('../native').nativeKernel()).toThrow(/LOPT_NATIVE_ISA='mmx': this CPU runs/);
-    });
   });
 });

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { random } from '@lopt/core';
+import { SplitDatasets, TensorBatchStream, type Datasets, type SplitName } from '../index';
 
 /** The backend the test run asks for (LOPT_TEST_BACKEND -> LOPT_BACKEND, cpu by default). */
 export async function useTestBackend(): Promise<void> {
@@ -7,3 +9,20 @@ export async function useTestBackend(): Promise<void> {
   await tf.setBackend(name);
   await tf.ready();
 }
+
+/** A small synthetic 8x8 dataset (learnable: label = argmax of 10 pixel blocks). */
+export function syntheticDatasets(): Datasets {
+  const n = 512;
+  const load = () =>
+    tf.tidy(() => {
+      const x = random.uniform(random.PRNGKey(0), [n, 8, 8, 1]);
+      const label = tf.argMax(tf.reshape(tf.slice(tf.reshape(x, [n, 64]), [0, 0], [n, 60]), [n, 10, 6]).sum(-1), -1).toInt();
+      return { image: x, label };
+    });
+  const abstract = { image: { shape: [8, 8, 1], dtype: 'float32' as tf.DataType }, label: { shape: [], dtype: 'int32' as tf.DataType } };
+  const streams = Object.fromEntries(
+    ['train', 'inner_valid', 'outer_valid', 'test'].map((s, i) => [s, new TensorBatchStream(load, 128, abstract, i)]),
+  ) as Record<SplitName, TensorBatchStream>;
+  return new SplitDatasets(streams, { num_classes: 10 });
+}
+

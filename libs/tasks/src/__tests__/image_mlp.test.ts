@@ -1,14 +1,10 @@
-import { useTestBackend } from './helpers';
+import { syntheticDatasets, useTestBackend } from './helpers';
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeMap, treeMapN, treeSize } from '@lopt/core';
 import {
   ImageMLPTask,
   ImageMLP_FashionMnist8_Relu32,
-  SplitDatasets,
-  TensorBatchStream,
   findFashionMnistDir,
-  type Datasets,
-  type SplitName,
 } from '../index';
 
 let hasData = true;
@@ -23,22 +19,6 @@ try {
 beforeAll(async () => {
   await useTestBackend();
 });
-
-/** A small synthetic 8x8 dataset (learnable: label = argmax of 10 pixel blocks). */
-function syntheticDatasets(): Datasets {
-  const n = 512;
-  const load = () =>
-    tf.tidy(() => {
-      const x = random.uniform(random.PRNGKey(0), [n, 8, 8, 1]);
-      const label = tf.argMax(tf.reshape(tf.slice(tf.reshape(x, [n, 64]), [0, 0], [n, 60]), [n, 10, 6]).sum(-1), -1).toInt();
-      return { image: x, label };
-    });
-  const abstract = { image: { shape: [8, 8, 1], dtype: 'float32' as tf.DataType }, label: { shape: [], dtype: 'int32' as tf.DataType } };
-  const streams = Object.fromEntries(
-    ['train', 'inner_valid', 'outer_valid', 'test'].map((s, i) => [s, new TensorBatchStream(load, 128, abstract, i)]),
-  ) as Record<SplitName, TensorBatchStream>;
-  return new SplitDatasets(streams, { num_classes: 10 });
-}
 
 const makeTask = () => (hasData ? new ImageMLP_FashionMnist8_Relu32() : new ImageMLPTask({ datasets: syntheticDatasets() }));
 const keysOf = (seed: number, n: number) => random.split(random.PRNGKey(seed), n);
@@ -86,7 +66,9 @@ describe('ImageMLP_FashionMnist8_Relu32', () => {
     const p = task.initBatch(keysOf(3, N));
     const data = task.datasets!.split('train').next([N]);
     const ref = task.valueAndGradBatchAutodiff(p, null, null, data);
-    for (const mode of ['batched', 'unstacked'] as const) {
+    // the native kernel (where built; native.test.ts covers it further) and the tf.js layouts
+    for (const [useNative, mode] of [[true, 'auto'], [false, 'batched'], [false, 'unstacked']] as const) {
+      ImageMLPTask.useNative = useNative;
       task.matmulMode = mode;
       const out = task.valueAndGradBatch(p, null, null, data);
       expect(maxAbsDiff(out.loss, ref.loss)).toBeLessThan(1e-5);
@@ -95,6 +77,7 @@ describe('ImageMLP_FashionMnist8_Relu32', () => {
         expect(maxAbsDiff(g, r)).toBeLessThan(1e-5);
       }, out.grad, ref.grad);
     }
+    ImageMLPTask.useNative = true;
     task.matmulMode = 'auto';
     // tanh / two hidden layers too
     const t2 = new ImageMLPTask({ datasets: task.datasets!, hiddenSizes: [16, 8], activation: 'tanh' });

@@ -1,0 +1,37 @@
+/*
+ * Include after defining LOPT_KERNEL_HEADER: compiles that header once per instruction set (see
+ * lopt_napi.h), with KERNEL(name) pasting the suffix, so each copy is inlined for its own target.
+ * LOPT_PICK(fn, variant) gives the function of variant index `variant` (lopt_variants() order).
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KERNEL(name) name##_avx512
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx2,fma")
+#include LOPT_KERNEL_HEADER
+#pragma GCC pop_options
+#undef KERNEL
+#define KERNEL(name) name##_avx2
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include LOPT_KERNEL_HEADER
+#pragma GCC pop_options
+#undef KERNEL
+#endif
+#define KERNEL(name) name##_base
+#include LOPT_KERNEL_HEADER
+#undef KERNEL
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* Index -> function, for the variants lopt_variants() lists on this CPU. */
+#define LOPT_PICK(fn, variant) lopt_pick_impl((void *)fn##_avx512, (void *)fn##_avx2, (void *)fn##_base, variant)
+static inline void *lopt_pick_impl(void *avx512, void *avx2, void *base, int variant) {
+  const char *names[LOPT_MAX_VARIANTS];
+  const int n = lopt_variants(names);
+  if (variant < 0 || variant >= n) return NULL;
+  if (strcmp(names[variant], "avx512") == 0) return avx512;
+  if (strcmp(names[variant], "avx2") == 0) return avx2;
+  return base;
+}
+#else
+#define LOPT_PICK(fn, variant) ((variant) == 0 ? (void *)fn##_base : NULL)
+#endif

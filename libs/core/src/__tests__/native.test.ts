@@ -1,0 +1,68 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+// Each test loads a fresh copy of native.ts: its settings are read once per process.
+function freshNative(): typeof import('../native') {
+  let mod: typeof import('../native') | undefined;
+  jest.isolateModules(() => {
+    mod = require('../native');
+  });
+  return mod!;
+}
+
+const missing = path.join(os.tmpdir(), 'lopt-no-such-addon', 'none.node');
+
+describe('native addon loading and settings', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+
+  test('an addon that is not built is null under auto, and the status says how to build it', () => {
+    delete process.env.LOPT_NATIVE;
+    const n = freshNative();
+    expect(n.nativeStatus()).toBe('native kernels: none requested yet');
+    expect(n.loadNativeAddon(missing, 'Demo')).toBeNull();
+    expect(n.nativeStatus()).toMatch(/^native kernels: Demo off: not built \(.*none\.node: .*\); run npm run build:native$/);
+    expect(n.nativeVariant()).toBeNull();
+    expect(() => n.useNativeVariant('base')).toThrow(/useNativeVariant: no native kernel is loaded/);
+  });
+
+  test('LOPT_NATIVE=on makes a missing addon an error; off never loads one', () => {
+    process.env.LOPT_NATIVE = 'on';
+    expect(() => freshNative().loadNativeAddon(missing, 'Demo')).toThrow(/LOPT_NATIVE=on but the Demo native kernel is not built/);
+    process.env.LOPT_NATIVE = 'off';
+    const n = freshNative();
+    expect(n.loadNativeAddon(missing, 'Demo')).toBeNull();
+    expect(n.nativeStatus()).toBe('native kernels: Demo off: turned off by LOPT_NATIVE=off');
+  });
+
+  test('a bad LOPT_NATIVE names the allowed values', () => {
+    process.env.LOPT_NATIVE = 'fast';
+    expect(() => freshNative().nativeSetting()).toThrow("LOPT_NATIVE='fast': allowed values are auto, on, off");
+    process.env.LOPT_NATIVE = '0';
+    expect(freshNative().nativeSetting()).toBe('off');
+  });
+
+  test('an addon loads once per process; LOPT_NATIVE_ISA is checked against its variants', () => {
+    // a stand-in addon: a CommonJS module with the NativeAddon interface
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-native-'));
+    const file = path.join(dir, 'fake.js');
+    fs.writeFileSync(file, "module.exports = { kernelVariants: () => ['avx2', 'base'] };");
+    process.env.LOPT_NATIVE_ISA = 'base';
+    const n = freshNative();
+    const a = n.loadNativeAddon(file, 'Fake');
+    expect(a).not.toBeNull();
+    expect(n.loadNativeAddon(file, 'Fake')).toBe(a);
+    expect(n.nativeVariant()).toBe('base');
+    expect(n.nativeVariantArg()).toBe('base');
+    expect(n.nativeStatus()).toBe('native kernels: Fake (base)');
+    n.useNativeVariant(undefined);
+    expect(n.nativeVariant()).toBe('avx2');
+    expect(() => n.useNativeVariant('avx512')).toThrow("native variant 'avx512': this CPU runs avx2, base");
+    process.env.LOPT_NATIVE_ISA = 'avx512';
+    expect(() => freshNative().loadNativeAddon(file, 'Fake')).toThrow("LOPT_NATIVE_ISA='avx512': this CPU runs avx2, base");
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,97 @@
+import { spawnSync } from 'child_process';
+import * as tf from '@tensorflow/tfjs';
+import { nativeStatus, random, treeDispose, treeLeaves, treeMapN, useNativeVariant } from '@lopt/core';
+import { ImageMLPTask, imageMlpNative } from '../index';
+import { syntheticDatasets, useTestBackend } from './helpers';
+
+beforeAll(useTestBackend);
+
+const hasCompiler = ['cc', 'gcc', 'clang'].some((c) => spawnSync(c, ['--version']).status === 0);
+const wanted = (process.env.LOPT_NATIVE ?? 'auto').toLowerCase() !== 'off';
+const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+
+test('the image-MLP native kernel is built and loaded wherever a C compiler is (npm run build builds it)', () => {
+  if (!hasCompiler || !wanted) {
+    expect(imageMlpNative()).toBeNull();
+    return;
+  }
+  expect(imageMlpNative()).not.toBeNull();
+  expect(nativeStatus()).toMatch(/ImageMLP \((avx512|avx2|base)\)/);
+});
+
+const native = imageMlpNative() ? describe : describe.skip;
+
+function withPath<T>(useNative: boolean, f: () => T): T {
+  ImageMLPTask.useNative = useNative;
+  try {
+    return f();
+  } finally {
+    ImageMLPTask.useNative = true;
+  }
+}
+
+native('image-MLP native kernel', () => {
+  const datasets = syntheticDatasets();
+  afterEach(() => useNativeVariant(undefined));
+
+  // two hidden layers of widths that are not multiples of the kernel's 8- and 32-wide tiles, and an
+  // odd batch, so every remainder path runs
+  const cases = (imageMlpNative()?.kernelVariants() ?? []).flatMap((v) => [
+    [v, [32]],
+    [v, [20, 13]],
+  ]);
+  test.each(cases)('variant %s, hidden %p: loss and gradient equal the tf.js path', (variant, hidden) => {
+    useNativeVariant(variant as string);
+    const task = new ImageMLPTask({ datasets, hiddenSizes: hidden as number[] });
+    const N = 3;
+    const p = task.initBatch(random.split(random.PRNGKey(1), N));
+    const full = datasets.split('train').next([N]) as any;
+    const data = { image: tf.slice(full.image, [0, 0], [N, 37]), label: tf.slice(full.label, [0, 0], [N, 37]) };
+    const viaNative = task.valueAndGradBatch(p, null, null, data);
+    const viaTf = withPath(false, () => task.valueAndGradBatch(p, null, null, data));
+    expect(viaNative.loss.shape).toEqual([N]);
+    expect(maxAbsDiff(viaNative.loss, viaTf.loss)).toBeLessThan(1e-5);
+    treeMapN(
+      (g: tf.Tensor, r: tf.Tensor) => {
+        expect(g.shape).toEqual(r.shape);
+        expect(maxAbsDiff(g, r)).toBeLessThan(1e-5);
+        expect(tf.max(tf.abs(r)).dataSync()[0]).toBeGreaterThan(1e-4); // not trivially 0
+      },
+      viaNative.grad,
+      viaTf.grad,
+    );
+    // the loss alone (no gradient buffers) is the same number
+    expect(maxAbsDiff(task.lossBatch(p, null, data), viaNative.loss)).toBe(0);
+    treeDispose([p, viaNative, viaTf]);
+  });
+
+  test('under a gradient tape the differentiable tf.js path runs', () => {
+    const task = new ImageMLPTask({ datasets });
+    const p = task.initBatch(random.split(random.PRNGKey(2), 2)) as any;
+    const data = datasets.split('train').next([2]);
+    const w0 = p['mlp/~/linear_0'].w;
+    const f = (w: tf.Tensor) => tf.sum(task.lossBatch({ ...p, 'mlp/~/linear_0': { w, b: p['mlp/~/linear_0'].b } }, null, data));
+    const g = tf.grad(f)(w0);
+    const ref = task.valueAndGradBatch(p, null, null, data).grad as any;
+    expect(maxAbsDiff(g, ref['mlp/~/linear_0'].w)).toBeLessThan(1e-5);
+  });
+
+  test('a label outside [0, classes) is refused, not read out of bounds', () => {
+    const task = new ImageMLPTask({ datasets });
+    const p = task.initBatch(random.split(random.PRNGKey(3), 1));
+    const data = { image: tf.zeros([1, 4, 8, 8, 1]), label: tf.tensor2d([[0, 1, 10, 2]], [1, 4], 'int32') };
+    expect(() => task.valueAndGradBatch(p, null, null, data)).toThrow(/imageMlpValueAndGrad: a label is outside \[0, number of classes\)/);
+  });
+
+  test('float labels are cast; no tensor leak over 50 calls', () => {
+    const task = new ImageMLPTask({ datasets });
+    const p = task.initBatch(random.split(random.PRNGKey(4), 2));
+    const d = datasets.split('train').next([2]) as any;
+    const asFloat = { image: d.image, label: tf.cast(d.label, 'float32') };
+    expect(maxAbsDiff(task.lossBatch(p, null, asFloat), task.lossBatch(p, null, d))).toBe(0);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 50; i++) treeDispose(task.valueAndGradBatch(p, null, null, d));
+    expect(tf.memory().numTensors).toBe(before);
+    expect(treeLeaves<tf.Tensor>(p).length).toBe(4);
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * The image-MLP native kernel (`native/image_mlp.c`): loss and gradient of N stacked MLP
+ * classifiers with ReLU in one C call, registered as the tf.js kernel `LoptImageMLPValueAndGrad`
+ * (wasm and cpu; see @lopt/core's native.ts for loading, settings and memory views). Where the
+ * addon is not built or `LOPT_NATIVE=off`, `imageMlpNative()` is null and ImageMLPTask uses its
+ * tf.js path: same values up to float rounding.
+ */
+import * as path from 'path';
+import { loadNativeAddon, nativeVariantArg, registerNativeKernel, type NativeAddon } from '@lopt/core';
+
+export interface TasksAddon extends NativeAddon {
+  imageMlpValueAndGrad(
+    N: number,
+    B: number,
+    sizes: Int32Array,
+    x: Float32Array,
+    label: Int32Array,
+    w: Float32Array[],
+    b: Float32Array[],
+    loss: Float32Array,
+    gw: Float32Array[] | null,
+    gb: Float32Array[] | null,
+    variant?: string,
+  ): void;
+}
+
+export const LOPT_IMAGE_MLP_KERNEL = 'LoptImageMLPValueAndGrad';
+const ADDON_PATH = path.resolve(__dirname, '..', 'native', 'build', 'Release', 'lopt_tasks.node');
+
+/** The addon (its kernel registered), or null. */
+export function imageMlpNative(): TasksAddon | null {
+  const addon = loadNativeAddon<TasksAddon>(ADDON_PATH, 'ImageMLP');
+  if (addon) {
+    // Inputs: x [N, B, D], label int32 [N, B], w0.., b0.. ([N, in, out], [N, out]).
+    // Outputs: loss [N], then (withGrad) gw0.., gb0...
+    registerNativeKernel(LOPT_IMAGE_MLP_KERNEL, (inputs, attrs, io) => {
+      const L = attrs.numLayers as number;
+      const ws = Array.from({ length: L }, (_, i) => inputs[`w${i}`]);
+      const bs = Array.from({ length: L }, (_, i) => inputs[`b${i}`]);
+      const [N, B, D] = inputs.x.shape;
+      const loss = io.alloc([N], 'float32');
+      const gws = attrs.withGrad ? ws.map((t) => io.alloc(t.shape, 'float32')) : [];
+      const gbs = attrs.withGrad ? bs.map((t) => io.alloc(t.shape, 'float32')) : [];
+      const f32 = (t: (typeof ws)[number]) => io.view(t) as Float32Array;
+      const sizes = Int32Array.from([D, ...ws.map((w) => w.shape[2])]);
+      addon.imageMlpValueAndGrad(
+        N,
+        B,
+        sizes,
+        f32(inputs.x),
+        io.view(inputs.label) as Int32Array,
+        ws.map(f32),
+        bs.map(f32),
+        f32(loss),
+        attrs.withGrad ? gws.map(f32) : null,
+        attrs.withGrad ? gbs.map(f32) : null,
+        nativeVariantArg(),
+      );
+      return [loss, ...gws, ...gbs];
+    });
+  }
+  return addon;
+}
