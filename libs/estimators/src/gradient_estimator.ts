@@ -33,6 +33,12 @@ export interface GradientEstimatorOut<S = any> {
 
 export interface GradientEstimator<S = any> {
   readonly truncatedStep?: unknown;
+  /**
+   * True when the estimate is computed in other threads or processes (the calling thread only
+   * waits): `gradientWorkerCompute({concurrent: true})` starts such estimators first, so that
+   * estimators computed in the calling thread overlap with them.
+   */
+  readonly runsOffThread?: boolean;
   initWorkerState(workerWeights: WorkerWeights, key: PRNGKey): Promise<S>;
   /**
    * One meta-gradient estimate. The input state is *donated*: tensors it holds that the new state

@@ -247,8 +247,16 @@ export async function gradientWorkerCompute(
       .computeGradientEstimate(workerWeights, rngs[i], unrollStates[i], { withSummary: withMetrics })
       .then((r) => ({ r, time: (performance.now() - t0) / 1000 }));
   };
-  const started = opts.concurrent ? gradientEstimators.map((_, i) => start(i)) : null;
-  started?.forEach((p) => p.catch(() => undefined)); // a failure is reported by the await below
+  // Off-thread estimators first: an estimator computed in this thread runs synchronously up to its
+  // end once started, and should overlap with them rather than delay them. Each estimator has its
+  // own key and state, so the start order does not change any value.
+  let started: Array<ReturnType<typeof start>> | null = null;
+  if (opts.concurrent) {
+    started = new Array(gradientEstimators.length);
+    const order = gradientEstimators.map((_, i) => i).sort((a, b) => Number(!!gradientEstimators[b].runsOffThread) - Number(!!gradientEstimators[a].runsOffThread));
+    for (const i of order) started[i] = start(i);
+    started.forEach((p) => p.catch(() => undefined)); // a failure is reported by the await below
+  }
 
   for (let i = 0; i < gradientEstimators.length; i++) {
     const est = gradientEstimators[i];

@@ -24,6 +24,8 @@ async function run(threads: number): Promise<{ losses: number[]; grads: number[]
     registry,
   );
   const trainer = new MetaTrainer(cfg, registry, { threads });
+  // with threads, the FMNIST estimator runs in the threads and the 10-d quadratic on the main thread
+  expect(trainer.workers[0].map((e) => e.runsOffThread ?? false)).toEqual(threads === 2 ? [false, true] : [false, false]);
   try {
     let state = await trainer.init();
     const losses: number[] = [];

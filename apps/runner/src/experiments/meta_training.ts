@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import * as tf from '@tensorflow/tfjs';
-import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, treeLeaves, treeDispose } from '@lopt/core';
+import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, treeLeaves, treeDispose, treeSize } from '@lopt/core';
 import type { TaskFamily, Task, BatchStream } from '@lopt/tasks';
 import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
@@ -191,7 +191,7 @@ export class MetaTrainer {
         numTasks: t.numTasks,
         randomInitialIterationOffset: cfg.randomInitialIterationOffset,
       });
-      if (this.pool && cfg.gradientEstimator.name === 'TruncatedPES') {
+      if (this.pool && cfg.gradientEstimator.name === 'TruncatedPES' && this.paramsPerTask(i) >= MetaTrainer.threadMinParams) {
         const spec: BranchSpec = {
           task: { name: t.name, config: t.config },
           numTasks: t.numTasks,
@@ -206,6 +206,23 @@ export class MetaTrainer {
         truncationSchedule: sched,
       });
     });
+  }
+
+  /**
+   * With `threads: 2`, tasks with fewer parameters than this keep their PES estimator on the main
+   * thread, where it runs while the threads compute the larger tasks (a 10-d quadratic's unroll
+   * costs less than the messages to the threads; seed A: 0.114 → see docs/performance.md).
+   */
+  static threadMinParams = 1000;
+
+  /** Parameters of one task of family i (from a throw-away sample). */
+  private paramsPerTask(i: number): number {
+    const key = random.PRNGKey(0);
+    const taskParam = this.families[i].sample(key);
+    const params = this.families[i].taskFn(taskParam).init(key);
+    const n = treeSize(params);
+    treeDispose([taskParam, params]);
+    return n;
   }
 
   private baseKey(): PRNGKey {

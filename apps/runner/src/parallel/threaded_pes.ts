@@ -134,6 +134,7 @@ function remoteState(estId: number, branch: 'pos' | 'neg'): TruncatedUnrollState
 }
 
 export class ThreadedPES extends TruncatedPES {
+  readonly runsOffThread = true;
   readonly estId: number;
   private readonly arena = new SharedArena();
 

@@ -72,6 +72,33 @@ describe('GradientLearner (reference gradient_learner_test)', () => {
     expect(states.map((s) => s.calls)).toEqual([2, 2]);
   });
 
+  test('concurrent: off-thread estimators are started first; results keep the estimators order and keys', async () => {
+    const started: string[] = [];
+    const keysSeen: Record<string, number[]> = {};
+    const est = (name: string, grad: number, offThread: boolean): GradientEstimator => ({
+      ...constantEstimator(grad, grad + 1, name),
+      runsOffThread: offThread,
+      computeGradientEstimate: async (_ww, key, state: any) => {
+        started.push(name);
+        keysSeen[name] = Array.from(key as Uint32Array);
+        return [{ meanLoss: tf.scalar(grad + 1), grad: { log_lr: tf.scalar(grad) }, unrollState: { calls: state.calls + 1 }, unrollInfo: null }, {}];
+      },
+    });
+    const ests = [est('local', 0, false), est('remote', 2, true)];
+    const ww = { theta: { log_lr: tf.scalar(0) }, thetaModelState: null, outerState: { outerIteration: 0 } };
+    const seq = await gradientWorkerCompute(ww, ests, [{ calls: 0 }, { calls: 0 }], { key: random.PRNGKey(5) });
+    const seqKeys = { ...keysSeen };
+    expect(started).toEqual(['local', 'remote']);
+    started.length = 0;
+    const conc = await gradientWorkerCompute(ww, ests, [{ calls: 0 }, { calls: 0 }], { key: random.PRNGKey(5), concurrent: true });
+    expect(started).toEqual(['remote', 'local']);
+    expect(keysSeen).toEqual(seqKeys);
+    expect(conc.metrics['mean||local/mean_loss']).toBe(1);
+    expect(conc.metrics['mean||remote/mean_loss']).toBe(3);
+    expect((conc.toPut.thetaGrads as any).log_lr.arraySync()).toBe((seq.toPut.thetaGrads as any).log_lr.arraySync());
+    treeDispose([seq.toPut.thetaGrads, conc.toPut.thetaGrads]);
+  });
+
   test('non-finite gradient elements become 0 and a non-finite loss becomes 20, both counted', async () => {
     const nanEst: GradientEstimator = {
       taskName: () => 'Nan',

@@ -10,6 +10,7 @@ import {
   TensorBatchStream,
   findFashionMnistDir,
   permutation,
+  stableOrderByBits,
   preprocessImages,
   readIdxFile,
   readIdxImagesAndLabels,
@@ -132,6 +133,16 @@ describe('TensorBatchStream', () => {
     const b = make(1);
     b.setState(st);
     expect(Array.from((b.next([2]) as { label: tf.Tensor }).label.dataSync())).toEqual(want);
+  });
+
+  test('the radix sort orders by bits, ties in index order (as a stable comparison sort)', () => {
+    const bits = Uint32Array.from([7, 0xffffffff, 3, 7, 0, 3, 0x80000000, 7, 0, 256]);
+    const ref = Array.from(bits.keys()).sort((a, b) => bits[a] - bits[b] || a - b);
+    expect(Array.from(stableOrderByBits(bits))).toEqual(ref);
+    expect(ref).toEqual([4, 8, 2, 5, 0, 3, 7, 9, 6, 1]);
+    // random keys with many ties (values < 16) over 5,000 entries
+    const many = Uint32Array.from(random.randomBits(random.PRNGKey(3), 5000), (v) => v % 16);
+    expect(Array.from(stableOrderByBits(many))).toEqual(Array.from(many.keys()).sort((a, b) => many[a] - many[b] || a - b));
   });
 
   test('permutation is a permutation and depends on the key', () => {

@@ -49,12 +49,36 @@ export class SplitDatasets implements Datasets {
 }
 
 /**
+ * The indices 0..n-1 ordered by `bits` (ascending), ties in index order: a stable LSD radix sort,
+ * four passes of 8 bits (~10x faster than a comparison sort for the 48,000-example FMNIST split).
+ */
+export function stableOrderByBits(bits: Uint32Array): Int32Array {
+  const n = bits.length;
+  let order = new Int32Array(n);
+  let next = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  const count = new Int32Array(256);
+  for (let shift = 0; shift < 32; shift += 8) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(bits[i] >>> shift) & 255]++;
+    for (let d = 0, sum = 0; d < 256; d++) {
+      const c = count[d];
+      count[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const j = order[i];
+      next[count[(bits[j] >>> shift) & 255]++] = j;
+    }
+    [order, next] = [next, order];
+  }
+  return order;
+}
+
+/**
  * `jax.random.permutation(key, n)`: rounds of a stable sort by random 32-bit keys, as JAX's
  * `_shuffle` (rounds = ceil(3 ln n / ln(2^32 - 1))).
  */
-/** 2^21: bits (< 2^32) · 2^21 + index stays below 2^53. */
-const PACKED_SORT_MAX = 1 << 21;
-
 export function permutation(key: PRNGKey, n: number): Int32Array {
   const rounds = Math.ceil((3 * Math.log(Math.max(1, n))) / Math.log(0xffffffff));
   let x = new Int32Array(n);
@@ -63,20 +87,9 @@ export function permutation(key: PRNGKey, n: number): Int32Array {
   for (let r = 0; r < rounds; r++) {
     const [k1, sub] = random.split(k);
     k = k1;
-    const bits = random.randomBits(sub, n);
+    const order = stableOrderByBits(random.randomBits(sub, n));
     const y = new Int32Array(n);
-    if (n <= PACKED_SORT_MAX) {
-      // Stable sort by bits = numeric sort of bits·2^21 + i (exact in a double): a native typed-array
-      // sort, ~10x faster than Array.sort with a comparator (40 ms for n = 60,000, once an epoch).
-      const keys = new Float64Array(n);
-      for (let i = 0; i < n; i++) keys[i] = bits[i] * PACKED_SORT_MAX + i;
-      keys.sort();
-      for (let i = 0; i < n; i++) y[i] = x[keys[i] % PACKED_SORT_MAX];
-    } else {
-      const order = Array.from({ length: n }, (_, i) => i);
-      order.sort((a, b) => bits[a] - bits[b] || a - b);
-      for (let i = 0; i < n; i++) y[i] = x[order[i]];
-    }
+    for (let i = 0; i < n; i++) y[i] = x[order[i]];
     x = y;
   }
   return x;
