@@ -50,12 +50,26 @@ export interface StepOptions {
   overrideNumSteps?: number | null;
 }
 
+/** The example indices of one `getBatch(steps)` call (see `TruncatedStep.getBatchIndices`). */
+export interface BatchIndices {
+  steps: number;
+  train: { split: string; indices: Int32Array };
+  meta: { split: string; indices: Int32Array } | null;
+}
+
 export interface TruncatedStep {
   readonly numTasks: number;
   outerInit(key: PRNGKey): Theta;
   initStepState(theta: Theta, outerState: OuterState | null, key: PRNGKey, opts?: StepOptions & { numStepsOverride?: number | null }): TruncatedUnrollState;
   /** Data for `steps` unroll calls: leaves `[steps, N, ...]`, or null for tasks without data. */
   getBatch(steps?: number): PyTree;
+  /**
+   * `getBatch` as example indices, for a thread that holds its own copy of the datasets
+   * (`batchFromIndices` there gives the same batch); null, without moving any stream, when a
+   * split's stream is not index-addressable.
+   */
+  getBatchIndices?(steps?: number): BatchIndices | null;
+  batchFromIndices?(desc: BatchIndices): PyTree;
   getOuterBatch(steps?: number): PyTree;
   unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts?: StepOptions): [TruncatedUnrollState, TruncatedUnrollOut];
   /** Normalised loss `[N]` of the current params on `data` (leaves `[N, ...]`). */
@@ -207,6 +221,23 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     const ds = this.taskFamily.datasets;
     if (!ds) return null;
     return ds.split(split).next([steps, this.numTasks]);
+  }
+
+  getBatchIndices(steps = 1): BatchIndices | null {
+    const ds = this.taskFamily.datasets;
+    if (!ds) return null;
+    const splits = ['train', ...(this.metaLossSplit && this.metaLossSplit !== 'same_data' ? [this.metaLossSplit] : [])];
+    if (!splits.every((s) => typeof ds.split(s).nextIndices === 'function' && typeof ds.split(s).gather === 'function')) return null;
+    const take = (split: string) => ({ split, indices: ds.split(split).nextIndices!(steps * this.numTasks) });
+    return { steps, train: take('train'), meta: splits.length > 1 ? take(splits[1]) : null };
+  }
+
+  batchFromIndices(desc: BatchIndices): PyTree {
+    const ds = this.taskFamily.datasets;
+    if (!ds) throw new Error(`batchFromIndices: ${this.taskFamily.name} has no datasets`);
+    const shape = [desc.steps, this.numTasks];
+    const train = ds.split(desc.train.split).gather!(desc.train.indices, shape);
+    return desc.meta ? { train, meta: ds.split(desc.meta.split).gather!(desc.meta.indices, shape) } : train;
   }
 
   getBatch(steps = 1): PyTree {

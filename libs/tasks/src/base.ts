@@ -27,6 +27,14 @@ export interface BatchStream {
   next(shape?: number[]): Batch;
   /** Shape/dtype of one batch, e.g. `{image: [128,8,8,1] float32, label: [128] int32}`. */
   abstractBatch(): PyTree;
+  /**
+   * Index-addressable streams only: the example indices of the next `count` batches (advances the
+   * stream exactly as `next` does). With `gather`, another thread holding the same data can build
+   * the batches (the stream's position stays with the caller).
+   */
+  nextIndices?(count: number): Int32Array;
+  /** The batches at `indices` (from `nextIndices`) stacked along `shape`; does not move the stream. */
+  gather?(indices: Int32Array, shape: number[]): Batch;
   /** Position of the stream, so a checkpoint can resume it exactly. */
   getState(): { seed: number; epoch: number; position: number };
   setState(s: { seed: number; epoch: number; position: number }): void;

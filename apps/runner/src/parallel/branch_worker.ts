@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadPlugin, registry, treeLeaves, type PyTree } from '@lopt/core';
 import type { TaskFamily, Task } from '@lopt/tasks';
 import { singleTaskToFamily } from '@lopt/tasks';
-import { VectorizedLOptTruncatedStep, truncatedUnroll, disposeReplaced, type TruncatedUnrollState } from '@lopt/estimators';
+import { VectorizedLOptTruncatedStep, truncatedUnroll, disposeReplaced, type BatchIndices, type TruncatedUnrollState } from '@lopt/estimators';
 import { fromWire, toWire, type WireTree } from './wire';
 
 export interface BranchSpec {
@@ -18,6 +18,13 @@ export interface BranchSpec {
   learnedOptimizer: { name: string; config: Record<string, unknown> };
   truncationSchedule: { name: string; config: Record<string, unknown> };
   randomInitialIterationOffset: number;
+}
+
+/** One `stepsPerJit` chunk of an unroll: its key, and its data as tensors or as example indices. */
+export interface BranchChunk {
+  key: number[];
+  data: WireTree | null;
+  indices: BatchIndices | null;
 }
 
 export type BranchRequest =
@@ -29,7 +36,7 @@ export type BranchRequest =
       theta: WireTree;
       outerState: any;
       stepsPerJit: number;
-      chunks: Array<{ key: number[]; data: WireTree | null }>;
+      chunks: BranchChunk[];
       keepTaskParams: boolean;
     }
   | { op: 'getState'; id: number; estId: number }
@@ -78,7 +85,7 @@ async function handle(msg: BranchRequest): Promise<{ reply: any; transfer?: Arra
       const iteration: Int32Array[] = [];
       const taskParams: WireTree[] = [];
       for (const c of msg.chunks) {
-        const datas = fromWire(c.data);
+        const datas = c.indices ? h.step.batchFromIndices(c.indices) : fromWire(c.data);
         const [next, ys] = truncatedUnroll(h.step, msg.stepsPerJit, true, theta, keyOf(c.key), h.state, datas, msg.outerState, null, msg.keepTaskParams);
         disposeReplaced(datas as PyTree, {});
         disposeReplaced(h.state, next);

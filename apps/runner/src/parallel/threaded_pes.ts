@@ -28,7 +28,7 @@ import {
   type WorkerWeights,
   disposeReplaced,
 } from '@lopt/estimators';
-import type { BranchRequest, BranchSpec } from './branch_worker';
+import type { BranchChunk, BranchRequest, BranchSpec } from './branch_worker';
 import { fromWire, toWire, wireBytes, SharedArena, type WireTree } from './wire';
 
 type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
@@ -166,14 +166,17 @@ export class ThreadedPES extends TruncatedPES {
     rng: random.PRNGSequence,
     datasList?: PyTree[],
   ): Promise<{ posState: TruncatedUnrollState; negState: TruncatedUnrollState; pYs: UnrollYs; nYs: UnrollYs }> {
-    const chunks: Array<{ key: number[]; data: WireTree | null }> = [];
+    const chunks: BranchChunk[] = [];
     const count = this.truncLength / this.stepsPerJit;
     const datas: PyTree[] = [];
     for (let c = 0; c < count; c++) {
-      datas.push(datasList ? datasList[c] : this.truncatedStep.getBatch(this.stepsPerJit));
+      // Index-addressable data (Fashion-MNIST) goes as example indices: each thread gathers the
+      // batches from its own copy of the split (the stream's position stays here).
+      const indices = datasList ? null : this.truncatedStep.getBatchIndices?.(this.stepsPerJit) ?? null;
+      datas.push(datasList ? datasList[c] : indices ? null : this.truncatedStep.getBatch(this.stepsPerJit));
       const unrollKey = rng.next();
       rng.next(); // the reference's summary key
-      chunks.push({ key: keyArr(unrollKey), data: null });
+      chunks.push({ key: keyArr(unrollKey), data: null, indices });
     }
     // The threads copy the data out before they answer, so one buffer serves every step.
     this.arena.reset(datas.reduce<number>((n, d) => n + wireBytes(d), 0));

@@ -6,7 +6,18 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { random, treeDispose } from '@lopt/core';
-import { FixedDimQuadraticFamily, ImageMLP_FashionMnist8_Relu32, QuadraticTask, singleTaskToFamily, SYSTEM_FASHION_MNIST_DIR } from '@lopt/tasks';
+import {
+  FixedDimQuadraticFamily,
+  FixedDimQuadraticFamilyData,
+  ImageMLPTask,
+  ImageMLP_FashionMnist8_Relu32,
+  QuadraticTask,
+  SplitDatasets,
+  TensorBatchStream,
+  singleTaskToFamily,
+  SYSTEM_FASHION_MNIST_DIR,
+  type SplitName,
+} from '@lopt/tasks';
 import { MLPLOpt } from '@lopt/optimizers';
 import {
   SimpleLOptTruncatedStep,
@@ -86,4 +97,47 @@ test('no tensor leak across 1,000 unroll steps with resets (MLPLOpt, quadratic f
   expect(tf.memory().numTensors).toBe(before);
   expect(r.masks.flat().filter((m) => m === 0).length).toBeGreaterThan(100); // many resets happened
   treeDispose([r.state, theta]);
+});
+
+test('getBatchIndices + batchFromIndices (a thread with its own copy of the data) equal getBatch; null for streams without indices', () => {
+  // two independent copies of a small image dataset, as two threads would hold
+  const datasets = () =>
+    new SplitDatasets(
+      Object.fromEntries(
+        ['train', 'inner_valid', 'outer_valid', 'test'].map((s, i) => [
+          s,
+          new TensorBatchStream(
+            () => ({ image: tf.reshape(tf.range(0, 40 * 4, 1, 'float32'), [40, 2, 2, 1]), label: tf.tensor1d(Array.from({ length: 40 }, (_, j) => j % 10), 'int32') }),
+            4,
+            { image: { shape: [2, 2, 1], dtype: 'float32' }, label: { shape: [], dtype: 'int32' } },
+            i,
+          ),
+        ]),
+      ) as Record<SplitName, TensorBatchStream>,
+      { num_classes: 10 },
+    );
+  const stepOf = (metaLossSplit: string | undefined) =>
+    new VectorizedLOptTruncatedStep(singleTaskToFamily(new ImageMLPTask({ datasets: datasets(), imageSize: [2, 2] })), new MLPLOpt(), new ConstantTruncationSchedule(5), {
+      numTasks: 3,
+      metaLossSplit,
+    });
+  for (const split of [undefined, 'outer_valid']) {
+    const main = stepOf(split);
+    const twin = stepOf(split);
+    for (let i = 0; i < 4; i++) {
+      const want = twin.getBatch(2) as any;
+      const desc = main.getBatchIndices(2)!;
+      expect(desc.steps).toBe(2);
+      expect(desc.train.indices.length).toBe(2 * 3 * 4);
+      const got = twin.batchFromIndices(desc) as any;
+      const flat = (t: any) => (split ? [t.train.image, t.train.label, t.meta.image, t.meta.label] : [t.image, t.label]).map((x: tf.Tensor) => Array.from(x.dataSync()));
+      expect(flat(got)).toEqual(flat(want));
+      treeDispose([want, got]);
+    }
+  }
+  // noise streams are not index-addressable: null, and the stream has not moved
+  const noisy = new VectorizedLOptTruncatedStep(new FixedDimQuadraticFamilyData(), new MLPLOpt(), new ConstantTruncationSchedule(5), { numTasks: 2 });
+  const before = JSON.stringify(noisy.taskFamily.datasets!.split('train').getState());
+  expect(noisy.getBatchIndices(3)).toBeNull();
+  expect(JSON.stringify(noisy.taskFamily.datasets!.split('train').getState())).toBe(before);
 });

@@ -125,6 +125,20 @@ describe('TensorBatchStream', () => {
     expect(s.abstractBatch()).toEqual({ image: { shape: [3, 1], dtype: 'float32' }, label: { shape: [3], dtype: 'int32' } });
   });
 
+  test('nextIndices + gather (another thread with the same data) give exactly next([K, N])', () => {
+    const a = make(2);
+    const b = make(2);
+    for (let i = 0; i < 3; i++) {
+      const want = a.next([2, 2]) as { image: tf.Tensor; label: tf.Tensor };
+      const got = b.gather(b.nextIndices(4), [2, 2]) as { image: tf.Tensor; label: tf.Tensor };
+      expect(got.image.shape).toEqual([2, 2, 3, 1]);
+      expect(Array.from(got.label.dataSync())).toEqual(Array.from(want.label.dataSync()));
+      expect(Array.from(got.image.dataSync())).toEqual(Array.from(want.image.dataSync()));
+    }
+    expect(b.getState()).toEqual(a.getState());
+    expect(() => b.gather(new Int32Array(5), [2])).toThrow('gather: 5 indices for shape [2] of batches of 3');
+  });
+
   test('state get/set resumes exactly', () => {
     const a = make(1);
     a.next([4]);

@@ -163,8 +163,12 @@ export class TensorBatchStream implements BatchStream {
   }
 
   next(shape: number[] = []): Batch {
-    const count = prod(shape);
-    const idx = this.nextIndices(count);
+    return this.gather(this.nextIndices(prod(shape)), shape);
+  }
+
+  gather(idx: Int32Array, shape: number[] = []): Batch {
+    this.ensure();
+    if (idx.length !== prod(shape) * this.batchSize) throw new RangeError(`gather: ${idx.length} indices for shape [${shape}] of batches of ${this.batchSize}`);
     return tf.tidy(() => {
       const it = tf.tensor1d(idx, 'int32');
       const out: Record<string, tf.Tensor> = {};
