@@ -3,7 +3,8 @@
 #   1. Fashion-MNIST: installs Debian's dataset-fashion-mnist when apt-get exists, the files are
 #      missing and we may (root, or passwordless sudo); otherwise it is skipped (the library then
 #      looks in $LOPT_DATA_DIR and ~/.cache/lopt/fashion-mnist, and tries a download).
-#   2. npm ci, npm run build
+#   1b. g++ for the optional native kernels, when no C compiler is installed and we may (as for 1)
+#   2. npm ci, npm run build (which also compiles the native kernels)
 #   3. the seed experiment: lopt run seed-single-machine for ${LOPT_META_TRAIN_LENGTH:-20} outer
 #      steps into runs/seed, then says where the logs, checkpoints and plot are.
 #
@@ -68,6 +69,17 @@ elif command -v apt-get >/dev/null 2>&1; then
   fi
 else
   echo "not found and no apt-get here; the run will try to download the files (or set LOPT_DATA_DIR)"
+fi
+
+# --- 1b. a C compiler for the native kernels (optional: without one the tf.js ops run) -------------
+if ! command -v cc >/dev/null 2>&1 && ! command -v c++ >/dev/null 2>&1; then
+  say "C compiler"
+  if [ "${LOPT_SKIP_APT:-}" != 1 ] && command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then
+    S=""; [ "$(id -u)" -ne 0 ] && S="sudo -n"
+    $S apt-get install -y g++ make python3 || echo "warning: could not install g++; the native kernels will not be built (slower, same results)" >&2
+  else
+    echo "none found; the native kernels will not be built (slower, same results). Install g++ and make to get them."
+  fi
 fi
 
 # --- 2. install and build -------------------------------------------------------------------------

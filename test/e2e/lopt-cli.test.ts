@@ -138,6 +138,8 @@ describe('lopt run', () => {
     const r = lopt(['run', 'quadratic-pes', '--steps', '6', '--backend', 'cpu', '--logdir', dir, '--resume']);
     expectOk(r);
     expect(r.stderr).toContain('resuming at step 3');
+    // the run says which kernels it uses: native where built, else why not
+    expect(r.stderr).toMatch(/\[lopt\] native kernels: MLPLOpt (\((avx512|avx2|base)\)|off: .+); ImageMLP (\((avx512|avx2|base)\)|off: .+)/);
     const a = losses(straight);
     const b = losses(dir);
     expect([...b.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);
