@@ -15,8 +15,10 @@ test('the image-MLP native kernel is built and loaded wherever a C compiler is (
     expect(imageMlpNative()).toBeNull();
     return;
   }
-  expect(imageMlpNative()).not.toBeNull();
+  imageMlpNative();
+  // on failure the status says why, e.g. "ImageMLP off: not built (...); run npm run build:native"
   expect(nativeStatus()).toMatch(/ImageMLP \((avx512|avx2|base)\)/);
+  expect(imageMlpNative()).not.toBeNull();
 });
 
 const native = imageMlpNative() ? describe : describe.skip;
