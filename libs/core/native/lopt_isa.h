@@ -5,21 +5,27 @@
  */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define KERNEL(name) name##_avx512
+#define LOPT_VW 16
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx2,fma")
 #include LOPT_KERNEL_HEADER
 #pragma GCC pop_options
 #undef KERNEL
+#undef LOPT_VW
 #define KERNEL(name) name##_avx2
+#define LOPT_VW 8
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #include LOPT_KERNEL_HEADER
 #pragma GCC pop_options
 #undef KERNEL
 #endif
+#undef LOPT_VW
 #define KERNEL(name) name##_base
+#define LOPT_VW 8
 #include LOPT_KERNEL_HEADER
 #undef KERNEL
+#undef LOPT_VW
 
 #if defined(__x86_64__) && defined(__GNUC__)
 /* Index -> function, for the variants lopt_variants() lists on this CPU. */

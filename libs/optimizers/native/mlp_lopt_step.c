@@ -29,7 +29,8 @@
 #define K 6   /* momentum decays */
 #define H 32  /* hidden width */
 #define Q (H / 8)
-#define R 4   /* rows per block */
+#define RB16 12 /* rows per block with 16-float vectors (AVX-512: 24 of 32 registers) */
+#define RB8 3   /* rows per block with 8-float vectors (AVX2: 12 of 16 registers) */
 
 /* θ of one task copied to aligned locals (the heap views need not be 32-byte aligned). */
 typedef struct {
@@ -39,7 +40,7 @@ typedef struct {
   v8f b1[Q];
   v8f w2t[2][Q];   /* W2 transposed: one row per output */
   float b2[2];
-} TaskWeights;
+} __attribute__((aligned(64))) TaskWeights;
 
 static void load_task(TaskWeights *tw, const float *w0, const float *b0, const float *w1, const float *b1,
                       const float *w2, const float *b2, int32_t iteration, const float *timeScales) {
@@ -141,7 +142,7 @@ static napi_value MlpLoptStep(napi_env env, napi_callback_info info) {
       return leaf_table_free(&tab), lopt_fail(env, "mlpLoptStep: leaf sizes disagree (p, g, pOut: [N, S]; m, mOut: [N, S, 6])");
     tab.size[i] = (int64_t)(lp / (size_t)N);
   }
-  TaskWeights tw __attribute__((aligned(32)));
+  TaskWeights tw;
   for (int32_t n = 0; n < N; n++) {
     const size_t o = perTask ? (size_t)n : 0;
     load_task(&tw, th[0] + o * thSize[0], th[1] + o * thSize[1], th[2] + o * thSize[2], th[3] + o * thSize[3],
