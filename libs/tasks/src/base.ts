@@ -30,7 +30,9 @@ export interface BatchStream {
   /**
    * Index-addressable streams only: the example indices of the next `count` batches (advances the
    * stream exactly as `next` does). With `gather`, another thread holding the same data can build
-   * the batches (the stream's position stays with the caller).
+   * the batches (the stream's position stays with the caller). Offer these only where building
+   * the task from the same config gives the same examples in every thread (true for files such as
+   * Fashion-MNIST); the runner's branch threads rely on it.
    */
   nextIndices?(count: number): Int32Array;
   /** The batches at `indices` (from `nextIndices`) stacked along `shape`; does not move the stream. */

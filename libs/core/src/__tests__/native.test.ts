@@ -1,11 +1,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
 
-// Each test loads a fresh copy of native.ts: its settings are read once per process.
+// Each test loads a fresh copy of native.ts (its settings are read once per process), sharing
+// the already loaded tf.js instead of evaluating it again.
 function freshNative(): typeof import('../native') {
   let mod: typeof import('../native') | undefined;
   jest.isolateModules(() => {
+    jest.doMock('@tensorflow/tfjs', () => tf);
     mod = require('../native');
   });
   return mod!;
@@ -20,7 +23,7 @@ describe('native addon loading and settings', () => {
   });
 
   test('an addon that is not built is null under auto, and the status says how to build it', () => {
-    delete process.env.LOPT_NATIVE;
+    process.env.LOPT_NATIVE = 'auto';
     const n = freshNative();
     expect(n.nativeStatus()).toBe('native kernels: none requested yet');
     expect(n.loadNativeAddon(missing, 'Demo')).toBeNull();
@@ -50,6 +53,7 @@ describe('native addon loading and settings', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-native-'));
     const file = path.join(dir, 'fake.js');
     fs.writeFileSync(file, "module.exports = { kernelVariants: () => ['avx2', 'base'] };");
+    process.env.LOPT_NATIVE = 'auto';
     process.env.LOPT_NATIVE_ISA = 'base';
     const n = freshNative();
     const a = n.loadNativeAddon(file, 'Fake');
