@@ -70,10 +70,15 @@ export function loadNativeAddon<T extends NativeAddon>(file: string, label: stri
   return addon;
 }
 
+/** Any addon loaded so far (they all run the same variants), or null. */
+function anyLoaded(): NativeAddon | null {
+  return [...loaded.values()].find((l) => l.addon)?.addon ?? null;
+}
+
 /** The instruction-set variant the kernels run ('avx512', 'avx2', 'base'), or null with no addon loaded. */
 export function nativeVariant(): string | null {
-  const any = [...loaded.values()].find((l) => l.addon);
-  return any ? variant ?? any.addon!.kernelVariants()[0] : null;
+  const addon = anyLoaded();
+  return addon ? variant ?? addon.kernelVariants()[0] : null;
 }
 
 /** Pass as the kernels' optional last argument: undefined runs the best variant. */
@@ -83,9 +88,9 @@ export function nativeVariantArg(): string | undefined {
 
 /** Run this variant from now on (undefined: the best this CPU runs); for tests and benchmarks. */
 export function useNativeVariant(name: string | undefined): void {
-  const any = [...loaded.values()].find((l) => l.addon);
-  if (!any) throw new Error(`useNativeVariant: no native kernel is loaded (${nativeStatus()})`);
-  const allowed = any.addon!.kernelVariants();
+  const addon = anyLoaded();
+  if (!addon) throw new Error(`useNativeVariant: no native kernel is loaded (${nativeStatus()})`);
+  const allowed = addon.kernelVariants();
   if (name !== undefined && !allowed.includes(name)) throw new Error(`native variant '${name}': this CPU runs ${allowed.join(', ')}`);
   variant = name;
 }

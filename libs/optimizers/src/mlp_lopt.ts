@@ -205,16 +205,15 @@ export class MLPLOptOptimizer implements Optimizer {
   /** The batched update (every leaf has the task axis N first). Call inside a tidy. */
   private step(s: MLPLOptState, grad: Params): MLPLOptState {
     const ctx: BatchCtx = { batched: true };
-    if (this.nativeApplies(s)) return this.stepNative(s, grad);
-    if (this.thetaIsVector && MLPLOptOptimizer.perTaskLayout === 'channels-first' && tf.getBackend() === 'wasm' && treeFlatten(s.params)[0].length > 0) {
-      const ps = treeFlatten<tf.Tensor>(s.params)[0];
+    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
+    if (ps.length > 0 && this.nativeApplies()) return this.stepNative(s, grad, ps, def);
+    if (this.thetaIsVector && MLPLOptOptimizer.perTaskLayout === 'channels-first' && tf.getBackend() === 'wasm' && ps.length > 0) {
       const total = ps.reduce((n, p) => n + p.size, 0);
       if (total <= MLPLOptOptimizer.hostMaxValues && noGradientRecorded()) return this.stepOnHost(s, grad);
       return this.stepAllLeavesWasm(s, grad);
     }
     const rolling = vecRollingMom.update(s.rollingFeatures, grad, tf.tensor1d(MLPLOPT_DECAYS), ctx);
     const time = tanhEmbedding(s.iteration); // pre-increment iteration, [N, 11]
-    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
     const gs = treeFlatten<tf.Tensor>(grad)[0];
     const ms = treeFlatten<tf.Tensor>(rolling.m)[0];
     if (ps.length === 0) return { params: treeClone(s.params), rollingFeatures: rolling, iteration: incCounter(s.iteration), state: null };
@@ -242,15 +241,8 @@ export class MLPLOptOptimizer implements Optimizer {
     };
   }
 
-  private nativeApplies(s: MLPLOptState): boolean {
-    return (
-      MLPLOptOptimizer.useNative &&
-      this.lopt.hiddenSize === 32 &&
-      this.lopt.hiddenLayers === 2 &&
-      nativeUsable() &&
-      treeFlatten(s.params)[0].length > 0 &&
-      mlpLoptNative() !== null
-    );
+  private nativeApplies(): boolean {
+    return MLPLOptOptimizer.useNative && this.lopt.hiddenSize === 32 && this.lopt.hiddenLayers === 2 && nativeUsable() && mlpLoptNative() !== null;
   }
 
   /**
@@ -258,8 +250,7 @@ export class MLPLOptOptimizer implements Optimizer {
    * leaf of every task); the counters are still tf.js ops. Same values as the tf.js path up to
    * float rounding; not differentiable (used only when no gradient is recorded).
    */
-  private stepNative(s: MLPLOptState, grad: Params): MLPLOptState {
-    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
+  private stepNative(s: MLPLOptState, grad: Params, ps: tf.Tensor[], def: ReturnType<typeof treeFlatten>[1]): MLPLOptState {
     const gs = treeFlatten<tf.Tensor>(grad)[0];
     const [ms, mDef] = treeFlatten<tf.Tensor>(s.rollingFeatures.m);
     const N = ps[0].shape[0];

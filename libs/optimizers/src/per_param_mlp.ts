@@ -12,6 +12,7 @@
  * batched matMul (which falls off XNNPACK on wasm).
  */
 import * as tf from '@tensorflow/tfjs';
+import { noGradientRecorded } from '@lopt/core';
 
 export interface Linear {
   w: tf.Tensor;
@@ -139,7 +140,6 @@ export function applyPerTaskMLPChannelsFirst(xT: tf.Tensor, time: tf.Tensor, lay
  * called directly (no reshapes around it) when no gradient is being recorded, else `tf.fused.matMul`.
  */
 export function fusedMatMul3(a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor, activation: 'relu' | 'linear'): tf.Tensor {
-  const engine = tf.engine() as any;
-  if (!(engine.state?.gradientDepth === 0)) return tf.fused.matMul({ a, b, bias, activation });
-  return engine.runKernel('_FusedMatMul', { a, b, bias }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor;
+  if (!noGradientRecorded()) return tf.fused.matMul({ a, b, bias, activation });
+  return (tf.engine() as any).runKernel('_FusedMatMul', { a, b, bias }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor;
 }
