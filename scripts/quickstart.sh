@@ -9,7 +9,8 @@
 #      steps into runs/seed, then says where the logs, checkpoints and plot are.
 #
 # Environment: LOPT_META_TRAIN_LENGTH (steps, default 20), LOPT_LOGDIR (default runs/seed),
-# LOPT_BACKEND (auto|tensorflow|wasm|cpu), LOPT_SKIP_APT=1 / LOPT_SKIP_NPM_CI=1 to skip steps 1 / npm ci.
+# LOPT_BACKEND (auto|tensorflow|wasm|cpu), LOPT_SKIP_APT=1 / LOPT_SKIP_NPM_CI=1 to skip steps 1 / npm ci,
+# LOPT_QUICKSTART_SETUP_ONLY=1 to stop after step 2 (install and build; no meta-training run).
 # Extra arguments are passed to `lopt run` (e.g. --set tasks.0.numTasks=8).
 set -euo pipefail
 
@@ -91,6 +92,11 @@ else
 fi
 say "npm run build"
 npm run build
+
+if [ "${LOPT_QUICKSTART_SETUP_ONLY:-}" = 1 ]; then
+  say "set up (LOPT_QUICKSTART_SETUP_ONLY=1: no meta-training run); try: npx lopt list"
+  exit 0
+fi
 
 # --- 3. the seed experiment -----------------------------------------------------------------------
 say "lopt run seed-single-machine --steps $STEPS --logdir $LOGDIR"
