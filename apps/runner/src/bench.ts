@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: outer steps/s of the seed's two meta-training configurations (spec §14).
+ * `npm run bench`: outer steps/s of the seed's two meta-training configurations, the two runs of
+ * the reference's Part 5 notebook (docs/notebooks/Part5_Meta_training_with_GradientLearner.ipynb).
  *
  *   A = experiment `seed-single-machine`  (MLPLOpt, PES T=50, N=4,  quadratic(10) + FMNIST 8x8 MLP)
  *   B = experiment `seed-learner-worker`  (same, N=16, central learner + in-process worker)
@@ -10,8 +11,8 @@
  * sequential path; 2 runs the estimators' antithetic branches in worker threads), --out DIR
  * (default bench). Writes DIR/results.json and DIR/results.md.
  *
- * FLOPs follow the cost model of spec §14.2 (1 MAC = 2 FLOPs), computed from the configuration by
- * `flopsPerOuterStep`.
+ * FLOPs follow our own cost model (1 MAC = 2 FLOPs, a transcendental = 1 FLOP; an estimate, not
+ * a figure from the reference), computed from the configuration by `flopsPerOuterStep`.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -32,7 +33,7 @@ export interface BenchOptions {
   native: string;
 }
 
-/** Per-parameter-element FLOPs of one MLPLOpt update (spec §14.2): momenta, normaliser, MLP, step. */
+/** Per-parameter-element FLOPs of one MLPLOpt update (our cost model): momenta, normaliser, MLP, step. */
 export function mlpLOptFlopsPerParam(hidden = 32, hiddenLayers = 2, inputs = 19): number {
   const sizes = [inputs, ...new Array(hiddenLayers).fill(hidden), 2];
   let matmul = 0;

@@ -1,5 +1,7 @@
 /**
- * Checkpoints of a meta-training run, laid out as the reference's `checkpoints.py` (spec §10.5):
+ * Checkpoints of a meta-training run, laid out as the reference's `checkpoints.py`,
+ * `periodically_save_checkpoint` (which `outer_train.py`, `train_learner` calls with the
+ * `checkpoint_` and `params_` prefixes):
  *
  * ```
  * <logdir>/checkpoints/checkpoint_<n>/state.tree   full learner state (core's saveTree format)

@@ -1,6 +1,7 @@
 /**
- * Flax msgpack checkpoints (reference `flax.serialization`, spec §10.5): read and write the
- * reference library's `params_<n>` files without Python.
+ * Flax msgpack checkpoints (`flax.serialization`, which the reference's `checkpoints.py`,
+ * `save_checkpoint` / `load_state` use): read and write the reference library's `params_<n>` files
+ * without Python.
  *
  * Format (flax `msgpack_serialize(to_state_dict(x))`): a msgpack map of the state dict, nested
  * maps with string keys; every array leaf is a msgpack extension of type 1 (`ndarray`; type 3 for

@@ -1,6 +1,8 @@
 /**
- * Shared machinery of the gradient estimators (spec §4.1): perturbations, K-step unrolls and
- * the antithetic pair run on identical data and keys.
+ * Shared machinery of the gradient estimators (reference `outer_trainers/common.py`:
+ * `sample_perturbations`, `vector_sample_perturbations`, `truncated_unroll`,
+ * `maybe_stacked_es_unroll`): perturbations, K-step unrolls and the antithetic pair run on
+ * identical data and keys.
  */
 import * as tf from '@tensorflow/tfjs';
 import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves } from '@lopt/core';

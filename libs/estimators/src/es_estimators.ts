@@ -1,5 +1,6 @@
 /**
- * TruncatedES (spec §4.3) and FullES (spec §4.4): antithetic evolution strategies over a
+ * TruncatedES (reference `outer_trainers/truncated_es.py`, `TruncatedES`) and FullES
+ * (`outer_trainers/full_es.py`, `FullES`): antithetic evolution strategies over a
  * truncation that continues from the positive branch, and over full-length unrolls of fresh tasks.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,5 +1,6 @@
 /**
- * TruncatedGrad (spec §4.5) and FullGrad (spec §4.6): backpropagation through the unroll with
+ * TruncatedGrad (reference `outer_trainers/truncated_grad.py`, `TruncatedGrad`) and FullGrad
+ * (`outer_trainers/full_grad.py`, `FullGrad`): backpropagation through the unroll with
  * `tf.valueAndGrads`, second-order through the inner gradient (tfjs supports nested gradients).
  */
 import * as tf from '@tensorflow/tfjs';

@@ -1,5 +1,7 @@
 /**
- * The gradient-estimator interface (spec §3, §4) and the records it returns.
+ * The gradient-estimator interface (reference `outer_trainers/gradient_learner.py`,
+ * `GradientEstimator`) and the records it uses and returns (`WorkerWeights`, `UnrollInfo`,
+ * `GradientEstimatorOut` in the same file).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { PRNGKey, PyTree } from '@lopt/core';

@@ -1,7 +1,8 @@
 /**
- * Learners (spec §3): the worker computation that averages several estimators' meta-gradients,
- * the central GradientLearner that applies them with a meta-optimizer, and the
- * SingleMachineGradientLearner that does both in one process.
+ * Learners (reference `outer_trainers/gradient_learner.py`): the worker computation that averages
+ * several estimators' meta-gradients (`gradient_worker_compute`), the central `GradientLearner`
+ * that applies them with a meta-optimizer, and the `SingleMachineGradientLearner` that does both
+ * in one process.
  *
  * State is donated: `update` and `gradientWorkerCompute` dispose the tensors of the state they
  * are given that the returned state no longer holds, so `state = await learner.update(state, ...)`

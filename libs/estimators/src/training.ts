@@ -1,5 +1,6 @@
 /**
- * Training curves (reference `eval_training.py`, spec §8.3–8.4).
+ * Training curves (reference `eval_training.py`, `single_task_training_curves` and
+ * `multi_task_training_curves`).
  *
  * `singleTaskTrainingCurves` trains one task with an optimizer for `numSteps` steps, evaluating
  * every `evalEvery` steps on train / outer_valid / test. `multiTaskTrainingCurves` trains

@@ -1,5 +1,6 @@
 /**
- * TruncatedPES: persistent evolution strategies (Vicol et al. 2021), spec §4.2.
+ * TruncatedPES: persistent evolution strategies (Vicol et al. 2021); reference
+ * `outer_trainers/truncated_pes.py`, `TruncatedPES` and `compute_pes_grad`.
  *
  * Two persistent inner states (θ+ε and θ−ε branches) advance T steps per call; a per-task
  * accumulator A_i sums the perturbations since the trajectory began, so the estimate stays

@@ -1,6 +1,7 @@
 /**
- * Truncated steps (spec §5.2-5.4): one inner training step for N stacked tasks, with automatic
- * reset when a trajectory ends.
+ * Truncated steps (reference `outer_trainers/truncated_step.py`, `TruncatedStep`, and
+ * `outer_trainers/lopt_truncated_step.py`, `VectorizedLOptTruncatedStep`): one inner training step
+ * for N stacked tasks, with automatic reset when a trajectory ends.
  *
  * Layout of the state (every leaf has a leading task axis N, or 2N with both antithetic branches
  * stacked): `{innerOptState, innerStep, truncationState: {length}, taskParam, isDone}`.
@@ -370,7 +371,8 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
 
 
 /**
- * One fixed task trained for exactly `unrollLength` steps, then reset (spec §5.2): a step trains
+ * One fixed task trained for exactly `unrollLength` steps, then reset (reference
+ * `outer_trainers/lopt_truncated_step.py`, `SimpleLOptTruncatedStep.unroll_step`): a step trains
  * while the inner step is below `unrollLength`; otherwise it is a reset step that reports
  * `isDone` with mask 0 and loss 0. With `numTasks > 1` it is the reference's SimpleVecLOptTruncatedStep.
  */

@@ -1,5 +1,6 @@
 /**
- * Truncation schedules (spec §5.1): how long each inner trajectory runs before it is reset.
+ * Truncation schedules (reference `outer_trainers/truncation_schedule.py`): how long each inner
+ * trajectory runs before it is reset.
  *
  * Stateless configuration with the reference's API for ONE task: `init(key, outerState)` and
  * `nextState(state, step, key, outerState) -> [state, isDone]`, where `step` is the post-update

@@ -1,5 +1,6 @@
 /*
- * One MLPLOpt update (spec §6.2) for N stacked tasks, fused into a single pass per leaf:
+ * One MLPLOpt update (reference `learned_optimizers/mlp_lopt.py`, the update of the optimizer that
+ * `MLPLOpt.opt_fn` returns) for N stacked tasks, fused into a single pass per leaf:
  * momenta, per-leaf second-moment normalisation, the 19 -> 32 -> 32 -> 2 MLP and the step.
  * The tf.js path needs ~45 kernels and three layout transposes for the same arithmetic; here the
  * hidden activations of a block of rows stay in registers and never go to memory.

@@ -1,5 +1,6 @@
 /**
- * Optimizer and LearnedOptimizer interfaces (spec §6, §8).
+ * Optimizer and LearnedOptimizer interfaces (reference `optimizers/base.py`, `Optimizer`, and
+ * `learned_optimizers/base.py`, `LearnedOptimizer`).
  *
  * An optimizer is configuration; its state is a plain object that always holds `params` and
  * `iteration`. `init` / `update` work on one task (shapes as in the reference). `initBatch` /

@@ -1,6 +1,7 @@
 /**
  * Shared pieces written once: hyper-parameter values that may be per task, momentum / RMS /
- * Adafactor-style accumulators (spec §6.3), second-moment normalisation, value clipping, the tanh
+ * Adafactor-style accumulators (reference `learned_optimizers/common.py`: `vec_rolling_mom`,
+ * `vec_rolling_rms`, `vec_factored_rolling`), second-moment normalisation, value clipping, the tanh
  * step embedding, and small pytree helpers.
  *
  * Batched convention: in the `*Batch` methods every params leaf has a leading task axis N; a

@@ -129,7 +129,10 @@ export interface AdamOptions {
   epsilonRoot?: Hyper;
 }
 
-/** optax.adam with bias correction; `epsilonRoot` defaults to 1e-8 as in the reference (spec §8.2). */
+/**
+ * optax.adam with bias correction; `epsilonRoot` defaults to 1e-8 as in the reference
+ * (`optimizers/optax_opts.py`, `Adam`), where optax's own default is 0.
+ */
 export class Adam extends OptaxOptimizer {
   readonly beta1: Hyper;
   readonly beta2: Hyper;

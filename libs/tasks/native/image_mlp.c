@@ -1,8 +1,9 @@
 /*
- * Loss and gradient of N stacked MLP image classifiers (ImageMLPTask with ReLU, spec §7): for each
- * task, dense layers with ReLU between them, softmax cross-entropy averaged over the batch, and
- * the hand-written backward pass. The tf.js path needs ~60 kernels per step for the same values
- * (N small matMuls per layer, transposes, softmax pieces); here a task is one pass over its batch.
+ * Loss and gradient of N stacked MLP image classifiers (ImageMLPTask with ReLU; reference
+ * `tasks/fixed/image_mlp.py`, `_MLPImageTask`): for each task, dense layers with ReLU between
+ * them, softmax cross-entropy averaged over the batch, and the hand-written backward pass. The
+ * tf.js path needs ~60 kernels per step for the same values (N small matMuls per layer,
+ * transposes, softmax pieces); here a task is one pass over its batch.
  *
  * Called from JavaScript (src/native.ts) with views of the backend's memory:
  *

@@ -1,5 +1,6 @@
 /**
- * Task and TaskFamily: the inner problems a learned optimizer is trained on (spec §7).
+ * Task and TaskFamily: the inner problems a learned optimizer is trained on (reference
+ * `tasks/base.py`, `Task` and `TaskFamily`; `Datasets` from `tasks/datasets/base.py`).
  *
  * Every task works on a *stack* of N parameter sets with a leading task axis, because the
  * estimators run N tasks (and 2N with both antithetic branches) per step. The `*Batch` methods are

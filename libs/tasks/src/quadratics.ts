@@ -1,5 +1,5 @@
 /**
- * Quadratic tasks and families (spec §7.2, `tasks/quadratics.py`), batched over a leading task
+ * Quadratic tasks and families (reference `tasks/quadratics.py`), batched over a leading task
  * axis. A family's task param is unstacked (`[dim]`) or stacked (`[N, dim]`); the loss broadcasts
  * either against params `[N, dim]`.
  */

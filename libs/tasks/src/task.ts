@@ -1,6 +1,7 @@
 /**
  * BaseTask (single-task methods derived from the batched ones, autodiff `valueAndGradBatch`),
- * `singleTaskToFamily`, and small helpers shared by every task (spec §7.1).
+ * `singleTaskToFamily`, and small helpers shared by every task (reference `tasks/base.py`:
+ * `Task`'s default methods, `single_task_to_family`, `softmax_cross_entropy`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { random, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';

@@ -6,8 +6,9 @@
  *                single-machine meta-training with TensorBoard, checkpoints, loss plots
  * - `eval.ts`    `lopt eval --params FILE [--task T] [--baselines adam:1e-3]`: train a task with a
  *                saved learned optimizer and baselines; table, plot, TensorBoard
- * - `learner.ts` `lopt learner`: the learner process of distributed training (spec §10.3)
- * - `worker.ts`  `lopt worker`: a worker process (spec §10.2)
+ * - `learner.ts` `lopt learner`: the learner process of distributed training (reference
+ *                `outer_train.py`, `train_learner`)
+ * - `worker.ts`  `lopt worker`: a worker process (reference `outer_train.py`, `train_worker`)
  */
 import { Command } from 'commander';
 import { CliContext } from './context';

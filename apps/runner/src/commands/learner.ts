@@ -1,7 +1,8 @@
 /**
  * `lopt learner <experiment> --port P`: the learner process of distributed meta-training
- * (spec §10.3). Serves θ over gRPC, gathers workers' gradients (async with staleness, or sync),
- * writes TensorBoard scalars and checkpoints to --logdir. See docs/distributed.md.
+ * (reference `outer_train.py`, `train_learner`). Serves θ over gRPC, gathers workers' gradients
+ * (async with staleness, or sync), writes TensorBoard scalars and checkpoints to --logdir. See
+ * docs/distributed.md.
  */
 import * as fs from 'fs';
 import { Command, Option } from 'commander';

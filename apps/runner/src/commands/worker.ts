@@ -1,7 +1,8 @@
 /**
  * `lopt worker <experiment> --learner HOST:P`: a worker process of distributed meta-training
- * (spec §10.2). Computes meta-gradients with the experiment's estimators, keeps its unroll states
- * locally, reconnects to a restarted learner by itself. See docs/distributed.md.
+ * (reference `outer_train.py`, `train_worker`). Computes meta-gradients with the experiment's
+ * estimators, keeps its unroll states locally, reconnects to a restarted learner by itself. See
+ * docs/distributed.md.
  */
 import * as os from 'os';
 import { randomInt } from 'crypto';

@@ -1,5 +1,6 @@
 /**
- * The learner's gradient buffers (spec §10.4), pure logic with no network and no tensors.
+ * The learner's gradient buffers (reference `distributed.py`, `AsyncLearner` and `SyncLearner`),
+ * pure logic with no network and no tensors.
  *
  * AsyncGradientBuffer: a gradient computed at step `s` is valid iff `0 <= current - s <= staleness`;
  * valid ones are appended FIFO while the buffer holds fewer than `bufferSize` (default 5 x batch
@@ -172,7 +173,10 @@ export class SyncGradientSlots<T> implements GradientGate<T> {
   }
 }
 
-/** Learner metrics of one update (spec §10.3), computed against the post-update step. */
+/**
+ * Learner metrics of one update (reference `outer_train.py`, `metrics_and_info_from_gradients`,
+ * called by `train_learner`), computed against the post-update step.
+ */
 export function batchMetrics(newStep: number, batch: Batch<unknown>): Record<string, number> {
   const steps = batch.entries.map((e) => e.step);
   const mean = steps.reduce((a, b) => a + b, 0) / steps.length;

@@ -1,8 +1,8 @@
 /**
- * The learner of distributed meta-training (spec §10.3): owns the GradientLearner state, serves
- * θ to workers, gathers their gradients through an async staleness buffer or sync per-worker
- * slots, applies them with `GradientLearner.update`, writes TensorBoard scalars and checkpoints
- * (learner state only, as the reference).
+ * The learner of distributed meta-training (reference `outer_train.py`, `train_learner`): owns the
+ * GradientLearner state, serves θ to workers, gathers their gradients through an async staleness
+ * buffer or sync per-worker slots, applies them with `GradientLearner.update`, writes TensorBoard
+ * scalars and checkpoints (learner state only, as the reference).
  *
  * Keys follow `MetaTrainer.step`: the update of step s uses `split(stepKey(s))[1]`, so a sync
  * learner with the workers of a `MetaTrainer` run reproduces its meta-loss trajectory.

@@ -1,5 +1,7 @@
 /**
- * The learner/worker protocol (spec §10.1): message types, the protobuf schema used on the wire,
+ * The learner/worker protocol (the reference's courier calls `get_weights` / `put_grads` of
+ * `distributed.py`, `AsyncLearner`, carrying `outer_train.py`'s `DataForWorker` and
+ * `GradientsFromWorker`): message types, the protobuf schema used on the wire,
  * and conversions between tensor pytrees and the wire's named trees (path -> Tensor, float32 data
  * as little-endian bytes).
  *

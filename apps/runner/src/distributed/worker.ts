@@ -1,8 +1,9 @@
 /**
- * The worker of distributed meta-training (spec §10.2): builds the experiment's estimators for one
- * worker, keeps their unroll states locally, and loops get weights -> gradientWorkerCompute ->
- * put gradient until the learner reports it finished. An unreachable learner is retried with
- * exponential backoff (capped); a refused call (token, experiment, bad message) ends the worker.
+ * The worker of distributed meta-training (reference `outer_train.py`, `train_worker`): builds the
+ * experiment's estimators for one worker, keeps their unroll states locally, and loops get weights
+ * -> gradientWorkerCompute -> put gradient until the learner reports it finished. An unreachable
+ * learner is retried with exponential backoff (capped); a refused call (token, experiment, bad
+ * message) ends the worker.
  *
  * Keys follow `MetaTrainer`: the gradient of step s uses `split(stepKey(s))[0]` (folded with the
  * worker id when the learner has several workers), and a worker that joins at step 0 initialises

@@ -63,7 +63,10 @@ export const MetaTrainingSchema = z
     mode: z.enum(['single-machine', 'learner-worker']),
     steps: z.number().int().positive(),
     seed: z.number().int().default(0),
-    /** The reference's SingleMachine loop passes the same key to every update (spec §12 quirk). */
+    /**
+     * The reference's Part 5 notebook passes the same key to every update in its first
+     * (SingleMachineGradientLearner) loop.
+     */
     reuseKey: z.boolean().default(false),
     learnedOptimizer: pluginRef,
     thetaOptimizer: pluginRef,

@@ -22,7 +22,7 @@ beforeAll(async () => {
 });
 
 describe('computePesGrad', () => {
-  test('reproduces the hand example of spec §4.2 (N=1, T=3)', () => {
+  test('matches a hand computation of compute_pes_grad (outer_trainers/truncated_pes.py) for N=1, T=3', () => {
     const sigma = 0.1;
     const a = tf.tensor([[0.3, -0.2]]);
     const e = tf.tensor([[0.05, 0.01]]);
@@ -92,7 +92,7 @@ describe('truncation schedules', () => {
 });
 
 describe('VectorizedLOptTruncatedStep', () => {
-  test('reproduces the reference timeline of spec §5.4', () => {
+  test('reproduces the inner-step / mask timeline printed by the reference notebook Part3_Truncation_TruncatedStep', () => {
     const step = new VectorizedLOptTruncatedStep(new FakeQuadFamily(), new FakeSgdLOpt(), new ConstantTruncationSchedule(5), { numTasks: 3 });
     const theta = new FakeSgdLOpt().init();
     let state = step.initStepState(theta, null, random.PRNGKey(0));

@@ -18,7 +18,7 @@ function run(opt: Optimizer): number[] {
 }
 
 describe('learnable hyper-parameter optimizers', () => {
-  test('init values (spec §6.1)', () => {
+  test('init values (learned_optimizers/base.py, LearnableAdam / LearnableSGD / LearnableSGDM.init)', () => {
     const a = new LearnableAdam().init(random.PRNGKey(0)) as any;
     expectClose(flat(a.log_lr), [-6.9077554], 1e-6, 0);
     expectClose(flat(a.one_minus_beta1), [-2.3025851], 1e-6, 0);

@@ -1,4 +1,7 @@
-/** A float64 JavaScript MLPLOpt update, written from spec §6.2, for checking the tensor code. */
+/**
+ * A float64 JavaScript MLPLOpt update, following the reference's `learned_optimizers/mlp_lopt.py`
+ * (the update of the optimizer that `MLPLOpt.opt_fn` returns), for checking the tensor code.
+ */
 export const DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
 export const TAUS = [1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000];
 

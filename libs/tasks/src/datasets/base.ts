@@ -1,5 +1,6 @@
 /**
- * Datasets: four endless batch streams (spec §7.4), kept on the backend.
+ * Datasets: four endless batch streams (reference `tasks/datasets/base.py`, `Datasets`), kept on
+ * the backend.
  *
  * `TensorBatchStream` holds one preprocessed split as tensors and gathers batches by index: each
  * epoch is a seeded permutation (key `foldIn(PRNGKey(seed), epoch)`), `floor(n / B)` batches per

@@ -1,5 +1,7 @@
 /**
- * Fashion-MNIST from the standard IDX gzip files (spec §7.4).
+ * Fashion-MNIST from the standard IDX gzip files (reference `tasks/datasets/image.py`,
+ * `fashion_mnist_datasets`, loaded by `tasks/datasets/base.py`,
+ * `preload_tfds_image_classification_datasets`).
  *
  * Files are looked for in: `$LOPT_DATA_DIR`, `/usr/share/datasets/fashion-mnist` (Debian package
  * `dataset-fashion-mnist`), `~/.cache/lopt/fashion-mnist`; failing those, a download into the cache
