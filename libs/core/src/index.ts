@@ -14,3 +14,5 @@ export * from './metrics';
 export * from './serialization';
 export * from './plugins';
 export * from './native';
+export { HaikuInit, haikuInit, haikuInitBatch, initializers, computeFans } from './haiku';
+export type { Initializer, HostParam, LinearOptions } from './haiku';

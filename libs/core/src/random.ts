@@ -1,15 +1,66 @@
 /**
- * Counter-based random keys with JAX semantics (threefry2x32, 20 rounds).
+ * Counter-based random keys with JAX semantics (threefry2x32, 20 rounds), bit for bit.
  *
- * A key is two uint32 words held on the host. `split` and `foldIn` follow JAX's classic
- * (non-partitionable) threefry scheme, so the key tree is reproducible on every backend and
- * platform. Samplers draw their bits on the host from the key and upload one tensor; the
- * numbers are identical whatever backend runs the model.
+ * A key is two uint32 words held on the host. Samplers draw their bits on the host from the key
+ * and upload one tensor, so the numbers are identical whatever backend runs the model.
+ *
+ * jax has two ways of turning a key and a shape into counters (jax/_src/prng.py):
+ * - legacy (jax < 0.5, `jax_threefry_partitionable = False`; what the reference's notebooks ran
+ *   with, and the default here): `split(k, n)` and `bits(k, n)` hash the counters 0..2n-1 (0..n-1)
+ *   as two halves, `threefry_2x32(k, iota)`, and take the output words in order;
+ * - partitionable (jax >= 0.5's default): element i hashes the counter pair (0, i); `split` keeps
+ *   both output words as the new key, `bits` xors them.
+ * `foldIn` and `PRNGKey` are the same in both. Choose the mode with the environment variable jax
+ * itself reads, `JAX_THREEFRY_PARTITIONABLE=1`, or `configure({ threefryPartitionable: true })`.
  */
 import * as tf from '@tensorflow/tfjs';
 
 /** Two uint32 words, like `jax.random.PRNGKey(...)`'s data. */
 export type PRNGKey = Uint32Array;
+
+export interface RandomConfig {
+  /** jax's `jax_threefry_partitionable`: false = legacy (jax < 0.5), true = jax >= 0.5. */
+  threefryPartitionable: boolean;
+}
+
+/** jax's reading of a boolean flag from the environment (`jax/_src/config.py`, bool_env). */
+export function envFlag(name: string, env: Record<string, string | undefined> | undefined = typeof process !== 'undefined' ? process.env : undefined): boolean | undefined {
+  const v = env?.[name];
+  if (v === undefined || v === '') return undefined;
+  const s = v.toLowerCase();
+  if (['y', 'yes', 't', 'true', 'on', '1'].includes(s)) return true;
+  if (['n', 'no', 'f', 'false', 'off', '0'].includes(s)) return false;
+  throw new Error(`${name}: invalid truth value '${v}' (allowed: 1/0, true/false, yes/no, on/off)`);
+}
+
+const config: RandomConfig = { threefryPartitionable: envFlag('JAX_THREEFRY_PARTITIONABLE') ?? false };
+
+/** Set the random mode for every sampler in this thread (worker threads get it from their parent). */
+export function configure(opts: Partial<RandomConfig>): RandomConfig {
+  if (opts.threefryPartitionable !== undefined) {
+    if (typeof opts.threefryPartitionable !== 'boolean') {
+      throw new TypeError(`threefryPartitionable must be true or false, got ${String(opts.threefryPartitionable)}`);
+    }
+    config.threefryPartitionable = opts.threefryPartitionable;
+  }
+  return { ...config };
+}
+
+/** The random mode in force. */
+export function getConfig(): RandomConfig {
+  return { ...config };
+}
+
+/** Run `fn` with a random mode, restoring the previous one afterwards (for tests and tools). */
+export function withConfig<T>(opts: Partial<RandomConfig>, fn: () => T): T {
+  const before = getConfig();
+  configure(opts);
+  try {
+    return fn();
+  } finally {
+    configure(before);
+  }
+}
 
 const ROTATIONS = [
   [13, 15, 26, 6],
@@ -66,24 +117,33 @@ function assertKey(key: PRNGKey, what = 'key'): void {
   }
 }
 
-/** `jax.random.PRNGKey(seed)`: [high 32 bits, low 32 bits] of the integer seed. */
+/**
+ * `jax.random.PRNGKey(seed)` with jax's default 32-bit integers (x64 off): the seed becomes an
+ * int32, so the key is [0, seed mod 2^32] (PRNGKey(-1) = [0, 4294967295]).
+ */
 export function PRNGKey(seed: number): PRNGKey {
-  if (!Number.isInteger(seed)) throw new TypeError(`seed must be an integer, got ${seed}`);
-  const lo = seed >>> 0;
-  const hi = seed < 0 ? 0xffffffff : Math.floor(seed / 0x100000000) >>> 0;
-  return new Uint32Array([hi, lo]);
+  if (!Number.isSafeInteger(seed)) throw new TypeError(`seed must be a safe integer, got ${seed}`);
+  return new Uint32Array([0, seed >>> 0]);
 }
 
 /** `jax.random.split(key, n)`: n new independent keys. */
 export function split(key: PRNGKey, n = 2): PRNGKey[] {
   assertKey(key);
-  const bits = threefry2x32(key, iota(2 * n));
   const keys: PRNGKey[] = [];
+  if (config.threefryPartitionable) {
+    const out = new Uint32Array(2);
+    for (let i = 0; i < n; i++) {
+      threefryBlock(key[0], key[1], 0, i, out, 0, 1);
+      keys.push(new Uint32Array(out));
+    }
+    return keys;
+  }
+  const bits = threefry2x32(key, iota(2 * n));
   for (let i = 0; i < n; i++) keys.push(new Uint32Array([bits[2 * i], bits[2 * i + 1]]));
   return keys;
 }
 
-/** `jax.random.fold_in(key, data)` for a 32-bit integer `data`. */
+/** `jax.random.fold_in(key, data)` for a 32-bit integer `data` (the same in both modes). */
 export function foldIn(key: PRNGKey, data: number): PRNGKey {
   assertKey(key);
   return threefry2x32(key, new Uint32Array([0, data >>> 0])).slice();
@@ -92,7 +152,14 @@ export function foldIn(key: PRNGKey, data: number): PRNGKey {
 /** `jax.random.bits(key, shape)` (uint32) as a host array. */
 export function randomBits(key: PRNGKey, size: number): Uint32Array {
   assertKey(key);
-  return threefry2x32(key, iota(size));
+  if (!config.threefryPartitionable) return threefry2x32(key, iota(size));
+  const out = new Uint32Array(size);
+  const pair = new Uint32Array(2);
+  for (let i = 0; i < size; i++) {
+    threefryBlock(key[0], key[1], 0, i, pair, 0, 1);
+    out[i] = (pair[0] ^ pair[1]) >>> 0;
+  }
+  return out;
 }
 
 function sizeOf(shape: number[]): number {
@@ -101,6 +168,7 @@ function sizeOf(shape: number[]): number {
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
+const f32 = Math.fround;
 
 /** Uniform float32 in [0, 1) from the top 23 bits, as JAX does. */
 function bitsToUnit(bits: number): number {
@@ -108,44 +176,54 @@ function bitsToUnit(bits: number): number {
   return F32[0] - 1;
 }
 
+/** The next float32 after `x` towards `to` (`lax.nextafter`). */
+function nextAfter32(x: number, to: number): number {
+  F32[0] = x;
+  if (x === to) return x;
+  if (x === 0) {
+    U32[0] = to > 0 ? 1 : 0x80000001;
+  } else if (x < to === x > 0) {
+    U32[0] += 1;
+  } else {
+    U32[0] -= 1;
+  }
+  return F32[0];
+}
+
+/**
+ * `jax.random.uniform`: `max(lo, u·(hi − lo) + lo)` in float32, with the multiply-add fused as XLA
+ * on CPU fuses it (u·span is exact in float64, so one rounding to float32 is what an FMA gives).
+ */
 export function uniformArray(key: PRNGKey, size: number, minval = 0, maxval = 1): Float32Array {
   const bits = randomBits(key, size);
   const out = new Float32Array(size);
-  const span = maxval - minval;
-  for (let i = 0; i < size; i++) {
-    out[i] = Math.max(minval, Math.fround(bitsToUnit(bits[i]) * span + minval));
-  }
+  const lo = f32(minval);
+  const span = f32(f32(maxval) - lo);
+  for (let i = 0; i < size; i++) out[i] = Math.max(lo, f32(bitsToUnit(bits[i]) * span + lo));
   return out;
 }
 
-/** Inverse error function (Giles' single-precision approximation, as XLA uses). */
+const ERFINV_W_LT_5 = [2.81022636e-8, 3.43273939e-7, -3.5233877e-6, -4.39150654e-6, 0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941].map(f32);
+const ERFINV_W_GE_5 = [-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682].map(f32);
+
+/**
+ * Inverse error function in float32: Giles' single-precision polynomial, as XLA's ErfInv evaluates
+ * it (w = −log1p(−x²), then Horner in float32). XLA's own float32 log1p is not reproduced, so a
+ * result can differ from jax's by an ulp or two (more in the far tails, where erfinv is steep).
+ */
 export function erfinv(x: number): number {
-  let w = -Math.log((1 - x) * (1 + x));
-  let p: number;
+  let w = f32(-Math.log1p(-f32(x * x)));
+  let c: number[];
   if (w < 5) {
-    w -= 2.5;
-    p = 2.81022636e-8;
-    p = 3.43273939e-7 + p * w;
-    p = -3.5233877e-6 + p * w;
-    p = -4.39150654e-6 + p * w;
-    p = 0.00021858087 + p * w;
-    p = -0.00125372503 + p * w;
-    p = -0.00417768164 + p * w;
-    p = 0.246640727 + p * w;
-    p = 1.50140941 + p * w;
+    w = f32(w - 2.5);
+    c = ERFINV_W_LT_5;
   } else {
-    w = Math.sqrt(w) - 3;
-    p = -0.000200214257;
-    p = 0.000100950558 + p * w;
-    p = 0.00134934322 + p * w;
-    p = -0.00367342844 + p * w;
-    p = 0.00573950773 + p * w;
-    p = -0.0076224613 + p * w;
-    p = 0.00943887047 + p * w;
-    p = 1.00167406 + p * w;
-    p = 2.83297682 + p * w;
+    w = f32(f32(Math.sqrt(w)) - 3);
+    c = ERFINV_W_GE_5;
   }
-  return p * x;
+  let p = c[0];
+  for (let i = 1; i < c.length; i++) p = f32(c[i] + f32(p * w));
+  return Math.abs(x) === 1 ? x * Infinity : f32(p * x);
 }
 
 /** Error function (Abramowitz-Stegun 7.1.26 refined to float32 accuracy via series/continued fraction). */
@@ -182,22 +260,28 @@ export function erf(x: number): number {
 }
 
 const NEXT_AFTER_MINUS_ONE = -0.99999994; // nextafter(-1, 0) in float32
+const SQRT2_32 = f32(Math.SQRT2);
 
+/** `jax.random.normal`: √2 · erfinv(u), u uniform in (−1, 1). */
 export function normalArray(key: PRNGKey, size: number): Float32Array {
   const u = uniformArray(key, size, NEXT_AFTER_MINUS_ONE, 1);
   const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) out[i] = Math.SQRT2 * erfinv(u[i]);
+  for (let i = 0; i < size; i++) out[i] = f32(SQRT2_32 * erfinv(u[i]));
   return out;
 }
 
+/**
+ * `jax.random.truncated_normal`: √2 · erfinv(u) with u uniform in [erf(lower/√2), erf(upper/√2)),
+ * clipped to the open interval (lower, upper).
+ */
 export function truncatedNormalArray(key: PRNGKey, size: number, lower = -2, upper = 2): Float32Array {
-  const a = erf(lower / Math.SQRT2);
-  const b = erf(upper / Math.SQRT2);
+  const a = f32(erf(f32(f32(lower) / SQRT2_32)));
+  const b = f32(erf(f32(f32(upper) / SQRT2_32)));
   const u = uniformArray(key, size, a, b);
-  const lo = lower + Math.abs(lower) * 1.2e-7 + 1e-38;
-  const hi = upper - Math.abs(upper) * 1.2e-7 - 1e-38;
+  const lo = nextAfter32(f32(lower), Infinity);
+  const hi = nextAfter32(f32(upper), -Infinity);
   const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) out[i] = Math.min(hi, Math.max(lo, Math.SQRT2 * erfinv(u[i])));
+  for (let i = 0; i < size; i++) out[i] = Math.min(hi, Math.max(lo, f32(SQRT2_32 * erfinv(u[i]))));
   return out;
 }
 
@@ -241,6 +325,29 @@ export function bernoulli(key: PRNGKey, shape: number[] = [], p = 0.5): tf.Tenso
   const out = new Int32Array(u.length);
   for (let i = 0; i < u.length; i++) out[i] = u[i] < p ? 1 : 0;
   return tf.tensor(out, shape, 'bool');
+}
+
+/**
+ * `jax.random.permutation(key, n)` (jax/_src/random.py, `_shuffle`): ⌈3·ln n / ln(2³²−1)⌉ rounds,
+ * each splitting the key and stably sorting by 32 fresh random bits per element.
+ */
+export function permutationArray(key: PRNGKey, n: number): Int32Array {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`permutation needs a non-negative integer size, got ${n}`);
+  let x = Int32Array.from(iota(n));
+  const rounds = Math.ceil((3 * Math.log(Math.max(1, n))) / Math.log(0xffffffff));
+  let k = key;
+  for (let r = 0; r < rounds; r++) {
+    const [next, sub] = split(k);
+    k = next;
+    const sortKeys = randomBits(sub, n);
+    const order = Array.from(iota(n)).sort((a, b) => sortKeys[a] - sortKeys[b] || a - b);
+    x = Int32Array.from(order, (i) => x[i]);
+  }
+  return x;
+}
+
+export function permutation(key: PRNGKey, n: number): tf.Tensor {
+  return tf.tensor(permutationArray(key, n), [n], 'int32');
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * AdafacMLPLOpt (reference `learned_optimizers/adafac_mlp_lopt.py`, spec §6.4): a small per-parameter
+ * AdafacMLPLOpt (reference `learned_optimizers/adafac_mlp_lopt.py`, `AdafacMLPLOpt`): a small per-parameter
  * MLP (default 39 -> 4 -> 4 -> 2) on momentum, RMS and Adafactor-style factored features, with
  * learnable accumulator decays.
  *
@@ -24,7 +24,7 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import { random, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { haikuInit, initializers, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
@@ -104,17 +104,18 @@ export class AdafacMLPLOpt implements LearnedOptimizer {
     return [this.numFeatures() + 11, ...new Array(this.hiddenLayers).fill(this.hiddenSize), 2];
   }
 
+  /**
+   * θ: the decay offsets (zeros) and the MLP made by haiku from `key`: per layer `w<i>` with
+   * TruncatedNormal(1/√fan_in) then `b<i>` zeros, outside any module (`'~'`).
+   */
   init(key: PRNGKey): Theta {
-    // Haiku TruncatedNormal(stddev = 1/sqrt(fan_in)): truncated to ±2 std, not variance-corrected.
     const sizes = this.layerSizes();
-    const keys = random.split(key, sizes.length - 1);
-    const nn: Record<string, tf.Tensor> = {};
-    for (let i = 0; i + 1 < sizes.length; i++) {
-      const tn = random.truncatedNormal(keys[i], [sizes[i], sizes[i + 1]]);
-      nn[`w${i}`] = tf.tidy(() => tf.mul(tn, 1 / Math.sqrt(sizes[i])));
-      nn[`b${i}`] = tf.zeros([sizes[i + 1]]);
-      tn.dispose();
-    }
+    const nn = haikuInit(key, (hk) => {
+      for (let i = 0; i + 1 < sizes.length; i++) {
+        hk.getParameter('~', `w${i}`, [sizes[i], sizes[i + 1]], initializers.truncatedNormal({ stddev: 1 / Math.sqrt(sizes[i]) }));
+        hk.getParameter('~', `b${i}`, [sizes[i + 1]], initializers.zeros());
+      }
+    })['~'];
     return {
       momentum_decays: tf.zeros([this.initialMomentumDecays.length]),
       rms_decays: tf.zeros([this.initialRmsDecays.length]),

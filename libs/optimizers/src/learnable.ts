@@ -1,5 +1,5 @@
 /**
- * Learnable hyper-parameter optimizers (reference `learned_optimizers/base.py`, spec §6.1).
+ * Learnable hyper-parameter optimizers (reference `learned_optimizers/base.py`: `LearnableSGD`, `LearnableSGDM`, `LearnableAdam`).
  * θ holds transformed hyper-parameters; `optFn` returns the hand-designed optimizer with them.
  * With `thetaIsVector` every θ leaf is `[N]` (one value per stacked task) and the returned
  * optimizer broadcasts them per task in `updateBatch`. Hyper-parameters are evaluated lazily

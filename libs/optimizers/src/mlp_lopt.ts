@@ -1,5 +1,5 @@
 /**
- * MLPLOpt ("LOLv2", reference `learned_optimizers/mlp_lopt.py`, spec §6.2): a per-parameter MLP
+ * MLPLOpt ("LOLv2", reference `learned_optimizers/mlp_lopt.py`, `MLPLOpt` and the optimizer its `opt_fn` returns): a per-parameter MLP
  * 19 -> 32 -> 32 -> 2 on [g, p, six momenta] (second-moment normalised per leaf and channel) plus
  * eleven tanh time features; `p ← p − direction · exp(magnitude · expMult) · stepMult`.
  *
@@ -15,7 +15,7 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeUsable, noGradientRecorded, random, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { haikuInit, nativeUsable, noGradientRecorded, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { BatchCtx, MomAccumulator, TIME_SCALES, batchMatMul3, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter, numTasks, incCounter } from './common';
@@ -67,18 +67,6 @@ export interface MLPLOptOptions {
   hiddenLayers?: number;
 }
 
-/** Haiku `Linear` init: `w = TruncNormal(−2, 2) / sqrt(fan_in)` (not variance-corrected), `b = 0`; one key per layer. */
-export function haikuLinearInit(key: PRNGKey, sizes: number[]): Linear[] {
-  const keys = random.split(key, sizes.length - 1);
-  const out: Linear[] = [];
-  for (let i = 0; i + 1 < sizes.length; i++) {
-    const tn = random.truncatedNormal(keys[i], [sizes[i], sizes[i + 1]], -2, 2);
-    out.push({ w: tf.tidy(() => tf.mul(tn, 1 / Math.sqrt(sizes[i]))), b: tf.zeros([sizes[i + 1]]) });
-    tn.dispose();
-  }
-  return out;
-}
-
 /** Expand (axis 0) every tensor leaf: one task as a stack of one. */
 export function treeExpand(tree: PyTree): any {
   return treeMap((x: tf.Tensor) => tf.expandDims(x, 0), tree);
@@ -106,11 +94,10 @@ export class MLPLOpt implements LearnedOptimizer {
     return [19, ...new Array(this.hiddenLayers).fill(this.hiddenSize), 2];
   }
 
+  /** `hk.nets.MLP([hidden] * layers + [2])` initialised on 19 input features, haiku-exact. */
   init(key: PRNGKey): Theta {
-    const layers = haikuLinearInit(key, this.layerSizes());
-    const theta: Record<string, Linear> = {};
-    layers.forEach((l, i) => (theta[`mlp/~/linear_${i}`] = l));
-    return theta;
+    const sizes = this.layerSizes();
+    return haikuInit(key, (hk) => hk.mlp(sizes[0], sizes.slice(1)));
   }
 
   optFn(theta: Theta, isTraining = false, thetaIsVector = false): Optimizer {

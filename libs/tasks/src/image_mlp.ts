@@ -1,5 +1,5 @@
 /**
- * MLP image classification tasks (spec §7.3, `tasks/fixed/image_mlp.py`): flatten the image, a
+ * MLP image classification tasks (reference `tasks/fixed/image_mlp.py`, `_MLPImageTask`): flatten the image, a
  * Haiku `hk.nets.MLP(hidden_sizes + [num_classes])`, mean softmax cross-entropy, normalizer
  * `clip(loss, 0, 1.5 ln C)` with NaN -> 1.5 ln C.
  *
@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { nativeUsable, random, registerPlugin, type PRNGKey } from '@lopt/core';
+import { haikuInitBatch, nativeUsable, registerPlugin, type PRNGKey } from '@lopt/core';
 import type { Batch, Datasets, LossAndGrad, ModelState, Params } from './base';
 import { imageDatasets } from './datasets/fashion_mnist';
 import { BaseTask } from './task';
@@ -87,25 +87,17 @@ export class ImageMLPTask extends BaseTask {
     return `mlp/~/linear_${i}`;
   }
 
-  /** Haiku init per task: one key per layer from a PRNGSequence; w ~ TruncNormal(-2,2)/√fan_in, b = 0. */
+  /**
+   * Haiku-exact init per task. The reference's forward is
+   * `hk.nets.MLP(sizes)(inp, dropout_rate=..., rng=hk.next_rng_key())`: the dropout key is drawn
+   * before the MLP makes its parameters, so the layers get the second, third, ... keys.
+   */
   initBatch(keys: PRNGKey[]): Params {
     const sizes = this.sizes;
-    const N = keys.length;
-    const seqs = keys.map((k) => new random.PRNGSequence(k));
-    const params: Record<string, { w: tf.Tensor; b: tf.Tensor }> = {};
-    for (let i = 0; i + 1 < sizes.length; i++) {
-      const fanIn = sizes[i];
-      const fanOut = sizes[i + 1];
-      const size = fanIn * fanOut;
-      const w = new Float32Array(N * size);
-      const std = 1 / Math.sqrt(fanIn);
-      seqs.forEach((s, n) => {
-        const t = random.truncatedNormalArray(s.next(), size, -2, 2);
-        for (let j = 0; j < size; j++) w[n * size + j] = t[j] * std;
-      });
-      params[this.layerName(i)] = { w: tf.tensor(w, [N, fanIn, fanOut]), b: tf.zeros([N, fanOut]) };
-    }
-    return params;
+    return haikuInitBatch(keys, (hk) => {
+      hk.nextRngKey();
+      hk.mlp(sizes[0], sizes.slice(1));
+    });
   }
 
   private layers(params: Params): Layer[] {
