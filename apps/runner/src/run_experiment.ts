@@ -26,7 +26,7 @@ import { CheckpointError, CheckpointManager, configHash } from './checkpoints';
 import { SummaryWriter, listEventFiles, readEventFile } from './tensorboard';
 import { writeLossPlot, Series } from './plot';
 import { createProgress, formatDuration, ProgressReporter } from './progress';
-import { MetaTrainer, MetaTrainerState, MetaTrainingConfig, validateMetaTrainingConfig } from './experiments/meta_training';
+import { MetaTrainer, MetaTrainerState, MetaTrainingConfig, validateMetaTrainingConfig, withRandomMode } from './experiments/meta_training';
 import { nativeKernelsStatus } from './libs';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -64,8 +64,30 @@ export function resolveRunConfig(registry: Registry, experiment: string, src: Ru
 
 /** The config hash a checkpoint records: `steps` is left out so a finished run can be extended. */
 export function resumeHash(cfg: MetaTrainingConfig): string {
-  const { steps: _steps, ...rest } = cfg;
-  return configHash(rest);
+  const { steps: _steps, threefryPartitionable, ...rest } = cfg;
+  // legacy randomness (false) hashes as before the field existed, so older runs still resume
+  return configHash(threefryPartitionable ? { ...rest, threefryPartitionable } : rest);
+}
+
+/**
+ * The random mode a run in `logdir` was started with: its newest checkpoint records it (runs from
+ * before the field existed were legacy), else its config.json; undefined for a new run.
+ */
+export function recordedRandomMode(logdir: string): boolean | undefined {
+  const latest = new CheckpointManager({ dir: logdir }).latest();
+  const read = (file: string): Record<string, any> | undefined => {
+    try {
+      return JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  };
+  if (latest) {
+    const recorded = read(path.join(latest.path, 'meta.json'))?.extra?.threefryPartitionable;
+    return typeof recorded === 'boolean' ? recorded : false;
+  }
+  const fromConfig = read(path.join(logdir, 'config.json'))?.threefryPartitionable;
+  return typeof fromConfig === 'boolean' ? fromConfig : undefined;
 }
 
 /** 'mean||_MLPImageTask/mean_loss' -> '_MLPImageTask/mean_loss' (aggregation prefix dropped). */
@@ -205,7 +227,10 @@ const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Trains `opts.config` into `opts.logdir`. The config must already be validated (resolveRunConfig). */
 export async function runExperiment(opts: RunOptions): Promise<RunResult> {
-  const { config: cfg, registry, logdir } = opts;
+  const { registry, logdir } = opts;
+  // --resume keeps the random mode the run was started with, unless the config names one.
+  const cfg = withRandomMode(opts.config, opts.resume ? recordedRandomMode(logdir) : undefined);
+  opts = { ...opts, config: cfg };
   const ckDir = path.join(logdir, 'checkpoints');
   const hasCheckpoints = fs.existsSync(ckDir) && fs.readdirSync(ckDir).some((n) => /^checkpoint_\d+$/.test(n));
   if (opts.resume && !hasCheckpoints) {
@@ -340,7 +365,7 @@ async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunRes
     dataStreams: trainer.streamStates(),
     rngKey: trainer.stepKey(s),
     configHash: hash,
-    extra: { experiment: opts.experiment },
+    extra: { experiment: opts.experiment, threefryPartitionable: cfg.threefryPartitionable ?? false },
   });
   const redrawPlot = async () => {
     if (!history.outer.xs.length) return;

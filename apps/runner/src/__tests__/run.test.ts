@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Writable } from 'stream';
 import * as tf from '@tensorflow/tfjs';
-import { registry, treeDispose, treeLeavesWithPath } from '@lopt/core';
+import { random, registry, treeDispose, treeLeavesWithPath } from '@lopt/core';
 import { MetaTrainer } from '../experiments/meta_training';
 import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, runExperiment } from '../run_experiment';
 import { listEventFiles, readEventFile } from '../tensorboard';
@@ -18,6 +18,13 @@ const sink = () =>
       cb();
     },
   });
+
+const outerLosses = (logdir: string) => {
+  const byStep = new Map<number, number>();
+  for (const f of listEventFiles(logdir))
+    for (const e of readEventFile(f)) for (const v of e.summary?.value ?? []) if (v.tag === 'outer/loss') byStep.set(e.step, v.simple_value!);
+  return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+};
 
 describe('lopt run (in process)', () => {
   let tmp: string;
@@ -63,12 +70,7 @@ describe('lopt run (in process)', () => {
 
   test('threads 2: checkpoints hold the single-thread state layout; 3 + 3 resumed steps = 6 single-thread steps', async () => {
     const cfgFor = (steps: number) => resolveRunConfig(registry, 'quadratic-pes', { steps });
-    const losses = (logdir: string) => {
-      const byStep = new Map<number, number>();
-      for (const f of listEventFiles(logdir))
-        for (const e of readEventFile(f)) for (const v of e.summary?.value ?? []) if (v.tag === 'outer/loss') byStep.set(e.step, v.simple_value!);
-      return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
-    };
+    const losses = outerLosses;
     const layout = async (logdir: string) => {
       const r = await new CheckpointManager({ dir: logdir }).restoreLatest();
       const leaves = treeLeavesWithPath<unknown>(r!.state).map(([p, l]) => `${p}:${l instanceof tf.Tensor ? `${l.dtype}[${l.shape}]` : typeof l}`);
@@ -102,5 +104,49 @@ describe('lopt run (in process)', () => {
     expect(resolveThreads('2')).toBe(2);
     expect(resolveThreads('auto')).toBe(os.cpus().length >= 2 ? 2 : 1);
     expect(() => resolveThreads('3')).toThrow(/allowed: 1, 2, auto/);
+  }, 120000);
+
+  test('random mode: config field or JAX_THREEFRY_PARTITIONABLE; recorded in config.json and checkpoints; --resume keeps it; threads follow it', async () => {
+    const opts = { experiment: 'quadratic-pes', registry, stdout: sink(), stderr: sink(), tty: false };
+    const cfgFor = (steps: number, set: string[] = []) => resolveRunConfig(registry, 'quadratic-pes', { steps, set });
+    const readJson = (...p: string[]) => JSON.parse(fs.readFileSync(path.join(...p), 'utf8'));
+    const savedMin = MetaTrainer.threadMinParams;
+    try {
+      const part = path.join(tmp, 'mode-part');
+      await runExperiment({ ...opts, config: cfgFor(4, ['threefryPartitionable=true']), logdir: part });
+      const legacy = path.join(tmp, 'mode-legacy');
+      await runExperiment({ ...opts, config: cfgFor(4), logdir: legacy });
+      expect(readJson(legacy, 'config.json').threefryPartitionable).toBe(false);
+      expect(outerLosses(part)[0]).not.toBeCloseTo(outerLosses(legacy)[0], 3);
+
+      // chosen by the environment, then resumed without it: the run keeps its mode
+      const env = path.join(tmp, 'mode-env');
+      process.env.JAX_THREEFRY_PARTITIONABLE = '1';
+      try {
+        await runExperiment({ ...opts, config: cfgFor(2), logdir: env });
+      } finally {
+        delete process.env.JAX_THREEFRY_PARTITIONABLE;
+      }
+      expect(readJson(env, 'config.json').threefryPartitionable).toBe(true);
+      const ck = new CheckpointManager({ dir: env }).latest()!;
+      expect(readJson(ck.path, 'meta.json').extra.threefryPartitionable).toBe(true);
+      await runExperiment({ ...opts, config: cfgFor(4), logdir: env, resume: true });
+      expect(readJson(env, 'config.json').threefryPartitionable).toBe(true);
+      outerLosses(env).forEach((l, i) => expect(l).toBeCloseTo(outerLosses(part)[i], 5));
+
+      // naming the other mode on --resume is a changed config, refused before anything is written
+      await expect(runExperiment({ ...opts, config: cfgFor(6, ['threefryPartitionable=false']), logdir: env, resume: true })).rejects.toThrow(
+        /different config[\s\S]*threefryPartitionable: true -> false/,
+      );
+
+      // worker threads draw in the run's mode too
+      MetaTrainer.threadMinParams = 0;
+      const threaded = path.join(tmp, 'mode-threads');
+      await runExperiment({ ...opts, config: cfgFor(4, ['threefryPartitionable=true']), logdir: threaded, threads: 2 });
+      outerLosses(threaded).forEach((l, i) => expect(l).toBeCloseTo(outerLosses(part)[i], 5));
+    } finally {
+      MetaTrainer.threadMinParams = savedMin;
+      random.configure({ threefryPartitionable: false });
+    }
   }, 120000);
 });

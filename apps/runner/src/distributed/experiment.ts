@@ -1,6 +1,6 @@
 /** Building the experiment config a learner and its workers share, and its hash. */
 import { Registry } from '@lopt/core';
-import { MetaTrainingConfig } from '../experiments/meta_training';
+import { MetaTrainingConfig, withRandomMode } from '../experiments/meta_training';
 import { resolveRunConfig } from '../run_experiment';
 import { configHash } from '../checkpoints';
 
@@ -17,15 +17,20 @@ export const UNHASHED_FIELDS = ['steps', 'logging', 'mode', 'description', 'numW
 export function workerConfigHash(config: MetaTrainingConfig): string {
   const c: Record<string, unknown> = { ...config };
   for (const k of UNHASHED_FIELDS) delete c[k];
+  // legacy randomness hashes as before the field existed; a worker in the other mode is refused
+  if (!c.threefryPartitionable) delete c.threefryPartitionable;
   return configHash(c);
 }
 
-/** The experiment config exactly as `lopt run` resolves it (preset, then file, then --set, then --steps). */
+/**
+ * The experiment config exactly as `lopt run` resolves it (preset, then file, then --set, then
+ * --steps), with its random mode decided (the config's, else JAX_THREEFRY_PARTITIONABLE).
+ */
 export function buildExperiment(
   registry: Registry,
   name: string,
   opts: { configFile?: string; set?: string[]; steps?: number } = {},
 ): ExperimentSpec {
-  const config = resolveRunConfig(registry, name, { configFile: opts.configFile, set: opts.set ?? [], steps: opts.steps });
+  const config = withRandomMode(resolveRunConfig(registry, name, { configFile: opts.configFile, set: opts.set ?? [], steps: opts.steps }));
   return { name, config, hash: workerConfigHash(config) };
 }

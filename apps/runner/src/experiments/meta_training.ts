@@ -68,6 +68,12 @@ export const MetaTrainingSchema = z
      * (SingleMachineGradientLearner) loop.
      */
     reuseKey: z.boolean().default(false),
+    /**
+     * jax's random-number mode for every key this run draws (see @lopt/core random.ts): false =
+     * legacy (jax < 0.5, the reference's notebooks), true = jax >= 0.5. Left out, a run takes the
+     * mode it was started with on --resume, else JAX_THREEFRY_PARTITIONABLE, else false.
+     */
+    threefryPartitionable: z.boolean().optional(),
     learnedOptimizer: pluginRef,
     thetaOptimizer: pluginRef,
     truncationSchedule: pluginRef,
@@ -129,6 +135,15 @@ export function validateMetaTrainingConfig(input: unknown, registry: Registry): 
   return cfg;
 }
 
+/**
+ * The config with its random mode decided: the config's own, else `recorded` (the mode a resumed
+ * run was started with), else the environment's JAX_THREEFRY_PARTITIONABLE, else legacy.
+ */
+export function withRandomMode(cfg: MetaTrainingConfig, recorded?: boolean): MetaTrainingConfig {
+  if (cfg.threefryPartitionable !== undefined) return cfg;
+  return { ...cfg, threefryPartitionable: recorded ?? random.envFlag('JAX_THREEFRY_PARTITIONABLE') ?? false };
+}
+
 function asFamily(obj: TaskFamily | Task): TaskFamily {
   return typeof (obj as TaskFamily).taskFn === 'function' ? (obj as TaskFamily) : singleTaskToFamily(obj as Task);
 }
@@ -171,6 +186,8 @@ export class MetaTrainer {
     readonly registry: Registry,
     readonly options: MetaTrainerOptions = {},
   ) {
+    // Every key of this run (inits, truncations, data) follows the config's random mode.
+    if (config.threefryPartitionable !== undefined) random.configure({ threefryPartitionable: config.threefryPartitionable });
     this.lopt = registry.create('learned_optimizer', config.learnedOptimizer.name, config.learnedOptimizer.config);
     this.thetaOpt = registry.create('optimizer', config.thetaOptimizer.name, config.thetaOptimizer.config);
     this.families = config.tasks.map((t) => asFamily(registry.create('task', t.name, t.config)));

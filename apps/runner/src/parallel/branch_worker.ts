@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, loadPlugin, registry, treeLeaves, type PyTree } from '@lopt/core';
+import { initBackend, loadPlugin, random, registry, treeLeaves, type PyTree } from '@lopt/core';
 import type { TaskFamily, Task } from '@lopt/tasks';
 import { singleTaskToFamily } from '@lopt/tasks';
 import { VectorizedLOptTruncatedStep, truncatedUnroll, disposeReplaced, type BatchIndices, type TruncatedUnrollState } from '@lopt/estimators';
@@ -140,7 +140,8 @@ async function handle(msg: BranchRequest): Promise<{ reply: any; transfer?: Arra
 }
 
 async function main(): Promise<void> {
-  const { backend, plugins } = workerData as { backend: string; plugins: string[] };
+  const { backend, plugins, random: randomConfig } = workerData as { backend: string; plugins: string[]; random: random.RandomConfig };
+  random.configure(randomConfig); // the parent's random mode (a thread does not see its configure())
   process.env.LOPT_QUIET = '1';
   for (const lib of ['@lopt/tasks', '@lopt/optimizers', '@lopt/estimators']) require(lib);
   for (const p of plugins ?? []) await loadPlugin(p);

@@ -71,9 +71,10 @@ export class BranchPool {
     this.workers = [];
     const readies: Array<Promise<void>> = [];
     for (let i = 0; i < size; i++) {
+      const workerData = { backend, plugins, random: random.getConfig() };
       const w = fromTs
-        ? new Worker(tsBootstrap(entry, root), { eval: true, workerData: { backend, plugins } })
-        : new Worker(entry, { workerData: { backend, plugins } });
+        ? new Worker(tsBootstrap(entry, root), { eval: true, workerData })
+        : new Worker(entry, { workerData });
       readies.push(
         new Promise<void>((resolve, reject) => {
           const onMsg = (m: any) => {
