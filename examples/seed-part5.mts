@@ -1,6 +1,10 @@
 // The seed notebook (learned_optimization, "Part 5: Meta-training with GradientLearner"),
 // translated to lopt-ts. Run after `npm run build` from the repo root:
 //   LOPT_META_TRAIN_LENGTH=20 node examples/dist/seed-part5.mjs
+// Environment: LOPT_META_TRAIN_LENGTH (outer steps of each loop, default 500 as in the notebook);
+// JAX_THREEFRY_PARTITIONABLE=1 for jax >= 0.5's random numbers (default: jax < 0.5's, as the
+// notebook ran); LOPT_SEED_TASKS=quadratic meta-trains on the quadratic family alone, which gives
+// the reference's losses for PRNGKey(0) (see docs/reproducibility.md).
 import { random, treeShapes, initBackend } from '@lopt/core';
 import { FixedDimQuadraticFamily, ImageMLP_FashionMnist8_Relu32, singleTaskToFamily } from '@lopt/tasks';
 import { Adam, MLPLOpt } from '@lopt/optimizers';
@@ -18,7 +22,9 @@ const gradEstFn = (taskFamily, numTasks) => new TruncatedPES(
     { numTasks, randomInitialIterationOffset: maxLength }),
   { truncLength: 50 });
 const mlpTaskFamily = singleTaskToFamily(new ImageMLP_FashionMnist8_Relu32());
-const estimators = [gradEstFn(new FixedDimQuadraticFamily(10), 4), gradEstFn(mlpTaskFamily, 4)];
+const quadraticOnly = process.env.LOPT_SEED_TASKS === 'quadratic';
+const families = quadraticOnly ? [new FixedDimQuadraticFamily(10)] : [new FixedDimQuadraticFamily(10), mlpTaskFamily];
+const estimators = families.map((f) => gradEstFn(f, 4));
 const outerTrainer = new SingleMachineGradientLearner(lopt, estimators, thetaOpt);
 
 let key = random.PRNGKey(0);
@@ -27,14 +33,19 @@ console.log(JSON.stringify(treeShapes(state)));
 const steps = Number(process.env.LOPT_META_TRAIN_LENGTH ?? 500);
 let loss, metrics;
 const t0 = Date.now();
-for (let i = 0; i < steps; i++) [state, loss, metrics] = await outerTrainer.update(state, key, { withMetrics: false });
+const part1Losses: number[] = [];
+for (let i = 0; i < steps; i++) {
+  [state, loss, metrics] = await outerTrainer.update(state, key, { withMetrics: false });
+  part1Losses.push(loss);
+}
+console.log('single machine losses:', part1Losses.slice(0, 10).map((l) => l.toFixed(6)).join(' '), steps > 10 ? '...' : '');
 console.log(loss, metrics);   // metrics has none||mean_loss and none||best_of_mean_loss
 console.log(`single machine: ${steps} outer steps in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 const central = new GradientLearner(lopt, new Adam(1e-3));
 let centralState = await central.init(key);
 let workerWeights = central.getStateForWorker(centralState);
-const workerEstimators = [gradEstFn(new FixedDimQuadraticFamily(10), 16), gradEstFn(mlpTaskFamily, 16)];
+const workerEstimators = families.map((f) => gradEstFn(f, 16));
 let unrollStates = await Promise.all(workerEstimators.map((g, i) => g.initWorkerState(workerWeights, random.foldIn(key, i))));
 const losses: number[] = [];
 const t1 = Date.now();

@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'child_process';
 import * as path from 'path';
+import { golden } from './golden';
 
 const root = path.resolve(__dirname, '..');
 
@@ -37,4 +38,29 @@ test('examples/seed-part5 runs with LOPT_META_TRAIN_LENGTH=2 and prints the seed
   const workerLosses = out.match(/learner\/worker losses: (.*)/)![1].trim().split(' ').map(Number);
   expect(workerLosses).toHaveLength(2);
   workerLosses.forEach((l) => expect(Number.isFinite(l)).toBe(true));
+});
+
+test('examples/seed-part5 with LOPT_SEED_TASKS=quadratic prints the reference notebook\'s first losses for PRNGKey(0), in both random modes', () => {
+  for (const mode of ['legacy', 'partitionable'] as const) {
+    const out = execFileSync('node', ['examples/dist/seed-part5.mjs'], {
+      cwd: root,
+      env: {
+        ...process.env,
+        LOPT_META_TRAIN_LENGTH: '3',
+        LOPT_SEED_TASKS: 'quadratic',
+        JAX_THREEFRY_PARTITIONABLE: mode === 'partitionable' ? '1' : '0',
+        LOPT_QUIET: '1',
+        NO_COLOR: '1',
+      },
+      encoding: 'utf8',
+      stdio: 'pipe',
+      timeout: 240000,
+    });
+    const printed = out.match(/single machine losses: (.*)/)![1].trim().split(' ').map(Number);
+    // made by the reference (tools/reference/make_golden.py), see test/golden/README.md
+    const want = (golden(mode, 'seed_part1.json').quadratic_only_updates as { loss: number }[]).map((s) => s.loss);
+    expect(printed).toHaveLength(3);
+    // printed with 6 decimals: equal to the reference's to that precision (1e-5 relative and better)
+    printed.forEach((l, i) => expect(Math.abs(l - want[i])).toBeLessThanOrEqual(2e-6 + 1e-5 * Math.abs(want[i])));
+  }
 });
