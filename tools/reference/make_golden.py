@@ -14,6 +14,8 @@ jax_threefry_partitionable=False (jax < 0.5, what the reference's notebooks ran 
 Files written (each also records the versions that made it under "_meta"):
   random.json        jax.random samplers on fixed keys (odd sizes too: the legacy scheme pads)
   inits.json         init(key) of every task and learned optimizer lopt-ts has
+  updates.json       3 updates of each learned optimizer (θ from its own init(PRNGKey(0))) and of
+                     Adam(1e-3) on a tree with a matrix, a vector and a scalar leaf
   seed_part1.json    the seed notebook's part 1 (SingleMachineGradientLearner, PRNGKey(0)):
                      the whole initial state of both estimators, and 3 outer updates of the
                      quadratic estimator alone (losses and θ after each)
@@ -31,7 +33,7 @@ import sys
 parser = argparse.ArgumentParser()
 parser.add_argument("--mode", required=True, choices=["legacy", "partitionable"])
 parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "..", "test", "golden"))
-parser.add_argument("--only", default="random,inits,seed")
+parser.add_argument("--only", default="random,inits,updates,seed")
 args = parser.parse_args()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -167,6 +169,41 @@ if "inits" in WHAT:
     out[f"{fam_name}.task_fn(sample(PRNGKey(1))).init(PRNGKey(2))"] = flat(
         fam.task_fn(param).init(jax.random.PRNGKey(2)))
   save("inits.json", out)
+
+# ------------------------------------------------------------------------------------------------
+if "updates" in WHAT:
+  # A matrix, a vector and a scalar leaf (MLPLOpt reshapes scalars; Adafac factors matrices).
+  params0 = {"m": np.array([[0.5, -1.0, 0.2], [1.5, 0.25, -0.3]], np.float32),
+             "v": np.array([0.3, -0.6, 0.9, 0.0], np.float32),
+             "s": np.array(1.25, np.float32)}
+  grads = [
+      {"m": np.array([[0.1, -0.2, 0.05], [0.3, 0.05, -0.1]], np.float32) * (1 + i),
+       "v": np.array([0.01, -0.02, 0.5, -0.5], np.float32) * (i - 1.5),
+       "s": np.array([0.7, -0.3, 0.1][i], np.float32)}
+      for i in range(3)
+  ]
+
+  def run(opt):
+    state = opt.init(params0, num_steps=100)
+    after = []
+    for g in grads:
+      state = opt.update(state, g, loss=np.float32(0.5))
+      after.append(flat(state))
+    return after
+
+  cases = {
+      "MLPLOpt": mlp_lopt.MLPLOpt(),
+      "AdafacMLPLOpt": adafac_mlp_lopt.AdafacMLPLOpt(),
+      "LearnableSGD": lopt_base.LearnableSGD(),
+      "LearnableSGDM": lopt_base.LearnableSGDM(),
+      "LearnableAdam": lopt_base.LearnableAdam(),
+  }
+  out = {"params0": flat(params0), "grads": [flat(g) for g in grads]}
+  for name, lopt in cases.items():
+    theta = lopt.init(jax.random.PRNGKey(0))
+    out[name] = {"theta": flat(theta), "states": run(lopt.opt_fn(theta))}
+  out["Adam(1e-3)"] = {"states": run(opt_base.Adam(1e-3))}
+  save("updates.json", out)
 
 # ------------------------------------------------------------------------------------------------
 if "seed" in WHAT:
