@@ -74,7 +74,7 @@ export function resumeHash(cfg: MetaTrainingConfig): string {
  * before the field existed were legacy), else its config.json; undefined for a new run.
  */
 export function recordedRandomMode(logdir: string): boolean | undefined {
-  const latest = new CheckpointManager({ dir: logdir }).latest();
+  const latest = fs.existsSync(path.join(logdir, 'checkpoints')) ? new CheckpointManager({ dir: logdir }).latest() : null;
   const read = (file: string): Record<string, any> | undefined => {
     try {
       return JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -228,9 +228,6 @@ const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Trains `opts.config` into `opts.logdir`. The config must already be validated (resolveRunConfig). */
 export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   const { registry, logdir } = opts;
-  // --resume keeps the random mode the run was started with, unless the config names one.
-  const cfg = withRandomMode(opts.config, opts.resume ? recordedRandomMode(logdir) : undefined);
-  opts = { ...opts, config: cfg };
   const ckDir = path.join(logdir, 'checkpoints');
   const hasCheckpoints = fs.existsSync(ckDir) && fs.readdirSync(ckDir).some((n) => /^checkpoint_\d+$/.test(n));
   if (opts.resume && !hasCheckpoints) {
@@ -239,6 +236,9 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
   if (!opts.resume && hasCheckpoints) {
     throw new ConfigError(`${logdir} already holds checkpoints; pass --resume to continue that run, or choose another --logdir`);
   }
+  // --resume keeps the random mode the run was started with, unless the config names one.
+  const cfg = withRandomMode(opts.config, opts.resume ? recordedRandomMode(logdir) : undefined);
+  opts = { ...opts, config: cfg };
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
   if (!process.env.LOPT_QUIET) process.stderr.write(`[lopt] ${nativeKernelsStatus()}\n`);

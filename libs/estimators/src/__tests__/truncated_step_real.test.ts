@@ -4,8 +4,9 @@
  * 1,000 unroll steps with resets.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { random, treeDispose } from '@lopt/core';
+import { loadTree, random, treeDispose } from '@lopt/core';
 import {
   FixedDimQuadraticFamily,
   FixedDimQuadraticFamilyData,
@@ -71,17 +72,19 @@ test('SimpleLOptTruncatedStep trains unrollLength steps, then one reset step (is
 });
 
 const hasData = fs.existsSync(`${SYSTEM_FASHION_MNIST_DIR}/train-images-idx3-ubyte.gz`) || !!process.env.LOPT_DATA_DIR;
-(hasData ? test : test.skip)('MLPLOpt at init lowers the Fashion-MNIST MLP loss over 100 inner steps', () => {
+// A randomly initialised MLPLOpt (the reference's θ for PRNGKey(0)) need not descend; the θ
+// meta-trained on the seed experiment (pretrained/mlp-lopt-seed) must.
+(hasData ? test : test.skip)('the meta-trained MLPLOpt (pretrained/mlp-lopt-seed) lowers the Fashion-MNIST MLP loss over 100 inner steps', async () => {
   const lopt = new MLPLOpt();
-  const theta = lopt.init(random.PRNGKey(0));
+  const theta = await loadTree(path.join(__dirname, '../../../../pretrained/mlp-lopt-seed/theta.tree'));
   const step = new VectorizedLOptTruncatedStep(singleTaskToFamily(new ImageMLP_FashionMnist8_Relu32()), lopt, new ConstantTruncationSchedule(1000), { numTasks: 2 });
   const s0 = step.initStepState(theta, null, random.PRNGKey(3));
   const r = unroll(step, theta, s0, 100, true);
   const mean = (rows: number[][]) => rows.flat().reduce((a, b) => a + b, 0) / rows.flat().length;
-  const first = mean(r.losses.slice(0, 10));
+  const first = mean(r.losses.slice(0, 1));
   const last = mean(r.losses.slice(-10));
-  expect(first).toBeGreaterThan(2.0);
-  expect(last).toBeLessThan(first - 0.05);
+  expect(first).toBeGreaterThan(2.0); // ln 10 ≈ 2.30 at init
+  expect(last).toBeLessThan(first - 0.5);
   treeDispose([r.state, theta]);
 });
 if (!hasData) console.warn('Fashion-MNIST files absent: the 100-step MLPLOpt training check is skipped (apt-get install dataset-fashion-mnist)');
