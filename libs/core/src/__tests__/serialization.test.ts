@@ -9,7 +9,6 @@ import {
   deserializeTree,
   initBackend,
   loadTree,
-  random,
   saveTree,
   serializeTree,
   SerializationError,
