@@ -20,7 +20,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, nativeVariant, registry } from '@lopt/core';
 import { loadBuiltinLibs, nativeKernelsStatus } from './libs';
-import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from './experiments/meta_training';
+import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from '@lopt/training';
 
 export interface BenchOptions {
   backend: string;

@@ -3,7 +3,7 @@
  * They are `require`d at run time, one by one, so that a lib that is missing or fails to load
  * is reported instead of taking the whole CLI down (and so this package compiles before them).
  */
-export const BUILTIN_LIBS = ['@lopt/tasks', '@lopt/optimizers', '@lopt/estimators'] as const;
+export const BUILTIN_LIBS = ['@lopt/tasks', '@lopt/optimizers', '@lopt/estimators', '@lopt/training'] as const;
 
 export interface LibLoadResult {
   loaded: string[];
@@ -25,18 +25,7 @@ export function loadBuiltinLibs(libs: readonly string[] = BUILTIN_LIBS): LibLoad
       result.failed.push({ name, error: (e as Error).message.split('\n')[0] });
     }
   }
-  if (libs === BUILTIN_LIBS) {
-    // The experiment presets name plugins from every lib: register them once the libs are in.
-    if (!result.failed.length) {
-      try {
-        // eslint-disable-next-line @typescript-eslint/no-var-requires
-        require('./experiments/meta_training');
-      } catch (e) {
-        result.failed.push({ name: 'experiments', error: (e as Error).message.split('\n')[0] });
-      }
-    }
-    cached = result;
-  }
+  if (libs === BUILTIN_LIBS) cached = result;
   return result;
 }
 

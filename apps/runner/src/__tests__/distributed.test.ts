@@ -7,26 +7,14 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { registry } from '@lopt/core';
-import { MetaTrainer } from '../experiments/meta_training';
-import {
-  AsyncGradientBuffer,
-  SyncGradientSlots,
-  batchMetrics,
-  buildExperiment,
-  checkWireTree,
-  codec,
-  DistributedLearner,
-  GrpcLearnerClient,
-  InProcessTransport,
-  requireToken,
-  runWorker,
-  RpcError,
-  startGrpcServer,
-  Status,
-  WireTree,
-  GradientRequest,
-  LearnerHandler,
-} from '../distributed';
+import { MetaTrainer, distributed } from '@lopt/training';
+import { GrpcLearnerClient, startGrpcServer } from '../distributed';
+
+const { AsyncGradientBuffer, SyncGradientSlots, batchMetrics, buildExperiment, checkWireTree, codec, DistributedLearner, InProcessTransport, requireToken, runWorker, RpcError, Status } =
+  distributed;
+type WireTree = distributed.WireTree;
+type GradientRequest = distributed.GradientRequest;
+type LearnerHandler = distributed.LearnerHandler;
 
 const SET = ['tasks.0.numTasks=2'];
 const quiet = () => undefined;

@@ -8,7 +8,7 @@ import { random, saveTree, treeDispose, treeLeavesWithPath } from '@lopt/core';
 import { MLPLOpt } from '@lopt/optimizers';
 import { checkThetaStructure, exportFlaxParams, FlaxFormatError, importFlaxParams } from '../flax_msgpack';
 import { loadThetaFile } from '../eval/params';
-import { CheckpointManager } from '../checkpoints';
+import { CheckpointManager } from '@lopt/training';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -77,10 +77,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--linger-seconds <s>', 'after the last step, keep telling workers to exit for up to s seconds', '5')
     .action(async (experiment: string, o: LearnerCliOptions) => {
       // loaded when the command runs, so `lopt list` does not pull in every lib
-      const { buildExperiment } = await import('../distributed/experiment');
-      const { DistributedLearner } = await import('../distributed/learner');
+      const { buildExperiment, DistributedLearner, requireToken } = (await import('@lopt/training')).distributed;
       const { startGrpcServer } = await import('../distributed/grpc');
-      const { requireToken } = await import('../distributed/transport');
       const log = (l: string) => ctx.stderr.write(l + '\n');
       await initBackend(o.backend);
       const spec = buildExperiment(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: intArg('--steps', o.steps, 1) });

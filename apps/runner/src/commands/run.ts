@@ -3,11 +3,14 @@
  * (`--resume`), a loss plot and a progress bar. See run_experiment.ts.
  */
 import { Command, CommanderError, Option } from 'commander';
+import * as path from 'path';
+import type { TrainResult } from '@lopt/training';
+import { createProgress, formatDuration, type ProgressReporter } from '../progress';
 import { CliContext } from './context';
 
-// The run machinery (and through it every lib) is required when the command runs, so the CLI still
-// starts when a lib fails to load; types only here.
-type RunModule = typeof import('../run_experiment');
+// The training library (and through it every lib) is required when the command runs, so the CLI
+// still starts when a lib fails to load; types only here.
+type TrainingModule = typeof import('@lopt/training');
 const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'];
 
 function collect(value: string, previous: string[]): string[] {
@@ -48,25 +51,86 @@ export function register(program: Command, ctx: CliContext): void {
         'Example: lopt run quadratic-pes --steps 20 --set gradientEstimator.config.truncLength=5 --logdir runs/q',
     )
     .action(async (experiment: string, o: RunCliOptions) => {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const { defaultLogdir, resolveRunConfig, resolveThreads, runExperiment } = require('../run_experiment') as RunModule;
+      const { defaultLogdir, resolveRunConfig, resolveThreads, train } = require('@lopt/training') as TrainingModule;
       if (o.resume && !o.logdir) throw new Error('--resume needs --logdir: the run directory to continue');
       // Validate everything before anything is written.
       const config = resolveRunConfig(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: o.steps, seed: o.seed });
       const logdir = o.logdir ?? defaultLogdir(experiment);
-      const result = await runExperiment({
-        experiment,
-        config,
-        registry: ctx.registry,
-        logdir,
-        resume: o.resume,
-        backend: o.backend,
-        stdout: ctx.stdout,
-        stderr: ctx.stderr,
-        handleSignals: true,
-        threads: resolveThreads(o.threads),
-        plugins: ctx.plugins,
-      });
-      if (result.interrupted) throw new CommanderError(130, 'lopt.interrupted', `interrupted by ${result.signal}`);
+      const threads = resolveThreads(o.threads);
+      const { nativeKernelsStatus } = require('../libs') as typeof import('../libs');
+      if (!process.env.LOPT_QUIET) ctx.stderr.write(`[lopt] ${nativeKernelsStatus()}\n`);
+
+      // Ctrl-C / SIGTERM: finish the current step, checkpoint, close the event file, exit 130.
+      const stop = new AbortController();
+      let stopSignal: string | undefined;
+      let progress: ProgressReporter | null = null;
+      const log = (msg: string) => (progress ? progress.log(msg) : ctx.stderr.write(msg + '\n'));
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (stopSignal) {
+          ctx.stderr.write(`\nlopt: second ${sig}, exiting without a final checkpoint\n`);
+          process.exit(130);
+        }
+        stopSignal = sig;
+        log(`lopt: ${sig} received, stopping after this step (Ctrl-C again to quit at once)`);
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      let result: TrainResult;
+      try {
+        result = await train(config, {
+          experiment,
+          registry: ctx.registry,
+          logdir,
+          resume: o.resume,
+          backend: o.backend,
+          threads,
+          plugins: ctx.plugins,
+          signal: stop.signal,
+          onEvent: (e) => {
+            if (e.type === 'start') {
+              ctx.stderr.write(
+                `lopt run ${experiment}: ${e.startStep ? `resuming at step ${e.startStep} of ${e.total}` : `${e.total} steps`}, ` +
+                  `backend ${e.backend}${e.threads > 1 ? `, ${e.threads} threads` : ''}, logdir ${logdir}\n`,
+              );
+              progress = createProgress({
+                total: e.total,
+                startStep: e.startStep,
+                label: experiment,
+                stream: ctx.stderr,
+                logEverySteps: Math.max(1, Math.round(e.total / 50)),
+                logEverySeconds: 10,
+              });
+            } else if (e.type === 'step') progress?.update(e.step, { loss: e.loss });
+            else if (e.type === 'log') log(`lopt: ${e.message}`);
+          },
+        });
+      } finally {
+        (progress as ProgressReporter | null)?.stop();
+        progress = null;
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      ctx.stdout.write(summary(experiment, result, stopSignal) + '\n');
+      if (stopSignal) throw new CommanderError(130, 'lopt.interrupted', `interrupted by ${stopSignal}`);
     });
+}
+
+/** The lines printed when a run ends: where its logs, checkpoints and plot are. */
+function summary(experiment: string, r: TrainResult, stopSignal: string | undefined): string {
+  const rel = (p: string) => {
+    const q = path.relative(process.cwd(), p);
+    return q && !q.startsWith('..') ? q : p;
+  };
+  const took = formatDuration(r.seconds);
+  return [
+    stopSignal
+      ? `lopt run ${experiment}: stopped by ${stopSignal} after step ${r.step} of ${r.total} (${took}); resume with --resume --logdir ${rel(r.logdir)}`
+      : `lopt run ${experiment}: done, ${r.step - r.startStep} steps in ${took} (step ${r.step} of ${r.total})`,
+    `  final loss:  ${r.finalLoss === null ? '-' : r.finalLoss.toPrecision(6)}`,
+    `  logs:        ${rel(r.logdir)}   (tensorboard --logdir ${rel(r.logdir)})`,
+    `  config:      ${rel(path.join(r.logdir, 'config.json'))}`,
+    `  checkpoints: ${rel(path.join(r.logdir, 'checkpoints'))}${r.lastCheckpoint ? `   (latest ${path.basename(r.lastCheckpoint)})` : ''}`,
+    `  plot:        ${rel(path.join(r.logdir, 'loss.png'))}`,
+  ].join('\n');
 }

@@ -42,10 +42,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--threads <n>', "1 (default), 2 or auto: PES estimators unroll their antithetic branches in two worker threads (same gradients)")
     .action(async (experiment: string, o: Record<string, any>) => {
       // loaded when the command runs, so `lopt list` does not pull in every lib
-      const { buildExperiment } = await import('../distributed/experiment');
+      const training = await import('@lopt/training');
+      const { buildExperiment, runWorker } = training.distributed;
+      const { resolveThreads } = training;
       const { GrpcLearnerClient } = await import('../distributed/grpc');
-      const { runWorker } = await import('../distributed/worker');
-      const { resolveThreads } = await import('../run_experiment');
       const threads = resolveThreads(o.threads);
       const log = (l: string) => ctx.stderr.write(l + '\n');
       await initBackend(o.backend);

@@ -4,8 +4,17 @@
  */
 import * as fs from 'fs';
 import * as grpc from '@grpc/grpc-js';
-import { CallContext, LearnerClient, LearnerHandler, LearnerServer } from './transport';
-import { GradientRequest, PutReply, RpcError, SERVICE_NAME, Status, WeightsReply, WeightsRequest, codec } from './protocol';
+import { distributed } from '@lopt/training';
+
+type CallContext = distributed.CallContext;
+type LearnerClient = distributed.LearnerClient;
+type LearnerHandler = distributed.LearnerHandler;
+type LearnerServer = distributed.LearnerServer;
+type GradientRequest = distributed.GradientRequest;
+type PutReply = distributed.PutReply;
+type WeightsReply = distributed.WeightsReply;
+type WeightsRequest = distributed.WeightsRequest;
+const { RpcError, SERVICE_NAME, Status, codec } = distributed;
 
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 

@@ -1,8 +1,2 @@
-/** Distributed meta-training: a learner and workers over gRPC (or in process). See docs/distributed.md. */
-export * from './protocol';
-export * from './buffer';
-export * from './transport';
-export * from './grpc';
-export * from './experiment';
-export * from './learner';
-export * from './worker';
+/** The gRPC transport of distributed meta-training (the learner and worker logic is in @lopt/training). See docs/distributed.md. */
+export { startGrpcServer, GrpcLearnerClient } from './grpc';

@@ -14,8 +14,7 @@ import type { Task, TaskFamily, Datasets } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
 import { EVAL_SPLITS, singleTaskTrainingCurves, type TrainingCurves } from '@lopt/estimators';
 import { checkThetaStructure } from '../flax_msgpack';
-import { renderLossPlot, type Series } from '../plot';
-import { SummaryWriter } from '../tensorboard';
+import { renderLossPlot, SummaryWriter, type Series } from '@lopt/training';
 import { loadThetaFile, type LoadedParams } from './params';
 
 export interface BaselineSpec {

@@ -3,7 +3,8 @@ import '@lopt/optimizers';
 import '@lopt/estimators';
 import * as tf from '@tensorflow/tfjs';
 import { registry } from '@lopt/core';
-import { validateMetaTrainingConfig, MetaTrainer, ConfigError } from '../experiments/meta_training';
+import { validateMetaTrainingConfig, MetaTrainer } from '../meta_trainer';
+import { ConfigError } from '../config';
 
 describe('experiments', () => {
   test('the three built-in experiments are registered and validate', () => {
@@ -21,9 +22,9 @@ describe('experiments', () => {
       /gradientEstimator\.config\.truncLength/,
     );
     expect(() => validateMetaTrainingConfig({ ...base, learnedOptimizer: { name: 'NoSuchLOpt', config: {} } }, registry)).toThrow(/learnedOptimizer\.name.*allowed:.*MLPLOpt/);
+    expect(() => validateMetaTrainingConfig({ ...base, learnedOptimizer: { name: 'NoSuchLOpt', config: {} } }, registry)).toThrow(ConfigError);
     expect(() => registry.parseConfig('experiment', 'quadratic-pes', { mode: 'cluster' })).toThrow(/mode/);
     expect(() => registry.parseConfig('experiment', 'quadratic-pes', { bogus: 1 })).toThrow(/bogus/);
-    expect(ConfigError).toBeDefined();
   });
 
   test('quadratic-pes trains a few steps with a flat tensor count and deterministic losses', async () => {

@@ -1,9 +1,10 @@
 /**
- * `lopt run`: single-process meta-training of an experiment with TensorBoard event files,
- * checkpoints (resumable), a loss plot and progress output.
+ * Meta-training of an experiment in this process, into a log directory with TensorBoard event
+ * files, checkpoints (resumable), and a loss plot: `train(config, { logdir, threads, signal })`.
+ * `lopt run` is this function plus a progress display; a script or notebook calls it directly.
  *
  * `resolveRunConfig` turns an experiment name plus a config file and `--set` overrides into a
- * validated `MetaTrainingConfig` (nothing touches the disk); `runExperiment` trains it into a log
+ * validated `MetaTrainingConfig` (nothing touches the disk); `train` trains it into a log
  * directory:
  *
  * ```
@@ -20,14 +21,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, PyTree, Registry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
+import { initBackend, PyTree, Registry, registry as processRegistry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
 import { ConfigError, applySetOverrides, loadConfigFile, validateExperimentConfig } from './config';
 import { CheckpointError, CheckpointManager, configHash } from './checkpoints';
 import { SummaryWriter, listEventFiles, readEventFile } from './tensorboard';
 import { writeLossPlot, Series } from './plot';
-import { createProgress, formatDuration, ProgressReporter } from './progress';
-import { MetaTrainer, MetaTrainerState, MetaTrainingConfig, validateMetaTrainingConfig, withRandomMode } from './experiments/meta_training';
-import { nativeKernelsStatus } from './libs';
+import { MetaTrainer, MetaTrainerState, MetaTrainingConfig, validateMetaTrainingConfig, withRandomMode } from './meta_trainer';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
@@ -118,37 +117,48 @@ export function defaultLogdir(experiment: string, now = new Date()): string {
   return path.join('runs', `${experiment}-${ts}`);
 }
 
-export interface RunOptions {
-  experiment: string;
-  config: MetaTrainingConfig;
-  registry: Registry;
+export interface TrainOptions {
+  /** The log directory (created if missing). */
   logdir: string;
+  /** The experiment's name, for logs and the plot title (default 'experiment'). */
+  experiment?: string;
+  /** The registry the config's plugins come from (default: the process-wide one). */
+  registry?: Registry;
+  /** Continue the run in `logdir` from its newest checkpoint (same config; steps may grow). */
   resume?: boolean;
   /** tf.js backend name for core's initBackend (undefined: LOPT_BACKEND, else auto). */
   backend?: string;
-  stdout?: NodeJS.WritableStream;
-  stderr?: NodeJS.WritableStream;
-  /** Stop cleanly (final checkpoint) on SIGINT/SIGTERM. */
-  handleSignals?: boolean;
-  /** Force the progress bar on/off (default: stderr is a TTY). */
-  tty?: boolean;
   /** 1 (default) or 2: PES estimators run their antithetic branches in two worker threads
    * (MetaTrainerOptions.threads; same results, checkpoints in the same layout). */
   threads?: number;
   /** Plugin packages the worker threads load (those named with --plugin). */
   plugins?: string[];
+  /** Aborting it stops the run after the current outer step, with a final checkpoint. */
+  signal?: AbortSignal;
+  /** Progress: called at the start, after every outer step and checkpoint, and with log lines. */
+  onEvent?: (event: TrainEvent) => void;
 }
 
-export interface RunResult {
+/** What `train` reports while it runs. */
+export type TrainEvent =
+  | { type: 'start'; experiment: string; startStep: number; total: number; backend: string; threads: number; logdir: string }
+  | { type: 'step'; step: number; total: number; loss: number; metrics: Record<string, unknown> }
+  | { type: 'checkpoint'; step: number; path: string }
+  | { type: 'log'; message: string };
+
+export interface TrainResult {
   logdir: string;
   startStep: number;
   /** Outer steps done when the run stopped. */
   step: number;
+  /** The config's `steps`. */
+  total: number;
   finalLoss: number | null;
+  /** True when `signal` stopped the run before `steps`. */
   interrupted: boolean;
-  /** The signal that stopped the run early. */
-  signal?: string;
   lastCheckpoint: string | null;
+  /** Seconds this call trained (not counting earlier parts of a resumed run). */
+  seconds: number;
 }
 
 interface History {
@@ -225,9 +235,13 @@ function readLeaves(leaves: tf.Tensor[]): { all: Float32Array; parts: Float32Arr
 
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Trains `opts.config` into `opts.logdir`. The config must already be validated (resolveRunConfig). */
-export async function runExperiment(opts: RunOptions): Promise<RunResult> {
-  const { registry, logdir } = opts;
+/**
+ * Trains `config` (a `MetaTrainingConfig`, validated here against the registry) into
+ * `opts.logdir`: `const run = await train(config, { logdir, threads, signal, onEvent })`.
+ */
+export async function train(config: MetaTrainingConfig, opts: TrainOptions): Promise<TrainResult> {
+  const registry = opts.registry ?? processRegistry;
+  const logdir = opts.logdir;
   const ckDir = path.join(logdir, 'checkpoints');
   const hasCheckpoints = fs.existsSync(ckDir) && fs.readdirSync(ckDir).some((n) => /^checkpoint_\d+$/.test(n));
   if (opts.resume && !hasCheckpoints) {
@@ -237,14 +251,12 @@ export async function runExperiment(opts: RunOptions): Promise<RunResult> {
     throw new ConfigError(`${logdir} already holds checkpoints; pass --resume to continue that run, or choose another --logdir`);
   }
   // --resume keeps the random mode the run was started with, unless the config names one.
-  const cfg = withRandomMode(opts.config, opts.resume ? recordedRandomMode(logdir) : undefined);
-  opts = { ...opts, config: cfg };
+  const cfg = withRandomMode(validateMetaTrainingConfig(config, registry), opts.resume ? recordedRandomMode(logdir) : undefined);
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
-  if (!process.env.LOPT_QUIET) process.stderr.write(`[lopt] ${nativeKernelsStatus()}\n`);
   const trainer = new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] });
   try {
-    return await trainLoop(opts, trainer);
+    return await trainLoop(cfg, { ...opts, registry }, trainer);
   } finally {
     await trainer.dispose(null); // stops the worker threads (if any); the state is disposed by trainLoop
   }
@@ -259,10 +271,11 @@ export function resolveThreads(value: string | number | undefined): number {
   return n;
 }
 
-async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunResult> {
-  const { config: cfg, logdir } = opts;
-  const stdout = opts.stdout ?? process.stdout;
-  const stderr = opts.stderr ?? process.stderr;
+async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: MetaTrainer): Promise<TrainResult> {
+  const { logdir } = opts;
+  const experiment = opts.experiment ?? 'experiment';
+  const emit = (e: TrainEvent) => opts.onEvent?.(e);
+  const log = (message: string) => emit({ type: 'log', message });
   const ckDir = path.join(logdir, 'checkpoints');
   const hash = resumeHash(cfg);
 
@@ -325,27 +338,8 @@ async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunRes
 
   const total = cfg.steps;
   const innerPerOuter = trainer.innerStepsPerOuterStep();
-  const log = (msg: string) => (progress ? progress.log(msg) : stderr.write(msg + '\n'));
-  let progress: ProgressReporter | null = null;
-  stderr.write(
-    `lopt run ${opts.experiment}: ${startStep ? `resuming at step ${startStep} of ${total}` : `${total} steps`}, ` +
-      `backend ${tf.getBackend()}${trainer.pool ? `, ${trainer.pool.size} threads` : ''}, logdir ${logdir}\n`,
-  );
-
-  // Ctrl-C / SIGTERM: finish the current step, checkpoint, close the event file, exit 130.
-  let stopSignal: string | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (stopSignal) {
-      stderr.write(`\nlopt: second ${sig}, exiting without a final checkpoint\n`);
-      process.exit(130);
-    }
-    stopSignal = sig;
-    log(`lopt: ${sig} received, stopping after this step (Ctrl-C again to quit at once)`);
-  };
-  if (opts.handleSignals) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
+  emit({ type: 'start', experiment, startStep, total, backend: tf.getBackend(), threads: trainer.pool ? trainer.pool.size : 1, logdir });
+  const stopRequested = () => Boolean(opts.signal?.aborted);
 
   const t0 = Date.now();
   const elapsed = () => elapsedBefore + (Date.now() - t0) / 1000;
@@ -365,14 +359,14 @@ async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunRes
     dataStreams: trainer.streamStates(),
     rngKey: trainer.stepKey(s),
     configHash: hash,
-    extra: { experiment: opts.experiment, threefryPartitionable: cfg.threefryPartitionable ?? false },
+    extra: { experiment, threefryPartitionable: cfg.threefryPartitionable ?? false },
   });
   const redrawPlot = async () => {
     if (!history.outer.xs.length) return;
     try {
-      await writeLossPlot(logdir, historySeries(history), { title: `${opts.experiment}: meta-training loss` });
+      await writeLossPlot(logdir, historySeries(history), { title: `${experiment}: meta-training loss` });
     } catch (e) {
-      log(`lopt: warning: could not draw the loss plot: ${(e as Error).message}`);
+      log(`warning: could not draw the loss plot: ${(e as Error).message}`);
     }
   };
 
@@ -386,19 +380,9 @@ async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunRes
     }
   };
 
-  progress = createProgress({
-    total,
-    startStep,
-    label: opts.experiment,
-    stream: stderr,
-    tty: opts.tty,
-    logEverySteps: Math.max(1, Math.round(total / 50)),
-    logEverySeconds: 10,
-  });
-
   let failed: unknown = null;
   try {
-    for (; step < total && !stopSignal; ) {
+    for (; step < total && !stopRequested(); ) {
       const i = step;
       const withMetrics = i % L.metricsEvery === 0;
       const keepGrad = i % L.histogramsEvery === 0;
@@ -453,12 +437,13 @@ async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunRes
         });
       }
 
-      progress.update(step, { loss: res.loss });
+      emit({ type: 'step', step, total, loss: res.loss, metrics: res.metrics });
 
       const saved = checkpoints.isDue(step) ? await saveCheckpoint(step) : null;
       if (saved) {
         lastSavedStep = step;
         lastCheckpoint = saved.checkpointPath;
+        emit({ type: 'checkpoint', step, path: saved.checkpointPath });
         writer.flush();
         await redrawPlot();
       }
@@ -468,8 +453,6 @@ async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunRes
     failed = e;
   }
 
-  progress.stop();
-  progress = null;
   try {
     // final checkpoint (unless the last maybeSave already wrote this step); never after a failed step
     if (!failed && lastSavedStep !== step) {
@@ -479,10 +462,6 @@ async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunRes
     await redrawPlot();
   } finally {
     writer.close();
-    if (opts.handleSignals) {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
   }
   if (failed) {
     treeDispose(state as unknown as PyTree);
@@ -490,21 +469,14 @@ async function trainLoop(opts: RunOptions, trainer: MetaTrainer): Promise<RunRes
   }
   treeDispose(state as unknown as PyTree);
 
-  const rel = (p: string) => {
-    const r = path.relative(process.cwd(), p);
-    return r && !r.startsWith('..') ? r : p;
+  return {
+    logdir,
+    startStep,
+    step,
+    total,
+    finalLoss,
+    interrupted: step < total,
+    lastCheckpoint,
+    seconds: elapsed() - elapsedBefore,
   };
-  const took = formatDuration(elapsed() - elapsedBefore);
-  const lines = [
-    stopSignal
-      ? `lopt run ${opts.experiment}: stopped by ${stopSignal} after step ${step} of ${total} (${took}); resume with --resume --logdir ${rel(logdir)}`
-      : `lopt run ${opts.experiment}: done, ${step - startStep} steps in ${took} (step ${step} of ${total})`,
-    `  final loss:  ${finalLoss === null ? '-' : finalLoss.toPrecision(6)}`,
-    `  logs:        ${rel(logdir)}   (tensorboard --logdir ${rel(logdir)})`,
-    `  config:      ${rel(path.join(logdir, 'config.json'))}`,
-    `  checkpoints: ${rel(ckDir)}${lastCheckpoint ? `   (latest ${path.basename(lastCheckpoint)})` : ''}`,
-    `  plot:        ${rel(path.join(logdir, 'loss.png'))}`,
-  ];
-  stdout.write(lines.join('\n') + '\n');
-  return { logdir, startStep, step, finalLoss, interrupted: Boolean(stopSignal), signal: stopSignal, lastCheckpoint };
 }

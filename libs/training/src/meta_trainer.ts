@@ -13,8 +13,9 @@ import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, tree
 import type { TaskFamily, Task, BatchStream } from '@lopt/tasks';
 import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
-import { BranchPool, ThreadedPES } from '../parallel/threaded_pes';
-import type { BranchSpec } from '../parallel/branch_worker';
+import { BranchPool, ThreadedPES } from './parallel/threaded_pes';
+import type { BranchSpec } from './parallel/branch_worker';
+import { ConfigError } from './config';
 import {
   type TruncatedPESOptions,
   VectorizedLOptTruncatedStep,
@@ -101,12 +102,6 @@ export function deepMerge(base: any, over: any): any {
   return out;
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
 
 /**
  * Validates the whole configuration, including every nested plugin's own config against its

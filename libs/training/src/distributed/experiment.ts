@@ -1,7 +1,7 @@
 /** Building the experiment config a learner and its workers share, and its hash. */
 import { Registry } from '@lopt/core';
-import { MetaTrainingConfig, withRandomMode } from '../experiments/meta_training';
-import { resolveRunConfig } from '../run_experiment';
+import { MetaTrainingConfig, withRandomMode } from '../meta_trainer';
+import { resolveRunConfig } from '../train';
 import { configHash } from '../checkpoints';
 
 export interface ExperimentSpec {

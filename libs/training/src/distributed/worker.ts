@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { PyTree, random, treeDispose } from '@lopt/core';
 import { GradientEstimator, WorkerWeights, disposeReplaced, gradientWorkerCompute } from '@lopt/estimators';
-import { MetaTrainer } from '../experiments/meta_training';
+import { MetaTrainer } from '../meta_trainer';
 import { ExperimentSpec } from './experiment';
 import { ExperimentId, RpcError, Status, WeightsReply, checkWireTree, isRetryable, statusName, treeSignature, treeToWire, wireToTree } from './protocol';
 import { LearnerClient } from './transport';

@@ -4,20 +4,13 @@ import '@lopt/estimators';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeavesWithPath } from '@lopt/core';
-import { MetaTrainer } from '../experiments/meta_training';
-import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, runExperiment } from '../run_experiment';
+import { MetaTrainer } from '../meta_trainer';
+import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, train } from '../train';
 import { listEventFiles, readEventFile } from '../tensorboard';
 import { CheckpointManager } from '../checkpoints';
 
-const sink = () =>
-  new Writable({
-    write(_c, _e, cb) {
-      cb();
-    },
-  });
 
 const outerLosses = (logdir: string) => {
   const byStep = new Map<number, number>();
@@ -59,7 +52,7 @@ describe('lopt run (in process)', () => {
     const run = async (steps: number, name: string) => {
       const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps, set: ['logging.histogramsEvery=2', 'logging.metricsEvery=2', 'logging.checkpointEverySteps=3'] });
       const before = tf.memory().numTensors;
-      const r = await runExperiment({ experiment: 'quadratic-pes', config: cfg, registry, logdir: path.join(tmp, name), stdout: sink(), stderr: sink(), tty: false });
+      const r = await train(cfg, { experiment: 'quadratic-pes', registry, logdir: path.join(tmp, name) });
       expect(r.step).toBe(steps);
       return tf.memory().numTensors - before;
     };
@@ -77,7 +70,7 @@ describe('lopt run (in process)', () => {
       treeDispose(r!.state);
       return leaves;
     };
-    const opts = { experiment: 'quadratic-pes', registry, stdout: sink(), stderr: sink(), tty: false };
+    const opts = { experiment: 'quadratic-pes', registry };
     // the 10-d quadratics would stay on the main thread (MetaTrainer.threadMinParams): send them to the threads
     const savedMin = MetaTrainer.threadMinParams;
     MetaTrainer.threadMinParams = 0;
@@ -88,11 +81,11 @@ describe('lopt run (in process)', () => {
     }
     async function threadedResumeCheck(): Promise<void> {
       const single = path.join(tmp, 'single');
-      await runExperiment({ ...opts, config: cfgFor(6), logdir: single });
+      await train(cfgFor(6), { ...opts, logdir: single });
       const threaded = path.join(tmp, 'threaded');
-      await runExperiment({ ...opts, config: cfgFor(3), logdir: threaded, threads: 2 });
+      await train(cfgFor(3), { ...opts, logdir: threaded, threads: 2 });
       expect(await layout(threaded)).toEqual(await layout(single));
-      const r = await runExperiment({ ...opts, config: cfgFor(6), logdir: threaded, threads: 2, resume: true });
+      const r = await train(cfgFor(6), { ...opts, logdir: threaded, threads: 2, resume: true });
       expect(r.startStep).toBe(3);
       expect(r.step).toBe(6);
       const a = losses(single);
@@ -107,15 +100,15 @@ describe('lopt run (in process)', () => {
   }, 120000);
 
   test('random mode: config field or JAX_THREEFRY_PARTITIONABLE; recorded in config.json and checkpoints; --resume keeps it; threads follow it', async () => {
-    const opts = { experiment: 'quadratic-pes', registry, stdout: sink(), stderr: sink(), tty: false };
+    const opts = { experiment: 'quadratic-pes', registry };
     const cfgFor = (steps: number, set: string[] = []) => resolveRunConfig(registry, 'quadratic-pes', { steps, set });
     const readJson = (...p: string[]) => JSON.parse(fs.readFileSync(path.join(...p), 'utf8'));
     const savedMin = MetaTrainer.threadMinParams;
     try {
       const part = path.join(tmp, 'mode-part');
-      await runExperiment({ ...opts, config: cfgFor(4, ['threefryPartitionable=true']), logdir: part });
+      await train(cfgFor(4, ['threefryPartitionable=true']), { ...opts, logdir: part });
       const legacy = path.join(tmp, 'mode-legacy');
-      await runExperiment({ ...opts, config: cfgFor(4), logdir: legacy });
+      await train(cfgFor(4), { ...opts, logdir: legacy });
       expect(readJson(legacy, 'config.json').threefryPartitionable).toBe(false);
       expect(outerLosses(part)[0]).not.toBeCloseTo(outerLosses(legacy)[0], 3);
 
@@ -123,26 +116,26 @@ describe('lopt run (in process)', () => {
       const env = path.join(tmp, 'mode-env');
       process.env.JAX_THREEFRY_PARTITIONABLE = '1';
       try {
-        await runExperiment({ ...opts, config: cfgFor(2), logdir: env });
+        await train(cfgFor(2), { ...opts, logdir: env });
       } finally {
         delete process.env.JAX_THREEFRY_PARTITIONABLE;
       }
       expect(readJson(env, 'config.json').threefryPartitionable).toBe(true);
       const ck = new CheckpointManager({ dir: env }).latest()!;
       expect(readJson(ck.path, 'meta.json').extra.threefryPartitionable).toBe(true);
-      await runExperiment({ ...opts, config: cfgFor(4), logdir: env, resume: true });
+      await train(cfgFor(4), { ...opts, logdir: env, resume: true });
       expect(readJson(env, 'config.json').threefryPartitionable).toBe(true);
       outerLosses(env).forEach((l, i) => expect(l).toBeCloseTo(outerLosses(part)[i], 5));
 
       // naming the other mode on --resume is a changed config, refused before anything is written
-      await expect(runExperiment({ ...opts, config: cfgFor(6, ['threefryPartitionable=false']), logdir: env, resume: true })).rejects.toThrow(
+      await expect(train(cfgFor(6, ['threefryPartitionable=false']), { ...opts, logdir: env, resume: true })).rejects.toThrow(
         /different config[\s\S]*threefryPartitionable: true -> false/,
       );
 
       // worker threads draw in the run's mode too
       MetaTrainer.threadMinParams = 0;
       const threaded = path.join(tmp, 'mode-threads');
-      await runExperiment({ ...opts, config: cfgFor(4, ['threefryPartitionable=true']), logdir: threaded, threads: 2 });
+      await train(cfgFor(4, ['threefryPartitionable=true']), { ...opts, logdir: threaded, threads: 2 });
       outerLosses(threaded).forEach((l, i) => expect(l).toBeCloseTo(outerLosses(part)[i], 5));
     } finally {
       MetaTrainer.threadMinParams = savedMin;

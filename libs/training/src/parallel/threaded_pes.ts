@@ -41,7 +41,7 @@ const swc = require(${JSON.stringify(require.resolve('@swc/core'))});
 const root = ${JSON.stringify(root)};
 const orig = Module._resolveFilename;
 Module._resolveFilename = function (request, parent, ...rest) {
-  const m = /^@lopt\\/(core|tasks|optimizers|estimators)$/.exec(request);
+  const m = /^@lopt\\/(core|tasks|optimizers|estimators|training)$/.exec(request);
   if (m) request = path.join(root, 'libs', m[1], 'src/index.ts');
   return orig.call(this, request, parent, ...rest);
 };

@@ -11,7 +11,7 @@ import { randomBytes } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 import { PyTree, random, treeDispose, treeLeavesWithPath, treeMap } from '@lopt/core';
 import type { AggregatedGradient, GradientLearnerState } from '@lopt/estimators';
-import { MetaTrainer } from '../experiments/meta_training';
+import { MetaTrainer } from '../meta_trainer';
 import { CheckpointManager } from '../checkpoints';
 import { SummaryWriter } from '../tensorboard';
 import { ExperimentSpec } from './experiment';

@@ -1,0 +1,73 @@
+/**
+ * @lopt/training: meta-training runs as a library. Experiment configs and their presets, the
+ * `MetaTrainer` that assembles plugins into a single-machine or learner/worker pipeline, the
+ * `train()` loop with checkpoints, TensorBoard summaries and a loss plot, worker threads, and the
+ * transport-agnostic learner and worker of distributed runs.
+ *
+ * ```ts
+ * import { resolveRunConfig, train } from '@lopt/training';
+ * const config = resolveRunConfig(registry, 'seed-single-machine', { steps: 20 });
+ * const run = await train(config, { logdir: 'runs/seed', threads: 2, onEvent: (e) => console.log(e) });
+ * ```
+ */
+// The built-in libs register the plugins the experiment presets name.
+import '@lopt/tasks';
+import '@lopt/optimizers';
+import '@lopt/estimators';
+
+export {
+  MetaTrainer,
+  MetaTrainingSchema,
+  TaskEntrySchema,
+  LoggingSchema,
+  validateMetaTrainingConfig,
+  withRandomMode,
+  registerExperiment,
+  seedDefaultSteps,
+  deepMerge,
+} from './meta_trainer';
+export type { MetaTrainingConfig, MetaTrainingInput, MetaTrainerState, MetaTrainerOptions, StepResult } from './meta_trainer';
+
+export { train, resolveRunConfig, resolveThreads, resumeHash, recordedRandomMode, defaultLogdir, metricTag, MetricTagger, BACKEND_CHOICES } from './train';
+export type { TrainOptions, TrainEvent, TrainResult, RunConfigSources } from './train';
+
+export {
+  ConfigError,
+  parseOverrideValue,
+  applySetOverrides,
+  loadConfigFile,
+  closestName,
+  describeConfigIssues,
+  validateExperimentConfig,
+  loadExperimentConfig,
+} from './config';
+
+export {
+  CheckpointManager,
+  CheckpointError,
+  CHECKPOINT_PREFIX,
+  PARAMS_PREFIX,
+  configHash,
+  listIndices,
+  readCheckpointDir,
+  loadParams,
+} from './checkpoints';
+export type {
+  CheckpointKind,
+  CheckpointInfo,
+  CheckpointPayload,
+  CheckpointMeta,
+  SavedCheckpoint,
+  RestoredCheckpoint,
+  CheckpointManagerOptions,
+} from './checkpoints';
+export { atomicWriteDir, removeStaleTemps, tempPathFor, TMP_PREFIX } from './fsutil';
+
+export * as tensorboard from './tensorboard';
+export { SummaryWriter, readEventFile, listEventFiles, scalarsByTag } from './tensorboard';
+export { renderLossPlot, writeLossPlot, niceTicks, logTicks, formatTick, layoutLegend, PALETTE } from './plot';
+export type { Series, PlotOptions, RenderedPlot } from './plot';
+
+export { BranchPool, ThreadedPES } from './parallel/threaded_pes';
+
+export * as distributed from './distributed';
