@@ -19,8 +19,8 @@ import {
   treeLeaves,
   treeSize,
   aggregateMetricList,
-  saveTree,
-  loadTree,
+  loadParams,
+  readCheckpointDir,
 } from '@lopt/core';
 import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimizers';
 import type { GradientEstimator, WorkerWeights, Metrics } from './gradient_estimator';
@@ -57,42 +57,20 @@ function outerIterationOf(state: OptState): number {
   return it instanceof tf.Tensor ? Number(it.dataSync()[0]) : Number(it ?? 0);
 }
 
-/** ParameterCheckpoint (`params_` files): θ for use and evaluation. */
-export interface ParameterCheckpoint {
-  params: Theta;
-  genId: string;
-  step: number;
-}
-
-/** OptCheckpoint (`checkpoint_` files): the full learner state, for resuming. */
-export interface OptCheckpoint {
-  gradientLearnerState: GradientLearnerState;
-  elapsedTime: number;
-  totalInnerSteps: number;
-}
-
-export async function saveParameterCheckpoint(path: string, ckpt: ParameterCheckpoint): Promise<void> {
-  await saveTree(path, { params: ckpt.params, gen_id: ckpt.genId, step: ckpt.step });
-}
-
-export async function loadParameterCheckpoint(path: string): Promise<ParameterCheckpoint> {
-  const t = (await loadTree(path)) as any;
-  if (!t || typeof t !== 'object' || !('params' in t)) throw new Error(`${path} is not a parameter checkpoint (no 'params' entry)`);
-  return { params: t.params, genId: String(t.gen_id ?? ''), step: Number(t.step ?? 0) };
-}
-
-export async function saveOptCheckpoint(path: string, ckpt: OptCheckpoint): Promise<void> {
-  await saveTree(path, { gradient_learner_state: ckpt.gradientLearnerState as any, elapsed_time: ckpt.elapsedTime, total_inner_steps: ckpt.totalInnerSteps });
-}
-
-export async function loadOptCheckpoint(path: string): Promise<OptCheckpoint> {
-  const t = (await loadTree(path)) as any;
-  if (!t || typeof t !== 'object' || !('gradient_learner_state' in t)) throw new Error(`${path} is not a learner checkpoint (no 'gradient_learner_state' entry)`);
-  return { gradientLearnerState: t.gradient_learner_state, elapsedTime: Number(t.elapsed_time ?? 0), totalInnerSteps: Number(t.total_inner_steps ?? 0) };
+/**
+ * The learner state inside a checkpoint tree: `{thetaOptState}` (the distributed learner's
+ * checkpoints) or `{learnerState: {thetaOptState}}` (a `lopt run` checkpoint).
+ */
+function thetaOptStateIn(tree: any, source: string): OptState {
+  const st = tree?.thetaOptState ?? tree?.learnerState?.thetaOptState;
+  if (!st || typeof st !== 'object') throw new Error(`${source} holds no learner state (thetaOptState)`);
+  return st as OptState;
 }
 
 export interface GradientLearnerOptions {
+  /** θ from a `params_<n>` checkpoint directory or a tree file (reference: `init_theta_from_path`). */
   initThetaFromPath?: string | null;
+  /** The meta-optimizer state from a `checkpoint_<n>` directory (reference: `init_outer_state_from_path`). */
   initOuterStateFromPath?: string | null;
   resetOuterIteration?: boolean;
   numSteps?: number | null;
@@ -110,17 +88,19 @@ export class GradientLearner {
     if (this.opts.initSeed !== undefined && this.opts.initSeed !== null) key = random.PRNGKey(this.opts.initSeed);
     let theta = this.metaInit.init(key);
     if (this.opts.initThetaFromPath) {
-      const ckpt = await loadParameterCheckpoint(this.opts.initThetaFromPath);
-      assertSameTree(theta, ckpt.params, this.opts.initThetaFromPath);
+      const { theta: loaded } = await loadParams(this.opts.initThetaFromPath);
+      assertSameTree(theta, loaded, this.opts.initThetaFromPath);
       disposeReplaced(theta, {});
-      theta = ckpt.params;
+      theta = loaded;
     }
     let thetaOptState = this.thetaOpt.init(theta, { numSteps: this.opts.numSteps ?? null });
     if (this.opts.initOuterStateFromPath) {
-      const ckpt = await loadOptCheckpoint(this.opts.initOuterStateFromPath);
-      assertSameTree(thetaOptState, ckpt.gradientLearnerState.thetaOptState, this.opts.initOuterStateFromPath);
+      const { tree } = await readCheckpointDir(this.opts.initOuterStateFromPath);
+      const loaded = thetaOptStateIn(tree, this.opts.initOuterStateFromPath);
+      assertSameTree(thetaOptState, loaded, this.opts.initOuterStateFromPath);
       disposeReplaced(thetaOptState, {});
-      thetaOptState = ckpt.gradientLearnerState.thetaOptState;
+      disposeReplaced(tree, loaded);
+      thetaOptState = loaded;
       if (this.opts.resetOuterIteration) {
         const it = thetaOptState.iteration;
         thetaOptState = { ...thetaOptState, iteration: it instanceof tf.Tensor ? tf.zerosLike(it) : 0 };

@@ -1,79 +1,41 @@
 /**
- * Checkpoints of a meta-training run, laid out as the reference's `checkpoints.py`,
- * `periodically_save_checkpoint` (which `outer_train.py`, `train_learner` calls with the
- * `checkpoint_` and `params_` prefixes):
+ * When a meta-training run saves checkpoints, how many it keeps, and how it resumes
+ * (`CheckpointManager`), over core's checkpoint format (`checkpoint.ts` in @lopt/core):
  *
  * ```
- * <logdir>/checkpoints/checkpoint_<n>/state.tree   full learner state (core's saveTree format)
+ * <logdir>/checkpoints/checkpoint_<n>/state.tree   full learner state
  *                                    /meta.json    step, elapsed time, inner steps, data-stream
  *                                                  states, RNG key, config hash, file checksums
  * <logdir>/checkpoints/params_<n>/theta.tree       meta-parameters only (for evaluation)
  *                                /meta.json
  * ```
  * `n` is the reference's sequential save index (last index + 1, starting at 0), not the training
- * step; the step is recorded in meta.json. Each entry is written into a temporary directory
- * (name starting with `.tmp-`) and renamed into place, so a crash never leaves a partial
- * `checkpoint_*`. Only the newest `keep` of each prefix are kept. Restoring a corrupt or missing
- * checkpoint throws a CheckpointError: a run never silently starts fresh over a damaged one.
+ * step; the step is recorded in meta.json. Only the newest `keep` of each prefix are kept.
+ * Restoring a corrupt or missing checkpoint throws a CheckpointError: a run never silently starts
+ * fresh over a damaged one.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { createHash } from 'crypto';
-import { PyTree, loadTree, saveTree } from '@lopt/core';
-import { atomicWriteDir, removeStaleTemps } from './fsutil';
-
-export const CHECKPOINT_PREFIX = 'checkpoint_';
-export const PARAMS_PREFIX = 'params_';
-export type CheckpointKind = 'checkpoint' | 'params';
-const TREE_FILE: Record<CheckpointKind, string> = { checkpoint: 'state.tree', params: 'theta.tree' };
-const META_FILE = 'meta.json';
-const META_FORMAT = 'lopt-checkpoint';
-const META_VERSION = 1;
-
-export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CheckpointError';
-  }
-}
-
-/** What the caller knows about the run at save time (all JSON-serializable except `rngKey`). */
-export interface CheckpointInfo {
-  /** Training (outer) step. */
-  step: number;
-  /** Seconds of training so far (carried across restarts). */
-  elapsedTime?: number;
-  totalInnerSteps?: number;
-  /** Per-worker / per-estimator data-stream positions, as plain JSON. */
-  dataStreams?: unknown;
-  rngKey?: Uint32Array | number[];
-  /** `configHash(config)` of the experiment config. */
-  configHash?: string;
-  /** Anything else JSON-serializable. */
-  extra?: Record<string, unknown>;
-}
+import {
+  CHECKPOINT_PREFIX,
+  CheckpointError,
+  PARAMS_PREFIX,
+  listIndices,
+  loadParams,
+  readCheckpointDir,
+  removeStaleTemps,
+  writeCheckpointDir,
+  type CheckpointInfo,
+  type CheckpointKind,
+  type CheckpointMeta,
+  type PyTree,
+} from '@lopt/core';
 
 export interface CheckpointPayload extends CheckpointInfo {
   /** The full learner state pytree (theta, theta optimizer state, ...). */
   state: PyTree;
   /** Meta-parameters alone, written to `params_<n>`; omit to skip the params file. */
   theta?: PyTree;
-}
-
-export interface CheckpointMeta {
-  format: typeof META_FORMAT;
-  version: number;
-  kind: CheckpointKind;
-  index: number;
-  step: number;
-  elapsedTime: number;
-  totalInnerSteps: number;
-  dataStreams: unknown;
-  rngKey: number[] | null;
-  configHash: string | null;
-  extra: Record<string, unknown>;
-  savedAt: string;
-  file: { name: string; bytes: number; sha256: string };
 }
 
 export interface SavedCheckpoint {
@@ -104,92 +66,6 @@ export interface CheckpointManagerOptions {
   everySeconds?: number;
   /** Clock in milliseconds (tests). */
   now?: () => number;
-}
-
-/** A short stable hash of a JSON config (keys sorted), stored in checkpoints to catch resuming with another config. */
-export function configHash(config: unknown): string {
-  return createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 16);
-}
-
-function canonicalJson(x: unknown): string {
-  if (Array.isArray(x)) return `[${x.map(canonicalJson).join(',')}]`;
-  if (x && typeof x === 'object') {
-    const obj = x as Record<string, unknown>;
-    return `{${Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(x) ?? 'null';
-}
-
-function sha256File(file: string): { bytes: number; sha256: string } {
-  const data = fs.readFileSync(file);
-  return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
-}
-
-/** Indices of `<prefix><n>` entries in `dir`, ascending. */
-export function listIndices(dir: string, kind: CheckpointKind): number[] {
-  if (!fs.existsSync(dir)) return [];
-  const prefix = kind === 'checkpoint' ? CHECKPOINT_PREFIX : PARAMS_PREFIX;
-  const re = new RegExp(`^${prefix}(\\d+)$`);
-  return fs
-    .readdirSync(dir)
-    .map((n) => re.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b);
-}
-
-/** Reads and checks one entry (a `checkpoint_<n>` or `params_<n>` directory). */
-export async function readCheckpointDir<T extends PyTree = PyTree>(
-  entryPath: string,
-): Promise<{ meta: CheckpointMeta; tree: T }> {
-  if (!fs.existsSync(entryPath)) throw new CheckpointError(`checkpoint ${entryPath} does not exist`);
-  if (!fs.statSync(entryPath).isDirectory()) throw new CheckpointError(`checkpoint ${entryPath} is not a directory`);
-  const metaPath = path.join(entryPath, META_FILE);
-  let meta: CheckpointMeta;
-  try {
-    meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
-  } catch (e) {
-    throw new CheckpointError(`checkpoint ${entryPath} is corrupt: cannot read ${META_FILE} (${(e as Error).message})`);
-  }
-  if (!meta || meta.format !== META_FORMAT || !meta.file || typeof meta.step !== 'number') {
-    throw new CheckpointError(`checkpoint ${entryPath} is corrupt: ${META_FILE} is not a lopt checkpoint meta file`);
-  }
-  if (meta.version > META_VERSION) {
-    throw new CheckpointError(`checkpoint ${entryPath} has format version ${meta.version}; this lopt reads up to ${META_VERSION}`);
-  }
-  const treePath = path.join(entryPath, meta.file.name);
-  if (!fs.existsSync(treePath)) throw new CheckpointError(`checkpoint ${entryPath} is corrupt: ${meta.file.name} is missing`);
-  const { bytes, sha256 } = sha256File(treePath);
-  if (bytes !== meta.file.bytes || sha256 !== meta.file.sha256) {
-    throw new CheckpointError(
-      `checkpoint ${entryPath} is corrupt: ${meta.file.name} has ${bytes} bytes / sha256 ${sha256.slice(0, 12)}…, ` +
-        `meta.json recorded ${meta.file.bytes} bytes / ${String(meta.file.sha256).slice(0, 12)}…`,
-    );
-  }
-  let tree: T;
-  try {
-    tree = await loadTree<T>(treePath);
-  } catch (e) {
-    throw new CheckpointError(`checkpoint ${entryPath} is corrupt: ${(e as Error).message}`);
-  }
-  return { meta, tree };
-}
-
-/** Loads meta-parameters from a `params_<n>` directory (or a bare tree file written by saveTree). */
-export async function loadParams<T extends PyTree = PyTree>(paramsPath: string): Promise<{ theta: T; step: number | null }> {
-  if (fs.existsSync(paramsPath) && fs.statSync(paramsPath).isFile()) {
-    try {
-      return { theta: await loadTree<T>(paramsPath), step: null };
-    } catch (e) {
-      throw new CheckpointError(`params file ${paramsPath} is corrupt: ${(e as Error).message}`);
-    }
-  }
-  const { meta, tree } = await readCheckpointDir<T>(paramsPath);
-  return { theta: tree, step: meta.step };
 }
 
 export class CheckpointManager {
@@ -263,11 +139,11 @@ export class CheckpointManager {
     }
     const ckIdx = this.indices('checkpoint');
     const index = ckIdx.length ? ckIdx[ckIdx.length - 1] + 1 : 0;
-    const checkpointPath = await this.writeEntry('checkpoint', index, payload.state, payload);
+    const checkpointPath = await writeCheckpointDir(this.dir, 'checkpoint', index, payload.state, payload, this.now());
     let paramsPath: string | null = null;
     if (payload.theta !== undefined) {
       const pIdx = this.indices('params');
-      paramsPath = await this.writeEntry('params', pIdx.length ? pIdx[pIdx.length - 1] + 1 : 0, payload.theta, payload);
+      paramsPath = await writeCheckpointDir(this.dir, 'params', pIdx.length ? pIdx[pIdx.length - 1] + 1 : 0, payload.theta, payload, this.now());
     }
     this.prune();
     this.lastSaveStep = payload.step;
@@ -325,32 +201,6 @@ export class CheckpointManager {
     return { ...(await loadParams<T>(path.join(this.dir, `${PARAMS_PREFIX}${i}`))), index: i };
   }
 
-  private async writeEntry(kind: CheckpointKind, index: number, tree: PyTree, info: CheckpointInfo): Promise<string> {
-    const prefix = kind === 'checkpoint' ? CHECKPOINT_PREFIX : PARAMS_PREFIX;
-    const target = path.join(this.dir, `${prefix}${index}`);
-    const fileName = TREE_FILE[kind];
-    await atomicWriteDir(target, async (tmp) => {
-      const treePath = path.join(tmp, fileName);
-      await saveTree(treePath, tree);
-      const meta: CheckpointMeta = {
-        format: META_FORMAT,
-        version: META_VERSION,
-        kind,
-        index,
-        step: info.step,
-        elapsedTime: info.elapsedTime ?? 0,
-        totalInnerSteps: info.totalInnerSteps ?? 0,
-        dataStreams: info.dataStreams ?? null,
-        rngKey: info.rngKey ? Array.from(info.rngKey) : null,
-        configHash: info.configHash ?? null,
-        extra: info.extra ?? {},
-        savedAt: new Date(this.now()).toISOString(),
-        file: { name: fileName, ...sha256File(treePath) },
-      };
-      fs.writeFileSync(path.join(tmp, META_FILE), JSON.stringify(meta, null, 2) + '\n');
-    });
-    return target;
-  }
 
   private prune(): void {
     for (const kind of ['checkpoint', 'params'] as const) {

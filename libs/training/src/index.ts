@@ -42,26 +42,8 @@ export {
   loadExperimentConfig,
 } from './config';
 
-export {
-  CheckpointManager,
-  CheckpointError,
-  CHECKPOINT_PREFIX,
-  PARAMS_PREFIX,
-  configHash,
-  listIndices,
-  readCheckpointDir,
-  loadParams,
-} from './checkpoints';
-export type {
-  CheckpointKind,
-  CheckpointInfo,
-  CheckpointPayload,
-  CheckpointMeta,
-  SavedCheckpoint,
-  RestoredCheckpoint,
-  CheckpointManagerOptions,
-} from './checkpoints';
-export { atomicWriteDir, removeStaleTemps, tempPathFor, TMP_PREFIX } from './fsutil';
+export { CheckpointManager } from './checkpoints';
+export type { CheckpointPayload, SavedCheckpoint, RestoredCheckpoint, CheckpointManagerOptions } from './checkpoints';
 
 export * as tensorboard from './tensorboard';
 export { SummaryWriter, readEventFile, listEventFiles, scalarsByTag } from './tensorboard';

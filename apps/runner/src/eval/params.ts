@@ -10,7 +10,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { PyTree, TREE_MAGIC, deserializeTree } from '@lopt/core';
-import { CheckpointManager, CheckpointError, loadParams, listIndices } from '@lopt/training';
+import { CheckpointError, loadParams, listIndices } from '@lopt/core';
+import { CheckpointManager } from '@lopt/training';
 import { importFlaxParams, looksLikeFlaxMsgpack } from '../flax_msgpack';
 
 export type ParamsFormat = 'lopt-checkpoint' | 'lopt-tree' | 'flax-msgpack';

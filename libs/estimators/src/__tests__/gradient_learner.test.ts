@@ -2,14 +2,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { random, treeDispose } from '@lopt/core';
+import { random, treeDispose, writeCheckpointDir } from '@lopt/core';
 import { LearnableSGD, SGD, Adam } from '@lopt/optimizers';
 import {
   GradientLearner,
   SingleMachineGradientLearner,
   gradientWorkerCompute,
-  saveParameterCheckpoint,
-  saveOptCheckpoint,
   GradientEstimator,
 } from '../index';
 
@@ -129,8 +127,8 @@ describe('GradientLearner (reference gradient_learner_test)', () => {
 
   test('init from a saved params file restores θ; from a learner checkpoint restores (or resets) the outer iteration', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-learner-'));
-    const paramsPath = path.join(dir, 'params_0');
-    await saveParameterCheckpoint(paramsPath, { params: { log_lr: tf.scalar(0.75) }, genId: 'g', step: 3 });
+    // entries in the checkpoint format lopt run writes (core's writeCheckpointDir)
+    const paramsPath = await writeCheckpointDir(dir, 'params', 0, { log_lr: tf.scalar(0.75) }, { step: 3 });
     const fromParams = new GradientLearner(new LearnableSGD({ initialLr: 1 }), new SGD(3), { initThetaFromPath: paramsPath });
     const s1 = await fromParams.init(random.PRNGKey(0));
     expect(logLrOf(fromParams, s1)).toBeCloseTo(0.75, 6);
@@ -141,8 +139,7 @@ describe('GradientLearner (reference gradient_learner_test)', () => {
     for (let i = 0; i < 11; i++) {
       [st] = await learner.update(st, [{ thetaGrads: { log_lr: tf.scalar(1) }, thetaModelState: null, meanLoss: 1 }], { key: random.PRNGKey(i) });
     }
-    const ckptPath = path.join(dir, 'checkpoint_0');
-    await saveOptCheckpoint(ckptPath, { gradientLearnerState: st, elapsedTime: 1.5, totalInnerSteps: 0 });
+    const ckptPath = await writeCheckpointDir(dir, 'checkpoint', 0, { learnerState: st, workerStates: [] }, { step: 11 });
     const restored = new GradientLearner(new LearnableSGD({ initialLr: 1 }), new Adam(0.1), { initOuterStateFromPath: ckptPath });
     const r = await restored.init(random.PRNGKey(5));
     expect(restored.getStateForWorker(r).outerState.outerIteration).toBe(11);

@@ -3,7 +3,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { random } from '@lopt/core';
-import { CheckpointManager, CheckpointError, configHash, loadParams, CheckpointPayload } from '../checkpoints';
+import { CheckpointError, configHash, loadParams } from '@lopt/core';
+import { CheckpointManager, type CheckpointPayload } from '../checkpoints';
 
 function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-ckpt-'));

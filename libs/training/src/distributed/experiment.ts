@@ -1,8 +1,8 @@
 /** Building the experiment config a learner and its workers share, and its hash. */
-import { Registry } from '@lopt/core';
+import { configHash, Registry } from '@lopt/core';
 import { MetaTrainingConfig, withRandomMode } from '../meta_trainer';
 import { resolveRunConfig } from '../train';
-import { configHash } from '../checkpoints';
+
 
 export interface ExperimentSpec {
   name: string;

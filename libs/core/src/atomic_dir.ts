@@ -1,6 +1,6 @@
 /**
  * Atomic publication of a whole directory (temp directory + fsync + rename), used for checkpoints.
- * Single files go through `@lopt/core`'s `atomicWriteFile`.
+ * Single files go through `atomicWriteFile` (serialization.ts).
  */
 // Default import: calls go through the live module object, so tests can simulate a crash with jest.spyOn(fs, ...).
 import fs from 'fs';
