@@ -209,3 +209,11 @@ export function treeKeep<T extends PyTree>(tree: T): T {
 export function treeSize(tree: PyTree): number {
   return treeLeaves<unknown>(tree).reduce<number>((n, l) => n + (l instanceof tf.Tensor ? l.size : 1), 0);
 }
+
+/** Dispose the tensors of `old` that `next` does not hold (JAX-style buffer donation). */
+export function disposeReplaced(old: PyTree, next: PyTree): void {
+  const keep = new Set(treeLeaves<unknown>(next).filter((l) => l instanceof tf.Tensor));
+  for (const leaf of treeLeaves<unknown>(old)) {
+    if (leaf instanceof tf.Tensor && !keep.has(leaf) && !leaf.isDisposed) leaf.dispose();
+  }
+}

@@ -5,29 +5,11 @@
  * identical data and keys.
  */
 import * as tf from '@tensorflow/tfjs';
-import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves } from '@lopt/core';
+import { disposeReplaced, random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
-import {
-  TruncatedStep,
-  TruncatedUnrollState,
-  TruncatedUnrollOut,
-  concatStates,
-  sliceState,
-  dataAt,
-  disposeReplaced,
-  stateRows,
-} from './truncated_step';
+import type { TruncatedStep, TruncatedUnrollState, TruncatedUnrollOut } from './truncated_step';
+import { concatStates, dataAt, sliceState, stateRows } from './unroll_state';
 import type { OuterState } from './truncation_schedule';
-
-/** ε for every leaf of θ: one key per leaf in flatten order, `normal(leaf.shape) * std`. */
-export function samplePerturbations(theta: Theta, key: PRNGKey, std: number): Theta {
-  const [leaves, def] = treeFlatten<tf.Tensor>(theta);
-  const keys = random.split(key, leaves.length);
-  return treeUnflatten(
-    def,
-    leaves.map((l, i) => tf.tidy(() => tf.mul(random.normal(keys[i], l.shape), std))),
-  );
-}
 
 /** ε_i, θ+ε_i, θ−ε_i for N tasks, stacked on a leading axis: `[N, ...leaf]`. */
 export function vectorSamplePerturbations(theta: Theta, key: PRNGKey, std: number, numSamples: number): { eps: Theta; posTheta: Theta; negTheta: Theta } {

@@ -5,10 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves, registerPlugin } from '@lopt/core';
+import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves, registerPlugin, disposeReplaced } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
 import type { GradientEstimator, GradientEstimatorOut, Metrics, WorkerWeights } from './gradient_estimator';
-import { TruncatedStep, TruncatedUnrollState, disposeReplaced } from './truncated_step';
+import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
 import { truncatedUnroll, hostMatrix, UnrollYs } from './common';
 import { assertNeverEnding } from './es_estimators';
 import type { TruncationSchedule } from './truncation_schedule';

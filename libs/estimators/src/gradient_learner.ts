@@ -21,10 +21,10 @@ import {
   aggregateMetricList,
   loadParams,
   readCheckpointDir,
+  disposeReplaced,
 } from '@lopt/core';
 import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimizers';
 import type { GradientEstimator, WorkerWeights, Metrics } from './gradient_estimator';
-import { disposeReplaced } from './truncated_step';
 
 export interface GradientLearnerState {
   thetaOptState: OptState;

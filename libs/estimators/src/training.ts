@@ -8,9 +8,8 @@
  * task axis (one batched call per step). Losses stay on the backend until the end and are read
  * back once, as plain number arrays.
  */
-import { disposeReplaced } from './truncated_step';
 import * as tf from '@tensorflow/tfjs';
-import { random, treeLeaves, treeMap, type PRNGKey, type PyTree } from '@lopt/core';
+import { random, treeLeaves, treeMap, type PRNGKey, type PyTree, disposeReplaced } from '@lopt/core';
 import type { Batch, Datasets, Params, Task, TaskFamily } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimizers';
 

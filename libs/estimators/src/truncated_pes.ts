@@ -9,10 +9,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeMap, registerPlugin } from '@lopt/core';
+import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeMap, registerPlugin, disposeReplaced } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
 import type { GradientEstimator, GradientEstimatorOut, Metrics, WorkerWeights } from './gradient_estimator';
-import { TruncatedStep, TruncatedUnrollState, disposeReplaced, cloneState } from './truncated_step';
+import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
+import { cloneState } from './unroll_state';
 import { vectorSamplePerturbations, maybeStackedEsUnroll, concatYs, disposeYs, hostMatrix, UnrollYs } from './common';
 
 export interface PESWorkerState {

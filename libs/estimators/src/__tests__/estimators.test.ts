@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { random, treeDispose } from '@lopt/core';
+import { disposeReplaced, random, treeDispose } from '@lopt/core';
 import {
   computePesGrad,
   ConstantTruncationSchedule,
@@ -13,7 +13,6 @@ import {
   FullGrad,
   hostTensor,
   truncatedUnroll,
-  disposeReplaced,
 } from '../index';
 import { FakeQuadFamily, FakeSgdLOpt } from './fakes';
 

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { loadTree, random, treeDispose } from '@lopt/core';
+import { disposeReplaced, loadTree, random, treeDispose } from '@lopt/core';
 import {
   FixedDimQuadraticFamily,
   FixedDimQuadraticFamilyData,
@@ -26,7 +26,6 @@ import {
   ConstantTruncationSchedule,
   LogUniformLengthSchedule,
   TruncatedUnrollState,
-  disposeReplaced,
 } from '../index';
 
 beforeAll(async () => {

@@ -11,8 +11,8 @@
  * single-machine run. A worker joining later (a restart) gets fresh states from `initWorkerStates`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { PyTree, random, treeDispose } from '@lopt/core';
-import { GradientEstimator, WorkerWeights, disposeReplaced, gradientWorkerCompute } from '@lopt/estimators';
+import { disposeReplaced, PyTree, random, treeDispose } from '@lopt/core';
+import { gradientWorkerCompute, type GradientEstimator, type WorkerWeights } from '@lopt/estimators';
 import { MetaTrainer } from '../meta_trainer';
 import { ExperimentSpec } from './experiment';
 import { ExperimentId, RpcError, Status, WeightsReply, checkWireTree, isRetryable, statusName, treeSignature, treeToWire, wireToTree } from './protocol';

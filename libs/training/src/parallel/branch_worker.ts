@@ -6,10 +6,10 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, loadPlugin, random, registry, treeLeaves, type PyTree } from '@lopt/core';
+import { disposeReplaced, initBackend, loadPlugin, random, registry, treeLeaves, type PyTree } from '@lopt/core';
 import type { TaskFamily, Task } from '@lopt/tasks';
 import { singleTaskToFamily } from '@lopt/tasks';
-import { VectorizedLOptTruncatedStep, truncatedUnroll, disposeReplaced, type BatchIndices, type TruncatedUnrollState } from '@lopt/estimators';
+import { VectorizedLOptTruncatedStep, truncatedUnroll, type BatchIndices, type TruncatedUnrollState } from '@lopt/estimators';
 import { fromWire, toWire, type WireTree } from './wire';
 
 export interface BranchSpec {

@@ -16,7 +16,7 @@ import * as path from 'path';
 import * as fs from 'fs';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { random, treeMap, type PRNGKey, type PyTree } from '@lopt/core';
+import { disposeReplaced, random, treeMap, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
 import {
   TruncatedPES,
@@ -26,7 +26,6 @@ import {
   type PESWorkerState,
   type UnrollYs,
   type WorkerWeights,
-  disposeReplaced,
 } from '@lopt/estimators';
 import type { BranchChunk, BranchRequest, BranchSpec } from './branch_worker';
 import { fromWire, toWire, wireBytes, SharedArena, type WireTree } from './wire';

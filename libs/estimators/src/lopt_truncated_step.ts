@@ -1,0 +1,293 @@
+/**
+ * The truncated step of learned optimizers (reference `outer_trainers/lopt_truncated_step.py`,
+ * `VectorizedLOptTruncatedStep` and `SimpleLOptTruncatedStep`): one inner training step for N
+ * stacked tasks with a learned optimizer, with automatic reset when a trajectory ends.
+ *
+ * The integer counters are decided on the host (see host_ints.ts); the reference's vmapped
+ * `lax.cond` computes both the train and the reset branch every step, we compute the reset branch
+ * only on steps where some task resets, with the same values.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  random,
+  PRNGKey,
+  PyTree,
+  treeMap,
+  treeMapN,
+  treeLeaves,
+} from '@lopt/core';
+import type { TaskFamily, SplitName, Task } from '@lopt/tasks';
+import { singleTaskToFamily } from '@lopt/tasks';
+import type { LearnedOptimizer, OptState, Theta } from '@lopt/optimizers';
+import { hostTensor, hostValues, concatHost, sliceHost } from './host_ints';
+import { NeverEndingTruncationSchedule } from './truncation_schedule';
+import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
+import type { BatchIndices, StepOptions, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';
+import { stateRows } from './unroll_state';
+
+export interface VectorizedLOptTruncatedStepOptions {
+  numTasks: number;
+  randomInitialIterationOffset?: number;
+  /** null: meta-loss = training loss; 'same_data': loss of the new params on the training batch; a split name: on that split. */
+  metaLossSplit?: SplitName | 'same_data' | null;
+  outerDataSplit?: SplitName;
+  metaLossWithAuxKey?: string | null;
+  taskName?: string | null;
+}
+
+/** Row mask [N] (1 = take `a`) broadcast against a leaf of shape [N, ...]. */
+function whereRows(rows: Int32Array, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const shape = [rows.length, ...new Array(Math.max(0, a.rank - 1)).fill(1)];
+  const cond = tf.tensor(rows, shape, 'bool');
+  return tf.where(tf.broadcastTo(cond, a.shape), a, b);
+}
+
+function duplicateRows(data: PyTree, times: number): PyTree {
+  if (data === null || data === undefined || times === 1) return data;
+  return treeMap((l: tf.Tensor) => tf.concat(new Array(times).fill(l), 0), data);
+}
+
+export class VectorizedLOptTruncatedStep implements TruncatedStep {
+  readonly numTasks: number;
+  readonly randomInitialIterationOffset: number;
+  readonly metaLossSplit: SplitName | 'same_data' | null;
+  readonly outerDataSplit: SplitName;
+  readonly metaLossWithAuxKey: string | null;
+  private readonly _taskName: string | null;
+
+  constructor(
+    readonly taskFamily: TaskFamily,
+    readonly learnedOpt: LearnedOptimizer,
+    readonly truncSched: TruncationSchedule,
+    opts: VectorizedLOptTruncatedStepOptions,
+  ) {
+    if (!(Number.isInteger(opts.numTasks) && opts.numTasks > 0)) throw new RangeError(`numTasks must be a positive integer, got ${opts.numTasks}`);
+    this.numTasks = opts.numTasks;
+    this.randomInitialIterationOffset = opts.randomInitialIterationOffset ?? 0;
+    this.metaLossSplit = opts.metaLossSplit ?? null;
+    this.outerDataSplit = opts.outerDataSplit ?? 'train';
+    this.metaLossWithAuxKey = opts.metaLossWithAuxKey ?? null;
+    this._taskName = opts.taskName ?? null;
+  }
+
+  taskName(): string {
+    return this._taskName ?? this.taskFamily.name;
+  }
+
+  cfgName(): string {
+    return 'default_cfg';
+  }
+
+  outerInit(key: PRNGKey): Theta {
+    return this.learnedOpt.init(key);
+  }
+
+  private lengthsOf(states: TruncationState[]): tf.Tensor | undefined {
+    if (states.every((s) => s.length === undefined)) return undefined;
+    return hostTensor(states.map((s) => s.length as number));
+  }
+
+  initStepState(theta: Theta, outerState: OuterState | null, key: PRNGKey, opts: StepOptions & { numStepsOverride?: number | null } = {}): TruncatedUnrollState {
+    const n = this.numTasks;
+    const [key1, key2] = random.split(key);
+    const perTask = random.split(key1, n).map((k) => random.split(k, 4));
+    const truncStates = perTask.map((ks) => this.truncSched.init(ks[2], outerState));
+    const numSteps = opts.numStepsOverride ?? null;
+    return tf.tidy(() => {
+      const taskParam = this.taskFamily.sampleBatch(perTask.map((ks) => ks[0]));
+      const task = this.taskFamily.taskFn(taskParam);
+      const [params, modelState] = task.initWithStateBatch(perTask.map((ks) => ks[1]));
+      const opt = this.learnedOpt.optFn(theta, true, opts.thetaIsVector ?? false);
+      const lengths = truncStates.map((s) => numSteps ?? s.length ?? 0);
+      const innerOptState = opt.initBatch(params, { modelState, numSteps: tf.tensor1d(lengths, 'int32'), key: perTask[0][3] });
+      const offsets =
+        this.randomInitialIterationOffset > 0
+          ? random.randintArray(key2, n, 0, this.randomInitialIterationOffset)
+          : new Int32Array(n);
+      const lengthT = this.lengthsOf(truncStates);
+      return {
+        innerOptState,
+        innerStep: hostTensor(offsets),
+        truncationState: lengthT ? { length: lengthT } : {},
+        taskParam,
+        isDone: hostTensor(new Int32Array(n), 'bool'),
+      } as any;
+    }) as unknown as TruncatedUnrollState;
+  }
+
+  private batchesFrom(split: string, steps: number): PyTree {
+    const ds = this.taskFamily.datasets;
+    if (!ds) return null;
+    return ds.split(split).next([steps, this.numTasks]);
+  }
+
+  getBatchIndices(steps = 1): BatchIndices | null {
+    const ds = this.taskFamily.datasets;
+    if (!ds) return null;
+    const splits = ['train', ...(this.metaLossSplit && this.metaLossSplit !== 'same_data' ? [this.metaLossSplit] : [])];
+    if (!splits.every((s) => typeof ds.split(s).nextIndices === 'function' && typeof ds.split(s).gather === 'function')) return null;
+    const take = (split: string) => ({ split, indices: ds.split(split).nextIndices!(steps * this.numTasks) });
+    return { steps, train: take('train'), meta: splits.length > 1 ? take(splits[1]) : null };
+  }
+
+  batchFromIndices(desc: BatchIndices): PyTree {
+    const ds = this.taskFamily.datasets;
+    if (!ds) throw new Error(`batchFromIndices: ${this.taskFamily.name} has no datasets`);
+    const shape = [desc.steps, this.numTasks];
+    const train = ds.split(desc.train.split).gather!(desc.train.indices, shape);
+    return desc.meta ? { train, meta: ds.split(desc.meta.split).gather!(desc.meta.indices, shape) } : train;
+  }
+
+  getBatch(steps = 1): PyTree {
+    const train = this.batchesFrom('train', steps);
+    if (this.metaLossSplit && this.metaLossSplit !== 'same_data') {
+      return { train, meta: this.batchesFrom(this.metaLossSplit, steps) };
+    }
+    return train;
+  }
+
+  getOuterBatch(steps = 1): PyTree {
+    return this.batchesFrom(this.outerDataSplit, steps);
+  }
+
+  /** Splits one call's data into (train, meta) for `rows` tasks (duplicated for stacked antithetic branches). */
+  private splitData(data: PyTree, rows: number): [PyTree, PyTree] {
+    const times = rows / this.numTasks;
+    if (this.metaLossSplit && this.metaLossSplit !== 'same_data') {
+      const d = data as { train: PyTree; meta: PyTree };
+      return [duplicateRows(d.train, times), duplicateRows(d.meta, times)];
+    }
+    const train = duplicateRows(data, times);
+    return [train, this.metaLossSplit === 'same_data' ? train : null];
+  }
+
+  private taskKeys(key: PRNGKey, rows: number): PRNGKey[] {
+    if (rows % this.numTasks !== 0) throw new RangeError(`state has ${rows} tasks; expected ${this.numTasks} or a multiple (stacked antithetic)`);
+    const keys = random.split(key, this.numTasks);
+    // Stacked antithetic branches share per-task randomness.
+    return new Array(rows / this.numTasks).fill(keys).flat();
+  }
+
+  unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts: StepOptions = {}): [TruncatedUnrollState, TruncatedUnrollOut] {
+    const rows = stateRows(state);
+    const [key1, key2] = random.split(key);
+    const kab = this.taskKeys(key1, rows).map((k) => random.split(k));
+    const wasDone = hostValues(state.isDone);
+    const anyReset = wasDone.some((d) => d !== 0);
+    const innerStep = hostValues(state.innerStep);
+    const oldLengths = state.truncationState.length ? hostValues(state.truncationState.length) : null;
+    const numSteps = (i: number) => opts.overrideNumSteps ?? (oldLengths ? oldLengths[i] : 0);
+
+    // Counters for the next state, on the host.
+    const newStep = new Int32Array(rows);
+    const newLength = new Int32Array(rows);
+    const newDone = new Int32Array(rows);
+    for (let i = 0; i < rows; i++) {
+      newStep[i] = wasDone[i] ? 0 : innerStep[i] + 1;
+      const ts: TruncationState = oldLengths ? { length: oldLengths[i] } : {};
+      const [next, done] = this.truncSched.nextState(ts, newStep[i], kab[i][1], outerState);
+      newLength[i] = next.length ?? 0;
+      newDone[i] = done ? 1 : 0;
+    }
+    const mask = newStep.map((s) => (s !== 0 ? 1 : 0));
+
+    const result = tf.tidy(() => {
+      const [trainData, metaData] = this.splitData(data, rows);
+      const oldTask = this.taskFamily.taskFn(state.taskParam);
+      const opt = this.learnedOpt.optFn(theta, true, opts.thetaIsVector ?? false);
+      const trainKeys = kab.map(([ka]) => random.split(ka));
+      const inner = state.innerOptState;
+      const params = opt.getParams(inner);
+      const modelState = opt.getState(inner) ?? null;
+      const wantAux = this.metaLossWithAuxKey !== null && metaData === null;
+      const out = oldTask.valueAndGradBatch(params, modelState, trainKeys.map((k) => k[0]), trainData, { withAux: wantAux });
+      let metaLoss = wantAux ? this.auxValue(out.aux) : out.loss;
+      let innerOptState = opt.updateBatch(inner, out.grad, { loss: out.loss, modelState: out.state, key: trainKeys[0][1] });
+      let taskParam = state.taskParam;
+
+      if (anyReset) {
+        const resetKeys = kab.map(([ka]) => random.split(ka, 3));
+        const newParam = this.taskFamily.sampleBatch(resetKeys.map((k) => k[0]));
+        const newTask = this.taskFamily.taskFn(newParam);
+        const [p, s] = newTask.initWithStateBatch(resetKeys.map((k) => k[1]));
+        const lengths = tf.tensor1d(Array.from({ length: rows }, (_, i) => numSteps(i)), 'int32');
+        const fresh = opt.initBatch(p, { modelState: s, numSteps: lengths, key: resetKeys[0][2] });
+        innerOptState = treeMapN((a: tf.Tensor, b: tf.Tensor) => whereRows(wasDone, a, b), fresh, innerOptState);
+        taskParam = treeMapN((a: tf.Tensor, b: tf.Tensor) => whereRows(wasDone, a, b), newParam, state.taskParam);
+        metaLoss = whereRows(wasDone, tf.zerosLike(metaLoss), metaLoss);
+      }
+
+      if (metaData !== null) {
+        // The meta-loss is the loss of the *new* params on the meta batch.
+        const metaKeys = this.taskKeys(key2, rows);
+        const task = this.taskFamily.taskFn(taskParam);
+        const newParams = opt.getParams(innerOptState);
+        const newModelState = opt.getState(innerOptState) ?? null;
+        const r = task.lossWithStateAndAuxBatch(newParams, newModelState, metaKeys, metaData);
+        metaLoss = this.metaLossWithAuxKey !== null ? r.aux[this.metaLossWithAuxKey] : r.loss;
+      }
+      const loss = oldTask.normalizer(metaLoss).asType('float32');
+      const ysTaskParam = treeMap((l: tf.Tensor) => l.clone(), state.taskParam);
+      return { innerOptState, taskParam, loss, ysTaskParam } as any;
+    }) as { innerOptState: OptState; taskParam: PyTree; loss: tf.Tensor; ysTaskParam: PyTree };
+
+    // Tensors the new state shares with the old one must not be owned twice: clone shared leaves.
+    const oldLeaves = new Set(treeLeaves<unknown>(state));
+    const own = (t: PyTree) => treeMap((l: unknown) => (l instanceof tf.Tensor && oldLeaves.has(l) ? l.clone() : l), t);
+
+    const next: TruncatedUnrollState = {
+      innerOptState: own(result.innerOptState),
+      innerStep: hostTensor(newStep),
+      truncationState: oldLengths ? { length: hostTensor(newLength) } : {},
+      taskParam: own(result.taskParam),
+      isDone: hostTensor(newDone, 'bool'),
+    };
+    const ys: TruncatedUnrollOut = { loss: result.loss, isDone: newDone, mask, iteration: newStep, taskParam: result.ysTaskParam };
+    return [next, ys];
+  }
+
+  private auxValue(aux: Record<string, tf.Tensor> | undefined): tf.Tensor {
+    const k = this.metaLossWithAuxKey as string;
+    if (!aux || !(k in aux)) throw new Error(`metaLossWithAuxKey '${k}' is not an aux value of task ${this.taskName()} (aux: ${Object.keys(aux ?? {}).join(', ') || 'none'})`);
+    return aux[k];
+  }
+
+  metaLossBatch(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, _outerState: OuterState | null, opts: StepOptions = {}): tf.Tensor {
+    const rows = stateRows(state);
+    return tf.tidy(() => {
+      const opt = this.learnedOpt.optFn(theta, true, opts.thetaIsVector ?? false);
+      const task = this.taskFamily.taskFn(state.taskParam);
+      const keys = this.taskKeys(key, rows);
+      const d = duplicateRows(data, rows / this.numTasks);
+      const r = task.lossWithStateAndAuxBatch(opt.getParams(state.innerOptState), opt.getState(state.innerOptState) ?? null, keys, d);
+      if (this.metaLossWithAuxKey !== null) return r.aux[this.metaLossWithAuxKey];
+      return task.normalizer(r.loss);
+    });
+  }
+}
+
+
+/**
+ * One fixed task trained for exactly `unrollLength` steps, then reset (reference
+ * `outer_trainers/lopt_truncated_step.py`, `SimpleLOptTruncatedStep.unroll_step`): a step trains
+ * while the inner step is below `unrollLength`; otherwise it is a reset step that reports
+ * `isDone` with mask 0 and loss 0. With `numTasks > 1` it is the reference's SimpleVecLOptTruncatedStep.
+ */
+export class SimpleLOptTruncatedStep extends VectorizedLOptTruncatedStep {
+  readonly unrollLength: number;
+
+  constructor(task: Task, learnedOpt: LearnedOptimizer, opts: { unrollLength?: number; numTasks?: number } = {}) {
+    super(singleTaskToFamily(task), learnedOpt, new NeverEndingTruncationSchedule(), { numTasks: opts.numTasks ?? 1 });
+    this.unrollLength = opts.unrollLength ?? 5;
+  }
+
+  override unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts: StepOptions = {}): [TruncatedUnrollState, TruncatedUnrollOut] {
+    const resetRows = hostValues(state.innerStep).map((s) => (s >= this.unrollLength ? 1 : 0));
+    const marked = { ...state, isDone: hostTensor(resetRows, 'bool') };
+    const [next, ys] = super.unrollStep(theta, marked, key, data, outerState, opts);
+    marked.isDone.dispose();
+    next.isDone.dispose();
+    next.isDone = hostTensor(new Int32Array(resetRows.length), 'bool');
+    return [next, { ...ys, isDone: resetRows }];
+  }
+}
