@@ -3,11 +3,16 @@
  * IDX files, noise streams), quadratics and image MLPs. Importing the lib registers every task
  * and family as a plugin of kind 'task'.
  */
-export * from './base';
-export * from './task';
-export * from './datasets/base';
-export * from './datasets/idx';
-export * from './datasets/fashion_mnist';
-export * from './quadratics';
-export * from './image_mlp';
-export * from './native';
+export { SPLITS } from './base';
+export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily } from './base';
+export { expandTree, squeezeTree, tidyTree, stackedSample, stackedNormal, stackedUniform, stopGradient, softmaxCrossEntropy, BaseTask, BaseTaskFamily, singleTaskToFamily, requireKeys } from './task';
+export { SplitNameError, checkSplit, SplitDatasets, stableOrderByBits, permutation, TensorBatchStream, NoiseBatchStream, cachedDatasets, clearDatasetCache } from './datasets/base';
+export type { StreamState, AbstractLeaf } from './datasets/base';
+export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError, parseIdx, readIdxFile, readIdxImagesAndLabels, encodeIdx } from './datasets/idx';
+export type { IdxArray } from './datasets/idx';
+export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, downloadFashionMnist, findFashionMnistDir, loadFashionMnistRaw, resizeBilinearHalfPixel, preprocessImages, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
+export { QuadraticTask, LogQuadraticTask, SumQuadraticTask, NoisyMeanQuadraticTask, noiseDatasets, batchDatasets, BatchQuadraticTask, FixedDimQuadraticTask, FixedDimQuadraticFamily, FixedDimQuadraticDataTask, FixedDimQuadraticFamilyData, NoisyQuadraticTask, NoisyQuadraticFamily } from './quadratics';
+export { ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_FashionMnist16_Relu32, ImageMLP_FashionMnist32_Relu32, ImageMLP_FashionMnist_Relu128x128 } from './image_mlp';
+export type { Activation, MatmulMode, ImageMLPConfig } from './image_mlp';
+export { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
+export type { TasksAddon } from './native';
