@@ -85,7 +85,7 @@ export function flopsPerOuterStep(cfg: MetaTrainingConfig): { total: number; tas
   const perParam = mlpLOptFlopsPerParam(lc.hiddenSize ?? 32, lc.hiddenLayers ?? 2);
   const est = cfg.gradientEstimator;
   const len = Number(est.config.truncLength ?? est.config.unrollLength ?? 0);
-  const antithetic = /ES/.test(est.name) ? 2 : 1;
+  const antithetic = registry.get('gradient_estimator', est.name).traits?.antithetic ? 2 : 1;
   const workers = cfg.mode === 'learner-worker' ? cfg.numWorkers : 1;
   let total = 0;
   let taskSteps = 0;

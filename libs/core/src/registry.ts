@@ -1,11 +1,18 @@
 /**
  * The plugin registry: the one place where names meet code.
  *
- * Each plugin kind has a tsyringe token; a registration is a `PluginEntry` (name, description,
- * zod config schema and a factory) registered under that token in a container. `registry.create`
- * validates a config against the schema and calls the factory; errors name the bad field and
- * list what is allowed. A child registry (`registry.child()`) sees every parent registration and
- * keeps its own, so two experiments in one process never share state.
+ * A registration is a `PluginEntry`: kind, name, description, a zod schema for its config (the
+ * only place its defaults are written) and a factory that builds the object from a validated
+ * config and its typed collaborators (`PluginDeps`). `registry.create` validates, then builds;
+ * errors name the bad field and list what is allowed. There is one way to register:
+ * `registerPlugin({...})`.
+ *
+ * tsyringe holds the entries: one token per kind in a container. It earns its place for child
+ * registries: `registry.child()` is a child container that sees every parent registration and
+ * keeps its own, so a run (or a test) can add or swap plugins without touching the process-wide
+ * registry, and two runs in one process share nothing. Plugins are not resolved by constructor
+ * injection: a factory receives its collaborators explicitly, typed per kind, which keeps
+ * construction readable and needs no decorator metadata.
  */
 import 'reflect-metadata';
 import { container as rootContainer, DependencyContainer } from 'tsyringe';
@@ -13,24 +20,48 @@ import { z } from 'zod';
 
 export const PLUGIN_KINDS = [
   'task',
+  'task_family',
   'optimizer',
   'learned_optimizer',
   'truncation_schedule',
+  'truncated_step',
   'gradient_estimator',
   'experiment',
 ] as const;
 export type PluginKind = (typeof PLUGIN_KINDS)[number];
 
-export interface PluginEntry<C = any, T = any> {
-  kind: PluginKind;
+/**
+ * The collaborators a plugin is built with, by kind. Kinds built from config alone have none; the
+ * libs that define the kinds built around other plugins add them by declaration merging, e.g.
+ * @lopt/estimators: `truncated_step: {taskFamily, learnedOptimizer, truncationSchedule}` and
+ * `gradient_estimator: {truncatedStep, truncationSchedule}`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface, @typescript-eslint/no-empty-object-type
+export interface PluginDeps {}
+
+/** The kinds built with collaborators. */
+export type KindWithDeps = keyof PluginDeps & PluginKind;
+
+/** The collaborators of kind K (undefined for kinds built from config alone). */
+export type DepsOf<K extends PluginKind> = K extends keyof PluginDeps ? PluginDeps[K] : undefined;
+
+export interface PluginEntry<C = any, T = any, K extends PluginKind = PluginKind> {
+  kind: K;
   name: string;
   /** One line, shown by `lopt list`. */
   description: string;
+  /** The config's schema: validation and every default. */
   schema: z.ZodType<C, any, any>;
-  /** Builds the object from a validated config; `deps` carries collaborators (a task family, ...). */
-  create: (config: C, deps?: any) => T;
-  /** The class, when registered with the decorator. */
-  cls?: new (...args: any[]) => T;
+  /** Builds the object from a validated config and its collaborators. */
+  create: (config: C, deps: DepsOf<K>) => T;
+  /**
+   * What the pipeline may rely on, instead of testing names: e.g. a gradient estimator with
+   * `{ antithetic: true }` evaluates two branches per task, and `{ threadedBranches: true }` may
+   * run them in worker threads.
+   */
+  traits?: Readonly<Record<string, boolean>>;
+  /** The class it builds, when there is one (loading a module twice registers it once). */
+  cls?: abstract new (...args: any[]) => T;
 }
 
 export class RegistryError extends Error {
@@ -65,6 +96,16 @@ export function formatZodError(err: z.ZodError, prefix = ''): string {
     .join('; ');
 }
 
+/**
+ * A plugin's options parsed by its schema (every default filled in); a bad one is a RangeError
+ * naming the field, e.g. `TruncatedPES: truncLength: must be a multiple of stepsPerJit`.
+ */
+export function parseOptions<S extends z.ZodTypeAny>(schema: S, opts: unknown, who: string): z.output<S> {
+  const r = schema.safeParse(opts ?? {});
+  if (!r.success) throw new RangeError(`${who}: ${formatZodError(r.error)}`);
+  return r.data;
+}
+
 export class Registry {
   /**
    * `parent` is set by `child()`. tsyringe's `resolveAll` on a child container that has its own
@@ -81,7 +122,7 @@ export class Registry {
     return new Registry(this.container.createChildContainer(), this);
   }
 
-  register<C, T>(entry: PluginEntry<C, T>): void {
+  register<C, T, K extends PluginKind>(entry: PluginEntry<C, T, K>): void {
     checkKind(entry.kind);
     if (!entry.name) throw new RegistryError('a plugin needs a name');
     if (this.find(entry.kind, entry.name)) {
@@ -128,9 +169,12 @@ export class Registry {
     return res.data as C;
   }
 
-  create<T = any>(kind: PluginKind, name: string, config: unknown = {}, deps?: any): T {
+  /** Validates `config` against the plugin's schema and builds it (with its collaborators, for the kinds that have them). */
+  create<T = any>(kind: Exclude<PluginKind, KindWithDeps>, name: string, config?: unknown): T;
+  create<T = any, K extends KindWithDeps = KindWithDeps>(kind: K, name: string, config: unknown, deps: PluginDeps[K]): T;
+  create<T = any>(kind: PluginKind, name: string, config: unknown = {}, deps?: unknown): T {
     const parsed = this.parseConfig(kind, name, config);
-    return this.get(kind, name).create(parsed, deps) as T;
+    return (this.get(kind, name) as PluginEntry<unknown, T>).create(parsed, deps as never);
   }
 
   list(kind: PluginKind): Array<{ name: string; description: string }> {
@@ -143,36 +187,11 @@ export class Registry {
 /** The process-wide registry every lib registers into when imported. */
 export const registry = new Registry(rootContainer);
 
-export interface PluginOptions<C> {
-  kind: PluginKind;
-  name?: string;
-  description: string;
-  schema?: z.ZodType<C, any, any>;
-  /** Defaults to `new Cls(config, deps)`. */
-  create?: (config: C, deps?: any) => any;
-}
-
 /**
- * Class decorator: `@plugin({ kind: 'task', description: '...', schema })` registers the class
- * under its own name (or `name`) in the process-wide registry.
+ * Registers a plugin (in the process-wide registry unless `target` is given). Registering the same
+ * name again is ignored when it is the same class (a module loaded twice), an error otherwise.
  */
-export function plugin<C = any>(opts: PluginOptions<C>) {
-  return function <T extends new (...args: any[]) => any>(cls: T): T {
-    registerPlugin({
-      kind: opts.kind,
-      name: opts.name ?? cls.name,
-      description: opts.description,
-      schema: opts.schema ?? (z.object({}).strict() as any),
-      create: opts.create ?? ((config: C, deps?: any) => new cls(config, deps)),
-      cls,
-    });
-    return cls;
-  };
-}
-
-/** Function form of `@plugin`, for factories and plain functions. Re-registering the same name is ignored
- * when it is the same class (a module loaded twice), an error otherwise. */
-export function registerPlugin<C, T>(entry: PluginEntry<C, T>, target: Registry = registry): void {
+export function registerPlugin<C, T, K extends PluginKind>(entry: PluginEntry<C, T, K>, target: Registry = registry): void {
   const existing = target.find(entry.kind, entry.name);
   if (existing && existing.cls && existing.cls === entry.cls) return;
   target.register(entry);

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, registerPlugin, disposeReplaced } from '@lopt/core';
+import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, registerPlugin, disposeReplaced, parseOptions } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
 import type { GradientEstimator, GradientEstimatorOut, Metrics, WorkerWeights } from './gradient_estimator';
 import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
@@ -73,13 +73,19 @@ function applySign(delta: tf.Tensor, s: number | null): tf.Tensor {
   return tf.tidy(() => tf.mul(tf.sign(delta), s));
 }
 
-export interface TruncatedESOptions {
-  unrollLength?: number;
-  stepsPerJit?: number;
-  std?: number;
-  stackAntitheticSamples?: boolean;
-  signDeltaLossScalar?: number | null;
-}
+const esCommon = {
+  std: z.number().positive().default(0.01),
+  stepsPerJit: z.number().int().positive().default(10),
+  stackAntitheticSamples: z.boolean().default(false),
+  signDeltaLossScalar: z.number().nullable().default(null),
+};
+
+/** TruncatedES's options and their defaults (the reference's `TruncatedES.__init__`). */
+export const TruncatedESSchema = z
+  .object({ unrollLength: z.number().int().positive().default(20), ...esCommon })
+  .strict()
+  .refine((c) => c.unrollLength % c.stepsPerJit === 0, { message: 'unrollLength must be a multiple of stepsPerJit', path: ['unrollLength'] });
+export type TruncatedESOptions = z.input<typeof TruncatedESSchema>;
 
 export class TruncatedES implements GradientEstimator<TruncatedUnrollState> {
   readonly unrollLength: number;
@@ -89,12 +95,12 @@ export class TruncatedES implements GradientEstimator<TruncatedUnrollState> {
   readonly signDeltaLossScalar: number | null;
 
   constructor(readonly truncatedStep: TruncatedStep, opts: TruncatedESOptions = {}) {
-    this.unrollLength = opts.unrollLength ?? 20;
-    this.stepsPerJit = opts.stepsPerJit ?? 10;
-    this.std = opts.std ?? 0.01;
-    this.stackAntitheticSamples = opts.stackAntitheticSamples ?? false;
-    this.signDeltaLossScalar = opts.signDeltaLossScalar ?? null;
-    if (this.unrollLength % this.stepsPerJit !== 0) throw new RangeError(`unrollLength (${this.unrollLength}) must be a multiple of stepsPerJit (${this.stepsPerJit})`);
+    const c = parseOptions(TruncatedESSchema, opts, 'TruncatedES');
+    this.unrollLength = c.unrollLength;
+    this.stepsPerJit = c.stepsPerJit;
+    this.std = c.std;
+    this.stackAntitheticSamples = c.stackAntitheticSamples;
+    this.signDeltaLossScalar = c.signDeltaLossScalar;
   }
 
   taskName(): string {
@@ -136,15 +142,17 @@ export class TruncatedES implements GradientEstimator<TruncatedUnrollState> {
 
 export type FullEsLossType = 'avg' | 'min' | 'last' | 'last_recompute';
 
-export interface FullESOptions {
-  std?: number;
-  stepsPerJit?: number;
-  lossType?: FullEsLossType;
-  recomputeSamples?: number;
-  clipLossDiff?: number | null;
-  stackAntitheticSamples?: boolean;
-  signDeltaLossScalar?: number | null;
-}
+/** FullES's options and their defaults (the reference's `FullES.__init__`). */
+export const FullESSchema = z
+  .object({
+    ...esCommon,
+    lossType: z.enum(['avg', 'min', 'last', 'last_recompute']).default('avg'),
+    recomputeSamples: z.number().int().positive().default(50),
+    clipLossDiff: z.number().positive().nullable().default(null),
+  })
+  .strict();
+export type FullESOptions = z.input<typeof FullESSchema>;
+
 
 /** Requires the inner schedule to be NeverEnding: FullES sets every trajectory's length itself. */
 export function assertNeverEnding(step: TruncatedStep, who: string): void {
@@ -165,15 +173,14 @@ export class FullES implements GradientEstimator<Record<string, never>> {
 
   constructor(readonly truncatedStep: TruncatedStep, readonly truncationSchedule: TruncationSchedule, opts: FullESOptions = {}) {
     assertNeverEnding(truncatedStep, 'FullES');
-    this.std = opts.std ?? 0.01;
-    this.stepsPerJit = opts.stepsPerJit ?? 10;
-    this.lossType = opts.lossType ?? 'avg';
-    this.recomputeSamples = opts.recomputeSamples ?? 50;
-    this.clipLossDiff = opts.clipLossDiff ?? null;
-    this.stackAntitheticSamples = opts.stackAntitheticSamples ?? false;
-    this.signDeltaLossScalar = opts.signDeltaLossScalar ?? null;
-    const allowed: FullEsLossType[] = ['avg', 'min', 'last', 'last_recompute'];
-    if (!allowed.includes(this.lossType)) throw new RangeError(`lossType '${this.lossType}' is not one of ${allowed.join(', ')}`);
+    const c = parseOptions(FullESSchema, opts, 'FullES');
+    this.std = c.std;
+    this.stepsPerJit = c.stepsPerJit;
+    this.lossType = c.lossType;
+    this.recomputeSamples = c.recomputeSamples;
+    this.clipLossDiff = c.clipLossDiff;
+    this.stackAntitheticSamples = c.stackAntitheticSamples;
+    this.signDeltaLossScalar = c.signDeltaLossScalar;
   }
 
   taskName(): string {
@@ -253,22 +260,13 @@ function sliceLeading(data: PyTree, s: number): PyTree {
   return treeUnflatten(def, leaves.map((l) => tf.squeeze(l.slice([s], [1]), [0])));
 }
 
-const esCommon = {
-  std: z.number().positive().default(0.01),
-  stepsPerJit: z.number().int().positive().default(10),
-  stackAntitheticSamples: z.boolean().default(false),
-  signDeltaLossScalar: z.number().nullable().default(null),
-};
-
 registerPlugin({
   kind: 'gradient_estimator',
   name: 'TruncatedES',
   description: 'antithetic ES over short truncations, continuing from the positive branch',
-  schema: z.object({ unrollLength: z.number().int().positive().default(20), ...esCommon }).strict(),
-  create: (c: TruncatedESOptions, deps?: { truncatedStep: TruncatedStep }) => {
-    if (!deps?.truncatedStep) throw new Error('TruncatedES needs a truncatedStep (deps.truncatedStep)');
-    return new TruncatedES(deps.truncatedStep, c);
-  },
+  schema: TruncatedESSchema,
+  create: (c, deps) => new TruncatedES(deps.truncatedStep, c),
+  traits: { antithetic: true },
   cls: TruncatedES,
 });
 
@@ -276,17 +274,8 @@ registerPlugin({
   kind: 'gradient_estimator',
   name: 'FullES',
   description: 'antithetic ES over full-length unrolls of fresh tasks (avg/min/last/last_recompute loss)',
-  schema: z
-    .object({
-      ...esCommon,
-      lossType: z.enum(['avg', 'min', 'last', 'last_recompute']).default('avg'),
-      recomputeSamples: z.number().int().positive().default(50),
-      clipLossDiff: z.number().positive().nullable().default(null),
-    })
-    .strict(),
-  create: (c: FullESOptions, deps?: { truncatedStep: TruncatedStep; truncationSchedule: TruncationSchedule }) => {
-    if (!deps?.truncatedStep || !deps.truncationSchedule) throw new Error('FullES needs deps.truncatedStep and deps.truncationSchedule');
-    return new FullES(deps.truncatedStep, deps.truncationSchedule, c);
-  },
+  schema: FullESSchema,
+  create: (c, deps) => new FullES(deps.truncatedStep, deps.truncationSchedule, c),
+  traits: { antithetic: true },
   cls: FullES,
 });

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves, registerPlugin, disposeReplaced } from '@lopt/core';
+import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves, registerPlugin, disposeReplaced, parseOptions } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
 import type { GradientEstimator, GradientEstimatorOut, Metrics, WorkerWeights } from './gradient_estimator';
 import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
@@ -34,11 +34,17 @@ function keepTree(t: PyTree): void {
   for (const l of treeLeaves<unknown>(t)) if (l instanceof tf.Tensor) tf.keep(l);
 }
 
-export interface TruncatedGradOptions {
-  unrollLength?: number;
-  stepsPerJit?: number;
-  lossType?: string;
-}
+/** TruncatedGrad's options and their defaults (the reference's `TruncatedGrad.__init__`; loss_type is accepted and ignored, as there). */
+export const TruncatedGradSchema = z
+  .object({ unrollLength: z.number().int().positive().default(20), stepsPerJit: z.number().int().positive().default(10), lossType: z.string().default('avg') })
+  .strict()
+  .refine((c) => c.unrollLength % c.stepsPerJit === 0, { message: 'unrollLength must be a multiple of stepsPerJit', path: ['unrollLength'] });
+export type TruncatedGradOptions = z.input<typeof TruncatedGradSchema>;
+
+/** FullGrad's options and their defaults. */
+export const FullGradSchema = z.object({ lossType: z.enum(['avg', 'last']).default('avg') }).strict();
+export type FullGradOptions = z.input<typeof FullGradSchema>;
+
 
 export class TruncatedGrad implements GradientEstimator<TruncatedUnrollState> {
   readonly unrollLength: number;
@@ -47,10 +53,10 @@ export class TruncatedGrad implements GradientEstimator<TruncatedUnrollState> {
   readonly lossType: string;
 
   constructor(readonly truncatedStep: TruncatedStep, opts: TruncatedGradOptions = {}) {
-    this.unrollLength = opts.unrollLength ?? 20;
-    this.stepsPerJit = opts.stepsPerJit ?? 10;
-    this.lossType = opts.lossType ?? 'avg';
-    if (this.unrollLength % this.stepsPerJit !== 0) throw new RangeError(`unrollLength (${this.unrollLength}) must be a multiple of stepsPerJit (${this.stepsPerJit})`);
+    const c = parseOptions(TruncatedGradSchema, opts, 'TruncatedGrad');
+    this.unrollLength = c.unrollLength;
+    this.stepsPerJit = c.stepsPerJit;
+    this.lossType = c.lossType;
   }
   taskName(): string {
     return this.truncatedStep.taskName();
@@ -104,10 +110,9 @@ export class TruncatedGrad implements GradientEstimator<TruncatedUnrollState> {
 
 export class FullGrad implements GradientEstimator<Record<string, never>> {
   readonly lossType: 'avg' | 'last';
-  constructor(readonly truncatedStep: TruncatedStep, readonly truncationSchedule: TruncationSchedule, opts: { lossType?: 'avg' | 'last' } = {}) {
+  constructor(readonly truncatedStep: TruncatedStep, readonly truncationSchedule: TruncationSchedule, opts: FullGradOptions = {}) {
     assertNeverEnding(truncatedStep, 'FullGrad');
-    this.lossType = opts.lossType ?? 'avg';
-    if (!['avg', 'last'].includes(this.lossType)) throw new RangeError(`lossType '${this.lossType}' is not one of avg, last`);
+    this.lossType = parseOptions(FullGradSchema, opts, 'FullGrad').lossType;
   }
   taskName(): string {
     return this.truncatedStep.taskName();
@@ -139,11 +144,8 @@ registerPlugin({
   kind: 'gradient_estimator',
   name: 'TruncatedGrad',
   description: 'truncated backprop through unrollLength inner steps',
-  schema: z.object({ unrollLength: z.number().int().positive().default(20), stepsPerJit: z.number().int().positive().default(10), lossType: z.string().default('avg') }).strict(),
-  create: (c: TruncatedGradOptions, deps?: { truncatedStep: TruncatedStep }) => {
-    if (!deps?.truncatedStep) throw new Error('TruncatedGrad needs deps.truncatedStep');
-    return new TruncatedGrad(deps.truncatedStep, c);
-  },
+  schema: TruncatedGradSchema,
+  create: (c, deps) => new TruncatedGrad(deps.truncatedStep, c),
   cls: TruncatedGrad,
 });
 
@@ -151,10 +153,7 @@ registerPlugin({
   kind: 'gradient_estimator',
   name: 'FullGrad',
   description: 'backprop through a full-length unroll (exact gradient of the full objective)',
-  schema: z.object({ lossType: z.enum(['avg', 'last']).default('avg') }).strict(),
-  create: (c: { lossType: 'avg' | 'last' }, deps?: { truncatedStep: TruncatedStep; truncationSchedule: TruncationSchedule }) => {
-    if (!deps?.truncatedStep || !deps.truncationSchedule) throw new Error('FullGrad needs deps.truncatedStep and deps.truncationSchedule');
-    return new FullGrad(deps.truncatedStep, deps.truncationSchedule, c);
-  },
+  schema: FullGradSchema,
+  create: (c, deps) => new FullGrad(deps.truncatedStep, deps.truncationSchedule, c),
   cls: FullGrad,
 });

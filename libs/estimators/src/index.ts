@@ -2,6 +2,7 @@
  * @lopt/estimators: truncation schedules, truncated steps, gradient estimators and learners
  * (the reference's `outer_trainers/`), and training curves (`training.py`).
  */
+import './plugin_deps';
 export {
   ConstantTruncationSchedule,
   LogUniformLengthSchedule,
@@ -12,19 +13,19 @@ export {
 export type { OuterState, TruncationState, TruncationSchedule, ScalarSchedule } from './truncation_schedule';
 
 export type { TruncatedStep, TruncatedUnrollState, TruncatedUnrollOut, StepOptions, BatchIndices } from './truncated_step';
-export { VectorizedLOptTruncatedStep, SimpleLOptTruncatedStep } from './lopt_truncated_step';
+export { VectorizedLOptTruncatedStep, SimpleLOptTruncatedStep, VectorizedLOptTruncatedStepSchema } from './lopt_truncated_step';
 export type { VectorizedLOptTruncatedStepOptions } from './lopt_truncated_step';
 export { stateRows, concatStates, sliceState, cloneState, dataAt } from './unroll_state';
 export { vectorSamplePerturbations, truncatedUnroll, maybeStackedEsUnroll, concatYs, disposeYs } from './common';
 export type { UnrollYs } from './common';
 
 export type { GradientEstimator, GradientEstimatorOut, WorkerWeights, UnrollInfo, Metrics } from './gradient_estimator';
-export { TruncatedPES, computePesGrad } from './truncated_pes';
+export { TruncatedPES, TruncatedPESSchema, computePesGrad } from './truncated_pes';
 export type { PESWorkerState, TruncatedPESOptions, PesGradInputs, PesGradOut } from './truncated_pes';
-export { TruncatedES, FullES, esGrad, assertNeverEnding } from './es_estimators';
+export { TruncatedES, TruncatedESSchema, FullES, FullESSchema, esGrad, assertNeverEnding } from './es_estimators';
 export type { TruncatedESOptions, FullESOptions, FullEsLossType } from './es_estimators';
-export { TruncatedGrad, FullGrad } from './grad_estimators';
-export type { TruncatedGradOptions } from './grad_estimators';
+export { TruncatedGrad, TruncatedGradSchema, FullGrad, FullGradSchema } from './grad_estimators';
+export type { TruncatedGradOptions, FullGradOptions } from './grad_estimators';
 
 export { GradientLearner, SingleMachineGradientLearner, gradientWorkerCompute } from './gradient_learner';
 export type {

@@ -8,16 +8,10 @@
  * only on steps where some task resets, with the same values.
  */
 import * as tf from '@tensorflow/tfjs';
-import {
-  random,
-  PRNGKey,
-  PyTree,
-  treeMap,
-  treeMapN,
-  treeLeaves,
-} from '@lopt/core';
+import { z } from 'zod';
+import { parseOptions, random, registerPlugin, treeMap, treeMapN, treeLeaves, type PRNGKey, type PyTree } from '@lopt/core';
 import type { TaskFamily, SplitName, Task } from '@lopt/tasks';
-import { singleTaskToFamily } from '@lopt/tasks';
+import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, OptState, Theta } from '@lopt/optimizers';
 import { hostTensor, hostValues, concatHost, sliceHost } from './host_ints';
 import { NeverEndingTruncationSchedule } from './truncation_schedule';
@@ -25,15 +19,21 @@ import type { OuterState, TruncationSchedule, TruncationState } from './truncati
 import type { BatchIndices, StepOptions, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';
 import { stateRows } from './unroll_state';
 
-export interface VectorizedLOptTruncatedStepOptions {
-  numTasks: number;
-  randomInitialIterationOffset?: number;
-  /** null: meta-loss = training loss; 'same_data': loss of the new params on the training batch; a split name: on that split. */
-  metaLossSplit?: SplitName | 'same_data' | null;
-  outerDataSplit?: SplitName;
-  metaLossWithAuxKey?: string | null;
-  taskName?: string | null;
-}
+const split = z.enum(SPLITS as unknown as [SplitName, ...SplitName[]]);
+
+/** The options of VectorizedLOptTruncatedStep and their defaults (the reference's `__init__`). */
+export const VectorizedLOptTruncatedStepSchema = z
+  .object({
+    numTasks: z.number().int().positive(),
+    randomInitialIterationOffset: z.number().int().nonnegative().default(0),
+    /** null: meta-loss = training loss; 'same_data': loss of the new params on the training batch; a split name: on that split. */
+    metaLossSplit: z.union([split, z.literal('same_data')]).nullable().default(null),
+    outerDataSplit: split.default('train'),
+    metaLossWithAuxKey: z.string().nullable().default(null),
+    taskName: z.string().nullable().default(null),
+  })
+  .strict();
+export type VectorizedLOptTruncatedStepOptions = z.input<typeof VectorizedLOptTruncatedStepSchema>;
 
 /** Row mask [N] (1 = take `a`) broadcast against a leaf of shape [N, ...]. */
 function whereRows(rows: Int32Array, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
@@ -61,13 +61,13 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     readonly truncSched: TruncationSchedule,
     opts: VectorizedLOptTruncatedStepOptions,
   ) {
-    if (!(Number.isInteger(opts.numTasks) && opts.numTasks > 0)) throw new RangeError(`numTasks must be a positive integer, got ${opts.numTasks}`);
-    this.numTasks = opts.numTasks;
-    this.randomInitialIterationOffset = opts.randomInitialIterationOffset ?? 0;
-    this.metaLossSplit = opts.metaLossSplit ?? null;
-    this.outerDataSplit = opts.outerDataSplit ?? 'train';
-    this.metaLossWithAuxKey = opts.metaLossWithAuxKey ?? null;
-    this._taskName = opts.taskName ?? null;
+    const c = parseOptions(VectorizedLOptTruncatedStepSchema, opts, 'VectorizedLOptTruncatedStep');
+    this.numTasks = c.numTasks;
+    this.randomInitialIterationOffset = c.randomInitialIterationOffset;
+    this.metaLossSplit = c.metaLossSplit;
+    this.outerDataSplit = c.outerDataSplit;
+    this.metaLossWithAuxKey = c.metaLossWithAuxKey;
+    this._taskName = c.taskName;
   }
 
   taskName(): string {
@@ -291,3 +291,13 @@ export class SimpleLOptTruncatedStep extends VectorizedLOptTruncatedStep {
     return [next, { ...ys, isDone: resetRows }];
   }
 }
+
+registerPlugin({
+  kind: 'truncated_step',
+  name: 'VectorizedLOptTruncatedStep',
+  description: 'N stacked tasks of a family trained by a learned optimizer, reset when a truncation ends',
+  // numTasks comes from the experiment's task entry, with the other collaborators
+  schema: VectorizedLOptTruncatedStepSchema.omit({ numTasks: true }),
+  create: (c, deps) => new VectorizedLOptTruncatedStep(deps.taskFamily, deps.learnedOptimizer, deps.truncationSchedule, { ...c, numTasks: deps.numTasks }),
+  cls: VectorizedLOptTruncatedStep,
+});

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeMap, registerPlugin, disposeReplaced } from '@lopt/core';
+import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeMap, registerPlugin, disposeReplaced, parseOptions } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
 import type { GradientEstimator, GradientEstimatorOut, Metrics, WorkerWeights } from './gradient_estimator';
 import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
@@ -23,13 +23,18 @@ export interface PESWorkerState {
   accumulator: Theta;
 }
 
-export interface TruncatedPESOptions {
-  truncLength?: number;
-  std?: number;
-  stepsPerJit?: number;
-  stackAntitheticSamples?: boolean;
-  signDeltaLossScalar?: number | null;
-}
+/** TruncatedPES's options and their defaults (the reference's `TruncatedPES.__init__`). */
+export const TruncatedPESSchema = z
+  .object({
+    truncLength: z.number().int().positive().default(10),
+    std: z.number().positive().default(0.01),
+    stepsPerJit: z.number().int().positive().default(10),
+    stackAntitheticSamples: z.boolean().default(false),
+    signDeltaLossScalar: z.number().nullable().default(null),
+  })
+  .strict()
+  .refine((c) => c.truncLength % c.stepsPerJit === 0, { message: 'truncLength must be a multiple of stepsPerJit', path: ['truncLength'] });
+export type TruncatedPESOptions = z.input<typeof TruncatedPESSchema>;
 
 export interface PesGradInputs {
   lossPos: tf.Tensor; // [T, N]
@@ -113,14 +118,12 @@ export class TruncatedPES implements GradientEstimator<PESWorkerState> {
   readonly signDeltaLossScalar: number | null;
 
   constructor(readonly truncatedStep: TruncatedStep, opts: TruncatedPESOptions = {}) {
-    this.truncLength = opts.truncLength ?? 10;
-    this.std = opts.std ?? 0.01;
-    this.stepsPerJit = opts.stepsPerJit ?? 10;
-    this.stackAntitheticSamples = opts.stackAntitheticSamples ?? false;
-    this.signDeltaLossScalar = opts.signDeltaLossScalar ?? null;
-    if (this.truncLength % this.stepsPerJit !== 0) {
-      throw new RangeError(`truncLength (${this.truncLength}) must be a multiple of stepsPerJit (${this.stepsPerJit})`);
-    }
+    const c = parseOptions(TruncatedPESSchema, opts, 'TruncatedPES');
+    this.truncLength = c.truncLength;
+    this.std = c.std;
+    this.stepsPerJit = c.stepsPerJit;
+    this.stackAntitheticSamples = c.stackAntitheticSamples;
+    this.signDeltaLossScalar = c.signDeltaLossScalar;
   }
 
   taskName(): string {
@@ -234,19 +237,8 @@ registerPlugin({
   kind: 'gradient_estimator',
   name: 'TruncatedPES',
   description: 'persistent antithetic ES over truncations with per-task perturbation accumulators',
-  schema: z
-    .object({
-      truncLength: z.number().int().positive().default(10),
-      std: z.number().positive().default(0.01),
-      stepsPerJit: z.number().int().positive().default(10),
-      stackAntitheticSamples: z.boolean().default(false),
-      signDeltaLossScalar: z.number().nullable().default(null),
-    })
-    .strict(),
-  create: (c: TruncatedPESOptions, deps?: { truncatedStep: TruncatedStep }) => {
-    if (!deps?.truncatedStep) throw new Error('TruncatedPES needs a truncatedStep (deps.truncatedStep)');
-    return new TruncatedPES(deps.truncatedStep, c);
-  },
+  schema: TruncatedPESSchema,
+  create: (c, deps) => new TruncatedPES(deps.truncatedStep, c),
+  traits: { antithetic: true, threadedBranches: true },
   cls: TruncatedPES,
 });
-

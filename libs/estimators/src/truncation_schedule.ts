@@ -8,7 +8,7 @@
  * tasks' lengths into the `[N]` tensor of its state) or `{}` for NeverEnding.
  */
 import { z } from 'zod';
-import { random, PRNGKey, registerPlugin } from '@lopt/core';
+import { parseOptions, random, PRNGKey, registerPlugin } from '@lopt/core';
 
 export interface OuterState {
   outerIteration: number;
@@ -78,16 +78,23 @@ export class NeverEndingTruncationSchedule implements TruncationSchedule {
   }
 }
 
+const positiveInt = z.number().int().positive();
+/** ScheduledTruncationSchedule's options besides the schedule, with their defaults. */
+const ScheduledOptions = z
+  .object({ maxSteps: positiveInt.optional(), std: z.number().nonnegative().default(0), minLength: positiveInt.default(10) })
+  .strict();
+
 /** length = schedule(outerIteration, maxSteps) (+ optional int32(N(0,1)·std), clamped below at minLength). */
 export class ScheduledTruncationSchedule implements TruncationSchedule {
   readonly name = 'ScheduledTruncationSchedule';
   readonly maxSteps?: number;
   readonly std: number;
   readonly minLength: number;
-  constructor(readonly schedule: ScalarSchedule, opts: { maxSteps?: number; std?: number; minLength?: number } = {}) {
-    this.maxSteps = opts.maxSteps;
-    this.std = opts.std ?? 0;
-    this.minLength = opts.minLength ?? 10;
+  constructor(readonly schedule: ScalarSchedule, opts: z.input<typeof ScheduledOptions> = {}) {
+    const c = parseOptions(ScheduledOptions, opts, 'ScheduledTruncationSchedule');
+    this.maxSteps = c.maxSteps;
+    this.std = c.std;
+    this.minLength = c.minLength;
   }
   init(key: PRNGKey, outerState: OuterState | null): TruncationState {
     let length = Math.trunc(evalSchedule(this.schedule, outerState, this.maxSteps));
@@ -114,8 +121,6 @@ export function piecewiseLinear(xs: number[], ys: number[]): (step: number) => n
     return ys[ys.length - 1];
   };
 }
-
-const positiveInt = z.number().int().positive();
 
 registerPlugin({
   kind: 'truncation_schedule',
@@ -148,16 +153,7 @@ registerPlugin({
   kind: 'truncation_schedule',
   name: 'ScheduledTruncationSchedule',
   description: 'length piecewise-linear in the outer iteration, with optional noise',
-  schema: z
-    .object({
-      steps: z.array(z.number()).min(1),
-      lengths: z.array(positiveInt).min(1),
-      maxSteps: positiveInt.optional(),
-      std: z.number().nonnegative().default(0),
-      minLength: positiveInt.default(10),
-    })
-    .strict(),
-  create: (c: { steps: number[]; lengths: number[]; maxSteps?: number; std: number; minLength: number }) =>
-    new ScheduledTruncationSchedule(piecewiseLinear(c.steps, c.lengths), c),
+  schema: ScheduledOptions.extend({ steps: z.array(z.number()).min(1), lengths: z.array(positiveInt).min(1) }),
+  create: ({ steps, lengths, ...opts }) => new ScheduledTruncationSchedule(piecewiseLinear(steps, lengths), opts),
   cls: ScheduledTruncationSchedule,
 });

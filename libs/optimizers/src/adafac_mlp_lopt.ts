@@ -24,7 +24,7 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, initializers, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { haikuInit, initializers, parseOptions, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
@@ -59,15 +59,19 @@ export interface AdafacMLPLOptState extends OptState {
   iteration: tf.Tensor;
 }
 
-export interface AdafacMLPLOptOptions {
-  expMult?: number;
-  stepMult?: number;
-  hiddenSize?: number;
-  hiddenLayers?: number;
-  initialMomentumDecays?: number[];
-  initialRmsDecays?: number[];
-  initialAdafactorDecays?: number[];
-}
+/** AdafacMLPLOpt's options and their defaults (the reference's `AdafacMLPLOpt.__init__`). */
+export const AdafacMLPLOptSchema = z
+  .object({
+    expMult: z.number().default(0.001),
+    stepMult: z.number().default(0.001),
+    hiddenSize: z.number().int().positive().default(4),
+    hiddenLayers: z.number().int().min(0).default(2),
+    initialMomentumDecays: z.array(z.number().min(0).lt(1)).nonempty().default([0.9, 0.99, 0.999]),
+    initialRmsDecays: z.array(z.number().min(0).lt(1)).nonempty().default([0.999]),
+    initialAdafactorDecays: z.array(z.number().min(0).lt(1)).nonempty().default([0.9, 0.99, 0.999]),
+  })
+  .strict();
+export type AdafacMLPLOptOptions = z.input<typeof AdafacMLPLOptSchema>;
 
 const bc = (a: number, b: number) => (a === 1 ? b : a);
 
@@ -82,13 +86,14 @@ export class AdafacMLPLOpt implements LearnedOptimizer {
   readonly initialAdafactorDecays: number[];
 
   constructor(opts: AdafacMLPLOptOptions = {}) {
-    this.expMult = opts.expMult ?? 0.001;
-    this.stepMult = opts.stepMult ?? 0.001;
-    this.hiddenSize = opts.hiddenSize ?? 4;
-    this.hiddenLayers = opts.hiddenLayers ?? 2;
-    this.initialMomentumDecays = opts.initialMomentumDecays ?? [0.9, 0.99, 0.999];
-    this.initialRmsDecays = opts.initialRmsDecays ?? [0.999];
-    this.initialAdafactorDecays = opts.initialAdafactorDecays ?? [0.9, 0.99, 0.999];
+    const c = parseOptions(AdafacMLPLOptSchema, opts, 'AdafacMLPLOpt');
+    this.expMult = c.expMult;
+    this.stepMult = c.stepMult;
+    this.hiddenSize = c.hiddenSize;
+    this.hiddenLayers = c.hiddenLayers;
+    this.initialMomentumDecays = c.initialMomentumDecays;
+    this.initialRmsDecays = c.initialRmsDecays;
+    this.initialAdafactorDecays = c.initialAdafactorDecays;
     const [km, kr, kf] = [this.initialMomentumDecays.length, this.initialRmsDecays.length, this.initialAdafactorDecays.length];
     if (!(kr === 1 || kr === km)) throw new Error(`initialRmsDecays: length ${kr} must be 1 or match initialMomentumDecays (${km})`);
     if (!(kf === 1 || km === 1 || kf === km)) throw new Error(`initialAdafactorDecays: length ${kf} must be 1 or match initialMomentumDecays (${km})`);
@@ -308,17 +313,7 @@ registerPlugin({
   kind: 'learned_optimizer',
   name: 'AdafacMLPLOpt',
   description: 'Per-parameter MLP (4x2) on momentum, RMS and Adafactor features with learnable decays',
-  schema: z
-    .object({
-      expMult: z.number().default(0.001),
-      stepMult: z.number().default(0.001),
-      hiddenSize: z.number().int().positive().default(4),
-      hiddenLayers: z.number().int().min(0).default(2),
-      initialMomentumDecays: z.array(z.number().min(0).lt(1)).nonempty().default([0.9, 0.99, 0.999]),
-      initialRmsDecays: z.array(z.number().min(0).lt(1)).nonempty().default([0.999]),
-      initialAdafactorDecays: z.array(z.number().min(0).lt(1)).nonempty().default([0.9, 0.99, 0.999]),
-    })
-    .strict(),
-  create: (c: AdafacMLPLOptOptions) => new AdafacMLPLOpt(c),
+  schema: AdafacMLPLOptSchema,
+  create: (c) => new AdafacMLPLOpt(c),
   cls: AdafacMLPLOpt,
 });

@@ -11,7 +11,7 @@
  *                                        -> Adam(exp, 1−exp, 1−exp, exp; epsilonRoot 1e-8)
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerPlugin, type PRNGKey } from '@lopt/core';
+import { parseOptions, registerPlugin, type PRNGKey } from '@lopt/core';
 import { z } from 'zod';
 import type { LearnedOptimizer, Optimizer, Theta } from './base';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
@@ -29,15 +29,26 @@ function need(theta: Theta, keys: string[], who: string): T {
 const expOf = (x: tf.Tensor) => new LazyHyper(() => tf.exp(x));
 const oneMinusExpOf = (x: tf.Tensor) => new LazyHyper(() => tf.sub(1, tf.exp(x)));
 
-export interface LearnableSGDOptions {
-  initialLr?: number;
-}
+// The options' schemas hold their defaults (the reference's `__init__` signatures).
+export const LearnableSGDSchema = z.object({ initialLr: z.number().positive().default(0.01) }).strict();
+export const LearnableSGDMSchema = z.object({ initialLr: z.number().positive().default(0.01), initialMomentum: z.number().min(0).lt(1).default(0.9) }).strict();
+export const LearnableAdamSchema = z
+  .object({
+    initialLr: z.number().positive().default(1e-3),
+    initialBeta1: z.number().min(0).lt(1).default(0.9),
+    initialBeta2: z.number().min(0).lt(1).default(0.999),
+    initialEpsilon: z.number().positive().default(1e-8),
+  })
+  .strict();
+export type LearnableSGDOptions = z.input<typeof LearnableSGDSchema>;
+export type LearnableSGDMOptions = z.input<typeof LearnableSGDMSchema>;
+export type LearnableAdamOptions = z.input<typeof LearnableAdamSchema>;
 
 export class LearnableSGD implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly initialLr: number;
   constructor(opts: LearnableSGDOptions = {}) {
-    this.initialLr = opts.initialLr ?? 0.01;
+    this.initialLr = parseOptions(LearnableSGDSchema, opts, 'LearnableSGD').initialLr;
   }
   init(_key?: PRNGKey): Theta {
     return { log_lr: tf.scalar(Math.log(this.initialLr)) };
@@ -53,18 +64,14 @@ export class LearnableSGD implements LearnedOptimizer {
   }
 }
 
-export interface LearnableSGDMOptions {
-  initialLr?: number;
-  initialMomentum?: number;
-}
-
 export class LearnableSGDM implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly initialLr: number;
   readonly initialMomentum: number;
   constructor(opts: LearnableSGDMOptions = {}) {
-    this.initialLr = opts.initialLr ?? 0.01;
-    this.initialMomentum = opts.initialMomentum ?? 0.9;
+    const c = parseOptions(LearnableSGDMSchema, opts, 'LearnableSGDM');
+    this.initialLr = c.initialLr;
+    this.initialMomentum = c.initialMomentum;
   }
   init(_key?: PRNGKey): Theta {
     return { log_lr: tf.scalar(Math.log(this.initialLr)), one_minus_momentum: tf.scalar(Math.log(1 - this.initialMomentum)) };
@@ -80,13 +87,6 @@ export class LearnableSGDM implements LearnedOptimizer {
   }
 }
 
-export interface LearnableAdamOptions {
-  initialLr?: number;
-  initialBeta1?: number;
-  initialBeta2?: number;
-  initialEpsilon?: number;
-}
-
 export class LearnableAdam implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly initialLr: number;
@@ -94,10 +94,11 @@ export class LearnableAdam implements LearnedOptimizer {
   readonly initialBeta2: number;
   readonly initialEpsilon: number;
   constructor(opts: LearnableAdamOptions = {}) {
-    this.initialLr = opts.initialLr ?? 1e-3;
-    this.initialBeta1 = opts.initialBeta1 ?? 0.9;
-    this.initialBeta2 = opts.initialBeta2 ?? 0.999;
-    this.initialEpsilon = opts.initialEpsilon ?? 1e-8;
+    const c = parseOptions(LearnableAdamSchema, opts, 'LearnableAdam');
+    this.initialLr = c.initialLr;
+    this.initialBeta1 = c.initialBeta1;
+    this.initialBeta2 = c.initialBeta2;
+    this.initialEpsilon = c.initialEpsilon;
   }
   init(_key?: PRNGKey): Theta {
     return {
@@ -123,36 +124,20 @@ export class LearnableAdam implements LearnedOptimizer {
   }
 }
 
-registerPlugin({
-  kind: 'learned_optimizer',
-  name: 'LearnableSGD',
-  description: 'SGD with a learnable log learning rate',
-  schema: z.object({ initialLr: z.number().positive().default(0.01) }).strict(),
-  create: (c: LearnableSGDOptions) => new LearnableSGD(c),
-  cls: LearnableSGD,
-});
-
+registerPlugin({ kind: 'learned_optimizer', name: 'LearnableSGD', description: 'SGD with a learnable log learning rate', schema: LearnableSGDSchema, create: (c) => new LearnableSGD(c), cls: LearnableSGD });
 registerPlugin({
   kind: 'learned_optimizer',
   name: 'LearnableSGDM',
   description: 'SGD with momentum; learnable log learning rate and log(1 - momentum)',
-  schema: z.object({ initialLr: z.number().positive().default(0.01), initialMomentum: z.number().min(0).lt(1).default(0.9) }).strict(),
-  create: (c: LearnableSGDMOptions) => new LearnableSGDM(c),
+  schema: LearnableSGDMSchema,
+  create: (c) => new LearnableSGDM(c),
   cls: LearnableSGDM,
 });
-
 registerPlugin({
   kind: 'learned_optimizer',
   name: 'LearnableAdam',
   description: 'Adam with learnable log lr, log(1 - beta1), log(1 - beta2), log epsilon',
-  schema: z
-    .object({
-      initialLr: z.number().positive().default(1e-3),
-      initialBeta1: z.number().min(0).lt(1).default(0.9),
-      initialBeta2: z.number().min(0).lt(1).default(0.999),
-      initialEpsilon: z.number().positive().default(1e-8),
-    })
-    .strict(),
-  create: (c: LearnableAdamOptions) => new LearnableAdam(c),
+  schema: LearnableAdamSchema,
+  create: (c) => new LearnableAdam(c),
   cls: LearnableAdam,
 });

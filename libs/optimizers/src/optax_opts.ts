@@ -15,10 +15,10 @@
  * Batched: every params-shaped leaf has the task axis N first; `count`/`iteration` are `[N]`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerPlugin, type PyTree } from '@lopt/core';
+import { parseOptions, registerPlugin, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, Optimizer, OptState, Params, UpdateOptions } from './base';
-import { Hyper, numTasks, tidy, treeClone, zerosCounter } from './common';
+import { Hyper, LazyHyper, numTasks, tidy, treeClone, zerosCounter } from './common';
 import {
   addDecayedWeights,
   applyUpdates,
@@ -99,35 +99,54 @@ export class OptaxOptimizer implements Optimizer {
   }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Options and their defaults (the reference's `optimizers/optax_opts.py` signatures). The schemas
+// are the only place the defaults are written: constructors parse their options with them, and
+// the registry validates configs with them. A hyper-parameter may also be a tensor or a schedule.
+
+const isHyperObject = (v: unknown) => v instanceof tf.Tensor || v instanceof LazyHyper;
+const hyper = (n: z.ZodNumber) => z.union([n, z.custom<Exclude<Hyper, number>>(isHyperObject)]);
+/** A learning rate may also be a schedule of the step. */
+const lrField = z.union([z.number().positive(), z.custom<Exclude<LearningRate, number>>((v) => isHyperObject(v) || typeof v === 'function')]).default(0.01);
+const unit = () => z.number().min(0).max(1);
+const nonneg = () => z.number().min(0);
+
+export const SGDSchema = z.object({ learningRate: lrField }).strict();
+export const SGDMSchema = z.object({ learningRate: lrField, momentum: hyper(unit()).default(0.9), nesterov: z.boolean().default(false) }).strict();
+const adamFields = { learningRate: lrField, beta1: hyper(unit()).default(0.9), beta2: hyper(unit()).default(0.999), epsilon: hyper(nonneg()).default(1e-8) };
+/** `epsilonRoot` defaults to 1e-8 as in the reference's Adam, where optax's own default is 0. */
+export const AdamSchema = z.object({ ...adamFields, epsilonRoot: hyper(nonneg()).default(1e-8) }).strict();
+export const AdamWSchema = z.object({ ...adamFields, epsilonRoot: hyper(nonneg()).default(0), weightDecay: hyper(nonneg()).default(1e-4) }).strict();
+export const RMSPropSchema = z
+  .object({ learningRate: lrField, decay: hyper(unit()).default(0.9), epsilon: hyper(nonneg()).default(1e-8), momentum: hyper(unit()).default(0), nesterov: z.boolean().default(false) })
+  .strict();
+
 /** optax.sgd(lr): `p ← p − lr·g`. */
 export class SGD extends OptaxOptimizer {
-  constructor(readonly learningRate: LearningRate = 0.01) {
-    super(chain(identity(), scaleByLearningRate(learningRate)), `SGD_lr${fmt(learningRate)}`);
+  readonly learningRate: LearningRate;
+  constructor(learningRate?: LearningRate) {
+    const c = parseOptions(SGDSchema, { learningRate }, 'SGD');
+    super(chain(identity(), scaleByLearningRate(c.learningRate)), `SGD_lr${fmt(c.learningRate)}`);
+    this.learningRate = c.learningRate;
   }
 }
 
-export interface SGDMOptions {
-  momentum?: Hyper;
-  nesterov?: boolean;
-}
+export type SGDMOptions = Omit<z.input<typeof SGDMSchema>, 'learningRate'>;
 
 /** optax.sgd(lr, momentum): `t ← g + μ t`, `p ← p − lr·t`. */
 export class SGDM extends OptaxOptimizer {
+  readonly learningRate: LearningRate;
   readonly momentum: Hyper;
-  constructor(readonly learningRate: LearningRate = 0.01, momentum: Hyper | SGDMOptions = 0.9) {
-    const o: SGDMOptions = typeof momentum === 'object' && !(momentum instanceof tf.Tensor) && !('fn' in momentum) ? momentum : { momentum: momentum as Hyper };
-    const m = o.momentum ?? 0.9;
-    super(chain(trace(m, o.nesterov ?? false), scaleByLearningRate(learningRate)), `SGDM_lr${fmt(learningRate)}_m${fmt(m)}`);
-    this.momentum = m;
+  constructor(learningRate?: LearningRate, momentum?: Hyper | SGDMOptions) {
+    const o: SGDMOptions = momentum !== undefined && !isHyperObject(momentum) && typeof momentum === 'object' ? (momentum as SGDMOptions) : { momentum: momentum as Hyper | undefined };
+    const c = parseOptions(SGDMSchema, { learningRate, ...o }, 'SGDM');
+    super(chain(trace(c.momentum, c.nesterov), scaleByLearningRate(c.learningRate)), `SGDM_lr${fmt(c.learningRate)}_m${fmt(c.momentum)}`);
+    this.learningRate = c.learningRate;
+    this.momentum = c.momentum;
   }
 }
 
-export interface AdamOptions {
-  beta1?: Hyper;
-  beta2?: Hyper;
-  epsilon?: Hyper;
-  epsilonRoot?: Hyper;
-}
+export type AdamOptions = Omit<z.input<typeof AdamSchema>, 'learningRate'>;
 
 /**
  * optax.adam with bias correction; `epsilonRoot` defaults to 1e-8 as in the reference
@@ -138,12 +157,15 @@ export class Adam extends OptaxOptimizer {
   readonly beta2: Hyper;
   readonly epsilon: Hyper;
   readonly epsilonRoot: Hyper;
-  constructor(readonly learningRate: LearningRate = 0.01, opts: AdamOptions = {}) {
-    const { beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, epsilonRoot = 1e-8 } = opts;
+  readonly learningRate: LearningRate;
+  constructor(learningRate?: LearningRate, opts: AdamOptions = {}) {
+    const { learningRate: lr, beta1, beta2, epsilon, epsilonRoot } = parseOptions(AdamSchema, { learningRate, ...opts }, 'Adam');
+    const learningRate_ = lr;
     super(
-      chain(scaleByAdam(beta1, beta2, epsilon, epsilonRoot), scaleByLearningRate(learningRate)),
-      `Adam_lr${fmt(learningRate)}_b1${fmt(beta1)}_b2${fmt(beta2)}_eps${fmt(epsilon)}_epsroot${fmt(epsilonRoot)}`,
+      chain(scaleByAdam(beta1, beta2, epsilon, epsilonRoot), scaleByLearningRate(learningRate_)),
+      `Adam_lr${fmt(learningRate_)}_b1${fmt(beta1)}_b2${fmt(beta2)}_eps${fmt(epsilon)}_epsroot${fmt(epsilonRoot)}`,
     );
+    this.learningRate = learningRate_;
     this.beta1 = beta1;
     this.beta2 = beta2;
     this.epsilon = epsilon;
@@ -151,105 +173,44 @@ export class Adam extends OptaxOptimizer {
   }
 }
 
-export interface RMSPropOptions {
-  decay?: Hyper;
-  epsilon?: Hyper;
-  momentum?: Hyper;
-  nesterov?: boolean;
-}
+export type RMSPropOptions = Omit<z.input<typeof RMSPropSchema>, 'learningRate'>;
 
 /**
  * optax.rmsprop: `nu ← d·nu + (1−d) g²`, `u = −lr · g·rsqrt(nu + eps)`, then `trace(momentum)`
  * (with momentum 0 the trace is the identity, but its state is kept, as in the reference).
  */
 export class RMSProp extends OptaxOptimizer {
-  constructor(readonly learningRate: LearningRate = 0.01, opts: RMSPropOptions = {}) {
-    const { decay = 0.9, epsilon = 1e-8, momentum = 0, nesterov = false } = opts;
+  readonly learningRate: LearningRate;
+  constructor(learningRate?: LearningRate, opts: RMSPropOptions = {}) {
+    const { learningRate: lr, decay, epsilon, momentum, nesterov } = parseOptions(RMSPropSchema, { learningRate, ...opts }, 'RMSProp');
     super(
-      chain(scaleByRms(decay, epsilon), scaleByLearningRate(learningRate), trace(momentum, nesterov)),
-      `RMSProp_lr${fmt(learningRate)}_d${fmt(decay)}_eps${fmt(epsilon)}_m${fmt(momentum)}_nesterov${nesterov ? 'True' : 'False'}`,
+      chain(scaleByRms(decay, epsilon), scaleByLearningRate(lr), trace(momentum, nesterov)),
+      `RMSProp_lr${fmt(lr)}_d${fmt(decay)}_eps${fmt(epsilon)}_m${fmt(momentum)}_nesterov${nesterov ? 'True' : 'False'}`,
     );
+    this.learningRate = lr;
   }
 }
 
-export interface AdamWOptions extends AdamOptions {
-  weightDecay?: Hyper;
-}
+export type AdamWOptions = Omit<z.input<typeof AdamWSchema>, 'learningRate'>;
 
 /** optax.adamw: Adam direction plus `wd·p`, scaled by −lr. `epsilonRoot` defaults to 0 here, as the reference's AdamW. */
 export class AdamW extends OptaxOptimizer {
-  constructor(readonly learningRate: LearningRate = 0.01, opts: AdamWOptions = {}) {
-    const { beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, epsilonRoot = 0, weightDecay = 1e-4 } = opts;
+  readonly learningRate: LearningRate;
+  constructor(learningRate?: LearningRate, opts: AdamWOptions = {}) {
+    const { learningRate: lr, beta1, beta2, epsilon, epsilonRoot, weightDecay } = parseOptions(AdamWSchema, { learningRate, ...opts }, 'AdamW');
     super(
-      chain(scaleByAdam(beta1, beta2, epsilon, epsilonRoot), addDecayedWeights(weightDecay), scaleByLearningRate(learningRate)),
-      `AdamW_lr${fmt(learningRate)}_wd${fmt(weightDecay)}`,
+      chain(scaleByAdam(beta1, beta2, epsilon, epsilonRoot), addDecayedWeights(weightDecay), scaleByLearningRate(lr)),
+      `AdamW_lr${fmt(lr)}_wd${fmt(weightDecay)}`,
     );
+    this.learningRate = lr;
   }
 }
 
 // ------------------------------------------------------------------------------------------------
-// Plugins (kind 'optimizer'); field names match the constructor options.
+// Plugins (kind 'optimizer'); the config fields are the constructor options.
 
-const lr = z.number().positive().default(0.01);
-
-registerPlugin({
-  kind: 'optimizer',
-  name: 'SGD',
-  description: 'Stochastic gradient descent (optax.sgd)',
-  schema: z.object({ learningRate: lr }).strict(),
-  create: (c: { learningRate: number }) => new SGD(c.learningRate),
-  cls: SGD,
-});
-
-registerPlugin({
-  kind: 'optimizer',
-  name: 'SGDM',
-  description: 'SGD with momentum (optax.sgd with a trace)',
-  schema: z.object({ learningRate: lr, momentum: z.number().min(0).max(1).default(0.9), nesterov: z.boolean().default(false) }).strict(),
-  create: (c: { learningRate: number; momentum: number; nesterov: boolean }) => new SGDM(c.learningRate, c),
-  cls: SGDM,
-});
-
-const adamFields = {
-  learningRate: lr,
-  beta1: z.number().min(0).max(1).default(0.9),
-  beta2: z.number().min(0).max(1).default(0.999),
-  epsilon: z.number().min(0).default(1e-8),
-};
-
-registerPlugin({
-  kind: 'optimizer',
-  name: 'Adam',
-  description: 'Adam with bias correction (optax.adam, epsilonRoot 1e-8)',
-  schema: z.object({ ...adamFields, epsilonRoot: z.number().min(0).default(1e-8) }).strict(),
-  create: (c: Required<AdamOptions> & { learningRate: number }) => new Adam(c.learningRate, c),
-  cls: Adam,
-});
-
-registerPlugin({
-  kind: 'optimizer',
-  name: 'AdamW',
-  description: 'Adam with decoupled weight decay (optax.adamw)',
-  schema: z
-    .object({ ...adamFields, epsilonRoot: z.number().min(0).default(0), weightDecay: z.number().min(0).default(1e-4) })
-    .strict(),
-  create: (c: Required<AdamWOptions> & { learningRate: number }) => new AdamW(c.learningRate, c),
-  cls: AdamW,
-});
-
-registerPlugin({
-  kind: 'optimizer',
-  name: 'RMSProp',
-  description: 'RMSProp with optional momentum (optax.rmsprop)',
-  schema: z
-    .object({
-      learningRate: lr,
-      decay: z.number().min(0).max(1).default(0.9),
-      epsilon: z.number().min(0).default(1e-8),
-      momentum: z.number().min(0).max(1).default(0),
-      nesterov: z.boolean().default(false),
-    })
-    .strict(),
-  create: (c: Required<RMSPropOptions> & { learningRate: number }) => new RMSProp(c.learningRate, c),
-  cls: RMSProp,
-});
+registerPlugin({ kind: 'optimizer', name: 'SGD', description: 'Stochastic gradient descent (optax.sgd)', schema: SGDSchema, create: (c) => new SGD(c.learningRate), cls: SGD });
+registerPlugin({ kind: 'optimizer', name: 'SGDM', description: 'SGD with momentum (optax.sgd with a trace)', schema: SGDMSchema, create: ({ learningRate, ...o }) => new SGDM(learningRate, o), cls: SGDM });
+registerPlugin({ kind: 'optimizer', name: 'Adam', description: 'Adam with bias correction (optax.adam, epsilonRoot 1e-8)', schema: AdamSchema, create: ({ learningRate, ...o }) => new Adam(learningRate, o), cls: Adam });
+registerPlugin({ kind: 'optimizer', name: 'AdamW', description: 'Adam with decoupled weight decay (optax.adamw)', schema: AdamWSchema, create: ({ learningRate, ...o }) => new AdamW(learningRate, o), cls: AdamW });
+registerPlugin({ kind: 'optimizer', name: 'RMSProp', description: 'RMSProp with optional momentum (optax.rmsprop)', schema: RMSPropSchema, create: ({ learningRate, ...o }) => new RMSProp(learningRate, o), cls: RMSProp });

@@ -1,20 +1,27 @@
 /**
  * Optimizer wrappers (reference `optimizers/base.py`).
  */
-import { registry, registerPlugin, type PyTree } from '@lopt/core';
+import { parseOptions, registry, registerPlugin, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, Optimizer, OptState, Params, UpdateOptions } from './base';
 import { clipTree, tidy } from './common';
 
+/** The plugin config: the inner optimizer by name, and the clip (default as the reference's 3.0). */
+export const GradientClipOptimizerSchema = z
+  .object({ opt: z.string().default('Adam'), optConfig: z.record(z.any()).default({}), gradClip: z.number().positive().default(3.0) })
+  .strict();
+
 /** Clips every gradient element to ±gradClip, then delegates (state is the inner optimizer's). */
 export class GradientClipOptimizer implements Optimizer {
+  readonly gradClip: number;
   constructor(
     readonly opt: Optimizer,
-    readonly gradClip = 3.0,
+    gradClip?: number,
   ) {
     if (!opt || typeof opt.update !== 'function') {
       throw new Error('GradientClipOptimizer: opt must be an Optimizer instance (not a class or config)');
     }
+    this.gradClip = parseOptions(GradientClipOptimizerSchema.pick({ gradClip: true }), { gradClip }, 'GradientClipOptimizer').gradClip;
   }
   get name(): string {
     return this.opt.name;
@@ -43,14 +50,7 @@ registerPlugin({
   kind: 'optimizer',
   name: 'GradientClipOptimizer',
   description: 'Clips gradients elementwise to ±gradClip, then applies an inner optimizer',
-  schema: z
-    .object({
-      opt: z.string().default('Adam'),
-      optConfig: z.record(z.any()).default({}),
-      gradClip: z.number().positive().default(3.0),
-    })
-    .strict(),
-  create: (c: { opt: string; optConfig: Record<string, unknown>; gradClip: number }) =>
-    new GradientClipOptimizer(registry.create<Optimizer>('optimizer', c.opt, c.optConfig), c.gradClip),
+  schema: GradientClipOptimizerSchema,
+  create: (c) => new GradientClipOptimizer(registry.create<Optimizer>('optimizer', c.opt, c.optConfig), c.gradClip),
   cls: GradientClipOptimizer,
 });

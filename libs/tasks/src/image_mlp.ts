@@ -19,18 +19,24 @@ import { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
 export type Activation = 'relu' | 'tanh' | 'sigmoid';
 export type MatmulMode = 'batched' | 'unstacked' | 'auto';
 
-export interface ImageMLPConfig {
-  /** Datasets to use; otherwise built from datasetName / batchSize / imageSize. */
+/** The configurable part of an image MLP task; the schema holds every default. */
+export const ImageMLPSchema = z
+  .object({
+    datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+    batchSize: z.number().int().positive().default(128),
+    imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
+    hiddenSizes: z.array(z.number().int().positive()).default([32]),
+    activation: z.enum(['relu', 'tanh', 'sigmoid']).default('relu'),
+    matmulMode: z.enum(['auto', 'batched', 'unstacked']).default('auto'),
+    /** Metric-key name; the reference's class name by default. */
+    name: z.string().default('_MLPImageTask'),
+  })
+  .strict();
+
+export type ImageMLPConfig = z.input<typeof ImageMLPSchema> & {
+  /** Datasets to use (not serialisable, so not in the schema); otherwise built from datasetName / batchSize / imageSize. */
   datasets?: Datasets;
-  datasetName?: string;
-  batchSize?: number;
-  imageSize?: [number, number];
-  hiddenSizes?: number[];
-  activation?: Activation;
-  /** Metric-key name; the reference's class name by default. */
-  name?: string;
-  matmulMode?: MatmulMode;
-}
+};
 
 type Layer = { w: tf.Tensor; b: tf.Tensor };
 
@@ -68,12 +74,14 @@ export class ImageMLPTask extends BaseTask {
 
   constructor(config: ImageMLPConfig = {}) {
     super();
-    this.imageSize = config.imageSize ?? [8, 8];
-    this.datasets = config.datasets ?? imageDatasets(config.datasetName ?? 'fashion_mnist', config.batchSize ?? 128, this.imageSize);
-    this.hiddenSizes = config.hiddenSizes ?? [32];
-    this.activation = config.activation ?? 'relu';
-    this.name = config.name ?? '_MLPImageTask';
-    this.matmulMode = config.matmulMode ?? 'auto';
+    const { datasets, ...rest } = config;
+    const c = ImageMLPSchema.parse(rest);
+    this.imageSize = c.imageSize;
+    this.datasets = datasets ?? imageDatasets(c.datasetName, c.batchSize, this.imageSize);
+    this.hiddenSizes = c.hiddenSizes;
+    this.activation = c.activation;
+    this.name = c.name;
+    this.matmulMode = c.matmulMode;
     this.numClasses = Number(this.datasets.extraInfo?.num_classes ?? 10);
     const ab = this.datasets.split('train').abstractBatch() as { image: { shape: number[] } };
     this.inputSize = ab.image.shape.slice(1).reduce((a, b) => a * b, 1);
@@ -301,16 +309,7 @@ registerPlugin({
   kind: 'task',
   name: 'ImageMLPTask',
   description: 'MLP image classifier on a named dataset (configurable size, hidden layers, activation)',
-  schema: z
-    .object({
-      datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
-      batchSize: z.number().int().positive().default(128),
-      imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
-      hiddenSizes: z.array(z.number().int().positive()).default([32]),
-      activation: z.enum(['relu', 'tanh', 'sigmoid']).default('relu'),
-      matmulMode: z.enum(['auto', 'batched', 'unstacked']).default('auto'),
-    })
-    .strict(),
-  create: (c: ImageMLPConfig) => new ImageMLPTask(c),
+  schema: ImageMLPSchema,
+  create: (c) => new ImageMLPTask(c),
   cls: ImageMLPTask,
 });

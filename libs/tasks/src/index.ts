@@ -1,7 +1,7 @@
 /**
  * @lopt/tasks: Task / TaskFamily batched over a leading task axis, datasets (Fashion-MNIST from
  * IDX files, noise streams), quadratics and image MLPs. Importing the lib registers every task
- * and family as a plugin of kind 'task'.
+ * as a plugin of kind 'task' and every family as one of kind 'task_family'.
  */
 export { SPLITS } from './base';
 export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily } from './base';
@@ -12,7 +12,7 @@ export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError, parseIdx, readIdxFi
 export type { IdxArray } from './datasets/idx';
 export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, downloadFashionMnist, findFashionMnistDir, loadFashionMnistRaw, resizeBilinearHalfPixel, preprocessImages, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
 export { QuadraticTask, LogQuadraticTask, SumQuadraticTask, NoisyMeanQuadraticTask, noiseDatasets, batchDatasets, BatchQuadraticTask, FixedDimQuadraticTask, FixedDimQuadraticFamily, FixedDimQuadraticDataTask, FixedDimQuadraticFamilyData, NoisyQuadraticTask, NoisyQuadraticFamily } from './quadratics';
-export { ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_FashionMnist16_Relu32, ImageMLP_FashionMnist32_Relu32, ImageMLP_FashionMnist_Relu128x128 } from './image_mlp';
+export { ImageMLPSchema, ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_FashionMnist16_Relu32, ImageMLP_FashionMnist32_Relu32, ImageMLP_FashionMnist_Relu128x128 } from './image_mlp';
 export type { Activation, MatmulMode, ImageMLPConfig } from './image_mlp';
 export { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
 export type { TasksAddon } from './native';

@@ -10,13 +10,22 @@ import { SPLITS, type Batch, type Datasets, type LossAndGrad, type ModelState, t
 import { cachedDatasets, NoiseBatchStream, SplitDatasets } from './datasets/base';
 import { BaseTask, BaseTaskFamily, requireKeys, stackedNormal, stackedUniform, stopGradient, tidyTree } from './task';
 
+// Each configurable class parses its options with its schema: the schemas hold every default.
+const dimConfig = (d: number) => z.object({ dim: z.number().int().positive().default(d) }).strict();
+const QuadraticConfig = dimConfig(10);
+const NoisyMeanQuadraticConfig = z.object({ dim: z.number().int().positive().default(2), noiseStdev: z.number().nonnegative().default(1) }).strict();
+const NoisyQuadraticFamilyConfig = z.object({ dim: z.number().int().positive().default(10), cov: z.number().nonnegative().default(0.1) }).strict();
+const NoConfig = z.object({}).strict();
+/** `new X(10)` is `new X({ dim: 10 })`, as the reference's positional `dim`. */
+const dimArg = (config: number | { dim?: number }) => (typeof config === 'number' ? { dim: config } : config);
+
 /** `QuadraticTask(dim=10)`: loss Σ p², init N(0, 1). */
 export class QuadraticTask extends BaseTask {
   readonly name: string = 'QuadraticTask';
   readonly dim: number;
-  constructor(config: number | { dim?: number } = {}) {
+  constructor(config: number | z.input<typeof QuadraticConfig> = {}) {
     super();
-    this.dim = (typeof config === 'number' ? config : config.dim) ?? 10;
+    this.dim = QuadraticConfig.parse(dimArg(config)).dim;
   }
   initBatch(keys: PRNGKey[]): Params {
     return stackedNormal(keys, [this.dim]);
@@ -60,10 +69,11 @@ export class NoisyMeanQuadraticTask extends BaseTask {
   readonly dim: number;
   readonly stdev: number;
   private hessData: Float32Array;
-  constructor(config: { dim?: number; noiseStdev?: number } = {}) {
+  constructor(config: z.input<typeof NoisyMeanQuadraticConfig> = {}) {
     super();
-    this.dim = config.dim ?? 2;
-    this.stdev = config.noiseStdev ?? 1;
+    const c = NoisyMeanQuadraticConfig.parse(config);
+    this.dim = c.dim;
+    this.stdev = c.noiseStdev;
     const d = this.dim;
     const a = random.normalArray(random.PRNGKey(7), d * d);
     this.hessData = new Float32Array(d * d);
@@ -160,9 +170,9 @@ export class FixedDimQuadraticTask extends BaseTask {
 export class FixedDimQuadraticFamily extends BaseTaskFamily {
   readonly name: string = 'FixedDimQuadraticFamily';
   readonly dim: number;
-  constructor(config: number | { dim?: number } = {}) {
+  constructor(config: number | z.input<typeof QuadraticConfig> = {}) {
     super();
-    this.dim = (typeof config === 'number' ? config : config.dim) ?? 10;
+    this.dim = QuadraticConfig.parse(dimArg(config)).dim;
   }
   sampleBatch(keys: PRNGKey[]): PyTree {
     return stackedNormal(keys, [this.dim]);
@@ -207,9 +217,9 @@ export class FixedDimQuadraticDataTask extends BaseTask {
 export class FixedDimQuadraticFamilyData extends BaseTaskFamily {
   readonly name: string = 'FixedDimQuadraticFamilyData';
   readonly dim: number;
-  constructor(config: number | { dim?: number } = {}) {
+  constructor(config: number | z.input<typeof QuadraticConfig> = {}) {
     super();
-    this.dim = (typeof config === 'number' ? config : config.dim) ?? 10;
+    this.dim = QuadraticConfig.parse(dimArg(config)).dim;
     this.datasets = noiseDatasets();
   }
   sampleBatch(keys: PRNGKey[]): PyTree {
@@ -254,10 +264,11 @@ export class NoisyQuadraticFamily extends BaseTaskFamily {
   readonly dim: number;
   readonly cov: number;
   readonly scaleConstant = 25;
-  constructor(config: { dim?: number; cov?: number } = {}) {
+  constructor(config: z.input<typeof NoisyQuadraticFamilyConfig> = {}) {
     super();
-    this.dim = config.dim ?? 10;
-    this.cov = config.cov ?? 0.1;
+    const c = NoisyQuadraticFamilyConfig.parse(config);
+    this.dim = c.dim;
+    this.cov = c.cov;
   }
   sampleBatch(keys: PRNGKey[]): PyTree {
     const ks = keys.map((k) => random.split(k));
@@ -272,69 +283,39 @@ export class NoisyQuadraticFamily extends BaseTaskFamily {
 }
 
 // ---- registration ----
-const dimSchema = (d: number) => z.object({ dim: z.number().int().positive().default(d) }).strict();
-
-registerPlugin({
-  kind: 'task',
-  name: 'QuadraticTask',
-  description: 'Σ p² over a dim-vector, init N(0,1)',
-  schema: dimSchema(10),
-  create: (c: { dim: number }) => new QuadraticTask(c),
-  cls: QuadraticTask,
-});
-registerPlugin({
-  kind: 'task',
-  name: 'LogQuadraticTask',
-  description: 'log Σ p² over a 10-vector',
-  schema: z.object({}).strict(),
-  create: () => new LogQuadraticTask(),
-  cls: LogQuadraticTask,
-});
-registerPlugin({
-  kind: 'task',
-  name: 'SumQuadraticTask',
-  description: 'Σ (a + b)² with two 10-vectors',
-  schema: z.object({}).strict(),
-  create: () => new SumQuadraticTask(),
-  cls: SumQuadraticTask,
-});
+registerPlugin({ kind: 'task', name: 'QuadraticTask', description: 'Σ p² over a dim-vector, init N(0,1)', schema: QuadraticConfig, create: (c) => new QuadraticTask(c), cls: QuadraticTask });
+registerPlugin({ kind: 'task', name: 'LogQuadraticTask', description: 'log Σ p² over a 10-vector', schema: NoConfig, create: () => new LogQuadraticTask(), cls: LogQuadraticTask });
+registerPlugin({ kind: 'task', name: 'SumQuadraticTask', description: 'Σ (a + b)² with two 10-vectors', schema: NoConfig, create: () => new SumQuadraticTask(), cls: SumQuadraticTask });
 registerPlugin({
   kind: 'task',
   name: 'NoisyMeanQuadraticTask',
   description: 'quadratic with a fixed random Hessian and a noisy mean',
-  schema: z.object({ dim: z.number().int().positive().default(2), noiseStdev: z.number().nonnegative().default(1) }).strict(),
-  create: (c: { dim: number; noiseStdev: number }) => new NoisyMeanQuadraticTask(c),
+  schema: NoisyMeanQuadraticConfig,
+  create: (c) => new NoisyMeanQuadraticTask(c),
   cls: NoisyMeanQuadraticTask,
 });
+registerPlugin({ kind: 'task', name: 'BatchQuadraticTask', description: 'Σ p² with a dummy [4,2] noise dataset', schema: NoConfig, create: () => new BatchQuadraticTask(), cls: BatchQuadraticTask });
 registerPlugin({
-  kind: 'task',
-  name: 'BatchQuadraticTask',
-  description: 'Σ p² with a dummy [4,2] noise dataset',
-  schema: z.object({}).strict(),
-  create: () => new BatchQuadraticTask(),
-  cls: BatchQuadraticTask,
-});
-registerPlugin({
-  kind: 'task',
+  kind: 'task_family',
   name: 'FixedDimQuadraticFamily',
-  description: 'family: Σ (t − p)² with a sampled N(0,I) target, no data',
-  schema: dimSchema(10),
-  create: (c: { dim: number }) => new FixedDimQuadraticFamily(c),
+  description: 'Σ (t − p)² with a sampled N(0,I) target, no data',
+  schema: QuadraticConfig,
+  create: (c) => new FixedDimQuadraticFamily(c),
   cls: FixedDimQuadraticFamily,
 });
 registerPlugin({
-  kind: 'task',
+  kind: 'task_family',
   name: 'FixedDimQuadraticFamilyData',
-  description: 'family: Σ (t − p)² + scalar noise datum; aux l2/l1; normalizer clip(0, 1000)',
-  schema: dimSchema(10),
-  create: (c: { dim: number }) => new FixedDimQuadraticFamilyData(c),
+  description: 'Σ (t − p)² + scalar noise datum; aux l2/l1; normalizer clip(0, 1000)',
+  schema: QuadraticConfig,
+  create: (c) => new FixedDimQuadraticFamilyData(c),
   cls: FixedDimQuadraticFamilyData,
 });
 registerPlugin({
-  kind: 'task',
+  kind: 'task_family',
   name: 'NoisyQuadraticFamily',
-  description: 'family: scaled quadratic with random center/scale and multiplicative gradient noise',
-  schema: z.object({ dim: z.number().int().positive().default(10), cov: z.number().nonnegative().default(0.1) }).strict(),
-  create: (c: { dim: number; cov: number }) => new NoisyQuadraticFamily(c),
+  description: 'scaled quadratic with random center/scale and multiplicative gradient noise',
+  schema: NoisyQuadraticFamilyConfig,
+  create: (c) => new NoisyQuadraticFamily(c),
   cls: NoisyQuadraticFamily,
 });

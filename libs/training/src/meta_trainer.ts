@@ -16,6 +16,7 @@ import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
 import { BranchPool, ThreadedPES } from './parallel/threaded_pes';
 import type { BranchSpec } from './parallel/branch_worker';
 import { ConfigError } from './config';
+import { makeTaskFamily, taskKind } from './task_entries';
 import {
   type TruncatedPESOptions,
   VectorizedLOptTruncatedStep,
@@ -25,6 +26,7 @@ import {
   gradientWorkerCompute,
   GradientEstimator,
   TruncationSchedule,
+  type TruncatedStep,
   AggregatedGradient,
   WorkerWeights,
 } from '@lopt/estimators';
@@ -79,7 +81,8 @@ export const MetaTrainingSchema = z
     thetaOptimizer: pluginRef,
     truncationSchedule: pluginRef,
     gradientEstimator: pluginRef,
-    randomInitialIterationOffset: z.number().int().nonnegative().default(0),
+    /** The truncated step each estimator drives (its options, e.g. randomInitialIterationOffset). */
+    truncatedStep: pluginRef.default({ name: 'VectorizedLOptTruncatedStep', config: {} }),
     tasks: z.array(TaskEntrySchema).min(1),
     /** learner-worker mode: in-process workers, each with its own estimators and unroll states */
     numWorkers: z.number().int().positive().default(1),
@@ -126,9 +129,18 @@ export function validateMetaTrainingConfig(input: unknown, registry: Registry): 
   check('optimizer', cfg.thetaOptimizer, 'thetaOptimizer');
   check('truncation_schedule', cfg.truncationSchedule, 'truncationSchedule');
   check('gradient_estimator', cfg.gradientEstimator, 'gradientEstimator');
-  cfg.tasks.forEach((t, i) => check('task', t, `tasks.${i}`));
+  check('truncated_step', cfg.truncatedStep, 'truncatedStep');
+  cfg.tasks.forEach((t, i) => {
+    const kind = taskKind(registry, t.name);
+    if (!kind) {
+      const names = [...registry.list('task_family'), ...registry.list('task')].map((e) => e.name);
+      throw new ConfigError(`tasks.${i}.name: unknown task or task family '${t.name}' (allowed: ${names.join(', ')})`);
+    }
+    check(kind, t, `tasks.${i}`);
+  });
   return cfg;
 }
+
 
 /**
  * The config with its random mode decided: the config's own, else `recorded` (the mode a resumed
@@ -139,9 +151,6 @@ export function withRandomMode(cfg: MetaTrainingConfig, recorded?: boolean): Met
   return { ...cfg, threefryPartitionable: recorded ?? random.envFlag('JAX_THREEFRY_PARTITIONABLE') ?? false };
 }
 
-function asFamily(obj: TaskFamily | Task): TaskFamily {
-  return typeof (obj as TaskFamily).taskFn === 'function' ? (obj as TaskFamily) : singleTaskToFamily(obj as Task);
-}
 
 /** A split's stream position for checkpoints, for every dataset the run uses. */
 type StreamStates = Record<string, Record<string, { seed: number; epoch: number; position: number }>>;
@@ -185,7 +194,7 @@ export class MetaTrainer {
     if (config.threefryPartitionable !== undefined) random.configure({ threefryPartitionable: config.threefryPartitionable });
     this.lopt = registry.create('learned_optimizer', config.learnedOptimizer.name, config.learnedOptimizer.config);
     this.thetaOpt = registry.create('optimizer', config.thetaOptimizer.name, config.thetaOptimizer.config);
-    this.families = config.tasks.map((t) => asFamily(registry.create('task', t.name, t.config)));
+    this.families = config.tasks.map((t) => makeTaskFamily(registry, t));
     this.learner = new GradientLearner(this.lopt, this.thetaOpt, { numSteps: config.steps });
     const workers = config.mode === 'learner-worker' ? config.numWorkers : 1;
     const threads = options.threads ?? 1;
@@ -201,24 +210,27 @@ export class MetaTrainer {
   makeEstimators(): GradientEstimator[] {
     const cfg = this.config;
     return cfg.tasks.map((t, i) => {
-      const sched: TruncationSchedule = this.registry.create('truncation_schedule', cfg.truncationSchedule.name, cfg.truncationSchedule.config);
-      const truncatedStep = new VectorizedLOptTruncatedStep(this.families[i], this.lopt, sched, {
+      const truncationSchedule: TruncationSchedule = this.registry.create('truncation_schedule', cfg.truncationSchedule.name, cfg.truncationSchedule.config);
+      const truncatedStep = this.registry.create<TruncatedStep, 'truncated_step'>('truncated_step', cfg.truncatedStep.name, cfg.truncatedStep.config, {
+        taskFamily: this.families[i],
+        learnedOptimizer: this.lopt,
+        truncationSchedule,
         numTasks: t.numTasks,
-        randomInitialIterationOffset: cfg.randomInitialIterationOffset,
       });
-      if (this.pool && cfg.gradientEstimator.name === 'TruncatedPES' && this.paramsPerTask(i) >= MetaTrainer.threadMinParams) {
+      const estimator = this.registry.get('gradient_estimator', cfg.gradientEstimator.name);
+      if (this.pool && estimator.traits?.threadedBranches && truncatedStep instanceof VectorizedLOptTruncatedStep && this.paramsPerTask(i) >= MetaTrainer.threadMinParams) {
         const spec: BranchSpec = {
           task: { name: t.name, config: t.config },
           numTasks: t.numTasks,
           learnedOptimizer: cfg.learnedOptimizer,
           truncationSchedule: cfg.truncationSchedule,
-          randomInitialIterationOffset: cfg.randomInitialIterationOffset,
+          truncatedStep: cfg.truncatedStep,
         };
         return new ThreadedPES(truncatedStep, cfg.gradientEstimator.config as TruncatedPESOptions, this.pool, spec);
       }
-      return this.registry.create('gradient_estimator', cfg.gradientEstimator.name, cfg.gradientEstimator.config, {
+      return this.registry.create<GradientEstimator, 'gradient_estimator'>('gradient_estimator', cfg.gradientEstimator.name, cfg.gradientEstimator.config, {
         truncatedStep,
-        truncationSchedule: sched,
+        truncationSchedule,
       });
     });
   }
@@ -276,7 +288,7 @@ export class MetaTrainer {
     const per = this.config.tasks.reduce((n, t) => n + t.numTasks, 0);
     const est = this.config.gradientEstimator;
     const len = Number(est.config.truncLength ?? est.config.unrollLength ?? 0);
-    const antithetic = /ES/.test(est.name) ? 2 : 1;
+    const antithetic = this.registry.get('gradient_estimator', est.name).traits?.antithetic ? 2 : 1;
     return per * len * antithetic * this.workers.length;
   }
 
@@ -401,7 +413,7 @@ const SEED_BASE = {
   thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
   truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 100, maxLength: 300 } },
   gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 50 } },
-  randomInitialIterationOffset: 300,
+  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 300 } },
 };
 
 /** Registers a preset as an experiment plugin: its schema is the full schema with the preset's defaults. */
@@ -447,7 +459,7 @@ registerExperiment('quadratic-pes', 'fast smoke run: MLPLOpt + PES on FixedDimQu
   thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
   truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 20, maxLength: 60 } },
   gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 10 } },
-  randomInitialIterationOffset: 60,
+  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 60 } },
   tasks: [{ name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 }],
   logging: { histogramsEvery: 5, metricsEvery: 5, checkpointEverySteps: 10 },
 }));

@@ -11,11 +11,15 @@ import { z } from 'zod';
 import { random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import { BaseTask, BaseTaskFamily, requireKeys, stackedNormal, type Params, type Task } from '@lopt/tasks';
 
-export interface LinearRegressionConfig {
-  dim: number;
-  batchSize: number;
-  noise: number;
-}
+/** The family's options; the schema holds their defaults. */
+export const LinearRegressionSchema = z
+  .object({
+    dim: z.number().int().positive().default(8),
+    batchSize: z.number().int().positive().default(32),
+    noise: z.number().nonnegative().default(0.1),
+  })
+  .strict();
+export type LinearRegressionConfig = z.output<typeof LinearRegressionSchema>;
 
 export class LinearRegressionTask extends BaseTask {
   readonly name = 'LinearRegressionTask';
@@ -55,9 +59,9 @@ export class LinearRegressionTask extends BaseTask {
 export class LinearRegressionFamily extends BaseTaskFamily {
   readonly name = 'LinearRegressionFamily';
   readonly config: LinearRegressionConfig;
-  constructor(config: Partial<LinearRegressionConfig> = {}) {
+  constructor(config: z.input<typeof LinearRegressionSchema> = {}) {
     super();
-    this.config = { dim: config.dim ?? 8, batchSize: config.batchSize ?? 32, noise: config.noise ?? 0.1 };
+    this.config = LinearRegressionSchema.parse(config);
   }
   /** Stacked task params: `wTrue` `[N, dim]`, row i from keys[i]. */
   sampleBatch(keys: PRNGKey[]): PyTree {
@@ -68,19 +72,12 @@ export class LinearRegressionFamily extends BaseTaskFamily {
   }
 }
 
-export const LinearRegressionSchema = z
-  .object({
-    dim: z.number().int().positive().default(8),
-    batchSize: z.number().int().positive().default(32),
-    noise: z.number().nonnegative().default(0.1),
-  })
-  .strict();
 
 registerPlugin({
-  kind: 'task',
+  kind: 'task_family',
   name: 'LinearRegressionFamily',
   description: 'example plugin: noisy linear regressions with sampled true weights and sampled data',
   schema: LinearRegressionSchema,
-  create: (config: LinearRegressionConfig) => new LinearRegressionFamily(config),
+  create: (config) => new LinearRegressionFamily(config),
   cls: LinearRegressionFamily,
 });

@@ -56,7 +56,7 @@ describe('lopt list', () => {
   it('rejects an unknown kind naming the allowed ones', async () => {
     const { code, err } = await run(['list', 'bogus']);
     expect(code).toBe(1);
-    expect(err).toMatch(/unknown plugin kind 'bogus'; allowed: task, optimizer, learned_optimizer/);
+    expect(err).toMatch(/unknown plugin kind 'bogus'; allowed: task, task_family, optimizer, learned_optimizer/);
   });
 
   it('loads --plugin packages before listing', async () => {

@@ -5,9 +5,11 @@ import { CliContext } from './context';
 
 export const KIND_TITLES: Record<PluginKind, string> = {
   task: 'Tasks',
+  task_family: 'Task families',
   optimizer: 'Optimizers',
   learned_optimizer: 'Learned optimizers',
   truncation_schedule: 'Truncation schedules',
+  truncated_step: 'Truncated steps',
   gradient_estimator: 'Gradient estimators',
   experiment: 'Experiments',
 };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PLUGIN_KINDS, Registry, RegistryError, registerPlugin, registry, plugin } from '../index';
+import { PLUGIN_KINDS, Registry, RegistryError, registerPlugin, registry } from '../index';
 
 class Quad {
   constructor(readonly config: { dim: number; scale: number }) {}
@@ -48,7 +48,7 @@ describe('registry', () => {
 
   test('unknown kind and duplicate names are errors', () => {
     const r = registry.child();
-    expect(() => r.register({ ...entry('x'), kind: 'widget' as any })).toThrow(/unknown plugin kind 'widget'; allowed: task, optimizer/);
+    expect(() => r.register({ ...entry('x'), kind: 'widget' as any })).toThrow(/unknown plugin kind 'widget'; allowed: task, task_family, optimizer/);
     r.register(entry('dup'));
     expect(() => r.register(entry('dup'))).toThrow(/already registered/);
     expect(PLUGIN_KINDS).toContain('gradient_estimator');
@@ -81,17 +81,22 @@ describe('registry', () => {
     expect(r.list('experiment').filter((e) => e.name.startsWith('a_task'))).toEqual([]);
   });
 
-  test('@plugin decorator and registerPlugin are idempotent for the same class', () => {
+  test('registerPlugin is idempotent for the same class, an error for another with the same name; a child keeps its own', () => {
     const target = registry.child();
-    @plugin({ kind: 'optimizer', description: 'decorated', schema: z.object({ lr: z.number().default(0.1) }) })
-    class CoreTestDecoratedOpt {
+    class CoreTestOpt {
       constructor(readonly config: { lr: number }) {}
     }
-    expect(registry.create<CoreTestDecoratedOpt>('optimizer', 'CoreTestDecoratedOpt').config).toEqual({ lr: 0.1 });
-    const e = registry.get('optimizer', 'CoreTestDecoratedOpt');
-    expect(() => registerPlugin(e)).not.toThrow();
+    const e = { kind: 'optimizer' as const, name: 'CoreTestOpt', description: 'test', schema: z.object({ lr: z.number().default(0.1) }), create: (c: { lr: number }) => new CoreTestOpt(c), cls: CoreTestOpt };
+    registerPlugin(e, target);
+    expect(() => registerPlugin(e, target)).not.toThrow();
+    expect(target.create<CoreTestOpt>('optimizer', 'CoreTestOpt').config).toEqual({ lr: 0.1 }); // the default comes from the schema
+    expect(registry.has('optimizer', 'CoreTestOpt')).toBe(false);
     registerPlugin(entry('fn_task'), target);
     expect(target.has('task', 'fn_task')).toBe(true);
     expect(() => registerPlugin(entry('fn_task'), target)).toThrow(/already registered/);
+  });
+
+  test('the kinds: tasks and task families apart, truncated steps, and the rest', () => {
+    expect([...PLUGIN_KINDS]).toEqual(['task', 'task_family', 'optimizer', 'learned_optimizer', 'truncation_schedule', 'truncated_step', 'gradient_estimator', 'experiment']);
   });
 });

@@ -34,7 +34,7 @@ describe('FixedDimQuadraticFamily', () => {
   });
 
   test('name, no datasets, sample shape, identity normalizer, scalar loss with unstacked target', () => {
-    const fam = registry.create<FixedDimQuadraticFamily>('task', 'FixedDimQuadraticFamily', {});
+    const fam = registry.create<FixedDimQuadraticFamily>('task_family', 'FixedDimQuadraticFamily', {});
     expect(fam.name).toBe('FixedDimQuadraticFamily');
     expect(fam.dim).toBe(10);
     expect(fam.datasets).toBeNull();
@@ -47,7 +47,7 @@ describe('FixedDimQuadraticFamily', () => {
     const want = tf.sum(tf.square(tf.sub(t, p))).dataSync()[0];
     expect(l.dataSync()[0]).toBeCloseTo(want, 4);
     expect(task.normalizer(l).dataSync()[0]).toBeCloseTo(want, 4);
-    expect(() => registry.create('task', 'FixedDimQuadraticFamily', { dim: 0 })).toThrow(/dim/);
+    expect(() => registry.create('task_family', 'FixedDimQuadraticFamily', { dim: 0 })).toThrow(/dim/);
   });
 
   test('stacked loss/grad equal N single-task calls; hand-written grad = tf.grads', () => {
@@ -181,11 +181,18 @@ test('split names: the four work, anything else lists them', () => {
   expect(() => ds.split('validation')).toThrow(/unknown split 'validation'; allowed: train, inner_valid, outer_valid, test/);
 });
 
-test('every task plugin is registered and creates with defaults', () => {
-  const names = registry.list('task').map((e) => e.name);
-  for (const n of ['QuadraticTask', 'FixedDimQuadraticFamily', 'FixedDimQuadraticFamilyData', 'NoisyQuadraticFamily', 'NoisyMeanQuadraticTask', 'BatchQuadraticTask', 'LogQuadraticTask', 'SumQuadraticTask', 'ImageMLP_FashionMnist8_Relu32', 'ImageMLPTask']) {
-    expect(names).toContain(n);
+test('every task and task-family plugin is registered under its kind and creates with defaults', () => {
+  const tasks = registry.list('task').map((e) => e.name);
+  const families = registry.list('task_family').map((e) => e.name);
+  for (const n of ['QuadraticTask', 'NoisyMeanQuadraticTask', 'BatchQuadraticTask', 'LogQuadraticTask', 'SumQuadraticTask', 'ImageMLP_FashionMnist8_Relu32', 'ImageMLPTask']) {
+    expect(tasks).toContain(n);
   }
+  for (const n of ['FixedDimQuadraticFamily', 'FixedDimQuadraticFamilyData', 'NoisyQuadraticFamily']) {
+    expect(families).toContain(n);
+    expect(tasks).not.toContain(n);
+  }
+  // the default comes from the schema, whether built by the registry or by the constructor
+  expect(registry.create<FixedDimQuadraticFamily>('task_family', 'FixedDimQuadraticFamily').dim).toBe(new FixedDimQuadraticFamily().dim);
   const q = registry.create('task', 'QuadraticTask', { dim: 3 });
   expect(treeLeaves(q.init(random.PRNGKey(0)))[0]).toBeInstanceOf(tf.Tensor);
 });

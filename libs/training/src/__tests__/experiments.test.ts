@@ -48,4 +48,25 @@ describe('experiments', () => {
     a.losses.forEach((l) => expect(Number.isFinite(l)).toBe(true));
     expect(a.counts[2]).toBe(a.counts[1]);
   });
+
+  test('the pipeline asks the registry, not names: task entries resolve to families or tasks, estimators by their traits, truncated steps by kind', () => {
+    const base = registry.parseConfig('experiment', 'quadratic-pes', {});
+    expect(() => validateMetaTrainingConfig({ ...base, tasks: [{ name: 'NoSuchTask', config: {}, numTasks: 1 }] }, registry)).toThrow(
+      /tasks\.0\.name: unknown task or task family 'NoSuchTask' \(allowed: .*FixedDimQuadraticFamily.*QuadraticTask/,
+    );
+    expect(() => validateMetaTrainingConfig({ ...base, truncatedStep: { name: 'Nope', config: {} } }, registry)).toThrow(/truncatedStep\.name: unknown truncated_step 'Nope'/);
+    expect(() => validateMetaTrainingConfig({ ...base, truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { metaLossSplit: 'validation' } } }, registry)).toThrow(
+      /truncatedStep\.config\.metaLossSplit/,
+    );
+    // a single task (QuadraticTask) is wrapped as a family of one; a family is used as it is
+    const cfg = validateMetaTrainingConfig({ ...base, tasks: [{ name: 'QuadraticTask', config: { dim: 3 }, numTasks: 2 }, ...base.tasks] }, registry);
+    // an estimator registered in a child registry under another name, with the antithetic trait:
+    // the trainer counts two branches per task from the trait
+    const child = registry.child();
+    const pes = registry.get('gradient_estimator', 'TruncatedPES');
+    child.register({ ...pes, name: 'MyPES', cls: undefined });
+    const trainer = new MetaTrainer({ ...cfg, gradientEstimator: { name: 'MyPES', config: cfg.gradientEstimator.config } }, child);
+    expect(trainer.families.map((f) => f.name)).toEqual(['QuadraticTask', 'FixedDimQuadraticFamily']); // the family of one takes the task's name
+    expect(trainer.innerStepsPerOuterStep()).toBe((2 + 4) * 10 * 2);
+  });
 });

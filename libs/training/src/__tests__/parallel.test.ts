@@ -14,7 +14,7 @@ async function run(threads: number): Promise<{ losses: number[]; grads: number[]
       reuseKey: false,
       gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 6, stepsPerJit: 3 } },
       truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 4, maxLength: 8 } },
-      randomInitialIterationOffset: 8,
+      truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 8 } },
       tasks: [
         { name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 3 },
         { name: 'ImageMLP_FashionMnist8_Relu32', config: {}, numTasks: 2 },

@@ -7,17 +7,16 @@
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { disposeReplaced, initBackend, loadPlugin, random, registry, treeLeaves, type PyTree } from '@lopt/core';
-import type { TaskFamily, Task } from '@lopt/tasks';
-import { singleTaskToFamily } from '@lopt/tasks';
 import { VectorizedLOptTruncatedStep, truncatedUnroll, type BatchIndices, type TruncatedUnrollState } from '@lopt/estimators';
 import { fromWire, toWire, type WireTree } from './wire';
+import { makeTaskFamily } from '../task_entries';
 
 export interface BranchSpec {
   task: { name: string; config: Record<string, unknown> };
   numTasks: number;
   learnedOptimizer: { name: string; config: Record<string, unknown> };
   truncationSchedule: { name: string; config: Record<string, unknown> };
-  randomInitialIterationOffset: number;
+  truncatedStep: { name: string; config: Record<string, unknown> };
 }
 
 /** One `stepsPerJit` chunk of an unroll: its key, and its data as tensors or as example indices. */
@@ -54,9 +53,10 @@ const held = new Map<number, Held>();
 function build(spec: BranchSpec): VectorizedLOptTruncatedStep {
   const lopt = registry.create('learned_optimizer', spec.learnedOptimizer.name, spec.learnedOptimizer.config);
   const sched = registry.create('truncation_schedule', spec.truncationSchedule.name, spec.truncationSchedule.config);
-  const obj = registry.create('task', spec.task.name, spec.task.config) as TaskFamily | Task;
-  const family = typeof (obj as TaskFamily).taskFn === 'function' ? (obj as TaskFamily) : singleTaskToFamily(obj as Task);
-  return new VectorizedLOptTruncatedStep(family, lopt, sched, { numTasks: spec.numTasks, randomInitialIterationOffset: spec.randomInitialIterationOffset });
+  const taskFamily = makeTaskFamily(registry, spec.task);
+  const step = registry.create('truncated_step', spec.truncatedStep.name, spec.truncatedStep.config, { taskFamily, learnedOptimizer: lopt, truncationSchedule: sched, numTasks: spec.numTasks });
+  if (!(step instanceof VectorizedLOptTruncatedStep)) throw new Error(`branch worker: truncated step '${spec.truncatedStep.name}' is not a VectorizedLOptTruncatedStep`);
+  return step;
 }
 
 const keyOf = (k: number[]) => Uint32Array.from(k);

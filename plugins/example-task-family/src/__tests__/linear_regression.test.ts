@@ -17,10 +17,10 @@ beforeAll(async () => {
 const keysOf = (seed: number, n: number) => random.split(random.PRNGKey(seed), n);
 
 test('registered under its name, config validated', () => {
-  expect(registry.list('task').map((e) => e.name)).toContain('LinearRegressionFamily');
-  const fam = registry.create<LinearRegressionFamily>('task', 'LinearRegressionFamily', { dim: 4 });
+  expect(registry.list('task_family').map((e) => e.name)).toContain('LinearRegressionFamily');
+  const fam = registry.create<LinearRegressionFamily>('task_family', 'LinearRegressionFamily', { dim: 4 });
   expect(fam.config).toEqual({ dim: 4, batchSize: 32, noise: 0.1 });
-  expect(() => registry.create('task', 'LinearRegressionFamily', { dim: -1 })).toThrow(/dim/);
+  expect(() => registry.create('task_family', 'LinearRegressionFamily', { dim: -1 })).toThrow(/dim/);
 });
 
 test('loss at the true weights is about noise², at init about |wTrue|²', () => {
