@@ -10,7 +10,7 @@ import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/runner';
+import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
 
 const root = path.resolve(__dirname, '..');
 const cli = path.join(root, 'apps/runner/dist/cli.js');

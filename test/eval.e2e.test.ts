@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { random, treeDispose } from '@lopt/core';
 import { LearnableSGD, MLPLOpt } from '@lopt/optimizers';
-import { CheckpointManager, listEventFiles, readEventFile, scalarsByTag } from '@lopt/runner';
+import { CheckpointManager, listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
 import { exportFlaxParams } from '../apps/runner/src/flax_msgpack';
 
 const root = path.resolve(__dirname, '..');

@@ -7,7 +7,7 @@ import { initBackend, registry, random } from '@lopt/core';
 import { FixedDimQuadraticFamily } from '@lopt/tasks';
 import { MLPLOpt } from '@lopt/optimizers';
 import { multiTaskTrainingCurves } from '@lopt/estimators';
-import { validateMetaTrainingConfig, MetaTrainer } from '../apps/runner/src/experiments/meta_training';
+import { validateMetaTrainingConfig, MetaTrainer } from '@lopt/training';
 
 beforeAll(async () => {
   await initBackend('wasm', { quiet: true });

@@ -7,7 +7,7 @@ import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/runner';
+import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CLI = path.join(ROOT, 'apps/runner/dist/cli.js');
@@ -183,7 +183,7 @@ describe('lopt run', () => {
     [['--set', 'mode=cluster'], /mode: "cluster" is not allowed; allowed: single-machine, learner-worker/],
     [['--steps', 'many'], /steps: expected number, got string/],
     [['--set', 'gradientEstimator.config.truncLength=4'], /truncLength \(4\) must be a multiple of stepsPerJit/],
-    [['--set', 'tasks.0.name=NoSuchTask'], /tasks\.0\.name: unknown task 'NoSuchTask' \(allowed: .*FixedDimQuadraticFamily/],
+    [['--set', 'tasks.0.name=NoSuchTask'], /tasks\.0\.name: unknown task or task family 'NoSuchTask' \(allowed: .*FixedDimQuadraticFamily/],
   ])('rejects %j naming the field, writing nothing', (args, re) => {
     const dir = path.join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
     const r = lopt(['run', 'quadratic-pes', ...(args as string[]), '--backend', 'cpu', '--logdir', dir]);
@@ -243,10 +243,10 @@ describe('lopt run', () => {
 
 describe('plugins', () => {
   test('a plugin package from plugins/ shows in list and runs', () => {
-    const l = lopt(['list', 'tasks', '--plugin', PLUGIN]);
+    const l = lopt(['list', 'task-families', '--plugin', PLUGIN]);
     expectOk(l);
     expect(l.stdout).toContain('LinearRegressionFamily');
-    expect(lopt(['list', 'tasks']).stdout).not.toContain('LinearRegressionFamily');
+    expect(lopt(['list', 'task_family']).stdout).not.toContain('LinearRegressionFamily');
 
     const dir = path.join(tmp, 'plugin-run');
     const r = lopt(['run', 'quadratic-pes', '--plugin', PLUGIN, '--set', 'tasks.0.name=LinearRegressionFamily', '--steps', '3', '--backend', 'cpu', '--logdir', dir]);

@@ -84,7 +84,7 @@ const esCommon = {
 export const TruncatedESSchema = z
   .object({ unrollLength: z.number().int().positive().default(20), ...esCommon })
   .strict()
-  .refine((c) => c.unrollLength % c.stepsPerJit === 0, { message: 'unrollLength must be a multiple of stepsPerJit', path: ['unrollLength'] });
+  .refine((c) => c.unrollLength % c.stepsPerJit === 0, (c) => ({ message: `unrollLength (${c.unrollLength}) must be a multiple of stepsPerJit (${c.stepsPerJit})`, path: ['unrollLength'] }));
 export type TruncatedESOptions = z.input<typeof TruncatedESSchema>;
 
 export class TruncatedES implements GradientEstimator<TruncatedUnrollState> {

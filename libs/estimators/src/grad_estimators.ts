@@ -38,7 +38,7 @@ function keepTree(t: PyTree): void {
 export const TruncatedGradSchema = z
   .object({ unrollLength: z.number().int().positive().default(20), stepsPerJit: z.number().int().positive().default(10), lossType: z.string().default('avg') })
   .strict()
-  .refine((c) => c.unrollLength % c.stepsPerJit === 0, { message: 'unrollLength must be a multiple of stepsPerJit', path: ['unrollLength'] });
+  .refine((c) => c.unrollLength % c.stepsPerJit === 0, (c) => ({ message: `unrollLength (${c.unrollLength}) must be a multiple of stepsPerJit (${c.stepsPerJit})`, path: ['unrollLength'] }));
 export type TruncatedGradOptions = z.input<typeof TruncatedGradSchema>;
 
 /** FullGrad's options and their defaults. */

@@ -33,7 +33,7 @@ export const TruncatedPESSchema = z
     signDeltaLossScalar: z.number().nullable().default(null),
   })
   .strict()
-  .refine((c) => c.truncLength % c.stepsPerJit === 0, { message: 'truncLength must be a multiple of stepsPerJit', path: ['truncLength'] });
+  .refine((c) => c.truncLength % c.stepsPerJit === 0, (c) => ({ message: `truncLength (${c.truncLength}) must be a multiple of stepsPerJit (${c.stepsPerJit})`, path: ['truncLength'] }));
 export type TruncatedPESOptions = z.input<typeof TruncatedPESSchema>;
 
 export interface PesGradInputs {

@@ -27,6 +27,7 @@ export {
   deepMerge,
 } from './meta_trainer';
 export type { MetaTrainingConfig, MetaTrainingInput, MetaTrainerState, MetaTrainerOptions, StepResult } from './meta_trainer';
+export { taskKind, makeTaskFamily } from './task_entries';
 
 export { train, resolveRunConfig, resolveThreads, resumeHash, recordedRandomMode, defaultLogdir, metricTag, MetricTagger, BACKEND_CHOICES } from './train';
 export type { TrainOptions, TrainEvent, TrainResult, RunConfigSources } from './train';

@@ -17,7 +17,7 @@ export const KIND_TITLES: Record<PluginKind, string> = {
 /** Accepts the kind names and a few plural/dashed spellings (`tasks`, `learned-optimizers`). */
 export function parseKind(raw: string): PluginKind {
   const k = raw.trim().toLowerCase().replace(/-/g, '_');
-  for (const kind of PLUGIN_KINDS) if (k === kind || k === `${kind}s`) return kind;
+  for (const kind of PLUGIN_KINDS) if (k === kind || k === `${kind}s` || k === kind.replace(/y$/, 'ies')) return kind;
   throw new Error(`unknown plugin kind '${raw}'; allowed: ${PLUGIN_KINDS.join(', ')}`);
 }
 

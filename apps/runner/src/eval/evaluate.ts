@@ -14,7 +14,7 @@ import type { Task, TaskFamily, Datasets } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
 import { EVAL_SPLITS, singleTaskTrainingCurves, type TrainingCurves } from '@lopt/estimators';
 import { checkThetaStructure } from '../flax_msgpack';
-import { renderLossPlot, SummaryWriter, type Series } from '@lopt/training';
+import { renderLossPlot, SummaryWriter, taskKind, type Series } from '@lopt/training';
 import { loadThetaFile, type LoadedParams } from './params';
 
 export interface BaselineSpec {
@@ -183,11 +183,13 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   const seeds = Array.from({ length: o.seeds }, (_, k) => baseSeed + k);
 
   // --- task ---
-  if (!registry.has('task', o.task)) {
-    throw new Error(`--task: unknown task '${o.task}' (allowed: ${registry.list('task').map((e) => e.name).join(', ')})`);
+  const kind = taskKind(registry, o.task);
+  if (!kind) {
+    const names = [...registry.list('task_family'), ...registry.list('task')].map((e) => e.name);
+    throw new Error(`--task: unknown task or task family '${o.task}' (allowed: ${names.join(', ')})`);
   }
-  const taskConfig = registry.parseConfig('task', o.task, o.taskConfig ?? {}) as Record<string, unknown>;
-  const taskObj = registry.create<Task | TaskFamily>('task', o.task, taskConfig);
+  const taskConfig = registry.parseConfig(kind, o.task, o.taskConfig ?? {}) as Record<string, unknown>;
+  const taskObj = registry.create<Task | TaskFamily>(kind, o.task, taskConfig);
   const family = isFamily(taskObj);
 
   // --- learned optimizer and θ ---
