@@ -115,6 +115,6 @@ describe('lopt eval (built cli)', () => {
     const bl = lopt(['eval', '--params', path.join(dir, 'params_flax'), '--task', 'QuadraticTask', '--baselines', 'adamx:1e-3', '--out', path.join(dir, 'z')]);
     expect(bl.stderr).toMatch(/unknown optimizer 'adamx:1e-3'.*adam, .*sgd/);
     const tk = lopt(['eval', '--params', path.join(dir, 'params_flax'), '--task', 'NoSuchTask', '--out', path.join(dir, 'z')]);
-    expect(tk.stderr).toMatch(/unknown task 'NoSuchTask' \(allowed: .*QuadraticTask/);
+    expect(tk.stderr).toMatch(/unknown task or task family 'NoSuchTask' \(allowed: .*FixedDimQuadraticFamily.*QuadraticTask/);
   });
 });
