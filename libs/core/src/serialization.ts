@@ -1,5 +1,8 @@
 /**
- * Pytree serialization to one self-describing file (checkpoints, saved thetas).
+ * The one serialization of pytrees: checkpoints, saved θ, and the messages of worker threads and
+ * of the distributed protocol. A tree is first copied to the host (`toHostTree`: structure, paths,
+ * tensor data as typed arrays), which threads exchange as it is, and which `encodeHostTree` turns
+ * into one self-describing byte string (files and network messages).
  *
  * Layout (all integers little-endian):
  * ```
@@ -97,11 +100,69 @@ const pad = (n: number) => (n + ALIGN - 1) & ~(ALIGN - 1);
 
 // ---------------------------------------------------------------------------------------------
 
-/** Serializes a pytree (tensor, typed-array, number, string, boolean, null leaves) to bytes. */
-export function serializeTree(tree: PyTree): Uint8Array {
-  assertLittleEndian();
+/** A tensor leaf copied to the host: what crosses between threads and processes, and into files. */
+export interface HostTensor {
+  kind: 'tensor';
+  dtype: TensorDtype;
+  shape: number[];
+  data: Float32Array | Int32Array | Uint8Array;
+}
+
+/**
+ * A pytree with every tensor leaf copied to the host: plain data (structured-clone-able, so it
+ * crosses to worker threads as it is), encodable to bytes (`encodeHostTree`, the `.tree` file
+ * format, also what the distributed protocol sends), and turned back into tensors by
+ * `fromHostTree`. `paths` are the leaves' `treeLeavesWithPath` paths.
+ */
+export interface HostTree {
+  treedef: TreeDef;
+  paths: string[];
+  leaves: unknown[];
+}
+
+type TypedArray = Float32Array | Int32Array | Uint8Array;
+/** Where `toHostTree` puts tensor data (default: fresh arrays); e.g. a shared-memory arena. */
+export type HostAllocator = <A extends TypedArray>(ctor: { new (length: number): A; BYTES_PER_ELEMENT: number; name: string }, length: number) => A;
+
+export function isHostTensor(x: unknown): x is HostTensor {
+  return typeof x === 'object' && x !== null && (x as HostTensor).kind === 'tensor' && ArrayBuffer.isView((x as HostTensor).data);
+}
+
+/** Host copies of a tree's tensor leaves (one read per tensor); other leaves are kept as they are. */
+export function toHostTree(tree: PyTree, alloc?: HostAllocator): HostTree {
   const [leaves, treedef] = treeFlatten<unknown>(tree);
   const paths = treeLeavesWithPath<unknown>(tree).map(([p]) => p);
+  return {
+    treedef,
+    paths,
+    leaves: leaves.map((leaf, i) => {
+      if (!(leaf instanceof tf.Tensor)) return leaf;
+      if (leaf.isDisposed) throw new SerializationError(`leaf '${paths[i]}' is a disposed tensor`);
+      const dtype = leaf.dtype;
+      if (dtype !== 'float32' && dtype !== 'int32' && dtype !== 'bool') {
+        throw new SerializationError(`leaf '${paths[i]}' has dtype ${dtype}; allowed: float32, int32, bool`);
+      }
+      const src = leaf.dataSync() as TypedArray;
+      const Ctor = dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : Uint8Array;
+      const data = alloc ? alloc(Ctor as any, src.length) : new Ctor(src.length);
+      if (dtype === 'bool') for (let j = 0; j < src.length; j++) data[j] = src[j] ? 1 : 0;
+      else data.set(src as any);
+      return { kind: 'tensor', dtype, shape: leaf.shape.slice(), data } as HostTensor;
+    }),
+  };
+}
+
+/** Tensors for a host tree's tensor leaves (the caller owns them). */
+export function fromHostTree<T extends PyTree = PyTree>(h: HostTree): T {
+  return treeUnflatten<T>(
+    h.treedef,
+    h.leaves.map((l) => (isHostTensor(l) ? tf.tensor(l.data as any, l.shape, l.dtype) : l)),
+  );
+}
+
+/** The bytes of a host tree in the `.tree` format (see the top of this file). */
+export function encodeHostTree(h: HostTree): Uint8Array {
+  assertLittleEndian();
   const entries: LeafEntry[] = [];
   const chunks: Array<{ offset: number; bytes: Uint8Array }> = [];
   let offset = 0;
@@ -111,23 +172,13 @@ export function serializeTree(tree: PyTree): Uint8Array {
     offset = pad(offset + bytes.byteLength);
     return at;
   };
-  leaves.forEach((leaf, i) => {
-    const p = paths[i];
-    if (leaf instanceof tf.Tensor) {
-      if (leaf.isDisposed) throw new SerializationError(`leaf '${p}' is a disposed tensor`);
-      const dtype = leaf.dtype;
-      let bytes: Uint8Array;
-      if (dtype === 'float32' || dtype === 'int32') {
-        const d = leaf.dataSync() as Float32Array | Int32Array;
-        bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-      } else if (dtype === 'bool') {
-        const d = leaf.dataSync() as Uint8Array;
-        bytes = Uint8Array.from(d, (x) => (x ? 1 : 0));
-      } else {
-        throw new SerializationError(`leaf '${p}' has dtype ${dtype}; allowed: float32, int32, bool`);
-      }
+  h.leaves.forEach((leaf, i) => {
+    const p = h.paths[i];
+    if (isHostTensor(leaf)) {
+      const d = leaf.data;
+      const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
       const off = addChunk(bytes);
-      entries.push({ path: p, kind: 'tensor', dtype, shape: leaf.shape.slice(), offset: off, byteLength: bytes.byteLength });
+      entries.push({ path: p, kind: 'tensor', dtype: leaf.dtype, shape: leaf.shape.slice(), offset: off, byteLength: bytes.byteLength });
     } else if (leaf instanceof Float32Array || leaf instanceof Int32Array || leaf instanceof Uint32Array) {
       const bytes = new Uint8Array(leaf.buffer, leaf.byteOffset, leaf.byteLength);
       const off = addChunk(bytes);
@@ -146,7 +197,7 @@ export function serializeTree(tree: PyTree): Uint8Array {
     }
   });
   const dataLength = offset;
-  const index: TreeIndex = { treedef, dataLength, leaves: entries };
+  const index: TreeIndex = { treedef: h.treedef, dataLength, leaves: entries };
   const indexBytes = new TextEncoder().encode(JSON.stringify(index));
   const dataStart = pad(HEADER_BYTES + indexBytes.byteLength);
   const total = dataStart + dataLength + 4;
@@ -161,8 +212,13 @@ export function serializeTree(tree: PyTree): Uint8Array {
   return out;
 }
 
-/** Parses bytes written by `serializeTree`. `source` names the file in errors. */
-export function deserializeTree<T extends PyTree = PyTree>(bytes: Uint8Array, source = '<bytes>'): T {
+/** Serializes a pytree (tensor, typed-array, number, string, boolean, null leaves) to bytes. */
+export function serializeTree(tree: PyTree): Uint8Array {
+  return encodeHostTree(toHostTree(tree));
+}
+
+/** Parses bytes written by `serializeTree` / `encodeHostTree` into a host tree (no tensors made). */
+export function decodeHostTree(bytes: Uint8Array, source = '<bytes>'): HostTree {
   assertLittleEndian();
   const fail = (msg: string): never => {
     throw new SerializationError(msg, source);
@@ -208,13 +264,15 @@ export function deserializeTree<T extends PyTree = PyTree>(bytes: Uint8Array, so
   const leaves = index.leaves.map((e): unknown => {
     switch (e.kind) {
       case 'tensor': {
+        if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) fail(`leaf '${e.path}' has a bad shape ${JSON.stringify(e.shape)}`);
         const buf = slice(e);
         const size = e.shape.reduce((a, b) => a * b, 1);
         const per = e.dtype === 'bool' ? 1 : 4;
         if (size * per !== e.byteLength) fail(`leaf '${e.path}': shape [${e.shape}] does not match ${e.byteLength} bytes`);
-        if (e.dtype === 'float32') return tf.tensor(new Float32Array(buf), e.shape, 'float32');
-        if (e.dtype === 'int32') return tf.tensor(new Int32Array(buf), e.shape, 'int32');
-        if (e.dtype === 'bool') return tf.tensor(new Uint8Array(buf), e.shape, 'bool');
+        const shape = e.shape;
+        if (e.dtype === 'float32') return { kind: 'tensor', dtype: 'float32', shape, data: new Float32Array(buf) } as HostTensor;
+        if (e.dtype === 'int32') return { kind: 'tensor', dtype: 'int32', shape, data: new Int32Array(buf) } as HostTensor;
+        if (e.dtype === 'bool') return { kind: 'tensor', dtype: 'bool', shape, data: new Uint8Array(buf) } as HostTensor;
         return fail(`leaf '${e.path}' has unknown dtype ${(e as { dtype: string }).dtype}`);
       }
       case 'typed': {
@@ -233,10 +291,16 @@ export function deserializeTree<T extends PyTree = PyTree>(bytes: Uint8Array, so
     }
   });
   try {
-    return treeUnflatten<T>(index.treedef, leaves);
+    treeUnflatten(index.treedef, leaves.map(() => 0)); // the treedef must fit the leaves
   } catch (e) {
     return fail(`corrupt index (${(e as Error).message})`);
   }
+  return { treedef: index.treedef, paths: index.leaves.map((e) => String(e.path)), leaves };
+}
+
+/** Parses bytes written by `serializeTree`. `source` names the file in errors. */
+export function deserializeTree<T extends PyTree = PyTree>(bytes: Uint8Array, source = '<bytes>'): T {
+  return fromHostTree<T>(decodeHostTree(bytes, source));
 }
 
 /**

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { registry } from '@lopt/core';
+import { registry, toHostTree } from '@lopt/core';
 import { MetaTrainer, distributed } from '@lopt/training';
 import { GrpcLearnerClient, startGrpcServer } from '../distributed';
 
@@ -91,11 +91,14 @@ describe('SyncGradientSlots (one gradient per worker per step)', () => {
   });
 });
 
+/** A wire tree with these float32 leaves (path, shape, values), as core's host trees hold them. */
+function wireTree(entries: Array<[string, number[], number[] | Float32Array]>): WireTree {
+  const t = toHostTree(Object.fromEntries(entries.map(([p]) => [p, 0]))); // the structure: one leaf per path
+  return { ...t, leaves: entries.map(([, shape, d]) => ({ kind: 'tensor', dtype: 'float32', shape, data: Float32Array.from(d) })) };
+}
+
 describe('protocol', () => {
-  const tree: WireTree = [
-    { path: 'a/b', tensor: { shape: [2, 2], data: new Float32Array([1, 2, 3, -0.5]) } },
-    { path: 'c', tensor: { shape: [], data: new Float32Array([7]) } },
-  ];
+  const tree: WireTree = toHostTree({ a: { b: tf.tensor([[1, 2], [3, -0.5]]) }, c: tf.scalar(7) });
   test('protobuf round trip of a gradient (float32 bytes, int64 shapes, metrics map)', () => {
     const req: GradientRequest = {
       experiment: { name: 'e', configHash: 'h' },
@@ -106,9 +109,16 @@ describe('protocol', () => {
       metrics: { 'mean||x': 2 },
       genId: 'g',
     };
-    const back = codec.gradientRequest.decode(codec.gradientRequest.encode(req));
+    const bytes = codec.gradientRequest.encode(req);
+    const back = codec.gradientRequest.decode(bytes);
     expect(back).toEqual(req);
-    expect(back.thetaGrads[0].tensor.data).toBeInstanceOf(Float32Array);
+    expect(back.thetaGrads.paths).toEqual(['a/b', 'c']);
+    expect((back.thetaGrads.leaves[0] as any).data).toBeInstanceOf(Float32Array);
+    // the tree travels in the checkpoint file format, CRC included: a changed byte is refused
+    const i = bytes.indexOf(Buffer.from('LOPTTREE')) + 100;
+    const bad = Buffer.from(bytes);
+    bad[i] ^= 0xff;
+    expect(() => codec.gradientRequest.decode(bad)).toThrow(expect.objectContaining({ code: Status.INVALID_ARGUMENT }));
   });
 
   test('checkWireTree names wrong paths, shapes and sizes', () => {
@@ -117,10 +127,10 @@ describe('protocol', () => {
       ['c', []],
     ]);
     expect(checkWireTree(tree, sig, 'g')).toBeNull();
-    expect(checkWireTree([tree[0]], sig, 'g')).toMatch(/'c' is missing/);
-    expect(checkWireTree([{ ...tree[0], tensor: { shape: [4], data: tree[0].tensor.data } }, tree[1]], sig, 'g')).toMatch(/shape \[4\], expected \[2,2\]/);
-    expect(checkWireTree([{ ...tree[0], tensor: { shape: [2, 2], data: new Float32Array(3) } }, tree[1]], sig, 'g')).toMatch(/3 values/);
-    expect(checkWireTree([...tree, { path: 'zz', tensor: tree[1].tensor }], sig, 'g')).toMatch(/unexpected entry 'zz'/);
+    expect(checkWireTree(wireTree([['a/b', [2, 2], [1, 2, 3, 4]]]), sig, 'g')).toMatch(/'c' is missing/);
+    expect(checkWireTree(wireTree([['a/b', [4], [1, 2, 3, 4]], ['c', [], [7]]]), sig, 'g')).toMatch(/shape \[4\], expected \[2,2\]/);
+    expect(checkWireTree(wireTree([['a/b', [2, 2], [1, 2, 3]], ['c', [], [7]]]), sig, 'g')).toMatch(/3 values/);
+    expect(checkWireTree(wireTree([['a/b', [2, 2], [1, 2, 3, 4]], ['c', [], [7]], ['zz', [], [1]]]), sig, 'g')).toMatch(/unexpected entry 'zz'/);
   });
 });
 
@@ -176,7 +186,8 @@ describe('learner + workers over the in-process transport', () => {
     const exp = { name: spec.name, configHash: spec.hash };
     const ww = await client.getWorkerWeights({ experiment: exp, workerId: 0 });
     expect(ww.step).toBe(0);
-    const good = ww.theta.map((e) => ({ path: e.path, tensor: { shape: e.tensor.shape, data: new Float32Array(e.tensor.data.length) } }));
+    const leavesOf = (w: WireTree) => w.leaves as Array<{ shape: number[]; data: Float32Array }>;
+    const good = wireTree(ww.theta.paths.map((p, i) => [p, leavesOf(ww.theta)[i].shape, new Float32Array(leavesOf(ww.theta)[i].data.length)]));
     const put = (over: Partial<GradientRequest>) =>
       client.putGradient({ experiment: exp, workerId: 0, step: 0, thetaGrads: good, meanLoss: 1, metrics: {}, genId: ww.genId, ...over });
     const code = async (p: Promise<unknown>) => {
@@ -190,9 +201,9 @@ describe('learner + workers over the in-process transport', () => {
     };
     expect(await code(client.getWorkerWeights({ experiment: { name: spec.name, configHash: 'other' }, workerId: 0 }))).toBe(Status.FAILED_PRECONDITION);
     expect(await code(put({ experiment: { name: 'seed-single-machine', configHash: spec.hash } }))).toBe(Status.FAILED_PRECONDITION);
-    const wrongShape = [{ ...good[0], tensor: { shape: [1, ...good[0].tensor.shape], data: good[0].tensor.data } }, ...good.slice(1)];
+    const wrongShape = wireTree(good.paths.map((p, i) => [p, i === 0 ? [1, ...leavesOf(good)[0].shape] : leavesOf(good)[i].shape, leavesOf(good)[i].data]));
     expect(await code(put({ thetaGrads: wrongShape }))).toBe(Status.INVALID_ARGUMENT);
-    const nan = good.map((e) => ({ ...e, tensor: { ...e.tensor, data: new Float32Array(e.tensor.data.length).fill(NaN) } }));
+    const nan = wireTree(good.paths.map((p, i) => [p, leavesOf(good)[i].shape, new Float32Array(leavesOf(good)[i].data.length).fill(NaN)]));
     expect(await code(put({ thetaGrads: nan }))).toBe(Status.INVALID_ARGUMENT);
     expect(await code(put({ step: -1 }))).toBe(Status.INVALID_ARGUMENT);
     expect(learner.rejectedMessages).toBe(5);
@@ -213,7 +224,7 @@ describe('gRPC transport on loopback', () => {
     getWorkerWeights: async (req) => ({
       experiment: req.experiment,
       step: 7,
-      theta: [{ path: 'w', tensor: { shape: [3], data: new Float32Array([1, 2, 3]) } }],
+      theta: wireTree([['w', [3], [1, 2, 3]]]),
       thetaModelState: null,
       outerIteration: 7,
       genId: 'g',
@@ -235,9 +246,9 @@ describe('gRPC transport on loopback', () => {
     try {
       const r = await good.getWorkerWeights({ experiment: exp, workerId: 1 });
       expect(r.step).toBe(7);
-      expect(Array.from(r.theta[0].tensor.data)).toEqual([1, 2, 3]);
+      expect(Array.from((r.theta.leaves[0] as { data: Float32Array }).data)).toEqual([1, 2, 3]);
       await expect(bad.getWorkerWeights({ experiment: exp, workerId: 1 })).rejects.toMatchObject({ code: Status.UNAUTHENTICATED });
-      await expect(good.putGradient({ experiment: exp, workerId: 1, step: 0, thetaGrads: [], meanLoss: 0, metrics: {}, genId: '' })).rejects.toMatchObject({
+      await expect(good.putGradient({ experiment: exp, workerId: 1, step: 0, thetaGrads: wireTree([]), meanLoss: 0, metrics: {}, genId: '' })).rejects.toMatchObject({
         code: Status.INVALID_ARGUMENT,
         message: expect.stringMatching(/nope/),
       });

@@ -11,6 +11,10 @@ import {
   loadTree,
   saveTree,
   serializeTree,
+  toHostTree,
+  fromHostTree,
+  encodeHostTree,
+  decodeHostTree,
   SerializationError,
   treeDispose,
 } from '../index';
@@ -178,5 +182,42 @@ describe('serialization', () => {
       await expect(loadTree(path.join(dir, 'missing.lopt'))).rejects.toThrow(/missing\.lopt: cannot read/);
       expect(() => deserializeTree(new Uint8Array(3))).toThrow(/<bytes>: truncated/);
     });
+  });
+});
+
+describe('host trees: the one form trees take between threads, processes and files', () => {
+  test('toHostTree → encodeHostTree is serializeTree; decode → fromHostTree round-trips; an allocator places the data', () => {
+    const tree = { a: { w: tf.tensor([[1, 2], [3, 4]]), it: tf.tensor([5], [1], 'int32'), m: tf.tensor([true, false], [2], 'bool') }, key: new Uint32Array([1, 2]), lr: 0.5 };
+    const host = toHostTree(tree);
+    expect(host.paths).toEqual(['a/it', 'a/m', 'a/w', 'key', 'lr']);
+    expect(host.leaves[2]).toEqual({ kind: 'tensor', dtype: 'float32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) });
+    const bytes = encodeHostTree(host);
+    expect(Buffer.from(bytes).equals(Buffer.from(serializeTree(tree)))).toBe(true);
+    const decoded = decodeHostTree(bytes);
+    expect(decoded.paths).toEqual(host.paths);
+    const back = fromHostTree<any>(decoded);
+    expect(back.a.w.arraySync()).toEqual([[1, 2], [3, 4]]);
+    expect(back.a.m.dtype).toBe('bool');
+    expect(Array.from(back.key)).toEqual([1, 2]);
+    // an allocator (e.g. a shared-memory arena) receives every tensor's data
+    const sab = new SharedArrayBuffer(64);
+    let used = 0;
+    const shared = toHostTree(tree, (Ctor: any, n: number) => {
+      const out = new Ctor(sab, used, n);
+      used += Math.ceil((n * Ctor.BYTES_PER_ELEMENT) / 8) * 8;
+      return out;
+    });
+    expect((shared.leaves[2] as any).data.buffer).toBe(sab);
+    expect(Array.from((shared.leaves[2] as any).data)).toEqual([1, 2, 3, 4]);
+    treeDispose([tree, back]);
+  });
+
+  test('a decoded tensor leaf whose shape does not fit its data is refused', () => {
+    const bytes = encodeHostTree(toHostTree({ w: tf.tensor([1, 2]) }));
+    const text = Buffer.from(bytes).toString('latin1').replace('"shape":[2]', '"shape":[3]');
+    // re-checksum so only the shape is wrong
+    const bad = Buffer.from(text, 'latin1');
+    bad.writeUInt32LE(crc32(bad.subarray(0, bad.length - 4)), bad.length - 4);
+    expect(() => decodeHostTree(bad)).toThrow(/shape \[3\] does not match 8 bytes/);
   });
 });

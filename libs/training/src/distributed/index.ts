@@ -19,7 +19,7 @@ export {
   protoRoot,
   codec,
 } from './protocol';
-export type { WireTensor, WireTree, ExperimentId, WeightsRequest, WeightsReply, GradientRequest, PutReply } from './protocol';
+export type { WireTree, ExperimentId, WeightsRequest, WeightsReply, GradientRequest, PutReply } from './protocol';
 export { GradientGate, AsyncGradientBuffer, SyncGradientSlots, batchMetrics } from './buffer';
 export type { PutOutcome, Entry, Batch } from './buffer';
 export { tokensEqual, requireToken, InProcessTransport } from './transport';

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
-import { PyTree, random, treeDispose, treeLeavesWithPath, treeMap } from '@lopt/core';
+import { PyTree, random, toHostTree, treeDispose, treeLeavesWithPath, treeMap } from '@lopt/core';
 import type { AggregatedGradient, GradientLearnerState } from '@lopt/estimators';
 import { MetaTrainer } from '../meta_trainer';
 import { CheckpointManager } from '../checkpoints';
@@ -258,7 +258,7 @@ export class DistributedLearner implements LearnerHandler {
     return {
       experiment: this.experiment,
       step: this.step,
-      theta: [],
+      theta: toHostTree({}), // no weights: the worker exits
       thetaModelState: null,
       outerIteration: 0,
       genId: this.genId,

@@ -1,18 +1,18 @@
 /**
  * The learner/worker protocol (the reference's courier calls `get_weights` / `put_grads` of
  * `distributed.py`, `AsyncLearner`, carrying `outer_train.py`'s `DataForWorker` and
- * `GradientsFromWorker`): message types, the protobuf schema used on the wire,
- * and conversions between tensor pytrees and the wire's named trees (path -> Tensor, float32 data
- * as little-endian bytes).
+ * `GradientsFromWorker`): message types and the protobuf schema used on the wire. Trees (θ, its
+ * gradient) travel as core's host trees, encoded in the `.tree` format that checkpoints use
+ * (`encodeHostTree`: structure, paths, shapes, little-endian data, CRC-32), and are checked
+ * against the receiver's template before they become tensors.
  *
  * Learner -> worker: `GetWorkerWeights(workerId)` -> `{step, theta, outerIteration, genId}`.
  * Worker -> learner: `PutGradient(workerId, step, {thetaGrads, meanLoss, metrics})`.
  * Unroll states never leave the worker. Every message names the experiment and its config hash.
  */
-import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import * as protobuf from 'protobufjs';
-import { PyTree, treeLeavesWithPath, treeMap } from '@lopt/core';
+import { decodeHostTree, encodeHostTree, isHostTensor, toHostTree, treeLeavesWithPath, treeMap, type HostTree, type PyTree } from '@lopt/core';
 
 export const PROTO_PACKAGE = 'lopt.distributed';
 export const SERVICE_NAME = `${PROTO_PACKAGE}.Learner`;
@@ -21,21 +21,10 @@ export const PROTO_SOURCE = `
 syntax = "proto3";
 package lopt.distributed;
 
-// A float32 tensor: row-major, little-endian bytes.
-message Tensor {
-  repeated int64 shape = 1;
-  bytes data = 2;
-}
-
-// One leaf of a pytree: its '/'-joined path (sorted object keys, array indices).
-message NamedTensor {
-  string path = 1;
-  Tensor tensor = 2;
-}
-
-// A pytree of float32 tensors (θ, its gradient).
+// A pytree of float32 tensors (θ, its gradient), in lopt's tree format (@lopt/core encodeHostTree:
+// the same bytes as a checkpoint's .tree file).
 message TensorTree {
-  repeated NamedTensor entries = 1;
+  bytes lopt_tree = 1;
 }
 
 message Experiment {
@@ -88,11 +77,8 @@ service Learner {
 }
 `;
 
-export interface WireTensor {
-  shape: number[];
-  data: Float32Array;
-}
-export type WireTree = Array<{ path: string; tensor: WireTensor }>;
+/** A tree in a message: core's host tree (paths, shapes, host data). */
+export type WireTree = HostTree;
 
 export interface ExperimentId {
   name: string;
@@ -179,15 +165,12 @@ export function isRetryable(code: number | undefined): boolean {
 // ---------------------------------------------------------------------------------------------
 // pytree <-> wire tree
 
-/** Host copies of every tensor leaf with its path (one read-back per leaf). */
+/** Host copies of every tensor leaf, with paths (one read-back per leaf). */
 export async function treeToWire(tree: PyTree): Promise<WireTree> {
-  const out: WireTree = [];
   for (const [path, leaf] of treeLeavesWithPath<unknown>(tree)) {
     if (!(leaf instanceof tf.Tensor)) throw new Error(`treeToWire: leaf '${path}' is not a tensor`);
-    const data = leaf.dtype === 'float32' ? ((await leaf.data()) as Float32Array) : Float32Array.from(await leaf.data());
-    out.push({ path, tensor: { shape: [...leaf.shape], data: new Float32Array(data) } });
   }
-  return out;
+  return toHostTree(tree);
 }
 
 /** `path -> shape` of every tensor leaf of a template tree. */
@@ -200,25 +183,26 @@ export function treeSignature(tree: PyTree): Map<string, number[]> {
 }
 
 /**
- * Checks a wire tree against a signature: same paths, same shapes, data length matching the
- * shape. Returns an error message, or null when it matches.
+ * Checks a wire tree against a signature: same paths, float32 tensors of the same shapes, data
+ * length matching the shape. Returns an error message, or null when it matches.
  */
 export function checkWireTree(wire: WireTree, sig: Map<string, number[]>, what: string): string | null {
-  if (!Array.isArray(wire)) return `${what}: missing`;
+  if (!wire || !Array.isArray(wire.paths) || !Array.isArray(wire.leaves) || wire.paths.length !== wire.leaves.length) return `${what}: missing`;
   const seen = new Set<string>();
-  for (const { path, tensor } of wire) {
+  for (let i = 0; i < wire.paths.length; i++) {
+    const path = wire.paths[i];
+    const leaf = wire.leaves[i];
     const expected = sig.get(path);
     if (!expected) return `${what}: unexpected entry '${path}' (expected: ${[...sig.keys()].join(', ')})`;
     if (seen.has(path)) return `${what}: duplicate entry '${path}'`;
     seen.add(path);
-    const shape = tensor?.shape ?? [];
-    if (shape.length !== expected.length || shape.some((d, i) => d !== expected[i])) {
+    if (!isHostTensor(leaf) || leaf.dtype !== 'float32') return `${what}: '${path}' is not a float32 tensor`;
+    const shape = leaf.shape;
+    if (shape.length !== expected.length || shape.some((d, j) => d !== expected[j])) {
       return `${what}: '${path}' has shape [${shape.join(',')}], expected [${expected.join(',')}]`;
     }
     const size = expected.reduce((a, b) => a * b, 1);
-    if (!tensor.data || tensor.data.length !== size) {
-      return `${what}: '${path}' has ${tensor.data?.length ?? 0} values, shape [${expected.join(',')}] needs ${size}`;
-    }
+    if (leaf.data.length !== size) return `${what}: '${path}' has ${leaf.data.length} values, shape [${expected.join(',')}] needs ${size}`;
   }
   for (const p of sig.keys()) if (!seen.has(p)) return `${what}: entry '${p}' is missing`;
   return null;
@@ -226,12 +210,12 @@ export function checkWireTree(wire: WireTree, sig: Map<string, number[]>, what: 
 
 /** Builds tensors with the template's structure from a (checked) wire tree. */
 export function wireToTree<T extends PyTree = PyTree>(wire: WireTree, template: PyTree): T {
-  const byPath = new Map(wire.map((e) => [e.path, e.tensor]));
+  const byPath = new Map(wire.paths.map((p, i) => [p, wire.leaves[i]]));
   return treeMap((leaf: unknown, path: string) => {
     if (!(leaf instanceof tf.Tensor)) return leaf;
     const t = byPath.get(path);
-    if (!t) throw new Error(`wire tree has no entry '${path}'`);
-    const x = tf.tensor(t.data, t.shape, 'float32');
+    if (!isHostTensor(t)) throw new Error(`wire tree has no tensor '${path}'`);
+    const x = tf.tensor(t.data as Float32Array, t.shape, 'float32');
     return leaf.dtype === 'float32' ? x : tf.tidy(() => x.asType(leaf.dtype));
   }, template) as T;
 }
@@ -240,8 +224,9 @@ export function wireToTree<T extends PyTree = PyTree>(wire: WireTree, template: 
 export function countNonFinite(wire: WireTree): { size: number; nonFinite: number } {
   let size = 0;
   let nonFinite = 0;
-  for (const { tensor } of wire) {
-    const d = tensor.data;
+  for (const leaf of wire.leaves) {
+    if (!isHostTensor(leaf)) continue;
+    const d = leaf.data;
     size += d.length;
     for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) nonFinite++;
   }
@@ -251,7 +236,6 @@ export function countNonFinite(wire: WireTree): { size: number; nonFinite: numbe
 // ---------------------------------------------------------------------------------------------
 // protobuf encoding
 
-const LITTLE_ENDIAN = os.endianness() === 'LE';
 let root: protobuf.Root | null = null;
 
 export function protoRoot(): protobuf.Root {
@@ -263,39 +247,17 @@ function type(name: string): protobuf.Type {
   return protoRoot().lookupType(`${PROTO_PACKAGE}.${name}`);
 }
 
-function f32ToBytes(a: Float32Array): Uint8Array {
-  if (LITTLE_ENDIAN) return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  const out = new Uint8Array(a.length * 4);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < a.length; i++) dv.setFloat32(i * 4, a[i], true);
-  return out;
-}
-
-function bytesToF32(b: Uint8Array, path: string): Float32Array {
-  if (b.byteLength % 4 !== 0) throw new RpcError(Status.INVALID_ARGUMENT, `tensor '${path}': ${b.byteLength} data bytes is not a whole number of float32 values`);
-  if (LITTLE_ENDIAN) {
-    const copy = new Uint8Array(b.byteLength);
-    copy.set(b);
-    return new Float32Array(copy.buffer);
-  }
-  const out = new Float32Array(b.byteLength / 4);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true);
-  return out;
-}
-
 function treeToProto(t: WireTree | null): any {
-  return { entries: (t ?? []).map((e) => ({ path: e.path, tensor: { shape: e.tensor.shape, data: f32ToBytes(e.tensor.data) } })) };
+  return { loptTree: t ? encodeHostTree(t) : new Uint8Array(0) };
 }
 
-function treeFromProto(p: any): WireTree {
-  return (p?.entries ?? []).map((e: any) => {
-    const shape = (e.tensor?.shape ?? []).map(Number);
-    if (shape.some((d: number) => !Number.isSafeInteger(d) || d < 0)) {
-      throw new RpcError(Status.INVALID_ARGUMENT, `tensor '${e.path}': bad shape [${shape.join(',')}]`);
-    }
-    return { path: String(e.path ?? ''), tensor: { shape, data: bytesToF32(e.tensor?.data ?? new Uint8Array(0), e.path) } };
-  });
+function treeFromProto(p: any, what: string): WireTree {
+  const bytes: Uint8Array = p?.loptTree ?? new Uint8Array(0);
+  try {
+    return decodeHostTree(bytes, what);
+  } catch (e) {
+    throw new RpcError(Status.INVALID_ARGUMENT, (e as Error).message);
+  }
 }
 
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, defaults: true, arrays: true, objects: true };
@@ -348,8 +310,8 @@ export const codec = {
       return {
         experiment: expFromProto(o.experiment),
         step: Number(o.step),
-        theta: treeFromProto(o.theta),
-        thetaModelState: o.hasModelState ? treeFromProto(o.thetaModelState) : null,
+        theta: treeFromProto(o.theta, 'theta'),
+        thetaModelState: o.hasModelState ? treeFromProto(o.thetaModelState, 'theta_model_state') : null,
         outerIteration: Number(o.outerIteration),
         genId: String(o.genId),
         finished: Boolean(o.finished),
@@ -375,7 +337,7 @@ export const codec = {
         experiment: expFromProto(o.experiment),
         workerId: Number(o.workerId),
         step: Number(o.step),
-        thetaGrads: treeFromProto(o.thetaGrads),
+        thetaGrads: treeFromProto(o.thetaGrads, 'theta_grads'),
         meanLoss: Number(o.meanLoss),
         metrics: Object.fromEntries(Object.entries(o.metrics ?? {}).map(([k, v]) => [k, Number(v)])),
         genId: String(o.genId),

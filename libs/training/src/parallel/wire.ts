@@ -1,30 +1,13 @@
 /**
- * Pytrees across worker threads: tensors become `{shape, dtype, data}` with typed-array data
- * (optionally in a SharedArrayBuffer, so one copy serves several threads), the structure is
- * core's JSON-safe TreeDef.
+ * Pytrees across worker threads: core's host trees (`toHostTree`: structure, paths, tensor data as
+ * typed arrays; the same form the tree files and the distributed protocol encode), with the
+ * tensor data optionally in shared memory, so one copy serves several threads.
  */
 import * as tf from '@tensorflow/tfjs';
-import { treeFlatten, treeUnflatten, type PyTree, type TreeDef } from '@lopt/core';
+import { fromHostTree, toHostTree, treeFlatten, type HostAllocator, type HostTree, type PyTree } from '@lopt/core';
 
-export interface WireTensor {
-  __tensor: true;
-  shape: number[];
-  dtype: tf.DataType;
-  data: Float32Array | Int32Array | Uint8Array;
-}
-export interface WireTree {
-  def: TreeDef;
-  leaves: unknown[];
-}
-
-function copyData(t: tf.Tensor, shared: boolean): WireTensor['data'] {
-  const src = t.dataSync() as WireTensor['data'];
-  if (!shared) return src.slice() as WireTensor['data'];
-  const Ctor = src.constructor as { new (b: SharedArrayBuffer): WireTensor['data']; BYTES_PER_ELEMENT: number };
-  const out = new Ctor(new SharedArrayBuffer(Math.max(1, src.length) * Ctor.BYTES_PER_ELEMENT));
-  out.set(src as any);
-  return src.length ? out : out.subarray(0, 0);
-}
+/** A pytree on its way to or from a worker thread. */
+export type WireTree = HostTree;
 
 /**
  * A reusable SharedArrayBuffer that wire leaves are packed into (`reset()` before each message
@@ -38,7 +21,7 @@ export class SharedArena {
     if (!this.buf || this.buf.byteLength < bytesNeeded) this.buf = new SharedArrayBuffer(Math.max(8, Math.ceil(bytesNeeded * 1.25)));
     this.used = 0;
   }
-  take<T extends WireTensor['data']>(Ctor: { new (b: SharedArrayBuffer, off: number, len: number): T; BYTES_PER_ELEMENT: number }, length: number): T {
+  take<T extends Float32Array | Int32Array | Uint8Array>(Ctor: { new (b: SharedArrayBuffer, off: number, len: number): T; BYTES_PER_ELEMENT: number }, length: number): T {
     const align = 8;
     this.used = Math.ceil(this.used / align) * align;
     const bytes = length * Ctor.BYTES_PER_ELEMENT;
@@ -54,28 +37,19 @@ export function wireBytes(tree: PyTree): number {
   return treeFlatten<unknown>(tree)[0].reduce<number>((n, l) => n + (l instanceof tf.Tensor ? l.size * 4 + 8 : 0), 0);
 }
 
-/** One read per tensor leaf; other leaves travel as they are. */
+/** A fresh SharedArrayBuffer per leaf. */
+const sharedAlloc: HostAllocator = (Ctor: any, length: number) => {
+  const out = new Ctor(new SharedArrayBuffer(Math.max(1, length) * Ctor.BYTES_PER_ELEMENT));
+  return length ? out : out.subarray(0, 0);
+};
+
+/** One read per tensor leaf, into fresh arrays, fresh shared memory, or an arena; other leaves travel as they are. */
 export function toWire(tree: PyTree, shared: boolean | SharedArena = false): WireTree {
-  const [leaves, def] = treeFlatten<unknown>(tree);
-  const data = (t: tf.Tensor): WireTensor['data'] => {
-    if (!(shared instanceof SharedArena)) return copyData(t, shared);
-    const src = t.dataSync() as WireTensor['data'];
-    const out = shared.take(src.constructor as any, src.length);
-    out.set(src as any);
-    return out;
-  };
-  return {
-    def,
-    leaves: leaves.map((l) => (l instanceof tf.Tensor ? ({ __tensor: true, shape: l.shape, dtype: l.dtype, data: data(l) } as WireTensor) : l)),
-  };
+  if (shared instanceof SharedArena) return toHostTree(tree, (Ctor: any, length: number) => shared.take(Ctor, length));
+  return toHostTree(tree, shared ? sharedAlloc : undefined);
 }
 
 /** Tensors for the wire leaves (the caller owns them). */
 export function fromWire(w: WireTree | null | undefined): PyTree {
-  if (!w) return null;
-  const leaves = w.leaves.map((l) => {
-    const t = l as WireTensor;
-    return t && typeof t === 'object' && t.__tensor ? tf.tensor(t.data as any, t.shape, t.dtype) : l;
-  });
-  return treeUnflatten(w.def, leaves);
+  return w ? fromHostTree(w) : null;
 }
