@@ -6,11 +6,15 @@
 export { SPLITS } from './base';
 export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily } from './base';
 export { expandTree, squeezeTree, tidyTree, stackedSample, stackedNormal, stackedUniform, stopGradient, softmaxCrossEntropy, BaseTask, BaseTaskFamily, singleTaskToFamily, requireKeys } from './task';
-export { SplitNameError, checkSplit, SplitDatasets, stableOrderByBits, permutation, TensorBatchStream, NoiseBatchStream, cachedDatasets, clearDatasetCache } from './datasets/base';
-export type { StreamState, AbstractLeaf } from './datasets/base';
+export { SplitNameError, checkSplit, SplitDatasets } from './datasets/splits';
+export type { StreamState, AbstractLeaf } from './datasets/splits';
+export { stableOrderByBits, permutation, TensorBatchStream, NoiseBatchStream } from './datasets/batch_streams';
+export { cachedDatasets, clearDatasetCache } from './datasets/cache';
+export { downloadFiles } from './datasets/download';
+export { resizeBilinearHalfPixel, preprocessImages } from './datasets/image_preprocessing';
 export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError, parseIdx, readIdxFile, readIdxImagesAndLabels, encodeIdx } from './datasets/idx';
 export type { IdxArray } from './datasets/idx';
-export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, downloadFashionMnist, findFashionMnistDir, loadFashionMnistRaw, resizeBilinearHalfPixel, preprocessImages, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
+export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, findFashionMnistDir, loadFashionMnistRaw, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
 export { QuadraticTask, LogQuadraticTask, SumQuadraticTask, NoisyMeanQuadraticTask, noiseDatasets, batchDatasets, BatchQuadraticTask, FixedDimQuadraticTask, FixedDimQuadraticFamily, FixedDimQuadraticDataTask, FixedDimQuadraticFamilyData, NoisyQuadraticTask, NoisyQuadraticFamily } from './quadratics';
 export { ImageMLPSchema, ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_FashionMnist16_Relu32, ImageMLP_FashionMnist32_Relu32, ImageMLP_FashionMnist_Relu128x128 } from './image_mlp';
 export type { Activation, MatmulMode, ImageMLPConfig } from './image_mlp';

@@ -7,7 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import { SPLITS, type Batch, type Datasets, type LossAndGrad, type ModelState, type Params, type SplitName, type Task } from './base';
-import { cachedDatasets, NoiseBatchStream, SplitDatasets } from './datasets/base';
+import { NoiseBatchStream } from './datasets/batch_streams';
+import { cachedDatasets } from './datasets/cache';
+import { SplitDatasets } from './datasets/splits';
 import { BaseTask, BaseTaskFamily, requireKeys, stackedNormal, stackedUniform, stopGradient, tidyTree } from './task';
 
 // Each configurable class parses its options with its schema: the schemas hold every default.

@@ -14,11 +14,14 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { execFileSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
 import { SPLITS, type Datasets, type SplitName } from '../base';
-import { cachedDatasets, SplitDatasets, TensorBatchStream } from './base';
+import { TensorBatchStream } from './batch_streams';
+import { cachedDatasets } from './cache';
+import { downloadFiles } from './download';
 import { readIdxImagesAndLabels } from './idx';
+import { preprocessImages } from './image_preprocessing';
+import { SplitDatasets } from './splits';
 
 export const FASHION_MNIST_FILES = {
   trainImages: 'train-images-idx3-ubyte.gz',
@@ -61,48 +64,6 @@ export class DatasetNotFoundError extends Error {
 }
 
 /**
- * Download the four files into `dir` (synchronously, in a child process, so dataset loading
- * stays synchronous). Gives up on a mirror when no response arrives within `timeoutMs`.
- */
-export function downloadFashionMnist(dir: string, timeoutMs = 10000): void {
-  fs.mkdirSync(dir, { recursive: true });
-  const script = `
-    const fs = require('fs'), path = require('path');
-    const [dir, timeout, ...rest] = process.argv.slice(1);
-    const files = rest.slice(0, 4), urls = rest.slice(4);
-    (async () => {
-      let lastErr;
-      for (const base of urls) {
-        try {
-          for (const f of files) {
-            const ctrl = new AbortController();
-            const t = setTimeout(() => ctrl.abort(), Number(timeout));
-            const res = await fetch(base + f, { signal: ctrl.signal });
-            if (!res.ok) throw new Error(base + f + ': HTTP ' + res.status);
-            clearTimeout(t);
-            const buf = Buffer.from(await res.arrayBuffer());
-            fs.writeFileSync(path.join(dir, f + '.part'), buf);
-            fs.renameSync(path.join(dir, f + '.part'), path.join(dir, f));
-          }
-          return;
-        } catch (e) { lastErr = e; }
-      }
-      console.error(String(lastErr && (lastErr.cause || lastErr.message || lastErr)));
-      process.exit(1);
-    })();`;
-  try {
-    execFileSync(
-      process.execPath,
-      ['-e', script, dir, String(timeoutMs), ...Object.values(FASHION_MNIST_FILES), ...FASHION_MNIST_URLS],
-      { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10 * 60 * 1000 },
-    );
-  } catch (e) {
-    const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`download failed: ${stderr || (e as Error).message}`);
-  }
-}
-
-/**
  * The directory holding the four Fashion-MNIST files; downloads into the cache when none has them
  * (unless `download` is false or `LOPT_NO_DOWNLOAD=1`).
  */
@@ -114,7 +75,7 @@ export function findFashionMnistDir(opts: { dirs?: string[]; download?: boolean 
   if (download) {
     const cache = fashionMnistCacheDir();
     try {
-      downloadFashionMnist(cache);
+      downloadFiles(cache, Object.values(FASHION_MNIST_FILES), FASHION_MNIST_URLS);
       if (hasAll(cache)) return cache;
       why = 'download finished without the files';
     } catch (e) {
@@ -143,62 +104,6 @@ export function loadFashionMnistRaw(dir?: string) {
     RAW_CACHE.set(d, raw);
   }
   return raw;
-}
-
-/**
- * `tf.image.resize(images, [H, W])` (TF2: bilinear, half-pixel centers, no antialias) of uint8
- * images `[n, h, w]` (one channel), computed on the host straight from the bytes, then `/255`.
- * Same arithmetic as `tf.image.resizeBilinear(x, [H, W], false, true)`: source coordinate
- * `(i + 0.5)·h/H − 0.5`, neighbours `max(floor, 0)` and `min(ceil, h − 1)`, weight `frac`.
- */
-export function resizeBilinearHalfPixel(images: Uint8Array, n: number, h: number, w: number, imageSize: [number, number]): Float32Array {
-  const [H, W] = imageSize;
-  const out = new Float32Array(n * H * W);
-  const axis = (inSize: number, outSize: number) => {
-    const lo = new Int32Array(outSize);
-    const hi = new Int32Array(outSize);
-    const fr = new Float64Array(outSize);
-    const scale = inSize / outSize;
-    for (let i = 0; i < outSize; i++) {
-      const src = (i + 0.5) * scale - 0.5;
-      const f = Math.floor(src);
-      lo[i] = Math.max(0, f);
-      hi[i] = Math.min(inSize - 1, Math.ceil(src));
-      fr[i] = src - f;
-    }
-    return { lo, hi, fr };
-  };
-  const ry = axis(h, H);
-  const rx = axis(w, W);
-  const plane = h * w;
-  for (let k = 0; k < n; k++) {
-    const base = k * plane;
-    for (let y = 0; y < H; y++) {
-      const top = base + ry.lo[y] * w;
-      const bot = base + ry.hi[y] * w;
-      const fy = ry.fr[y];
-      for (let x = 0; x < W; x++) {
-        const l = rx.lo[x];
-        const r = rx.hi[x];
-        const fx = rx.fr[x];
-        const t = images[top + l] + (images[top + r] - images[top + l]) * fx;
-        const b = images[bot + l] + (images[bot + r] - images[bot + l]) * fx;
-        out[(k * H + y) * W + x] = Math.fround(t + (b - t) * fy) / 255;
-      }
-    }
-  }
-  return out;
-}
-
-/** uint8 images `[n, h, w]` -> float32 tensor `[n, H, W, 1]` in [0, 1] (resized when the size differs). */
-export function preprocessImages(images: Uint8Array, n: number, h: number, w: number, imageSize: [number, number]): tf.Tensor4D {
-  const [H, W] = imageSize;
-  if (H === h && W === w) {
-    const f = new Float32Array(n * h * w);
-    for (let i = 0; i < f.length; i++) f[i] = images[i] / 255;
-    return tf.tensor4d(f, [n, h, w, 1]);
-  }
-  return tf.tensor4d(resizeBilinearHalfPixel(images, n, h, w, imageSize), [n, H, W, 1]);
 }
 
 const PREPROCESSED = new Map<string, Record<SplitName, { image: tf.Tensor; label: tf.Tensor }>>();

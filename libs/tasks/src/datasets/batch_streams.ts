@@ -1,53 +1,15 @@
 /**
- * Datasets: four endless batch streams (reference `tasks/datasets/base.py`, `Datasets`), kept on
- * the backend.
+ * Batch streams kept on the backend.
  *
  * `TensorBatchStream` holds one preprocessed split as tensors and gathers batches by index: each
  * epoch is a seeded permutation (key `foldIn(PRNGKey(seed), epoch)`), `floor(n / B)` batches per
  * epoch (remainder dropped). `next([K, N])` gathers K·N batches in a single `tf.gather` per leaf.
+ * `NoiseBatchStream` draws fresh noise batches from keys (the quadratics' dummy data).
  */
 import * as tf from '@tensorflow/tfjs';
 import { random, type PRNGKey, type PyTree } from '@lopt/core';
-import { SPLITS, type Batch, type BatchStream, type Datasets, type SplitName } from '../base';
-
-export type StreamState = { seed: number; epoch: number; position: number };
-
-/** Shape and dtype of one leaf of a batch. */
-export interface AbstractLeaf {
-  shape: number[];
-  dtype: tf.DataType;
-}
-
-export class SplitNameError extends Error {
-  constructor(name: string) {
-    super(`unknown split '${name}'; allowed: ${SPLITS.join(', ')}`);
-    this.name = 'SplitNameError';
-  }
-}
-
-export function checkSplit(name: string): SplitName {
-  if (!(SPLITS as readonly string[]).includes(name)) throw new SplitNameError(name);
-  return name as SplitName;
-}
-
-/** A Datasets object over four streams. */
-export class SplitDatasets implements Datasets {
-  readonly splits = SPLITS;
-  constructor(
-    private readonly streams: Record<SplitName, BatchStream>,
-    public extraInfo: Record<string, unknown> = {},
-  ) {}
-  split(name: string): BatchStream {
-    return this.streams[checkSplit(name)];
-  }
-  /** Every split's stream state, for checkpoints. */
-  getState(): Record<SplitName, StreamState> {
-    return Object.fromEntries(SPLITS.map((s) => [s, this.streams[s].getState()])) as Record<SplitName, StreamState>;
-  }
-  setState(state: Partial<Record<SplitName, StreamState>>): void {
-    for (const s of SPLITS) if (state[s]) this.streams[s].setState(state[s]!);
-  }
-}
+import type { Batch, BatchStream } from '../base';
+import type { AbstractLeaf, StreamState } from './splits';
 
 /**
  * The indices 0..n-1 ordered by `bits` (ascending), ties in index order: a stable LSD radix sort,
@@ -231,24 +193,4 @@ export class NoiseBatchStream implements BatchStream {
     this.seed = s.seed;
     this.position = s.position;
   }
-}
-
-const DATASET_CACHE = new Map<string, Datasets>();
-
-/**
- * `@dataset_lru_cache`: one Datasets object per argument tuple, so every task using the same
- * dataset shares one stream per split.
- */
-export function cachedDatasets(key: string, make: () => Datasets): Datasets {
-  let d = DATASET_CACHE.get(key);
-  if (!d) {
-    d = make();
-    DATASET_CACHE.set(key, d);
-  }
-  return d;
-}
-
-/** Forget every cached Datasets object (the next call rebuilds streams from position 0). */
-export function clearDatasetCache(): void {
-  DATASET_CACHE.clear();
 }

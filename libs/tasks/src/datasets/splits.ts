@@ -1,0 +1,45 @@
+/**
+ * A task's datasets: four named splits, each an endless batch stream (reference
+ * `tasks/datasets/base.py`, `Datasets`).
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { SPLITS, type BatchStream, type Datasets, type SplitName } from '../base';
+
+export type StreamState = { seed: number; epoch: number; position: number };
+
+/** Shape and dtype of one leaf of a batch. */
+export interface AbstractLeaf {
+  shape: number[];
+  dtype: tf.DataType;
+}
+
+export class SplitNameError extends Error {
+  constructor(name: string) {
+    super(`unknown split '${name}'; allowed: ${SPLITS.join(', ')}`);
+    this.name = 'SplitNameError';
+  }
+}
+
+export function checkSplit(name: string): SplitName {
+  if (!(SPLITS as readonly string[]).includes(name)) throw new SplitNameError(name);
+  return name as SplitName;
+}
+
+/** A Datasets object over four streams. */
+export class SplitDatasets implements Datasets {
+  readonly splits = SPLITS;
+  constructor(
+    private readonly streams: Record<SplitName, BatchStream>,
+    public extraInfo: Record<string, unknown> = {},
+  ) {}
+  split(name: string): BatchStream {
+    return this.streams[checkSplit(name)];
+  }
+  /** Every split's stream state, for checkpoints. */
+  getState(): Record<SplitName, StreamState> {
+    return Object.fromEntries(SPLITS.map((s) => [s, this.streams[s].getState()])) as Record<SplitName, StreamState>;
+  }
+  setState(state: Partial<Record<SplitName, StreamState>>): void {
+    for (const s of SPLITS) if (state[s]) this.streams[s].setState(state[s]!);
+  }
+}
