@@ -1,12 +1,32 @@
 /**
- * The MLPLOpt native kernel (`native/mlp_lopt_step.c`): one update for all stacked tasks and
- * leaves in a single C call, registered as the tf.js kernel `LoptMLPLOptStep` (wasm and cpu; see
- * @lopt/core's native.ts for loading, settings and memory views). Where the addon is not built
- * or `LOPT_NATIVE=off`, `mlpLoptNative()` is null and MLPLOpt uses its tf.js path: same values
- * up to float rounding.
+ * The `MLPLOptUpdate` kernel: one MLPLOpt update of N stacked tasks (every leaf at once) as a
+ * single tf.js kernel, registered the way tf.js registers kernels, one implementation per backend.
+ *
+ * | backend | implementation |
+ * |---|---|
+ * | wasm | the native C kernel (`native/mlp_lopt_step.c`) for the reference's MLP (19→32→32→2, six decays); any other inputs: the wasm tf.js variants (mlp_lopt_wasm.ts) |
+ * | cpu  | the native C kernel, the same inputs |
+ *
+ * Where no implementation is registered or takes the inputs (other backends, the cpu backend
+ * without the C kernel or with another MLP), and under a gradient tape, `mlpLoptUpdate`
+ * (mlp_lopt.ts) runs `mlpLoptUpdateOps`, the readable tf.js-ops update that every
+ * implementation is tested against.
+ *
+ * The one setting is `LOPT_NATIVE=auto|on|off` (@lopt/core's native.ts: `auto` uses the C kernel
+ * where it is built, `on` makes a missing build an error, `off` never loads it); `LOPT_NATIVE_ISA`
+ * picks an instruction-set variant of it. The kernels are registered when first asked for
+ * (`mlpLoptKernelApplies`, `mlpLoptNative`), after the setting has been read.
+ *
+ * The inputs, attributes and outputs are in mlp_lopt_kernel.ts.
  */
 import * as path from 'path';
-import { loadNativeAddon, nativeVariantArg, registerNativeKernel, type NativeAddon } from '@lopt/core';
+import * as tf from '@tensorflow/tfjs';
+import { loadNativeAddon, nativeVariantArg, noGradientRecorded, registerNativeKernel, useNativeVariant, type NativeAddon } from '@lopt/core';
+import { TIME_SCALES } from './common';
+import { MLPLOPT_UPDATE, type MLPLOptUpdateAttrs, type MLPLOptUpdateImpl, type MLPLOptUpdateInputs } from './mlp_lopt_kernel';
+import { mlpLoptUpdateWasmOps, MLPLOPT_WASM_VARIANTS, wasmVariantHandles } from './mlp_lopt_wasm';
+
+export * from './mlp_lopt_kernel';
 
 export interface OptimizersAddon extends NativeAddon {
   mlpLoptStep(
@@ -27,25 +47,59 @@ export interface OptimizersAddon extends NativeAddon {
   ): void;
 }
 
-export const LOPT_MLP_STEP_KERNEL = 'LoptMLPLOptStep';
 const ADDON_PATH = path.resolve(__dirname, '..', 'native', 'build', 'Release', 'lopt_optimizers.node');
 const THETA_KEYS = ['w0', 'b0', 'w1', 'b1', 'w2', 'b2'];
+/** The one MLP the C kernel is compiled for: 19 → 32 → 32 → 2 (the reference's default). */
+const NATIVE_LAYERS = [
+  [19, 32],
+  [32, 32],
+  [32, 2],
+];
 
-/** The addon (its kernel registered), or null. */
-export function mlpLoptNative(): OptimizersAddon | null {
-  const addon = loadNativeAddon<OptimizersAddon>(ADDON_PATH, 'MLPLOpt');
-  if (addon) {
-    // Inputs: p0..p{L-1}, g*, m* (leaves), w0, b0, w1, b1, w2, b2 (θ), iteration (int32).
-    registerNativeKernel(LOPT_MLP_STEP_KERNEL, (inputs, attrs, io) => {
-      const L = attrs.numLeaves as number;
+/** Whether the C kernel takes these inputs: the reference's default MLP and six decays. */
+function nativeHandles(inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpdateAttrs): boolean {
+  if (attrs.numLayers !== NATIVE_LAYERS.length || attrs.decays.length !== 6) return false;
+  const lead = attrs.perTask ? 1 : 0;
+  return NATIVE_LAYERS.every(([i, o], j) => {
+    const w = inputs[`w${j}`].shape;
+    return w.length === lead + 2 && w[lead] === i && w[lead + 1] === o;
+  });
+}
+
+/** Which inputs the kernel registered for each backend takes. */
+const registered = new Map<string, (inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpdateAttrs) => boolean>();
+let addon: OptimizersAddon | null = null;
+let registeredOnce = false;
+
+/** Register the kernel's implementations (once per process; reads LOPT_NATIVE the first time). */
+function registerMLPLOptKernels(): void {
+  if (registeredOnce) return;
+  addon = loadNativeAddon<OptimizersAddon>(ADDON_PATH, 'MLPLOpt');
+  registeredOnce = true;
+  const native = addon;
+  if (native) {
+    registerNativeKernel(MLPLOPT_UPDATE, (inputs, attrs, io) => {
+      const a = attrs as MLPLOptUpdateAttrs;
+      // On wasm, inputs the C kernel does not take go to the wasm tf.js variants (runKernel hands
+      // the kernel the tensors it was given).
+      if (!nativeHandles(inputs as unknown as MLPLOptUpdateInputs, a)) return mlpLoptUpdateWasmOps(inputs as unknown as MLPLOptUpdateInputs, a);
+      const L = a.numLeaves;
       const leaves = (prefix: string) => Array.from({ length: L }, (_, i) => inputs[`${prefix}${i}`]);
       const [ps, gs, ms] = [leaves('p'), leaves('g'), leaves('m')];
+      // allocate every output before taking views (an allocation may grow the wasm heap)
       const pOut = ps.map((t) => io.alloc(t.shape, 'float32'));
       const mOut = ms.map((t) => io.alloc(t.shape, 'float32'));
+      const counters = [inputs.iteration, inputs.t];
+      const countersOut = counters.map((c) => io.alloc(c.shape, 'int32'));
       const f32 = (t: (typeof ps)[number]) => io.view(t) as Float32Array;
-      addon.mlpLoptStep(
-        attrs.numTasks,
-        attrs.perTask,
+      counters.forEach((c, i) => {
+        const from = io.view(c) as Int32Array;
+        const to = io.view(countersOut[i]) as Int32Array;
+        for (let j = 0; j < from.length; j++) to[j] = from[j] + 1;
+      });
+      native.mlpLoptStep(
+        inputs.iteration.shape[0],
+        a.perTask,
         ps.map(f32),
         gs.map(f32),
         ms.map(f32),
@@ -53,14 +107,65 @@ export function mlpLoptNative(): OptimizersAddon | null {
         mOut.map(f32),
         THETA_KEYS.map((k) => f32(inputs[k])),
         io.view(inputs.iteration) as Int32Array,
-        Float32Array.from(attrs.decays),
-        Float32Array.from(attrs.timeScales),
-        attrs.expMult,
-        attrs.stepMult,
+        Float32Array.from(a.decays),
+        Float32Array.from(TIME_SCALES),
+        a.expMult,
+        a.stepMult,
         nativeVariantArg(),
       );
-      return [...pOut, ...mOut];
+      return [...pOut, ...mOut, ...countersOut];
+    });
+    registered.set('wasm', (inputs, attrs) => nativeHandles(inputs, attrs) || wasmVariantHandles(inputs, attrs));
+    registered.set('cpu', nativeHandles);
+  } else {
+    tf.registerKernel({
+      kernelName: MLPLOPT_UPDATE,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs }) => mlpLoptUpdateWasmOps(inputs as unknown as MLPLOptUpdateInputs, attrs as unknown as MLPLOptUpdateAttrs) as any,
+    });
+    registered.set('wasm', wasmVariantHandles);
+  }
+}
+
+/** The native addon (the kernel registered), or null where it is not built or LOPT_NATIVE=off. */
+export function mlpLoptNative(): OptimizersAddon | null {
+  registerMLPLOptKernels();
+  return addon;
+}
+
+/**
+ * Whether `tf.engine().runKernel(MLPLOPT_UPDATE, inputs, attrs)` runs now: a kernel is registered
+ * for the current backend, it takes these inputs, and no gradient tape is recording (the kernels
+ * have no gradient; `mlpLoptUpdateOps` is differentiable).
+ */
+export function mlpLoptKernelApplies(inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpdateAttrs): boolean {
+  registerMLPLOptKernels();
+  const handles = registered.get(tf.getBackend());
+  return handles !== undefined && noGradientRecorded() && handles(inputs, attrs);
+}
+
+/**
+ * Every implementation of the kernel this process has besides the readable `mlpLoptUpdateOps`:
+ * each instruction-set variant of the C kernel (where it is built; on the wasm and cpu backends)
+ * and each wasm tf.js variant (run directly, so on any backend). The comparison test runs them all.
+ */
+export function mlpLoptUpdateImpls(): MLPLOptUpdateImpl[] {
+  registerMLPLOptKernels();
+  const impls: MLPLOptUpdateImpl[] = [];
+  for (const v of addon?.kernelVariants() ?? []) {
+    impls.push({
+      name: `native (${v})`,
+      handles: (inputs, attrs) => ['wasm', 'cpu'].includes(tf.getBackend()) && nativeHandles(inputs, attrs),
+      run: (inputs, attrs) => {
+        const before = nativeVariantArg();
+        useNativeVariant(v);
+        try {
+          return tf.engine().runKernel(MLPLOPT_UPDATE, inputs as any, attrs as any) as unknown as tf.Tensor[];
+        } finally {
+          useNativeVariant(before);
+        }
+      },
     });
   }
-  return addon;
+  return [...impls, ...MLPLOPT_WASM_VARIANTS];
 }

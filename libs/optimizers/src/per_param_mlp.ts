@@ -1,6 +1,7 @@
 /**
- * The per-parameter MLP shared by MLPLOpt and AdafacMLPLOpt, applied once to every parameter of
- * every leaf of every stacked task.
+ * The per-parameter MLP applied once to every parameter of every leaf of every stacked task:
+ * `applyPerParamMLP` for AdafacMLPLOpt, `applyPerTaskMLPChannelsFirst` for the wasm tf.js variant
+ * of MLPLOpt's update kernel (mlp_lopt_wasm.ts; MLPLOpt's readable update is in mlp_lopt.ts).
  *
  * Input: `x [N, P, F]` (already normalised features of all P parameters of each of N tasks) and
  * `time [N, T]` (the un-normalised tanh time features, identical for every parameter of a task).
@@ -13,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { noGradientRecorded } from '@lopt/core';
+import { batchMatMul3 } from './common';
 
 export interface Linear {
   w: tf.Tensor;
@@ -133,6 +135,33 @@ export function applyPerTaskMLPChannelsFirst(xT: tf.Tensor, time: tf.Tensor, lay
     outs.push(h);
   }
   return tf.transpose(tf.concat(outs, 0), [2, 0, 1]); // [out, N, P]
+}
+
+/**
+ * Shared weights (`w [in, out]`), features channels-first `xT [N, F, P]`, `time [N, T]`: the
+ * same as `applyPerTaskMLPChannelsFirst` for one θ. The first layer is one matMul over all N·P
+ * rows plus the per-task time row; the other layers are one fused matMul each over all rows.
+ * Returns `[out, N, P]`.
+ */
+export function applySharedMLPChannelsFirst(xT: tf.Tensor, time: tf.Tensor, layers: Linear[]): tf.Tensor {
+  const [N, F, P] = xT.shape as number[];
+  const T = time.shape[time.rank - 1];
+  const w0 = layers[0].w;
+  if (w0.rank !== 2 || (w0.shape as number[])[0] !== F + T) throw new Error(`MLP layer 0: w of shape [${w0.shape as number[]}], expected [${F + T}, H]`);
+  const H = (w0.shape as number[])[1];
+  const rowTerm = tf.add(tf.matMul(time, tf.slice(w0, [F, 0], [T, H])), layers[0].b); // [N, H]
+  const xs = tf.reshape(tf.transpose(xT, [0, 2, 1]), [1, N * P, F]);
+  const w0x = tf.reshape(tf.slice(w0, [0, 0], [F, H]), [1, F, H]);
+  let h: tf.Tensor;
+  if (N === 1) h = fusedMatMul3(xs, w0x, rowsOf(rowTerm)[0], 'relu');
+  else h = tf.reshape(tf.relu(tf.add(tf.reshape(batchMatMul3(xs, w0x), [N, P, H]), tf.reshape(rowTerm, [N, 1, H]))), [1, N * P, H]);
+  for (let i = 1; i < layers.length; i++) {
+    const [rows, cols] = layers[i].w.shape as number[];
+    const bias = rowsOf(tf.reshape(layers[i].b, [1, cols]))[0];
+    h = fusedMatMul3(h, tf.reshape(layers[i].w, [1, rows, cols]), bias, i !== layers.length - 1 ? 'relu' : 'linear');
+  }
+  const out = h.shape[2] as number;
+  return tf.transpose(tf.reshape(h, [N, P, out]), [2, 0, 1]); // [out, N, P]
 }
 
 /**

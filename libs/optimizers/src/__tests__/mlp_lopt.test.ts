@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeShapes, treeSize, treeStack, treeMap } from '@lopt/core';
-import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptNative } from '../index';
+import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptUpdateOps, treeExpand } from '../index';
 import { expectClose, flat, randArray, randTensor, rng, useTestBackend } from './helpers';
 import { refMLPLOptLeafUpdate, RefLayer } from './mlp_lopt_ref';
 
@@ -40,16 +40,10 @@ function makeState(r: () => number, iteration: number): { state: MLPLOptState; g
   };
 }
 
-// Every test runs through the tf.js kernels and, where it is built, through the native kernel
-// (native.test.ts fails if it is not built where a C compiler is).
-const paths: Array<[string, boolean]> = [['tf.js kernels', false], ...(mlpLoptNative() ? [['native kernel', true] as [string, boolean]] : [])];
-describe.each(paths)('MLPLOpt (%s)', (_path, useNative) => {
-  beforeAll(() => {
-    MLPLOptOptimizer.useNative = useNative;
-  });
-  afterAll(() => {
-    MLPLOptOptimizer.useNative = true;
-  });
+// The optimizer runs the MLPLOptUpdate kernel registered for the backend where there is one (the
+// native kernel where it is built; mlp_lopt_kernels.test.ts compares every implementation with
+// the readable tf.js ops) and the readable ops otherwise; LOPT_NATIVE=off runs these tests without it.
+describe('MLPLOpt', () => {
   test('theta shapes, 1762 values, Haiku init scale, name null, plugin', () => {
     const lopt = new MLPLOpt();
     const theta = lopt.init(random.PRNGKey(0));
@@ -100,16 +94,30 @@ describe.each(paths)('MLPLOpt (%s)', (_path, useNative) => {
     const lopt = new MLPLOpt({ expMult, stepMult });
     const theta = thetaWithBiases(lopt, 3);
     const { state, grad } = makeState(rng(7), 37);
-    const out = lopt.optFn(theta).update(state, grad, { loss: 1 });
-    for (const k of Object.keys(SHAPES)) {
+    const opt = lopt.optFn(theta) as MLPLOptOptimizer;
+    const out = opt.update(state, grad, { loss: 1 });
+    // the readable tf.js ops themselves, on the same update as one stacked task
+    const batched = { ...state, params: treeExpand(state.params), rollingFeatures: { m: treeExpand(state.rollingFeatures.m), t: state.rollingFeatures.t }, iteration: tf.reshape(state.iteration, [1]) };
+    const { inputs, attrs } = opt.kernelArgs(batched, treeExpand(grad));
+    const ops = mlpLoptUpdateOps(inputs, attrs);
+    Object.keys(SHAPES).forEach((k, i) => {
       const ref = refMLPLOptLeafUpdate(flat(state.params[k]), flat(grad[k]), flat(state.rollingFeatures.m[k]), 37, refLayers(theta), expMult, stepMult);
       const p = flat(state.params[k]);
-      const stepTf = flat(out.params[k]).map((x, i) => p[i] - x);
       const scale = Math.max(...ref.step.map(Math.abs));
-      expectClose(stepTf, ref.step, 2e-4 * scale + 2e-7, 1e-4);
-      expectClose(flat(out.rollingFeatures.m[k]), ref.m, 1e-7, 1e-6);
+      for (const [newP, newM] of [
+        [out.params[k], out.rollingFeatures.m[k]],
+        [ops[i], ops[attrs.numLeaves + i]],
+      ]) {
+        expectClose(
+          flat(newP).map((x, e) => p[e] - x),
+          ref.step,
+          2e-4 * scale + 2e-7,
+          1e-4,
+        );
+        expectClose(flat(newM), ref.m, 1e-7, 1e-6);
+      }
       expect(out.params[k].shape).toEqual(SHAPES[k]);
-    }
+    });
     expect(flat(out.iteration)).toEqual([38]);
     expect(flat(out.rollingFeatures.t)).toEqual(new Array(6).fill(38));
   });
