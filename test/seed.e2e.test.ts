@@ -18,6 +18,7 @@ test('examples/seed-part5 runs with LOPT_META_TRAIN_LENGTH=2 and prints the seed
     timeout: 240000,
   });
   // console.log colours objects when the parent forces colour (Nx does in CI)
+  // eslint-disable-next-line no-control-regex -- \x1b (ESC) starts the ANSI colour codes stripped here
   const lines = out.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
   const shapes = JSON.parse(lines[0]);
   const [quad, mlp] = shapes.gradientEstimatorStates;

@@ -61,7 +61,6 @@ beforeAll(() => {
   } catch (e) {
     const out = `${(e as { stdout?: Buffer }).stdout ?? ''}${(e as { stderr?: Buffer }).stderr ?? ''}`;
     if (!fs.existsSync(CLI)) throw new Error(`build failed and ${CLI} does not exist:\n${out}`);
-    // eslint-disable-next-line no-console
     console.warn(`tsc -b failed; testing the existing dist:\n${out.slice(0, 2000)}`);
   }
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-e2e-'));

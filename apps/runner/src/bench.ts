@@ -235,7 +235,7 @@ function parseArgs(argv: string[]): BenchOptions {
       case '--help':
         process.stdout.write('usage: bench [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR]\n');
         process.exit(0);
-      // eslint-disable-next-line no-fallthrough
+      // eslint-disable-next-line no-fallthrough -- process.exit() never returns
       default:
         throw new Error(`unknown option '${a}' (allowed: --backend, --steps, --warmup, --config, --threads, --native, --out)`);
     }

@@ -60,7 +60,7 @@ export function buildProgram(opts: ProgramOptions = {}): Command {
 
 function readVersion(): string {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- package.json is outside rootDir (src), so tsc cannot import it
     return require('../package.json').version as string;
   } catch {
     return '0.0.0';

@@ -18,7 +18,7 @@ export function loadBuiltinLibs(libs: readonly string[] = BUILTIN_LIBS): LibLoad
   const result: LibLoadResult = { loaded: [], failed: [] };
   for (const name of libs) {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loads a lib by name at run time, failures collected
       require(name);
       result.loaded.push(name);
     } catch (e) {
@@ -34,10 +34,11 @@ export function loadBuiltinLibs(libs: readonly string[] = BUILTIN_LIBS): LibLoad
  * returns core's one-line status, e.g. `native kernels: MLPLOpt (avx512); ImageMLP (avx512)`.
  */
 export function nativeKernelsStatus(): string {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // The libs load lazily (only when asked for the status), as loadBuiltinLibs does.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load, see above
   require('@lopt/optimizers').mlpLoptNative();
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load, see above
   require('@lopt/tasks').imageMlpNative();
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load, see above
   return require('@lopt/core').nativeStatus();
 }

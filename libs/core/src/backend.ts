@@ -38,7 +38,7 @@ let pending: { requested: BackendName; promise: Promise<string> } | null = null;
 /** Dynamic require that bundlers and tsc leave alone; returns undefined when the module is absent or broken. */
 function tryRequire(id: string): { module?: unknown; error?: string } {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional backend packages, probed at run time
     return { module: require(id) };
   } catch (e) {
     return { error: (e as Error).message.split('\n')[0] };

@@ -51,7 +51,7 @@ export function loadNativeAddon<T extends NativeAddon>(file: string, label: stri
   if (setting === 'off') why = 'turned off by LOPT_NATIVE=off';
   else {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a .node addon, loaded from a path at run time if built
       addon = require(file) as T;
     } catch (e) {
       why = `not built (${file}: ${(e as Error).message.split('\n')[0]}); run npm run build:native`;

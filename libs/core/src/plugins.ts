@@ -114,6 +114,7 @@ export async function loadPlugin(pathOrPackage: string, opts: LoadPluginOptions 
   }
   let mod: any;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a plugin's main file, found at run time
     mod = require(mainFile);
   } catch (e) {
     throw new PluginLoadError(`plugin '${name}' (${dir}): loading ${mainFile} failed: ${(e as Error).message}`);

@@ -36,7 +36,7 @@ export type PluginKind = (typeof PLUGIN_KINDS)[number];
  * @lopt/estimators: `truncated_step: {taskFamily, learnedOptimizer, truncationSchedule}` and
  * `gradient_estimator: {truncatedStep, truncationSchedule}`.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface, @typescript-eslint/no-empty-object-type
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- empty until libs add to it by declaration merging
 export interface PluginDeps {}
 
 /** The kinds built with collaborators. */

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { disposeReplaced, random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
-import type { TruncatedStep, TruncatedUnrollState, TruncatedUnrollOut } from './truncated_step';
+import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
 import { concatStates, dataAt, sliceState, stateRows } from './unroll_state';
 import type { OuterState } from './truncation_schedule';
 

@@ -13,7 +13,7 @@ import { parseOptions, random, registerPlugin, treeMap, treeMapN, treeLeaves, ty
 import type { TaskFamily, SplitName, Task } from '@lopt/tasks';
 import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, OptState, Theta } from '@lopt/optimizers';
-import { hostTensor, hostValues, concatHost, sliceHost } from './host_ints';
+import { hostTensor, hostValues } from './host_ints';
 import { NeverEndingTruncationSchedule } from './truncation_schedule';
 import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
 import type { BatchIndices, StepOptions, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';

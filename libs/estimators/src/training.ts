@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { random, treeLeaves, treeMap, type PRNGKey, type PyTree, disposeReplaced } from '@lopt/core';
-import type { Batch, Datasets, Params, Task, TaskFamily } from '@lopt/tasks';
+import type { Batch, Datasets, Task, TaskFamily } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimizers';
 
 function expand(tree: PyTree): any {
@@ -36,12 +36,6 @@ function tileTree(tree: PyTree, n: number): any {
 /** Merge the two leading axes [a, b, ...] -> [a·b, ...]. */
 function mergeLeading(tree: PyTree): any {
   return treeMap((x: unknown) => (x instanceof tf.Tensor ? tf.reshape(x, [x.shape[0] * x.shape[1], ...x.shape.slice(2)]) : x), tree);
-}
-
-
-function keep<T extends PyTree>(tree: T): T {
-  for (const x of treeLeaves<unknown>(tree)) if (x instanceof tf.Tensor) tf.keep(x);
-  return tree;
 }
 
 export const EVAL_SPLITS = ['train', 'outer_valid', 'test'] as const;

@@ -10,8 +10,8 @@
 import { z } from 'zod';
 import * as tf from '@tensorflow/tfjs';
 import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, treeLeaves, treeDispose, treeSize } from '@lopt/core';
-import type { TaskFamily, Task, BatchStream } from '@lopt/tasks';
-import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
+import type { TaskFamily, BatchStream } from '@lopt/tasks';
+import { SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
 import { BranchPool, ThreadedPES } from './parallel/threaded_pes';
 import type { BranchSpec } from './parallel/branch_worker';
@@ -22,7 +22,6 @@ import {
   VectorizedLOptTruncatedStep,
   GradientLearner,
   GradientLearnerState,
-  SingleMachineGradientLearner,
   gradientWorkerCompute,
   GradientEstimator,
   TruncationSchedule,

@@ -51,12 +51,14 @@ export function register(program: Command, ctx: CliContext): void {
         'Example: lopt run quadratic-pes --steps 20 --set gradientEstimator.config.truncLength=5 --logdir runs/q',
     )
     .action(async (experiment: string, o: RunCliOptions) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- @lopt/training loads only when a run starts
       const { defaultLogdir, resolveRunConfig, resolveThreads, train } = require('@lopt/training') as TrainingModule;
       if (o.resume && !o.logdir) throw new Error('--resume needs --logdir: the run directory to continue');
       // Validate everything before anything is written.
       const config = resolveRunConfig(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: o.steps, seed: o.seed });
       const logdir = o.logdir ?? defaultLogdir(experiment);
       const threads = resolveThreads(o.threads);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the libs (and their native kernels) load only when a run starts
       const { nativeKernelsStatus } = require('../libs') as typeof import('../libs');
       if (!process.env.LOPT_QUIET) ctx.stderr.write(`[lopt] ${nativeKernelsStatus()}\n`);
 

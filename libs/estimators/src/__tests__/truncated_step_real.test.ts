@@ -92,7 +92,7 @@ test('no tensor leak across 1,000 unroll steps with resets (MLPLOpt, quadratic f
   const lopt = new MLPLOpt();
   const theta = lopt.init(random.PRNGKey(0));
   const step = new VectorizedLOptTruncatedStep(new FixedDimQuadraticFamily(10), lopt, new LogUniformLengthSchedule({ minLength: 5, maxLength: 20 }), { numTasks: 4, randomInitialIterationOffset: 20 });
-  let state = step.initStepState(theta, null, random.PRNGKey(4));
+  const state = step.initStepState(theta, null, random.PRNGKey(4));
   let r = unroll(step, theta, state, 10, false);
   const before = tf.memory().numTensors;
   r = unroll(step, theta, r.state, 1000, false, 7);

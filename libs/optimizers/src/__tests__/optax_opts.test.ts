@@ -64,7 +64,12 @@ describe('hand-designed optimizers', () => {
   test('SGDM: t = g + mu t, p -= lr t', () => {
     const p = [...p0];
     const tr = [0, 0, 0];
-    for (const g of grads) for (let i = 0; i < 3; i++) (tr[i] = g[i] + 0.9 * tr[i]), (p[i] -= 0.05 * tr[i]);
+    for (const g of grads) {
+      for (let i = 0; i < 3; i++) {
+        tr[i] = g[i] + 0.9 * tr[i];
+        p[i] -= 0.05 * tr[i];
+      }
+    }
     expectClose(run(new SGDM(0.05, 0.9)), p);
   });
 

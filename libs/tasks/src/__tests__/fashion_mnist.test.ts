@@ -22,7 +22,6 @@ const describeIfData = dir ? describe : describe.skip;
 
 if (!dir) {
   test('Fashion-MNIST files absent: real-data tests skipped', () => {
-    // eslint-disable-next-line no-console
     console.warn(`SKIPPING real Fashion-MNIST tests: ${why}`);
     expect(why).toMatch(/not found/);
   });

@@ -12,7 +12,6 @@ try {
   findFashionMnistDir({ download: false });
 } catch (e) {
   hasData = false;
-  // eslint-disable-next-line no-console
   console.warn(`Fashion-MNIST absent, MLP tests use synthetic data: ${(e as Error).message}`);
 }
 

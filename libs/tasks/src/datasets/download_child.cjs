@@ -26,6 +26,7 @@ async function main() {
       lastErr = e;
     }
   }
+  // eslint-disable-next-line no-console -- a child process: stderr is how it reports to download.ts
   console.error(String((lastErr && (lastErr.cause || lastErr.message)) || lastErr));
   process.exit(1);
 }

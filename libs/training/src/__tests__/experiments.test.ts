@@ -33,7 +33,7 @@ describe('experiments', () => {
       const trainer = new MetaTrainer(cfg, registry);
       let state = await trainer.init();
       const losses: number[] = [];
-      let counts: number[] = [];
+      const counts: number[] = [];
       for (let i = 0; i < 4; i++) {
         const [next, r] = await trainer.step(state, i, { withMetrics: i === 3 });
         state = next;

@@ -143,6 +143,7 @@ async function main(): Promise<void> {
   const { backend, plugins, random: randomConfig } = workerData as { backend: string; plugins: string[]; random: random.RandomConfig };
   random.configure(randomConfig); // the parent's random mode (a thread does not see its configure())
   process.env.LOPT_QUIET = '1';
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded for their registrations, by name
   for (const lib of ['@lopt/tasks', '@lopt/optimizers', '@lopt/estimators']) require(lib);
   for (const p of plugins ?? []) await loadPlugin(p);
   await initBackend(backend);

@@ -31,7 +31,6 @@ beforeAll(() => {
   } catch (e) {
     const out = `${(e as { stdout?: Buffer }).stdout ?? ''}${(e as { stderr?: Buffer }).stderr ?? ''}`;
     if (!fs.existsSync(CLI) || !fs.existsSync(path.join(ROOT, PLUGIN_REL, 'dist/index.js'))) throw new Error(`build failed and there is no dist to test:\n${out}`);
-    // eslint-disable-next-line no-console
     console.warn(`tsc -b failed; testing the existing dist:\n${out.slice(0, 2000)}`);
   }
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-lopt-plugin-'));

@@ -80,7 +80,6 @@ test('PES (TruncatedPES + VectorizedLOptTruncatedStep on FixedDimQuadraticFamily
     if (i > 1) expect(tf.memory().numTensors).toBe(tensorsAfterFirst);
   }
   const after = metaObjective(lopt, learner.getMetaParams(state));
-  // eslint-disable-next-line no-console
   console.log(`meta-objective ${before.mean.toFixed(3)} -> ${after.mean.toFixed(3)} (loss at step 0: ${before.first.toFixed(3)}); PES mean loss first 10 ${mean(losses.slice(0, 10)).toFixed(3)}, last 10 ${mean(losses.slice(-10)).toFixed(3)}`);
   expect(losses.every(Number.isFinite)).toBe(true);
   // meta-training at least halves the meta-objective, and the trained optimizer descends: its
