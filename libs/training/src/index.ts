@@ -10,23 +10,17 @@
  * const run = await train(config, { logdir: 'runs/seed', threads: 2, onEvent: (e) => console.log(e) });
  * ```
  */
-// The built-in libs register the plugins the experiment presets name.
+// The built-in libs register the plugins the experiment presets name; then the presets register.
 import '@lopt/tasks';
 import '@lopt/optimizers';
 import '@lopt/estimators';
+import './presets';
 
-export {
-  MetaTrainer,
-  MetaTrainingSchema,
-  TaskEntrySchema,
-  LoggingSchema,
-  validateMetaTrainingConfig,
-  withRandomMode,
-  registerExperiment,
-  seedDefaultSteps,
-  deepMerge,
-} from './meta_trainer';
-export type { MetaTrainingConfig, MetaTrainingInput, MetaTrainerState, MetaTrainerOptions, StepResult } from './meta_trainer';
+export { MetaTrainingSchema, TaskEntrySchema, LoggingSchema, validateMetaTrainingConfig, withRandomMode, deepMerge } from './experiment_config';
+export type { MetaTrainingConfig, MetaTrainingInput } from './experiment_config';
+export { registerExperiment, seedDefaultSteps } from './presets';
+export { MetaTrainer } from './meta_trainer';
+export type { MetaTrainerState, MetaTrainerOptions, StepResult } from './meta_trainer';
 export { taskKind, makeTaskFamily } from './task_entries';
 
 export { train, resolveRunConfig, resolveThreads, resumeHash, recordedRandomMode, defaultLogdir, metricTag, MetricTagger, BACKEND_CHOICES } from './train';

@@ -1,22 +1,19 @@
 /**
- * Meta-training experiments: a validated configuration that names registered plugins (learned
- * optimizer, meta-optimizer, truncation schedule, gradient estimator, task families) and a
- * `MetaTrainer` that assembles them into a single-machine or learner/worker pipeline.
- *
- * An experiment plugin (kind 'experiment') is a named preset of this configuration; `--set` and
- * `--config` override any field. Keys are derived from (seed, step), so a resumed run draws the
- * same randomness as an uninterrupted one.
+ * `MetaTrainer`: assembles a validated experiment configuration into the reference's pipelines
+ * (`SingleMachineGradientLearner`, or a central `GradientLearner` fed by `gradient_worker_compute`
+ * on in-process workers) and runs outer steps. Keys are derived from (seed, step), so a resumed run
+ * draws the same randomness as an uninterrupted one.
  */
-import { z } from 'zod';
 import * as tf from '@tensorflow/tfjs';
-import { random, PRNGKey, Registry, registerPlugin, formatZodError, PyTree, treeLeaves, treeDispose, treeSize } from '@lopt/core';
+import { random, PRNGKey, Registry, PyTree, treeLeaves, treeDispose, treeSize } from '@lopt/core';
 import type { TaskFamily, BatchStream } from '@lopt/tasks';
 import { SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
 import { BranchPool, ThreadedPES } from './parallel/threaded_pes';
 import type { BranchSpec } from './parallel/branch_worker';
 import { ConfigError } from './config';
-import { makeTaskFamily, taskKind } from './task_entries';
+import { makeTaskFamily } from './task_entries';
+import type { MetaTrainingConfig } from './experiment_config';
 import {
   type TruncatedPESOptions,
   VectorizedLOptTruncatedStep,
@@ -30,128 +27,6 @@ import {
   WorkerWeights,
 } from '@lopt/estimators';
 
-const pluginRef = z
-  .object({
-    name: z.string().min(1),
-    config: z.record(z.string(), z.any()).default({}),
-  })
-  .strict();
-
-export const TaskEntrySchema = z
-  .object({
-    name: z.string().min(1),
-    config: z.record(z.string(), z.any()).default({}),
-    numTasks: z.number().int().positive(),
-  })
-  .strict();
-
-export const LoggingSchema = z
-  .object({
-    /** write scalars every n outer steps */
-    scalarsEvery: z.number().int().positive().default(1),
-    /** histograms of θ and its gradient every n outer steps */
-    histogramsEvery: z.number().int().positive().default(10),
-    /** also compute the estimators' extra metrics (grad norms, Δ statistics) every n steps */
-    metricsEvery: z.number().int().positive().default(10),
-    checkpointEverySteps: z.number().int().positive().default(100),
-    checkpointEverySeconds: z.number().positive().default(600),
-    keepCheckpoints: z.number().int().positive().default(5),
-  })
-  .strict();
-
-export const MetaTrainingSchema = z
-  .object({
-    description: z.string().default(''),
-    mode: z.enum(['single-machine', 'learner-worker']),
-    steps: z.number().int().positive(),
-    seed: z.number().int().default(0),
-    /**
-     * The reference's Part 5 notebook passes the same key to every update in its first
-     * (SingleMachineGradientLearner) loop.
-     */
-    reuseKey: z.boolean().default(false),
-    /**
-     * jax's random-number mode for every key this run draws (see @lopt/core random.ts): false =
-     * legacy (jax < 0.5, the reference's notebooks), true = jax >= 0.5. Left out, a run takes the
-     * mode it was started with on --resume, else JAX_THREEFRY_PARTITIONABLE, else false.
-     */
-    threefryPartitionable: z.boolean().optional(),
-    learnedOptimizer: pluginRef,
-    thetaOptimizer: pluginRef,
-    truncationSchedule: pluginRef,
-    gradientEstimator: pluginRef,
-    /** The truncated step each estimator drives (its options, e.g. randomInitialIterationOffset). */
-    truncatedStep: pluginRef.default({ name: 'VectorizedLOptTruncatedStep', config: {} }),
-    tasks: z.array(TaskEntrySchema).min(1),
-    /** learner-worker mode: in-process workers, each with its own estimators and unroll states */
-    numWorkers: z.number().int().positive().default(1),
-    logging: LoggingSchema.default({}),
-  })
-  .strict();
-
-export type MetaTrainingConfig = z.infer<typeof MetaTrainingSchema>;
-export type MetaTrainingInput = z.input<typeof MetaTrainingSchema>;
-
-function isPlainObject(x: unknown): x is Record<string, any> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
-/** Deep merge of plain objects (arrays and scalars in `over` replace). */
-export function deepMerge(base: any, over: any): any {
-  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
-  const out: Record<string, any> = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
-  return out;
-}
-
-
-/**
- * Validates the whole configuration, including every nested plugin's own config against its
- * schema; errors name the field path (e.g. `gradientEstimator.config.truncLength`) and list the
- * allowed names or values.
- */
-export function validateMetaTrainingConfig(input: unknown, registry: Registry): MetaTrainingConfig {
-  const res = MetaTrainingSchema.safeParse(input);
-  if (!res.success) throw new ConfigError(formatZodError(res.error));
-  const cfg = res.data;
-  const check = (kind: Parameters<Registry['get']>[0], ref: { name: string; config: Record<string, unknown> }, path: string) => {
-    if (!registry.has(kind, ref.name)) {
-      const names = registry.list(kind).map((e) => e.name);
-      throw new ConfigError(`${path}.name: unknown ${kind} '${ref.name}' (allowed: ${names.join(', ')})`);
-    }
-    const entry = registry.get(kind, ref.name);
-    const r = entry.schema.safeParse(ref.config ?? {});
-    if (!r.success) throw new ConfigError(formatZodError(r.error, `${path}.config`));
-    ref.config = r.data as Record<string, unknown>;
-  };
-  check('learned_optimizer', cfg.learnedOptimizer, 'learnedOptimizer');
-  check('optimizer', cfg.thetaOptimizer, 'thetaOptimizer');
-  check('truncation_schedule', cfg.truncationSchedule, 'truncationSchedule');
-  check('gradient_estimator', cfg.gradientEstimator, 'gradientEstimator');
-  check('truncated_step', cfg.truncatedStep, 'truncatedStep');
-  cfg.tasks.forEach((t, i) => {
-    const kind = taskKind(registry, t.name);
-    if (!kind) {
-      const names = [...registry.list('task_family'), ...registry.list('task')].map((e) => e.name);
-      throw new ConfigError(`tasks.${i}.name: unknown task or task family '${t.name}' (allowed: ${names.join(', ')})`);
-    }
-    check(kind, t, `tasks.${i}`);
-  });
-  return cfg;
-}
-
-
-/**
- * The config with its random mode decided: the config's own, else `recorded` (the mode a resumed
- * run was started with), else the environment's JAX_THREEFRY_PARTITIONABLE, else legacy.
- */
-export function withRandomMode(cfg: MetaTrainingConfig, recorded?: boolean): MetaTrainingConfig {
-  if (cfg.threefryPartitionable !== undefined) return cfg;
-  return { ...cfg, threefryPartitionable: recorded ?? random.envFlag('JAX_THREEFRY_PARTITIONABLE') ?? false };
-}
-
-
-/** A split's stream position for checkpoints, for every dataset the run uses. */
 type StreamStates = Record<string, Record<string, { seed: number; epoch: number; position: number }>>;
 
 export interface MetaTrainerState {
@@ -400,65 +275,3 @@ export class MetaTrainer {
     });
   }
 }
-
-/** Steps default for the seed experiments: LOPT_META_TRAIN_LENGTH, as in the seed notebook, else 500. */
-export function seedDefaultSteps(): number {
-  const v = Number(process.env.LOPT_META_TRAIN_LENGTH);
-  return Number.isInteger(v) && v > 0 ? v : 500;
-}
-
-const SEED_BASE = {
-  learnedOptimizer: { name: 'MLPLOpt', config: {} },
-  thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
-  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 100, maxLength: 300 } },
-  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 50 } },
-  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 300 } },
-};
-
-/** Registers a preset as an experiment plugin: its schema is the full schema with the preset's defaults. */
-export function registerExperiment(name: string, description: string, preset: () => MetaTrainingInput): void {
-  registerPlugin({
-    kind: 'experiment',
-    name,
-    description,
-    schema: z.preprocess((input) => deepMerge(preset(), input ?? {}), MetaTrainingSchema) as unknown as z.ZodType<MetaTrainingConfig>,
-    create: (cfg: MetaTrainingConfig) => cfg,
-  });
-}
-
-registerExperiment('seed-single-machine', "the seed's SingleMachineGradientLearner: MLPLOpt, Adam(1e-3), PES trunc 50, N=4, quadratic + Fashion-MNIST 8x8 MLP", () => ({
-  ...SEED_BASE,
-  description: 'SingleMachineGradientLearner meta-training MLPLOpt on FixedDimQuadraticFamily(10) and ImageMLP_FashionMnist8_Relu32',
-  mode: 'single-machine',
-  steps: seedDefaultSteps(),
-  reuseKey: true,
-  tasks: [
-    { name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 },
-    { name: 'ImageMLP_FashionMnist8_Relu32', config: {}, numTasks: 4 },
-  ],
-}));
-
-registerExperiment('seed-learner-worker', "the seed's central GradientLearner + gradientWorkerCompute loop, N=16, in one process", () => ({
-  ...SEED_BASE,
-  description: 'GradientLearner with workers computing PES meta-gradients on FixedDimQuadraticFamily(10) and ImageMLP_FashionMnist8_Relu32',
-  mode: 'learner-worker',
-  steps: seedDefaultSteps(),
-  numWorkers: 1,
-  tasks: [
-    { name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 16 },
-    { name: 'ImageMLP_FashionMnist8_Relu32', config: {}, numTasks: 16 },
-  ],
-}));
-
-registerExperiment('quadratic-pes', 'fast smoke run: MLPLOpt + PES on FixedDimQuadraticFamily(10), trunc 10, LogUniform(20, 60)', () => ({
-  description: 'MLPLOpt meta-trained with PES on quadratics only',
-  mode: 'single-machine',
-  steps: 50,
-  learnedOptimizer: { name: 'MLPLOpt', config: {} },
-  thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
-  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 20, maxLength: 60 } },
-  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 10 } },
-  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 60 } },
-  tasks: [{ name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 }],
-  logging: { histogramsEvery: 5, metricsEvery: 5, checkpointEverySteps: 10 },
-}));

@@ -26,7 +26,8 @@ import { ConfigError, applySetOverrides, loadConfigFile, validateExperimentConfi
 import { CheckpointManager } from './checkpoints';
 import { SummaryWriter, listEventFiles, readEventFile } from './tensorboard';
 import { writeLossPlot, Series } from './plot';
-import { MetaTrainer, MetaTrainerState, MetaTrainingConfig, validateMetaTrainingConfig, withRandomMode } from './meta_trainer';
+import { MetaTrainer, type MetaTrainerState } from './meta_trainer';
+import { type MetaTrainingConfig, validateMetaTrainingConfig, withRandomMode } from './experiment_config';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 

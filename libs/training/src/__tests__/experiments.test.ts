@@ -3,7 +3,7 @@ import '@lopt/optimizers';
 import '@lopt/estimators';
 import * as tf from '@tensorflow/tfjs';
 import { registry } from '@lopt/core';
-import { validateMetaTrainingConfig, MetaTrainer } from '../meta_trainer';
+import { validateMetaTrainingConfig, MetaTrainer } from '../index';
 import { ConfigError } from '../config';
 
 describe('experiments', () => {

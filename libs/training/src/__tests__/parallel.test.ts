@@ -3,7 +3,7 @@ import '@lopt/optimizers';
 import '@lopt/estimators';
 import * as tf from '@tensorflow/tfjs';
 import { registry, treeLeaves } from '@lopt/core';
-import { validateMetaTrainingConfig, MetaTrainer } from '../meta_trainer';
+import { validateMetaTrainingConfig, MetaTrainer } from '../index';
 
 /** Two outer steps of a small quadratic + Fashion-MNIST PES run; losses and mean meta-gradients. */
 async function run(threads: number): Promise<{ losses: number[]; grads: number[][]; counts: number[] }> {

@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeavesWithPath } from '@lopt/core';
-import { MetaTrainer } from '../meta_trainer';
+import { MetaTrainer } from '../index';
 import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, train } from '../train';
 import { listEventFiles, readEventFile } from '../tensorboard';
 import { CheckpointManager } from '../checkpoints';

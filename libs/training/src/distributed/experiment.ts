@@ -1,6 +1,6 @@
 /** Building the experiment config a learner and its workers share, and its hash. */
 import { configHash, Registry } from '@lopt/core';
-import { MetaTrainingConfig, withRandomMode } from '../meta_trainer';
+import { type MetaTrainingConfig, withRandomMode } from '../experiment_config';
 import { resolveRunConfig } from '../train';
 
 

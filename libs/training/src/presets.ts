@@ -1,0 +1,71 @@
+/**
+ * Experiment presets, registered as `experiment` plugins: a preset is a partial configuration, and
+ * the experiment's schema is the full one with the preset's values as defaults. The built-in ones
+ * are the seed notebook's two runs and a fast quadratic run; a plugin package can add more with
+ * `registerExperiment`.
+ */
+import { z } from 'zod';
+import { registerPlugin } from '@lopt/core';
+import { deepMerge, MetaTrainingSchema, type MetaTrainingConfig, type MetaTrainingInput } from './experiment_config';
+
+/** Steps default for the seed experiments: LOPT_META_TRAIN_LENGTH, as in the seed notebook, else 500. */
+export function seedDefaultSteps(): number {
+  const v = Number(process.env.LOPT_META_TRAIN_LENGTH);
+  return Number.isInteger(v) && v > 0 ? v : 500;
+}
+
+const SEED_BASE = {
+  learnedOptimizer: { name: 'MLPLOpt', config: {} },
+  thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
+  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 100, maxLength: 300 } },
+  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 50 } },
+  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 300 } },
+};
+
+/** Registers a preset as an experiment plugin: its schema is the full schema with the preset's defaults. */
+export function registerExperiment(name: string, description: string, preset: () => MetaTrainingInput): void {
+  registerPlugin({
+    kind: 'experiment',
+    name,
+    description,
+    schema: z.preprocess((input) => deepMerge(preset(), input ?? {}), MetaTrainingSchema) as unknown as z.ZodType<MetaTrainingConfig>,
+    create: (cfg: MetaTrainingConfig) => cfg,
+  });
+}
+
+registerExperiment('seed-single-machine', "the seed's SingleMachineGradientLearner: MLPLOpt, Adam(1e-3), PES trunc 50, N=4, quadratic + Fashion-MNIST 8x8 MLP", () => ({
+  ...SEED_BASE,
+  description: 'SingleMachineGradientLearner meta-training MLPLOpt on FixedDimQuadraticFamily(10) and ImageMLP_FashionMnist8_Relu32',
+  mode: 'single-machine',
+  steps: seedDefaultSteps(),
+  reuseKey: true,
+  tasks: [
+    { name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 },
+    { name: 'ImageMLP_FashionMnist8_Relu32', config: {}, numTasks: 4 },
+  ],
+}));
+
+registerExperiment('seed-learner-worker', "the seed's central GradientLearner + gradientWorkerCompute loop, N=16, in one process", () => ({
+  ...SEED_BASE,
+  description: 'GradientLearner with workers computing PES meta-gradients on FixedDimQuadraticFamily(10) and ImageMLP_FashionMnist8_Relu32',
+  mode: 'learner-worker',
+  steps: seedDefaultSteps(),
+  numWorkers: 1,
+  tasks: [
+    { name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 16 },
+    { name: 'ImageMLP_FashionMnist8_Relu32', config: {}, numTasks: 16 },
+  ],
+}));
+
+registerExperiment('quadratic-pes', 'fast smoke run: MLPLOpt + PES on FixedDimQuadraticFamily(10), trunc 10, LogUniform(20, 60)', () => ({
+  description: 'MLPLOpt meta-trained with PES on quadratics only',
+  mode: 'single-machine',
+  steps: 50,
+  learnedOptimizer: { name: 'MLPLOpt', config: {} },
+  thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
+  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 20, maxLength: 60 } },
+  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 10 } },
+  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 60 } },
+  tasks: [{ name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 }],
+  logging: { histogramsEvery: 5, metricsEvery: 5, checkpointEverySteps: 10 },
+}));
