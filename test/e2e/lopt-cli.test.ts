@@ -1,18 +1,22 @@
 /**
  * End-to-end tests of the built `lopt` binary (apps/runner/dist/cli.js), driven with child_process:
- * list, run (event files, checkpoints, plot), --resume equivalence, config errors, SIGINT, plugins.
+ * list, run (event files, checkpoints, plot), --resume equivalence, config errors, SIGINT,
+ * divergence, plugins.
  * Everything runs on the cpu backend with a handful of steps.
  */
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
+import * as tf from '@tensorflow/tfjs';
+import { random, saveTree, treeDispose, treeLeaves } from '@lopt/core';
+import { MLPLOpt } from '@lopt/optimizers';
+import { CheckpointManager, listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CLI = path.join(ROOT, 'apps/runner/dist/cli.js');
 const PLUGIN = path.join(ROOT, 'plugins/example-task-family');
-const BUILD = ['libs/core', 'libs/tasks', 'libs/optimizers', 'libs/estimators', 'apps/runner', 'plugins/example-task-family'];
+const BUILD = ['libs/core', 'libs/tasks', 'libs/optimizers', 'libs/estimators', 'libs/training', 'apps/runner', 'plugins/example-task-family'];
 const ENV = { ...process.env, LOPT_BACKEND: 'cpu', TF_CPP_MIN_LOG_LEVEL: '2', LOPT_DEBUG: '' };
 
 let tmp: string;
@@ -237,6 +241,35 @@ describe('lopt run', () => {
     expect(stoppedAt).toBeLessThan(400);
     expect(losses(dir).size).toBe(stoppedAt); // every step's loss made it to the (closed, CRC-valid) file
     expect(fs.existsSync(path.join(dir, 'loss.png'))).toBe(true);
+  });
+});
+
+describe('divergence is never hidden', () => {
+  test('a diverging run shows the real loss, warns at its first non-finite step, stops after maxNonFiniteSteps with exit 1, and keeps a finite newest checkpoint', async () => {
+    const dir = path.join(tmp, 'diverge');
+    const r = lopt(['run', 'quadratic-pes', '--steps', '60', '--set', 'thetaOptimizer.config.learningRate=1e6', '--set', 'maxNonFiniteSteps=8', '--set', 'logging.checkpointEverySteps=2', '--backend', 'cpu', '--logdir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/warning: step \d+ is not finite: mean meta-loss NaN \(used as 20\), \d+ of \d+ meta-gradient elements non-finite/);
+    expect(r.stderr).toMatch(/loss 20\.0000\s+raw NaN/);
+    expect(r.stderr).toMatch(/the run diverged: every meta-gradient element was non-finite for 8 consecutive outer steps/);
+    // the newest checkpoint's θ is finite
+    const ck = new CheckpointManager({ dir });
+    const restored = await ck.restoreLatest<any>();
+    expect(restored).not.toBeNull();
+    const theta = restored!.state.learnerState.thetaOptState.params;
+    for (const leaf of treeLeaves<tf.Tensor>(theta)) expect(tf.all(tf.isFinite(leaf)).dataSync()[0]).toBe(1);
+    treeDispose(restored!.state);
+  });
+
+  test('lopt eval refuses a θ that is not finite, naming the leaf', async () => {
+    const file = path.join(tmp, 'nan-theta.tree');
+    const theta = new MLPLOpt().init(random.PRNGKey(0)) as any;
+    const bad = { ...theta, 'mlp/~/linear_2': { ...theta['mlp/~/linear_2'], b: tf.tensor([NaN, 0]) } };
+    await saveTree(file, bad);
+    const r = lopt(['eval', '--params', file, '--task', 'QuadraticTask', '--steps', '3', '--seeds', '1', '--out', path.join(tmp, 'nan-eval'), '--backend', 'cpu']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/θ is not finite \(NaN or Inf in mlp\/~\/linear_2\/b\)/);
+    treeDispose([theta, bad]);
   });
 });
 

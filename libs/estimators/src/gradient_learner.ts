@@ -43,6 +43,11 @@ export interface WorkerComputeOut {
   metrics: Record<string, number | number[]>;
   /** One sampled step of each estimator's trajectory, on the host (task-param leaves flattened to Float32Array). */
   eventInfo: Array<{ loss: number[]; taskParam: PyTree; iteration: number[]; outerIteration: number }>;
+  /**
+   * What the clipping hid (lopt-ts's addition): the mean loss before a non-finite one became
+   * `clipNanLossToValue`, and how many of the gradient's elements were non-finite (zeroed).
+   */
+  health: { rawMeanLoss: number; nonFiniteGradElements: number; gradElements: number };
 }
 
 export interface MetaInit {
@@ -313,6 +318,7 @@ export async function gradientWorkerCompute(
   });
 
   let meanLoss = estLosses.reduce((a, b) => a + b, 0) / estLosses.length;
+  const rawMeanLoss = meanLoss;
   const nonFiniteLoss = Number.isFinite(meanLoss) ? 0 : 1;
   if (clipNan && !Number.isFinite(meanLoss)) meanLoss = clipNan;
 
@@ -350,6 +356,7 @@ export async function gradientWorkerCompute(
     unrollStates: newStates,
     metrics,
     eventInfo,
+    health: { rawMeanLoss, nonFiniteGradElements: nonFiniteGrads, gradElements: treeSize(thetaGrads) },
   };
 }
 

@@ -65,6 +65,11 @@ export const MetaTrainingSchema = z
     /** learner-worker mode: in-process workers, each with its own estimators and unroll states */
     numWorkers: z.number().int().positive().default(1),
     logging: LoggingSchema.default({}),
+    /**
+     * Stop with an error after this many consecutive outer steps whose meta-gradients were
+     * entirely non-finite (the run has diverged); the newest checkpoint stays the last finite one.
+     */
+    maxNonFiniteSteps: z.number().int().positive().max(1_000_000).default(20),
   })
   .strict();
 

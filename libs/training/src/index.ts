@@ -23,7 +23,7 @@ export { MetaTrainer } from './meta_trainer';
 export type { MetaTrainerState, MetaTrainerOptions, StepResult } from './meta_trainer';
 export { taskKind, makeTaskFamily } from './task_entries';
 
-export { train, resolveRunConfig, resolveThreads, resumeHash, recordedRandomMode, defaultLogdir, metricTag, MetricTagger, BACKEND_CHOICES } from './train';
+export { train, DivergenceError, resolveRunConfig, resolveThreads, resumeHash, recordedRandomMode, defaultLogdir, metricTag, MetricTagger, BACKEND_CHOICES } from './train';
 export type { TrainOptions, TrainEvent, TrainResult, RunConfigSources } from './train';
 
 export {

@@ -36,7 +36,13 @@ export interface MetaTrainerState {
 }
 
 export interface StepResult {
+  /** The mean meta-loss the learner used: a non-finite one is clipped (to 20, as the reference). */
   loss: number;
+  /** The mean meta-loss before that clipping: NaN or Infinity when the run diverges. */
+  rawLoss: number;
+  /** Non-finite elements of the meta-gradients (zeroed before the update), and all of them. */
+  nonFiniteGradElements: number;
+  gradElements: number;
   metrics: Record<string, number | number[]>;
   /** θ-shaped mean gradient, only when asked for (histograms); the caller disposes it */
   thetaGrad?: PyTree;
@@ -174,6 +180,7 @@ export class MetaTrainer {
     const puts: AggregatedGradient[] = [];
     const workerStates: any[][] = [];
     const metricsList: Array<Record<string, number | number[]>> = [];
+    const health: Array<{ rawMeanLoss: number; nonFiniteGradElements: number; gradElements: number }> = [];
     for (let w = 0; w < this.workers.length; w++) {
       const wk = this.workers.length === 1 ? key1 : random.foldIn(key1, w);
       // With threads, one estimator's main-thread part overlaps the other's unroll in the threads.
@@ -185,6 +192,7 @@ export class MetaTrainer {
       puts.push(out.toPut);
       workerStates.push(out.unrollStates);
       metricsList.push(out.metrics);
+      health.push(out.health);
     }
     const thetaGrad = opts.keepGrad
       ? tf.tidy(() => {
@@ -195,7 +203,10 @@ export class MetaTrainer {
     const loss = puts.reduce((a, p) => a + p.meanLoss, 0) / puts.length;
     const [learnerState, lm] = await this.learner.update(state.learnerState, puts, { key: key2, withMetrics: opts.withMetrics ?? false });
     const metrics: Record<string, number | number[]> = { ...metricsList[0], ...lm };
-    return [{ learnerState, workerStates }, { loss, metrics, thetaGrad }];
+    const rawLoss = health.reduce((a, h) => a + h.rawMeanLoss, 0) / health.length;
+    const nonFiniteGradElements = health.reduce((a, h) => a + h.nonFiniteGradElements, 0);
+    const gradElements = health.reduce((a, h) => a + h.gradElements, 0);
+    return [{ learnerState, workerStates }, { loss, rawLoss, nonFiniteGradElements, gradElements, metrics, thetaGrad }];
   }
 
   /**

@@ -29,6 +29,14 @@ import { writeLossPlot, Series } from './plot';
 import { MetaTrainer, type MetaTrainerState } from './meta_trainer';
 import { type MetaTrainingConfig, validateMetaTrainingConfig, withRandomMode } from './experiment_config';
 
+/** A run stopped because its meta-gradients stayed entirely non-finite. */
+export class DivergenceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DivergenceError';
+  }
+}
+
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
 export interface RunConfigSources {
@@ -143,7 +151,7 @@ export interface TrainOptions {
 /** What `train` reports while it runs. */
 export type TrainEvent =
   | { type: 'start'; experiment: string; startStep: number; total: number; backend: string; threads: number; logdir: string }
-  | { type: 'step'; step: number; total: number; loss: number; metrics: Record<string, unknown> }
+  | { type: 'step'; step: number; total: number; loss: number; rawLoss: number; metrics: Record<string, unknown> }
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'log'; message: string };
 
@@ -154,7 +162,11 @@ export interface TrainResult {
   step: number;
   /** The config's `steps`. */
   total: number;
+  /** The last step's meta-loss as used (a non-finite one clipped), and before clipping. */
   finalLoss: number | null;
+  finalRawLoss: number | null;
+  /** The first step whose loss or meta-gradient was not finite, if any. */
+  firstNonFiniteStep: number | null;
   /** True when `signal` stopped the run before `steps`. */
   interrupted: boolean;
   lastCheckpoint: string | null;
@@ -348,6 +360,7 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
   let lastScalarTime = Date.now();
   let lastScalarStep = startStep;
   let finalLoss: number | null = history.outer.ys.length ? history.outer.ys[history.outer.ys.length - 1] : null;
+  let finalRawLoss: number | null = finalLoss;
   let step = startStep;
   const L = cfg.logging;
 
@@ -371,8 +384,18 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     }
   };
 
+  // θ is finite unless the run diverged (one host read, only when a checkpoint is due).
+  const thetaIsFinite = () =>
+    tf.tidy(() => treeLeaves<tf.Tensor>(trainer.learner.getMetaParams(state.learnerState) as PyTree).every((l) => tf.all(tf.isFinite(l)).dataSync()[0] === 1));
+  // A checkpoint never holds a non-finite θ: the newest one stays the last finite one.
+  let skippedNonFinite = false;
   // With threads the branch states are fetched from the worker threads for the checkpoint.
   const saveCheckpoint = async (s: number) => {
+    if (!thetaIsFinite()) {
+      if (!skippedNonFinite) log(`warning: θ is not finite at step ${s}: no checkpoint is written while it stays so (the newest is ${lastCheckpoint ?? 'none'})`);
+      skippedNonFinite = true;
+      return null;
+    }
     const full = await trainer.exportState(state);
     try {
       return await checkpoints.saveNow(payload(s, full.state));
@@ -382,6 +405,8 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
   };
 
   let failed: unknown = null;
+  let firstNonFinite: number | null = null;
+  let allNonFiniteRun = 0;
   try {
     for (; step < total && !stopRequested(); ) {
       const i = step;
@@ -391,6 +416,26 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
       state = next;
       step = i + 1;
       finalLoss = res.loss;
+      finalRawLoss = res.rawLoss;
+
+      // Divergence is never hidden: warn at the first non-finite step, stop after a run of them.
+      if (!Number.isFinite(res.rawLoss) || res.nonFiniteGradElements > 0) {
+        if (firstNonFinite === null) {
+          firstNonFinite = i;
+          log(
+            `warning: step ${i} is not finite: mean meta-loss ${res.rawLoss} (used as ${res.loss}), ` +
+              `${res.nonFiniteGradElements} of ${res.gradElements} meta-gradient elements non-finite (zeroed)`,
+          );
+        }
+      }
+      allNonFiniteRun = res.gradElements > 0 && res.nonFiniteGradElements >= res.gradElements ? allNonFiniteRun + 1 : 0;
+      if (allNonFiniteRun >= cfg.maxNonFiniteSteps) {
+        throw new DivergenceError(
+          `the run diverged: every meta-gradient element was non-finite for ${allNonFiniteRun} consecutive outer steps ` +
+            `(to step ${i}; first non-finite step ${firstNonFinite}; maxNonFiniteSteps ${cfg.maxNonFiniteSteps}). ` +
+            `The newest checkpoint is the last finite one${lastCheckpoint ? ` (${lastCheckpoint})` : ''}; lower the meta learning rate or the perturbation and start again.`,
+        );
+      }
 
       // scalars
       const isLast = step === total;
@@ -438,10 +483,11 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
         });
       }
 
-      emit({ type: 'step', step, total, loss: res.loss, metrics: res.metrics });
+      emit({ type: 'step', step, total, loss: res.loss, rawLoss: res.rawLoss, metrics: res.metrics });
 
       const saved = checkpoints.isDue(step) ? await saveCheckpoint(step) : null;
       if (saved) {
+        skippedNonFinite = false;
         lastSavedStep = step;
         lastCheckpoint = saved.checkpointPath;
         emit({ type: 'checkpoint', step, path: saved.checkpointPath });
@@ -458,7 +504,7 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     // final checkpoint (unless the last maybeSave already wrote this step); never after a failed step
     if (!failed && lastSavedStep !== step) {
       const saved = await saveCheckpoint(step);
-      lastCheckpoint = saved.checkpointPath;
+      if (saved) lastCheckpoint = saved.checkpointPath;
     }
     await redrawPlot();
   } finally {
@@ -476,6 +522,8 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     step,
     total,
     finalLoss,
+    finalRawLoss,
+    firstNonFiniteStep: firstNonFinite,
     interrupted: step < total,
     lastCheckpoint,
     seconds: elapsed() - elapsedBefore,

@@ -103,7 +103,10 @@ export function register(program: Command, ctx: CliContext): void {
                 logEverySteps: Math.max(1, Math.round(e.total / 50)),
                 logEverySeconds: 10,
               });
-            } else if (e.type === 'step') progress?.update(e.step, { loss: e.loss });
+            } else if (e.type === 'step') {
+              // the loss the estimator used, and beside it the real one when that was not finite
+              progress?.update(e.step, Number.isFinite(e.rawLoss) ? { loss: e.loss } : { loss: e.loss, raw: e.rawLoss });
+            }
             else if (e.type === 'log') log(`lopt: ${e.message}`);
           },
         });
@@ -129,7 +132,9 @@ function summary(experiment: string, r: TrainResult, stopSignal: string | undefi
     stopSignal
       ? `lopt run ${experiment}: stopped by ${stopSignal} after step ${r.step} of ${r.total} (${took}); resume with --resume --logdir ${rel(r.logdir)}`
       : `lopt run ${experiment}: done, ${r.step - r.startStep} steps in ${took} (step ${r.step} of ${r.total})`,
-    `  final loss:  ${r.finalLoss === null ? '-' : r.finalLoss.toPrecision(6)}`,
+    `  final loss:  ${r.finalLoss === null ? '-' : r.finalLoss.toPrecision(6)}` +
+      (r.finalRawLoss !== null && !Number.isFinite(r.finalRawLoss) ? ` (the real mean loss is ${r.finalRawLoss}; ${r.finalLoss} is the clipped value PES used)` : '') +
+      (r.firstNonFiniteStep !== null ? `\n  warning:     not finite from step ${r.firstNonFiniteStep} on (loss or meta-gradient)` : ''),
     `  logs:        ${rel(r.logdir)}   (tensorboard --logdir ${rel(r.logdir)})`,
     `  config:      ${rel(path.join(r.logdir, 'config.json'))}`,
     `  checkpoints: ${rel(path.join(r.logdir, 'checkpoints'))}${r.lastCheckpoint ? `   (latest ${path.basename(r.lastCheckpoint)})` : ''}`,

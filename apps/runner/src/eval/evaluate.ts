@@ -9,7 +9,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { PyTree, Registry, atomicWriteFile, random, treeDispose } from '@lopt/core';
+import * as tf from '@tensorflow/tfjs';
+import { PyTree, Registry, atomicWriteFile, random, treeDispose, treeLeavesWithPath } from '@lopt/core';
 import type { Task, TaskFamily, Datasets } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
 import { EVAL_SPLITS, singleTaskTrainingCurves, type TrainingCurves } from '@lopt/estimators';
@@ -208,6 +209,11 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     treeDispose(template);
   }
   const theta = loaded.theta;
+  // A diverged run's θ would give NaN curves and look like a result: refuse it, naming the leaves.
+  const nonFinite = treeLeavesWithPath<unknown>(theta)
+    .filter(([, l]) => l instanceof tf.Tensor && tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(l as tf.Tensor))).dataSync()[0] === 1))
+    .map(([p]) => p);
+  if (nonFinite.length) throw new Error(`params ${loaded.source}: θ is not finite (NaN or Inf in ${nonFinite.join(', ')}); the run that wrote it diverged`);
 
   const optimizers: Array<{ label: string; kind: 'learned' | 'baseline'; make: () => Optimizer }> = [
     { label: `${loptName} (learned)`, kind: 'learned', make: () => lopt.optFn(theta) },

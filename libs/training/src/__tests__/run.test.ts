@@ -142,4 +142,16 @@ describe('lopt run (in process)', () => {
       random.configure({ threefryPartitionable: false });
     }
   }, 120000);
+
+  test('a θ that is not finite is never checkpointed: the newest checkpoint stays the last finite one, and the run says so', async () => {
+    const logdir = path.join(tmp, 'inf-theta');
+    // an infinite meta learning rate makes θ infinite after the first update
+    const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps: 6, set: ['thetaOptimizer.config.learningRate=1e400', 'logging.checkpointEverySteps=1', 'maxNonFiniteSteps=100'] });
+    const logs: string[] = [];
+    const r = await train(cfg, { experiment: 'quadratic-pes', registry, logdir, onEvent: (e) => e.type === 'log' && logs.push(e.message) });
+    expect(logs.some((m) => /θ is not finite at step 1: no checkpoint is written/.test(m))).toBe(true);
+    expect(r.lastCheckpoint).toBeNull(); // step 0's state was never saved either: nothing finite after it
+    expect(new CheckpointManager({ dir: logdir }).latest()).toBeNull();
+    expect(r.firstNonFiniteStep).not.toBeNull();
+  });
 });
