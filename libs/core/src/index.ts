@@ -10,7 +10,7 @@ export { random };
 export type { PRNGKey } from './random';
 export { isPlainObject, isLeaf, sortedKeys, treeLeaves, treeFlatten, treeUnflatten, treeLeavesWithPath, treeStructureEqual, treeMap, treeMapN, treeShapes, treeStack, treeUnstack, treeDispose, toTensor, treeAdd, treeSub, treeScale, treeZerosLike, treeKeep, treeSize, disposeReplaced } from './tree';
 export type { Leaf, PyTree, TreeDef } from './tree';
-export { PLUGIN_KINDS, RegistryError, TOKENS, formatZodError, parseOptions, Registry, registry, registerPlugin } from './registry';
+export { PLUGIN_KINDS, RegistryError, TOKENS, formatZodError, nonFiniteConfigField, parseOptions, Registry, registry, registerPlugin } from './registry';
 export type { PluginKind, PluginDeps, KindWithDeps, DepsOf, PluginEntry } from './registry';
 export { BACKEND_NAMES, BackendError, explicitTransposeBatchMatMulGrad, registerWasmMatMulGradient, initBackend, currentBackend } from './backend';
 export type { BackendName, InitBackendOptions } from './backend';

@@ -97,6 +97,33 @@ export function formatZodError(err: z.ZodError, prefix = ''): string {
 }
 
 /**
+ * Every number in a config must be finite and, when it is a whole number, a safe integer: JSON
+ * and YAML turn `1e400` into Infinity and `1e20` into an integer no counter can hold, which no
+ * schema field wants. Returns the first offending field as "path: problem", or null.
+ */
+export function nonFiniteConfigField(value: unknown, path = ''): string | null {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return `${path || '(config)'}: ${value} is not a finite number`;
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      return `${path || '(config)'}: ${value} is beyond the safe integer range (±${Number.MAX_SAFE_INTEGER})`;
+    }
+    return null;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const bad = nonFiniteConfigField(value[i], path ? `${path}.${i}` : String(i));
+      if (bad) return bad;
+    }
+  } else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const [k, v] of Object.entries(value)) {
+      const bad = nonFiniteConfigField(v, path ? `${path}.${k}` : k);
+      if (bad) return bad;
+    }
+  }
+  return null;
+}
+
+/**
  * A plugin's options parsed by its schema (every default filled in); a bad one is a RangeError
  * naming the field, e.g. `TruncatedPES: truncLength: must be a multiple of stepsPerJit`.
  */
@@ -164,6 +191,8 @@ export class Registry {
   /** Validates a config (defaults filled in); throws a RegistryError naming the bad field. */
   parseConfig<C = any>(kind: PluginKind, name: string, config: unknown = {}): C {
     const entry = this.get(kind, name);
+    const bad = nonFiniteConfigField(config);
+    if (bad) throw new RegistryError(`invalid config for ${kind} '${name}': ${bad}`);
     const res = entry.schema.safeParse(config ?? {});
     if (!res.success) throw new RegistryError(`invalid config for ${kind} '${name}': ${formatZodError(res.error)}`);
     return res.data as C;

@@ -5,7 +5,7 @@
  * every nested plugin config against that plugin's own schema; errors name the field path.
  */
 import { z } from 'zod';
-import { random, formatZodError, type Registry } from '@lopt/core';
+import { random, formatZodError, nonFiniteConfigField, type Registry } from '@lopt/core';
 import { ConfigError } from './config';
 import { taskKind } from './task_entries';
 
@@ -95,6 +95,8 @@ export function deepMerge(base: any, over: any): any {
  * allowed names or values.
  */
 export function validateMetaTrainingConfig(input: unknown, registry: Registry): MetaTrainingConfig {
+  const bad = nonFiniteConfigField(input);
+  if (bad) throw new ConfigError(bad);
   const res = MetaTrainingSchema.safeParse(input);
   if (!res.success) throw new ConfigError(formatZodError(res.error));
   const cfg = res.data;

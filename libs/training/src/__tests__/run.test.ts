@@ -6,6 +6,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeavesWithPath } from '@lopt/core';
+import { SGD } from '@lopt/optimizers';
+import { z } from 'zod';
 import { MetaTrainer } from '../index';
 import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, train } from '../train';
 import { listEventFiles, readEventFile } from '../tensorboard';
@@ -145,13 +147,25 @@ describe('lopt run (in process)', () => {
 
   test('a θ that is not finite is never checkpointed: the newest checkpoint stays the last finite one, and the run says so', async () => {
     const logdir = path.join(tmp, 'inf-theta');
-    // an infinite meta learning rate makes θ infinite after the first update
-    const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps: 6, set: ['thetaOptimizer.config.learningRate=1e400', 'logging.checkpointEverySteps=1', 'maxNonFiniteSteps=100'] });
+    // a meta-optimizer with an infinite learning rate (no config can ask for one) makes θ infinite
+    const child = registry.child();
+    // (its schema takes the preset's learningRate, which the preset's config merges in, and ignores it)
+    child.register({ kind: 'optimizer', name: 'InfiniteSGD', description: 'test', schema: z.object({ learningRate: z.number().optional() }).strict(), create: () => new SGD(tf.scalar(Infinity)) });
+    const cfg = resolveRunConfig(child, 'quadratic-pes', { steps: 6, set: ['thetaOptimizer.name=InfiniteSGD', 'logging.checkpointEverySteps=1', 'maxNonFiniteSteps=100'] });
     const logs: string[] = [];
-    const r = await train(cfg, { experiment: 'quadratic-pes', registry, logdir, onEvent: (e) => e.type === 'log' && logs.push(e.message) });
+    const r = await train(cfg, { experiment: 'quadratic-pes', registry: child, logdir, onEvent: (e) => e.type === 'log' && logs.push(e.message) });
     expect(logs.some((m) => /θ is not finite at step 1: no checkpoint is written/.test(m))).toBe(true);
     expect(r.lastCheckpoint).toBeNull(); // step 0's state was never saved either: nothing finite after it
     expect(new CheckpointManager({ dir: logdir }).latest()).toBeNull();
     expect(r.firstNonFiniteStep).not.toBeNull();
+  });
+
+  test('numbers that JSON or YAML turn into Infinity or unsafe integers are refused, naming the field', () => {
+    expect(() => resolveRunConfig(registry, 'quadratic-pes', { seed: '1e300' })).toThrow(/seed: 1e\+300 is beyond the safe integer range/);
+    expect(() => resolveRunConfig(registry, 'quadratic-pes', { steps: '1e20' })).toThrow(/steps: 100000000000000000000 is beyond the safe integer range/);
+    expect(() => resolveRunConfig(registry, 'quadratic-pes', { set: ['steps=9007199254740993'] })).toThrow(/steps: 9007199254740992 is beyond/);
+    expect(() => resolveRunConfig(registry, 'quadratic-pes', { set: ['thetaOptimizer.config.learningRate=1e400'] })).toThrow(
+      /thetaOptimizer\.config\.learningRate: Infinity is not a finite number/,
+    );
   });
 });
