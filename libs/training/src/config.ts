@@ -106,7 +106,11 @@ export function loadConfigFile(file: string): Record<string, unknown> {
   } catch (e) {
     throw new ConfigError(`cannot parse config file ${file}: ${(e as Error).message}`);
   }
-  if (data === null || data === undefined) return {};
+  if (data === null || data === undefined) {
+    // an empty file (or comments only) sets nothing; an explicit null is a mistake
+    if (/^\s*(#[^\n]*)?(\n\s*(#[^\n]*)?)*$/.test(text)) return {};
+    throw new ConfigError(`config file ${file} must hold a mapping of fields at the top level, got null`);
+  }
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(`config file ${file} must hold a mapping of fields at the top level, got ${Array.isArray(data) ? 'a list' : typeof data}`);
   }

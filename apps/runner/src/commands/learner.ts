@@ -7,17 +7,11 @@
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { initBackend } from '@lopt/core';
+import { intArg, secondsArg } from './args';
 import { CliContext } from './context';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-function intArg(name: string, raw: string | undefined, min: number): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${raw}'`);
-  return n;
 }
 
 /** Reads a token file (trimmed); an empty file is an error. */
@@ -80,6 +74,7 @@ export function register(program: Command, ctx: CliContext): void {
       const { buildExperiment, DistributedLearner, requireToken } = (await import('@lopt/training')).distributed;
       const { startGrpcServer } = await import('../distributed/grpc');
       const log = (l: string) => ctx.stderr.write(l + '\n');
+      const lingerSeconds = secondsArg('--linger-seconds', o.lingerSeconds ?? '5') as number;
       await initBackend(o.backend);
       const spec = buildExperiment(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: intArg('--steps', o.steps, 1) });
       const token = readTokenFile(o.tokenFile);
@@ -92,7 +87,7 @@ export function register(program: Command, ctx: CliContext): void {
         numWorkers: intArg('--workers', o.workers, 1),
         logdir: o.logdir,
         resume: !!o.resume,
-        lingerSeconds: Number(o.lingerSeconds ?? 5),
+        lingerSeconds,
         log,
       });
       await learner.init();

@@ -8,6 +8,7 @@ import * as os from 'os';
 import { randomInt } from 'crypto';
 import { Command, Option } from 'commander';
 import { initBackend } from '@lopt/core';
+import { hostPortArg, secondsArg } from './args';
 import { CliContext } from './context';
 import { readTokenFile } from './learner';
 
@@ -38,7 +39,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--tls-cert <file>', 'PEM client certificate (mutual TLS)')
     .option('--tls-key <file>', 'PEM client private key (mutual TLS)')
     .option('--tls-server-name <name>', 'name to check the learner\'s certificate against (default: the host)')
-    .option('--give-up-seconds <s>', 'exit when the learner stays unreachable this long (default: retry forever)')
+    .option('--give-up-seconds <s>', 'exit with an error when the learner stays unreachable this long', '600')
     .option('--threads <n>', "1 (default), 2 or auto: PES estimators unroll their antithetic branches in two worker threads (same gradients)")
     .action(async (experiment: string, o: Record<string, any>) => {
       // loaded when the command runs, so `lopt list` does not pull in every lib
@@ -47,6 +48,8 @@ export function register(program: Command, ctx: CliContext): void {
       const { resolveThreads } = training;
       const { GrpcLearnerClient } = await import('../distributed/grpc');
       const threads = resolveThreads(o.threads);
+      const learnerAddress = hostPortArg('--learner', o.learner);
+      const giveUpSeconds = secondsArg('--give-up-seconds', o.giveUpSeconds, 0.001);
       const log = (l: string) => ctx.stderr.write(l + '\n');
       await initBackend(o.backend);
       const spec = buildExperiment(ctx.registry, experiment, { configFile: o.config, set: o.set });
@@ -57,8 +60,8 @@ export function register(program: Command, ctx: CliContext): void {
         if (!Number.isInteger(workerId) || workerId < 0) throw new Error(`--worker-id must be a non-negative integer, got '${o.workerId}'`);
       } else workerId = defaultWorkerId();
       const tls = o.tlsCa || o.tlsCert || o.tlsKey ? { ca: o.tlsCa, cert: o.tlsCert, key: o.tlsKey } : undefined;
-      const client = new GrpcLearnerClient(o.learner, { token, tls, serverNameOverride: o.tlsServerName });
-      log(`[worker ${workerId}] experiment ${spec.name} (config hash ${spec.hash}), learner ${o.learner}`);
+      const client = new GrpcLearnerClient(learnerAddress, { token, tls, serverNameOverride: o.tlsServerName });
+      log(`[worker ${workerId}] experiment ${spec.name} (config hash ${spec.hash}), learner ${learnerAddress}`);
       try {
         await runWorker({
           spec,
@@ -66,7 +69,7 @@ export function register(program: Command, ctx: CliContext): void {
           workerId,
           registry: ctx.registry,
           log,
-          giveUpSeconds: o.giveUpSeconds ? Number(o.giveUpSeconds) : undefined,
+          giveUpSeconds,
           threads,
           plugins: ctx.plugins,
         });

@@ -69,6 +69,12 @@ describe('loadConfigFile', () => {
     expect(loadConfigFile(path.join(dir, 'c.yaml'))).toEqual({ a: { b: 1 }, name: 'x', list: [1, 2] });
     fs.writeFileSync(path.join(dir, 'empty.yml'), '');
     expect(loadConfigFile(path.join(dir, 'empty.yml'))).toEqual({});
+    fs.writeFileSync(path.join(dir, 'comments.yml'), '# nothing yet\n\n# still nothing\n');
+    expect(loadConfigFile(path.join(dir, 'comments.yml'))).toEqual({});
+    for (const [name, text] of [['null.yml', 'null\n'], ['null.json', 'null']]) {
+      fs.writeFileSync(path.join(dir, name), text);
+      expect(() => loadConfigFile(path.join(dir, name))).toThrow(/must hold a mapping of fields at the top level, got null/);
+    }
     expect(loadExperimentConfig(path.join(dir, 'c.yaml'), ['a.b=2'])).toMatchObject({ a: { b: 2 } });
     expect(loadExperimentConfig(undefined, ['a=1'])).toEqual({ a: 1 });
   });

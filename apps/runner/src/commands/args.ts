@@ -1,0 +1,25 @@
+/** Checks of command-line values, made before a command does anything; errors name the option. */
+
+/** An integer option `>= min` (undefined when absent). */
+export function intArg(name: string, raw: string | undefined, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${raw}'`);
+  return n;
+}
+
+/** A duration in seconds: a finite number `>= min` (undefined when absent). */
+export function secondsArg(name: string, raw: string | undefined, min = 0): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < min) throw new Error(`${name} must be a number of seconds >= ${min}, got '${raw}'`);
+  return n;
+}
+
+/** `host:port` (a name, IPv4 address or [IPv6] address, and a port 1..65535). */
+export function hostPortArg(name: string, raw: string): string {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw ?? '');
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) throw new Error(`${name} must be host:port (e.g. 127.0.0.1:7077), got '${raw}'`);
+  return raw;
+}
