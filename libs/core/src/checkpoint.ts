@@ -101,7 +101,27 @@ export function listIndices(dir: string, kind: CheckpointKind): number[] {
     .map((n) => re.exec(n))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => Number(m[1]))
+    .filter((n) => Number.isSafeInteger(n)) // a stray `checkpoint_99999999999999999999` is not one of ours
     .sort((a, b) => a - b);
+}
+
+/** The typed fields of meta.json, each in range; returns what is wrong, or null. */
+function checkMetaFields(meta: CheckpointMeta): string | null {
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (!count(meta.step)) return `step is ${JSON.stringify(meta.step)} (a non-negative integer expected)`;
+  if (meta.index !== undefined && !count(meta.index)) return `index is ${JSON.stringify(meta.index)} (a non-negative integer expected)`;
+  if (meta.elapsedTime !== undefined && !(typeof meta.elapsedTime === 'number' && Number.isFinite(meta.elapsedTime) && meta.elapsedTime >= 0)) {
+    return `elapsedTime is ${JSON.stringify(meta.elapsedTime)} (a non-negative number of seconds expected)`;
+  }
+  if (meta.totalInnerSteps !== undefined && !count(meta.totalInnerSteps)) return `totalInnerSteps is ${JSON.stringify(meta.totalInnerSteps)} (a non-negative integer expected)`;
+  if (meta.rngKey !== null && meta.rngKey !== undefined) {
+    const k = meta.rngKey;
+    if (!Array.isArray(k) || k.length !== 2 || !k.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff)) {
+      return `rngKey is ${JSON.stringify(k)} (two uint32 words expected)`;
+    }
+  }
+  if (meta.configHash !== null && meta.configHash !== undefined && typeof meta.configHash !== 'string') return `configHash is ${JSON.stringify(meta.configHash)} (a string expected)`;
+  return null;
 }
 
 /** Reads and checks one entry (a `checkpoint_<n>` or `params_<n>` directory). */
@@ -123,6 +143,8 @@ export async function readCheckpointDir<T extends PyTree = PyTree>(
   if (meta.version > META_VERSION) {
     throw new CheckpointError(`checkpoint ${entryPath} has format version ${meta.version}; this lopt reads up to ${META_VERSION}`);
   }
+  const badMeta = checkMetaFields(meta);
+  if (badMeta) throw new CheckpointError(`checkpoint ${entryPath} is corrupt: ${META_FILE} ${badMeta}`);
   const treePath = path.join(entryPath, meta.file.name);
   if (!fs.existsSync(treePath)) throw new CheckpointError(`checkpoint ${entryPath} is corrupt: ${meta.file.name} is missing`);
   const { bytes, sha256 } = sha256File(treePath);

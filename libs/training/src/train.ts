@@ -222,6 +222,11 @@ function historySeries(h: History): Series[] {
   ];
 }
 
+/** A state's leaves as `path:dtype[shape]` in flatten order, for comparing structures. */
+function stateLayout(tree: PyTree): string[] {
+  return treeLeavesWithPath<unknown>(tree).map(([p, l]) => `${p}:${l instanceof tf.Tensor ? `${l.dtype}[${l.shape}]` : typeof l}`);
+}
+
 /** Shallow differences between two configs, as `field: a -> b` lines. */
 function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
   const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
@@ -326,6 +331,27 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     if (!st || typeof st !== 'object' || !('learnerState' in st) || !Array.isArray(st.workerStates)) {
       treeDispose(restored.state);
       throw new CheckpointError(`--resume: ${restored.path} does not hold a meta-trainer state (learnerState, workerStates)`);
+    }
+    // Everything is checked before anything is written: the step against the config, the recorded
+    // key against the one the config derives, and the state's structure against a fresh one.
+    const refuse = (why: string): never => {
+      treeDispose(restored.state);
+      throw new CheckpointError(`--resume: ${restored.path}: ${why}`);
+    };
+    if (restored.step > cfg.steps) refuse(`it is at step ${restored.step}, past steps=${cfg.steps}; resume with --steps ${restored.step} or more`);
+    const derived = Array.from(trainer.stepKey(restored.step));
+    if (restored.rngKey && Array.from(restored.rngKey).join(',') !== derived.join(',')) {
+      refuse(`its rngKey [${Array.from(restored.rngKey)}] is not the key [${derived}] this config derives for step ${restored.step} (a changed seed or an edited meta.json)`);
+    }
+    // (a single-thread twin builds the fresh state: the threads keep nothing of it)
+    const twin = new MetaTrainer(cfg, trainer.registry);
+    const fresh = await twin.init();
+    const want = stateLayout(fresh as unknown as PyTree);
+    await twin.dispose(fresh);
+    const got = stateLayout(st as unknown as PyTree);
+    const firstDiff = want.find((w, i) => w !== got[i]) ?? got[want.length];
+    if (got.length !== want.length || firstDiff !== undefined) {
+      refuse(`its state is not what this config builds (another experiment's checkpoint?): expected ${firstDiff === undefined ? `${want.length} leaves, found ${got.length}` : `'${firstDiff}'`}`);
     }
     state = await trainer.importState(st);
     startStep = restored.step;

@@ -2,6 +2,7 @@ import '@lopt/tasks';
 import '@lopt/optimizers';
 import '@lopt/estimators';
 import * as fs from 'fs';
+import { createHash } from 'crypto';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -167,5 +168,64 @@ describe('lopt run (in process)', () => {
     expect(() => resolveRunConfig(registry, 'quadratic-pes', { set: ['thetaOptimizer.config.learningRate=1e400'] })).toThrow(
       /thetaOptimizer\.config\.learningRate: Infinity is not a finite number/,
     );
+  });
+
+  test('resume checks before it writes: a bad meta.json, a step past --steps, another key, another experiment\'s state are refused and the folder stays byte-identical', async () => {
+    const opts = { experiment: 'quadratic-pes', registry };
+    const dir = path.join(tmp, 'resume-checks');
+    await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 4 }), { ...opts, logdir: dir });
+    const snapshot = () => {
+      const out: string[] = [];
+      const walk = (d: string) => {
+        for (const n of fs.readdirSync(d).sort()) {
+          const p = path.join(d, n);
+          if (fs.statSync(p).isDirectory()) walk(p);
+          else out.push(`${path.relative(dir, p)}:${fs.readFileSync(p).toString('base64')}`);
+        }
+      };
+      walk(dir);
+      return out.join('\n');
+    };
+    const ck = new CheckpointManager({ dir }).latest()!;
+    const metaFile = path.join(ck.path, 'meta.json');
+    const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+    const withMeta = async (edit: Record<string, unknown>, steps: number, re: RegExp) => {
+      fs.writeFileSync(metaFile, JSON.stringify({ ...meta, ...edit }));
+      const before = snapshot();
+      await expect(train(resolveRunConfig(registry, 'quadratic-pes', { steps }), { ...opts, logdir: dir, resume: true })).rejects.toThrow(re);
+      expect(snapshot()).toBe(before);
+    };
+    await withMeta({ step: 1000 }, 6, /at step 1000, past steps=6; resume with --steps 1000 or more/);
+    await withMeta({}, 2, /at step 4, past steps=2/);
+    await withMeta({ step: -1 }, 6, /meta\.json step is -1 \(a non-negative integer expected\)/);
+    await withMeta({ step: 5.5 }, 6, /meta\.json step is 5\.5/);
+    await withMeta({ elapsedTime: 'x' }, 6, /meta\.json elapsedTime is "x"/);
+    await withMeta({ rngKey: [1, 2] }, 6, /its rngKey \[1,2\] is not the key .* this config derives for step 4/);
+    fs.writeFileSync(metaFile, JSON.stringify(meta));
+    // another experiment's state (4 tasks where this config has 2)
+    const before = snapshot();
+    await expect(train(resolveRunConfig(registry, 'quadratic-pes', { steps: 6, set: ['tasks.0.numTasks=2'] }), { ...opts, logdir: dir, resume: true })).rejects.toThrow(
+      /different config/,
+    );
+    expect(snapshot()).toBe(before);
+    // a state.tree from another experiment (2 tasks where this config builds 4), its checksum made to match
+    const other = path.join(tmp, 'resume-checks-other');
+    await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 2, set: ['tasks.0.numTasks=2'] }), { ...opts, logdir: other });
+    const otherTree = fs.readFileSync(path.join(new CheckpointManager({ dir: other }).latest()!.path, 'state.tree'));
+    const treeFile = path.join(ck.path, 'state.tree');
+    const ownTree = fs.readFileSync(treeFile);
+    fs.writeFileSync(treeFile, otherTree);
+    fs.writeFileSync(metaFile, JSON.stringify({ ...meta, file: { ...meta.file, bytes: otherTree.length, sha256: createHash('sha256').update(otherTree).digest('hex') } }));
+    const before2 = snapshot();
+    await expect(train(resolveRunConfig(registry, 'quadratic-pes', { steps: 6 }), { ...opts, logdir: dir, resume: true })).rejects.toThrow(
+      /its state is not what this config builds \(another experiment's checkpoint\?\): expected '.*\[4,/,
+    );
+    expect(snapshot()).toBe(before2);
+    fs.writeFileSync(treeFile, ownTree);
+    fs.writeFileSync(metaFile, JSON.stringify(meta));
+    // a stray folder whose index is beyond safe integers is not taken for a checkpoint
+    fs.mkdirSync(path.join(dir, 'checkpoints', 'checkpoint_99999999999999999999'));
+    const r = await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 6 }), { ...opts, logdir: dir, resume: true });
+    expect(r).toMatchObject({ startStep: 4, step: 6 });
   });
 });
