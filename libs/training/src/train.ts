@@ -372,6 +372,8 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     : { outer: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
 
   const writer = new SummaryWriter(logdir);
+  // A resumed run drops, in TensorBoard, whatever a killed process logged past its checkpoint.
+  if (opts.resume) writer.sessionStart(startStep);
   writer.text('config', `Experiment \`${opts.experiment}\`\n\n\`\`\`json\n${JSON.stringify(cfg, null, 2)}\n\`\`\``, startStep);
   writer.flush();
 
@@ -422,6 +424,9 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
       skippedNonFinite = true;
       return null;
     }
+    // The records up to step s reach the disk before the checkpoint of step s becomes visible,
+    // so a kill between the two never loses them (a resume discards any record past it).
+    writer.sync();
     const full = await trainer.exportState(state);
     try {
       return await checkpoints.saveNow(payload(s, full.state));

@@ -11,7 +11,7 @@ import { SGD } from '@lopt/optimizers';
 import { z } from 'zod';
 import { MetaTrainer } from '../index';
 import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, train } from '../train';
-import { listEventFiles, readEventFile } from '../tensorboard';
+import { listEventFiles, readEventFile, SESSION_START } from '../tensorboard';
 import { CheckpointManager } from '../checkpoints';
 
 
@@ -227,5 +227,29 @@ describe('lopt run (in process)', () => {
     fs.mkdirSync(path.join(dir, 'checkpoints', 'checkpoint_99999999999999999999'));
     const r = await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 6 }), { ...opts, logdir: dir, resume: true });
     expect(r).toMatchObject({ startStep: 4, step: 6 });
+  });
+
+  test('durability: the records of steps before a checkpoint are on disk when it appears; a resume writes SessionLog.START at its step', async () => {
+    const opts = { experiment: 'quadratic-pes', registry };
+    const dir = path.join(tmp, 'durable');
+    const seenAtCheckpoint: Array<[number, number[]]> = [];
+    await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 4, set: ['logging.checkpointEverySteps=2'] }), {
+      ...opts,
+      logdir: dir,
+      onEvent: (e) => {
+        if (e.type === 'checkpoint') {
+          const steps = listEventFiles(dir).flatMap((f) => readEventFile(f)).filter((ev) => ev.summary?.value.some((v) => v.tag === 'outer/loss')).map((ev) => ev.step);
+          seenAtCheckpoint.push([e.step, steps]);
+        }
+      },
+    });
+    // outer/loss is logged at the 0-based step index; checkpoint `s` follows step index s-1
+    expect(seenAtCheckpoint).toEqual([
+      [2, [0, 1]],
+      [4, [0, 1, 2, 3]],
+    ]);
+    await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 6, set: ['logging.checkpointEverySteps=2'] }), { ...opts, logdir: dir, resume: true });
+    const starts = listEventFiles(dir).flatMap((f) => readEventFile(f)).filter((ev) => ev.session_log?.status === SESSION_START);
+    expect(starts.map((ev) => ev.step)).toEqual([4]);
   });
 });

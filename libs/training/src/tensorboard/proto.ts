@@ -59,6 +59,18 @@ message Summary {
   repeated Value value = 1;
 }
 
+message SessionLog {
+  enum SessionStatus {
+    STATUS_UNSPECIFIED = 0;
+    START = 1;
+    STOP = 2;
+    CHECKPOINT = 3;
+  }
+  SessionStatus status = 1;
+  string checkpoint_path = 2;
+  string msg = 3;
+}
+
 message Event {
   double wall_time = 1;
   int64 step = 2;
@@ -66,6 +78,7 @@ message Event {
     string file_version = 3;
     bytes graph_def = 4;
     Summary summary = 5;
+    SessionLog session_log = 7;
   }
 }
 `;
@@ -120,7 +133,12 @@ export interface EventData {
   step: number;
   file_version?: string;
   summary?: { value: SummaryValue[] };
+  /** status 1 = START: TensorBoard then drops every record of this run at or after `step`. */
+  session_log?: { status: number; checkpoint_path?: string; msg?: string };
 }
+
+/** SessionLog.SessionStatus.START. */
+export const SESSION_START = 1;
 
 export function encodeEvent(event: EventData): Uint8Array {
   const err = EventType.verify(event);

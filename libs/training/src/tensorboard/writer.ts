@@ -14,6 +14,7 @@ import {
   EventData,
   FILE_VERSION,
   HistogramData,
+  SESSION_START,
   SummaryValue,
   encodeEvent,
 } from './proto';
@@ -161,6 +162,21 @@ export class SummaryWriter {
     this.queue = [];
     let off = 0;
     while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
+  }
+
+  /** Flush and fsync: every record written so far is on disk. */
+  sync(): void {
+    this.flush();
+    if (this.fd !== null) fs.fsyncSync(this.fd);
+  }
+
+  /**
+   * A `SessionLog.START` at `step`, as TensorFlow writes when a run restarts from a checkpoint:
+   * TensorBoard then discards this run's records at or after `step` that an earlier, killed
+   * process wrote past its last checkpoint, since those steps are about to be logged again.
+   */
+  sessionStart(step: number): void {
+    this.push({ wall_time: Date.now() / 1000, step: checkStep(step), session_log: { status: SESSION_START } });
   }
 
   close(): void {
