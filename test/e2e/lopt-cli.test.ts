@@ -187,6 +187,9 @@ describe('lopt run', () => {
     [['--steps', 'many'], /steps: expected number, got string/],
     [['--set', 'gradientEstimator.config.truncLength=4'], /truncLength \(4\) must be a multiple of stepsPerJit/],
     [['--set', 'tasks.0.name=NoSuchTask'], /tasks\.0\.name: unknown task or task family 'NoSuchTask' \(allowed: .*FixedDimQuadraticFamily/],
+    [['--seed', '1e300'], /seed: 1e\+300 is beyond the safe integer range/],
+    [['--set', 'thetaOptimizer.config.learningRate=1e400'], /thetaOptimizer\.config\.learningRate: Infinity is not a finite number/],
+    [['--set', 'learnedOptimizer.config.hiddenSize=1000000000'], /needs more memory than this process can allocate .*learnedOptimizer\.config\.hiddenSize/],
   ])('rejects %j naming the field, writing nothing', (args, re) => {
     const dir = path.join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
     const r = lopt(['run', 'quadratic-pes', ...(args as string[]), '--backend', 'cpu', '--logdir', dir]);

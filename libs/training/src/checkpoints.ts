@@ -92,9 +92,7 @@ export class CheckpointManager {
     this.everySeconds = opts.everySeconds;
     this.now = opts.now ?? Date.now;
     this.lastSaveTime = this.now();
-    fs.mkdirSync(this.dir, { recursive: true });
-    // Leftovers of a save interrupted by a crash: never valid checkpoints, safe to drop.
-    removeStaleTemps(this.dir);
+    // Nothing is created or removed until the first save: a refused run leaves no trace.
   }
 
   indices(kind: CheckpointKind = 'checkpoint'): number[] {
@@ -137,6 +135,9 @@ export class CheckpointManager {
     if (!Number.isSafeInteger(payload.step) || payload.step < 0) {
       throw new CheckpointError(`checkpoint step must be a non-negative integer, got ${payload.step}`);
     }
+    fs.mkdirSync(this.dir, { recursive: true });
+    // Leftovers of a save interrupted by a crash: never valid checkpoints, safe to drop.
+    removeStaleTemps(this.dir);
     const ckIdx = this.indices('checkpoint');
     const index = ckIdx.length ? ckIdx[ckIdx.length - 1] + 1 : 0;
     const checkpointPath = await writeCheckpointDir(this.dir, 'checkpoint', index, payload.state, payload, this.now());

@@ -272,11 +272,31 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
   const cfg = withRandomMode(validateMetaTrainingConfig(config, registry), opts.resume ? recordedRandomMode(logdir) : undefined);
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
-  const trainer = new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] });
+  const trainer = tooBig(() => new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] }));
   try {
     return await trainLoop(cfg, { ...opts, registry }, trainer);
+  } catch (e) {
+    throw tooBigError(e);
   } finally {
     await trainer.dispose(null); // stops the worker threads (if any); the state is disposed by trainLoop
+  }
+}
+
+/** An allocation this process cannot make, said in terms of the config (nothing is written before it). */
+function tooBigError(e: unknown): unknown {
+  const msg = (e as Error)?.message ?? '';
+  if (!(e instanceof RangeError) || !/Invalid typed array length|Array buffer allocation failed|Invalid array length/.test(msg)) return e;
+  return new ConfigError(
+    `the configuration needs more memory than this process can allocate (${msg}); ` +
+      `check its sizes, e.g. learnedOptimizer.config.hiddenSize, the tasks' config and tasks.N.numTasks`,
+  );
+}
+
+function tooBig<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw tooBigError(e);
   }
 }
 

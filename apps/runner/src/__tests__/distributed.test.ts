@@ -8,6 +8,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { registry, toHostTree } from '@lopt/core';
 import { MetaTrainer, distributed } from '@lopt/training';
+import * as grpc from '@grpc/grpc-js';
 import { GrpcLearnerClient, startGrpcServer } from '../distributed';
 
 const { AsyncGradientBuffer, SyncGradientSlots, batchMetrics, buildExperiment, checkWireTree, codec, DistributedLearner, InProcessTransport, requireToken, runWorker, RpcError, Status } =
@@ -219,6 +220,17 @@ describe('learner + workers over the in-process transport', () => {
   });
 });
 
+describe('learner refusals', () => {
+  test('--resume with no checkpoint to resume from is an error, not a fresh start', async () => {
+    const spec = buildExperiment(registry, 'quadratic-pes', { set: SET, steps: 2 });
+    const logdir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-learner-resume-'));
+    const learner = new DistributedLearner({ spec, registry, mode: 'async', logdir, resume: true, log: quiet });
+    await expect(learner.init()).rejects.toThrow(/--resume: no checkpoint to resume from in .*checkpoints/);
+    learner.close();
+    fs.rmSync(logdir, { recursive: true, force: true });
+  });
+});
+
 describe('gRPC transport on loopback', () => {
   const echo = (): LearnerHandler => ({
     getWorkerWeights: async (req) => ({
@@ -237,6 +249,34 @@ describe('gRPC transport on loopback', () => {
     },
   });
   const exp = { name: 'e', configHash: 'h' };
+
+  test('a request that does not decode is INVALID_ARGUMENT (not gRPC\'s INTERNAL)', async () => {
+    const server = await startGrpcServer(echo(), { host: '127.0.0.1', port: 0 });
+    const Raw = grpc.makeGenericClientConstructor(
+      {
+        put: {
+          path: `/${distributed.SERVICE_NAME}/PutGradient`,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      },
+      'Raw',
+    );
+    const client = new Raw(server.address, grpc.credentials.createInsecure()) as any;
+    try {
+      for (const payload of [Buffer.from([0xff, 0xff, 0xff, 0x01]), Buffer.from('not a protobuf at all')]) {
+        const err = await new Promise<grpc.ServiceError>((resolve) => client.put(payload, (e: grpc.ServiceError) => resolve(e)));
+        expect(err.code).toBe(Status.INVALID_ARGUMENT);
+      }
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
 
   test('bound port, token required (UNAUTHENTICATED otherwise), status codes pass through', async () => {
     const server = await startGrpcServer(requireToken(echo(), 'tok'), { host: '127.0.0.1', port: 0 });

@@ -32,13 +32,27 @@ export interface TlsFiles {
   ca?: string;
 }
 
+/** A request that did not decode: the handler answers INVALID_ARGUMENT instead of gRPC's INTERNAL. */
+const UNDECODABLE = Symbol('undecodable request');
+
+function decodeRequest<T>(decode: (b: Buffer) => T): (b: Buffer) => T {
+  return (b: Buffer) => {
+    try {
+      return decode(b);
+    } catch (e) {
+      const err = e instanceof RpcError ? e : new RpcError(Status.INVALID_ARGUMENT, `cannot decode the request: ${(e as Error).message}`);
+      return { [UNDECODABLE]: err } as unknown as T;
+    }
+  };
+}
+
 export const SERVICE_DEFINITION: grpc.ServiceDefinition = {
   GetWorkerWeights: {
     path: `/${SERVICE_NAME}/GetWorkerWeights`,
     requestStream: false,
     responseStream: false,
     requestSerialize: (m: WeightsRequest) => codec.weightsRequest.encode(m),
-    requestDeserialize: (b: Buffer) => codec.weightsRequest.decode(b),
+    requestDeserialize: decodeRequest(codec.weightsRequest.decode),
     responseSerialize: (m: WeightsReply) => codec.weightsReply.encode(m),
     responseDeserialize: (b: Buffer) => codec.weightsReply.decode(b),
   },
@@ -47,7 +61,7 @@ export const SERVICE_DEFINITION: grpc.ServiceDefinition = {
     requestStream: false,
     responseStream: false,
     requestSerialize: (m: GradientRequest) => codec.gradientRequest.encode(m),
-    requestDeserialize: (b: Buffer) => codec.gradientRequest.decode(b),
+    requestDeserialize: decodeRequest(codec.gradientRequest.decode),
     responseSerialize: (m: PutReply) => codec.putReply.encode(m),
     responseDeserialize: (b: Buffer) => codec.putReply.decode(b),
   },
@@ -95,6 +109,8 @@ export async function startGrpcServer(handler: LearnerHandler, opts: { host?: st
   const unary =
     (fn: (req: any, ctx: CallContext) => Promise<any>) =>
     (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
+      const undecodable = call.request?.[UNDECODABLE];
+      if (undecodable) return callback(toServiceError(undecodable));
       fn(call.request, ctxOf(call)).then(
         (reply) => callback(null, reply),
         (e) => callback(toServiceError(e)),

@@ -163,7 +163,7 @@ describe('CheckpointManager', () => {
     expect(mgr.latest()).toBeNull();
   });
 
-  it('a crash just before the rename leaves only temp names, cleaned up on the next start', async () => {
+  it('a crash just before the rename leaves only temp names, ignored by a restore and cleaned up by the next save', async () => {
     const dir = tmpdir();
     const mgr = new CheckpointManager({ dir });
     await mgr.saveNow(payload(1));
@@ -183,9 +183,9 @@ describe('CheckpointManager', () => {
     expect(names.filter((n) => /^(checkpoint|params)_/.test(n))).toEqual(['checkpoint_0', 'params_0']);
     expect(names.some((n) => n.startsWith('.tmp-'))).toBe(true);
     const next = new CheckpointManager({ dir });
-    expect(fs.readdirSync(next.dir).sort()).toEqual(['checkpoint_0', 'params_0']);
     expect((await next.restoreLatest())!.step).toBe(1);
     expect((await next.saveNow(payload(3))).index).toBe(1);
+    expect(fs.readdirSync(next.dir).sort()).toEqual(['checkpoint_0', 'checkpoint_1', 'params_0', 'params_1']);
   });
 
   it('validates its options', () => {

@@ -144,7 +144,8 @@ export class DistributedLearner implements LearnerHandler {
           this.genId = String(restored.meta.extra?.genId ?? this.genId);
           this.log(`[learner] resumed from ${restored.path} at step ${this.step}`);
         } else {
-          this.log(`[learner] --resume: no checkpoint in ${this.ckpt.dir}, starting fresh`);
+          // as `lopt run --resume`: a resume with nothing to resume from is a mistake, not a fresh start
+          throw new Error(`--resume: no checkpoint to resume from in ${this.ckpt.dir}`);
         }
       } else if (this.ckpt.latest() !== null) {
         this.log(`[learner] warning: ${this.ckpt.dir} already holds checkpoints; starting fresh (use --resume to continue from them)`);
