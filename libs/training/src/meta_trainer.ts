@@ -132,6 +132,37 @@ export class MetaTrainer {
     return n;
   }
 
+  /**
+   * Bytes the run's state will take (float32/int32 values), measured on one task of each entry
+   * before anything large is made: per task its parameters, task parameter and learned-optimizer
+   * state, on both antithetic branches, plus a θ-sized accumulator; and θ with the meta-optimizer's
+   * state. Activations and datasets come on top.
+   */
+  estimateStateBytes(): number {
+    const key = random.PRNGKey(0);
+    const theta = this.lopt.init(key);
+    const thetaSize = treeSize(theta);
+    const thetaOptState = this.thetaOpt.init(theta, { numSteps: 1 });
+    let values = treeSize(thetaOptState);
+    const made = new Set<tf.Tensor>();
+    const keep = (t: PyTree) => treeLeaves<unknown>(t).forEach((l) => l instanceof tf.Tensor && made.add(l));
+    keep(theta);
+    keep(thetaOptState);
+    const antithetic = this.registry.get('gradient_estimator', this.config.gradientEstimator.name).traits?.antithetic ? 2 : 1;
+    this.config.tasks.forEach((t, i) => {
+      const taskParam = this.families[i].sample(key);
+      const params = this.families[i].taskFn(taskParam).init(key);
+      const state = this.lopt.optFn(theta).init(params, { numSteps: 1 });
+      keep(taskParam);
+      keep(params);
+      keep(state);
+      const perTask = treeSize(state) + treeSize(taskParam);
+      values += this.workers.length * t.numTasks * (antithetic * perTask + thetaSize);
+    });
+    made.forEach((t) => t.isDisposed || t.dispose());
+    return values * 4;
+  }
+
   private baseKey(): PRNGKey {
     return random.PRNGKey(this.config.seed);
   }

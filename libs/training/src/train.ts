@@ -273,6 +273,16 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
   const trainer = tooBig(() => new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] }));
+  // Sizes are checked against this machine's memory before the state is made or a file written.
+  const need = tooBig(() => trainer.estimateStateBytes());
+  const have = os.totalmem();
+  if (need > 0.75 * have) {
+    await trainer.dispose(null);
+    throw new ConfigError(
+      `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than this machine's memory allows (${(have / 2 ** 30).toFixed(1)} GiB in all); ` +
+        `lower tasks.N.numTasks or the task and learned-optimizer sizes`,
+    );
+  }
   try {
     return await trainLoop(cfg, { ...opts, registry }, trainer);
   } catch (e) {
