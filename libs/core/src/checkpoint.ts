@@ -108,6 +108,11 @@ export function listIndices(dir: string, kind: CheckpointKind): number[] {
 /** The typed fields of meta.json, each in range; returns what is wrong, or null. */
 function checkMetaFields(meta: CheckpointMeta): string | null {
   const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const f = meta.file as unknown as Record<string, unknown>;
+  if (!f || typeof f !== 'object' || typeof f.name !== 'string' || !/^[\w.-]+$/.test(f.name) || !count(f.bytes) || typeof f.sha256 !== 'string') {
+    return `file is ${JSON.stringify(meta.file)} (expected {name, bytes, sha256} of the tree file beside it)`;
+  }
+  if (!Number.isSafeInteger(meta.version) || meta.version < 1) return `version is ${JSON.stringify(meta.version)} (a format version >= 1 expected)`;
   if (!count(meta.step)) return `step is ${JSON.stringify(meta.step)} (a non-negative integer expected)`;
   if (meta.index !== undefined && !count(meta.index)) return `index is ${JSON.stringify(meta.index)} (a non-negative integer expected)`;
   if (meta.elapsedTime !== undefined && !(typeof meta.elapsedTime === 'number' && Number.isFinite(meta.elapsedTime) && meta.elapsedTime >= 0)) {

@@ -386,7 +386,14 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     state = await trainer.importState(st);
     startStep = restored.step;
     elapsedBefore = restored.meta.elapsedTime ?? 0;
-    if (restored.meta.dataStreams) trainer.restoreStreamStates(restored.meta.dataStreams as any);
+    if (restored.meta.dataStreams) {
+      try {
+        trainer.restoreStreamStates(restored.meta.dataStreams as any);
+      } catch (e) {
+        treeDispose(state as unknown as PyTree);
+        throw new CheckpointError(`--resume: ${restored.path}: its data-stream positions cannot be restored (${(e as Error).message})`);
+      }
+    }
     lastCheckpoint = restored.path;
     lastSavedStep = startStep;
   } else {
