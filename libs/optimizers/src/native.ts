@@ -140,8 +140,10 @@ export function mlpLoptNative(): OptimizersAddon | null {
  */
 export function mlpLoptKernelApplies(inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpdateAttrs): boolean {
   registerMLPLOptKernels();
-  const handles = registered.get(tf.getBackend());
-  return handles !== undefined && noGradientRecorded() && handles(inputs, attrs);
+  const backend = tf.getBackend();
+  const handles = registered.get(backend);
+  // (the tf.getKernel check covers a tf.js shared with another copy of this module that registered first)
+  return handles !== undefined && noGradientRecorded() && handles(inputs, attrs) && tf.getKernel(MLPLOPT_UPDATE, backend) !== undefined;
 }
 
 /**
