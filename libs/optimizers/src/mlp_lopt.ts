@@ -147,7 +147,7 @@ export class MLPLOpt implements LearnedOptimizer {
     return haikuInit(key, (hk) => hk.mlp(sizes[0], sizes.slice(1)));
   }
 
-  optFn(theta: Theta, isTraining = false, thetaIsVector = false): Optimizer {
+  optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
     return new MLPLOptOptimizer(this, theta as Record<string, Linear>, thetaIsVector);
   }
 

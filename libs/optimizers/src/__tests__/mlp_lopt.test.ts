@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeShapes, treeSize, treeStack, treeMap } from '@lopt/core';
 import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptUpdateOps, treeExpand } from '../index';
-import { expectClose, flat, randArray, randTensor, rng, useTestBackend } from './helpers';
+import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
 import { refMLPLOptLeafUpdate, RefLayer } from './mlp_lopt_ref';
 
 beforeAll(useTestBackend);

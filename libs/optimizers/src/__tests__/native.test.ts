@@ -2,7 +2,7 @@ import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
 import { nativeStatus, random, treeDispose, treeLeaves, treeStack, useNativeVariant } from '@lopt/core';
 import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptNative, mlpLoptUpdateOps } from '../index';
-import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
+import { flat, randTensor, rng, useTestBackend } from './helpers';
 
 beforeAll(useTestBackend);
 
