@@ -130,7 +130,14 @@ export class ImageMLPTask extends BaseTask {
    * and, when asked, gradients stacked like params.
    */
   forwardBackward(params: Params, data: Batch, withGrad: boolean): { loss: tf.Tensor; grad?: Params } {
-    if (ImageMLPTask.useNative && this.activation === 'relu' && nativeUsable() && imageMlpNative()) return this.forwardBackwardNative(params, data, withGrad);
+    // The kernel where it is built (LOPT_NATIVE, on the wasm and cpu backends), for ReLU networks
+    // when no gradient tape records; otherwise the tf.js ops below, which stay the reference.
+    if (this.activation === 'relu' && nativeUsable() && imageMlpNative()) return this.forwardBackwardNative(params, data, withGrad);
+    return this.forwardBackwardOps(params, data, withGrad);
+  }
+
+  /** `forwardBackward` in tf.js ops: the readable implementation every kernel is tested against. */
+  forwardBackwardOps(params: Params, data: Batch, withGrad: boolean): { loss: tf.Tensor; grad?: Params } {
     return tf.tidy(() => {
       const layers = this.layers(params);
       const d = data as { image: tf.Tensor; label: tf.Tensor };
@@ -209,12 +216,6 @@ export class ImageMLPTask extends BaseTask {
       return { loss, grad };
     }) as { loss: tf.Tensor; grad?: Params };
   }
-
-  /**
-   * Use the native kernel (`./native.ts`) where it is built, for ReLU networks on wasm or cpu when
-   * no gradient is recorded. Tests turn it off to compare paths.
-   */
-  static useNative = true;
 
   /** `forwardBackward` as one native kernel for all N tasks (same values up to float rounding). */
   private forwardBackwardNative(params: Params, data: Batch, withGrad: boolean): { loss: tf.Tensor; grad?: Params } {

@@ -66,17 +66,15 @@ describe('ImageMLP_FashionMnist8_Relu32', () => {
     const data = task.datasets!.split('train').next([N]);
     const ref = task.valueAndGradBatchAutodiff(p, null, null, data);
     // the native kernel (where built; native.test.ts covers it further) and the tf.js layouts
-    for (const [useNative, mode] of [[true, 'auto'], [false, 'batched'], [false, 'unstacked']] as const) {
-      ImageMLPTask.useNative = useNative;
+    for (const [path, mode] of [['kernel where built', 'auto'], ['tf.js ops', 'batched'], ['tf.js ops', 'unstacked']] as const) {
       task.matmulMode = mode;
-      const out = task.valueAndGradBatch(p, null, null, data);
+      const out = path === 'tf.js ops' ? { ...task.forwardBackwardOps(p, data, true) } : task.valueAndGradBatch(p, null, null, data);
       expect(maxAbsDiff(out.loss, ref.loss)).toBeLessThan(1e-5);
       treeMapN((g: tf.Tensor, r: tf.Tensor) => {
         expect(g.shape).toEqual(r.shape);
         expect(maxAbsDiff(g, r)).toBeLessThan(1e-5);
       }, out.grad, ref.grad);
     }
-    ImageMLPTask.useNative = true;
     task.matmulMode = 'auto';
     // tanh / two hidden layers too
     const t2 = new ImageMLPTask({ datasets: task.datasets!, hiddenSizes: [16, 8], activation: 'tanh' });

@@ -23,15 +23,6 @@ test('the image-MLP native kernel is built and loaded wherever a C compiler is (
 
 const native = imageMlpNative() ? describe : describe.skip;
 
-function withPath<T>(useNative: boolean, f: () => T): T {
-  ImageMLPTask.useNative = useNative;
-  try {
-    return f();
-  } finally {
-    ImageMLPTask.useNative = true;
-  }
-}
-
 native('image-MLP native kernel', () => {
   const datasets = syntheticDatasets();
   afterEach(() => useNativeVariant(undefined));
@@ -50,7 +41,7 @@ native('image-MLP native kernel', () => {
     const full = datasets.split('train').next([N]) as any;
     const data = { image: tf.slice(full.image, [0, 0], [N, 37]), label: tf.slice(full.label, [0, 0], [N, 37]) };
     const viaNative = task.valueAndGradBatch(p, null, null, data);
-    const viaTf = withPath(false, () => task.valueAndGradBatch(p, null, null, data));
+    const viaTf = task.forwardBackwardOps(p, data, true);
     expect(viaNative.loss.shape).toEqual([N]);
     expect(maxAbsDiff(viaNative.loss, viaTf.loss)).toBeLessThan(1e-5);
     treeMapN(
