@@ -3,15 +3,24 @@
  * schedules, learnable-hyper-parameter optimizers, MLPLOpt and AdafacMLPLOpt. Importing this
  * module registers every optimizer plugin.
  */
-export * from './base';
-export * from './common';
-export * from './schedules';
-export * from './transforms';
-export * from './optax_opts';
-export * from './wrappers';
-export * from './per_param_mlp';
-export * from './mlp_lopt';
-export * from './native';
-export * from './learnable';
-export * from './adafac_mlp_lopt';
-export * from './tfjs_adapter';
+export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
+export { LazyHyper, resolveHyper, bcast, numTasks, zerosCounter, treeClone, toFloatTensor, clipTree, secondMomentNormalize, safeRsqrt, TIME_SCALES, tanhEmbedding, batchMatMul3, incCounter, vecRollingMom, vecRollingRms, factoredDims, vecFactoredRolling, tidy } from './common';
+export type { Hyper, BatchCtx, MomAccumulator, RMSAccumulator, FactoredAccum } from './common';
+export { cosineSchedule, linearWarmupSchedule, linearRampupSqrtDecaySchedule, piecewiseLinearSchedule, exponentialDecaySchedule } from './schedules';
+export type { ScalarSchedule, CosineScheduleOptions, ExponentialDecayOptions } from './schedules';
+export { incCount, chain, identity, scale, scaleBySchedule, scaleByLearningRate, scaleByAdam, trace, scaleByRms, addDecayedWeights, applyUpdates } from './transforms';
+export type { TxCtx, GradientTransformation, LearningRate, ScaleByAdamState } from './transforms';
+export { OptaxOptimizer, SGDSchema, SGDMSchema, AdamSchema, AdamWSchema, RMSPropSchema, SGD, SGDM, Adam, RMSProp, AdamW } from './optax_opts';
+export type { OptaxState, SGDMOptions, AdamOptions, RMSPropOptions, AdamWOptions } from './optax_opts';
+export { GradientClipOptimizerSchema, GradientClipOptimizer } from './wrappers';
+export { applyPerParamMLP, applyPerTaskMLPChannelsFirst, applySharedMLPChannelsFirst, fusedMatMul3 } from './per_param_mlp';
+export type { Linear } from './per_param_mlp';
+export { MLPLOPT_DECAYS, mlpLoptUpdateOps, mlpLoptUpdate, treeExpand, treeSqueeze, MLPLOpt, MLPLOptOptimizer } from './mlp_lopt';
+export type { MLPLOptState, MLPLOptOptions } from './mlp_lopt';
+export { mlpLoptNative, mlpLoptKernelApplies, mlpLoptUpdateImpls } from './native';
+export type { OptimizersAddon } from './native';
+export { LearnableSGDSchema, LearnableSGDMSchema, LearnableAdamSchema, LearnableSGD, LearnableSGDM, LearnableAdam } from './learnable';
+export type { LearnableSGDOptions, LearnableSGDMOptions, LearnableAdamOptions } from './learnable';
+export { AdafacMLPLOptSchema, AdafacMLPLOpt, AdafacMLPLOptOptimizer } from './adafac_mlp_lopt';
+export type { AdafacMLPLOptState, AdafacMLPLOptOptions } from './adafac_mlp_lopt';
+export { LearnedTfjsOptimizer, asTfjsOptimizer } from './tfjs_adapter';
