@@ -22,9 +22,18 @@ beforeAll(async () => {
       if (req.url.startsWith('/good/') && files[name] !== undefined) { res.end(files[name]); return; }
       res.statusCode = 404; res.end('no');
     });
-    s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
-  server = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<string>((resolve) => server.stdout!.once('data', (d) => resolve(String(d).trim())));
+    s.listen(0, '127.0.0.1', () => console.log('PORT=' + s.address().port));`;
+  server = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { PATH: process.env.PATH } });
+  // the port is announced on its own line (anything else the child prints is skipped)
+  const port = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    server.stdout!.on('data', (d) => {
+      out += String(d);
+      const m = /PORT=(\d+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    server.once('exit', (code) => reject(new Error(`test server exited with ${code}: ${out}`)));
+  });
   base = `http://127.0.0.1:${port}`;
 });
 

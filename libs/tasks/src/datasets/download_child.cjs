@@ -14,10 +14,14 @@ async function main() {
       for (const f of files) {
         const ctrl = new AbortController();
         const t = setTimeout(() => ctrl.abort(), Number(timeout));
-        const res = await fetch(base + f, { signal: ctrl.signal });
-        if (!res.ok) throw new Error(`${base}${f}: HTTP ${res.status}`);
-        const buf = Buffer.from(await res.arrayBuffer());
-        clearTimeout(t);
+        let buf;
+        try {
+          const res = await fetch(base + f, { signal: ctrl.signal });
+          if (!res.ok) throw new Error(`${base}${f}: HTTP ${res.status}`);
+          buf = Buffer.from(await res.arrayBuffer());
+        } finally {
+          clearTimeout(t); // a pending timer would keep this process alive after a failure
+        }
         fs.writeFileSync(path.join(dir, `${f}.part`), buf);
         fs.renameSync(path.join(dir, `${f}.part`), path.join(dir, f));
       }
