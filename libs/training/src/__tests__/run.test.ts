@@ -13,6 +13,7 @@ import { MetaTrainer } from '../index';
 import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, train } from '../train';
 import { listEventFiles, readEventFile, SESSION_START } from '../tensorboard';
 import { CheckpointManager } from '../checkpoints';
+import { folderSnapshot } from './folder_snapshot';
 
 
 const outerLosses = (logdir: string) => {
@@ -174,18 +175,7 @@ describe('lopt run (in process)', () => {
     const opts = { experiment: 'quadratic-pes', registry };
     const dir = path.join(tmp, 'resume-checks');
     await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 4 }), { ...opts, logdir: dir });
-    const snapshot = () => {
-      const out: string[] = [];
-      const walk = (d: string) => {
-        for (const n of fs.readdirSync(d).sort()) {
-          const p = path.join(d, n);
-          if (fs.statSync(p).isDirectory()) walk(p);
-          else out.push(`${path.relative(dir, p)}:${fs.readFileSync(p).toString('base64')}`);
-        }
-      };
-      walk(dir);
-      return out.join('\n');
-    };
+    const snapshot = () => folderSnapshot(dir);
     const ck = new CheckpointManager({ dir }).latest()!;
     const metaFile = path.join(ck.path, 'meta.json');
     const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
