@@ -9,11 +9,14 @@
  * Options: --backend wasm|cpu|tensorflow|auto (default wasm), --steps N (timed outer steps, default
  * 10), --warmup N (default 2), --config A|B|both (default both), --threads 1|2 (default 1: the
  * sequential path; 2 runs the estimators' antithetic branches in worker threads), --out DIR
- * (default bench). Writes DIR/results.json and DIR/results.md.
+ * (default bench), --reference PYTHON (also run the real learned_optimization with that
+ * interpreter, tools/reference/seed_bench.py, alternating with ours), --rounds N (alternations,
+ * default 2 with --reference, else 1). Writes DIR/results.json and DIR/results.md.
  *
  * FLOPs follow our own cost model (1 MAC = 2 FLOPs, a transcendental = 1 FLOP; an estimate, not
  * a figure from the reference), computed from the configuration by `flopsPerOuterStep`.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -31,6 +34,10 @@ export interface BenchOptions {
   out: string;
   /** LOPT_NATIVE for this run: auto (the native kernels where built), on, off (tf.js kernels only). */
   native: string;
+  /** A Python interpreter with the reference installed: its runs alternate with ours. */
+  reference: string | null;
+  /** How many times each configuration runs (alternating with the reference's runs). */
+  rounds: number;
 }
 
 /** Per-parameter-element FLOPs of one MLPLOpt update (our cost model): momenta, normaliser, MLP, step. */
@@ -141,6 +148,16 @@ export interface BenchResult {
   referenceStepsPerSec: number;
   /** The hot-path kernels: 'native (avx512)', 'native (avx2)', ... or 'tf.js'. */
   kernels: string;
+  /** Seconds from building the trainer to the end of the first outer step (start-up). */
+  secondsToFirstStep: number;
+}
+
+/** One run of the real learned_optimization (tools/reference/seed_bench.py). */
+export interface ReferenceResult {
+  config: 'A' | 'B';
+  stepsPerSec: number;
+  /** Includes jax's compilation of the step. */
+  secondsToFirstStep: number;
 }
 
 const EXPERIMENTS = { A: 'seed-single-machine', B: 'seed-learner-worker' } as const;
@@ -149,11 +166,14 @@ const REFERENCE = { A: 13.01, B: 8.01 } as const;
 export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: string) => void = () => undefined): Promise<BenchResult> {
   const name = EXPERIMENTS[which];
   const cfg = validateMetaTrainingConfig(registry.parseConfig('experiment', name, { steps: opts.warmup + opts.steps }), registry);
+  const started = performance.now();
   const trainer = new MetaTrainer(cfg, registry, { threads: opts.threads, backend: opts.backend });
   let state = await trainer.init();
   let loss = NaN;
+  let secondsToFirstStep = NaN;
   for (let i = 0; i < opts.warmup; i++) {
     [state, { loss }] = await trainer.step(state, i).then(([s, r]) => [s, r] as const);
+    if (i === 0) secondsToFirstStep = (performance.now() - started) / 1000;
   }
   const countAll = async () => {
     const c = await trainer.numTensors();
@@ -195,11 +215,44 @@ export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: s
     finalLoss: loss,
     referenceStepsPerSec: REFERENCE[which],
     kernels: nativeVariant() ? `native (${nativeVariant()})` : 'tf.js',
+    secondsToFirstStep,
   };
 }
 
+/** Runs tools/reference/seed_bench.py with `python` for one configuration; throws with its output on failure. */
+export function runReference(python: string, which: 'A' | 'B', opts: BenchOptions): ReferenceResult {
+  const script = path.resolve(__dirname, '../../../tools/reference/seed_bench.py');
+  const r = spawnSync(python, [script, '--config', which, '--warmup', String(Math.max(1, opts.warmup)), '--steps', String(opts.steps)], {
+    encoding: 'utf8',
+    timeout: 30 * 60 * 1000,
+  });
+  const line = (r.stdout ?? '').trim().split('\n').reverse().find((l) => l.startsWith('{'));
+  if (r.status !== 0 || !line) {
+    throw new Error(`--reference ${python}: seed_bench.py --config ${which} failed (exit ${r.status}${r.error ? `, ${r.error.message}` : ''}):\n${(r.stderr ?? '').slice(-2000)}`);
+  }
+  const o = JSON.parse(line);
+  return { config: which, stepsPerSec: Number(o.steps_per_sec), secondsToFirstStep: Number(o.seconds_to_first_step) };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Ours against the reference, per configuration: medians over the alternated rounds, and their ratio. */
+export function compareWithReference(ours: BenchResult[], ref: ReferenceResult[]): Array<{ config: 'A' | 'B'; ours: number; reference: number; ratio: number; oursFirstStep: number; referenceFirstStep: number }> {
+  const configs = [...new Set(ours.map((r) => r.config))];
+  return configs.map((c) => {
+    const o = ours.filter((r) => r.config === c);
+    const f = ref.filter((r) => r.config === c);
+    const oursSps = median(o.map((r) => r.outerStepsPerSec));
+    const refSps = median(f.map((r) => r.stepsPerSec));
+    return { config: c, ours: oursSps, reference: refSps, ratio: oursSps / refSps, oursFirstStep: median(o.map((r) => r.secondsToFirstStep)), referenceFirstStep: median(f.map((r) => r.secondsToFirstStep)) };
+  });
+}
+
 function parseArgs(argv: string[]): BenchOptions {
-  const opts: BenchOptions = { backend: 'wasm', steps: 10, warmup: 2, configs: ['A', 'B'], threads: 1, out: 'bench', native: process.env.LOPT_NATIVE ?? 'auto' };
+  const opts: BenchOptions = { backend: 'wasm', steps: 10, warmup: 2, configs: ['A', 'B'], threads: 1, out: 'bench', native: process.env.LOPT_NATIVE ?? 'auto', reference: null, rounds: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -224,6 +277,12 @@ function parseArgs(argv: string[]): BenchOptions {
       case '--out':
         opts.out = val();
         break;
+      case '--reference':
+        opts.reference = val();
+        break;
+      case '--rounds':
+        opts.rounds = Number(val());
+        break;
       case '--config': {
         const c = val().toUpperCase();
         if (c === 'BOTH') opts.configs = ['A', 'B'];
@@ -233,32 +292,47 @@ function parseArgs(argv: string[]): BenchOptions {
       }
       case '-h':
       case '--help':
-        process.stdout.write('usage: bench [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR]\n');
+        process.stdout.write('usage: bench [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N]\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough -- process.exit() never returns
       default:
-        throw new Error(`unknown option '${a}' (allowed: --backend, --steps, --warmup, --config, --threads, --native, --out)`);
+        throw new Error(`unknown option '${a}' (allowed: --backend, --steps, --warmup, --config, --threads, --native, --out, --reference, --rounds)`);
     }
   }
   if (!(Number.isInteger(opts.steps) && opts.steps > 0)) throw new Error(`--steps must be a positive integer, got ${opts.steps}`);
   if (!(Number.isInteger(opts.warmup) && opts.warmup >= 0)) throw new Error(`--warmup must be a non-negative integer, got ${opts.warmup}`);
   if (!(opts.threads === 1 || opts.threads === 2)) throw new Error(`--threads must be 1 or 2, got ${opts.threads}`);
+  if (opts.rounds === 0) opts.rounds = opts.reference ? 2 : 1;
+  if (!(Number.isInteger(opts.rounds) && opts.rounds > 0)) throw new Error(`--rounds must be a positive integer, got ${opts.rounds}`);
   return opts;
 }
 
-function markdown(results: BenchResult[], mm: { square1024: number; thin: number }, machine: string): string {
+function markdown(results: BenchResult[], mm: { square1024: number; thin: number }, machine: string, ref: ReferenceResult[]): string {
   const rows = results.map(
     (r) =>
-      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.kernels} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.referenceStepsPerSec} |`,
+      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.kernels} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.secondsToFirstStep.toFixed(2)} | ${r.referenceStepsPerSec} |`,
   );
+  const vs = ref.length
+    ? [
+        '',
+        'Against the real learned_optimization on this machine (runs alternated; medians):',
+        '',
+        '| config | lopt-ts outer steps/s | reference outer steps/s | ratio | lopt-ts first step s | reference first step s (with compilation) |',
+        '|---|---|---|---|---|---|',
+        ...compareWithReference(results, ref).map(
+          (c) => `| ${c.config} | ${c.ours.toFixed(3)} | ${c.reference.toFixed(3)} | ${c.ratio.toFixed(2)}x | ${c.oursFirstStep.toFixed(2)} | ${c.referenceFirstStep.toFixed(1)} |`,
+        ),
+      ]
+    : [];
   return [
     `# lopt-ts meta-training benchmark`,
     '',
     `Machine: ${machine}. Date: ${new Date().toISOString()}.`,
     '',
-    '| config | backend | kernels | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | peak RSS MB | numTensors | reference steps/s |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| config | backend | kernels | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | peak RSS MB | numTensors | first step s | notebook accelerator steps/s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
+    ...vs,
     '',
     `Backend matMul (main thread): ${mm.square1024.toFixed(2)} GFLOP/s for 1024x1024x1024, ${mm.thin.toFixed(2)} GFLOP/s for [19280,32]x[32,32].`,
     '',
@@ -277,15 +351,23 @@ export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]>
   log(nativeKernelsStatus());
   log(`backend ${tf.getBackend()}: matMul ${mm.square1024.toFixed(2)} GFLOP/s (1024^3), ${mm.thin.toFixed(2)} GFLOP/s ([19280,32]x[32,32])`);
   const results: BenchResult[] = [];
-  for (const c of opts.configs) {
-    const r = await runConfig(c, opts, log);
-    results.push(r);
-    log(`${c}: ${r.outerStepsPerSec.toFixed(3)} outer steps/s (${r.secondsPerStep.toFixed(3)} s/step), ${r.achievedGflops.toFixed(2)} GFLOP/s, peak RSS ${r.peakRssMB.toFixed(0)} MB, numTensors ${r.numTensorsBefore} -> ${r.numTensorsAfter}`);
+  const reference: ReferenceResult[] = [];
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const c of opts.configs) {
+      const r = await runConfig(c, opts, log);
+      results.push(r);
+      log(`${c}: ${r.outerStepsPerSec.toFixed(3)} outer steps/s (${r.secondsPerStep.toFixed(3)} s/step), ${r.achievedGflops.toFixed(2)} GFLOP/s, peak RSS ${r.peakRssMB.toFixed(0)} MB, numTensors ${r.numTensorsBefore} -> ${r.numTensorsAfter}, first step after ${r.secondsToFirstStep.toFixed(2)} s`);
+      if (opts.reference) {
+        const ref = runReference(opts.reference, c, opts);
+        reference.push(ref);
+        log(`${c} reference: ${ref.stepsPerSec.toFixed(3)} outer steps/s, first step after ${ref.secondsToFirstStep.toFixed(1)} s`);
+      }
+    }
   }
   fs.mkdirSync(opts.out, { recursive: true });
-  const payload = { machine, backend: tf.getBackend(), matMulGflops: mm, options: opts, results };
+  const payload = { machine, backend: tf.getBackend(), matMulGflops: mm, options: opts, results, reference, comparison: reference.length ? compareWithReference(results, reference) : [] };
   fs.writeFileSync(path.join(opts.out, 'results.json'), JSON.stringify(payload, null, 2) + '\n');
-  const md = markdown(results, mm, machine);
+  const md = markdown(results, mm, machine, reference);
   fs.writeFileSync(path.join(opts.out, 'results.md'), md);
   process.stdout.write(md);
   return results;
