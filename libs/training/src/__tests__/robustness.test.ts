@@ -1,0 +1,114 @@
+/**
+ * Property tests (fast-check): random mutations of a valid experiment config never crash
+ * validation (a clear ConfigError/RegistryError or a valid config), and random damage to a
+ * checkpoint never crashes a resume and never changes the run folder when the resume is refused.
+ */
+import '@lopt/tasks';
+import '@lopt/optimizers';
+import '@lopt/estimators';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import fc from 'fast-check';
+import { CheckpointError, RegistryError, SerializationError, registry } from '@lopt/core';
+import { ConfigError } from '../config';
+import { CheckpointManager } from '../checkpoints';
+import { resolveRunConfig, train, validateMetaTrainingConfig } from '../index';
+import { folderSnapshot } from './folder_snapshot';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-robust-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Every path to a value of a JSON tree, e.g. ['gradientEstimator', 'config', 'truncLength']. */
+function paths(x: unknown, at: string[] = []): string[][] {
+  if (x && typeof x === 'object') {
+    const out: string[][] = at.length ? [at] : [];
+    for (const [k, v] of Object.entries(x)) out.push(...paths(v, [...at, k]));
+    return out;
+  }
+  return [at];
+}
+
+function setAt(x: any, p: string[], value: unknown, remove: boolean): any {
+  const copy = structuredClone(x);
+  let o = copy;
+  for (const k of p.slice(0, -1)) o = o[k];
+  if (remove) delete o[p[p.length - 1]];
+  else o[p[p.length - 1]] = value;
+  return copy;
+}
+
+const anyValue = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.constantFrom(Infinity, -Infinity, NaN, 1e300, 2 ** 53 + 2, -1, 0, 0.5),
+  fc.string(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.integer(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 2 }),
+);
+
+const isCleanRefusal = (e: unknown) => e instanceof ConfigError || e instanceof RegistryError;
+
+test('a mutated config is either valid or refused with a clear error naming a field, never a crash', () => {
+  const base = JSON.parse(JSON.stringify(registry.parseConfig('experiment', 'quadratic-pes', {})));
+  const all = paths(base);
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: all.length - 1 }), anyValue, fc.boolean(), (i, value, remove) => {
+      const mutated = setAt(base, all[i], value, remove && all[i].length > 0);
+      try {
+        validateMetaTrainingConfig(mutated, registry);
+      } catch (e) {
+        if (!isCleanRefusal(e)) throw new Error(`mutation ${all[i].join('.')}=${JSON.stringify(value)} crashed: ${(e as Error)?.stack ?? e}`);
+        expect((e as Error).message.length).toBeGreaterThan(0);
+      }
+    }),
+    { numRuns: 500, seed: 7 },
+  );
+});
+
+test('a damaged checkpoint never crashes a resume, and a refused resume changes nothing in the folder', async () => {
+  const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps: 2, set: ['logging.checkpointEverySteps=1', 'tasks.0.numTasks=2'] });
+  const pristine = path.join(tmp, 'pristine');
+  await train(cfg, { experiment: 'quadratic-pes', registry, logdir: pristine });
+  const latest = new CheckpointManager({ dir: pristine }).latest()!;
+  const rel = path.relative(pristine, latest.path);
+  let n = 0;
+  const damage = fc.oneof(
+    fc.record({ kind: fc.constant('meta' as const), field: fc.constantFrom('step', 'elapsedTime', 'rngKey', 'configHash', 'file', 'format', 'version', 'index', 'dataStreams'), value: anyValue }),
+    fc.record({ kind: fc.constant('tree' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
+    fc.record({ kind: fc.constant('truncate' as const), keep: fc.nat() }),
+  );
+  await fc.assert(
+    fc.asyncProperty(damage, async (d) => {
+      const dir = path.join(tmp, `run-${n++}`);
+      fs.cpSync(pristine, dir, { recursive: true });
+      const metaFile = path.join(dir, rel, 'meta.json');
+      const treeFile = path.join(dir, rel, 'state.tree');
+      if (d.kind === 'meta') {
+        const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+        meta[d.field] = d.value;
+        fs.writeFileSync(metaFile, JSON.stringify(meta));
+      } else {
+        const bytes = fs.readFileSync(treeFile);
+        if (d.kind === 'tree') bytes[d.at % bytes.length] ^= d.xor;
+        fs.writeFileSync(treeFile, d.kind === 'tree' ? bytes : bytes.subarray(0, d.keep % bytes.length));
+      }
+      const before = folderSnapshot(dir);
+      try {
+        await train(cfg, { experiment: 'quadratic-pes', registry, logdir: dir, resume: true });
+      } catch (e) {
+        const clean = e instanceof CheckpointError || e instanceof ConfigError || e instanceof SerializationError;
+        if (!clean) throw new Error(`damage ${JSON.stringify(d)} crashed the resume: ${(e as Error)?.stack ?? e}`);
+        expect(folderSnapshot(dir)).toBe(before);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }),
+    { numRuns: 100, seed: 11 },
+  );
+}, 120000);
