@@ -17,12 +17,14 @@
  * a figure from the reference), computed from the configuration by `flopsPerOuterStep`.
  */
 import { spawnSync } from 'child_process';
+import { Worker } from 'worker_threads';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, nativeVariant, registry } from '@lopt/core';
 import { loadBuiltinLibs, nativeKernelsStatus } from './libs';
+import { mlpLoptNative, MLPLOPT_ADDON_PATH } from '@lopt/optimizers';
 import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from '@lopt/training';
 
 export interface BenchOptions {
@@ -150,6 +152,9 @@ export interface BenchResult {
   kernels: string;
   /** Seconds from building the trainer to the end of the first outer step (start-up). */
   secondsToFirstStep: number;
+  /** The FMA peak of as many cores as the run uses (GFLOP/s), and the achieved fraction of it. */
+  peakGflops: number | null;
+  fractionOfPeak: number | null;
 }
 
 /** One run of the real learned_optimization (tools/reference/seed_bench.py). */
@@ -216,6 +221,8 @@ export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: s
     referenceStepsPerSec: REFERENCE[which],
     kernels: nativeVariant() ? `native (${nativeVariant()})` : 'tf.js',
     secondsToFirstStep,
+    peakGflops: null,
+    fractionOfPeak: null,
   };
 }
 
@@ -232,6 +239,39 @@ export function runReference(python: string, which: 'A' | 'B', opts: BenchOption
   }
   const o = JSON.parse(line);
   return { config: which, stepsPerSec: Number(o.steps_per_sec), secondsToFirstStep: Number(o.seconds_to_first_step) };
+}
+
+/**
+ * The machine's FMA peak in GFLOP/s on `cores` cores at once (the native probe, 24 independent
+ * vector FMA chains, in worker threads), or null without the native kernels. Each core runs about
+ * `seconds` of the loop.
+ */
+export async function fmaPeakGflops(cores: number, seconds = 0.3): Promise<number | null> {
+  const addon = mlpLoptNative();
+  if (!addon?.fmaProbe) return null;
+  const t0 = performance.now();
+  const trial = addon.fmaProbe(1_000_000);
+  const iters = Math.max(1, Math.round((1_000_000 * seconds) / Math.max(1e-6, (performance.now() - t0) / 1000)));
+  const code = `const { parentPort, workerData } = require('worker_threads');
+    const addon = require(workerData.addonPath);
+    parentPort.once('message', () => { addon.fmaProbe(workerData.iters); parentPort.postMessage(0); });
+    parentPort.postMessage('ready');`;
+  const workers = Array.from({ length: cores }, () => new Worker(code, { eval: true, workerData: { addonPath: MLPLOPT_ADDON_PATH, iters } }));
+  try {
+    const once = (w: Worker, go: boolean) =>
+      new Promise((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+        if (go) w.postMessage('go');
+      });
+    await Promise.all(workers.map((w) => once(w, false)));
+    const start = performance.now();
+    await Promise.all(workers.map((w) => once(w, true)));
+    const wall = (performance.now() - start) / 1000;
+    return (cores * (trial.flops / 1_000_000) * iters) / wall / 1e9;
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
 }
 
 const median = (xs: number[]) => {
@@ -310,7 +350,7 @@ function parseArgs(argv: string[]): BenchOptions {
 function markdown(results: BenchResult[], mm: { square1024: number; thin: number }, machine: string, ref: ReferenceResult[]): string {
   const rows = results.map(
     (r) =>
-      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.kernels} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.secondsToFirstStep.toFixed(2)} | ${r.referenceStepsPerSec} |`,
+      `| ${r.config} (${r.experiment}) | ${r.backend} | ${r.kernels} | ${r.threads} | ${r.outerStepsPerSec.toFixed(3)} | ${r.secondsPerStep.toFixed(3)} | ${Math.round(r.innerTaskStepsPerSec)} | ${r.gflopPerOuterStep.toFixed(2)} | ${r.achievedGflops.toFixed(2)} | ${r.fractionOfPeak === null ? '-' : `${(100 * r.fractionOfPeak).toFixed(0)}% of ${r.peakGflops!.toFixed(0)}`} | ${r.peakRssMB.toFixed(0)} | ${r.numTensorsBefore} → ${r.numTensorsAfter} | ${r.secondsToFirstStep.toFixed(2)} | ${r.referenceStepsPerSec} |`,
   );
   const vs = ref.length
     ? [
@@ -329,8 +369,8 @@ function markdown(results: BenchResult[], mm: { square1024: number; thin: number
     '',
     `Machine: ${machine}. Date: ${new Date().toISOString()}.`,
     '',
-    '| config | backend | kernels | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | peak RSS MB | numTensors | first step s | notebook accelerator steps/s |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| config | backend | kernels | threads | outer steps/s | s/step | inner task-steps/s | GFLOP/step | GFLOP/s | of the FMA peak | peak RSS MB | numTensors | first step s | notebook accelerator steps/s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     ...vs,
     '',
@@ -349,12 +389,17 @@ export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]>
   const log = (s: string) => process.stderr.write(s + '\n');
   const mm = await matMulGflops();
   log(nativeKernelsStatus());
+  const cores = Math.min(opts.threads, os.cpus().length);
+  const peak = await fmaPeakGflops(cores);
+  log(peak === null ? 'FMA peak: not measured (no native kernels)' : `FMA peak: ${peak.toFixed(1)} GFLOP/s on ${cores} core(s)`);
   log(`backend ${tf.getBackend()}: matMul ${mm.square1024.toFixed(2)} GFLOP/s (1024^3), ${mm.thin.toFixed(2)} GFLOP/s ([19280,32]x[32,32])`);
   const results: BenchResult[] = [];
   const reference: ReferenceResult[] = [];
   for (let round = 0; round < opts.rounds; round++) {
     for (const c of opts.configs) {
       const r = await runConfig(c, opts, log);
+      r.peakGflops = peak;
+      r.fractionOfPeak = peak ? r.achievedGflops / peak : null;
       results.push(r);
       log(`${c}: ${r.outerStepsPerSec.toFixed(3)} outer steps/s (${r.secondsPerStep.toFixed(3)} s/step), ${r.achievedGflops.toFixed(2)} GFLOP/s, peak RSS ${r.peakRssMB.toFixed(0)} MB, numTensors ${r.numTensorsBefore} -> ${r.numTensorsAfter}, first step after ${r.secondsToFirstStep.toFixed(2)} s`);
       if (opts.reference) {

@@ -1,6 +1,7 @@
 /*
  * Include after defining LOPT_KERNEL_HEADER: compiles that header once per instruction set (see
  * lopt_napi.h), with KERNEL(name) pasting the suffix, so each copy is inlined for its own target.
+ * A file may include it again with another LOPT_KERNEL_HEADER (#undef it first).
  * LOPT_PICK(fn, variant) gives the function of variant index `variant` (lopt_variants() order).
  */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -27,6 +28,7 @@
 #undef KERNEL
 #undef LOPT_VW
 
+#ifndef LOPT_PICK /* defined once, however many kernel headers a file compiles */
 #if defined(__x86_64__) && defined(__GNUC__)
 /* Index -> function, for the variants lopt_variants() lists on this CPU. */
 #define LOPT_PICK(fn, variant) lopt_pick_impl((void *)fn##_avx512, (void *)fn##_avx2, (void *)fn##_base, variant)
@@ -40,4 +42,5 @@ static inline void *lopt_pick_impl(void *avx512, void *avx2, void *base, int var
 }
 #else
 #define LOPT_PICK(fn, variant) ((variant) == 0 ? (void *)fn##_base : NULL)
+#endif
 #endif

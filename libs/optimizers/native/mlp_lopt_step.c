@@ -68,6 +68,9 @@ static void load_task(TaskWeights *tw, const float *w0, const float *b0, const f
 
 #define LOPT_KERNEL_HEADER "mlp_lopt_kernel.h"
 #include "lopt_isa.h"
+#undef LOPT_KERNEL_HEADER
+#define LOPT_KERNEL_HEADER "fma_probe.h"
+#include "lopt_isa.h"
 
 typedef void (*LeafStepFn)(const TaskWeights *, int64_t, const float *, const float *, const float *, float *, float *,
                            const float *, float, float);
@@ -95,6 +98,31 @@ static int leaf_table_alloc(LeafTable *t, uint32_t L) {
 static void leaf_table_free(LeafTable *t) {
   free(t->p);
   free(t->size);
+}
+
+/* fmaProbe(iters, variant?) -> {flops, width}: runs the FMA peak loop (fma_probe.h); the caller times it. */
+typedef float (*FmaProbeFn)(int64_t, float, float);
+typedef int (*FmaWidthFn)(void);
+static napi_value FmaProbe(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value a[2];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  int64_t iters = 0;
+  if (argc < 1 || napi_get_value_int64(env, a[0], &iters) != napi_ok || iters < 1) return lopt_fail(env, "fmaProbe: iters must be a positive integer");
+  int variant = 0;
+  if (argc > 1 && napi_get_value_int32(env, a[1], &variant) != napi_ok) return lopt_fail(env, "fmaProbe: variant must be an index into kernelVariants()");
+  FmaProbeFn probe = (FmaProbeFn)LOPT_PICK(fma_probe, variant);
+  FmaWidthFn width = (FmaWidthFn)LOPT_PICK(fma_probe_width, variant);
+  if (!probe || !width) return lopt_fail(env, "fmaProbe: variant not supported on this CPU (see kernelVariants())");
+  volatile float sink = probe(iters, 0.999999f, 1e-7f);
+  (void)sink;
+  napi_value out, flops, w;
+  napi_create_object(env, &out);
+  napi_create_double(env, 2.0 * 24.0 * (double)width() * (double)iters, &flops);
+  napi_create_int32(env, width(), &w);
+  napi_set_named_property(env, out, "flops", flops);
+  napi_set_named_property(env, out, "width", w);
+  return out;
 }
 
 static napi_value MlpLoptStep(napi_env env, napi_callback_info info) {
@@ -161,5 +189,6 @@ static napi_value MlpLoptStep(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   lopt_export(env, exports, "mlpLoptStep", MlpLoptStep);
   lopt_export(env, exports, "kernelVariants", lopt_kernel_variants);
+  lopt_export(env, exports, "fmaProbe", FmaProbe);
   return exports;
 }

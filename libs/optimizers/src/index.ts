@@ -17,7 +17,7 @@ export { applyPerParamMLP, applyPerTaskMLPChannelsFirst, applySharedMLPChannelsF
 export type { Linear } from './per_param_mlp';
 export { MLPLOPT_DECAYS, mlpLoptUpdateOps, mlpLoptUpdate, treeExpand, treeSqueeze, MLPLOpt, MLPLOptOptimizer } from './mlp_lopt';
 export type { MLPLOptState, MLPLOptOptions } from './mlp_lopt';
-export { mlpLoptNative, mlpLoptKernelApplies, mlpLoptUpdateImpls } from './native';
+export { mlpLoptNative, mlpLoptKernelApplies, mlpLoptUpdateImpls, MLPLOPT_ADDON_PATH } from './native';
 export type { OptimizersAddon } from './native';
 export { LearnableSGDSchema, LearnableSGDMSchema, LearnableAdamSchema, LearnableSGD, LearnableSGDM, LearnableAdam } from './learnable';
 export type { LearnableSGDOptions, LearnableSGDMOptions, LearnableAdamOptions } from './learnable';

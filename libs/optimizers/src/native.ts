@@ -45,9 +45,12 @@ export interface OptimizersAddon extends NativeAddon {
     stepMult: number,
     variant?: string,
   ): void;
+  /** Runs `iters` iterations of the FMA peak loop (fma_probe.h) in variant `variant` (an index). */
+  fmaProbe(iters: number, variant?: number): { flops: number; width: number };
 }
 
-const ADDON_PATH = path.resolve(__dirname, '..', 'native', 'build', 'Release', 'lopt_optimizers.node');
+/** Where the built C kernels live (a worker thread that needs only the addon can `require` it directly). */
+export const MLPLOPT_ADDON_PATH = path.resolve(__dirname, '..', 'native', 'build', 'Release', 'lopt_optimizers.node');
 const THETA_KEYS = ['w0', 'b0', 'w1', 'b1', 'w2', 'b2'];
 /** The one MLP the C kernel is compiled for: 19 → 32 → 32 → 2 (the reference's default). */
 const NATIVE_LAYERS = [
@@ -74,7 +77,7 @@ let registeredOnce = false;
 /** Register the kernel's implementations (once per process; reads LOPT_NATIVE the first time). */
 function registerMLPLOptKernels(): void {
   if (registeredOnce) return;
-  addon = loadNativeAddon<OptimizersAddon>(ADDON_PATH, 'MLPLOpt');
+  addon = loadNativeAddon<OptimizersAddon>(MLPLOPT_ADDON_PATH, 'MLPLOpt');
   registeredOnce = true;
   const native = addon;
   if (native) {

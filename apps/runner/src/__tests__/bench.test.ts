@@ -3,7 +3,8 @@ import { validateMetaTrainingConfig } from '@lopt/training';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { compareWithReference, flopsPerOuterStep, runReference, type BenchResult } from '../bench';
+import { mlpLoptNative } from '@lopt/optimizers';
+import { compareWithReference, flopsPerOuterStep, fmaPeakGflops, runReference, type BenchResult } from '../bench';
 
 describe('bench', () => {
   test('the FLOP model gives the hand-computed A ≈ 4.0, B ≈ 16.0 GFLOP per outer step', () => {
@@ -30,5 +31,16 @@ describe('bench', () => {
     const ref = [6, 5].map((sps) => ({ config: 'A' as const, stepsPerSec: sps, secondsToFirstStep: 20 }));
     expect(compareWithReference(ours, ref)).toEqual([{ config: 'A', ours: 11, reference: 5.5, ratio: 2, oursFirstStep: 1.5, referenceFirstStep: 20 }]);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the FMA peak probe measures GFLOP/s on one and on two cores where the native kernels are built, else says it cannot', async () => {
+    const one = await fmaPeakGflops(1, 0.02);
+    if (!mlpLoptNative()) {
+      expect(one).toBeNull();
+      return;
+    }
+    expect(one).toBeGreaterThan(1); // even the baseline SSE variant does several GFLOP/s
+    const two = await fmaPeakGflops(2, 0.02);
+    expect(two).toBeGreaterThan(one! * 0.5); // two threads never measure much less than one
   });
 });
