@@ -49,33 +49,64 @@ function splitPath(key: string): string[] {
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
- * Applies `key.path=value` overrides to a deep copy of `config`. Intermediate objects are created
- * as needed; a numeric segment indexes into an existing array.
+ * Applies `key.path=value` overrides to a deep copy of `config`, in order. Intermediate objects
+ * are created as needed; a numeric segment indexes into an existing array. Setting the `name` of a
+ * `{name, config}` plugin reference to another plugin empties its `config` (keeping what this
+ * command set there), so the new plugin starts from its own defaults.
  */
 export function applySetOverrides<T extends Record<string, any>>(config: T, overrides: readonly string[] = []): T {
   const out: any = structuredClone(config ?? {});
+  const applied: Array<{ keys: string[]; value: Json; ov: string }> = [];
   for (const ov of overrides) {
     const eq = ov.indexOf('=');
     if (eq <= 0) throw new ConfigError(`bad override '${ov}': expected key.path=value`);
     const keys = splitPath(ov.slice(0, eq).trim());
     for (const k of keys) if (FORBIDDEN_KEYS.has(k)) throw new ConfigError(`bad override '${ov}': '${k}' is not allowed as a field name`);
     const value = parseOverrideValue(ov.slice(eq + 1));
-    let node: any = out;
-    for (let i = 0; i < keys.length - 1; i++) {
-      const k = keys[i];
-      const next = Array.isArray(node) ? node[arrayIndex(node, k, ov, keys, i)] : node[k];
-      if (next === undefined || next === null) {
-        node[k] = {};
-      } else if (typeof next !== 'object') {
-        throw new ConfigError(`bad override '${ov}': ${keys.slice(0, i + 1).join('.')} is ${JSON.stringify(next)}, not an object`);
-      }
-      node = Array.isArray(node) ? node[Number(k)] : node[k];
-    }
+    const node = parentOf(out, keys, ov);
     const last = keys[keys.length - 1];
-    if (Array.isArray(node)) node[arrayIndex(node, last, ov, keys, keys.length - 1, true)] = value;
-    else node[last] = value;
+    if (last === 'name' && isPluginRef(node) && node.name !== value) {
+      // Choosing another plugin (`gradientEstimator.name=TruncatedES`) starts from that plugin's
+      // defaults: the old plugin's config fields are dropped, except those this command set.
+      node.config = {};
+      setAt(out, keys, value, ov);
+      const under = [...keys.slice(0, -1), 'config'];
+      for (const a of applied) if (under.every((k, i) => a.keys[i] === k) && a.keys.length > under.length) setAt(out, a.keys, structuredClone(a.value), a.ov);
+    } else {
+      setAt(out, keys, value, ov);
+    }
+    applied.push({ keys, value, ov });
   }
   return out;
+}
+
+/** The object that holds `keys`' last segment, creating intermediate objects as needed. */
+function parentOf(root: any, keys: string[], ov: string): any {
+  let node: any = root;
+  for (let i = 0; i < keys.length - 1; i++) {
+    const k = keys[i];
+    const next = Array.isArray(node) ? node[arrayIndex(node, k, ov, keys, i)] : node[k];
+    if (next === undefined || next === null) {
+      node[k] = {};
+    } else if (typeof next !== 'object') {
+      throw new ConfigError(`bad override '${ov}': ${keys.slice(0, i + 1).join('.')} is ${JSON.stringify(next)}, not an object`);
+    }
+    node = Array.isArray(node) ? node[Number(k)] : node[k];
+  }
+  return node;
+}
+
+function setAt(root: any, keys: string[], value: Json, ov: string): void {
+  const node = parentOf(root, keys, ov);
+  const last = keys[keys.length - 1];
+  if (Array.isArray(node)) node[arrayIndex(node, last, ov, keys, keys.length - 1, true)] = value;
+  else node[last] = value;
+}
+
+/** A `{name, config}` reference to a registered plugin, as experiment configs hold them. */
+export function isPluginRef(x: unknown): x is { name: string; config: Record<string, unknown> } {
+  const o = x as Record<string, unknown>;
+  return typeof o === 'object' && o !== null && typeof o.name === 'string' && typeof o.config === 'object' && o.config !== null && !Array.isArray(o.config);
 }
 
 function arrayIndex(arr: unknown[], k: string, ov: string, keys: string[], i: number, allowAppend = false): number {

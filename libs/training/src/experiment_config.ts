@@ -80,9 +80,14 @@ function isPlainObject(x: unknown): x is Record<string, any> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-/** Deep merge of plain objects (arrays and scalars in `over` replace). */
+/**
+ * Deep merge of plain objects (arrays and scalars in `over` replace). A plugin reference in `over`
+ * that names another plugin than `base` replaces it whole: the new plugin starts from its own
+ * defaults, not from the old one's fields.
+ */
 export function deepMerge(base: any, over: any): any {
   if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  if (typeof base.name === 'string' && typeof over.name === 'string' && over.name !== base.name) return over;
   const out: Record<string, any> = { ...base };
   for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
   return out;

@@ -50,6 +50,18 @@ describe('applySetOverrides', () => {
     expect(applySetOverrides({ a: { b: 1 } }, ['a={"c": 2}', 'a.d=3'])).toEqual({ a: { c: 2, d: 3 } });
   });
 
+  it('choosing another plugin drops the old plugin\'s config fields but keeps those set in the same command, in any order', () => {
+    const base = { est: { name: 'TruncatedPES', config: { truncLength: 50, std: 0.01 } }, opt: { name: 'Adam', config: { learningRate: 1e-3 } } };
+    expect(applySetOverrides(base, ['est.name=TruncatedES'])).toEqual({ ...base, est: { name: 'TruncatedES', config: {} } });
+    expect(applySetOverrides(base, ['est.config.std=0.1', 'est.name=TruncatedES', 'est.config.unrollLength=20'])).toEqual({ ...base, est: { name: 'TruncatedES', config: { std: 0.1, unrollLength: 20 } } });
+    // the same name, or a field of the config, keeps everything
+    expect(applySetOverrides(base, ['est.name=TruncatedPES', 'opt.config.learningRate=0.1'])).toEqual({ ...base, opt: { name: 'Adam', config: { learningRate: 0.1 } } });
+    // a later whole-object override still wins
+    expect(applySetOverrides(base, ['opt.name=SGD', 'opt={"name": "Adam", "config": {"beta1": 0.5}}'])).toEqual({ ...base, opt: { name: 'Adam', config: { beta1: 0.5 } } });
+    // an object that is not a plugin reference merely gets the field
+    expect(applySetOverrides({ a: { name: 'x', other: 1 } }, ['a.name=y'])).toEqual({ a: { name: 'y', other: 1 } });
+  });
+
   it('names the bad override', () => {
     expect(() => applySetOverrides({}, ['novalue'])).toThrow(/bad override 'novalue'/);
     expect(() => applySetOverrides({}, ['=3'])).toThrow(/bad override/);

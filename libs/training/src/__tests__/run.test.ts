@@ -52,6 +52,22 @@ describe('lopt run (in process)', () => {
     expect(() => resolveRunConfig(registry, 'quadratic-pes', { set: ['thetaOptimizer.name=Adamm'] })).toThrow(/thetaOptimizer\.name: unknown optimizer 'Adamm'/);
   });
 
+  test('config: choosing another plugin in a file or with --set starts from its defaults, not the preset\'s fields', () => {
+    const preset = resolveRunConfig(registry, 'quadratic-pes');
+    expect(preset.thetaOptimizer.name).toBe('Adam');
+    const viaSet = resolveRunConfig(registry, 'quadratic-pes', { set: ['thetaOptimizer.name=SGD'] });
+    expect(viaSet.thetaOptimizer).toEqual({ name: 'SGD', config: { learningRate: 0.01 } }); // SGD's own default, not the preset's Adam rate
+    const es = resolveRunConfig(registry, 'quadratic-pes', { set: ['gradientEstimator.config.std=0.1', 'gradientEstimator.name=TruncatedES'] });
+    expect(es.gradientEstimator.name).toBe('TruncatedES');
+    expect(es.gradientEstimator.config).toMatchObject({ std: 0.1 });
+    expect(es.gradientEstimator.config).not.toHaveProperty('truncLength');
+    const file = path.join(tmp, 'switch.json');
+    fs.writeFileSync(file, JSON.stringify({ thetaOptimizer: { name: 'SGD' } }));
+    expect(resolveRunConfig(registry, 'quadratic-pes', { configFile: file }).thetaOptimizer).toEqual({ name: 'SGD', config: { learningRate: 0.01 } });
+    fs.writeFileSync(file, JSON.stringify({ thetaOptimizer: { config: { learningRate: 0.5 } } }));
+    expect(resolveRunConfig(registry, 'quadratic-pes', { configFile: file }).thetaOptimizer.config).toMatchObject({ learningRate: 0.5, beta1: 0.9 });
+  });
+
   test('a run does not leak tensors per step', async () => {
     const run = async (steps: number, name: string) => {
       const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps, set: ['logging.histogramsEvery=2', 'logging.metricsEvery=2', 'logging.checkpointEverySteps=3'] });
