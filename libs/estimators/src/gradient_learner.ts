@@ -99,6 +99,8 @@ export class GradientLearner {
       theta = loaded;
     }
     let thetaOptState = this.thetaOpt.init(theta, { numSteps: this.opts.numSteps ?? null });
+    // The optimizer's state holds its own copy of θ (optax-style init clones): the drawn θ is ours to free.
+    disposeReplaced(theta, thetaOptState);
     if (this.opts.initOuterStateFromPath) {
       const { tree } = await readCheckpointDir(this.opts.initOuterStateFromPath);
       const loaded = thetaOptStateIn(tree, this.opts.initOuterStateFromPath);

@@ -79,6 +79,7 @@ describe('lopt run (in process)', () => {
     const short = await run(2, 'a');
     const long = await run(7, 'b');
     expect(long).toBe(short); // what stays is per trainer (task constants), not per step
+    expect(await run(2, 'c')).toBe(0); // nor per run: the caches are made once, θ's first draw is freed
   });
 
   test('threads 2: checkpoints hold the single-thread state layout; 3 + 3 resumed steps = 6 single-thread steps', async () => {
