@@ -197,7 +197,7 @@ describe('learner + workers over the in-process transport', () => {
         return 'ok';
       } catch (e) {
         expect(e).toBeInstanceOf(RpcError);
-        return (e as RpcError).code;
+        return (e as InstanceType<typeof RpcError>).code;
       }
     };
     expect(await code(client.getWorkerWeights({ experiment: { name: spec.name, configHash: 'other' }, workerId: 0 }))).toBe(Status.FAILED_PRECONDITION);

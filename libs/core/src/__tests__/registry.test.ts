@@ -42,7 +42,7 @@ describe('registry', () => {
     expect(() => r.create('task', 'quad', { dim: 'x' })).toThrow(/dim: Expected number/);
     expect(() => r.create('task', 'quad', { dimm: 3 })).toThrow(/unknown field\(s\) dimm/);
     const withEnum = registry.child();
-    withEnum.register({ ...entry('e'), schema: z.object({ mode: z.enum(['a', 'b']) }) });
+    withEnum.register({ ...entry('e'), schema: z.object({ mode: z.enum(['a', 'b']) }) } as unknown as ReturnType<typeof entry>);
     expect(() => withEnum.create('task', 'e', { mode: 'c' })).toThrow(/mode: .*\(allowed: a, b\)/);
   });
 

@@ -13,6 +13,7 @@ import {
   FullGrad,
   hostTensor,
   truncatedUnroll,
+  type TruncationSchedule,
 } from '../index';
 import { FakeQuadFamily, FakeSgdLOpt } from './fakes';
 
@@ -85,8 +86,9 @@ describe('truncation schedules', () => {
     const [st, done] = s.nextState({ length: 20 }, 20, random.PRNGKey(1), null);
     expect(done).toBe(true);
     expect(st.length).toBe(s.init(random.PRNGKey(1), null).length);
-    expect(new ConstantTruncationSchedule(5).nextState({ length: 5 }, 4, random.PRNGKey(0), null)[1]).toBe(false);
-    expect(new ConstantTruncationSchedule(5).nextState({ length: 5 }, 5, random.PRNGKey(0), null)[1]).toBe(true);
+    const constant: TruncationSchedule = new ConstantTruncationSchedule(5);
+    expect(constant.nextState({ length: 5 }, 4, random.PRNGKey(0), null)[1]).toBe(false);
+    expect(constant.nextState({ length: 5 }, 5, random.PRNGKey(0), null)[1]).toBe(true);
   });
 });
 

@@ -118,12 +118,12 @@ test('getBatchIndices + batchFromIndices (a thread with its own copy of the data
       ) as Record<SplitName, TensorBatchStream>,
       { num_classes: 10 },
     );
-  const stepOf = (metaLossSplit: string | undefined) =>
+  const stepOf = (metaLossSplit: 'outer_valid' | undefined) =>
     new VectorizedLOptTruncatedStep(singleTaskToFamily(new ImageMLPTask({ datasets: datasets(), imageSize: [2, 2] })), new MLPLOpt(), new ConstantTruncationSchedule(5), {
       numTasks: 3,
       metaLossSplit,
     });
-  for (const split of [undefined, 'outer_valid']) {
+  for (const split of [undefined, 'outer_valid'] as const) {
     const main = stepOf(split);
     const twin = stepOf(split);
     for (let i = 0; i < 4; i++) {

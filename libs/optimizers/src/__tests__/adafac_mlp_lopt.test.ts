@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeLeaves, treeShapes, treeStack } from '@lopt/core';
 import { AdafacMLPLOpt, factoredDims } from '../index';
-import { expectClose, flat, randTensor, rng, useTestBackend, expectNoLeakOverUpdates } from './helpers';
+import { expectClose, flat, randTensor, rng, useTestBackend, expectNoLeakOverUpdates, named } from './helpers';
 
 beforeAll(useTestBackend);
 
@@ -47,7 +47,7 @@ describe('AdafacMLPLOpt', () => {
       iteration: [],
     });
     const sb = opt.initBatch(params(rng(1), [4]), { numSteps: 100 });
-    expect(sb.iteration.shape).toEqual([4]);
+    expect((sb.iteration as tf.Tensor).shape).toEqual([4]);
     expect(sb.facRollingFeatures.vRow.w.shape).toEqual([4, 3, 3]);
     expect(sb.momRolling.t.shape).toEqual([4, 3]);
     expect(registry.create('learned_optimizer', 'AdafacMLPLOpt', {})).toBeInstanceOf(AdafacMLPLOpt);
@@ -69,7 +69,7 @@ describe('AdafacMLPLOpt', () => {
     const before = opt.init(p0, { numSteps: 10 });
     const after = opt.update(before, params(r));
     for (const k of Object.keys(shapes)) {
-      const d = flat(tf.sub(after.params[k], before.params[k])).map(Math.abs);
+      const d = flat(tf.sub(named(after.params)[k], named(before.params)[k])).map(Math.abs);
       expect(Math.max(...d)).toBeLessThan(0.1);
       if (!(Math.max(...d) > 0)) throw new Error(`leaf ${k} unchanged: ${d}`);
     }
@@ -95,7 +95,7 @@ describe('AdafacMLPLOpt', () => {
     let s = opt.initBatch(treeStack(ps), { numSteps: 50 });
     for (const g of gs) s = opt.updateBatch(s, treeStack(g));
     for (const k of Object.keys(shapes)) {
-      expectClose(flat(s.params[k]), [...flat(singles[0].params[k]), ...flat(singles[1].params[k])], 1e-6, 1e-6);
+      expectClose(flat(named(s.params)[k]), [...flat(named(singles[0].params)[k]), ...flat(named(singles[1].params)[k])], 1e-6, 1e-6);
       expectClose(flat(s.facRollingFeatures.vRow[k]), [...flat(singles[0].facRollingFeatures.vRow[k]), ...flat(singles[1].facRollingFeatures.vRow[k])], 1e-7, 1e-5);
     }
   });

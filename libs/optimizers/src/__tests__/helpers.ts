@@ -20,8 +20,15 @@ export function randTensor(r: () => number, shape: number[], scale = 1): tf.Tens
   return tf.tensor(randArray(r, n, scale), shape);
 }
 
-export function flat(t: tf.Tensor): number[] {
+/** The values of a tensor leaf of a state or tree (typed loosely: states hold `PyTree`s). */
+export function flat(t: unknown): number[] {
+  if (!(t instanceof tf.Tensor)) throw new Error(`flat: expected a tensor, got ${typeof t}`);
   return Array.from(t.dataSync());
+}
+
+/** A dict-shaped tree (params, gradients, momenta) as the tensors it holds by name. */
+export function named(tree: unknown): Record<string, tf.Tensor> {
+  return tree as Record<string, tf.Tensor>;
 }
 
 export function expectClose(actual: number[], expected: number[], atol = 1e-6, rtol = 1e-5): void {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeStack } from '@lopt/core';
 import { Adam, LearnableAdam, LearnableSGD, LearnableSGDM, SGD, SGDM, Optimizer } from '../index';
-import { expectClose, flat, useTestBackend, expectNoLeakOverUpdates } from './helpers';
+import { expectClose, flat, useTestBackend, expectNoLeakOverUpdates, named } from './helpers';
 
 beforeAll(useTestBackend);
 
@@ -14,7 +14,7 @@ const gs = [
 function run(opt: Optimizer): number[] {
   let s = opt.init({ w: tf.tensor1d(p0) });
   for (const g of gs) s = opt.update(s, { w: tf.tensor1d(g) });
-  return flat(s.params.w);
+  return flat(named(s.params).w);
 }
 
 describe('learnable hyper-parameter optimizers', () => {
@@ -47,7 +47,7 @@ describe('learnable hyper-parameter optimizers', () => {
     const opt = la.optFn(treeStack(thetas), false, true);
     let s = opt.initBatch({ w: tf.tensor2d([p0, p0]) });
     for (const g of gs) s = opt.updateBatch(s, { w: tf.tensor2d([g, g]) });
-    expectClose(flat(s.params.w), [...singles[0], ...singles[1]], 1e-6);
+    expectClose(flat(named(s.params).w), [...singles[0], ...singles[1]], 1e-6);
   });
 
   test('no leaks from lazily evaluated hyper-parameters; plugins', () => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeDispose, treeLeaves, treeShapes, treeSize, treeStack, treeMap } from '@lopt/core';
 import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptUpdateOps, treeExpand } from '../index';
-import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
+import { expectClose, flat, randTensor, rng, useTestBackend, named } from './helpers';
 import { refMLPLOptLeafUpdate, RefLayer } from './mlp_lopt_ref';
 
 beforeAll(useTestBackend);
@@ -101,11 +101,11 @@ describe('MLPLOpt', () => {
     const { inputs, attrs } = opt.kernelArgs(batched, treeExpand(grad));
     const ops = mlpLoptUpdateOps(inputs, attrs);
     Object.keys(SHAPES).forEach((k, i) => {
-      const ref = refMLPLOptLeafUpdate(flat(state.params[k]), flat(grad[k]), flat(state.rollingFeatures.m[k]), 37, refLayers(theta), expMult, stepMult);
-      const p = flat(state.params[k]);
+      const ref = refMLPLOptLeafUpdate(flat(named(state.params)[k]), flat(grad[k]), flat(named(state.rollingFeatures.m)[k]), 37, refLayers(theta), expMult, stepMult);
+      const p = flat(named(state.params)[k]);
       const scale = Math.max(...ref.step.map(Math.abs));
       for (const [newP, newM] of [
-        [out.params[k], out.rollingFeatures.m[k]],
+        [named(out.params)[k], named(out.rollingFeatures.m)[k]],
         [ops[i], ops[attrs.numLeaves + i]],
       ]) {
         expectClose(
@@ -116,7 +116,7 @@ describe('MLPLOpt', () => {
         );
         expectClose(flat(newM), ref.m, 1e-7, 1e-6);
       }
-      expect(out.params[k].shape).toEqual(SHAPES[k]);
+      expect(named(out.params)[k].shape).toEqual(SHAPES[k]);
     });
     expect(flat(out.iteration)).toEqual([38]);
     expect(flat(out.rollingFeatures.t)).toEqual(new Array(6).fill(38));
@@ -144,10 +144,10 @@ describe('MLPLOpt', () => {
     const out = lopt.optFn(theta, false, perTask).updateBatch(batchedState, batchedGrad);
     for (let n = 0; n < N; n++) {
       for (const k of Object.keys(SHAPES)) {
-        const got = flat(out.params[k]).slice(n * Math.max(1, singles[n].params[k].size), (n + 1) * Math.max(1, singles[n].params[k].size));
-        expectClose(got, flat(singles[n].params[k]), 1e-6, 1e-6);
+        const got = flat(named(out.params)[k]).slice(n * Math.max(1, named(singles[n].params)[k].size), (n + 1) * Math.max(1, named(singles[n].params)[k].size));
+        expectClose(got, flat(named(singles[n].params)[k]), 1e-6, 1e-6);
       }
-      expectClose(flat(out.rollingFeatures.m.a).slice(n * 72, (n + 1) * 72), flat(singles[n].rollingFeatures.m.a), 1e-7);
+      expectClose(flat(named(out.rollingFeatures.m).a).slice(n * 72, (n + 1) * 72), flat(singles[n].rollingFeatures.m.a), 1e-7);
     }
     expect(flat(out.iteration)).toEqual([1, 6, 1235]);
     if (perTask) expect(() => lopt.optFn(theta, false, true).update(made[0].state, made[0].grad)).toThrow(/updateBatch/);

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { random, treeDispose, treeStack } from '@lopt/core';
 import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptUpdate, mlpLoptUpdateOps } from '../mlp_lopt';
 import { mlpLoptKernelApplies, mlpLoptNative, mlpLoptUpdateImpls } from '../native';
-import { expectClose, flat, randTensor, rng } from './helpers';
+import { expectClose, flat, randTensor, rng, named } from './helpers';
 
 const LEAVES: Record<string, Record<string, number[]>> = {
   // 39 values per task: the wasm blocks variant's batched-matMul MLP
@@ -124,7 +124,7 @@ describe.each(['cpu', 'wasm'])('%s backend', (backend) => {
     const viaOptimizer = opt.updateBatch(s, grad);
     const expectKernel = (built && hidden === 32) || backend === 'wasm';
     expect(mlpLoptKernelApplies(inputs, attrs)).toBe(expectKernel);
-    const viaOptimizerOut = [...Object.values(viaOptimizer.params), ...Object.values(viaOptimizer.rollingFeatures.m), viaOptimizer.iteration, viaOptimizer.rollingFeatures.t] as tf.Tensor[];
+    const viaOptimizerOut = [...Object.values(named(viaOptimizer.params)), ...Object.values(named(viaOptimizer.rollingFeatures.m)), viaOptimizer.iteration, viaOptimizer.rollingFeatures.t] as tf.Tensor[];
     expectSameUpdate(viaOptimizerOut, want, attrs.numLeaves, inputs);
     expect(flat(viaOptimizer.iteration)).toEqual(ITERATIONS.map((i) => i + 1));
     expect(viaOptimizer.iteration.dtype).toBe('int32');

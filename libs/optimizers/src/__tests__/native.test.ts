@@ -2,7 +2,7 @@ import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
 import { nativeStatus, random, treeDispose, treeLeaves, treeStack, useNativeVariant } from '@lopt/core';
 import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptNative, mlpLoptUpdateOps } from '../index';
-import { flat, randTensor, rng, useTestBackend } from './helpers';
+import { flat, randTensor, rng, useTestBackend, named } from './helpers';
 
 beforeAll(useTestBackend);
 
@@ -66,7 +66,7 @@ native('native MLPLOpt kernel', () => {
     const viaNative = opt.updateBatch(state, grad);
     const { inputs, attrs } = opt.kernelArgs(state, grad);
     const viaOps = mlpLoptUpdateOps(inputs, attrs);
-    const a = flat(viaNative.params.a);
+    const a = flat(named(viaNative.params).a);
     expect(a.slice(0, 35).every(Number.isFinite)).toBe(true);
     expect(a.slice(35).every(Number.isNaN)).toBe(true);
     expect(flat(viaOps[0]).slice(0, 35).every(Number.isFinite)).toBe(true);

@@ -13,7 +13,7 @@ import {
   SGDM,
   Optimizer,
 } from '../index';
-import { expectClose, flat, useTestBackend, expectNoLeakOverUpdates } from './helpers';
+import { expectClose, flat, useTestBackend, expectNoLeakOverUpdates, named } from './helpers';
 
 beforeAll(useTestBackend);
 
@@ -33,7 +33,7 @@ function run(opt: Optimizer, steps = grads.length): number[] {
     treeDispose(g);
     s = ns;
   }
-  const out = flat(s.params.w);
+  const out = flat(named(s.params).w);
   treeDispose(s);
   return out;
 }
@@ -89,7 +89,7 @@ describe('hand-designed optimizers', () => {
       optaxOptState: [{ count: [], mu: { a: [2, 3], b: [3] }, nu: { a: [2, 3], b: [3] } }, {}],
       iteration: [],
     });
-    expect(s.iteration.dtype).toBe('int32');
+    expect((s.iteration as tf.Tensor).dtype).toBe('int32');
     expect(s.optaxOptState[0].count.dtype).toBe('int32');
     expect(opt.name).toBe('Adam_lr0.001_b10.9_b20.999_eps1e-8_epsroot1e-8');
     treeDispose(s);
@@ -108,7 +108,7 @@ describe('hand-designed optimizers', () => {
         const params = { a: tf.ones(batched ? [2, 3] : [3]), b: { c: tf.ones(batched ? [2, 2, 2] : [2, 2]) } };
         let s = batched ? opt.initBatch(params, { numSteps: 10 }) : opt.init(params, { numSteps: 10 });
         const want = dtypesAndShapes(s);
-        expect(s.iteration.dtype).toBe('int32');
+        expect((s.iteration as tf.Tensor).dtype).toBe('int32');
         for (let i = 0; i < 3; i++) {
           const ns = batched ? opt.updateBatch(s, params) : opt.update(s, params);
           treeDispose(s);
@@ -179,7 +179,7 @@ describe('hand-designed optimizers', () => {
       s = ns;
     }
     const lrs = [0, 0.5, 1];
-    expectClose(flat(s.params.w), p0.map((p, i) => p - grads.reduce((a, g, k) => a + lrs[k] * g[i], 0)), 1e-6);
+    expectClose(flat(named(s.params).w), p0.map((p, i) => p - grads.reduce((a, g, k) => a + lrs[k] * g[i], 0)), 1e-6);
     expect(treeShapes(s.optaxOptState)).toEqual([{}, { count: [], numSteps: [] }]);
     treeDispose(s);
   });
@@ -197,14 +197,14 @@ describe('hand-designed optimizers', () => {
         const opt = make(lrs[k]);
         let s = opt.init({ w: tf.tensor1d(P[k]) });
         for (let i = 0; i < 2; i++) s = opt.update(s, { w: tf.tensor1d(G[k]) });
-        return flat(s.params.w);
+        return flat(named(s.params).w);
       });
       const lrT = tf.tensor1d(lrs);
       const opt = make(lrT);
       let s = opt.initBatch({ w: tf.tensor2d(P) });
       expect(s.iteration.shape).toEqual([2]);
       for (let i = 0; i < 2; i++) s = opt.updateBatch(s, { w: tf.tensor2d(G) });
-      expectClose(flat(s.params.w), [...single[0], ...single[1]], 1e-6);
+      expectClose(flat(named(s.params).w), [...single[0], ...single[1]], 1e-6);
       expect(() => opt.update(opt.init({ w: tf.tensor1d(p0) }), { w: tf.tensor1d(p0) })).toThrow(/per-task/);
     }
   });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, treeDispose, treeStack } from '@lopt/core';
 import { Adam, MLPLOpt, RMSProp } from '../index';
-import { expectClose, flat, randTensor, rng } from './helpers';
+import { expectClose, flat, randTensor, rng, named } from './helpers';
 import { refMLPLOptLeafUpdate } from './mlp_lopt_ref';
 
 beforeAll(async () => {
@@ -23,11 +23,11 @@ describe('optimizers on the wasm backend', () => {
     s = adam.update(s, { w: tf.tensor1d(g) });
     s = adam.update(s, { w: tf.tensor1d(g) });
     // with a constant gradient, m̂ = g and v̂ = g² at every step
-    expectClose(flat(s.params.w), p0.map((p, i) => p - 2 * (0.1 * g[i]) / (Math.sqrt(g[i] * g[i] + 0.01) + 1e-8)), 1e-6);
+    expectClose(flat(named(s.params).w), p0.map((p, i) => p - 2 * (0.1 * g[i]) / (Math.sqrt(g[i] * g[i] + 0.01) + 1e-8)), 1e-6);
     const rms = new RMSProp(0.01, { decay: 0.5 });
     let r = rms.init({ w: tf.tensor1d(p0) });
     r = rms.update(r, { w: tf.tensor1d(g) });
-    expectClose(flat(r.params.w), p0.map((p, i) => p - (0.01 * g[i]) / Math.sqrt(0.5 * g[i] * g[i] + 1e-8)), 1e-6);
+    expectClose(flat(named(r.params).w), p0.map((p, i) => p - (0.01 * g[i]) / Math.sqrt(0.5 * g[i] * g[i] + 1e-8)), 1e-6);
   });
 
   test('MLPLOpt update equals the float64 forward pass; stacked per-task theta equals per-task updates', () => {
@@ -56,7 +56,7 @@ describe('optimizers on the wasm backend', () => {
       0.01,
     );
     const p = flat(cases[0].state.params.a);
-    const step = flat(singles[0].params.a).map((x, i) => p[i] - x);
+    const step = flat(named(singles[0].params).a).map((x, i) => p[i] - x);
     expectClose(step, ref.step, 2e-4 * Math.max(...ref.step.map(Math.abs)) + 2e-7, 1e-4);
     const stacked = {
       params: treeStack(cases.map((c) => c.state.params)),
@@ -65,7 +65,7 @@ describe('optimizers on the wasm backend', () => {
       state: null,
     };
     const out = lopt.optFn(treeStack(thetas), false, true).updateBatch(stacked, treeStack(cases.map((c) => c.grad)));
-    expectClose(flat(out.params.a), [...flat(singles[0].params.a), ...flat(singles[1].params.a)], 1e-6, 1e-6);
+    expectClose(flat(named(out.params).a), [...flat(named(singles[0].params).a), ...flat(named(singles[1].params).a)], 1e-6, 1e-6);
   });
   // The wasm implementations of the MLPLOptUpdate kernel (native, host, blocks) are compared with
   // the readable tf.js ops in mlp_lopt_kernels.test.ts.

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, treeDispose } from '@lopt/core';
 import { asTfjsOptimizer, LearnableAdam, LearnableSGD, LearnedTfjsOptimizer, MLPLOpt, OptState } from '../index';
-import { useTestBackend } from './helpers';
+import { useTestBackend, named } from './helpers';
 
 beforeAll(useTestBackend);
 
@@ -86,14 +86,14 @@ describe('asTfjsOptimizer', () => {
         tf.add(tf.sum(tf.square(tf.sub(tf.tanh(pa), target))), tf.sum(tf.mul(tf.square(pb), tf.tensor1d([1, 2, 3])))) as tf.Scalar;
       let ref: OptState = inner.init({ [a.name]: tf.clone(a), [b.name]: tf.clone(b) });
       for (let step = 0; step < 5; step++) {
-        const grads = tf.grads((pa: tf.Tensor, pb: tf.Tensor) => lossFn(pa, pb))([ref.params[a.name], ref.params[b.name]]);
+        const grads = tf.grads((pa: tf.Tensor, pb: tf.Tensor) => lossFn(pa, pb))([named(ref.params)[a.name], named(ref.params)[b.name]]);
         const next = inner.update(ref, { [a.name]: grads[0], [b.name]: grads[1] });
         grads.forEach((g) => g.dispose());
         treeDispose(ref);
         ref = next;
         tfOpt.minimize(() => lossFn(a, b), false, [b, a]);
-        expect(Array.from(a.dataSync())).toEqual(Array.from((ref.params[a.name] as tf.Tensor).dataSync()));
-        expect(Array.from(b.dataSync())).toEqual(Array.from((ref.params[b.name] as tf.Tensor).dataSync()));
+        expect(Array.from(a.dataSync())).toEqual(Array.from((named(ref.params)[a.name] as tf.Tensor).dataSync()));
+        expect(Array.from(b.dataSync())).toEqual(Array.from((named(ref.params)[b.name] as tf.Tensor).dataSync()));
       }
       // the kept state is the lopt's own state (e.g. MLPLOpt's momenta and iteration)
       const st = tfOpt.stateFor([a.name, b.name])!;

@@ -53,7 +53,7 @@ describe('ImageMLP_FashionMnist8_Relu32', () => {
     const N = 8;
     const p = task.initBatch(keysOf(2, N));
     const data = task.datasets!.split('train').next([N]);
-    const l = task.lossBatch(p, null, data).dataSync();
+    const l = Array.from(task.lossBatch(p, null, data).dataSync() as Float32Array);
     const mean = l.reduce((a, b) => a + b, 0) / N;
     expect(mean).toBeGreaterThan(2.1);
     expect(mean).toBeLessThan(2.6);

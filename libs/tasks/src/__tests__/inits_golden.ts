@@ -20,7 +20,7 @@ import {
   QuadraticTask,
   SumQuadraticTask,
 } from '../index';
-import type { TaskFamily } from '../task';
+import type { TaskFamily } from '../base';
 
 const key = random.PRNGKey;
 const TASKS: [string, () => PyTree][] = [

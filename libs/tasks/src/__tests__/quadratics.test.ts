@@ -10,6 +10,7 @@ import {
   QuadraticTask,
   SumQuadraticTask,
   singleTaskToFamily,
+  type Task,
 } from '../index';
 
 beforeAll(async () => {
@@ -102,7 +103,7 @@ describe('other quadratics', () => {
   });
 
   test('NoisyMeanQuadraticTask: fixed PSD Hessian, [dim,1] params ×10, needs keys, deterministic per key', () => {
-    const task = new NoisyMeanQuadraticTask({ dim: 2 });
+    const task: Task = new NoisyMeanQuadraticTask({ dim: 2 });
     const p = task.initBatch(keysOf(2, 3)) as tf.Tensor;
     expect(p.shape).toEqual([3, 2, 1]);
     expect(() => task.lossBatch(p, null, null)).toThrow(/key/);
@@ -116,7 +117,7 @@ describe('other quadratics', () => {
   });
 
   test('BatchQuadraticTask has [4,2] noise batches per split', () => {
-    const task = new BatchQuadraticTask();
+    const task: Task = new BatchQuadraticTask();
     const b = task.datasets!.split('train').next([3]) as tf.Tensor;
     expect(b.shape).toEqual([3, 4, 2]);
     const l = task.lossBatch(task.initBatch(keysOf(0, 3)), null, b);
