@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import fc from 'fast-check';
-import { CheckpointError, RegistryError, SerializationError, registry } from '@lopt/core';
+import { CheckpointError, PLUGIN_KINDS, RegistryError, SerializationError, registry } from '@lopt/core';
 import { ConfigError } from '../config';
 import { CheckpointManager } from '../checkpoints';
 import { resolveRunConfig, train, validateMetaTrainingConfig } from '../index';
@@ -53,6 +53,37 @@ const anyValue = fc.oneof(
 );
 
 const isCleanRefusal = (e: unknown) => e instanceof ConfigError || e instanceof RegistryError;
+
+test('every count-like field of every registered plugin (lengths, steps, sizes, numbers of things) refuses a fraction, naming the field', () => {
+  const countLike = /length|steps|size|num|batch|dim|layers|seed|every|workers|count|iterations|hidden/i;
+  const real = /seconds|mult|scale|rate|std|lr|decay|clip|noise|eps/i;
+  const checked: string[] = [];
+  const accepted: string[] = [];
+  for (const kind of PLUGIN_KINDS) {
+    for (const entry of registry.entries(kind)) {
+      const defaults = entry.schema.safeParse({});
+      if (!defaults.success) continue; // a plugin with required fields: its defaults cannot be drawn
+      const base = JSON.parse(JSON.stringify(defaults.data));
+      for (const p of paths(base)) {
+        const key = p[p.length - 1];
+        const v = p.reduce((o: any, k) => o[k], base);
+        if (typeof v !== 'number' || !Number.isInteger(v) || !countLike.test(key) || real.test(key)) continue;
+        const field = `${kind} ${entry.name}: ${p.join('.')}`;
+        checked.push(field);
+        try {
+          const parsed = registry.parseConfig(kind, entry.name, setAt(base, p, v + 0.5, false));
+          if (kind === 'experiment') validateMetaTrainingConfig(parsed, registry); // nested plugin configs are checked here
+          accepted.push(field);
+        } catch (e) {
+          expect(isCleanRefusal(e)).toBe(true);
+          expect((e as Error).message).toContain(key);
+        }
+      }
+    }
+  }
+  expect(accepted).toEqual([]);
+  expect(checked.length).toBeGreaterThan(20); // the sweep reaches the registry's plugins, not nothing
+});
 
 test('a mutated config is either valid or refused with a clear error naming a field, never a crash', () => {
   const base = JSON.parse(JSON.stringify(registry.parseConfig('experiment', 'quadratic-pes', {})));
