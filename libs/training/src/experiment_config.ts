@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { random, formatZodError, nonFiniteConfigField, type Registry } from '@lopt/core';
-import { ConfigError } from './config';
+import { ConfigError, isPluginRef } from './config';
 import { taskKind } from './task_entries';
 
 const pluginRef = z
@@ -87,9 +87,9 @@ function isPlainObject(x: unknown): x is Record<string, any> {
  */
 export function deepMerge(base: any, over: any): any {
   if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
-  if (typeof base.name === 'string' && typeof over.name === 'string' && over.name !== base.name) return over;
+  if (isPluginRef(base) && typeof over.name === 'string' && over.name !== base.name) return over;
   const out: Record<string, any> = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(base[k], v) : v;
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge(out[k], v) : v;
   return out;
 }
 

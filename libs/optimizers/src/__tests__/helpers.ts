@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { treeDispose } from '@lopt/core';
 import type { Optimizer, OptState, Params } from '../base';
+import type { MLPLOptState } from '../mlp_lopt';
 
 /** Deterministic float generator for test data (not library code). */
 export function rng(seed: number): () => number {
@@ -60,4 +61,23 @@ export function expectNoLeakOverUpdates(opt: Optimizer, state: OptState, grad: P
   }
   expect(tf.memory().numTensors).toBe(before);
   return s;
+}
+
+/**
+ * A stacked MLPLOpt state for N = `iterations.length` tasks (leaves of `shapes` after the task
+ * axis, six nonzero momenta, the given iterations) and a gradient, drawn from `rng(9)`.
+ */
+export function randomMLPLOptState(shapes: Record<string, number[]>, iterations: number[]): { state: MLPLOptState; grad: any } {
+  const N = iterations.length;
+  const r = rng(9);
+  const params: any = {};
+  const grad: any = {};
+  const m: any = {};
+  for (const [k, s] of Object.entries(shapes)) {
+    params[k] = randTensor(r, [N, ...s]);
+    grad[k] = randTensor(r, [N, ...s], 0.5);
+    m[k] = randTensor(r, [N, ...s, 6], 0.2);
+  }
+  const t = tf.tensor2d(iterations.flatMap((i) => new Array(6).fill(i)), [N, 6], 'int32');
+  return { state: { params, rollingFeatures: { m, t }, iteration: tf.tensor1d(iterations, 'int32'), state: null }, grad };
 }

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { random, treeDispose, treeStack } from '@lopt/core';
 import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptUpdate, mlpLoptUpdateOps } from '../mlp_lopt';
 import { mlpLoptKernelApplies, mlpLoptNative, mlpLoptUpdateImpls } from '../native';
-import { expectClose, flat, randTensor, rng, named } from './helpers';
+import { expectClose, flat, randTensor, rng, named, randomMLPLOptState } from './helpers';
 
 const LEAVES: Record<string, Record<string, number[]>> = {
   // 39 values per task: the wasm blocks variant's batched-matMul MLP
@@ -17,7 +17,6 @@ const LEAVES: Record<string, Record<string, number[]>> = {
   // 121 values per task: its per-task fused-matMul MLP; 13 and 9 are no multiple of 2, 3, 8, 12 or 16
   large: { a: [13, 9], b: [3], c: [] },
 };
-const N = 3;
 const ITERATIONS = [0, 37, 5000];
 
 function theta(lopt: MLPLOpt, perTask: boolean): any {
@@ -37,17 +36,7 @@ function theta(lopt: MLPLOpt, perTask: boolean): any {
 }
 
 function state(shapes: Record<string, number[]>): { state: MLPLOptState; grad: any } {
-  const r = rng(9);
-  const params: any = {};
-  const grad: any = {};
-  const m: any = {};
-  for (const [k, s] of Object.entries(shapes)) {
-    params[k] = randTensor(r, [N, ...s]);
-    grad[k] = randTensor(r, [N, ...s], 0.5);
-    m[k] = randTensor(r, [N, ...s, 6], 0.2);
-  }
-  const t = tf.tensor2d(ITERATIONS.flatMap((i) => new Array(6).fill(i)), [N, 6], 'int32');
-  return { state: { params, rollingFeatures: { m, t }, iteration: tf.tensor1d(ITERATIONS, 'int32'), state: null }, grad };
+  return randomMLPLOptState(shapes, ITERATIONS);
 }
 
 /**

@@ -2,7 +2,7 @@ import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
 import { nativeStatus, random, treeDispose, treeLeaves, treeStack, useNativeVariant } from '@lopt/core';
 import { MLPLOpt, MLPLOptOptimizer, MLPLOptState, mlpLoptNative, mlpLoptUpdateOps } from '../index';
-import { flat, randTensor, rng, useTestBackend, named } from './helpers';
+import { flat, randTensor, rng, useTestBackend, named, randomMLPLOptState } from './helpers';
 
 beforeAll(useTestBackend);
 
@@ -34,19 +34,8 @@ function perTaskTheta(lopt: MLPLOpt, N: number): any {
 }
 
 /** Leaves whose sizes are not multiples of the kernel's 4-row block, a scalar leaf, nonzero momenta and iterations. */
-function makeState(N: number, iterations: number[]): { state: MLPLOptState; grad: any } {
-  const r = rng(9);
-  const shapes: Record<string, number[]> = { a: [5, 7], b: [3], c: [] };
-  const params: any = {};
-  const grad: any = {};
-  const m: any = {};
-  for (const [k, s] of Object.entries(shapes)) {
-    params[k] = randTensor(r, [N, ...s]);
-    grad[k] = randTensor(r, [N, ...s], 0.5);
-    m[k] = randTensor(r, [N, ...s, 6], 0.2);
-  }
-  const t = tf.tensor2d(iterations.flatMap((i) => new Array(6).fill(i)), [N, 6], 'int32');
-  return { state: { params, rollingFeatures: { m, t }, iteration: tf.tensor1d(iterations, 'int32'), state: null }, grad };
+function makeState(iterations: number[]): { state: MLPLOptState; grad: any } {
+  return randomMLPLOptState({ a: [5, 7], b: [3], c: [] }, iterations);
 }
 
 // Every instruction-set variant is compared with the readable tf.js ops in mlp_lopt_kernels.test.ts.
@@ -58,7 +47,7 @@ native('native MLPLOpt kernel', () => {
   test('a NaN gradient makes only its own task NaN (relu keeps NaN as jax.nn.relu does)', () => {
     const lopt = new MLPLOpt();
     const theta = perTaskTheta(lopt, 2);
-    const { state, grad } = makeState(2, [1, 1]);
+    const { state, grad } = makeState([1, 1]);
     const g = grad.a.arraySync();
     g[1][0][0] = NaN;
     grad.a = tf.tensor(g);
@@ -76,7 +65,7 @@ native('native MLPLOpt kernel', () => {
   test('no tensor leak over 100 native updates', () => {
     const lopt = new MLPLOpt();
     const theta = perTaskTheta(lopt, 2);
-    const { state, grad } = makeState(2, [0, 0]);
+    const { state, grad } = makeState([0, 0]);
     const opt = lopt.optFn(theta, false, true);
     let s = opt.updateBatch(state, grad);
     const before = tf.memory().numTensors;
@@ -93,7 +82,7 @@ native('native MLPLOpt kernel', () => {
   test('a θ without the task axis (thetaIsVector) is refused with the expected shapes', () => {
     const lopt = new MLPLOpt();
     const theta = lopt.init(random.PRNGKey(0));
-    const { state, grad } = makeState(2, [0, 0]);
+    const { state, grad } = makeState([0, 0]);
     expect(() => lopt.optFn(theta, false, true).updateBatch(state, grad)).toThrow(
       "MLPLOpt theta 'mlp/~/linear_0': w [19,32], b [32]; expected w [2,19,32], b [2,32] (thetaIsVector: one θ per task, N = 2)",
     );
