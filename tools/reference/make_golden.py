@@ -26,7 +26,6 @@ as "head" (its first 256 values) and "checksum" (float64 sums of x, |x| and x_i*
 Trees are flattened with jax's keystr paths.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -36,13 +35,15 @@ parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..
 parser.add_argument("--only", default="random,inits,updates,seed")
 args = parser.parse_args()
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import jax  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_common import setup_mode  # noqa: E402
 
 # Must precede every draw: it changes split, bits and everything built on them.
-jax.config.update("jax_threefry_partitionable", args.mode == "partitionable")
+jax = setup_mode(args.mode)
 
 import numpy as np  # noqa: E402
+from golden_common import as_json, flat, key_data, run_updates, update_grads, UPDATE_PARAMS0  # noqa: E402
+from golden_common import save as save_in  # noqa: E402
 from learned_optimization.learned_optimizers import adafac_mlp_lopt  # noqa: E402
 from learned_optimization.learned_optimizers import base as lopt_base  # noqa: E402
 from learned_optimization.learned_optimizers import mlp_lopt  # noqa: E402
@@ -56,56 +57,11 @@ from learned_optimization.tasks import quadratics  # noqa: E402
 from learned_optimization.tasks.fixed import image_mlp  # noqa: E402
 
 OUT = os.path.join(args.out, args.mode)
-os.makedirs(OUT, exist_ok=True)
 WHAT = set(args.only.split(","))
-META = {
-    "made_by": "tools/reference/make_golden.py",
-    "jax": jax.__version__,
-    "jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
-    "learned_optimization": "32186aa46a96f26ba0625755f93c55659adcd523",
-    "x64": bool(jax.config.jax_enable_x64),
-}
-
-
-FULL_MAX = 10000  # larger arrays are written as a head and checksums, to keep the files small
-
-
-def as_json(x):
-  a = np.asarray(x)
-  if a.dtype.kind == "f":
-    values = a.astype(np.float32)
-  elif a.dtype.kind in "iub":
-    values = a.astype(np.int64)
-  else:
-    raise TypeError(f"cannot write dtype {a.dtype}")
-  out = {"shape": list(a.shape), "dtype": str(a.dtype)}
-  if values.size <= FULL_MAX:
-    out["values"] = values.tolist()
-  else:
-    v = values.reshape(-1).astype(np.float64)
-    weights = (np.arange(v.size) % 97) + 1
-    out["head"] = values.reshape(-1)[:256].tolist()
-    out["checksum"] = {"sum": float(v.sum()), "abs_sum": float(np.abs(v).sum()),
-                       "weighted_sum": float((v * weights).sum())}
-  return out
-
-
-def flat(tree):
-  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {jax.tree_util.keystr(path): as_json(leaf) for path, leaf in leaves}
 
 
 def save(name, body):
-  body = dict(body)
-  body["_meta"] = META
-  path = os.path.join(OUT, name)
-  with open(path, "w") as f:
-    json.dump(body, f, separators=(",", ":"))
-  print("wrote", os.path.relpath(path), flush=True)
-
-
-def key_data(k):
-  return np.asarray(jax.random.key_data(k)) if jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) else np.asarray(k)
+  save_in(OUT, name, body, "tools/reference/make_golden.py")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -172,24 +128,8 @@ if "inits" in WHAT:
 
 # ------------------------------------------------------------------------------------------------
 if "updates" in WHAT:
-  # A matrix, a vector and a scalar leaf (MLPLOpt reshapes scalars; Adafac factors matrices).
-  params0 = {"m": np.array([[0.5, -1.0, 0.2], [1.5, 0.25, -0.3]], np.float32),
-             "v": np.array([0.3, -0.6, 0.9, 0.0], np.float32),
-             "s": np.array(1.25, np.float32)}
-  grads = [
-      {"m": np.array([[0.1, -0.2, 0.05], [0.3, 0.05, -0.1]], np.float32) * (1 + i),
-       "v": np.array([0.01, -0.02, 0.5, -0.5], np.float32) * (i - 1.5),
-       "s": np.array([0.7, -0.3, 0.1][i], np.float32)}
-      for i in range(3)
-  ]
-
   def run(opt):
-    state = opt.init(params0, num_steps=100)
-    after = []
-    for g in grads:
-      state = opt.update(state, g, loss=np.float32(0.5))
-      after.append(flat(state))
-    return after
+    return run_updates(opt, num_steps=100)
 
   cases = {
       "MLPLOpt": mlp_lopt.MLPLOpt(),
@@ -198,7 +138,7 @@ if "updates" in WHAT:
       "LearnableSGDM": lopt_base.LearnableSGDM(),
       "LearnableAdam": lopt_base.LearnableAdam(),
   }
-  out = {"params0": flat(params0), "grads": [flat(g) for g in grads]}
+  out = {"params0": flat(UPDATE_PARAMS0), "grads": [flat(g) for g in update_grads()]}
   for name, lopt in cases.items():
     theta = lopt.init(jax.random.PRNGKey(0))
     out[name] = {"theta": flat(theta), "states": run(lopt.opt_fn(theta))}

@@ -22,7 +22,10 @@ function tensors(flat: Record<string, GoldenArray>): Record<string, tf.Tensor> {
   return out;
 }
 
-const OPTIMIZERS: [string, () => Optimizer][] = [
+/** [name in the golden file, a fresh optimizer] */
+export type OptimizerCase = [string, () => Optimizer];
+
+const OPTIMIZERS: OptimizerCase[] = [
   ['MLPLOpt', () => { const l = new MLPLOpt(); return l.optFn(l.init(random.PRNGKey(0))); }],
   ['AdafacMLPLOpt', () => { const l = new AdafacMLPLOpt(); return l.optFn(l.init(random.PRNGKey(0))); }],
   ['LearnableSGD', () => { const l = new LearnableSGD(); return l.optFn(l.init(random.PRNGKey(0))); }],
@@ -31,10 +34,19 @@ const OPTIMIZERS: [string, () => Optimizer][] = [
   ['Adam(1e-3)', () => new Adam(1e-3)],
 ];
 
-export function describeOptimizerUpdates(backend: string): void {
-  describe.each(MODES)(`3 updates = reference, %s mode, ${backend}`, (mode) => {
-    test.each(OPTIMIZERS)('%s', (name, make) => {
-      const g = golden(mode, 'updates.json');
+/**
+ * One test per optimizer and random mode: 3 updates from the golden file's params0 and grads, the
+ * whole state after each within `tolerance` of the reference's. `file` and `optimizers` default to
+ * updates.json and the optimizers it holds; a new learned optimizer's golden file
+ * (tools/reference/golden_common.py run_updates) uses the same layout.
+ */
+export function describeOptimizerUpdates(
+  backend: string,
+  { file = 'updates.json', optimizers = OPTIMIZERS, tolerance = 2e-6 }: { file?: string; optimizers?: OptimizerCase[]; tolerance?: number } = {},
+): void {
+  describe.each(MODES)(`3 updates = reference (${file}), %s mode, ${backend}`, (mode) => {
+    test.each(optimizers)('%s', (name, make) => {
+      const g = golden(mode, file);
       random.withConfig({ threefryPartitionable: mode === 'partitionable' }, () => {
         const opt = make();
         let state: PyTree = opt.init(tensors(g.params0), { numSteps: 100 });
@@ -46,7 +58,7 @@ export function describeOptimizerUpdates(backend: string): void {
           const d = treeDiff(state, want, camel);
           expect(d.leaves).toBe(Object.keys(want).length);
           // float rounding: the values are O(1) (iteration counters and decays exactly)
-          expect({ update: i + 1, worstLeaf: d.worst, within: d.maxAbs <= 2e-6 }).toEqual({ update: i + 1, worstLeaf: d.worst, within: true });
+          expect({ update: i + 1, worstLeaf: d.worst, within: d.maxAbs <= tolerance }).toEqual({ update: i + 1, worstLeaf: d.worst, within: true });
         }
         tf.dispose(treeLeaves(state as any));
       });
