@@ -276,6 +276,6 @@ registerPlugin({
   description: 'antithetic ES over full-length unrolls of fresh tasks (avg/min/last/last_recompute loss)',
   schema: FullESSchema,
   create: (c, deps) => new FullES(deps.truncatedStep, deps.truncationSchedule, c),
-  traits: { antithetic: true },
+  traits: { antithetic: true, fullUnroll: true },
   cls: FullES,
 });

@@ -155,5 +155,6 @@ registerPlugin({
   description: 'backprop through a full-length unroll (exact gradient of the full objective)',
   schema: FullGradSchema,
   create: (c, deps) => new FullGrad(deps.truncatedStep, deps.truncationSchedule, c),
+  traits: { fullUnroll: true },
   cls: FullGrad,
 });

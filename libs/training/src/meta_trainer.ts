@@ -91,13 +91,17 @@ export class MetaTrainer {
     const cfg = this.config;
     return cfg.tasks.map((t, i) => {
       const truncationSchedule: TruncationSchedule = this.registry.create('truncation_schedule', cfg.truncationSchedule.name, cfg.truncationSchedule.config);
+      const estimator = this.registry.get('gradient_estimator', cfg.gradientEstimator.name);
+      // A full-unroll estimator (FullES, FullGrad) sets trajectory lengths itself from the configured
+      // schedule; its truncated step never ends a trajectory, as the reference builds them
+      // (outer_trainers/full_es.py: the truncated step takes a NeverEndingTruncationSchedule).
+      const stepSchedule = estimator.traits?.fullUnroll ? this.registry.create<TruncationSchedule, 'truncation_schedule'>('truncation_schedule', 'NeverEndingTruncationSchedule', {}) : truncationSchedule;
       const truncatedStep = this.registry.create<TruncatedStep, 'truncated_step'>('truncated_step', cfg.truncatedStep.name, cfg.truncatedStep.config, {
         taskFamily: this.families[i],
         learnedOptimizer: this.lopt,
-        truncationSchedule,
+        truncationSchedule: stepSchedule,
         numTasks: t.numTasks,
       });
-      const estimator = this.registry.get('gradient_estimator', cfg.gradientEstimator.name);
       if (this.pool && estimator.traits?.threadedBranches && truncatedStep instanceof VectorizedLOptTruncatedStep && this.paramsPerTask(i) >= MetaTrainer.threadMinParams) {
         const spec: BranchSpec = {
           task: { name: t.name, config: t.config },
