@@ -20,3 +20,9 @@ export { ImageMLPSchema, ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_F
 export type { Activation, MatmulMode, ImageMLPConfig } from './image_mlp';
 export { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
 export type { TasksAddon } from './native';
+export { LogFeature, CFGObject, cfgToPlain, registerConfigurable, objectFromConfig } from './parametric/cfgobject';
+export type { CFGValue } from './parametric/cfgobject';
+export { choice, logInt, logFloat, SAMPLE_ACTIVATIONS, sampleActivation, sampleInitializer, SAMPLE_INITIALIZERS, sampledInitializer, SAMPLE_IMAGE_DATASETS, sampleImageDataset } from './parametric/parametric_utils';
+export type { InitializerConfig } from './parametric/parametric_utils';
+export { ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
+export type { ParametricImageMLPOptions } from './parametric/image_mlp';

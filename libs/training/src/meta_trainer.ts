@@ -95,7 +95,7 @@ export class MetaTrainer {
       // A full-unroll estimator (FullES, FullGrad) sets trajectory lengths itself from the configured
       // schedule; its truncated step never ends a trajectory, as the reference builds them
       // (outer_trainers/full_es.py: the truncated step takes a NeverEndingTruncationSchedule).
-      const stepSchedule = estimator.traits?.fullUnroll ? this.registry.create<TruncationSchedule, 'truncation_schedule'>('truncation_schedule', 'NeverEndingTruncationSchedule', {}) : truncationSchedule;
+      const stepSchedule = estimator.traits?.fullUnroll ? this.registry.create<TruncationSchedule>('truncation_schedule', 'NeverEndingTruncationSchedule', {}) : truncationSchedule;
       const truncatedStep = this.registry.create<TruncatedStep, 'truncated_step'>('truncated_step', cfg.truncatedStep.name, cfg.truncatedStep.config, {
         taskFamily: this.families[i],
         learnedOptimizer: this.lopt,

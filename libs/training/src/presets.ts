@@ -69,3 +69,16 @@ registerExperiment('quadratic-pes', 'fast smoke run: MLPLOpt + PES on FixedDimQu
   tasks: [{ name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 }],
   logging: { histogramsEvery: 5, metricsEvery: 5, checkpointEverySteps: 10 },
 }));
+
+registerExperiment('image-family-pes', 'MLPLOpt + PES on three image-MLP families sampled by sample_image_mlp (seeds 7, 8, 13: Fashion-MNIST, sampled sizes)', () => ({
+  ...SEED_BASE,
+  description:
+    'MLPLOpt meta-trained with PES on ParametricImageMLP families whose hidden sizes, depth, image and batch size come from the reference sampler sample_image_mlp; each task samples its activation and initializer',
+  mode: 'single-machine',
+  steps: 200,
+  tasks: [
+    { name: 'SampledImageMLP', config: { seed: 7 }, numTasks: 4 },
+    { name: 'SampledImageMLP', config: { seed: 8 }, numTasks: 4 },
+    { name: 'SampledImageMLP', config: { seed: 13 }, numTasks: 4 },
+  ],
+}));

@@ -27,6 +27,27 @@ describe('experiments', () => {
     expect(() => registry.parseConfig('experiment', 'quadratic-pes', { bogus: 1 })).toThrow(/bogus/);
   });
 
+  test('image-family-pes: three families sampled by sample_image_mlp, each its own sizes; an outer step is finite', async () => {
+    const cfg = validateMetaTrainingConfig(
+      registry.parseConfig('experiment', 'image-family-pes', {
+        gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 5, stepsPerJit: 5 } },
+        truncationSchedule: { name: 'ConstantTruncationSchedule', config: { totalLength: 10 } },
+      }),
+      registry,
+    );
+    expect(cfg.tasks.map((t) => [t.name, t.config.seed])).toEqual([['SampledImageMLP', 7], ['SampledImageMLP', 8], ['SampledImageMLP', 13]]);
+    const trainer = new MetaTrainer(cfg, registry);
+    // reference sample_image_mlp(PRNGKey(7|8|13)) in jax's legacy mode (test/golden/legacy/parametric_image_mlp.json)
+    expect(trainer.families.map((f: any) => [f.name, f.sizes])).toEqual([
+      ['SampledImageMLP_7', [16, 64, 10]],
+      ['SampledImageMLP_8', [36, 52, 52, 52, 52, 10]],
+      ['SampledImageMLP_13', [25, 48, 48, 48, 48, 10]],
+    ]);
+    const [, r] = await trainer.step(await trainer.init(), 0);
+    expect(Number.isFinite(r.loss)).toBe(true);
+    expect(r.nonFiniteGradElements).toBe(0);
+  });
+
   test('quadratic-pes trains a few steps with a flat tensor count and deterministic losses', async () => {
     const run = async () => {
       const cfg = validateMetaTrainingConfig(registry.parseConfig('experiment', 'quadratic-pes', { steps: 4 }), registry);

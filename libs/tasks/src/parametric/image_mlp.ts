@@ -1,0 +1,242 @@
+/**
+ * The parametric image-MLP family (reference `tasks/parametric/image_mlp.py`): `ParametricImageMLP`
+ * samples, per task, an activation function and a weight initializer (parametric_utils), and
+ * `sampleImageMlp` samples a whole family configuration (hidden sizes, depth, image size, batch
+ * size, dataset) as a `CFGObject`.
+ *
+ * A task is `hk.nets.MLP(hiddenLayers + [numClasses], w_init=<sampled>, activation=<sampled>)` on
+ * the flattened image, mean softmax cross-entropy; biases start at zero. Task params (the
+ * reference's `CFGNamed` values): `{activation: {index}, initializer: {index, init_scale}}`,
+ * int32 / float32 scalars, or `[N]` stacked.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { haikuInit, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
+import type { Batch, Datasets, Params } from '../base';
+import { imageDatasets } from '../datasets/fashion_mnist';
+import { BaseTask, BaseTaskFamily, softmaxCrossEntropy } from '../task';
+import { CFGObject, LogFeature, objectFromConfig, registerConfigurable } from './cfgobject';
+import {
+  choice,
+  logInt,
+  SAMPLE_ACTIVATIONS,
+  SAMPLE_IMAGE_DATASETS,
+  sampleActivation,
+  sampledInitializer,
+  sampleImageDataset,
+  sampleInitializer,
+  type InitializerConfig,
+} from './parametric_utils';
+
+export const ParametricImageMLPSchema = z
+  .object({
+    datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+    batchSize: z.number().int().positive().default(128),
+    imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
+    numClasses: z.number().int().positive().default(10),
+    hiddenLayers: z.array(z.number().int().positive()).default([32, 32]),
+    /** Metric-key name; the reference's class name by default. */
+    name: z.string().default('ParametricImageMLP'),
+  })
+  .strict();
+export type ParametricImageMLPOptions = z.input<typeof ParametricImageMLPSchema> & { datasets?: Datasets };
+
+/** One task's sampled configuration, read back from the task params. */
+interface TaskConfig {
+  activation: number;
+  initializer: InitializerConfig;
+}
+
+/** Host values of a scalar or `[N]` leaf. */
+const hostValues = (t: tf.Tensor) => Array.from(t.dataSync());
+
+/** A sampled image MLP task (the reference's inner `_Task`), for one or N stacked task configs. */
+export class ParametricImageMLPTask extends BaseTask {
+  readonly name = '_Task';
+
+  constructor(
+    readonly family: ParametricImageMLP,
+    /** one entry (shared by every row) or one per stacked task */
+    readonly configs: TaskConfig[],
+  ) {
+    super();
+    this.datasets = family.datasets;
+  }
+
+  private rowConfig(i: number): TaskConfig {
+    return this.configs.length === 1 ? this.configs[0] : this.configs[i];
+  }
+
+  initBatch(keys: PRNGKey[]): Params {
+    if (this.configs.length !== 1 && this.configs.length !== keys.length) {
+      throw new Error(`ParametricImageMLP: ${keys.length} keys for ${this.configs.length} stacked task configs`);
+    }
+    const sizes = this.family.sizes;
+    const rows = keys.map((k, i) => haikuInit(k, (hk) => hk.mlp(sizes[0], sizes.slice(1), { wInit: sampledInitializer(this.rowConfig(i).initializer) })));
+    const out: Record<string, Record<string, tf.Tensor>> = {};
+    for (const [m, ps] of Object.entries(rows[0])) {
+      out[m] = {};
+      for (const n of Object.keys(ps)) out[m][n] = tf.stack(rows.map((r) => r[m][n]));
+    }
+    rows.forEach((r) => Object.values(r).forEach((ps) => tf.dispose(Object.values(ps))));
+    return out;
+  }
+
+  /** Each task's own activation: one op when all rows share it, else row by row. */
+  private activate(x: tf.Tensor): tf.Tensor {
+    const acts = x.shape[0] === 1 || this.configs.length === 1 ? [this.rowConfig(0).activation] : this.configs.map((c) => c.activation);
+    if (acts.every((a) => a === acts[0])) return SAMPLE_ACTIVATIONS[acts[0]].fn(x);
+    return tf.concat(tf.split(x, x.shape[0], 0).map((row, i) => SAMPLE_ACTIVATIONS[acts[i]].fn(row)), 0);
+  }
+
+  lossBatch(params: Params, _keys: PRNGKey[] | null, data: Batch): tf.Tensor {
+    return tf.tidy(() => {
+      const p = params as Record<string, { w: tf.Tensor; b: tf.Tensor }>;
+      const { image, label } = data as { image: tf.Tensor; label: tf.Tensor };
+      const [N, B] = image.shape;
+      let x = tf.reshape(image, [N, B, -1]);
+      const depth = this.family.sizes.length - 1;
+      for (let i = 0; i < depth; i++) {
+        const { w, b } = p[`mlp/~/linear_${i}`];
+        x = tf.add(tf.matMul(x, w), tf.expandDims(b, 1));
+        if (i + 1 < depth) x = this.activate(x);
+      }
+      const labels = tf.oneHot(tf.cast(label, 'int32'), this.family.numClasses);
+      return tf.mean(softmaxCrossEntropy(x, labels), -1);
+    });
+  }
+
+  /** `(clip(nan_to_num(loss, max), 0, max) − log(C/5)) · 10 / log(C)`, max = log(2C). */
+  override normalizer(loss: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const C = this.family.numClasses;
+      const maxClass = Math.log(2 * C);
+      const finite = tf.where(tf.isFinite(loss), loss, tf.fill(loss.shape, maxClass));
+      return tf.mul(tf.sub(tf.clipByValue(finite, 0, maxClass), Math.log(C / 5)), 10 / Math.log(C));
+    });
+  }
+}
+
+/** `ParametricImageMLP(datasets, num_classes, hidden_layers=(32, 32))`. */
+export class ParametricImageMLP extends BaseTaskFamily {
+  readonly name: string;
+  readonly hiddenLayers: number[];
+  readonly numClasses: number;
+  readonly inputSize: number;
+
+  constructor(opts: ParametricImageMLPOptions = {}) {
+    super();
+    const { datasets, ...rest } = opts;
+    const c = ParametricImageMLPSchema.parse(rest);
+    this.datasets = datasets ?? imageDatasets(c.datasetName, c.batchSize, c.imageSize);
+    this.hiddenLayers = c.hiddenLayers;
+    this.numClasses = c.numClasses;
+    this.name = c.name;
+    const ab = this.datasets.split('train').abstractBatch() as { image: { shape: number[] } };
+    this.inputSize = ab.image.shape.slice(1).reduce((a, b) => a * b, 1); // [batch, h, w, c]
+  }
+
+  get sizes(): number[] {
+    return [this.inputSize, ...this.hiddenLayers, this.numClasses];
+  }
+
+  /** `act_key, init_key = split(key)`: `{activation: SampleActivation.sample(act_key), initializer: SampleInitializer.sample(init_key)}`. */
+  sampleBatch(keys: PRNGKey[]): PyTree {
+    const rows = keys.map((k) => {
+      const [actKey, initKey] = random.split(k, 2);
+      return { activation: sampleActivation(actKey).index, initializer: sampleInitializer(initKey) };
+    });
+    return {
+      activation: { index: tf.tensor1d(rows.map((r) => r.activation), 'int32') },
+      initializer: {
+        index: tf.tensor1d(rows.map((r) => r.initializer.index), 'int32'),
+        init_scale: tf.tensor1d(rows.map((r) => r.initializer.initScale), 'float32'),
+      },
+    };
+  }
+
+  taskFn(taskParam: PyTree): ParametricImageMLPTask {
+    const tp = taskParam as { activation: { index: tf.Tensor }; initializer: { index: tf.Tensor; init_scale: tf.Tensor } };
+    const acts = hostValues(tp.activation.index);
+    const inits = hostValues(tp.initializer.index);
+    const scales = hostValues(tp.initializer.init_scale);
+    acts.forEach((a) => {
+      if (!SAMPLE_ACTIVATIONS[a]) throw new Error(`ParametricImageMLP: activation index must be 0..${SAMPLE_ACTIVATIONS.length - 1}, got ${a}`);
+    });
+    const configs = acts.map((a, i) => ({ activation: a, initializer: { index: inits[i], initScale: scales[i] } }));
+    return new ParametricImageMLPTask(this, configs);
+  }
+}
+
+/** lopt-ts's name for each of the reference's dataset functions that it can load. */
+const DATASET_FUNCTIONS: Record<string, string> = { fashion_mnist_datasets: 'fashion_mnist' };
+
+for (const [fn, name] of Object.entries(DATASET_FUNCTIONS)) {
+  registerConfigurable(fn, (kw) => imageDatasets(name, Number(kw.batch_size), kw.image_size as [number, number]));
+}
+registerConfigurable('ParametricImageMLP', (kw) => {
+  const datasets = kw.datasets as Datasets;
+  return new ParametricImageMLP({ datasets, numClasses: Number(kw.num_classes), hiddenLayers: kw.hidden_layers as number[], name: kw.name as string | undefined });
+});
+
+/**
+ * `sample_image_mlp(key)`: `k1..k5 = split(key, 5)`; hidden size logInt(k1, 8, 128), depth choice(k2,
+ * 0..4), image size logInt(k3, 4, 32), batch size logInt(k4, 4, 512), dataset from k5.
+ */
+export function sampleImageMlp(key: PRNGKey): CFGObject {
+  const [k1, k2, k3, k4, k5] = random.split(key, 5);
+  const hiddenSize = logInt(k1, 8, 128);
+  const numLayers = choice(k2, [0, 1, 2, 3, 4]);
+  const imageSize = logInt(k3, 4, 32);
+  const batchSize = logInt(k4, 4, 512);
+  const datasetName = sampleImageDataset(k5);
+  const dataset = new CFGObject(datasetName, { image_size: new LogFeature([imageSize, imageSize]), batch_size: new LogFeature(batchSize) });
+  return new CFGObject('ParametricImageMLP', {
+    hidden_layers: new LogFeature(Array(numLayers).fill(hiddenSize)),
+    num_classes: SAMPLE_IMAGE_DATASETS[datasetName],
+    datasets: dataset,
+  });
+}
+
+/** The family a `sampleImageMlp` configuration describes (`object_from_config`). */
+export function parametricImageMlpFromConfig(cfg: CFGObject): ParametricImageMLP {
+  return objectFromConfig(cfg) as ParametricImageMLP;
+}
+
+export const SampledImageMLPSchema = z.object({ seed: z.number().int().nonnegative().max(2 ** 32 - 1).default(7) }).strict();
+
+/**
+ * The ParametricImageMLP family that `sample_image_mlp(PRNGKey(seed))` describes: hidden sizes,
+ * depth, image size, batch size and dataset all sampled by the reference's sampler (a lopt-ts
+ * entry point; the reference reaches it through `object_from_config`). Named
+ * `SampledImageMLP_<seed>` so several seeds in one run keep their metrics apart. Seeds whose
+ * sampled dataset lopt-ts cannot load are refused with the dataset named (on Fashion-MNIST, the
+ * one offline dataset: 7, 8, 11, 12, 13, 19, ... in jax's legacy random mode).
+ */
+export function sampledImageMlp(opts: z.input<typeof SampledImageMLPSchema> = {}): ParametricImageMLP {
+  const { seed } = SampledImageMLPSchema.parse(opts);
+  const cfg = sampleImageMlp(random.PRNGKey(seed));
+  const ds = cfg.kwargs.datasets as CFGObject;
+  if (!(ds.obj in DATASET_FUNCTIONS)) {
+    throw new Error(
+      `SampledImageMLP: sample_image_mlp(PRNGKey(${seed})) samples dataset '${ds.obj}', which lopt-ts cannot load yet (available: ${Object.keys(DATASET_FUNCTIONS).join(', ')}); pick another seed`,
+    );
+  }
+  return objectFromConfig(new CFGObject(cfg.obj, { ...cfg.kwargs, name: `SampledImageMLP_${seed}` })) as ParametricImageMLP;
+}
+
+registerPlugin({
+  kind: 'task_family',
+  name: 'SampledImageMLP',
+  description: 'the ParametricImageMLP that sample_image_mlp(PRNGKey(seed)) describes (sizes, depth, image and batch size sampled)',
+  schema: SampledImageMLPSchema,
+  create: (c) => sampledImageMlp(c),
+});
+registerPlugin({
+  kind: 'task_family',
+  name: 'ParametricImageMLP',
+  description: 'image MLP with a sampled activation (12) and weight initializer (5) per task',
+  schema: ParametricImageMLPSchema,
+  create: (c) => new ParametricImageMLP(c),
+  cls: ParametricImageMLP,
+});
