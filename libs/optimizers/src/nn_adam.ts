@@ -39,7 +39,6 @@ import * as tf from '@tensorflow/tfjs';
 import { haikuInit, initializers, parseOptions, random, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import { incCounter, numTasks, tidy, treeClone } from './common';
 import { treeExpand, treeSqueeze } from './mlp_lopt';
 
@@ -130,7 +129,10 @@ export class NNAdam implements LearnedOptimizer {
   readonly initialEpsilon: number;
   readonly decayStrength: number;
   readonly lstmHiddenSize: number;
-  readonly rnnInputFeatures = NN_ADAM_NUM_FEATURES;
+  /** The reference's `rnn_input_features` (a getter, so that it is not mistaken for an option). */
+  get rnnInputFeatures(): number {
+    return NN_ADAM_NUM_FEATURES;
+  }
 
   constructor(opts: NNAdamOptions = {}) {
     const c = parseOptions(NNAdamSchema, opts, 'NNAdam');
@@ -169,11 +171,6 @@ export class NNAdam implements LearnedOptimizer {
 
   optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
     return new NNAdamOptimizer(this, theta as unknown as NNAdamTheta, thetaIsVector);
-  }
-
-  /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
-  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
-    return asTfjsOptimizer(this, theta);
   }
 }
 
@@ -321,7 +318,7 @@ export class NNAdamOptimizer implements Optimizer {
   private linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
     const [N, L, I] = x.shape;
     if (this.thetaIsVector) return tf.add(tf.matMul(x, w), tf.expandDims(b, 1));
-    const out = w.shape[1];
+    const out = w.shape[1] as number;
     return tf.reshape(tf.add(tf.matMul(tf.reshape(x, [N * L, I]), w), b), [N, L, out]);
   }
 
