@@ -366,19 +366,21 @@ export class NNAdamOptimizer implements Optimizer {
     const x = tf.stack(feats, 1); // [N, L, 19]
     const prev = s.lstmHiddenState;
     const gated = this.linear(tf.concat([x, prev.hidden], 2), th.rnn_params['rnn/linear'].w, th.rnn_params['rnn/linear'].b);
-    const [gi, gg, gf, go] = tf.split(gated, 4, 2);
+    // slices, not tf.split / tf.unstack: their gradients fail when only some outputs reach the loss
+    const H = l.lstmHiddenSize;
+    const [gi, gg, gf, go] = [0, 1, 2, 3].map((j) => tf.slice(gated, [0, 0, j * H], [N, L, H]));
     const cell = tf.add(tf.mul(tf.sigmoid(tf.add(gf, 1)), prev.cell), tf.mul(tf.sigmoid(gi), tf.tanh(gg)));
     const hidden = tf.mul(tf.sigmoid(go), tf.tanh(cell));
 
     const ctl = th.rnn_to_controls_params.rnn_to_controls;
     const deltas = tf.mul(this.linear(hidden, ctl.w, ctl.b), l.outputScale); // [N, L, 4]
-    const perLeaf = tf.unstack(deltas, 1).map((d) => tf.unstack(d, 1)); // [leaf][lr, beta1, beta2, epsilon] -> [N]
+    const delta = (i: number, k: number) => tf.reshape(tf.slice(deltas, [0, i, k], [N, 1, 1]), [N]); // leaf i, hparam k (lr, β1, β2, ε)
     const transforms = [T.scaledLr, T.scaledOneMinusLog, T.scaledOneMinusLog, T.scaledEpsilon];
     const next = HPARAMS.map((_, k) =>
       treeUnflatten(
         def,
         hp[k].map((old, i) => {
-          let v = tf.add(old, perLeaf[i][k]);
+          let v = tf.add(old, delta(i, k));
           if (l.decayStrength > 0) v = tf.sub(v, tf.mul(tf.sub(v, th[THETA_HPARAMS[k]]), l.decayStrength));
           return nnAdamInverseForward(transforms[k], v);
         }),
