@@ -34,6 +34,9 @@
  * towards θ's initial values only runs when decayStrength > 0; hyper-parameters are clipped by
  * running inverse then forward (so β written back is `0.1·log(1 − (1 − exp(·)))`, rounding and all);
  * init requires numSteps although nothing uses it.
+ *
+ * Summaries: `updateWithMetrics` returns the reference's (`mean||lr_pre/<leaf>`, …,
+ * `mean||nn_adam_step/<leaf>_avg_step_size`) beside the state; `update` computes none.
  */
 import * as tf from '@tensorflow/tfjs';
 import { haikuInit, initializers, parseOptions, random, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
@@ -232,6 +235,25 @@ export class NNAdamOptimizer implements Optimizer {
   }
 
   update(state: OptState, grad: Params, opts: UpdateOptions = {}): NNAdamState {
+    return this.updateImpl(state, grad, opts, null).state;
+  }
+
+  /**
+   * `update` and the reference's in-update summaries, each a scalar tensor keyed `mean||<name>`:
+   * per params leaf i (jax's leaf order) `{beta1,beta2,epsilon,lr}_pre/i` (the transformed values
+   * before the update), `…_post/i` (the values used: inverse-transformed), `…_step/i` (the LSTM's
+   * change, before decay and clipping) and `nn_adam_step/i_avg_step_size` (mean |step|).
+   */
+  updateWithMetrics(state: OptState, grad: Params, opts: UpdateOptions = {}): { state: NNAdamState; metrics: Record<string, tf.Tensor> } {
+    return this.updateImpl(state, grad, opts, {});
+  }
+
+  private updateImpl(
+    state: OptState,
+    grad: Params,
+    opts: UpdateOptions,
+    metrics: Record<string, tf.Tensor> | null,
+  ): { state: NNAdamState; metrics: Record<string, tf.Tensor> } {
     if (this.thetaIsVector) throw new Error('NNAdam: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
     return tidy(() => {
       const s = state as NNAdamState;
@@ -248,8 +270,8 @@ export class NNAdamOptimizer implements Optimizer {
         perLayerEpsilon: treeExpand(s.perLayerEpsilon),
         lstmHiddenState: { hidden: e(s.lstmHiddenState.hidden), cell: e(s.lstmHiddenState.cell) },
       };
-      const out = this.step(batched, treeExpand(grad));
-      return {
+      const out = this.step(batched, treeExpand(grad), metrics ?? undefined);
+      const next: NNAdamState = {
         params: treeSqueeze(out.params),
         state: treeClone(opts.modelState ?? null),
         iteration: sq(out.iteration),
@@ -260,6 +282,7 @@ export class NNAdamOptimizer implements Optimizer {
         perLayerEpsilon: treeSqueeze(out.perLayerEpsilon),
         lstmHiddenState: { hidden: sq(out.lstmHiddenState.hidden), cell: sq(out.lstmHiddenState.cell) },
       };
+      return { state: next, metrics: Object.fromEntries(Object.entries(metrics ?? {}).map(([k, v]) => [k, sq(v)])) };
     });
   }
 
@@ -323,7 +346,7 @@ export class NNAdamOptimizer implements Optimizer {
   }
 
   /** Batched update (leading task axis on every leaf). Call inside a tidy. */
-  private step(s: NNAdamState, grad: Params): NNAdamState {
+  private step(s: NNAdamState, grad: Params, metrics?: Record<string, tf.Tensor>): NNAdamState {
     const T = nnAdamTransforms;
     const l = this.lopt;
     const th = this.theta;
@@ -355,6 +378,7 @@ export class NNAdamOptimizer implements Optimizer {
       // (lr·(1+ε))·1.0 / (ε + √(rms + 1e-10)) · m
       const step = tf.mul(tf.div(tf.mul(lr, tf.add(1, eps)), tf.add(eps, tf.sqrt(tf.add(v, 1e-10)))), m);
       newP.push(tf.sub(p, step));
+      if (metrics) metrics[`mean||nn_adam_step/${i}_avg_step_size`] = tf.mean(tf.reshape(tf.abs(step), [N, -1]), 1);
       newM.push(m);
       newV.push(v);
       const S = p.size / N;
@@ -376,6 +400,16 @@ export class NNAdamOptimizer implements Optimizer {
     const deltas = tf.mul(this.linear(hidden, ctl.w, ctl.b), l.outputScale); // [N, L, 4]
     const delta = (i: number, k: number) => tf.reshape(tf.slice(deltas, [0, i, k], [N, 1, 1]), [N]); // leaf i, hparam k (lr, β1, β2, ε)
     const transforms = [T.scaledLr, T.scaledOneMinusLog, T.scaledOneMinusLog, T.scaledEpsilon];
+    if (metrics) {
+      const names = ['lr', 'beta1', 'beta2', 'epsilon'];
+      ps.forEach((_, i) =>
+        names.forEach((n, k) => {
+          metrics[`mean||${n}_pre/${i}`] = tf.clone(hp[k][i]);
+          metrics[`mean||${n}_post/${i}`] = transforms[k].inverse(hp[k][i]);
+          metrics[`mean||${n}_step/${i}`] = delta(i, k);
+        }),
+      );
+    }
     const next = HPARAMS.map((_, k) =>
       treeUnflatten(
         def,

@@ -215,4 +215,34 @@ describe('NNAdam', () => {
     tf.dispose([value, ...grads]);
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  test("updateWithMetrics: the reference's summary names and values, and the same state as update", () => {
+    const lopt = new NNAdam({ lstmHiddenSize: 8, outputScale: 0.5 });
+    const opt = lopt.optFn(perturbed(lopt, 3)) as any;
+    const r = rng(11);
+    const s0 = opt.init(params(r), { numSteps: 10 }) as NNAdamState;
+    const g = params(r);
+    const plain = opt.update(s0, g) as NNAdamState;
+    const before = tf.memory().numTensors;
+    const { state, metrics } = opt.updateWithMetrics(s0, g) as { state: NNAdamState; metrics: Record<string, tf.Tensor> };
+    const leaves = Object.keys(shapes).sort(); // jax's leaf order: b, k, s, w
+    const want: string[] = [];
+    for (const n of ['beta1', 'beta2', 'epsilon', 'lr']) for (const w of ['pre', 'post', 'step']) leaves.forEach((_, i) => want.push(`mean||${n}_${w}/${i}`));
+    leaves.forEach((_, i) => want.push(`mean||nn_adam_step/${i}_avg_step_size`));
+    expect(Object.keys(metrics).sort()).toEqual(want.sort());
+    for (const v of Object.values(metrics)) expect(v.shape).toEqual([]);
+    const [a] = treeFlatten<tf.Tensor>(state);
+    treeFlatten<tf.Tensor>(plain)[0].forEach((x, i) => expect(flat(a[i])).toEqual(flat(x)));
+    tf.tidy(() => leaves.forEach((k, i) => {
+      const pre = flat(named(s0.perLayerLr)[k])[0];
+      expect(flat(metrics[`mean||lr_pre/${i}`])).toEqual([pre]);
+      expectClose(flat(metrics[`mean||lr_post/${i}`]), [Math.exp(10 * pre)], 0, 1e-5);
+      // no decay and no clip here: the new value is the old one plus the LSTM's step
+      expectClose(flat(named(state.perLayerLr)[k]), [pre + flat(metrics[`mean||lr_step/${i}`])[0]], 1e-6, 0);
+      const d = flat(tf.abs(tf.sub(named(s0.params)[k], named(state.params)[k])));
+      expectClose(flat(metrics[`mean||nn_adam_step/${i}_avg_step_size`]), [d.reduce((x, y) => x + y, 0) / d.length], 1e-9, 1e-4);
+    }));
+    tf.dispose([state, metrics] as any);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });
