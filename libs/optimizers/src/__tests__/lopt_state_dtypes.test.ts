@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, treeDispose, treeFlatten, treeUnflatten } from '@lopt/core';
-import { AdafacMLPLOpt, MLPLOpt, LearnableAdam } from '../index';
+import { AdafacMLPLOpt, MLPLOpt, LearnableAdam, NNAdam } from '../index';
 import { flat, useTestBackend } from './helpers';
 
 beforeAll(useTestBackend);
@@ -11,7 +11,7 @@ const dtypesAndShapes = (s: any) => {
 };
 
 test('learned optimizers keep every state leaf dtype and shape over updates (int32 counters stay int32)', () => {
-  for (const lopt of [new MLPLOpt(), new AdafacMLPLOpt(), new LearnableAdam()]) {
+  for (const lopt of [new MLPLOpt(), new AdafacMLPLOpt(), new LearnableAdam(), new NNAdam()]) {
     const theta = lopt.init(random.PRNGKey(0));
     const opt = lopt.optFn(theta);
     for (const batched of [false, true]) {
