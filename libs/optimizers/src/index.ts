@@ -24,3 +24,5 @@ export type { LearnableSGDOptions, LearnableSGDMOptions, LearnableAdamOptions } 
 export { AdafacMLPLOptSchema, AdafacMLPLOpt, AdafacMLPLOptOptimizer } from './adafac_mlp_lopt';
 export type { AdafacMLPLOptState, AdafacMLPLOptOptions } from './adafac_mlp_lopt';
 export { LearnedTfjsOptimizer, asTfjsOptimizer } from './tfjs_adapter';
+export { RNNMLPLOptSchema, RNNMLPLOpt, RNNMLPLOptOptimizer } from './rnn_mlp_lopt';
+export type { RNNMLPLOptState, RNNMLPLOptOptions, LossNormalizerState, DynamicClipState } from './rnn_mlp_lopt';
