@@ -21,13 +21,16 @@ function maskedSums(loss: tf.Tensor, mask: Float32Array): [tf.Tensor, tf.Tensor]
 
 /**
  * Differentiates `fn(theta)` w.r.t. every θ leaf. `fn` returns the scalar loss; tensors it wants
- * to keep past the gradient computation (the new state) it must `tf.keep`.
+ * to keep past the gradient computation (the new state) it must `tf.keep`. A θ leaf the loss does
+ * not depend on gets a zero gradient, as under jax.grad (e.g. a learned optimizer's initial-state
+ * parameters, RNNMLPLOpt's, in a truncation whose state was made before it); tf.valueAndGrads
+ * would throw.
  */
 function valueAndGradTheta(theta: Theta, fn: (theta: Theta) => tf.Scalar): { value: tf.Scalar; grad: Theta } {
   const [leaves, def] = treeFlatten<tf.Tensor>(theta);
-  const vg = tf.valueAndGrads((...xs: tf.Tensor[]) => fn(treeUnflatten(def, xs)));
-  const { value, grads } = vg(leaves);
-  return { value: value as tf.Scalar, grad: treeUnflatten(def, grads) };
+  const { value, grads } = tf.engine().gradients(() => fn(treeUnflatten(def, leaves)), leaves, undefined, true);
+  if (value.rank !== 0) throw new Error(`the meta-loss must be a scalar, got shape [${value.shape}]`);
+  return { value: value as tf.Scalar, grad: treeUnflatten(def, grads.map((g, i) => g ?? tf.zerosLike(leaves[i]))) };
 }
 
 function keepTree(t: PyTree): void {

@@ -375,7 +375,9 @@ export class RNNMLPLOptOptimizer implements Optimizer {
     const snd = s.dynamicClip.value;
     const clipAmount = tf.mul(tf.div(snd, tf.sub(1, tf.pow(tf.scalar(CLIP_ALPHA), clipT))), CLIP_MULT);
     const gs = treeFlatten<tf.Tensor>(grad)[0].map((g) => {
-      const c = tf.reshape(clipAmount, [N, ...new Array(g.rank - 1).fill(1)]);
+      // jnp.clip(g, −c, c) with a per-task c, broadcast explicitly: tf.js's Minimum / Maximum
+      // gradients do not reduce a broadcast operand (and c depends on θ through earlier updates)
+      const c = tf.broadcastTo(tf.reshape(clipAmount, [N, ...new Array(g.rank - 1).fill(1)]), g.shape);
       return tf.minimum(tf.maximum(g, tf.neg(c)), c);
     });
     // _avg_square_mean: sum over leaves (in order) of mean(g²), / L
@@ -431,13 +433,17 @@ export class RNNMLPLOptOptimizer implements Optimizer {
     const H = l.lstmHiddenSize;
     const prev = s.lstmHiddenState;
     const gated = linear(tf.concat([rnnInputs, prev.hidden], 2), th.rnn_params['rnn/linear'], perTask);
-    const [gi, gg, gf, go] = tf.split(gated, [H, H, H, H], 2);
+    // (slices, not tf.split / tf.unstack: their gradients fail when some piece gets none, e.g. a
+    // leaf whose update does not reach the meta-loss)
+    const gate = (j: number) => tf.slice(gated, [0, 0, j * H], [N, L, H]);
+    const [gi, gg, gf, go] = [0, 1, 2, 3].map(gate);
     const cell = tf.add(tf.mul(tf.sigmoid(tf.add(gf, 1)), prev.cell), tf.mul(tf.sigmoid(gi), tf.tanh(gg)));
     const hidden = tf.mul(tf.sigmoid(go), tf.tanh(cell)); // lstm_out [N, L, H]
 
     // DeepSets-style message to the next step: mean over tensors of a projection
     const newFromLstm = tf.mean(linear(hidden, th.rnn_to_in_params.rnn_to_in, perTask), 1); // [N, 18]
-    const ffInputs = tf.unstack(linear(hidden, th.rnn_to_ff_params.rnn_to_ff, perTask), 1); // L x [N, 17]
+    const ffAll = linear(hidden, th.rnn_to_ff_params.rnn_to_ff, perTask); // [N, L, 17]
+    const ffInputs = ps.map((_, i) => tf.reshape(tf.slice(ffAll, [0, i, 0], [N, 1, l.lstmToFf]), [N, l.lstmToFf]));
 
     // mlp_features_for_tensor, per leaf: [N, S, 54]
     const step = sinEmbedding(s.iteration); // [N, 11]
@@ -476,7 +482,8 @@ export class RNNMLPLOptOptimizer implements Optimizer {
       h = linear(h, th.ffmod_params[`mlp/~/linear_${j}`], perTask);
       if (j < l.hiddenLayer) h = tf.relu(h);
     }
-    const outs = L === 1 ? [h] : tf.split(h, sizes, 1); // L x [N, S, 2 + fromMlpSize]
+    const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+    const outs = sizes.map((S, i) => (L === 1 ? h : tf.slice(h, [0, offsets[i], 0], [N, S, 2 + l.fromMlpSize]))); // L x [N, S, 2 + fromMlpSize]
     const newParams: tf.Tensor[] = [];
     const newFromMlp: tf.Tensor[] = [];
     outs.forEach((o, i) => {
