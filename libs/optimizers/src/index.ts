@@ -1,6 +1,6 @@
 /**
  * @lopt/optimizers: Optimizer / LearnedOptimizer, hand-designed optax-style optimizers and
- * schedules, learnable-hyper-parameter optimizers, MLPLOpt and AdafacMLPLOpt. Importing this
+ * schedules, learnable-hyper-parameter optimizers, MLPLOpt, AdafacMLPLOpt and RNNMLPLOpt. Importing this
  * module registers every optimizer plugin.
  */
 export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
