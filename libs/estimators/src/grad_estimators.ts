@@ -21,13 +21,15 @@ function maskedSums(loss: tf.Tensor, mask: Float32Array): [tf.Tensor, tf.Tensor]
 
 /**
  * Differentiates `fn(theta)` w.r.t. every θ leaf. `fn` returns the scalar loss; tensors it wants
- * to keep past the gradient computation (the new state) it must `tf.keep`. A leaf that does not
- * reach the loss gets a zero gradient, as with jax.grad (tf.valueAndGrads would throw): e.g.
- * NNAdam's LSTM initial state, used only by init, in a truncation that starts mid-trajectory.
+ * to keep past the gradient computation (the new state) it must `tf.keep`. A θ leaf the loss does
+ * not depend on gets a zero gradient, as under jax.grad (e.g. NNAdam's or RNNMLPLOpt's LSTM start
+ * state, used only by init, in a truncation that starts mid-trajectory); tf.valueAndGrads would
+ * throw.
  */
 function valueAndGradTheta(theta: Theta, fn: (theta: Theta) => tf.Scalar): { value: tf.Scalar; grad: Theta } {
   const [leaves, def] = treeFlatten<tf.Tensor>(theta);
   const { value, grads } = tf.engine().gradients(() => fn(treeUnflatten(def, leaves)), leaves, undefined, true);
+  if (value.rank !== 0) throw new Error(`the meta-loss must be a scalar, got shape [${value.shape}]`);
   return { value: value as tf.Scalar, grad: treeUnflatten(def, grads.map((g, i) => g ?? tf.zerosLike(leaves[i]))) };
 }
 

@@ -1,6 +1,6 @@
 /**
  * @lopt/optimizers: Optimizer / LearnedOptimizer, hand-designed optax-style optimizers and
- * schedules, learnable-hyper-parameter optimizers, MLPLOpt, AdafacMLPLOpt and NNAdam. Importing this
+ * schedules, learnable-hyper-parameter optimizers, MLPLOpt, AdafacMLPLOpt, NNAdam and RNNMLPLOpt. Importing this
  * module registers every optimizer plugin.
  */
 export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
@@ -26,3 +26,5 @@ export type { AdafacMLPLOptState, AdafacMLPLOptOptions } from './adafac_mlp_lopt
 export { LearnedTfjsOptimizer, asTfjsOptimizer } from './tfjs_adapter';
 export { NN_ADAM_NUM_FEATURES, NNAdamSchema, nnAdamTransforms, nnAdamInverseForward, NNAdam, NNAdamOptimizer } from './nn_adam';
 export type { NNAdamRolling, NNAdamLSTMState, NNAdamState, NNAdamTheta, NNAdamOptions, NNAdamTransform } from './nn_adam';
+export { RNNMLPLOptSchema, RNNMLPLOpt, RNNMLPLOptOptimizer } from './rnn_mlp_lopt';
+export type { RNNMLPLOptState, RNNMLPLOptOptions, LossNormalizerState, DynamicClipState } from './rnn_mlp_lopt';

@@ -1,0 +1,6 @@
+import { useTestBackend } from './helpers';
+import { describeRNNMLPLOptUnit } from './rnn_mlp_lopt_unit';
+
+beforeAll(useTestBackend);
+
+describeRNNMLPLOptUnit('default test backend');
