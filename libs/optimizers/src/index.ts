@@ -1,6 +1,6 @@
 /**
  * @lopt/optimizers: Optimizer / LearnedOptimizer, hand-designed optax-style optimizers and
- * schedules, learnable-hyper-parameter optimizers, MLPLOpt and AdafacMLPLOpt. Importing this
+ * schedules, learnable-hyper-parameter optimizers, MLPLOpt, AdafacMLPLOpt and AdafacNominal. Importing this
  * module registers every optimizer plugin.
  */
 export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
@@ -23,4 +23,6 @@ export { LearnableSGDSchema, LearnableSGDMSchema, LearnableAdamSchema, Learnable
 export type { LearnableSGDOptions, LearnableSGDMOptions, LearnableAdamOptions } from './learnable';
 export { AdafacMLPLOptSchema, AdafacMLPLOpt, AdafacMLPLOptOptimizer } from './adafac_mlp_lopt';
 export type { AdafacMLPLOptState, AdafacMLPLOptOptions } from './adafac_mlp_lopt';
+export { AdafacNominalSchema, AdafacNominal, AdafacNominalOptimizer, NOMINAL_GRAD_ESTIMATORS, ADAFAC_NOMINAL_SUMMARY_NAMES } from './adafac_nominal';
+export type { AdafacNominalState, AdafacNominalOptions } from './adafac_nominal';
 export { LearnedTfjsOptimizer, asTfjsOptimizer } from './tfjs_adapter';
