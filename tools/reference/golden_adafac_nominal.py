@@ -17,7 +17,7 @@ The update cases: the defaults with θ = init(PRNGKey(0)) (nominal_stepsize=0 an
 the nominal and decay terms vanish there), then configurations that switch every other branch of
 _mod on: the nominal step with each grad estimator, weight decay, the controllers on and off, the aggregated step and
 nominal magnitudes, both black-box normalisations, and the scalar-math path (concat_weights=False) with
-full and with per-scalar weights. ("aggregate_reg_magnitude_init_error" records that
+full and with per-scalar weights, and an MLP without hidden layers. ("aggregate_reg_magnitude_init_error" records that
 aggregate_reg_magnitude=True cannot even init: a quirk lopt-ts keeps.) Those use θ from another key with the decay offsets set to
 nonzero values (written into the file), so the learned decays are exercised too.
 """
@@ -86,6 +86,7 @@ UPDATES = [
     (dict(ACTIVE, normalize_blackbox=True), 1, True),
     (dict(ACTIVE, selfnormalize_blackbox=True), 1, True),
     (dict(ACTIVE, concat_weights=False), 1, True),
+    (dict(ACTIVE, hidden_layers=0), 1, True),  # the output layer alone: no relu anywhere
     (dict(ACTIVE, concat_weights=False, make_separate_weights=True, hidden_size=2, hidden_layers=1), 2, True),
 ]
 for config, seed, perturb in UPDATES:

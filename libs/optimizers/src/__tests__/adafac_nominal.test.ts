@@ -17,6 +17,7 @@ const CONFIGS: [string, AdafacNominalOptions][] = [
   ['nominal + decay + controllers', ACTIVE],
   ['aggregated magnitudes, both black-box normalisations, SGDM', { ...ACTIVE, aggregateMagnitude: true, aggregateNomMagnitude: true, normalizeBlackbox: true, selfnormalizeBlackbox: true, nominalGradEstimator: 'SGDM' }],
   ['per-scalar weights', { ...ACTIVE, concatWeights: false, makeSeparateWeights: true, hiddenSize: 2, hiddenLayers: 1 }],
+  ['no hidden layer', { ...ACTIVE, hiddenLayers: 0 }],
 ];
 
 /** θ of `lopt` from `key` with nonzero decay offsets (so the learned decays matter). */
