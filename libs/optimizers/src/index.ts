@@ -1,6 +1,7 @@
 /**
  * @lopt/optimizers: Optimizer / LearnedOptimizer, hand-designed optax-style optimizers and
- * schedules, learnable-hyper-parameter optimizers, MLPLOpt, AdafacMLPLOpt, NNAdam and RNNMLPLOpt. Importing this
+ * schedules, learnable-hyper-parameter optimizers, MLPLOpt, AdafacMLPLOpt, AdafacNominal, NNAdam and
+ * RNNMLPLOpt. Importing this
  * module registers every optimizer plugin.
  */
 export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
@@ -23,6 +24,8 @@ export { LearnableSGDSchema, LearnableSGDMSchema, LearnableAdamSchema, Learnable
 export type { LearnableSGDOptions, LearnableSGDMOptions, LearnableAdamOptions } from './learnable';
 export { AdafacMLPLOptSchema, AdafacMLPLOpt, AdafacMLPLOptOptimizer } from './adafac_mlp_lopt';
 export type { AdafacMLPLOptState, AdafacMLPLOptOptions } from './adafac_mlp_lopt';
+export { AdafacNominalSchema, AdafacNominal, AdafacNominalOptimizer, NOMINAL_GRAD_ESTIMATORS, ADAFAC_NOMINAL_SUMMARY_NAMES } from './adafac_nominal';
+export type { AdafacNominalState, AdafacNominalOptions } from './adafac_nominal';
 export { LearnedTfjsOptimizer, asTfjsOptimizer } from './tfjs_adapter';
 export { NN_ADAM_NUM_FEATURES, NNAdamSchema, nnAdamTransforms, nnAdamInverseForward, NNAdam, NNAdamOptimizer } from './nn_adam';
 export type { NNAdamRolling, NNAdamLSTMState, NNAdamState, NNAdamTheta, NNAdamOptions, NNAdamTransform } from './nn_adam';

@@ -1,0 +1,445 @@
+/**
+ * AdafacNominal (reference `learned_optimizers/adafac_nominal.py`, `MLPNomLOpt`): AdafacMLPLOpt's
+ * per-parameter MLP on momentum, RMS and Adafactor-style features, with 4 outputs (direction,
+ * magnitude, nominal magnitude, regularisation magnitude) and, beside the learned step, a
+ * "nominal" hand-designed step (by default the mean over the decays of Adam-like `m/√rms`,
+ * AggMo-style) and a weight decay, each scaled by an output when its controller is on:
+ *
+ * ```
+ * step     = direction · exp(magnitude · expMult[0]) · stepMult      (· rsqrt(rms₀+1e-6) if normalizeBlackbox,
+ *                                                                     · mean(g) if selfnormalizeBlackbox)
+ * reg      = 1 − weightDecay · exp(regMagnitude · expMult[2])        (regMagnitude = out[3], or 0 without the controller)
+ * nomStep  = nominalStepsize · exp(nomMagnitude · expMult[1]) · gEst  (nomMagnitude = out[2], or 1 without the controller)
+ * p'       = reg · p − step − nomStep
+ * ```
+ *
+ * θ: `{ momentum_decays: [3], rms_decays: [1], adafactor_decays: [3],
+ *       nn: { '~': { w0: [39,4], b0: [4], w1: [4,4], b1: [4], w2: [4,4], b2: [4] } } }`
+ * (the decays are offsets in `log(1−β)/10` space, zero at init). With `concatWeights: false,
+ * makeSeparateWeights: true` every weight is its own scalar haiku parameter instead:
+ * `w<layer>_<in>_<out>` (each its own TruncatedNormal draw, in that order) and `b<layer>_<out>`.
+ * With thetaIsVector every leaf has a leading [N].
+ *
+ * State: the reference reuses AdafacMLPLOpt's state class, so the layout is AdafacMLPLOptState's:
+ * `{ params, state, momRolling, rmsRolling, facRollingFeatures: {vCol, vRow, vDiag}, numSteps, iteration }`.
+ *
+ * Quirks of the reference, kept (and tested against its golden values):
+ * - Without `nominalController` the nominal magnitude is ones, not zeros: the nominal step is
+ *   `nominalStepsize · exp(expMult[1]) · gEst`. Without `regularizationController` it is zeros:
+ *   `reg = 1 − weightDecay`.
+ * - `aggregateRegMagnitude: true` cannot work: the mean makes `reg` one value that the reference
+ *   then reshapes to the parameter's shape, which fails for every leaf of more than one value —
+ *   and `init` always traces the MLP on a fake 10×10 leaf, so it fails there too. lopt-ts throws
+ *   in both places, with the reference's message.
+ * - `concatWeights: false` (the reference's "scalar math" path) computes the same function as the
+ *   matmul path (per-feature second-moment normalisation over the leaf, the time features
+ *   appended un-normalised); here both run as matmuls, so only θ's layout differs
+ *   (`makeSeparateWeights`). `splitWeights` is dead code in the reference (its branch needs
+ *   weights that are neither full nor separate, which never happens): accepted, no effect.
+ * - `makeSeparateWeights` only counts when `concatWeights` is false (concat wins).
+ * - The summaries (`ADAFAC_NOMINAL_SUMMARY_NAMES`) keep AdafacMLPLOpt's `adafac_mlp_lopt/` prefix;
+ *   like the other learned optimizers here, the update does not emit them.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { haikuInit, initializers, parseOptions, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { z } from 'zod';
+import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
+import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
+import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
+import {
+  BatchCtx,
+  factoredDims,
+  incCounter,
+  numTasks,
+  safeRsqrt,
+  secondMomentNormalize,
+  tanhEmbedding,
+  tidy,
+  treeClone,
+  vecFactoredRolling,
+  vecRollingMom,
+  vecRollingRms,
+  zerosCounter,
+} from './common';
+import { applyPerParamMLP, Linear } from './per_param_mlp';
+import { treeExpand, treeSqueeze } from './mlp_lopt';
+
+/** The reference's state class is AdafacMLPLOpt's (adafac_nominal.py defines its own copy of it). */
+export type AdafacNominalState = AdafacMLPLOptState;
+
+/** The estimators of the gradient the nominal step follows (`nominal_grad_estimator`). */
+export const NOMINAL_GRAD_ESTIMATORS = ['SGD', 'SGDM', 'AggMo', 'Adam', 'AdamAggMo'] as const;
+
+/** The names `_mod` logs with summary.summary (the prefix is AdafacMLPLOpt's, as in the reference). */
+export const ADAFAC_NOMINAL_SUMMARY_NAMES = [
+  'adafac_mlp_lopt/avg_step_size',
+  'adafac_mlp_lopt/avg_step_size_hist',
+  'adafac_mlp_lopt/direction/mean_abs',
+  'adafac_mlp_lopt/magnitude/mean_abs',
+  'adafac_mlp_lopt/magnitude/mean',
+  'adafac_mlp_lopt/grad/mean_abs',
+] as const;
+
+const decayList = (d: number[]) => z.array(z.number().min(0).lt(1)).nonempty().default(d as [number, ...number[]]);
+
+/** AdafacNominal's options and their defaults (the reference's `MLPNomLOpt.__init__`). */
+export const AdafacNominalSchema = z
+  .object({
+    /** multipliers of the magnitude, nominal magnitude and regularisation magnitude outputs */
+    expMult: z.tuple([z.number(), z.number(), z.number()]).default([0.001, 0.001, 0.001]),
+    stepMult: z.number().default(0.001),
+    hiddenSize: z.number().int().positive().default(4),
+    hiddenLayers: z.number().int().min(0).default(2),
+    initialMomentumDecays: decayList([0.9, 0.99, 0.999]),
+    initialRmsDecays: decayList([0.999]),
+    initialAdafactorDecays: decayList([0.9, 0.99, 0.999]),
+    nominalStepsize: z.number().default(0),
+    weightDecay: z.number().default(0),
+    concatWeights: z.boolean().default(true),
+    makeSeparateWeights: z.boolean().default(false),
+    /** dead code in the reference: accepted, no effect */
+    splitWeights: z.boolean().default(false),
+    nominalController: z.boolean().default(false),
+    regularizationController: z.boolean().default(false),
+    nominalGradEstimator: z.enum(NOMINAL_GRAD_ESTIMATORS).default('AdamAggMo'),
+    aggregateMagnitude: z.boolean().default(false),
+    aggregateNomMagnitude: z.boolean().default(false),
+    aggregateRegMagnitude: z.boolean().default(false),
+    normalizeBlackbox: z.boolean().default(false),
+    selfnormalizeBlackbox: z.boolean().default(false),
+  })
+  .strict();
+export type AdafacNominalOptions = z.input<typeof AdafacNominalSchema>;
+type AdafacNominalConfig = z.output<typeof AdafacNominalSchema>;
+
+const bc = (a: number, b: number) => (a === 1 ? b : a);
+const OUT_SIZE = 4;
+
+/** The reference's error for `aggregate_regularization_magnitude` (jax's reshape message). */
+function aggregateRegError(shape: number[]): Error {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return new Error(
+    `AdafacNominal: aggregateRegMagnitude makes reg a single value that the reference reshapes to the parameter's shape: ` +
+      `cannot reshape array of shape () (size 1) into shape (${shape.join(', ')}${shape.length === 1 ? ',' : ''}) (size ${size})`,
+  );
+}
+
+export class AdafacNominal implements LearnedOptimizer {
+  readonly name: string | null = null;
+  readonly config: Readonly<AdafacNominalConfig>;
+
+  constructor(opts: AdafacNominalOptions = {}) {
+    const c = parseOptions(AdafacNominalSchema, opts, 'AdafacNominal');
+    this.config = Object.freeze({ ...c });
+    const [km, kr, kf] = [c.initialMomentumDecays.length, c.initialRmsDecays.length, c.initialAdafactorDecays.length];
+    if (!(kr === 1 || km === 1 || kr === km)) throw new Error(`initialRmsDecays: length ${kr} must broadcast with initialMomentumDecays (${km})`);
+    if (!(kf === 1 || km === 1 || kf === km)) throw new Error(`initialAdafactorDecays: length ${kf} must broadcast with initialMomentumDecays (${km})`);
+  }
+
+  /** θ holds one scalar per weight (`w<l>_<in>_<out>`, `b<l>_<out>`) rather than matrices. */
+  get separateWeights(): boolean {
+    return !(this.config.concatWeights || !this.config.makeSeparateWeights);
+  }
+
+  /** Number of normalised per-parameter features (28 by default). */
+  numFeatures(): number {
+    const c = this.config;
+    const [km, kr, kf] = [c.initialMomentumDecays.length, c.initialRmsDecays.length, c.initialAdafactorDecays.length];
+    return 2 + km + kr + bc(km, kr) + kr + 5 * kf + bc(km, kf);
+  }
+
+  /** [inputs (features + 11 time features), hidden..., 4]. */
+  layerSizes(): number[] {
+    return [this.numFeatures() + 11, ...new Array(this.config.hiddenLayers).fill(this.config.hiddenSize), OUT_SIZE];
+  }
+
+  /**
+   * θ: the decay offsets (zeros) and the MLP haiku makes from `key` (reference `MLPNomLOpt.init`:
+   * `_mod` run on a fake 10×10 leaf): per layer, weights TruncatedNormal(1/√fan_in) then zero
+   * biases, outside any module (`'~'`).
+   */
+  init(key: PRNGKey): Theta {
+    const c = this.config;
+    if (c.aggregateRegMagnitude) throw aggregateRegError([10, 10]);
+    const sizes = this.layerSizes();
+    const separate = this.separateWeights;
+    const nn = haikuInit(key, (hk) => {
+      for (let i = 0; i + 1 < sizes.length; i++) {
+        const wInit = initializers.truncatedNormal({ stddev: 1 / Math.sqrt(sizes[i]) });
+        if (!separate) {
+          hk.getParameter('~', `w${i}`, [sizes[i], sizes[i + 1]], wInit);
+          hk.getParameter('~', `b${i}`, [sizes[i + 1]], initializers.zeros());
+        } else {
+          for (let v = 0; v < sizes[i]; v++) for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `w${i}_${v}_${o}`, [], wInit);
+          for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `b${i}_${o}`, [], initializers.zeros());
+        }
+      }
+    })['~'];
+    return {
+      momentum_decays: tf.zeros([c.initialMomentumDecays.length]),
+      rms_decays: tf.zeros([c.initialRmsDecays.length]),
+      adafactor_decays: tf.zeros([c.initialAdafactorDecays.length]),
+      nn: { '~': nn },
+    };
+  }
+
+  optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
+    return new AdafacNominalOptimizer(this, theta as any, thetaIsVector);
+  }
+
+  /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
+  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta);
+  }
+}
+
+/** `1 − exp(10·(log(1−β0)/10 + θ))` (param_to_decay(decay_to_param(β0) + θ)). */
+function decays(initial: number[], offset: tf.Tensor): tf.Tensor {
+  const base = tf.div(tf.log(tf.sub(1, tf.tensor1d(initial))), 10);
+  return tf.sub(1, tf.exp(tf.mul(tf.add(base, offset), 10)));
+}
+
+/**
+ * The MLP with no hidden layer (`hiddenLayers: 0`): `concat(x, time) @ w + b` with no ReLU (the
+ * reference applies one between layers only; applyPerParamMLP always applies it after the first).
+ * `x [N, P, F]`, `time [N, T]`, `w [F+T, out]` or per task `[N, F+T, out]`.
+ */
+function outputLayerOnly(x: tf.Tensor, time: tf.Tensor, { w, b }: Linear): tf.Tensor {
+  const [N, P, F] = x.shape as number[];
+  const T = time.shape[time.rank - 1];
+  const inp = tf.concat([x, tf.add(tf.expandDims(time, 1), tf.zeros([N, P, T]))], 2);
+  if (w.rank === 2) {
+    const out = (w.shape as number[])[1];
+    return tf.reshape(tf.add(tf.matMul(tf.reshape(inp, [N * P, F + T]), w), b), [N, P, out]);
+  }
+  return tf.add(tf.matMul(inp, w), tf.expandDims(b, 1));
+}
+
+type NominalTheta = { momentum_decays: tf.Tensor; rms_decays: tf.Tensor; adafactor_decays: tf.Tensor; nn: { '~': Record<string, tf.Tensor> } };
+
+export class AdafacNominalOptimizer implements Optimizer {
+  readonly name = 'UnnamedOptimizer';
+  constructor(
+    readonly lopt: AdafacNominal,
+    readonly theta: NominalTheta,
+    readonly thetaIsVector: boolean,
+  ) {
+    for (const k of ['momentum_decays', 'rms_decays', 'adafactor_decays', 'nn'] as const) {
+      if (!theta || !(k in theta)) throw new Error(`AdafacNominal theta: missing '${k}' (expected momentum_decays, rms_decays, adafactor_decays, nn)`);
+    }
+    const nn = theta.nn?.['~'];
+    const first = lopt.separateWeights ? 'w0_0_0' : 'w0';
+    if (!nn || !(first in nn)) throw new Error(`AdafacNominal theta: nn['~'] lacks '${first}' (${lopt.separateWeights ? 'per-scalar' : 'matrix'} weights for this configuration)`);
+  }
+
+  private rolling() {
+    const c = this.lopt.config;
+    return {
+      mom: decays(c.initialMomentumDecays, this.theta.momentum_decays),
+      rms: decays(c.initialRmsDecays, this.theta.rms_decays),
+      fac: decays(c.initialAdafactorDecays, this.theta.adafactor_decays),
+    };
+  }
+
+  /** The MLP's layers as matrices; per-scalar weights are stacked (`[in, out]`, or `[N, in, out]`). */
+  private layers(): Linear[] {
+    const nn = this.theta.nn['~'];
+    const sizes = this.lopt.layerSizes();
+    return sizes.slice(0, -1).map((fanIn, i) => {
+      if (!this.lopt.separateWeights) return { w: nn[`w${i}`], b: nn[`b${i}`] };
+      const fanOut = sizes[i + 1];
+      const outs = (name: (o: number) => string) => tf.stack(Array.from({ length: fanOut }, (_, o) => nn[name(o)]), -1);
+      const w = tf.stack(Array.from({ length: fanIn }, (_, v) => outs((o) => `w${i}_${v}_${o}`)), -2);
+      return { w, b: outs((o) => `b${i}_${o}`) };
+    });
+  }
+
+  private initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacNominalState {
+    if (opts.numSteps === null || opts.numSteps === undefined) throw new Error('AdafacNominal: numSteps must be given to init (the reference requires it)');
+    return tidy(() => {
+      const ctx: BatchCtx = { batched };
+      const c = this.lopt.config;
+      const n = batched ? numTasks(params) : 0;
+      const ns = opts.numSteps as number | tf.Tensor;
+      const numSteps = tf.add(zerosCounter(ctx, n), typeof ns === 'number' ? tf.scalar(Math.round(ns), 'int32') : tf.cast(ns, 'int32'));
+      return {
+        params: treeClone(params),
+        state: treeClone(opts.modelState ?? null),
+        momRolling: vecRollingMom.init(params, c.initialMomentumDecays.length, ctx),
+        rmsRolling: vecRollingRms.init(params, c.initialRmsDecays.length, ctx),
+        facRollingFeatures: vecFactoredRolling.init(params, c.initialAdafactorDecays.length, ctx),
+        numSteps,
+        iteration: zerosCounter(ctx, n),
+      };
+    });
+  }
+
+  init(params: Params, opts: InitOptions = {}): AdafacNominalState {
+    return this.initImpl(params, opts, false);
+  }
+  initBatch(params: Params, opts: InitOptions = {}): AdafacNominalState {
+    return this.initImpl(params, opts, true);
+  }
+
+  update(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacNominalState {
+    if (this.thetaIsVector) throw new Error('AdafacNominal: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
+    return tidy(() => {
+      const s = state as AdafacNominalState;
+      const e = (t: tf.Tensor) => tf.expandDims(t, 0);
+      const sq = (t: tf.Tensor) => tf.squeeze(t, [0]);
+      const f = s.facRollingFeatures;
+      const out = this.step(
+        {
+          params: treeExpand(s.params),
+          state: null,
+          momRolling: { m: treeExpand(s.momRolling.m), t: e(s.momRolling.t) },
+          rmsRolling: { rms: treeExpand(s.rmsRolling.rms), t: e(s.rmsRolling.t) },
+          facRollingFeatures: { vCol: treeExpand(f.vCol), vRow: treeExpand(f.vRow), vDiag: treeExpand(f.vDiag) },
+          numSteps: e(s.numSteps),
+          iteration: e(s.iteration),
+        },
+        treeExpand(grad),
+      );
+      const g = out.facRollingFeatures;
+      return {
+        params: treeSqueeze(out.params),
+        state: treeClone(opts.modelState ?? null),
+        momRolling: { m: treeSqueeze(out.momRolling.m), t: sq(out.momRolling.t) },
+        rmsRolling: { rms: treeSqueeze(out.rmsRolling.rms), t: sq(out.rmsRolling.t) },
+        facRollingFeatures: { vCol: treeSqueeze(g.vCol), vRow: treeSqueeze(g.vRow), vDiag: treeSqueeze(g.vDiag) },
+        numSteps: sq(out.numSteps),
+        iteration: sq(out.iteration),
+      };
+    });
+  }
+
+  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacNominalState {
+    return tidy(() => ({ ...this.step(state as AdafacNominalState, grad), state: treeClone(opts.modelState ?? null) }));
+  }
+
+  /** Batched update (a leading task axis on every leaf), reference `_Opt.update` + `_mod`. Call inside a tidy. */
+  private step(s: AdafacNominalState, grad: Params): AdafacNominalState {
+    const c = this.lopt.config;
+    const ctx: BatchCtx = { batched: true };
+    const d = this.rolling();
+    const mom = vecRollingMom.update(s.momRolling, grad, d.mom, ctx);
+    const rms = vecRollingRms.update(s.rmsRolling, grad, d.rms, ctx);
+    const [fac, facG] = vecFactoredRolling.update(s.facRollingFeatures, grad, d.fac, ctx);
+    const time = tanhEmbedding(s.iteration); // [N, 11]
+
+    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
+    const base = { params: treeClone(s.params), state: null, momRolling: mom, rmsRolling: rms, facRollingFeatures: fac, numSteps: tf.clone(s.numSteps), iteration: incCounter(s.iteration) };
+    if (ps.length === 0) return base;
+    const gs = treeFlatten<tf.Tensor>(grad)[0];
+    const ms = treeFlatten<tf.Tensor>(mom.m)[0];
+    const rs = treeFlatten<tf.Tensor>(rms.rms)[0];
+    const fgs = treeFlatten<tf.Tensor>(facG)[0];
+    const rows = treeFlatten<tf.Tensor>(fac.vRow)[0];
+    const cols = treeFlatten<tf.Tensor>(fac.vCol)[0];
+    const diags = treeFlatten<tf.Tensor>(fac.vDiag)[0];
+    const N = ps[0].shape[0];
+    const sizes = ps.map((p) => p.size / N);
+    if (c.aggregateRegMagnitude) {
+      for (const p of ps) if (p.size / N !== 1) throw aggregateRegError(p.shape.slice(1));
+    }
+
+    // Per leaf, flattened to [N, S, channels]: the raw pieces the nominal step needs, and the
+    // normalised features (reference `_mod`, in its order).
+    const leaves = ps.map((p, i) => {
+      const S = sizes[i];
+      const shp = p.shape.slice(1);
+      const flatC = (t: tf.Tensor) => tf.reshape(t, [N, S, t.shape[t.rank - 1]]);
+      const m = flatC(ms[i]);
+      const rsq = tf.rsqrt(tf.add(flatC(rs[i]), 1e-6));
+      const adam = tf.mul(m, rsq);
+      const g = tf.reshape(gs[i], [N, S]);
+      const inps: tf.Tensor[] = [tf.reshape(g, [N, S, 1]), tf.reshape(p, [N, S, 1]), m, flatC(rs[i]), adam, rsq, flatC(fgs[i])];
+      const f = factoredDims(shp);
+      if (f) {
+        const [d1, d0] = f;
+        const kf = rows[i].shape[rows[i].rank - 1];
+        // Broadcast by adding zeros, not tf.broadcastTo: that is tf.tile, whose gradient tf.js has only up to rank 4.
+        const zeros = tf.zeros([N, ...shp, kf]);
+        const rowFeat = tf.add(tf.expandDims(rows[i], d0 + 1), zeros);
+        const colFeat = tf.add(tf.expandDims(cols[i], d1 + 1), zeros);
+        const reducedD1 = d1 > d0 ? d1 - 1 : d1;
+        const rowColMean = tf.mean(rows[i], reducedD1 + 1, true);
+        const rowFactor = safeRsqrt(tf.div(rows[i], tf.add(rowColMean, 1e-9)));
+        const colFactor = safeRsqrt(cols[i]);
+        const facMom = tf.mul(tf.mul(ms[i], tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1));
+        inps.push(flatC(rowFeat), flatC(colFeat), flatC(tf.rsqrt(tf.add(rowFeat, 1e-8))), flatC(tf.rsqrt(tf.add(colFeat, 1e-8))), flatC(facMom));
+      } else {
+        const v = flatC(diags[i]);
+        const rv = tf.rsqrt(tf.add(v, 1e-8));
+        inps.push(v, v, rv, rv, tf.mul(m, tf.rsqrt(tf.add(v, 1e-6))));
+      }
+      return { g, m, rsq, adam, feats: secondMomentNormalize(tf.concat(inps, 2), [1]) };
+    });
+    const x = leaves.length === 1 ? leaves[0].feats : tf.concat(leaves.map((l) => l.feats), 1);
+    const layers = this.layers();
+    const out = layers.length > 1 ? applyPerParamMLP(x, time, layers, this.thetaIsVector) : outputLayerOnly(x, time, layers[0]); // [N, P, 4]
+    const outs = sizes.length === 1 ? [out] : tf.split(out, sizes, 1);
+    const channel = (t: tf.Tensor, k: number) => {
+      const [n, S] = t.shape as number[];
+      return tf.reshape(tf.slice(t, [0, 0, k], [n, S, 1]), [n, S]);
+    };
+    const leafMean = (t: tf.Tensor) => tf.mean(t, 1, true); // over the leaf, per task: [N, 1]
+    const [e0, e1, e2] = c.expMult;
+
+    const newPs = ps.map((p, i) => {
+      const { g, m, rsq, adam } = leaves[i];
+      const o = outs[i];
+      const direction = channel(o, 0);
+      let magnitude = channel(o, 1);
+      let nomMagnitude = c.nominalController ? channel(o, 2) : tf.onesLike(direction);
+      let regMagnitude = c.regularizationController ? channel(o, 3) : tf.zerosLike(direction);
+      if (c.aggregateMagnitude) magnitude = leafMean(magnitude);
+      if (c.aggregateNomMagnitude) nomMagnitude = leafMean(nomMagnitude);
+      if (c.aggregateRegMagnitude) regMagnitude = leafMean(regMagnitude);
+
+      let step = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, e0))), c.stepMult);
+      if (c.normalizeBlackbox) step = tf.mul(step, channel(rsq, 0));
+      if (c.selfnormalizeBlackbox) step = tf.mul(step, leafMean(g));
+
+      const reg = tf.sub(1, tf.mul(c.weightDecay, tf.exp(tf.mul(regMagnitude, e2))));
+      let gEst: tf.Tensor;
+      switch (c.nominalGradEstimator) {
+        case 'SGD':
+          gEst = g;
+          break;
+        case 'SGDM':
+          gEst = channel(m, (m.shape as number[])[2] - 1);
+          break;
+        case 'AggMo':
+          gEst = tf.mean(m, 2);
+          break;
+        case 'Adam':
+          gEst = channel(adam, (adam.shape as number[])[2] - 1);
+          break;
+        case 'AdamAggMo':
+          gEst = tf.mean(adam, 2);
+          break;
+      }
+      const nomStep = tf.mul(tf.mul(c.nominalStepsize, tf.exp(tf.mul(nomMagnitude, e1))), gEst);
+      const flatP = tf.reshape(p, [N, sizes[i]]);
+      return tf.reshape(tf.sub(tf.sub(tf.mul(reg, flatP), step), nomStep), p.shape);
+    });
+    return { ...base, params: treeUnflatten(def, newPs) };
+  }
+
+  getParams(state: OptState): Params {
+    return state.params;
+  }
+  getState(state: OptState): PyTree | null {
+    return state.state ?? null;
+  }
+}
+
+registerPlugin({
+  kind: 'learned_optimizer',
+  name: 'AdafacNominal',
+  description: 'AdafacMLPLOpt-style MLP (4 outputs) plus a nominal AggMo/Adam step and weight decay it can scale (reference MLPNomLOpt)',
+  schema: AdafacNominalSchema,
+  create: (c) => new AdafacNominal(c),
+  cls: AdafacNominal,
+});
