@@ -1,8 +1,7 @@
 /**
  * @lopt/optimizers: Optimizer / LearnedOptimizer, hand-designed optax-style optimizers and
  * schedules, learnable-hyper-parameter optimizers, MLPLOpt, AdafacMLPLOpt, AdafacNominal, NNAdam and
- * RNNMLPLOpt. Importing this
- * module registers every optimizer plugin.
+ * RNNMLPLOpt. Importing this module registers every optimizer plugin.
  */
 export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
 export { LazyHyper, resolveHyper, bcast, numTasks, zerosCounter, treeClone, toFloatTensor, clipTree, secondMomentNormalize, safeRsqrt, TIME_SCALES, tanhEmbedding, batchMatMul3, incCounter, vecRollingMom, vecRollingRms, factoredDims, vecFactoredRolling, tidy } from './common';

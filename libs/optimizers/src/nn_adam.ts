@@ -391,7 +391,7 @@ export class NNAdamOptimizer implements Optimizer {
     const prev = s.lstmHiddenState;
     const gated = this.linear(tf.concat([x, prev.hidden], 2), th.rnn_params['rnn/linear'].w, th.rnn_params['rnn/linear'].b);
     // slices, not tf.split / tf.unstack: their gradients fail when only some outputs reach the loss
-    const H = prev.hidden.shape[2];
+    const H = (prev.hidden.shape as number[])[2]; // [N, L, H] here (the state type is the single-task [L, H])
     const [gi, gg, gf, go] = [0, 1, 2, 3].map((j) => tf.slice(gated, [0, 0, j * H], [N, L, H]));
     const cell = tf.add(tf.mul(tf.sigmoid(tf.add(gf, 1)), prev.cell), tf.mul(tf.sigmoid(gi), tf.tanh(gg)));
     const hidden = tf.mul(tf.sigmoid(go), tf.tanh(cell));

@@ -26,7 +26,7 @@ const estimators = registry.list('gradient_estimator').map((e) => e.name);
 
 test('the estimators this test knows are the registered ones (add settings for a new estimator above)', () => {
   expect([...estimators].sort()).toEqual(Object.keys(ESTIMATOR_CONFIG).sort());
-  expect(lopts).toEqual(expect.arrayContaining(['MLPLOpt', 'AdafacMLPLOpt', 'LearnableSGD', 'LearnableSGDM', 'LearnableAdam']));
+  expect(lopts).toEqual(expect.arrayContaining(['MLPLOpt', 'AdafacMLPLOpt', 'AdafacNominal', 'NNAdam', 'RNNMLPLOpt', 'LearnableSGD', 'LearnableSGDM', 'LearnableAdam']));
 });
 
 const thetaOf = (s: any): PyTree => s.learnerState.thetaOptState.params;
