@@ -199,22 +199,6 @@ function decays(initial: number[], offset: tf.Tensor): tf.Tensor {
   return tf.sub(1, tf.exp(tf.mul(tf.add(base, offset), 10)));
 }
 
-/**
- * The MLP with no hidden layer (`hiddenLayers: 0`): `concat(x, time) @ w + b` with no ReLU (the
- * reference applies one between layers only; applyPerParamMLP always applies it after the first).
- * `x [N, P, F]`, `time [N, T]`, `w [F+T, out]` or per task `[N, F+T, out]`.
- */
-function outputLayerOnly(x: tf.Tensor, time: tf.Tensor, { w, b }: Linear): tf.Tensor {
-  const [N, P, F] = x.shape as number[];
-  const T = time.shape[time.rank - 1];
-  const inp = tf.concat([x, tf.add(tf.expandDims(time, 1), tf.zeros([N, P, T]))], 2);
-  if (w.rank === 2) {
-    const out = (w.shape as number[])[1];
-    return tf.reshape(tf.add(tf.matMul(tf.reshape(inp, [N * P, F + T]), w), b), [N, P, out]);
-  }
-  return tf.add(tf.matMul(inp, w), tf.expandDims(b, 1));
-}
-
 type NominalTheta = { momentum_decays: tf.Tensor; rms_decays: tf.Tensor; adafactor_decays: tf.Tensor; nn: { '~': Record<string, tf.Tensor> } };
 
 export class AdafacNominalOptimizer implements Optimizer {
@@ -377,7 +361,7 @@ export class AdafacNominalOptimizer implements Optimizer {
     });
     const x = leaves.length === 1 ? leaves[0].feats : tf.concat(leaves.map((l) => l.feats), 1);
     const layers = this.layers();
-    const out = layers.length > 1 ? applyPerParamMLP(x, time, layers, this.thetaIsVector) : outputLayerOnly(x, time, layers[0]); // [N, P, 4]
+    const out = applyPerParamMLP(x, time, layers, this.thetaIsVector); // [N, P, 4]
     const outs = sizes.length === 1 ? [out] : tf.split(out, sizes, 1);
     const channel = (t: tf.Tensor, k: number) => {
       const [n, S] = t.shape as number[];

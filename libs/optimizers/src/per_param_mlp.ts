@@ -41,7 +41,8 @@ export function applyPerParamMLP(x: tf.Tensor, time: tf.Tensor, layers: Linear[]
     const w0t = tf.slice(w0, [F, 0], [T, H]);
     const rowTerm = tf.add(tf.matMul(time, w0t), layers[0].b); // [N, H]
     let h = tf.reshape(tf.matMul(tf.reshape(x, [N * P, F]), w0x), [N, P, H]);
-    h = tf.relu(tf.add(h, tf.reshape(rowTerm, [N, 1, H])));
+    h = tf.add(h, tf.reshape(rowTerm, [N, 1, H]));
+    if (layers.length > 1) h = tf.relu(h); // a ReLU between layers only (none with no hidden layer)
     const out = layerStack(tf.reshape(h, [N * P, H]), layers, 1, (l) => l.w, (l) => l.b);
     return tf.reshape(out, [N, P, outSize]);
   }
@@ -58,7 +59,8 @@ export function applyPerParamMLP(x: tf.Tensor, time: tf.Tensor, layers: Linear[]
   const bs = layers.map((l) => tf.unstack(l.b));
   const outs: tf.Tensor[] = [];
   for (let n = 0; n < N; n++) {
-    const h = tf.relu(tf.add(tf.matMul(xs[n], w0x[n]), rowTerm[n]));
+    const pre = tf.add(tf.matMul(xs[n], w0x[n]), rowTerm[n]);
+    const h = layers.length > 1 ? tf.relu(pre) : pre;
     outs.push(
       layerStack(
         h,
@@ -153,8 +155,12 @@ export function applySharedMLPChannelsFirst(xT: tf.Tensor, time: tf.Tensor, laye
   const xs = tf.reshape(tf.transpose(xT, [0, 2, 1]), [1, N * P, F]);
   const w0x = tf.reshape(tf.slice(w0, [0, 0], [F, H]), [1, F, H]);
   let h: tf.Tensor;
-  if (N === 1) h = fusedMatMul3(xs, w0x, rowsOf(rowTerm)[0], 'relu');
-  else h = tf.reshape(tf.relu(tf.add(tf.reshape(batchMatMul3(xs, w0x), [N, P, H]), tf.reshape(rowTerm, [N, 1, H]))), [1, N * P, H]);
+  const act0 = layers.length > 1 ? 'relu' : 'linear'; // a ReLU between layers only
+  if (N === 1) h = fusedMatMul3(xs, w0x, rowsOf(rowTerm)[0], act0);
+  else {
+    const pre = tf.add(tf.reshape(batchMatMul3(xs, w0x), [N, P, H]), tf.reshape(rowTerm, [N, 1, H]));
+    h = tf.reshape(act0 === 'relu' ? tf.relu(pre) : pre, [1, N * P, H]);
+  }
   for (let i = 1; i < layers.length; i++) {
     const [rows, cols] = layers[i].w.shape as number[];
     const bias = rowsOf(tf.reshape(layers[i].b, [1, cols]))[0];
