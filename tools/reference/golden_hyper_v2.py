@@ -41,27 +41,13 @@ jax = setup_mode(args.mode)
 
 import numpy as np  # noqa: E402
 from golden_common import GOLDEN_DIR, flat, save, update_grads, UPDATE_PARAMS0  # noqa: E402
+from golden_hyper_v2_compact import compact  # noqa: E402
 from learned_optimization import checkpoints  # noqa: E402
 from learned_optimization.outer_trainers import gradient_learner  # noqa: E402
 from learned_optimization.research.general_lopt import hyper_v2  # noqa: E402
 
 PARAMS_FILE = os.path.join(GOLDEN_DIR, "hyper_v2_params.msgpack")
 VELO = dict(lstm_hidden_size=512, param_inits=256, use_bugged_loss_features=False)
-
-
-def compact(tree, full_max, head=32):
-  """golden_common.flat, but arrays of more than full_max values keep only `head` leading values
-  beside their checksums (the same convention with a shorter head; keeps this file small)."""
-  out = flat(tree)
-  for k, v in out.items():
-    if "values" in v and len(np.asarray(v["values"]).reshape(-1)) > full_max:
-      a = np.asarray(v.pop("values"), np.float64).reshape(-1)
-      w = (np.arange(a.size) % 97) + 1
-      v["head"] = np.asarray(a[:head], np.float32).tolist()
-      v["checksum"] = {"sum": float(a.sum()), "abs_sum": float(np.abs(a).sum()), "weighted_sum": float((a * w).sum())}
-    elif "head" in v:
-      v["head"] = v["head"][:head]
-  return out
 
 
 def three_updates(opt, num_steps=100, loss=0.5):

@@ -139,6 +139,12 @@ export const HyperV2Schema = z
 export type HyperV2Options = z.input<typeof HyperV2Schema>;
 type HyperV2Config = z.output<typeof HyperV2Schema>;
 
+/**
+ * The HyperV2 configuration of VeLO (the config.gin of pretrained_optimizers' default,
+ * `aug12_continue_on_bigger_2xbs_200kstep_bigproblem_v2_5620`, which prefab.py uses).
+ */
+export const VELO_HYPER_V2_OPTIONS = Object.freeze({ lstmHiddenSize: 512, paramInits: 256, useBuggedLossFeatures: false });
+
 /** `_fractional_tanh_embed`'s time scales. */
 export const FRACTION_TIMESCALES = [0.03, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1];
 const LOSS_BUFFER_SIZE = 10;

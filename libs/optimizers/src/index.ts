@@ -24,7 +24,9 @@ export type { LearnableSGDOptions, LearnableSGDMOptions, LearnableAdamOptions } 
 export { AdafacMLPLOptSchema, AdafacMLPLOpt, AdafacMLPLOptOptimizer } from './adafac_mlp_lopt';
 export type { AdafacMLPLOptState, AdafacMLPLOptOptions } from './adafac_mlp_lopt';
 export { LearnedTfjsOptimizer, asTfjsOptimizer } from './tfjs_adapter';
-export { HyperV2Schema, HyperV2, HyperV2Optimizer, FRACTION_TIMESCALES } from './hyper_v2';
+export { HyperV2Schema, HyperV2, HyperV2Optimizer, FRACTION_TIMESCALES, VELO_HYPER_V2_OPTIONS, fusedMultiplyAdd } from './hyper_v2';
 export type { HyperV2State, HyperV2Options, HyperV2Theta, LossBuffer, LSTMState } from './hyper_v2';
 export { loadLearnedOptimizerCheckpoint } from './checkpoint';
 export type { LoadedLearnedOptimizer } from './checkpoint';
+export { GradientAccumulator, WeightDecayWrapper, VeLO } from './velo';
+export type { GradientAccumulatorState, VeLOOptions } from './velo';

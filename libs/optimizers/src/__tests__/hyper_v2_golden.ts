@@ -7,12 +7,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { random } from '@lopt/core';
-import { HyperV2 } from '../index';
+import { HyperV2, VELO_HYPER_V2_OPTIONS } from '../index';
 import { describeLearnedOptimizerInits, type InitCase } from './inits_golden';
 import { camel, describeOptimizerUpdates, type OptimizerCase } from './updates_golden';
 
 /** The configuration of pretrained_optimizers' default VeLO checkpoint (its config.gin). */
-export const VELO_CONFIG = { lstmHiddenSize: 512, paramInits: 256, useBuggedLossFeatures: false };
+export const VELO_CONFIG = VELO_HYPER_V2_OPTIONS;
 
 const INIT_CASES: InitCase[] = [
   ['HyperV2().init(PRNGKey(0))', () => new HyperV2(), 0],
