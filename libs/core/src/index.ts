@@ -37,3 +37,5 @@ export type { CheckpointKind, CheckpointInfo, CheckpointMeta } from './checkpoin
 export { atomicWriteDir, removeStaleTemps, tempPathFor, TMP_PREFIX } from './atomic_dir';
 export { HaikuInit, haikuInit, haikuInitBatch, initializers, computeFans } from './haiku';
 export type { Initializer, HostParam, LinearOptions } from './haiku';
+export { EXT_NDARRAY, EXT_COMPLEX, EXT_NPSCALAR, FlaxFormatError, NdArray, flaxExtensionCodec, looksLikeFlaxMsgpack, msgpackRestore, msgpackSerialize, ndarrayToTensor, tensorToNdArray, importFlaxParams, exportFlaxParams, checkThetaStructure } from './flax_msgpack';
+export type { FlaxParams } from './flax_msgpack';

@@ -30,3 +30,9 @@ export { NN_ADAM_NUM_FEATURES, NNAdamSchema, nnAdamTransforms, nnAdamInverseForw
 export type { NNAdamRolling, NNAdamLSTMState, NNAdamState, NNAdamTheta, NNAdamOptions, NNAdamTransform } from './nn_adam';
 export { RNNMLPLOptSchema, RNNMLPLOpt, RNNMLPLOptOptimizer } from './rnn_mlp_lopt';
 export type { RNNMLPLOptState, RNNMLPLOptOptions, LossNormalizerState, DynamicClipState } from './rnn_mlp_lopt';
+export { HyperV2Schema, HyperV2, HyperV2Optimizer, FRACTION_TIMESCALES, VELO_HYPER_V2_OPTIONS, fusedMultiplyAdd } from './hyper_v2';
+export type { HyperV2State, HyperV2Options, HyperV2Theta, LossBuffer, LSTMState } from './hyper_v2';
+export { loadLearnedOptimizerCheckpoint } from './checkpoint';
+export type { LoadedLearnedOptimizer } from './checkpoint';
+export { GradientAccumulator, WeightDecayWrapper, VeLO } from './velo';
+export type { GradientAccumulatorState, VeLOOptions } from './velo';

@@ -5,6 +5,7 @@
  *
  * The variables of one `applyGradients` call are one params tree keyed by variable name (object
  * keys flatten in sorted order, so the order is stable whatever order the gradients come in).
+ * `minimize` (and so `model.fit`) passes the loss to the update (HyperV2 and VeLO need it).
  * Optimizer state is kept per set of variable names (a model's trainable weights are one set);
  * at each step the state's `params` are the variables' current values, so weights changed from
  * outside (e.g. `model.setWeights`) are respected. Gradients missing from a call are zeros.
@@ -53,6 +54,8 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
   /** The optimizer that has captured θ (`lopt.optFn(theta)`). */
   readonly opt: Optimizer;
   private readonly sets = new Map<string, VarSetState>();
+  /** The loss of the `minimize` call in progress (learned optimizers that read it, e.g. HyperV2, get it). */
+  private pendingLoss: tf.Scalar | null = null;
 
   constructor(
     readonly lopt: LearnedOptimizer,
@@ -60,6 +63,24 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
   ) {
     super();
     this.opt = lopt.optFn(theta, false, false);
+  }
+
+  /**
+   * tf.Optimizer.minimize (also what `model.fit` calls), keeping the loss value for the update:
+   * HyperV2 / VeLO condition on it. A direct `applyGradients` call passes no loss.
+   */
+  override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
+    const { value, grads } = this.computeGradients(f, varList);
+    this.pendingLoss = value;
+    try {
+      this.applyGradients(grads);
+    } finally {
+      this.pendingLoss = null;
+      tf.dispose(grads);
+    }
+    if (returnCost) return value;
+    value.dispose();
+    return null;
   }
 
   /** The optimizer state of a set of variables (null before its first step). */
@@ -87,7 +108,7 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
         grad[n] = g == null ? tf.zerosLike(v) : g;
       }
       const state = prev ? { ...prev.state, params } : this.opt.init(params);
-      return this.opt.update(state, grad) as unknown as tf.TensorContainer;
+      return this.opt.update(state, grad, this.pendingLoss ? { loss: this.pendingLoss } : {}) as unknown as tf.TensorContainer;
     }) as unknown as OptState;
     keepTree(next);
     if (prev) disposeReplaced(prev.state, next);

@@ -10,7 +10,8 @@ import { golden, MODES, treeDiff, type GoldenArray } from '../../../../test/gold
 import { Adam, AdafacMLPLOpt, LearnableAdam, LearnableSGD, LearnableSGDM, MLPLOpt } from '../index';
 import type { Optimizer } from '../base';
 
-const camel = (keystr: string) => keystr.replace(/\.([a-z0-9_]+)/g, (_, a: string) => '.' + a.replace(/_([a-z0-9])/g, (__, c: string) => c.toUpperCase()));
+/** jax keystr → lopt-ts path: attribute names camelCased (`.mom_rolling.m` → `.momRolling.m`). */
+export const camel = (keystr: string) => keystr.replace(/\.([a-z0-9_]+)/g, (_, a: string) => '.' + a.replace(/_([a-z0-9])/g, (__, c: string) => c.toUpperCase()));
 
 /** A golden flat tree of a dict of arrays → tensors. */
 function tensors(flat: Record<string, GoldenArray>): Record<string, tf.Tensor> {
@@ -38,11 +39,17 @@ const OPTIMIZERS: OptimizerCase[] = [
  * One test per optimizer and random mode: 3 updates from the golden file's params0 and grads, the
  * whole state after each within `tolerance` of the reference's. `file` and `optimizers` default to
  * updates.json and the optimizers it holds; a new learned optimizer's golden file
- * (tools/reference/golden_common.py run_updates) uses the same layout.
+ * (tools/reference/golden_common.py run_updates) uses the same layout. `rename` maps a golden keystr
+ * to the lopt-ts path (default `camel`).
  */
 export function describeOptimizerUpdates(
   backend: string,
-  { file = 'updates.json', optimizers = OPTIMIZERS, tolerance = 2e-6 }: { file?: string; optimizers?: OptimizerCase[]; tolerance?: number } = {},
+  {
+    file = 'updates.json',
+    optimizers = OPTIMIZERS,
+    tolerance = 2e-6,
+    rename = camel,
+  }: { file?: string; optimizers?: OptimizerCase[]; tolerance?: number; rename?: (keystr: string) => string } = {},
 ): void {
   describe.each(MODES)(`3 updates = reference (${file}), %s mode, ${backend}`, (mode) => {
     test.each(optimizers)('%s', (name, make) => {
@@ -55,7 +62,7 @@ export function describeOptimizerUpdates(
           const next = opt.update(state as any, grads, { loss: 0.5 });
           tf.dispose(grads);
           state = next;
-          const d = treeDiff(state, want, camel);
+          const d = treeDiff(state, want, rename);
           expect(d.leaves).toBe(Object.keys(want).length);
           // float rounding: the values are O(1) (iteration counters and decays exactly)
           expect({ update: i + 1, worstLeaf: d.worst, within: d.maxAbs <= tolerance }).toEqual({ update: i + 1, worstLeaf: d.worst, within: true });
