@@ -26,3 +26,6 @@ export { choice, logInt, logFloat, SAMPLE_ACTIVATIONS, sampleActivation, sampleI
 export type { InitializerConfig } from './parametric/parametric_utils';
 export { ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
 export type { ParametricImageMLPOptions } from './parametric/image_mlp';
+export { taskKind, taskFamilyFromEntry } from './task_entries';
+export { ReparamWeights, REPARAM_LEVELS, ReparamWeightsFamily, ReparamWeightsFamilySchema } from './task_augmentation';
+export type { ParamScale, ReparamLevel } from './task_augmentation';

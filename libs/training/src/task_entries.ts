@@ -1,17 +1,2 @@
-/** An experiment's task entries name either a task family or a single task (wrapped as a family of one). */
-import type { Registry } from '@lopt/core';
-import { singleTaskToFamily, type Task, type TaskFamily } from '@lopt/tasks';
-
-/** Whether a task entry names a task family or a single task (undefined: neither). */
-export function taskKind(registry: Registry, name: string): 'task_family' | 'task' | undefined {
-  if (registry.has('task_family', name)) return 'task_family';
-  if (registry.has('task', name)) return 'task';
-  return undefined;
-}
-
-/** The family a task entry names; a single task becomes a family of one (`single_task_to_family`). */
-export function makeTaskFamily(registry: Registry, entry: { name: string; config: Record<string, unknown> }): TaskFamily {
-  const kind = taskKind(registry, entry.name);
-  if (kind === 'task_family') return registry.create<TaskFamily>('task_family', entry.name, entry.config);
-  return singleTaskToFamily(registry.create<Task>('task', entry.name, entry.config));
-}
+/** An experiment's task entries name either a task family or a single task (wrapped as a family of one); the logic lives in @lopt/tasks. */
+export { taskKind, taskFamilyFromEntry as makeTaskFamily } from '@lopt/tasks';
