@@ -12,6 +12,8 @@
  * (default bench), --reference PYTHON (also run the real learned_optimization with that
  * interpreter, tools/reference/seed_bench.py, alternating with ours), --rounds N (alternations,
  * default 2 with --reference, else 1). Writes DIR/results.json and DIR/results.md.
+ * `--suite lopts` instead times one update of every learned optimizer (bench_lopts.ts) and writes
+ * DIR/lopts.json and DIR/lopts.md.
  *
  * FLOPs follow our own cost model (1 MAC = 2 FLOPs, a transcendental = 1 FLOP; an estimate, not
  * a figure from the reference), computed from the configuration by `flopsPerOuterStep`.
@@ -24,6 +26,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, nativeVariant, registry } from '@lopt/core';
 import { loadBuiltinLibs, nativeKernelsStatus } from './libs';
+import { benchLearnedOptimizers, loptBenchMarkdown } from './bench_lopts';
 import { mlpLoptNative, MLPLOPT_ADDON_PATH } from '@lopt/optimizers';
 import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from '@lopt/training';
 
@@ -40,6 +43,8 @@ export interface BenchOptions {
   reference: string | null;
   /** How many times each configuration runs (alternating with the reference's runs). */
   rounds: number;
+  /** `seed`: the seed's configurations A/B; `lopts`: one update of every learned optimizer (bench_lopts.ts). */
+  suite: 'seed' | 'lopts';
 }
 
 /** Per-parameter-element FLOPs of one MLPLOpt update (our cost model): momenta, normaliser, MLP, step. */
@@ -292,7 +297,7 @@ export function compareWithReference(ours: BenchResult[], ref: ReferenceResult[]
 }
 
 function parseArgs(argv: string[]): BenchOptions {
-  const opts: BenchOptions = { backend: 'wasm', steps: 10, warmup: 2, configs: ['A', 'B'], threads: 1, out: 'bench', native: process.env.LOPT_NATIVE ?? 'auto', reference: null, rounds: 0 };
+  const opts: BenchOptions = { backend: 'wasm', steps: 10, warmup: 2, configs: ['A', 'B'], threads: 1, out: 'bench', native: process.env.LOPT_NATIVE ?? 'auto', reference: null, rounds: 0, suite: 'seed' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -323,6 +328,12 @@ function parseArgs(argv: string[]): BenchOptions {
       case '--rounds':
         opts.rounds = Number(val());
         break;
+      case '--suite': {
+        const v = val();
+        if (v !== 'seed' && v !== 'lopts') throw new Error(`--suite: '${v}' (allowed: seed, lopts)`);
+        opts.suite = v;
+        break;
+      }
       case '--config': {
         const c = val().toUpperCase();
         if (c === 'BOTH') opts.configs = ['A', 'B'];
@@ -332,11 +343,11 @@ function parseArgs(argv: string[]): BenchOptions {
       }
       case '-h':
       case '--help':
-        process.stdout.write('usage: bench [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N]\n');
+        process.stdout.write('usage: bench [--suite seed|lopts] [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N]\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough -- process.exit() never returns
       default:
-        throw new Error(`unknown option '${a}' (allowed: --backend, --steps, --warmup, --config, --threads, --native, --out, --reference, --rounds)`);
+        throw new Error(`unknown option '${a}' (allowed: --suite, --backend, --steps, --warmup, --config, --threads, --native, --out, --reference, --rounds)`);
     }
   }
   if (!(Number.isInteger(opts.steps) && opts.steps > 0)) throw new Error(`--steps must be a positive integer, got ${opts.steps}`);
@@ -387,6 +398,15 @@ export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]>
   await initBackend(opts.backend);
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, tfjs ${tf.version_core}`;
   const log = (s: string) => process.stderr.write(s + '\n');
+  if (opts.suite === 'lopts') {
+    const lopts = benchLearnedOptimizers({ steps: opts.steps, warmup: opts.warmup, log });
+    fs.mkdirSync(opts.out, { recursive: true });
+    fs.writeFileSync(path.join(opts.out, 'lopts.json'), JSON.stringify({ machine, backend: tf.getBackend(), options: opts, results: lopts }, null, 2) + '\n');
+    const md = loptBenchMarkdown(lopts, machine);
+    fs.writeFileSync(path.join(opts.out, 'lopts.md'), md);
+    process.stdout.write(md);
+    return [];
+  }
   const mm = await matMulGflops();
   log(nativeKernelsStatus());
   const cores = Math.min(opts.threads, os.cpus().length);
