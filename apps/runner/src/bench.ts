@@ -44,7 +44,7 @@ export interface BenchOptions {
   /** How many times each configuration runs (alternating with the reference's runs). */
   rounds: number;
   /** `seed`: the seed's configurations A/B; `lopts`: one update of every learned optimizer (bench_lopts.ts). */
-  suite: 'seed' | 'lopts';
+  suite?: 'seed' | 'lopts';
 }
 
 /** Per-parameter-element FLOPs of one MLPLOpt update (our cost model): momenta, normaliser, MLP, step. */
