@@ -29,3 +29,5 @@ export type { ParametricImageMLPOptions } from './parametric/image_mlp';
 export { taskKind, taskFamilyFromEntry } from './task_entries';
 export { ReparamWeights, REPARAM_LEVELS, ReparamWeightsFamily, ReparamWeightsFamilySchema } from './task_augmentation';
 export type { ParamScale, ReparamLevel } from './task_augmentation';
+export { ImageMLPAESchema, ImageMLPAETask, ImageMLPAE_FashionMnist_128x32x128_bs128 } from './image_mlp_ae';
+export type { ImageMLPAEOptions } from './image_mlp_ae';
