@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs';
 import { haikuInit, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { BatchCtx, MomAccumulator, incCounter, numTasks, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter } from './common';
+import { BatchCtx, MomAccumulator, incCounter, linear, numTasks, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter } from './common';
 import { MLPLOPT_UPDATE, packMLPLOptInputs, unpackMLPLOptInputs, type MLPLOptUpdateAttrs, type MLPLOptUpdateInputs } from './mlp_lopt_kernel';
 import { mlpLoptKernelApplies } from './native';
 import type { Linear } from './per_param_mlp';
@@ -82,13 +82,6 @@ export function mlpLoptUpdateOps(inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpda
 
   const nextParams = ps.map((p, i) => updateTensor(p, gs[i], nextM[i]));
   return [...nextParams, ...nextM, incCounter(iteration), nextT];
-}
-
-/** `hk.Linear` on rows `h [N, S, in]`: shared `w [in, out]`, `b [out]`, or per task `w [N, in, out]`, `b [N, out]`. */
-function linear(h: tf.Tensor, l: Linear, perTask: boolean): tf.Tensor {
-  if (perTask) return tf.add(tf.matMul(h, l.w), tf.expandDims(l.b, 1));
-  const [N, S, In] = h.shape as number[];
-  return tf.reshape(tf.add(tf.matMul(tf.reshape(h, [N * S, In]), l.w), l.b), [N, S, -1]);
 }
 
 /**

@@ -42,7 +42,7 @@ import * as tf from '@tensorflow/tfjs';
 import { haikuInit, initializers, parseOptions, random, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { incCounter, numTasks, tidy, treeClone } from './common';
+import { incCounter, linear, lstmStep, numTasks, tidy, treeClone } from './common';
 import { treeExpand, treeSqueeze } from './mlp_lopt';
 
 /** Number of per-tensor features the LSTM reads (the reference's `rnn_input_features`). */
@@ -337,14 +337,6 @@ export class NNAdamOptimizer implements Optimizer {
     ); // [N, 19]
   }
 
-  /** `x @ w + b` with a shared ([in,out]) or per-task ([N,in,out]) layer; x is [N, L, in]. */
-  private linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
-    const [N, L, I] = x.shape;
-    if (this.thetaIsVector) return tf.add(tf.matMul(x, w), tf.expandDims(b, 1));
-    const out = w.shape[1] as number;
-    return tf.reshape(tf.add(tf.matMul(tf.reshape(x, [N * L, I]), w), b), [N, L, out]);
-  }
-
   /** Batched update (leading task axis on every leaf). Call inside a tidy. */
   private step(s: NNAdamState, grad: Params, metrics?: Record<string, tf.Tensor>): NNAdamState {
     const T = nnAdamTransforms;
@@ -386,18 +378,11 @@ export class NNAdamOptimizer implements Optimizer {
       feats.push(this.features(p.rank - 1, flat(p), flat(g), flat(m), flat(v), { lr: hp[0][i], beta1: hp[1][i], beta2: hp[2][i], epsilon: hp[3][i] }));
     });
 
-    // hk.LSTM: gates i, g, f, o of `[x, h] @ w + b`; forget bias +1.
-    const x = tf.stack(feats, 1); // [N, L, 19]
-    const prev = s.lstmHiddenState;
-    const gated = this.linear(tf.concat([x, prev.hidden], 2), th.rnn_params['rnn/linear'].w, th.rnn_params['rnn/linear'].b);
-    // slices, not tf.split / tf.unstack: their gradients fail when only some outputs reach the loss
-    const H = (prev.hidden.shape as number[])[2]; // [N, L, H] here (the state type is the single-task [L, H])
-    const [gi, gg, gf, go] = [0, 1, 2, 3].map((j) => tf.slice(gated, [0, 0, j * H], [N, L, H]));
-    const cell = tf.add(tf.mul(tf.sigmoid(tf.add(gf, 1)), prev.cell), tf.mul(tf.sigmoid(gi), tf.tanh(gg)));
-    const hidden = tf.mul(tf.sigmoid(go), tf.tanh(cell));
+    // hk.LSTM over the L tensors' features [N, L, 19]
+    const { hidden, cell } = lstmStep(tf.stack(feats, 1), s.lstmHiddenState, th.rnn_params['rnn/linear'], this.thetaIsVector);
 
     const ctl = th.rnn_to_controls_params.rnn_to_controls;
-    const deltas = tf.mul(this.linear(hidden, ctl.w, ctl.b), l.outputScale); // [N, L, 4]
+    const deltas = tf.mul(linear(hidden, ctl, this.thetaIsVector), l.outputScale); // [N, L, 4]
     const delta = (i: number, k: number) => tf.reshape(tf.slice(deltas, [0, i, k], [N, 1, 1]), [N]); // leaf i, hparam k (lr, β1, β2, ε)
     const transforms = [T.scaledLr, T.scaledOneMinusLog, T.scaledOneMinusLog, T.scaledEpsilon];
     if (metrics) {

@@ -43,7 +43,7 @@ import * as tf from '@tensorflow/tfjs';
 import { haikuInit, initializers, parseOptions, random, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { BatchCtx, incCounter, MomAccumulator, numTasks, RMSAccumulator, secondMomentNormalize, tidy, treeClone, vecRollingMom, vecRollingRms, zerosCounter } from './common';
+import { BatchCtx, incCounter, linear, lstmStep, MomAccumulator, numTasks, RMSAccumulator, secondMomentNormalize, tidy, treeClone, vecRollingMom, vecRollingRms, zerosCounter } from './common';
 import { treeExpand, treeSqueeze } from './mlp_lopt';
 import type { Linear } from './per_param_mlp';
 
@@ -216,13 +216,6 @@ function rows(x: tf.Tensor, N: number): tf.Tensor {
 /** `‖x‖₂` of each task's values (jnp.linalg.norm with no axis: Frobenius / flattened): `[N]`. */
 function normRows(x2: tf.Tensor): tf.Tensor {
   return tf.sqrt(tf.sum(tf.square(x2), 1));
-}
-
-/** `hk.Linear` on `x [N, R, in]`: shared `w [in, out]` or per task `w [N, in, out]`. */
-function linear(x: tf.Tensor, l: Linear, perTask: boolean): tf.Tensor {
-  const [N, R, In] = x.shape as number[];
-  if (perTask) return tf.add(tf.matMul(x, l.w), tf.expandDims(l.b, 1));
-  return tf.reshape(tf.add(tf.matMul(tf.reshape(x, [N * R, In]), l.w), l.b), [N, R, -1]);
 }
 
 /** `_sin_embedding`: sin(iteration / (τ·π)) for the 11 time scales: `[N]` -> `[N, 11]`. */
@@ -429,16 +422,8 @@ export class RNNMLPLOptOptimizer implements Optimizer {
     });
     const rnnInputs = tf.stack(lstmInputs, 1); // [N, L, 52]
 
-    // hk.LSTM: gates i, g, f, o from one Linear on [x, h]; forget bias +1
-    const H = l.lstmHiddenSize;
-    const prev = s.lstmHiddenState;
-    const gated = linear(tf.concat([rnnInputs, prev.hidden], 2), th.rnn_params['rnn/linear'], perTask);
-    // (slices, not tf.split / tf.unstack: their gradients fail when some piece gets none, e.g. a
-    // leaf whose update does not reach the meta-loss)
-    const gate = (j: number) => tf.slice(gated, [0, 0, j * H], [N, L, H]);
-    const [gi, gg, gf, go] = [0, 1, 2, 3].map(gate);
-    const cell = tf.add(tf.mul(tf.sigmoid(tf.add(gf, 1)), prev.cell), tf.mul(tf.sigmoid(gi), tf.tanh(gg)));
-    const hidden = tf.mul(tf.sigmoid(go), tf.tanh(cell)); // lstm_out [N, L, H]
+    // hk.LSTM(lstmHiddenSize) over the L tensors: lstm_out [N, L, H]
+    const { hidden, cell } = lstmStep(rnnInputs, s.lstmHiddenState, th.rnn_params['rnn/linear'], perTask);
 
     // DeepSets-style message to the next step: mean over tensors of a projection
     const newFromLstm = tf.mean(linear(hidden, th.rnn_to_in_params.rnn_to_in, perTask), 1); // [N, 18]
