@@ -26,7 +26,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { haikuInit, initializers, parseOptions, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
-import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
+import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta } from './base';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import {
   BatchCtx,
@@ -47,7 +47,7 @@ import {
   zerosCounter,
 } from './common';
 import { applyPerParamMLP, Linear } from './per_param_mlp';
-import { treeExpand, treeSqueeze } from './mlp_lopt';
+import { BatchedOptimizer } from './batched_optimizer';
 
 export interface AdafacMLPLOptState extends OptState {
   params: Params;
@@ -145,13 +145,13 @@ function decays(initial: number[], offset: tf.Tensor): tf.Tensor {
   return tf.sub(1, tf.exp(tf.mul(tf.add(base, offset), 10)));
 }
 
-export class AdafacMLPLOptOptimizer implements Optimizer {
-  readonly name = 'UnnamedOptimizer';
+export class AdafacMLPLOptOptimizer extends BatchedOptimizer<AdafacMLPLOptState> {
   constructor(
     readonly lopt: AdafacMLPLOpt,
     readonly theta: { momentum_decays: tf.Tensor; rms_decays: tf.Tensor; adafactor_decays: tf.Tensor; nn: { '~': Record<string, tf.Tensor> } },
     readonly thetaIsVector: boolean,
   ) {
+    super('AdafacMLPLOpt');
     for (const k of ['momentum_decays', 'rms_decays', 'adafactor_decays', 'nn'] as const) {
       if (!theta || !(k in theta)) throw new Error(`AdafacMLPLOpt theta: missing '${k}' (expected momentum_decays, rms_decays, adafactor_decays, nn)`);
     }
@@ -171,7 +171,7 @@ export class AdafacMLPLOptOptimizer implements Optimizer {
     return Array.from({ length: this.lopt.hiddenLayers + 1 }, (_, i) => ({ w: nn[`w${i}`], b: nn[`b${i}`] }));
   }
 
-  private initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacMLPLOptState {
+  protected initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacMLPLOptState {
     if (opts.numSteps === null || opts.numSteps === undefined) throw new Error('AdafacMLPLOpt: numSteps must be given to init (the reference requires it)');
     return tidy(() => {
       const ctx: BatchCtx = { batched };
@@ -191,51 +191,8 @@ export class AdafacMLPLOptOptimizer implements Optimizer {
     });
   }
 
-  init(params: Params, opts: InitOptions = {}): AdafacMLPLOptState {
-    return this.initImpl(params, opts, false);
-  }
-  initBatch(params: Params, opts: InitOptions = {}): AdafacMLPLOptState {
-    return this.initImpl(params, opts, true);
-  }
-
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacMLPLOptState {
-    if (this.thetaIsVector) throw new Error('AdafacMLPLOpt: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
-    return tidy(() => {
-      const s = state as AdafacMLPLOptState;
-      const e = (t: tf.Tensor) => tf.expandDims(t, 0);
-      const sq = (t: tf.Tensor) => tf.squeeze(t, [0]);
-      const f = s.facRollingFeatures;
-      const out = this.step(
-        {
-          params: treeExpand(s.params),
-          state: null,
-          momRolling: { m: treeExpand(s.momRolling.m), t: e(s.momRolling.t) },
-          rmsRolling: { rms: treeExpand(s.rmsRolling.rms), t: e(s.rmsRolling.t) },
-          facRollingFeatures: { vCol: treeExpand(f.vCol), vRow: treeExpand(f.vRow), vDiag: treeExpand(f.vDiag) },
-          numSteps: e(s.numSteps),
-          iteration: e(s.iteration),
-        },
-        treeExpand(grad),
-      );
-      const g = out.facRollingFeatures;
-      return {
-        params: treeSqueeze(out.params),
-        state: treeClone(opts.modelState ?? null),
-        momRolling: { m: treeSqueeze(out.momRolling.m), t: sq(out.momRolling.t) },
-        rmsRolling: { rms: treeSqueeze(out.rmsRolling.rms), t: sq(out.rmsRolling.t) },
-        facRollingFeatures: { vCol: treeSqueeze(g.vCol), vRow: treeSqueeze(g.vRow), vDiag: treeSqueeze(g.vDiag) },
-        numSteps: sq(out.numSteps),
-        iteration: sq(out.iteration),
-      };
-    });
-  }
-
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacMLPLOptState {
-    return tidy(() => ({ ...this.step(state as AdafacMLPLOptState, grad), state: treeClone(opts.modelState ?? null) }));
-  }
-
   /** Batched update (leading task axis on every leaf). Call inside a tidy. */
-  private step(s: AdafacMLPLOptState, grad: Params): AdafacMLPLOptState {
+  protected step(s: AdafacMLPLOptState, grad: Params): AdafacMLPLOptState {
     const ctx: BatchCtx = { batched: true };
     const d = this.rolling();
     const mom = vecRollingMom.update(s.momRolling, grad, d.mom, ctx);
@@ -299,13 +256,6 @@ export class AdafacMLPLOptOptimizer implements Optimizer {
     const stepAll = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);
     const steps = sizes.length === 1 ? [stepAll] : tf.split(stepAll, sizes, 1);
     return { ...base, params: treeUnflatten(def, ps.map((p, i) => tf.sub(p, tf.reshape(steps[i], p.shape)))) };
-  }
-
-  getParams(state: OptState): Params {
-    return state.params;
-  }
-  getState(state: OptState): PyTree | null {
-    return state.state ?? null;
   }
 }
 

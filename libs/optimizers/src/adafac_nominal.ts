@@ -41,9 +41,9 @@
  *   like the other learned optimizers here, the update does not emit them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, initializers, parseOptions, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { haikuInit, initializers, parseOptions, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey } from '@lopt/core';
 import { z } from 'zod';
-import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
+import type { InitOptions, LearnedOptimizer, Optimizer, Params, Theta } from './base';
 import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import {
@@ -62,7 +62,7 @@ import {
   zerosCounter,
 } from './common';
 import { applyPerParamMLP, Linear } from './per_param_mlp';
-import { treeExpand, treeSqueeze } from './mlp_lopt';
+import { BatchedOptimizer } from './batched_optimizer';
 
 /** The reference's state class is AdafacMLPLOpt's (adafac_nominal.py defines its own copy of it). */
 export type AdafacNominalState = AdafacMLPLOptState;
@@ -201,13 +201,13 @@ function decays(initial: number[], offset: tf.Tensor): tf.Tensor {
 
 type NominalTheta = { momentum_decays: tf.Tensor; rms_decays: tf.Tensor; adafactor_decays: tf.Tensor; nn: { '~': Record<string, tf.Tensor> } };
 
-export class AdafacNominalOptimizer implements Optimizer {
-  readonly name = 'UnnamedOptimizer';
+export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState> {
   constructor(
     readonly lopt: AdafacNominal,
     readonly theta: NominalTheta,
     readonly thetaIsVector: boolean,
   ) {
+    super('AdafacNominal');
     for (const k of ['momentum_decays', 'rms_decays', 'adafactor_decays', 'nn'] as const) {
       if (!theta || !(k in theta)) throw new Error(`AdafacNominal theta: missing '${k}' (expected momentum_decays, rms_decays, adafactor_decays, nn)`);
     }
@@ -238,7 +238,7 @@ export class AdafacNominalOptimizer implements Optimizer {
     });
   }
 
-  private initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacNominalState {
+  protected initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacNominalState {
     if (opts.numSteps === null || opts.numSteps === undefined) throw new Error('AdafacNominal: numSteps must be given to init (the reference requires it)');
     return tidy(() => {
       const ctx: BatchCtx = { batched };
@@ -258,51 +258,8 @@ export class AdafacNominalOptimizer implements Optimizer {
     });
   }
 
-  init(params: Params, opts: InitOptions = {}): AdafacNominalState {
-    return this.initImpl(params, opts, false);
-  }
-  initBatch(params: Params, opts: InitOptions = {}): AdafacNominalState {
-    return this.initImpl(params, opts, true);
-  }
-
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacNominalState {
-    if (this.thetaIsVector) throw new Error('AdafacNominal: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
-    return tidy(() => {
-      const s = state as AdafacNominalState;
-      const e = (t: tf.Tensor) => tf.expandDims(t, 0);
-      const sq = (t: tf.Tensor) => tf.squeeze(t, [0]);
-      const f = s.facRollingFeatures;
-      const out = this.step(
-        {
-          params: treeExpand(s.params),
-          state: null,
-          momRolling: { m: treeExpand(s.momRolling.m), t: e(s.momRolling.t) },
-          rmsRolling: { rms: treeExpand(s.rmsRolling.rms), t: e(s.rmsRolling.t) },
-          facRollingFeatures: { vCol: treeExpand(f.vCol), vRow: treeExpand(f.vRow), vDiag: treeExpand(f.vDiag) },
-          numSteps: e(s.numSteps),
-          iteration: e(s.iteration),
-        },
-        treeExpand(grad),
-      );
-      const g = out.facRollingFeatures;
-      return {
-        params: treeSqueeze(out.params),
-        state: treeClone(opts.modelState ?? null),
-        momRolling: { m: treeSqueeze(out.momRolling.m), t: sq(out.momRolling.t) },
-        rmsRolling: { rms: treeSqueeze(out.rmsRolling.rms), t: sq(out.rmsRolling.t) },
-        facRollingFeatures: { vCol: treeSqueeze(g.vCol), vRow: treeSqueeze(g.vRow), vDiag: treeSqueeze(g.vDiag) },
-        numSteps: sq(out.numSteps),
-        iteration: sq(out.iteration),
-      };
-    });
-  }
-
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacNominalState {
-    return tidy(() => ({ ...this.step(state as AdafacNominalState, grad), state: treeClone(opts.modelState ?? null) }));
-  }
-
   /** Batched update (a leading task axis on every leaf), reference `_Opt.update` + `_mod`. Call inside a tidy. */
-  private step(s: AdafacNominalState, grad: Params): AdafacNominalState {
+  protected step(s: AdafacNominalState, grad: Params): AdafacNominalState {
     const c = this.lopt.config;
     const ctx: BatchCtx = { batched: true };
     const d = this.rolling();
@@ -409,13 +366,6 @@ export class AdafacNominalOptimizer implements Optimizer {
       return tf.reshape(tf.sub(tf.sub(tf.mul(reg, flatP), step), nomStep), p.shape);
     });
     return { ...base, params: treeUnflatten(def, newPs) };
-  }
-
-  getParams(state: OptState): Params {
-    return state.params;
-  }
-  getState(state: OptState): PyTree | null {
-    return state.state ?? null;
   }
 }
 

@@ -67,6 +67,15 @@ export function treeClone<T extends PyTree>(tree: T): T {
   return treeMap((x: unknown) => (x instanceof tf.Tensor ? tf.clone(x) : x), tree) as T;
 }
 
+/** Expand (axis 0) every tensor leaf: one task as a stack of one. */
+export function treeExpand(tree: PyTree): any {
+  return treeMap((x: tf.Tensor) => tf.expandDims(x, 0), tree);
+}
+/** Squeeze the leading task axis (of size 1) off every tensor leaf. */
+export function treeSqueeze(tree: PyTree): any {
+  return treeMap((x: tf.Tensor) => tf.squeeze(x, [0]), tree);
+}
+
 export function toFloatTensor(x: number | tf.Tensor): tf.Tensor {
   return typeof x === 'number' ? tf.scalar(x) : x.dtype === 'float32' ? x : x.toFloat();
 }

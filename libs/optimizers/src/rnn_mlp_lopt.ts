@@ -44,7 +44,7 @@ import { haikuInit, initializers, parseOptions, random, registerPlugin, treeFlat
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { BatchCtx, incCounter, linear, lstmStep, MomAccumulator, numTasks, RMSAccumulator, secondMomentNormalize, tidy, treeClone, vecRollingMom, vecRollingRms, zerosCounter } from './common';
-import { treeExpand, treeSqueeze } from './mlp_lopt';
+import { BatchedOptimizer } from './batched_optimizer';
 import type { Linear } from './per_param_mlp';
 
 /** `_LossNormalizerState`. */
@@ -224,13 +224,13 @@ function sinEmbedding(iteration: tf.Tensor): tf.Tensor {
   return tf.sin(tf.div(tf.expandDims(tf.cast(iteration, 'float32'), 1), denom));
 }
 
-export class RNNMLPLOptOptimizer implements Optimizer {
-  readonly name = 'UnnamedOptimizer';
+export class RNNMLPLOptOptimizer extends BatchedOptimizer<RNNMLPLOptState> {
   constructor(
     readonly lopt: RNNMLPLOpt,
     readonly theta: RNNMLPTheta,
     readonly thetaIsVector: boolean,
   ) {
+    super('RNNMLPLOpt');
     const keys = ['initial_from_lstm', 'initial_from_mlp', 'lstm_init_state', 'rnn_params', 'rnn_to_ff_params', 'rnn_to_in_params', 'ffmod_params'] as const;
     for (const k of keys) {
       if (!theta || !(k in theta)) throw new Error(`RNNMLPLOpt theta: missing '${k}' (expected ${keys.join(', ')})`);
@@ -240,7 +240,7 @@ export class RNNMLPLOptOptimizer implements Optimizer {
     }
   }
 
-  private initImpl(params: Params, opts: InitOptions, batched: boolean): RNNMLPLOptState {
+  protected initImpl(params: Params, opts: InitOptions, batched: boolean): RNNMLPLOptState {
     return tidy(() => {
       const ctx: BatchCtx = { batched };
       const l = this.lopt;
@@ -274,80 +274,24 @@ export class RNNMLPLOptOptimizer implements Optimizer {
     });
   }
 
-  init(params: Params, opts: InitOptions = {}): RNNMLPLOptState {
-    return this.initImpl(params, opts, false);
-  }
-  initBatch(params: Params, opts: InitOptions = {}): RNNMLPLOptState {
-    return this.initImpl(params, opts, true);
-  }
-
-  /** One task: the N = 1 case of the batched update. */
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): RNNMLPLOptState {
-    if (this.thetaIsVector) throw new Error('RNNMLPLOpt: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
-    return tidy(() => {
-      const s = state as RNNMLPLOptState;
-      const e = (t: tf.Tensor) => tf.expandDims(t, 0);
-      const sq = (t: tf.Tensor) => tf.squeeze(t, [0]);
-      const acc = (a: LossNormalizerState): LossNormalizerState => ({ mean: e(a.mean), var: e(a.var), updates: e(a.updates) });
-      const unacc = (a: LossNormalizerState): LossNormalizerState => ({ mean: sq(a.mean), var: sq(a.var), updates: sq(a.updates) });
-      const loss = opts.loss === null || opts.loss === undefined ? null : tf.reshape(typeof opts.loss === 'number' ? tf.scalar(opts.loss) : opts.loss, [1]);
-      const out = this.step(
-        {
-          params: treeExpand(s.params),
-          momRolling: { m: treeExpand(s.momRolling.m), t: e(s.momRolling.t) },
-          rmsRolling: { rms: treeExpand(s.rmsRolling.rms), t: e(s.rmsRolling.t) },
-          iteration: e(s.iteration),
-          state: null,
-          lstmHiddenState: { hidden: e(s.lstmHiddenState.hidden), cell: e(s.lstmHiddenState.cell) },
-          fromMlp: treeExpand(s.fromMlp),
-          fromLstm: e(s.fromLstm),
-          trainLossAccum: acc(s.trainLossAccum),
-          validLossAccum: acc(s.validLossAccum),
-          dynamicClip: { iteration: e(s.dynamicClip.iteration), value: e(s.dynamicClip.value) },
-        },
-        treeExpand(grad),
-        loss,
-        opts.isValid ?? false,
-      );
-      return {
-        params: treeSqueeze(out.params),
-        momRolling: { m: treeSqueeze(out.momRolling.m), t: sq(out.momRolling.t) },
-        rmsRolling: { rms: treeSqueeze(out.rmsRolling.rms), t: sq(out.rmsRolling.t) },
-        iteration: sq(out.iteration),
-        state: treeClone(opts.isValid ? (s.state ?? null) : (opts.modelState ?? null)),
-        lstmHiddenState: { hidden: sq(out.lstmHiddenState.hidden), cell: sq(out.lstmHiddenState.cell) },
-        fromMlp: treeSqueeze(out.fromMlp),
-        fromLstm: sq(out.fromLstm),
-        trainLossAccum: unacc(out.trainLossAccum),
-        validLossAccum: unacc(out.validLossAccum),
-        dynamicClip: { iteration: sq(out.dynamicClip.iteration), value: sq(out.dynamicClip.value) },
-      };
-    });
-  }
-
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): RNNMLPLOptState {
-    return tidy(() => {
-      const s = state as RNNMLPLOptState;
-      const N = (s.iteration.shape as number[])[0];
-      const loss = opts.loss === null || opts.loss === undefined ? null : tf.broadcastTo(tf.cast(typeof opts.loss === 'number' ? tf.scalar(opts.loss) : opts.loss, 'float32'), [N]);
-      const out = this.step(s, grad, loss, opts.isValid ?? false);
-      return { ...out, state: treeClone(opts.isValid ? (s.state ?? null) : (opts.modelState ?? null)) };
-    });
+  /** A validation update (`isValid`) keeps the old model state. */
+  protected override nextModelState(s: RNNMLPLOptState, opts: UpdateOptions): PyTree | null {
+    return opts.isValid ? (s.state ?? null) : (opts.modelState ?? null);
   }
 
   /**
-   * `_Opt.update` on N stacked tasks (the reference's update vmapped), `loss` `[N]`. Returns the
-   * state without the model state (the caller sets it). Call inside a tidy.
+   * `_Opt.update` on N stacked tasks (the reference's update vmapped), `opts.loss` a number, `[]` or
+   * `[N]`. Returns the state without the model state (the caller sets it). Call inside a tidy.
    */
-  private step(s: RNNMLPLOptState, grad: Params, loss: tf.Tensor | null, isValid: boolean): RNNMLPLOptState {
-    if (loss === null) throw new Error('RNNMLPLOpt: this optimizer must be called with a loss (update(..., { loss }))');
+  protected step(s: RNNMLPLOptState, grad: Params, opts: UpdateOptions): RNNMLPLOptState {
+    if (opts.loss === null || opts.loss === undefined) throw new Error('RNNMLPLOpt: this optimizer must be called with a loss (update(..., { loss }))');
     const K = this.lopt.decays.length;
     if (K !== NUM_DECAYS_ASSUMED) {
       // The reference's init sizes the MLP for 5 decays; its update (both paths run) then fails on the shape mismatch.
       throw new Error(`RNNMLPLOpt: decays has ${K} values, but the reference's per-parameter MLP is sized for ${NUM_DECAYS_ASSUMED} (37 features); use 5 decays`);
     }
-    loss = tf.cast(loss, 'float32');
-    if (isValid) return this.validStep(s, loss);
+    const loss = tf.broadcastTo(tf.cast(typeof opts.loss === 'number' ? tf.scalar(opts.loss) : opts.loss, 'float32'), [(s.iteration.shape as number[])[0]]);
+    if (opts.isValid) return this.validStep(s, loss);
     const l = this.lopt;
     const th = this.theta;
     const perTask = this.thetaIsVector;
@@ -499,13 +443,6 @@ export class RNNMLPLOptOptimizer implements Optimizer {
   private validStep(s: RNNMLPLOptState, loss: tf.Tensor): RNNMLPLOptState {
     const { state: _model, ...rest } = s;
     return { ...treeClone(rest), state: null, iteration: incCounter(s.iteration), validLossAccum: lossNext(s.validLossAccum, loss, VALID_LOSS_DECAY) } as RNNMLPLOptState;
-  }
-
-  getParams(state: OptState): Params {
-    return state.params;
-  }
-  getState(state: OptState): PyTree | null {
-    return state.state ?? null;
   }
 }
 
