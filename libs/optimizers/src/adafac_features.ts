@@ -6,7 +6,7 @@
  * the MLP reads (see adafac_mlp_lopt.ts for their order).
  */
 import * as tf from '@tensorflow/tfjs';
-import { treeFlatten, type TreeDef } from '@lopt/core';
+import { haikuInit, initializers, treeFlatten, type PRNGKey, type TreeDef } from '@lopt/core';
 import type { InitOptions, Params } from './base';
 import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
 import {
@@ -48,12 +48,30 @@ export function adafacNumFeatures(c: AdafacDecays): number {
   return 2 + km + kr + bc(km, kr) + kr + 5 * kf + bc(km, kf);
 }
 
-/** θ's decay offsets at init: zeros (in `log(1−β)/10` space). */
-export function adafacDecayOffsets(c: AdafacDecays): Omit<AdafacTheta, 'nn'> {
+/**
+ * θ made from `key`: the decay offsets (zeros, in `log(1−β)/10` space) and the MLP of `sizes`
+ * haiku makes, outside any module (`'~'`): per layer `w<i>` TruncatedNormal(1/√fan_in) then zero
+ * `b<i>`; with `separateWeights` (AdafacNominal) one scalar parameter per weight instead,
+ * `w<i>_<in>_<out>` (each its own draw, in that order) then `b<i>_<out>`.
+ */
+export function adafacInitTheta(key: PRNGKey, c: AdafacDecays, sizes: number[], separateWeights = false): AdafacTheta {
+  const nn = haikuInit(key, (hk) => {
+    for (let i = 0; i + 1 < sizes.length; i++) {
+      const wInit = initializers.truncatedNormal({ stddev: 1 / Math.sqrt(sizes[i]) });
+      if (!separateWeights) {
+        hk.getParameter('~', `w${i}`, [sizes[i], sizes[i + 1]], wInit);
+        hk.getParameter('~', `b${i}`, [sizes[i + 1]], initializers.zeros());
+      } else {
+        for (let v = 0; v < sizes[i]; v++) for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `w${i}_${v}_${o}`, [], wInit);
+        for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `b${i}_${o}`, [], initializers.zeros());
+      }
+    }
+  })['~'];
   return {
     momentum_decays: tf.zeros([c.initialMomentumDecays.length]),
     rms_decays: tf.zeros([c.initialRmsDecays.length]),
     adafactor_decays: tf.zeros([c.initialAdafactorDecays.length]),
+    nn: { '~': nn },
   };
 }
 

@@ -24,10 +24,10 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, initializers, parseOptions, registerPlugin, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta } from './base';
-import { adafacDecayOffsets, adafacFeatures, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
+import { adafacFeatures, adafacInitTheta, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
 import { BatchedOptimizer } from './batched_optimizer';
 import type { FactoredAccum, MomAccumulator, RMSAccumulator } from './common';
 import { applyPerParamMLP, Linear } from './per_param_mlp';
@@ -95,14 +95,7 @@ export class AdafacMLPLOpt implements LearnedOptimizer {
    * TruncatedNormal(1/√fan_in) then `b<i>` zeros, outside any module (`'~'`).
    */
   init(key: PRNGKey): Theta {
-    const sizes = this.layerSizes();
-    const nn = haikuInit(key, (hk) => {
-      for (let i = 0; i + 1 < sizes.length; i++) {
-        hk.getParameter('~', `w${i}`, [sizes[i], sizes[i + 1]], initializers.truncatedNormal({ stddev: 1 / Math.sqrt(sizes[i]) }));
-        hk.getParameter('~', `b${i}`, [sizes[i + 1]], initializers.zeros());
-      }
-    })['~'];
-    return { ...adafacDecayOffsets(this), nn: { '~': nn } };
+    return adafacInitTheta(key, this, this.layerSizes());
   }
 
   optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {

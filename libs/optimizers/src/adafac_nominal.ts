@@ -41,10 +41,10 @@
  *   like the other learned optimizers here, the update does not emit them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, initializers, parseOptions, registerPlugin, treeUnflatten, type PRNGKey } from '@lopt/core';
+import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, Params, Theta } from './base';
-import { adafacDecayOffsets, adafacFeatures, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
+import { adafacFeatures, adafacInitTheta, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
 import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
 import { BatchedOptimizer } from './batched_optimizer';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
@@ -144,21 +144,7 @@ export class AdafacNominal implements LearnedOptimizer {
   init(key: PRNGKey): Theta {
     const c = this.config;
     if (c.aggregateRegMagnitude) throw aggregateRegError([10, 10]);
-    const sizes = this.layerSizes();
-    const separate = this.separateWeights;
-    const nn = haikuInit(key, (hk) => {
-      for (let i = 0; i + 1 < sizes.length; i++) {
-        const wInit = initializers.truncatedNormal({ stddev: 1 / Math.sqrt(sizes[i]) });
-        if (!separate) {
-          hk.getParameter('~', `w${i}`, [sizes[i], sizes[i + 1]], wInit);
-          hk.getParameter('~', `b${i}`, [sizes[i + 1]], initializers.zeros());
-        } else {
-          for (let v = 0; v < sizes[i]; v++) for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `w${i}_${v}_${o}`, [], wInit);
-          for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `b${i}_${o}`, [], initializers.zeros());
-        }
-      }
-    })['~'];
-    return { ...adafacDecayOffsets(c), nn: { '~': nn } };
+    return adafacInitTheta(key, c, this.layerSizes(), this.separateWeights);
   }
 
   optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
