@@ -24,30 +24,14 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, initializers, parseOptions, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
-import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
-import {
-  BatchCtx,
-  factoredDims,
-  incCounter,
-  FactoredAccum,
-  MomAccumulator,
-  numTasks,
-  RMSAccumulator,
-  safeRsqrt,
-  secondMomentNormalize,
-  tanhEmbedding,
-  tidy,
-  treeClone,
-  vecFactoredRolling,
-  vecRollingMom,
-  vecRollingRms,
-  zerosCounter,
-} from './common';
+import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta } from './base';
+import { adafacFeatures, adafacInitTheta, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
+import { BatchedOptimizer } from './batched_optimizer';
+import type { FactoredAccum, MomAccumulator, RMSAccumulator } from './common';
 import { applyPerParamMLP, Linear } from './per_param_mlp';
-import { treeExpand, treeSqueeze } from './mlp_lopt';
+import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
 export interface AdafacMLPLOptState extends OptState {
   params: Params;
@@ -72,8 +56,6 @@ export const AdafacMLPLOptSchema = z
   })
   .strict();
 export type AdafacMLPLOptOptions = z.input<typeof AdafacMLPLOptSchema>;
-
-const bc = (a: number, b: number) => (a === 1 ? b : a);
 
 export class AdafacMLPLOpt implements LearnedOptimizer {
   readonly name: string | null = null;
@@ -101,8 +83,7 @@ export class AdafacMLPLOpt implements LearnedOptimizer {
 
   /** Number of normalised per-parameter features (28 by default). */
   numFeatures(): number {
-    const [km, kr, kf] = [this.initialMomentumDecays.length, this.initialRmsDecays.length, this.initialAdafactorDecays.length];
-    return 2 + km + kr + bc(km, kr) + kr + 5 * kf + bc(km, kf);
+    return adafacNumFeatures(this);
   }
 
   layerSizes(): number[] {
@@ -114,19 +95,7 @@ export class AdafacMLPLOpt implements LearnedOptimizer {
    * TruncatedNormal(1/√fan_in) then `b<i>` zeros, outside any module (`'~'`).
    */
   init(key: PRNGKey): Theta {
-    const sizes = this.layerSizes();
-    const nn = haikuInit(key, (hk) => {
-      for (let i = 0; i + 1 < sizes.length; i++) {
-        hk.getParameter('~', `w${i}`, [sizes[i], sizes[i + 1]], initializers.truncatedNormal({ stddev: 1 / Math.sqrt(sizes[i]) }));
-        hk.getParameter('~', `b${i}`, [sizes[i + 1]], initializers.zeros());
-      }
-    })['~'];
-    return {
-      momentum_decays: tf.zeros([this.initialMomentumDecays.length]),
-      rms_decays: tf.zeros([this.initialRmsDecays.length]),
-      adafactor_decays: tf.zeros([this.initialAdafactorDecays.length]),
-      nn: { '~': nn },
-    };
+    return adafacInitTheta(key, this, this.layerSizes());
   }
 
   optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
@@ -139,31 +108,14 @@ export class AdafacMLPLOpt implements LearnedOptimizer {
   }
 }
 
-/** `1 − exp(10·(log(1−β0)/10 + θ))` (param_to_decay(decay_to_param(β0) + θ)). */
-function decays(initial: number[], offset: tf.Tensor): tf.Tensor {
-  const base = tf.div(tf.log(tf.sub(1, tf.tensor1d(initial))), 10);
-  return tf.sub(1, tf.exp(tf.mul(tf.add(base, offset), 10)));
-}
-
-export class AdafacMLPLOptOptimizer implements Optimizer {
-  readonly name = 'UnnamedOptimizer';
+export class AdafacMLPLOptOptimizer extends BatchedOptimizer<AdafacMLPLOptState> {
   constructor(
     readonly lopt: AdafacMLPLOpt,
-    readonly theta: { momentum_decays: tf.Tensor; rms_decays: tf.Tensor; adafactor_decays: tf.Tensor; nn: { '~': Record<string, tf.Tensor> } },
+    readonly theta: AdafacTheta,
     readonly thetaIsVector: boolean,
   ) {
-    for (const k of ['momentum_decays', 'rms_decays', 'adafactor_decays', 'nn'] as const) {
-      if (!theta || !(k in theta)) throw new Error(`AdafacMLPLOpt theta: missing '${k}' (expected momentum_decays, rms_decays, adafactor_decays, nn)`);
-    }
-  }
-
-  private rolling() {
-    const l = this.lopt;
-    return {
-      mom: decays(l.initialMomentumDecays, this.theta.momentum_decays),
-      rms: decays(l.initialRmsDecays, this.theta.rms_decays),
-      fac: decays(l.initialAdafactorDecays, this.theta.adafactor_decays),
-    };
+    super('AdafacMLPLOpt');
+    checkAdafacTheta(theta, 'AdafacMLPLOpt');
   }
 
   private layers(): Linear[] {
@@ -171,126 +123,17 @@ export class AdafacMLPLOptOptimizer implements Optimizer {
     return Array.from({ length: this.lopt.hiddenLayers + 1 }, (_, i) => ({ w: nn[`w${i}`], b: nn[`b${i}`] }));
   }
 
-  private initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacMLPLOptState {
-    if (opts.numSteps === null || opts.numSteps === undefined) throw new Error('AdafacMLPLOpt: numSteps must be given to init (the reference requires it)');
-    return tidy(() => {
-      const ctx: BatchCtx = { batched };
-      const l = this.lopt;
-      const n = batched ? numTasks(params) : 0;
-      const ns = opts.numSteps as number | tf.Tensor;
-      const numSteps = tf.add(zerosCounter(ctx, n), typeof ns === 'number' ? tf.scalar(Math.round(ns), 'int32') : tf.cast(ns, 'int32'));
-      return {
-        params: treeClone(params),
-        state: treeClone(opts.modelState ?? null),
-        momRolling: vecRollingMom.init(params, l.initialMomentumDecays.length, ctx),
-        rmsRolling: vecRollingRms.init(params, l.initialRmsDecays.length, ctx),
-        facRollingFeatures: vecFactoredRolling.init(params, l.initialAdafactorDecays.length, ctx),
-        numSteps,
-        iteration: zerosCounter(ctx, n),
-      };
-    });
-  }
-
-  init(params: Params, opts: InitOptions = {}): AdafacMLPLOptState {
-    return this.initImpl(params, opts, false);
-  }
-  initBatch(params: Params, opts: InitOptions = {}): AdafacMLPLOptState {
-    return this.initImpl(params, opts, true);
-  }
-
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacMLPLOptState {
-    if (this.thetaIsVector) throw new Error('AdafacMLPLOpt: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
-    return tidy(() => {
-      const s = state as AdafacMLPLOptState;
-      const e = (t: tf.Tensor) => tf.expandDims(t, 0);
-      const sq = (t: tf.Tensor) => tf.squeeze(t, [0]);
-      const f = s.facRollingFeatures;
-      const out = this.step(
-        {
-          params: treeExpand(s.params),
-          state: null,
-          momRolling: { m: treeExpand(s.momRolling.m), t: e(s.momRolling.t) },
-          rmsRolling: { rms: treeExpand(s.rmsRolling.rms), t: e(s.rmsRolling.t) },
-          facRollingFeatures: { vCol: treeExpand(f.vCol), vRow: treeExpand(f.vRow), vDiag: treeExpand(f.vDiag) },
-          numSteps: e(s.numSteps),
-          iteration: e(s.iteration),
-        },
-        treeExpand(grad),
-      );
-      const g = out.facRollingFeatures;
-      return {
-        params: treeSqueeze(out.params),
-        state: treeClone(opts.modelState ?? null),
-        momRolling: { m: treeSqueeze(out.momRolling.m), t: sq(out.momRolling.t) },
-        rmsRolling: { rms: treeSqueeze(out.rmsRolling.rms), t: sq(out.rmsRolling.t) },
-        facRollingFeatures: { vCol: treeSqueeze(g.vCol), vRow: treeSqueeze(g.vRow), vDiag: treeSqueeze(g.vDiag) },
-        numSteps: sq(out.numSteps),
-        iteration: sq(out.iteration),
-      };
-    });
-  }
-
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacMLPLOptState {
-    return tidy(() => ({ ...this.step(state as AdafacMLPLOptState, grad), state: treeClone(opts.modelState ?? null) }));
+  protected initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacMLPLOptState {
+    return adafacInitState(this.lopt, params, opts, batched, 'AdafacMLPLOpt');
   }
 
   /** Batched update (leading task axis on every leaf). Call inside a tidy. */
-  private step(s: AdafacMLPLOptState, grad: Params): AdafacMLPLOptState {
-    const ctx: BatchCtx = { batched: true };
-    const d = this.rolling();
-    const mom = vecRollingMom.update(s.momRolling, grad, d.mom, ctx);
-    const rms = vecRollingRms.update(s.rmsRolling, grad, d.rms, ctx);
-    const [fac, facG] = vecFactoredRolling.update(s.facRollingFeatures, grad, d.fac, ctx);
-    const time = tanhEmbedding(s.iteration); // [N, 11]
-
-    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
-    const base = { params: treeClone(s.params), state: null, momRolling: mom, rmsRolling: rms, facRollingFeatures: fac, numSteps: tf.clone(s.numSteps), iteration: incCounter(s.iteration) };
-    if (ps.length === 0) return base;
-    const gs = treeFlatten<tf.Tensor>(grad)[0];
-    const ms = treeFlatten<tf.Tensor>(mom.m)[0];
-    const rs = treeFlatten<tf.Tensor>(rms.rms)[0];
-    const fgs = treeFlatten<tf.Tensor>(facG)[0];
-    const rows = treeFlatten<tf.Tensor>(fac.vRow)[0];
-    const cols = treeFlatten<tf.Tensor>(fac.vCol)[0];
-    const diags = treeFlatten<tf.Tensor>(fac.vDiag)[0];
-    const N = ps[0].shape[0];
-    const sizes = ps.map((p) => p.size / N);
-
-    const feats = ps.map((p, i) => {
-      const S = sizes[i];
-      const shp = p.shape.slice(1);
-      const flatC = (t: tf.Tensor) => tf.reshape(t, [N, S, t.shape[t.rank - 1]]);
-      const m = ms[i];
-      const rsq = tf.rsqrt(tf.add(rs[i], 1e-6));
-      const inps: tf.Tensor[] = [
-        tf.reshape(gs[i], [N, S, 1]),
-        tf.reshape(p, [N, S, 1]),
-        flatC(m),
-        flatC(rs[i]),
-        flatC(tf.mul(m, rsq)),
-        flatC(rsq),
-        flatC(fgs[i]),
-      ];
-      const f = factoredDims(shp);
-      if (f) {
-        const [d1, d0] = f;
-        const kf = rows[i].shape[rows[i].rank - 1];
-        const full = [N, ...shp, kf];
-        const rowFeat = tf.broadcastTo(tf.expandDims(rows[i], d0 + 1), full);
-        const colFeat = tf.broadcastTo(tf.expandDims(cols[i], d1 + 1), full);
-        const reducedD1 = d1 > d0 ? d1 - 1 : d1;
-        const rowColMean = tf.mean(rows[i], reducedD1 + 1, true);
-        const rowFactor = safeRsqrt(tf.div(rows[i], tf.add(rowColMean, 1e-9)));
-        const colFactor = safeRsqrt(cols[i]);
-        const facMom = tf.mul(tf.mul(m, tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1));
-        inps.push(flatC(rowFeat), flatC(colFeat), flatC(tf.rsqrt(tf.add(rowFeat, 1e-8))), flatC(tf.rsqrt(tf.add(colFeat, 1e-8))), flatC(facMom));
-      } else {
-        const v = flatC(diags[i]);
-        const rv = tf.rsqrt(tf.add(v, 1e-8));
-        inps.push(v, v, rv, rv, tf.mul(flatC(m), tf.rsqrt(tf.add(v, 1e-6))));
-      }
-      return secondMomentNormalize(tf.concat(inps, 2), [1]);
-    });
+  protected step(s: AdafacMLPLOptState, grad: Params): AdafacMLPLOptState {
+    const { next, time, leaves, def } = adafacFeatures(this.lopt, this.theta, s, grad);
+    if (leaves.length === 0) return next;
+    const N = leaves[0].p.shape[0];
+    const sizes = leaves.map((l) => l.S);
+    const feats = leaves.map((l) => l.feats);
     const x = feats.length === 1 ? feats[0] : tf.concat(feats, 1);
     const out = applyPerParamMLP(x, time, this.layers(), this.thetaIsVector);
     const P = (x.shape as number[])[1];
@@ -298,14 +141,7 @@ export class AdafacMLPLOptOptimizer implements Optimizer {
     const magnitude = tf.reshape(tf.slice(out, [0, 0, 1], [N, P, 1]), [N, P]);
     const stepAll = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);
     const steps = sizes.length === 1 ? [stepAll] : tf.split(stepAll, sizes, 1);
-    return { ...base, params: treeUnflatten(def, ps.map((p, i) => tf.sub(p, tf.reshape(steps[i], p.shape)))) };
-  }
-
-  getParams(state: OptState): Params {
-    return state.params;
-  }
-  getState(state: OptState): PyTree | null {
-    return state.state ?? null;
+    return { ...next, params: treeUnflatten(def, leaves.map(({ p }, i) => tf.sub(p, tf.reshape(steps[i], p.shape)))) };
   }
 }
 

@@ -41,28 +41,14 @@
  *   like the other learned optimizers here, the update does not emit them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, initializers, parseOptions, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey } from '@lopt/core';
 import { z } from 'zod';
-import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
+import type { InitOptions, LearnedOptimizer, Optimizer, Params, Theta } from './base';
+import { adafacFeatures, adafacInitTheta, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
 import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
+import { BatchedOptimizer } from './batched_optimizer';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
-import {
-  BatchCtx,
-  factoredDims,
-  incCounter,
-  numTasks,
-  safeRsqrt,
-  secondMomentNormalize,
-  tanhEmbedding,
-  tidy,
-  treeClone,
-  vecFactoredRolling,
-  vecRollingMom,
-  vecRollingRms,
-  zerosCounter,
-} from './common';
 import { applyPerParamMLP, Linear } from './per_param_mlp';
-import { treeExpand, treeSqueeze } from './mlp_lopt';
 
 /** The reference's state class is AdafacMLPLOpt's (adafac_nominal.py defines its own copy of it). */
 export type AdafacNominalState = AdafacMLPLOptState;
@@ -112,7 +98,6 @@ export const AdafacNominalSchema = z
 export type AdafacNominalOptions = z.input<typeof AdafacNominalSchema>;
 type AdafacNominalConfig = z.output<typeof AdafacNominalSchema>;
 
-const bc = (a: number, b: number) => (a === 1 ? b : a);
 const OUT_SIZE = 4;
 
 /** The reference's error for `aggregate_regularization_magnitude` (jax's reshape message). */
@@ -143,9 +128,7 @@ export class AdafacNominal implements LearnedOptimizer {
 
   /** Number of normalised per-parameter features (28 by default). */
   numFeatures(): number {
-    const c = this.config;
-    const [km, kr, kf] = [c.initialMomentumDecays.length, c.initialRmsDecays.length, c.initialAdafactorDecays.length];
-    return 2 + km + kr + bc(km, kr) + kr + 5 * kf + bc(km, kf);
+    return adafacNumFeatures(this.config);
   }
 
   /** [inputs (features + 11 time features), hidden..., 4]. */
@@ -161,26 +144,7 @@ export class AdafacNominal implements LearnedOptimizer {
   init(key: PRNGKey): Theta {
     const c = this.config;
     if (c.aggregateRegMagnitude) throw aggregateRegError([10, 10]);
-    const sizes = this.layerSizes();
-    const separate = this.separateWeights;
-    const nn = haikuInit(key, (hk) => {
-      for (let i = 0; i + 1 < sizes.length; i++) {
-        const wInit = initializers.truncatedNormal({ stddev: 1 / Math.sqrt(sizes[i]) });
-        if (!separate) {
-          hk.getParameter('~', `w${i}`, [sizes[i], sizes[i + 1]], wInit);
-          hk.getParameter('~', `b${i}`, [sizes[i + 1]], initializers.zeros());
-        } else {
-          for (let v = 0; v < sizes[i]; v++) for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `w${i}_${v}_${o}`, [], wInit);
-          for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `b${i}_${o}`, [], initializers.zeros());
-        }
-      }
-    })['~'];
-    return {
-      momentum_decays: tf.zeros([c.initialMomentumDecays.length]),
-      rms_decays: tf.zeros([c.initialRmsDecays.length]),
-      adafactor_decays: tf.zeros([c.initialAdafactorDecays.length]),
-      nn: { '~': nn },
-    };
+    return adafacInitTheta(key, c, this.layerSizes(), this.separateWeights);
   }
 
   optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
@@ -193,36 +157,17 @@ export class AdafacNominal implements LearnedOptimizer {
   }
 }
 
-/** `1 − exp(10·(log(1−β0)/10 + θ))` (param_to_decay(decay_to_param(β0) + θ)). */
-function decays(initial: number[], offset: tf.Tensor): tf.Tensor {
-  const base = tf.div(tf.log(tf.sub(1, tf.tensor1d(initial))), 10);
-  return tf.sub(1, tf.exp(tf.mul(tf.add(base, offset), 10)));
-}
-
-type NominalTheta = { momentum_decays: tf.Tensor; rms_decays: tf.Tensor; adafactor_decays: tf.Tensor; nn: { '~': Record<string, tf.Tensor> } };
-
-export class AdafacNominalOptimizer implements Optimizer {
-  readonly name = 'UnnamedOptimizer';
+export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState> {
   constructor(
     readonly lopt: AdafacNominal,
-    readonly theta: NominalTheta,
+    readonly theta: AdafacTheta,
     readonly thetaIsVector: boolean,
   ) {
-    for (const k of ['momentum_decays', 'rms_decays', 'adafactor_decays', 'nn'] as const) {
-      if (!theta || !(k in theta)) throw new Error(`AdafacNominal theta: missing '${k}' (expected momentum_decays, rms_decays, adafactor_decays, nn)`);
-    }
+    super('AdafacNominal');
+    checkAdafacTheta(theta, 'AdafacNominal');
     const nn = theta.nn?.['~'];
     const first = lopt.separateWeights ? 'w0_0_0' : 'w0';
     if (!nn || !(first in nn)) throw new Error(`AdafacNominal theta: nn['~'] lacks '${first}' (${lopt.separateWeights ? 'per-scalar' : 'matrix'} weights for this configuration)`);
-  }
-
-  private rolling() {
-    const c = this.lopt.config;
-    return {
-      mom: decays(c.initialMomentumDecays, this.theta.momentum_decays),
-      rms: decays(c.initialRmsDecays, this.theta.rms_decays),
-      fac: decays(c.initialAdafactorDecays, this.theta.adafactor_decays),
-    };
   }
 
   /** The MLP's layers as matrices; per-scalar weights are stacked (`[in, out]`, or `[N, in, out]`). */
@@ -238,127 +183,22 @@ export class AdafacNominalOptimizer implements Optimizer {
     });
   }
 
-  private initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacNominalState {
-    if (opts.numSteps === null || opts.numSteps === undefined) throw new Error('AdafacNominal: numSteps must be given to init (the reference requires it)');
-    return tidy(() => {
-      const ctx: BatchCtx = { batched };
-      const c = this.lopt.config;
-      const n = batched ? numTasks(params) : 0;
-      const ns = opts.numSteps as number | tf.Tensor;
-      const numSteps = tf.add(zerosCounter(ctx, n), typeof ns === 'number' ? tf.scalar(Math.round(ns), 'int32') : tf.cast(ns, 'int32'));
-      return {
-        params: treeClone(params),
-        state: treeClone(opts.modelState ?? null),
-        momRolling: vecRollingMom.init(params, c.initialMomentumDecays.length, ctx),
-        rmsRolling: vecRollingRms.init(params, c.initialRmsDecays.length, ctx),
-        facRollingFeatures: vecFactoredRolling.init(params, c.initialAdafactorDecays.length, ctx),
-        numSteps,
-        iteration: zerosCounter(ctx, n),
-      };
-    });
-  }
-
-  init(params: Params, opts: InitOptions = {}): AdafacNominalState {
-    return this.initImpl(params, opts, false);
-  }
-  initBatch(params: Params, opts: InitOptions = {}): AdafacNominalState {
-    return this.initImpl(params, opts, true);
-  }
-
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacNominalState {
-    if (this.thetaIsVector) throw new Error('AdafacNominal: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
-    return tidy(() => {
-      const s = state as AdafacNominalState;
-      const e = (t: tf.Tensor) => tf.expandDims(t, 0);
-      const sq = (t: tf.Tensor) => tf.squeeze(t, [0]);
-      const f = s.facRollingFeatures;
-      const out = this.step(
-        {
-          params: treeExpand(s.params),
-          state: null,
-          momRolling: { m: treeExpand(s.momRolling.m), t: e(s.momRolling.t) },
-          rmsRolling: { rms: treeExpand(s.rmsRolling.rms), t: e(s.rmsRolling.t) },
-          facRollingFeatures: { vCol: treeExpand(f.vCol), vRow: treeExpand(f.vRow), vDiag: treeExpand(f.vDiag) },
-          numSteps: e(s.numSteps),
-          iteration: e(s.iteration),
-        },
-        treeExpand(grad),
-      );
-      const g = out.facRollingFeatures;
-      return {
-        params: treeSqueeze(out.params),
-        state: treeClone(opts.modelState ?? null),
-        momRolling: { m: treeSqueeze(out.momRolling.m), t: sq(out.momRolling.t) },
-        rmsRolling: { rms: treeSqueeze(out.rmsRolling.rms), t: sq(out.rmsRolling.t) },
-        facRollingFeatures: { vCol: treeSqueeze(g.vCol), vRow: treeSqueeze(g.vRow), vDiag: treeSqueeze(g.vDiag) },
-        numSteps: sq(out.numSteps),
-        iteration: sq(out.iteration),
-      };
-    });
-  }
-
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): AdafacNominalState {
-    return tidy(() => ({ ...this.step(state as AdafacNominalState, grad), state: treeClone(opts.modelState ?? null) }));
+  protected initImpl(params: Params, opts: InitOptions, batched: boolean): AdafacNominalState {
+    return adafacInitState(this.lopt.config, params, opts, batched, 'AdafacNominal');
   }
 
   /** Batched update (a leading task axis on every leaf), reference `_Opt.update` + `_mod`. Call inside a tidy. */
-  private step(s: AdafacNominalState, grad: Params): AdafacNominalState {
+  protected step(s: AdafacNominalState, grad: Params): AdafacNominalState {
     const c = this.lopt.config;
-    const ctx: BatchCtx = { batched: true };
-    const d = this.rolling();
-    const mom = vecRollingMom.update(s.momRolling, grad, d.mom, ctx);
-    const rms = vecRollingRms.update(s.rmsRolling, grad, d.rms, ctx);
-    const [fac, facG] = vecFactoredRolling.update(s.facRollingFeatures, grad, d.fac, ctx);
-    const time = tanhEmbedding(s.iteration); // [N, 11]
-
-    const [ps, def] = treeFlatten<tf.Tensor>(s.params);
-    const base = { params: treeClone(s.params), state: null, momRolling: mom, rmsRolling: rms, facRollingFeatures: fac, numSteps: tf.clone(s.numSteps), iteration: incCounter(s.iteration) };
-    if (ps.length === 0) return base;
-    const gs = treeFlatten<tf.Tensor>(grad)[0];
-    const ms = treeFlatten<tf.Tensor>(mom.m)[0];
-    const rs = treeFlatten<tf.Tensor>(rms.rms)[0];
-    const fgs = treeFlatten<tf.Tensor>(facG)[0];
-    const rows = treeFlatten<tf.Tensor>(fac.vRow)[0];
-    const cols = treeFlatten<tf.Tensor>(fac.vCol)[0];
-    const diags = treeFlatten<tf.Tensor>(fac.vDiag)[0];
-    const N = ps[0].shape[0];
-    const sizes = ps.map((p) => p.size / N);
+    // the accumulators and, per leaf flattened to [N, S, channels], the raw pieces the nominal
+    // step needs and the normalised features (reference `_mod`, in its order)
+    const { next, time, leaves, def } = adafacFeatures(c, this.theta, s, grad);
+    if (leaves.length === 0) return next;
+    const N = leaves[0].p.shape[0];
+    const sizes = leaves.map((l) => l.S);
     if (c.aggregateRegMagnitude) {
-      for (const p of ps) if (p.size / N !== 1) throw aggregateRegError(p.shape.slice(1));
+      for (const { p, S } of leaves) if (S !== 1) throw aggregateRegError(p.shape.slice(1));
     }
-
-    // Per leaf, flattened to [N, S, channels]: the raw pieces the nominal step needs, and the
-    // normalised features (reference `_mod`, in its order).
-    const leaves = ps.map((p, i) => {
-      const S = sizes[i];
-      const shp = p.shape.slice(1);
-      const flatC = (t: tf.Tensor) => tf.reshape(t, [N, S, t.shape[t.rank - 1]]);
-      const m = flatC(ms[i]);
-      const rsq = tf.rsqrt(tf.add(flatC(rs[i]), 1e-6));
-      const adam = tf.mul(m, rsq);
-      const g = tf.reshape(gs[i], [N, S]);
-      const inps: tf.Tensor[] = [tf.reshape(g, [N, S, 1]), tf.reshape(p, [N, S, 1]), m, flatC(rs[i]), adam, rsq, flatC(fgs[i])];
-      const f = factoredDims(shp);
-      if (f) {
-        const [d1, d0] = f;
-        const kf = rows[i].shape[rows[i].rank - 1];
-        // Broadcast by adding zeros, not tf.broadcastTo: that is tf.tile, whose gradient tf.js has only up to rank 4.
-        const zeros = tf.zeros([N, ...shp, kf]);
-        const rowFeat = tf.add(tf.expandDims(rows[i], d0 + 1), zeros);
-        const colFeat = tf.add(tf.expandDims(cols[i], d1 + 1), zeros);
-        const reducedD1 = d1 > d0 ? d1 - 1 : d1;
-        const rowColMean = tf.mean(rows[i], reducedD1 + 1, true);
-        const rowFactor = safeRsqrt(tf.div(rows[i], tf.add(rowColMean, 1e-9)));
-        const colFactor = safeRsqrt(cols[i]);
-        const facMom = tf.mul(tf.mul(ms[i], tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1));
-        inps.push(flatC(rowFeat), flatC(colFeat), flatC(tf.rsqrt(tf.add(rowFeat, 1e-8))), flatC(tf.rsqrt(tf.add(colFeat, 1e-8))), flatC(facMom));
-      } else {
-        const v = flatC(diags[i]);
-        const rv = tf.rsqrt(tf.add(v, 1e-8));
-        inps.push(v, v, rv, rv, tf.mul(m, tf.rsqrt(tf.add(v, 1e-6))));
-      }
-      return { g, m, rsq, adam, feats: secondMomentNormalize(tf.concat(inps, 2), [1]) };
-    });
     const x = leaves.length === 1 ? leaves[0].feats : tf.concat(leaves.map((l) => l.feats), 1);
     const layers = this.layers();
     const out = applyPerParamMLP(x, time, layers, this.thetaIsVector); // [N, P, 4]
@@ -370,8 +210,7 @@ export class AdafacNominalOptimizer implements Optimizer {
     const leafMean = (t: tf.Tensor) => tf.mean(t, 1, true); // over the leaf, per task: [N, 1]
     const [e0, e1, e2] = c.expMult;
 
-    const newPs = ps.map((p, i) => {
-      const { g, m, rsq, adam } = leaves[i];
+    const newPs = leaves.map(({ p, g, m, rsq, adam }, i) => {
       const o = outs[i];
       const direction = channel(o, 0);
       let magnitude = channel(o, 1);
@@ -408,14 +247,7 @@ export class AdafacNominalOptimizer implements Optimizer {
       const flatP = tf.reshape(p, [N, sizes[i]]);
       return tf.reshape(tf.sub(tf.sub(tf.mul(reg, flatP), step), nomStep), p.shape);
     });
-    return { ...base, params: treeUnflatten(def, newPs) };
-  }
-
-  getParams(state: OptState): Params {
-    return state.params;
-  }
-  getState(state: OptState): PyTree | null {
-    return state.state ?? null;
+    return { ...next, params: treeUnflatten(def, newPs) };
   }
 }
 

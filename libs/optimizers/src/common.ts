@@ -2,7 +2,7 @@
  * Shared pieces written once: hyper-parameter values that may be per task, momentum / RMS /
  * Adafactor-style accumulators (reference `learned_optimizers/common.py`: `vec_rolling_mom`,
  * `vec_rolling_rms`, `vec_factored_rolling`), second-moment normalisation, value clipping, the tanh
- * step embedding, and small pytree helpers.
+ * step embedding, haiku's Linear and LSTM step on stacked rows, and small pytree helpers.
  *
  * Batched convention: in the `*Batch` methods every params leaf has a leading task axis N; a
  * hyper-parameter is then a number, a scalar tensor or an `[N]` tensor (one value per task, from a
@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { treeFlatten, treeMap, treeUnflatten, type PyTree } from '@lopt/core';
+import type { Linear } from './per_param_mlp';
 
 /** A hyper-parameter evaluated lazily inside the optimizer's `tf.tidy` (learnable optimizers use it
  * so that `exp(theta.log_lr)` & co. are neither leaked nor computed outside the update). */
@@ -66,6 +67,15 @@ export function treeClone<T extends PyTree>(tree: T): T {
   return treeMap((x: unknown) => (x instanceof tf.Tensor ? tf.clone(x) : x), tree) as T;
 }
 
+/** Expand (axis 0) every tensor leaf: one task as a stack of one. */
+export function treeExpand(tree: PyTree): any {
+  return treeMap((x: tf.Tensor) => tf.expandDims(x, 0), tree);
+}
+/** Squeeze the leading task axis (of size 1) off every tensor leaf. */
+export function treeSqueeze(tree: PyTree): any {
+  return treeMap((x: tf.Tensor) => tf.squeeze(x, [0]), tree);
+}
+
 export function toFloatTensor(x: number | tf.Tensor): tf.Tensor {
   return typeof x === 'number' ? tf.scalar(x) : x.dtype === 'float32' ? x : x.toFloat();
 }
@@ -94,6 +104,34 @@ export const TIME_SCALES = [1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 10
 export function tanhEmbedding(iteration: tf.Tensor): tf.Tensor {
   const n = tf.expandDims(toFloatTensor(iteration), -1);
   return tf.tanh(tf.sub(tf.div(n, tf.tensor1d(TIME_SCALES)), 1));
+}
+
+/**
+ * `hk.Linear` on rows `x [N, R, in]` of N stacked tasks: shared `w [in, out]`, `b [out]` (one 2-D
+ * matMul over all N·R rows), or per task `w [N, in, out]`, `b [N, out]` (thetaIsVector).
+ */
+export function linear(x: tf.Tensor, l: Linear, perTask: boolean): tf.Tensor {
+  if (perTask) return tf.add(tf.matMul(x, l.w), tf.expandDims(l.b, 1));
+  const [N, R, In] = x.shape as number[];
+  return tf.reshape(tf.add(tf.matMul(tf.reshape(x, [N * R, In]), l.w), l.b), [N, R, -1]);
+}
+
+/**
+ * One step of haiku's `hk.LSTM` on rows `x [N, R, in]` with state `prev` (`[N, R, H]` each): gates
+ * i, g, f, o from one Linear on `[x, h]`; forget bias +1.
+ * ```
+ * c' = σ(f + 1)·c + σ(i)·tanh(g)      h' = σ(o)·tanh(c')
+ * ```
+ */
+export function lstmStep(x: tf.Tensor, prev: { hidden: tf.Tensor; cell: tf.Tensor }, l: Linear, perTask: boolean): { hidden: tf.Tensor; cell: tf.Tensor } {
+  const [N, R, H] = prev.hidden.shape as number[];
+  const gated = linear(tf.concat([x, prev.hidden], 2), l, perTask);
+  // slices, not tf.split / tf.unstack: their gradients fail when only some outputs reach the loss
+  // (e.g. a leaf whose update does not reach the meta-loss)
+  const [gi, gg, gf, go] = [0, 1, 2, 3].map((j) => tf.slice(gated, [0, 0, j * H], [N, R, H]));
+  const cell = tf.add(tf.mul(tf.sigmoid(tf.add(gf, 1)), prev.cell), tf.mul(tf.sigmoid(gi), tf.tanh(gg)));
+  const hidden = tf.mul(tf.sigmoid(go), tf.tanh(cell));
+  return { hidden, cell };
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
  * RNNMLPLOpt. Importing this module registers every optimizer plugin.
  */
 export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
-export { LazyHyper, resolveHyper, bcast, numTasks, zerosCounter, treeClone, toFloatTensor, clipTree, secondMomentNormalize, safeRsqrt, TIME_SCALES, tanhEmbedding, batchMatMul3, incCounter, vecRollingMom, vecRollingRms, factoredDims, vecFactoredRolling, tidy } from './common';
+export { BatchedOptimizer, asOneTask } from './batched_optimizer';
+export { LazyHyper, resolveHyper, bcast, numTasks, zerosCounter, treeClone, treeExpand, treeSqueeze, toFloatTensor, clipTree, secondMomentNormalize, safeRsqrt, TIME_SCALES, tanhEmbedding, batchMatMul3, incCounter, vecRollingMom, vecRollingRms, factoredDims, vecFactoredRolling, tidy } from './common';
 export type { Hyper, BatchCtx, MomAccumulator, RMSAccumulator, FactoredAccum } from './common';
 export { cosineSchedule, linearWarmupSchedule, linearRampupSqrtDecaySchedule, piecewiseLinearSchedule, exponentialDecaySchedule } from './schedules';
 export type { ScalarSchedule, CosineScheduleOptions, ExponentialDecayOptions } from './schedules';
@@ -15,7 +16,7 @@ export type { OptaxState, SGDMOptions, AdamOptions, RMSPropOptions, AdamWOptions
 export { GradientClipOptimizerSchema, GradientClipOptimizer } from './wrappers';
 export { applyPerParamMLP, applyPerTaskMLPChannelsFirst, applySharedMLPChannelsFirst, fusedMatMul3 } from './per_param_mlp';
 export type { Linear } from './per_param_mlp';
-export { MLPLOPT_DECAYS, mlpLoptUpdateOps, mlpLoptUpdate, treeExpand, treeSqueeze, MLPLOpt, MLPLOptOptimizer } from './mlp_lopt';
+export { MLPLOPT_DECAYS, mlpLoptUpdateOps, mlpLoptUpdate, MLPLOpt, MLPLOptOptimizer } from './mlp_lopt';
 export type { MLPLOptState, MLPLOptOptions } from './mlp_lopt';
 export { mlpLoptNative, mlpLoptKernelApplies, mlpLoptUpdateImpls, MLPLOPT_ADDON_PATH } from './native';
 export type { OptimizersAddon } from './native';

@@ -22,10 +22,11 @@
  * `LOPT_NATIVE=auto|on|off` is the one setting.
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, registerPlugin, treeFlatten, treeMap, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { haikuInit, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
-import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { BatchCtx, MomAccumulator, incCounter, numTasks, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter } from './common';
+import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta } from './base';
+import { BatchedOptimizer } from './batched_optimizer';
+import { BatchCtx, MomAccumulator, incCounter, linear, numTasks, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter } from './common';
 import { MLPLOPT_UPDATE, packMLPLOptInputs, unpackMLPLOptInputs, type MLPLOptUpdateAttrs, type MLPLOptUpdateInputs } from './mlp_lopt_kernel';
 import { mlpLoptKernelApplies } from './native';
 import type { Linear } from './per_param_mlp';
@@ -84,13 +85,6 @@ export function mlpLoptUpdateOps(inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpda
   return [...nextParams, ...nextM, incCounter(iteration), nextT];
 }
 
-/** `hk.Linear` on rows `h [N, S, in]`: shared `w [in, out]`, `b [out]`, or per task `w [N, in, out]`, `b [N, out]`. */
-function linear(h: tf.Tensor, l: Linear, perTask: boolean): tf.Tensor {
-  if (perTask) return tf.add(tf.matMul(h, l.w), tf.expandDims(l.b, 1));
-  const [N, S, In] = h.shape as number[];
-  return tf.reshape(tf.add(tf.matMul(tf.reshape(h, [N * S, In]), l.w), l.b), [N, S, -1]);
-}
-
 /**
  * The update as one tf.js op: the backend's registered `MLPLOptUpdate` kernel where it takes these
  * inputs and no gradient tape is recording, else `mlpLoptUpdateOps`.
@@ -112,14 +106,6 @@ export interface MLPLOptOptions {
   stepMult?: number;
   hiddenSize?: number;
   hiddenLayers?: number;
-}
-
-/** Expand (axis 0) every tensor leaf: one task as a stack of one. */
-export function treeExpand(tree: PyTree): any {
-  return treeMap((x: tf.Tensor) => tf.expandDims(x, 0), tree);
-}
-export function treeSqueeze(tree: PyTree): any {
-  return treeMap((x: tf.Tensor) => tf.squeeze(x, [0]), tree);
 }
 
 export class MLPLOpt implements LearnedOptimizer {
@@ -158,13 +144,13 @@ export class MLPLOpt implements LearnedOptimizer {
 }
 
 /** The optimizer that has captured θ. */
-export class MLPLOptOptimizer implements Optimizer {
-  readonly name = 'UnnamedOptimizer';
+export class MLPLOptOptimizer extends BatchedOptimizer<MLPLOptState> {
   constructor(
     readonly lopt: MLPLOpt,
     readonly theta: Record<string, Linear>,
     readonly thetaIsVector: boolean,
   ) {
+    super('MLPLOpt');
     const n = lopt.hiddenLayers + 1;
     for (let i = 0; i < n; i++) {
       if (!theta[`mlp/~/linear_${i}`]) throw new Error(`MLPLOpt theta: missing 'mlp/~/linear_${i}' (expected linear_0..linear_${n - 1})`);
@@ -175,7 +161,7 @@ export class MLPLOptOptimizer implements Optimizer {
     return Array.from({ length: this.lopt.hiddenLayers + 1 }, (_, i) => this.theta[`mlp/~/linear_${i}`]);
   }
 
-  private initImpl(params: Params, opts: InitOptions, batched: boolean): MLPLOptState {
+  protected initImpl(params: Params, opts: InitOptions, batched: boolean): MLPLOptState {
     return tidy(() => {
       const ctx: BatchCtx = { batched };
       return {
@@ -185,38 +171,6 @@ export class MLPLOptOptimizer implements Optimizer {
         state: treeClone(opts.modelState ?? null),
       };
     });
-  }
-
-  init(params: Params, opts: InitOptions = {}): MLPLOptState {
-    return this.initImpl(params, opts, false);
-  }
-  initBatch(params: Params, opts: InitOptions = {}): MLPLOptState {
-    return this.initImpl(params, opts, true);
-  }
-
-  /** One task: the N = 1 case of the batched update. */
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): MLPLOptState {
-    if (this.thetaIsVector) throw new Error('MLPLOpt: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
-    return tidy(() => {
-      const s = state as MLPLOptState;
-      const batched: MLPLOptState = {
-        params: treeExpand(s.params),
-        rollingFeatures: { m: treeExpand(s.rollingFeatures.m), t: tf.expandDims(s.rollingFeatures.t, 0) },
-        iteration: tf.reshape(s.iteration, [1]),
-        state: null,
-      };
-      const out = this.step(batched, treeExpand(grad));
-      return {
-        params: treeSqueeze(out.params),
-        rollingFeatures: { m: treeSqueeze(out.rollingFeatures.m), t: tf.squeeze(out.rollingFeatures.t, [0]) },
-        iteration: tf.reshape(out.iteration, []),
-        state: treeClone(opts.modelState ?? null),
-      };
-    });
-  }
-
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): MLPLOptState {
-    return tidy(() => ({ ...this.step(state as MLPLOptState, grad), state: treeClone(opts.modelState ?? null) }));
   }
 
   /** The `MLPLOptUpdate` kernel's inputs and attributes for a batched state (θ and leaf shapes checked). */
@@ -238,7 +192,7 @@ export class MLPLOptOptimizer implements Optimizer {
   }
 
   /** The batched update (every leaf has the task axis N first). Call inside a tidy. */
-  private step(s: MLPLOptState, grad: Params): MLPLOptState {
+  protected step(s: MLPLOptState, grad: Params): MLPLOptState {
     const [ps, def] = treeFlatten<tf.Tensor>(s.params);
     const mDef = treeFlatten<tf.Tensor>(s.rollingFeatures.m)[1];
     const L = ps.length;
@@ -253,13 +207,6 @@ export class MLPLOptOptimizer implements Optimizer {
       iteration: out[2 * L],
       state: null,
     };
-  }
-
-  getParams(state: OptState): Params {
-    return state.params;
-  }
-  getState(state: OptState): PyTree | null {
-    return state.state ?? null;
   }
 }
 

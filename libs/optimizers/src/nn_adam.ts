@@ -42,8 +42,8 @@ import * as tf from '@tensorflow/tfjs';
 import { haikuInit, initializers, parseOptions, random, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { incCounter, numTasks, tidy, treeClone } from './common';
-import { treeExpand, treeSqueeze } from './mlp_lopt';
+import { asOneTask, BatchedOptimizer } from './batched_optimizer';
+import { incCounter, linear, lstmStep, numTasks, tidy, treeClone, treeSqueeze } from './common';
 
 /** Number of per-tensor features the LSTM reads (the reference's `rnn_input_features`). */
 export const NN_ADAM_NUM_FEATURES = 19;
@@ -180,20 +180,20 @@ export class NNAdam implements LearnedOptimizer {
 const HPARAMS = ['perLayerLr', 'perLayerBeta1', 'perLayerBeta2', 'perLayerEpsilon'] as const;
 const THETA_HPARAMS = ['per_layer_lr', 'per_layer_beta1', 'per_layer_beta2', 'per_layer_epsilon'] as const;
 
-export class NNAdamOptimizer implements Optimizer {
-  readonly name = 'UnnamedOptimizer';
+export class NNAdamOptimizer extends BatchedOptimizer<NNAdamState> {
   constructor(
     readonly lopt: NNAdam,
     readonly theta: NNAdamTheta,
     readonly thetaIsVector: boolean,
   ) {
+    super('NNAdam');
     const keys = ['lstm_init_state', 'rnn_params', 'rnn_to_controls_params', ...THETA_HPARAMS] as const;
     for (const k of keys) {
       if (!theta || !(k in theta)) throw new Error(`NNAdam theta: missing '${k}' (expected ${keys.join(', ')})`);
     }
   }
 
-  private initImpl(params: Params, opts: InitOptions, batched: boolean): NNAdamState {
+  protected initImpl(params: Params, opts: InitOptions, batched: boolean): NNAdamState {
     if (opts.numSteps === null || opts.numSteps === undefined) throw new Error('NNAdam: numSteps must be given to init (the reference requires it)');
     if (this.thetaIsVector && !batched) throw new Error('NNAdam: thetaIsVector optimizers work on stacked tasks only; use initBatch');
     return tidy(() => {
@@ -227,17 +227,6 @@ export class NNAdamOptimizer implements Optimizer {
     });
   }
 
-  init(params: Params, opts: InitOptions = {}): NNAdamState {
-    return this.initImpl(params, opts, false);
-  }
-  initBatch(params: Params, opts: InitOptions = {}): NNAdamState {
-    return this.initImpl(params, opts, true);
-  }
-
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): NNAdamState {
-    return this.updateImpl(state, grad, opts, null).state;
-  }
-
   /**
    * `update` and the reference's in-update summaries, each a scalar tensor keyed `mean||<name>`:
    * per params leaf i (jax's leaf order) `{beta1,beta2,epsilon,lr}_pre/i` (the transformed values
@@ -245,49 +234,12 @@ export class NNAdamOptimizer implements Optimizer {
    * change, before decay and clipping) and `nn_adam_step/i_avg_step_size` (mean |step|).
    */
   updateWithMetrics(state: OptState, grad: Params, opts: UpdateOptions = {}): { state: NNAdamState; metrics: Record<string, tf.Tensor> } {
-    return this.updateImpl(state, grad, opts, {});
-  }
-
-  private updateImpl(
-    state: OptState,
-    grad: Params,
-    opts: UpdateOptions,
-    metrics: Record<string, tf.Tensor> | null,
-  ): { state: NNAdamState; metrics: Record<string, tf.Tensor> } {
-    if (this.thetaIsVector) throw new Error('NNAdam: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
+    this.checkOneTask();
     return tidy(() => {
-      const s = state as NNAdamState;
-      const e = (t: tf.Tensor) => tf.expandDims(t, 0);
-      const sq = (t: tf.Tensor) => tf.squeeze(t, [0]);
-      const batched: NNAdamState = {
-        params: treeExpand(s.params),
-        state: null,
-        iteration: e(s.iteration),
-        rollingFeatures: { m: treeExpand(s.rollingFeatures.m), rms: treeExpand(s.rollingFeatures.rms), t: e(s.rollingFeatures.t) },
-        perLayerLr: treeExpand(s.perLayerLr),
-        perLayerBeta1: treeExpand(s.perLayerBeta1),
-        perLayerBeta2: treeExpand(s.perLayerBeta2),
-        perLayerEpsilon: treeExpand(s.perLayerEpsilon),
-        lstmHiddenState: { hidden: e(s.lstmHiddenState.hidden), cell: e(s.lstmHiddenState.cell) },
-      };
-      const out = this.step(batched, treeExpand(grad), metrics ?? undefined);
-      const next: NNAdamState = {
-        params: treeSqueeze(out.params),
-        state: treeClone(opts.modelState ?? null),
-        iteration: sq(out.iteration),
-        rollingFeatures: { m: treeSqueeze(out.rollingFeatures.m), rms: treeSqueeze(out.rollingFeatures.rms), t: sq(out.rollingFeatures.t) },
-        perLayerLr: treeSqueeze(out.perLayerLr),
-        perLayerBeta1: treeSqueeze(out.perLayerBeta1),
-        perLayerBeta2: treeSqueeze(out.perLayerBeta2),
-        perLayerEpsilon: treeSqueeze(out.perLayerEpsilon),
-        lstmHiddenState: { hidden: sq(out.lstmHiddenState.hidden), cell: sq(out.lstmHiddenState.cell) },
-      };
-      return { state: next, metrics: Object.fromEntries(Object.entries(metrics ?? {}).map(([k, v]) => [k, sq(v)])) };
+      const metrics: Record<string, tf.Tensor> = {};
+      const next = asOneTask(state as NNAdamState, grad, (stacked, g) => this.step(stacked, g, opts, metrics));
+      return { state: { ...next, state: treeClone(opts.modelState ?? null) }, metrics: treeSqueeze(metrics) };
     });
-  }
-
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): NNAdamState {
-    return tidy(() => ({ ...this.step(state as NNAdamState, grad), state: treeClone(opts.modelState ?? null) }));
   }
 
   /**
@@ -337,16 +289,8 @@ export class NNAdamOptimizer implements Optimizer {
     ); // [N, 19]
   }
 
-  /** `x @ w + b` with a shared ([in,out]) or per-task ([N,in,out]) layer; x is [N, L, in]. */
-  private linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
-    const [N, L, I] = x.shape;
-    if (this.thetaIsVector) return tf.add(tf.matMul(x, w), tf.expandDims(b, 1));
-    const out = w.shape[1] as number;
-    return tf.reshape(tf.add(tf.matMul(tf.reshape(x, [N * L, I]), w), b), [N, L, out]);
-  }
-
   /** Batched update (leading task axis on every leaf). Call inside a tidy. */
-  private step(s: NNAdamState, grad: Params, metrics?: Record<string, tf.Tensor>): NNAdamState {
+  protected step(s: NNAdamState, grad: Params, _opts: UpdateOptions = {}, metrics?: Record<string, tf.Tensor>): NNAdamState {
     const T = nnAdamTransforms;
     const l = this.lopt;
     const th = this.theta;
@@ -386,18 +330,11 @@ export class NNAdamOptimizer implements Optimizer {
       feats.push(this.features(p.rank - 1, flat(p), flat(g), flat(m), flat(v), { lr: hp[0][i], beta1: hp[1][i], beta2: hp[2][i], epsilon: hp[3][i] }));
     });
 
-    // hk.LSTM: gates i, g, f, o of `[x, h] @ w + b`; forget bias +1.
-    const x = tf.stack(feats, 1); // [N, L, 19]
-    const prev = s.lstmHiddenState;
-    const gated = this.linear(tf.concat([x, prev.hidden], 2), th.rnn_params['rnn/linear'].w, th.rnn_params['rnn/linear'].b);
-    // slices, not tf.split / tf.unstack: their gradients fail when only some outputs reach the loss
-    const H = (prev.hidden.shape as number[])[2]; // [N, L, H] here (the state type is the single-task [L, H])
-    const [gi, gg, gf, go] = [0, 1, 2, 3].map((j) => tf.slice(gated, [0, 0, j * H], [N, L, H]));
-    const cell = tf.add(tf.mul(tf.sigmoid(tf.add(gf, 1)), prev.cell), tf.mul(tf.sigmoid(gi), tf.tanh(gg)));
-    const hidden = tf.mul(tf.sigmoid(go), tf.tanh(cell));
+    // hk.LSTM over the L tensors' features [N, L, 19]
+    const { hidden, cell } = lstmStep(tf.stack(feats, 1), s.lstmHiddenState, th.rnn_params['rnn/linear'], this.thetaIsVector);
 
     const ctl = th.rnn_to_controls_params.rnn_to_controls;
-    const deltas = tf.mul(this.linear(hidden, ctl.w, ctl.b), l.outputScale); // [N, L, 4]
+    const deltas = tf.mul(linear(hidden, ctl, this.thetaIsVector), l.outputScale); // [N, L, 4]
     const delta = (i: number, k: number) => tf.reshape(tf.slice(deltas, [0, i, k], [N, 1, 1]), [N]); // leaf i, hparam k (lr, β1, β2, ε)
     const transforms = [T.scaledLr, T.scaledOneMinusLog, T.scaledOneMinusLog, T.scaledEpsilon];
     if (metrics) {
@@ -432,13 +369,6 @@ export class NNAdamOptimizer implements Optimizer {
       perLayerEpsilon: next[3],
       lstmHiddenState: { hidden, cell },
     };
-  }
-
-  getParams(state: OptState): Params {
-    return state.params;
-  }
-  getState(state: OptState): PyTree | null {
-    return state.state ?? null;
   }
 }
 

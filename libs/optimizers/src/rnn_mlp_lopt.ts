@@ -43,8 +43,8 @@ import * as tf from '@tensorflow/tfjs';
 import { haikuInit, initializers, parseOptions, random, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
-import { BatchCtx, incCounter, MomAccumulator, numTasks, RMSAccumulator, secondMomentNormalize, tidy, treeClone, vecRollingMom, vecRollingRms, zerosCounter } from './common';
-import { treeExpand, treeSqueeze } from './mlp_lopt';
+import { BatchCtx, incCounter, linear, lstmStep, MomAccumulator, numTasks, RMSAccumulator, secondMomentNormalize, tidy, treeClone, vecRollingMom, vecRollingRms, zerosCounter } from './common';
+import { BatchedOptimizer } from './batched_optimizer';
 import type { Linear } from './per_param_mlp';
 
 /** `_LossNormalizerState`. */
@@ -218,26 +218,19 @@ function normRows(x2: tf.Tensor): tf.Tensor {
   return tf.sqrt(tf.sum(tf.square(x2), 1));
 }
 
-/** `hk.Linear` on `x [N, R, in]`: shared `w [in, out]` or per task `w [N, in, out]`. */
-function linear(x: tf.Tensor, l: Linear, perTask: boolean): tf.Tensor {
-  const [N, R, In] = x.shape as number[];
-  if (perTask) return tf.add(tf.matMul(x, l.w), tf.expandDims(l.b, 1));
-  return tf.reshape(tf.add(tf.matMul(tf.reshape(x, [N * R, In]), l.w), l.b), [N, R, -1]);
-}
-
 /** `_sin_embedding`: sin(iteration / (τ·π)) for the 11 time scales: `[N]` -> `[N, 11]`. */
 function sinEmbedding(iteration: tf.Tensor): tf.Tensor {
   const denom = tf.mul(tf.tensor1d(SIN_TIMESCALES), Math.PI);
   return tf.sin(tf.div(tf.expandDims(tf.cast(iteration, 'float32'), 1), denom));
 }
 
-export class RNNMLPLOptOptimizer implements Optimizer {
-  readonly name = 'UnnamedOptimizer';
+export class RNNMLPLOptOptimizer extends BatchedOptimizer<RNNMLPLOptState> {
   constructor(
     readonly lopt: RNNMLPLOpt,
     readonly theta: RNNMLPTheta,
     readonly thetaIsVector: boolean,
   ) {
+    super('RNNMLPLOpt');
     const keys = ['initial_from_lstm', 'initial_from_mlp', 'lstm_init_state', 'rnn_params', 'rnn_to_ff_params', 'rnn_to_in_params', 'ffmod_params'] as const;
     for (const k of keys) {
       if (!theta || !(k in theta)) throw new Error(`RNNMLPLOpt theta: missing '${k}' (expected ${keys.join(', ')})`);
@@ -247,7 +240,7 @@ export class RNNMLPLOptOptimizer implements Optimizer {
     }
   }
 
-  private initImpl(params: Params, opts: InitOptions, batched: boolean): RNNMLPLOptState {
+  protected initImpl(params: Params, opts: InitOptions, batched: boolean): RNNMLPLOptState {
     return tidy(() => {
       const ctx: BatchCtx = { batched };
       const l = this.lopt;
@@ -281,80 +274,24 @@ export class RNNMLPLOptOptimizer implements Optimizer {
     });
   }
 
-  init(params: Params, opts: InitOptions = {}): RNNMLPLOptState {
-    return this.initImpl(params, opts, false);
-  }
-  initBatch(params: Params, opts: InitOptions = {}): RNNMLPLOptState {
-    return this.initImpl(params, opts, true);
-  }
-
-  /** One task: the N = 1 case of the batched update. */
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): RNNMLPLOptState {
-    if (this.thetaIsVector) throw new Error('RNNMLPLOpt: thetaIsVector optimizers work on stacked tasks only; use updateBatch');
-    return tidy(() => {
-      const s = state as RNNMLPLOptState;
-      const e = (t: tf.Tensor) => tf.expandDims(t, 0);
-      const sq = (t: tf.Tensor) => tf.squeeze(t, [0]);
-      const acc = (a: LossNormalizerState): LossNormalizerState => ({ mean: e(a.mean), var: e(a.var), updates: e(a.updates) });
-      const unacc = (a: LossNormalizerState): LossNormalizerState => ({ mean: sq(a.mean), var: sq(a.var), updates: sq(a.updates) });
-      const loss = opts.loss === null || opts.loss === undefined ? null : tf.reshape(typeof opts.loss === 'number' ? tf.scalar(opts.loss) : opts.loss, [1]);
-      const out = this.step(
-        {
-          params: treeExpand(s.params),
-          momRolling: { m: treeExpand(s.momRolling.m), t: e(s.momRolling.t) },
-          rmsRolling: { rms: treeExpand(s.rmsRolling.rms), t: e(s.rmsRolling.t) },
-          iteration: e(s.iteration),
-          state: null,
-          lstmHiddenState: { hidden: e(s.lstmHiddenState.hidden), cell: e(s.lstmHiddenState.cell) },
-          fromMlp: treeExpand(s.fromMlp),
-          fromLstm: e(s.fromLstm),
-          trainLossAccum: acc(s.trainLossAccum),
-          validLossAccum: acc(s.validLossAccum),
-          dynamicClip: { iteration: e(s.dynamicClip.iteration), value: e(s.dynamicClip.value) },
-        },
-        treeExpand(grad),
-        loss,
-        opts.isValid ?? false,
-      );
-      return {
-        params: treeSqueeze(out.params),
-        momRolling: { m: treeSqueeze(out.momRolling.m), t: sq(out.momRolling.t) },
-        rmsRolling: { rms: treeSqueeze(out.rmsRolling.rms), t: sq(out.rmsRolling.t) },
-        iteration: sq(out.iteration),
-        state: treeClone(opts.isValid ? (s.state ?? null) : (opts.modelState ?? null)),
-        lstmHiddenState: { hidden: sq(out.lstmHiddenState.hidden), cell: sq(out.lstmHiddenState.cell) },
-        fromMlp: treeSqueeze(out.fromMlp),
-        fromLstm: sq(out.fromLstm),
-        trainLossAccum: unacc(out.trainLossAccum),
-        validLossAccum: unacc(out.validLossAccum),
-        dynamicClip: { iteration: sq(out.dynamicClip.iteration), value: sq(out.dynamicClip.value) },
-      };
-    });
-  }
-
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): RNNMLPLOptState {
-    return tidy(() => {
-      const s = state as RNNMLPLOptState;
-      const N = (s.iteration.shape as number[])[0];
-      const loss = opts.loss === null || opts.loss === undefined ? null : tf.broadcastTo(tf.cast(typeof opts.loss === 'number' ? tf.scalar(opts.loss) : opts.loss, 'float32'), [N]);
-      const out = this.step(s, grad, loss, opts.isValid ?? false);
-      return { ...out, state: treeClone(opts.isValid ? (s.state ?? null) : (opts.modelState ?? null)) };
-    });
+  /** A validation update (`isValid`) keeps the old model state. */
+  protected override nextModelState(s: RNNMLPLOptState, opts: UpdateOptions): PyTree | null {
+    return opts.isValid ? (s.state ?? null) : (opts.modelState ?? null);
   }
 
   /**
-   * `_Opt.update` on N stacked tasks (the reference's update vmapped), `loss` `[N]`. Returns the
-   * state without the model state (the caller sets it). Call inside a tidy.
+   * `_Opt.update` on N stacked tasks (the reference's update vmapped), `opts.loss` a number, `[]` or
+   * `[N]`. Returns the state without the model state (the caller sets it). Call inside a tidy.
    */
-  private step(s: RNNMLPLOptState, grad: Params, loss: tf.Tensor | null, isValid: boolean): RNNMLPLOptState {
-    if (loss === null) throw new Error('RNNMLPLOpt: this optimizer must be called with a loss (update(..., { loss }))');
+  protected step(s: RNNMLPLOptState, grad: Params, opts: UpdateOptions): RNNMLPLOptState {
+    if (opts.loss === null || opts.loss === undefined) throw new Error('RNNMLPLOpt: this optimizer must be called with a loss (update(..., { loss }))');
     const K = this.lopt.decays.length;
     if (K !== NUM_DECAYS_ASSUMED) {
       // The reference's init sizes the MLP for 5 decays; its update (both paths run) then fails on the shape mismatch.
       throw new Error(`RNNMLPLOpt: decays has ${K} values, but the reference's per-parameter MLP is sized for ${NUM_DECAYS_ASSUMED} (37 features); use 5 decays`);
     }
-    loss = tf.cast(loss, 'float32');
-    if (isValid) return this.validStep(s, loss);
+    const loss = tf.broadcastTo(tf.cast(typeof opts.loss === 'number' ? tf.scalar(opts.loss) : opts.loss, 'float32'), [(s.iteration.shape as number[])[0]]);
+    if (opts.isValid) return this.validStep(s, loss);
     const l = this.lopt;
     const th = this.theta;
     const perTask = this.thetaIsVector;
@@ -429,16 +366,8 @@ export class RNNMLPLOptOptimizer implements Optimizer {
     });
     const rnnInputs = tf.stack(lstmInputs, 1); // [N, L, 52]
 
-    // hk.LSTM: gates i, g, f, o from one Linear on [x, h]; forget bias +1
-    const H = l.lstmHiddenSize;
-    const prev = s.lstmHiddenState;
-    const gated = linear(tf.concat([rnnInputs, prev.hidden], 2), th.rnn_params['rnn/linear'], perTask);
-    // (slices, not tf.split / tf.unstack: their gradients fail when some piece gets none, e.g. a
-    // leaf whose update does not reach the meta-loss)
-    const gate = (j: number) => tf.slice(gated, [0, 0, j * H], [N, L, H]);
-    const [gi, gg, gf, go] = [0, 1, 2, 3].map(gate);
-    const cell = tf.add(tf.mul(tf.sigmoid(tf.add(gf, 1)), prev.cell), tf.mul(tf.sigmoid(gi), tf.tanh(gg)));
-    const hidden = tf.mul(tf.sigmoid(go), tf.tanh(cell)); // lstm_out [N, L, H]
+    // hk.LSTM(lstmHiddenSize) over the L tensors: lstm_out [N, L, H]
+    const { hidden, cell } = lstmStep(rnnInputs, s.lstmHiddenState, th.rnn_params['rnn/linear'], perTask);
 
     // DeepSets-style message to the next step: mean over tensors of a projection
     const newFromLstm = tf.mean(linear(hidden, th.rnn_to_in_params.rnn_to_in, perTask), 1); // [N, 18]
@@ -514,13 +443,6 @@ export class RNNMLPLOptOptimizer implements Optimizer {
   private validStep(s: RNNMLPLOptState, loss: tf.Tensor): RNNMLPLOptState {
     const { state: _model, ...rest } = s;
     return { ...treeClone(rest), state: null, iteration: incCounter(s.iteration), validLossAccum: lossNext(s.validLossAccum, loss, VALID_LOSS_DECAY) } as RNNMLPLOptState;
-  }
-
-  getParams(state: OptState): Params {
-    return state.params;
-  }
-  getState(state: OptState): PyTree | null {
-    return state.state ?? null;
   }
 }
 

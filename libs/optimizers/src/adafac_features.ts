@@ -1,0 +1,189 @@
+/**
+ * What AdafacMLPLOpt (reference `learned_optimizers/adafac_mlp_lopt.py`) and AdafacNominal
+ * (`learned_optimizers/adafac_nominal.py`, `MLPNomLOpt`, which reuses them) share: the learnable
+ * accumulator decays in θ, the state (`AdafacMLPLOptState`) and its init, and the first half of
+ * the update — the momentum, RMS and Adafactor accumulators and the per-parameter features
+ * the MLP reads (see adafac_mlp_lopt.ts for their order).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { haikuInit, initializers, treeFlatten, type PRNGKey, type TreeDef } from '@lopt/core';
+import type { InitOptions, Params } from './base';
+import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
+import {
+  BatchCtx,
+  factoredDims,
+  incCounter,
+  numTasks,
+  safeRsqrt,
+  secondMomentNormalize,
+  tanhEmbedding,
+  tidy,
+  treeClone,
+  vecFactoredRolling,
+  vecRollingMom,
+  vecRollingRms,
+  zerosCounter,
+} from './common';
+
+/** The initial decays of the momentum, RMS and Adafactor accumulators. */
+export interface AdafacDecays {
+  initialMomentumDecays: number[];
+  initialRmsDecays: number[];
+  initialAdafactorDecays: number[];
+}
+
+/** θ: the decay offsets and the MLP (haiku's, outside any module). */
+export interface AdafacTheta {
+  momentum_decays: tf.Tensor;
+  rms_decays: tf.Tensor;
+  adafactor_decays: tf.Tensor;
+  nn: { '~': Record<string, tf.Tensor> };
+}
+
+const bc = (a: number, b: number) => (a === 1 ? b : a);
+
+/** Number of normalised per-parameter features (28 by default). */
+export function adafacNumFeatures(c: AdafacDecays): number {
+  const [km, kr, kf] = [c.initialMomentumDecays.length, c.initialRmsDecays.length, c.initialAdafactorDecays.length];
+  return 2 + km + kr + bc(km, kr) + kr + 5 * kf + bc(km, kf);
+}
+
+/**
+ * θ made from `key`: the decay offsets (zeros, in `log(1−β)/10` space) and the MLP of `sizes`
+ * haiku makes, outside any module (`'~'`): per layer `w<i>` TruncatedNormal(1/√fan_in) then zero
+ * `b<i>`; with `separateWeights` (AdafacNominal) one scalar parameter per weight instead,
+ * `w<i>_<in>_<out>` (each its own draw, in that order) then `b<i>_<out>`.
+ */
+export function adafacInitTheta(key: PRNGKey, c: AdafacDecays, sizes: number[], separateWeights = false): AdafacTheta {
+  const nn = haikuInit(key, (hk) => {
+    for (let i = 0; i + 1 < sizes.length; i++) {
+      const wInit = initializers.truncatedNormal({ stddev: 1 / Math.sqrt(sizes[i]) });
+      if (!separateWeights) {
+        hk.getParameter('~', `w${i}`, [sizes[i], sizes[i + 1]], wInit);
+        hk.getParameter('~', `b${i}`, [sizes[i + 1]], initializers.zeros());
+      } else {
+        for (let v = 0; v < sizes[i]; v++) for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `w${i}_${v}_${o}`, [], wInit);
+        for (let o = 0; o < sizes[i + 1]; o++) hk.getParameter('~', `b${i}_${o}`, [], initializers.zeros());
+      }
+    }
+  })['~'];
+  return {
+    momentum_decays: tf.zeros([c.initialMomentumDecays.length]),
+    rms_decays: tf.zeros([c.initialRmsDecays.length]),
+    adafactor_decays: tf.zeros([c.initialAdafactorDecays.length]),
+    nn: { '~': nn },
+  };
+}
+
+/** Throws unless θ has every key. */
+export function checkAdafacTheta(theta: AdafacTheta, label: string): void {
+  for (const k of ['momentum_decays', 'rms_decays', 'adafactor_decays', 'nn'] as const) {
+    if (!theta || !(k in theta)) throw new Error(`${label} theta: missing '${k}' (expected momentum_decays, rms_decays, adafactor_decays, nn)`);
+  }
+}
+
+/** `1 − exp(10·(log(1−β0)/10 + θ))` (param_to_decay(decay_to_param(β0) + θ)). */
+function decays(initial: number[], offset: tf.Tensor): tf.Tensor {
+  const base = tf.div(tf.log(tf.sub(1, tf.tensor1d(initial))), 10);
+  return tf.sub(1, tf.exp(tf.mul(tf.add(base, offset), 10)));
+}
+
+/** The state for `params` (one task, or N stacked tasks when `batched`); `opts.numSteps` is required. */
+export function adafacInitState(c: AdafacDecays, params: Params, opts: InitOptions, batched: boolean, label: string): AdafacMLPLOptState {
+  if (opts.numSteps === null || opts.numSteps === undefined) throw new Error(`${label}: numSteps must be given to init (the reference requires it)`);
+  return tidy(() => {
+    const ctx: BatchCtx = { batched };
+    const n = batched ? numTasks(params) : 0;
+    const ns = opts.numSteps as number | tf.Tensor;
+    const numSteps = tf.add(zerosCounter(ctx, n), typeof ns === 'number' ? tf.scalar(Math.round(ns), 'int32') : tf.cast(ns, 'int32'));
+    return {
+      params: treeClone(params),
+      state: treeClone(opts.modelState ?? null),
+      momRolling: vecRollingMom.init(params, c.initialMomentumDecays.length, ctx),
+      rmsRolling: vecRollingRms.init(params, c.initialRmsDecays.length, ctx),
+      facRollingFeatures: vecFactoredRolling.init(params, c.initialAdafactorDecays.length, ctx),
+      numSteps,
+      iteration: zerosCounter(ctx, n),
+    };
+  });
+}
+
+/** One params leaf of every task, flattened to `[N, S, channels]` (S = the leaf's size). */
+export interface AdafacLeaf {
+  /** the leaf `[N, ...shape]` */
+  p: tf.Tensor;
+  S: number;
+  /** the gradient `[N, S]` */
+  g: tf.Tensor;
+  /** the new momenta `[N, S, km]` */
+  m: tf.Tensor;
+  /** `rsqrt(rms + 1e-6)` of the new RMS `[N, S, kr]` */
+  rsq: tf.Tensor;
+  /** `m · rsqrt(rms + 1e-6)` */
+  adam: tf.Tensor;
+  /** the features, second-moment normalised over the leaf: `[N, S, numFeatures]` */
+  feats: tf.Tensor;
+}
+
+/**
+ * The accumulators and features of one batched update (a leading task axis N on every leaf):
+ * `next` is the next state but for the params (cloned, unchanged) and the model state (null);
+ * `time` the tanh time features `[N, 11]`; `leaves` every params leaf's features (none for an
+ * empty params tree); `def` the params tree's structure. Call inside a tidy.
+ */
+export function adafacFeatures(
+  c: AdafacDecays,
+  theta: AdafacTheta,
+  s: AdafacMLPLOptState,
+  grad: Params,
+): { next: AdafacMLPLOptState; time: tf.Tensor; leaves: AdafacLeaf[]; def: TreeDef } {
+  const ctx: BatchCtx = { batched: true };
+  const mom = vecRollingMom.update(s.momRolling, grad, decays(c.initialMomentumDecays, theta.momentum_decays), ctx);
+  const rms = vecRollingRms.update(s.rmsRolling, grad, decays(c.initialRmsDecays, theta.rms_decays), ctx);
+  const [fac, facG] = vecFactoredRolling.update(s.facRollingFeatures, grad, decays(c.initialAdafactorDecays, theta.adafactor_decays), ctx);
+  const time = tanhEmbedding(s.iteration); // [N, 11]
+
+  const [ps, def] = treeFlatten<tf.Tensor>(s.params);
+  const next = { params: treeClone(s.params), state: null, momRolling: mom, rmsRolling: rms, facRollingFeatures: fac, numSteps: tf.clone(s.numSteps), iteration: incCounter(s.iteration) };
+  if (ps.length === 0) return { next, time, leaves: [], def };
+  const gs = treeFlatten<tf.Tensor>(grad)[0];
+  const ms = treeFlatten<tf.Tensor>(mom.m)[0];
+  const rs = treeFlatten<tf.Tensor>(rms.rms)[0];
+  const fgs = treeFlatten<tf.Tensor>(facG)[0];
+  const rows = treeFlatten<tf.Tensor>(fac.vRow)[0];
+  const cols = treeFlatten<tf.Tensor>(fac.vCol)[0];
+  const diags = treeFlatten<tf.Tensor>(fac.vDiag)[0];
+  const N = ps[0].shape[0];
+
+  const leaves = ps.map((p, i) => {
+    const S = p.size / N;
+    const shp = p.shape.slice(1);
+    const flatC = (t: tf.Tensor) => tf.reshape(t, [N, S, t.shape[t.rank - 1]]);
+    const m = flatC(ms[i]);
+    const rsq = tf.rsqrt(tf.add(flatC(rs[i]), 1e-6));
+    const adam = tf.mul(m, rsq);
+    const g = tf.reshape(gs[i], [N, S]);
+    const inps: tf.Tensor[] = [tf.reshape(g, [N, S, 1]), tf.reshape(p, [N, S, 1]), m, flatC(rs[i]), adam, rsq, flatC(fgs[i])];
+    const f = factoredDims(shp);
+    if (f) {
+      const [d1, d0] = f;
+      const kf = rows[i].shape[rows[i].rank - 1];
+      // Broadcast by adding zeros, not tf.broadcastTo: that is tf.tile, whose gradient tf.js has only up to rank 4.
+      const zeros = tf.zeros([N, ...shp, kf]);
+      const rowFeat = tf.add(tf.expandDims(rows[i], d0 + 1), zeros);
+      const colFeat = tf.add(tf.expandDims(cols[i], d1 + 1), zeros);
+      const reducedD1 = d1 > d0 ? d1 - 1 : d1;
+      const rowColMean = tf.mean(rows[i], reducedD1 + 1, true);
+      const rowFactor = safeRsqrt(tf.div(rows[i], tf.add(rowColMean, 1e-9)));
+      const colFactor = safeRsqrt(cols[i]);
+      const facMom = tf.mul(tf.mul(ms[i], tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1));
+      inps.push(flatC(rowFeat), flatC(colFeat), flatC(tf.rsqrt(tf.add(rowFeat, 1e-8))), flatC(tf.rsqrt(tf.add(colFeat, 1e-8))), flatC(facMom));
+    } else {
+      const v = flatC(diags[i]);
+      const rv = tf.rsqrt(tf.add(v, 1e-8));
+      inps.push(v, v, rv, rv, tf.mul(m, tf.rsqrt(tf.add(v, 1e-6))));
+    }
+    return { p, S, g, m, rsq, adam, feats: secondMomentNormalize(tf.concat(inps, 2), [1]) };
+  });
+  return { next, time, leaves, def };
+}
