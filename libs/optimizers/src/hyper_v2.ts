@@ -59,12 +59,13 @@ import {
   tidy,
   toFloatTensor,
   treeClone,
+  treeExpand,
+  treeSqueeze,
   vecFactoredRolling,
   vecRollingMom,
   vecRollingRms,
   zerosCounter,
 } from './common';
-import { treeExpand, treeSqueeze } from './mlp_lopt';
 import { loadLearnedOptimizerCheckpoint, type LoadedLearnedOptimizer } from './checkpoint';
 
 /** The loss buffer (`BufferLossAccumulators` state), camelCase. */

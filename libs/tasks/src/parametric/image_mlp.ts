@@ -50,6 +50,31 @@ interface TaskConfig {
 /** Host values of a scalar or `[N]` leaf. */
 const hostValues = (t: tf.Tensor) => Array.from(t.dataSync());
 
+/**
+ * Stacked haiku init of `hk.nets.MLP(sizes[1:], w_init=<row i's sampled initializer>)` on inputs of
+ * width sizes[0], one row per key (each row may have its own initializer).
+ */
+export function initSampledMlp(keys: PRNGKey[], sizes: number[], initializerOf: (row: number) => InitializerConfig): Params {
+  const rows = keys.map((k, i) => haikuInit(k, (hk) => hk.mlp(sizes[0], sizes.slice(1), { wInit: sampledInitializer(initializerOf(i)) })));
+  const out: Record<string, Record<string, tf.Tensor>> = {};
+  for (const [m, ps] of Object.entries(rows[0])) {
+    out[m] = {};
+    for (const n of Object.keys(ps)) out[m][n] = tf.stack(rows.map((r) => r[m][n]));
+  }
+  rows.forEach((r) => Object.values(r).forEach((ps) => tf.dispose(Object.values(ps))));
+  return out;
+}
+
+/**
+ * Each stacked task's own sampled activation on `x [N, ...]` (`acts`: one index shared by every row,
+ * or one per row): one op when all rows share it, else row by row.
+ */
+export function activateRows(x: tf.Tensor, acts: number[]): tf.Tensor {
+  const perRow = x.shape[0] === 1 || acts.length === 1 ? [acts[0]] : acts;
+  if (perRow.every((a) => a === perRow[0])) return SAMPLE_ACTIVATIONS[perRow[0]].fn(x);
+  return tf.concat(tf.split(x, x.shape[0], 0).map((row, i) => SAMPLE_ACTIVATIONS[perRow[i]].fn(row)), 0);
+}
+
 /** A sampled image MLP task (the reference's inner `_Task`), for one or N stacked task configs. */
 export class ParametricImageMLPTask extends BaseTask {
   readonly name = '_Task';
@@ -71,22 +96,11 @@ export class ParametricImageMLPTask extends BaseTask {
     if (this.configs.length !== 1 && this.configs.length !== keys.length) {
       throw new Error(`ParametricImageMLP: ${keys.length} keys for ${this.configs.length} stacked task configs`);
     }
-    const sizes = this.family.sizes;
-    const rows = keys.map((k, i) => haikuInit(k, (hk) => hk.mlp(sizes[0], sizes.slice(1), { wInit: sampledInitializer(this.rowConfig(i).initializer) })));
-    const out: Record<string, Record<string, tf.Tensor>> = {};
-    for (const [m, ps] of Object.entries(rows[0])) {
-      out[m] = {};
-      for (const n of Object.keys(ps)) out[m][n] = tf.stack(rows.map((r) => r[m][n]));
-    }
-    rows.forEach((r) => Object.values(r).forEach((ps) => tf.dispose(Object.values(ps))));
-    return out;
+    return initSampledMlp(keys, this.family.sizes, (i) => this.rowConfig(i).initializer);
   }
 
-  /** Each task's own activation: one op when all rows share it, else row by row. */
   private activate(x: tf.Tensor): tf.Tensor {
-    const acts = x.shape[0] === 1 || this.configs.length === 1 ? [this.rowConfig(0).activation] : this.configs.map((c) => c.activation);
-    if (acts.every((a) => a === acts[0])) return SAMPLE_ACTIVATIONS[acts[0]].fn(x);
-    return tf.concat(tf.split(x, x.shape[0], 0).map((row, i) => SAMPLE_ACTIVATIONS[acts[i]].fn(row)), 0);
+    return activateRows(x, this.configs.map((c) => c.activation));
   }
 
   lossBatch(params: Params, _keys: PRNGKey[] | null, data: Batch): tf.Tensor {
