@@ -1,7 +1,7 @@
 /**
- * The wasm Conv2DBackpropFilter (wasm_conv_kernels.ts) gives the cpu backend's filter gradient for
- * strides 1 and 2, SAME / VALID padding, odd sizes and several channels; and the other
- * conv / pooling gradients tf.grads needs exist on wasm.
+ * The wasm and cpu Conv2DBackpropFilter kernels (wasm_conv_kernels.ts) give the filter gradient a
+ * direct float64 loop gives, for strides 1 and 2, SAME / VALID padding, odd sizes and several
+ * channels; and the other conv / pooling gradients tf.grads needs exist on wasm.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, random } from '../index';
@@ -30,6 +30,35 @@ function values(seed: number, shape: number[]): tf.Tensor {
   return tf.tensor(random.normalArray(random.PRNGKey(seed), n), shape);
 }
 
+/** dW[i, j, c, o] = Σ_{b, y, x} x[b, y·s + i − top, x·s + j − left, c] · dy[b, y, x, o], in float64. */
+function naiveFilterGrad(c: Case): Float64Array {
+  return tf.tidy(() => {
+    const x = values(1, c.x);
+    const f = values(2, c.f);
+    const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad);
+    const dy = values(3, y.shape);
+    const info = tf.backend_util.computeConv2DInfo(c.x as any, c.f as any, c.stride, 1, c.pad);
+    const [B, H, W, C] = c.x;
+    const [kh, kw, , Co] = c.f;
+    const xv = x.dataSync();
+    const dv = dy.dataSync();
+    const out = new Float64Array(kh * kw * C * Co);
+    for (let b = 0; b < B; b++)
+      for (let oy = 0; oy < info.outHeight; oy++)
+        for (let ox = 0; ox < info.outWidth; ox++)
+          for (let i = 0; i < kh; i++)
+            for (let j = 0; j < kw; j++) {
+              const iy = oy * c.stride + i - info.padInfo.top;
+              const ix = ox * c.stride + j - info.padInfo.left;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+              for (let ch = 0; ch < C; ch++)
+                for (let o = 0; o < Co; o++)
+                  out[((i * kw + j) * C + ch) * Co + o] += xv[((b * H + iy) * W + ix) * C + ch] * dv[((b * info.outHeight + oy) * info.outWidth + ox) * Co + o];
+            }
+    return out;
+  }) as unknown as Float64Array;
+}
+
 async function filterGrad(backend: string, c: Case): Promise<{ shape: number[]; v: Float32Array }> {
   await tf.setBackend(backend);
   return tf.tidy(() => {
@@ -53,25 +82,28 @@ describe('wasm Conv2DBackpropFilter', () => {
       expect(tf.getKernel(k, 'wasm')).toBeDefined();
     }
   });
-  test.each(CASES.map((c) => [JSON.stringify(c), c] as [string, Case]))('%s = cpu', async (_name, c) => {
-    const w = await filterGrad('wasm', c);
-    const cpu = await filterGrad('cpu', c);
-    expect(w.shape).toEqual(c.f);
-    let maxAbs = 0;
-    let scale = 0;
-    cpu.v.forEach((b, i) => {
-      maxAbs = Math.max(maxAbs, Math.abs(w.v[i] - b));
-      scale = Math.max(scale, Math.abs(b));
-    });
-    expect(maxAbs).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+  test.each(CASES.map((c) => [JSON.stringify(c), c] as [string, Case]))('%s: wasm and cpu = direct loop', async (_name, c) => {
+    await tf.setBackend('cpu');
+    const want = naiveFilterGrad(c);
+    for (const backend of ['wasm', 'cpu']) {
+      const got = await filterGrad(backend, c);
+      expect(got.shape).toEqual(c.f);
+      let maxAbs = 0;
+      let scale = 0;
+      want.forEach((b, i) => {
+        maxAbs = Math.max(maxAbs, Math.abs(got.v[i] - b));
+        scale = Math.max(scale, Math.abs(b));
+      });
+      expect(maxAbs).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+    }
   });
-  test('no tensors leak', async () => {
-    await tf.setBackend('wasm');
+  test.each(['wasm', 'cpu'])('no tensors leak (%s)', async (backend) => {
+    await tf.setBackend(backend);
     const c = CASES[1];
-    await filterGrad('wasm', c);
+    await filterGrad(backend, c);
     const before = tf.memory().numTensors;
     const bytes = tf.memory().numBytes;
-    await filterGrad('wasm', c);
+    await filterGrad(backend, c);
     expect(tf.memory().numTensors).toBe(before);
     expect(tf.memory().numBytes).toBe(bytes);
   });
