@@ -211,7 +211,7 @@ export class ConvTask extends BaseTask {
       const ones = tf.ones([1, ...this.imageShape]);
       const label = tf.zeros([1], 'int32');
       const per = unstackTree(params, keys.length).map((p) => {
-        const s = this.forwardOne(p, null, ones, label).state!;
+        const s = this.forwardOne(p as Record<string, any>, null, ones, label).state!;
         const out: Record<string, EmaState> = {};
         for (const [k, v] of Object.entries(s)) out[k] = { counter: tf.zerosLike(v.counter), hidden: tf.zerosLike(v.hidden), average: v.average };
         return out;

@@ -32,16 +32,16 @@ function values(seed: number, shape: number[]): tf.Tensor {
 
 /** dW[i, j, c, o] = Σ_{b, y, x} x[b, y·s + i − top, x·s + j − left, c] · dy[b, y, x, o], in float64. */
 function naiveFilterGrad(c: Case): Float64Array {
-  return tf.tidy(() => {
+  const [xv, dv] = tf.tidy(() => {
     const x = values(1, c.x);
     const f = values(2, c.f);
     const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad);
-    const dy = values(3, y.shape);
+    return [x.dataSync(), values(3, y.shape).dataSync()];
+  });
+  {
     const info = tf.backend_util.computeConv2DInfo(c.x as any, c.f as any, c.stride, 1, c.pad);
     const [B, H, W, C] = c.x;
     const [kh, kw, , Co] = c.f;
-    const xv = x.dataSync();
-    const dv = dy.dataSync();
     const out = new Float64Array(kh * kw * C * Co);
     for (let b = 0; b < B; b++)
       for (let oy = 0; oy < info.outHeight; oy++)
@@ -56,7 +56,7 @@ function naiveFilterGrad(c: Case): Float64Array {
                   out[((i * kw + j) * C + ch) * Co + o] += xv[((b * H + iy) * W + ix) * C + ch] * dv[((b * info.outHeight + oy) * info.outWidth + ox) * Co + o];
             }
     return out;
-  }) as unknown as Float64Array;
+  }
 }
 
 async function filterGrad(backend: string, c: Case): Promise<{ shape: number[]; v: Float32Array }> {
