@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { registerFastWasmSliceKernels } from './wasm_kernels';
+import { registerWasmConvKernels } from './wasm_conv_kernels';
 
 export const BACKEND_NAMES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -102,6 +103,7 @@ async function setWasm(): Promise<void> {
   await tf.ready();
   registerWasmMatMulGradient();
   registerFastWasmSliceKernels();
+  registerWasmConvKernels();
 }
 
 // ---------------------------------------------------------------------------------------------

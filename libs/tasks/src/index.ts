@@ -1,7 +1,8 @@
 /**
  * @lopt/tasks: Task / TaskFamily batched over a leading task axis, datasets (Fashion-MNIST from
- * IDX files, noise streams), quadratics and image MLPs. Importing the lib registers every task
- * as a plugin of kind 'task' and every family as one of kind 'task_family'.
+ * IDX files, CIFAR-10/100 from their binary files, noise streams), quadratics, image MLPs and
+ * convnets. Importing the lib registers every task as a plugin of kind 'task' and every family as
+ * one of kind 'task_family'.
  */
 export { SPLITS } from './base';
 export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily } from './base';
@@ -31,3 +32,7 @@ export { ReparamWeights, REPARAM_LEVELS, ReparamWeightsFamily, ReparamWeightsFam
 export type { ParamScale, ReparamLevel } from './task_augmentation';
 export { ImageMLPAESchema, ImageMLPAETask, ImageMLPAE_FashionMnist_128x32x128_bs128 } from './image_mlp_ae';
 export type { ImageMLPAEOptions } from './image_mlp_ae';
+export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifarRecords, cifarTrainPercent, cifarSplits, cifarDatasets, cifar10Datasets, cifar100Datasets, encodeCifarRecords } from './datasets/cifar';
+export type { CifarName } from './datasets/cifar';
+export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask } from './conv';
+export type { ConvDatasetName, ConvNorm, ConvTaskConfig } from './conv';

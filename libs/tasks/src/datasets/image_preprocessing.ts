@@ -3,13 +3,14 @@ import * as tf from '@tensorflow/tfjs';
 
 /**
  * `tf.image.resize(images, [H, W])` (TF2: bilinear, half-pixel centers, no antialias) of uint8
- * images `[n, h, w]` (one channel), computed on the host straight from the bytes, then `/255`.
+ * images `[n, h, w, channels]` (channels last), computed on the host straight from the bytes, then `/255`.
  * Same arithmetic as `tf.image.resizeBilinear(x, [H, W], false, true)`: source coordinate
  * `(i + 0.5)·h/H − 0.5`, neighbours `max(floor, 0)` and `min(ceil, h − 1)`, weight `frac`.
  */
-export function resizeBilinearHalfPixel(images: Uint8Array, n: number, h: number, w: number, imageSize: [number, number]): Float32Array {
+export function resizeBilinearHalfPixel(images: Uint8Array, n: number, h: number, w: number, imageSize: [number, number], channels = 1): Float32Array {
   const [H, W] = imageSize;
-  const out = new Float32Array(n * H * W);
+  const C = channels;
+  const out = new Float32Array(n * H * W * C);
   const axis = (inSize: number, outSize: number) => {
     const lo = new Int32Array(outSize);
     const hi = new Int32Array(outSize);
@@ -26,33 +27,36 @@ export function resizeBilinearHalfPixel(images: Uint8Array, n: number, h: number
   };
   const ry = axis(h, H);
   const rx = axis(w, W);
-  const plane = h * w;
+  const plane = h * w * C;
   for (let k = 0; k < n; k++) {
     const base = k * plane;
     for (let y = 0; y < H; y++) {
-      const top = base + ry.lo[y] * w;
-      const bot = base + ry.hi[y] * w;
+      const top = base + ry.lo[y] * w * C;
+      const bot = base + ry.hi[y] * w * C;
       const fy = ry.fr[y];
       for (let x = 0; x < W; x++) {
-        const l = rx.lo[x];
-        const r = rx.hi[x];
+        const l = rx.lo[x] * C;
+        const r = rx.hi[x] * C;
         const fx = rx.fr[x];
-        const t = images[top + l] + (images[top + r] - images[top + l]) * fx;
-        const b = images[bot + l] + (images[bot + r] - images[bot + l]) * fx;
-        out[(k * H + y) * W + x] = Math.fround(t + (b - t) * fy) / 255;
+        const o = ((k * H + y) * W + x) * C;
+        for (let c = 0; c < C; c++) {
+          const t = images[top + l + c] + (images[top + r + c] - images[top + l + c]) * fx;
+          const b = images[bot + l + c] + (images[bot + r + c] - images[bot + l + c]) * fx;
+          out[o + c] = Math.fround(t + (b - t) * fy) / 255;
+        }
       }
     }
   }
   return out;
 }
 
-/** uint8 images `[n, h, w]` -> float32 tensor `[n, H, W, 1]` in [0, 1] (resized when the size differs). */
-export function preprocessImages(images: Uint8Array, n: number, h: number, w: number, imageSize: [number, number]): tf.Tensor4D {
+/** uint8 images `[n, h, w, channels]` -> float32 tensor `[n, H, W, channels]` in [0, 1] (resized when the size differs). */
+export function preprocessImages(images: Uint8Array, n: number, h: number, w: number, imageSize: [number, number], channels = 1): tf.Tensor4D {
   const [H, W] = imageSize;
   if (H === h && W === w) {
-    const f = new Float32Array(n * h * w);
+    const f = new Float32Array(n * h * w * channels);
     for (let i = 0; i < f.length; i++) f[i] = images[i] / 255;
-    return tf.tensor4d(f, [n, h, w, 1]);
+    return tf.tensor4d(f, [n, h, w, channels]);
   }
-  return tf.tensor4d(resizeBilinearHalfPixel(images, n, h, w, imageSize), [n, H, W, 1]);
+  return tf.tensor4d(resizeBilinearHalfPixel(images, n, h, w, imageSize, channels), [n, H, W, channels]);
 }

@@ -1,0 +1,110 @@
+/**
+ * The wasm and cpu Conv2DBackpropFilter kernels (wasm_conv_kernels.ts) give the filter gradient a
+ * direct float64 loop gives, for strides 1 and 2, SAME / VALID padding, odd sizes and several
+ * channels; and the other conv / pooling gradients tf.grads needs exist on wasm.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, random } from '../index';
+
+beforeAll(async () => {
+  expect(await initBackend('wasm', { quiet: true })).toBe('wasm');
+});
+
+type Case = { x: number[]; f: number[]; stride: number; pad: 'same' | 'valid' };
+const CASES: Case[] = [
+  { x: [2, 7, 5, 3], f: [3, 3, 3, 4], stride: 1, pad: 'same' },
+  { x: [2, 7, 5, 3], f: [3, 3, 3, 4], stride: 2, pad: 'same' },
+  { x: [2, 7, 5, 3], f: [3, 3, 3, 4], stride: 1, pad: 'valid' },
+  { x: [2, 7, 5, 3], f: [3, 3, 3, 4], stride: 2, pad: 'valid' },
+  { x: [3, 8, 8, 1], f: [3, 3, 1, 16], stride: 2, pad: 'same' },
+  { x: [1, 9, 6, 5], f: [2, 4, 5, 3], stride: 2, pad: 'same' },
+  // (not numeric padding: tfjs-backend-wasm 4.22's own Conv2D gets the output shape wrong for it,
+  // e.g. [1, 7, 4, 2] for a [1, 9, 6, 5] input, a 5x1 filter and pad 1, and corrupts its heap)
+  { x: [1, 9, 6, 5], f: [5, 1, 5, 2], stride: 1, pad: 'valid' },
+  { x: [2, 11, 9, 2], f: [5, 3, 2, 3], stride: 2, pad: 'same' },
+  { x: [4, 4, 4, 32], f: [3, 3, 32, 64], stride: 1, pad: 'same' },
+];
+
+function values(seed: number, shape: number[]): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(random.normalArray(random.PRNGKey(seed), n), shape);
+}
+
+/** dW[i, j, c, o] = Σ_{b, y, x} x[b, y·s + i − top, x·s + j − left, c] · dy[b, y, x, o], in float64. */
+function naiveFilterGrad(c: Case): Float64Array {
+  const [xv, dv] = tf.tidy(() => {
+    const x = values(1, c.x);
+    const f = values(2, c.f);
+    const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad);
+    return [x.dataSync(), values(3, y.shape).dataSync()];
+  });
+  {
+    const info = tf.backend_util.computeConv2DInfo(c.x as any, c.f as any, c.stride, 1, c.pad);
+    const [B, H, W, C] = c.x;
+    const [kh, kw, , Co] = c.f;
+    const out = new Float64Array(kh * kw * C * Co);
+    for (let b = 0; b < B; b++)
+      for (let oy = 0; oy < info.outHeight; oy++)
+        for (let ox = 0; ox < info.outWidth; ox++)
+          for (let i = 0; i < kh; i++)
+            for (let j = 0; j < kw; j++) {
+              const iy = oy * c.stride + i - info.padInfo.top;
+              const ix = ox * c.stride + j - info.padInfo.left;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+              for (let ch = 0; ch < C; ch++)
+                for (let o = 0; o < Co; o++)
+                  out[((i * kw + j) * C + ch) * Co + o] += xv[((b * H + iy) * W + ix) * C + ch] * dv[((b * info.outHeight + oy) * info.outWidth + ox) * Co + o];
+            }
+    return out;
+  }
+}
+
+async function filterGrad(backend: string, c: Case): Promise<{ shape: number[]; v: Float32Array }> {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const x = values(1, c.x);
+    const f = values(2, c.f);
+    const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad);
+    const dy = values(3, y.shape);
+    const g = tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad), dy)))(f);
+    const direct = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: c.f } as any) as tf.Tensor;
+    expect(Array.from(direct.dataSync())).toEqual(Array.from(g.dataSync()));
+    return { shape: g.shape, v: g.dataSync() as Float32Array };
+  });
+}
+
+describe('wasm Conv2DBackpropFilter', () => {
+  afterAll(async () => {
+    await tf.setBackend('wasm');
+  });
+  test('the kernels tf.grads needs for convnets are registered on wasm', () => {
+    for (const k of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'AvgPoolGrad']) {
+      expect(tf.getKernel(k, 'wasm')).toBeDefined();
+    }
+  });
+  test.each(CASES.map((c) => [JSON.stringify(c), c] as [string, Case]))('%s: wasm and cpu = direct loop', async (_name, c) => {
+    await tf.setBackend('cpu');
+    const want = naiveFilterGrad(c);
+    for (const backend of ['wasm', 'cpu']) {
+      const got = await filterGrad(backend, c);
+      expect(got.shape).toEqual(c.f);
+      let maxAbs = 0;
+      let scale = 0;
+      want.forEach((b, i) => {
+        maxAbs = Math.max(maxAbs, Math.abs(got.v[i] - b));
+        scale = Math.max(scale, Math.abs(b));
+      });
+      expect(maxAbs).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+    }
+  });
+  test.each(['wasm', 'cpu'])('no tensors leak (%s)', async (backend) => {
+    await tf.setBackend(backend);
+    const c = CASES[1];
+    await filterGrad(backend, c);
+    const before = tf.memory().numTensors;
+    const bytes = tf.memory().numBytes;
+    await filterGrad(backend, c);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.memory().numBytes).toBe(bytes);
+  });
+});
