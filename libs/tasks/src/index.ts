@@ -25,7 +25,7 @@ export { LogFeature, CFGObject, cfgToPlain, registerConfigurable, objectFromConf
 export type { CFGValue } from './parametric/cfgobject';
 export { choice, logInt, logFloat, SAMPLE_ACTIVATIONS, sampleActivation, sampleInitializer, SAMPLE_INITIALIZERS, sampledInitializer, SAMPLE_IMAGE_DATASETS, sampleImageDataset } from './parametric/parametric_utils';
 export type { InitializerConfig } from './parametric/parametric_utils';
-export { ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
+export { initSampledMlp, activateRows, ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
 export type { ParametricImageMLPOptions } from './parametric/image_mlp';
 export { taskKind, taskFamilyFromEntry } from './task_entries';
 export { ReparamWeights, REPARAM_LEVELS, ReparamWeightsFamily, ReparamWeightsFamilySchema } from './task_augmentation';
@@ -36,3 +36,5 @@ export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifar
 export type { CifarName } from './datasets/cifar';
 export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask } from './conv';
 export type { ConvDatasetName, ConvNorm, ConvTaskConfig } from './conv';
+export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageMLPAE, sampleImageMlpAe } from './parametric/image_mlp_ae';
+export type { ParametricImageMLPAEOptions } from './parametric/image_mlp_ae';
