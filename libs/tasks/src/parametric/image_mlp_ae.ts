@@ -75,7 +75,7 @@ export class ParametricImageMLPAETask extends BaseTask {
       const N = raw.shape[0];
       const image = tf.where(this.mask(N, raw.rank, (c) => c.centerData), tf.mul(2, tf.sub(raw, 0.5)), raw);
       const depth = this.family.sizes.length - 1;
-      let h = tf.reshape(image, [N, raw.shape[1], -1]);
+      let h = tf.reshape(image, [N, raw.shape[1] as number, -1]);
       for (let i = 0; i < depth; i++) {
         const { w, b } = p[`mlp/~/linear_${i}`];
         h = tf.add(tf.matMul(h, w), tf.expandDims(b, 1));
