@@ -13,7 +13,7 @@ export { incCount, chain, identity, scale, scaleBySchedule, scaleByLearningRate,
 export type { TxCtx, GradientTransformation, LearningRate, ScaleByAdamState } from './transforms';
 export { OptaxOptimizer, SGDSchema, SGDMSchema, AdamSchema, AdamWSchema, RMSPropSchema, SGD, SGDM, Adam, RMSProp, AdamW } from './optax_opts';
 export type { OptaxState, SGDMOptions, AdamOptions, RMSPropOptions, AdamWOptions } from './optax_opts';
-export { GradientClipOptimizerSchema, GradientClipOptimizer } from './wrappers';
+export { GradientClipOptimizerSchema, GradientWrapper, GradientClipOptimizer } from './wrappers';
 export { applyPerParamMLP, applyPerTaskMLPChannelsFirst, applySharedMLPChannelsFirst, fusedMatMul3 } from './per_param_mlp';
 export type { Linear } from './per_param_mlp';
 export { MLPLOPT_DECAYS, mlpLoptUpdateOps, mlpLoptUpdate, MLPLOpt, MLPLOptOptimizer } from './mlp_lopt';

@@ -23,6 +23,7 @@ import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import { tidy, toFloatTensor, treeClone } from './common';
 import { HyperV2, VELO_HYPER_V2_OPTIONS } from './hyper_v2';
 import { loadLearnedOptimizerCheckpoint } from './checkpoint';
+import { GradientWrapper } from './wrappers';
 
 export interface GradientAccumulatorState extends OptState {
   gradAccum: Params;
@@ -143,22 +144,15 @@ export class GradientAccumulator implements Optimizer {
  * Adds `weightDecay · p` to every gradient and (addToLoss) `Σ_leaves weightDecay · Σ p²` to the
  * loss, then delegates; the state is the inner optimizer's.
  */
-export class WeightDecayWrapper implements Optimizer {
+export class WeightDecayWrapper extends GradientWrapper {
   constructor(
-    readonly opt: Optimizer,
+    opt: Optimizer,
     readonly weightDecay = 0,
     readonly addToLoss = true,
-  ) {}
-  get name(): string {
-    return this.opt.name;
+  ) {
+    super(opt);
   }
-  init(params: Params, opts?: InitOptions): OptState {
-    return this.opt.init(params, opts);
-  }
-  initBatch(params: Params, opts?: InitOptions): OptState {
-    return this.opt.initBatch(params, opts);
-  }
-  private decayed(state: OptState, grad: Params, opts: UpdateOptions, batched: boolean): [Params, UpdateOptions] {
+  protected transform(state: OptState, grad: Params, opts: UpdateOptions, batched: boolean): [Params, UpdateOptions] {
     const [ps] = treeFlatten<tf.Tensor>(this.opt.getParams(state));
     let loss = opts.loss;
     if (this.addToLoss) {
@@ -168,18 +162,6 @@ export class WeightDecayWrapper implements Optimizer {
     }
     const g = treeMapN((gi: tf.Tensor, p: tf.Tensor) => tf.add(gi, tf.mul(this.weightDecay, p)), grad, this.opt.getParams(state));
     return [g, { ...opts, loss }];
-  }
-  update(state: OptState, grad: Params, opts: UpdateOptions = {}): OptState {
-    return tidy(() => this.opt.update(state, ...this.decayed(state, grad, opts, false)));
-  }
-  updateBatch(state: OptState, grad: Params, opts: UpdateOptions = {}): OptState {
-    return tidy(() => this.opt.updateBatch(state, ...this.decayed(state, grad, opts, true)));
-  }
-  getParams(state: OptState): Params {
-    return this.opt.getParams(state);
-  }
-  getState(state: OptState): PyTree | null {
-    return this.opt.getState(state);
   }
 }
 
