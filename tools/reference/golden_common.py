@@ -106,3 +106,23 @@ def run_updates(opt, num_steps=100, loss=0.5):
     state = opt.update(state, g, loss=np.float32(loss))
     after.append(flat(state))
   return after
+
+
+def restore_numpy_product():
+  """parametric_utils.uniform_scale_init calls numpy.product, an alias of numpy.prod that numpy 2
+  removed; lax.switch traces every initializer, so without it no parametric task initialises."""
+  if not hasattr(np, "product"):
+    np.product = np.prod
+
+
+def cfg_plain(cfg):
+  """A cfgobject tree (tasks/parametric/cfgobject.py) as JSON values: CFGObject as {obj, kwargs},
+  LogFeature(v) as {"LogFeature": v}, arrays as lists."""
+  from learned_optimization.tasks.parametric import cfgobject  # pylint: disable=g-import-not-at-top
+  if isinstance(cfg, cfgobject.CFGObject):
+    return {"obj": cfg.obj, "kwargs": {k: cfg_plain(v) for k, v in cfg.kwargs.items()}}
+  if isinstance(cfg, cfgobject.LogFeature):
+    return {"LogFeature": cfg_plain(cfg.value)}
+  if isinstance(cfg, (list, tuple)):
+    return [cfg_plain(v) for v in cfg]
+  return np.asarray(cfg).tolist()

@@ -27,29 +27,15 @@ jax = setup_mode(args.mode)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from golden_common import GOLDEN_DIR, as_json, flat, save  # noqa: E402
+from golden_common import GOLDEN_DIR, as_json, cfg_plain, flat, restore_numpy_product, save  # noqa: E402
 
-# parametric_utils.uniform_scale_init calls numpy.product, an alias of numpy.prod that numpy 2
-# removed; lax.switch traces every initializer, so without it no parametric task initialises here.
-if not hasattr(np, "product"):
-  np.product = np.prod
+restore_numpy_product()
 from learned_optimization.tasks.datasets import image  # noqa: E402
 from learned_optimization.tasks.parametric import cfgobject  # noqa: E402
 from learned_optimization.tasks.parametric import image_mlp as pimage_mlp  # noqa: E402
 from learned_optimization.tasks.parametric import parametric_utils as pu  # noqa: E402
 
 
-def plain(cfg):
-  """A CFGObject tree as JSON-able dicts."""
-  if isinstance(cfg, cfgobject.CFGObject):
-    return {"obj": cfg.obj, "kwargs": {k: plain(v) for k, v in cfg.kwargs.items()}}
-  if isinstance(cfg, cfgobject.LogFeature):
-    return {"LogFeature": plain(cfg.value)}
-  if isinstance(cfg, (list, tuple)):
-    return [plain(v) for v in cfg]
-  if isinstance(cfg, (np.ndarray, jnp.ndarray)) or np.isscalar(cfg):
-    return np.asarray(cfg).tolist()
-  return cfg
 
 
 K = jax.random.PRNGKey
@@ -57,7 +43,7 @@ samplers = {
     "SampleActivation": [int(pu.SampleActivation.sample(K(i))["index"]) for i in range(12)],
     "SampleInitializer": [{k: as_json(v) for k, v in pu.SampleInitializer.sample(K(i)).items()} for i in range(12)],
     "ParametricImageMLP.sample": [],
-    "sample_image_mlp": [plain(pimage_mlp.sample_image_mlp(K(i))) for i in range(40)],
+    "sample_image_mlp": [cfg_plain(pimage_mlp.sample_image_mlp(K(i))) for i in range(40)],
 }
 
 datasets = image.fashion_mnist_datasets(batch_size=4, image_size=(4, 4))

@@ -26,23 +26,14 @@ jax = setup_mode(args.mode)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from golden_common import GOLDEN_DIR, as_json, flat, save  # noqa: E402
+from golden_common import GOLDEN_DIR, as_json, cfg_plain, flat, restore_numpy_product, save  # noqa: E402
 from learned_optimization.tasks.datasets import image  # noqa: E402
 from learned_optimization.tasks.parametric import cfgobject  # noqa: E402
 from learned_optimization.tasks.parametric import image_mlp_ae as pae  # noqa: E402
 
-if not hasattr(np, "product"):  # numpy 2 removed the alias parametric_utils calls
-  np.product = np.prod
+restore_numpy_product()
 
 
-def plain(cfg):
-  if isinstance(cfg, cfgobject.CFGObject):
-    return {"obj": cfg.obj, "kwargs": {k: plain(v) for k, v in cfg.kwargs.items()}}
-  if isinstance(cfg, cfgobject.LogFeature):
-    return {"LogFeature": plain(cfg.value)}
-  if isinstance(cfg, (list, tuple)):
-    return [plain(v) for v in cfg]
-  return np.asarray(cfg).tolist()
 
 
 K = jax.random.PRNGKey
@@ -57,7 +48,7 @@ def sample_plain(cfg):
 
 
 samplers = {"ParametricImageMLPAE.sample": [sample_plain(family.sample(K(i))) for i in range(12)],
-            "sample_image_mlp_ae": [plain(pae.sample_image_mlp_ae(K(i))) for i in range(30)]}
+            "sample_image_mlp_ae": [cfg_plain(pae.sample_image_mlp_ae(K(i))) for i in range(30)]}
 
 rs = np.random.RandomState(5)
 batch = {"image": rs.uniform(size=(3, 4, 4, 1)).astype(np.float32), "label": np.array([1, 2, 3], np.int32)}

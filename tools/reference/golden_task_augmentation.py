@@ -25,14 +25,13 @@ from golden_common import setup_mode  # noqa: E402
 jax = setup_mode(args.mode)
 
 import numpy as np  # noqa: E402
-from golden_common import GOLDEN_DIR, as_json, flat, save  # noqa: E402
+from golden_common import GOLDEN_DIR, as_json, flat, restore_numpy_product, save  # noqa: E402
 from learned_optimization.tasks import task_augmentation  # noqa: E402
 from learned_optimization.tasks.datasets import image  # noqa: E402
 from learned_optimization.tasks.parametric import cfgobject  # noqa: E402
 from learned_optimization.tasks.parametric import image_mlp as pimage_mlp  # noqa: E402
 
-if not hasattr(np, "product"):  # numpy 2 removed the alias parametric_utils calls
-  np.product = np.prod
+restore_numpy_product()
 
 K = jax.random.PRNGKey
 inner = pimage_mlp.ParametricImageMLP(image.fashion_mnist_datasets(batch_size=4, image_size=(4, 4)), 10, (8,))
