@@ -104,6 +104,19 @@ describe('lopt eval (built cli)', () => {
     expect(fs.existsSync(path.join(out, 'eval.png'))).toBe(true);
   });
 
+  test('a params file the reference wrote for its HyperV2 (VeLO\'s architecture) evaluates with --lopt HyperV2', () => {
+    const out = path.join(dir, 'out-hv2');
+    const r = lopt(['eval', '--params', path.join(root, 'test/golden/hyper_v2_params.msgpack'), '--lopt', 'HyperV2', '--task', 'QuadraticTask',
+      '--steps', '4', '--seeds', '1', '--baselines', 'none', '--out', out, '--backend', 'cpu']);
+    expect(r.status).toBe(0);
+    const rep = JSON.parse(fs.readFileSync(path.join(out, 'eval.json'), 'utf8'));
+    expect(rep.params).toMatchObject({ format: 'flax-msgpack', step: 0 });
+    expect(rep.results).toHaveLength(1);
+    expect(rep.learnedOptimizer).toMatchObject({ name: 'HyperV2' });
+    expect(rep.results[0].label).toBe('HyperV2 (learned)');
+    expect(Number.isFinite(rep.results[0].final.train.mean)).toBe(true);
+  });
+
   test('a θ of the wrong structure, an unknown baseline and an unknown task are clear errors', () => {
     const bad = lopt(['eval', '--params', path.join(dir, 'params_sgd'), '--task', 'QuadraticTask', '--steps', '2', '--out', path.join(dir, 'x')]);
     expect(bad.status).not.toBe(0);
