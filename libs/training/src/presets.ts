@@ -82,3 +82,15 @@ registerExperiment('image-family-pes', 'MLPLOpt + PES on three image-MLP familie
     { name: 'SampledImageMLP', config: { seed: 13 }, numTasks: 4 },
   ],
 }));
+
+registerExperiment('conv-fmnist-pes', 'MLPLOpt + PES on the convnet Conv_FashionMnist_8_16x32 (conv.py\'s Conv_Cifar10_8_16x32 on Fashion-MNIST), N=2, trunc 25', () => ({
+  ...SEED_BASE,
+  description: 'MLPLOpt meta-trained with PES on a small convnet on Fashion-MNIST 28x28 (a family of one task, single_task_to_family)',
+  mode: 'single-machine',
+  steps: 200,
+  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 50, maxLength: 200 } },
+  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 25, stepsPerJit: 25 } },
+  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 200 } },
+  tasks: [{ name: 'Conv_FashionMnist_8_16x32', config: {}, numTasks: 2 }],
+  logging: { histogramsEvery: 50, metricsEvery: 10, checkpointEverySteps: 50 },
+}));
