@@ -25,7 +25,7 @@ export { LogFeature, CFGObject, cfgToPlain, registerConfigurable, objectFromConf
 export type { CFGValue } from './parametric/cfgobject';
 export { choice, logInt, logFloat, SAMPLE_ACTIVATIONS, sampleActivation, sampleInitializer, SAMPLE_INITIALIZERS, sampledInitializer, SAMPLE_IMAGE_DATASETS, sampleImageDataset } from './parametric/parametric_utils';
 export type { InitializerConfig } from './parametric/parametric_utils';
-export { initSampledMlp, activateRows, ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
+export { initSampledMlp, activateRows, classificationNormalizer, ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
 export type { ParametricImageMLPOptions } from './parametric/image_mlp';
 export { taskKind, taskFamilyFromEntry } from './task_entries';
 export { ReparamWeights, REPARAM_LEVELS, ReparamWeightsFamily, ReparamWeightsFamilySchema } from './task_augmentation';
@@ -38,3 +38,5 @@ export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS
 export type { ConvDatasetName, ConvNorm, ConvTaskConfig } from './conv';
 export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageMLPAE, sampleImageMlpAe } from './parametric/image_mlp_ae';
 export type { ParametricImageMLPAEOptions } from './parametric/image_mlp_ae';
+export { ParametricImageConvSchema, ParametricImageConvTask, ParametricImageConv, sampleImageConv } from './parametric/image_conv';
+export type { ParametricImageConvOptions } from './parametric/image_conv';

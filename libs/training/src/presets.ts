@@ -83,14 +83,20 @@ registerExperiment('image-family-pes', 'MLPLOpt + PES on three image-MLP familie
   ],
 }));
 
-registerExperiment('conv-fmnist-pes', 'MLPLOpt + PES on the convnet Conv_FashionMnist_8_16x32 (conv.py\'s Conv_Cifar10_8_16x32 on Fashion-MNIST), N=2, trunc 25', () => ({
+registerExperiment('conv-fmnist-pes', 'MLPLOpt + PES on a ParametricImageConv family on Fashion-MNIST 16x16 (channels 8-16-32, a sampled activation and initializer per task), N=2, trunc 25', () => ({
   ...SEED_BASE,
-  description: 'MLPLOpt meta-trained with PES on a small convnet on Fashion-MNIST 28x28 (a family of one task, single_task_to_family)',
+  description: 'MLPLOpt meta-trained with PES on convnets sampled from ParametricImageConv (tasks/parametric/image_conv.py) on Fashion-MNIST',
   mode: 'single-machine',
   steps: 200,
   truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 50, maxLength: 200 } },
   gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 25, stepsPerJit: 25 } },
   truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 200 } },
-  tasks: [{ name: 'Conv_FashionMnist_8_16x32', config: {}, numTasks: 2 }],
+  tasks: [
+    {
+      name: 'ParametricImageConv',
+      config: { imageSize: [16, 16], batchSize: 64, hiddenSizes: [8, 16, 32], kernelSizes: [[3, 3], [3, 3], [3, 3]], strides: [2, 2, 1] },
+      numTasks: 2,
+    },
+  ],
   logging: { histogramsEvery: 50, metricsEvery: 10, checkpointEverySteps: 50 },
 }));

@@ -75,6 +75,18 @@ export function activateRows(x: tf.Tensor, acts: number[]): tf.Tensor {
   return tf.concat(tf.split(x, x.shape[0], 0).map((row, i) => SAMPLE_ACTIVATIONS[perRow[i]].fn(row)), 0);
 }
 
+/**
+ * The parametric classification tasks' normalizer: `(clip(nan_to_num(loss, max), 0, max) − log(C/5))
+ * · 10 / log(C)` with max = log(2C) (image_mlp.py, image_conv.py).
+ */
+export function classificationNormalizer(loss: tf.Tensor, numClasses: number): tf.Tensor {
+  return tf.tidy(() => {
+    const maxClass = Math.log(2 * numClasses);
+    const finite = tf.where(tf.isFinite(loss), loss, tf.fill(loss.shape, maxClass));
+    return tf.mul(tf.sub(tf.clipByValue(finite, 0, maxClass), Math.log(numClasses / 5)), 10 / Math.log(numClasses));
+  });
+}
+
 /** A sampled image MLP task (the reference's inner `_Task`), for one or N stacked task configs. */
 export class ParametricImageMLPTask extends BaseTask {
   readonly name = '_Task';
@@ -120,14 +132,8 @@ export class ParametricImageMLPTask extends BaseTask {
     });
   }
 
-  /** `(clip(nan_to_num(loss, max), 0, max) − log(C/5)) · 10 / log(C)`, max = log(2C). */
   override normalizer(loss: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const C = this.family.numClasses;
-      const maxClass = Math.log(2 * C);
-      const finite = tf.where(tf.isFinite(loss), loss, tf.fill(loss.shape, maxClass));
-      return tf.mul(tf.sub(tf.clipByValue(finite, 0, maxClass), Math.log(C / 5)), 10 / Math.log(C));
-    });
+    return classificationNormalizer(loss, this.family.numClasses);
   }
 }
 

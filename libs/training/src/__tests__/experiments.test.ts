@@ -48,9 +48,9 @@ describe('experiments', () => {
     expect(r.nonFiniteGradElements).toBe(0);
   });
 
-  test('conv-fmnist-pes validates: a family of one convnet task, PES trunc 25', () => {
+  test('conv-fmnist-pes validates: a ParametricImageConv family, PES trunc 25', () => {
     const cfg = validateMetaTrainingConfig(registry.parseConfig('experiment', 'conv-fmnist-pes', {}), registry);
-    expect(cfg.tasks).toEqual([expect.objectContaining({ name: 'Conv_FashionMnist_8_16x32', numTasks: 2 })]);
+    expect(cfg.tasks).toEqual([expect.objectContaining({ name: 'ParametricImageConv', numTasks: 2 })]);
     expect(cfg.gradientEstimator).toEqual({ name: 'TruncatedPES', config: expect.objectContaining({ truncLength: 25 }) });
     expect(cfg.steps).toBe(200);
   });

@@ -1,0 +1,209 @@
+/**
+ * The parametric convnet family (reference `tasks/parametric/image_conv.py`): `ParametricImageConv`
+ * samples, per task, an activation and a weight initializer (parametric_utils) for a stack of
+ * `hk.Conv2D(hidden, kernel, stride, padding SAME)` + activation layers, a spatial mean, and
+ * `hk.Linear(numClasses)` (its default init); mean softmax cross-entropy. `sampleImageConv` samples
+ * a family (channels, depth, strides, image size, dataset, batch size).
+ *
+ * Stacked tasks each run their own convolutions (tf.js has no grouped convolution).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { haikuInit, initializers, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
+import type { Batch, Datasets, Params } from '../base';
+import { imageDatasets } from '../datasets/fashion_mnist';
+import { BaseTask, BaseTaskFamily, softmaxCrossEntropy } from '../task';
+import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
+import { activateRows, classificationNormalizer } from './image_mlp';
+import { choice, logInt, SAMPLE_ACTIVATIONS, SAMPLE_IMAGE_DATASETS, sampleActivation, sampledInitializer, sampleImageDataset, sampleInitializer, type InitializerConfig } from './parametric_utils';
+
+export const ParametricImageConvSchema = z
+  .object({
+    datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+    batchSize: z.number().int().positive().default(128),
+    imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
+    numClasses: z.number().int().positive().default(10),
+    hiddenSizes: z.array(z.number().int().positive()).default([16, 32]),
+    kernelSizes: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).default([[3, 3], [3, 3]]),
+    strides: z.array(z.number().int().positive()).default([2, 1]),
+    /** Metric-key name; the reference's class name by default. */
+    name: z.string().default('ParametricImageConv'),
+  })
+  .strict()
+  // strides may be longer than the layers: sample_image_conv can draw more strides than layers,
+  // and the reference's zip() ignores the rest
+  .refine((c) => c.kernelSizes.length === c.hiddenSizes.length && c.strides.length >= c.hiddenSizes.length, {
+    message: 'kernelSizes must have one entry per layer (hiddenSizes) and strides at least one',
+    path: ['hiddenSizes'],
+  });
+export type ParametricImageConvOptions = z.input<typeof ParametricImageConvSchema> & { datasets?: Datasets };
+
+interface ConvConfig {
+  activation: number;
+  initializer: InitializerConfig;
+}
+
+const convName = (i: number) => (i === 0 ? 'conv2_d' : `conv2_d_${i}`);
+
+export class ParametricImageConvTask extends BaseTask {
+  readonly name = '_Task';
+
+  constructor(
+    readonly family: ParametricImageConv,
+    readonly configs: ConvConfig[],
+  ) {
+    super();
+    this.datasets = family.datasets;
+  }
+
+  private row(i: number): ConvConfig {
+    return this.configs.length === 1 ? this.configs[0] : this.configs[i];
+  }
+
+  /** haiku's init per row: each Conv2D's w from the sampled initializer (one key each), b zeros; then hk.Linear. */
+  initBatch(keys: PRNGKey[]): Params {
+    const f = this.family;
+    const rows = keys.map((k, r) =>
+      haikuInit(k, (hk) => {
+        let cin = f.channels;
+        f.hiddenSizes.forEach((h, i) => {
+          hk.getParameter(convName(i), 'w', [...f.kernelSizes[i], cin, h], sampledInitializer(this.row(r).initializer));
+          hk.getParameter(convName(i), 'b', [h], initializers.zeros());
+          cin = h;
+        });
+        hk.linear('linear', cin, f.numClasses);
+      }),
+    );
+    const out: Record<string, Record<string, tf.Tensor>> = {};
+    for (const [m, ps] of Object.entries(rows[0])) {
+      out[m] = {};
+      for (const n of Object.keys(ps)) out[m][n] = tf.stack(rows.map((r) => r[m][n]));
+    }
+    rows.forEach((r) => Object.values(r).forEach((ps) => tf.dispose(Object.values(ps))));
+    return out;
+  }
+
+  lossBatch(params: Params, _keys: PRNGKey[] | null, data: Batch): tf.Tensor {
+    return tf.tidy(() => {
+      const f = this.family;
+      const p = params as Record<string, { w: tf.Tensor; b: tf.Tensor }>;
+      const { image, label } = data as { image: tf.Tensor; label: tf.Tensor };
+      const N = image.shape[0];
+      const acts = this.configs.map((c) => c.activation);
+      const feats = Array.from({ length: N }, (_, n) => {
+        let net = tf.squeeze(tf.slice(image, [n], [1]), [0]) as tf.Tensor4D; // [B, H, W, C]
+        f.hiddenSizes.forEach((_h, i) => {
+          const { w, b } = p[convName(i)];
+          const wn = tf.squeeze(tf.slice(w, [n], [1]), [0]) as tf.Tensor4D;
+          const bn = tf.squeeze(tf.slice(b, [n], [1]), [0]);
+          net = tf.add(tf.conv2d(net, wn, f.strides[i], 'same'), bn) as tf.Tensor4D;
+          net = activateRows(tf.expandDims(net, 0), [acts.length === 1 ? acts[0] : acts[n]]).squeeze([0]) as tf.Tensor4D;
+        });
+        return tf.mean(net, [1, 2]); // [B, channels]
+      });
+      const x = tf.stack(feats); // [N, B, channels]
+      const { w, b } = p.linear;
+      const logits = tf.add(tf.matMul(x, w), tf.expandDims(b, 1));
+      const labels = tf.oneHot(tf.cast(label, 'int32'), f.numClasses);
+      return tf.mean(softmaxCrossEntropy(logits, labels), -1);
+    });
+  }
+
+  override normalizer(loss: tf.Tensor): tf.Tensor {
+    return classificationNormalizer(loss, this.family.numClasses);
+  }
+}
+
+/** `ParametricImageConv(datasets, num_classes, hidden_sizes, kernel_sizes, strides)`. */
+export class ParametricImageConv extends BaseTaskFamily {
+  readonly name: string;
+  readonly numClasses: number;
+  readonly hiddenSizes: number[];
+  readonly kernelSizes: [number, number][];
+  readonly strides: number[];
+  readonly channels: number;
+
+  constructor(opts: ParametricImageConvOptions = {}) {
+    super();
+    const { datasets, ...rest } = opts;
+    const c = ParametricImageConvSchema.parse(rest);
+    this.datasets = datasets ?? imageDatasets(c.datasetName, c.batchSize, c.imageSize);
+    this.name = c.name;
+    this.numClasses = c.numClasses;
+    this.hiddenSizes = c.hiddenSizes;
+    this.kernelSizes = c.kernelSizes;
+    this.strides = c.strides;
+    const ab = this.datasets.split('train').abstractBatch() as { image: { shape: number[] } };
+    this.channels = ab.image.shape[ab.image.shape.length - 1];
+  }
+
+  /** `act_key, init_key = split(key)`, as ParametricImageMLP. */
+  sampleBatch(keys: PRNGKey[]): PyTree {
+    const rows = keys.map((k) => {
+      const [actKey, initKey] = random.split(k, 2);
+      return { activation: sampleActivation(actKey).index, initializer: sampleInitializer(initKey) };
+    });
+    return {
+      activation: { index: tf.tensor1d(rows.map((r) => r.activation), 'int32') },
+      initializer: {
+        index: tf.tensor1d(rows.map((r) => r.initializer.index), 'int32'),
+        init_scale: tf.tensor1d(rows.map((r) => r.initializer.initScale), 'float32'),
+      },
+    };
+  }
+
+  taskFn(taskParam: PyTree): ParametricImageConvTask {
+    const tp = taskParam as { activation: { index: tf.Tensor }; initializer: { index: tf.Tensor; init_scale: tf.Tensor } };
+    const host = (t: tf.Tensor) => Array.from(t.dataSync());
+    const acts = host(tp.activation.index);
+    acts.forEach((a) => {
+      if (!SAMPLE_ACTIVATIONS[a]) throw new Error(`ParametricImageConv: activation index must be 0..${SAMPLE_ACTIVATIONS.length - 1}, got ${a}`);
+    });
+    const inits = host(tp.initializer.index);
+    const scales = host(tp.initializer.init_scale);
+    return new ParametricImageConvTask(this, acts.map((a, i) => ({ activation: a, initializer: { index: inits[i], initScale: scales[i] } })));
+  }
+}
+
+registerConfigurable('ParametricImageConv', (kw) =>
+  new ParametricImageConv({
+    datasets: kw.datasets as Datasets,
+    numClasses: Number(kw.num_classes),
+    hiddenSizes: kw.hidden_sizes as number[],
+    kernelSizes: kw.kernel_sizes as [number, number][],
+    strides: kw.strides as number[],
+  }),
+);
+
+/**
+ * `sample_image_conv(key)` from a PRNGSequence: channels logInt(4, 64), depth choice(0..3), a first
+ * stride that is drawn and then discarded (quirk kept: a key is consumed, the strides are redrawn as
+ * `[2] * choice(0, 1, 2) + [1] * rest`), kernels 3x3, image size logInt(4, 32), dataset, batch size logInt(4, 512).
+ */
+export function sampleImageConv(key: PRNGKey): CFGObject {
+  const rng = new random.PRNGSequence(key);
+  const hiddenSize = logInt(rng.next(), 4, 64);
+  const numLayers = choice(rng.next(), [0, 1, 2, 3]);
+  rng.next(); // the first layer's stride, overwritten below in the reference
+  const numStride = choice(rng.next(), [0, 1, 2]);
+  const strides = [...Array(numStride).fill(2), ...Array(Math.max(0, numLayers - numStride)).fill(1)];
+  const imageSize = logInt(rng.next(), 4, 32);
+  const datasetName = sampleImageDataset(rng.next());
+  const batchSize = logInt(rng.next(), 4, 512);
+  return new CFGObject('ParametricImageConv', {
+    hidden_sizes: new LogFeature(Array(numLayers).fill(hiddenSize)),
+    strides,
+    kernel_sizes: Array.from({ length: numLayers }, () => [3, 3]),
+    datasets: new CFGObject(datasetName, { image_size: new LogFeature([imageSize, imageSize]), batch_size: new LogFeature(batchSize) }),
+    num_classes: SAMPLE_IMAGE_DATASETS[datasetName],
+  });
+}
+
+registerPlugin({
+  kind: 'task_family',
+  name: 'ParametricImageConv',
+  description: 'convnet (Conv2D stack, spatial mean, Linear) with a sampled activation and weight initializer per task',
+  schema: ParametricImageConvSchema,
+  create: (c) => new ParametricImageConv(c),
+  cls: ParametricImageConv,
+});
