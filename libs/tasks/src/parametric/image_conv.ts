@@ -14,8 +14,8 @@ import type { Batch, Datasets, Params } from '../base';
 import { imageDatasets } from '../datasets/fashion_mnist';
 import { BaseTask, BaseTaskFamily, softmaxCrossEntropy } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
-import { activateRows, classificationNormalizer } from './image_mlp';
-import { choice, logInt, SAMPLE_ACTIVATIONS, SAMPLE_IMAGE_DATASETS, sampleActivation, sampledInitializer, sampleImageDataset, sampleInitializer, type InitializerConfig } from './parametric_utils';
+import { activateRows, activationAndInitializerConfigs, classificationNormalizer, sampleActivationAndInitializer, type ActivationAndInitializer } from './image_mlp';
+import { choice, logInt, SAMPLE_IMAGE_DATASETS, sampledInitializer, sampleImageDataset } from './parametric_utils';
 
 export const ParametricImageConvSchema = z
   .object({
@@ -38,10 +38,6 @@ export const ParametricImageConvSchema = z
   });
 export type ParametricImageConvOptions = z.input<typeof ParametricImageConvSchema> & { datasets?: Datasets };
 
-interface ConvConfig {
-  activation: number;
-  initializer: InitializerConfig;
-}
 
 const convName = (i: number) => (i === 0 ? 'conv2_d' : `conv2_d_${i}`);
 
@@ -50,13 +46,13 @@ export class ParametricImageConvTask extends BaseTask {
 
   constructor(
     readonly family: ParametricImageConv,
-    readonly configs: ConvConfig[],
+    readonly configs: ActivationAndInitializer[],
   ) {
     super();
     this.datasets = family.datasets;
   }
 
-  private row(i: number): ConvConfig {
+  private row(i: number): ActivationAndInitializer {
     return this.configs.length === 1 ? this.configs[0] : this.configs[i];
   }
 
@@ -139,29 +135,11 @@ export class ParametricImageConv extends BaseTaskFamily {
 
   /** `act_key, init_key = split(key)`, as ParametricImageMLP. */
   sampleBatch(keys: PRNGKey[]): PyTree {
-    const rows = keys.map((k) => {
-      const [actKey, initKey] = random.split(k, 2);
-      return { activation: sampleActivation(actKey).index, initializer: sampleInitializer(initKey) };
-    });
-    return {
-      activation: { index: tf.tensor1d(rows.map((r) => r.activation), 'int32') },
-      initializer: {
-        index: tf.tensor1d(rows.map((r) => r.initializer.index), 'int32'),
-        init_scale: tf.tensor1d(rows.map((r) => r.initializer.initScale), 'float32'),
-      },
-    };
+    return sampleActivationAndInitializer(keys);
   }
 
   taskFn(taskParam: PyTree): ParametricImageConvTask {
-    const tp = taskParam as { activation: { index: tf.Tensor }; initializer: { index: tf.Tensor; init_scale: tf.Tensor } };
-    const host = (t: tf.Tensor) => Array.from(t.dataSync());
-    const acts = host(tp.activation.index);
-    acts.forEach((a) => {
-      if (!SAMPLE_ACTIVATIONS[a]) throw new Error(`ParametricImageConv: activation index must be 0..${SAMPLE_ACTIVATIONS.length - 1}, got ${a}`);
-    });
-    const inits = host(tp.initializer.index);
-    const scales = host(tp.initializer.init_scale);
-    return new ParametricImageConvTask(this, acts.map((a, i) => ({ activation: a, initializer: { index: inits[i], initScale: scales[i] } })));
+    return new ParametricImageConvTask(this, activationAndInitializerConfigs(taskParam, 'ParametricImageConv'));
   }
 }
 

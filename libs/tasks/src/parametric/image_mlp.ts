@@ -41,11 +41,6 @@ export const ParametricImageMLPSchema = z
   .strict();
 export type ParametricImageMLPOptions = z.input<typeof ParametricImageMLPSchema> & { datasets?: Datasets };
 
-/** One task's sampled configuration, read back from the task params. */
-interface TaskConfig {
-  activation: number;
-  initializer: InitializerConfig;
-}
 
 /** Host values of a scalar or `[N]` leaf. */
 const hostValues = (t: tf.Tensor) => Array.from(t.dataSync());
@@ -75,6 +70,43 @@ export function activateRows(x: tf.Tensor, acts: number[]): tf.Tensor {
   return tf.concat(tf.split(x, x.shape[0], 0).map((row, i) => SAMPLE_ACTIVATIONS[perRow[i]].fn(row)), 0);
 }
 
+/** One task's sampled activation and initializer, read back from the task params. */
+export interface ActivationAndInitializer {
+  activation: number;
+  initializer: InitializerConfig;
+}
+
+/**
+ * The task params of ParametricImageMLP and ParametricImageConv, stacked over keys: per key
+ * `act_key, init_key = split(key)`, `{activation: SampleActivation.sample(act_key), initializer:
+ * SampleInitializer.sample(init_key)}`.
+ */
+export function sampleActivationAndInitializer(keys: PRNGKey[]): PyTree {
+  const rows = keys.map((k) => {
+    const [actKey, initKey] = random.split(k, 2);
+    return { activation: sampleActivation(actKey).index, initializer: sampleInitializer(initKey) };
+  });
+  return {
+    activation: { index: tf.tensor1d(rows.map((r) => r.activation), 'int32') },
+    initializer: {
+      index: tf.tensor1d(rows.map((r) => r.initializer.index), 'int32'),
+      init_scale: tf.tensor1d(rows.map((r) => r.initializer.initScale), 'float32'),
+    },
+  };
+}
+
+/** Those task params (one task's scalars or `[N]` stacked) as one config per task; `who` names the family in errors. */
+export function activationAndInitializerConfigs(taskParam: PyTree, who: string): ActivationAndInitializer[] {
+  const tp = taskParam as { activation: { index: tf.Tensor }; initializer: { index: tf.Tensor; init_scale: tf.Tensor } };
+  const acts = hostValues(tp.activation.index);
+  const inits = hostValues(tp.initializer.index);
+  const scales = hostValues(tp.initializer.init_scale);
+  acts.forEach((a) => {
+    if (!SAMPLE_ACTIVATIONS[a]) throw new Error(`${who}: activation index must be 0..${SAMPLE_ACTIVATIONS.length - 1}, got ${a}`);
+  });
+  return acts.map((a, i) => ({ activation: a, initializer: { index: inits[i], initScale: scales[i] } }));
+}
+
 /**
  * The parametric classification tasks' normalizer: `(clip(nan_to_num(loss, max), 0, max) − log(C/5))
  * · 10 / log(C)` with max = log(2C) (image_mlp.py, image_conv.py).
@@ -94,13 +126,13 @@ export class ParametricImageMLPTask extends BaseTask {
   constructor(
     readonly family: ParametricImageMLP,
     /** one entry (shared by every row) or one per stacked task */
-    readonly configs: TaskConfig[],
+    readonly configs: ActivationAndInitializer[],
   ) {
     super();
     this.datasets = family.datasets;
   }
 
-  private rowConfig(i: number): TaskConfig {
+  private rowConfig(i: number): ActivationAndInitializer {
     return this.configs.length === 1 ? this.configs[0] : this.configs[i];
   }
 
@@ -162,29 +194,11 @@ export class ParametricImageMLP extends BaseTaskFamily {
 
   /** `act_key, init_key = split(key)`: `{activation: SampleActivation.sample(act_key), initializer: SampleInitializer.sample(init_key)}`. */
   sampleBatch(keys: PRNGKey[]): PyTree {
-    const rows = keys.map((k) => {
-      const [actKey, initKey] = random.split(k, 2);
-      return { activation: sampleActivation(actKey).index, initializer: sampleInitializer(initKey) };
-    });
-    return {
-      activation: { index: tf.tensor1d(rows.map((r) => r.activation), 'int32') },
-      initializer: {
-        index: tf.tensor1d(rows.map((r) => r.initializer.index), 'int32'),
-        init_scale: tf.tensor1d(rows.map((r) => r.initializer.initScale), 'float32'),
-      },
-    };
+    return sampleActivationAndInitializer(keys);
   }
 
   taskFn(taskParam: PyTree): ParametricImageMLPTask {
-    const tp = taskParam as { activation: { index: tf.Tensor }; initializer: { index: tf.Tensor; init_scale: tf.Tensor } };
-    const acts = hostValues(tp.activation.index);
-    const inits = hostValues(tp.initializer.index);
-    const scales = hostValues(tp.initializer.init_scale);
-    acts.forEach((a) => {
-      if (!SAMPLE_ACTIVATIONS[a]) throw new Error(`ParametricImageMLP: activation index must be 0..${SAMPLE_ACTIVATIONS.length - 1}, got ${a}`);
-    });
-    const configs = acts.map((a, i) => ({ activation: a, initializer: { index: inits[i], initScale: scales[i] } }));
-    return new ParametricImageMLPTask(this, configs);
+    return new ParametricImageMLPTask(this, activationAndInitializerConfigs(taskParam, 'ParametricImageMLP'));
   }
 }
 
