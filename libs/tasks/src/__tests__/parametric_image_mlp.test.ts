@@ -69,8 +69,8 @@ test('bad task params and unknown datasets are refused with the allowed values',
   expect(() => f.taskFn(bad)).toThrow(/activation index must be 0\.\.11, got 12/);
   const badInit = { activation: { index: tf.scalar(0, 'int32') }, initializer: { index: tf.scalar(5, 'int32'), init_scale: tf.scalar(1) } };
   expect(() => f.taskFn(badInit).init(K(0))).toThrow(/initializer index must be 0\.\.4, got 5/);
-  expect(() => objectFromConfig(new CFGObject('cifar100_datasets', { batch_size: 4, image_size: new LogFeature([8, 8]) }))).toThrow(
-    /'cifar100_datasets' is not available in lopt-ts \(available: .*fashion_mnist_datasets/,
+  expect(() => objectFromConfig(new CFGObject('imagenet16_datasets', { batch_size: 4, image_size: new LogFeature([8, 8]) }))).toThrow(
+    /'imagenet16_datasets' is not available in lopt-ts \(available: .*cifar100_datasets.*fashion_mnist_datasets/,
   );
 });
 
@@ -94,8 +94,13 @@ test('SampledImageMLP: the family sample_image_mlp(PRNGKey(seed)) describes, nam
   // legacy mode, seed 7 (golden sample_image_mlp[7]): hidden [64], fashion_mnist 4x4, batch 33
   expect([fam.name, fam.sizes, fam.numClasses]).toEqual(['SampledImageMLP_7', [16, 64, 10], 10]);
   expect((fam.datasets!.split('train').abstractBatch() as any).image.shape).toEqual([33, 4, 4, 1]);
-  expect(() => random.withConfig({ threefryPartitionable: false }, () => registry.create('task_family', 'SampledImageMLP', { seed: 0 }))).toThrow(
-    /PRNGKey\(0\)\) samples dataset 'cifar100_datasets', which lopt-ts cannot load yet \(available: fashion_mnist_datasets\)/,
+  // seed 1 samples mnist_datasets (golden sample_image_mlp[1]), which lopt-ts cannot build yet
+  expect(() => random.withConfig({ threefryPartitionable: false }, () => registry.create('task_family', 'SampledImageMLP', { seed: 1 }))).toThrow(
+    /PRNGKey\(1\)\) samples dataset 'mnist_datasets', which lopt-ts cannot load yet \(available: fashion_mnist_datasets, cifar10_datasets, cifar100_datasets\)/,
   );
+  // seed 0 samples cifar100_datasets 28x28, batch 5: built from the config, its files read on the first batch
+  const cifar = random.withConfig({ threefryPartitionable: false }, () => registry.create('task_family', 'SampledImageMLP', { seed: 0 })) as ParametricImageMLP;
+  expect([cifar.sizes, cifar.numClasses]).toEqual([[28 * 28 * 3, 13, 13, 13, 13, 100], 100]);
+  expect((cifar.datasets!.split('train').abstractBatch() as any).image.shape).toEqual([5, 28, 28, 3]);
   expect(() => registry.parseConfig('task_family', 'SampledImageMLP', { seed: -1 })).toThrow(/seed/);
 });

@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, Params } from '../base';
+import { cifar10Datasets, cifar100Datasets } from '../datasets/cifar';
 import { imageDatasets } from '../datasets/fashion_mnist';
 import { BaseTask, BaseTaskFamily, softmaxCrossEntropy } from '../task';
 import { CFGObject, LogFeature, objectFromConfig, registerConfigurable } from './cfgobject';
@@ -202,11 +203,19 @@ export class ParametricImageMLP extends BaseTaskFamily {
   }
 }
 
-/** lopt-ts's name for each of the reference's dataset functions that it can load. */
-const DATASET_FUNCTIONS: Record<string, string> = { fashion_mnist_datasets: 'fashion_mnist' };
+/**
+ * The reference's dataset functions lopt-ts can build (image.py's `<name>_datasets(batch_size,
+ * image_size)`): Fashion-MNIST offline; CIFAR-10/100 from `$LOPT_DATA_DIR` (read on the first batch,
+ * which names the folder and files when they are missing).
+ */
+const DATASET_FUNCTIONS: Record<string, (batchSize: number, imageSize: [number, number]) => Datasets> = {
+  fashion_mnist_datasets: (b, size) => imageDatasets('fashion_mnist', b, size),
+  cifar10_datasets: (b, size) => cifar10Datasets(b, size),
+  cifar100_datasets: (b, size) => cifar100Datasets(b, size),
+};
 
-for (const [fn, name] of Object.entries(DATASET_FUNCTIONS)) {
-  registerConfigurable(fn, (kw) => imageDatasets(name, Number(kw.batch_size), kw.image_size as [number, number]));
+for (const [fn, make] of Object.entries(DATASET_FUNCTIONS)) {
+  registerConfigurable(fn, (kw) => make(Number(kw.batch_size), kw.image_size as [number, number]));
 }
 registerConfigurable('ParametricImageMLP', (kw) => {
   const datasets = kw.datasets as Datasets;
@@ -244,8 +253,9 @@ export const SampledImageMLPSchema = z.object({ seed: z.number().int().nonnegati
  * depth, image size, batch size and dataset all sampled by the reference's sampler (a lopt-ts
  * entry point; the reference reaches it through `object_from_config`). Named
  * `SampledImageMLP_<seed>` so several seeds in one run keep their metrics apart. Seeds whose
- * sampled dataset lopt-ts cannot load are refused with the dataset named (on Fashion-MNIST, the
- * one offline dataset: 7, 8, 11, 12, 13, 19, ... in jax's legacy random mode).
+ * sampled dataset lopt-ts cannot build (MNIST, ImageNet 16x16) are refused with the dataset named;
+ * CIFAR needs its files in `$LOPT_DATA_DIR`. On Fashion-MNIST, the one offline dataset: seeds 7, 8,
+ * 11, 12, 13, 19, ... in jax's legacy random mode.
  */
 export function sampledImageMlp(opts: z.input<typeof SampledImageMLPSchema> = {}): ParametricImageMLP {
   const { seed } = SampledImageMLPSchema.parse(opts);
