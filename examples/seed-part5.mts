@@ -39,7 +39,7 @@ for (let i = 0; i < steps; i++) {
   part1Losses.push(loss);
 }
 console.log('single machine losses:', part1Losses.slice(0, 10).map((l) => l.toFixed(6)).join(' '), steps > 10 ? '...' : '');
-console.log(loss, metrics);   // metrics has none||mean_loss and none||best_of_mean_loss
+console.log(loss, metrics);   // metrics: none||mean_loss, none||best_of_mean_loss and, per estimator, mean||<family>/mean_loss, sample||<family>/time, ... (gradient_worker_compute's extra metrics)
 console.log(`single machine: ${steps} outer steps in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 const central = new GradientLearner(lopt, new Adam(1e-3));
