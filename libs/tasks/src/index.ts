@@ -40,3 +40,5 @@ export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageML
 export type { ParametricImageMLPAEOptions } from './parametric/image_mlp_ae';
 export { ParametricImageConvSchema, ParametricImageConvTask, ParametricImageConv, sampleImageConv } from './parametric/image_conv';
 export type { ParametricImageConvOptions } from './parametric/image_conv';
+export { PARAMETRIC_DATASET_NAMES, parametricDatasets, DATASET_FUNCTIONS, numClassesOf } from './parametric/datasets';
+export type { ParametricDatasetName } from './parametric/datasets';

@@ -11,18 +11,19 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, initializers, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, Params } from '../base';
-import { imageDatasets } from '../datasets/fashion_mnist';
 import { BaseTask, BaseTaskFamily, softmaxCrossEntropy } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
+import { numClassesOf, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
 import { activateRows, activationAndInitializerConfigs, classificationNormalizer, sampleActivationAndInitializer, type ActivationAndInitializer } from './image_mlp';
 import { choice, logInt, SAMPLE_IMAGE_DATASETS, sampledInitializer, sampleImageDataset } from './parametric_utils';
 
 export const ParametricImageConvSchema = z
   .object({
-    datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+    datasetName: z.enum(PARAMETRIC_DATASET_NAMES).default('fashion_mnist'),
     batchSize: z.number().int().positive().default(128),
     imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
-    numClasses: z.number().int().positive().default(10),
+    /** default: the dataset's number of classes */
+    numClasses: z.number().int().positive().optional(),
     hiddenSizes: z.array(z.number().int().positive()).default([16, 32]),
     kernelSizes: z.array(z.tuple([z.number().int().positive(), z.number().int().positive()])).default([[3, 3], [3, 3]]),
     strides: z.array(z.number().int().positive()).default([2, 1]),
@@ -123,9 +124,9 @@ export class ParametricImageConv extends BaseTaskFamily {
     super();
     const { datasets, ...rest } = opts;
     const c = ParametricImageConvSchema.parse(rest);
-    this.datasets = datasets ?? imageDatasets(c.datasetName, c.batchSize, c.imageSize);
+    this.datasets = datasets ?? parametricDatasets(c.datasetName, c.batchSize, c.imageSize);
     this.name = c.name;
-    this.numClasses = c.numClasses;
+    this.numClasses = c.numClasses ?? numClassesOf(this.datasets);
     this.hiddenSizes = c.hiddenSizes;
     this.kernelSizes = c.kernelSizes;
     this.strides = c.strides;

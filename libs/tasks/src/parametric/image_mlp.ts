@@ -13,10 +13,9 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, Params } from '../base';
-import { cifar10Datasets, cifar100Datasets } from '../datasets/cifar';
-import { imageDatasets } from '../datasets/fashion_mnist';
 import { BaseTask, BaseTaskFamily, softmaxCrossEntropy } from '../task';
 import { CFGObject, LogFeature, objectFromConfig, registerConfigurable } from './cfgobject';
+import { DATASET_FUNCTIONS, numClassesOf, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
 import {
   choice,
   logInt,
@@ -31,10 +30,11 @@ import {
 
 export const ParametricImageMLPSchema = z
   .object({
-    datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+    datasetName: z.enum(PARAMETRIC_DATASET_NAMES).default('fashion_mnist'),
     batchSize: z.number().int().positive().default(128),
     imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
-    numClasses: z.number().int().positive().default(10),
+    /** default: the dataset's number of classes */
+    numClasses: z.number().int().positive().optional(),
     hiddenLayers: z.array(z.number().int().positive()).default([32, 32]),
     /** Metric-key name; the reference's class name by default. */
     name: z.string().default('ParametricImageMLP'),
@@ -181,9 +181,9 @@ export class ParametricImageMLP extends BaseTaskFamily {
     super();
     const { datasets, ...rest } = opts;
     const c = ParametricImageMLPSchema.parse(rest);
-    this.datasets = datasets ?? imageDatasets(c.datasetName, c.batchSize, c.imageSize);
+    this.datasets = datasets ?? parametricDatasets(c.datasetName, c.batchSize, c.imageSize);
     this.hiddenLayers = c.hiddenLayers;
-    this.numClasses = c.numClasses;
+    this.numClasses = c.numClasses ?? numClassesOf(this.datasets);
     this.name = c.name;
     const ab = this.datasets.split('train').abstractBatch() as { image: { shape: number[] } };
     this.inputSize = ab.image.shape.slice(1).reduce((a, b) => a * b, 1); // [batch, h, w, c]
@@ -203,20 +203,6 @@ export class ParametricImageMLP extends BaseTaskFamily {
   }
 }
 
-/**
- * The reference's dataset functions lopt-ts can build (image.py's `<name>_datasets(batch_size,
- * image_size)`): Fashion-MNIST offline; CIFAR-10/100 from `$LOPT_DATA_DIR` (read on the first batch,
- * which names the folder and files when they are missing).
- */
-const DATASET_FUNCTIONS: Record<string, (batchSize: number, imageSize: [number, number]) => Datasets> = {
-  fashion_mnist_datasets: (b, size) => imageDatasets('fashion_mnist', b, size),
-  cifar10_datasets: (b, size) => cifar10Datasets(b, size),
-  cifar100_datasets: (b, size) => cifar100Datasets(b, size),
-};
-
-for (const [fn, make] of Object.entries(DATASET_FUNCTIONS)) {
-  registerConfigurable(fn, (kw) => make(Number(kw.batch_size), kw.image_size as [number, number]));
-}
 registerConfigurable('ParametricImageMLP', (kw) => {
   const datasets = kw.datasets as Datasets;
   return new ParametricImageMLP({ datasets, numClasses: Number(kw.num_classes), hiddenLayers: kw.hidden_layers as number[], name: kw.name as string | undefined });
