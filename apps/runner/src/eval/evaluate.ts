@@ -242,8 +242,9 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
       const c = await singleTaskTrainingCurves(task, spec.make(), o.steps, random.PRNGKey(seed), { evalEvery, evalBatches, lastEvalBatches });
       treeDispose(taskParam);
       all.push(c);
-      const last = c['train/loss'][c['train/loss'].length - 1];
-      log(`${spec.label} seed ${seed}: final train loss ${fmt(last)}, test loss ${fmt(c['eval/test/loss'][c['eval/test/loss'].length - 1])}`);
+      // the evaluated losses, as the table reports them (not the last training batch's loss)
+      const lastOf = (k: string) => c[k][c[k].length - 1];
+      log(`${spec.label} seed ${seed}: final train loss ${fmt(lastOf('eval/train/loss'))}, test loss ${fmt(lastOf('eval/test/loss'))}`);
     }
     const seconds = (Date.now() - t0) / 1000;
     curvesBy.set(spec.label, all);
