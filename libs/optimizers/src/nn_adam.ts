@@ -43,6 +43,7 @@ import { haikuInit, initializers, parseOptions, random, registerPlugin, treeFlat
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { asOneTask, BatchedOptimizer } from './batched_optimizer';
+import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import { incCounter, linear, lstmStep, numTasks, tidy, treeClone, treeSqueeze } from './common';
 
 /** Number of per-tensor features the LSTM reads (the reference's `rnn_input_features`). */
@@ -174,6 +175,11 @@ export class NNAdam implements LearnedOptimizer {
 
   optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
     return new NNAdamOptimizer(this, theta as unknown as NNAdamTheta, thetaIsVector);
+  }
+
+  /** This learned optimizer as a `tf.Optimizer` (tfjs_adapter.ts); NNAdam requires numSteps (the reference does, though nothing reads it): pass the training length. */
+  asTfjsOptimizer(theta: Theta, opts: { numSteps?: number } = {}): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta, opts);
   }
 }
 

@@ -45,6 +45,7 @@ import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta, UpdateOptions } from './base';
 import { BatchCtx, incCounter, linear, lstmStep, MomAccumulator, numTasks, RMSAccumulator, secondMomentNormalize, tidy, treeClone, vecRollingMom, vecRollingRms, zerosCounter } from './common';
 import { BatchedOptimizer } from './batched_optimizer';
+import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import type { Linear } from './per_param_mlp';
 
 /** `_LossNormalizerState`. */
@@ -177,6 +178,11 @@ export class RNNMLPLOpt implements LearnedOptimizer {
 
   optFn(theta: Theta, _isTraining = false, thetaIsVector = false): Optimizer {
     return new RNNMLPLOptOptimizer(this, theta as unknown as RNNMLPTheta, thetaIsVector);
+  }
+
+  /** This learned optimizer as a `tf.Optimizer` (tfjs_adapter.ts); its update needs the loss: use it through `minimize` / `model.fit` (a bare `applyGradients` has none). */
+  asTfjsOptimizer(theta: Theta, opts: { numSteps?: number } = {}): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta, opts);
   }
 }
 

@@ -57,12 +57,21 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
   /** The loss of the `minimize` call in progress (learned optimizers that read it, e.g. HyperV2, get it). */
   private pendingLoss: tf.Scalar | null = null;
 
+  /** The training length the optimizer state is made with (`init(params, {numSteps})`), when given. */
+  readonly numSteps: number | undefined;
+
   constructor(
     readonly lopt: LearnedOptimizer,
     readonly theta: Theta,
+    { numSteps }: { numSteps?: number } = {},
   ) {
     super();
     this.opt = lopt.optFn(theta, false, false);
+    this.numSteps = numSteps;
+  }
+
+  private initState(params: Record<string, tf.Tensor>): OptState {
+    return this.opt.init(params, this.numSteps === undefined ? {} : { numSteps: this.numSteps });
   }
 
   /**
@@ -107,7 +116,7 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
         const g = grads.get(n);
         grad[n] = g == null ? tf.zerosLike(v) : g;
       }
-      const state = prev ? { ...prev.state, params } : this.opt.init(params);
+      const state = prev ? { ...prev.state, params } : this.initState(params);
       return this.opt.update(state, grad, this.pendingLoss ? { loss: this.pendingLoss } : {}) as unknown as tf.TensorContainer;
     }) as unknown as OptState;
     keepTree(next);
@@ -156,7 +165,7 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
       const names = key.split(SET_SEP);
       const params: Record<string, tf.Tensor> = {};
       for (const n of names) params[n] = tf.clone(lookupVariable(n));
-      const init = this.opt.init(params);
+      const init = this.initState(params);
       const { params: p0, ...rest0 } = init;
       const [tmplLeaves, def] = treeFlatten<unknown>({ ...rest0, params: null });
       const paths = treeLeavesWithPath<unknown>({ ...rest0, params: null }).map(([p]) => p);
@@ -187,6 +196,7 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
       learnedOptimizer: (this.lopt as object).constructor.name,
       learnedOptimizerConfig: loptConfig(this.lopt) as tf.serialization.ConfigDict,
       theta: theta as unknown as tf.serialization.ConfigDict,
+      ...(this.numSteps === undefined ? {} : { numSteps: this.numSteps }),
     };
   }
 
@@ -211,7 +221,8 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
       if (!saved[p]) throw new Error(`LearnedTfjsOptimizer.fromConfig: theta is missing '${p}'`);
       return tf.tensor(saved[p].values, saved[p].shape);
     });
-    return new LearnedTfjsOptimizer(lopt, treeUnflatten(def, leaves)) as unknown as T;
+    const numSteps = config.numSteps === undefined ? undefined : Number(config.numSteps);
+    return new LearnedTfjsOptimizer(lopt, treeUnflatten(def, leaves), { numSteps }) as unknown as T;
   }
 
   /** Frees the optimizer state (not θ, which belongs to the caller). */
@@ -225,7 +236,10 @@ export class LearnedTfjsOptimizer extends tf.Optimizer {
 }
 tf.serialization.registerClass(LearnedTfjsOptimizer);
 
-/** `learnedOptimizer.asTfjsOptimizer(theta)`: a `tf.Optimizer` stepping with `lopt.optFn(theta)`. */
-export function asTfjsOptimizer(lopt: LearnedOptimizer, theta: Theta): LearnedTfjsOptimizer {
-  return new LearnedTfjsOptimizer(lopt, theta);
+/**
+ * `learnedOptimizer.asTfjsOptimizer(theta)`: a `tf.Optimizer` stepping with `lopt.optFn(theta)`.
+ * `numSteps`: the training length, for learned optimizers whose state needs it (NNAdam requires it).
+ */
+export function asTfjsOptimizer(lopt: LearnedOptimizer, theta: Theta, opts: { numSteps?: number } = {}): LearnedTfjsOptimizer {
+  return new LearnedTfjsOptimizer(lopt, theta, opts);
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, treeDispose } from '@lopt/core';
-import { asTfjsOptimizer, LearnableAdam, LearnableSGD, LearnedTfjsOptimizer, MLPLOpt, OptState } from '../index';
+import { asTfjsOptimizer, LearnableAdam, LearnableSGD, LearnedTfjsOptimizer, MLPLOpt, NNAdam, OptState, RNNMLPLOpt } from '../index';
 import { useTestBackend, named } from './helpers';
 
 beforeAll(useTestBackend);
@@ -134,6 +134,29 @@ describe('asTfjsOptimizer', () => {
     o1.dispose();
     treeDispose(o2.theta);
     o2.dispose();
+    treeDispose(theta);
+  });
+});
+
+describe('asTfjsOptimizer for the LSTM-driven learned optimizers', () => {
+  test('NNAdam (needs numSteps) and RNNMLPLOpt (needs the loss) train a model under model.fit; numSteps survives getConfig/fromConfig', async () => {
+    for (const lopt of [new NNAdam(), new RNNMLPLOpt()]) {
+      const theta = lopt.init(random.PRNGKey(2));
+      const opt = lopt.asTfjsOptimizer(theta, { numSteps: 20 });
+      const losses = await fitLosses(opt, 20);
+      losses.forEach((l) => expect(Number.isFinite(l)).toBe(true));
+      expect(losses[losses.length - 1]).not.toBe(losses[0]);
+      expect(opt.iterations).toBe(20);
+      const again = LearnedTfjsOptimizer.fromConfig(LearnedTfjsOptimizer, opt.getConfig()) as unknown as LearnedTfjsOptimizer;
+      expect(again.numSteps).toBe(20);
+      again.dispose();
+      treeDispose(again.theta);
+      opt.dispose();
+      treeDispose(theta);
+    }
+    const theta = new NNAdam().init(random.PRNGKey(2));
+    const noSteps = new NNAdam().asTfjsOptimizer(theta);
+    await expect(fitLosses(noSteps, 1)).rejects.toThrow(/NNAdam: numSteps must be given/);
     treeDispose(theta);
   });
 });
