@@ -40,3 +40,5 @@ export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageML
 export type { ParametricImageMLPAEOptions } from './parametric/image_mlp_ae';
 export { ParametricImageConvSchema, ParametricImageConvTask, ParametricImageConv, sampleImageConv } from './parametric/image_conv';
 export type { ParametricImageConvOptions } from './parametric/image_conv';
+export { ParametricImageMLPVAESchema, ParametricImageMLPVAETask, ParametricImageMLPVAE, sampleImageMlpVae } from './parametric/image_mlp_vae';
+export type { ParametricImageMLPVAEOptions } from './parametric/image_mlp_vae';
