@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { random, registry, treeLeaves, treeUnstack } from '@lopt/core';
-import { ParametricImageMLPVAE } from '../index';
+import { CFGObject, LogFeature, objectFromConfig, ParametricImageMLPVAE, sampleImageMlpVae } from '../index';
 
 const K = random.PRNGKey;
 
@@ -46,4 +46,21 @@ test('registered; N stacked tasks (every switch differing) equal N single tasks'
     expect(Math.abs(n[1] - norms[1][i])).toBeLessThan(1e-5);
   });
   expect(() => task.lossBatch(params, null, data)).toThrow(/needs one key per task/);
+});
+
+test('a sample_image_mlp_vae config on Fashion-MNIST builds the family it describes', () => {
+  // PRNGKey(i) for the first i whose sampled dataset is fashion_mnist_datasets
+  let i = 0;
+  while ((sampleImageMlpVae(K(i)).kwargs.datasets as CFGObject).obj !== 'fashion_mnist_datasets') i++;
+  const cfg = sampleImageMlpVae(K(i));
+  const fam = objectFromConfig(cfg) as ParametricImageMLPVAE;
+  expect(fam).toBeInstanceOf(ParametricImageMLPVAE);
+  const ds = (cfg.kwargs.datasets as CFGObject).kwargs;
+  const size = (ds.image_size as LogFeature<number[]>).value;
+  expect([fam.encHiddenSizes, fam.decHiddenSizes, fam.nZ]).toEqual(
+    ['enc_hidden_sizes', 'dec_hidden_sizes', 'n_z'].map((k) => (cfg.kwargs[k] as LogFeature<unknown>).value),
+  );
+  expect(fam.features).toBe(size[0] * size[1]);
+  const ab = fam.datasets!.split('train').abstractBatch() as any;
+  expect(ab.image.shape).toEqual([(ds.batch_size as LogFeature<number>).value, size[0], size[1], 1]);
 });
