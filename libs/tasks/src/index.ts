@@ -42,3 +42,5 @@ export { ParametricImageConvSchema, ParametricImageConvTask, ParametricImageConv
 export type { ParametricImageConvOptions } from './parametric/image_conv';
 export { PARAMETRIC_DATASET_NAMES, parametricDatasets, DATASET_FUNCTIONS, numClassesOf } from './parametric/datasets';
 export type { ParametricDatasetName } from './parametric/datasets';
+export { ParametricImageMLPVAESchema, ParametricImageMLPVAETask, ParametricImageMLPVAE, sampleImageMlpVae } from './parametric/image_mlp_vae';
+export type { ParametricImageMLPVAEOptions } from './parametric/image_mlp_vae';
