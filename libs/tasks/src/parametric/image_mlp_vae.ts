@@ -18,15 +18,15 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, Params } from '../base';
-import { imageDatasets } from '../datasets/fashion_mnist';
 import { BaseTask, BaseTaskFamily } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
+import { PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
 import { activateRows } from './image_mlp';
 import { choice, logInt, SAMPLE_ACTIVATIONS, sampleActivation, sampledInitializer, sampleImageDataset, sampleInitializer, type InitializerConfig } from './parametric_utils';
 
 export const ParametricImageMLPVAESchema = z
   .object({
-    datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+    datasetName: z.enum(PARAMETRIC_DATASET_NAMES).default('fashion_mnist'),
     batchSize: z.number().int().positive().default(128),
     imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
     encHiddenSizes: z.array(z.number().int().positive()).default([32, 32]),
@@ -172,7 +172,7 @@ export class ParametricImageMLPVAE extends BaseTaskFamily {
     super();
     const { datasets, ...rest } = opts;
     const c = ParametricImageMLPVAESchema.parse(rest);
-    this.datasets = datasets ?? imageDatasets(c.datasetName, c.batchSize, c.imageSize);
+    this.datasets = datasets ?? parametricDatasets(c.datasetName, c.batchSize, c.imageSize);
     this.encHiddenSizes = c.encHiddenSizes;
     this.decHiddenSizes = c.decHiddenSizes;
     this.nZ = c.nZ;
