@@ -109,6 +109,36 @@ export function activationAndInitializerConfigs(taskParam: PyTree, who: string):
 }
 
 /**
+ * The task params of the autoencoder families (image_mlp_ae.py, image_mlp_vae.py), stacked over keys:
+ * per key `rng = PRNGSequence(key)`: initializer, activation, then each switch
+ * `choice(next(rng), [True, False])`, in the order given.
+ */
+export function sampleWithSwitches(keys: PRNGKey[], switches: readonly string[]): PyTree {
+  const rows = keys.map((k) => {
+    const rng = new random.PRNGSequence(k);
+    const initializer = sampleInitializer(rng.next());
+    const activation = sampleActivation(rng.next()).index;
+    return { initializer, activation, on: switches.map(() => choice(rng.next(), [true, false])) };
+  });
+  return {
+    initializer: {
+      index: tf.tensor1d(rows.map((r) => r.initializer.index), 'int32'),
+      init_scale: tf.tensor1d(rows.map((r) => r.initializer.initScale), 'float32'),
+    },
+    activation: { index: tf.tensor1d(rows.map((r) => r.activation), 'int32') },
+    ...Object.fromEntries(switches.map((s, j) => [s, tf.tensor1d(rows.map((r) => r.on[j]), 'bool')])),
+  };
+}
+
+/** Those task params as one config per task: activation, initializer, and each switch (`on[j]` for `switches[j]`). */
+export function switchedConfigs(taskParam: PyTree, switches: readonly string[], who: string): Array<ActivationAndInitializer & { on: boolean[] }> {
+  const base = activationAndInitializerConfigs(taskParam, who);
+  const tp = taskParam as Record<string, tf.Tensor>;
+  const on = switches.map((s) => hostValues(tp[s]).map(Boolean));
+  return base.map((c, i) => ({ ...c, on: on.map((v) => v[i]) }));
+}
+
+/**
  * The parametric classification tasks' normalizer: `(clip(nan_to_num(loss, max), 0, max) − log(C/5))
  * · 10 / log(C)` with max = log(2C) (image_mlp.py, image_conv.py).
  */

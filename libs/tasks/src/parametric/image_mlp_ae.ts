@@ -17,8 +17,8 @@ import type { Batch, Datasets, Params } from '../base';
 import { BaseTask, BaseTaskFamily } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
 import { PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
-import { activateRows, initSampledMlp } from './image_mlp';
-import { choice, logInt, SAMPLE_ACTIVATIONS, sampleActivation, sampleImageDataset, sampleInitializer, type InitializerConfig } from './parametric_utils';
+import { activateRows, initSampledMlp, sampleWithSwitches, switchedConfigs } from './image_mlp';
+import { choice, logInt, sampleImageDataset, type InitializerConfig } from './parametric_utils';
 
 export const ParametricImageMLPAESchema = z
   .object({
@@ -125,39 +125,15 @@ export class ParametricImageMLPAE extends BaseTaskFamily {
 
   /** `rng = PRNGSequence(key)`: initializer, activation, then the three switches, each `choice(next(rng), [True, False])`. */
   sampleBatch(keys: PRNGKey[]): PyTree {
-    const rows = keys.map((k) => {
-      const rng = new random.PRNGSequence(k);
-      const initializer = sampleInitializer(rng.next());
-      const activation = sampleActivation(rng.next()).index;
-      const switches = SWITCHES.map(() => choice(rng.next(), [true, false]));
-      return { initializer, activation, switches };
-    });
-    return {
-      initializer: {
-        index: tf.tensor1d(rows.map((r) => r.initializer.index), 'int32'),
-        init_scale: tf.tensor1d(rows.map((r) => r.initializer.initScale), 'float32'),
-      },
-      activation: { index: tf.tensor1d(rows.map((r) => r.activation), 'int32') },
-      ...Object.fromEntries(SWITCHES.map((s, j) => [s, tf.tensor1d(rows.map((r) => r.switches[j]), 'bool')])),
-    };
+    return sampleWithSwitches(keys, SWITCHES);
   }
 
   taskFn(taskParam: PyTree): ParametricImageMLPAETask {
-    const tp = taskParam as Record<string, any>;
-    const host = (t: tf.Tensor) => Array.from(t.dataSync());
-    const acts = host(tp.activation.index);
-    acts.forEach((a) => {
-      if (!SAMPLE_ACTIVATIONS[a]) throw new Error(`ParametricImageMLPAE: activation index must be 0..${SAMPLE_ACTIVATIONS.length - 1}, got ${a}`);
-    });
-    const inits = host(tp.initializer.index);
-    const scales = host(tp.initializer.init_scale);
-    const [logLoss, center, constrain] = SWITCHES.map((s) => host(tp[s]).map(Boolean));
-    const configs = acts.map((a, i) => ({
-      activation: a,
-      initializer: { index: inits[i], initScale: scales[i] },
-      logLoss: logLoss[i],
-      centerData: center[i],
-      constrainOutput: constrain[i],
+    const configs = switchedConfigs(taskParam, SWITCHES, 'ParametricImageMLPAE').map(({ on: [logLoss, centerData, constrainOutput], ...c }) => ({
+      ...c,
+      logLoss,
+      centerData,
+      constrainOutput,
     }));
     return new ParametricImageMLPAETask(this, configs);
   }
