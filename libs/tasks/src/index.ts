@@ -25,7 +25,7 @@ export { LogFeature, CFGObject, cfgToPlain, registerConfigurable, objectFromConf
 export type { CFGValue } from './parametric/cfgobject';
 export { choice, logInt, logFloat, SAMPLE_ACTIVATIONS, sampleActivation, sampleInitializer, SAMPLE_INITIALIZERS, sampledInitializer, SAMPLE_IMAGE_DATASETS, sampleImageDataset } from './parametric/parametric_utils';
 export type { InitializerConfig } from './parametric/parametric_utils';
-export { initSampledMlp, activateRows, classificationNormalizer, sampleActivationAndInitializer, activationAndInitializerConfigs, sampleWithSwitches, switchedConfigs, ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
+export { initSampledMlp, stackHaikuRows, SampledTask, activateRows, classificationNormalizer, sampleActivationAndInitializer, activationAndInitializerConfigs, sampleWithSwitches, switchedConfigs, ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
 export type { ParametricImageMLPOptions, ActivationAndInitializer } from './parametric/image_mlp';
 export { taskKind, taskFamilyFromEntry } from './task_entries';
 export { ReparamWeights, REPARAM_LEVELS, ReparamWeightsFamily, ReparamWeightsFamilySchema } from './task_augmentation';

@@ -11,10 +11,10 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, initializers, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, Params } from '../base';
-import { BaseTask, BaseTaskFamily, softmaxCrossEntropy } from '../task';
+import { BaseTaskFamily, softmaxCrossEntropy } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
 import { numClassesOf, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
-import { activateRows, activationAndInitializerConfigs, classificationNormalizer, sampleActivationAndInitializer, type ActivationAndInitializer } from './image_mlp';
+import { activateRows, activationAndInitializerConfigs, classificationNormalizer, SampledTask, sampleActivationAndInitializer, stackHaikuRows, type ActivationAndInitializer } from './image_mlp';
 import { choice, logInt, SAMPLE_IMAGE_DATASETS, sampledInitializer, sampleImageDataset } from './parametric_utils';
 
 export const ParametricImageConvSchema = z
@@ -42,21 +42,7 @@ export type ParametricImageConvOptions = z.input<typeof ParametricImageConvSchem
 
 const convName = (i: number) => (i === 0 ? 'conv2_d' : `conv2_d_${i}`);
 
-export class ParametricImageConvTask extends BaseTask {
-  readonly name = '_Task';
-
-  constructor(
-    readonly family: ParametricImageConv,
-    readonly configs: ActivationAndInitializer[],
-  ) {
-    super();
-    this.datasets = family.datasets;
-  }
-
-  private row(i: number): ActivationAndInitializer {
-    return this.configs.length === 1 ? this.configs[0] : this.configs[i];
-  }
-
+export class ParametricImageConvTask extends SampledTask<ParametricImageConv, ActivationAndInitializer> {
   /** haiku's init per row: each Conv2D's w from the sampled initializer (one key each), b zeros; then hk.Linear. */
   initBatch(keys: PRNGKey[]): Params {
     const f = this.family;
@@ -71,13 +57,7 @@ export class ParametricImageConvTask extends BaseTask {
         hk.linear('linear', cin, f.numClasses);
       }),
     );
-    const out: Record<string, Record<string, tf.Tensor>> = {};
-    for (const [m, ps] of Object.entries(rows[0])) {
-      out[m] = {};
-      for (const n of Object.keys(ps)) out[m][n] = tf.stack(rows.map((r) => r[m][n]));
-    }
-    rows.forEach((r) => Object.values(r).forEach((ps) => tf.dispose(Object.values(ps))));
-    return out;
+    return stackHaikuRows(rows);
   }
 
   lossBatch(params: Params, _keys: PRNGKey[] | null, data: Batch): tf.Tensor {

@@ -52,6 +52,11 @@ const hostValues = (t: tf.Tensor) => Array.from(t.dataSync());
  */
 export function initSampledMlp(keys: PRNGKey[], sizes: number[], initializerOf: (row: number) => InitializerConfig): Params {
   const rows = keys.map((k, i) => haikuInit(k, (hk) => hk.mlp(sizes[0], sizes.slice(1), { wInit: sampledInitializer(initializerOf(i)) })));
+  return stackHaikuRows(rows);
+}
+
+/** haiku inits, one per stacked task, as one tree with a leading task axis (the rows are disposed). */
+export function stackHaikuRows(rows: Record<string, Record<string, tf.Tensor>>[]): Params {
   const out: Record<string, Record<string, tf.Tensor>> = {};
   for (const [m, ps] of Object.entries(rows[0])) {
     out[m] = {};
@@ -59,6 +64,26 @@ export function initSampledMlp(keys: PRNGKey[], sizes: number[], initializerOf: 
   }
   rows.forEach((r) => Object.values(r).forEach((ps) => tf.dispose(Object.values(ps))));
   return out;
+}
+
+/**
+ * A task of a parametric family (the reference's inner `_Task`), for one or N stacked task
+ * configurations: `row(i)` is task i's (one configuration is shared by every row).
+ */
+export abstract class SampledTask<F extends { datasets: Datasets | null }, C> extends BaseTask {
+  readonly name = '_Task';
+
+  constructor(
+    readonly family: F,
+    readonly configs: C[],
+  ) {
+    super();
+    this.datasets = family.datasets;
+  }
+
+  protected row(i: number): C {
+    return this.configs.length === 1 ? this.configs[0] : this.configs[i];
+  }
 }
 
 /**
@@ -151,27 +176,12 @@ export function classificationNormalizer(loss: tf.Tensor, numClasses: number): t
 }
 
 /** A sampled image MLP task (the reference's inner `_Task`), for one or N stacked task configs. */
-export class ParametricImageMLPTask extends BaseTask {
-  readonly name = '_Task';
-
-  constructor(
-    readonly family: ParametricImageMLP,
-    /** one entry (shared by every row) or one per stacked task */
-    readonly configs: ActivationAndInitializer[],
-  ) {
-    super();
-    this.datasets = family.datasets;
-  }
-
-  private rowConfig(i: number): ActivationAndInitializer {
-    return this.configs.length === 1 ? this.configs[0] : this.configs[i];
-  }
-
+export class ParametricImageMLPTask extends SampledTask<ParametricImageMLP, ActivationAndInitializer> {
   initBatch(keys: PRNGKey[]): Params {
     if (this.configs.length !== 1 && this.configs.length !== keys.length) {
       throw new Error(`ParametricImageMLP: ${keys.length} keys for ${this.configs.length} stacked task configs`);
     }
-    return initSampledMlp(keys, this.family.sizes, (i) => this.rowConfig(i).initializer);
+    return initSampledMlp(keys, this.family.sizes, (i) => this.row(i).initializer);
   }
 
   private activate(x: tf.Tensor): tf.Tensor {

@@ -14,10 +14,10 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, Params } from '../base';
-import { BaseTask, BaseTaskFamily } from '../task';
+import { BaseTaskFamily } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
 import { PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
-import { activateRows, initSampledMlp, sampleWithSwitches, switchedConfigs } from './image_mlp';
+import { activateRows, initSampledMlp, SampledTask, sampleWithSwitches, switchedConfigs } from './image_mlp';
 import { choice, logInt, sampleImageDataset, type InitializerConfig } from './parametric_utils';
 
 export const ParametricImageMLPAESchema = z
@@ -43,21 +43,7 @@ interface AEConfig {
 const SWITCHES = ['log_loss', 'center_data', 'constrain_output'] as const;
 
 /** A sampled autoencoder task (the reference's inner `_Task`), for one or N stacked configs. */
-export class ParametricImageMLPAETask extends BaseTask {
-  readonly name = '_Task';
-
-  constructor(
-    readonly family: ParametricImageMLPAE,
-    readonly configs: AEConfig[],
-  ) {
-    super();
-    this.datasets = family.datasets;
-  }
-
-  private row(i: number): AEConfig {
-    return this.configs.length === 1 ? this.configs[0] : this.configs[i];
-  }
-
+export class ParametricImageMLPAETask extends SampledTask<ParametricImageMLPAE, AEConfig> {
   initBatch(keys: PRNGKey[]): Params {
     return initSampledMlp(keys, this.family.sizes, (i) => this.row(i).initializer);
   }

@@ -18,10 +18,10 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, Params } from '../base';
-import { BaseTask, BaseTaskFamily } from '../task';
+import { BaseTaskFamily } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
 import { PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
-import { activateRows, sampleWithSwitches, switchedConfigs } from './image_mlp';
+import { activateRows, SampledTask, sampleWithSwitches, stackHaikuRows, switchedConfigs } from './image_mlp';
 import { choice, logInt, sampledInitializer, sampleImageDataset, type InitializerConfig } from './parametric_utils';
 
 export const ParametricImageMLPVAESchema = z
@@ -55,21 +55,7 @@ const HALF_LOG_2PI = Math.fround(0.5 * Math.log(2 * Math.PI));
 type Linear = { w: tf.Tensor; b: tf.Tensor };
 
 /** A sampled VAE task (the reference's inner `_Task`), for one or N stacked configs. */
-export class ParametricImageMLPVAETask extends BaseTask {
-  readonly name = '_Task';
-
-  constructor(
-    readonly family: ParametricImageMLPVAE,
-    readonly configs: VAEConfig[],
-  ) {
-    super();
-    this.datasets = family.datasets;
-  }
-
-  private row(i: number): VAEConfig {
-    return this.configs.length === 1 ? this.configs[0] : this.configs[i];
-  }
-
+export class ParametricImageMLPVAETask extends SampledTask<ParametricImageMLPVAE, VAEConfig> {
   /** `hk.transform(_forward).init(key, image)` per key: the sampling key first, then the encoder's and the decoder's weights. */
   initBatch(keys: PRNGKey[]): Params {
     const f = this.family;
@@ -81,13 +67,7 @@ export class ParametricImageMLPVAETask extends BaseTask {
         hk.mlp(f.nZ, [...f.decHiddenSizes, 2 * f.features], { name: 'mlp_decoder', wInit });
       }),
     );
-    const out: Record<string, Record<string, tf.Tensor>> = {};
-    for (const [m, ps] of Object.entries(rows[0])) {
-      out[m] = {};
-      for (const n of Object.keys(ps)) out[m][n] = tf.stack(rows.map((r) => r[m][n]));
-    }
-    rows.forEach((r) => Object.values(r).forEach((ps) => tf.dispose(Object.values(ps))));
-    return out;
+    return stackHaikuRows(rows);
   }
 
   /** `[N, 1, ...]` (rank `rank`) true where task i's switch is on. */
