@@ -124,7 +124,12 @@ describe('lopt learner + lopt worker (built cli, loopback)', () => {
     const summary = await waitFor(learner2, /finished at step (\d+); summary (\{.*\})/, 90000);
     expect(Number(summary[1])).toBe(steps);
     const s = JSON.parse(summary[2]);
-    expect(s.workers).toEqual([0, 1]);
+    // The resumed learner counts the workers whose gradients it applied: worker 1 (restarted) always;
+    // worker 0 only if its reconnect (gRPC backoff up to 2 s) came before the last step, which a
+    // loaded machine may not give it. That worker 0 reconnected is checked below: only the resumed
+    // learner can tell it "learner finished".
+    expect(s.workers).toContain(1);
+    expect(s.workers.every((w: number) => w === 0 || w === 1)).toBe(true);
     expect(s.rejectedMessages).toBe(0);
     const resumedSteps = [...learner2.out().matchAll(/\[learner\] step (\d+)\//g)].map((m) => Number(m[1]));
     expect(resumedSteps[0]).toBe(resumedAt + 1);
