@@ -6,12 +6,15 @@
  * the MLP reads (see adafac_mlp_lopt.ts for their order).
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, initializers, treeFlatten, type PRNGKey, type TreeDef } from '@lopt/core';
+import { haikuInit, initializers, treeFlatten, type PRNGKey, type PyTree, type TreeDef } from '@lopt/core';
 import type { InitOptions, Params } from './base';
 import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
 import {
   BatchCtx,
   factoredDims,
+  type FactoredAccum,
+  type MomAccumulator,
+  type RMSAccumulator,
   incCounter,
   numTasks,
   safeRsqrt,
@@ -126,6 +129,15 @@ export interface AdafacLeaf {
 }
 
 /**
+ * The accumulators' leaves in params order: momentum `ms`, RMS `rs`, the factored gradient `fgs`
+ * and the Adafactor row / column / diagonal accumulators (AdafacMLPLOpt, AdafacNominal, HyperV2).
+ */
+export function accumulatorLeaves(mom: MomAccumulator, rms: RMSAccumulator, facG: Params, fac: FactoredAccum) {
+  const leaves = (t: PyTree) => treeFlatten<tf.Tensor>(t)[0];
+  return { ms: leaves(mom.m), rs: leaves(rms.rms), fgs: leaves(facG), rows: leaves(fac.vRow), cols: leaves(fac.vCol), diags: leaves(fac.vDiag) };
+}
+
+/**
  * The accumulators and features of one batched update (a leading task axis N on every leaf):
  * `next` is the next state but for the params (cloned, unchanged) and the model state (null);
  * `time` the tanh time features `[N, 11]`; `leaves` every params leaf's features (none for an
@@ -147,12 +159,7 @@ export function adafacFeatures(
   const next = { params: treeClone(s.params), state: null, momRolling: mom, rmsRolling: rms, facRollingFeatures: fac, numSteps: tf.clone(s.numSteps), iteration: incCounter(s.iteration) };
   if (ps.length === 0) return { next, time, leaves: [], def };
   const gs = treeFlatten<tf.Tensor>(grad)[0];
-  const ms = treeFlatten<tf.Tensor>(mom.m)[0];
-  const rs = treeFlatten<tf.Tensor>(rms.rms)[0];
-  const fgs = treeFlatten<tf.Tensor>(facG)[0];
-  const rows = treeFlatten<tf.Tensor>(fac.vRow)[0];
-  const cols = treeFlatten<tf.Tensor>(fac.vCol)[0];
-  const diags = treeFlatten<tf.Tensor>(fac.vDiag)[0];
+  const { ms, rs, fgs, rows, cols, diags } = accumulatorLeaves(mom, rms, facG, fac);
   const N = ps[0].shape[0];
 
   const leaves = ps.map((p, i) => {

@@ -67,6 +67,7 @@ import {
   zerosCounter,
 } from './common';
 import { loadLearnedOptimizerCheckpoint, type LoadedLearnedOptimizer } from './checkpoint';
+import { accumulatorLeaves } from './adafac_features';
 
 /** The loss buffer (`BufferLossAccumulators` state), camelCase. */
 export interface LossBuffer {
@@ -539,12 +540,7 @@ export class HyperV2Optimizer implements Optimizer {
     if (c.rnnStateDecay > 0) hiddenState = { hidden: tf.mul(hiddenState.hidden, 1 - c.rnnStateDecay), cell: tf.mul(hiddenState.cell, 1 - c.rnnStateDecay) };
 
     const { flat, pieces } = this.interpolate(controls);
-    const ms = treeFlatten<tf.Tensor>(mom.m)[0];
-    const rs = treeFlatten<tf.Tensor>(rms.rms)[0];
-    const fgs = treeFlatten<tf.Tensor>(facG)[0];
-    const rows = treeFlatten<tf.Tensor>(fac.vRow)[0];
-    const cols = treeFlatten<tf.Tensor>(fac.vCol)[0];
-    const diags = treeFlatten<tf.Tensor>(fac.vDiag)[0];
+    const { ms, rs, fgs, rows, cols, diags } = accumulatorLeaves(mom, rms, facG, fac);
     const weightsOf = (l: number): Record<string, tf.Tensor> => {
       const row = tf.reshape(tf.slice(flat, [0, l, 0], [n, 1, -1]), [n, -1]);
       const out: Record<string, tf.Tensor> = {};
