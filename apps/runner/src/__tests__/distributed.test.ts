@@ -218,6 +218,25 @@ describe('learner + workers over the in-process transport', () => {
     expect(await put({})).toEqual({ accepted: true, reason: '', currentStep: 0, finished: false });
     learner.close();
   });
+
+  test('sync: a resent gradient for a step the worker already submitted is refused and counted as a duplicate, never applied twice', async () => {
+    const spec = buildExperiment(registry, 'quadratic-pes', { set: SET, steps: 1 });
+    const learner = new DistributedLearner({ spec, registry, mode: 'sync', numWorkers: 2, log: quiet, lingerSeconds: 0 });
+    await learner.init();
+    const client = new InProcessTransport(learner);
+    const exp = { name: spec.name, configHash: spec.hash };
+    const ww = await client.getWorkerWeights({ experiment: exp, workerId: 0 });
+    const zeros = wireTree(ww.theta.paths.map((p, i) => [p, (ww.theta.leaves[i] as { shape: number[] }).shape, new Float32Array((ww.theta.leaves[i] as { data: Float32Array }).data.length)]));
+    const put = (workerId: number) => client.putGradient({ experiment: exp, workerId, step: 0, thetaGrads: zeros, meanLoss: 1, metrics: {}, genId: ww.genId });
+    expect((await put(0)).accepted).toBe(true);
+    expect(await put(0)).toMatchObject({ accepted: false, reason: 'duplicate', currentStep: 0 });
+    expect(await put(0)).toMatchObject({ accepted: false, reason: 'duplicate' });
+    expect(learner.duplicateGrads).toBe(2);
+    expect((await put(1)).accepted).toBe(true);
+    const result = await learner.run();
+    expect(result).toMatchObject({ step: 1, workers: [0, 1], duplicateGrads: 2 });
+    learner.close();
+  });
 });
 
 describe('learner refusals', () => {

@@ -72,6 +72,8 @@ export interface LearnerResult {
   workers: number[];
   rejectedMessages: number;
   removedStaleGrads: number;
+  /** sync: gradients refused because the worker had already submitted one for this step (a resend) */
+  duplicateGrads: number;
 }
 
 export class DistributedLearner implements LearnerHandler {
@@ -83,6 +85,8 @@ export class DistributedLearner implements LearnerHandler {
   step = 0;
   finished = false;
   rejectedMessages = 0;
+  /** sync-mode resends of a gradient for a step the worker already submitted (refused, counted) */
+  duplicateGrads = 0;
   readonly contributors = new Set<number>();
   readonly losses: number[] = [];
   genId = '';
@@ -321,6 +325,7 @@ export class DistributedLearner implements LearnerHandler {
     for (const [k, v] of Object.entries(req.metrics)) if (Number.isFinite(v)) metrics[k] = v;
     const outcome = this.gate.put(req.workerId, req.step, { thetaGrads: req.thetaGrads, meanLoss: req.meanLoss, metrics });
     if (outcome === 'unknown_worker') this.reject(Status.INVALID_ARGUMENT, `unknown worker_id ${req.workerId}`);
+    if (outcome === 'duplicate') this.duplicateGrads++;
     this.notify();
     return reply(outcome === 'accepted', outcome === 'accepted' ? '' : outcome);
   }
@@ -398,6 +403,7 @@ export class DistributedLearner implements LearnerHandler {
       workers: [...this.contributors].sort((a, b) => a - b),
       rejectedMessages: this.rejectedMessages,
       removedStaleGrads: this.gate.removedStaleTotal,
+      duplicateGrads: this.duplicateGrads,
     };
     this.log(`[learner] ${this.finished ? 'finished' : 'stopped'} at step ${this.step}; summary ${JSON.stringify({ ...result, losses: undefined })}`);
     return result;
