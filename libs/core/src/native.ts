@@ -30,6 +30,9 @@ const loaded = new Map<string, { label: string; addon: NativeAddon | null; why: 
 let variant: string | undefined;
 let variantChecked = false;
 
+/** How to build the kernels, said once in `nativeStatus()` when any is not built. */
+const BUILD_HINT = "build them with 'npx lopt build-native' ('npm run build:native' in the lopt-ts repository; same values, faster)";
+
 /** `LOPT_NATIVE`, checked: 'auto' | 'on' | 'off'. */
 export function nativeSetting(): 'auto' | 'on' | 'off' {
   const raw = (process.env.LOPT_NATIVE ?? 'auto').toLowerCase();
@@ -54,8 +57,8 @@ export function loadNativeAddon<T extends NativeAddon>(file: string, label: stri
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- a .node addon, loaded from a path at run time if built
       addon = require(file) as T;
     } catch (e) {
-      why = `not built (${file}: ${(e as Error).message.split('\n')[0]}); run npm run build:native`;
-      if (setting === 'on') throw new Error(`LOPT_NATIVE=on but the ${label} native kernel is ${why}`);
+      why = `not built (${file}: ${(e as Error).message.split('\n')[0]})`;
+      if (setting === 'on') throw new Error(`LOPT_NATIVE=on but the ${label} native kernel is ${why}; ${BUILD_HINT}`);
     }
   }
   if (addon && !variantChecked) {
@@ -99,7 +102,8 @@ export function useNativeVariant(name: string | undefined): void {
 export function nativeStatus(): string {
   if (loaded.size === 0) return 'native kernels: none requested yet';
   const parts = [...loaded.values()].map((l) => (l.addon ? `${l.label} (${nativeVariant()})` : `${l.label} off: ${l.why}`));
-  return `native kernels: ${parts.join('; ')}`;
+  const unbuilt = [...loaded.values()].some((l) => !l.addon && l.why.startsWith('not built'));
+  return `native kernels: ${parts.join('; ')}${unbuilt ? `; ${BUILD_HINT}` : ''}`;
 }
 
 /** Allocation and memory views on one backend, as a native kernel's `run` sees them. */

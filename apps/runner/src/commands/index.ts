@@ -9,6 +9,7 @@
  * - `learner.ts` `lopt learner`: the learner process of distributed training (reference
  *                `outer_train.py`, `train_learner`)
  * - `worker.ts`  `lopt worker`: a worker process (reference `outer_train.py`, `train_worker`)
+ * - `build_native.ts` `lopt build-native`: compile the optional native kernels of installed packages
  */
 import { Command } from 'commander';
 import { CliContext } from './context';
@@ -17,9 +18,10 @@ import * as run from './run';
 import * as learner from './learner';
 import * as worker from './worker';
 import * as evalCmd from './eval';
+import * as buildNative from './build_native';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative];

@@ -27,7 +27,7 @@ describe('native addon loading and settings', () => {
     const n = freshNative();
     expect(n.nativeStatus()).toBe('native kernels: none requested yet');
     expect(n.loadNativeAddon(missing, 'Demo')).toBeNull();
-    expect(n.nativeStatus()).toMatch(/^native kernels: Demo off: not built \(.*none\.node: .*\); run npm run build:native$/);
+    expect(n.nativeStatus()).toMatch(/^native kernels: Demo off: not built \(.*none\.node: .*\); build them with 'npx lopt build-native' \('npm run build:native' in the lopt-ts repository; same values, faster\)$/);
     expect(n.nativeVariant()).toBeNull();
     expect(() => n.useNativeVariant('base')).toThrow(/useNativeVariant: no native kernel is loaded/);
   });

@@ -15,7 +15,7 @@ test('the native kernel is built and loaded wherever a C compiler is (npm run bu
     return;
   }
   mlpLoptNative();
-  // on failure the status says why, e.g. "MLPLOpt off: not built (...); run npm run build:native"
+  // on failure the status says why, e.g. "MLPLOpt off: not built (...); build them with ..."
   expect(nativeStatus()).toMatch(/MLPLOpt \((avx512|avx2|base)\)/);
   expect(mlpLoptNative()).not.toBeNull();
   expect(mlpLoptNative()!.kernelVariants()).toContain('base');

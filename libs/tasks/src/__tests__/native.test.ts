@@ -16,7 +16,7 @@ test('the image-MLP native kernel is built and loaded wherever a C compiler is (
     return;
   }
   imageMlpNative();
-  // on failure the status says why, e.g. "ImageMLP off: not built (...); run npm run build:native"
+  // on failure the status says why, e.g. "ImageMLP off: not built (...); build them with ..."
   expect(nativeStatus()).toMatch(/ImageMLP \((avx512|avx2|base)\)/);
   expect(imageMlpNative()).not.toBeNull();
 });
