@@ -152,8 +152,8 @@ export class AdafacNominal implements LearnedOptimizer {
   }
 
   /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
-  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
-    return asTfjsOptimizer(this, theta);
+  asTfjsOptimizer(theta: Theta, opts: { numSteps?: number } = {}): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta, opts);
   }
 }
 

@@ -59,8 +59,8 @@ export class LearnableSGD implements LearnedOptimizer {
   }
 
   /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
-  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
-    return asTfjsOptimizer(this, theta);
+  asTfjsOptimizer(theta: Theta, opts: { numSteps?: number } = {}): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta, opts);
   }
 }
 
@@ -82,8 +82,8 @@ export class LearnableSGDM implements LearnedOptimizer {
   }
 
   /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
-  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
-    return asTfjsOptimizer(this, theta);
+  asTfjsOptimizer(theta: Theta, opts: { numSteps?: number } = {}): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta, opts);
   }
 }
 
@@ -119,8 +119,8 @@ export class LearnableAdam implements LearnedOptimizer {
   }
 
   /** This optimizer with θ as a `tf.Optimizer` (see tfjs_adapter.ts). */
-  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
-    return asTfjsOptimizer(this, theta);
+  asTfjsOptimizer(theta: Theta, opts: { numSteps?: number } = {}): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta, opts);
   }
 }
 

@@ -138,8 +138,8 @@ export class MLPLOpt implements LearnedOptimizer {
   }
 
   /** This optimizer with θ as a `tf.Optimizer` (for `model.compile` / `minimize`); see tfjs_adapter.ts. */
-  asTfjsOptimizer(theta: Theta): LearnedTfjsOptimizer {
-    return asTfjsOptimizer(this, theta);
+  asTfjsOptimizer(theta: Theta, opts: { numSteps?: number } = {}): LearnedTfjsOptimizer {
+    return asTfjsOptimizer(this, theta, opts);
   }
 }
 
