@@ -22,6 +22,8 @@ export { registerExperiment, seedDefaultSteps } from './presets';
 export { MetaTrainer } from './meta_trainer';
 export type { MetaTrainerState, MetaTrainerOptions, StepResult } from './meta_trainer';
 export { taskKind, makeTaskFamily } from './task_entries';
+export { defaultEvalEvery, resolveEvalCurveOptions, makeEvalTask, isTaskFamily, nonFiniteLeaves, seedTrainingCurves } from './evaluation';
+export type { EvalCurveOptions, EvalTaskObject } from './evaluation';
 
 export { train, DivergenceError, resolveRunConfig, resolveThreads, resumeHash, recordedRandomMode, defaultLogdir, metricTag, MetricTagger, BACKEND_CHOICES } from './train';
 export type { TrainOptions, TrainEvent, TrainResult, RunConfigSources } from './train';
