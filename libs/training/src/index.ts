@@ -50,3 +50,6 @@ export type { Series, PlotOptions, RenderedPlot } from './plot';
 export { BranchPool, ThreadedPES } from './parallel/threaded_pes';
 
 export * as distributed from './distributed';
+
+export * as continuousEval from './continuous_eval';
+export { ContinuousEval, EvalChief, ContinuousEvalSchema, evaluationSet } from './continuous_eval';
