@@ -128,8 +128,10 @@ test('killing lopt run --eval at a random point and resuming loses no evaluation
   while (!(fs.existsSync(state) && fs.existsSync(firstParams)) && Date.now() - t0 < 180000) await new Promise((r) => setTimeout(r, 100));
   expect(fs.existsSync(firstParams)).toBe(true);
   await new Promise((r) => setTimeout(r, 500 + Math.floor(Math.random() * 4000)));
+  const before = JSON.parse(fs.readFileSync(state, 'utf8'));
   child.kill('SIGKILL');
   await exited;
+  if (process.env.LOPT_CEVAL_DEBUG) console.log('killed with', before.written.length, 'written', before.groups.length, 'groups', before.lastIndex, 'lastIndex', err);
   expect(err).not.toMatch(/lopt: error/);
 
   // resume: training continues from its newest checkpoint, the chief from its state file

@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import * as path from 'path';
-import type { TrainResult } from '@lopt/training';
+import type { ContinuousEval, TrainResult } from '@lopt/training';
 import { createProgress, formatDuration, type ProgressReporter } from '../progress';
 import { CliContext } from './context';
 
@@ -82,7 +82,7 @@ export function register(program: Command, ctx: CliContext): void {
       process.on('SIGTERM', onSignal);
       let result: TrainResult;
       // --eval: the eval chief and its worker threads start once the run has its log directory
-      let ceval: Promise<InstanceType<TrainingModule['ContinuousEval']>> | null = null;
+      const ceval: { started: Promise<ContinuousEval> | null } = { started: null };
       const evalLog = (msg: string) => log(`lopt: ${msg}`);
       try {
         result = await train(config, {
@@ -96,10 +96,10 @@ export function register(program: Command, ctx: CliContext): void {
           signal: stop.signal,
           onEvent: (e) => {
             if (e.type === 'start' && o.eval) {
-              ceval = ContinuousEval.start({ logdir, config, backend: o.backend, plugins: ctx.plugins, log: evalLog });
-              ceval.catch(() => undefined); // its error surfaces when the run awaits it at the end
+              ceval.started = ContinuousEval.start({ logdir, config, backend: o.backend, plugins: ctx.plugins, log: evalLog });
+              ceval.started.catch(() => undefined); // its error surfaces when the run awaits it at the end
             }
-            if (e.type === 'checkpoint') ceval?.then((c) => c.onCheckpoint()).catch(() => undefined);
+            if (e.type === 'checkpoint') ceval.started?.then((c) => c.onCheckpoint()).catch(() => undefined);
             if (e.type === 'start') {
               ctx.stderr.write(
                 `lopt run ${experiment}: ${e.startStep ? `resuming at step ${e.startStep} of ${e.total}` : `${e.total} steps`}, ` +
@@ -120,12 +120,12 @@ export function register(program: Command, ctx: CliContext): void {
             else if (e.type === 'log') log(`lopt: ${e.message}`);
           },
         });
-        if (ceval && !stopSignal) {
+        if (ceval.started && !stopSignal) {
           log('lopt: training done; waiting for the evaluation of its checkpoints');
-          await (await ceval).finish(stop.signal);
+          await (await ceval.started).finish(stop.signal);
         }
       } finally {
-        if (ceval) await (await (ceval as Promise<InstanceType<TrainingModule['ContinuousEval']>>).catch(() => null))?.close();
+        if (ceval.started) await (await ceval.started.catch(() => null))?.close();
         (progress as ProgressReporter | null)?.stop();
         progress = null;
         process.off('SIGINT', onSignal);
