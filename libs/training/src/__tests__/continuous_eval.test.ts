@@ -192,7 +192,7 @@ describe('ContinuousEval (worker threads)', () => {
     // the same job through EvalJobRunner in this thread gives the same curves too
     const runner = new EvalJobRunner(registry);
     const ck = path.join(logdir, 'checkpoints', 'params_0');
-    const r = await runner.run({ id: '0/0', group: 0, taskIndex: 0, task: evaluationSet(run.eval!, run.tasks)[0], paramsPath: ck, learnedOptimizer: LOPT });
+    const r = await runner.run({ id: '0/0', group: 0, taskIndex: 0, task: evaluationSet(run.eval!, run.tasks)[0], step: 4, paramsPath: ck, learnedOptimizer: LOPT });
     runner.dispose();
     expect(r.curves['eval/train/loss']).toEqual(train);
     expect(r.step).toBe(4);

@@ -41,6 +41,8 @@ export interface EvalJob {
   group: number;
   taskIndex: number;
   task: EvalTaskConfig;
+  /** The outer step of the checkpoint's θ. */
+  step: number;
   /** The chief's copy of the checkpoint's θ. */
   paramsPath: string;
   /** The run's learned optimizer, to rebuild θ's template. */
@@ -289,6 +291,7 @@ export class EvalChief {
         group: n,
         taskIndex: i,
         task,
+        step,
         paramsPath: copy,
         learnedOptimizer: this.o.learnedOptimizer,
       }));

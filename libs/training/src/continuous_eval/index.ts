@@ -8,3 +8,5 @@ export type { EvalJob, EvalChiefOptions, WrittenGroup } from './chief';
 export { EvalJobRunner } from './worker';
 export { ContinuousEval } from './single_machine';
 export type { ContinuousEvalOptions } from './single_machine';
+export { EVAL_SERVICE_NAME, evalCodec, EvalChiefService, hostEvalChief, runEvalWorker } from './remote';
+export type { EvalWorkRequest, EvalWorkReply, EvalResultRequest, EvalResultReply, EvalHandler, EvalClient, EvalChiefServiceOptions, HostedEvalOptions, EvalWorkerOptions } from './remote';

@@ -4,7 +4,7 @@
  * checkpoint), build the job's task (cached per task and config, as the reference caches task
  * families), and train it for one seed with `lopt eval`'s code (evaluation.ts).
  */
-import { loadParams, random, treeDispose, type PyTree, type Registry } from '@lopt/core';
+import { deserializeTree, loadParams, random, treeDispose, type PyTree, type Registry } from '@lopt/core';
 import type { LearnedOptimizer, Theta } from '@lopt/optimizers';
 import { makeEvalTask, nonFiniteLeaves, resolveEvalCurveOptions, seedTrainingCurves, type EvalTaskObject } from '../evaluation';
 import type { EvalJob } from './chief';
@@ -16,8 +16,12 @@ export class EvalJobRunner {
 
   constructor(private readonly registry: Registry) {}
 
-  /** Runs one job; a job that cannot run (bad θ, unknown task) resolves to a result with `error`. */
-  async run(job: EvalJob): Promise<EvalJobResult> {
+  /**
+   * Runs one job; a job that cannot run (bad θ, unknown task) resolves to a result with `error`.
+   * θ comes from `job.paramsPath`, or from `thetaTree` (its bytes in core's tree format, as a
+   * remote eval worker receives it).
+   */
+  async run(job: EvalJob, thetaTree?: Uint8Array): Promise<EvalJobResult> {
     const t0 = Date.now();
     let lopt: LearnedOptimizer;
     let taskObj: EvalTaskObject;
@@ -28,7 +32,7 @@ export class EvalJobRunner {
       const key = JSON.stringify([job.task.task, job.task.taskConfig]);
       if (!this.tasks.has(key)) this.tasks.set(key, makeEvalTask(this.registry, job.task.task, job.task.taskConfig, 'eval.tasks'));
       taskObj = this.tasks.get(key)!;
-      step = (await this.loadTheta(job.paramsPath, lopt)).step;
+      step = (await this.loadTheta(job, lopt, thetaTree)).step;
     } catch (e) {
       return { step, totalTime: (Date.now() - t0) / 1000, curves: {}, error: (e as Error).message };
     }
@@ -39,10 +43,11 @@ export class EvalJobRunner {
     return { step, totalTime: (Date.now() - t0) / 1000, curves: keep };
   }
 
-  private async loadTheta(p: string, lopt: LearnedOptimizer): Promise<{ step: number }> {
+  private async loadTheta(job: EvalJob, lopt: LearnedOptimizer, thetaTree?: Uint8Array): Promise<{ step: number }> {
+    const p = job.paramsPath;
     if (this.theta?.path === p) return this.theta;
     this.dispose();
-    const r = await loadParams(p);
+    const r = thetaTree ? { theta: deserializeTree(thetaTree, p), step: job.step } : await loadParams(p);
     const template = lopt.init(random.PRNGKey(0));
     try {
       const want = JSON.stringify(shapes(template));
