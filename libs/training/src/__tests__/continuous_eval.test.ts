@@ -168,7 +168,8 @@ describe('ContinuousEval (worker threads)', () => {
     const run = resolveRunConfig(registry, 'quadratic-pes', {
       set: ['eval={"tasks":[{"name":"FixedDimQuadraticFamily","config":{"dim":4}}],"seeds":1,"steps":300,"evalEvery":50,"evalBatches":2,"lastEvalBatches":2,"pollSeconds":60}'],
     });
-    const ce = await ContinuousEval.start({ logdir, config: run, backend: 'cpu' });
+    const seen: number[] = [];
+    const ce = await ContinuousEval.start({ logdir, config: run, backend: 'cpu', onWritten: (g) => seen.push(g.step) });
     try {
       await ce.onCheckpoint();
       // wait until the thread holds the job, then kill it
@@ -181,6 +182,7 @@ describe('ContinuousEval (worker threads)', () => {
       await ce.close();
     }
     expect(ce.chief.written.map((g) => g.index)).toEqual([0]);
+    expect(seen).toEqual([4]);
     const m = ce.chief.written[0].metrics;
     // lopt eval's core, in this thread, on the same checkpoint and seed
     const loaded = await new CheckpointManager({ dir: logdir }).loadParams(0);

@@ -87,6 +87,12 @@ export interface EvalChiefOptions {
   /** Workers expected (for skipCheckpointsIfBusy; default config.numWorkers). */
   numWorkers?: number;
   log?: (line: string) => void;
+  /**
+   * Called once per checkpoint after its metrics are in TensorBoard (e.g. for a population
+   * controller, the reference's `write_result_to_population`); at most once: a kill between the
+   * write and the call skips it, a restart does not repeat it.
+   */
+  onWritten?: (group: WrittenGroup) => void;
 }
 
 export class EvalChief {
@@ -367,6 +373,7 @@ export class EvalChief {
       await this.save();
       this.appendEvents([this.groupEvent(w)]);
       fs.rmSync(g.paramsPath, { recursive: true, force: true });
+      this.o.onWritten?.(w);
       this.log(`continuous eval: wrote ${PARAMS_PREFIX}${g.index} (outer step ${g.step}): train/nonorm_last_loss ${w.metrics['train/nonorm_last_loss']}`);
       await this.writePlot();
     }

@@ -15,7 +15,7 @@ import { serializeTree, loadParams, treeDispose, type Registry } from '@lopt/cor
 import { RpcError, Status, isRetryable, statusName } from '../distributed/protocol';
 import { tokensEqual, type CallContext } from '../distributed/transport';
 import type { MetaTrainingConfig } from '../experiment_config';
-import { EvalChief, type EvalJob } from './chief';
+import { EvalChief, type EvalJob, type WrittenGroup } from './chief';
 import { ContinuousEvalSchema, evaluationSet } from './evaluation_set';
 import type { EvalJobResult } from './metrics';
 import { EvalJobRunner } from './worker';
@@ -183,6 +183,8 @@ export interface HostedEvalOptions {
   token?: string | null;
   leaseSeconds?: number;
   log?: (line: string) => void;
+  /** Called once per checkpoint written (EvalChiefOptions.onWritten). */
+  onWritten?: (group: WrittenGroup) => void;
 }
 
 /**
@@ -198,6 +200,7 @@ export async function hostEvalChief(o: HostedEvalOptions): Promise<{ service: Ev
     evaluationSet: evaluationSet(cfg, o.config.tasks),
     learnedOptimizer: o.config.learnedOptimizer,
     log: o.log,
+    onWritten: o.onWritten,
   });
   const service = new EvalChiefService(chief, { token: o.token, leaseSeconds: o.leaseSeconds, onReject: (why) => o.log?.(`[eval chief] refused a call: ${why}`) });
   const poll = (force = false) => chief.poll({ force }).catch((e) => o.log?.(`[eval chief] ${(e as Error).message}`));

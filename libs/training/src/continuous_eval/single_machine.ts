@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { random } from '@lopt/core';
 import type { MetaTrainingConfig } from '../experiment_config';
 import { tsBootstrap } from '../parallel/threaded_pes';
-import { EvalChief, type EvalJob } from './chief';
+import { EvalChief, type EvalJob, type WrittenGroup } from './chief';
 import { ContinuousEvalSchema, evaluationSet } from './evaluation_set';
 import type { EvalThreadReply } from './eval_worker_thread';
 
@@ -27,6 +27,8 @@ export interface ContinuousEvalOptions {
   /** Plugin packages the threads load (those named with --plugin). */
   plugins?: string[];
   log?: (line: string) => void;
+  /** Called once per checkpoint written (EvalChiefOptions.onWritten). */
+  onWritten?: (group: WrittenGroup) => void;
 }
 
 interface Slot {
@@ -59,7 +61,7 @@ export class ContinuousEval {
   static async start(o: ContinuousEvalOptions): Promise<ContinuousEval> {
     const cfg = o.config.eval ?? ContinuousEvalSchema.parse({});
     const set = evaluationSet(cfg, o.config.tasks);
-    const chief = await EvalChief.open({ logdir: o.logdir, config: cfg, evaluationSet: set, learnedOptimizer: o.config.learnedOptimizer, log: o.log });
+    const chief = await EvalChief.open({ logdir: o.logdir, config: cfg, evaluationSet: set, learnedOptimizer: o.config.learnedOptimizer, log: o.log, onWritten: o.onWritten });
     const ce = new ContinuousEval(chief, o, cfg.numWorkers);
     for (let i = 0; i < cfg.numWorkers; i++) {
       const slot: Slot = { id: `thread-${i}`, worker: null, job: null, ready: false };
