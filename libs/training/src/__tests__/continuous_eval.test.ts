@@ -107,8 +107,11 @@ describe('EvalChief', () => {
     expect([j0.id, j1.id]).toEqual(['0/0', '0/1']);
     expect(fs.existsSync(j0.paramsPath)).toBe(true);
 
-    // "kill": a new chief from the state file; w0 comes back and gets its job again
+    // "kill" (leaving a half-written state temporary): a new chief from the state file; w0 comes back and gets its job again
+    const leftover = path.join(chief.dir, '.eval_chief_state.json.tmp-1-abcdef');
+    fs.writeFileSync(leftover, '{"trunc');
     chief = await open();
+    expect(fs.existsSync(leftover)).toBe(false);
     expect((await chief.getWork('w0'))!.id).toBe('0/0');
     expect(await chief.finishWork('w0', '0/0', res([2, 1], [2, 1]))).toBe(true);
     expect(await chief.finishWork('w0', '0/0', res([9, 9], [9, 9]))).toBe(false); // a duplicate is ignored

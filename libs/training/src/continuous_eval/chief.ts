@@ -166,7 +166,8 @@ export class EvalChief {
     // copies of checkpoints no group refers to any more (a crash between writing and removing)
     const live = new Set(this.state.groups.map((g) => g.index));
     for (const i of listIndices(this.dir, 'params')) if (!live.has(i)) fs.rmSync(path.join(this.dir, `${PARAMS_PREFIX}${i}`), { recursive: true, force: true });
-    for (const name of fs.readdirSync(this.dir)) if (name.startsWith('.tmp-')) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    // temporaries of writes a kill interrupted (atomicWriteDir's `.tmp-*`, atomicWriteFile's `.<name>.tmp-*`)
+    for (const name of fs.readdirSync(this.dir)) if (/^\.(tmp-|.*\.tmp-)/.test(name)) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
     await this.writePlot();
   }
 

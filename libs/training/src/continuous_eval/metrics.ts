@@ -24,7 +24,7 @@ export interface EvalJobResult {
   step: number;
   /** Seconds the job took. */
   totalTime: number;
-  /** `eval/xs`, `eval/<split>/loss`, `eval/<split>/loss_normalized`, `eval/<split>/<aux>`, `train/loss`. */
+  /** `eval/xs`, `eval/<split>/loss`, `eval/<split>/loss_normalized`, `eval/<split>/<aux>`. */
   curves: Record<string, Array<number | null>>;
   /** Set when the job failed for good (its task could not be built, θ did not fit, ...). */
   error?: string;

@@ -39,7 +39,8 @@ export class EvalJobRunner {
     const opt = lopt.optFn(this.theta!.theta as Theta);
     const curves = await seedTrainingCurves(taskObj.task, opt, job.task.steps, job.task.seed, resolveEvalCurveOptions(job.task.steps, job.task));
     const keep: Record<string, Array<number | null>> = {};
-    for (const [k, v] of Object.entries(curves)) if (k.startsWith('eval/') || k === 'train/loss') keep[k] = v.map((x) => (Number.isNaN(x) ? null : x));
+    // the evaluations only (the metrics read nothing else): the chief keeps results in its state file
+    for (const [k, v] of Object.entries(curves)) if (k.startsWith('eval/')) keep[k] = v.map((x) => (Number.isNaN(x) ? null : x));
     return { step, totalTime: (Date.now() - t0) / 1000, curves: keep };
   }
 
