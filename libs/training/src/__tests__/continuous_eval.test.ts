@@ -203,3 +203,14 @@ describe('ContinuousEval (worker threads)', () => {
     expect(r.step).toBe(4);
   });
 });
+
+test('an eval worker thread that cannot start is an error, not an endless restart', async () => {
+  const logdir = await fakeRun([1]);
+  const run = resolveRunConfig(registry, 'quadratic-pes', { set: ['eval={"tasks":[{"name":"QuadraticTask"}],"seeds":1,"steps":5,"pollSeconds":60}'] });
+  const ce = await ContinuousEval.start({ logdir, config: run, backend: 'cpu', plugins: [path.join(logdir, 'no-such-plugin')] });
+  try {
+    await expect(ce.finish()).rejects.toThrow(/thread-0 failed to start 3 times: .*no-such-plugin/);
+  } finally {
+    await ce.close();
+  }
+});

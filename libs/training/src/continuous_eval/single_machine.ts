@@ -36,9 +36,13 @@ interface Slot {
   worker: Worker | null;
   job: EvalJob | null;
   ready: boolean;
+  /** Threads of this slot that exited before they were ready, in a row. */
+  startFailures: number;
+  lastError: string;
 }
 
 const MAX_CRASHES_PER_JOB = 3;
+const MAX_START_FAILURES = 3;
 
 export class ContinuousEval {
   readonly slots: Slot[] = [];
@@ -64,7 +68,7 @@ export class ContinuousEval {
     const chief = await EvalChief.open({ logdir: o.logdir, config: cfg, evaluationSet: set, learnedOptimizer: o.config.learnedOptimizer, log: o.log, onWritten: o.onWritten });
     const ce = new ContinuousEval(chief, o, cfg.numWorkers);
     for (let i = 0; i < cfg.numWorkers; i++) {
-      const slot: Slot = { id: `thread-${i}`, worker: null, job: null, ready: false };
+      const slot: Slot = { id: `thread-${i}`, worker: null, job: null, ready: false, startFailures: 0, lastError: '' };
       ce.slots.push(slot);
       ce.spawn(slot);
     }
@@ -82,7 +86,10 @@ export class ContinuousEval {
     slot.worker = w;
     slot.ready = false;
     w.on('message', (m: EvalThreadReply) => void this.onMessage(slot, w, m).catch((e) => this.fail(e)));
-    w.on('error', (e) => this.log(`continuous eval: ${slot.id} failed: ${e.message}`));
+    w.on('error', (e) => {
+      slot.lastError = e.message;
+      this.log(`continuous eval: ${slot.id} failed: ${e.message}`);
+    });
     w.on('exit', () => this.onExit(slot, w));
   }
 
@@ -90,6 +97,7 @@ export class ContinuousEval {
     if (slot.worker !== w) return;
     if (m.op === 'ready') {
       slot.ready = true;
+      slot.startFailures = 0;
       await this.dispatch();
     } else if (m.op === 'done' || (m.op === 'error' && m.jobId)) {
       const jobId = m.jobId!;
@@ -100,15 +108,22 @@ export class ContinuousEval {
       this.wake();
       await this.dispatch();
     } else {
+      slot.lastError = m.error;
       this.log(`continuous eval: ${slot.id} could not start: ${m.error}`);
     }
   }
 
   private onExit(slot: Slot, w: Worker): void {
     if (slot.worker !== w) return;
+    const wasReady = slot.ready;
     slot.worker = null;
     slot.ready = false;
     if (this.closed) return;
+    // a thread that cannot start would be restarted forever
+    if (!wasReady && ++slot.startFailures >= MAX_START_FAILURES) {
+      this.fail(new Error(`eval worker ${slot.id} failed to start ${slot.startFailures} times: ${slot.lastError || 'it exited'}`));
+      return;
+    }
     const job = slot.job;
     slot.job = null;
     void (async () => {
