@@ -56,6 +56,19 @@ const res = (loss: number[], norm: number[], extra: Record<string, number[]> = {
 });
 
 describe('evalMetrics', () => {
+  it("equals the reference chief's DEFAULT_METRICS_FN on the same curves (test/golden/continuous_eval_metrics.json)", () => {
+    const g = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../../test/golden/continuous_eval_metrics.json'), 'utf8'));
+    // the reference's curve names -> singleTaskTrainingCurves' (norm_loss -> loss_normalized, aux/<k> -> <k>)
+    const rename = (k: string) => k.replace(/\/norm_loss$/, '/loss_normalized').replace(/\/aux\//, '/');
+    const jobs = g.jobs as Array<{ name: string; total_time: number; curves: Record<string, number[]> }>;
+    const tasks = jobs.map((j) => ({ name: j.name, task: 'QuadraticTask', taskConfig: {}, seed: 0, steps: 30, evalBatches: 1, lastEvalBatches: 1 }));
+    const results = jobs.map((j) => ({ step: 40, totalTime: j.total_time, curves: Object.fromEntries(Object.entries(j.curves).map(([k, v]) => [rename(k), v])) }));
+    const m = evalMetrics(g.checkpoint, tasks, results);
+    expect(Object.keys(m).sort()).toEqual(Object.keys(g.metrics).sort());
+    for (const [k, v] of Object.entries(g.metrics as Record<string, number>)) expect(m[k]).toBeCloseTo(v, 12);
+  });
+
+
   it('computes the reference metrics (mean / nanmin / last per task, mean over jobs, aux, time, checkpoint)', () => {
     const tasks = evaluationSet(ContinuousEvalSchema.parse({ tasks: [{ name: 'QuadraticTask' }], seeds: 2 }));
     const m = evalMetrics(3, tasks, [
