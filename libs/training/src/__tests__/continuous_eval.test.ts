@@ -18,6 +18,7 @@ import { evalMetrics, type EvalJobResult } from '../continuous_eval/metrics';
 import { EvalChief } from '../continuous_eval/chief';
 import { ContinuousEval } from '../continuous_eval/single_machine';
 import { EvalJobRunner } from '../continuous_eval/worker';
+import { hostEvalChief, runEvalWorker, type EvalResultRequest, type EvalWorkRequest } from '../continuous_eval/remote';
 import { makeEvalTask, seedTrainingCurves } from '../evaluation';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-ceval-'));
@@ -226,4 +227,39 @@ test('an eval worker thread that cannot start is an error, not an endless restar
   } finally {
     await ce.close();
   }
+});
+
+describe('jobs held by workers of an earlier process', () => {
+  const EVAL1 = '{"tasks":[{"name":"QuadraticTask"}],"seeds":1,"steps":5,"pollSeconds":60}';
+
+  it('lopt run --eval with fewer threads than before: the missing thread\'s job goes back to the queue', async () => {
+    const logdir = await fakeRun([2]);
+    const run = resolveRunConfig(registry, 'quadratic-pes', { set: [`eval=${EVAL1}`] });
+    const before = await EvalChief.open({ logdir, config: run.eval!, evaluationSet: evaluationSet(run.eval!, run.tasks), learnedOptimizer: LOPT });
+    await before.poll();
+    expect((await before.getWork('thread-3'))?.id).toBe('0/0'); // then that process is killed
+    const ce = await ContinuousEval.start({ logdir, config: run, backend: 'cpu' });
+    try {
+      await ce.finish();
+    } finally {
+      await ce.close();
+    }
+    expect(ce.chief.written.map((g) => g.index)).toEqual([0]);
+  });
+
+  it('a restarted learner gives the workers that held jobs a lease: a job of one that never comes back is redone', async () => {
+    const logdir = await fakeRun([2]);
+    const run = resolveRunConfig(registry, 'quadratic-pes', { set: [`eval=${EVAL1}`] });
+    const before = await EvalChief.open({ logdir, config: run.eval!, evaluationSet: evaluationSet(run.eval!, run.tasks), learnedOptimizer: LOPT });
+    await before.poll();
+    expect((await before.getWork('gone'))?.id).toBe('0/0');
+    const hosted = await hostEvalChief({ logdir, config: run, leaseSeconds: 0.3 });
+    const s = hosted.service;
+    const client = { address: 'in-process', getEvalWork: (r: EvalWorkRequest) => s.getEvalWork(r, {}), putEvalResult: (r: EvalResultRequest) => s.putEvalResult(r, {}), close: () => undefined };
+    const worker = runEvalWorker({ client, workerId: 'new', registry, idleSeconds: 0.1 });
+    await hosted.finish();
+    expect(await worker).toEqual({ jobs: 1 });
+    await hosted.close();
+    expect(s.chief.written.map((g) => g.index)).toEqual([0]);
+  });
 });

@@ -382,6 +382,13 @@ export class EvalChief {
 
   // ---- status ---------------------------------------------------------------------------------
 
+  /** Workers that hold a job (from the state file too: workers of an earlier process). */
+  get holders(): string[] {
+    return Object.entries(this.state.workers)
+      .filter(([, j]) => j !== null)
+      .map(([w]) => w);
+  }
+
   /** Jobs queued or held by a worker. */
   get pendingJobs(): number {
     return this.state.queue.length + this.activeWorkers();

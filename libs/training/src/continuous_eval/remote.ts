@@ -129,6 +129,9 @@ export class EvalChiefService implements EvalHandler {
     private readonly o: EvalChiefServiceOptions = {},
   ) {
     this.now = o.now ?? Date.now;
+    // workers that held a job when an earlier learner stopped get a lease from now on, so a job of
+    // one that never comes back is redone
+    for (const w of chief.holders) this.lastSeen.set(w, this.now());
   }
 
   private check(ctx: CallContext): void {

@@ -67,6 +67,9 @@ export class ContinuousEval {
     const set = evaluationSet(cfg, o.config.tasks);
     const chief = await EvalChief.open({ logdir: o.logdir, config: cfg, evaluationSet: set, learnedOptimizer: o.config.learnedOptimizer, log: o.log, onWritten: o.onWritten });
     const ce = new ContinuousEval(chief, o, cfg.numWorkers);
+    // jobs of threads an earlier process had and this one will not (fewer eval.numWorkers) go back to the queue
+    const ids = new Set(Array.from({ length: cfg.numWorkers }, (_, i) => `thread-${i}`));
+    for (const w of chief.holders) if (!ids.has(w)) await chief.releaseWorker(w);
     for (let i = 0; i < cfg.numWorkers; i++) {
       const slot: Slot = { id: `thread-${i}`, worker: null, job: null, ready: false, startFailures: 0, lastError: '' };
       ce.slots.push(slot);
