@@ -21,7 +21,13 @@ import { EvalJobRunner } from '../continuous_eval/worker';
 import { hostEvalChief, runEvalWorker, type EvalResultRequest, type EvalWorkRequest } from '../continuous_eval/remote';
 import { makeEvalTask, seedTrainingCurves } from '../evaluation';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-ceval-'));
+const made: string[] = [];
+const tmp = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-ceval-'));
+  made.push(d);
+  return d;
+};
+afterAll(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 describe('eval: config section', () => {
   it('validates with errors that name the field and the allowed values', () => {
