@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { random, formatZodError, nonFiniteConfigField, type Registry } from '@lopt/core';
 import { ConfigError, isPluginRef } from './config';
 import { taskKind } from './task_entries';
+import { ContinuousEvalSchema, validateEvalSection } from './continuous_eval/evaluation_set';
 
 const pluginRef = z
   .object({
@@ -70,6 +71,8 @@ export const MetaTrainingSchema = z
      * entirely non-finite (the run has diverged); the newest checkpoint stays the last finite one.
      */
     maxNonFiniteSteps: z.number().int().positive().max(1_000_000).default(20),
+    /** Continuous evaluation of the run's checkpoints (`lopt run --eval`; continuous_eval/). */
+    eval: ContinuousEvalSchema.optional(),
   })
   .strict();
 
@@ -128,6 +131,7 @@ export function validateMetaTrainingConfig(input: unknown, registry: Registry): 
     }
     check(kind, t, `tasks.${i}`);
   });
+  if (cfg.eval) validateEvalSection(cfg.eval, registry);
   return cfg;
 }
 

@@ -22,6 +22,8 @@ export { registerExperiment, seedDefaultSteps } from './presets';
 export { MetaTrainer } from './meta_trainer';
 export type { MetaTrainerState, MetaTrainerOptions, StepResult } from './meta_trainer';
 export { taskKind, makeTaskFamily } from './task_entries';
+export { defaultEvalEvery, resolveEvalCurveOptions, makeEvalTask, isTaskFamily, nonFiniteLeaves, seedTrainingCurves } from './evaluation';
+export type { EvalCurveOptions, EvalTaskObject } from './evaluation';
 
 export { train, DivergenceError, resolveRunConfig, resolveThreads, resumeHash, recordedRandomMode, defaultLogdir, metricTag, MetricTagger, BACKEND_CHOICES } from './train';
 export type { TrainOptions, TrainEvent, TrainResult, RunConfigSources } from './train';
@@ -48,3 +50,6 @@ export type { Series, PlotOptions, RenderedPlot } from './plot';
 export { BranchPool, ThreadedPES } from './parallel/threaded_pes';
 
 export * as distributed from './distributed';
+
+export * as continuousEval from './continuous_eval';
+export { ContinuousEval, EvalChief, ContinuousEvalSchema, evaluationSet } from './continuous_eval';

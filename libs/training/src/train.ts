@@ -72,7 +72,8 @@ export function resolveRunConfig(registry: Registry, experiment: string, src: Ru
 
 /** The config hash a checkpoint records: `steps` is left out so a finished run can be extended. */
 export function resumeHash(cfg: MetaTrainingConfig): string {
-  const { steps: _steps, threefryPartitionable, ...rest } = cfg;
+  // `eval` only says how checkpoints are evaluated, not what is trained: it may change on resume
+  const { steps: _steps, threefryPartitionable, eval: _eval, ...rest } = cfg;
   // legacy randomness (false) hashes as before the field existed, so older runs still resume
   return configHash(threefryPartitionable ? { ...rest, threefryPartitionable } : rest);
 }

@@ -10,6 +10,8 @@
  *                `outer_train.py`, `train_learner`)
  * - `worker.ts`  `lopt worker`: a worker process (reference `outer_train.py`, `train_worker`)
  * - `build_native.ts` `lopt build-native`: compile the optional native kernels of installed packages
+ * - `eval_worker.ts` `lopt eval-worker`: an eval worker of continuous evaluation (reference
+ *                `continuous_eval/run_eval_worker.py`)
  */
 import { Command } from 'commander';
 import { CliContext } from './context';
@@ -19,9 +21,10 @@ import * as learner from './learner';
 import * as worker from './worker';
 import * as evalCmd from './eval';
 import * as buildNative from './build_native';
+import * as evalWorker from './eval_worker';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker];

@@ -45,6 +45,8 @@ export interface LearnerCliOptions {
   tlsKey?: string;
   tlsCa?: string;
   lingerSeconds?: string;
+  eval?: boolean;
+  evalLeaseSeconds?: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -69,12 +71,16 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--tls-key <file>', 'PEM server private key')
     .option('--tls-ca <file>', 'PEM CA: require client certificates signed by it (mutual TLS)')
     .option('--linger-seconds <s>', 'after the last step, keep telling workers to exit for up to s seconds', '5')
+    .option('--eval', "host the eval chief of continuous evaluation for `lopt eval-worker` processes (the config's eval: section; needs --logdir)")
+    .option('--eval-lease-seconds <s>', 'an eval worker not heard from this long loses its job to another', '3600')
     .action(async (experiment: string, o: LearnerCliOptions) => {
       // loaded when the command runs, so `lopt list` does not pull in every lib
       const { buildExperiment, DistributedLearner, requireToken } = (await import('@lopt/training')).distributed;
       const { startGrpcServer } = await import('../distributed/grpc');
       const log = (l: string) => ctx.stderr.write(l + '\n');
       const lingerSeconds = secondsArg('--linger-seconds', o.lingerSeconds ?? '5') as number;
+      const evalLeaseSeconds = secondsArg('--eval-lease-seconds', o.evalLeaseSeconds ?? '3600', 0.001) as number;
+      if (o.eval && !o.logdir) throw new Error("--eval needs --logdir: the eval chief watches the run's checkpoints there");
       await initBackend(o.backend);
       const spec = buildExperiment(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: intArg('--steps', o.steps, 1) });
       const token = readTokenFile(o.tokenFile);
@@ -91,6 +97,17 @@ export function register(program: Command, ctx: CliContext): void {
         log,
       });
       await learner.init();
+      // --eval: the chief watches this run's checkpoints; eval workers use this server and token
+      const hosted = o.eval
+        ? await (await import('@lopt/training')).continuousEval.hostEvalChief({
+            logdir: o.logdir!,
+            config: spec.config,
+            token,
+            leaseSeconds: evalLeaseSeconds,
+            log,
+          })
+        : null;
+      const evalStop = new AbortController();
       const handler = requireToken(learner, token, (why) => {
         learner.countRejected();
         log(`[learner] refused a call: ${why}`);
@@ -99,6 +116,7 @@ export function register(program: Command, ctx: CliContext): void {
         host: o.host,
         port: intArg('--port', o.port, 0) ?? 0,
         tls: o.tlsCert || o.tlsKey || o.tlsCa ? { cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa } : undefined,
+        evalHandler: hosted?.service,
       });
       log(
         `[learner] listening on ${server.address} (experiment ${spec.name}, config hash ${spec.hash}, mode ${learner.mode}, ` +
@@ -110,6 +128,7 @@ export function register(program: Command, ctx: CliContext): void {
         if (signals > 1) process.exit(130);
         log(`[learner] ${sig}: stopping after the current step (a checkpoint is written); again to exit now`);
         learner.requestStop();
+        evalStop.abort();
       };
       const onInt = () => onSignal('SIGINT');
       const onTerm = () => onSignal('SIGTERM');
@@ -118,7 +137,14 @@ export function register(program: Command, ctx: CliContext): void {
       try {
         await learner.run();
         await learner.linger();
+        if (hosted && !evalStop.signal.aborted) {
+          log('[learner] training done; waiting for the evaluation of its checkpoints');
+          await hosted.finish(evalStop.signal);
+          // eval workers ask every 0.5 s: give them time to hear that the run is over
+          await new Promise((r) => setTimeout(r, lingerSeconds * 1000));
+        }
       } finally {
+        await hosted?.close();
         process.off('SIGINT', onInt);
         process.off('SIGTERM', onTerm);
         await server.close();

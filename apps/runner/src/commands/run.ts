@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import * as path from 'path';
-import type { TrainResult } from '@lopt/training';
+import type { ContinuousEval, TrainResult } from '@lopt/training';
 import { createProgress, formatDuration, type ProgressReporter } from '../progress';
 import { CliContext } from './context';
 
@@ -26,6 +26,7 @@ interface RunCliOptions {
   config?: string;
   resume?: boolean;
   threads?: string;
+  eval?: boolean;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -45,6 +46,7 @@ export function register(program: Command, ctx: CliContext): void {
         .choices(['1', '2', 'auto'])
         .default('1'),
     )
+    .option('--eval', "evaluate the run's checkpoints while it trains (the config's eval: section; see docs/continuous-eval.md)")
     .addHelpText(
       'after',
       '\nGlobal options such as --plugin PATH_OR_PACKAGE may also follow the command.\n' +
@@ -52,7 +54,7 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .action(async (experiment: string, o: RunCliOptions) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- @lopt/training loads only when a run starts
-      const { defaultLogdir, resolveRunConfig, resolveThreads, train } = require('@lopt/training') as TrainingModule;
+      const { ContinuousEval, defaultLogdir, resolveRunConfig, resolveThreads, train } = require('@lopt/training') as TrainingModule;
       if (o.resume && !o.logdir) throw new Error('--resume needs --logdir: the run directory to continue');
       // Validate everything before anything is written.
       const config = resolveRunConfig(ctx.registry, experiment, { configFile: o.config, set: o.set, steps: o.steps, seed: o.seed });
@@ -79,6 +81,9 @@ export function register(program: Command, ctx: CliContext): void {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       let result: TrainResult;
+      // --eval: the eval chief and its worker threads start once the run has its log directory
+      const ceval: { started: Promise<ContinuousEval> | null } = { started: null };
+      const evalLog = (msg: string) => log(`lopt: ${msg}`);
       try {
         result = await train(config, {
           experiment,
@@ -90,6 +95,11 @@ export function register(program: Command, ctx: CliContext): void {
           plugins: ctx.plugins,
           signal: stop.signal,
           onEvent: (e) => {
+            if (e.type === 'start' && o.eval) {
+              ceval.started = ContinuousEval.start({ logdir, config, backend: o.backend, plugins: ctx.plugins, log: evalLog });
+              ceval.started.catch(() => undefined); // its error surfaces when the run awaits it at the end
+            }
+            if (e.type === 'checkpoint') ceval.started?.then((c) => c.onCheckpoint()).catch(() => undefined);
             if (e.type === 'start') {
               ctx.stderr.write(
                 `lopt run ${experiment}: ${e.startStep ? `resuming at step ${e.startStep} of ${e.total}` : `${e.total} steps`}, ` +
@@ -110,7 +120,12 @@ export function register(program: Command, ctx: CliContext): void {
             else if (e.type === 'log') log(`lopt: ${e.message}`);
           },
         });
+        if (ceval.started && !stopSignal) {
+          log('lopt: training done; waiting for the evaluation of its checkpoints');
+          await (await ceval.started).finish(stop.signal);
+        }
       } finally {
+        if (ceval.started) await (await ceval.started.catch(() => null))?.close();
         (progress as ProgressReporter | null)?.stop();
         progress = null;
         process.off('SIGINT', onSignal);

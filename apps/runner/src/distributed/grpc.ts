@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as grpc from '@grpc/grpc-js';
-import { distributed } from '@lopt/training';
+import { continuousEval, distributed } from '@lopt/training';
 
 type CallContext = distributed.CallContext;
 type LearnerClient = distributed.LearnerClient;
@@ -67,6 +67,28 @@ export const SERVICE_DEFINITION: grpc.ServiceDefinition = {
   },
 };
 
+/** Continuous evaluation beside the learner (`lopt learner --eval`, `lopt eval-worker`): same server and token. */
+export const EVAL_SERVICE_DEFINITION: grpc.ServiceDefinition = {
+  GetEvalWork: {
+    path: `/${continuousEval.EVAL_SERVICE_NAME}/GetEvalWork`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: continuousEval.EvalWorkRequest) => continuousEval.evalCodec.workRequest.encode(m),
+    requestDeserialize: decodeRequest(continuousEval.evalCodec.workRequest.decode),
+    responseSerialize: (m: continuousEval.EvalWorkReply) => continuousEval.evalCodec.workReply.encode(m),
+    responseDeserialize: (b: Buffer) => continuousEval.evalCodec.workReply.decode(b),
+  },
+  PutEvalResult: {
+    path: `/${continuousEval.EVAL_SERVICE_NAME}/PutEvalResult`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: continuousEval.EvalResultRequest) => continuousEval.evalCodec.resultRequest.encode(m),
+    requestDeserialize: decodeRequest(continuousEval.evalCodec.resultRequest.decode),
+    responseSerialize: (m: continuousEval.EvalResultReply) => continuousEval.evalCodec.resultReply.encode(m),
+    responseDeserialize: (b: Buffer) => continuousEval.evalCodec.resultReply.decode(b),
+  },
+};
+
 function readPem(file: string | undefined, what: string): Buffer | null {
   if (!file) return null;
   try {
@@ -99,7 +121,10 @@ function toServiceError(e: unknown): Partial<grpc.StatusObject> {
 }
 
 /** Serves `handler` on host:port (port 0 picks a free one; the bound port is returned). */
-export async function startGrpcServer(handler: LearnerHandler, opts: { host?: string; port?: number; tls?: TlsFiles } = {}): Promise<LearnerServer> {
+export async function startGrpcServer(
+  handler: LearnerHandler,
+  opts: { host?: string; port?: number; tls?: TlsFiles; evalHandler?: continuousEval.EvalHandler } = {},
+): Promise<LearnerServer> {
   const host = opts.host ?? '127.0.0.1';
   const server = new grpc.Server(CHANNEL_OPTIONS);
   const ctxOf = (call: grpc.ServerUnaryCall<any, any>): CallContext => {
@@ -120,6 +145,13 @@ export async function startGrpcServer(handler: LearnerHandler, opts: { host?: st
     GetWorkerWeights: unary((req, ctx) => handler.getWorkerWeights(req, ctx)),
     PutGradient: unary((req, ctx) => handler.putGradient(req, ctx)),
   });
+  const evalHandler = opts.evalHandler;
+  if (evalHandler) {
+    server.addService(EVAL_SERVICE_DEFINITION, {
+      GetEvalWork: unary((req, ctx) => evalHandler.getEvalWork(req, ctx)),
+      PutEvalResult: unary((req, ctx) => evalHandler.putEvalResult(req, ctx)),
+    });
+  }
   const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${hostPart}:${opts.port ?? 0}`, serverCredentials(opts.tls), (err, p) => (err ? reject(err) : resolve(p))),
@@ -185,6 +217,45 @@ export class GrpcLearnerClient implements LearnerClient {
 
   putGradient(req: GradientRequest): Promise<PutReply> {
     return this.call('PutGradient', req);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** An eval worker's client of the learner's eval chief service. */
+export class GrpcEvalClient implements continuousEval.EvalClient {
+  private readonly client: grpc.Client;
+
+  constructor(
+    readonly address: string,
+    private readonly opts: GrpcClientOptions = {},
+  ) {
+    const Ctor = grpc.makeGenericClientConstructor(EVAL_SERVICE_DEFINITION, 'EvalChief');
+    const options: grpc.ChannelOptions = { ...CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2000 };
+    if (opts.serverNameOverride) options['grpc.ssl_target_name_override'] = opts.serverNameOverride;
+    this.client = new Ctor(address, channelCredentials(opts.tls), options);
+  }
+
+  private call<Req, Res>(method: 'GetEvalWork' | 'PutEvalResult', req: Req): Promise<Res> {
+    const md = new grpc.Metadata();
+    if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
+    const deadline = new Date(Date.now() + 1000 * (this.opts.deadlineSeconds ?? 60));
+    return new Promise<Res>((resolve, reject) => {
+      (this.client as any)[method](req, md, { deadline }, (err: grpc.ServiceError | null, res: Res) => {
+        if (err) reject(new RpcError(err.code ?? Status.UNKNOWN, err.details || err.message));
+        else resolve(res);
+      });
+    });
+  }
+
+  getEvalWork(req: continuousEval.EvalWorkRequest): Promise<continuousEval.EvalWorkReply> {
+    return this.call('GetEvalWork', req);
+  }
+
+  putEvalResult(req: continuousEval.EvalResultRequest): Promise<continuousEval.EvalResultReply> {
+    return this.call('PutEvalResult', req);
   }
 
   close(): void {

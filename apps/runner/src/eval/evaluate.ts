@@ -9,13 +9,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
-import { PyTree, Registry, atomicWriteFile, random, treeDispose, treeLeavesWithPath } from '@lopt/core';
-import type { Task, TaskFamily, Datasets } from '@lopt/tasks';
+import { Registry, atomicWriteFile, random, treeDispose } from '@lopt/core';
 import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
-import { EVAL_SPLITS, singleTaskTrainingCurves, type TrainingCurves } from '@lopt/estimators';
+import { EVAL_SPLITS, type TrainingCurves } from '@lopt/estimators';
 import { checkThetaStructure } from '../flax_msgpack';
-import { renderLossPlot, SummaryWriter, taskKind, type Series } from '@lopt/training';
+import { makeEvalTask, nonFiniteLeaves, renderLossPlot, resolveEvalCurveOptions, seedTrainingCurves, SummaryWriter, type Series } from '@lopt/training';
 import { loadThetaFile, type LoadedParams } from './params';
 
 export interface BaselineSpec {
@@ -118,10 +116,6 @@ function meanCurves(all: TrainingCurves[]): OptimizerResult['curves'] {
   return out as OptimizerResult['curves'];
 }
 
-function isFamily(x: unknown): x is TaskFamily {
-  return typeof (x as TaskFamily).taskFn === 'function';
-}
-
 function slug(s: string): string {
   return s.replace(/[^A-Za-z0-9_.=-]+/g, '_').replace(/^_+|_+$/g, '');
 }
@@ -176,22 +170,13 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   const registry = o.registry;
   if (!(Number.isInteger(o.steps) && o.steps >= 1)) throw new Error(`--steps must be an integer >= 1, got ${o.steps}`);
   if (!(Number.isInteger(o.seeds) && o.seeds >= 1)) throw new Error(`--seeds must be an integer >= 1, got ${o.seeds}`);
-  const evalEvery = o.evalEvery ?? Math.max(1, Math.min(10, Math.floor(o.steps / 10)) || 1);
-  const evalBatches = o.evalBatches ?? 5;
-  const lastEvalBatches = o.lastEvalBatches ?? 20;
-  if (!(evalBatches >= 1 && lastEvalBatches >= 1)) throw new Error('--eval-batches and --last-eval-batches must be >= 1');
+  const curveOpts = resolveEvalCurveOptions(o.steps, o);
+  const { evalEvery, evalBatches, lastEvalBatches } = curveOpts;
   const baseSeed = o.seed ?? 0;
   const seeds = Array.from({ length: o.seeds }, (_, k) => baseSeed + k);
 
   // --- task ---
-  const kind = taskKind(registry, o.task);
-  if (!kind) {
-    const names = [...registry.list('task_family'), ...registry.list('task')].map((e) => e.name);
-    throw new Error(`--task: unknown task or task family '${o.task}' (allowed: ${names.join(', ')})`);
-  }
-  const taskConfig = registry.parseConfig(kind, o.task, o.taskConfig ?? {}) as Record<string, unknown>;
-  const taskObj = registry.create<Task | TaskFamily>(kind, o.task, taskConfig);
-  const family = isFamily(taskObj);
+  const { task: taskObj, config: taskConfig, isFamily: family } = makeEvalTask(registry, o.task, o.taskConfig ?? {});
 
   // --- learned optimizer and θ ---
   const loaded: LoadedParams = await loadThetaFile(o.paramsPath);
@@ -210,9 +195,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   }
   const theta = loaded.theta;
   // A diverged run's θ would give NaN curves and look like a result: refuse it, naming the leaves.
-  const nonFinite = treeLeavesWithPath<unknown>(theta)
-    .filter(([, l]) => l instanceof tf.Tensor && tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(l as tf.Tensor))).dataSync()[0] === 1))
-    .map(([p]) => p);
+  const nonFinite = nonFiniteLeaves(theta);
   if (nonFinite.length) throw new Error(`params ${loaded.source}: θ is not finite (NaN or Inf in ${nonFinite.join(', ')}); the run that wrote it diverged`);
 
   const optimizers: Array<{ label: string; kind: 'learned' | 'baseline'; make: () => Optimizer }> = [
@@ -230,17 +213,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     const all: TrainingCurves[] = [];
     const t0 = Date.now();
     for (const seed of seeds) {
-      let task: Task;
-      let taskParam: PyTree = null;
-      if (family) {
-        taskParam = (taskObj as TaskFamily).sample(random.foldIn(random.PRNGKey(seed), 0x7a5c));
-        task = (taskObj as TaskFamily).taskFn(taskParam);
-      } else {
-        task = taskObj as Task;
-      }
-      resetStreams(task.datasets, seed);
-      const c = await singleTaskTrainingCurves(task, spec.make(), o.steps, random.PRNGKey(seed), { evalEvery, evalBatches, lastEvalBatches });
-      treeDispose(taskParam);
+      const c = await seedTrainingCurves(taskObj, spec.make(), o.steps, seed, curveOpts);
       all.push(c);
       // the evaluated losses, as the table reports them (not the last training batch's loss)
       const lastOf = (k: string) => c[k][c[k].length - 1];
@@ -315,17 +288,4 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     w.close();
   }
   return report;
-}
-
-/** Each split's stream seed when first seen (so re-seeding is relative to the task's own seeds). */
-const baseStreamSeeds = new WeakMap<object, Record<string, number>>();
-
-/** Start every split's stream at epoch 0 with a seed offset (the same for every optimizer). */
-function resetStreams(datasets: Datasets | null, seed: number): void {
-  if (!datasets) return;
-  if (!baseStreamSeeds.has(datasets)) {
-    baseStreamSeeds.set(datasets, Object.fromEntries(datasets.splits.map((s) => [s, datasets.split(s).getState().seed])));
-  }
-  const base = baseStreamSeeds.get(datasets)!;
-  for (const s of datasets.splits) datasets.split(s).setState({ seed: base[s] + seed, epoch: 0, position: 0 });
 }

@@ -33,7 +33,7 @@ import { fromWire, toWire, wireBytes, SharedArena, type WireTree } from './wire'
 type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
 
 /** Code run by a worker started from TypeScript sources (tests): compile .ts on the fly with swc. */
-function tsBootstrap(entry: string, root: string): string {
+export function tsBootstrap(entry: string, root: string): string {
   return `
 const Module = require('module'); const path = require('path'); const fs = require('fs');
 const swc = require(${JSON.stringify(require.resolve('@swc/core'))});
