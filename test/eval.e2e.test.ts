@@ -117,6 +117,30 @@ describe('lopt eval (built cli)', () => {
     expect(Number.isFinite(rep.results[0].final.train.mean)).toBe(true);
   });
 
+  test('--lopt VeLO: the prefab on a reference-written HyperV2 θ, trained for --steps; equal to HyperV2 without weight decay', () => {
+    const params = path.join(root, 'test/golden/hyper_v2_params.msgpack');
+    const run = (name: string, extra: string[]) => {
+      const out = path.join(dir, `out-${name}`);
+      const r = lopt(['eval', '--params', params, '--task', 'QuadraticTask', '--steps', '4', '--seeds', '1', '--baselines', 'none', '--out', out, '--backend', 'cpu', ...extra]);
+      expect(r.stderr).toBe(r.status === 0 ? r.stderr : '');
+      return JSON.parse(fs.readFileSync(path.join(out, 'eval.json'), 'utf8'));
+    };
+    // the fixture is HyperV2 with its defaults (not VeLO's larger configuration): hyperV2 {} says so
+    const velo = run('velo', ['--lopt', 'VeLO', '--lopt-config', '{"hyperV2":{}}']);
+    const hv2 = run('velo-hv2', ['--lopt', 'HyperV2']);
+    expect(velo.results[0].label).toBe('VeLO (learned)');
+    expect(velo.learnedOptimizer).toMatchObject({ name: 'VeLO', config: { weightDecay: 0, maxTrainingSteps: 150000 } });
+    expect(velo.results[0].curves['train/loss']).toEqual(hv2.results[0].curves['train/loss']);
+    const decayed = run('velo-wd', ['--lopt', 'VeLO', '--lopt-config', '{"hyperV2":{},"weightDecay":0.1}']);
+    expect(decayed.results[0].curves['train/loss']).not.toEqual(velo.results[0].curves['train/loss']);
+    // VeLO's own configuration does not fit this θ; a misspelt field is named
+    const wrong = lopt(['eval', '--params', params, '--lopt', 'VeLO', '--task', 'QuadraticTask', '--steps', '2', '--out', path.join(dir, 'w')]);
+    expect(wrong.status).not.toBe(0);
+    expect(wrong.stderr).toMatch(/for VeLO\) does not match/);
+    const typo = lopt(['eval', '--params', params, '--lopt', 'VeLO', '--lopt-config', '{"weightdecay":1}', '--task', 'QuadraticTask', '--out', path.join(dir, 'w2')]);
+    expect(typo.stderr).toMatch(/unknown field\(s\) weightdecay \(allowed: weightDecay, maxTrainingSteps, hyperV2\)/);
+  });
+
   test('a θ of the wrong structure, an unknown baseline and an unknown task are clear errors', () => {
     const bad = lopt(['eval', '--params', path.join(dir, 'params_sgd'), '--task', 'QuadraticTask', '--steps', '2', '--out', path.join(dir, 'x')]);
     expect(bad.status).not.toBe(0);

@@ -42,7 +42,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--seed <s>', 'first seed (seed k uses PRNGKey(s + k))', intArg('--seed', 0), 0)
     .option('--out <dir>', 'output directory (default: eval-<task>)')
     .option('--backend <name>', 'tfjs backend: auto, tensorflow, wasm, cpu (default: LOPT_BACKEND or auto)')
-    .option('--lopt <name>', "learned optimizer (default: the run's config.json, else MLPLOpt)")
+    .option('--lopt <name>', "learned optimizer (default: the run's config.json, else MLPLOpt); VeLO: the prefab on a HyperV2 θ (the VeLO checkpoint), numTrainingSteps = --steps, --lopt-config {weightDecay, maxTrainingSteps, hyperV2}")
     .option('--lopt-config <json>', "the learned optimizer's config as JSON", jsonArg('--lopt-config'))
     .option('--eval-every <n>', 'evaluate every n steps (default min(10, steps/10))', intArg('--eval-every', 1))
     .option('--eval-batches <n>', 'batches per evaluation', intArg('--eval-batches', 1), 5)

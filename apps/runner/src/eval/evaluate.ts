@@ -10,11 +10,36 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Registry, atomicWriteFile, random, treeDispose } from '@lopt/core';
-import type { LearnedOptimizer, Optimizer } from '@lopt/optimizers';
+import { HyperV2, VELO_HYPER_V2_OPTIONS, VeLO, type LearnedOptimizer, type Optimizer } from '@lopt/optimizers';
 import { EVAL_SPLITS, type TrainingCurves } from '@lopt/estimators';
 import { checkThetaStructure } from '../flax_msgpack';
 import { makeEvalTask, nonFiniteLeaves, renderLossPlot, resolveEvalCurveOptions, seedTrainingCurves, SummaryWriter, type Series } from '@lopt/training';
 import { loadThetaFile, type LoadedParams } from './params';
+
+/** `--lopt VeLO`: the prefab (reference research/general_lopt/prefab.py) on a HyperV2 θ. */
+export const VELO = 'VeLO';
+
+export interface VeLOEvalConfig {
+  /** prefab's weight_decay (0: no WeightDecayWrapper) */
+  weightDecay: number;
+  /** prefab's max_training_steps: longer runs accumulate gradients */
+  maxTrainingSteps: number;
+  /** the HyperV2 the θ belongs to (prefab's base_lopt_fn); default VeLO's configuration */
+  hyperV2: Record<string, unknown>;
+}
+
+/** `--lopt-config` for `--lopt VeLO`, checked: `{weightDecay?, maxTrainingSteps?, hyperV2?}`. */
+export function veloConfig(raw: Record<string, unknown>, registry: Registry): VeLOEvalConfig {
+  const allowed = ['weightDecay', 'maxTrainingSteps', 'hyperV2'];
+  const extra = Object.keys(raw).filter((k) => !allowed.includes(k));
+  if (extra.length) throw new Error(`--lopt-config for VeLO: unknown field(s) ${extra.join(', ')} (allowed: ${allowed.join(', ')})`);
+  const weightDecay = raw.weightDecay ?? 0;
+  if (typeof weightDecay !== 'number' || !(weightDecay >= 0) || !Number.isFinite(weightDecay)) throw new Error(`--lopt-config for VeLO: weightDecay must be a finite number >= 0, got ${JSON.stringify(raw.weightDecay)}`);
+  const maxTrainingSteps = raw.maxTrainingSteps ?? 150_000;
+  if (!Number.isSafeInteger(maxTrainingSteps) || (maxTrainingSteps as number) < 1) throw new Error(`--lopt-config for VeLO: maxTrainingSteps must be an integer >= 1, got ${JSON.stringify(raw.maxTrainingSteps)}`);
+  const hyperV2 = registry.parseConfig('learned_optimizer', 'HyperV2', raw.hyperV2 ?? VELO_HYPER_V2_OPTIONS) as Record<string, unknown>;
+  return { weightDecay, maxTrainingSteps: maxTrainingSteps as number, hyperV2 };
+}
 
 export interface BaselineSpec {
   /** Registered optimizer name ('Adam', 'SGD', ...). */
@@ -182,11 +207,12 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   const loaded: LoadedParams = await loadThetaFile(o.paramsPath);
   const fromRun = loaded.runConfig?.learnedOptimizer;
   const loptName = o.lopt ?? fromRun?.name ?? 'MLPLOpt';
-  if (!registry.has('learned_optimizer', loptName)) {
-    throw new Error(`--lopt: unknown learned optimizer '${loptName}' (allowed: ${registry.list('learned_optimizer').map((e) => e.name).join(', ')})`);
+  const velo = loptName === VELO ? veloConfig(o.loptConfig ?? {}, registry) : null;
+  if (!velo && !registry.has('learned_optimizer', loptName)) {
+    throw new Error(`--lopt: unknown learned optimizer '${loptName}' (allowed: ${[VELO, ...registry.list('learned_optimizer').map((e) => e.name)].join(', ')})`);
   }
-  const loptConfig = registry.parseConfig('learned_optimizer', loptName, o.loptConfig ?? (o.lopt ? {} : fromRun?.config ?? {})) as Record<string, unknown>;
-  const lopt = registry.create<LearnedOptimizer>('learned_optimizer', loptName, loptConfig);
+  const loptConfig: Record<string, unknown> = velo ? { ...velo } : (registry.parseConfig('learned_optimizer', loptName, o.loptConfig ?? (o.lopt ? {} : fromRun?.config ?? {})) as Record<string, unknown>);
+  const lopt = velo ? new HyperV2(velo.hyperV2) : registry.create<LearnedOptimizer>('learned_optimizer', loptName, loptConfig);
   const template = lopt.init(random.PRNGKey(0));
   try {
     checkThetaStructure(loaded.theta, template, `params ${loaded.source} (for ${loptName})`);
@@ -199,7 +225,12 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   if (nonFinite.length) throw new Error(`params ${loaded.source}: θ is not finite (NaN or Inf in ${nonFinite.join(', ')}); the run that wrote it diverged`);
 
   const optimizers: Array<{ label: string; kind: 'learned' | 'baseline'; make: () => Optimizer }> = [
-    { label: `${loptName} (learned)`, kind: 'learned', make: () => lopt.optFn(theta) },
+    {
+      label: `${loptName} (learned)`,
+      kind: 'learned',
+      // the prefab conditions on the training length: this evaluation's number of steps
+      make: () => (velo ? new VeLO({ numTrainingSteps: o.steps, weightDecay: velo.weightDecay, maxTrainingSteps: velo.maxTrainingSteps, lopt, theta }) : lopt.optFn(theta)),
+    },
     ...o.baselines.map((b) => ({
       label: b.learningRate !== null ? `${b.name}(${b.learningRate})` : b.name,
       kind: 'baseline' as const,
