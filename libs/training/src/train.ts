@@ -21,7 +21,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
-import { CheckpointError, configHash, initBackend, PyTree, Registry, registry as processRegistry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
+import { CheckpointError, configHash, initBackend, listIndices, strayEntries, PyTree, Registry, registry as processRegistry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
 import { ConfigError, applySetOverrides, loadConfigFile, validateExperimentConfig } from './config';
 import { CheckpointManager } from './checkpoints';
 import { SummaryWriter, listEventFiles, readEventFile } from './tensorboard';
@@ -38,6 +38,9 @@ export class DivergenceError extends Error {
 }
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
+/** The most the wasm backend's heap can grow to (its emscripten build's getHeapMax: 4 GiB - 64 KiB). */
+export const WASM_HEAP_MAX_BYTES = 4294901760;
 
 export interface RunConfigSources {
   /** A JSON or YAML file of config fields (applied first). */
@@ -107,7 +110,7 @@ export function metricTag(key: string): string {
 /** Readable, collision-free tags for metric keys (a clash keeps the aggregation as a prefix). */
 export class MetricTagger {
   private readonly byKey = new Map<string, string>();
-  private readonly used = new Set<string>(['outer/loss']);
+  private readonly used = new Set<string>(['outer/loss', 'outer/raw_loss']);
   tag(key: string): string {
     let t = this.byKey.get(key);
     if (t === undefined) {
@@ -261,13 +264,19 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
   const registry = opts.registry ?? processRegistry;
   const logdir = opts.logdir;
   const ckDir = path.join(logdir, 'checkpoints');
-  const hasCheckpoints = fs.existsSync(ckDir) && fs.readdirSync(ckDir).some((n) => /^checkpoint_\d+$/.test(n));
+  const hasCheckpoints = listIndices(ckDir, 'checkpoint').length > 0;
+  // names like checkpoint_<n> that no save writes (leading zeros, an index past the safe integers)
+  const stray = strayEntries(ckDir, 'checkpoint');
+  const strayNote = stray.length ? `${stray.join(', ')} ${stray.length > 1 ? 'are' : 'is'} not a checkpoint a run writes (an index with leading zeros or past ${Number.MAX_SAFE_INTEGER})` : '';
   if (opts.resume && !hasCheckpoints) {
-    throw new CheckpointError(`--resume: no checkpoint to resume from in ${ckDir}${fs.existsSync(logdir) ? '' : ` (${logdir} does not exist)`}`);
+    throw new CheckpointError(
+      `--resume: no checkpoint to resume from in ${ckDir}${fs.existsSync(logdir) ? '' : ` (${logdir} does not exist)`}${strayNote ? `; ${strayNote}` : ''}`,
+    );
   }
   if (!opts.resume && hasCheckpoints) {
     throw new ConfigError(`${logdir} already holds checkpoints; pass --resume to continue that run, or choose another --logdir`);
   }
+  if (!opts.resume && stray.length) throw new ConfigError(`${ckDir}: ${strayNote}; remove it or choose another --logdir`);
   // --resume keeps the random mode the run was started with, unless the config names one.
   const cfg = withRandomMode(validateMetaTrainingConfig(config, registry), opts.resume ? recordedRandomMode(logdir) : undefined);
 
@@ -275,12 +284,17 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
   const trainer = tooBig(() => new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] }));
   // Sizes are checked against this machine's memory before the state is made or a file written.
   const need = tooBig(() => trainer.estimateStateBytes());
-  const have = os.totalmem();
+  // On wasm every tensor lives in one WebAssembly heap, which cannot grow past 4 GiB whatever the
+  // machine has (past it an allocation fails deep inside a kernel with "offset is out of bounds").
+  const onWasm = tf.getBackend() === 'wasm';
+  const have = onWasm ? Math.min(os.totalmem(), WASM_HEAP_MAX_BYTES) : os.totalmem();
   if (need > 0.75 * have) {
     await trainer.dispose(null);
+    const where = onWasm && have === WASM_HEAP_MAX_BYTES ? "the wasm backend's heap" : "this machine's memory";
     throw new ConfigError(
-      `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than this machine's memory allows (${(have / 2 ** 30).toFixed(1)} GiB in all); ` +
-        `lower tasks.N.numTasks or the task and learned-optimizer sizes`,
+      `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than ${where} allows (${(have / 2 ** 30).toFixed(1)} GiB in all); ` +
+        `lower tasks.N.numTasks or the task and learned-optimizer sizes` +
+        (onWasm && have === WASM_HEAP_MAX_BYTES ? ', or use the tensorflow backend (tfjs-node) where it is installed' : ''),
     );
   }
   try {
@@ -400,6 +414,27 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     state = await trainer.init();
   }
 
+  if (opts.resume && startStep >= cfg.steps) {
+    // A finished run resumed with the same steps: nothing to train, so nothing is written either
+    // (no new event file, config.json and the plot left as they are).
+    treeDispose(state as unknown as PyTree);
+    const done = readHistory(logdir, startStep, familyTags(trainer)).outer.ys;
+    const last = done.length ? done[done.length - 1] : null;
+    log(`the run is already at step ${startStep} of ${cfg.steps}: nothing to do, nothing written (raise --steps to continue it)`);
+    return {
+      logdir,
+      startStep,
+      step: startStep,
+      total: cfg.steps,
+      finalLoss: last,
+      finalRawLoss: last,
+      firstNonFiniteStep: null,
+      interrupted: false,
+      lastCheckpoint,
+      seconds: 0,
+    };
+  }
+
   fs.mkdirSync(logdir, { recursive: true });
   fs.writeFileSync(path.join(logdir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
 
@@ -515,6 +550,8 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
         lastScalarStep = step;
         const scalars: Record<string, number> = {
           'outer/loss': res.loss,
+          // the mean meta-loss before the estimator's NaN/Inf clip: NaN here when outer/loss shows the clip value
+          'outer/raw_loss': res.rawLoss,
           'perf/steps_per_sec': rate,
           'perf/inner_steps_per_sec': rate * innerPerOuter,
           'perf/elapsed_s': elapsed(),
