@@ -12,6 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import { random, saveTree, treeDispose, treeLeaves } from '@lopt/core';
 import { MLPLOpt } from '@lopt/optimizers';
 import { CheckpointManager, listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
+import { createHash } from 'crypto';
+import { folderSnapshot } from '../../libs/training/src/__tests__/folder_snapshot';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CLI = path.join(ROOT, 'apps/runner/dist/cli.js');
@@ -200,6 +202,14 @@ describe('lopt run', () => {
     expect(fs.existsSync(dir)).toBe(false);
   });
 
+  test('on the wasm backend the state is checked against its 4 GiB heap, not only the machine (numTasks=1e6)', () => {
+    const dir = path.join(tmp, 'bad-wasm-heap');
+    const r = lopt(['run', 'quadratic-pes', '--set', 'tasks.0.numTasks=1000000', '--backend', 'wasm', '--logdir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the run's state needs about \d+\.\d GiB, more than the wasm backend's heap allows \(4\.0 GiB in all\); lower tasks\.N\.numTasks/);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
   test('an unknown experiment lists the allowed ones', () => {
     const dir = path.join(tmp, 'bad-experiment');
     const r = lopt(['run', 'quadratic-pe', '--logdir', dir]);
@@ -249,6 +259,58 @@ describe('lopt run', () => {
   });
 });
 
+describe('resume never lies (issue 20, case 3): every refusal exits 1 and leaves the run folder byte-identical', () => {
+  test('edited meta.json fields, fewer --steps than done, another run\'s state, stray folders; a finished run resumed writes nothing', () => {
+    const base = ['run', 'quadratic-pes', '--set', 'logging.checkpointEverySteps=2', '--set', 'tasks.0.numTasks=2', '--backend', 'cpu'];
+    const dir = path.join(tmp, 'resume-lies');
+    expectOk(lopt([...base, '--steps', '4', '--logdir', dir]));
+    const newest = new CheckpointManager({ dir }).latest()!.path;
+    const metaFile = path.join(newest, 'meta.json');
+    const treeFile = path.join(newest, 'state.tree');
+    const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+    const ownTree = fs.readFileSync(treeFile);
+    const refused = (steps: number, re: RegExp) => {
+      const before = folderSnapshot(dir);
+      const r = lopt([...base, '--steps', String(steps), '--logdir', dir, '--resume']);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(re) });
+      expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+      expect(folderSnapshot(dir)).toBe(before);
+    };
+    const withMeta = (edit: Record<string, unknown>, steps: number, re: RegExp) => {
+      fs.writeFileSync(metaFile, JSON.stringify({ ...meta, ...edit }));
+      refused(steps, re);
+      fs.writeFileSync(metaFile, JSON.stringify(meta));
+    };
+    withMeta({ step: 1000 }, 6, /it is at step 1000, past steps=6; resume with --steps 1000 or more/);
+    refused(2, /it is at step 4, past steps=2; resume with --steps 4 or more/);
+    withMeta({ rngKey: [1, 2] }, 6, /its rngKey \[1,2\] is not the key \[\d+,\d+\] this config derives for step 4/);
+    withMeta({ step: -1 }, 6, /meta\.json step is -1 \(a non-negative integer expected\)/);
+    withMeta({ step: 5.5 }, 6, /meta\.json step is 5\.5 \(a non-negative integer expected\)/);
+    withMeta({ elapsedTime: 'abc' }, 6, /meta\.json elapsedTime is "abc" \(a non-negative number of seconds expected\)/);
+    // a state.tree from another run (4 tasks where this config builds 2), its checksum made to match
+    const other = path.join(tmp, 'resume-lies-other');
+    expectOk(lopt(['run', 'quadratic-pes', '--steps', '1', '--backend', 'cpu', '--logdir', other]));
+    const otherTree = fs.readFileSync(path.join(new CheckpointManager({ dir: other }).latest()!.path, 'state.tree'));
+    fs.writeFileSync(treeFile, otherTree);
+    withMeta({ file: { ...meta.file, bytes: otherTree.length, sha256: createHash('sha256').update(otherTree).digest('hex') } }, 6, /its state is not what this config builds \(another experiment's checkpoint\?\)/);
+    fs.writeFileSync(treeFile, ownTree);
+    // a finished run resumed with the same steps: exit 0, nothing written
+    const before = folderSnapshot(dir);
+    const same = lopt([...base, '--steps', '4', '--logdir', dir, '--resume']);
+    expectOk(same);
+    expect(same.stderr).toContain('already at step 4 of 4: nothing to do, nothing written');
+    expect(folderSnapshot(dir)).toBe(before);
+    // stray names are not checkpoints: the resume continues from the real newest one
+    fs.mkdirSync(path.join(dir, 'checkpoints', 'checkpoint_99999999999999999999'));
+    fs.cpSync(path.join(dir, 'checkpoints', 'checkpoint_0'), path.join(dir, 'checkpoints', 'checkpoint_0009'), { recursive: true });
+    const on = lopt([...base, '--steps', '6', '--logdir', dir, '--resume']);
+    expectOk(on);
+    expect(on.stderr).toContain('resuming at step 4 of 6');
+    const ck = new CheckpointManager({ dir });
+    expect(ck.indices().map((i) => JSON.parse(fs.readFileSync(path.join(ck.dir, `checkpoint_${i}`, 'meta.json'), 'utf8')).step)).toEqual([2, 4, 6]);
+  });
+});
+
 describe('divergence is never hidden', () => {
   test('a diverging run shows the real loss, warns at its first non-finite step, stops after maxNonFiniteSteps with exit 1, and keeps a finite newest checkpoint', async () => {
     const dir = path.join(tmp, 'diverge');
@@ -257,6 +319,12 @@ describe('divergence is never hidden', () => {
     expect(r.stderr).toMatch(/warning: step \d+ is not finite: mean meta-loss NaN \(used as 20\), \d+ of \d+ meta-gradient elements non-finite/);
     expect(r.stderr).toMatch(/loss 20\.0000\s+raw NaN/);
     expect(r.stderr).toMatch(/the run diverged: every meta-gradient element was non-finite for 8 consecutive outer steps/);
+    // TensorBoard shows the real mean loss beside the clipped one
+    const s = scalarsByTag(events(dir));
+    const clipped = s.get('outer/loss')!.filter((p) => p.value === 20).map((p) => p.step);
+    expect(clipped.length).toBeGreaterThanOrEqual(8);
+    const raw = new Map(s.get('outer/raw_loss')!.map((p) => [p.step, p.value]));
+    for (const step of clipped) expect(raw.get(step)).toBeNaN();
     // the newest checkpoint's θ is finite
     const ck = new CheckpointManager({ dir });
     const restored = await ck.restoreLatest<any>();

@@ -532,14 +532,6 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
         }
       }
       allNonFiniteRun = res.gradElements > 0 && res.nonFiniteGradElements >= res.gradElements ? allNonFiniteRun + 1 : 0;
-      if (allNonFiniteRun >= cfg.maxNonFiniteSteps) {
-        throw new DivergenceError(
-          `the run diverged: every meta-gradient element was non-finite for ${allNonFiniteRun} consecutive outer steps ` +
-            `(to step ${i}; first non-finite step ${firstNonFinite}; maxNonFiniteSteps ${cfg.maxNonFiniteSteps}). ` +
-            `The newest checkpoint is the last finite one${lastCheckpoint ? ` (${lastCheckpoint})` : ''}; lower the meta learning rate or the perturbation and start again.`,
-        );
-      }
-
       // scalars
       const isLast = step === total;
       if (i % L.scalarsEvery === 0 || withMetrics || isLast) {
@@ -589,6 +581,14 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
       }
 
       emit({ type: 'step', step, total, loss: res.loss, rawLoss: res.rawLoss, metrics: res.metrics });
+      // (only now, so that the event file holds every step the run made, the last one included)
+      if (allNonFiniteRun >= cfg.maxNonFiniteSteps) {
+        throw new DivergenceError(
+          `the run diverged: every meta-gradient element was non-finite for ${allNonFiniteRun} consecutive outer steps ` +
+            `(to step ${i}; first non-finite step ${firstNonFinite}; maxNonFiniteSteps ${cfg.maxNonFiniteSteps}). ` +
+            `The newest checkpoint is the last finite one${lastCheckpoint ? ` (${lastCheckpoint})` : ''}; lower the meta learning rate or the perturbation and start again.`,
+        );
+      }
 
       const saved = checkpoints.isDue(step) ? await saveCheckpoint(step) : null;
       if (saved) {
