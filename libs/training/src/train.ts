@@ -86,18 +86,11 @@ export function resumeHash(cfg: MetaTrainingConfig): string {
  */
 export function recordedRandomMode(logdir: string): boolean | undefined {
   const latest = fs.existsSync(path.join(logdir, 'checkpoints')) ? new CheckpointManager({ dir: logdir }).latest() : null;
-  const read = (file: string): Record<string, any> | undefined => {
-    try {
-      return JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch {
-      return undefined;
-    }
-  };
   if (latest) {
-    const recorded = read(path.join(latest.path, 'meta.json'))?.extra?.threefryPartitionable;
+    const recorded = readJson(path.join(latest.path, 'meta.json'))?.extra?.threefryPartitionable;
     return typeof recorded === 'boolean' ? recorded : false;
   }
-  const fromConfig = read(path.join(logdir, 'config.json'))?.threefryPartitionable;
+  const fromConfig = readJson(path.join(logdir, 'config.json'))?.threefryPartitionable;
   return typeof fromConfig === 'boolean' ? fromConfig : undefined;
 }
 
@@ -240,6 +233,27 @@ function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [`${prefix || '(config)'}: ${JSON.stringify(a)} -> ${JSON.stringify(b)}`];
 }
 
+/** A resume refused because `checkpoint` was written with another config (the changed fields named from config.json). */
+function configChanged(checkpoint: string, recorded: string, cfg: MetaTrainingConfig, logdir: string): CheckpointError {
+  const old = readJson(path.join(logdir, 'config.json'));
+  // without a readable config.json the hash mismatch alone is reported
+  const diff = old ? configDiff({ ...old, steps: undefined }, { ...cfg, steps: undefined }) : [];
+  return new CheckpointError(
+    `--resume: ${checkpoint} was written with a different config (hash ${recorded}, now ${resumeHash(cfg)})` +
+      (diff.length ? `; changed fields:\n  ${diff.join('\n  ')}` : '') +
+      `\nResume with the same experiment and overrides (only 'steps' may change), or use a new --logdir.`,
+  );
+}
+
+function readJson(file: string): Record<string, any> | undefined {
+  try {
+    const x = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return x && typeof x === 'object' && !Array.isArray(x) ? x : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One host read for all leaves of a θ-shaped list of tensors; values per leaf. */
 function readLeaves(leaves: tf.Tensor[]): { all: Float32Array; parts: Float32Array[] } {
   const flat = tf.tidy(() => tf.concat(leaves.map((l) => tf.reshape(l, [-1]))));
@@ -279,6 +293,13 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
   if (!opts.resume && stray.length) throw new ConfigError(`${ckDir}: ${strayNote}; remove it or choose another --logdir`);
   // --resume keeps the random mode the run was started with, unless the config names one.
   const cfg = withRandomMode(validateMetaTrainingConfig(config, registry), opts.resume ? recordedRandomMode(logdir) : undefined);
+  // A resume with another config is refused from the checkpoint's meta.json alone, before any
+  // size of the new config is built or measured (trainLoop checks the restored checkpoint again).
+  if (opts.resume) {
+    const latest = new CheckpointManager({ dir: logdir }).latest();
+    const recorded = latest ? readJson(path.join(latest.path, 'meta.json'))?.configHash : undefined;
+    if (latest && typeof recorded === 'string' && recorded !== resumeHash(cfg)) throw configChanged(latest.path, recorded, cfg, logdir);
+  }
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
   const trainer = tooBig(() => new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] }));
@@ -358,18 +379,7 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     if (!restored) throw new CheckpointError(`--resume: no checkpoint to resume from in ${ckDir}`);
     if (restored.meta.configHash !== null && restored.meta.configHash !== hash) {
       treeDispose(restored.state);
-      let diff: string[] = [];
-      try {
-        const old = JSON.parse(fs.readFileSync(path.join(logdir, 'config.json'), 'utf8'));
-        diff = configDiff({ ...old, steps: undefined }, { ...cfg, steps: undefined });
-      } catch {
-        /* no readable config.json: the hash mismatch alone is reported */
-      }
-      throw new CheckpointError(
-        `--resume: ${restored.path} was written with a different config (hash ${restored.meta.configHash}, now ${hash})` +
-          (diff.length ? `; changed fields:\n  ${diff.join('\n  ')}` : '') +
-          `\nResume with the same experiment and overrides (only 'steps' may change), or use a new --logdir.`,
-      );
+      throw configChanged(restored.path, restored.meta.configHash, cfg, logdir);
     }
     const st = restored.state as unknown as MetaTrainerState;
     if (!st || typeof st !== 'object' || !('learnerState' in st) || !Array.isArray(st.workerStates)) {

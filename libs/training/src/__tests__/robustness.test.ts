@@ -1,7 +1,8 @@
 /**
  * Property tests (fast-check): random mutations of a valid experiment config never crash
- * validation (a clear ConfigError/RegistryError or a valid config), and random damage to a
- * checkpoint never crashes a resume and never changes the run folder when the resume is refused.
+ * validation (a clear ConfigError/RegistryError or a valid config) and, resumed on an existing
+ * run, are refused before anything is built unless they are the same run; random damage to a
+ * checkpoint never crashes a resume. A refused resume never changes the run folder.
  */
 import '@lopt/tasks';
 import '@lopt/optimizers';
@@ -13,7 +14,7 @@ import fc from 'fast-check';
 import { CheckpointError, PLUGIN_KINDS, RegistryError, SerializationError, registry } from '@lopt/core';
 import { ConfigError } from '../config';
 import { CheckpointManager } from '../checkpoints';
-import { resolveRunConfig, train, validateMetaTrainingConfig } from '../index';
+import { resolveRunConfig, resumeHash, train, validateMetaTrainingConfig, withRandomMode } from '../index';
 import { folderSnapshot } from './folder_snapshot';
 
 let tmp: string;
@@ -101,6 +102,37 @@ test('a mutated config is either valid or refused with a clear error naming a fi
     { numRuns: 500, seed: 7 },
   );
 });
+
+test('a mutated config resumed on an existing run is the same run or refused with a clear error before anything is built, and the folder never changes', async () => {
+  const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps: 2, set: ['logging.checkpointEverySteps=1', 'tasks.0.numTasks=2'] });
+  const dir = path.join(tmp, 'mutated-resume');
+  await train(cfg, { experiment: 'quadratic-pes', registry, logdir: dir });
+  const base = JSON.parse(JSON.stringify(cfg));
+  const all = paths(base);
+  const own = resumeHash(withRandomMode(cfg, false));
+  const before = folderSnapshot(dir);
+  let refused = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: all.length - 1 }), anyValue, fc.boolean(), async (i, value, remove) => {
+      const mutated = setAt(base, all[i], value, remove && all[i].length > 0);
+      let valid;
+      try {
+        valid = validateMetaTrainingConfig(mutated, registry);
+      } catch (e) {
+        if (!isCleanRefusal(e)) throw new Error(`mutation ${all[i].join('.')}=${JSON.stringify(value)} crashed: ${(e as Error)?.stack ?? e}`);
+        return;
+      }
+      // the same run (only steps, or a field set to the value it had): resuming it would just continue
+      if (resumeHash(withRandomMode(valid, false)) === own) return;
+      // any other change, even one whose sizes could not be built here, is refused from meta.json
+      await expect(train(mutated, { experiment: 'quadratic-pes', registry, logdir: dir, resume: true })).rejects.toThrow(/was written with a different config/);
+      expect(folderSnapshot(dir)).toBe(before);
+      refused++;
+    }),
+    { numRuns: 300, seed: 5 },
+  );
+  expect(refused).toBeGreaterThan(10); // the property reached resumes, not only invalid configs
+}, 120000);
 
 test('a damaged checkpoint never crashes a resume, and a refused resume changes nothing in the folder', async () => {
   const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps: 2, set: ['logging.checkpointEverySteps=1', 'tasks.0.numTasks=2'] });
