@@ -311,6 +311,35 @@ describe('resume never lies (issue 20, case 3): every refusal exits 1 and leaves
   });
 });
 
+describe('durability (issue 20, case 4)', () => {
+  test('SIGKILL the moment a checkpoint appears: the records of every step before it are on disk; the resumed run\'s TensorBoard view is the straight run\'s', async () => {
+    const args = ['run', 'quadratic-pes', '--steps', '12', '--set', 'logging.checkpointEverySteps=3', '--set', 'tasks.0.numTasks=2', '--backend', 'cpu'];
+    const straight = path.join(tmp, 'durable-straight');
+    expectOk(lopt([...args, '--logdir', straight]));
+    const dir = path.join(tmp, 'durable-killed');
+    const ck = new CheckpointManager({ dir });
+    // killed twice, each time as soon as a new checkpoint is visible (before the run's next flush)
+    for (let kill = 0; kill < 2; kill++) {
+      const had = ck.indices().length;
+      const child = spawn(process.execPath, [CLI, ...args, '--logdir', dir, ...(had ? ['--resume'] : [])], { cwd: ROOT, env: ENV, stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      while (child.exitCode === null && ck.indices().length <= had) await new Promise((r) => setTimeout(r, 1));
+      child.kill('SIGKILL');
+      await exited;
+      const newest = JSON.parse(fs.readFileSync(path.join(ck.dir, `checkpoint_${ck.indices().at(-1)}`, 'meta.json'), 'utf8')).step as number;
+      const logged = new Set(scalarsByTag(events(dir)).get('outer/loss')!.map((p) => p.step));
+      for (let s = 0; s < newest; s++) expect(logged.has(s)).toBe(true);
+    }
+    expectOk(lopt([...args, '--logdir', dir, '--resume']));
+    // SessionLog.START at each resumed step drops what a killed process logged past its checkpoint
+    const starts = events(dir).filter((e) => e.session_log?.status === 1).map((e) => e.step);
+    expect(starts.length).toBe(2);
+    const view = scalarsByTag(events(dir)).get('outer/loss')!;
+    expect(view.map((p) => p.step)).toEqual([...Array(12).keys()]);
+    expect(view.map((p) => p.value)).toEqual([...losses(straight).values()]);
+  });
+});
+
 describe('divergence is never hidden', () => {
   test('a diverging run shows the real loss, warns at its first non-finite step, stops after maxNonFiniteSteps with exit 1, and keeps a finite newest checkpoint', async () => {
     const dir = path.join(tmp, 'diverge');
