@@ -142,9 +142,16 @@ test('a damaged checkpoint never crashes a resume, and a refused resume changes 
   const rel = path.relative(pristine, latest.path);
   let n = 0;
   const damage = fc.oneof(
-    fc.record({ kind: fc.constant('meta' as const), field: fc.constantFrom('step', 'elapsedTime', 'rngKey', 'configHash', 'file', 'format', 'version', 'index', 'dataStreams'), value: anyValue }),
+    fc.record({
+      kind: fc.constant('meta' as const),
+      field: fc.constantFrom('step', 'elapsedTime', 'totalInnerSteps', 'rngKey', 'configHash', 'file', 'format', 'version', 'kind', 'index', 'dataStreams', 'extra'),
+      value: anyValue,
+    }),
     fc.record({ kind: fc.constant('tree' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
     fc.record({ kind: fc.constant('truncate' as const), keep: fc.nat() }),
+    // meta.json's own bytes (not covered by the tree's checksum), or a file of the entry gone
+    fc.record({ kind: fc.constant('metaBytes' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
+    fc.record({ kind: fc.constant('remove' as const), file: fc.constantFrom('meta.json', 'state.tree') }),
   );
   await fc.assert(
     fc.asyncProperty(damage, async (d) => {
@@ -156,6 +163,12 @@ test('a damaged checkpoint never crashes a resume, and a refused resume changes 
         const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
         meta[d.field] = d.value;
         fs.writeFileSync(metaFile, JSON.stringify(meta));
+      } else if (d.kind === 'metaBytes') {
+        const bytes = fs.readFileSync(metaFile);
+        bytes[d.at % bytes.length] ^= d.xor;
+        fs.writeFileSync(metaFile, bytes);
+      } else if (d.kind === 'remove') {
+        fs.rmSync(path.join(dir, rel, d.file));
       } else {
         const bytes = fs.readFileSync(treeFile);
         if (d.kind === 'tree') bytes[d.at % bytes.length] ^= d.xor;
