@@ -313,7 +313,8 @@ describe('resume never lies (issue 20, case 3): every refusal exits 1 and leaves
 
 describe('durability (issue 20, case 4)', () => {
   test('SIGKILL the moment a checkpoint appears: the records of every step before it are on disk; the resumed run\'s TensorBoard view is the straight run\'s', async () => {
-    const args = ['run', 'quadratic-pes', '--steps', '12', '--set', 'logging.checkpointEverySteps=3', '--set', 'tasks.0.numTasks=2', '--backend', 'cpu'];
+    // (24 steps: a killed run is far from its end when its first checkpoints appear)
+    const args = ['run', 'quadratic-pes', '--steps', '24', '--set', 'logging.checkpointEverySteps=3', '--set', 'tasks.0.numTasks=2', '--backend', 'cpu'];
     const straight = path.join(tmp, 'durable-straight');
     expectOk(lopt([...args, '--logdir', straight]));
     const dir = path.join(tmp, 'durable-killed');
@@ -335,7 +336,7 @@ describe('durability (issue 20, case 4)', () => {
     const starts = events(dir).filter((e) => e.session_log?.status === 1).map((e) => e.step);
     expect(starts.length).toBe(2);
     const view = scalarsByTag(events(dir)).get('outer/loss')!;
-    expect(view.map((p) => p.step)).toEqual([...Array(12).keys()]);
+    expect(view.map((p) => p.step)).toEqual([...Array(24).keys()]);
     expect(view.map((p) => p.value)).toEqual([...losses(straight).values()]);
   });
 });
