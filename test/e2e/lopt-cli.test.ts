@@ -12,6 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import { random, saveTree, treeDispose, treeLeaves } from '@lopt/core';
 import { MLPLOpt } from '@lopt/optimizers';
 import { CheckpointManager, listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
+import { createHash } from 'crypto';
+import { folderSnapshot } from '../../libs/training/src/__tests__/folder_snapshot';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CLI = path.join(ROOT, 'apps/runner/dist/cli.js');
@@ -187,7 +189,8 @@ describe('lopt run', () => {
     [['--steps', 'many'], /steps: expected number, got string/],
     [['--set', 'gradientEstimator.config.truncLength=4'], /truncLength \(4\) must be a multiple of stepsPerJit/],
     [['--set', 'tasks.0.name=NoSuchTask'], /tasks\.0\.name: unknown task or task family 'NoSuchTask' \(allowed: .*FixedDimQuadraticFamily/],
-    [['--seed', '1e300'], /seed: 1e\+300 is beyond the safe integer range/],
+    [['--seed', '1e300'], /seed: must be in 0\.\.4294967295 \(PRNGKey keeps the low 32 bits/],
+    [['--seed', '4294967296'], /seed: must be in 0\.\.4294967295/],
     [['--set', 'thetaOptimizer.config.learningRate=1e400'], /thetaOptimizer\.config\.learningRate: Infinity is not a finite number/],
     [['--set', 'learnedOptimizer.config.hiddenSize=1000000000'], /needs more memory than this process can allocate .*learnedOptimizer\.config\.hiddenSize/],
     [['--set', 'tasks.0.numTasks=100000000'], /the run's state needs about \d+\.\d GiB, more than this machine's memory allows .*lower tasks\.N\.numTasks/],
@@ -196,6 +199,14 @@ describe('lopt run', () => {
     const r = lopt(['run', 'quadratic-pes', ...(args as string[]), '--backend', 'cpu', '--logdir', dir]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(re as RegExp);
+    expect(fs.existsSync(dir)).toBe(false);
+  });
+
+  test('on the wasm backend the state is checked against its 4 GiB heap, not only the machine (numTasks=1e6)', () => {
+    const dir = path.join(tmp, 'bad-wasm-heap');
+    const r = lopt(['run', 'quadratic-pes', '--set', 'tasks.0.numTasks=1000000', '--backend', 'wasm', '--logdir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the run's state needs about \d+\.\d GiB, more than the wasm backend's heap allows \(4\.0 GiB in all\); lower tasks\.N\.numTasks/);
     expect(fs.existsSync(dir)).toBe(false);
   });
 
@@ -248,6 +259,88 @@ describe('lopt run', () => {
   });
 });
 
+describe('resume never lies (issue 20, case 3): every refusal exits 1 and leaves the run folder byte-identical', () => {
+  test('edited meta.json fields, fewer --steps than done, another run\'s state, stray folders; a finished run resumed writes nothing', () => {
+    const base = ['run', 'quadratic-pes', '--set', 'logging.checkpointEverySteps=2', '--set', 'tasks.0.numTasks=2', '--backend', 'cpu'];
+    const dir = path.join(tmp, 'resume-lies');
+    expectOk(lopt([...base, '--steps', '4', '--logdir', dir]));
+    const newest = new CheckpointManager({ dir }).latest()!.path;
+    const metaFile = path.join(newest, 'meta.json');
+    const treeFile = path.join(newest, 'state.tree');
+    const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+    const ownTree = fs.readFileSync(treeFile);
+    const refused = (steps: number, re: RegExp) => {
+      const before = folderSnapshot(dir);
+      const r = lopt([...base, '--steps', String(steps), '--logdir', dir, '--resume']);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(re) });
+      expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+      expect(folderSnapshot(dir)).toBe(before);
+    };
+    const withMeta = (edit: Record<string, unknown>, steps: number, re: RegExp) => {
+      fs.writeFileSync(metaFile, JSON.stringify({ ...meta, ...edit }));
+      refused(steps, re);
+      fs.writeFileSync(metaFile, JSON.stringify(meta));
+    };
+    withMeta({ step: 1000 }, 6, /it is at step 1000, past steps=6; resume with --steps 1000 or more/);
+    refused(2, /it is at step 4, past steps=2; resume with --steps 4 or more/);
+    withMeta({ rngKey: [1, 2] }, 6, /its rngKey \[1,2\] is not the key \[\d+,\d+\] this config derives for step 4/);
+    withMeta({ step: -1 }, 6, /meta\.json step is -1 \(a non-negative integer expected\)/);
+    withMeta({ step: 5.5 }, 6, /meta\.json step is 5\.5 \(a non-negative integer expected\)/);
+    withMeta({ elapsedTime: 'abc' }, 6, /meta\.json elapsedTime is "abc" \(a non-negative number of seconds expected\)/);
+    // a state.tree from another run (4 tasks where this config builds 2), its checksum made to match
+    const other = path.join(tmp, 'resume-lies-other');
+    expectOk(lopt(['run', 'quadratic-pes', '--steps', '1', '--backend', 'cpu', '--logdir', other]));
+    const otherTree = fs.readFileSync(path.join(new CheckpointManager({ dir: other }).latest()!.path, 'state.tree'));
+    fs.writeFileSync(treeFile, otherTree);
+    withMeta({ file: { ...meta.file, bytes: otherTree.length, sha256: createHash('sha256').update(otherTree).digest('hex') } }, 6, /its state is not what this config builds \(another experiment's checkpoint\?\)/);
+    fs.writeFileSync(treeFile, ownTree);
+    // a finished run resumed with the same steps: exit 0, nothing written
+    const before = folderSnapshot(dir);
+    const same = lopt([...base, '--steps', '4', '--logdir', dir, '--resume']);
+    expectOk(same);
+    expect(same.stderr).toContain('already at step 4 of 4: nothing to do, nothing written');
+    expect(folderSnapshot(dir)).toBe(before);
+    // stray names are not checkpoints: the resume continues from the real newest one
+    fs.mkdirSync(path.join(dir, 'checkpoints', 'checkpoint_99999999999999999999'));
+    fs.cpSync(path.join(dir, 'checkpoints', 'checkpoint_0'), path.join(dir, 'checkpoints', 'checkpoint_0009'), { recursive: true });
+    const on = lopt([...base, '--steps', '6', '--logdir', dir, '--resume']);
+    expectOk(on);
+    expect(on.stderr).toContain('resuming at step 4 of 6');
+    const ck = new CheckpointManager({ dir });
+    expect(ck.indices().map((i) => JSON.parse(fs.readFileSync(path.join(ck.dir, `checkpoint_${i}`, 'meta.json'), 'utf8')).step)).toEqual([2, 4, 6]);
+  });
+});
+
+describe('durability (issue 20, case 4)', () => {
+  test('SIGKILL the moment a checkpoint appears: the records of every step before it are on disk; the resumed run\'s TensorBoard view is the straight run\'s', async () => {
+    // (24 steps: a killed run is far from its end when its first checkpoints appear)
+    const args = ['run', 'quadratic-pes', '--steps', '24', '--set', 'logging.checkpointEverySteps=3', '--set', 'tasks.0.numTasks=2', '--backend', 'cpu'];
+    const straight = path.join(tmp, 'durable-straight');
+    expectOk(lopt([...args, '--logdir', straight]));
+    const dir = path.join(tmp, 'durable-killed');
+    const ck = new CheckpointManager({ dir });
+    // killed twice, each time as soon as a new checkpoint is visible (before the run's next flush)
+    for (let kill = 0; kill < 2; kill++) {
+      const had = ck.indices().length;
+      const child = spawn(process.execPath, [CLI, ...args, '--logdir', dir, ...(had ? ['--resume'] : [])], { cwd: ROOT, env: ENV, stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      while (child.exitCode === null && ck.indices().length <= had) await new Promise((r) => setTimeout(r, 1));
+      child.kill('SIGKILL');
+      await exited;
+      const newest = JSON.parse(fs.readFileSync(path.join(ck.dir, `checkpoint_${ck.indices().at(-1)}`, 'meta.json'), 'utf8')).step as number;
+      const logged = new Set(scalarsByTag(events(dir)).get('outer/loss')!.map((p) => p.step));
+      for (let s = 0; s < newest; s++) expect(logged.has(s)).toBe(true);
+    }
+    expectOk(lopt([...args, '--logdir', dir, '--resume']));
+    // SessionLog.START at each resumed step drops what a killed process logged past its checkpoint
+    const starts = events(dir).filter((e) => e.session_log?.status === 1).map((e) => e.step);
+    expect(starts.length).toBe(2);
+    const view = scalarsByTag(events(dir)).get('outer/loss')!;
+    expect(view.map((p) => p.step)).toEqual([...Array(24).keys()]);
+    expect(view.map((p) => p.value)).toEqual([...losses(straight).values()]);
+  });
+});
+
 describe('divergence is never hidden', () => {
   test('a diverging run shows the real loss, warns at its first non-finite step, stops after maxNonFiniteSteps with exit 1, and keeps a finite newest checkpoint', async () => {
     const dir = path.join(tmp, 'diverge');
@@ -256,6 +349,12 @@ describe('divergence is never hidden', () => {
     expect(r.stderr).toMatch(/warning: step \d+ is not finite: mean meta-loss NaN \(used as 20\), \d+ of \d+ meta-gradient elements non-finite/);
     expect(r.stderr).toMatch(/loss 20\.0000\s+raw NaN/);
     expect(r.stderr).toMatch(/the run diverged: every meta-gradient element was non-finite for 8 consecutive outer steps/);
+    // TensorBoard shows the real mean loss beside the clipped one
+    const s = scalarsByTag(events(dir));
+    const clipped = s.get('outer/loss')!.filter((p) => p.value === 20).map((p) => p.step);
+    expect(clipped.length).toBeGreaterThanOrEqual(8);
+    const raw = new Map(s.get('outer/raw_loss')!.map((p) => [p.step, p.value]));
+    for (const step of clipped) expect(raw.get(step)).toBeNaN();
     // the newest checkpoint's θ is finite
     const ck = new CheckpointManager({ dir });
     const restored = await ck.restoreLatest<any>();

@@ -100,9 +100,33 @@ export function listIndices(dir: string, kind: CheckpointKind): number[] {
     .readdirSync(dir)
     .map((n) => re.exec(n))
     .filter((m): m is RegExpExecArray => m !== null)
+    .filter((m) => isCanonicalIndex(m[1]))
     .map((m) => Number(m[1]))
-    .filter((n) => Number.isSafeInteger(n)) // a stray `checkpoint_99999999999999999999` is not one of ours
     .sort((a, b) => a - b);
+}
+
+/**
+ * Entries named `<prefix><n>` that no save writes, so none is taken for a checkpoint: an index past
+ * the safe integers (`checkpoint_99999999999999999999` would parse as 1e20, then be looked for
+ * under another name) or one with leading zeros (`checkpoint_007` is not `checkpoint_7`).
+ */
+export function strayEntries(dir: string, kind: CheckpointKind): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const prefix = kind === 'checkpoint' ? CHECKPOINT_PREFIX : PARAMS_PREFIX;
+  const re = new RegExp(`^${prefix}(\\d+)$`);
+  return fs
+    .readdirSync(dir)
+    .filter((n) => {
+      const m = re.exec(n);
+      return m !== null && !isCanonicalIndex(m[1]);
+    })
+    .sort();
+}
+
+/** `digits` is how a save spells a safe-integer index: no leading zeros. */
+function isCanonicalIndex(digits: string): boolean {
+  const n = Number(digits);
+  return Number.isSafeInteger(n) && String(n) === digits;
 }
 
 /** The typed fields of meta.json, each in range; returns what is wrong, or null. */

@@ -30,6 +30,7 @@ export {
   CheckpointError,
   configHash,
   listIndices,
+  strayEntries,
   readCheckpointDir,
   loadParams,
   writeCheckpointDir,

@@ -10,6 +10,9 @@ import { ConfigError, isPluginRef } from './config';
 import { taskKind } from './task_entries';
 import { ContinuousEvalSchema, validateEvalSection } from './continuous_eval/evaluation_set';
 
+/** The largest seed that names its own random stream (2^32 - 1). */
+export const MAX_SEED = 0xffffffff;
+
 const pluginRef = z
   .object({
     name: z.string().min(1),
@@ -44,7 +47,16 @@ export const MetaTrainingSchema = z
     description: z.string().default(''),
     mode: z.enum(['single-machine', 'learner-worker']),
     steps: z.number().int().positive(),
-    seed: z.number().int().default(0),
+    /**
+     * jax.random.PRNGKey(seed) with x64 off (the reference's setting) keeps only the low 32 bits,
+     * so any seed outside 0..2^32-1 would silently repeat the run of one inside it.
+     */
+    seed: z
+      .number()
+      .int()
+      .min(0, { message: 'must be in 0..4294967295 (PRNGKey keeps the low 32 bits: a negative seed repeats the run of seed + 2^32)' })
+      .max(MAX_SEED, { message: 'must be in 0..4294967295 (PRNGKey keeps the low 32 bits: a larger seed repeats the run of seed mod 2^32)' })
+      .default(0),
     /**
      * The reference's Part 5 notebook passes the same key to every update in its first
      * (SingleMachineGradientLearner) loop.

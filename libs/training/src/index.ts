@@ -16,7 +16,7 @@ import '@lopt/optimizers';
 import '@lopt/estimators';
 import './presets';
 
-export { MetaTrainingSchema, TaskEntrySchema, LoggingSchema, validateMetaTrainingConfig, withRandomMode, deepMerge } from './experiment_config';
+export { MetaTrainingSchema, TaskEntrySchema, LoggingSchema, MAX_SEED, validateMetaTrainingConfig, withRandomMode, deepMerge } from './experiment_config';
 export type { MetaTrainingConfig, MetaTrainingInput } from './experiment_config';
 export { registerExperiment, seedDefaultSteps } from './presets';
 export { MetaTrainer } from './meta_trainer';

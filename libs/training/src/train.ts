@@ -21,7 +21,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
-import { CheckpointError, configHash, initBackend, PyTree, Registry, registry as processRegistry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
+import { CheckpointError, configHash, initBackend, listIndices, strayEntries, PyTree, Registry, registry as processRegistry, treeDispose, treeLeaves, treeLeavesWithPath } from '@lopt/core';
 import { ConfigError, applySetOverrides, loadConfigFile, validateExperimentConfig } from './config';
 import { CheckpointManager } from './checkpoints';
 import { SummaryWriter, listEventFiles, readEventFile } from './tensorboard';
@@ -38,6 +38,9 @@ export class DivergenceError extends Error {
 }
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
+/** The most the wasm backend's heap can grow to (its emscripten build's getHeapMax: 4 GiB - 64 KiB). */
+export const WASM_HEAP_MAX_BYTES = 4294901760;
 
 export interface RunConfigSources {
   /** A JSON or YAML file of config fields (applied first). */
@@ -84,18 +87,11 @@ export function resumeHash(cfg: MetaTrainingConfig): string {
  */
 export function recordedRandomMode(logdir: string): boolean | undefined {
   const latest = fs.existsSync(path.join(logdir, 'checkpoints')) ? new CheckpointManager({ dir: logdir }).latest() : null;
-  const read = (file: string): Record<string, any> | undefined => {
-    try {
-      return JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch {
-      return undefined;
-    }
-  };
   if (latest) {
-    const recorded = read(path.join(latest.path, 'meta.json'))?.extra?.threefryPartitionable;
+    const recorded = readJson(path.join(latest.path, 'meta.json'))?.extra?.threefryPartitionable;
     return typeof recorded === 'boolean' ? recorded : false;
   }
-  const fromConfig = read(path.join(logdir, 'config.json'))?.threefryPartitionable;
+  const fromConfig = readJson(path.join(logdir, 'config.json'))?.threefryPartitionable;
   return typeof fromConfig === 'boolean' ? fromConfig : undefined;
 }
 
@@ -108,7 +104,7 @@ export function metricTag(key: string): string {
 /** Readable, collision-free tags for metric keys (a clash keeps the aggregation as a prefix). */
 export class MetricTagger {
   private readonly byKey = new Map<string, string>();
-  private readonly used = new Set<string>(['outer/loss']);
+  private readonly used = new Set<string>(['outer/loss', 'outer/raw_loss']);
   tag(key: string): string {
     let t = this.byKey.get(key);
     if (t === undefined) {
@@ -238,6 +234,27 @@ function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [`${prefix || '(config)'}: ${JSON.stringify(a)} -> ${JSON.stringify(b)}`];
 }
 
+/** A resume refused because `checkpoint` was written with another config (the changed fields named from config.json). */
+function configChanged(checkpoint: string, recorded: string, cfg: MetaTrainingConfig, logdir: string): CheckpointError {
+  const old = readJson(path.join(logdir, 'config.json'));
+  // without a readable config.json the hash mismatch alone is reported
+  const diff = old ? configDiff({ ...old, steps: undefined }, { ...cfg, steps: undefined }) : [];
+  return new CheckpointError(
+    `--resume: ${checkpoint} was written with a different config (hash ${recorded}, now ${resumeHash(cfg)})` +
+      (diff.length ? `; changed fields:\n  ${diff.join('\n  ')}` : '') +
+      `\nResume with the same experiment and overrides (only 'steps' may change), or use a new --logdir.`,
+  );
+}
+
+function readJson(file: string): Record<string, any> | undefined {
+  try {
+    const x = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return x && typeof x === 'object' && !Array.isArray(x) ? x : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One host read for all leaves of a θ-shaped list of tensors; values per leaf. */
 function readLeaves(leaves: tf.Tensor[]): { all: Float32Array; parts: Float32Array[] } {
   const flat = tf.tidy(() => tf.concat(leaves.map((l) => tf.reshape(l, [-1]))));
@@ -262,26 +279,44 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
   const registry = opts.registry ?? processRegistry;
   const logdir = opts.logdir;
   const ckDir = path.join(logdir, 'checkpoints');
-  const hasCheckpoints = fs.existsSync(ckDir) && fs.readdirSync(ckDir).some((n) => /^checkpoint_\d+$/.test(n));
+  const hasCheckpoints = listIndices(ckDir, 'checkpoint').length > 0;
+  // names like checkpoint_<n> that no save writes (leading zeros, an index past the safe integers)
+  const stray = strayEntries(ckDir, 'checkpoint');
+  const strayNote = stray.length ? `${stray.join(', ')} ${stray.length > 1 ? 'are' : 'is'} not a checkpoint a run writes (an index with leading zeros or past ${Number.MAX_SAFE_INTEGER})` : '';
   if (opts.resume && !hasCheckpoints) {
-    throw new CheckpointError(`--resume: no checkpoint to resume from in ${ckDir}${fs.existsSync(logdir) ? '' : ` (${logdir} does not exist)`}`);
+    throw new CheckpointError(
+      `--resume: no checkpoint to resume from in ${ckDir}${fs.existsSync(logdir) ? '' : ` (${logdir} does not exist)`}${strayNote ? `; ${strayNote}` : ''}`,
+    );
   }
   if (!opts.resume && hasCheckpoints) {
     throw new ConfigError(`${logdir} already holds checkpoints; pass --resume to continue that run, or choose another --logdir`);
   }
+  if (!opts.resume && stray.length) throw new ConfigError(`${ckDir}: ${strayNote}; remove it or choose another --logdir`);
   // --resume keeps the random mode the run was started with, unless the config names one.
   const cfg = withRandomMode(validateMetaTrainingConfig(config, registry), opts.resume ? recordedRandomMode(logdir) : undefined);
+  // A resume with another config is refused from the checkpoint's meta.json alone, before any
+  // size of the new config is built or measured (trainLoop checks the restored checkpoint again).
+  if (opts.resume) {
+    const latest = new CheckpointManager({ dir: logdir }).latest();
+    const recorded = latest ? readJson(path.join(latest.path, 'meta.json'))?.configHash : undefined;
+    if (latest && typeof recorded === 'string' && recorded !== resumeHash(cfg)) throw configChanged(latest.path, recorded, cfg, logdir);
+  }
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
   const trainer = tooBig(() => new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] }));
   // Sizes are checked against this machine's memory before the state is made or a file written.
   const need = tooBig(() => trainer.estimateStateBytes());
-  const have = os.totalmem();
+  // On wasm every tensor lives in one WebAssembly heap, which cannot grow past 4 GiB whatever the
+  // machine has (past it an allocation fails deep inside a kernel with "offset is out of bounds").
+  const onWasm = tf.getBackend() === 'wasm';
+  const have = onWasm ? Math.min(os.totalmem(), WASM_HEAP_MAX_BYTES) : os.totalmem();
   if (need > 0.75 * have) {
     await trainer.dispose(null);
+    const where = onWasm && have === WASM_HEAP_MAX_BYTES ? "the wasm backend's heap" : "this machine's memory";
     throw new ConfigError(
-      `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than this machine's memory allows (${(have / 2 ** 30).toFixed(1)} GiB in all); ` +
-        `lower tasks.N.numTasks or the task and learned-optimizer sizes`,
+      `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than ${where} allows (${(have / 2 ** 30).toFixed(1)} GiB in all); ` +
+        `lower tasks.N.numTasks or the task and learned-optimizer sizes` +
+        (onWasm && have === WASM_HEAP_MAX_BYTES ? ', or use the tensorflow backend (tfjs-node) where it is installed' : ''),
     );
   }
   try {
@@ -345,18 +380,7 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     if (!restored) throw new CheckpointError(`--resume: no checkpoint to resume from in ${ckDir}`);
     if (restored.meta.configHash !== null && restored.meta.configHash !== hash) {
       treeDispose(restored.state);
-      let diff: string[] = [];
-      try {
-        const old = JSON.parse(fs.readFileSync(path.join(logdir, 'config.json'), 'utf8'));
-        diff = configDiff({ ...old, steps: undefined }, { ...cfg, steps: undefined });
-      } catch {
-        /* no readable config.json: the hash mismatch alone is reported */
-      }
-      throw new CheckpointError(
-        `--resume: ${restored.path} was written with a different config (hash ${restored.meta.configHash}, now ${hash})` +
-          (diff.length ? `; changed fields:\n  ${diff.join('\n  ')}` : '') +
-          `\nResume with the same experiment and overrides (only 'steps' may change), or use a new --logdir.`,
-      );
+      throw configChanged(restored.path, restored.meta.configHash, cfg, logdir);
     }
     const st = restored.state as unknown as MetaTrainerState;
     if (!st || typeof st !== 'object' || !('learnerState' in st) || !Array.isArray(st.workerStates)) {
@@ -399,6 +423,27 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
     lastSavedStep = startStep;
   } else {
     state = await trainer.init();
+  }
+
+  if (opts.resume && startStep >= cfg.steps) {
+    // A finished run resumed with the same steps: nothing to train, so nothing is written either
+    // (no new event file, config.json and the plot left as they are).
+    treeDispose(state as unknown as PyTree);
+    const done = readHistory(logdir, startStep, familyTags(trainer)).outer.ys;
+    const last = done.length ? done[done.length - 1] : null;
+    log(`the run is already at step ${startStep} of ${cfg.steps}: nothing to do, nothing written (raise --steps to continue it)`);
+    return {
+      logdir,
+      startStep,
+      step: startStep,
+      total: cfg.steps,
+      finalLoss: last,
+      finalRawLoss: last,
+      firstNonFiniteStep: null,
+      interrupted: false,
+      lastCheckpoint,
+      seconds: 0,
+    };
   }
 
   fs.mkdirSync(logdir, { recursive: true });
@@ -498,14 +543,6 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
         }
       }
       allNonFiniteRun = res.gradElements > 0 && res.nonFiniteGradElements >= res.gradElements ? allNonFiniteRun + 1 : 0;
-      if (allNonFiniteRun >= cfg.maxNonFiniteSteps) {
-        throw new DivergenceError(
-          `the run diverged: every meta-gradient element was non-finite for ${allNonFiniteRun} consecutive outer steps ` +
-            `(to step ${i}; first non-finite step ${firstNonFinite}; maxNonFiniteSteps ${cfg.maxNonFiniteSteps}). ` +
-            `The newest checkpoint is the last finite one${lastCheckpoint ? ` (${lastCheckpoint})` : ''}; lower the meta learning rate or the perturbation and start again.`,
-        );
-      }
-
       // scalars
       const isLast = step === total;
       if (i % L.scalarsEvery === 0 || withMetrics || isLast) {
@@ -516,6 +553,8 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
         lastScalarStep = step;
         const scalars: Record<string, number> = {
           'outer/loss': res.loss,
+          // the mean meta-loss before the estimator's NaN/Inf clip: NaN here when outer/loss shows the clip value
+          'outer/raw_loss': res.rawLoss,
           'perf/steps_per_sec': rate,
           'perf/inner_steps_per_sec': rate * innerPerOuter,
           'perf/elapsed_s': elapsed(),
@@ -553,6 +592,14 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
       }
 
       emit({ type: 'step', step, total, loss: res.loss, rawLoss: res.rawLoss, metrics: res.metrics });
+      // (only now, so that the event file holds every step the run made, the last one included)
+      if (allNonFiniteRun >= cfg.maxNonFiniteSteps) {
+        throw new DivergenceError(
+          `the run diverged: every meta-gradient element was non-finite for ${allNonFiniteRun} consecutive outer steps ` +
+            `(to step ${i}; first non-finite step ${firstNonFinite}; maxNonFiniteSteps ${cfg.maxNonFiniteSteps}). ` +
+            `The newest checkpoint is the last finite one${lastCheckpoint ? ` (${lastCheckpoint})` : ''}; lower the meta learning rate or the perturbation and start again.`,
+        );
+      }
 
       const saved = checkpoints.isDue(step) ? await saveCheckpoint(step) : null;
       if (saved) {

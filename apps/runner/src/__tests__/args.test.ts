@@ -1,4 +1,4 @@
-import { hostPortArg, intArg, secondsArg } from '../commands/args';
+import { MAX_SEED, hostPortArg, intArg, intParser, secondsArg } from '../commands/args';
 
 describe('command-line values are checked before a command does anything', () => {
   test('host:port for --learner', () => {
@@ -24,5 +24,12 @@ describe('command-line values are checked before a command does anything', () =>
     expect(intArg('--port', '7077', 0)).toBe(7077);
     expect(() => intArg('--port', '1e20', 0)).toThrow(/--port must be an integer >= 0, got '1e20'/);
     expect(() => intArg('--workers', '1.5', 1)).toThrow(/--workers must be an integer >= 1/);
+    expect(() => intArg('--staleness', '', 0)).toThrow(/--staleness must be an integer >= 0, got ''/); // Number('') is 0
+    expect(() => intArg('--steps', '9007199254740993', 1)).toThrow(/--steps must be an integer >= 1/);
+    expect(intArg('--port', '65535', 0, 65535)).toBe(65535);
+    expect(() => intArg('--port', '65536', 0, 65535)).toThrow(/--port must be an integer in 0\.\.65535, got '65536'/);
+    const seed = intParser('--seed', 0, MAX_SEED);
+    expect(seed('4294967295')).toBe(4294967295);
+    expect(() => seed('4294967296')).toThrow(/--seed must be an integer in 0\.\.4294967295/);
   });
 });

@@ -1,12 +1,25 @@
 /** Checks of command-line values, made before a command does anything; errors name the option. */
 
-/** An integer option `>= min` (undefined when absent). */
-export function intArg(name: string, raw: string | undefined, min: number): number | undefined {
+/** An integer option in `min..max` (max: the safe integers; undefined when absent). */
+export function intArg(name: string, raw: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${raw}'`);
+  if (raw.trim() === '' || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new Error(`${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`}, got '${raw}'`);
+  }
   return n;
 }
+
+/** `intArg` as a commander option parser (`.option('--seeds <k>', '...', intParser('--seeds', 1))`). */
+export function intParser(name: string, min: number, max?: number): (raw: string) => number {
+  return (raw) => intArg(name, raw, min, max) as number;
+}
+
+/**
+ * A random seed: jax.random.PRNGKey keeps its low 32 bits, so 0..2^32-1, the bound of the config's
+ * `seed` (@lopt/training's MAX_SEED; not imported, so a command's options are checked before any lib loads).
+ */
+export const MAX_SEED = 0xffffffff;
 
 /** A duration in seconds: a finite number `>= min` (undefined when absent). */
 export function secondsArg(name: string, raw: string | undefined, min = 0): number | undefined {

@@ -8,14 +8,8 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { initBackend } from '@lopt/core';
 import { CliContext } from './context';
+import { MAX_SEED, intParser } from './args';
 
-function intArg(name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!(Number.isInteger(n) && n >= min)) throw new Error(`${name} must be an integer >= ${min}, got '${v}'`);
-    return n;
-  };
-}
 
 function jsonArg(name: string) {
   return (v: string): Record<string, unknown> => {
@@ -36,17 +30,17 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--params <path>', "θ: a params_<n> checkpoint dir, a run's log dir, a lopt tree file, or a flax msgpack params file (detected by content)")
     .option('--task <name>', 'any registered task or task family (a family is sampled once per seed)', 'ImageMLP_FashionMnist8_Relu32')
     .option('--task-config <json>', "the task's config as JSON", jsonArg('--task-config'))
-    .option('--steps <n>', 'inner training steps', intArg('--steps', 1), 500)
+    .option('--steps <n>', 'inner training steps', intParser('--steps', 1), 500)
     .option('--baselines <list>', "comma-separated NAME[:LR] of registered optimizers (adam, sgd, sgdm, rmsprop, adamw), or 'none'", 'adam:1e-3')
-    .option('--seeds <k>', 'number of seeds', intArg('--seeds', 1), 3)
-    .option('--seed <s>', 'first seed (seed k uses PRNGKey(s + k))', intArg('--seed', 0), 0)
+    .option('--seeds <k>', 'number of seeds', intParser('--seeds', 1), 3)
+    .option('--seed <s>', 'first seed (seed k uses PRNGKey(s + k))', intParser('--seed', 0, MAX_SEED), 0)
     .option('--out <dir>', 'output directory (default: eval-<task>)')
     .option('--backend <name>', 'tfjs backend: auto, tensorflow, wasm, cpu (default: LOPT_BACKEND or auto)')
     .option('--lopt <name>', "learned optimizer (default: the run's config.json, else MLPLOpt); VeLO: the prefab on a HyperV2 θ (the VeLO checkpoint), numTrainingSteps = --steps, --lopt-config {weightDecay, maxTrainingSteps, hyperV2}")
     .option('--lopt-config <json>', "the learned optimizer's config as JSON", jsonArg('--lopt-config'))
-    .option('--eval-every <n>', 'evaluate every n steps (default min(10, steps/10))', intArg('--eval-every', 1))
-    .option('--eval-batches <n>', 'batches per evaluation', intArg('--eval-batches', 1), 5)
-    .option('--last-eval-batches <n>', 'batches for the final evaluation', intArg('--last-eval-batches', 1), 20)
+    .option('--eval-every <n>', 'evaluate every n steps (default min(10, steps/10))', intParser('--eval-every', 1))
+    .option('--eval-batches <n>', 'batches per evaluation', intParser('--eval-batches', 1), 5)
+    .option('--last-eval-batches <n>', 'batches for the final evaluation', intParser('--last-eval-batches', 1), 20)
     .action(async (opts) => {
       // loaded when the command runs, so `lopt list` does not pull in every lib
       const { markdownTable, parseBaselines, runEval } = await import('../eval/evaluate');

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { CheckpointError, initBackend, listIndices, loadParams, readCheckpointDir, treeDispose, writeCheckpointDir } from '../index';
+import { CheckpointError, initBackend, listIndices, loadParams, readCheckpointDir, strayEntries, treeDispose, writeCheckpointDir } from '../index';
 
 beforeAll(async () => {
   await initBackend(undefined, { quiet: true });
@@ -30,6 +30,17 @@ describe('checkpoint entries (the one format checkpoints and params files use)',
     expect(params.step).toBe(12);
     expect(Array.from(params.theta.w.dataSync())).toEqual([5]);
     treeDispose([tree, back, params.theta]);
+  });
+
+  test('indices are parsed as safe integers spelled as a save spells them; other checkpoint_<digits> names are strays', () => {
+    for (const n of ['checkpoint_2', 'checkpoint_10', 'checkpoint_99999999999999999999', 'checkpoint_9007199254740992', 'checkpoint_007', 'checkpoint_0', 'params_01', 'checkpoint_x']) {
+      fs.mkdirSync(path.join(dir, n));
+    }
+    // 99999999999999999999 would parse as 1e20 and be looked for as checkpoint_100000000000000000000
+    expect(listIndices(dir, 'checkpoint')).toEqual([0, 2, 10]);
+    expect(listIndices(dir, 'params')).toEqual([]);
+    expect(strayEntries(dir, 'checkpoint')).toEqual(['checkpoint_007', 'checkpoint_9007199254740992', 'checkpoint_99999999999999999999']);
+    expect(strayEntries(dir, 'params')).toEqual(['params_01']);
   });
 
   test('a changed byte, a missing tree file or an unreadable meta.json is a CheckpointError that says what is wrong', async () => {

@@ -1,7 +1,8 @@
 /**
  * Property tests (fast-check): random mutations of a valid experiment config never crash
- * validation (a clear ConfigError/RegistryError or a valid config), and random damage to a
- * checkpoint never crashes a resume and never changes the run folder when the resume is refused.
+ * validation (a clear ConfigError/RegistryError or a valid config) and, resumed on an existing
+ * run, are refused before anything is built unless they are the same run; random damage to a
+ * checkpoint never crashes a resume. A refused resume never changes the run folder.
  */
 import '@lopt/tasks';
 import '@lopt/optimizers';
@@ -13,7 +14,7 @@ import fc from 'fast-check';
 import { CheckpointError, PLUGIN_KINDS, RegistryError, SerializationError, registry } from '@lopt/core';
 import { ConfigError } from '../config';
 import { CheckpointManager } from '../checkpoints';
-import { resolveRunConfig, train, validateMetaTrainingConfig } from '../index';
+import { resolveRunConfig, resumeHash, train, validateMetaTrainingConfig, withRandomMode } from '../index';
 import { folderSnapshot } from './folder_snapshot';
 
 let tmp: string;
@@ -102,6 +103,37 @@ test('a mutated config is either valid or refused with a clear error naming a fi
   );
 });
 
+test('a mutated config resumed on an existing run is the same run or refused with a clear error before anything is built, and the folder never changes', async () => {
+  const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps: 2, set: ['logging.checkpointEverySteps=1', 'tasks.0.numTasks=2'] });
+  const dir = path.join(tmp, 'mutated-resume');
+  await train(cfg, { experiment: 'quadratic-pes', registry, logdir: dir });
+  const base = JSON.parse(JSON.stringify(cfg));
+  const all = paths(base);
+  const own = resumeHash(withRandomMode(cfg, false));
+  const before = folderSnapshot(dir);
+  let refused = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: all.length - 1 }), anyValue, fc.boolean(), async (i, value, remove) => {
+      const mutated = setAt(base, all[i], value, remove && all[i].length > 0);
+      let valid;
+      try {
+        valid = validateMetaTrainingConfig(mutated, registry);
+      } catch (e) {
+        if (!isCleanRefusal(e)) throw new Error(`mutation ${all[i].join('.')}=${JSON.stringify(value)} crashed: ${(e as Error)?.stack ?? e}`);
+        return;
+      }
+      // the same run (only steps, or a field set to the value it had): resuming it would just continue
+      if (resumeHash(withRandomMode(valid, false)) === own) return;
+      // any other change, even one whose sizes could not be built here, is refused from meta.json
+      await expect(train(mutated, { experiment: 'quadratic-pes', registry, logdir: dir, resume: true })).rejects.toThrow(/was written with a different config/);
+      expect(folderSnapshot(dir)).toBe(before);
+      refused++;
+    }),
+    { numRuns: 300, seed: 5 },
+  );
+  expect(refused).toBeGreaterThan(10); // the property reached resumes, not only invalid configs
+}, 120000);
+
 test('a damaged checkpoint never crashes a resume, and a refused resume changes nothing in the folder', async () => {
   const cfg = resolveRunConfig(registry, 'quadratic-pes', { steps: 2, set: ['logging.checkpointEverySteps=1', 'tasks.0.numTasks=2'] });
   const pristine = path.join(tmp, 'pristine');
@@ -110,9 +142,16 @@ test('a damaged checkpoint never crashes a resume, and a refused resume changes 
   const rel = path.relative(pristine, latest.path);
   let n = 0;
   const damage = fc.oneof(
-    fc.record({ kind: fc.constant('meta' as const), field: fc.constantFrom('step', 'elapsedTime', 'rngKey', 'configHash', 'file', 'format', 'version', 'index', 'dataStreams'), value: anyValue }),
+    fc.record({
+      kind: fc.constant('meta' as const),
+      field: fc.constantFrom('step', 'elapsedTime', 'totalInnerSteps', 'rngKey', 'configHash', 'file', 'format', 'version', 'kind', 'index', 'dataStreams', 'extra'),
+      value: anyValue,
+    }),
     fc.record({ kind: fc.constant('tree' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
     fc.record({ kind: fc.constant('truncate' as const), keep: fc.nat() }),
+    // meta.json's own bytes (not covered by the tree's checksum), or a file of the entry gone
+    fc.record({ kind: fc.constant('metaBytes' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
+    fc.record({ kind: fc.constant('remove' as const), file: fc.constantFrom('meta.json', 'state.tree') }),
   );
   await fc.assert(
     fc.asyncProperty(damage, async (d) => {
@@ -124,6 +163,12 @@ test('a damaged checkpoint never crashes a resume, and a refused resume changes 
         const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
         meta[d.field] = d.value;
         fs.writeFileSync(metaFile, JSON.stringify(meta));
+      } else if (d.kind === 'metaBytes') {
+        const bytes = fs.readFileSync(metaFile);
+        bytes[d.at % bytes.length] ^= d.xor;
+        fs.writeFileSync(metaFile, bytes);
+      } else if (d.kind === 'remove') {
+        fs.rmSync(path.join(dir, rel, d.file));
       } else {
         const bytes = fs.readFileSync(treeFile);
         if (d.kind === 'tree') bytes[d.at % bytes.length] ^= d.xor;

@@ -180,7 +180,9 @@ describe('lopt run (in process)', () => {
   });
 
   test('numbers that JSON or YAML turn into Infinity or unsafe integers are refused, naming the field', () => {
-    expect(() => resolveRunConfig(registry, 'quadratic-pes', { seed: '1e300' })).toThrow(/seed: 1e\+300 is beyond the safe integer range/);
+    // seeds: PRNGKey keeps the low 32 bits, so 2^32 and -1 would repeat the runs of seeds 0 and 2^32-1
+    for (const seed of ['1e300', '4294967296', '-1']) expect(() => resolveRunConfig(registry, 'quadratic-pes', { seed })).toThrow(/seed: must be in 0\.\.4294967295/);
+    expect(resolveRunConfig(registry, 'quadratic-pes', { seed: '4294967295' }).seed).toBe(4294967295);
     expect(() => resolveRunConfig(registry, 'quadratic-pes', { steps: '1e20' })).toThrow(/steps: 100000000000000000000 is beyond the safe integer range/);
     expect(() => resolveRunConfig(registry, 'quadratic-pes', { set: ['steps=9007199254740993'] })).toThrow(/steps: 9007199254740992 is beyond/);
     expect(() => resolveRunConfig(registry, 'quadratic-pes', { set: ['thetaOptimizer.config.learningRate=1e400'] })).toThrow(
@@ -188,7 +190,7 @@ describe('lopt run (in process)', () => {
     );
   });
 
-  test('resume checks before it writes: a bad meta.json, a step past --steps, another key, another experiment\'s state are refused and the folder stays byte-identical', async () => {
+  test('resume checks before it writes: a bad meta.json, a step past --steps, another key, another experiment\'s state are refused and the folder stays byte-identical; stray checkpoint_<digits> names are not checkpoints; a finished run resumed writes nothing', async () => {
     const opts = { experiment: 'quadratic-pes', registry };
     const dir = path.join(tmp, 'resume-checks');
     await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 4 }), { ...opts, logdir: dir });
@@ -230,10 +232,28 @@ describe('lopt run (in process)', () => {
     expect(snapshot()).toBe(before2);
     fs.writeFileSync(treeFile, ownTree);
     fs.writeFileSync(metaFile, JSON.stringify(meta));
-    // a stray folder whose index is beyond safe integers is not taken for a checkpoint
+    // stray folders (an index beyond safe integers, leading zeros) are not taken for checkpoints
     fs.mkdirSync(path.join(dir, 'checkpoints', 'checkpoint_99999999999999999999'));
+    fs.cpSync(path.join(dir, 'checkpoints', 'checkpoint_0'), path.join(dir, 'checkpoints', 'checkpoint_0007'), { recursive: true });
     const r = await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 6 }), { ...opts, logdir: dir, resume: true });
     expect(r).toMatchObject({ startStep: 4, step: 6 });
+    // resuming a finished run with the same steps trains nothing and writes nothing
+    const logs: string[] = [];
+    const before3 = snapshot();
+    const again = await train(resolveRunConfig(registry, 'quadratic-pes', { steps: 6 }), { ...opts, logdir: dir, resume: true, onEvent: (e) => e.type === 'log' && logs.push(e.message) });
+    expect(again).toMatchObject({ startStep: 6, step: 6, interrupted: false });
+    expect(again.finalLoss).toBe(r.finalLoss);
+    expect(logs).toEqual(['the run is already at step 6 of 6: nothing to do, nothing written (raise --steps to continue it)']);
+    expect(snapshot()).toBe(before3);
+    // a folder holding only a stray is neither resumed nor overwritten
+    const strayOnly = path.join(tmp, 'stray-only');
+    fs.mkdirSync(path.join(strayOnly, 'checkpoints', 'checkpoint_99999999999999999999'), { recursive: true });
+    const cfg2 = resolveRunConfig(registry, 'quadratic-pes', { steps: 2 });
+    await expect(train(cfg2, { ...opts, logdir: strayOnly, resume: true })).rejects.toThrow(
+      /no checkpoint to resume from .*; checkpoint_99999999999999999999 is not a checkpoint a run writes/,
+    );
+    await expect(train(cfg2, { ...opts, logdir: strayOnly })).rejects.toThrow(/checkpoint_99999999999999999999 is not a checkpoint a run writes .*remove it or choose another --logdir/);
+    expect(fs.readdirSync(strayOnly)).toEqual(['checkpoints']);
   });
 
   test('durability: the records of steps before a checkpoint are on disk when it appears; a resume writes SessionLog.START at its step', async () => {

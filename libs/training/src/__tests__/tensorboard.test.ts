@@ -121,6 +121,20 @@ describe('SummaryWriter', () => {
     w.close(); // idempotent
   });
 
+  it("scalarsByTag drops what a killed run logged past the step a resumed run's SessionLog.START names, as TensorBoard does", () => {
+    const dir = tmpdir();
+    const killed = new SummaryWriter(dir, { flushSeconds: 0 });
+    for (let s = 0; s < 6; s++) killed.scalars({ loss: 10 + s, other: s }, s);
+    killed.close(); // its steps 3..5 came after its last checkpoint (step 3)
+    const resumed = new SummaryWriter(dir, { flushSeconds: 0 });
+    resumed.sessionStart(3);
+    for (let s = 3; s < 5; s++) resumed.scalar('loss', 100 + s, s);
+    resumed.close();
+    const byTag = scalarsByTag(listEventFiles(dir).flatMap((f) => readEventFile(f)));
+    expect(byTag.get('loss')!.map((p) => [p.step, p.value])).toEqual([[0, 10], [1, 11], [2, 12], [3, 103], [4, 104]]);
+    expect(byTag.get('other')!.map((p) => p.step)).toEqual([0, 1, 2]); // every tag, not only those logged again
+  });
+
   it('flushes by queue length', () => {
     const w = new SummaryWriter(tmpdir(), { flushSeconds: 0, maxQueue: 3 });
     for (let i = 0; i < 3; i++) w.scalar('x', i, i);

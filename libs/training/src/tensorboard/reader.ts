@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { decodeRecords } from './record';
-import { EventData, decodeEvent } from './proto';
+import { EventData, SESSION_START, decodeEvent } from './proto';
 
 /** All events in one file, in order; throws a RecordCorruptionError naming the offset of a bad record. */
 export function readEventFile(file: string): EventData[] {
@@ -25,10 +25,18 @@ export interface ScalarPoint {
   value: number;
 }
 
-/** Every scalar (`simple_value`) in the given events, grouped by tag. */
+/**
+ * Every scalar (`simple_value`) in the given events (in the order written), grouped by tag. A
+ * `SessionLog.START` at step s drops the points at steps >= s read before it, as TensorBoard's
+ * EventAccumulator does (`_CheckForRestartAndMaybePurge`): a resumed run restarts there, so what a
+ * killed process logged past its checkpoint is not shown twice.
+ */
 export function scalarsByTag(events: EventData[]): Map<string, ScalarPoint[]> {
   const out = new Map<string, ScalarPoint[]>();
   for (const e of events) {
+    if (e.session_log?.status === SESSION_START) {
+      for (const [tag, pts] of out) out.set(tag, pts.filter((p) => p.step < e.step));
+    }
     for (const v of e.summary?.value ?? []) {
       if (v.simple_value === undefined) continue;
       if (!out.has(v.tag)) out.set(v.tag, []);
