@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { random, formatZodError, nonFiniteConfigField, type Registry } from '@lopt/core';
 import { ConfigError, isPluginRef } from './config';
 import { taskKind } from './task_entries';
+import { PopulationSchema } from './population/config';
 
 const pluginRef = z
   .object({
@@ -70,6 +71,8 @@ export const MetaTrainingSchema = z
      * entirely non-finite (the run has diverged); the newest checkpoint stays the last finite one.
      */
     maxNonFiniteSteps: z.number().int().positive().max(1_000_000).default(20),
+    /** Population-based training (`lopt population`): see population/config.ts. */
+    population: PopulationSchema.optional(),
   })
   .strict();
 

@@ -48,3 +48,5 @@ export type { Series, PlotOptions, RenderedPlot } from './plot';
 export { BranchPool, ThreadedPES } from './parallel/threaded_pes';
 
 export * as distributed from './distributed';
+
+export * as population from './population';

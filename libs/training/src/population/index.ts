@@ -11,3 +11,8 @@ export { WinnerTakeAllGenetic } from './mutators/winner_take_all_genetic';
 export type { WinnerTakeAllState, RandomMutateFn, WinnerTakeAllGeneticOptions } from './mutators/winner_take_all_genetic';
 export { HParamSchema, HParamPerturbation, standardNormal } from './hparams';
 export type { HParamSpec, MetaParams } from './hparams';
+export { PopulationSchema } from './config';
+export type { PopulationConfig } from './config';
+export { MUTATOR_ALIASES, SINGLE_MEMBER_MUTATORS, mutatorName } from './plugins';
+export { trainPopulation, validatePopulation, makeMutator, applyMetaParams } from './run';
+export type { PopulationTrainOptions, PopulationEvent, PopulationResult, PopulationMemberResult, PopulationReport, ValidatedPopulation } from './run';
