@@ -9,6 +9,8 @@
  * - `learner.ts` `lopt learner`: the learner process of distributed training (reference
  *                `outer_train.py`, `train_learner`)
  * - `worker.ts`  `lopt worker`: a worker process (reference `outer_train.py`, `train_worker`)
+ * - `population.ts` `lopt population <experiment> --members K --mutator NAME`: population-based
+ *                training (reference `population/`, `run_population_controller.py`)
  */
 import { Command } from 'commander';
 import { CliContext } from './context';
@@ -17,9 +19,10 @@ import * as run from './run';
 import * as learner from './learner';
 import * as worker from './worker';
 import * as evalCmd from './eval';
+import * as population from './population';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, population];
