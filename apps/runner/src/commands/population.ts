@@ -8,7 +8,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import * as path from 'path';
 import type { population as populationNs } from '@lopt/training';
-import { intArg } from './args';
+import { hostPortArg, intArg } from './args';
+import { readTokenFile } from './learner';
 import { CliContext } from './context';
 
 type TrainingModule = typeof import('@lopt/training');
@@ -29,6 +30,12 @@ interface PopulationCliOptions {
   set: string[];
   config?: string;
   resume?: boolean;
+  serve?: boolean;
+  host: string;
+  port: string;
+  tokenFile?: string;
+  controller?: string;
+  member?: string;
 }
 
 /** `--members`, `--mutator` and `--eval-every` as `--set population.*` overrides (applied last). */
@@ -62,6 +69,12 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--set <path=value>', 'override a config field, e.g. --set population.hparams={"thetaOptimizer.config.learningRate":{"init":[1e-4,1e-3]}}; repeatable', collect, [])
     .option('--config <file>', 'JSON or YAML file of config fields (applied before --set)')
     .option('--resume', 'continue the population in --logdir from its population.state')
+    .option('--serve', 'run only the controller, for members in other processes (--controller); runs until SIGINT/SIGTERM')
+    .option('--host <h>', '--serve: address to bind', '127.0.0.1')
+    .option('--port <p>', '--serve: port (0 picks a free one; the bound address is printed)', '0')
+    .option('--token-file <file>', 'controller and members: every call carries this token')
+    .option('--controller <host:port>', 'run one member (--member) against the controller at host:port (same --logdir, experiment and overrides)')
+    .option('--member <i>', 'with --controller: the member this process runs')
     .addHelpText('after', '\nExample: lopt population quadratic-pes --members 4 --mutator winner_take_all_genetic --steps 50 --logdir runs/pop')
     .action(async (experiment: string, o: PopulationCliOptions) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- @lopt/training loads only when a run starts
@@ -73,7 +86,23 @@ export function register(program: Command, ctx: CliContext): void {
       const set = [...o.set, ...populationOverrides(o, single)];
       const config = training.resolveRunConfig(ctx.registry, experiment, { configFile: o.config, set, steps: o.steps, seed: o.seed });
       const v = pop.validatePopulation(config, ctx.registry);
+      if ((o.serve || o.controller) && !o.logdir) throw new Error(`--${o.serve ? 'serve' : 'controller'} needs --logdir: the population directory the controller and every member share`);
+      if (o.serve && o.controller) throw new Error('--serve and --controller exclude each other: a process is the controller or a member');
       const logdir = o.logdir ?? training.defaultLogdir(`${experiment}-population`);
+      const token = readTokenFile(o.tokenFile);
+      const ids = { name: experiment, configHash: training.resumeHash(training.withRandomMode(config)) };
+      if (o.serve) return serve(ctx, config, v, logdir, ids, { host: o.host, port: intArg('--port', o.port, 0)!, token, resume: Boolean(o.resume) });
+      let remote: populationNs.PopulationTrainOptions['remote'];
+      let close = () => undefined as void;
+      if (o.controller !== undefined || o.member !== undefined) {
+        if (o.controller === undefined || o.member === undefined) throw new Error('--controller and --member go together: one member of a population served by lopt population --serve');
+        const member = intArg('--member', o.member, 0)!;
+        if (member >= v.population.members) throw new Error(`--member must be one of 0..${v.population.members - 1}, got ${member}`);
+        const { PopulationGrpcClient } = await import('../distributed/population_grpc');
+        const client = new PopulationGrpcClient(hostPortArg('--controller', o.controller), { experiment: ids, token, log: (l) => ctx.stderr.write(l + '\n') });
+        remote = { service: client, members: [member] };
+        close = () => client.close();
+      }
 
       const stop = new AbortController();
       let stopSignal: string | undefined;
@@ -99,6 +128,7 @@ export function register(program: Command, ctx: CliContext): void {
           resume: o.resume,
           backend: o.backend,
           signal: stop.signal,
+          remote,
           onEvent: (e) => {
             if (e.type === 'start') {
               ctx.stderr.write(
@@ -116,21 +146,56 @@ export function register(program: Command, ctx: CliContext): void {
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        close();
       }
       const best = result.members[result.best].lastReport;
       ctx.stdout.write(
         [
           stopSignal
             ? `lopt population ${experiment}: stopped by ${stopSignal}; resume with --resume --logdir ${logdir}`
-            : `lopt population ${experiment}: done, ${result.generations} generations`,
+            : `lopt population ${experiment}: done${result.generations === null ? '' : `, ${result.generations} generations`}`,
           ...result.members.map(
-            (m, i) => `  member ${i}: step ${m.step}, last value ${m.lastReport ? m.lastReport.value.toPrecision(5) : '-'} with ${fmt(m.lastReport?.metaParams ?? null)}${i === result.best ? '   <- best' : ''}`,
+            (m, i) => `  member ${remote ? remote.members[i] : i}: step ${m.step}, last value ${m.lastReport ? m.lastReport.value.toPrecision(5) : '-'} with ${fmt(m.lastReport?.metaParams ?? null)}${i === result.best ? '   <- best' : ''}`,
           ),
-          `  best:        member ${result.best}${best ? `, ${fmt(best.metaParams)}, checkpoint ${path.relative(process.cwd(), best.checkpoint) || best.checkpoint}` : ''}`,
+          `  best:        member ${remote ? remote.members[result.best] : result.best}${best ? `, ${fmt(best.metaParams)}, checkpoint ${path.relative(process.cwd(), best.checkpoint) || best.checkpoint}` : ''}`,
           `  state:       ${path.join(logdir, 'population.state')}`,
           `  logs:        ${logdir}   (tensorboard --logdir ${logdir})`,
         ].join('\n') + '\n',
       );
       if (stopSignal) throw new CommanderError(130, 'lopt.interrupted', `interrupted by ${stopSignal}`);
     });
+}
+
+/** `--serve`: the controller alone, over gRPC, until SIGINT/SIGTERM (its state file is always current). */
+async function serve(
+  ctx: CliContext,
+  config: import('@lopt/training').MetaTrainingConfig,
+  v: populationNs.ValidatedPopulation,
+  logdir: string,
+  experiment: { name: string; configHash: string },
+  o: { host: string; port: number; token: string | null; resume: boolean },
+): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- @lopt/training loads only when a run starts
+  const pop = (require('@lopt/training') as TrainingModule).population;
+  const { startPopulationServer } = await import('../distributed/population_grpc');
+  const state = path.join(logdir, pop.STATE_FILE);
+  const fs = await import('fs');
+  if (o.resume && !fs.existsSync(state)) throw new Error(`--resume: no ${pop.STATE_FILE} in ${logdir}`);
+  if (!o.resume && fs.existsSync(state)) throw new Error(`${logdir} already holds a population (${pop.STATE_FILE}); pass --resume to continue it, or choose another --logdir`);
+  const log = (l: string) => ctx.stderr.write(l + '\n');
+  const controller = new pop.PopulationController(v.initial, pop.makeMutator(v, ctx.registry), { logDir: logdir, log });
+  fs.writeFileSync(path.join(logdir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  const server = await startPopulationServer(controller, { experiment, host: o.host, port: o.port, token: o.token, log });
+  log(`[population] controller of ${v.population.members} member(s), ${v.mutatorName}, listening on ${server.address}${controller.resumed ? ' (resumed)' : ''}`);
+  await new Promise<void>((resolve) => {
+    const done = (sig: NodeJS.Signals) => {
+      log(`[population] ${sig}: controller stopping (state in ${state})`);
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+  await server.close();
 }

@@ -180,8 +180,27 @@ export interface PopulationControllerOptions {
   log?: (message: string) => void;
 }
 
+/**
+ * The two calls a member makes: a `PopulationController` in the same process, or a client of one
+ * in another (the reference binds these two methods on a courier server).
+ */
+export interface PopulationService {
+  maybeGetWorkerData(workerId: number, generationId: GenerationId | null, step: number | null, params: unknown, metaParams: unknown): ActiveWorker | null | Promise<ActiveWorker | null>;
+  setEval(workerId: number, generationId: GenerationId, step: number, params: unknown, value: number | null): void | Promise<void>;
+}
+
+/** JSON text of a message or state that may hold NaN or ±Infinity (they travel as tagged strings). */
+export function toJsonText(value: unknown): string {
+  return JSON.stringify(value, replacer);
+}
+
+/** The inverse of `toJsonText`. */
+export function fromJsonText<T = unknown>(text: string): T {
+  return JSON.parse(text, reviver) as T;
+}
+
 /** Reference `PopulationController`, with its state in a JSON file. */
-export class PopulationController {
+export class PopulationController implements PopulationService {
   readonly mutator: Mutator;
   readonly logDir: string | undefined;
   private activeWorkers: ActiveWorker[] = [];

@@ -29,7 +29,7 @@ import { type MetaTrainingConfig, validateMetaTrainingConfig, withRandomMode } f
 import { resumeHash } from '../train';
 import { PopulationSchema, type PopulationConfig } from './config';
 import { HParamPerturbation, type MetaParams } from './hparams';
-import { PopulationController, STATE_FILE, type Mutator } from './population';
+import { PopulationController, STATE_FILE, type Mutator, type PopulationService } from './population';
 import { MUTATOR_ALIASES, SINGLE_MEMBER_MUTATORS, mutatorName } from './plugins';
 
 const HPARAM_PREFIX = 'thetaOptimizer.config.';
@@ -151,6 +151,12 @@ export interface PopulationTrainOptions {
    * evaluation of the checkpoint. Gets the mean meta-training loss of the segment as `trainLoss`.
    */
   valueFn?: (info: { member: number; step: number; metaParams: MetaParams; trainLoss: number; checkpoint: string }) => number | Promise<number>;
+  /**
+   * Run only `members` of the population, against a controller in another process (`service`),
+   * instead of all members against a controller made here. Checkpoint paths are handed between
+   * processes: `logdir` must be the same directory for all (one machine or a shared filesystem).
+   */
+  remote?: { service: PopulationService; members: number[] };
 }
 
 export type PopulationEvent =
@@ -181,8 +187,8 @@ export interface PopulationResult {
   members: PopulationMemberResult[];
   /** The member whose last reported value is lowest (NaN never counts as lowest). */
   best: number;
-  /** Generations the population made in all (the initial ones included). */
-  generations: number;
+  /** Generations the population made in all (the initial ones included); null with a remote controller. */
+  generations: number | null;
   interrupted: boolean;
 }
 
@@ -206,18 +212,26 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
   const v = validatePopulation(cfg, registry);
   const pop = v.population;
   const logdir = opts.logdir;
-  const statePath = path.join(logdir, STATE_FILE);
-  if (opts.resume && !fs.existsSync(statePath)) throw new ConfigError(`--resume: no ${STATE_FILE} in ${logdir}`);
-  if (!opts.resume && fs.existsSync(statePath)) throw new ConfigError(`${logdir} already holds a population (${STATE_FILE}); pass --resume to continue it, or choose another --logdir`);
+  const remote = opts.remote;
+  if (remote) {
+    const bad = remote.members.find((i) => !Number.isInteger(i) || i < 0 || i >= pop.members);
+    if (bad !== undefined || !remote.members.length) throw new ConfigError(`member ${bad ?? '(none)'}: this population's members are 0..${pop.members - 1}`);
+  } else {
+    const statePath = path.join(logdir, STATE_FILE);
+    if (opts.resume && !fs.existsSync(statePath)) throw new ConfigError(`--resume: no ${STATE_FILE} in ${logdir}`);
+    if (!opts.resume && fs.existsSync(statePath)) throw new ConfigError(`${logdir} already holds a population (${STATE_FILE}); pass --resume to continue it, or choose another --logdir`);
+  }
   const emit = (e: PopulationEvent) => opts.onEvent?.(e);
   const log = (message: string) => emit({ type: 'log', message });
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
-  const controller = new PopulationController(v.initial, makeMutator(v, registry), { logDir: logdir, log });
-  fs.writeFileSync(path.join(logdir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  const local = remote ? null : new PopulationController(v.initial, makeMutator(v, registry), { logDir: logdir, log });
+  const controller: PopulationService = remote ? remote.service : local!;
+  fs.mkdirSync(logdir, { recursive: true });
+  if (local) fs.writeFileSync(path.join(logdir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
   const hash = resumeHash(cfg);
   const total = cfg.steps;
-  const members: Member[] = Array.from({ length: pop.members }, (_, id) => {
+  const members: Member[] = (remote ? remote.members : Array.from({ length: pop.members }, (_, id) => id)).map((id) => {
     const dir = path.join(logdir, 'members', String(id));
     return {
       id,
@@ -232,7 +246,7 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
       lastReport: null,
     };
   });
-  emit({ type: 'start', members: pop.members, mutator: v.mutatorName, total, resumed: controller.resumed, logdir, backend: tf.getBackend() });
+  emit({ type: 'start', members: pop.members, mutator: v.mutatorName, total, resumed: local?.resumed ?? false, logdir, backend: tf.getBackend() });
 
   // Takes what the controller hands a member: hyper-parameters (a rebuilt trainer) and a checkpoint.
   const switchTo = async (m: Member, next: { generationId: string; metaParams: unknown; params: unknown; step: number }) => {
@@ -291,7 +305,7 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
     m.lastReport = { step: m.step, generationId: m.gen!, metaParams: m.meta!, value, checkpoint: saved.checkpointPath };
     m.writer.scalars({ 'population/value': value, ...Object.fromEntries(Object.entries(m.meta!).map(([k, x]) => [`population/${k}`, x])) }, m.step);
     m.writer.flush();
-    controller.setEval(m.id, m.gen!, m.step, saved.checkpointPath, value);
+    await controller.setEval(m.id, m.gen!, m.step, saved.checkpointPath, value);
     emit({ type: 'report', member: m.id, generationId: m.gen!, step: m.step, value, metaParams: m.meta! });
   };
 
@@ -311,7 +325,7 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
       if (!open.length) break;
       const furthestBehind = (ms: Member[]) => ms.reduce((a, b) => (b.step < a.step ? b : a));
       const m = furthestBehind(open);
-      const next = controller.maybeGetWorkerData(m.id, m.gen, m.gen === null ? null : m.step, m.params, m.meta);
+      const next = await controller.maybeGetWorkerData(m.id, m.gen, m.gen === null ? null : m.step, m.params, m.meta);
       if (next) {
         await switchTo(m, next);
         // Moved ahead (a restarted member took up its checkpoint): another may be behind it now.
@@ -339,5 +353,5 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
     const b = results[best].lastReport?.value ?? NaN;
     if (!Number.isNaN(v) && (Number.isNaN(b) || v < b)) best = i;
   });
-  return { logdir, members: results, best, generations: controller.generations().size, interrupted };
+  return { logdir, members: results, best, generations: local ? local.generations().size : null, interrupted };
 }
