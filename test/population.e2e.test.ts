@@ -5,6 +5,12 @@
  * then continued with --resume. Nothing the state file held at the kill is lost or changed, and
  * the resumed population ends with exactly the generations, values and learning rates of an
  * uninterrupted run of the same command.
+ *
+ * Then members in their own processes (`--serve` / `--controller --member`): a controller and two
+ * members with a token; a member with a wrong token and one with another config are refused; one
+ * member is killed and restarted (it takes up its last reported checkpoint), the controller is
+ * killed and restarted with --resume on the same port (the members wait for it); both members
+ * reach their step count and nothing the state file held at either kill is lost.
  */
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -17,7 +23,13 @@ const ARGS = ['population', 'quadratic-pes', '--members', '4', '--mutator', 'win
 let dir: string;
 const children: ChildProcess[] = [];
 
-function lopt(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+interface Proc {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+function lopt(args: string[]): Proc {
   const child = spawn(process.execPath, [cli, '--quiet', ...args], { cwd: root, env: { ...process.env, LOPT_QUIET: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let buf = '';
@@ -80,4 +92,71 @@ test('lopt population killed at a random point and resumed ends as an uninterrup
   const d = lopt([...ARGS, '--logdir', killed]);
   expect(await d.exited).not.toBe(0);
   expect(d.out()).toMatch(/already holds a population \(population.state\); pass --resume/);
+});
+
+async function waitFor(p: Proc, re: RegExp, count = 1, timeoutMs = 120000): Promise<RegExpMatchArray[]> {
+  const t0 = Date.now();
+  for (;;) {
+    const all = [...p.out().matchAll(new RegExp(re.source, 'g'))];
+    if (all.length >= count) return all;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${count} x ${re}; output:\n${p.out().slice(-3000)}`);
+    if (p.child.exitCode !== null) throw new Error(`process exited (${p.child.exitCode}) before ${count} x ${re}; output:\n${p.out().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('controller and members in separate processes: refused intruders, a killed member and a killed controller, nothing lost', async () => {
+  const logdir = path.join(dir, 'served');
+  const token = path.join(dir, 'token');
+  fs.writeFileSync(token, 'pop-secret\n');
+  fs.writeFileSync(path.join(dir, 'wrong'), 'not-it\n');
+  const base = ['population', 'quadratic-pes', '--members', '2', '--mutator', 'winner_take_all_genetic', '--steps', '24', '--eval-every', '2', '--set', 'tasks.0.numTasks=2', '--set', 'population.mutator.config.stepsPerExploit=2', '--backend', 'cpu', '--logdir', logdir];
+  const serve = (extra: string[]) => lopt([...base, '--serve', '--token-file', token, ...extra]);
+  let ctl = serve(['--port', '0']);
+  const [m] = await waitFor(ctl, /listening on (127\.0\.0\.1:(\d+))/);
+  const [address, port] = [m[1], m[2]];
+  const member = (i: number, extra: string[] = [], tok = token) => lopt([...base, '--controller', address, '--member', String(i), '--token-file', tok, ...extra]);
+
+  // intruders are refused, naming why
+  const wrongToken = member(0, [], path.join(dir, 'wrong'));
+  const otherConfig = member(0, ['--set', 'tasks.0.numTasks=3']);
+  expect(await wrongToken.exited).not.toBe(0);
+  expect(wrongToken.out()).toMatch(/unauthenticated: invalid token/);
+  expect(await otherConfig.exited).not.toBe(0);
+  expect(otherConfig.out()).toMatch(/this controller runs experiment 'quadratic-pes' \(config hash \w+\); the member runs 'quadratic-pes' \(\w+\)/);
+
+  const m0 = member(0);
+  let m1 = member(1);
+  const reports = /\[population\] member \d step \d+\/24: value/;
+  // kill member 1 after a random one of its first 4 reports, and start it again
+  const k1 = Number(process.env.POP_KILL_MEMBER_AFTER) || 1 + Math.floor(Math.random() * 4);
+  await waitFor(m1, reports, k1);
+  m1.child.kill('SIGKILL');
+  await m1.exited;
+  const atMemberKill = lineage(logdir);
+  m1 = member(1);
+  expect(await waitFor(m1, /member 1 -> generation \w+ at step (\d+) from (scratch|members\/\d\/checkpoints\/checkpoint_\d+)/)).toHaveLength(1);
+  // kill the controller after a random number of member 0's reports, restart it on the same port
+  const k2 = Number(process.env.POP_KILL_CONTROLLER_AFTER) || 4 + Math.floor(Math.random() * 4);
+  await waitFor(m0, reports, k2);
+  ctl.child.kill('SIGKILL');
+  await ctl.exited;
+  const atControllerKill = lineage(logdir);
+  ctl = serve(['--port', port, '--resume']);
+  await waitFor(ctl, /listening on .* \(resumed\)/);
+
+  const ctx = { k1, k2, m0: m0.out().slice(-600), m1: m1.out().slice(-600) };
+  expect({ ...ctx, code: await m0.exited }).toMatchObject({ code: 0 });
+  expect({ ...ctx, code: await m1.exited }).toMatchObject({ code: 0 });
+  for (const p of [m0, m1]) expect(p.out()).toMatch(/member \d: step 24, last value/);
+  expect(m0.out() + m1.out()).toMatch(/controller at 127\.0\.0\.1:\d+ unreachable .*retrying/);
+  // checkpoints crossed processes: a member took up the other's checkpoint
+  expect(`${m0.out()}\n${m1.out()}`).toMatch(/member 0 -> generation \w+ at step \d+ from members\/1\/|member 1 -> generation \w+ at step \d+ from members\/0\//);
+  const end = lineage(logdir);
+  for (const [what, snap] of [['member kill', atMemberKill], ['controller kill', atControllerKill]] as const) {
+    snap.cache.forEach((g, i) => expect({ what, ...ctx, g: end.cache[i].slice(0, g.length) }).toEqual({ what, ...ctx, g }));
+  }
+  expect(end.active.every((w: any) => w[1] === 24)).toBe(true);
+  ctl.child.kill('SIGTERM');
+  expect(await ctl.exited).toBe(0);
 });
