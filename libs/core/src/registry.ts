@@ -27,6 +27,7 @@ export const PLUGIN_KINDS = [
   'truncated_step',
   'gradient_estimator',
   'experiment',
+  'population_mutator',
 ] as const;
 export type PluginKind = (typeof PLUGIN_KINDS)[number];
 

@@ -12,6 +12,7 @@ import { ContinuousEvalSchema, validateEvalSection } from './continuous_eval/eva
 
 /** The largest seed that names its own random stream (2^32 - 1). */
 export const MAX_SEED = 0xffffffff;
+import { PopulationSchema } from './population/config';
 
 const pluginRef = z
   .object({
@@ -85,6 +86,8 @@ export const MetaTrainingSchema = z
     maxNonFiniteSteps: z.number().int().positive().max(1_000_000).default(20),
     /** Continuous evaluation of the run's checkpoints (`lopt run --eval`; continuous_eval/). */
     eval: ContinuousEvalSchema.optional(),
+    /** Population-based training (`lopt population`): see population/config.ts. */
+    population: PopulationSchema.optional(),
   })
   .strict();
 

@@ -53,3 +53,4 @@ export * as distributed from './distributed';
 
 export * as continuousEval from './continuous_eval';
 export { ContinuousEval, EvalChief, ContinuousEvalSchema, evaluationSet } from './continuous_eval';
+export * as population from './population';

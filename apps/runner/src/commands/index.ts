@@ -12,6 +12,8 @@
  * - `build_native.ts` `lopt build-native`: compile the optional native kernels of installed packages
  * - `eval_worker.ts` `lopt eval-worker`: an eval worker of continuous evaluation (reference
  *                `continuous_eval/run_eval_worker.py`)
+ * - `population.ts` `lopt population <experiment> --members K --mutator NAME`: population-based
+ *                training (reference `population/`, `run_population_controller.py`)
  */
 import { Command } from 'commander';
 import { CliContext } from './context';
@@ -22,9 +24,10 @@ import * as worker from './worker';
 import * as evalCmd from './eval';
 import * as buildNative from './build_native';
 import * as evalWorker from './eval_worker';
+import * as population from './population';
 
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker, population];

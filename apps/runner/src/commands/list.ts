@@ -12,6 +12,7 @@ export const KIND_TITLES: Record<PluginKind, string> = {
   truncated_step: 'Truncated steps',
   gradient_estimator: 'Gradient estimators',
   experiment: 'Experiments',
+  population_mutator: 'Population mutators',
 };
 
 /** Accepts the kind names and a few plural/dashed spellings (`tasks`, `learned-optimizers`). */

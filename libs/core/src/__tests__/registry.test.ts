@@ -97,6 +97,6 @@ describe('registry', () => {
   });
 
   test('the kinds: tasks and task families apart, truncated steps, and the rest', () => {
-    expect([...PLUGIN_KINDS]).toEqual(['task', 'task_family', 'optimizer', 'learned_optimizer', 'truncation_schedule', 'truncated_step', 'gradient_estimator', 'experiment']);
+    expect([...PLUGIN_KINDS]).toEqual(['task', 'task_family', 'optimizer', 'learned_optimizer', 'truncation_schedule', 'truncated_step', 'gradient_estimator', 'experiment', 'population_mutator']);
   });
 });
