@@ -19,12 +19,9 @@ imports. Everything else is the reference's own code:
   splits      `_make_datasets`' split strings (with and without a test split)
 """
 import argparse
-import importlib.util
 import json
 import os
-import subprocess
 import sys
-import types
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seqio", default="/work/.mirror/google+seqio/repo")
@@ -38,30 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
-def load_seqio(repo):
-  src = subprocess.run(["git", "-C", repo, "show", "HEAD:seqio/vocabularies.py"], check=True,
-                       capture_output=True, text=True).stdout
-  commit = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], check=True, capture_output=True,
-                          text=True).stdout.strip()
-  class Absent(types.ModuleType):
-    """Every attribute is a placeholder class (only type annotations and unused classes read them)."""
-
-    def __getattr__(self, attr):
-      return type(attr, (), {})
-
-  for name in ("tensorflow_text", "sentencepiece", "sentencepiece.sentencepiece_model_pb2"):
-    sys.modules.setdefault(name, Absent(name))
-  sys.modules["sentencepiece"].sentencepiece_model_pb2 = sys.modules["sentencepiece.sentencepiece_model_pb2"]
-  spec = importlib.util.spec_from_loader("seqio.vocabularies", loader=None)
-  vocabularies = importlib.util.module_from_spec(spec)
-  exec(compile(src, "seqio/vocabularies.py", "exec"), vocabularies.__dict__)  # pylint: disable=exec-used
-  seqio = types.ModuleType("seqio")
-  seqio.vocabularies = vocabularies
-  seqio.SentencePieceVocabulary = vocabularies.SentencePieceVocabulary
-  sys.modules["seqio"] = seqio
-  sys.modules["seqio.vocabularies"] = vocabularies
-  return commit
-
+from seqio_standin import load_seqio  # noqa: E402
 
 SEQIO_COMMIT = load_seqio(args.seqio)
 from learned_optimization.tasks.datasets import language  # noqa: E402

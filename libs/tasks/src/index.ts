@@ -46,3 +46,9 @@ export { ParametricImageMLPVAESchema, ParametricImageMLPVAETask, ParametricImage
 export type { ParametricImageMLPVAEOptions } from './parametric/image_mlp_vae';
 export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
 export type { VocabName, RecordFormat, CorpusName, LanguageDatasetFunction } from './datasets/language';
+export { param, initEmbed, embed, linear, linearOf, RNN_CORES, RNN_CORE_CLASS, rnnStateSizes, initRnnCore, unrollRnn, KEY_SIZE, initTransformer, layerNorm, gelu, dropout, transformerForward, foldVocab, maskedTokenLoss } from './lm_modules';
+export type { RnnCore, TransformerShape } from './lm_modules';
+export { RNNLMSchema, rnnLmName, RNNLMTask, FIXED_RNN_LM_CONFIGS, OFFLINE_RNN_LM_CONFIGS, FIXED_RNN_LM_TASKS, rnnLmTask } from './rnn_lm';
+export type { RNNLMConfig } from './rnn_lm';
+export { TransformerLMSchema, TransformerLMTask, FIXED_TRANSFORMER_LM_TASKS, transformerLmTask } from './transformer_lm';
+export type { TransformerLMConfig } from './transformer_lm';
