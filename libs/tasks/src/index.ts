@@ -52,3 +52,7 @@ export { RNNLMSchema, rnnLmName, RNNLMTask, FIXED_RNN_LM_CONFIGS, OFFLINE_RNN_LM
 export type { RNNLMConfig } from './rnn_lm';
 export { TransformerLMSchema, TransformerLMTask, FIXED_TRANSFORMER_LM_TASKS, transformerLmTask } from './transformer_lm';
 export type { TransformerLMConfig } from './transformer_lm';
+export { ParametricLMRNNSchema, ParametricLMRNNTask, ParametricLMRNN, SAMPLED_LM_DATASETS, sampleLmRnn, parametricLmRnnFromConfig } from './parametric/lm_rnn';
+export type { ParametricLMRNNOptions } from './parametric/lm_rnn';
+export { ParametricLMTransformerSchema, ParametricLMTransformerTask, ParametricLMTransformer, sampleLmTransformer, parametricLmTransformerFromConfig } from './parametric/lm_transformer';
+export type { ParametricLMTransformerOptions } from './parametric/lm_transformer';

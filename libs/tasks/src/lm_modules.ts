@@ -115,7 +115,7 @@ export function initRnnCore(hk: HaikuInit, core: RnnCore, inputSize: number, hid
  * [N, B, H] -> [N, B, T, H].
  */
 export function unrollRnn(params: P, core: RnnCore, x: tf.Tensor, state: tf.Tensor[]): tf.Tensor {
-  const T = x.shape[2];
+  const T = x.shape[2] as number;
   const xs = tf.unstack(x, 2); // T of [N, B, I]
   const outs: tf.Tensor[] = [];
   let s = state;
@@ -135,7 +135,7 @@ export function unrollRnn(params: P, core: RnnCore, x: tf.Tensor, state: tf.Tens
       }
       case 'gru': {
         const [h] = s;
-        const H = h.shape[2];
+        const H = h.shape[2] as number;
         const wi = param(params, 'gru', 'w_i');
         const wh = param(params, 'gru', 'w_h');
         const b = param(params, 'gru', 'b');
@@ -181,10 +181,10 @@ export const KEY_SIZE = 32;
  * Each `hk.dropout(hk.next_rng_key(), ...)` draws a key even in `init` and at rate 0, so init
  * spends one key after each attention and each dense block.
  */
-export function initTransformer(hk: HaikuInit, c: TransformerShape, wInitOverride?: Initializer): void {
+export function initTransformer(hk: HaikuInit, c: TransformerShape): void {
   const D = c.dModel;
   const vs = initializers.varianceScaling({ scale: 2 / c.numLayers });
-  initEmbed(hk, 'transformer/embed', c.vocabSize, D, wInitOverride);
+  initEmbed(hk, 'transformer/embed', c.vocabSize, D);
   const ln = (name: string) => {
     hk.getParameter(`transformer/${name}`, 'scale', [D], initializers.ones());
     hk.getParameter(`transformer/${name}`, 'offset', [D], initializers.zeros());
