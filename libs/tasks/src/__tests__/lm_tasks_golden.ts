@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random } from '@lopt/core';
 import { golden, goldenDiff, MODES, treeDiff, type GoldenArray } from '../../../../test/golden';
-import { rnnLmTask, transformerLmTask, type Task } from '../index';
+import { rnnLmTask, transformerLmTask, type BaseTask } from '../index';
 
 export const INIT_TOLERANCE = 1e-6;
 export const LOSS_GRAD_TOLERANCE = 1e-5;
@@ -17,7 +17,7 @@ function toTensor(a: GoldenArray): tf.Tensor {
   return tf.tensor(flat(a.values), a.shape, a.dtype.startsWith('int') ? 'int32' : 'float32');
 }
 
-export function lmTask(name: string): Task {
+export function lmTask(name: string): BaseTask {
   return name.startsWith('RNNLM_') ? rnnLmTask(name) : transformerLmTask(name);
 }
 

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random } from '@lopt/core';
 import { golden, goldenDiff, MODES, treeDiff, type GoldenArray } from '../../../../test/golden';
-import { cfgToPlain, ParametricLMRNN, ParametricLMTransformer, sampleLmRnn, sampleLmTransformer, SplitDatasets, TextBatchStream, TextExamples, SPLITS, type Datasets, type Task } from '../index';
+import { cfgToPlain, ParametricLMRNN, ParametricLMTransformer, sampleLmRnn, sampleLmTransformer, SplitDatasets, TextBatchStream, TextExamples, SPLITS, type BaseTask, type Datasets } from '../index';
 
 const TOL = 1e-5;
 
@@ -31,7 +31,7 @@ export function describeParametricLmGolden(backend: string): void {
     const inMode = <T>(fn: () => T) => random.withConfig({ threefryPartitionable: mode === 'partitionable' }, fn);
     const batch = () => ({ obs: toTensor(file.batch.obs), target: toTensor(file.batch.target) });
 
-    function check(task: Task, want: any): void {
+    function check(task: BaseTask, want: any): void {
       const before = tf.memory().numTensors;
       const params = inMode(() => task.init(random.PRNGKey(1)));
       const init = treeDiff(params, want.init);
