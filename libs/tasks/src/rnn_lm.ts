@@ -39,7 +39,7 @@ export type RNNLMConfig = z.input<typeof RNNLMSchema> & { datasets?: Datasets };
 
 /** `rnn_lm.py`'s task name: `RNNLM_<dataset>_Patch<L>_<Core><hidden>_Embed<embed>`. */
 export function rnnLmName(datasetName: string, sequenceLength: number, core: RnnCore, hidden: number, embedDim: number): string {
-  const ds = datasetName.replace('_datasets', '').replace('_', '');
+  const ds = datasetName.replace('_datasets', '').replace(/_/g, ''); // Python's str.replace: every '_'
   return `RNNLM_${ds}_Patch${sequenceLength}_${RNN_CORE_CLASS[core]}${hidden}_Embed${embedDim}`;
 }
 
