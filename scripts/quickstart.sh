@@ -3,6 +3,7 @@
 #   1. Fashion-MNIST: installs Debian's dataset-fashion-mnist when apt-get exists, the files are
 #      missing and we may (root, or passwordless sudo); otherwise it is skipped (the library then
 #      looks in $LOPT_DATA_DIR and ~/.cache/lopt/fashion-mnist, and tries a download).
+#   1a. the text corpus of the language-model tasks: Debian's fortunes (BSD), same conditions as 1
 #   1b. g++ for the optional native kernels, when no C compiler is installed and we may (as for 1)
 #   2. npm ci, npm run build (which also compiles the native kernels)
 #   3. the seed experiment: lopt run seed-single-machine for ${LOPT_META_TRAIN_LENGTH:-20} outer
@@ -70,6 +71,13 @@ elif command -v apt-get >/dev/null 2>&1; then
   fi
 else
   echo "not found and no apt-get here; the run will try to download the files (or set LOPT_DATA_DIR)"
+fi
+
+# --- 1a. the offline text corpus (language-model tasks; optional) ---------------------------------
+if [ ! -f /usr/share/games/fortunes/fortunes ] && [ "${LOPT_SKIP_APT:-}" != 1 ] && command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then
+  say "fortunes (text corpus)"
+  S=""; [ "$(id -u)" -ne 0 ] && S="sudo -n"
+  DEBIAN_FRONTEND=noninteractive $S apt-get install -y fortunes || echo "warning: could not install fortunes; the language-model tasks then need a corpus in \$LOPT_DATA_DIR (see libs/tasks/README.md)" >&2
 fi
 
 # --- 1b. a C compiler for the native kernels (optional: without one the tf.js ops run) -------------

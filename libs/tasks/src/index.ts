@@ -44,3 +44,15 @@ export { PARAMETRIC_DATASET_NAMES, parametricDatasets, DATASET_FUNCTIONS, numCla
 export type { ParametricDatasetName } from './parametric/datasets';
 export { ParametricImageMLPVAESchema, ParametricImageMLPVAETask, ParametricImageMLPVAE, sampleImageMlpVae } from './parametric/image_mlp_vae';
 export type { ParametricImageMLPVAEOptions } from './parametric/image_mlp_vae';
+export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
+export type { VocabName, RecordFormat, CorpusName, LanguageDatasetFunction } from './datasets/language';
+export { param, initEmbed, embed, linear, linearOf, RNN_CORES, RNN_CORE_CLASS, rnnStateSizes, initRnnCore, unrollRnn, KEY_SIZE, initTransformer, layerNorm, gelu, dropout, transformerForward, foldVocab, maskedTokenLoss } from './lm_modules';
+export type { RnnCore, TransformerShape } from './lm_modules';
+export { RNNLMSchema, rnnLmName, RNNLMTask, FIXED_RNN_LM_CONFIGS, OFFLINE_RNN_LM_CONFIGS, FIXED_RNN_LM_TASKS, rnnLmTask } from './rnn_lm';
+export type { RNNLMConfig } from './rnn_lm';
+export { TransformerLMSchema, TransformerLMTask, FIXED_TRANSFORMER_LM_TASKS, transformerLmTask } from './transformer_lm';
+export type { TransformerLMConfig } from './transformer_lm';
+export { ParametricLMRNNSchema, ParametricLMRNNTask, ParametricLMRNN, SAMPLED_LM_DATASETS, sampleLmRnn, parametricLmRnnFromConfig } from './parametric/lm_rnn';
+export type { ParametricLMRNNOptions } from './parametric/lm_rnn';
+export { ParametricLMTransformerSchema, ParametricLMTransformerTask, ParametricLMTransformer, sampleLmTransformer, parametricLmTransformerFromConfig } from './parametric/lm_transformer';
+export type { ParametricLMTransformerOptions } from './parametric/lm_transformer';

@@ -100,3 +100,26 @@ registerExperiment('conv-fmnist-pes', 'MLPLOpt + PES on a ParametricImageConv fa
   ],
   logging: { histogramsEvery: 50, metricsEvery: 10, checkpointEverySteps: 50 },
 }));
+
+registerExperiment(
+  'lm-transformer-pes',
+  'MLPLOpt + PES on a small ParametricLMTransformer family (1 layer, 2 heads, d_model 32) on the byte-level fortunes corpus, N=4, trunc 20',
+  () => ({
+    ...SEED_BASE,
+    description:
+      'MLPLOpt meta-trained with PES on a small decoder-only transformer LM family (tasks/parametric/lm_transformer.py) over the offline byte-level corpus (Debian fortunes), batch 8 x 16 tokens',
+    mode: 'single-machine',
+    steps: 200,
+    truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 40, maxLength: 120 } },
+    gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 20, stepsPerJit: 20 } },
+    truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 120 } },
+    tasks: [
+      {
+        name: 'ParametricLMTransformer',
+        config: { datasetName: 'fortunes_bytes_datasets', batchSize: 8, sequenceLength: 16, numHeads: 2, numLayers: 1, dModel: 32, dropoutRate: 0 },
+        numTasks: 4,
+      },
+    ],
+    logging: { histogramsEvery: 50, metricsEvery: 10, checkpointEverySteps: 50 },
+  }),
+);

@@ -1,0 +1,8 @@
+import { useTestBackend } from './helpers';
+import { describeParametricLmGolden } from './parametric_lm_golden';
+
+beforeAll(async () => {
+  await useTestBackend();
+});
+
+describeParametricLmGolden('cpu');

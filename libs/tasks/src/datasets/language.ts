@@ -1,0 +1,471 @@
+/**
+ * Language-model datasets (reference `tasks/datasets/language.py`): every example is one text
+ * record (an lm1b sentence, a Wikipedia article, a fortune), tokenized, cropped or padded with 0
+ * to `sequenceLength + 1` tokens (`_crop_or_pad`), and turned into `obs = t[:-1]`,
+ * `target = t[1:]` (`create_lm_obs_target`); batches `{obs, target}` are `[B, L]` int32.
+ *
+ * Vocabularies:
+ * - bytes (seqio `ByteVocabulary`, the ByT5 one): id = UTF-8 byte + 3 (0 pad, 1 EOS, 2 UNK;
+ *   `encode_tf` adds no EOS), vocab_size 259.
+ * - 32k (seqio `SentencePieceVocabulary` of `gs://t5-data/vocabs/cc_all.32000`, 100 extra ids):
+ *   vocab_size 32100. The sentencepiece model is not available offline and lopt-ts has no
+ *   sentencepiece tokenizer, so the 32k datasets read examples tokenized elsewhere: one example
+ *   per line, its ids separated by spaces (`train.ids`, `test.ids`).
+ *
+ * Splits, as the reference (TFDS percent slices, boundaries `round(pct·n/100)`):
+ * with a test file: train = `train[2%:]`, inner_valid = `train[0%:1%]`, outer_valid =
+ * `train[1%:2%]`, test = the test file; without one: train = `train[3%:]`, the others
+ * `train[0:1%]`, `[1%:2%]`, `[2%:3%]`.
+ *
+ * Corpora (looked for under `$LOPT_DATA_DIR` and `~/.cache/lopt`; nothing is downloaded: the
+ * reference's TFDS sources are too large for a quick fetch):
+ * - `lm1b/train.txt`, `lm1b/test.txt`: one sentence per line (the lm1b datasets);
+ * - `wikipedia_en/train.txt`: one article per line (the wikipedia_en datasets; no test split);
+ * - `tiny_shakespeare/input.txt`: paragraphs (blank-line separated speeches) are the examples;
+ * - `fortunes` (lopt-ts's offline default): the English fortune cookies of the Debian package
+ *   `fortunes` (BSD licence), `/usr/share/games/fortunes/*`, one record per `%`-separated fortune,
+ *   put in a fixed shuffled order (`permutation(PRNGKey(0), n)`) before the percent slices, so
+ *   that every split has every topic file.
+ *
+ * Order within a split: the reference streams with `shuffle(10·B)` from an unseeded TFDS order;
+ * lopt-ts serves each epoch in a seeded permutation (key `foldIn(PRNGKey(seed), epoch)`, as the
+ * image datasets), so runs are repeatable. Examples live on the host as byte ranges of one buffer
+ * (a few bytes per example beyond the text), and only the batches become tensors.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { random, type PyTree } from '@lopt/core';
+import { SPLITS, type Batch, type BatchStream, type Datasets, type SplitName } from '../base';
+import { permutation } from './batch_streams';
+import { cachedDatasets } from './cache';
+import { DatasetNotFoundError } from './fashion_mnist';
+import { SplitDatasets, type StreamState } from './splits';
+
+// ---- vocabularies ----
+
+export const BYTE_VOCAB_SIZE = 259;
+export const BYTE_NUM_SPECIAL = 3;
+export const SENTENCEPIECE_32K_VOCAB_SIZE = 32100;
+export type VocabName = 'bytes' | '32k';
+
+/** seqio `ByteVocabulary.encode`: UTF-8 bytes + 3 (no EOS). */
+export function encodeBytes(text: string | Uint8Array): Int32Array {
+  const bytes = typeof text === 'string' ? new TextEncoder().encode(text) : text;
+  const out = new Int32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = bytes[i] + BYTE_NUM_SPECIAL;
+  return out;
+}
+
+/** seqio `ByteVocabulary.decode`: drops ids outside the 256 byte ids, invalid UTF-8 ignored. */
+export function decodeBytes(ids: ArrayLike<number>): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const b = ids[i] - BYTE_NUM_SPECIAL;
+    if (b >= 0 && b < 256) bytes.push(b);
+  }
+  return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(Uint8Array.from(bytes)).replace(/\uFFFD/g, '');
+}
+
+/** `_crop_or_pad(value, size, pad_token)`: the first `size` ids, or the ids padded with `pad` to `size`. */
+export function cropOrPad(ids: ArrayLike<number>, size: number, pad = 0): Int32Array {
+  const out = new Int32Array(size).fill(pad);
+  const n = Math.min(size, ids.length);
+  for (let i = 0; i < n; i++) out[i] = ids[i];
+  return out;
+}
+
+/** One example's `{obs, target}` for sequence length L: crop/pad to L+1, then shift by one. */
+export function lmExample(ids: ArrayLike<number>, sequenceLength: number): { obs: Int32Array; target: Int32Array } {
+  const t = cropOrPad(ids, sequenceLength + 1, 0);
+  return { obs: t.slice(0, sequenceLength), target: t.slice(1) };
+}
+
+// ---- corpora: examples as byte ranges of one buffer ----
+
+/** Text examples as `[start, end)` byte ranges of `bytes`. */
+export class TextExamples {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly starts: Float64Array,
+    readonly ends: Float64Array,
+  ) {
+    if (starts.length !== ends.length) throw new Error('TextExamples: starts and ends differ in length');
+  }
+  get length(): number {
+    return this.starts.length;
+  }
+  example(i: number): Uint8Array {
+    return this.bytes.subarray(this.starts[i], this.ends[i]);
+  }
+  text(i: number): string {
+    return new TextDecoder().decode(this.example(i));
+  }
+  /** The examples `lo..hi-1`. */
+  slice(lo: number, hi: number): TextExamples {
+    return new TextExamples(this.bytes, this.starts.slice(lo, hi), this.ends.slice(lo, hi));
+  }
+  /** The examples in the order `idx`. */
+  reorder(idx: ArrayLike<number>): TextExamples {
+    const s = new Float64Array(idx.length);
+    const e = new Float64Array(idx.length);
+    for (let i = 0; i < idx.length; i++) {
+      s[i] = this.starts[idx[i]];
+      e[i] = this.ends[idx[i]];
+    }
+    return new TextExamples(this.bytes, s, e);
+  }
+  static fromTexts(texts: string[]): TextExamples {
+    return splitRecords(new TextEncoder().encode(texts.map((t) => t.replace(/\n/g, ' ')).join('\n')), 'lines');
+  }
+}
+
+export type RecordFormat = 'lines' | 'paragraphs' | 'fortunes';
+
+/**
+ * The records of a text buffer: `lines` (one per non-empty line), `paragraphs` (runs of non-empty
+ * lines, separated by blank lines; inner newlines kept) or `fortunes` (`%` lines separate records;
+ * the newline before a `%` belongs to no record). Empty records are dropped; `\r` before `\n` too.
+ */
+export function splitRecords(bytes: Uint8Array, format: RecordFormat): TextExamples {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const NL = 10;
+  const CR = 13;
+  // line ranges first
+  const lines: Array<[number, number]> = [];
+  let s = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i === bytes.length || bytes[i] === NL) {
+      let e = i;
+      if (e > s && bytes[e - 1] === CR) e -= 1;
+      if (i < bytes.length || e > s) lines.push([s, e]);
+      s = i + 1;
+    }
+  }
+  const isSep = (l: [number, number]) =>
+    format === 'fortunes' ? l[1] - l[0] === 1 && bytes[l[0]] === 37 /* % */ : l[1] === l[0];
+  if (format === 'lines') {
+    for (const [a, b] of lines) {
+      if (b > a) {
+        starts.push(a);
+        ends.push(b);
+      }
+    }
+  } else {
+    let start = -1;
+    let end = -1;
+    const flush = () => {
+      if (start >= 0 && end > start) {
+        starts.push(start);
+        ends.push(end);
+      }
+      start = -1;
+    };
+    for (const l of lines) {
+      if (isSep(l)) {
+        flush();
+        continue;
+      }
+      if (start < 0) start = l[0];
+      end = l[1];
+    }
+    flush();
+  }
+  return new TextExamples(bytes, Float64Array.from(starts), Float64Array.from(ends));
+}
+
+/** Python's `round` (half to even), as TFDS uses for percent-slice boundaries. */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** TFDS `split[lo%:hi%]` of n examples: `[round(lo·n/100), round(hi·n/100))`. */
+export function percentSlice(n: number, lo: number, hi: number): [number, number] {
+  return [roundHalfEven((lo * n) / 100), roundHalfEven((hi * n) / 100)];
+}
+
+/** The four splits of `language.py`'s `_make_datasets`. */
+export function languageSplits(train: TextExamples, test: TextExamples | null): Record<SplitName, TextExamples> {
+  const n = train.length;
+  const cut = (lo: number, hi: number) => train.slice(...percentSlice(n, lo, hi));
+  if (test) return { train: cut(2, 100), inner_valid: cut(0, 1), outer_valid: cut(1, 2), test };
+  return { train: cut(3, 100), inner_valid: cut(0, 1), outer_valid: cut(1, 2), test: cut(2, 3) };
+}
+
+// ---- where the corpora are ----
+
+export type CorpusName = 'lm1b' | 'wikipedia_en' | 'tiny_shakespeare' | 'fortunes';
+export const CORPUS_NAMES: readonly CorpusName[] = ['lm1b', 'wikipedia_en', 'tiny_shakespeare', 'fortunes'];
+
+export const SYSTEM_FORTUNES_DIR = '/usr/share/games/fortunes';
+
+interface CorpusSpec {
+  folder: string;
+  format: RecordFormat;
+  /** Files per vocabulary: train, and test when the corpus has one. */
+  files: Record<VocabName, { train: string; test?: string }>;
+}
+
+const CORPORA: Record<Exclude<CorpusName, 'fortunes'>, CorpusSpec> = {
+  lm1b: { folder: 'lm1b', format: 'lines', files: { bytes: { train: 'train.txt', test: 'test.txt' }, '32k': { train: 'train.ids', test: 'test.ids' } } },
+  wikipedia_en: { folder: 'wikipedia_en', format: 'lines', files: { bytes: { train: 'train.txt' }, '32k': { train: 'train.ids' } } },
+  tiny_shakespeare: { folder: 'tiny_shakespeare', format: 'paragraphs', files: { bytes: { train: 'input.txt' }, '32k': { train: 'input.ids' } } },
+};
+
+function cacheRoot(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'lopt');
+}
+
+/** Roots searched for `<folder>/<file>`: `$LOPT_DATA_DIR`, then `~/.cache/lopt`. */
+export function languageSearchRoots(): string[] {
+  const roots: string[] = [];
+  if (process.env.LOPT_DATA_DIR) roots.push(process.env.LOPT_DATA_DIR);
+  roots.push(cacheRoot());
+  return roots;
+}
+
+/** The fortune files of a fortunes directory: every plain file but the `.dat` indexes and `.u8` links, by name. */
+export function fortuneFiles(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => !f.endsWith('.dat') && !f.endsWith('.u8') && !f.startsWith('.'))
+    .filter((f) => fs.statSync(path.join(dir, f)).isFile())
+    .sort();
+}
+
+/** Directories searched for the fortunes, in order. */
+export function fortunesSearchDirs(): string[] {
+  const dirs: string[] = [];
+  if (process.env.LOPT_DATA_DIR) dirs.push(path.join(process.env.LOPT_DATA_DIR, 'fortunes'));
+  dirs.push(SYSTEM_FORTUNES_DIR, path.join(cacheRoot(), 'fortunes'));
+  return dirs;
+}
+
+export function findFortunesDir(dirs: string[] = fortunesSearchDirs()): string {
+  for (const d of dirs) if (fortuneFiles(d).length > 0) return d;
+  throw new DatasetNotFoundError(
+    `fortunes corpus not found: looked for fortune files (records separated by '%' lines) in ${dirs.join(', ')}. ` +
+      `Install the Debian package (sudo apt-get install fortunes), or put such files in $LOPT_DATA_DIR/fortunes.`,
+  );
+}
+
+/** `{train, test}` paths of a corpus for a vocabulary; a clear error naming folder and files when absent. */
+export function findCorpusFiles(corpus: Exclude<CorpusName, 'fortunes'>, vocab: VocabName, roots: string[] = languageSearchRoots()): { train: string; test?: string } {
+  const spec = CORPORA[corpus];
+  const want = spec.files[vocab];
+  for (const r of roots) {
+    const dir = path.join(r, spec.folder);
+    const train = path.join(dir, want.train);
+    const test = want.test ? path.join(dir, want.test) : undefined;
+    if (fs.existsSync(train) && (!test || fs.existsSync(test))) return { train, test };
+  }
+  const names = [want.train, want.test].filter(Boolean).join(', ');
+  const how =
+    vocab === 'bytes'
+      ? spec.format === 'lines'
+        ? 'UTF-8 text, one example per line'
+        : 'UTF-8 text, examples separated by blank lines'
+      : 'token ids of the T5 cc_all.32000 sentencepiece model (+100 extra ids), one example per line, ids separated by spaces (lopt-ts cannot tokenize with sentencepiece itself)';
+  throw new DatasetNotFoundError(
+    `${corpus} (${vocab}) not found: looked for ${spec.folder}/{${names}} (${how}) under ${roots.join(', ')}. ` +
+      `Put the files in $LOPT_DATA_DIR/${spec.folder}/, or use the offline corpus 'fortunes' (Debian package fortunes).`,
+  );
+}
+
+const RAW = new Map<string, { train: TextExamples; test: TextExamples | null }>();
+
+/** A corpus's train (and test) examples, read once per process. */
+export function loadCorpus(corpus: CorpusName, vocab: VocabName): { train: TextExamples; test: TextExamples | null } {
+  const key = `${corpus}|${vocab}|${process.env.LOPT_DATA_DIR ?? ''}`;
+  let raw = RAW.get(key);
+  if (raw) return raw;
+  if (corpus === 'fortunes') {
+    if (vocab !== 'bytes') throw new Error(`the fortunes corpus is byte-level only; vocab '${vocab}' is not available for it (allowed: bytes)`);
+    const dir = findFortunesDir();
+    const bytes = Buffer.concat(fortuneFiles(dir).flatMap((f) => [fs.readFileSync(path.join(dir, f)), Buffer.from('\n%\n')]));
+    const all = splitRecords(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), 'fortunes');
+    raw = { train: all.reorder(permutation(random.PRNGKey(0), all.length)), test: null };
+  } else {
+    const files = findCorpusFiles(corpus, vocab);
+    const read = (f: string) => {
+      const b = fs.readFileSync(f);
+      return splitRecords(new Uint8Array(b.buffer, b.byteOffset, b.length), CORPORA[corpus].format);
+    };
+    raw = { train: read(files.train), test: files.test ? read(files.test) : null };
+  }
+  RAW.set(key, raw);
+  return raw;
+}
+
+/** Parse one pre-tokenized example (`"12 7 391"`), checking every id is below the vocab size. */
+export function parseIds(bytes: Uint8Array, vocabSize: number): Int32Array {
+  const out: number[] = [];
+  let cur = -1;
+  for (let i = 0; i <= bytes.length; i++) {
+    const c = i < bytes.length ? bytes[i] : 32;
+    if (c >= 48 && c <= 57) cur = (cur < 0 ? 0 : cur * 10) + (c - 48);
+    else if (c === 32 || c === 9 || c === 10 || c === 13) {
+      if (cur >= 0) {
+        if (cur >= vocabSize) throw new RangeError(`token id ${cur} is not below the vocab size ${vocabSize}`);
+        out.push(cur);
+      }
+      cur = -1;
+    } else throw new Error(`pre-tokenized example holds '${String.fromCharCode(c)}': expected ids separated by spaces`);
+  }
+  return Int32Array.from(out);
+}
+
+// ---- the batch stream ----
+
+/**
+ * Batches `{obs, target}` `[B, L]` int32 of one split, in a seeded permutation per epoch
+ * (`floor(n / B)` batches; the remainder of an epoch is dropped, as `batch(drop_remainder=True)`).
+ * Examples are tokenized when gathered; the split is loaded on first use.
+ */
+export class TextBatchStream implements BatchStream {
+  private examples: TextExamples | null = null;
+  private perm: Int32Array | null = null;
+  private epoch = 0;
+  private position = 0;
+
+  constructor(
+    private readonly load: () => TextExamples,
+    readonly batchSize: number,
+    readonly sequenceLength: number,
+    private readonly tokenize: (bytes: Uint8Array) => Int32Array,
+    private seed = 0,
+  ) {}
+
+  private ensure(): TextExamples {
+    if (this.examples) return this.examples;
+    const ex = this.load();
+    if (Math.floor(ex.length / this.batchSize) < 1) {
+      throw new Error(`batch size ${this.batchSize} is larger than the split (${ex.length} examples)`);
+    }
+    this.examples = ex;
+    return ex;
+  }
+
+  get numExamples(): number {
+    return this.ensure().length;
+  }
+
+  nextIndices(count: number): Int32Array {
+    const n = this.ensure().length;
+    const B = this.batchSize;
+    const per = Math.floor(n / B);
+    const idx = new Int32Array(count * B);
+    for (let c = 0; c < count; c++) {
+      if (this.position >= per) {
+        this.epoch += 1;
+        this.position = 0;
+        this.perm = null;
+      }
+      this.perm ??= permutation(random.foldIn(random.PRNGKey(this.seed), this.epoch), n);
+      idx.set(this.perm.subarray(this.position * B, (this.position + 1) * B), c * B);
+      this.position += 1;
+    }
+    return idx;
+  }
+
+  next(shape: number[] = []): Batch {
+    return this.gather(this.nextIndices(shape.reduce((a, b) => a * b, 1)), shape);
+  }
+
+  gather(idx: Int32Array, shape: number[] = []): Batch {
+    const ex = this.ensure();
+    const L = this.sequenceLength;
+    if (idx.length !== shape.reduce((a, b) => a * b, 1) * this.batchSize) {
+      throw new RangeError(`gather: ${idx.length} indices for shape [${shape}] of batches of ${this.batchSize}`);
+    }
+    const obs = new Int32Array(idx.length * L);
+    const target = new Int32Array(idx.length * L);
+    for (let i = 0; i < idx.length; i++) {
+      const e = lmExample(this.tokenize(ex.example(idx[i])), L);
+      obs.set(e.obs, i * L);
+      target.set(e.target, i * L);
+    }
+    const outShape = [...shape, this.batchSize, L];
+    return { obs: tf.tensor(obs, outShape, 'int32'), target: tf.tensor(target, outShape, 'int32') };
+  }
+
+  abstractBatch(): PyTree {
+    const leaf = { shape: [this.batchSize, this.sequenceLength], dtype: 'int32' as tf.DataType };
+    return { obs: leaf, target: { ...leaf } };
+  }
+
+  getState(): StreamState {
+    return { seed: this.seed, epoch: this.epoch, position: this.position };
+  }
+
+  setState(s: StreamState): void {
+    if (s.seed !== this.seed || s.epoch !== this.epoch) this.perm = null;
+    this.seed = s.seed;
+    this.epoch = s.epoch;
+    this.position = s.position;
+  }
+}
+
+// ---- the datasets ----
+
+export function vocabSizeOf(vocab: VocabName): number {
+  return vocab === 'bytes' ? BYTE_VOCAB_SIZE : SENTENCEPIECE_32K_VOCAB_SIZE;
+}
+
+function checkPositiveInt(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
+}
+
+/**
+ * `_make_datasets(corpus, vocab, batch_size, sequence_length)`, cached per argument tuple (as
+ * `@base.dataset_lru_cache`). `extra_info.vocab_size` is known without reading the corpus, so a
+ * task can be built and initialised before (or without) its data; the first batch loads it.
+ */
+export function languageDatasets(corpus: CorpusName, vocab: VocabName, batchSize: number, sequenceLength: number): Datasets {
+  if (!CORPUS_NAMES.includes(corpus)) throw new Error(`unknown language corpus '${corpus}'; allowed: ${CORPUS_NAMES.join(', ')}`);
+  if (vocab !== 'bytes' && vocab !== '32k') throw new Error(`unknown vocab '${vocab}'; allowed: bytes, 32k`);
+  checkPositiveInt('batchSize', batchSize);
+  checkPositiveInt('sequenceLength', sequenceLength);
+  return cachedDatasets(`language|${corpus}|${vocab}|${batchSize}|${sequenceLength}`, () => {
+    const vocabSize = vocabSizeOf(vocab);
+    const tokenize = vocab === 'bytes' ? (b: Uint8Array) => encodeBytes(b) : (b: Uint8Array) => parseIds(b, vocabSize);
+    let splits: Record<SplitName, TextExamples> | null = null;
+    const split = (s: SplitName) => () => {
+      if (!splits) {
+        const raw = loadCorpus(corpus, vocab);
+        splits = languageSplits(raw.train, raw.test);
+      }
+      return splits[s];
+    };
+    const streams = Object.fromEntries(
+      SPLITS.map((s, i) => [s, new TextBatchStream(split(s), batchSize, sequenceLength, tokenize, i)]),
+    ) as Record<SplitName, TextBatchStream>;
+    return new SplitDatasets(streams, { vocab_size: vocabSize, vocab, name: `${corpus}_${vocab}`, batch_size: batchSize, sequence_length: sequenceLength });
+  });
+}
+
+/** The reference's dataset functions (and lopt-ts's offline one) by name. */
+export const LANGUAGE_DATASET_FUNCTIONS = {
+  lm1b_32k_datasets: ['lm1b', '32k'],
+  lm1b_bytes_datasets: ['lm1b', 'bytes'],
+  wikipedia_en_32k_datasets: ['wikipedia_en', '32k'],
+  wikipedia_en_bytes_datasets: ['wikipedia_en', 'bytes'],
+  tiny_shakespeare_bytes_datasets: ['tiny_shakespeare', 'bytes'],
+  fortunes_bytes_datasets: ['fortunes', 'bytes'],
+} as const satisfies Record<string, readonly [CorpusName, VocabName]>;
+export type LanguageDatasetFunction = keyof typeof LANGUAGE_DATASET_FUNCTIONS;
+
+/** Datasets by the reference's function name, e.g. `lm1b_bytes_datasets(128, 32)`. */
+export function languageDatasetsByName(name: string, batchSize: number, sequenceLength: number): Datasets {
+  const f = (LANGUAGE_DATASET_FUNCTIONS as Record<string, readonly [CorpusName, VocabName]>)[name];
+  if (!f) throw new Error(`unknown language dataset '${name}'; allowed: ${Object.keys(LANGUAGE_DATASET_FUNCTIONS).join(', ')}`);
+  return languageDatasets(f[0], f[1], batchSize, sequenceLength);
+}
