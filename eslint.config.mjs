@@ -13,6 +13,7 @@ const tests = ['**/__tests__/**', '**/*.test.ts', 'test/**'];
 export default defineConfig(
   globalIgnores([
     '**/dist/', // tsc output (examples/dist too)
+    'docs/api/', // npm run docs (TypeDoc) output
     '**/node_modules/',
     '**/native/build/', // node-gyp output
     'tools/', // Python only
