@@ -182,24 +182,27 @@ export interface GrpcClientOptions {
   serverNameOverride?: string;
 }
 
-export class GrpcLearnerClient implements LearnerClient {
+/**
+ * A client of one service on the learner's gRPC server: the channel (reconnect backoff 0.2–2 s, TLS,
+ * server-name override) and unary calls that carry the token and a deadline and reject with an
+ * RpcError holding the gRPC status.
+ */
+class GrpcServiceClient<M extends string> {
   private readonly client: grpc.Client;
 
   constructor(
     readonly address: string,
+    definition: grpc.ServiceDefinition,
+    serviceName: string,
     private readonly opts: GrpcClientOptions = {},
   ) {
-    const Ctor = grpc.makeGenericClientConstructor(SERVICE_DEFINITION, 'Learner');
-    const options: grpc.ChannelOptions = {
-      ...CHANNEL_OPTIONS,
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 2000,
-    };
+    const Ctor = grpc.makeGenericClientConstructor(definition, serviceName);
+    const options: grpc.ChannelOptions = { ...CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2000 };
     if (opts.serverNameOverride) options['grpc.ssl_target_name_override'] = opts.serverNameOverride;
     this.client = new Ctor(address, channelCredentials(opts.tls), options);
   }
 
-  private call<Req, Res>(method: 'GetWorkerWeights' | 'PutGradient', req: Req): Promise<Res> {
+  protected call<Req, Res>(method: M, req: Req): Promise<Res> {
     const md = new grpc.Metadata();
     if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
     const deadline = new Date(Date.now() + 1000 * (this.opts.deadlineSeconds ?? 60));
@@ -209,6 +212,16 @@ export class GrpcLearnerClient implements LearnerClient {
         else resolve(res);
       });
     });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export class GrpcLearnerClient extends GrpcServiceClient<'GetWorkerWeights' | 'PutGradient'> implements LearnerClient {
+  constructor(address: string, opts: GrpcClientOptions = {}) {
+    super(address, SERVICE_DEFINITION, 'Learner', opts);
   }
 
   getWorkerWeights(req: WeightsRequest): Promise<WeightsReply> {
@@ -218,36 +231,12 @@ export class GrpcLearnerClient implements LearnerClient {
   putGradient(req: GradientRequest): Promise<PutReply> {
     return this.call('PutGradient', req);
   }
-
-  close(): void {
-    this.client.close();
-  }
 }
 
 /** An eval worker's client of the learner's eval chief service. */
-export class GrpcEvalClient implements continuousEval.EvalClient {
-  private readonly client: grpc.Client;
-
-  constructor(
-    readonly address: string,
-    private readonly opts: GrpcClientOptions = {},
-  ) {
-    const Ctor = grpc.makeGenericClientConstructor(EVAL_SERVICE_DEFINITION, 'EvalChief');
-    const options: grpc.ChannelOptions = { ...CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2000 };
-    if (opts.serverNameOverride) options['grpc.ssl_target_name_override'] = opts.serverNameOverride;
-    this.client = new Ctor(address, channelCredentials(opts.tls), options);
-  }
-
-  private call<Req, Res>(method: 'GetEvalWork' | 'PutEvalResult', req: Req): Promise<Res> {
-    const md = new grpc.Metadata();
-    if (this.opts.token) md.set('authorization', `Bearer ${this.opts.token}`);
-    const deadline = new Date(Date.now() + 1000 * (this.opts.deadlineSeconds ?? 60));
-    return new Promise<Res>((resolve, reject) => {
-      (this.client as any)[method](req, md, { deadline }, (err: grpc.ServiceError | null, res: Res) => {
-        if (err) reject(new RpcError(err.code ?? Status.UNKNOWN, err.details || err.message));
-        else resolve(res);
-      });
-    });
+export class GrpcEvalClient extends GrpcServiceClient<'GetEvalWork' | 'PutEvalResult'> implements continuousEval.EvalClient {
+  constructor(address: string, opts: GrpcClientOptions = {}) {
+    super(address, EVAL_SERVICE_DEFINITION, 'EvalChief', opts);
   }
 
   getEvalWork(req: continuousEval.EvalWorkRequest): Promise<continuousEval.EvalWorkReply> {
@@ -256,9 +245,5 @@ export class GrpcEvalClient implements continuousEval.EvalClient {
 
   putEvalResult(req: continuousEval.EvalResultRequest): Promise<continuousEval.EvalResultReply> {
     return this.call('PutEvalResult', req);
-  }
-
-  close(): void {
-    this.client.close();
   }
 }
