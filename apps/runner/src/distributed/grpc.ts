@@ -152,13 +152,19 @@ export async function startGrpcServer(
       PutEvalResult: unary((req, ctx) => evalHandler.putEvalResult(req, ctx)),
     });
   }
+  return bindServer(server, host, opts.port ?? 0, serverCredentials(opts.tls));
+}
+
+/**
+ * Binds `server` to host:port (0: a free port; an IPv6 host is bracketed) and returns the bound
+ * address with a `close` that waits up to 2 s for calls in flight, then forces the shutdown.
+ */
+export async function bindServer(server: grpc.Server, host: string, port: number, credentials: grpc.ServerCredentials): Promise<{ address: string; port: number; close(): Promise<void> }> {
   const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${hostPart}:${opts.port ?? 0}`, serverCredentials(opts.tls), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const bound = await new Promise<number>((resolve, reject) => server.bindAsync(`${hostPart}:${port}`, credentials, (err, p) => (err ? reject(err) : resolve(p))));
   return {
-    address: `${hostPart}:${port}`,
-    port,
+    address: `${hostPart}:${bound}`,
+    port: bound,
     close: () =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

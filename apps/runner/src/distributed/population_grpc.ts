@@ -10,6 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { distributed, population } from '@lopt/training';
+import { bindServer } from './grpc';
 
 const { RpcError, Status, tokensEqual } = distributed;
 type ActiveWorker = population.ActiveWorker;
@@ -102,25 +103,7 @@ export async function startPopulationServer(
       return {};
     }),
   });
-  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${hostPart}:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return {
-    address: `${hostPart}:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2000);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      }),
-  };
+  return bindServer(server, host, opts.port ?? 0, grpc.ServerCredentials.createInsecure());
 }
 
 /** A member's side: the `PopulationService` of a controller at `address`. */
