@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { registry, toHostTree } from '@lopt/core';
-import { MetaTrainer, distributed } from '@lopt/training';
+import { MetaTrainer, distributed, listEventFiles, readEventFile } from '@lopt/training';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcLearnerClient, startGrpcServer } from '../distributed';
 
@@ -236,6 +236,26 @@ describe('learner + workers over the in-process transport', () => {
     const result = await learner.run();
     expect(result).toMatchObject({ step: 1, workers: [0, 1], duplicateGrads: 2 });
     learner.close();
+  });
+});
+
+describe('learner resume', () => {
+  test('--resume writes SessionLog.START at the resumed step, as `lopt run --resume` does', async () => {
+    const logdir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-learner-session-'));
+    const runTo = async (steps: number, resume: boolean) => {
+      const spec = buildExperiment(registry, 'quadratic-pes', { set: SET, steps });
+      const learner = new DistributedLearner({ spec, registry, mode: 'async', logdir, resume, log: quiet, lingerSeconds: 0 });
+      await learner.init();
+      const worker = runWorker({ spec, registry, workerId: 0, client: new InProcessTransport(learner), log: quiet });
+      await learner.run();
+      await worker;
+      learner.close();
+    };
+    await runTo(2, false);
+    await runTo(3, true);
+    const starts = listEventFiles(logdir).flatMap((f) => readEventFile(f)).filter((ev) => ev.session_log);
+    expect(starts.map((ev) => [ev.step, ev.session_log?.status])).toEqual([[2, 1]]); // SessionLog.START = 1
+    fs.rmSync(logdir, { recursive: true, force: true });
   });
 });
 

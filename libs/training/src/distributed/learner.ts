@@ -167,7 +167,11 @@ export class DistributedLearner implements LearnerHandler {
         : new AsyncGradientBuffer<QueuedGrad>({ batchSize: this.opts.batchSize ?? 1, staleness: this.opts.staleness ?? 1, current: this.step });
     await this.refreshCache();
     if (this.ckpt && this.ckpt.latest() === null) await this.saveCheckpoint();
-    if (this.opts.logdir) this.writer = new SummaryWriter(this.opts.logdir, { filenameSuffix: '.learner' });
+    if (this.opts.logdir) {
+      this.writer = new SummaryWriter(this.opts.logdir, { filenameSuffix: '.learner' });
+      // as `lopt run --resume` (train.ts): TensorBoard drops any record past the resumed step
+      if (this.opts.resume) this.writer.sessionStart(this.step);
+    }
     if (this.step >= this.steps) this.finished = true;
   }
 
