@@ -172,7 +172,10 @@ export interface TrainResult {
 }
 
 interface History {
+  /** `outer/loss`: the mean meta-loss as the estimator used it (non-finite losses clipped) */
   outer: { xs: number[]; ys: number[] };
+  /** `outer/raw_loss`: the real mean meta-loss, NaN where it was not finite (what the plot draws) */
+  raw: { xs: number[]; ys: number[] };
   families: Map<string, { xs: number[]; ys: number[] }>;
 }
 
@@ -182,7 +185,7 @@ function familyTags(trainer: MetaTrainer): string[] {
 
 /** Loss history of an earlier part of the run (for the plot after --resume), from its event files. */
 function readHistory(logdir: string, before: number, families: string[]): History {
-  const h: History = { outer: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
+  const h: History = { outer: { xs: [], ys: [] }, raw: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
   const byTag = new Map<string, Map<number, number>>();
   for (const file of listEventFiles(logdir)) {
     let events;
@@ -208,13 +211,15 @@ function readHistory(logdir: string, before: number, families: string[]): Histor
     }
   };
   fill('outer/loss', h.outer);
+  fill(byTag.has('outer/raw_loss') ? 'outer/raw_loss' : 'outer/loss', h.raw);
   for (const [f, dst] of h.families) fill(f, dst);
   return h;
 }
 
 function historySeries(h: History): Series[] {
   return [
-    { name: 'outer loss', ...h.outer },
+    // the real loss, so a diverged run shows gaps instead of the clip value (issue 20)
+    { name: 'outer loss', ...h.raw },
     ...[...h.families.entries()].filter(([, s]) => s.xs.length).map(([name, s]) => ({ name, ...s })),
   ];
 }
@@ -452,7 +457,7 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
   const families = familyTags(trainer);
   const history: History = opts.resume
     ? readHistory(logdir, startStep, families)
-    : { outer: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
+    : { outer: { xs: [], ys: [] }, raw: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
 
   const writer = new SummaryWriter(logdir);
   // A resumed run drops, in TensorBoard, whatever a killed process logged past its checkpoint.
@@ -566,6 +571,8 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
         writer.scalars(scalars, i);
         history.outer.xs.push(i);
         history.outer.ys.push(res.loss);
+        history.raw.xs.push(i);
+        history.raw.ys.push(res.rawLoss);
         for (const f of families) {
           const v = scalars[f];
           if (v !== undefined) {

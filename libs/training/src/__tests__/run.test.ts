@@ -177,6 +177,11 @@ describe('lopt run (in process)', () => {
     expect(r.lastCheckpoint).toBeNull(); // step 0's state was never saved either: nothing finite after it
     expect(new CheckpointManager({ dir: logdir }).latest()).toBeNull();
     expect(r.firstNonFiniteStep).not.toBeNull();
+    // the plot draws the real loss: step 0 is its only finite point (a dot), not a line at the clip value
+    const svg = fs.readFileSync(path.join(logdir, 'loss.svg'), 'utf8');
+    const outerColor = /<polyline stroke="([^"]+)"|<circle [^>]*fill="([^"]+)"/.exec(svg);
+    expect(outerColor).not.toBeNull();
+    expect(svg).not.toMatch(new RegExp(`<polyline stroke="${outerColor![1] ?? outerColor![2]}"`));
   });
 
   test('numbers that JSON or YAML turn into Infinity or unsafe integers are refused, naming the field', () => {
