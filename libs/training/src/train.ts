@@ -334,9 +334,16 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
 }
 
 /** An allocation this process cannot make, said in terms of the config (nothing is written before it). */
-function tooBigError(e: unknown): unknown {
+/**
+ * An allocation failure turned into a ConfigError that names the sizes to check: a JS RangeError
+ * (typed array too long), or on wasm a WebAssembly.RuntimeError from a kernel that ran past the heap.
+ * Any other error is returned as is.
+ */
+export function tooBigError(e: unknown): unknown {
   const msg = (e as Error)?.message ?? '';
-  if (!(e instanceof RangeError) || !/Invalid typed array length|Array buffer allocation failed|Invalid array length/.test(msg)) return e;
+  const jsAlloc = e instanceof RangeError && /Invalid typed array length|Array buffer allocation failed|Invalid array length/.test(msg);
+  const wasmHeap = e instanceof WebAssembly.RuntimeError && /memory access out of bounds|offset is out of bounds/.test(msg);
+  if (!jsAlloc && !wasmHeap) return e;
   return new ConfigError(
     `the configuration needs more memory than this process can allocate (${msg}); ` +
       `check its sizes, e.g. learnedOptimizer.config.hiddenSize, the tasks' config and tasks.N.numTasks`,

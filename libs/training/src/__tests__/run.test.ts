@@ -10,7 +10,8 @@ import { random, registry, treeDispose, treeLeavesWithPath } from '@lopt/core';
 import { SGD } from '@lopt/optimizers';
 import { z } from 'zod';
 import { MetaTrainer } from '../index';
-import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, train } from '../train';
+import { MetricTagger, defaultLogdir, metricTag, resolveRunConfig, resolveThreads, resumeHash, tooBigError, train } from '../train';
+import { ConfigError } from '../config';
 import { listEventFiles, readEventFile, SESSION_START } from '../tensorboard';
 import { CheckpointManager } from '../checkpoints';
 import { folderSnapshot } from './folder_snapshot';
@@ -182,6 +183,16 @@ describe('lopt run (in process)', () => {
     const outerColor = /<polyline stroke="([^"]+)"|<circle [^>]*fill="([^"]+)"/.exec(svg);
     expect(outerColor).not.toBeNull();
     expect(svg).not.toMatch(new RegExp(`<polyline stroke="${outerColor![1] ?? outerColor![2]}"`));
+  });
+
+  test('allocation failures (a JS RangeError, a wasm kernel past its heap) become a ConfigError naming the sizes; other errors pass', () => {
+    for (const e of [new RangeError('Invalid typed array length: 4000000000'), new WebAssembly.RuntimeError('memory access out of bounds')]) {
+      const mapped = tooBigError(e) as Error;
+      expect(mapped).toBeInstanceOf(ConfigError);
+      expect(mapped.message).toMatch(/needs more memory than this process can allocate .*tasks\.N\.numTasks/);
+    }
+    const other = new WebAssembly.RuntimeError('unreachable');
+    expect(tooBigError(other)).toBe(other);
   });
 
   test('numbers that JSON or YAML turn into Infinity or unsafe integers are refused, naming the field', () => {
