@@ -342,7 +342,7 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
 export function tooBigError(e: unknown): unknown {
   const msg = (e as Error)?.message ?? '';
   const jsAlloc = e instanceof RangeError && /Invalid typed array length|Array buffer allocation failed|Invalid array length/.test(msg);
-  const wasmHeap = e instanceof WebAssembly.RuntimeError && /memory access out of bounds|offset is out of bounds/.test(msg);
+  const wasmHeap = e instanceof Error && e.name === 'RuntimeError' && /memory access out of bounds|offset is out of bounds/.test(msg);
   if (!jsAlloc && !wasmHeap) return e;
   return new ConfigError(
     `the configuration needs more memory than this process can allocate (${msg}); ` +
