@@ -36,3 +36,11 @@ export function hostPortArg(name: string, raw: string): string {
   if (!m || !(port >= 1 && port <= 65535)) throw new Error(`${name} must be host:port (e.g. 127.0.0.1:7077), got '${raw}'`);
   return raw;
 }
+
+/** The --backend values every command takes. */
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+/** commander's accumulator for a repeatable option (e.g. `--set a=1 --set b=2`). */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -8,7 +8,7 @@
 import * as os from 'os';
 import { Command, Option } from 'commander';
 import { initBackend } from '@lopt/core';
-import { hostPortArg, secondsArg } from './args';
+import { hostPortArg, secondsArg, BACKEND_CHOICES } from './args';
 import { CliContext } from './context';
 import { readTokenFile } from './learner';
 
@@ -19,7 +19,7 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--learner <host:port>', "the learner's address")
     .option('--token-file <file>', 'token the learner requires')
     .option('--worker-id <id>', 'worker id; a restarted worker with the same id resumes its job (default: <hostname>-<pid>)')
-    .addOption(new Option('--backend <name>', 'tf.js backend (default: $LOPT_BACKEND, else auto)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .addOption(new Option('--backend <name>', 'tf.js backend (default: $LOPT_BACKEND, else auto)').choices(BACKEND_CHOICES))
     .option('--tls-ca <file>', "PEM CA to verify the learner's certificate (enables TLS)")
     .option('--tls-cert <file>', 'PEM client certificate (mutual TLS)')
     .option('--tls-key <file>', 'PEM client private key (mutual TLS)')

@@ -7,12 +7,9 @@
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { initBackend } from '@lopt/core';
-import { intArg, secondsArg } from './args';
+import { intArg, secondsArg, collect, BACKEND_CHOICES } from './args';
 import { CliContext } from './context';
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 /** Reads a token file (trimmed); an empty file is an error. */
 export function readTokenFile(file: string | undefined): string | null {
@@ -66,7 +63,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--steps <n>', 'outer steps (overrides the config)')
     .option('--set <path=value>', 'override a config field; workers must use the same overrides; repeatable', collect, [])
     .option('--config <file>', 'JSON or YAML file of config fields (applied before --set)')
-    .addOption(new Option('--backend <name>', 'tf.js backend (default: $LOPT_BACKEND, else auto)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .addOption(new Option('--backend <name>', 'tf.js backend (default: $LOPT_BACKEND, else auto)').choices(BACKEND_CHOICES))
     .option('--tls-cert <file>', 'PEM server certificate (enables TLS, with --tls-key)')
     .option('--tls-key <file>', 'PEM server private key')
     .option('--tls-ca <file>', 'PEM CA: require client certificates signed by it (mutual TLS)')

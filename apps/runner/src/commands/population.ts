@@ -8,16 +8,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import * as path from 'path';
 import type { population as populationNs } from '@lopt/training';
-import { hostPortArg, intArg } from './args';
+import { hostPortArg, intArg, BACKEND_CHOICES, collect } from './args';
 import { readTokenFile } from './learner';
 import { CliContext } from './context';
 
 type TrainingModule = typeof import('@lopt/training');
-const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'];
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 interface PopulationCliOptions {
   members?: string;

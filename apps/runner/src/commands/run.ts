@@ -7,15 +7,12 @@ import * as path from 'path';
 import type { ContinuousEval, TrainResult } from '@lopt/training';
 import { createProgress, formatDuration, type ProgressReporter } from '../progress';
 import { CliContext } from './context';
+import { BACKEND_CHOICES, collect } from './args';
 
 // The training library (and through it every lib) is required when the command runs, so the CLI
 // still starts when a lib fails to load; types only here.
 type TrainingModule = typeof import('@lopt/training');
-const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'];
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 interface RunCliOptions {
   steps?: string;

@@ -8,13 +8,10 @@ import * as os from 'os';
 import { randomInt } from 'crypto';
 import { Command, Option } from 'commander';
 import { initBackend } from '@lopt/core';
-import { hostPortArg, secondsArg } from './args';
+import { hostPortArg, secondsArg, collect, BACKEND_CHOICES } from './args';
 import { CliContext } from './context';
 import { readTokenFile } from './learner';
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 /** --worker-id, else $LOPT_WORKER_ID, else a StatefulSet-style hostname ordinal (`name-3`), else random. */
 export function defaultWorkerId(env: NodeJS.ProcessEnv = process.env, hostname = os.hostname()): number {
@@ -34,7 +31,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--worker-id <i>', 'worker id (default: $LOPT_WORKER_ID, a hostname ordinal, or random)')
     .option('--set <path=value>', 'override a config field, as on the learner; repeatable', collect, [])
     .option('--config <file>', 'JSON or YAML file of config fields (applied before --set)')
-    .addOption(new Option('--backend <name>', 'tf.js backend (default: $LOPT_BACKEND, else auto)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .addOption(new Option('--backend <name>', 'tf.js backend (default: $LOPT_BACKEND, else auto)').choices(BACKEND_CHOICES))
     .option('--tls-ca <file>', 'PEM CA to verify the learner\'s certificate (enables TLS)')
     .option('--tls-cert <file>', 'PEM client certificate (mutual TLS)')
     .option('--tls-key <file>', 'PEM client private key (mutual TLS)')
