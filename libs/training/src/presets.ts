@@ -14,13 +14,22 @@ export function seedDefaultSteps(): number {
   return Number.isInteger(v) && v > 0 ? v : 500;
 }
 
-const SEED_BASE = {
-  learnedOptimizer: { name: 'MLPLOpt', config: {} },
-  thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
-  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 100, maxLength: 300 } },
-  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 50 } },
-  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 300 } },
-};
+/**
+ * MLPLOpt meta-trained by Adam(1e-3) with PES: truncations of length LogUniform(minLength, maxLength),
+ * `truncLength` inner steps per outer step, each task starting at a random iteration below
+ * maxLength (the seed notebook's setup, with its sizes as parameters).
+ */
+function mlpLOptPes(o: { minLength: number; maxLength: number; truncLength: number; stepsPerJit?: number }) {
+  return {
+    learnedOptimizer: { name: 'MLPLOpt', config: {} },
+    thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
+    truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: o.minLength, maxLength: o.maxLength } },
+    gradientEstimator: { name: 'TruncatedPES', config: { truncLength: o.truncLength, ...(o.stepsPerJit === undefined ? {} : { stepsPerJit: o.stepsPerJit }) } },
+    truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: o.maxLength } },
+  };
+}
+
+const SEED_BASE = mlpLOptPes({ minLength: 100, maxLength: 300, truncLength: 50 });
 
 /** Registers a preset as an experiment plugin: its schema is the full schema with the preset's defaults. */
 export function registerExperiment(name: string, description: string, preset: () => MetaTrainingInput): void {
@@ -61,11 +70,7 @@ registerExperiment('quadratic-pes', 'fast smoke run: MLPLOpt + PES on FixedDimQu
   description: 'MLPLOpt meta-trained with PES on quadratics only',
   mode: 'single-machine',
   steps: 50,
-  learnedOptimizer: { name: 'MLPLOpt', config: {} },
-  thetaOptimizer: { name: 'Adam', config: { learningRate: 1e-3 } },
-  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 20, maxLength: 60 } },
-  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 10 } },
-  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 60 } },
+  ...mlpLOptPes({ minLength: 20, maxLength: 60, truncLength: 10 }),
   tasks: [{ name: 'FixedDimQuadraticFamily', config: { dim: 10 }, numTasks: 4 }],
   logging: { histogramsEvery: 5, metricsEvery: 5, checkpointEverySteps: 10 },
 }));
@@ -84,13 +89,10 @@ registerExperiment('image-family-pes', 'MLPLOpt + PES on three image-MLP familie
 }));
 
 registerExperiment('conv-fmnist-pes', 'MLPLOpt + PES on a ParametricImageConv family on Fashion-MNIST 16x16 (channels 8-16-32, a sampled activation and initializer per task), N=2, trunc 25', () => ({
-  ...SEED_BASE,
   description: 'MLPLOpt meta-trained with PES on convnets sampled from ParametricImageConv (tasks/parametric/image_conv.py) on Fashion-MNIST',
   mode: 'single-machine',
   steps: 200,
-  truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 50, maxLength: 200 } },
-  gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 25, stepsPerJit: 25 } },
-  truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 200 } },
+  ...mlpLOptPes({ minLength: 50, maxLength: 200, truncLength: 25, stepsPerJit: 25 }),
   tasks: [
     {
       name: 'ParametricImageConv',
@@ -105,14 +107,11 @@ registerExperiment(
   'lm-transformer-pes',
   'MLPLOpt + PES on a small ParametricLMTransformer family (1 layer, 2 heads, d_model 32) on the byte-level fortunes corpus, N=4, trunc 20',
   () => ({
-    ...SEED_BASE,
     description:
       'MLPLOpt meta-trained with PES on a small decoder-only transformer LM family (tasks/parametric/lm_transformer.py) over the offline byte-level corpus (Debian fortunes), batch 8 x 16 tokens',
     mode: 'single-machine',
     steps: 200,
-    truncationSchedule: { name: 'LogUniformLengthSchedule', config: { minLength: 40, maxLength: 120 } },
-    gradientEstimator: { name: 'TruncatedPES', config: { truncLength: 20, stepsPerJit: 20 } },
-    truncatedStep: { name: 'VectorizedLOptTruncatedStep', config: { randomInitialIterationOffset: 120 } },
+    ...mlpLOptPes({ minLength: 40, maxLength: 120, truncLength: 20, stepsPerJit: 20 }),
     tasks: [
       {
         name: 'ParametricLMTransformer',
