@@ -1,24 +1,13 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { z } from 'zod';
 import { Registry, registry as globalRegistry } from '@lopt/core';
 import { main } from '../cli';
 import { parseKind, formatList } from '../commands/list';
 import { loadBuiltinLibs } from '../libs';
+import { sink } from './support/sink';
 
-function sink(): Writable & { text: () => string } {
-  const chunks: string[] = [];
-  const w = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(chunk.toString());
-      cb();
-    },
-  }) as any;
-  w.text = () => chunks.join('');
-  return w;
-}
 
 function testRegistry(): Registry {
   const reg = globalRegistry.child();

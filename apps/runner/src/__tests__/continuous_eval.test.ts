@@ -9,12 +9,12 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { registry } from '@lopt/core';
 import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
 import { main } from '../cli';
 import { runEval } from '../eval/evaluate';
 import { tsBootstrap } from '../../../../libs/training/src/parallel/threaded_pes';
+import { sink } from './support/sink';
 
 const root = path.resolve(__dirname, '../../../..');
 const HARNESS_PY = '/root/.cache/lopt-reference/venv/bin/python';
@@ -27,12 +27,6 @@ const runArgs = (logdir: string, steps: number) => [
   '--set', 'logging.checkpointEverySteps=2', '--set', 'truncationSchedule.config.maxLength=25', '--set', `eval=${JSON.stringify(EVAL)}`,
 ];
 
-function sink(): Writable & { text: () => string } {
-  const chunks: string[] = [];
-  const w = new Writable({ write(c, _e, cb) { chunks.push(c.toString()); cb(); } }) as Writable & { text: () => string };
-  w.text = () => chunks.join('');
-  return w;
-}
 
 let dir: string;
 beforeAll(() => {

@@ -12,12 +12,12 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { random, registry, treeDispose } from '@lopt/core';
 import { MLPLOpt } from '@lopt/optimizers';
 import { CheckpointManager, continuousEval, distributed, listEventFiles, readEventFile, resolveRunConfig, scalarsByTag } from '@lopt/training';
 import { GrpcEvalClient, startGrpcServer } from '../distributed';
 import { main } from '../cli';
+import { sink } from './support/sink';
 
 const { hostEvalChief, runEvalWorker, EvalJobRunner, evaluationSet } = continuousEval;
 const { RpcError, Status } = distributed;
@@ -91,12 +91,6 @@ test('remote eval workers over gRPC with a token: a dead worker loses its job af
   }
 });
 
-function sink(): Writable & { text: () => string } {
-  const chunks: string[] = [];
-  const w = new Writable({ write(c, _e, cb) { chunks.push(c.toString()); cb(); } }) as Writable & { text: () => string };
-  w.text = () => chunks.join('');
-  return w;
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

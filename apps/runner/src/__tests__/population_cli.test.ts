@@ -5,22 +5,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { registry } from '@lopt/core';
 import { main } from '../cli';
 import { populationOverrides } from '../commands/population';
+import { sink } from './support/sink';
 
-function sink(): Writable & { text: () => string } {
-  const chunks: string[] = [];
-  const w = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(chunk.toString());
-      cb();
-    },
-  }) as any;
-  w.text = () => chunks.join('');
-  return w;
-}
 
 async function run(args: string[]) {
   const stdout = sink();

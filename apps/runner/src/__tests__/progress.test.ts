@@ -1,19 +1,6 @@
-import { Writable } from 'stream';
 import { ProgressReporter, formatDuration } from '../progress';
+import { sink } from './support/sink';
 
-function sink(isTTY: boolean): Writable & { text: () => string; isTTY: boolean; columns: number } {
-  const chunks: string[] = [];
-  const w = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(chunk.toString());
-      cb();
-    },
-  }) as any;
-  w.isTTY = isTTY;
-  w.columns = 160;
-  w.text = () => chunks.join('');
-  return w;
-}
 
 describe('ProgressReporter (plain mode)', () => {
   it('logs every N seconds with step, rate, loss and ETA', () => {
