@@ -6,11 +6,12 @@
  * checkpoint, the workers reconnect by themselves) and reaches its step count with gradients
  * from both workers. Every child process is killed in afterAll.
  */
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { ChildProcess, execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
+import { LoptProcess, spawnLopt, waitForOutput } from './support/lopt_process';
 
 const root = path.resolve(__dirname, '..');
 const cli = path.join(root, 'apps/runner/dist/cli.js');
@@ -18,37 +19,9 @@ const EXP = 'quadratic-pes';
 const SET = ['--set', 'tasks.0.numTasks=2'];
 let dir: string;
 const children: ChildProcess[] = [];
-
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-function lopt(args: string[]): Proc {
-  const child = spawn(process.execPath, [cli, '--quiet', ...args], {
-    cwd: root,
-    env: { ...process.env, LOPT_BACKEND: 'cpu', LOPT_QUIET: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let buf = '';
-  child.stdout!.on('data', (d) => (buf += d));
-  child.stderr!.on('data', (d) => (buf += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, out: () => buf, exited };
-}
-
-async function waitFor(p: Proc, re: RegExp, timeoutMs = 60000): Promise<RegExpMatchArray> {
-  const t0 = Date.now();
-  for (;;) {
-    const m = p.out().match(re);
-    if (m) return m;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${re}; output:\n${p.out().slice(-3000)}`);
-    if (p.child.exitCode !== null && !p.out().match(re)) throw new Error(`process exited (${p.child.exitCode}) before ${re}; output:\n${p.out().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+type Proc = LoptProcess;
+const lopt = (args: string[]): Proc => spawnLopt(args, { env: { LOPT_BACKEND: 'cpu' }, track: children });
+const waitFor = async (p: Proc, re: RegExp, timeoutMs = 60000): Promise<RegExpMatchArray> => (await waitForOutput(p, re, { timeoutMs }))[0];
 
 function lastStep(p: Proc): number {
   const all = [...p.out().matchAll(/\[learner\] step (\d+)\//g)];

@@ -18,9 +18,8 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { LoptProcess, spawnLopt, waitForOutput } from './support/lopt_process';
 
-const root = path.resolve(__dirname, '..');
-const cli = path.join(root, 'apps/runner/dist/cli.js');
 const EXP = 'quadratic-pes';
 const SET = ['--set', 'tasks.0.numTasks=2'];
 const WORKERS = 4;
@@ -88,40 +87,12 @@ function buildNetwork(): void {
 function removeNetwork(): void {
   for (const ns of [learnerNs, ...Array.from({ length: WORKERS }, (_, i) => workerNs(i))]) spawnSync('ip', ['netns', 'del', ns]);
 }
-
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-  started: number;
-}
 const children: ChildProcess[] = [];
+type Proc = LoptProcess;
+const lopt = (ns: string | null, args: string[]): Proc => spawnLopt(args, { env: { LOPT_BACKEND: 'cpu' }, netns: ns, track: children });
+const waitFor = async (p: Proc, re: RegExp, timeoutMs = 90000): Promise<RegExpMatchArray> => (await waitForOutput(p, re, { timeoutMs }))[0];
 
 /** `lopt ...` in namespace `ns` (null: this one). `ip netns exec` execs, so the pid is node's. */
-function lopt(ns: string | null, args: string[]): Proc {
-  const argv = [cli, '--quiet', ...args];
-  const child = ns
-    ? spawn('ip', ['netns', 'exec', ns, process.execPath, ...argv], { cwd: root, env: { ...process.env, LOPT_BACKEND: 'cpu', LOPT_QUIET: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, argv, { cwd: root, env: { ...process.env, LOPT_BACKEND: 'cpu', LOPT_QUIET: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let buf = '';
-  child.stdout!.on('data', (d) => (buf += d));
-  child.stderr!.on('data', (d) => (buf += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, out: () => buf, exited, started: Date.now() };
-}
-
-async function waitFor(p: Proc, re: RegExp, timeoutMs = 90000): Promise<RegExpMatchArray> {
-  const t0 = Date.now();
-  for (;;) {
-    const m = p.out().match(re);
-    if (m) return m;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${re}; output:\n${p.out().slice(-3000)}`);
-    if (p.child.exitCode !== null) throw new Error(`process exited (${p.child.exitCode}) before ${re}; output:\n${p.out().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /**
  * The address worker i dials for a learner on `port`: the learner's end of its link, or, without
  * netem, a delaying relay listening there that forwards to the learner over loopback.

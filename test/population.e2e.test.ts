@@ -12,31 +12,20 @@
  * killed and restarted with --resume on the same port (the members wait for it); both members
  * reach their step count and nothing the state file held at either kill is lost.
  */
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { ChildProcess, execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { LoptProcess, spawnLopt, waitForOutput } from './support/lopt_process';
 
 const root = path.resolve(__dirname, '..');
 const cli = path.join(root, 'apps/runner/dist/cli.js');
 const ARGS = ['population', 'quadratic-pes', '--members', '4', '--mutator', 'winner_take_all_genetic', '--steps', '12', '--eval-every', '2', '--set', 'tasks.0.numTasks=2', '--set', 'population.mutator.config.stepsPerExploit=4', '--backend', 'cpu'];
 let dir: string;
 const children: ChildProcess[] = [];
-
-interface Proc {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-function lopt(args: string[]): Proc {
-  const child = spawn(process.execPath, [cli, '--quiet', ...args], { cwd: root, env: { ...process.env, LOPT_QUIET: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let buf = '';
-  child.stdout!.on('data', (d) => (buf += d));
-  child.stderr!.on('data', (d) => (buf += d));
-  return { child, out: () => buf, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
-}
+type Proc = LoptProcess;
+const lopt = (args: string[]): Proc => spawnLopt(args, { track: children });
+const waitFor = (p: Proc, re: RegExp, count = 1, timeoutMs = 120000): Promise<RegExpMatchArray[]> => waitForOutput(p, re, { count, timeoutMs, pollMs: 5 });
 
 /** The state file without ids and paths: per generation its steps, values, learning rates and parent. */
 function lineage(logdir: string): { active: unknown[]; cache: unknown[][] } {
@@ -93,17 +82,6 @@ test('lopt population killed at a random point and resumed ends as an uninterrup
   expect(await d.exited).not.toBe(0);
   expect(d.out()).toMatch(/already holds a population \(population.state\); pass --resume/);
 });
-
-async function waitFor(p: Proc, re: RegExp, count = 1, timeoutMs = 120000): Promise<RegExpMatchArray[]> {
-  const t0 = Date.now();
-  for (;;) {
-    const all = [...p.out().matchAll(new RegExp(re.source, 'g'))];
-    if (all.length >= count) return all;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${count} x ${re}; output:\n${p.out().slice(-3000)}`);
-    if (p.child.exitCode !== null) throw new Error(`process exited (${p.child.exitCode}) before ${count} x ${re}; output:\n${p.out().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 test('controller and members in separate processes: refused intruders, a killed member and a killed controller, nothing lost', async () => {
   const logdir = path.join(dir, 'served');
