@@ -17,14 +17,18 @@ import * as path from 'path';
 import { registerFastWasmSliceKernels } from './wasm_kernels';
 import { registerWasmConvKernels } from './wasm_conv_kernels';
 
+/** The values `--backend` / `LOPT_BACKEND` take; `auto` picks tfjs-node(-gpu) when installed, else wasm. */
 export const BACKEND_NAMES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+/** One of `BACKEND_NAMES`. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
+/** Options of `initBackend`. */
 export interface InitBackendOptions {
   /** Do not print the one-line "backend: ..." message (also `LOPT_QUIET=1`). */
   quiet?: boolean;
 }
 
+/** A backend that was asked for cannot be used (not installed, or failed to initialise). */
 export class BackendError extends Error {
   constructor(message: string) {
     super(message);

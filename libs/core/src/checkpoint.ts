@@ -17,14 +17,19 @@ import type { PyTree } from './tree';
 import { loadTree, saveTree } from './serialization';
 import { atomicWriteDir } from './atomic_dir';
 
+/** Folder prefix of full-state checkpoints (`checkpoint_<step>`), as the reference's `checkpoint_` files. */
 export const CHECKPOINT_PREFIX = 'checkpoint_';
+/** Folder prefix of θ-only checkpoints (`params_<step>`), which eval chiefs and `lopt eval` read. */
 export const PARAMS_PREFIX = 'params_';
+/** `checkpoint`: the whole learner state; `params`: θ alone. */
 export type CheckpointKind = 'checkpoint' | 'params';
 const TREE_FILE: Record<CheckpointKind, string> = { checkpoint: 'state.tree', params: 'theta.tree' };
+/** The JSON file in each checkpoint folder holding its `CheckpointMeta`. */
 export const META_FILE = 'meta.json';
 const META_FORMAT = 'lopt-checkpoint';
 const META_VERSION = 1;
 
+/** A checkpoint that cannot be written or read back (missing, corrupt, or from another config). */
 export class CheckpointError extends Error {
   constructor(message: string) {
     super(message);
@@ -49,6 +54,7 @@ export interface CheckpointInfo {
 }
 
 
+/** What `meta.json` holds: format, step, elapsed time, config hash, checksum and caller extras. */
 export interface CheckpointMeta {
   format: typeof META_FORMAT;
   version: number;

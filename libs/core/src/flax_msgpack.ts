@@ -20,10 +20,14 @@ import * as tf from '@tensorflow/tfjs';
 import { decode, encode, ExtensionCodec } from '@msgpack/msgpack';
 import { type PyTree, treeLeavesWithPath } from './tree';
 
+/** msgpack extension code flax uses for a numpy ndarray (flax/serialization.py, `_MsgpackExtType.ndarray`). */
 export const EXT_NDARRAY = 1;
+/** msgpack extension code flax uses for a Python complex number. */
 export const EXT_COMPLEX = 2;
+/** msgpack extension code flax uses for a numpy scalar. */
 export const EXT_NPSCALAR = 3;
 
+/** Bytes that are not a flax msgpack file, or hold a dtype or layout we cannot read. */
 export class FlaxFormatError extends Error {
   constructor(message: string) {
     super(message);
@@ -132,6 +136,7 @@ function halfToFloat(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
+/** A decoded flax ndarray (dtype, shape, little-endian bytes) as a tensor; float16/float64 become float32. */
 export function ndarrayToTensor(a: NdArray, where = 'array'): tf.Tensor {
   const buf = a.bytes.buffer.slice(a.bytes.byteOffset, a.bytes.byteOffset + a.bytes.byteLength);
   const dv = new DataView(buf);
@@ -193,6 +198,7 @@ export function ndarrayToTensor(a: NdArray, where = 'array'): tf.Tensor {
   return tf.tensor(values, a.shape, dtype);
 }
 
+/** A tensor as flax's ndarray record (float32 or int32 bytes), for `encode`. */
 export function tensorToNdArray(t: tf.Tensor): NdArray {
   const vals = t.dataSync();
   let bytes: Uint8Array;
@@ -224,6 +230,7 @@ function littleEndian(buf: ArrayBufferLike, size: number): Uint8Array {
 
 // ---- parameter checkpoints ----
 
+/** A θ read from or written to a flax msgpack checkpoint, with the outer step it was saved at. */
 export interface FlaxParams {
   theta: PyTree;
   step: number | null;

@@ -140,6 +140,7 @@ export class HaikuInit {
   }
 }
 
+/** Options of `hk.Linear` (haiku/_src/basic.py): bias on or off and the two initialisers. */
 export interface LinearOptions {
   withBias?: boolean;
   wInit?: Initializer;

@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import * as random from './random';
 
+/** `jax.random` with jax's numbers: threefry keys (`PRNGKey`, `split`, `foldIn`) and samplers, in either threefry mode. */
 export { random };
 export type { PRNGKey } from './random';
 export { isPlainObject, isLeaf, sortedKeys, treeLeaves, treeFlatten, treeUnflatten, treeLeavesWithPath, treeStructureEqual, treeMap, treeMapN, treeShapes, treeStack, treeUnstack, treeDispose, toTensor, treeAdd, treeSub, treeScale, treeZerosLike, treeKeep, treeSize, disposeReplaced } from './tree';

@@ -13,14 +13,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { PRNGKey, foldIn, randintArray } from './random';
 
+/** How a metric is reduced across tasks and steps, as the reference's `mean||`, `sample||`, `collect||`, `none||` prefixes (summary.py). */
 export const METRIC_AGGREGATIONS = ['mean', 'sample', 'collect', 'none', 'tensor'] as const;
+/** One of `METRIC_AGGREGATIONS`. */
 export type MetricAggregation = (typeof METRIC_AGGREGATIONS)[number];
 
+/** A metric's value before aggregation. */
 export type MetricValue = number | number[] | Float32Array | Int32Array | tf.Tensor;
+/** Metrics by name (the name may carry an aggregation prefix, e.g. `mean||loss`). */
 export type Metrics = Record<string, MetricValue>;
 /** What `aggregateMetricList` returns: numbers for mean/sample/none, arrays for collect, tensor values as given. */
 export type AggregatedMetrics = Record<string, number | number[] | MetricValue>;
 
+/** A metric name or value that cannot be aggregated (unknown prefix, mismatched shapes). */
 export class MetricsError extends Error {
   constructor(message: string) {
     super(message);

@@ -114,6 +114,7 @@ export interface NativeIO {
   view(t: TensorInfo): Float32Array | Int32Array;
 }
 
+/** A native kernel's body: reads its inputs, allocates its outputs through `io`, returns them. */
 export type NativeKernelRun = (inputs: Record<string, TensorInfo>, attrs: Record<string, any>, io: NativeIO) => TensorInfo[];
 
 /** Register `run` as the tf.js kernel `kernelName` on every backend of NATIVE_BACKENDS (once). */

@@ -16,6 +16,7 @@ import * as path from 'path';
 import { z } from 'zod';
 import { Registry, registry as globalRegistry, registerPlugin } from './registry';
 
+/** A plugin package that cannot be found, parsed or registered. */
 export class PluginLoadError extends Error {
   constructor(message: string) {
     super(message);
@@ -23,6 +24,7 @@ export class PluginLoadError extends Error {
   }
 }
 
+/** A plugin package `loadPlugins` loaded. */
 export interface LoadedPlugin {
   /** package.json `name`. */
   name: string;
@@ -30,6 +32,7 @@ export interface LoadedPlugin {
   path: string;
 }
 
+/** Options of `loadPlugins`. */
 export interface LoadPluginOptions {
   /** Registry passed to a `register(registry, api)` export (default: the process-wide registry). */
   registry?: Registry;
@@ -55,6 +58,7 @@ function readPackageJson(dir: string): any | undefined {
   }
 }
 
+/** True for a package.json that declares a lopt plugin (`"lopt": { "plugin": true }`). */
 export function isPluginPackageJson(pkg: any): boolean {
   return Boolean(pkg && typeof pkg === 'object' && pkg.lopt && pkg.lopt.plugin === true);
 }

@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 /** Two uint32 words, like `jax.random.PRNGKey(...)`'s data. */
 export type PRNGKey = Uint32Array;
 
+/** Which of jax's two threefry modes `split` and the samplers follow (`random.configure`). */
 export interface RandomConfig {
   /** jax's `jax_threefry_partitionable`: false = legacy (jax < 0.5), true = jax >= 0.5. */
   threefryPartitionable: boolean;
@@ -304,22 +305,27 @@ export function randintArray(key: PRNGKey, size: number, minval: number, maxval:
   return out;
 }
 
+/** `jax.random.normal(key, shape)`: standard normal float32 draws (within 1–2 ulp of jax). */
 export function normal(key: PRNGKey, shape: number[] = []): tf.Tensor {
   return tf.tensor(normalArray(key, sizeOf(shape)), shape, 'float32');
 }
 
+/** `jax.random.uniform(key, shape, minval, maxval)`: float32 draws in [minval, maxval), bit-exact with jax. */
 export function uniform(key: PRNGKey, shape: number[] = [], minval = 0, maxval = 1): tf.Tensor {
   return tf.tensor(uniformArray(key, sizeOf(shape), minval, maxval), shape, 'float32');
 }
 
+/** `jax.random.truncated_normal(key, lower, upper, shape)`: standard normal truncated to (lower, upper). */
 export function truncatedNormal(key: PRNGKey, shape: number[] = [], lower = -2, upper = 2): tf.Tensor {
   return tf.tensor(truncatedNormalArray(key, sizeOf(shape), lower, upper), shape, 'float32');
 }
 
+/** `jax.random.randint(key, shape, minval, maxval)`: int32 draws in [minval, maxval), bit-exact with jax. */
 export function randint(key: PRNGKey, shape: number[], minval: number, maxval: number): tf.Tensor {
   return tf.tensor(randintArray(key, sizeOf(shape), minval, maxval), shape, 'int32');
 }
 
+/** `jax.random.bernoulli(key, p, shape)`: a bool tensor, true where a uniform draw is below p. */
 export function bernoulli(key: PRNGKey, shape: number[] = [], p = 0.5): tf.Tensor {
   const u = uniformArray(key, sizeOf(shape));
   const out = new Int32Array(u.length);
@@ -346,6 +352,7 @@ export function permutationArray(key: PRNGKey, n: number): Int32Array {
   return x;
 }
 
+/** `jax.random.permutation(key, n)` as an int32 tensor of shape [n] (see `permutationArray`). */
 export function permutation(key: PRNGKey, n: number): tf.Tensor {
   return tf.tensor(permutationArray(key, n), [n], 'int32');
 }

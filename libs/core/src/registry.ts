@@ -18,6 +18,7 @@ import 'reflect-metadata';
 import { container as rootContainer, DependencyContainer } from 'tsyringe';
 import { z } from 'zod';
 
+/** The kinds of plugin the registry holds; `lopt list` shows them in this order. */
 export const PLUGIN_KINDS = [
   'task',
   'task_family',
@@ -29,6 +30,7 @@ export const PLUGIN_KINDS = [
   'experiment',
   'population_mutator',
 ] as const;
+/** One of `PLUGIN_KINDS`. */
 export type PluginKind = (typeof PLUGIN_KINDS)[number];
 
 /**
@@ -46,6 +48,7 @@ export type KindWithDeps = keyof PluginDeps & PluginKind;
 /** The collaborators of kind K (undefined for kinds built from config alone). */
 export type DepsOf<K extends PluginKind> = K extends keyof PluginDeps ? PluginDeps[K] : undefined;
 
+/** One registered plugin: its kind, name, config schema and factory. */
 export interface PluginEntry<C = any, T = any, K extends PluginKind = PluginKind> {
   kind: K;
   name: string;
@@ -65,6 +68,7 @@ export interface PluginEntry<C = any, T = any, K extends PluginKind = PluginKind
   cls?: abstract new (...args: any[]) => T;
 }
 
+/** An unknown plugin name (the message lists the registered ones) or a conflicting registration. */
 export class RegistryError extends Error {
   constructor(message: string) {
     super(message);
@@ -134,6 +138,7 @@ export function parseOptions<S extends z.ZodTypeAny>(schema: S, opts: unknown, w
   return r.data;
 }
 
+/** The plugin registry: tasks, learned optimizers, schedules, estimators and experiments by kind and name, on a tsyringe container. */
 export class Registry {
   /**
    * `parent` is set by `child()`. tsyringe's `resolveAll` on a child container that has its own

@@ -29,11 +29,14 @@ import * as crypto from 'crypto';
 import * as zlib from 'zlib';
 import { PyTree, TreeDef, treeFlatten, treeUnflatten, treeLeavesWithPath } from './tree';
 
+/** The first 8 bytes of a `.tree` file. */
 export const TREE_MAGIC = 'LOPTTREE';
+/** The `.tree` format version this code writes and reads. */
 export const TREE_FORMAT_VERSION = 1;
 const HEADER_BYTES = 16;
 const ALIGN = 8;
 
+/** A `.tree` file or buffer that is truncated, corrupt (checksum) or of another version; names the file. */
 export class SerializationError extends Error {
   constructor(
     message: string,
@@ -124,6 +127,7 @@ type TypedArray = Float32Array | Int32Array | Uint8Array;
 /** Where `toHostTree` puts tensor data (default: fresh arrays); e.g. a shared-memory arena. */
 export type HostAllocator = <A extends TypedArray>(ctor: { new (length: number): A; BYTES_PER_ELEMENT: number; name: string }, length: number) => A;
 
+/** True for a tensor held in host memory (`toHostTree`'s leaves). */
 export function isHostTensor(x: unknown): x is HostTensor {
   return typeof x === 'object' && x !== null && (x as HostTensor).kind === 'tensor' && ArrayBuffer.isView((x as HostTensor).data);
 }

@@ -6,7 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** A tree leaf: a tensor, a host scalar or string, or a typed array (e.g. a PRNG key). */
 export type Leaf = tf.Tensor | number | boolean | string | Uint32Array | Int32Array | Float32Array;
+/** jax's pytree: leaves inside nested arrays and plain objects (keys flattened in sorted order, as jax sorts dict keys). */
 export type PyTree = Leaf | null | undefined | PyTree[] | { [key: string]: PyTree } | object;
 
 /** Structure of a tree with its leaves removed, enough to rebuild it. */
@@ -16,16 +18,19 @@ export type TreeDef =
   | { kind: 'array'; children: TreeDef[] }
   | { kind: 'object'; keys: string[]; children: TreeDef[] };
 
+/** True for `{...}` objects (prototype Object or null): the dict nodes of a tree; class instances are leaves. */
 export function isPlainObject(x: unknown): x is Record<string, unknown> {
   if (x === null || typeof x !== 'object') return false;
   const proto = Object.getPrototypeOf(x);
   return proto === Object.prototype || proto === null;
 }
 
+/** True for anything that is not null/undefined, an array or a plain object. */
 export function isLeaf(x: unknown): boolean {
   return x !== null && x !== undefined && !Array.isArray(x) && !isPlainObject(x);
 }
 
+/** An object's keys in the order trees flatten them (sorted, as `jax.tree_util` orders dict keys). */
 export function sortedKeys(obj: object): string[] {
   return Object.keys(obj).sort();
 }
@@ -43,6 +48,7 @@ export function treeLeaves<T = Leaf>(tree: PyTree): T[] {
   return out;
 }
 
+/** `jax.tree_util.tree_flatten`: the leaves in flatten order and the structure to rebuild the tree with. */
 export function treeFlatten<T = Leaf>(tree: PyTree): [T[], TreeDef] {
   const leaves: T[] = [];
   const build = (t: unknown): TreeDef => {
@@ -59,6 +65,7 @@ export function treeFlatten<T = Leaf>(tree: PyTree): [T[], TreeDef] {
   return [leaves, def];
 }
 
+/** `jax.tree_util.tree_unflatten`: rebuilds a tree from `treeFlatten`'s structure and (new) leaves. */
 export function treeUnflatten<T extends PyTree = PyTree>(def: TreeDef, leaves: unknown[]): T {
   let i = 0;
   const build = (d: TreeDef): unknown => {
@@ -95,6 +102,7 @@ export function treeLeavesWithPath<T = Leaf>(tree: PyTree): Array<[string, T]> {
   return out;
 }
 
+/** True when both trees have the same nodes and keys (leaves are not compared). */
 export function treeStructureEqual(a: PyTree, b: PyTree): boolean {
   return JSON.stringify(treeFlatten(a)[1]) === JSON.stringify(treeFlatten(b)[1]);
 }
@@ -176,6 +184,7 @@ export function treeDispose(tree: PyTree): void {
   for (const leaf of treeLeaves<unknown>(tree)) if (leaf instanceof tf.Tensor && !leaf.isDisposed) leaf.dispose();
 }
 
+/** A leaf as a tensor: tensors as is, numbers and booleans as scalars; anything else throws. */
 export function toTensor(x: unknown): tf.Tensor {
   if (x instanceof tf.Tensor) return x;
   if (typeof x === 'number') return tf.scalar(x);
@@ -183,18 +192,22 @@ export function toTensor(x: unknown): tf.Tensor {
   throw new TypeError(`cannot make a tensor from ${typeof x}`);
 }
 
+/** Leafwise a + b of two trees of the same structure (new tensors). */
 export function treeAdd(a: PyTree, b: PyTree): any {
   return treeMapN((x: tf.Tensor, y: tf.Tensor) => tf.add(x, y), a, b);
 }
 
+/** Leafwise a − b of two trees of the same structure (new tensors). */
 export function treeSub(a: PyTree, b: PyTree): any {
   return treeMapN((x: tf.Tensor, y: tf.Tensor) => tf.sub(x, y), a, b);
 }
 
+/** Every leaf times s (new tensors). */
 export function treeScale(a: PyTree, s: number | tf.Tensor): any {
   return treeMap((x: tf.Tensor) => tf.mul(x, s), a);
 }
 
+/** A tree of the same structure with zero tensors of each leaf's shape and dtype. */
 export function treeZerosLike(a: PyTree): any {
   return treeMap((x: tf.Tensor) => tf.zerosLike(x), a);
 }

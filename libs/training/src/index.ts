@@ -42,6 +42,7 @@ export {
 export { CheckpointManager } from './checkpoints';
 export type { CheckpointPayload, SavedCheckpoint, RestoredCheckpoint, CheckpointManagerOptions } from './checkpoints';
 
+/** TensorBoard event files: a writer (scalars, histograms, SessionLog.START, fsync'd) and a reader. */
 export * as tensorboard from './tensorboard';
 export { SummaryWriter, readEventFile, listEventFiles, scalarsByTag } from './tensorboard';
 export { renderLossPlot, writeLossPlot, niceTicks, logTicks, formatTick, layoutLegend, PALETTE } from './plot';
@@ -49,8 +50,11 @@ export type { Series, PlotOptions, RenderedPlot } from './plot';
 
 export { BranchPool, ThreadedPES } from './parallel/threaded_pes';
 
+/** The learner/worker protocol of distributed meta-training (the reference's GradientLearner with workers), transport-agnostic. */
 export * as distributed from './distributed';
 
+/** Continuous evaluation (the reference's continuous_eval/): evaluation sets, the eval chief and its workers. */
 export * as continuousEval from './continuous_eval';
 export { ContinuousEval, EvalChief, ContinuousEvalSchema, evaluationSet } from './continuous_eval';
+/** Population-based training (the reference's population/): the controller and its mutators. */
 export * as population from './population';
