@@ -144,6 +144,7 @@ export function concatYs(chunks: UnrollYs[]): UnrollYs {
   };
 }
 
+/** Frees the tensors an unroll's per-step outputs hold. */
 export function disposeYs(ys: UnrollYs): void {
   ys.loss.dispose();
   ys.taskParam.forEach((tp) => disposeReplaced(tp, {}));

@@ -85,8 +85,10 @@ export const TruncatedESSchema = z
   .object({ unrollLength: z.number().int().positive().default(20), ...esCommon })
   .strict()
   .refine((c) => c.unrollLength % c.stepsPerJit === 0, (c) => ({ message: `unrollLength (${c.unrollLength}) must be a multiple of stepsPerJit (${c.stepsPerJit})`, path: ['unrollLength'] }));
+/** The options `new TruncatedES(step, opts)` takes (see `TruncatedESSchema`). */
 export type TruncatedESOptions = z.input<typeof TruncatedESSchema>;
 
+/** Antithetic ES on truncated unrolls, without PES's accumulator (learned_optimization/outer_trainers/truncated_es.py, `TruncatedES`). */
 export class TruncatedES implements GradientEstimator<TruncatedUnrollState> {
   readonly unrollLength: number;
   readonly stepsPerJit: number;
@@ -140,6 +142,7 @@ export class TruncatedES implements GradientEstimator<TruncatedUnrollState> {
   }
 }
 
+/** How FullES turns a trajectory's losses into one meta-loss (learned_optimization/outer_trainers/full_es.py, `loss_type`). */
 export type FullEsLossType = 'avg' | 'min' | 'last' | 'last_recompute';
 
 /** FullES's options and their defaults (the reference's `FullES.__init__`). */
@@ -151,6 +154,7 @@ export const FullESSchema = z
     clipLossDiff: z.number().positive().nullable().default(null),
   })
   .strict();
+/** The options `new FullES(step, opts)` takes (see `FullESSchema`). */
 export type FullESOptions = z.input<typeof FullESSchema>;
 
 
@@ -162,6 +166,7 @@ export function assertNeverEnding(step: TruncatedStep, who: string): void {
   }
 }
 
+/** Antithetic ES on whole trajectories (learned_optimization/outer_trainers/full_es.py, `FullES`). */
 export class FullES implements GradientEstimator<Record<string, never>> {
   readonly std: number;
   readonly stepsPerJit: number;

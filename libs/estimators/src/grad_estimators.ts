@@ -42,13 +42,16 @@ export const TruncatedGradSchema = z
   .object({ unrollLength: z.number().int().positive().default(20), stepsPerJit: z.number().int().positive().default(10), lossType: z.string().default('avg') })
   .strict()
   .refine((c) => c.unrollLength % c.stepsPerJit === 0, (c) => ({ message: `unrollLength (${c.unrollLength}) must be a multiple of stepsPerJit (${c.stepsPerJit})`, path: ['unrollLength'] }));
+/** The options `new TruncatedGrad(step, opts)` takes (see `TruncatedGradSchema`). */
 export type TruncatedGradOptions = z.input<typeof TruncatedGradSchema>;
 
 /** FullGrad's options and their defaults. */
 export const FullGradSchema = z.object({ lossType: z.enum(['avg', 'last']).default('avg') }).strict();
+/** The options `new FullGrad(step, opts)` takes (see `FullGradSchema`). */
 export type FullGradOptions = z.input<typeof FullGradSchema>;
 
 
+/** Backpropagation through truncated unrolls (learned_optimization/outer_trainers/truncated_grad.py, `TruncatedGrad`). */
 export class TruncatedGrad implements GradientEstimator<TruncatedUnrollState> {
   readonly unrollLength: number;
   readonly stepsPerJit: number;
@@ -111,6 +114,7 @@ export class TruncatedGrad implements GradientEstimator<TruncatedUnrollState> {
   }
 }
 
+/** Backpropagation through whole trajectories (learned_optimization/outer_trainers/full_grad.py, `FullGrad`). */
 export class FullGrad implements GradientEstimator<Record<string, never>> {
   readonly lossType: 'avg' | 'last';
   constructor(readonly truncatedStep: TruncatedStep, readonly truncationSchedule: TruncationSchedule, opts: FullGradOptions = {}) {

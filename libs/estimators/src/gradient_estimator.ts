@@ -23,8 +23,10 @@ export interface UnrollInfo {
   isDone: Int32Array[];
 }
 
+/** An estimator's metrics by name (aggregation prefixes as in @lopt/core's `Metrics`). */
 export type Metrics = Record<string, tf.Tensor | number>;
 
+/** What `computeGradient` returns (learned_optimization/outer_trainers/gradient_learner.py, `GradientEstimatorOut`). */
 export interface GradientEstimatorOut<S = any> {
   /** Scalar tensor (read back once by the worker). */
   meanLoss: tf.Tensor;
@@ -33,6 +35,7 @@ export interface GradientEstimatorOut<S = any> {
   unrollInfo: UnrollInfo | null;
 }
 
+/** Estimates dL/dθ from unrolls of tasks (learned_optimization/outer_trainers/gradient_learner.py, `GradientEstimator`). */
 export interface GradientEstimator<S = any> {
   readonly truncatedStep?: unknown;
   /**

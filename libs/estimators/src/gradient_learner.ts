@@ -26,6 +26,7 @@ import {
 import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimizers';
 import type { GradientEstimator, WorkerWeights, Metrics } from './gradient_estimator';
 
+/** The learner's state: the meta-optimizer's state over θ (learned_optimization/outer_trainers/gradient_learner.py, `GradientLearnerState`). */
 export interface GradientLearnerState {
   thetaOptState: OptState;
 }
@@ -37,6 +38,7 @@ export interface AggregatedGradient {
   meanLoss: number;
 }
 
+/** What `gradientWorkerCompute` returns (learned_optimization/outer_trainers/gradient_learner.py, `WorkerComputeOut`). */
 export interface WorkerComputeOut {
   toPut: AggregatedGradient;
   unrollStates: any[];
@@ -50,6 +52,7 @@ export interface WorkerComputeOut {
   health: { rawMeanLoss: number; nonFiniteGradElements: number; gradElements: number };
 }
 
+/** Anything that makes an initial θ from a key. */
 export interface MetaInit {
   init(key: PRNGKey): Theta;
 }
@@ -72,6 +75,7 @@ function thetaOptStateIn(tree: any, source: string): OptState {
   return st as OptState;
 }
 
+/** Options of `GradientLearner`: where to start θ and the meta-optimizer state from. */
 export interface GradientLearnerOptions {
   /** θ from a `params_<n>` checkpoint directory or a tree file (reference: `init_theta_from_path`). */
   initThetaFromPath?: string | null;
@@ -82,6 +86,7 @@ export interface GradientLearnerOptions {
   initSeed?: number | null;
 }
 
+/** The central learner: applies workers' meta-gradients to θ with the meta-optimizer (learned_optimization/outer_trainers/gradient_learner.py, `GradientLearner`). */
 export class GradientLearner {
   constructor(
     readonly metaInit: MetaInitializer,
@@ -185,6 +190,7 @@ function assertSameTree(expected: PyTree, got: PyTree, path: string): void {
   }
 }
 
+/** Options of `gradientWorkerCompute` (key, metrics, NaN-loss clipping). */
 export interface WorkerComputeOptions {
   key: PRNGKey;
   withMetrics?: boolean;
@@ -362,11 +368,13 @@ export async function gradientWorkerCompute(
   };
 }
 
+/** The single-machine learner's state: the learner's and every estimator's (learned_optimization/outer_trainers/gradient_learner.py, `SingleMachineState`). */
 export interface SingleMachineState {
   gradientLearnerState: GradientLearnerState;
   gradientEstimatorStates: any[];
 }
 
+/** A learner and its estimators in one process (learned_optimization/outer_trainers/gradient_learner.py, `SingleMachineGradientLearner`). */
 export class SingleMachineGradientLearner {
   readonly gradientLearner: GradientLearner;
 

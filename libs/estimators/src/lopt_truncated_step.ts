@@ -33,6 +33,7 @@ export const VectorizedLOptTruncatedStepSchema = z
     taskName: z.string().nullable().default(null),
   })
   .strict();
+/** The options `new VectorizedLOptTruncatedStep(...)` takes (see its schema). */
 export type VectorizedLOptTruncatedStepOptions = z.input<typeof VectorizedLOptTruncatedStepSchema>;
 
 /** Row mask [N] (1 = take `a`) broadcast against a leaf of shape [N, ...]. */
@@ -47,6 +48,7 @@ function duplicateRows(data: PyTree, times: number): PyTree {
   return treeMap((l: tf.Tensor) => tf.concat(new Array(times).fill(l), 0), data);
 }
 
+/** N tasks trained by a learned optimizer, one inner step per call (learned_optimization/outer_trainers/lopt_truncated_step.py, `VectorizedLOptTruncatedStep`). */
 export class VectorizedLOptTruncatedStep implements TruncatedStep {
   readonly numTasks: number;
   readonly randomInitialIterationOffset: number;

@@ -38,8 +38,10 @@ function mergeLeading(tree: PyTree): any {
   return treeMap((x: unknown) => (x instanceof tf.Tensor ? tf.reshape(x, [x.shape[0] * x.shape[1], ...x.shape.slice(2)]) : x), tree);
 }
 
+/** The data splits the training curves are evaluated on, as the reference names them. */
 export const EVAL_SPLITS = ['train', 'outer_valid', 'test'] as const;
 
+/** Options of `singleTaskTrainingCurves` (learned_optimization/eval_training.py, `single_task_training_curves`): how often and on how many batches to evaluate. */
 export interface SingleTaskCurvesOptions {
   evalEvery?: number;
   evalBatches?: number;
@@ -169,6 +171,7 @@ function treeDispose(tree: PyTree): void {
   for (const x of treeLeaves<unknown>(tree)) if (x instanceof tf.Tensor && !x.isDisposed) x.dispose();
 }
 
+/** Options of `multiTaskTrainingCurves`: the seed or key and the evaluation schedule. */
 export interface MultiTaskCurvesOptions {
   seed?: number;
   key?: PRNGKey;

@@ -16,6 +16,7 @@ import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
 import { cloneState } from './unroll_state';
 import { vectorSamplePerturbations, maybeStackedEsUnroll, concatYs, disposeYs, hostMatrix, UnrollYs } from './common';
 
+/** TruncatedPES's per-worker state: the two antithetic unrolls and the PES accumulator (learned_optimization/outer_trainers/truncated_pes.py, `PESWorkerState`). */
 export interface PESWorkerState {
   posState: TruncatedUnrollState;
   negState: TruncatedUnrollState;
@@ -34,8 +35,10 @@ export const TruncatedPESSchema = z
   })
   .strict()
   .refine((c) => c.truncLength % c.stepsPerJit === 0, (c) => ({ message: `truncLength (${c.truncLength}) must be a multiple of stepsPerJit (${c.stepsPerJit})`, path: ['truncLength'] }));
+/** The options `new TruncatedPES(step, opts)` takes (see `TruncatedPESSchema`). */
 export type TruncatedPESOptions = z.input<typeof TruncatedPESSchema>;
 
+/** The inputs of the PES gradient: losses of both branches per step and task, masks, the accumulator and perturbations. */
 export interface PesGradInputs {
   lossPos: tf.Tensor; // [T, N]
   lossNeg: tf.Tensor; // [T, N]
@@ -48,6 +51,7 @@ export interface PesGradInputs {
   signDeltaLossScalar?: number | null;
 }
 
+/** The PES gradient, the new accumulator, the mean loss and the per-step loss differences (learned_optimization/outer_trainers/truncated_pes.py, `compute_pes_grad`). */
 export interface PesGradOut {
   grad: Theta;
   newAccumulator: Theta;
@@ -110,6 +114,7 @@ export function computePesGrad(inp: PesGradInputs): PesGradOut {
   }) as PesGradOut;
 }
 
+/** Persistent evolution strategies over truncated unrolls (learned_optimization/outer_trainers/truncated_pes.py, `TruncatedPES`). */
 export class TruncatedPES implements GradientEstimator<PESWorkerState> {
   readonly truncLength: number;
   readonly std: number;

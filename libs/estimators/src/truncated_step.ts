@@ -11,6 +11,7 @@ import type { PRNGKey, PyTree } from '@lopt/core';
 import type { OptState, Theta } from '@lopt/optimizers';
 import type { OuterState, TruncationSchedule } from './truncation_schedule';
 
+/** The state of N tasks being unrolled (learned_optimization/outer_trainers/lopt_truncated_step.py, `TruncatedUnrollState`); leaves have a leading task axis. */
 export interface TruncatedUnrollState {
   innerOptState: OptState;
   /** [N] int32: the truncation counter (offset by randomInitialIterationOffset at init). */
@@ -31,6 +32,7 @@ export interface TruncatedUnrollOut {
   taskParam: PyTree; // [N,...] the task param the step trained on
 }
 
+/** Options of `TruncatedStep.initStepState` and `unrollStep`. */
 export interface StepOptions {
   thetaIsVector?: boolean;
   /** FullES / FullGrad: the trajectory length to use instead of the schedule's. */
@@ -44,6 +46,7 @@ export interface BatchIndices {
   meta: { split: string; indices: Int32Array } | null;
 }
 
+/** Advances N tasks by one inner step and reports losses (learned_optimization/outer_trainers/truncated_step.py, `VectorizedTruncatedStep`). */
 export interface TruncatedStep {
   readonly numTasks: number;
   outerInit(key: PRNGKey): Theta;

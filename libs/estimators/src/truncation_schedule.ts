@@ -10,14 +10,17 @@
 import { z } from 'zod';
 import { parseOptions, random, PRNGKey, registerPlugin } from '@lopt/core';
 
+/** The outer-loop position schedules may depend on (the reference's `outer_state`, learned_optimization/outer_trainers/gradient_learner.py). */
 export interface OuterState {
   outerIteration: number;
 }
 
+/** One task's truncation: the length of its current unroll (absent for never-ending schedules). */
 export interface TruncationState {
   length?: number;
 }
 
+/** When a task's unroll ends and restarts (learned_optimization/outer_trainers/truncation_schedule.py, `TruncationSchedule`). */
 export interface TruncationSchedule {
   readonly name: string;
   init(key: PRNGKey, outerState: OuterState | null): TruncationState;
@@ -31,6 +34,7 @@ function evalSchedule(s: ScalarSchedule, outerState: OuterState | null, maxSteps
   return typeof s === 'number' ? s : s(outerState?.outerIteration ?? 0, maxSteps);
 }
 
+/** Every unroll has the same length (learned_optimization/outer_trainers/truncation_schedule.py, `ConstantTruncationSchedule`). */
 export class ConstantTruncationSchedule implements TruncationSchedule {
   readonly name = 'ConstantTruncationSchedule';
   constructor(readonly totalLength: number) {
@@ -68,6 +72,7 @@ export class LogUniformLengthSchedule implements TruncationSchedule {
   }
 }
 
+/** Unrolls never end (learned_optimization/outer_trainers/truncation_schedule.py, `NeverEndingTruncationSchedule`). */
 export class NeverEndingTruncationSchedule implements TruncationSchedule {
   readonly name = 'NeverEndingTruncationSchedule';
   init(): TruncationState {
