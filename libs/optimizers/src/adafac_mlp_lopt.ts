@@ -55,6 +55,7 @@ export const AdafacMLPLOptSchema = z
     initialAdafactorDecays: z.array(z.number().min(0).lt(1)).nonempty().default([0.9, 0.99, 0.999]),
   })
   .strict();
+/** The options `new AdafacMLPLOpt(opts)` takes (see `AdafacMLPLOptSchema`). */
 export type AdafacMLPLOptOptions = z.input<typeof AdafacMLPLOptSchema>;
 
 export class AdafacMLPLOpt implements LearnedOptimizer {

@@ -95,6 +95,7 @@ export const AdafacNominalSchema = z
     selfnormalizeBlackbox: z.boolean().default(false),
   })
   .strict();
+/** The options `new AdafacNominal(opts)` takes (see `AdafacNominalSchema`). */
 export type AdafacNominalOptions = z.input<typeof AdafacNominalSchema>;
 type AdafacNominalConfig = z.output<typeof AdafacNominalSchema>;
 

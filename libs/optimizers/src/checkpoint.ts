@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { checkThetaStructure, importFlaxParams, random, treeLeaves } from '@lopt/core';
 import type { LearnedOptimizer, Optimizer, Theta } from './base';
 
+/** A learned optimizer and its θ read from a checkpoint or params file. */
 export interface LoadedLearnedOptimizer {
   /** θ, with the structure of `lopt.init(key)`. */
   theta: Theta;

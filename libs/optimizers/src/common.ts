@@ -21,6 +21,7 @@ export class LazyHyper {
 /** A hyper-parameter: a number, a tensor (`[]`, or `[N]` per task in the batched form), or lazy. */
 export type Hyper = number | tf.Tensor | LazyHyper;
 
+/** A hyper-parameter's value now (a lazy one is evaluated). */
 export function resolveHyper(h: Hyper): number | tf.Tensor {
   return h instanceof LazyHyper ? h.fn() : h;
 }
@@ -76,6 +77,7 @@ export function treeSqueeze(tree: PyTree): any {
   return treeMap((x: tf.Tensor) => tf.squeeze(x, [0]), tree);
 }
 
+/** A number or tensor as a float32 tensor (numbers become scalars). */
 export function toFloatTensor(x: number | tf.Tensor): tf.Tensor {
   return typeof x === 'number' ? tf.scalar(x) : x.dtype === 'float32' ? x : x.toFloat();
 }
@@ -98,6 +100,7 @@ export function safeRsqrt(x: tf.Tensor): tf.Tensor {
   return tf.rsqrt(tf.maximum(x, 1e-9));
 }
 
+/** The time scales of the tanh step-count features (learned_optimization/learned_optimizers/common.py / adafac_mlp_lopt.py, `_tanh_embedding`). */
 export const TIME_SCALES = [1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000];
 
 /** `tanh(n / τ − 1)` for the 11 time scales: `[]` -> `[11]`, `[N]` -> `[N, 11]`. */
@@ -137,12 +140,14 @@ export function lstmStep(x: tf.Tensor, prev: { hidden: tf.Tensor; cell: tf.Tenso
 // ------------------------------------------------------------------------------------------------
 // Accumulators over several decays at once (decay axis last), as common.vec_rolling_mom/rms.
 
+/** Momentum accumulators for several decays at once (learned_optimization/learned_optimizers/common.py, `vec_rolling_mom`). */
 export interface MomAccumulator {
   /** per leaf: `leaf.shape + [k]` */
   m: PyTree;
   /** `[k]` int32 (batched `[N, k]`) */
   t: tf.Tensor;
 }
+/** Second-moment accumulators for several decays at once (learned_optimization/learned_optimizers/common.py, `vec_rolling_rms`). */
 export interface RMSAccumulator {
   rms: PyTree;
   t: tf.Tensor;
@@ -243,6 +248,7 @@ function without(shape: number[], axis: number): number[] {
   return shape.filter((_, i) => i !== axis);
 }
 
+/** Adafactor-style factored second moments for several decays at once (learned_optimization/learned_optimizers/common.py, `vec_factored_rolling`). */
 export const vecFactoredRolling = {
   init(params: PyTree, k: number, ctx: BatchCtx): FactoredAccum {
     const [leaves, def] = treeFlatten<tf.Tensor>(params);

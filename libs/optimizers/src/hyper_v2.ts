@@ -138,6 +138,7 @@ export const HyperV2Schema = z
     clipParamScaleAmount: z.number().positive().nullable().default(null),
   })
   .strict();
+/** The options `new HyperV2(opts)` takes (see `HyperV2Schema`). */
 export type HyperV2Options = z.input<typeof HyperV2Schema>;
 type HyperV2Config = z.output<typeof HyperV2Schema>;
 
@@ -276,6 +277,7 @@ export class HyperV2 implements LearnedOptimizer {
   }
 }
 
+/** HyperV2's θ: the LSTM's initial state, its weights and the per-parameter MLP's (learned_optimization/learned_optimizers/hyper_v2.py). */
 export interface HyperV2Theta {
   lstm_init_state: LSTMState;
   rnn_params: Record<string, { w: tf.Tensor; b: tf.Tensor }>;

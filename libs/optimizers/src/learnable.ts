@@ -30,8 +30,11 @@ const expOf = (x: tf.Tensor) => new LazyHyper(() => tf.exp(x));
 const oneMinusExpOf = (x: tf.Tensor) => new LazyHyper(() => tf.sub(1, tf.exp(x)));
 
 // The options' schemas hold their defaults (the reference's `__init__` signatures).
+/** LearnableSGD's options (learned_optimization/optimizers/../learned_optimizers/base.py, `LearnableSGD`). */
 export const LearnableSGDSchema = z.object({ initialLr: z.number().positive().default(0.01) }).strict();
+/** LearnableSGDM's options (`LearnableSGDM`). */
 export const LearnableSGDMSchema = z.object({ initialLr: z.number().positive().default(0.01), initialMomentum: z.number().min(0).lt(1).default(0.9) }).strict();
+/** LearnableAdam's options (`LearnableAdam`). */
 export const LearnableAdamSchema = z
   .object({
     initialLr: z.number().positive().default(1e-3),
@@ -40,8 +43,11 @@ export const LearnableAdamSchema = z
     initialEpsilon: z.number().positive().default(1e-8),
   })
   .strict();
+/** The options `new LearnableSGD(opts)` takes. */
 export type LearnableSGDOptions = z.input<typeof LearnableSGDSchema>;
+/** The options `new LearnableSGDM(opts)` takes. */
 export type LearnableSGDMOptions = z.input<typeof LearnableSGDMSchema>;
+/** The options `new LearnableAdam(opts)` takes. */
 export type LearnableAdamOptions = z.input<typeof LearnableAdamSchema>;
 
 export class LearnableSGD implements LearnedOptimizer {

@@ -32,6 +32,7 @@ import { mlpLoptKernelApplies } from './native';
 import type { Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
+/** The momentum decays whose accumulators MLPLOpt feeds its MLP (learned_optimization/learned_optimizers/mlp_lopt.py). */
 export const MLPLOPT_DECAYS = [0.1, 0.5, 0.9, 0.99, 0.999, 0.9999];
 
 /**
@@ -101,6 +102,7 @@ export interface MLPLOptState extends OptState {
   state: PyTree | null;
 }
 
+/** MLPLOpt's constructor options and defaults (learned_optimization/learned_optimizers/mlp_lopt.py, `MLPLOpt.__init__`). */
 export interface MLPLOptOptions {
   expMult?: number;
   stepMult?: number;

@@ -49,12 +49,14 @@ import { incCounter, linear, lstmStep, numTasks, tidy, treeClone, treeSqueeze } 
 /** Number of per-tensor features the LSTM reads (the reference's `rnn_input_features`). */
 export const NN_ADAM_NUM_FEATURES = 19;
 
+/** NN-Adam's rolling first and second moments (learned_optimization/learned_optimizers/nn_adam.py). */
 export interface NNAdamRolling {
   m: Params;
   rms: Params;
   t: tf.Tensor;
 }
 
+/** An LSTM's hidden and cell state. */
 export interface NNAdamLSTMState {
   hidden: tf.Tensor;
   cell: tf.Tensor;
@@ -72,6 +74,7 @@ export interface NNAdamState extends OptState {
   lstmHiddenState: NNAdamLSTMState;
 }
 
+/** NN-Adam's θ: the LSTM's initial state and weights (learned_optimization/learned_optimizers/nn_adam.py). */
 export interface NNAdamTheta {
   lstm_init_state: NNAdamLSTMState;
   rnn_params: { 'rnn/linear': { w: tf.Tensor; b: tf.Tensor } };
@@ -94,6 +97,7 @@ export const NNAdamSchema = z
     lstmHiddenSize: z.number().int().positive().default(32),
   })
   .strict();
+/** The options `new NNAdam(opts)` takes (see `NNAdamSchema`). */
 export type NNAdamOptions = z.input<typeof NNAdamSchema>;
 
 /** A hyper-parameter transform: `forward` to the learned space, `inverse` (clipped) back. */

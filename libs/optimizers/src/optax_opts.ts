@@ -111,12 +111,16 @@ const lrField = z.union([z.number().positive(), z.custom<Exclude<LearningRate, n
 const unit = () => z.number().min(0).max(1);
 const nonneg = () => z.number().min(0);
 
+/** SGD's options (optax `sgd`). */
 export const SGDSchema = z.object({ learningRate: lrField }).strict();
+/** SGD with momentum's options and defaults (optax `sgd` with `momentum`, `nesterov`). */
 export const SGDMSchema = z.object({ learningRate: lrField, momentum: hyper(unit()).default(0.9), nesterov: z.boolean().default(false) }).strict();
 const adamFields = { learningRate: lrField, beta1: hyper(unit()).default(0.9), beta2: hyper(unit()).default(0.999), epsilon: hyper(nonneg()).default(1e-8) };
 /** `epsilonRoot` defaults to 1e-8 as in the reference's Adam, where optax's own default is 0. */
 export const AdamSchema = z.object({ ...adamFields, epsilonRoot: hyper(nonneg()).default(1e-8) }).strict();
+/** AdamW's options and defaults (optax `adamw`). */
 export const AdamWSchema = z.object({ ...adamFields, epsilonRoot: hyper(nonneg()).default(0), weightDecay: hyper(nonneg()).default(1e-4) }).strict();
+/** RMSProp's options and defaults (optax `rmsprop`). */
 export const RMSPropSchema = z
   .object({ learningRate: lrField, decay: hyper(unit()).default(0.9), epsilon: hyper(nonneg()).default(1e-8), momentum: hyper(unit()).default(0), nesterov: z.boolean().default(false) })
   .strict();
@@ -131,6 +135,7 @@ export class SGD extends OptaxOptimizer {
   }
 }
 
+/** SGDM's options besides the learning rate. */
 export type SGDMOptions = Omit<z.input<typeof SGDMSchema>, 'learningRate'>;
 
 /** optax.sgd(lr, momentum): `t ← g + μ t`, `p ← p − lr·t`. */
@@ -146,6 +151,7 @@ export class SGDM extends OptaxOptimizer {
   }
 }
 
+/** Adam's options besides the learning rate. */
 export type AdamOptions = Omit<z.input<typeof AdamSchema>, 'learningRate'>;
 
 /**
@@ -173,6 +179,7 @@ export class Adam extends OptaxOptimizer {
   }
 }
 
+/** RMSProp's options besides the learning rate. */
 export type RMSPropOptions = Omit<z.input<typeof RMSPropSchema>, 'learningRate'>;
 
 /**
@@ -191,6 +198,7 @@ export class RMSProp extends OptaxOptimizer {
   }
 }
 
+/** AdamW's options besides the learning rate. */
 export type AdamWOptions = Omit<z.input<typeof AdamWSchema>, 'learningRate'>;
 
 /** optax.adamw: Adam direction plus `wd·p`, scaled by −lr. `epsilonRoot` defaults to 0 here, as the reference's AdamW. */

@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { noGradientRecorded } from '@lopt/core';
 import { batchMatMul3 } from './common';
 
+/** One dense layer's weights: `w [in, out]` (or `[N, in, out]` per task) and `b`. */
 export interface Linear {
   w: tf.Tensor;
   b: tf.Tensor;
@@ -29,6 +30,7 @@ function layerStack(h: tf.Tensor, layers: Linear[], from: number, wOf: (l: Linea
   return h;
 }
 
+/** The per-parameter MLP on `x [N, P, F]` with the time features `time [N, T]` split out of the first layer (see the file comment). */
 export function applyPerParamMLP(x: tf.Tensor, time: tf.Tensor, layers: Linear[], perTask: boolean): tf.Tensor {
   const [N, P, F] = x.shape as number[];
   const T = time.shape[time.rank - 1];
@@ -98,6 +100,7 @@ function rowsOf(b: tf.Tensor): tf.Tensor[] {
   return Array.from({ length: N }, (_, n) => tf.slice(flat, [n * H], [H]));
 }
 
+/** The same MLP on channels-first features `xT [N, F, P]` with per-task weights, for MLPLOpt's wasm update. */
 export function applyPerTaskMLPChannelsFirst(xT: tf.Tensor, time: tf.Tensor, layers: Linear[]): tf.Tensor {
   const [N, F, P] = xT.shape as number[];
   const T = time.shape[time.rank - 1];

@@ -89,6 +89,7 @@ export const RNNMLPLOptSchema = z
     decays: z.array(z.number()).nonempty().default([0.5, 0.9, 0.99, 0.999, 0.9999]),
   })
   .strict();
+/** The options `new RNNMLPLOpt(opts)` takes (see `RNNMLPLOptSchema`). */
 export type RNNMLPLOptOptions = z.input<typeof RNNMLPLOptSchema>;
 
 /** Number of per-tensor features `lstm_features_for_tensor` makes besides from_mlp / from_lstm. */

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { toFloatTensor } from './common';
 
+/** A learning-rate schedule: a value from the step (and the run's length) (learned_optimization/optimizers/base.py schedules, optax's schedules). */
 export interface ScalarSchedule {
   (step: tf.Tensor, maxSteps: tf.Tensor): tf.Tensor;
   /** Set when the schedule reads `maxSteps` (init then requires `numSteps`). */
@@ -22,6 +23,7 @@ function mark(fn: (step: tf.Tensor, maxSteps: tf.Tensor) => tf.Tensor, label: st
   return s;
 }
 
+/** Options of the cosine-decay schedule (optax `cosine_decay_schedule`'s `alpha` as `minLearningRateMult`). */
 export interface CosineScheduleOptions {
   minLearningRateMult?: number;
   constantFraction?: number;
@@ -104,6 +106,7 @@ export function piecewiseLinearSchedule(times: number[], vals: number[]): Scalar
   );
 }
 
+/** Options of the exponential-decay schedule (optax `exponential_decay`). */
 export interface ExponentialDecayOptions {
   staircase?: boolean;
   endValue?: number;

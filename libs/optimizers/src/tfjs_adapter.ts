@@ -49,6 +49,7 @@ function loptConfig(lopt: LearnedOptimizer): Record<string, unknown> {
   return out;
 }
 
+/** A learned optimizer as a `tf.Optimizer`, so a tfjs-layers model trains with it (`asTfjsOptimizer`). */
 export class LearnedTfjsOptimizer extends tf.Optimizer {
   static className = 'LearnedTfjsOptimizer';
   /** The optimizer that has captured θ (`lopt.optFn(theta)`). */

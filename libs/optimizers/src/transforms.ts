@@ -17,11 +17,13 @@ export interface TxCtx extends BatchCtx {
   numSteps?: number | tf.Tensor | null;
 }
 
+/** optax's `GradientTransformation`: `init(params)` and `update(updates, state, params)`. */
 export interface GradientTransformation<S = any> {
   init(params: PyTree, ctx: TxCtx): S;
   update(updates: PyTree, state: S, params: PyTree, ctx: TxCtx): [PyTree, S];
 }
 
+/** A learning rate: a number, tensor or lazy value, or a schedule of the step. */
 export type LearningRate = Hyper | ScalarSchedule;
 
 function isSchedule(x: unknown): x is ScalarSchedule {
@@ -41,6 +43,7 @@ export function incCount(count: tf.Tensor): tf.Tensor {
   return tf.where(tf.less(count, tf.scalar(2147483647, 'int32')), incCounter(count), count);
 }
 
+/** `optax.chain`: applies the transformations in order; the state is the list of their states. */
 export function chain(...txs: GradientTransformation[]): GradientTransformation<any[]> {
   return {
     init: (params, ctx) => txs.map((t) => t.init(params, ctx)),
@@ -103,6 +106,7 @@ export function scaleByLearningRate(lr: LearningRate): GradientTransformation {
   };
 }
 
+/** `optax.ScaleByAdamState`: the step count and the first and second moments. */
 export interface ScaleByAdamState {
   count: tf.Tensor;
   mu: PyTree;
