@@ -30,7 +30,7 @@ const expOf = (x: tf.Tensor) => new LazyHyper(() => tf.exp(x));
 const oneMinusExpOf = (x: tf.Tensor) => new LazyHyper(() => tf.sub(1, tf.exp(x)));
 
 // The options' schemas hold their defaults (the reference's `__init__` signatures).
-/** LearnableSGD's options (learned_optimization/optimizers/../learned_optimizers/base.py, `LearnableSGD`). */
+/** LearnableSGD's options (learned_optimization/learned_optimizers/base.py, `LearnableSGD`). */
 export const LearnableSGDSchema = z.object({ initialLr: z.number().positive().default(0.01) }).strict();
 /** LearnableSGDM's options (`LearnableSGDM`). */
 export const LearnableSGDMSchema = z.object({ initialLr: z.number().positive().default(0.01), initialMomentum: z.number().min(0).lt(1).default(0.9) }).strict();

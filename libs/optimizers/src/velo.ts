@@ -165,7 +165,7 @@ export class WeightDecayWrapper extends GradientWrapper {
   }
 }
 
-/** Options of the VeLO prefab (learned_optimization/learned_optimizers/../research/general_lopt/prefab.py, `optax_lopt`). */
+/** Options of the VeLO prefab (learned_optimization/research/general_lopt/prefab.py, `optax_lopt`). */
 export interface VeLOOptions {
   /** The number of steps the model will be trained for (the learned optimizer conditions on it). */
   numTrainingSteps: number;
