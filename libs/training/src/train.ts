@@ -179,13 +179,17 @@ interface History {
   families: Map<string, { xs: number[]; ys: number[] }>;
 }
 
+function emptyHistory(families: string[]): History {
+  return { outer: { xs: [], ys: [] }, raw: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
+}
+
 function familyTags(trainer: MetaTrainer): string[] {
   return [...new Set(trainer.families.map((f) => `${f.name}/mean_loss`))];
 }
 
 /** Loss history of an earlier part of the run (for the plot after --resume), from its event files. */
 function readHistory(logdir: string, before: number, families: string[]): History {
-  const h: History = { outer: { xs: [], ys: [] }, raw: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
+  const h = emptyHistory(families);
   const byTag = new Map<string, Map<number, number>>();
   for (const file of listEventFiles(logdir)) {
     let events;
@@ -464,7 +468,7 @@ async function trainLoop(cfg: MetaTrainingConfig, opts: TrainOptions, trainer: M
   const families = familyTags(trainer);
   const history: History = opts.resume
     ? readHistory(logdir, startStep, families)
-    : { outer: { xs: [], ys: [] }, raw: { xs: [], ys: [] }, families: new Map(families.map((f) => [f, { xs: [], ys: [] }])) };
+    : emptyHistory(families);
 
   const writer = new SummaryWriter(logdir);
   // A resumed run drops, in TensorBoard, whatever a killed process logged past its checkpoint.
