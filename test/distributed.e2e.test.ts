@@ -11,10 +11,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
-import { LoptProcess, spawnLopt, waitForOutput } from './support/lopt_process';
+import { CLI as cli, LoptProcess, ROOT as root, spawnLopt, waitForOutput } from './support/lopt_process';
 
-const root = path.resolve(__dirname, '..');
-const cli = path.join(root, 'apps/runner/dist/cli.js');
 const EXP = 'quadratic-pes';
 const SET = ['--set', 'tasks.0.numTasks=2'];
 let dir: string;

@@ -16,10 +16,8 @@ import { ChildProcess, execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { LoptProcess, spawnLopt, waitForOutput } from './support/lopt_process';
+import { CLI as cli, LoptProcess, ROOT as root, spawnLopt, waitForOutput } from './support/lopt_process';
 
-const root = path.resolve(__dirname, '..');
-const cli = path.join(root, 'apps/runner/dist/cli.js');
 const ARGS = ['population', 'quadratic-pes', '--members', '4', '--mutator', 'winner_take_all_genetic', '--steps', '12', '--eval-every', '2', '--set', 'tasks.0.numTasks=2', '--set', 'population.mutator.config.stepsPerExploit=4', '--backend', 'cpu'];
 let dir: string;
 const children: ChildProcess[] = [];
