@@ -86,6 +86,13 @@ export interface Task {
 
   /** Elementwise; works on any shape (e.g. `[N]` or `[T, N]`). */
   normalizer(loss: tf.Tensor): tf.Tensor;
+
+  /**
+   * Optional: how many values one task's params hold, known without building them (the count of
+   * `jax.eval_shape(task.init, key)`). A run checks its memory need with it before it makes
+   * anything; tasks without it are measured on a real init.
+   */
+  numParams?(): number;
 }
 
 export interface TaskFamily {
@@ -96,4 +103,10 @@ export interface TaskFamily {
   /** Stacked task params, row i from keys[i]. */
   sampleBatch(keys: PRNGKey[]): PyTree;
   taskFn(taskParam: PyTree): Task;
+  /**
+   * Optional: how many values one task's task param and params hold, known from the config alone
+   * (the counts of `jax.eval_shape` of `sample` and of the task's `init`). A run checks its memory
+   * need with it before it samples anything; families without it are measured on a sampled task.
+   */
+  sizes?(): { taskParam: number; params: number };
 }

@@ -137,6 +137,23 @@ export class MetaTrainer {
   }
 
   /**
+   * A lower bound on {@link estimateStateBytes} from sizes alone, or undefined when a task entry's
+   * family cannot give its sizes without sampling (`TaskFamily.sizes`). Every branch of every task
+   * holds at least its inner params and its task param, so a run this refuses cannot fit; it lets a
+   * huge config fail at once instead of after sampling and initialising a huge task.
+   */
+  stateBytesLowerBound(): number | undefined {
+    const antithetic = this.registry.get('gradient_estimator', this.config.gradientEstimator.name).traits?.antithetic ? 2 : 1;
+    let values = 0;
+    for (let i = 0; i < this.families.length; i++) {
+      const sizes = this.families[i].sizes?.();
+      if (!sizes) return undefined;
+      values += this.workers.length * this.config.tasks[i].numTasks * antithetic * (sizes.params + sizes.taskParam);
+    }
+    return values * 4;
+  }
+
+  /**
    * Bytes the run's state will take (float32/int32 values), measured on one task of each entry
    * before anything large is made: per task its parameters, task parameter and learned-optimizer
    * state, on both antithetic branches, plus a θ-sized accumulator; and θ with the meta-optimizer's

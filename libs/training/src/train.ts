@@ -313,20 +313,15 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
   const trainer = tooBig(() => new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] }));
-  // Sizes are checked against this machine's memory before the state is made or a file written.
-  const need = tooBig(() => trainer.estimateStateBytes());
-  // On wasm every tensor lives in one WebAssembly heap, which cannot grow past 4 GiB whatever the
-  // machine has (past it an allocation fails deep inside a kernel with "offset is out of bounds").
-  const onWasm = tf.getBackend() === 'wasm';
-  const have = onWasm ? Math.min(os.totalmem(), WASM_HEAP_MAX_BYTES) : os.totalmem();
-  if (need > 0.75 * have) {
-    await trainer.dispose(null);
-    const where = onWasm && have === WASM_HEAP_MAX_BYTES ? "the wasm backend's heap" : "this machine's memory";
-    throw new ConfigError(
-      `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than ${where} allows (${(have / 2 ** 30).toFixed(1)} GiB in all); ` +
-        `lower tasks.N.numTasks or the task and learned-optimizer sizes` +
-        (onWasm && have === WASM_HEAP_MAX_BYTES ? ', or use the tensorflow backend (tfjs-node) where it is installed' : ''),
-    );
+  // Sizes are checked against this machine's memory before the state is made or a file written:
+  // first from the families' sizes alone (no sampling), then measured on one sampled task.
+  const limit = memoryLimit();
+  for (const need of [() => trainer.stateBytesLowerBound(), () => trainer.estimateStateBytes()]) {
+    const bytes = tooBig(need);
+    if (bytes !== undefined && bytes > 0.75 * limit.bytes) {
+      await trainer.dispose(null);
+      throw tooMuchMemory(bytes, limit);
+    }
   }
   try {
     return await trainLoop(cfg, { ...opts, registry }, trainer);
@@ -337,7 +332,6 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
   }
 }
 
-/** An allocation this process cannot make, said in terms of the config (nothing is written before it). */
 /**
  * An allocation failure turned into a ConfigError that names the sizes to check: a JS RangeError
  * (typed array too long), or on wasm a WebAssembly.RuntimeError from a kernel that ran past the heap.
@@ -360,6 +354,27 @@ function tooBig<T>(fn: () => T): T {
   } catch (e) {
     throw tooBigError(e);
   }
+}
+
+/**
+ * The memory a run's state may use: this machine's, or on wasm at most the 4 GiB WebAssembly heap
+ * that holds every tensor whatever the machine has (past it an allocation fails deep inside a
+ * kernel with "offset is out of bounds").
+ */
+function memoryLimit(): { bytes: number; wasmHeap: boolean } {
+  const onWasm = tf.getBackend() === 'wasm';
+  const bytes = onWasm ? Math.min(os.totalmem(), WASM_HEAP_MAX_BYTES) : os.totalmem();
+  return { bytes, wasmHeap: onWasm && bytes === WASM_HEAP_MAX_BYTES };
+}
+
+/** The ConfigError for a state of `need` bytes that does not fit in `limit`, naming the sizes to lower. */
+function tooMuchMemory(need: number, limit: { bytes: number; wasmHeap: boolean }): ConfigError {
+  const where = limit.wasmHeap ? "the wasm backend's heap" : "this machine's memory";
+  return new ConfigError(
+    `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than ${where} allows (${(limit.bytes / 2 ** 30).toFixed(1)} GiB in all); ` +
+      `lower tasks.N.numTasks or the task and learned-optimizer sizes` +
+      (limit.wasmHeap ? ', or use the tensorflow backend (tfjs-node) where it is installed' : ''),
+  );
 }
 
 /** `threads: auto`: 2 when this machine has at least 2 CPUs, else 1. */
