@@ -108,5 +108,5 @@ export interface TaskFamily {
    * (the counts of `jax.eval_shape` of `sample` and of the task's `init`). A run checks its memory
    * need with it before it samples anything; families without it are measured on a sampled task.
    */
-  sizes?(): { taskParam: number; params: number };
+  valueCounts?(): { taskParam: number; params: number };
 }

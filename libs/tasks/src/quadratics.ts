@@ -194,7 +194,7 @@ export class FixedDimQuadraticFamily extends BaseTaskFamily {
   sampleBatch(keys: PRNGKey[]): PyTree {
     return stackedNormal(keys, [this.dim]);
   }
-  sizes(): { taskParam: number; params: number } {
+  valueCounts(): { taskParam: number; params: number } {
     return { taskParam: this.dim, params: this.dim };
   }
   taskFn(taskParam: PyTree): Task {
@@ -245,7 +245,7 @@ export class FixedDimQuadraticFamilyData extends BaseTaskFamily {
   sampleBatch(keys: PRNGKey[]): PyTree {
     return stackedNormal(keys, [this.dim]);
   }
-  sizes(): { taskParam: number; params: number } {
+  valueCounts(): { taskParam: number; params: number } {
     return { taskParam: this.dim, params: this.dim };
   }
   taskFn(taskParam: PyTree): Task {
@@ -299,7 +299,7 @@ export class NoisyQuadraticFamily extends BaseTaskFamily {
     const scale = tf.tidy(() => tf.mul(stackedUniform(ks.map((k) => k[1]), [this.dim]), this.scaleConstant));
     return [center, scale];
   }
-  sizes(): { taskParam: number; params: number } {
+  valueCounts(): { taskParam: number; params: number } {
     return { taskParam: 2 * this.dim, params: this.dim };
   }
   taskFn(taskParam: PyTree): Task {

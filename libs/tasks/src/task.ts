@@ -228,6 +228,6 @@ export function singleTaskToFamily(task: Task, name?: string): TaskFamily {
     sample: () => tf.scalar(0, 'int32'),
     sampleBatch: (keys: PRNGKey[]) => tf.zeros([keys.length], 'int32'),
     taskFn: () => task,
-    ...(task.numParams ? { sizes: () => ({ taskParam: 1, params: task.numParams!() }) } : {}),
+    ...(task.numParams ? { valueCounts: () => ({ taskParam: 1, params: task.numParams!() }) } : {}),
   };
 }

@@ -138,7 +138,7 @@ export class MetaTrainer {
 
   /**
    * A lower bound on {@link estimateStateBytes} from sizes alone, or undefined when a task entry's
-   * family cannot give its sizes without sampling (`TaskFamily.sizes`). Every branch of every task
+   * family cannot give its sizes without sampling (`TaskFamily.valueCounts`). Every branch of every task
    * holds at least its inner params and its task param, so a run this refuses cannot fit; it lets a
    * huge config fail at once instead of after sampling and initialising a huge task.
    */
@@ -146,7 +146,7 @@ export class MetaTrainer {
     const antithetic = this.registry.get('gradient_estimator', this.config.gradientEstimator.name).traits?.antithetic ? 2 : 1;
     let values = 0;
     for (let i = 0; i < this.families.length; i++) {
-      const sizes = this.families[i].sizes?.();
+      const sizes = this.families[i].valueCounts?.();
       if (!sizes) return undefined;
       values += this.workers.length * this.config.tasks[i].numTasks * antithetic * (sizes.params + sizes.taskParam);
     }

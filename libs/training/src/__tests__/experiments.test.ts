@@ -38,6 +38,10 @@ describe('experiments', () => {
     const seed = new MetaTrainer(validateMetaTrainingConfig(registry.parseConfig('experiment', 'seed-single-machine', {}), registry), registry);
     expect(seed.stateBytesLowerBound()).toBeUndefined();
     await seed.dispose(null);
+    // (families may have fields of their own called `sizes`, as ParametricImageMLP's layer sizes)
+    const family = new MetaTrainer(validateMetaTrainingConfig(registry.parseConfig('experiment', 'image-family-pes', {}), registry), registry);
+    expect(family.stateBytesLowerBound()).toBeUndefined();
+    await family.dispose(null);
   });
 
   test('image-family-pes: three families sampled by sample_image_mlp, each its own sizes; an outer step is finite', async () => {
