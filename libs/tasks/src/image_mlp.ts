@@ -16,7 +16,12 @@ import { imageDatasets } from './datasets/fashion_mnist';
 import { BaseTask } from './task';
 import { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
 
+/** Hidden-layer activation of the fixed image MLP tasks. */
 export type Activation = 'relu' | 'tanh' | 'sigmoid';
+/**
+ * Layout of the image MLP's matmuls over N stacked tasks: `batched` (one rank-3 matMul), `unstacked` (N 2-D
+ * matMuls) or `auto` (chosen by backend).
+ */
 export type MatmulMode = 'batched' | 'unstacked' | 'auto';
 
 /** The configurable part of an image MLP task; the schema holds every default. */
@@ -33,6 +38,10 @@ export const ImageMLPSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link ImageMLPTask}: the fields of {@link ImageMLPSchema} (all optional) plus prebuilt
+ * datasets.
+ */
 export type ImageMLPConfig = z.input<typeof ImageMLPSchema> & {
   /** Datasets to use (not serialisable, so not in the schema); otherwise built from datasetName / batchSize / imageSize. */
   datasets?: Datasets;

@@ -24,6 +24,10 @@ export interface TasksAddon extends NativeAddon {
   ): void;
 }
 
+/**
+ * Name of the tf.js kernel the native addon registers: the image MLP's fused loss (and gradient) for N
+ * stacked tasks.
+ */
 export const LOPT_IMAGE_MLP_KERNEL = 'LoptImageMLPValueAndGrad';
 const ADDON_PATH = path.resolve(__dirname, '..', 'native', 'build', 'Release', 'lopt_tasks.node');
 

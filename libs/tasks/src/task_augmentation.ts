@@ -108,7 +108,12 @@ export class ReparamWeights extends BaseTask {
   }
 }
 
+/**
+ * Granularity of {@link ReparamWeights}' scales (reference `tasks/task_augmentation.py`, `ReparamWeights`
+ * `level`): one for all params, one per tensor, or one per parameter.
+ */
 export const REPARAM_LEVELS = ['global', 'tensor', 'parameter'] as const;
+/** One of {@link REPARAM_LEVELS}. */
 export type ReparamLevel = (typeof REPARAM_LEVELS)[number];
 
 /** `exp(uniform(key, shape, log(min), log(max)))`, the exp in float32. */
@@ -203,6 +208,10 @@ export class ReparamWeightsFamily extends BaseTaskFamily {
   }
 }
 
+/**
+ * Options of the `ReparamWeightsFamily` plugin (reference `tasks/task_augmentation.py`,
+ * `ReparamWeightsFamily`): the wrapped family, the level and the log-uniform range of the sampled scales.
+ */
 export const ReparamWeightsFamilySchema = z
   .object({
     /** The family (or single task) to wrap: `{name, config}` of a registered task_family or task. */

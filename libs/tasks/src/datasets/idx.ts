@@ -7,9 +7,12 @@
 import * as fs from 'fs';
 import * as zlib from 'zlib';
 
+/** IDX magic number of a uint8 rank-3 array (MNIST-style images `[n, h, w]`). */
 export const IDX_IMAGES_MAGIC = 2051;
+/** IDX magic number of a uint8 rank-1 array (MNIST-style labels `[n]`). */
 export const IDX_LABELS_MAGIC = 2049;
 
+/** Thrown for a malformed IDX file (short header, bad magic, unsupported dtype, size mismatch). */
 export class IdxFormatError extends Error {
   constructor(message: string) {
     super(message);
@@ -17,6 +20,7 @@ export class IdxFormatError extends Error {
   }
 }
 
+/** A parsed IDX file: its magic number, dimensions and raw uint8 data (row-major). */
 export interface IdxArray {
   magic: number;
   shape: number[];

@@ -17,6 +17,10 @@ import { numClassesOf, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './da
 import { activateRows, activationAndInitializerConfigs, classificationNormalizer, SampledTask, sampleActivationAndInitializer, stackHaikuRows, type ActivationAndInitializer } from './image_mlp';
 import { choice, logInt, SAMPLE_IMAGE_DATASETS, sampledInitializer, sampleImageDataset } from './parametric_utils';
 
+/**
+ * The configurable part of {@link ParametricImageConv} (reference `tasks/parametric/image_conv.py`); the
+ * schema holds every default.
+ */
 export const ParametricImageConvSchema = z
   .object({
     datasetName: z.enum(PARAMETRIC_DATASET_NAMES).default('fashion_mnist'),
@@ -37,6 +41,10 @@ export const ParametricImageConvSchema = z
     message: 'kernelSizes must have one entry per layer (hiddenSizes) and strides at least one',
     path: ['hiddenSizes'],
   });
+/**
+ * Options of {@link ParametricImageConv}: the fields of {@link ParametricImageConvSchema} (all optional) plus
+ * prebuilt datasets.
+ */
 export type ParametricImageConvOptions = z.input<typeof ParametricImageConvSchema> & { datasets?: Datasets };
 
 

@@ -23,6 +23,10 @@ import { classificationNormalizer, SampledTask, stackHaikuRows } from './image_m
 
 const DATASET_NAMES = Object.keys(LANGUAGE_DATASET_FUNCTIONS) as [keyof typeof LANGUAGE_DATASET_FUNCTIONS, ...Array<keyof typeof LANGUAGE_DATASET_FUNCTIONS>];
 
+/**
+ * The configurable part of {@link ParametricLMRNN} (reference `tasks/parametric/lm_rnn.py`); the schema holds
+ * every default.
+ */
 export const ParametricLMRNNSchema = z
   .object({
     datasetName: z.enum(DATASET_NAMES).default('fortunes_bytes_datasets'),
@@ -37,6 +41,10 @@ export const ParametricLMRNNSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link ParametricLMRNN}: the fields of {@link ParametricLMRNNSchema} (all optional) plus
+ * prebuilt datasets.
+ */
 export type ParametricLMRNNOptions = z.input<typeof ParametricLMRNNSchema> & { datasets?: Datasets };
 
 /** Task params `{initializer: {index, init_scale}}` (scalars or `[N]`) as one config per task. */
@@ -170,6 +178,7 @@ export function sampleLmRnn(key: PRNGKey): CFGObject {
   });
 }
 
+/** The family a {@link sampleLmRnn} configuration describes (`object_from_config`). */
 export function parametricLmRnnFromConfig(cfg: CFGObject): ParametricLMRNN {
   return objectFromConfig(cfg) as ParametricLMRNN;
 }
