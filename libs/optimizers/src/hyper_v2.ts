@@ -83,6 +83,11 @@ export interface LSTMState {
   cell: tf.Tensor;
 }
 
+/**
+ * State of {@link HyperV2Optimizer}: params, model state, RMS, momentum and factored accumulators, iteration
+ * and number of steps, the per-tensor LSTM state and the loss buffer (reference `hyper_v2.py`,
+ * `HyperV2State`).
+ */
 export interface HyperV2State extends OptState {
   params: Params;
   state: PyTree | null;
@@ -160,6 +165,10 @@ interface FfInput {
   width: number;
 }
 
+/**
+ * The HyperV2 learned optimizer, VeLO's architecture (reference `research/general_lopt/hyper_v2.py`,
+ * `HyperV2`): a per-tensor LSTM that mixes stored per-parameter MLPs into one per tensor.
+ */
 export class HyperV2 implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly config: Readonly<HyperV2Config>;
@@ -360,6 +369,7 @@ function clipLogAbs(v: tf.Tensor): tf.Tensor {
   return tf.mul(tf.clipByValue(tf.log(tf.add(1e-8, tf.abs(tf.mul(v, 10)))), -5, 5), 0.5);
 }
 
+/** The optimizer {@link HyperV2.optFn} returns for a θ. */
 export class HyperV2Optimizer implements Optimizer {
   readonly name = 'UnnamedOptimizer';
   constructor(
