@@ -152,6 +152,10 @@ function emaUpdate(prev: EmaState | null, value: tf.Tensor): EmaState {
   return { counter, hidden, average };
 }
 
+/**
+ * A convnet image classification task (reference `tasks/fixed/conv.py`, `_ConvTask`): conv layers with
+ * optional batch/layer norm, spatial pooling, a linear head and softmax cross-entropy.
+ */
 export class ConvTask extends BaseTask {
   readonly name: string;
   readonly hiddenUnits: number[];

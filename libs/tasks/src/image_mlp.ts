@@ -72,6 +72,10 @@ function activationBackward(act: Activation, h: tf.Tensor, dh: tf.Tensor): tf.Te
   }
 }
 
+/**
+ * An MLP image classification task (reference `tasks/fixed/image_mlp.py`, `_MLPImageTask`), with a
+ * hand-written forward and backward for N stacked tasks.
+ */
 export class ImageMLPTask extends BaseTask {
   readonly name: string;
   readonly hiddenSizes: number[];
@@ -284,21 +288,37 @@ export class ImageMLPTask extends BaseTask {
 }
 
 // ---- the reference's fixed tasks (classes, so `new ImageMLP_FashionMnist8_Relu32()` reads as in the reference) ----
+/**
+ * ReLU MLP with one hidden layer of 32 on 8x8 Fashion-MNIST, batch 128 (reference
+ * `tasks/fixed/image_mlp.py`).
+ */
 export class ImageMLP_FashionMnist8_Relu32 extends ImageMLPTask {
   constructor() {
     super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [8, 8], hiddenSizes: [32] });
   }
 }
+/**
+ * ReLU MLP with one hidden layer of 32 on 16x16 Fashion-MNIST, batch 128 (reference
+ * `tasks/fixed/image_mlp.py`).
+ */
 export class ImageMLP_FashionMnist16_Relu32 extends ImageMLPTask {
   constructor() {
     super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [16, 16], hiddenSizes: [32] });
   }
 }
+/**
+ * ReLU MLP with one hidden layer of 32 on 32x32 Fashion-MNIST, batch 128 (reference
+ * `tasks/fixed/image_mlp.py`).
+ */
 export class ImageMLP_FashionMnist32_Relu32 extends ImageMLPTask {
   constructor() {
     super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [32, 32], hiddenSizes: [32] });
   }
 }
+/**
+ * ReLU MLP with two hidden layers of 128 on 28x28 Fashion-MNIST, batch 128 (reference
+ * `tasks/fixed/image_mlp.py`).
+ */
 export class ImageMLP_FashionMnist_Relu128x128 extends ImageMLPTask {
   constructor() {
     super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [28, 28], hiddenSizes: [128, 128] });

@@ -34,6 +34,10 @@ export const ImageMLPAESchema = z
  */
 export type ImageMLPAEOptions = z.input<typeof ImageMLPAESchema> & { datasets?: Datasets };
 
+/**
+ * An MLP autoencoder task on images (reference `tasks/fixed/image_mlp_ae.py`): mean squared error between the
+ * image and the sigmoid of the reconstruction.
+ */
 export class ImageMLPAETask extends BaseTask {
   readonly name: string;
   readonly hiddenUnits: number[];

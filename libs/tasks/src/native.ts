@@ -8,6 +8,10 @@
 import * as path from 'path';
 import { loadNativeAddon, nativeVariantArg, registerNativeKernel, type NativeAddon } from '@lopt/core';
 
+/**
+ * The tasks' native addon (`lopt_tasks.node`): the image MLP's loss and gradient for N stacked tasks, on host
+ * arrays.
+ */
 export interface TasksAddon extends NativeAddon {
   imageMlpValueAndGrad(
     N: number,

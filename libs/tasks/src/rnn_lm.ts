@@ -48,6 +48,10 @@ export function rnnLmName(datasetName: string, sequenceLength: number, core: Rnn
   return `RNNLM_${ds}_Patch${sequenceLength}_${RNN_CORE_CLASS[core]}${hidden}_Embed${embedDim}`;
 }
 
+/**
+ * A recurrent language-model task (reference `tasks/fixed/rnn_lm.py`, `TeacherForcedRNNLM`): embedding,
+ * unrolled core, linear head, masked next-token cross-entropy.
+ */
 export class RNNLMTask extends BaseTask {
   readonly name: string;
   readonly core: RnnCore;

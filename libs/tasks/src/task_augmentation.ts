@@ -25,6 +25,10 @@ import { taskFamilyFromEntry } from './task_entries';
  */
 export type ParamScale = number | tf.Tensor | PyTree;
 
+/**
+ * A task with rescaled parameters (reference `tasks/task_augmentation.py`, `ReparamWeights`): loss f(w·s),
+ * initial params w0/s, gradient s·f'(w·s).
+ */
 export class ReparamWeights extends BaseTask {
   readonly name = 'ReparamWeights';
   readonly paramScale: ParamScale;
@@ -127,6 +131,10 @@ function keysOf(t: tf.Tensor): PRNGKey[] {
   return Array.from({ length: bits.length / 2 }, (_, i) => bits.slice(2 * i, 2 * i + 2));
 }
 
+/**
+ * A family whose tasks are {@link ReparamWeights} of the wrapped family's, with scales sampled log-uniformly
+ * per task at the chosen level (reference `tasks/task_augmentation.py`, `ReparamWeightsFamily`).
+ */
 export class ReparamWeightsFamily extends BaseTaskFamily {
   readonly name: string;
   readonly level: ReparamLevel;

@@ -46,6 +46,10 @@ export const TransformerLMSchema = z
  */
 export type TransformerLMConfig = z.input<typeof TransformerLMSchema> & { datasets?: Datasets };
 
+/**
+ * A decoder-only transformer language-model task (reference `tasks/fixed/transformer_lm.py`,
+ * `_TransformerTask`), dropout drawn from the loss key.
+ */
 export class TransformerLMTask extends BaseTask {
   readonly name: string;
   readonly shape: TransformerShape;

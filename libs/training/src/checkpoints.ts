@@ -31,6 +31,10 @@ import {
   type PyTree,
 } from '@lopt/core';
 
+/**
+ * What {@link CheckpointManager} saves: the checkpoint metadata, the full learner state and, optionally, θ
+ * alone.
+ */
 export interface CheckpointPayload extends CheckpointInfo {
   /** The full learner state pytree (theta, theta optimizer state, ...). */
   state: PyTree;

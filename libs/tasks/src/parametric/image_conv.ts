@@ -50,6 +50,10 @@ export type ParametricImageConvOptions = z.input<typeof ParametricImageConvSchem
 
 const convName = (i: number) => (i === 0 ? 'conv2_d' : `conv2_d_${i}`);
 
+/**
+ * A task of {@link ParametricImageConv}: the convnet with each task's sampled activation and initializer, for
+ * one or N stacked configs.
+ */
 export class ParametricImageConvTask extends SampledTask<ParametricImageConv, ActivationAndInitializer> {
   /** haiku's init per row: each Conv2D's w from the sampled initializer (one key each), b zeros; then hk.Linear. */
   initBatch(keys: PRNGKey[]): Params {

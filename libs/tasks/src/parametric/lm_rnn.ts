@@ -55,6 +55,10 @@ function initializerConfigs(taskParam: PyTree): InitializerConfig[] {
   return idx.map((index, i) => ({ index, initScale: scale[i] }));
 }
 
+/**
+ * A task of {@link ParametricLMRNN}: the RNN language model with each task's sampled initializer, for one or
+ * N stacked configs.
+ */
 export class ParametricLMRNNTask extends SampledTask<ParametricLMRNN, InitializerConfig> {
   initBatch(keys: PRNGKey[]): Params {
     if (this.configs.length !== 1 && this.configs.length !== keys.length) {

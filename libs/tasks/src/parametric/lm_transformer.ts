@@ -56,6 +56,10 @@ export class ParametricLMTransformerTask extends TransformerLMTask {
   }
 }
 
+/**
+ * The parametric transformer LM family (reference `tasks/parametric/lm_transformer.py`,
+ * `ParametricLMTransformer`): every task the same network, differing only in its init key.
+ */
 export class ParametricLMTransformer extends BaseTaskFamily {
   readonly name: string;
   readonly options: z.output<typeof ParametricLMTransformerSchema>;

@@ -85,6 +85,10 @@ export interface LearnerResult {
   duplicateGrads: number;
 }
 
+/**
+ * The learner of distributed meta-training (reference `outer_train.py`, `train_learner`): serves θ to
+ * workers, gathers their gradients (async or sync), updates, logs and checkpoints.
+ */
 export class DistributedLearner implements LearnerHandler {
   readonly spec: ExperimentSpec;
   readonly trainer: MetaTrainer;

@@ -39,6 +39,10 @@ export interface BranchingSingleMachineOptions {
   exploreSteps: number;
 }
 
+/**
+ * The branching explore/exploit mutator for one member (reference
+ * `population/mutators/single_worker_explore.py`, `BranchingSingleMachine`).
+ */
 export class BranchingSingleMachine implements Mutator<BranchingState> {
   readonly name = 'BranchingSingleMachine';
 

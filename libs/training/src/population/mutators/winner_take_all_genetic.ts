@@ -32,6 +32,11 @@ export interface WinnerTakeAllGeneticOptions {
   averageOverSamples?: boolean;
 }
 
+/**
+ * The winner-take-all genetic mutator (reference `population/mutators/winner_take_all_genetic.py`,
+ * `WinnerTakeAllGenetic`): every member restarts from the best one's checkpoint with perturbed
+ * hyper-parameters.
+ */
 export class WinnerTakeAllGenetic implements Mutator<WinnerTakeAllState> {
   readonly name = 'WinnerTakeAllGenetic';
   readonly averageOverSamples: boolean;
