@@ -9,7 +9,6 @@ import * as path from 'path';
 
 const root = path.resolve(__dirname, '..');
 const script = path.join(root, 'scripts', 'check-api-docs.js');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { findUndocumented } = require(script) as { findUndocumented: (model: unknown) => string[] };
 
 describe('docs:check on a package', () => {
