@@ -72,8 +72,8 @@ export class WorkerRefusedError extends Error {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A distributed worker (reference `outer_train.py`, `train_worker`): loops get θ, {@link
- * gradientWorkerCompute}, put gradient until the learner is finished or `shouldStop`; retries an unreachable
+ * A distributed worker (reference `outer_train.py`, `train_worker`): loops get θ, `gradientWorkerCompute`
+ * (@lopt/estimators), put gradient until the learner is finished or `shouldStop`; retries an unreachable
  * learner with backoff.
  */
 export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
