@@ -74,7 +74,7 @@ describe('docs:check on a package', () => {
 
 describe('findUndocumented on a model', () => {
   const comment = (text: string) => ({ summary: [{ kind: 'text', text }] });
-  it('walks namespaces, skips re-export references, and takes a comment of a signature', () => {
+  it('walks namespaces, skips re-export references, takes a comment of a signature, and wants a package header', () => {
     const model = {
       id: 0,
       children: [
@@ -82,6 +82,7 @@ describe('findUndocumented on a model', () => {
           id: 1,
           name: '@tmp/a',
           kind: 2,
+          comment: comment('The package header.'),
           children: [
             { id: 2, name: 'ns', kind: 4, comment: comment('A namespace.'), children: [{ id: 3, name: 'inner', kind: 64, signatures: [{ id: 4 }] }] },
             { id: 5, name: 'alias', kind: 4194304 },
@@ -90,8 +91,13 @@ describe('findUndocumented on a model', () => {
             { id: 9, name: 'Parent', kind: 128, comment: comment('Parent doc.') },
           ],
         },
+        { id: 10, name: '@tmp/b', kind: 2, children: [{ id: 11, name: 'documented', kind: 32, comment: comment('Yes.') }] },
       ],
     };
-    expect(findUndocumented(model)).toEqual(['@tmp/a: ns.inner (function)', '@tmp/a: Child (class)']);
+    expect(findUndocumented(model)).toEqual([
+      '@tmp/b: its index.ts header (a doc comment tagged @packageDocumentation)',
+      '@tmp/a: ns.inner (function)',
+      '@tmp/a: Child (class)',
+    ]);
   });
 });
