@@ -38,7 +38,8 @@ export class DivergenceError extends Error {
 }
 
 /**
- * The tf.js backends a run can ask for: `auto` (the best available), `tensorflow` (tfjs-node), `wasm`, `cpu`.
+ * The tf.js backends a run can ask for: `auto` (the best available), `tensorflow` (tfjs-node or
+ * tfjs-node-gpu), `wasm`, `cpu` (core's `initBackend`).
  */
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
