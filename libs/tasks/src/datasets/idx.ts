@@ -12,7 +12,10 @@ export const IDX_IMAGES_MAGIC = 2051;
 /** IDX magic number of a uint8 rank-1 array (MNIST-style labels `[n]`). */
 export const IDX_LABELS_MAGIC = 2049;
 
-/** Thrown for a malformed IDX file (short header, bad magic, unsupported dtype, size mismatch). */
+/**
+ * Thrown for an IDX file that cannot be read as expected: short or truncated, bad magic, an unsupported
+ * dtype, bad gzip, or the wrong rank or example count.
+ */
 export class IdxFormatError extends Error {
   constructor(message: string) {
     super(message);
