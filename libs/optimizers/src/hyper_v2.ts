@@ -82,6 +82,11 @@ export interface LSTMState {
   cell: tf.Tensor;
 }
 
+/**
+ * State of {@link HyperV2Optimizer}: params, model state, RMS, momentum and factored accumulators, iteration
+ * and number of steps, the per-tensor LSTM state and the loss buffer (reference `hyper_v2.py`,
+ * `HyperV2State`).
+ */
 export interface HyperV2State extends OptState {
   params: Params;
   state: PyTree | null;
@@ -159,6 +164,10 @@ interface FfInput {
   width: number;
 }
 
+/**
+ * The HyperV2 learned optimizer, VeLO's architecture (reference `research/general_lopt/hyper_v2.py`,
+ * `HyperV2`): a per-tensor LSTM that mixes stored per-parameter MLPs into one per tensor.
+ */
 export class HyperV2 implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly config: Readonly<HyperV2Config>;
@@ -397,6 +406,7 @@ function firstLayer(inps: FfPiece[], w0: (i: number) => tf.Tensor, b0: tf.Tensor
   return tf.reshape(o, [n, S, hid]);
 }
 
+/** The optimizer {@link HyperV2.optFn} returns for a θ. */
 export class HyperV2Optimizer implements Optimizer {
   readonly name = 'UnnamedOptimizer';
   constructor(

@@ -28,6 +28,10 @@ import { mlpLoptUpdateWasmOps, MLPLOPT_WASM_VARIANTS, wasmVariantHandles } from 
 
 export * from './mlp_lopt_kernel';
 
+/**
+ * The optimizers' native addon (`lopt_optimizers.node`): the fused MLPLOpt step for N stacked tasks, on host
+ * arrays.
+ */
 export interface OptimizersAddon extends NativeAddon {
   mlpLoptStep(
     N: number,

@@ -32,8 +32,11 @@ import { BaseTask, tidyTree } from './task';
 // Conv2DBackpropFilter on wasm (missing there) and a fast one on cpu (the stock one is ~100x slower).
 registerWasmConvKernels();
 
+/** Datasets a {@link ConvTask} can name (the imagenet ones have no loader yet: init works, batches throw). */
 export const CONV_DATASETS = ['cifar10', 'cifar100', 'fashion_mnist', 'imagenet32', 'imagenet16'] as const;
+/** One of {@link CONV_DATASETS}. */
 export type ConvDatasetName = (typeof CONV_DATASETS)[number];
+/** Normalisation after each conv layer of a {@link ConvTask}: none, `hk.BatchNorm` or `hk.LayerNorm`. */
 export type ConvNorm = 'none' | 'batchnorm' | 'layernorm';
 
 /** The configurable part of a conv task; the schema holds every default. */
@@ -52,6 +55,9 @@ export const ConvTaskSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link ConvTask}: the fields of {@link ConvTaskSchema} (all optional) plus prebuilt datasets.
+ */
 export type ConvTaskConfig = z.input<typeof ConvTaskSchema> & {
   /** Datasets to use (not serialisable, so not in the schema); otherwise built from datasetName / batchSize / imageSize. */
   datasets?: Datasets;
@@ -146,6 +152,10 @@ function emaUpdate(prev: EmaState | null, value: tf.Tensor): EmaState {
   return { counter, hidden, average };
 }
 
+/**
+ * A convnet image classification task (reference `tasks/fixed/conv.py`, `_ConvTask`): conv layers with
+ * optional batch/layer norm, spatial pooling, a linear head and softmax cross-entropy.
+ */
 export class ConvTask extends BaseTask {
   readonly name: string;
   readonly hiddenUnits: number[];
@@ -293,6 +303,10 @@ export class ConvTask extends BaseTask {
 type Fixed = { name: string; description: string; config: Omit<ConvTaskConfig, 'name' | 'datasets'> };
 
 const RELU_3 = [32, 64, 64];
+/**
+ * The fixed conv tasks (reference `tasks/fixed/conv.py`, plus lopt-ts's Fashion-MNIST variants): name,
+ * description and config of each; each is registered as a task plugin.
+ */
 export const FIXED_CONV_TASKS: Fixed[] = [
   { name: 'Conv_Cifar10_8_16x32', description: 'conv 16-32 (relu, avg pool) on 8x8 CIFAR-10, batch 128', config: { datasetName: 'cifar10', imageSize: [8, 8], hiddenUnits: [16, 32] } },
   { name: 'Conv_Cifar10_16_32x64x64', description: 'conv 32-64-64 (relu) on 16x16 CIFAR-10, batch 128', config: { datasetName: 'cifar10', imageSize: [16, 16], hiddenUnits: RELU_3 } },

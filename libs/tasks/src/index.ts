@@ -3,6 +3,8 @@
  * IDX files, CIFAR-10/100 from their binary files, noise streams), quadratics, image MLPs and
  * convnets. Importing the lib registers every task as a plugin of kind 'task' and every family as
  * one of kind 'task_family'.
+ *
+ * @packageDocumentation
  */
 export { SPLITS } from './base';
 export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily } from './base';

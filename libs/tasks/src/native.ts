@@ -8,6 +8,10 @@
 import * as path from 'path';
 import { loadNativeAddon, nativeVariantArg, registerNativeKernel, type NativeAddon } from '@lopt/core';
 
+/**
+ * The tasks' native addon (`lopt_tasks.node`): the image MLP's loss and gradient for N stacked tasks, on host
+ * arrays.
+ */
 export interface TasksAddon extends NativeAddon {
   imageMlpValueAndGrad(
     N: number,
@@ -24,6 +28,10 @@ export interface TasksAddon extends NativeAddon {
   ): void;
 }
 
+/**
+ * Name of the tf.js kernel the native addon registers: the image MLP's fused loss (and gradient) for N
+ * stacked tasks.
+ */
 export const LOPT_IMAGE_MLP_KERNEL = 'LoptImageMLPValueAndGrad';
 const ADDON_PATH = path.resolve(__dirname, '..', 'native', 'build', 'Release', 'lopt_tasks.node');
 

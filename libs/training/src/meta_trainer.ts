@@ -29,12 +29,20 @@ import {
 
 type StreamStates = Record<string, Record<string, { seed: number; epoch: number; position: number }>>;
 
+/**
+ * A {@link MetaTrainer}'s whole state: the learner's (θ, meta-optimizer state) and each worker's estimator
+ * states (unroll states).
+ */
 export interface MetaTrainerState {
   learnerState: GradientLearnerState;
   /** one list of estimator states per worker */
   workerStates: any[][];
 }
 
+/**
+ * One outer step of {@link MetaTrainer}: its meta-loss (clipped and raw), non-finite gradient counts,
+ * metrics, and optionally the θ gradient.
+ */
 export interface StepResult {
   /** The mean meta-loss the learner used: a non-finite one is clipped (to 20, as the reference). */
   loss: number;
@@ -48,6 +56,7 @@ export interface StepResult {
   thetaGrad?: PyTree;
 }
 
+/** Options of {@link MetaTrainer}: threads for PES branches, their backend and plugins. */
 export interface MetaTrainerOptions {
   /** 1 (default): everything on this thread. 2: estimators run their antithetic branches in worker threads. */
   threads?: number;

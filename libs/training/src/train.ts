@@ -37,11 +37,19 @@ export class DivergenceError extends Error {
   }
 }
 
+/**
+ * The tf.js backends a run can ask for: `auto` (the best available), `tensorflow` (tfjs-node or
+ * tfjs-node-gpu), `wasm`, `cpu` (core's `initBackend`).
+ */
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
 /** The most the wasm backend's heap can grow to (its emscripten build's getHeapMax: 4 GiB - 64 KiB). */
 export const WASM_HEAP_MAX_BYTES = 4294901760;
 
+/**
+ * Where {@link resolveRunConfig} takes config fields from besides the preset: a file, `--set` overrides,
+ * steps and seed.
+ */
 export interface RunConfigSources {
   /** A JSON or YAML file of config fields (applied first). */
   configFile?: string;
@@ -117,12 +125,19 @@ export class MetricTagger {
   }
 }
 
+/**
+ * `runs/<experiment>-YYYYMMDD-HHMMSS` (local time of `now`): the log directory of a run started without one.
+ */
 export function defaultLogdir(experiment: string, now = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   const ts = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
   return path.join('runs', `${experiment}-${ts}`);
 }
 
+/**
+ * Options of {@link train}: log directory, registry, resume, backend, threads, plugins, abort signal and
+ * progress callback.
+ */
 export interface TrainOptions {
   /** The log directory (created if missing). */
   logdir: string;
@@ -152,6 +167,10 @@ export type TrainEvent =
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'log'; message: string };
 
+/**
+ * What {@link train} did: steps done, final loss, first non-finite step, whether it was interrupted, the last
+ * checkpoint and the time taken.
+ */
 export interface TrainResult {
   logdir: string;
   startStep: number;

@@ -9,9 +9,15 @@ import { cifar10Datasets, cifar100Datasets } from '../datasets/cifar';
 import { imageDatasets } from '../datasets/fashion_mnist';
 import { registerConfigurable } from './cfgobject';
 
+/** The image datasets the parametric families can use, by lopt-ts name. */
 export const PARAMETRIC_DATASET_NAMES = ['fashion_mnist', 'cifar10', 'cifar100'] as const;
+/** One of {@link PARAMETRIC_DATASET_NAMES}. */
 export type ParametricDatasetName = (typeof PARAMETRIC_DATASET_NAMES)[number];
 
+/**
+ * The datasets of a parametric family: Fashion-MNIST, CIFAR-10 or CIFAR-100 at `batchSize` and `imageSize`
+ * (reference `tasks/datasets/image.py`, `<name>_datasets`).
+ */
 export function parametricDatasets(name: ParametricDatasetName, batchSize: number, imageSize: [number, number]): Datasets {
   if (name === 'cifar10') return cifar10Datasets(batchSize, imageSize);
   if (name === 'cifar100') return cifar100Datasets(batchSize, imageSize);
