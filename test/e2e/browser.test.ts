@@ -16,7 +16,7 @@ import * as path from 'path';
 import type { Browser } from 'playwright-core';
 
 const ROOT = path.resolve(__dirname, '../..');
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- a CommonJS script of the example, shared with its CLI
+// examples/browser/serve.cjs: a CommonJS script, shared by the example's CLI and this test
 const { bundle, startServer } = require(path.join(ROOT, 'examples', 'browser', 'serve.cjs')) as {
   bundle(): Promise<{ js: string; metafile: { inputs: Record<string, unknown> } }>;
   startServer(opts?: { port?: number }): Promise<{ url: string; close(): Promise<void> }>;

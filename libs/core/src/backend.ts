@@ -55,6 +55,7 @@ function log(msg: string, opts: InitBackendOptions): void {
   if (opts.quiet || (quietEnv !== undefined && quietEnv !== '' && quietEnv !== '0')) return;
   const stderr = (globalThis as { process?: { stderr?: { write(s: string): unknown } } }).process?.stderr;
   if (stderr) stderr.write(`[lopt] backend: ${msg}\n`);
+  // eslint-disable-next-line no-console -- a browser has no stderr: the line goes to its console
   else console.info(`[lopt] backend: ${msg}`);
 }
 
