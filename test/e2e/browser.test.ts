@@ -104,8 +104,8 @@ describe('examples/browser in headless chromium', () => {
         return route.abort();
       });
       await page.goto(`${server.url}?backend=wasm`);
-      await page.waitForFunction(() => (window as unknown as { loptResults?: PageResults }).loptResults?.done === true, undefined, { timeout: 75_000, polling: 250 });
-      const r = (await page.evaluate(() => (window as unknown as { loptResults: PageResults }).loptResults)) as PageResults;
+      await page.waitForFunction(() => (globalThis as unknown as { loptResults?: PageResults }).loptResults?.done === true, undefined, { timeout: 75_000, polling: 250 });
+      const r = (await page.evaluate(() => (globalThis as unknown as { loptResults: PageResults }).loptResults)) as PageResults;
       const shot = path.join(shotDir, 'browser-example.png');
       await page.screenshot({ path: shot });
       if (process.env.LOPT_BROWSER_SCREENSHOT) fs.copyFileSync(shot, process.env.LOPT_BROWSER_SCREENSHOT);

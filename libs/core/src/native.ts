@@ -70,7 +70,9 @@ export function nativeSetting(): 'auto' | 'on' | 'off' {
  * `LOPT_NATIVE=off`. Loaded once per process (per worker thread); `label` names it in `nativeStatus()`.
  */
 export function loadNativeAddon<T extends NativeAddon>(file: string, label: string): T | null {
-  const known = loaded.get(file);
+  // With no path (a browser bundle) the label keeps the libraries' entries apart.
+  const id = file === '' ? `<${label}>` : file;
+  const known = loaded.get(id);
   if (known) return known.addon as T | null;
   const setting = nativeSetting();
   let addon: T | null = null;
@@ -94,7 +96,7 @@ export function loadNativeAddon<T extends NativeAddon>(file: string, label: stri
     variant = wanted || undefined;
     variantChecked = true;
   }
-  loaded.set(file, { label, addon, why });
+  loaded.set(id, { label, addon, why });
   return addon;
 }
 
