@@ -1,8 +1,8 @@
 /**
  * @lopt/tasks: Task / TaskFamily batched over a leading task axis, datasets (Fashion-MNIST from
- * IDX files, CIFAR-10/100 from their binary files, noise streams), quadratics, image MLPs and
- * convnets. Importing the lib registers every task as a plugin of kind 'task' and every family as
- * one of kind 'task_family'.
+ * IDX files, CIFAR-10/100 from their binary files, noise streams), quadratics, image MLPs,
+ * convnets, MLP-Mixers and Vision Transformers. Importing the lib registers every task as a plugin
+ * of kind 'task' and every family as one of kind 'task_family'.
  */
 export { SPLITS } from './base';
 export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily } from './base';
@@ -56,3 +56,12 @@ export { ParametricLMRNNSchema, ParametricLMRNNTask, ParametricLMRNN, SAMPLED_LM
 export type { ParametricLMRNNOptions } from './parametric/lm_rnn';
 export { ParametricLMTransformerSchema, ParametricLMTransformerTask, ParametricLMTransformer, sampleLmTransformer, parametricLmTransformerFromConfig } from './parametric/lm_transformer';
 export type { ParametricLMTransformerOptions } from './parametric/lm_transformer';
+export { unavailableDatasets } from './conv';
+export { flaxInitializers, foldInStatic, flaxRng, FlaxScope, flaxInitBatch, sub as flaxSub, leaf as flaxLeaf, denseOf, flaxLayerNorm, patchEmbed, flaxDropout, meanCrossEntropy, mixerVitNormalizer } from './flax_modules';
+export type { FlaxInitializer, FlaxTree } from './flax_modules';
+export { MIXER_VIT_DATASETS, mixerVitDatasets, imageTaskShape, MLPMixerSchema, MLPMixerTask, FIXED_MLP_MIXER_TASKS, mlpMixerTask } from './mlp_mixer';
+export type { MixerVitDatasetName, MLPMixerConfig } from './mlp_mixer';
+export { VisionTransformerSchema, VisionTransformerTask, FIXED_VIT_TASKS, vitTask } from './vit';
+export type { VisionTransformerConfig } from './vit';
+export { ParametricVITSchema, ParametricVIT, sampleVit } from './parametric/vit';
+export type { ParametricVITOptions } from './parametric/vit';
