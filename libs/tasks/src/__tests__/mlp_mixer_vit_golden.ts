@@ -9,8 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { random, treeLeaves, treeMap } from '@lopt/core';
 import { golden, goldenDiff, leafAt, MODES, treeDiff, type GoldenArray } from '../../../../test/golden';
-import type { Task } from '../base';
-import { cfgToPlain, MLPMixerTask, mlpMixerTask, ParametricVIT, sampleVit, unavailableDatasets, VisionTransformerTask, vitTask } from '../index';
+import { BaseTask, cfgToPlain, MLPMixerTask, mlpMixerTask, ParametricVIT, sampleVit, unavailableDatasets, VisionTransformerTask, vitTask } from '../index';
 
 const K = random.PRNGKey;
 export const INIT_TOLERANCE = 1e-6;
@@ -44,7 +43,7 @@ const DATASET_SHAPE: Record<string, [[number, number, number], number]> = {
 };
 
 /** The lopt-ts task of a golden case. */
-function taskOf(name: string, file: any): Task {
+function taskOf(name: string, file: any): BaseTask {
   if (name === 'mixer_small') return new MLPMixerTask({ patchSize: 4, hiddenDim: 16, numBlocks: 2, tokensMlpDim: 8, channelsMlpDim: 24, datasets: standIn([10, 10, 1], 10) });
   if (name === 'vit_small_dropout') {
     return new VisionTransformerTask({ patchSize: 4, hiddenSize: 16, mlpDim: 24, numHeads: 2, numLayers: 2, dropoutRate: 0.3, attentionDropoutRate: 0.2, datasets: standIn([8, 8, 3], 5) });
