@@ -63,5 +63,5 @@ export { MIXER_VIT_DATASETS, mixerVitDatasets, imageTaskShape, MLPMixerSchema, M
 export type { MixerVitDatasetName, MLPMixerConfig } from './mlp_mixer';
 export { VisionTransformerSchema, VisionTransformerTask, FIXED_VIT_TASKS, vitTask } from './vit';
 export type { VisionTransformerConfig } from './vit';
-export { ParametricVITSchema, ParametricVIT, sampleVit } from './parametric/vit';
+export { ParametricVITSchema, ParametricVIT, sampleVit, SampledVITSchema, sampledVit } from './parametric/vit';
 export type { ParametricVITOptions } from './parametric/vit';

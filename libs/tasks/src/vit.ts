@@ -108,9 +108,17 @@ export class VisionTransformerTask extends BaseTask {
     const hd = D / H;
     const S = this.seqLength;
     const drop = (path: string[], rate: number, x: tf.Tensor) => flaxDropout(keys, path, rate, x);
-    const e = tf.reshape(patchEmbed(sub(p, 'embedding'), image, c.patchSize, 'VALID'), [N, B, S - 1, D]);
     const cls = tf.tile(tf.reshape(leaf(p, 'cls'), [N, 1, 1, D]), [1, B, 1, 1]);
-    let x = tf.concat([cls, e], 2); // [N, B, S, D]
+    let x: tf.Tensor;
+    if (S > 1) {
+      x = tf.concat([cls, tf.reshape(patchEmbed(sub(p, 'embedding'), image, c.patchSize, 'VALID'), [N, B, S - 1, D])], 2); // [N, B, S, D]
+    } else {
+      // An image smaller than one patch (sample_vit can draw one): the reference's VALID conv gives
+      // no patch, the sequence is the cls token alone and the embedding's gradient is 0. The
+      // embedding stays in the graph, times 0, so autodiff gives that 0 rather than no gradient.
+      const emb = sub(p, 'embedding');
+      x = tf.add(cls, tf.reshape(tf.mul(tf.add(tf.sum(leaf(emb, 'kernel'), [1, 2, 3, 4]), tf.sum(leaf(emb, 'bias'), 1)), 0), [N, 1, 1, 1]));
+    }
     const enc = sub(p, 'Transformer');
     x = tf.add(x, tf.reshape(leaf(sub(enc, 'posembed_input'), 'pos_embedding'), [N, 1, S, D]));
     x = drop(['Transformer', 'Dropout_0'], c.dropoutRate, x);

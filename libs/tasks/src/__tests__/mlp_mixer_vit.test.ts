@@ -15,6 +15,7 @@ import {
   objectFromConfig,
   ParametricVIT,
   sampleVit,
+  sampledVit,
   unavailableDatasets,
   VisionTransformerTask,
   vitTask,
@@ -68,23 +69,33 @@ describe('MLP-Mixer and ViT tasks', () => {
     }
   });
 
-  test('a ViT with dropout needs one key per task; with the keys, the same keys give the same loss', () => {
+  test('a ViT with dropout needs one key per task; the same key gives the same loss, another key another', () => {
     const task = new VisionTransformerTask({ patchSize: 2, hiddenSize: 4, mlpDim: 4, numHeads: 1, numLayers: 1, dropoutRate: 0.5, datasets: standIn([4, 4, 1], 2) });
-    const params = task.init(K(0));
-    const data = { image: tf.ones([2, 4, 4, 1]), label: tf.tensor1d([0, 1], 'int32') };
+    const params = task.init(K(0)) as any;
+    // the head starts at zero (every loss ln 2): give it weights so dropout shows in the loss
+    params.params.head.kernel.dispose();
+    params.params.head.kernel = tf.randomNormal([4, 2], 0, 1, 'float32', 3);
+    const data = { image: tf.randomUniform([2, 4, 4, 1], 0, 1, 'float32', 4), label: tf.tensor1d([0, 1], 'int32') };
     expect(() => task.loss(params, null as any, data)).toThrow(/needs one key per task/);
     const a = task.loss(params, K(1), data);
     const b = task.loss(params, K(1), data);
+    const c = task.loss(params, K(2), data);
     expect(a.dataSync()[0]).toBe(b.dataSync()[0]);
-    tf.dispose([a, b, data.image, data.label, ...treeLeaves<tf.Tensor>(params)]);
+    expect(a.dataSync()[0]).not.toBe(c.dataSync()[0]);
+    tf.dispose([a, b, c, data.image, data.label, ...treeLeaves<tf.Tensor>(params)]);
   });
 
-  test('a too small image for the ViT patch is refused with the sizes named', () => {
+  test('an image smaller than one ViT patch leaves the cls token alone (as the reference): loss ln C, embedding gradient 0', () => {
     const task = new VisionTransformerTask({ patchSize: 16, hiddenSize: 4, mlpDim: 4, numHeads: 1, numLayers: 1, datasets: standIn([8, 8, 1], 2) });
+    expect(task.seqLength).toBe(1);
     const params = task.init(K(0));
     const data = { image: tf.ones([2, 8, 8, 1]), label: tf.tensor1d([0, 1], 'int32') };
-    expect(() => task.loss(params, K(1), data)).toThrow(/8x8 image has no whole 16x16 patch/);
-    tf.dispose([data.image, data.label, ...treeLeaves<tf.Tensor>(params)]);
+    const out = task.valueAndGrad(params, null, K(1), data);
+    expect(Math.abs(out.loss.dataSync()[0] - Math.log(2))).toBeLessThan(1e-6);
+    const g = (out.grad as any).params.embedding;
+    expect([tf.max(tf.abs(g.kernel)).dataSync()[0], tf.max(tf.abs(g.bias)).dataSync()[0]]).toEqual([0, 0]);
+    expect(g.kernel.shape).toEqual([16, 16, 1, 4]);
+    tf.dispose([data.image, data.label, out.loss, ...treeLeaves<tf.Tensor>(out.grad), ...treeLeaves<tf.Tensor>(params)]);
   });
 });
 
@@ -96,6 +107,15 @@ describe('ParametricVIT', () => {
     const task = family.taskFn(s);
     expect(task.config).toMatchObject({ patchSize: 4, hiddenSize: 12, mlpDim: 16, numHeads: 3, numLayers: 2, dropoutRate: 0.25, attentionDropoutRate: 0.125, name: 'ParametricVIT' });
     s.dispose();
+  });
+
+  test('SampledVIT: the family of sample_vit(PRNGKey(seed)), refused for a dataset lopt-ts cannot build', () => {
+    // legacy mode: seed 3 samples Fashion-MNIST 16x16, patch 8, 3 layers, hidden 100; seed 2 MNIST
+    const f = sampledVit({ seed: 3 });
+    expect(f.name).toBe('SampledVIT_3');
+    expect(f.config).toMatchObject({ patchSize: 8, layers: 3, hiddenSize: 100 });
+    expect(f.datasets!.split('train').abstractBatch()).toMatchObject({ image: { shape: [expect.any(Number), 16, 16, 1] } });
+    expect(() => sampledVit({ seed: 2 })).toThrow(/samples dataset 'mnist_datasets', which lopt-ts cannot load yet/);
   });
 
   test("a sampled configuration on a dataset lopt-ts builds becomes a family (object_from_config)", () => {

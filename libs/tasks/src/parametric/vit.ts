@@ -12,8 +12,8 @@ import { random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Datasets } from '../base';
 import { BaseTaskFamily } from '../task';
 import { VisionTransformerTask } from '../vit';
-import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
-import { PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
+import { CFGObject, LogFeature, objectFromConfig, registerConfigurable } from './cfgobject';
+import { DATASET_FUNCTIONS, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
 import { choice, logInt, sampleImageDataset } from './parametric_utils';
 
 /** ParametricVIT's keyword arguments (camelCase; the reference spells `attension_dropout`), with lopt-ts defaults for the dataset. */
@@ -118,6 +118,36 @@ export function sampleVit(key: PRNGKey): CFGObject {
     attension_dropout: Math.fround(attentionDropout * useMask),
   });
 }
+
+/** Options of {@link sampledVit}: the seed of `sample_vit(PRNGKey(seed))`. */
+export const SampledVITSchema = z.object({ seed: z.number().int().nonnegative().max(2 ** 32 - 1).default(0) }).strict();
+
+/**
+ * The ParametricVIT family that `sample_vit(PRNGKey(seed))` describes (a lopt-ts entry point, as
+ * `SampledImageMLP`; the reference reaches it through `object_from_config`), named
+ * `SampledVIT_<seed>`. Seeds whose sampled dataset lopt-ts cannot build (MNIST, ImageNet 16x16)
+ * are refused with the dataset named; CIFAR needs its files in `$LOPT_DATA_DIR`.
+ */
+export function sampledVit(opts: z.input<typeof SampledVITSchema> = {}): ParametricVIT {
+  const { seed } = SampledVITSchema.parse(opts);
+  const cfg = sampleVit(random.PRNGKey(seed));
+  const ds = cfg.kwargs.datasets as CFGObject;
+  if (!(ds.obj in DATASET_FUNCTIONS)) {
+    throw new Error(
+      `SampledVIT: sample_vit(PRNGKey(${seed})) samples dataset '${ds.obj}', which lopt-ts cannot load yet (available: ${Object.keys(DATASET_FUNCTIONS).join(', ')}); pick another seed`,
+    );
+  }
+  const family = objectFromConfig(cfg) as ParametricVIT;
+  return new ParametricVIT({ ...family.config, name: `SampledVIT_${seed}`, datasets: family.datasets! });
+}
+
+registerPlugin({
+  kind: 'task_family',
+  name: 'SampledVIT',
+  description: 'the ParametricVIT that sample_vit(PRNGKey(seed)) describes (sizes, patch, dropout, dataset, image and batch size sampled)',
+  schema: SampledVITSchema,
+  create: (c) => sampledVit(c),
+});
 
 registerPlugin({
   kind: 'task_family',
