@@ -122,6 +122,16 @@ export class MLPMixerTask extends BaseTask {
     });
   }
 
+  /** How many values one task's params hold (what `initBatch` makes), from the config alone. */
+  numParams(): number {
+    const c = this.config;
+    const D = c.hiddenDim;
+    const T = this.numTokens;
+    const dense = (i: number, o: number) => i * o + o;
+    const block = 2 * 2 * D + dense(T, c.tokensMlpDim) + dense(c.tokensMlpDim, T) + dense(D, c.channelsMlpDim) + dense(c.channelsMlpDim, D);
+    return c.patchSize * c.patchSize * this.imageShape[2] * D + D + c.numBlocks * block + 2 * D + dense(D, this.numClasses);
+  }
+
   /** Logits [N, B, classes] for images [N, B, H, W, C]. */
   logits(params: Params, image: tf.Tensor): tf.Tensor {
     const p = (params as { params: FlaxTree }).params;

@@ -98,6 +98,15 @@ export class VisionTransformerTask extends BaseTask {
     });
   }
 
+  /** How many values one task's params hold (what `initBatch` makes), from the config alone. */
+  numParams(): number {
+    const c = this.config;
+    const D = c.hiddenSize;
+    const dense = (i: number, o: number) => i * o + o;
+    const layer = 2 * 2 * D + 4 * dense(D, D) + dense(D, c.mlpDim) + dense(c.mlpDim, D);
+    return c.patchSize * c.patchSize * this.imageShape[2] * D + D + D + this.seqLength * D + c.numLayers * layer + 2 * D + dense(D, this.numClasses);
+  }
+
   /** Logits [N, B, classes] for images [N, B, H, W, C]; `keys` (one per task) drive dropout. */
   logits(params: Params, keys: PRNGKey[] | null, image: tf.Tensor): tf.Tensor {
     const c = this.config;

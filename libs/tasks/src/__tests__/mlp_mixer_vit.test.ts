@@ -41,6 +41,25 @@ describe('MLP-Mixer and ViT tasks', () => {
     expect(FIXED_VIT_TASKS.VIT_ImageNet64_skinnydeep).toMatchObject({ hiddenSize: 128, mlpDim: 512, numHeads: 4, numLayers: 10 });
   });
 
+  test("numParams() from the config alone: the reference's counts for its tasks, and a real init's for small ones", () => {
+    // jax's counts (test/golden/*/mlp_mixer_vit.json, num_params)
+    expect(mlpMixerTask('MLPMixer_Cifar100_tiny16').numParams()).toBe(10972152);
+    expect(vitTask('VIT_Cifar100_skinnydeep').numParams()).toBe(2095076);
+    expect(vitTask('VIT_Cifar100_wideshallow').numParams()).toBe(10983652);
+    const small = [
+      new MLPMixerTask({ patchSize: 4, hiddenDim: 6, numBlocks: 2, tokensMlpDim: 5, channelsMlpDim: 7, datasets: standIn([9, 10, 2], 3) }),
+      new VisionTransformerTask({ patchSize: 4, hiddenSize: 6, mlpDim: 7, numHeads: 2, numLayers: 2, datasets: standIn([9, 10, 2], 3) }),
+    ];
+    for (const task of small) {
+      const params = task.init(K(0));
+      const leaves = treeLeaves<tf.Tensor>(params);
+      expect(task.numParams()).toBe(leaves.reduce((a, l) => a + l.size, 0));
+      tf.dispose(leaves);
+    }
+    const family = new ParametricVIT({ datasets: standIn([8, 8, 3], 10), patchSize: 4, hiddenSize: 12, mlpDim: 16, numHeads: 3, layers: 2 });
+    expect(family.sizes()).toEqual({ taskParam: 1, params: family.taskFn(null).numParams() });
+  });
+
   test('ImageNet 64x64 and Food-101 tasks know their shapes and classes but their batches throw', () => {
     const m = mlpMixerTask('MLPMixer_Food101_64_tiny16');
     expect([m.imageShape, m.numClasses, m.numTokens]).toEqual([[64, 64, 3], 101, 16]);

@@ -58,6 +58,11 @@ export class ParametricVIT extends BaseTaskFamily {
     return tf.zeros([keys.length], 'int32');
   }
 
+  /** One task param (the zero) and one task's parameter count, from the config alone. */
+  sizes(): { taskParam: number; params: number } {
+    return { taskParam: 1, params: this.taskFn(null).numParams() };
+  }
+
   /** `vit.VisionTransformerTask(self.vision_transformer_cfg, self.datasets)`, whatever the task parameters. */
   taskFn(_taskParam: PyTree): VisionTransformerTask {
     const c = this.config;
