@@ -101,18 +101,29 @@ export function convDatasets(name: ConvDatasetName, batchSize: number, imageSize
     case 'fashion_mnist':
       return fashionMnistDatasets(batchSize, imageSize);
     case 'imagenet32':
-    case 'imagenet16': {
-      const abstract = {
-        image: { shape: [imageSize[0], imageSize[1], 3], dtype: 'float32' as tf.DataType },
-        label: { shape: [], dtype: 'int32' as tf.DataType },
-      };
-      const why =
+    case 'imagenet16':
+      return unavailableDatasets(
+        name,
+        batchSize,
+        [imageSize[0], imageSize[1], 3],
+        1000,
         `${name}: lopt-ts has no loader for the reference's downsampled-ImageNet TFRecords ` +
-        `(imagenet2012_${name.slice(8)}); the task can be initialised but not trained`;
-      const streams = Object.fromEntries(SPLITS.map((s) => [s, new UnavailableStream(abstract, batchSize, why)]));
-      return new SplitDatasets(streams as any, { num_classes: 1000, name, image_size: imageSize, batch_size: batchSize });
-    }
+          `(imagenet2012_${name.slice(8)}); the task can be initialised but not trained`,
+      );
   }
+}
+
+/**
+ * Datasets lopt-ts cannot load (no loader): their abstract batch (`image` [B, H, W, C] float32,
+ * `label` [B] int32) and `num_classes` work, so a task can be initialised; every batch throws `why`.
+ */
+export function unavailableDatasets(name: string, batchSize: number, imageShape: [number, number, number], numClasses: number, why: string): Datasets {
+  const abstract = {
+    image: { shape: [...imageShape], dtype: 'float32' as tf.DataType },
+    label: { shape: [], dtype: 'int32' as tf.DataType },
+  };
+  const streams = Object.fromEntries(SPLITS.map((s) => [s, new UnavailableStream(abstract, batchSize, why)]));
+  return new SplitDatasets(streams as any, { num_classes: numClasses, name, image_size: [imageShape[0], imageShape[1]], batch_size: batchSize });
 }
 
 type ConvParams = { w: tf.Tensor; b: tf.Tensor };

@@ -1,8 +1,8 @@
 /**
  * @lopt/tasks: Task / TaskFamily batched over a leading task axis, datasets (Fashion-MNIST from
- * IDX files, CIFAR-10/100 from their binary files, noise streams), quadratics, image MLPs and
- * convnets. Importing the lib registers every task as a plugin of kind 'task' and every family as
- * one of kind 'task_family'.
+ * IDX files, CIFAR-10/100 from their binary files, noise streams), quadratics, image MLPs,
+ * convnets, MLP-Mixers and Vision Transformers. Importing the lib registers every task as a plugin
+ * of kind 'task' and every family as one of kind 'task_family'.
  *
  * @packageDocumentation
  */

@@ -35,3 +35,13 @@ export { ParametricLMRNNSchema, ParametricLMRNNTask, ParametricLMRNN, SAMPLED_LM
 export type { ParametricLMRNNOptions } from './parametric/lm_rnn';
 export { ParametricLMTransformerSchema, ParametricLMTransformerTask, ParametricLMTransformer, sampleLmTransformer, parametricLmTransformerFromConfig } from './parametric/lm_transformer';
 export type { ParametricLMTransformerOptions } from './parametric/lm_transformer';
+export { unavailableDatasets } from './conv';
+// flax_modules.ts names parameters by SHA-1 (node:crypto), so the Mixer and ViT tasks are Node-only
+export { flaxInitializers, foldInStatic, flaxRng, FlaxScope, flaxInitBatch, sub as flaxSub, leaf as flaxLeaf, denseOf, flaxLayerNorm, patchEmbed, flaxDropout, meanCrossEntropy, mixerVitNormalizer } from './flax_modules';
+export type { FlaxInitializer, FlaxTree } from './flax_modules';
+export { MIXER_VIT_DATASETS, mixerVitDatasets, imageTaskShape, MLPMixerSchema, MLPMixerTask, FIXED_MLP_MIXER_TASKS, mlpMixerTask } from './mlp_mixer';
+export type { MixerVitDatasetName, MLPMixerConfig } from './mlp_mixer';
+export { VisionTransformerSchema, VisionTransformerTask, FIXED_VIT_TASKS, vitTask } from './vit';
+export type { VisionTransformerConfig } from './vit';
+export { ParametricVITSchema, ParametricVIT, sampleVit, SampledVITSchema, sampledVit } from './parametric/vit';
+export type { ParametricVITOptions } from './parametric/vit';
