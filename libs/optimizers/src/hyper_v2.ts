@@ -398,7 +398,8 @@ function firstLayer(inps: FfPiece[], w0: (i: number) => tf.Tensor, b0: tf.Tensor
   inps.forEach((p, i) => {
     if (p.broadcastAt === undefined) o = tf.add(o, scaled(p, i));
   });
-  if (o.shape[1] !== S) o = tf.broadcastTo(o, [n, S, hid]);
+  // (adding zeros broadcasts with a gradient at any rank; tf.broadcastTo's tile has one up to rank 4)
+  if (o.shape[1] !== S) o = tf.add(o, tf.zeros([n, S, hid]));
   o = tf.reshape(o, [n, ...shp, hid]);
   inps.forEach((p, i) => {
     if (p.broadcastAt !== undefined) o = tf.add(o, tf.expandDims(tf.reshape(scaled(p, i), [n, ...p.shape!, hid]), p.broadcastAt + 1));
