@@ -12,7 +12,7 @@ export interface ExperimentSpec {
 }
 
 /** Fields left out of the shared hash: the learner may change them (e.g. `--steps` on resume). */
-export const UNHASHED_FIELDS = ['steps', 'logging', 'mode', 'description', 'numWorkers', 'eval'] as const;
+export const UNHASHED_FIELDS = ['steps', 'logging', 'mode', 'description', 'numWorkers', 'eval', 'population'] as const;
 
 export function workerConfigHash(config: MetaTrainingConfig): string {
   const c: Record<string, unknown> = { ...config };

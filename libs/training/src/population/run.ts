@@ -211,6 +211,12 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
   const cfg = withRandomMode(validateMetaTrainingConfig(config, registry));
   const v = validatePopulation(cfg, registry);
   const pop = v.population;
+  if (pop.value === 'eval' && !opts.valueFn) {
+    throw new ConfigError(
+      "population.value: 'eval' reports each checkpoint's continuous-evaluation result, which needs members as learners with an eval chief " +
+        '(lopt population --serve with lopt learner --population HOST:PORT --member-id I --eval); in one process use value: trainLoss',
+    );
+  }
   const logdir = opts.logdir;
   const remote = opts.remote;
   if (remote) {
