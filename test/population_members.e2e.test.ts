@@ -1,0 +1,179 @@
+/**
+ * End to end: population members that are real `lopt learner` processes with `lopt worker`s of
+ * their own (`lopt learner --population HOST:PORT --member-id I`), and the controller's side of a
+ * dead member.
+ *
+ * 1. Two learner members, one worker each, under `lopt population --serve`: member 0 is SIGKILLed
+ *    after a random one of its first reports and started again with the same command (same port:
+ *    its worker reconnects); it takes up its last reported checkpoint, both reach the step count,
+ *    and nothing the population state held at the kill is lost.
+ * 2. `population.value: eval`: a learner member with `--eval` and a `lopt eval-worker` reports its
+ *    eval chief's `train/nonorm_last_loss` for each checkpoint; the learner (and with it the chief)
+ *    is SIGKILLed at a random report and restarted: every value in the final state is the chief's
+ *    written result for that checkpoint's step, and nothing held at the kill is lost.
+ * 3. `lopt population --serve --spawn-members`: the controller starts the members; one is
+ *    SIGKILLed at a random report, the controller notices, starts a replacement that continues
+ *    from the member's last reported checkpoint, and exits 0 when every member is done.
+ */
+import { ChildProcess, execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { CLI as cli, LoptProcess, ROOT as root, spawnLopt, waitForOutput } from './support/lopt_process';
+
+let dir: string;
+const children: ChildProcess[] = [];
+type Proc = LoptProcess;
+const lopt = (args: string[]): Proc => spawnLopt(args, { track: children });
+const waitFor = (p: Proc, re: RegExp, count = 1, timeoutMs = 120000): Promise<RegExpMatchArray[]> => waitForOutput(p, re, { count, timeoutMs, pollMs: 5 });
+const kill = async (p: Proc) => {
+  p.child.kill('SIGKILL');
+  await p.exited;
+};
+
+/** A free TCP port on 127.0.0.1 (a restarted learner binds the same one, so its workers find it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Entry {
+  step: number;
+  value: number | null;
+  params: string | null;
+  metaParams: Record<string, number>;
+}
+/** The population state: its active workers and every generation's checkpoints by step. */
+function state(logdir: string): { activeWorkers: Array<{ generationId: string; step: number }>; cache: Record<string, Record<string, Entry>> } {
+  return JSON.parse(fs.readFileSync(path.join(logdir, 'population.state'), 'utf8'));
+}
+/** Every entry of `before` is in `after`, unchanged. */
+function expectKept(before: ReturnType<typeof state>, after: ReturnType<typeof state>, ctx: object): void {
+  for (const [g, steps] of Object.entries(before.cache)) for (const [s, e] of Object.entries(steps)) expect({ ...ctx, g, s, e: after.cache[g]?.[s] }).toEqual({ ...ctx, g, s, e });
+}
+
+beforeAll(() => {
+  try {
+    execFileSync('npx', ['tsc', '-b', 'libs/core', 'libs/tasks', 'libs/optimizers', 'libs/estimators', 'libs/training', 'apps/runner'], { cwd: root, stdio: 'pipe' });
+  } catch (e) {
+    if (!fs.existsSync(cli)) throw e;
+    console.warn(`tsc -b failed, using the existing build:\n${String((e as { stdout?: Buffer }).stdout ?? e).slice(0, 2000)}`);
+  }
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-pop-members-e2e-'));
+}, 300000);
+
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const POP = (members: number, extra: string[] = []) => [
+  'quadratic-pes',
+  '--steps',
+  '8',
+  '--backend',
+  'cpu',
+  '--set',
+  'tasks.0.numTasks=2',
+  '--set',
+  `population={"members":${members},"evalEvery":2,"mutator":{"name":"winner_take_all_genetic","config":{"stepsPerExploit":2}},"hparams":{"thetaOptimizer.config.learningRate":{"init":${members === 1 ? '1e-3' : '[1e-4,3e-3]'}}}${extra.join('')}}`,
+];
+const REPORT = /\[population\] member \d step \d+\/8: value/;
+
+test('learner members with workers of their own; a killed learner member restarts from its last reported checkpoint, nothing lost', async () => {
+  const logdir = path.join(dir, 'learners');
+  const ctl = lopt(['population', ...POP(2), '--logdir', logdir, '--serve']);
+  const [m] = await waitFor(ctl, /listening on (127\.0\.0\.1:\d+)/);
+  const ports = [await freePort(), await freePort()];
+  const learner = (i: number) => lopt(['learner', ...POP(2), '--population', m[1], '--member-id', String(i), '--logdir', logdir, '--port', String(ports[i])]);
+  const ls = [learner(0), learner(1)];
+  for (const l of ls) await waitFor(l, /\[learner\] listening on/);
+  const workers = [0, 1].map((i) => lopt(['worker', 'quadratic-pes', '--backend', 'cpu', '--set', 'tasks.0.numTasks=2', '--learner', `127.0.0.1:${ports[i]}`, '--worker-id', String(i)]));
+
+  const k = Number(process.env.POP_KILL_LEARNER_AFTER) || 1 + Math.floor(Math.random() * 3);
+  const [last] = (await waitFor(ls[0], /\[population\] member 0 step (\d+)\/8: value/, k)).slice(-1);
+  await kill(ls[0]);
+  const atKill = state(logdir);
+  ls[0] = learner(0);
+  // it asks the controller and takes up a reported checkpoint (its own last one, or an exploit's)
+  const [sw] = await waitFor(ls[0], /member 0 -> generation \w+ at step (\d+) from members\/\d\/checkpoints\/checkpoint_\d+/);
+  expect(Number(sw[1])).toBeGreaterThanOrEqual(Math.min(Number(last[1]), 2));
+  for (const l of ls) expect({ k, code: await l.exited, out: l.out().slice(-800) }).toMatchObject({ code: 0 });
+  for (const w of workers) expect({ code: await w.exited, out: w.out().slice(-400) }).toMatchObject({ code: 0 });
+  for (const [i, l] of ls.entries()) expect(l.out()).toMatch(new RegExp(`\\[population\\] member ${i} done at step 8`));
+  // the workers' gradients trained the members; the learners logged outer steps
+  expect(ls[1].out()).toMatch(/\[learner\] step \d+\/8 loss/);
+  const end = state(logdir);
+  expectKept(atKill, end, { k });
+  // the members' reports (an exploit may carry a member past a report) are learner checkpoints
+  const reported = Object.values(end.cache).flatMap((g) => Object.values(g)).filter((e) => e.value !== null);
+  expect(reported.filter((e) => e.step === 8).length).toBeGreaterThanOrEqual(2);
+  for (const e of reported) expect(JSON.parse(fs.readFileSync(path.join(e.params!, 'meta.json'), 'utf8')).extra).toMatchObject({ mode: 'async' });
+  ctl.child.kill('SIGTERM');
+  expect(await ctl.exited).toBe(0);
+}, 300000);
+
+test("population.value eval: a learner member reports its eval chief's result; killed with its chief and restarted, nothing lost", async () => {
+  const logdir = path.join(dir, 'eval');
+  const pop = POP(1, [',"value":"eval"']);
+  const ctl = lopt(['population', ...pop, '--logdir', logdir, '--serve']);
+  const [m] = await waitFor(ctl, /listening on (127\.0\.0\.1:\d+)/);
+  const port = await freePort();
+  const evalSet = ['--set', 'eval={"steps":10,"seeds":1,"pollSeconds":1}'];
+  const learner = () => lopt(['learner', ...pop, ...evalSet, '--eval', '--population', m[1], '--member-id', '0', '--logdir', logdir, '--port', String(port)]);
+  // without --eval, a member with value eval is refused
+  const refused = lopt(['learner', ...pop, '--population', m[1], '--member-id', '0', '--logdir', logdir]);
+  expect(await refused.exited).not.toBe(0);
+  expect(refused.out()).toMatch(/population\.value 'eval'.*add --eval/);
+
+  let l = learner();
+  await waitFor(l, /\[learner\] listening on/);
+  const worker = lopt(['worker', 'quadratic-pes', '--backend', 'cpu', '--set', 'tasks.0.numTasks=2', '--learner', `127.0.0.1:${port}`, '--worker-id', '0']);
+  const evalWorker = lopt(['eval-worker', '--backend', 'cpu', '--learner', `127.0.0.1:${port}`, '--worker-id', 'e0']);
+  const k = Number(process.env.POP_KILL_CHIEF_AFTER) || 1 + Math.floor(Math.random() * 2);
+  await waitFor(l, REPORT, k);
+  await kill(l);
+  const atKill = state(logdir);
+  l = learner();
+  expect({ k, code: await l.exited, out: l.out().slice(-800) }).toMatchObject({ code: 0 });
+  expect(l.out()).toMatch(/\[population\] member 0 done at step 8/);
+  for (const p of [worker, evalWorker]) expect({ code: await p.exited, out: p.out().slice(-400) }).toMatchObject({ code: 0 });
+  const end = state(logdir);
+  expectKept(atKill, end, { k });
+  // every reported value is the chief's train/nonorm_last_loss of a checkpoint at that step
+  const chief = JSON.parse(fs.readFileSync(path.join(logdir, 'members', '0', 'eval_chief', 'eval_chief_state.json'), 'utf8'));
+  const written = chief.written as Array<{ step: number; metrics: Record<string, number> }>;
+  const reported = Object.values(end.cache).flatMap((g) => Object.values(g)).filter((e) => e.value !== null);
+  expect(reported.map((e) => e.step).sort((a, b) => a - b)).toEqual(expect.arrayContaining([2, 4, 6, 8]));
+  for (const e of reported) expect({ k, step: e.step, found: written.some((w) => w.step === e.step && w.metrics['train/nonorm_last_loss'] === e.value) }).toEqual({ k, step: e.step, found: true });
+  ctl.child.kill('SIGTERM');
+  expect(await ctl.exited).toBe(0);
+}, 300000);
+
+test('--serve --spawn-members: a member killed at a random point is replaced and continues from its last reported checkpoint', async () => {
+  const logdir = path.join(dir, 'spawned');
+  const ctl = lopt(['population', ...POP(2), '--logdir', logdir, '--serve', '--spawn-members']);
+  const k = Number(process.env.POP_KILL_SPAWNED_AFTER) || 1 + Math.floor(Math.random() * 3);
+  const [[, pid]] = await waitFor(ctl, /started member 1 \(pid (\d+)\)/);
+  await waitFor(ctl, /\[member 1\] \[population\] member 1 step \d+\/8: value/, k);
+  process.kill(Number(pid), 'SIGKILL');
+  await waitFor(ctl, new RegExp(`member 1 \\(pid ${pid}\\) died \\(SIGKILL\\); starting a replacement`));
+  const atKill = state(logdir);
+  const code = await ctl.exited;
+  const out = ctl.out();
+  expect({ k, code, out: out.slice(-1500) }).toMatchObject({ code: 0 });
+  // the replacement took up a reported checkpoint instead of starting over
+  const after = out.slice(out.indexOf(`member 1 (pid ${pid}) died`));
+  expect(after).toMatch(/\[member 1\] \[population\] member 1 -> generation \w+ at step [2-8] from members\/\d\/checkpoints\/checkpoint_\d+/);
+  expect(after).toMatch(/member 1: new process \w+ replaces \w+/);
+  expect(out).toMatch(/every member is done/);
+  for (const i of [0, 1]) expect(out).toMatch(new RegExp(`\\[member ${i}\\] +member ${i}: step 8, last value`));
+  expectKept(atKill, state(logdir), { k });
+}, 300000);
