@@ -12,8 +12,9 @@
  *    is SIGKILLed at a random report and restarted: every value in the final state is the chief's
  *    written result for that checkpoint's step, and nothing held at the kill is lost.
  * 3. `lopt population --serve --spawn-members`: the controller starts the members; one is
- *    SIGKILLed at a random report, the controller notices, starts a replacement that continues
- *    from the member's last reported checkpoint, and exits 0 when every member is done.
+ *    SIGKILLed at a random report, another stops answering (SIGSTOP: no heartbeats) and is killed
+ *    after --member-timeout-seconds; the controller starts replacements that continue from the
+ *    members' last reported checkpoints, and exits 0 when every member is done.
  */
 import { ChildProcess, execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -157,23 +158,29 @@ test("population.value eval: a learner member reports its eval chief's result; k
   expect(await ctl.exited).toBe(0);
 }, 300000);
 
-test('--serve --spawn-members: a member killed at a random point is replaced and continues from its last reported checkpoint', async () => {
+test('--serve --spawn-members: a member SIGKILLed at a random point and one that stops answering (SIGSTOP) are replaced, continuing from their last reported checkpoints', async () => {
   const logdir = path.join(dir, 'spawned');
-  const ctl = lopt(['population', ...POP(2), '--logdir', logdir, '--serve', '--spawn-members']);
+  const ctl = lopt(['population', ...POP(2), '--logdir', logdir, '--serve', '--spawn-members', '--member-timeout-seconds', '8']);
   const k = Number(process.env.POP_KILL_SPAWNED_AFTER) || 1 + Math.floor(Math.random() * 3);
-  const [[, pid]] = await waitFor(ctl, /started member 1 \(pid (\d+)\)/);
+  const [[, pid0]] = await waitFor(ctl, /started member 0 \(pid (\d+)\)/);
+  const [[, pid1]] = await waitFor(ctl, /started member 1 \(pid (\d+)\)/);
+  await waitFor(ctl, /\[member 0\] \[population\] member 0 step \d+\/8: value/);
+  process.kill(Number(pid0), 'SIGSTOP'); // alive, but silent: no heartbeats
   await waitFor(ctl, /\[member 1\] \[population\] member 1 step \d+\/8: value/, k);
-  process.kill(Number(pid), 'SIGKILL');
-  await waitFor(ctl, new RegExp(`member 1 \\(pid ${pid}\\) died \\(SIGKILL\\); starting a replacement`));
+  process.kill(Number(pid1), 'SIGKILL');
+  await waitFor(ctl, new RegExp(`member 1 \\(pid ${pid1}\\) died \\(SIGKILL\\); starting a replacement`));
   const atKill = state(logdir);
+  await waitFor(ctl, new RegExp(`member 0 \\(pid ${pid0}\\) not heard from for 8 s: killing it`), 1, 60000);
   const code = await ctl.exited;
   const out = ctl.out();
   expect({ k, code, out: out.slice(-1500) }).toMatchObject({ code: 0 });
-  // the replacement took up a reported checkpoint instead of starting over
-  const after = out.slice(out.indexOf(`member 1 (pid ${pid}) died`));
-  expect(after).toMatch(/\[member 1\] \[population\] member 1 -> generation \w+ at step [2-8] from members\/\d\/checkpoints\/checkpoint_\d+/);
-  expect(after).toMatch(/member 1: new process \w+ replaces \w+/);
+  // the replacements took up reported checkpoints instead of starting over
+  for (const [i, pid] of [[0, pid0], [1, pid1]] as const) {
+    const after = out.slice(out.indexOf(`member ${i} (pid ${pid}) died (SIGKILL); starting a replacement`));
+    expect(after).toMatch(new RegExp(`\\[member ${i}\\] \\[population\\] member ${i} -> generation \\w+ at step [2-8] from members\\/\\d\\/checkpoints\\/checkpoint_\\d+`));
+    expect(after).toMatch(new RegExp(`member ${i}: new process \\w+ replaces \\w+`));
+    expect(out).toMatch(new RegExp(`\\[member ${i}\\] +member ${i}: step 8, last value`));
+  }
   expect(out).toMatch(/every member is done/);
-  for (const i of [0, 1]) expect(out).toMatch(new RegExp(`\\[member ${i}\\] +member ${i}: step 8, last value`));
   expectKept(atKill, state(logdir), { k });
 }, 300000);
