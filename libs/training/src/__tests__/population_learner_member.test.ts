@@ -27,8 +27,14 @@ function yielding(c: InProcessTransport): LearnerClient {
   const turn = () => new Promise<void>((r) => setImmediate(r));
   return {
     address: c.address,
-    getWorkerWeights: async (r) => (await turn(), c.getWorkerWeights(r)),
-    putGradient: async (r) => (await turn(), c.putGradient(r)),
+    getWorkerWeights: async (r) => {
+      await turn();
+      return c.getWorkerWeights(r);
+    },
+    putGradient: async (r) => {
+      await turn();
+      return c.putGradient(r);
+    },
     close: () => c.close(),
   };
 }
