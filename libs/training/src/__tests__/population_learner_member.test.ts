@@ -12,7 +12,6 @@ import * as os from 'os';
 import * as path from 'path';
 import { registry } from '@lopt/core';
 import { resolveRunConfig } from '../index';
-import { ConfigError } from '../config';
 import { buildExperiment, DistributedLearner, InProcessTransport, runWorker, type LearnerClient } from '../distributed';
 import { EvalValueWaiter, PopulationController, makeMutator, runLearnerMember, trainPopulation, validatePopulation, type PopulationEvent } from '../population';
 
@@ -140,12 +139,21 @@ describe('population.value and population.evalTag', () => {
     expect(() => validatePopulation(cfg({ members: 2, value: 'validLoss' }), registry)).toThrow(/population\.value: "validLoss" is not allowed; allowed: trainLoss, eval/);
   });
 
-  test("'eval' in one process (no eval chief) is refused before anything is written", async () => {
+  test("'eval' in one process: each member's eval chief (a worker thread) evaluates every reported checkpoint, and its tag is the value", async () => {
     const logdir = path.join(dir, 'pop');
-    await expect(trainPopulation(cfg({ members: 2, value: 'eval' }), { logdir, backend: 'cpu' })).rejects.toThrow(ConfigError);
-    await expect(trainPopulation(cfg({ members: 2, value: 'eval' }), { logdir, backend: 'cpu' })).rejects.toThrow(/population\.value: 'eval'.*lopt learner --population/);
-    expect(fs.existsSync(logdir)).toBe(false);
-  });
+    const c = resolveRunConfig(registry, 'quadratic-pes', {
+      steps: 4,
+      set: ['tasks.0.numTasks=2', 'population={"members":1,"value":"eval","evalTag":"train/nonorm_avg_loss","evalEvery":2,"mutator":{"name":"fixed_schedule","config":{"schedule":{}}}}', 'eval={"steps":5,"seeds":1,"pollSeconds":60}'],
+    });
+    const reports: number[] = [];
+    const r = await trainPopulation(c, { logdir, backend: 'cpu', onEvent: (e) => e.type === 'report' && reports.push(e.value) });
+    expect(r.members[0].lastReport?.step).toBe(4);
+    const chief = JSON.parse(fs.readFileSync(path.join(logdir, 'members', '0', 'eval_chief', 'eval_chief_state.json'), 'utf8'));
+    const written = chief.written as Array<{ step: number; metrics: Record<string, number> }>;
+    expect(written.map((w) => w.step)).toEqual([2, 4]);
+    expect(reports).toEqual(written.map((w) => w.metrics['train/nonorm_avg_loss']));
+    expect(reports.every(Number.isFinite)).toBe(true);
+  }, 120000);
 
   test("a learner member with 'eval' and no eval chief is refused", async () => {
     const spec = buildExperiment(registry, 'quadratic-pes', { steps: 4, set: ['tasks.0.numTasks=2', 'population={"members":1,"value":"eval","mutator":{"name":"fixed_schedule","config":{"schedule":{}}}}'] });

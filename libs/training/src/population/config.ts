@@ -22,7 +22,8 @@ export const PopulationSchema = z
     /**
      * What a member reports (lower is better): `trainLoss`, the mean meta-training loss of the
      * steps since its last report; or `eval`, its continuous-evaluation chief's `evalTag` for the
-     * reported checkpoint (members as `lopt learner --population ... --eval`; the reference's
+     * reported checkpoint (learner members: `lopt learner --population ... --eval`; members that
+     * train themselves: an eval chief with worker threads each; the reference's
      * `run_eval_chief` with `log_to_population_tag`). `train_loss` is accepted for `trainLoss`.
      */
     value: z.preprocess((v) => (v === 'train_loss' ? 'trainLoss' : v), z.enum(['trainLoss', 'eval'])).default('trainLoss'),
