@@ -235,6 +235,19 @@ async function serve(
   if (members) log(`[population] every member is done (state in ${state})`);
 }
 
+/** Sends `sig` to the process group of `child` (spawned detached), else to the child alone. */
+function signalGroup(child: import('child_process').ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, sig);
+  } catch {
+    try {
+      child.kill(sig);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
 /** The arguments of `lopt population` that make a member of this population (`--controller`/`--member` added per member). */
 function memberArgs(experiment: string, o: PopulationCliOptions, logdir: string): string[] {
   const out = ['population', experiment, '--logdir', logdir];
@@ -284,7 +297,7 @@ class MemberSupervisor {
         if ((Date.now() - last) / 1000 > this.timeoutSeconds && child.exitCode === null && child.signalCode === null) {
           this.log(`[population] member ${id} (pid ${child.pid}) not heard from for ${this.timeoutSeconds} s: killing it, a replacement follows`);
           this.started.set(id, Date.now()); // one kill per timeout
-          child.kill('SIGKILL');
+          signalGroup(child, 'SIGKILL');
         }
       }
     }, 500);
@@ -292,10 +305,13 @@ class MemberSupervisor {
 
   private spawn(id: number, onAllDone: () => void, onFailure: (e: Error) => void): void {
     const { spawn } = require('child_process') as typeof import('child_process'); // eslint-disable-line @typescript-eslint/no-require-imports
+    // each member in a process group of its own: a --member-command may start several processes
+    // (a learner and its workers), and a kill must reach them all
     const child = this.spec.command
-      ? spawn('sh', ['-c', this.spec.command.replaceAll('{controller}', this.server.address).replaceAll('{member}', String(id))], { stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn('sh', ['-c', this.spec.command.replaceAll('{controller}', this.server.address).replaceAll('{member}', String(id))], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
       : spawn(process.execPath, [process.argv[1], ...(process.argv.includes('--quiet') ? ['--quiet'] : []), ...this.spec.args, '--controller', this.server.address, '--member', String(id)], {
           stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
         });
     this.children.set(id, child);
     this.started.set(id, Date.now());
@@ -312,6 +328,8 @@ class MemberSupervisor {
     child.on('exit', (code, signal) => {
       if (this.children.get(id) !== child) return;
       this.children.delete(id);
+      // what the member started dies with it (a --member-command's learner and workers)
+      if (code !== 0) signalGroup(child, 'SIGKILL');
       if (this.stopping) return;
       if (code === 0) {
         this.done.add(id);
@@ -341,12 +359,12 @@ class MemberSupervisor {
         (c) =>
           new Promise<void>((resolve) => {
             if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            const k = setTimeout(() => c.kill('SIGKILL'), 10000);
+            const k = setTimeout(() => signalGroup(c, 'SIGKILL'), 10000);
             c.on('exit', () => {
               clearTimeout(k);
               resolve();
             });
-            c.kill('SIGTERM');
+            signalGroup(c, 'SIGTERM');
           }),
       ),
     );
