@@ -8,7 +8,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import * as path from 'path';
 import type { population as populationNs } from '@lopt/training';
-import { hostPortArg, intArg, BACKEND_CHOICES, collect } from './args';
+import { hostPortArg, intArg, secondsArg, BACKEND_CHOICES, collect } from './args';
 import { readTokenFile } from './learner';
 import { CliContext } from './context';
 
@@ -32,6 +32,10 @@ interface PopulationCliOptions {
   tokenFile?: string;
   controller?: string;
   member?: string;
+  spawnMembers?: boolean;
+  memberCommand?: string;
+  memberTimeoutSeconds?: string;
+  maxRestarts?: string;
 }
 
 /** `--members`, `--mutator` and `--eval-every` as `--set population.*` overrides (applied last). */
@@ -71,6 +75,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--token-file <file>', 'controller and members: every call carries this token')
     .option('--controller <host:port>', 'run one member (--member) against the controller at host:port (same --logdir, experiment and overrides)')
     .option('--member <i>', 'with --controller: the member this process runs')
+    .option('--spawn-members', '--serve: also start every member as a child process, and replace one that dies or goes silent (it continues from its last reported checkpoint); exits when all are done')
+    .option('--member-command <cmd>', "--spawn-members: a member's shell command, {controller} and {member} replaced (default: this command with --controller {controller} --member {member}), e.g. a lopt learner --population {controller} --member-id {member}")
+    .option('--member-timeout-seconds <s>', '--serve: a member not heard from this long (heartbeats every 2 s) is dead: killed and replaced with --spawn-members, else reported', '60')
+    .option('--max-restarts <n>', '--spawn-members: replacements per member before the controller gives up', '10')
     .addHelpText('after', '\nExample: lopt population quadratic-pes --members 4 --mutator winner_take_all_genetic --steps 50 --logdir runs/pop')
     .action(async (experiment: string, o: PopulationCliOptions) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- @lopt/training loads only when a run starts
@@ -87,7 +95,13 @@ export function register(program: Command, ctx: CliContext): void {
       const logdir = o.logdir ?? training.defaultLogdir(`${experiment}-population`);
       const token = readTokenFile(o.tokenFile);
       const ids = { name: experiment, configHash: training.resumeHash(training.withRandomMode(config)) };
-      if (o.serve) return serve(ctx, config, v, logdir, ids, { host: o.host, port: intArg('--port', o.port, 0)!, token, resume: Boolean(o.resume) });
+      if ((o.spawnMembers || o.memberCommand) && !o.serve) throw new Error('--spawn-members and --member-command go with --serve: the controller starts the members');
+      if (o.memberCommand && !o.spawnMembers) throw new Error('--member-command needs --spawn-members');
+      if (o.serve) {
+        const memberTimeoutSeconds = secondsArg('--member-timeout-seconds', o.memberTimeoutSeconds ?? '60', 0.001) as number;
+        const spawnMembers = o.spawnMembers ? { command: o.memberCommand ?? null, args: memberArgs(experiment, o, logdir), maxRestarts: intArg('--max-restarts', o.maxRestarts ?? '10', 0)! } : null;
+        return serve(ctx, config, v, logdir, ids, { host: o.host, port: intArg('--port', o.port, 0)!, token, resume: Boolean(o.resume), memberTimeoutSeconds, spawnMembers });
+      }
       let remote: populationNs.PopulationTrainOptions['remote'];
       let close = () => undefined as void;
       if (o.controller !== undefined || o.member !== undefined) {
@@ -95,7 +109,7 @@ export function register(program: Command, ctx: CliContext): void {
         const member = intArg('--member', o.member, 0)!;
         if (member >= v.population.members) throw new Error(`--member must be one of 0..${v.population.members - 1}, got ${member}`);
         const { PopulationGrpcClient } = await import('../distributed/population_grpc');
-        const client = new PopulationGrpcClient(hostPortArg('--controller', o.controller), { experiment: ids, token, log: (l) => ctx.stderr.write(l + '\n') });
+        const client = new PopulationGrpcClient(hostPortArg('--controller', o.controller), { experiment: ids, token, log: (l) => ctx.stderr.write(l + '\n'), memberId: member });
         remote = { service: client, members: [member] };
         close = () => client.close();
       }
@@ -169,7 +183,7 @@ async function serve(
   v: populationNs.ValidatedPopulation,
   logdir: string,
   experiment: { name: string; configHash: string },
-  o: { host: string; port: number; token: string | null; resume: boolean },
+  o: { host: string; port: number; token: string | null; resume: boolean; memberTimeoutSeconds: number; spawnMembers: { command: string | null; args: string[]; maxRestarts: number } | null },
 ): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- @lopt/training loads only when a run starts
   const pop = (require('@lopt/training') as TrainingModule).population;
@@ -183,15 +197,176 @@ async function serve(
   fs.writeFileSync(path.join(logdir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   const server = await startPopulationServer(controller, { experiment, host: o.host, port: o.port, token: o.token, log });
   log(`[population] controller of ${v.population.members} member(s), ${v.mutatorName}, listening on ${server.address}${controller.resumed ? ' (resumed)' : ''}`);
+  const members = o.spawnMembers ? new MemberSupervisor(server, v.population.members, o.spawnMembers, o.memberTimeoutSeconds, log) : null;
+  let failure: Error | null = null;
+  // without --spawn-members: a member silent for the timeout is reported (start it again by hand)
+  const silent = new Set<number>();
+  const watch = members
+    ? null
+    : setInterval(() => {
+        for (const [id, l] of server.liveness) {
+          const quiet = (Date.now() - l.lastSeen) / 1000 > o.memberTimeoutSeconds;
+          if (quiet && !silent.has(id)) log(`[population] member ${id} not heard from for ${o.memberTimeoutSeconds} s: if it died, start it again with the same command (it continues from its last reported checkpoint)`);
+          if (quiet) silent.add(id);
+          else silent.delete(id);
+        }
+      }, 1000);
   await new Promise<void>((resolve) => {
     const done = (sig: NodeJS.Signals) => {
       log(`[population] ${sig}: controller stopping (state in ${state})`);
+      finish();
+    };
+    const finish = () => {
       process.off('SIGINT', done);
       process.off('SIGTERM', done);
       resolve();
     };
     process.on('SIGINT', done);
     process.on('SIGTERM', done);
+    members?.start(finish, (e) => {
+      failure = e;
+      finish();
+    });
   });
+  if (watch) clearInterval(watch);
+  await members?.stop();
   await server.close();
+  if (failure) throw failure;
+  if (members) log(`[population] every member is done (state in ${state})`);
+}
+
+/** Sends `sig` to the process group of `child` (spawned detached), else to the child alone. */
+function signalGroup(child: import('child_process').ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, sig);
+  } catch {
+    try {
+      child.kill(sig);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** The arguments of `lopt population` that make a member of this population (`--controller`/`--member` added per member). */
+function memberArgs(experiment: string, o: PopulationCliOptions, logdir: string): string[] {
+  const out = ['population', experiment, '--logdir', logdir];
+  for (const s of o.set) out.push('--set', s);
+  const pairs: Array<[string, string | undefined]> = [
+    ['--config', o.config],
+    ['--steps', o.steps],
+    ['--seed', o.seed],
+    ['--members', o.members],
+    ['--mutator', o.mutator],
+    ['--eval-every', o.evalEvery],
+    ['--backend', o.backend],
+    ['--token-file', o.tokenFile],
+  ];
+  for (const [k, x] of pairs) if (x !== undefined) out.push(k, x);
+  return out;
+}
+
+/**
+ * `--serve --spawn-members`: starts every member as a child process and replaces one that exits
+ * with an error or a signal, or that the controller has not heard from (calls or heartbeats) for
+ * the member timeout (it is killed first). A replacement polls with no generation: the controller
+ * hands it the member's generation and last reported checkpoint, so only the steps since that
+ * report are redone (the issue's "a population member that dies is replaced and its job redone").
+ */
+class MemberSupervisor {
+  private readonly children = new Map<number, import('child_process').ChildProcess>();
+  private readonly started = new Map<number, number>();
+  private readonly restarts = new Map<number, number>();
+  private readonly done = new Set<number>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopping = false;
+
+  constructor(
+    private readonly server: { address: string; liveness: Map<number, { lastSeen: number }> },
+    private readonly count: number,
+    private readonly spec: { command: string | null; args: string[]; maxRestarts: number },
+    private readonly timeoutSeconds: number,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  start(onAllDone: () => void, onFailure: (e: Error) => void): void {
+    for (let i = 0; i < this.count; i++) this.spawn(i, onAllDone, onFailure);
+    this.timer = setInterval(() => {
+      for (const [id, child] of this.children) {
+        const last = Math.max(this.started.get(id) ?? 0, this.server.liveness.get(id)?.lastSeen ?? 0);
+        if ((Date.now() - last) / 1000 > this.timeoutSeconds && child.exitCode === null && child.signalCode === null) {
+          this.log(`[population] member ${id} (pid ${child.pid}) not heard from for ${this.timeoutSeconds} s: killing it, a replacement follows`);
+          this.started.set(id, Date.now()); // one kill per timeout
+          signalGroup(child, 'SIGKILL');
+        }
+      }
+    }, 500);
+  }
+
+  private spawn(id: number, onAllDone: () => void, onFailure: (e: Error) => void): void {
+    const { spawn } = require('child_process') as typeof import('child_process'); // eslint-disable-line @typescript-eslint/no-require-imports
+    // each member in a process group of its own: a --member-command may start several processes
+    // (a learner and its workers), and a kill must reach them all
+    const child = this.spec.command
+      ? spawn('sh', ['-c', this.spec.command.replaceAll('{controller}', this.server.address).replaceAll('{member}', String(id))], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+      : spawn(process.execPath, [process.argv[1], ...(process.argv.includes('--quiet') ? ['--quiet'] : []), ...this.spec.args, '--controller', this.server.address, '--member', String(id)], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        });
+    this.children.set(id, child);
+    this.started.set(id, Date.now());
+    this.log(`[population] started member ${id} (pid ${child.pid})`);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let buf = '';
+      stream.on('data', (d: Buffer) => {
+        buf += d.toString('utf8');
+        const lines = buf.split('\n');
+        buf = lines.pop()!;
+        for (const l of lines) this.log(`[member ${id}] ${l}`);
+      });
+    }
+    child.on('exit', (code, signal) => {
+      if (this.children.get(id) !== child) return;
+      this.children.delete(id);
+      // what the member started dies with it (a --member-command's learner and workers)
+      if (code !== 0) signalGroup(child, 'SIGKILL');
+      if (this.stopping) return;
+      if (code === 0) {
+        this.done.add(id);
+        this.log(`[population] member ${id} (pid ${child.pid}) is done`);
+        if (this.done.size === this.count) onAllDone();
+        return;
+      }
+      const n = (this.restarts.get(id) ?? 0) + 1;
+      this.restarts.set(id, n);
+      if (n > this.spec.maxRestarts) {
+        onFailure(new Error(`member ${id} died ${n} times (last: ${signal ?? `exit code ${code}`}); giving up (--max-restarts ${this.spec.maxRestarts})`));
+        return;
+      }
+      this.log(`[population] member ${id} (pid ${child.pid}) died (${signal ?? `exit code ${code}`}); starting a replacement (${n}/${this.spec.maxRestarts})`);
+      setTimeout(() => {
+        if (!this.stopping) this.spawn(id, onAllDone, onFailure);
+      }, 300);
+    });
+  }
+
+  /** Stops the supervision; members still running get SIGTERM (and SIGKILL after 10 s). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all(
+      [...this.children.values()].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const k = setTimeout(() => signalGroup(c, 'SIGKILL'), 10000);
+            c.on('exit', () => {
+              clearTimeout(k);
+              resolve();
+            });
+            signalGroup(c, 'SIGTERM');
+          }),
+      ),
+    );
+  }
 }

@@ -8,6 +8,7 @@
  * the population. Members retry while the controller is unreachable (it may be restarting from its
  * state file).
  */
+import { randomBytes } from 'crypto';
 import * as grpc from '@grpc/grpc-js';
 import { distributed, population } from '@lopt/training';
 import { bindServer } from './grpc';
@@ -20,6 +21,14 @@ export const POPULATION_SERVICE = 'lopt.population.v1.PopulationController';
 export interface MemberId {
   /** experiment name and config hash (`resumeHash`) */
   experiment: { name: string; configHash: string };
+  /**
+   * The member process's random id (absent from older members): the controller serves the
+   * newest process of a member only, so a replaced one that wakes up cannot report twice.
+   */
+  incarnation?: string;
+}
+export interface HeartbeatRequest extends MemberId {
+  workerId: number;
 }
 export interface PollRequest extends MemberId {
   workerId: number;
@@ -54,11 +63,20 @@ const method = (name: string): grpc.MethodDefinition<unknown, unknown> => ({
 export const POPULATION_SERVICE_DEFINITION: grpc.ServiceDefinition = {
   MaybeGetWorkerData: method('MaybeGetWorkerData'),
   SetEval: method('SetEval'),
+  Heartbeat: method('Heartbeat'),
 };
+
+/** When the controller last heard from each member, and from which of its processes. */
+export interface MemberLiveness {
+  lastSeen: number;
+  incarnation: string | null;
+}
 
 export interface PopulationServer {
   readonly address: string;
   readonly port: number;
+  /** Per member id: when it was last heard from (any call, heartbeats included). */
+  readonly liveness: Map<number, MemberLiveness>;
   close(): Promise<void>;
 }
 
@@ -69,6 +87,19 @@ export async function startPopulationServer(
 ): Promise<PopulationServer> {
   const host = opts.host ?? '127.0.0.1';
   const server = new grpc.Server();
+  const liveness = new Map<number, MemberLiveness>();
+  // A member process that starts (polls with no generation) becomes the member's current process;
+  // calls from an earlier one (a replaced member that was only stalled) are refused from then on.
+  const seen = (r: { workerId: number; incarnation?: string }, fresh: boolean) => {
+    if (!Number.isSafeInteger(r.workerId) || r.workerId < 0) throw new RpcError(Status.INVALID_ARGUMENT, `workerId must be a non-negative integer, got ${r.workerId}`);
+    const inc = r.incarnation ?? null;
+    const cur = liveness.get(r.workerId);
+    if (cur && cur.incarnation !== null && inc !== null && inc !== cur.incarnation && !fresh) {
+      throw new RpcError(Status.FAILED_PRECONDITION, `member ${r.workerId} was replaced by a newer process (${cur.incarnation}); this one (${inc}) must stop`);
+    }
+    if (fresh && cur && cur.incarnation !== inc) opts.log?.(`[population] member ${r.workerId}: new process ${inc ?? '(unnamed)'}${cur.incarnation ? ` replaces ${cur.incarnation}` : ''}`);
+    liveness.set(r.workerId, { lastSeen: Date.now(), incarnation: inc ?? cur?.incarnation ?? null });
+  };
   const check = (call: grpc.ServerUnaryCall<any, any>) => {
     if (opts.token) {
       const auth = String(call.metadata.get('authorization')[0] ?? '');
@@ -97,26 +128,55 @@ export async function startPopulationServer(
     }
   };
   server.addService(POPULATION_SERVICE_DEFINITION, {
-    MaybeGetWorkerData: unary((r: PollRequest) => ({ worker: controller.maybeGetWorkerData(r.workerId, r.generationId, r.step, r.params, r.metaParams) })),
+    MaybeGetWorkerData: unary((r: PollRequest) => {
+      seen(r, r.generationId === null);
+      return { worker: controller.maybeGetWorkerData(r.workerId, r.generationId, r.step, r.params, r.metaParams) };
+    }),
     SetEval: unary((r: EvalRequest) => {
+      seen(r, false);
       controller.setEval(r.workerId, r.generationId, r.step, r.params, r.value);
       return {};
     }),
+    Heartbeat: unary((r: HeartbeatRequest) => {
+      seen(r, false);
+      return {};
+    }),
   });
-  return bindServer(server, host, opts.port ?? 0, grpc.ServerCredentials.createInsecure());
+  const bound = await bindServer(server, host, opts.port ?? 0, grpc.ServerCredentials.createInsecure());
+  return { address: bound.address, port: bound.port, liveness, close: () => bound.close() };
 }
 
 /** A member's side: the `PopulationService` of a controller at `address`. */
 export class PopulationGrpcClient implements population.PopulationService {
   private readonly client: grpc.Client;
   private waiting = false;
+  /** This process's id towards the controller (see `MemberId.incarnation`). */
+  readonly incarnation = randomBytes(6).toString('hex');
+  private heartbeat: NodeJS.Timeout | null = null;
 
+  /**
+   * `memberId`: the member this process runs; it then sends a heartbeat every `heartbeatSeconds`
+   * (default 2), so the controller can tell a member that is busy training from a dead one.
+   */
   constructor(
     readonly address: string,
-    private readonly opts: { experiment: MemberId['experiment']; token?: string | null; retrySeconds?: number; deadlineSeconds?: number; log?: (line: string) => void },
+    private readonly opts: {
+      experiment: MemberId['experiment'];
+      token?: string | null;
+      retrySeconds?: number;
+      deadlineSeconds?: number;
+      log?: (line: string) => void;
+      memberId?: number;
+      heartbeatSeconds?: number;
+    },
   ) {
     const Ctor = grpc.makeGenericClientConstructor(POPULATION_SERVICE_DEFINITION, 'PopulationController');
     this.client = new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 2000 });
+    if (opts.memberId !== undefined) {
+      const req: HeartbeatRequest = { experiment: opts.experiment, incarnation: this.incarnation, workerId: opts.memberId };
+      this.heartbeat = setInterval(() => void this.once('Heartbeat', req).catch(() => undefined), 1000 * (opts.heartbeatSeconds ?? 2));
+      this.heartbeat.unref();
+    }
   }
 
   private once<T>(name: string, req: unknown): Promise<T> {
@@ -148,16 +208,18 @@ export class PopulationGrpcClient implements population.PopulationService {
   }
 
   async maybeGetWorkerData(workerId: number, generationId: string | null, step: number | null, params: unknown, metaParams: unknown): Promise<ActiveWorker | null> {
-    const req: PollRequest = { experiment: this.opts.experiment, workerId, generationId, step, params, metaParams };
+    const req: PollRequest = { experiment: this.opts.experiment, incarnation: this.incarnation, workerId, generationId, step, params, metaParams };
     return (await this.call<{ worker: ActiveWorker | null }>('MaybeGetWorkerData', req)).worker ?? null;
   }
 
   async setEval(workerId: number, generationId: string, step: number, params: unknown, value: number | null): Promise<void> {
-    const req: EvalRequest = { experiment: this.opts.experiment, workerId, generationId, step, params, value };
+    const req: EvalRequest = { experiment: this.opts.experiment, incarnation: this.incarnation, workerId, generationId, step, params, value };
     await this.call('SetEval', req);
   }
 
   close(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     this.client.close();
   }
 }

@@ -206,7 +206,9 @@ export interface HostedEvalOptions {
  * `eval.pollSeconds`; `finish()` takes the final checkpoint and resolves once every checkpoint is
  * written (workers are then told to exit).
  */
-export async function hostEvalChief(o: HostedEvalOptions): Promise<{ service: EvalChiefService; finish: (signal?: AbortSignal) => Promise<void>; close: () => Promise<void> }> {
+export async function hostEvalChief(
+  o: HostedEvalOptions,
+): Promise<{ service: EvalChiefService; chief: EvalChief; poll: (force?: boolean) => Promise<number | null | void>; finish: (signal?: AbortSignal) => Promise<void>; close: () => Promise<void> }> {
   const cfg = o.config.eval ?? ContinuousEvalSchema.parse({});
   const chief = await EvalChief.open({
     logdir: o.logdir,
@@ -222,6 +224,8 @@ export async function hostEvalChief(o: HostedEvalOptions): Promise<{ service: Ev
   timer.unref();
   return {
     service,
+    chief,
+    poll,
     finish: async (signal) => {
       await poll(true);
       while (chief.pendingGroups > 0 && !signal?.aborted) await new Promise((r) => setTimeout(r, 200));

@@ -13,7 +13,7 @@ export interface ExperimentSpec {
 }
 
 /** Fields left out of the shared hash: the learner may change them (e.g. `--steps` on resume). */
-export const UNHASHED_FIELDS = ['steps', 'logging', 'mode', 'description', 'numWorkers', 'eval'] as const;
+export const UNHASHED_FIELDS = ['steps', 'logging', 'mode', 'description', 'numWorkers', 'eval', 'population'] as const;
 
 /**
  * Hash of the config fields that change what a worker computes (all but {@link UNHASHED_FIELDS}); a worker

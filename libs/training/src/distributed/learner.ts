@@ -9,10 +9,10 @@
  */
 import { randomBytes } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
-import { PyTree, random, toHostTree, treeDispose, treeLeavesWithPath, treeMap } from '@lopt/core';
+import { PyTree, random, readCheckpointDir, toHostTree, treeDispose, treeLeavesWithPath, treeMap } from '@lopt/core';
 import type { AggregatedGradient, GradientLearnerState } from '@lopt/estimators';
 import { MetaTrainer } from '../meta_trainer';
-import { CheckpointManager } from '../checkpoints';
+import { CheckpointManager, type SavedCheckpoint } from '../checkpoints';
 import { SummaryWriter } from '../tensorboard';
 import { ExperimentSpec } from './experiment';
 import { AsyncGradientBuffer, GradientGate, SyncGradientSlots, batchMetrics } from './buffer';
@@ -61,6 +61,13 @@ export interface LearnerOptions {
   /** print a progress line every n steps (default: about 100 lines per run) */
   logEvery?: number;
   registry?: import('@lopt/core').Registry;
+  /** Checkpoints kept in `logdir` (default: the config's `logging.keepCheckpoints`). */
+  keepCheckpoints?: number;
+  /**
+   * Write checkpoint 0 on a fresh start (default true). A population member does not: its first
+   * generation comes from the controller, which may hand it a checkpoint to start from.
+   */
+  checkpointOnInit?: boolean;
 }
 
 interface QueuedGrad {
@@ -91,7 +98,8 @@ export interface LearnerResult {
  */
 export class DistributedLearner implements LearnerHandler {
   readonly spec: ExperimentSpec;
-  readonly trainer: MetaTrainer;
+  /** Its theta optimizer is rebuilt when a population member switches hyper-parameters (`loadGeneration`). */
+  trainer: MetaTrainer;
   readonly mode: LearnerMode;
   readonly numWorkers: number;
   readonly experiment: ExperimentId;
@@ -141,7 +149,7 @@ export class DistributedLearner implements LearnerHandler {
     if (this.opts.logdir) {
       this.ckpt = new CheckpointManager({
         dir: this.opts.logdir,
-        keep: cfg.logging.keepCheckpoints,
+        keep: this.opts.keepCheckpoints ?? cfg.logging.keepCheckpoints,
         everySteps: cfg.logging.checkpointEverySteps,
         everySeconds: cfg.logging.checkpointEverySeconds,
       });
@@ -164,7 +172,7 @@ export class DistributedLearner implements LearnerHandler {
           // as `lopt run --resume`: a resume with nothing to resume from is a mistake, not a fresh start
           throw new Error(`--resume: no checkpoint to resume from in ${this.ckpt.dir}`);
         }
-      } else if (this.ckpt.latest() !== null) {
+      } else if (this.ckpt.latest() !== null && this.opts.checkpointOnInit !== false) {
         this.log(`[learner] warning: ${this.ckpt.dir} already holds checkpoints; starting fresh (use --resume to continue from them)`);
       }
     } else if (this.opts.resume) {
@@ -179,7 +187,7 @@ export class DistributedLearner implements LearnerHandler {
         ? new SyncGradientSlots<QueuedGrad>({ numWorkers: this.numWorkers, current: this.step })
         : new AsyncGradientBuffer<QueuedGrad>({ batchSize: this.opts.batchSize ?? 1, staleness: this.opts.staleness ?? 1, current: this.step });
     await this.refreshCache();
-    if (this.ckpt && this.ckpt.latest() === null) await this.saveCheckpoint();
+    if (this.ckpt && this.ckpt.latest() === null && this.opts.checkpointOnInit !== false) await this.saveCheckpoint();
     if (this.opts.logdir) {
       this.writer = new SummaryWriter(this.opts.logdir, { filenameSuffix: '.learner' });
       // as `lopt run --resume` (train.ts): TensorBoard drops any record past the resumed step
@@ -201,6 +209,71 @@ export class DistributedLearner implements LearnerHandler {
   private async saveCheckpoint(): Promise<void> {
     if (!this.ckpt || !this.state) return;
     await this.ckpt.saveNow(this.checkpointPayload());
+  }
+
+  /** Writes a checkpoint of the current state now (`extra` goes into its meta); needs `logdir`. */
+  async checkpointNow(extra: Record<string, unknown> = {}): Promise<SavedCheckpoint> {
+    if (!this.ckpt || !this.state) throw new Error('checkpointNow: the learner has no logdir or is not initialized');
+    const payload = this.checkpointPayload();
+    return this.ckpt.saveNow({ ...payload, extra: { ...payload.extra, ...extra } });
+  }
+
+  /**
+   * A population member's switch to a new generation (reference `outer_train.train_learner` with a
+   * population: a new `outer_cfg` rebuilds the outer learner, a checkpoint path restores its
+   * state). `trainer` replaces the current one when the hyper-parameters changed (the optimizer's
+   * state carries over, as the reference's does); `checkpoint` is a `checkpoint_<n>` of a learner
+   * of the same experiment, or null to start from scratch (a fresh init with the config's seed).
+   * A new generation id makes the learner refuse gradients computed on the previous θ.
+   */
+  async loadGeneration(o: { trainer?: MetaTrainer; checkpoint: string | null }): Promise<void> {
+    if (!this.state) throw new Error('loadGeneration: call init() first');
+    if (o.trainer && o.trainer !== this.trainer) this.trainer = o.trainer;
+    const spec = (t: PyTree) => JSON.stringify(treeLeavesWithPath<unknown>(t).map(([p, l]) => [p, l instanceof tf.Tensor ? [l.dtype, l.shape] : typeof l]));
+    let state: GradientLearnerState;
+    let step: number;
+    if (o.checkpoint !== null) {
+      const { meta, tree } = await readCheckpointDir<PyTree>(o.checkpoint);
+      if (spec(tree) !== spec(this.state as unknown as PyTree)) {
+        treeDispose(tree);
+        throw new Error(`checkpoint ${o.checkpoint} does not match this experiment's learner state (is it a learner's checkpoint of experiment ${this.spec.name}?)`);
+      }
+      state = tree as unknown as GradientLearnerState;
+      step = meta.step;
+    } else {
+      const [key1] = random.split(random.PRNGKey(this.spec.config.seed));
+      state = await this.trainer.learner.init(key1);
+      step = 0;
+    }
+    treeDispose(this.state as unknown as PyTree);
+    this.state = state;
+    this.step = step;
+    this.genId = randomBytes(6).toString('hex');
+    this.thetaTemplate = this.trainer.learner.getMetaParams(state);
+    this.gate =
+      this.mode === 'sync'
+        ? new SyncGradientSlots<QueuedGrad>({ numWorkers: this.numWorkers, current: this.step })
+        : new AsyncGradientBuffer<QueuedGrad>({ batchSize: this.opts.batchSize ?? 1, staleness: this.opts.staleness ?? 1, current: this.step });
+    this.finished = this.step >= this.steps;
+    await this.refreshCache();
+    this.notify();
+  }
+
+  /** Writes `values` to the learner's TensorBoard file (with `logdir`) at `step`, flushed. */
+  writeScalars(values: Record<string, number>, step: number): void {
+    this.writer?.scalars(values, step);
+    this.writer?.flush();
+  }
+
+  /** True once `requestStop()` was called. */
+  get stopping(): boolean {
+    return this.stopRequested;
+  }
+
+  /** Marks the run finished (workers are told to exit) without further updates. */
+  finish(): void {
+    this.finished = true;
+    this.notify();
   }
 
   private checkpointPayload() {
@@ -347,14 +420,20 @@ export class DistributedLearner implements LearnerHandler {
     return reply(outcome === 'accepted', outcome === 'accepted' ? '' : outcome);
   }
 
-  /** Runs updates until the step count (or a stop request); resolves with the trajectory. */
-  async run(): Promise<LearnerResult> {
+  /**
+   * Runs updates until the step count (or a stop request); resolves with the trajectory.
+   * `untilStep`: stop there instead; `segment`: one segment of a population member, which neither
+   * writes a final checkpoint (the member writes the one it reports) nor marks the run finished at
+   * the last step (the controller may still move the member back: it calls `finish()`).
+   */
+  async run(opts: { untilStep?: number; segment?: boolean } = {}): Promise<LearnerResult> {
     if (!this.state) await this.init();
+    const until = Math.min(this.steps, opts.untilStep ?? this.steps);
     const cfg = this.spec.config;
     const logEvery = this.opts.logEvery ?? Math.max(1, Math.floor(this.steps / 100));
     const t0 = Date.now();
     const step0 = this.step;
-    while (this.step < this.steps && !this.stopRequested) {
+    while (this.step < until && !this.stopRequested) {
       await this.waitFor(() => this.stopRequested || this.gate.ready());
       if (this.stopRequested) break;
       const batch = this.gate.take();
@@ -410,9 +489,9 @@ export class DistributedLearner implements LearnerHandler {
       }
       if (this.ckpt) await this.ckpt.maybeSave(newStep, () => this.checkpointPayload());
     }
-    if (this.step >= this.steps) this.finished = true;
+    if (this.step >= this.steps && !opts.segment) this.finished = true;
     this.notify();
-    await this.saveCheckpoint();
+    if (!opts.segment) await this.saveCheckpoint();
     this.writer?.flush();
     const result: LearnerResult = {
       step: this.step,
@@ -422,7 +501,7 @@ export class DistributedLearner implements LearnerHandler {
       removedStaleGrads: this.gate.removedStaleTotal,
       duplicateGrads: this.duplicateGrads,
     };
-    this.log(`[learner] ${this.finished ? 'finished' : 'stopped'} at step ${this.step}; summary ${JSON.stringify({ ...result, losses: undefined })}`);
+    if (!opts.segment || this.stopRequested) this.log(`[learner] ${this.finished ? 'finished' : 'stopped'} at step ${this.step}; summary ${JSON.stringify({ ...result, losses: undefined })}`);
     return result;
   }
 

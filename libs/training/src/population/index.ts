@@ -16,3 +16,6 @@ export type { PopulationConfig } from './config';
 export { MUTATOR_ALIASES, SINGLE_MEMBER_MUTATORS, mutatorName } from './plugins';
 export { trainPopulation, validatePopulation, makeMutator, applyMetaParams } from './run';
 export type { PopulationTrainOptions, PopulationEvent, PopulationResult, PopulationMemberResult, PopulationReport, ValidatedPopulation } from './run';
+export { runLearnerMember } from './learner_member';
+export { EvalValueWaiter } from './eval_value';
+export type { LearnerMemberOptions, LearnerMemberResult } from './learner_member';

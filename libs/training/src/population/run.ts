@@ -31,6 +31,9 @@ import { PopulationSchema, type PopulationConfig } from './config';
 import { HParamPerturbation, type MetaParams } from './hparams';
 import { PopulationController, STATE_FILE, type Mutator, type PopulationService } from './population';
 import { MUTATOR_ALIASES, SINGLE_MEMBER_MUTATORS, mutatorName } from './plugins';
+import { ContinuousEval } from '../continuous_eval/single_machine';
+import { ContinuousEvalSchema } from '../continuous_eval/evaluation_set';
+import { EvalValueWaiter } from './eval_value';
 
 const HPARAM_PREFIX = 'thetaOptimizer.config.';
 
@@ -157,6 +160,7 @@ export interface PopulationTrainOptions {
   /**
    * The value a member reports (lower is better) instead of the config's `value`: e.g. an
    * evaluation of the checkpoint. Gets the mean meta-training loss of the segment as `trainLoss`.
+   * Without it, `value: eval` starts an eval chief per member (ContinuousEval: worker threads).
    */
   valueFn?: (info: { member: number; step: number; metaParams: MetaParams; trainLoss: number; checkpoint: string }) => number | Promise<number>;
   /**
@@ -221,6 +225,8 @@ interface Member {
   checkpoints: CheckpointManager;
   writer: SummaryWriter;
   lastReport: PopulationReport | null;
+  /** population.value eval: the member's eval chief (worker threads) and its results. */
+  evaluation: { ce: ContinuousEval; waiter: EvalValueWaiter } | null;
 }
 
 /** Trains the config's population into `opts.logdir`. */
@@ -262,8 +268,25 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
       checkpoints: new CheckpointManager({ dir, keep: pop.keepCheckpoints }),
       writer: new SummaryWriter(dir),
       lastReport: null,
+      evaluation: null,
     };
   });
+  // population.value eval: each member's checkpoints go to an eval chief of its own, in
+  // <member dir>/<chiefName>/ with eval.numWorkers worker threads; every reported checkpoint is
+  // evaluated (no skipping when busy) and its eval.evalTag result is the member's value.
+  if (pop.value === 'eval' && !opts.valueFn) {
+    const evalCfg = { ...cfg, eval: { ...(cfg.eval ?? ContinuousEvalSchema.parse({})), skipCheckpointsIfBusy: false } };
+    try {
+      for (const m of members) {
+        const waiter = new EvalValueWaiter(pop.evalTag);
+        const ce = await ContinuousEval.start({ logdir: m.checkpoints.logdir, config: evalCfg, backend: tf.getBackend(), log: (l) => log(`member ${m.id}: ${l}`), onWritten: waiter.onWritten });
+        m.evaluation = { ce, waiter };
+      }
+    } catch (e) {
+      for (const m of members) await m.evaluation?.ce.close();
+      throw e;
+    }
+  }
   emit({ type: 'start', members: pop.members, mutator: v.mutatorName, total, resumed: local?.resumed ?? false, logdir, backend: tf.getBackend() });
 
   // Takes what the controller hands a member: hyper-parameters (a rebuilt trainer) and a checkpoint.
@@ -319,7 +342,12 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
     });
     m.params = saved.checkpointPath;
     const trainLoss = lossSum / n;
-    const value = opts.valueFn ? await opts.valueFn({ member: m.id, step: m.step, metaParams: m.meta!, trainLoss, checkpoint: saved.checkpointPath }) : trainLoss;
+    const ev = m.evaluation;
+    const value = opts.valueFn
+      ? await opts.valueFn({ member: m.id, step: m.step, metaParams: m.meta!, trainLoss, checkpoint: saved.checkpointPath })
+      : ev
+        ? await ev.waiter.valueOf(saved, (force) => ev.ce.onCheckpoint({ force }))
+        : trainLoss;
     m.lastReport = { step: m.step, generationId: m.gen!, metaParams: m.meta!, value, checkpoint: saved.checkpointPath };
     m.writer.scalars({ 'population/value': value, ...Object.fromEntries(Object.entries(m.meta!).map(([k, x]) => [`population/${k}`, x])) }, m.step);
     m.writer.flush();
@@ -359,6 +387,7 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
     }
   } finally {
     for (const m of members) {
+      await m.evaluation?.ce.close();
       m.writer.close();
       if (m.state) treeDispose(m.state as unknown as PyTree);
       if (m.trainer) await m.trainer.dispose(null);
