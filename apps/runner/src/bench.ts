@@ -13,7 +13,9 @@
  * interpreter, tools/reference/seed_bench.py, alternating with ours), --rounds N (alternations,
  * default 2 with --reference, else 1). Writes DIR/results.json and DIR/results.md.
  * `--suite lopts` instead times one update of every learned optimizer (bench_lopts.ts) and writes
- * DIR/lopts.json and DIR/lopts.md.
+ * DIR/lopts.json and DIR/lopts.md; `--suite tasks` times inner steps of one task of every task
+ * family and compares their speed per FLOP with the image MLP's (bench_tasks.ts), writing
+ * DIR/tasks.json and DIR/tasks.md.
  *
  * FLOPs follow our own cost model (1 MAC = 2 FLOPs, a transcendental = 1 FLOP; an estimate, not
  * a figure from the reference), computed from the configuration by `flopsPerOuterStep`.
@@ -27,6 +29,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, nativeVariant, registry } from '@lopt/core';
 import { loadBuiltinLibs, nativeKernelsStatus } from './libs';
 import { benchLearnedOptimizers, loptBenchMarkdown } from './bench_lopts';
+import { benchTasks, taskBenchMarkdown } from './bench_tasks';
 import { mlpLoptNative, MLPLOPT_ADDON_PATH } from '@lopt/optimizers';
 import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from '@lopt/training';
 
@@ -44,7 +47,7 @@ export interface BenchOptions {
   /** How many times each configuration runs (alternating with the reference's runs). */
   rounds: number;
   /** `seed`: the seed's configurations A/B; `lopts`: one update of every learned optimizer (bench_lopts.ts). */
-  suite?: 'seed' | 'lopts';
+  suite?: 'seed' | 'lopts' | 'tasks';
 }
 
 /** Per-parameter-element FLOPs of one MLPLOpt update (our cost model): momenta, normaliser, MLP, step. */
@@ -330,7 +333,7 @@ function parseArgs(argv: string[]): BenchOptions {
         break;
       case '--suite': {
         const v = val();
-        if (v !== 'seed' && v !== 'lopts') throw new Error(`--suite: '${v}' (allowed: seed, lopts)`);
+        if (v !== 'seed' && v !== 'lopts' && v !== 'tasks') throw new Error(`--suite: '${v}' (allowed: seed, lopts, tasks)`);
         opts.suite = v;
         break;
       }
@@ -343,7 +346,7 @@ function parseArgs(argv: string[]): BenchOptions {
       }
       case '-h':
       case '--help':
-        process.stdout.write('usage: bench [--suite seed|lopts] [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N]\n');
+        process.stdout.write('usage: bench [--suite seed|lopts|tasks] [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N]\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough -- process.exit() never returns
       default:
@@ -404,6 +407,15 @@ export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]>
     fs.writeFileSync(path.join(opts.out, 'lopts.json'), JSON.stringify({ machine, backend: tf.getBackend(), options: opts, results: lopts }, null, 2) + '\n');
     const md = loptBenchMarkdown(lopts, machine);
     fs.writeFileSync(path.join(opts.out, 'lopts.md'), md);
+    process.stdout.write(md);
+    return [];
+  }
+  if (opts.suite === 'tasks') {
+    const tasks = await benchTasks({ steps: opts.steps, warmup: opts.warmup, log });
+    fs.mkdirSync(opts.out, { recursive: true });
+    fs.writeFileSync(path.join(opts.out, 'tasks.json'), JSON.stringify({ machine, backend: tf.getBackend(), native: nativeKernelsStatus(), options: opts, results: tasks }, null, 2) + '\n');
+    const md = taskBenchMarkdown(tasks, machine, opts.native);
+    fs.writeFileSync(path.join(opts.out, 'tasks.md'), md);
     process.stdout.write(md);
     return [];
   }

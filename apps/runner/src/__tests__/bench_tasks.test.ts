@@ -1,0 +1,72 @@
+/**
+ * The task-family bench suite: its FLOP count per kernel is the textbook count for matmuls and
+ * convolutions (checked on kernels tf.js really runs, backprops included), and a run steps a task
+ * without leaking tensors. (No timing is asserted: speed is measured with
+ * `npm run bench -- --suite tasks`, not in tests.)
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@lopt/tasks';
+import '@lopt/training';
+import { registry } from '@lopt/core';
+import { benchTasks, defaultTaskBenchSubjects, kernelFlops, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
+
+/** The kernels `fn` runs, with their FLOPs by kernel name (summed). */
+async function flopsByKernel(fn: () => void): Promise<Record<string, number>> {
+  const info = await tf.profile(fn);
+  const out: Record<string, number> = {};
+  for (const k of info.kernels) out[k.name] = (out[k.name] ?? 0) + kernelFlops(k as unknown as ProfiledKernel);
+  return out;
+}
+
+test('matmul FLOPs are 2·B·M·K·N, transposed or not', async () => {
+  const a = tf.ones([2, 3, 4]);
+  const b = tf.ones([2, 4, 5]);
+  const at = tf.ones([2, 4, 3]);
+  expect(await flopsByKernel(() => void tf.matMul(a, b))).toEqual({ BatchMatMul: 2 * 2 * 3 * 4 * 5 });
+  expect(await flopsByKernel(() => void tf.matMul(at, b, true))).toEqual({ BatchMatMul: 2 * 2 * 3 * 4 * 5 });
+  tf.dispose([a, b, at]);
+});
+
+test('conv2d FLOPs, forward and both backprops: 2 · output values · kh · kw · cin each', async () => {
+  const x = tf.ones([2, 6, 6, 3]);
+  const f = tf.ones([3, 3, 3, 4]);
+  const macs = 2 * 6 * 6 * 4 * (3 * 3 * 3); // output values [2, 6, 6, 4] (SAME padding) × kh·kw·cin
+  const byKernel = await flopsByKernel(() => {
+    const g = tf.grads((xx: tf.Tensor, ff: tf.Tensor) => tf.sum(tf.conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 1, 'same')))([x, f]);
+    tf.dispose(g);
+  });
+  expect(byKernel.Conv2D).toBe(2 * macs);
+  expect(byKernel.Conv2DBackpropInput).toBe(2 * macs);
+  expect(byKernel.Conv2DBackpropFilter).toBe(2 * macs);
+  tf.dispose([x, f]);
+});
+
+test('an elementwise kernel counts one FLOP per output value', () => {
+  expect(kernelFlops({ name: 'Relu', inputShapes: [[7, 3]], outputShapes: [[7, 3]] })).toBe(21);
+});
+
+test('a run steps a task with data, counts its FLOPs, and leaks no tensor', async () => {
+  const subject = { label: 'noisy quadratic', entry: { name: 'FixedDimQuadraticFamilyData', config: { dim: 8 } } };
+  const before = tf.memory().numTensors;
+  const [r] = await benchTasks({ steps: 2, warmup: 1, numTasks: 3, subjects: [subject] });
+  expect(tf.memory().numTensors).toBe(before);
+  expect(r).toMatchObject({ label: 'noisy quadratic', task: 'FixedDimQuadraticFamilyData', numTasks: 3, params: 8, perFlopVsBaseline: 1 });
+  // at least the squared distance (sub, square, sum over 3·8 values) and the SGD update
+  expect(r.flopsPerStep).toBeGreaterThan(3 * 8 * 3);
+  expect(r.msPerStep).toBeGreaterThan(0);
+  expect(taskBenchMarkdown([r], 'test', 'off')).toMatch(/\| noisy quadratic \| 3 \| 8 \|/);
+});
+
+test('a subject that cannot be built is skipped with its reason, the rest still run', async () => {
+  const lines: string[] = [];
+  const results = await benchTasks({ steps: 1, numTasks: 1, subjects: [{ label: 'none', entry: { name: 'QuadraticTask' } }], log: (s) => lines.push(s) });
+  expect(results).toEqual([]);
+  expect(lines).toEqual(['none: skipped (none: no datasets, nothing to time)']);
+});
+
+test('the default subjects start with the image MLP and name only registered tasks and families', () => {
+  const subjects = defaultTaskBenchSubjects();
+  expect(subjects[0].entry.name).toBe('ImageMLP_FashionMnist_Relu128x128');
+  for (const s of subjects) expect(registry.has('task', s.entry.name) || registry.has('task_family', s.entry.name)).toBe(true);
+  expect(subjects.map((s) => s.entry.name)).toEqual(expect.arrayContaining(['Conv_FashionMnist_8_16x32', 'ParametricImageConv', 'ImageMLPAE_FashionMnist_128x32x128_bs128']));
+});

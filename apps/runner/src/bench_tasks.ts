@@ -1,0 +1,238 @@
+/**
+ * `npm run bench -- --suite tasks`: inner steps/s of one task of each task family, and its speed
+ * per FLOP against the image MLP (issue 15: no family more than 3x slower per FLOP).
+ *
+ * An inner step is what an estimator's unroll does once per step on N stacked tasks: a train batch,
+ * `valueAndGradBatch` and an SGD update of the params, with one read-back (the losses). Families
+ * are sampled with `sampleBatch` (one task per key); a fixed task is a family of one.
+ *
+ * FLOPs are counted, not modelled: one step runs under `tf.profile` while a gradient tape records
+ * (so native kernels stand aside and every tf.js kernel shows), and each kernel contributes
+ * `kernelFlops` of its input and output shapes: 2 per multiply-add for matmuls and convolutions
+ * (their backprops included), one per output value for every other kernel. The same count holds
+ * for a native kernel, which computes the same math.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { disposeReplaced, random, registry, treeDispose, treeLeaves, treeMapN, type PyTree } from '@lopt/core';
+import { taskFamilyFromEntry, type Batch, type ModelState, type Params } from '@lopt/tasks';
+
+/** A task entry to time (a registry task or family with its config). */
+export interface TaskBenchSubject {
+  /** what the table calls it */
+  label: string;
+  entry: { name: string; config?: Record<string, unknown> };
+}
+
+/** One row of the tasks suite. */
+export interface TaskBenchResult {
+  label: string;
+  task: string;
+  numTasks: number;
+  /** parameters of one task */
+  params: number;
+  /** FLOPs of one inner step of all N tasks (kernelFlops summed) */
+  flopsPerStep: number;
+  msPerStep: number;
+  stepsPerSec: number;
+  gflops: number;
+  /** ms per FLOP relative to the first subject (the image MLP): 1 = as fast, 3 = three times slower */
+  perFlopVsBaseline: number;
+}
+
+/** A kernel as `tf.profile` reports it. */
+export interface ProfiledKernel {
+  name: string;
+  inputShapes: number[][];
+  outputShapes: number[][];
+}
+
+const size = (s: number[] | undefined) => (s ?? []).reduce((a, b) => a * b, 1);
+
+/**
+ * FLOPs of one kernel from its shapes: 2 per multiply-add for (batched) matmuls, 2-D convolutions,
+ * depthwise convolutions and their input / filter backprops; one per output value otherwise.
+ */
+export function kernelFlops(k: ProfiledKernel): number {
+  const [a, b] = k.inputShapes;
+  const out = k.outputShapes[0] ?? [];
+  switch (k.name) {
+    case 'BatchMatMul':
+    case '_FusedMatMul': {
+      // a's last two dims hold M·K in either order (transposeA or not); the output's are [M, N]
+      const depth = size(a.slice(-2)) / out[out.length - 2];
+      return 2 * size(out) * depth;
+    }
+    case 'Conv2D':
+    case 'FusedConv2D': // (x, filter [kh, kw, cin, cout])
+      return (2 * size(out) * size(b)) / b[3];
+    case 'Conv2DBackpropInput': // (dy, filter [kh, kw, cin, cout])
+      return (2 * size(a) * size(b)) / b[3];
+    case 'Conv2DBackpropFilter': // (x, dy) → filter [kh, kw, cin, cout]
+      return (2 * size(b) * size(out)) / out[3];
+    case 'DepthwiseConv2dNative':
+    case 'FusedDepthwiseConv2D': // (x, filter [kh, kw, c, mult])
+      return 2 * size(out) * b[0] * b[1];
+    case 'DepthwiseConv2dNativeBackpropInput': // (dy, filter)
+      return 2 * size(a) * b[0] * b[1];
+    case 'DepthwiseConv2dNativeBackpropFilter': // (x, dy) → filter
+      return 2 * size(b) * out[0] * out[1];
+    default:
+      return k.outputShapes.reduce((n, s) => n + size(s), 0);
+  }
+}
+
+/**
+ * The default subjects: the image MLP first (the per-FLOP baseline), then one task of every image
+ * and language family that runs offline (Fashion-MNIST, the fortunes corpus), including the
+ * families of the conv-fmnist-pes, image-family-pes and lm-transformer-pes experiments.
+ */
+export function defaultTaskBenchSubjects(): TaskBenchSubject[] {
+  const fixed = (name: string): TaskBenchSubject => ({ label: name, entry: { name } });
+  const fromExperiment = (experiment: string): TaskBenchSubject | null => {
+    if (!registry.has('experiment', experiment)) return null;
+    const t = (registry.parseConfig('experiment', experiment, {}) as { tasks: Array<{ name: string; config: Record<string, unknown> }> }).tasks[0];
+    return { label: `${t.name} (${experiment})`, entry: { name: t.name, config: t.config } };
+  };
+  const candidates = [
+    fixed('ImageMLP_FashionMnist_Relu128x128'),
+    fixed('ImageMLP_FashionMnist8_Relu32'),
+    fromExperiment('image-family-pes'),
+    fixed('ImageMLPAE_FashionMnist_128x32x128_bs128'),
+    fixed('Conv_FashionMnist_8_16x32'),
+    fixed('Conv_FashionMnist_16_32x64x64'),
+    fromExperiment('conv-fmnist-pes'),
+    fixed('MLPMixer_FashionMnist_tiny16'),
+    fixed('VIT_FashionMnist_skinnydeep'),
+    fixed('RNNLM_fortunesbytes_Patch32_LSTM128_Embed64'),
+    fixed('TransformerLM_Fortunes_Bytes_4h32d2l'),
+    fromExperiment('lm-transformer-pes'),
+  ];
+  return candidates.filter((s): s is TaskBenchSubject => s !== null && (registry.has('task', s.entry.name) || registry.has('task_family', s.entry.name)));
+}
+
+/** N stacked tasks of a subject, ready to step: params, model state, the train stream. */
+function setUp(subject: TaskBenchSubject, numTasks: number) {
+  const family = taskFamilyFromEntry(registry, subject.entry);
+  if (!family.datasets) throw new Error(`${subject.label}: no datasets, nothing to time`);
+  const keys = random.split(random.PRNGKey(0), numTasks);
+  const taskParam = family.sampleBatch(keys);
+  const task = family.taskFn(taskParam);
+  const [params, state] = task.initWithStateBatch(keys);
+  return { task, taskParam, params, state, stream: family.datasets.split('train') };
+}
+
+/** One inner step (batch, value and gradient, SGD); returns the new params and state, and the losses [N]. */
+function innerStep(task: ReturnType<typeof setUp>['task'], params: Params, state: ModelState, data: Batch, step: number, numTasks: number) {
+  const keys = random.split(random.PRNGKey(step + 1), numTasks);
+  const out = task.valueAndGradBatch(params, state, keys, data);
+  const next: Params = treeMapN((p: tf.Tensor, g: tf.Tensor) => tf.tidy(() => tf.sub(p, tf.mul(g, 1e-3))), params, out.grad);
+  treeDispose([out.grad, out.aux ?? null]);
+  return { params: next, state: out.state, loss: out.loss };
+}
+
+/** FLOPs of one inner step, counted on the tf.js kernels (see the file comment). */
+async function countFlops(s: ReturnType<typeof setUp>, numTasks: number): Promise<number> {
+  const data = s.stream.next([numTasks]);
+  const x = tf.scalar(0);
+  const info = await tf.profile(() => {
+    // x·0 + Σ losses: the step runs inside a gradient tape (native kernels stand aside), and
+    // the tape's backward only touches the two ops that depend on x
+    const { value, grad } = tf.valueAndGrad((v: tf.Tensor) => {
+      const r = innerStep(s.task, s.params, s.state, data, 0, numTasks);
+      treeDispose([r.params, r.state]);
+      return tf.add(tf.mul(v, 0), tf.sum(r.loss));
+    })(x);
+    value.dispose();
+    grad.dispose();
+  });
+  treeDispose([data, x]);
+  return info.kernels.reduce((n, k) => n + kernelFlops(k as unknown as ProfiledKernel), 0);
+}
+
+/** Times `steps` inner steps after `warmup` for each subject (N = numTasks stacked tasks). */
+export async function benchTasks(opts: {
+  steps: number;
+  warmup?: number;
+  numTasks?: number;
+  subjects?: TaskBenchSubject[];
+  log?: (s: string) => void;
+}): Promise<TaskBenchResult[]> {
+  const numTasks = opts.numTasks ?? 2;
+  const out: TaskBenchResult[] = [];
+  for (const subject of opts.subjects ?? defaultTaskBenchSubjects()) {
+    let s: ReturnType<typeof setUp>;
+    try {
+      s = setUp(subject, numTasks);
+    } catch (e) {
+      opts.log?.(`${subject.label}: skipped (${(e as Error).message.split('\n')[0]})`);
+      continue;
+    }
+    let result: TaskBenchResult;
+    try {
+      result = await measure(subject, s, numTasks, opts.steps, opts.warmup ?? 1, out[0]?.gflops);
+    } catch (e) {
+      opts.log?.(`${subject.label}: failed (${(e as Error).message.split('\n')[0]})`);
+      continue;
+    } finally {
+      treeDispose([s.params, s.state, s.taskParam as PyTree]);
+    }
+    out.push(result);
+    const r = result;
+    opts.log?.(`${r.label}: ${r.msPerStep.toFixed(1)} ms/step, ${(r.flopsPerStep / 1e6).toFixed(1)} MFLOP/step, ${r.gflops.toFixed(2)} GFLOP/s, ${r.perFlopVsBaseline.toFixed(2)}x the image MLP per FLOP`);
+  }
+  return out;
+}
+
+/** Counts one step's FLOPs, then times `steps` steps after `warmup` (s is stepped in place). */
+async function measure(
+  subject: TaskBenchSubject,
+  s: ReturnType<typeof setUp>,
+  numTasks: number,
+  steps: number,
+  warmup: number,
+  baselineGflops?: number,
+): Promise<TaskBenchResult> {
+  const flops = await countFlops(s, numTasks);
+  let k = 0;
+  const step = () => {
+    const data = s.stream.next([numTasks]);
+    const r = innerStep(s.task, s.params, s.state, data, k++, numTasks);
+    disposeReplaced([s.params, s.state], [r.params, r.state]);
+    s.params = r.params;
+    s.state = r.state;
+    r.loss.dataSync();
+    treeDispose([data, r.loss]);
+  };
+  for (let i = 0; i < warmup; i++) step();
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  const ms = (performance.now() - t0) / steps;
+  const gflops = flops / (ms * 1e6);
+  return {
+    label: subject.label,
+    task: subject.entry.name,
+    numTasks,
+    params: treeLeaves<tf.Tensor>(s.params).reduce((n, l) => n + l.size, 0) / numTasks,
+    flopsPerStep: flops,
+    msPerStep: ms,
+    stepsPerSec: 1000 / ms,
+    gflops,
+    perFlopVsBaseline: baselineGflops === undefined ? 1 : baselineGflops / gflops,
+  };
+}
+
+/** The suite's table (markdown). */
+export function taskBenchMarkdown(results: TaskBenchResult[], machine: string, native: string): string {
+  const rows = results.map(
+    (r) =>
+      `| ${r.label} | ${r.numTasks} | ${Math.round(r.params).toLocaleString('en-US')} | ${(r.flopsPerStep / 1e6).toFixed(1)} | ${r.msPerStep.toFixed(1)} | ${r.stepsPerSec.toFixed(2)} | ${r.gflops.toFixed(2)} | ${r.perFlopVsBaseline.toFixed(2)} |`,
+  );
+  return [
+    `Inner steps of each task family (${machine}, backend ${tf.getBackend()}, native kernels ${native})`,
+    '',
+    '| task | tasks | params per task | MFLOP / step | ms / step | steps/s | GFLOP/s | per FLOP vs image MLP |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows,
+    '',
+  ].join('\n');
+}
