@@ -111,7 +111,7 @@ export function convDatasets(name: ConvDatasetName, batchSize: number, imageSize
 
 type ConvParams = { w: tf.Tensor; b: tf.Tensor };
 type NormParams = { scale: tf.Tensor; offset: tf.Tensor };
-type EmaState = { counter: tf.Tensor; hidden: tf.Tensor; average: tf.Tensor };
+export type EmaState = { counter: tf.Tensor; hidden: tf.Tensor; average: tf.Tensor };
 
 const BN_DECAY = 0.9;
 const NORM_EPS = 1e-5;
@@ -122,21 +122,21 @@ function moduleName(base: string, i: number): string {
 }
 
 /** Split every leaf of a stacked tree along axis 0: N trees, one per task. */
-function unstackTree<T extends PyTree>(tree: T, n: number): T[] {
+export function unstackTree<T extends PyTree>(tree: T, n: number): T[] {
   const [leaves, def] = treeFlatten<tf.Tensor>(tree);
   const rows = leaves.map((l) => (n === 1 ? [tf.squeeze(l, [0])] : tf.unstack(l, 0)));
   return Array.from({ length: n }, (_, i) => treeUnflatten(def, rows.map((r) => r[i])) as T);
 }
 
 /** Stack N trees of the same structure along a new axis 0. */
-function stackTrees<T extends PyTree>(trees: T[]): T {
+export function stackTrees<T extends PyTree>(trees: T[]): T {
   const flat = trees.map((t) => treeFlatten<tf.Tensor>(t));
   const def = flat[0][1];
   return treeUnflatten(def, flat[0][0].map((_, j) => tf.stack(flat.map((f) => f[0][j]), 0))) as T;
 }
 
 /** One step of haiku's zero-debiased `ExponentialMovingAverage(decay)` from `prev` (null: counter 0, hidden 0). */
-function emaUpdate(prev: EmaState | null, value: tf.Tensor): EmaState {
+export function emaUpdate(prev: EmaState | null, value: tf.Tensor): EmaState {
   const counter = tf.add(prev ? prev.counter : tf.scalar(0, 'int32'), tf.scalar(1, 'int32'));
   const decay = tf.scalar(BN_DECAY);
   const one = tf.scalar(1);
