@@ -22,11 +22,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInitBatch, initializers, registerPlugin, registerWasmConvKernels, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
-import type { Batch, BatchStream, Datasets, LossWithState, ModelState, Params } from './base';
-import { SPLITS } from './base';
+import type { Batch, Datasets, LossWithState, ModelState, Params } from './base';
 import { cifarDatasets } from './datasets/cifar';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
-import { SplitDatasets, type AbstractLeaf } from './datasets/splits';
+import { imagenetDatasets } from './datasets/imagenet';
 import { BaseTask, tidyTree } from './task';
 
 // Conv2DBackpropFilter on wasm (missing there) and a fast one on cpu (the stock one is ~100x slower).
@@ -57,27 +56,6 @@ export type ConvTaskConfig = z.input<typeof ConvTaskSchema> & {
   datasets?: Datasets;
 };
 
-/** A split whose batches cannot be made here (no loader for the dataset); its abstract batch works, so init does. */
-class UnavailableStream implements BatchStream {
-  constructor(
-    private readonly abstract: Record<string, AbstractLeaf>,
-    private readonly batchSize: number,
-    private readonly why: string,
-  ) {}
-  next(): Batch {
-    throw new Error(this.why);
-  }
-  abstractBatch(): PyTree {
-    return Object.fromEntries(Object.entries(this.abstract).map(([k, v]) => [k, { shape: [this.batchSize, ...v.shape], dtype: v.dtype }]));
-  }
-  getState() {
-    return { seed: 0, epoch: 0, position: 0 };
-  }
-  setState(): void {
-    // nothing to move
-  }
-}
-
 const NATIVE_SIZE: Record<ConvDatasetName, [number, number]> = {
   cifar10: [32, 32],
   cifar100: [32, 32],
@@ -86,7 +64,7 @@ const NATIVE_SIZE: Record<ConvDatasetName, [number, number]> = {
   imagenet16: [16, 16],
 };
 
-/** The datasets a conv task names (`image.cifar10_datasets(...)` etc.). imagenet32/16 have no loader in lopt-ts: their batches throw. */
+/** The datasets a conv task names (`image.cifar10_datasets(...)` etc.); imagenet32/16 read the reference's TFRecords (datasets/imagenet.ts). */
 export function convDatasets(name: ConvDatasetName, batchSize: number, imageSize: [number, number] = NATIVE_SIZE[name]): Datasets {
   switch (name) {
     case 'cifar10':
@@ -95,17 +73,9 @@ export function convDatasets(name: ConvDatasetName, batchSize: number, imageSize
     case 'fashion_mnist':
       return fashionMnistDatasets(batchSize, imageSize);
     case 'imagenet32':
-    case 'imagenet16': {
-      const abstract = {
-        image: { shape: [imageSize[0], imageSize[1], 3], dtype: 'float32' as tf.DataType },
-        label: { shape: [], dtype: 'int32' as tf.DataType },
-      };
-      const why =
-        `${name}: lopt-ts has no loader for the reference's downsampled-ImageNet TFRecords ` +
-        `(imagenet2012_${name.slice(8)}); the task can be initialised but not trained`;
-      const streams = Object.fromEntries(SPLITS.map((s) => [s, new UnavailableStream(abstract, batchSize, why)]));
-      return new SplitDatasets(streams as any, { num_classes: 1000, name, image_size: imageSize, batch_size: batchSize });
-    }
+      return imagenetDatasets(32, batchSize, imageSize);
+    case 'imagenet16':
+      return imagenetDatasets(16, batchSize, imageSize);
   }
 }
 
@@ -301,8 +271,8 @@ export const FIXED_CONV_TASKS: Fixed[] = [
   { name: 'Conv_Cifar100_32x64x64_BS32', description: 'conv 32-64-64 (relu) on 32x32 CIFAR-100, batch 32', config: { datasetName: 'cifar100', batchSize: 32, hiddenUnits: RELU_3 } },
   { name: 'Conv_Cifar100_32x64x64_Tanh', description: 'conv 32-64-64 (tanh) on 32x32 CIFAR-100, batch 128', config: { datasetName: 'cifar100', hiddenUnits: RELU_3, activation: 'tanh' } },
   { name: 'Conv_Cifar10_32x64x64_Tanh', description: 'conv 32-64-64 (tanh) on 32x32 CIFAR-10, batch 128', config: { datasetName: 'cifar10', hiddenUnits: RELU_3, activation: 'tanh' } },
-  { name: 'Conv_imagenet32_16_32x64x64', description: 'conv 32-64-64 (relu) on 32x32 ImageNet, 1000 classes (no loader in lopt-ts: init only)', config: { datasetName: 'imagenet32', hiddenUnits: RELU_3 } },
-  { name: 'Conv_imagenet16_16_64x128x128x128', description: 'conv 64-128-128-128 (relu) on 16x16 ImageNet, 1000 classes (no loader in lopt-ts: init only)', config: { datasetName: 'imagenet16', hiddenUnits: [64, 128, 128, 128] } },
+  { name: 'Conv_imagenet32_16_32x64x64', description: 'conv 32-64-64 (relu) on 32x32 ImageNet, 1000 classes (files: see datasets/imagenet.ts)', config: { datasetName: 'imagenet32', hiddenUnits: RELU_3 } },
+  { name: 'Conv_imagenet16_16_64x128x128x128', description: 'conv 64-128-128-128 (relu) on 16x16 ImageNet, 1000 classes (files: see datasets/imagenet.ts)', config: { datasetName: 'imagenet16', hiddenUnits: [64, 128, 128, 128] } },
   { name: 'Conv_Cifar10_32x64x64_batchnorm', description: 'conv 32-64-64 (relu, batch norm, model state) on 32x32 CIFAR-10, batch 128', config: { datasetName: 'cifar10', hiddenUnits: RELU_3, norm: 'batchnorm' } },
   { name: 'Conv_Cifar10_32x64x64_layernorm', description: 'conv 32-64-64 (relu, layer norm) on 32x32 CIFAR-10, batch 128', config: { datasetName: 'cifar10', hiddenUnits: RELU_3, norm: 'layernorm' } },
   // lopt-ts additions: the same nets on Fashion-MNIST (1 channel, 28x28 native), which runs offline.

@@ -34,8 +34,15 @@ export { ImageMLPAESchema, ImageMLPAETask, ImageMLPAE_FashionMnist_128x32x128_bs
 export type { ImageMLPAEOptions } from './image_mlp_ae';
 export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifarRecords, cifarTrainPercent, cifarSplits, cifarDatasets, cifar10Datasets, cifar100Datasets, encodeCifarRecords } from './datasets/cifar';
 export type { CifarName } from './datasets/cifar';
-export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask } from './conv';
-export type { ConvDatasetName, ConvNorm, ConvTaskConfig } from './conv';
+export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask, unstackTree, stackTrees, emaUpdate } from './conv';
+export type { ConvDatasetName, ConvNorm, ConvTaskConfig, EmaState } from './conv';
+export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, maskedCrc32c, readTfrecords, exampleBytesFeatures, encodeExample, encodeTfrecords, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
+export type { ImagenetSize } from './datasets/imagenet';
+export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
+export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, resnetForward, meanCrossEntropy, resnetInitState, resnetLossWithState, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
+export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask } from './resnet';
+export { ParametricImageResNetSchema, ParametricImageResNetTask, ParametricImageResNet, sampleImageResnet } from './parametric/image_resnet';
+export type { ParametricImageResNetOptions } from './parametric/image_resnet';
 export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageMLPAE, sampleImageMlpAe } from './parametric/image_mlp_ae';
 export type { ParametricImageMLPAEOptions } from './parametric/image_mlp_ae';
 export { ParametricImageConvSchema, ParametricImageConvTask, ParametricImageConv, sampleImageConv } from './parametric/image_conv';

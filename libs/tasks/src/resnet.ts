@@ -170,7 +170,7 @@ function maxPool1d(x: tf.Tensor4D, axis: 1 | 2): tf.Tensor4D {
     return tf.slice(pairs, begin, size);
   };
   const m = tf.maximum(tf.maximum(pick(0, 0), pick(0, 1)), pick(1, 0));
-  const outShape = [...x.shape];
+  const outShape: [number, number, number, number] = [...x.shape];
   outShape[axis] = o;
   return tf.reshape(m, outShape) as tf.Tensor4D;
 }
@@ -229,7 +229,7 @@ export function resnetForward(
         x = bn(conv(x, l.conv, l.stride), l.bn);
         if (i < blk.layers.length - 1) x = tf.relu(x);
       });
-      out = tf.relu(tf.add(x, shortcut));
+      out = tf.relu(tf.add(x, shortcut)) as tf.Tensor4D;
     }
   }
   if (spec.resnetV2) out = actFn(bn(out, `${ROOT}/~/final_batchnorm`)) as tf.Tensor4D;

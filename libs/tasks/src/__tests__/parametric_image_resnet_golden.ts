@@ -50,7 +50,7 @@ export function describeParametricImageResnet(backend: string): void {
     const family = (arch: string, batch: { image: tf.Tensor; label: tf.Tensor }) => {
       const a = g().family.archs[arch];
       const stream = new FixedBatchStream(batch);
-      const datasets = new SplitDatasets(Object.fromEntries(SPLITS.map((s) => [s, stream])) as Record<SplitName, BatchStream>, { num_classes: 10 });
+      const datasets = new SplitDatasets(Object.fromEntries(SPLITS.map((s) => [s, stream])) as unknown as Record<SplitName, BatchStream>, { num_classes: 10 });
       return new ParametricImageResNet({
         datasets,
         initialConvChannels: a.initial_conv_channels,

@@ -352,7 +352,7 @@ export function imagenetDatasets(size: ImagenetSize, batchSize: number, imageSiz
           i,
         ),
       ]),
-    ) as Record<SplitName, BatchStream>;
+    ) as unknown as Record<SplitName, BatchStream>;
     return new SplitDatasets(streams, { num_classes: 1000, name: `imagenet${size}`, image_size: imageSize, batch_size: batchSize });
   });
 }
