@@ -81,6 +81,7 @@ export function convDatasets(name: ConvDatasetName, batchSize: number, imageSize
 
 type ConvParams = { w: tf.Tensor; b: tf.Tensor };
 type NormParams = { scale: tf.Tensor; offset: tf.Tensor };
+/** One haiku `ExponentialMovingAverage`'s state: `counter` (int32 scalar), `hidden` and the zero-debiased `average`. */
 export type EmaState = { counter: tf.Tensor; hidden: tf.Tensor; average: tf.Tensor };
 
 const BN_DECAY = 0.9;

@@ -104,20 +104,19 @@ export function describeResnetGolden(backend: string): void {
       const b = file.batches[want.batch];
       const batch = { image: toTensor(b.image), label: toTensor(b.label) };
       const perturbed = withLogits(params);
-      const wasmFactor = backend === 'wasm' ? 4 : 1;
       for (const [p, w, point] of [[params, want, 'init'], [perturbed, want.perturbed, 'perturbed']] as const) {
         const out = task.valueAndGrad(p, state, random.PRNGKey(1), batch);
-        expect(goldenDiff(out.loss, w.loss).maxAbs).toBeLessThanOrEqual(LOSS_GRAD_TOLERANCE * wasmFactor);
+        expect(goldenDiff(out.loss, w.loss).maxAbs).toBeLessThanOrEqual(LOSS_GRAD_TOLERANCE);
         const g = treeDiff(out.grad, w.grad);
         expect(g.leaves).toBe(Object.keys(w.grad).length);
         const tol =
           point === 'init'
             ? g.worst.includes('logits') ? INIT_LOGITS_GRAD_TOLERANCE : LOSS_GRAD_TOLERANCE
             : PERTURBED_GRAD_TOLERANCE[name] ?? PERTURBED_GRAD_TOLERANCE_OTHERS;
-        if (g.maxAbs > tol * wasmFactor) throw new Error(`${point}: grad ${g.worst} off by ${g.maxAbs}`);
+        if (g.maxAbs > tol) throw new Error(`${point}: grad ${g.worst} off by ${g.maxAbs}`);
         const s = treeDiff(out.state, w.state);
         expect(s.leaves).toBe(Object.keys(w.state).length);
-        expect(s.maxAbs).toBeLessThanOrEqual(STEP_STATE_TOLERANCE * wasmFactor);
+        expect(s.maxAbs).toBeLessThanOrEqual(STEP_STATE_TOLERANCE);
         tf.dispose(out as any);
       }
       const l = task.loss(params, random.PRNGKey(1), batch);

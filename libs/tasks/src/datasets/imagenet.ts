@@ -43,6 +43,7 @@ export function imagenetFolderName(size: ImagenetSize): string {
   return `imagenet2012_${size}`;
 }
 
+/** A downsampled-ImageNet file that is not the expected GZIP TFRecord of tf.train.Examples (bad CRC, truncation, wrong sizes). */
 export class ImagenetFormatError extends Error {
   constructor(message: string) {
     super(message);
