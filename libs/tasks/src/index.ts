@@ -30,7 +30,7 @@ export type { ParametricImageMLPOptions, ActivationAndInitializer } from './para
 export { taskKind, taskFamilyFromEntry } from './task_entries';
 export { ReparamWeights, REPARAM_LEVELS, ReparamWeightsFamily, ReparamWeightsFamilySchema } from './task_augmentation';
 export type { ParamScale, ReparamLevel } from './task_augmentation';
-export { ImageMLPAESchema, ImageMLPAETask, ImageMLPAE_FashionMnist_128x32x128_bs128 } from './image_mlp_ae';
+export { ImageMLPAESchema, ImageMLPAETask, ImageMLPAE_FashionMnist_128x32x128_bs128, ImageMLPAE_Mnist_128x32x128_bs128 } from './image_mlp_ae';
 export type { ImageMLPAEOptions } from './image_mlp_ae';
 export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifarRecords, cifarTrainPercent, cifarSplits, cifarDatasets, cifar10Datasets, cifar100Datasets, encodeCifarRecords } from './datasets/cifar';
 export type { CifarName } from './datasets/cifar';

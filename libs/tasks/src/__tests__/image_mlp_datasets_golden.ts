@@ -1,5 +1,5 @@
 /**
- * The fixed image MLPs on MNIST and 16x16 ImageNet against the real learned_optimization
+ * The fixed image MLPs on MNIST and 16x16 ImageNet, and the MNIST autoencoder, against the real learned_optimization
  * (test/golden/<mode>/image_mlp_datasets.json, tools/reference/golden_image_mlp_datasets.py): init
  * (PRNGKey(0)) in both random modes, loss, gradient and normalizer on the file's fixed 2-image batch.
  * No dataset is loaded. Shared by the cpu and wasm test files.
@@ -7,12 +7,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { random } from '@lopt/core';
 import { golden, goldenDiff, MODES, treeDiff } from '../../../../test/golden';
-import { ImageMLP_Imagenet16_Relu256x256x256, ImageMLP_Mnist_128x128x128_Relu, type ImageMLPTask } from '../image_mlp';
+import type { BaseTask } from '../task';
+import { ImageMLP_Imagenet16_Relu256x256x256, ImageMLP_Mnist_128x128x128_Relu } from '../image_mlp';
+import { ImageMLPAE_Mnist_128x32x128_bs128 } from '../image_mlp_ae';
 import { toTensor } from './resnet_golden';
 
-const TASKS: Record<string, () => ImageMLPTask> = {
+const TASKS: Record<string, () => BaseTask> = {
   ImageMLP_Mnist_128x128x128_Relu: () => new ImageMLP_Mnist_128x128x128_Relu(),
   ImageMLP_Imagenet16_Relu256x256x256: () => new ImageMLP_Imagenet16_Relu256x256x256(),
+  ImageMLPAE_Mnist_128x32x128_bs128: () => new ImageMLPAE_Mnist_128x32x128_bs128(),
 };
 
 export function describeImageMlpDatasetsGolden(backend: string): void {
