@@ -194,6 +194,8 @@ describe('lopt run', () => {
     [['--set', 'thetaOptimizer.config.learningRate=1e400'], /thetaOptimizer\.config\.learningRate: Infinity is not a finite number/],
     [['--set', 'learnedOptimizer.config.hiddenSize=1000000000'], /needs more memory than this process can allocate .*learnedOptimizer\.config\.hiddenSize/],
     [['--set', 'tasks.0.numTasks=100000000'], /the run's state needs about \d+\.\d GiB, more than this machine's memory allows .*lower tasks\.N\.numTasks/],
+    // refused from the family's sizes alone, before a 1e11-d quadratic is sampled (that took minutes)
+    [['--set', 'tasks.0.config.dim=100000000000'], /the run's state needs about \d+\.\d GiB, more than this machine's memory allows/],
   ])('rejects %j naming the field, writing nothing', (args, re) => {
     const dir = path.join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
     const r = lopt(['run', 'quadratic-pes', ...(args as string[]), '--backend', 'cpu', '--logdir', dir]);

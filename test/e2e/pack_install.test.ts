@@ -93,7 +93,13 @@ describe('npm pack -> npm install in an empty folder -> run', () => {
       const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, p, 'package.json'), 'utf8'));
       const installed = path.join(project, 'node_modules', pkg.name);
       const manifest = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8'));
-      expect(manifest.exports['.']).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' });
+      const { browser, ...nodeEntry } = manifest.exports['.'];
+      expect(nodeEntry).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' });
+      // core and tasks resolve to their browser builds (no Node built-ins) under the `browser` condition
+      if (browser !== undefined) {
+        expect(browser).toEqual({ types: './dist/browser.d.ts', default: './dist/browser.js' });
+        for (const f of ['dist/browser.js', 'dist/node.js']) expect(fs.existsSync(path.join(installed, f))).toBe(true);
+      }
       expect(manifest.license).toBe('Apache-2.0');
       for (const f of ['dist/index.js', 'dist/index.d.ts', 'README.md', 'LICENSE']) expect(fs.existsSync(path.join(installed, f))).toBe(true);
       expect(fs.existsSync(path.join(installed, 'src', 'index.ts'))).toBe(false);

@@ -10,6 +10,10 @@ import { CliContext } from './commands/context';
 import { COMMANDS } from './commands';
 import { loadBuiltinLibs } from './libs';
 
+/**
+ * Options of {@link buildProgram} and {@link main}: the plugin registry, output streams, and whether to skip
+ * loading the built-in libs.
+ */
 export interface ProgramOptions {
   registry?: CliContext['registry'];
   stdout?: NodeJS.WritableStream;
@@ -22,6 +26,10 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/**
+ * The `lopt` commander program with every subcommand of {@link COMMANDS} registered, writing to the given
+ * streams.
+ */
 export function buildProgram(opts: ProgramOptions = {}): Command {
   const ctx: CliContext = {
     registry: opts.registry ?? globalRegistry,

@@ -1,6 +1,8 @@
 /**
  * @lopt/runner: the `lopt` command line (argument parsing, progress display, the gRPC transport,
  * `eval`, `bench`). Meta-training itself is the library @lopt/training.
+ *
+ * @packageDocumentation
  */
 export { ProgressReporter, createProgress, formatDuration } from './progress';
 export type { ProgressOptions, ProgressUpdate } from './progress';

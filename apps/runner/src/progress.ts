@@ -5,6 +5,10 @@
  */
 import * as cliProgress from 'cli-progress';
 
+/**
+ * Options of {@link createProgress}: total and starting step, label, output stream, TTY mode and the
+ * plain-mode log interval.
+ */
 export interface ProgressOptions {
   /** Total number of steps (0 or undefined: unknown, no ETA). */
   total?: number;
@@ -23,12 +27,14 @@ export interface ProgressOptions {
   now?: () => number;
 }
 
+/** Numbers shown with a progress step: the loss and any other named values. */
 export interface ProgressUpdate {
   loss?: number;
   /** Extra named numbers shown after the loss. */
   [key: string]: number | undefined;
 }
 
+/** A duration in seconds as `1h05m`, `3m07s` or `42s` (`?` when not finite or negative). */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
   const s = Math.round(seconds);
@@ -47,6 +53,10 @@ function fmt(v: number | undefined): string {
   return a !== 0 && (a >= 1e5 || a < 1e-3) ? v.toExponential(3) : v.toFixed(4);
 }
 
+/**
+ * Progress of a run: a live bar on a TTY, otherwise a plain line every `logEverySeconds` and/or
+ * `logEverySteps`, and one at the end.
+ */
 export class ProgressReporter {
   readonly total: number;
   readonly tty: boolean;

@@ -13,9 +13,9 @@
  * (see wasm_kernels.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import * as path from 'path';
 import { registerFastWasmSliceKernels } from './wasm_kernels';
 import { registerWasmConvKernels } from './wasm_conv_kernels';
+import { envVar } from './native';
 
 /** The values `--backend` / `LOPT_BACKEND` take; `auto` picks tfjs-node(-gpu) when installed, else wasm. */
 export const BACKEND_NAMES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -51,9 +51,12 @@ function tryRequire(id: string): { module?: unknown; error?: string } {
 }
 
 function log(msg: string, opts: InitBackendOptions): void {
-  const quietEnv = process.env.LOPT_QUIET;
+  const quietEnv = envVar('LOPT_QUIET');
   if (opts.quiet || (quietEnv !== undefined && quietEnv !== '' && quietEnv !== '0')) return;
-  process.stderr.write(`[lopt] backend: ${msg}\n`);
+  const stderr = (globalThis as { process?: { stderr?: { write(s: string): unknown } } }).process?.stderr;
+  if (stderr) stderr.write(`[lopt] backend: ${msg}\n`);
+  // eslint-disable-next-line no-console -- a browser has no stderr: the line goes to its console
+  else console.info(`[lopt] backend: ${msg}`);
 }
 
 function parseName(name: string | undefined): BackendName {
@@ -79,7 +82,15 @@ let wasmModule: any;
 function loadWasm(): { ok: boolean; error?: string } {
   if (wasmModule) return { ok: true };
   const r = tryRequire('@tensorflow/tfjs-backend-wasm');
-  if (r.module === undefined) return { ok: false, error: r.error };
+  if (r.module === undefined) {
+    // A page that imported @tensorflow/tfjs-backend-wasm itself (a browser bundle, where nothing
+    // can be required at run time) has registered its factory already.
+    if (tf.findBackendFactory('wasm') !== null) {
+      wasmModule = {};
+      return { ok: true };
+    }
+    return { ok: false, error: r.error };
+  }
   wasmModule = r.module;
   return { ok: true };
 }
@@ -94,9 +105,10 @@ async function setWasm(): Promise<void> {
   if (!ok) {
     // Retry with the .wasm files located explicitly (needed when the package's own lookup fails,
     // e.g. under a bundler or a test runner that rewrites module paths).
-    const pkgJson = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
-    const dist = path.join(path.dirname(pkgJson), 'dist') + path.sep;
     try {
+      const pkgJson = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
+      const sep = pkgJson.includes('/') ? '/' : '\\';
+      const dist = pkgJson.slice(0, pkgJson.lastIndexOf(sep) + 1) + 'dist' + sep;
       wasmModule.setWasmPaths(dist);
       ok = await tf.setBackend('wasm');
     } catch {
@@ -244,7 +256,7 @@ async function doInit(requested: BackendName, opts: InitBackendOptions, source: 
  */
 export async function initBackend(name?: BackendName | string, opts: InitBackendOptions = {}): Promise<string> {
   const fromArg = name !== undefined && name !== '';
-  const envName = process.env.LOPT_BACKEND;
+  const envName = envVar('LOPT_BACKEND');
   const requested = parseName(fromArg ? name : envName);
   const source = fromArg ? 'requested' : envName ? 'LOPT_BACKEND' : 'default auto';
   if (current && current.requested === requested && tf.getBackend() === current.backend) return current.backend;

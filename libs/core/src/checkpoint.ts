@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { createHash } from 'crypto';
 import type { PyTree } from './tree';
-import { loadTree, saveTree } from './serialization';
+import { loadTree, saveTree } from './serialization_node';
 import { atomicWriteDir } from './atomic_dir';
 
 /** Folder prefix of full-state checkpoints (`checkpoint_<step>`), as the reference's `checkpoint_` files. */

@@ -33,11 +33,35 @@ let variantChecked = false;
 /** How to build the kernels, said once in `nativeStatus()` when any is not built. */
 const BUILD_HINT = "build them with 'npx lopt build-native' ('npm run build:native' in the lopt-ts repository; same values, faster)";
 
+/**
+ * An environment variable where the host has them (Node), else undefined (a browser has no
+ * `process`; the libraries then run with every setting at its default).
+ */
+export function envVar(name: string): string | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return proc?.env?.[name];
+}
+
+/**
+ * The path of a built addon: `<moduleDir>/../native/build/Release/<file>` (what each lib's
+ * native.ts loads), written without Node's `path` so the module also bundles for a browser.
+ * `moduleDir` is the caller's `__dirname`; where there is none (a browser bundle) the result is ''
+ * and `loadNativeAddon` reports the addon as not built.
+ */
+export function nativeAddonPath(moduleDir: string | undefined, file: string): string {
+  if (typeof moduleDir !== 'string' || moduleDir === '') return '';
+  const sep = moduleDir.includes('\\') && !moduleDir.includes('/') ? '\\' : '/';
+  const trimmed = moduleDir.replace(/[\\/]+$/, '');
+  const cut = Math.max(trimmed.lastIndexOf('/'), trimmed.lastIndexOf('\\'));
+  const parent = cut > 0 ? trimmed.slice(0, cut) : cut === 0 ? trimmed.slice(0, 1) : '.';
+  return [parent.replace(/[\\/]+$/, ''), 'native', 'build', 'Release', file].join(sep);
+}
+
 /** `LOPT_NATIVE`, checked: 'auto' | 'on' | 'off'. */
 export function nativeSetting(): 'auto' | 'on' | 'off' {
-  const raw = (process.env.LOPT_NATIVE ?? 'auto').toLowerCase();
+  const raw = (envVar('LOPT_NATIVE') ?? 'auto').toLowerCase();
   const s = raw === '1' ? 'on' : raw === '0' ? 'off' : raw;
-  if (!SETTINGS.includes(s)) throw new Error(`LOPT_NATIVE='${process.env.LOPT_NATIVE}': allowed values are ${SETTINGS.join(', ')}`);
+  if (!SETTINGS.includes(s)) throw new Error(`LOPT_NATIVE='${envVar('LOPT_NATIVE')}': allowed values are ${SETTINGS.join(', ')}`);
   return s as 'auto' | 'on' | 'off';
 }
 
@@ -46,12 +70,15 @@ export function nativeSetting(): 'auto' | 'on' | 'off' {
  * `LOPT_NATIVE=off`. Loaded once per process (per worker thread); `label` names it in `nativeStatus()`.
  */
 export function loadNativeAddon<T extends NativeAddon>(file: string, label: string): T | null {
-  const known = loaded.get(file);
+  // With no path (a browser bundle) the label keeps the libraries' entries apart.
+  const id = file === '' ? `<${label}>` : file;
+  const known = loaded.get(id);
   if (known) return known.addon as T | null;
   const setting = nativeSetting();
   let addon: T | null = null;
   let why = '';
   if (setting === 'off') why = 'turned off by LOPT_NATIVE=off';
+  else if (file === '' || typeof require !== 'function') why = 'not available here (no Node addons in this environment)';
   else {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- a .node addon, loaded from a path at run time if built
@@ -62,14 +89,14 @@ export function loadNativeAddon<T extends NativeAddon>(file: string, label: stri
     }
   }
   if (addon && !variantChecked) {
-    const wanted = process.env.LOPT_NATIVE_ISA;
+    const wanted = envVar('LOPT_NATIVE_ISA');
     if (wanted && !addon.kernelVariants().includes(wanted)) {
       throw new Error(`LOPT_NATIVE_ISA='${wanted}': this CPU runs ${addon.kernelVariants().join(', ')}`);
     }
     variant = wanted || undefined;
     variantChecked = true;
   }
-  loaded.set(file, { label, addon, why });
+  loaded.set(id, { label, addon, why });
   return addon;
 }
 

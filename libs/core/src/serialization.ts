@@ -22,11 +22,6 @@
  * under `kind: 'number'`).
  */
 import * as tf from '@tensorflow/tfjs';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import * as crypto from 'crypto';
-import * as zlib from 'zlib';
 import { PyTree, TreeDef, treeFlatten, treeUnflatten, treeLeavesWithPath } from './tree';
 
 /** The first 8 bytes of a `.tree` file. */
@@ -63,7 +58,15 @@ interface TreeIndex {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CRC-32 (IEEE 802.3, zlib's): zlib.crc32 where Node has it (>= 20.15), else a table-driven loop.
+// CRC-32 (IEEE 802.3, zlib's): zlib.crc32 where Node has it (>= 20.15, handed in by
+// serialization_node.ts, so this module needs no Node built-in and bundles for a browser), else a
+// table-driven loop.
+
+let nativeCrc32: ((d: Uint8Array) => number) | undefined;
+/** Node's zlib.crc32, set by serialization_node.ts where it exists (internal; not a package export). */
+export function setNativeCrc32(fn: ((d: Uint8Array) => number) | undefined): void {
+  nativeCrc32 = fn;
+}
 
 let CRC_TABLE: Uint32Array | undefined;
 function crcTable(): Uint32Array {
@@ -79,8 +82,7 @@ function crcTable(): Uint32Array {
 
 /** CRC-32 of `data` (zlib's polynomial; crc32("123456789") = 0xCBF43926). */
 export function crc32(data: Uint8Array): number {
-  const native = (zlib as unknown as { crc32?: (d: Uint8Array) => number }).crc32;
-  if (typeof native === 'function') return native(data) >>> 0;
+  if (nativeCrc32) return nativeCrc32(data) >>> 0;
   const t = crcTable();
   let c = 0xffffffff;
   for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
@@ -96,7 +98,7 @@ export function crc32Js(data: Uint8Array): number {
 }
 
 function assertLittleEndian(): void {
-  if (os.endianness() !== 'LE') throw new SerializationError('big-endian hosts are not supported');
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new SerializationError('big-endian hosts are not supported');
 }
 
 const pad = (n: number) => (n + ALIGN - 1) & ~(ALIGN - 1);
@@ -305,53 +307,4 @@ export function decodeHostTree(bytes: Uint8Array, source = '<bytes>'): HostTree 
 /** Parses bytes written by `serializeTree`. `source` names the file in errors. */
 export function deserializeTree<T extends PyTree = PyTree>(bytes: Uint8Array, source = '<bytes>'): T {
   return fromHostTree<T>(decodeHostTree(bytes, source));
-}
-
-/**
- * Writes `data` to `file` atomically: a temporary file in the same directory is written, fsynced
- * and renamed over the target, so readers see the old file or the new one, never a partial one.
- */
-export async function atomicWriteFile(file: string, data: Uint8Array | string): Promise<void> {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
-  let handle: fs.promises.FileHandle | undefined;
-  try {
-    handle = await fs.promises.open(tmp, 'wx');
-    await handle.writeFile(data);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await fs.promises.rename(tmp, file);
-  } catch (e) {
-    if (handle) await handle.close().catch(() => undefined);
-    await fs.promises.unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  // Persist the rename itself (best effort: not every platform lets a directory be fsynced).
-  try {
-    const d = await fs.promises.open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    /* ignore */
-  }
-}
-
-/** Serializes `tree` and writes it to `file` atomically. */
-export async function saveTree(file: string, tree: PyTree): Promise<void> {
-  await atomicWriteFile(file, serializeTree(tree));
-}
-
-/** Reads a file written by `saveTree`; errors are SerializationErrors naming the file. */
-export async function loadTree<T extends PyTree = PyTree>(file: string): Promise<T> {
-  let bytes: Buffer;
-  try {
-    bytes = await fs.promises.readFile(file);
-  } catch (e) {
-    throw new SerializationError(`cannot read: ${(e as Error).message}`, file);
-  }
-  return deserializeTree<T>(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
 }

@@ -26,6 +26,15 @@ import {
 import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimizers';
 import type { GradientEstimator, WorkerWeights, Metrics } from './gradient_estimator';
 
+/**
+ * A file reader of @lopt/core, which its browser build does not have (it is undefined there): the
+ * option that asked for it is named in a clear error instead of "is not a function".
+ */
+function nodeOnly<F>(fn: F | undefined, option: string): F {
+  if (typeof fn !== 'function') throw new Error(`${option} reads files, which needs Node (@lopt/core in a browser has no file access)`);
+  return fn;
+}
+
 /** The learner's state: the meta-optimizer's state over θ (learned_optimization/outer_trainers/gradient_learner.py, `GradientLearnerState`). */
 export interface GradientLearnerState {
   thetaOptState: OptState;
@@ -98,7 +107,7 @@ export class GradientLearner {
     if (this.opts.initSeed !== undefined && this.opts.initSeed !== null) key = random.PRNGKey(this.opts.initSeed);
     let theta = this.metaInit.init(key);
     if (this.opts.initThetaFromPath) {
-      const { theta: loaded } = await loadParams(this.opts.initThetaFromPath);
+      const { theta: loaded } = await nodeOnly(loadParams, 'initThetaFromPath')(this.opts.initThetaFromPath);
       assertSameTree(theta, loaded, this.opts.initThetaFromPath);
       disposeReplaced(theta, {});
       theta = loaded;
@@ -107,7 +116,7 @@ export class GradientLearner {
     // The optimizer's state holds its own copy of θ (optax-style init clones): the drawn θ is ours to free.
     disposeReplaced(theta, thetaOptState);
     if (this.opts.initOuterStateFromPath) {
-      const { tree } = await readCheckpointDir(this.opts.initOuterStateFromPath);
+      const { tree } = await nodeOnly(readCheckpointDir, 'initOuterStateFromPath')(this.opts.initOuterStateFromPath);
       const loaded = thetaOptStateIn(tree, this.opts.initOuterStateFromPath);
       assertSameTree(thetaOptState, loaded, this.opts.initOuterStateFromPath);
       disposeReplaced(thetaOptState, {});

@@ -1,6 +1,8 @@
 /**
  * @lopt/estimators: truncation schedules, truncated steps, gradient estimators and learners
  * (the reference's `outer_trainers/`), and training curves (`training.py`).
+ *
+ * @packageDocumentation
  */
 import './plugin_deps';
 export {

@@ -33,6 +33,10 @@ import type { FactoredAccum, MomAccumulator, RMSAccumulator } from './common';
 import { applyPerParamMLP, Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
+/**
+ * State of {@link AdafacMLPLOptOptimizer}: params, model state, momentum, RMS and factored accumulators,
+ * number of steps and iteration (reference `adafac_mlp_lopt.py`, `AdafacMLPLOptState`).
+ */
 export interface AdafacMLPLOptState extends OptState {
   params: Params;
   state: PyTree | null;
@@ -58,6 +62,10 @@ export const AdafacMLPLOptSchema = z
 /** The options `new AdafacMLPLOpt(opts)` takes (see `AdafacMLPLOptSchema`). */
 export type AdafacMLPLOptOptions = z.input<typeof AdafacMLPLOptSchema>;
 
+/**
+ * The AdafacMLPLOpt learned optimizer (reference `learned_optimizers/adafac_mlp_lopt.py`, `AdafacMLPLOpt`): a
+ * per-parameter MLP on momentum, RMS and Adafactor features with learnable decays.
+ */
 export class AdafacMLPLOpt implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly expMult: number;
@@ -109,6 +117,7 @@ export class AdafacMLPLOpt implements LearnedOptimizer {
   }
 }
 
+/** The optimizer {@link AdafacMLPLOpt.optFn} returns for a θ (the reference's `_Opt` inside `opt_fn`). */
 export class AdafacMLPLOptOptimizer extends BatchedOptimizer<AdafacMLPLOptState> {
   constructor(
     readonly lopt: AdafacMLPLOpt,

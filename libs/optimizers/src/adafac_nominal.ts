@@ -110,6 +110,10 @@ function aggregateRegError(shape: number[]): Error {
   );
 }
 
+/**
+ * The AdafacNominal learned optimizer (reference `learned_optimizers/adafac_nominal.py`, `MLPNomLOpt`):
+ * AdafacMLPLOpt's MLP plus a scaled nominal (hand-designed) step and weight decay.
+ */
 export class AdafacNominal implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly config: Readonly<AdafacNominalConfig>;
@@ -158,6 +162,7 @@ export class AdafacNominal implements LearnedOptimizer {
   }
 }
 
+/** The optimizer {@link AdafacNominal.optFn} returns for a θ. */
 export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState> {
   constructor(
     readonly lopt: AdafacNominal,

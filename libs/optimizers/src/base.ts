@@ -11,15 +11,31 @@
 import * as tf from '@tensorflow/tfjs';
 import type { PRNGKey, PyTree } from '@lopt/core';
 
+/**
+ * An inner problem's parameters: a pytree of tensors (stacked with a leading task axis in the batched
+ * methods).
+ */
 export type Params = PyTree;
+/**
+ * An optimizer's state: always `params` and `iteration` (`[]` or `[N]` int32 when batched), the model state,
+ * and optimizer-specific fields (reference `optimizers/base.py`, `Optimizer.init` output).
+ */
 export type OptState = { params: Params; iteration: tf.Tensor | number; state?: PyTree; [k: string]: any };
 
+/**
+ * Options of `Optimizer.init`: model state, number of steps the optimizer will run (some learned optimizers
+ * use it), and a key.
+ */
 export interface InitOptions {
   modelState?: PyTree | null;
   numSteps?: number | tf.Tensor | null;
   key?: PRNGKey | null;
 }
 
+/**
+ * Options of `Optimizer.update`: the loss (for learned optimizers that read it), model state, key, and
+ * `isValid`.
+ */
 export interface UpdateOptions {
   loss?: tf.Tensor | number | null;
   modelState?: PyTree | null;
@@ -27,6 +43,10 @@ export interface UpdateOptions {
   isValid?: boolean;
 }
 
+/**
+ * An optimizer (reference `optimizers/base.py`, `Optimizer`): `init`/`update` on one task,
+ * `initBatch`/`updateBatch` on N stacked tasks, and accessors for params and model state.
+ */
 export interface Optimizer {
   readonly name: string;
   init(params: Params, opts?: InitOptions): OptState;
@@ -37,8 +57,16 @@ export interface Optimizer {
   getState(state: OptState): PyTree | null;
 }
 
+/**
+ * A learned optimizer's meta-parameters θ: a pytree of tensors (with `thetaIsVector`, a leading task axis on
+ * every leaf).
+ */
 export type Theta = PyTree;
 
+/**
+ * A learned optimizer (reference `learned_optimizers/base.py`, `LearnedOptimizer`): `init` makes θ,
+ * `optFn(theta)` the {@link Optimizer} it defines.
+ */
 export interface LearnedOptimizer {
   /** The reference's `name` property (None for the base lopts, which shows in FullES metric keys). */
   readonly name: string | null;

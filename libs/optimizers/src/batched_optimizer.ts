@@ -17,6 +17,10 @@ export function asOneTask<S extends OptState>(state: S, grad: Params, step: (sta
   return treeSqueeze(step(treeExpand({ ...state, state: null }), treeExpand(grad)));
 }
 
+/**
+ * An {@link Optimizer} written once for N stacked tasks: subclasses implement `initImpl` and `step` (the
+ * batched update); `update` runs `step` on a stack of one ({@link asOneTask}).
+ */
 export abstract class BatchedOptimizer<S extends OptState> implements Optimizer {
   /** The reference's learned optimizers return unnamed optimizers. */
   readonly name = 'UnnamedOptimizer';

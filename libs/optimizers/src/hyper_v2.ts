@@ -55,7 +55,6 @@ import {
   numTasks,
   RMSAccumulator,
   safeRsqrt,
-  secondMomentNormalize,
   tidy,
   toFloatTensor,
   treeClone,
@@ -83,6 +82,11 @@ export interface LSTMState {
   cell: tf.Tensor;
 }
 
+/**
+ * State of {@link HyperV2Optimizer}: params, model state, RMS, momentum and factored accumulators, iteration
+ * and number of steps, the per-tensor LSTM state and the loss buffer (reference `hyper_v2.py`,
+ * `HyperV2State`).
+ */
 export interface HyperV2State extends OptState {
   params: Params;
   state: PyTree | null;
@@ -160,6 +164,10 @@ interface FfInput {
   width: number;
 }
 
+/**
+ * The HyperV2 learned optimizer, VeLO's architecture (reference `research/general_lopt/hyper_v2.py`,
+ * `HyperV2`): a per-tensor LSTM that mixes stored per-parameter MLPs into one per tensor.
+ */
 export class HyperV2 implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly config: Readonly<HyperV2Config>;
@@ -360,6 +368,46 @@ function clipLogAbs(v: tf.Tensor): tf.Tensor {
   return tf.mul(tf.clipByValue(tf.log(tf.add(1e-8, tf.abs(tf.mul(v, 10)))), -5, 5), 0.5);
 }
 
+/**
+ * One input of the per-parameter MLP: `x` [N, R, k]; R = S (one row per parameter) unless the input
+ * is an Adafactor row/column feature, which is constant along axis `broadcastAt` of the leaf and
+ * is kept at its factored `shape` (the leaf's shape without that axis).
+ */
+interface FfPiece {
+  x: tf.Tensor;
+  broadcastAt?: number;
+  shape?: number[];
+}
+
+/**
+ * The MLP's first layer on its normalised inputs, `second_moment_normalize(concat(inputs)) @ w0 + b0`
+ * (hyper_v2.py, `_ff_mod`), computed input by input: with r_i = rsqrt(1e-5 + mean_S x_i²) per
+ * column, that is Σ_i x_i @ (r_i · w0_i) + b0, so the normalisation scales the small weights, not
+ * the [N, S, k] inputs, and a factored input is multiplied at its own size, then broadcast. (The
+ * mean of a broadcast input over S is the mean over its factored rows.) Returns [N, S, hid].
+ */
+function firstLayer(inps: FfPiece[], w0: (i: number) => tf.Tensor, b0: tf.Tensor, leafShape: number[]): tf.Tensor {
+  const [n, ...shp] = leafShape;
+  const S = Math.max(1, shp.reduce((a, b) => a * b, 1));
+  const hid = b0.shape[1] as number;
+  const scaled = (p: FfPiece, i: number) => {
+    const r = tf.rsqrt(tf.add(1e-5, tf.mean(tf.square(p.x), 1))); // [N, k]
+    return tf.matMul(p.x, tf.mul(w0(i), tf.expandDims(r, 2))); // [N, R, hid]
+  };
+  let o: tf.Tensor = tf.expandDims(b0, 1); // [N, 1, hid]
+  inps.forEach((p, i) => {
+    if (p.broadcastAt === undefined) o = tf.add(o, scaled(p, i));
+  });
+  // (adding zeros broadcasts with a gradient at any rank; tf.broadcastTo's tile has one up to rank 4)
+  if (o.shape[1] !== S) o = tf.add(o, tf.zeros([n, S, hid]));
+  o = tf.reshape(o, [n, ...shp, hid]);
+  inps.forEach((p, i) => {
+    if (p.broadcastAt !== undefined) o = tf.add(o, tf.expandDims(tf.reshape(scaled(p, i), [n, ...p.shape!, hid]), p.broadcastAt + 1));
+  });
+  return tf.reshape(o, [n, S, hid]);
+}
+
+/** The optimizer {@link HyperV2.optFn} returns for a θ. */
 export class HyperV2Optimizer implements Optimizer {
   readonly name = 'UnnamedOptimizer';
   constructor(
@@ -562,52 +610,60 @@ export class HyperV2Optimizer implements Optimizer {
       const g = gs[l];
       const m = ms[l];
       const rsq = tf.rsqrt(tf.add(rs[l], 1e-6));
-      const inps: tf.Tensor[] = [];
-      if (c.withG) inps.push(flatC(g));
-      if (c.withGradClipFeat) inps.push(flatC(tf.clipByValue(g, -0.1, 0.1)));
-      if (c.withP) inps.push(flatC(p));
-      if (c.withM && c.withMFeat) inps.push(flatC(m));
-      if (c.withRms && c.withRmsFeat) inps.push(flatC(rs[l]));
-      if (c.withRmsNormG) inps.push(flatC(tf.mul(m, rsq)));
-      if (c.withRsqrtRms) inps.push(flatC(rsq));
-      if (c.withFacNormG) inps.push(flatC(fgs[l]));
-      if (c.withRmsOnlyNormG) inps.push(flatC(tf.mul(tf.expandDims(g, -1), rsq)));
+      // The MLP's inputs in `_ff_mod`'s order (input i meets weights w0__i), each [N, S, k] or, for
+      // the Adafactor row/column features, the small factored tensor and the axis it is constant along.
+      const inps: FfPiece[] = [];
+      const full = (t: tf.Tensor) => inps.push({ x: flatC(t) });
+      if (c.withG) full(g);
+      if (c.withGradClipFeat) full(tf.clipByValue(g, -0.1, 0.1));
+      if (c.withP) full(p);
+      if (c.withM && c.withMFeat) full(m);
+      if (c.withRms && c.withRmsFeat) full(rs[l]);
+      if (c.withRmsNormG) full(tf.mul(m, rsq));
+      if (c.withRsqrtRms) full(rsq);
+      if (c.withFacNormG) full(fgs[l]);
+      if (c.withRmsOnlyNormG) full(tf.mul(tf.expandDims(g, -1), rsq));
       if (c.adafactorAccumulator) {
         const f = factoredDims(shp);
         if (f) {
           const [d1, d0] = f;
-          const full = [n, ...shp, rows[l].shape[rows[l].rank - 1]];
-          const rowFeat = tf.broadcastTo(tf.expandDims(rows[l], d0 + 1), full);
-          const colFeat = tf.broadcastTo(tf.expandDims(cols[l], d1 + 1), full);
-          if (c.withFacRms) inps.push(flatC(rowFeat), flatC(colFeat));
-          if (c.withFacRsqrt) inps.push(flatC(tf.rsqrt(tf.add(rowFeat, 1e-8))), flatC(tf.rsqrt(tf.add(colFeat, 1e-8))));
+          const row = { t: rows[l], at: d0 }; // rows[l] lacks axis d0 of the leaf: constant along it
+          const col = { t: cols[l], at: d1 };
+          const factored = (x: { t: tf.Tensor; at: number }) => inps.push({ x: tf.reshape(x.t, [n, -1, x.t.shape[x.t.rank - 1]]), broadcastAt: x.at, shape: x.t.shape.slice(1, -1) });
+          if (c.withFacRms) [row, col].forEach(factored);
+          if (c.withFacRsqrt) [row, col].forEach((x) => factored({ t: tf.rsqrt(tf.add(x.t, 1e-8)), at: x.at }));
           const reducedD1 = d1 > d0 ? d1 - 1 : d1;
           const rowColMean = tf.mean(rows[l], reducedD1 + 1, true);
           const rowFactor = safeRsqrt(tf.div(rows[l], tf.add(rowColMean, 1e-9)));
           const colFactor = safeRsqrt(cols[l]);
-          if (c.withFacMomMult) inps.push(flatC(tf.mul(tf.mul(m, tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1))));
+          if (c.withFacMomMult) full(tf.mul(tf.mul(m, tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1)));
         } else {
           const v = flatC(diags[l]);
-          if (c.withFacRms) inps.push(v, v);
+          if (c.withFacRms) inps.push({ x: v }, { x: v });
           if (c.withFacRsqrt) {
             const rv = tf.rsqrt(tf.add(v, 1e-8));
-            inps.push(rv, rv);
+            inps.push({ x: rv }, { x: rv });
           }
           // (sic) no epsilon: v ** -0.5
-          if (c.withFacMomMult) inps.push(tf.mul(flatC(m), tf.pow(v, -0.5)));
+          if (c.withFacMomMult) full(tf.mul(flatC(m), tf.pow(v, -0.5)));
         }
       }
-      const feats = secondMomentNormalize(tf.concat(inps, 2), [1]); // [N, S, Fin]
       const w = weightsOf(l);
-      const w0 = tf.concat(inps.map((_, ii) => w[`w0__${ii}`]), 1); // [N, Fin, hid]
       const layers = this.lopt.ffLayerSizes();
-      let o = tf.add(tf.matMul(feats, w0), tf.expandDims(w.b0, 1));
-      for (let wi = 1; wi < layers.length; wi++) {
-        o = tf.relu(o);
-        o = tf.add(tf.matMul(o, w[`w${wi}`]), tf.expandDims(w[`b${wi}`], 1));
-      }
-      const direction = tf.reshape(tf.slice(o, [0, 0, 0], [n, S, 1]), [n, S]);
-      const magnitude = tf.reshape(tf.slice(o, [0, 0, 1], [n, S, 1]), [n, S]);
+      const last = layers.length - 1;
+      let o = firstLayer(inps, (ii) => w[`w0__${ii}`], w.b0, [n, ...shp]); // [N, S, hid]
+      for (let wi = 1; wi < last; wi++) o = tf.add(tf.matMul(tf.relu(o), w[`w${wi}`]), tf.expandDims(w[`b${wi}`], 1));
+      // Output j of the last layer ([N, S]). Of its three outputs `_ff_mod` uses two (direction,
+      // magnitude); each is computed from its own weight column, so no [N, S, 3] array is sliced.
+      const h = last === 0 ? o : tf.relu(o);
+      const output = (j: number): tf.Tensor => {
+        if (last === 0) return tf.reshape(tf.slice(o, [0, 0, j], [n, S, 1]), [n, S]);
+        const wj = tf.slice(w[`w${last}`], [0, 0, j], [n, -1, 1]);
+        const bj = tf.reshape(tf.slice(w[`b${last}`], [0, j], [n, 1]), [n, 1, 1]);
+        return tf.reshape(tf.add(tf.matMul(h, wj), bj), [n, S]);
+      };
+      const direction = output(0);
+      const magnitude = output(1);
       const magParam = tf.exp(tf.mul(magnitude, c.expMult));
       let paramScale = tf.sqrt(tf.add(tf.mean(tf.square(tf.reshape(p, [n, S])), 1, true), 1e-9)); // [N, 1]
       if (c.clipParamScaleAmount !== null) paramScale = tf.minimum(paramScale, c.clipParamScaleAmount * Math.sqrt(shp.reduce((a, b) => a * b, 1)));

@@ -2,6 +2,8 @@
  * @lopt/optimizers: Optimizer / LearnedOptimizer, hand-designed optax-style optimizers and
  * schedules, learnable-hyper-parameter optimizers, MLPLOpt, AdafacMLPLOpt, AdafacNominal, NNAdam and
  * RNNMLPLOpt. Importing this module registers every optimizer plugin.
+ *
+ * @packageDocumentation
  */
 export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
 export { BatchedOptimizer, asOneTask } from './batched_optimizer';

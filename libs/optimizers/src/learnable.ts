@@ -50,6 +50,9 @@ export type LearnableSGDMOptions = z.input<typeof LearnableSGDMSchema>;
 /** The options `new LearnableAdam(opts)` takes. */
 export type LearnableAdamOptions = z.input<typeof LearnableAdamSchema>;
 
+/**
+ * SGD with a learnable learning rate, θ `{log_lr}` (reference `learned_optimizers/base.py`, `LearnableSGD`).
+ */
 export class LearnableSGD implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly initialLr: number;
@@ -70,6 +73,10 @@ export class LearnableSGD implements LearnedOptimizer {
   }
 }
 
+/**
+ * SGD with momentum, learning rate and momentum learnable, θ `{log_lr, one_minus_momentum}` (reference
+ * `learned_optimizers/base.py`, `LearnableSGDM`).
+ */
 export class LearnableSGDM implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly initialLr: number;
@@ -93,6 +100,9 @@ export class LearnableSGDM implements LearnedOptimizer {
   }
 }
 
+/**
+ * Adam with learnable learning rate, β1, β2 and ε (reference `learned_optimizers/base.py`, `LearnableAdam`).
+ */
 export class LearnableAdam implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly initialLr: number;

@@ -95,6 +95,10 @@ export function mlpLoptUpdate(inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpdateA
   return mlpLoptUpdateOps(inputs, attrs);
 }
 
+/**
+ * State of {@link MLPLOptOptimizer}: params, rolling momentum features and iteration (reference
+ * `mlp_lopt.py`, `MLPLOptState`).
+ */
 export interface MLPLOptState extends OptState {
   params: Params;
   rollingFeatures: MomAccumulator;
@@ -110,6 +114,10 @@ export interface MLPLOptOptions {
   hiddenLayers?: number;
 }
 
+/**
+ * The MLPLOpt learned optimizer (reference `learned_optimizers/mlp_lopt.py`, `MLPLOpt`): a per-parameter MLP
+ * on the gradient, parameter, momenta and time features.
+ */
 export class MLPLOpt implements LearnedOptimizer {
   readonly expMult: number;
   readonly stepMult: number;

@@ -19,15 +19,18 @@
  *
  * The inputs, attributes and outputs are in mlp_lopt_kernel.ts.
  */
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { loadNativeAddon, nativeVariantArg, noGradientRecorded, registerNativeKernel, useNativeVariant, type NativeAddon } from '@lopt/core';
+import { loadNativeAddon, nativeAddonPath, nativeVariantArg, noGradientRecorded, registerNativeKernel, useNativeVariant, type NativeAddon } from '@lopt/core';
 import { TIME_SCALES } from './common';
 import { MLPLOPT_UPDATE, type MLPLOptUpdateAttrs, type MLPLOptUpdateImpl, type MLPLOptUpdateInputs } from './mlp_lopt_kernel';
 import { mlpLoptUpdateWasmOps, MLPLOPT_WASM_VARIANTS, wasmVariantHandles } from './mlp_lopt_wasm';
 
 export * from './mlp_lopt_kernel';
 
+/**
+ * The optimizers' native addon (`lopt_optimizers.node`): the fused MLPLOpt step for N stacked tasks, on host
+ * arrays.
+ */
 export interface OptimizersAddon extends NativeAddon {
   mlpLoptStep(
     N: number,
@@ -50,7 +53,7 @@ export interface OptimizersAddon extends NativeAddon {
 }
 
 /** Where the built C kernels live (a worker thread that needs only the addon can `require` it directly). */
-export const MLPLOPT_ADDON_PATH = path.resolve(__dirname, '..', 'native', 'build', 'Release', 'lopt_optimizers.node');
+export const MLPLOPT_ADDON_PATH = nativeAddonPath(typeof __dirname === 'string' ? __dirname : undefined, 'lopt_optimizers.node');
 const THETA_KEYS = ['w0', 'b0', 'w1', 'b1', 'w2', 'b2'];
 /** The one MLP the C kernel is compiled for: 19 → 32 → 32 → 2 (the reference's default). */
 const NATIVE_LAYERS = [

@@ -62,6 +62,10 @@ export interface NNAdamLSTMState {
   cell: tf.Tensor;
 }
 
+/**
+ * State of {@link NNAdamOptimizer}: params, model state, iteration, rolling moments, the per-tensor
+ * hyper-parameters and the LSTM state (reference `nn_adam.py`, `NNAdamState`).
+ */
 export interface NNAdamState extends OptState {
   params: Params;
   state: PyTree | null;
@@ -128,6 +132,10 @@ function clipLogAbs(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.clipByValue(tf.log(tf.add(tf.abs(x), 1e-8)), -5, 5), 0.5);
 }
 
+/**
+ * The NNAdam learned optimizer (reference `learned_optimizers/nn_adam.py`, `NNAdam`): Adam whose per-tensor
+ * hyper-parameters an LSTM moves every step.
+ */
 export class NNAdam implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly outputScale: number;
@@ -190,6 +198,7 @@ export class NNAdam implements LearnedOptimizer {
 const HPARAMS = ['perLayerLr', 'perLayerBeta1', 'perLayerBeta2', 'perLayerEpsilon'] as const;
 const THETA_HPARAMS = ['per_layer_lr', 'per_layer_beta1', 'per_layer_beta2', 'per_layer_epsilon'] as const;
 
+/** The optimizer {@link NNAdam.optFn} returns for a θ. */
 export class NNAdamOptimizer extends BatchedOptimizer<NNAdamState> {
   constructor(
     readonly lopt: NNAdam,

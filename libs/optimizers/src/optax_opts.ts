@@ -33,6 +33,10 @@ import {
   TxCtx,
 } from './transforms';
 
+/**
+ * State of an {@link OptaxOptimizer} (reference `optimizers/optax_opts.py`, `OptaxState`): params, model
+ * state, the transformation chain's states and iteration.
+ */
 export interface OptaxState extends OptState {
   params: Params;
   state: PyTree | null;

@@ -61,6 +61,11 @@ export interface DynamicClipState {
   value: tf.Tensor;
 }
 
+/**
+ * State of {@link RNNMLPLOptOptimizer}: params, accumulators, iteration, model state, the LSTM state, what
+ * the MLP and LSTM fed back, the train/valid loss normalisers and the dynamic clip (reference
+ * `rnn_mlp_lopt.py`, `RNNMLPLOptState`).
+ */
 export interface RNNMLPLOptState extends OptState {
   params: Params;
   momRolling: MomAccumulator;
@@ -118,6 +123,10 @@ interface RNNMLPTheta {
   ffmod_params: Record<string, Linear>;
 }
 
+/**
+ * The RNNMLPLOpt hierarchical learned optimizer (reference `learned_optimizers/rnn_mlp_lopt.py`,
+ * `RNNMLPLOpt`): a per-tensor LSTM conditioning a per-parameter MLP.
+ */
 export class RNNMLPLOpt implements LearnedOptimizer {
   readonly name: string | null = null;
   readonly stepMultiplier: number;
@@ -231,6 +240,7 @@ function sinEmbedding(iteration: tf.Tensor): tf.Tensor {
   return tf.sin(tf.div(tf.expandDims(tf.cast(iteration, 'float32'), 1), denom));
 }
 
+/** The optimizer {@link RNNMLPLOpt.optFn} returns for a θ. */
 export class RNNMLPLOptOptimizer extends BatchedOptimizer<RNNMLPLOptState> {
   constructor(
     readonly lopt: RNNMLPLOpt,

@@ -12,6 +12,10 @@ import { treeFlatten, treeMap, treeMapN, treeUnflatten, type PyTree } from '@lop
 import { bcast, BatchCtx, Hyper, incCounter, numTasks, resolveHyper, toFloatTensor, zerosCounter } from './common';
 import type { ScalarSchedule } from './schedules';
 
+/**
+ * What an optax-style transformation's update sees: the batch context plus the `numSteps` the optimizer was
+ * initialised with.
+ */
 export interface TxCtx extends BatchCtx {
   /** `numSteps` given to the optimizer's init (schedules read it as `maxSteps`). */
   numSteps?: number | tf.Tensor | null;

@@ -25,6 +25,11 @@ import { HyperV2, VELO_HYPER_V2_OPTIONS } from './hyper_v2';
 import { loadLearnedOptimizerCheckpoint } from './checkpoint';
 import { GradientWrapper } from './wrappers';
 
+/**
+ * State of {@link GradientAccumulator} (reference `optimizers/gradient_accumulator.py`,
+ * `GradientAccumulatorState`): summed gradients and loss, the inner optimizer's state, iteration, model state
+ * and params.
+ */
 export interface GradientAccumulatorState extends OptState {
   gradAccum: Params;
   lossAccum: tf.Tensor;

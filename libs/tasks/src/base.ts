@@ -14,12 +14,22 @@
 import * as tf from '@tensorflow/tfjs';
 import type { PRNGKey, PyTree } from '@lopt/core';
 
+/**
+ * A task's parameters: a pytree of tensors (reference `tasks/base.py`, `Task.init` output); batch methods
+ * stack N sets along a leading task axis.
+ */
 export type Params = PyTree;
+/**
+ * A task's non-trainable state (haiku state, e.g. batch-norm statistics), stacked like the params; null for
+ * stateless tasks.
+ */
 export type ModelState = PyTree | null;
 /** A batch: a pytree of tensors. Batch methods take it with a leading task axis N. */
 export type Batch = PyTree;
 
+/** The four dataset split names, in order (reference `tasks/datasets/base.py`, `Datasets`). */
 export const SPLITS = ['train', 'inner_valid', 'outer_valid', 'test'] as const;
+/** One of {@link SPLITS}: `train`, `inner_valid`, `outer_valid` or `test`. */
 export type SplitName = (typeof SPLITS)[number];
 
 /** An endless stream of batches for one split, kept on the backend. */
@@ -43,6 +53,10 @@ export interface BatchStream {
   setState(s: { seed: number; epoch: number; position: number }): void;
 }
 
+/**
+ * The datasets of a task: one endless {@link BatchStream} per split, plus free-form `extraInfo` (e.g.
+ * `num_classes`, `vocab_size`); reference `tasks/datasets/base.py`, `Datasets`.
+ */
 export interface Datasets {
   readonly splits: readonly SplitName[];
   /** Throws for any name but train / inner_valid / outer_valid / test (listing the four). */
@@ -50,11 +64,16 @@ export interface Datasets {
   extraInfo?: Record<string, unknown>;
 }
 
+/** Per-task losses `loss` `[N]` and the updated model state, as returned by `Task.lossWithStateBatch`. */
 export interface LossWithState {
   loss: tf.Tensor; // [N]
   state: ModelState;
 }
 
+/**
+ * Value and gradient for N stacked tasks: `loss` `[N]`, `grad` stacked like the params, the new state, and
+ * optional aux metrics (each `[N]`).
+ */
 export interface LossAndGrad {
   loss: tf.Tensor; // [N]
   grad: Params; // stacked like params
@@ -62,6 +81,10 @@ export interface LossAndGrad {
   aux?: Record<string, tf.Tensor>; // each [N]
 }
 
+/**
+ * An inner problem (reference `tasks/base.py`, `Task`): init, loss and gradient for N stacked parameter sets
+ * (the `*Batch` methods), the single-task methods as the N=1 case, its datasets and loss normalizer.
+ */
 export interface Task {
   readonly name: string;
   readonly datasets: Datasets | null;
@@ -86,8 +109,19 @@ export interface Task {
 
   /** Elementwise; works on any shape (e.g. `[N]` or `[T, N]`). */
   normalizer(loss: tf.Tensor): tf.Tensor;
+
+  /**
+   * Optional: how many values one task's params hold, known without building them (the count of
+   * `jax.eval_shape(task.init, key)`). A run checks its memory need with it before it makes
+   * anything; tasks without it are measured on a real init.
+   */
+  numParams?(): number;
 }
 
+/**
+ * A distribution over tasks (reference `tasks/base.py`, `TaskFamily`): `sample`/`sampleBatch` draw task
+ * params, `taskFn` builds the task they describe.
+ */
 export interface TaskFamily {
   readonly name: string;
   readonly datasets: Datasets | null;
@@ -96,4 +130,10 @@ export interface TaskFamily {
   /** Stacked task params, row i from keys[i]. */
   sampleBatch(keys: PRNGKey[]): PyTree;
   taskFn(taskParam: PyTree): Task;
+  /**
+   * Optional: how many values one task's task param and params hold, known from the config alone
+   * (the counts of `jax.eval_shape` of `sample` and of the task's `init`). A run checks its memory
+   * need with it before it samples anything; families without it are measured on a sampled task.
+   */
+  valueCounts?(): { taskParam: number; params: number };
 }

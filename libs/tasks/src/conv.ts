@@ -22,17 +22,22 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInitBatch, initializers, registerPlugin, registerWasmConvKernels, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
-import type { Batch, Datasets, LossWithState, ModelState, Params } from './base';
+import type { Batch, BatchStream, Datasets, LossWithState, ModelState, Params } from './base';
+import { SPLITS } from './base';
 import { cifarDatasets } from './datasets/cifar';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
 import { imagenetDatasets } from './datasets/imagenet';
+import { SplitDatasets, type AbstractLeaf } from './datasets/splits';
 import { BaseTask, tidyTree } from './task';
 
 // Conv2DBackpropFilter on wasm (missing there) and a fast one on cpu (the stock one is ~100x slower).
 registerWasmConvKernels();
 
+/** Datasets a {@link ConvTask} can name (the imagenet ones read the reference's downsampled-ImageNet TFRecords, datasets/imagenet.ts). */
 export const CONV_DATASETS = ['cifar10', 'cifar100', 'fashion_mnist', 'imagenet32', 'imagenet16'] as const;
+/** One of {@link CONV_DATASETS}. */
 export type ConvDatasetName = (typeof CONV_DATASETS)[number];
+/** Normalisation after each conv layer of a {@link ConvTask}: none, `hk.BatchNorm` or `hk.LayerNorm`. */
 export type ConvNorm = 'none' | 'batchnorm' | 'layernorm';
 
 /** The configurable part of a conv task; the schema holds every default. */
@@ -51,10 +56,34 @@ export const ConvTaskSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link ConvTask}: the fields of {@link ConvTaskSchema} (all optional) plus prebuilt datasets.
+ */
 export type ConvTaskConfig = z.input<typeof ConvTaskSchema> & {
   /** Datasets to use (not serialisable, so not in the schema); otherwise built from datasetName / batchSize / imageSize. */
   datasets?: Datasets;
 };
+
+/** A split whose batches cannot be made here (no loader for the dataset); its abstract batch works, so init does. */
+class UnavailableStream implements BatchStream {
+  constructor(
+    private readonly abstract: Record<string, AbstractLeaf>,
+    private readonly batchSize: number,
+    private readonly why: string,
+  ) {}
+  next(): Batch {
+    throw new Error(this.why);
+  }
+  abstractBatch(): PyTree {
+    return Object.fromEntries(Object.entries(this.abstract).map(([k, v]) => [k, { shape: [this.batchSize, ...v.shape], dtype: v.dtype }]));
+  }
+  getState() {
+    return { seed: 0, epoch: 0, position: 0 };
+  }
+  setState(): void {
+    // nothing to move
+  }
+}
 
 const NATIVE_SIZE: Record<ConvDatasetName, [number, number]> = {
   cifar10: [32, 32],
@@ -77,6 +106,19 @@ export function convDatasets(name: ConvDatasetName, batchSize: number, imageSize
     case 'imagenet16':
       return imagenetDatasets(16, batchSize, imageSize);
   }
+}
+
+/**
+ * Datasets lopt-ts cannot load (no loader): their abstract batch (`image` [B, H, W, C] float32,
+ * `label` [B] int32) and `num_classes` work, so a task can be initialised; every batch throws `why`.
+ */
+export function unavailableDatasets(name: string, batchSize: number, imageShape: [number, number, number], numClasses: number, why: string): Datasets {
+  const abstract = {
+    image: { shape: [...imageShape], dtype: 'float32' as tf.DataType },
+    label: { shape: [], dtype: 'int32' as tf.DataType },
+  };
+  const streams = Object.fromEntries(SPLITS.map((s) => [s, new UnavailableStream(abstract, batchSize, why)]));
+  return new SplitDatasets(streams as any, { num_classes: numClasses, name, image_size: [imageShape[0], imageShape[1]], batch_size: batchSize });
 }
 
 type ConvParams = { w: tf.Tensor; b: tf.Tensor };
@@ -117,6 +159,10 @@ export function emaUpdate(prev: EmaState | null, value: tf.Tensor): EmaState {
   return { counter, hidden, average };
 }
 
+/**
+ * A convnet image classification task (reference `tasks/fixed/conv.py`, `_ConvTask`): conv layers with
+ * optional batch/layer norm, spatial pooling, a linear head and softmax cross-entropy.
+ */
 export class ConvTask extends BaseTask {
   readonly name: string;
   readonly hiddenUnits: number[];
@@ -264,6 +310,10 @@ export class ConvTask extends BaseTask {
 type Fixed = { name: string; description: string; config: Omit<ConvTaskConfig, 'name' | 'datasets'> };
 
 const RELU_3 = [32, 64, 64];
+/**
+ * The fixed conv tasks (reference `tasks/fixed/conv.py`, plus lopt-ts's Fashion-MNIST variants): name,
+ * description and config of each; each is registered as a task plugin.
+ */
 export const FIXED_CONV_TASKS: Fixed[] = [
   { name: 'Conv_Cifar10_8_16x32', description: 'conv 16-32 (relu, avg pool) on 8x8 CIFAR-10, batch 128', config: { datasetName: 'cifar10', imageSize: [8, 8], hiddenUnits: [16, 32] } },
   { name: 'Conv_Cifar10_16_32x64x64', description: 'conv 32-64-64 (relu) on 16x16 CIFAR-10, batch 128', config: { datasetName: 'cifar10', imageSize: [16, 16], hiddenUnits: RELU_3 } },

@@ -18,7 +18,12 @@ import { mnistDatasets } from './datasets/mnist';
 import { BaseTask } from './task';
 import { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
 
+/** Hidden-layer activation of the fixed image MLP tasks. */
 export type Activation = 'relu' | 'tanh' | 'sigmoid';
+/**
+ * Layout of the image MLP's matmuls over N stacked tasks: `batched` (one rank-3 matMul), `unstacked` (N 2-D
+ * matMuls) or `auto` (chosen by backend).
+ */
 export type MatmulMode = 'batched' | 'unstacked' | 'auto';
 
 /** The configurable part of an image MLP task; the schema holds every default. */
@@ -36,6 +41,10 @@ export const ImageMLPSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link ImageMLPTask}: the fields of {@link ImageMLPSchema} (all optional) plus prebuilt
+ * datasets.
+ */
 export type ImageMLPConfig = z.input<typeof ImageMLPSchema> & {
   /** Datasets to use (not serialisable, so not in the schema); otherwise built from datasetName / batchSize / imageSize. */
   datasets?: Datasets;
@@ -66,6 +75,10 @@ function activationBackward(act: Activation, h: tf.Tensor, dh: tf.Tensor): tf.Te
   }
 }
 
+/**
+ * An MLP image classification task (reference `tasks/fixed/image_mlp.py`, `_MLPImageTask`), with a
+ * hand-written forward and backward for N stacked tasks.
+ */
 export class ImageMLPTask extends BaseTask {
   readonly name: string;
   readonly hiddenSizes: number[];
@@ -284,21 +297,37 @@ export class ImageMLPTask extends BaseTask {
 }
 
 // ---- the reference's fixed tasks (classes, so `new ImageMLP_FashionMnist8_Relu32()` reads as in the reference) ----
+/**
+ * ReLU MLP with one hidden layer of 32 on 8x8 Fashion-MNIST, batch 128 (reference
+ * `tasks/fixed/image_mlp.py`).
+ */
 export class ImageMLP_FashionMnist8_Relu32 extends ImageMLPTask {
   constructor() {
     super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [8, 8], hiddenSizes: [32] });
   }
 }
+/**
+ * ReLU MLP with one hidden layer of 32 on 16x16 Fashion-MNIST, batch 128 (reference
+ * `tasks/fixed/image_mlp.py`).
+ */
 export class ImageMLP_FashionMnist16_Relu32 extends ImageMLPTask {
   constructor() {
     super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [16, 16], hiddenSizes: [32] });
   }
 }
+/**
+ * ReLU MLP with one hidden layer of 32 on 32x32 Fashion-MNIST, batch 128 (reference
+ * `tasks/fixed/image_mlp.py`).
+ */
 export class ImageMLP_FashionMnist32_Relu32 extends ImageMLPTask {
   constructor() {
     super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [32, 32], hiddenSizes: [32] });
   }
 }
+/**
+ * ReLU MLP with two hidden layers of 128 on 28x28 Fashion-MNIST, batch 128 (reference
+ * `tasks/fixed/image_mlp.py`).
+ */
 export class ImageMLP_FashionMnist_Relu128x128 extends ImageMLPTask {
   constructor() {
     super({ datasetName: 'fashion_mnist', batchSize: 128, imageSize: [28, 28], hiddenSizes: [128, 128] });

@@ -14,6 +14,10 @@ import { imageDatasets } from './datasets/fashion_mnist';
 import { mnistDatasets } from './datasets/mnist';
 import { BaseTask } from './task';
 
+/**
+ * The configurable part of {@link ImageMLPAETask} (reference `tasks/fixed/image_mlp_ae.py`); the schema holds
+ * every default.
+ */
 export const ImageMLPAESchema = z
   .object({
     /** fashion_mnist (offline) or mnist (datasets/mnist.ts) */
@@ -26,8 +30,16 @@ export const ImageMLPAESchema = z
     name: z.string().default('_Task'),
   })
   .strict();
+/**
+ * Options of {@link ImageMLPAETask}: the fields of {@link ImageMLPAESchema} (all optional) plus prebuilt
+ * datasets.
+ */
 export type ImageMLPAEOptions = z.input<typeof ImageMLPAESchema> & { datasets?: Datasets };
 
+/**
+ * An MLP autoencoder task on images (reference `tasks/fixed/image_mlp_ae.py`): mean squared error between the
+ * image and the sigmoid of the reconstruction.
+ */
 export class ImageMLPAETask extends BaseTask {
   readonly name: string;
   readonly hiddenUnits: number[];

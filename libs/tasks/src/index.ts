@@ -1,65 +1,10 @@
 /**
  * @lopt/tasks: Task / TaskFamily batched over a leading task axis, datasets (Fashion-MNIST from
- * IDX files, CIFAR-10/100 from their binary files, noise streams), quadratics, image MLPs and
- * convnets. Importing the lib registers every task as a plugin of kind 'task' and every family as
- * one of kind 'task_family'.
+ * IDX files, CIFAR-10/100 from their binary files, noise streams), quadratics, image MLPs,
+ * convnets, MLP-Mixers and Vision Transformers. Importing the lib registers every task as a plugin
+ * of kind 'task' and every family as one of kind 'task_family'.
+ *
+ * @packageDocumentation
  */
-export { SPLITS } from './base';
-export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily } from './base';
-export { expandTree, squeezeTree, tidyTree, stackedSample, stackedNormal, stackedUniform, stopGradient, softmaxCrossEntropy, BaseTask, BaseTaskFamily, singleTaskToFamily, requireKeys } from './task';
-export { SplitNameError, checkSplit, SplitDatasets } from './datasets/splits';
-export type { StreamState, AbstractLeaf } from './datasets/splits';
-export { stableOrderByBits, permutation, TensorBatchStream, NoiseBatchStream } from './datasets/batch_streams';
-export { cachedDatasets, clearDatasetCache } from './datasets/cache';
-export { downloadFiles } from './datasets/download';
-export { resizeBilinearHalfPixel, preprocessImages } from './datasets/image_preprocessing';
-export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError, parseIdx, readIdxFile, readIdxImagesAndLabels, encodeIdx } from './datasets/idx';
-export type { IdxArray } from './datasets/idx';
-export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, findFashionMnistDir, loadFashionMnistRaw, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
-export { QuadraticTask, LogQuadraticTask, SumQuadraticTask, NoisyMeanQuadraticTask, noiseDatasets, batchDatasets, BatchQuadraticTask, FixedDimQuadraticTask, FixedDimQuadraticFamily, FixedDimQuadraticDataTask, FixedDimQuadraticFamilyData, NoisyQuadraticTask, NoisyQuadraticFamily } from './quadratics';
-export { ImageMLPSchema, ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_FashionMnist16_Relu32, ImageMLP_FashionMnist32_Relu32, ImageMLP_FashionMnist_Relu128x128, ImageMLP_Mnist_128x128x128_Relu, ImageMLP_Imagenet16_Relu256x256x256 } from './image_mlp';
-export type { Activation, MatmulMode, ImageMLPConfig } from './image_mlp';
-export { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
-export type { TasksAddon } from './native';
-export { LogFeature, CFGObject, cfgToPlain, registerConfigurable, objectFromConfig } from './parametric/cfgobject';
-export type { CFGValue } from './parametric/cfgobject';
-export { choice, logInt, logFloat, SAMPLE_ACTIVATIONS, sampleActivation, sampleInitializer, SAMPLE_INITIALIZERS, sampledInitializer, SAMPLE_IMAGE_DATASETS, sampleImageDataset } from './parametric/parametric_utils';
-export type { InitializerConfig } from './parametric/parametric_utils';
-export { initSampledMlp, stackHaikuRows, SampledTask, activateRows, classificationNormalizer, sampleActivationAndInitializer, activationAndInitializerConfigs, sampleWithSwitches, switchedConfigs, ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
-export type { ParametricImageMLPOptions, ActivationAndInitializer } from './parametric/image_mlp';
-export { taskKind, taskFamilyFromEntry } from './task_entries';
-export { ReparamWeights, REPARAM_LEVELS, ReparamWeightsFamily, ReparamWeightsFamilySchema } from './task_augmentation';
-export type { ParamScale, ReparamLevel } from './task_augmentation';
-export { ImageMLPAESchema, ImageMLPAETask, ImageMLPAE_FashionMnist_128x32x128_bs128, ImageMLPAE_Mnist_128x32x128_bs128 } from './image_mlp_ae';
-export type { ImageMLPAEOptions } from './image_mlp_ae';
-export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifarRecords, cifarTrainPercent, cifarSplits, cifarDatasets, cifar10Datasets, cifar100Datasets, encodeCifarRecords } from './datasets/cifar';
-export type { CifarName } from './datasets/cifar';
-export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask, unstackTree, stackTrees, emaUpdate } from './conv';
-export type { ConvDatasetName, ConvNorm, ConvTaskConfig, EmaState } from './conv';
-export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, maskedCrc32c, readTfrecords, exampleBytesFeatures, encodeExample, encodeTfrecords, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
-export type { ImagenetSize } from './datasets/imagenet';
-export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
-export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, resnetForward, meanCrossEntropy, resnetInitState, resnetLossWithState, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
-export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask } from './resnet';
-export { ParametricImageResNetSchema, ParametricImageResNetTask, ParametricImageResNet, sampleImageResnet } from './parametric/image_resnet';
-export type { ParametricImageResNetOptions } from './parametric/image_resnet';
-export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageMLPAE, sampleImageMlpAe } from './parametric/image_mlp_ae';
-export type { ParametricImageMLPAEOptions } from './parametric/image_mlp_ae';
-export { ParametricImageConvSchema, ParametricImageConvTask, ParametricImageConv, sampleImageConv } from './parametric/image_conv';
-export type { ParametricImageConvOptions } from './parametric/image_conv';
-export { PARAMETRIC_DATASET_NAMES, parametricDatasets, DATASET_FUNCTIONS, numClassesOf } from './parametric/datasets';
-export type { ParametricDatasetName } from './parametric/datasets';
-export { ParametricImageMLPVAESchema, ParametricImageMLPVAETask, ParametricImageMLPVAE, sampleImageMlpVae } from './parametric/image_mlp_vae';
-export type { ParametricImageMLPVAEOptions } from './parametric/image_mlp_vae';
-export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
-export type { VocabName, RecordFormat, CorpusName, LanguageDatasetFunction } from './datasets/language';
-export { param, initEmbed, embed, linear, linearOf, RNN_CORES, RNN_CORE_CLASS, rnnStateSizes, initRnnCore, unrollRnn, KEY_SIZE, initTransformer, layerNorm, gelu, dropout, transformerForward, foldVocab, maskedTokenLoss } from './lm_modules';
-export type { RnnCore, TransformerShape } from './lm_modules';
-export { RNNLMSchema, rnnLmName, RNNLMTask, FIXED_RNN_LM_CONFIGS, OFFLINE_RNN_LM_CONFIGS, FIXED_RNN_LM_TASKS, rnnLmTask } from './rnn_lm';
-export type { RNNLMConfig } from './rnn_lm';
-export { TransformerLMSchema, TransformerLMTask, FIXED_TRANSFORMER_LM_TASKS, transformerLmTask } from './transformer_lm';
-export type { TransformerLMConfig } from './transformer_lm';
-export { ParametricLMRNNSchema, ParametricLMRNNTask, ParametricLMRNN, SAMPLED_LM_DATASETS, sampleLmRnn, parametricLmRnnFromConfig } from './parametric/lm_rnn';
-export type { ParametricLMRNNOptions } from './parametric/lm_rnn';
-export { ParametricLMTransformerSchema, ParametricLMTransformerTask, ParametricLMTransformer, sampleLmTransformer, parametricLmTransformerFromConfig } from './parametric/lm_transformer';
-export type { ParametricLMTransformerOptions } from './parametric/lm_transformer';
+export * from './browser';
+export * from './node';

@@ -14,6 +14,10 @@ import { initializers, type HaikuInit, type Initializer, type PRNGKey, random } 
 
 type P = Record<string, Record<string, tf.Tensor>>;
 
+/**
+ * Parameter `module/name` of a haiku-style params tree (stacked `[N, ...]`); throws naming the modules
+ * present when it is absent.
+ */
 export function param(params: P, module: string, name: string): tf.Tensor {
   const m = params[module];
   if (!m || !m[name]) throw new Error(`language model: params lack '${module}/${name}' (have modules ${Object.keys(params).join(', ')})`);
@@ -62,13 +66,21 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   return tf.reshape(y, [...lead, O]);
 }
 
+/**
+ * {@link linear} with the `w` (and, with `withBias`, `b`) of haiku module `module`: `hk.Linear` applied per
+ * task.
+ */
 export function linearOf(params: P, module: string, x: tf.Tensor, withBias = true): tf.Tensor {
   return linear(x, param(params, module, 'w'), withBias ? param(params, module, 'b') : undefined);
 }
 
 // ---- recurrent cores ----
 
+/**
+ * The recurrent cores of the LM tasks: `hk.LSTM`, `hk.GRU`, `hk.VanillaRNN` and the reference's `rnn.IRNN`.
+ */
 export const RNN_CORES = ['lstm', 'gru', 'vanilla_rnn', 'irnn'] as const;
+/** One of {@link RNN_CORES}. */
 export type RnnCore = (typeof RNN_CORES)[number];
 
 /** haiku's class names, for task names (`hk.LSTM` -> `LSTM128`). */
@@ -165,6 +177,10 @@ export function unrollRnn(params: P, core: RnnCore, x: tf.Tensor, state: tf.Tens
 
 // ---- transformer ----
 
+/**
+ * Sizes of the reference's `Transformer` (`tasks/transformer.py`): heads, layers, model width, vocabulary and
+ * dropout rate.
+ */
 export interface TransformerShape {
   numHeads: number;
   numLayers: number;

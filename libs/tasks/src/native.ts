@@ -5,9 +5,12 @@
  * addon is not built or `LOPT_NATIVE=off`, `imageMlpNative()` is null and ImageMLPTask uses its
  * tf.js path: same values up to float rounding.
  */
-import * as path from 'path';
-import { loadNativeAddon, nativeVariantArg, registerNativeKernel, type NativeAddon } from '@lopt/core';
+import { loadNativeAddon, nativeAddonPath, nativeVariantArg, registerNativeKernel, type NativeAddon } from '@lopt/core';
 
+/**
+ * The tasks' native addon (`lopt_tasks.node`): the image MLP's loss and gradient for N stacked tasks, on host
+ * arrays.
+ */
 export interface TasksAddon extends NativeAddon {
   imageMlpValueAndGrad(
     N: number,
@@ -24,8 +27,13 @@ export interface TasksAddon extends NativeAddon {
   ): void;
 }
 
+/**
+ * Name of the tf.js kernel the native addon registers: the image MLP's fused loss (and gradient) for N
+ * stacked tasks.
+ */
 export const LOPT_IMAGE_MLP_KERNEL = 'LoptImageMLPValueAndGrad';
-const ADDON_PATH = path.resolve(__dirname, '..', 'native', 'build', 'Release', 'lopt_tasks.node');
+// '' in a browser bundle (no __dirname): the addon is then reported as not built.
+const ADDON_PATH = nativeAddonPath(typeof __dirname === 'string' ? __dirname : undefined, 'lopt_tasks.node');
 
 /** The addon (its kernel registered), or null. */
 export function imageMlpNative(): TasksAddon | null {

@@ -32,6 +32,9 @@ export class QuadraticTask extends BaseTask {
   initBatch(keys: PRNGKey[]): Params {
     return stackedNormal(keys, [this.dim]);
   }
+  numParams(): number {
+    return this.dim;
+  }
   lossBatch(params: Params): tf.Tensor {
     return tf.tidy(() => tf.sum(tf.square(params as tf.Tensor), -1));
   }
@@ -42,6 +45,9 @@ export class LogQuadraticTask extends BaseTask {
   readonly name: string = 'LogQuadraticTask';
   initBatch(keys: PRNGKey[]): Params {
     return stackedNormal(keys, [10]);
+  }
+  numParams(): number {
+    return 10;
   }
   lossBatch(params: Params): tf.Tensor {
     return tf.tidy(() => tf.log(tf.sum(tf.square(params as tf.Tensor), -1)));
@@ -54,6 +60,9 @@ export class SumQuadraticTask extends BaseTask {
   initBatch(keys: PRNGKey[]): Params {
     const ks = keys.map((k) => random.split(k));
     return { a: stackedNormal(ks.map((k) => k[0]), [10]), b: stackedNormal(ks.map((k) => k[1]), [10]) };
+  }
+  numParams(): number {
+    return 20;
   }
   lossBatch(params: Params): tf.Tensor {
     const p = params as { a: tf.Tensor; b: tf.Tensor };
@@ -88,6 +97,9 @@ export class NoisyMeanQuadraticTask extends BaseTask {
   }
   get hess(): tf.Tensor2D {
     return tf.tensor2d(this.hessData, [this.dim, this.dim]);
+  }
+  numParams(): number {
+    return this.dim;
   }
   initBatch(keys: PRNGKey[]): Params {
     return tf.tidy(() => tf.mul(stackedNormal(keys, [this.dim, 1]), 10));
@@ -131,6 +143,9 @@ export class BatchQuadraticTask extends BaseTask {
   }
   initBatch(keys: PRNGKey[]): Params {
     return stackedNormal(keys, [10]);
+  }
+  numParams(): number {
+    return 10;
   }
   lossBatch(params: Params): tf.Tensor {
     return tf.tidy(() => tf.sum(tf.square(params as tf.Tensor), -1));
@@ -179,6 +194,9 @@ export class FixedDimQuadraticFamily extends BaseTaskFamily {
   sampleBatch(keys: PRNGKey[]): PyTree {
     return stackedNormal(keys, [this.dim]);
   }
+  valueCounts(): { taskParam: number; params: number } {
+    return { taskParam: this.dim, params: this.dim };
+  }
   taskFn(taskParam: PyTree): Task {
     return new FixedDimQuadraticTask(taskParam as tf.Tensor, this.dim);
   }
@@ -226,6 +244,9 @@ export class FixedDimQuadraticFamilyData extends BaseTaskFamily {
   }
   sampleBatch(keys: PRNGKey[]): PyTree {
     return stackedNormal(keys, [this.dim]);
+  }
+  valueCounts(): { taskParam: number; params: number } {
+    return { taskParam: this.dim, params: this.dim };
   }
   taskFn(taskParam: PyTree): Task {
     return new FixedDimQuadraticDataTask(taskParam as tf.Tensor, this.dim, this.datasets!);
@@ -277,6 +298,9 @@ export class NoisyQuadraticFamily extends BaseTaskFamily {
     const center = stackedNormal(ks.map((k) => k[0]), [this.dim]);
     const scale = tf.tidy(() => tf.mul(stackedUniform(ks.map((k) => k[1]), [this.dim]), this.scaleConstant));
     return [center, scale];
+  }
+  valueCounts(): { taskParam: number; params: number } {
+    return { taskParam: 2 * this.dim, params: this.dim };
   }
   taskFn(taskParam: PyTree): Task {
     const [center, scale] = taskParam as [tf.Tensor, tf.Tensor];

@@ -239,7 +239,7 @@ export function resnetForward(
 }
 
 /** Mean softmax cross-entropy of logits `[B, C]` against integer labels `[B]` (`base.softmax_cross_entropy` + one_hot). */
-export function meanCrossEntropy(logits: tf.Tensor, label: tf.Tensor, numClasses: number): tf.Scalar {
+export function resnetMeanCrossEntropy(logits: tf.Tensor, label: tf.Tensor, numClasses: number): tf.Scalar {
   // Not oneHot(..., 'float32'): tfjs-backend-wasm 4.22's OneHot writes int32 bits whatever the dtype.
   const onehot = tf.cast(tf.oneHot(tf.cast(label, 'int32'), numClasses), 'float32');
   return tf.mean(tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), -1))) as tf.Scalar;
@@ -281,7 +281,7 @@ export function resnetLossWithState(
     const labels = N === 1 ? [tf.squeeze(d.label, [0])] : tf.unstack(d.label, 0);
     const outs = ps.map((p, n) => {
       const f = resnetForward(spec, p as P, ss ? ss[n] : null, images[n] as tf.Tensor4D, acts.length === 1 ? acts[0] : acts[n]);
-      return { loss: meanCrossEntropy(f.logits, labels[n], spec.numClasses), state: f.state };
+      return { loss: resnetMeanCrossEntropy(f.logits, labels[n], spec.numClasses), state: f.state };
     });
     return { loss: tf.stack(outs.map((o) => o.loss)), state: stackTrees(outs.map((o) => o.state)) };
   });

@@ -20,6 +20,10 @@ import { BaseTask } from './task';
 
 const DATASET_NAMES = Object.keys(LANGUAGE_DATASET_FUNCTIONS) as [keyof typeof LANGUAGE_DATASET_FUNCTIONS, ...Array<keyof typeof LANGUAGE_DATASET_FUNCTIONS>];
 
+/**
+ * The configurable part of {@link RNNLMTask} (reference `tasks/fixed/rnn_lm.py`); the schema holds every
+ * default.
+ */
 export const RNNLMSchema = z
   .object({
     /** One of the reference's language dataset functions (or lopt-ts's fortunes_bytes_datasets). */
@@ -35,6 +39,7 @@ export const RNNLMSchema = z
   })
   .strict();
 
+/** Options of {@link RNNLMTask}: the fields of {@link RNNLMSchema} (all optional) plus prebuilt datasets. */
 export type RNNLMConfig = z.input<typeof RNNLMSchema> & { datasets?: Datasets };
 
 /** `rnn_lm.py`'s task name: `RNNLM_<dataset>_Patch<L>_<Core><hidden>_Embed<embed>`. */
@@ -43,6 +48,10 @@ export function rnnLmName(datasetName: string, sequenceLength: number, core: Rnn
   return `RNNLM_${ds}_Patch${sequenceLength}_${RNN_CORE_CLASS[core]}${hidden}_Embed${embedDim}`;
 }
 
+/**
+ * A recurrent language-model task (reference `tasks/fixed/rnn_lm.py`, `TeacherForcedRNNLM`): embedding,
+ * unrolled core, linear head, masked next-token cross-entropy.
+ */
 export class RNNLMTask extends BaseTask {
   readonly name: string;
   readonly core: RnnCore;
@@ -117,6 +126,10 @@ export const OFFLINE_RNN_LM_CONFIGS: typeof FIXED_RNN_LM_CONFIGS = [
   ['fortunes_bytes_datasets', 32, 'gru', 128, 64],
 ];
 
+/**
+ * Configs of the fixed RNN LM tasks by name (reference `tasks/fixed/rnn_lm.py` plus the offline fortunes
+ * ones), batch size 128; each is registered as a task plugin.
+ */
 export const FIXED_RNN_LM_TASKS: Record<string, RNNLMConfig> = Object.fromEntries(
   [...FIXED_RNN_LM_CONFIGS, ...OFFLINE_RNN_LM_CONFIGS].map(([datasetName, sequenceLength, core, hiddenSize, embedDim]) => [
     rnnLmName(datasetName, sequenceLength, core, hiddenSize, embedDim),

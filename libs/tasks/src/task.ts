@@ -59,6 +59,7 @@ export function softmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Te
   return tf.tidy(() => tf.neg(tf.sum(tf.mul(labels, tf.logSoftmax(logits)), -1)));
 }
 
+/** The per-task keys of a stochastic task, or an error naming `who` when `keys` is null. */
 function requireKeys(keys: PRNGKey[] | null, who: string): PRNGKey[] {
   if (!keys) throw new Error(`${who}: this task is stochastic and needs one key per task (keys was null)`);
   return keys;
@@ -228,5 +229,6 @@ export function singleTaskToFamily(task: Task, name?: string): TaskFamily {
     sample: () => tf.scalar(0, 'int32'),
     sampleBatch: (keys: PRNGKey[]) => tf.zeros([keys.length], 'int32'),
     taskFn: () => task,
+    ...(task.numParams ? { valueCounts: () => ({ taskParam: 1, params: task.numParams!() }) } : {}),
   };
 }

@@ -25,6 +25,10 @@ import { taskFamilyFromEntry } from './task_entries';
  */
 export type ParamScale = number | tf.Tensor | PyTree;
 
+/**
+ * A task with rescaled parameters (reference `tasks/task_augmentation.py`, `ReparamWeights`): loss f(w·s),
+ * initial params w0/s, gradient s·f'(w·s).
+ */
 export class ReparamWeights extends BaseTask {
   readonly name = 'ReparamWeights';
   readonly paramScale: ParamScale;
@@ -108,7 +112,12 @@ export class ReparamWeights extends BaseTask {
   }
 }
 
+/**
+ * Granularity of {@link ReparamWeights}' scales (reference `tasks/task_augmentation.py`, `ReparamWeights`
+ * `level`): one for all params, one per tensor, or one per parameter.
+ */
 export const REPARAM_LEVELS = ['global', 'tensor', 'parameter'] as const;
+/** One of {@link REPARAM_LEVELS}. */
 export type ReparamLevel = (typeof REPARAM_LEVELS)[number];
 
 /** `exp(uniform(key, shape, log(min), log(max)))`, the exp in float32. */
@@ -122,6 +131,10 @@ function keysOf(t: tf.Tensor): PRNGKey[] {
   return Array.from({ length: bits.length / 2 }, (_, i) => bits.slice(2 * i, 2 * i + 2));
 }
 
+/**
+ * A family whose tasks are {@link ReparamWeights} of the wrapped family's, with scales sampled log-uniformly
+ * per task at the chosen level (reference `tasks/task_augmentation.py`, `ReparamWeightsFamily`).
+ */
 export class ReparamWeightsFamily extends BaseTaskFamily {
   readonly name: string;
   readonly level: ReparamLevel;
@@ -203,6 +216,10 @@ export class ReparamWeightsFamily extends BaseTaskFamily {
   }
 }
 
+/**
+ * Options of the `ReparamWeightsFamily` plugin (reference `tasks/task_augmentation.py`,
+ * `ReparamWeightsFamily`): the wrapped family, the level and the log-uniform range of the sampled scales.
+ */
 export const ReparamWeightsFamilySchema = z
   .object({
     /** The family (or single task) to wrap: `{name, config}` of a registered task_family or task. */

@@ -21,6 +21,10 @@ import { BaseTask, requireKeys } from './task';
 
 const DATASET_NAMES = Object.keys(LANGUAGE_DATASET_FUNCTIONS) as [keyof typeof LANGUAGE_DATASET_FUNCTIONS, ...Array<keyof typeof LANGUAGE_DATASET_FUNCTIONS>];
 
+/**
+ * The configurable part of {@link TransformerLMTask} (reference `tasks/fixed/transformer_lm.py`,
+ * `_TransformerTask`); the schema holds every default.
+ */
 export const TransformerLMSchema = z
   .object({
     datasetName: z.enum(DATASET_NAMES).default('lm1b_32k_datasets'),
@@ -36,8 +40,16 @@ export const TransformerLMSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link TransformerLMTask}: the fields of {@link TransformerLMSchema} (all optional) plus
+ * prebuilt datasets.
+ */
 export type TransformerLMConfig = z.input<typeof TransformerLMSchema> & { datasets?: Datasets };
 
+/**
+ * A decoder-only transformer language-model task (reference `tasks/fixed/transformer_lm.py`,
+ * `_TransformerTask`), dropout drawn from the loss key.
+ */
 export class TransformerLMTask extends BaseTask {
   readonly name: string;
   readonly shape: TransformerShape;
@@ -87,6 +99,10 @@ const MULTI_RUNTIME: Array<[number, number, number, number, number, number]> = [
   [19, 304, 2, 256, 32, 0.0],
 ];
 
+/**
+ * Configs of the fixed transformer LM tasks by name (reference `tasks/fixed/transformer_lm.py`), all on
+ * `lm1b_32k_datasets`; each is registered as a task plugin.
+ */
 export const FIXED_TRANSFORMER_LM_TASKS: Record<string, TransformerLMConfig> = {};
 MULTI_RUNTIME.forEach(([numHeads, dModel, numLayers, batchSize, sequenceLength, dropoutRate], i) => {
   const name = `TransformerLM_LM1B_MultiRuntime_${i}`;

@@ -31,6 +31,10 @@ import {
   type PyTree,
 } from '@lopt/core';
 
+/**
+ * What {@link CheckpointManager} saves: the checkpoint metadata, the full learner state and, optionally, θ
+ * alone.
+ */
 export interface CheckpointPayload extends CheckpointInfo {
   /** The full learner state pytree (theta, theta optimizer state, ...). */
   state: PyTree;
@@ -38,6 +42,10 @@ export interface CheckpointPayload extends CheckpointInfo {
   theta?: PyTree;
 }
 
+/**
+ * A checkpoint just written: its index, step and the paths of `checkpoint_<n>` and `params_<n>` (null without
+ * θ).
+ */
 export interface SavedCheckpoint {
   index: number;
   step: number;
@@ -45,6 +53,7 @@ export interface SavedCheckpoint {
   paramsPath: string | null;
 }
 
+/** A checkpoint read back: index, path, step, state, metadata and RNG key. */
 export interface RestoredCheckpoint<T extends PyTree = PyTree> {
   index: number;
   path: string;
@@ -55,6 +64,10 @@ export interface RestoredCheckpoint<T extends PyTree = PyTree> {
   rngKey: Uint32Array | null;
 }
 
+/**
+ * Options of {@link CheckpointManager}: directory, how many to keep, and the save interval in steps and/or
+ * seconds.
+ */
 export interface CheckpointManagerOptions {
   /** The run's log directory; checkpoints go to `<dir>/checkpoints`. */
   dir: string;
@@ -68,6 +81,10 @@ export interface CheckpointManagerOptions {
   now?: () => number;
 }
 
+/**
+ * Saves, prunes and restores a run's checkpoints (reference `checkpoints.py` as `outer_train.py` uses it):
+ * saves when one is due and keeps the newest `keep` of each prefix.
+ */
 export class CheckpointManager {
   readonly logdir: string;
   /** `<logdir>/checkpoints`. */

@@ -8,6 +8,10 @@ import * as path from 'path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 
+/**
+ * An invalid experiment config, config file or override; `issues` lists every problem (each naming the field
+ * path).
+ */
 export class ConfigError extends Error {
   constructor(
     message: string,

@@ -15,6 +15,10 @@ import type { Optimizer } from '@lopt/optimizers';
 import { singleTaskTrainingCurves, type TrainingCurves } from '@lopt/estimators';
 import { taskKind } from './task_entries';
 
+/**
+ * When an evaluation trains its task: evaluation interval in inner steps, batches per evaluation and for the
+ * final one.
+ */
 export interface EvalCurveOptions {
   /** Evaluate every n inner steps (default `defaultEvalEvery(steps)`). */
   evalEvery?: number;
@@ -36,6 +40,7 @@ export function resolveEvalCurveOptions(steps: number, o: EvalCurveOptions = {})
   return r;
 }
 
+/** A task or task family built for evaluation, with its config (schema defaults filled in). */
 export interface EvalTaskObject {
   /** The task, or the family one task per seed is sampled from. */
   task: Task | TaskFamily;
@@ -44,6 +49,7 @@ export interface EvalTaskObject {
   isFamily: boolean;
 }
 
+/** True for a {@link TaskFamily} (it has `taskFn`), false for a task. */
 export function isTaskFamily(x: unknown): x is TaskFamily {
   return typeof (x as TaskFamily).taskFn === 'function';
 }

@@ -21,6 +21,10 @@ const pluginRef = z
   })
   .strict();
 
+/**
+ * One entry of an experiment's `tasks`: a registered task or task family, its config, and how many tasks of
+ * it are trained in parallel.
+ */
 export const TaskEntrySchema = z
   .object({
     name: z.string().min(1),
@@ -29,6 +33,10 @@ export const TaskEntrySchema = z
   })
   .strict();
 
+/**
+ * The `logging:` section of an experiment config: scalar, histogram and metric intervals, checkpoint
+ * intervals and how many checkpoints to keep.
+ */
 export const LoggingSchema = z
   .object({
     /** write scalars every n outer steps */
@@ -43,6 +51,11 @@ export const LoggingSchema = z
   })
   .strict();
 
+/**
+ * An experiment config: mode, steps, seed, random mode, the plugins (learned optimizer, θ optimizer,
+ * truncation schedule, estimator, truncated step, tasks), workers, logging, divergence limit, and optional
+ * `eval` and `population` sections.
+ */
 export const MetaTrainingSchema = z
   .object({
     description: z.string().default(''),
@@ -91,7 +104,9 @@ export const MetaTrainingSchema = z
   })
   .strict();
 
+/** A validated experiment config, defaults filled in. */
 export type MetaTrainingConfig = z.infer<typeof MetaTrainingSchema>;
+/** An experiment config as written (defaulted fields optional). */
 export type MetaTrainingInput = z.input<typeof MetaTrainingSchema>;
 
 function isPlainObject(x: unknown): x is Record<string, any> {

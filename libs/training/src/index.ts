@@ -9,6 +9,8 @@
  * const config = resolveRunConfig(registry, 'seed-single-machine', { steps: 20 });
  * const run = await train(config, { logdir: 'runs/seed', threads: 2, onEvent: (e) => console.log(e) });
  * ```
+ *
+ * @packageDocumentation
  */
 // The built-in libs register the plugins the experiment presets name; then the presets register.
 import '@lopt/tasks';

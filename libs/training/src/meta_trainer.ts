@@ -29,12 +29,20 @@ import {
 
 type StreamStates = Record<string, Record<string, { seed: number; epoch: number; position: number }>>;
 
+/**
+ * A {@link MetaTrainer}'s whole state: the learner's (θ, meta-optimizer state) and each worker's estimator
+ * states (unroll states).
+ */
 export interface MetaTrainerState {
   learnerState: GradientLearnerState;
   /** one list of estimator states per worker */
   workerStates: any[][];
 }
 
+/**
+ * One outer step of {@link MetaTrainer}: its meta-loss (clipped and raw), non-finite gradient counts,
+ * metrics, and optionally the θ gradient.
+ */
 export interface StepResult {
   /** The mean meta-loss the learner used: a non-finite one is clipped (to 20, as the reference). */
   loss: number;
@@ -48,6 +56,7 @@ export interface StepResult {
   thetaGrad?: PyTree;
 }
 
+/** Options of {@link MetaTrainer}: threads for PES branches, their backend and plugins. */
 export interface MetaTrainerOptions {
   /** 1 (default): everything on this thread. 2: estimators run their antithetic branches in worker threads. */
   threads?: number;
@@ -134,6 +143,23 @@ export class MetaTrainer {
     const n = treeSize(params);
     treeDispose([taskParam, params]);
     return n;
+  }
+
+  /**
+   * A lower bound on {@link estimateStateBytes} from sizes alone, or undefined when a task entry's
+   * family cannot give its sizes without sampling (`TaskFamily.valueCounts`). Every branch of every task
+   * holds at least its inner params and its task param, so a run this refuses cannot fit; it lets a
+   * huge config fail at once instead of after sampling and initialising a huge task.
+   */
+  stateBytesLowerBound(): number | undefined {
+    const antithetic = this.registry.get('gradient_estimator', this.config.gradientEstimator.name).traits?.antithetic ? 2 : 1;
+    let values = 0;
+    for (let i = 0; i < this.families.length; i++) {
+      const sizes = this.families[i].valueCounts?.();
+      if (!sizes) return undefined;
+      values += this.workers.length * this.config.tasks[i].numTasks * antithetic * (sizes.params + sizes.taskParam);
+    }
+    return values * 4;
   }
 
   /**

@@ -8,12 +8,14 @@ import * as path from 'path';
 import { Resvg } from '@resvg/resvg-js';
 import { atomicWriteFile } from '@lopt/core';
 
+/** One line of a plot: a name and its x and y values (non-finite y values leave gaps). */
 export interface Series {
   name: string;
   xs: ArrayLike<number>;
   ys: ArrayLike<number>;
 }
 
+/** What {@link renderLossPlot} draws: the series, title, axis labels, size in pixels, and the y scale. */
 export interface PlotOptions {
   series: Series[];
   title?: string;
@@ -26,6 +28,7 @@ export interface PlotOptions {
   logThreshold?: number;
 }
 
+/** A rendered plot: SVG text, PNG bytes, and the y scale chosen. */
 export interface RenderedPlot {
   svg: string;
   png: Buffer;
@@ -78,6 +81,7 @@ export function logTicks(lo: number, hi: number): number[] {
   return ticks;
 }
 
+/** A tick label: up to 6 significant digits, exponent form (`1e-4`, `2.5e6`) outside [1e-3, 1e5). */
 export function formatTick(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);

@@ -37,11 +37,19 @@ export class DivergenceError extends Error {
   }
 }
 
+/**
+ * The tf.js backends a run can ask for: `auto` (the best available), `tensorflow` (tfjs-node or
+ * tfjs-node-gpu), `wasm`, `cpu` (core's `initBackend`).
+ */
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
 /** The most the wasm backend's heap can grow to (its emscripten build's getHeapMax: 4 GiB - 64 KiB). */
 export const WASM_HEAP_MAX_BYTES = 4294901760;
 
+/**
+ * Where {@link resolveRunConfig} takes config fields from besides the preset: a file, `--set` overrides,
+ * steps and seed.
+ */
 export interface RunConfigSources {
   /** A JSON or YAML file of config fields (applied first). */
   configFile?: string;
@@ -117,12 +125,19 @@ export class MetricTagger {
   }
 }
 
+/**
+ * `runs/<experiment>-YYYYMMDD-HHMMSS` (local time of `now`): the log directory of a run started without one.
+ */
 export function defaultLogdir(experiment: string, now = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
   const ts = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
   return path.join('runs', `${experiment}-${ts}`);
 }
 
+/**
+ * Options of {@link train}: log directory, registry, resume, backend, threads, plugins, abort signal and
+ * progress callback.
+ */
 export interface TrainOptions {
   /** The log directory (created if missing). */
   logdir: string;
@@ -152,6 +167,10 @@ export type TrainEvent =
   | { type: 'checkpoint'; step: number; path: string }
   | { type: 'log'; message: string };
 
+/**
+ * What {@link train} did: steps done, final loss, first non-finite step, whether it was interrupted, the last
+ * checkpoint and the time taken.
+ */
 export interface TrainResult {
   logdir: string;
   startStep: number;
@@ -313,20 +332,15 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
 
   await initBackend(opts.backend === undefined || opts.backend === '' ? undefined : opts.backend);
   const trainer = tooBig(() => new MetaTrainer(cfg, registry, { threads: opts.threads ?? 1, plugins: opts.plugins ?? [] }));
-  // Sizes are checked against this machine's memory before the state is made or a file written.
-  const need = tooBig(() => trainer.estimateStateBytes());
-  // On wasm every tensor lives in one WebAssembly heap, which cannot grow past 4 GiB whatever the
-  // machine has (past it an allocation fails deep inside a kernel with "offset is out of bounds").
-  const onWasm = tf.getBackend() === 'wasm';
-  const have = onWasm ? Math.min(os.totalmem(), WASM_HEAP_MAX_BYTES) : os.totalmem();
-  if (need > 0.75 * have) {
-    await trainer.dispose(null);
-    const where = onWasm && have === WASM_HEAP_MAX_BYTES ? "the wasm backend's heap" : "this machine's memory";
-    throw new ConfigError(
-      `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than ${where} allows (${(have / 2 ** 30).toFixed(1)} GiB in all); ` +
-        `lower tasks.N.numTasks or the task and learned-optimizer sizes` +
-        (onWasm && have === WASM_HEAP_MAX_BYTES ? ', or use the tensorflow backend (tfjs-node) where it is installed' : ''),
-    );
+  // Sizes are checked against this machine's memory before the state is made or a file written:
+  // first from the families' sizes alone (no sampling), then measured on one sampled task.
+  const limit = memoryLimit();
+  for (const need of [() => trainer.stateBytesLowerBound(), () => trainer.estimateStateBytes()]) {
+    const bytes = tooBig(need);
+    if (bytes !== undefined && bytes > 0.75 * limit.bytes) {
+      await trainer.dispose(null);
+      throw tooMuchMemory(bytes, limit);
+    }
   }
   try {
     return await trainLoop(cfg, { ...opts, registry }, trainer);
@@ -337,7 +351,6 @@ export async function train(config: MetaTrainingConfig, opts: TrainOptions): Pro
   }
 }
 
-/** An allocation this process cannot make, said in terms of the config (nothing is written before it). */
 /**
  * An allocation failure turned into a ConfigError that names the sizes to check: a JS RangeError
  * (typed array too long), or on wasm a WebAssembly.RuntimeError from a kernel that ran past the heap.
@@ -360,6 +373,27 @@ function tooBig<T>(fn: () => T): T {
   } catch (e) {
     throw tooBigError(e);
   }
+}
+
+/**
+ * The memory a run's state may use: this machine's, or on wasm at most the 4 GiB WebAssembly heap
+ * that holds every tensor whatever the machine has (past it an allocation fails deep inside a
+ * kernel with "offset is out of bounds").
+ */
+function memoryLimit(): { bytes: number; wasmHeap: boolean } {
+  const onWasm = tf.getBackend() === 'wasm';
+  const bytes = onWasm ? Math.min(os.totalmem(), WASM_HEAP_MAX_BYTES) : os.totalmem();
+  return { bytes, wasmHeap: onWasm && bytes === WASM_HEAP_MAX_BYTES };
+}
+
+/** The ConfigError for a state of `need` bytes that does not fit in `limit`, naming the sizes to lower. */
+function tooMuchMemory(need: number, limit: { bytes: number; wasmHeap: boolean }): ConfigError {
+  const where = limit.wasmHeap ? "the wasm backend's heap" : "this machine's memory";
+  return new ConfigError(
+    `the run's state needs about ${(need / 2 ** 30).toFixed(1)} GiB, more than ${where} allows (${(limit.bytes / 2 ** 30).toFixed(1)} GiB in all); ` +
+      `lower tasks.N.numTasks or the task and learned-optimizer sizes` +
+      (limit.wasmHeap ? ', or use the tensorflow backend (tfjs-node) where it is installed' : ''),
+  );
 }
 
 /** `threads: auto`: 2 when this machine has at least 2 CPUs, else 1. */

@@ -26,8 +26,10 @@ import * as buildNative from './build_native';
 import * as evalWorker from './eval_worker';
 import * as population from './population';
 
+/** A `lopt` subcommand: `register` adds it to the commander program. */
 export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
+/** Every built-in `lopt` subcommand, in help order. */
 export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker, population];

@@ -225,6 +225,10 @@ class GrpcServiceClient<M extends string> {
   }
 }
 
+/**
+ * A worker's client of a learner over gRPC: `getWorkerWeights` and `putGradient` (the reference's courier
+ * client of `distributed.py`'s learner).
+ */
 export class GrpcLearnerClient extends GrpcServiceClient<'GetWorkerWeights' | 'PutGradient'> implements LearnerClient {
   constructor(address: string, opts: GrpcClientOptions = {}) {
     super(address, SERVICE_DEFINITION, 'Learner', opts);

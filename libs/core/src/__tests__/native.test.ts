@@ -70,3 +70,42 @@ describe('native addon loading and settings', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('addon paths and settings without Node (browser builds)', () => {
+  test('nativeAddonPath is path.resolve(dir, "..", "native/build/Release", file), and "" without a directory', () => {
+    const n = freshNative();
+    for (const dir of ['/repo/libs/optimizers/dist', '/repo/libs/optimizers/src/', '/x']) {
+      expect(n.nativeAddonPath(dir, 'lopt_optimizers.node')).toBe(path.resolve(dir, '..', 'native', 'build', 'Release', 'lopt_optimizers.node'));
+    }
+    expect(n.nativeAddonPath('C:\\repo\\libs\\tasks\\dist', 'lopt_tasks.node')).toBe('C:\\repo\\libs\\tasks\\native\\build\\Release\\lopt_tasks.node');
+    expect(n.nativeAddonPath(undefined, 'lopt_tasks.node')).toBe('');
+  });
+
+  test('an addon with no path (a browser bundle has no __dirname) is reported as unavailable, also with LOPT_NATIVE=on', () => {
+    const saved = process.env.LOPT_NATIVE;
+    process.env.LOPT_NATIVE = 'on';
+    try {
+      const n = freshNative();
+      expect(n.loadNativeAddon('', 'Browser')).toBeNull();
+      expect(n.nativeStatus()).toMatch(/Browser off: not available here/);
+    } finally {
+      if (saved === undefined) delete process.env.LOPT_NATIVE;
+      else process.env.LOPT_NATIVE = saved;
+    }
+  });
+
+  test('envVar reads process.env where there is one, and is undefined without a process', () => {
+    const n = freshNative();
+    process.env.LOPT_TEST_ENV_VAR = 'x';
+    expect(n.envVar('LOPT_TEST_ENV_VAR')).toBe('x');
+    delete process.env.LOPT_TEST_ENV_VAR;
+    expect(n.envVar('LOPT_TEST_ENV_VAR')).toBeUndefined();
+    const proc = Object.getOwnPropertyDescriptor(globalThis, 'process')!;
+    Object.defineProperty(globalThis, 'process', { value: undefined, configurable: true, writable: true });
+    try {
+      expect(n.envVar('PATH')).toBeUndefined();
+    } finally {
+      Object.defineProperty(globalThis, 'process', proc);
+    }
+  });
+});

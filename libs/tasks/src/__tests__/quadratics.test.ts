@@ -1,6 +1,6 @@
 import { useTestBackend } from './helpers';
 import * as tf from '@tensorflow/tfjs';
-import { random, registry, treeLeaves } from '@lopt/core';
+import { random, registry, treeLeaves, type PyTree } from '@lopt/core';
 import {
   BatchQuadraticTask,
   FixedDimQuadraticFamily,
@@ -11,6 +11,7 @@ import {
   SumQuadraticTask,
   singleTaskToFamily,
   type Task,
+  type TaskFamily,
 } from '../index';
 
 beforeAll(async () => {
@@ -196,4 +197,31 @@ test('every task and task-family plugin is registered under its kind and creates
   expect(registry.create<FixedDimQuadraticFamily>('task_family', 'FixedDimQuadraticFamily').dim).toBe(new FixedDimQuadraticFamily().dim);
   const q = registry.create('task', 'QuadraticTask', { dim: 3 });
   expect(treeLeaves(q.init(random.PRNGKey(0)))[0]).toBeInstanceOf(tf.Tensor);
+});
+
+test('the sizes a quadratic states without building anything are those of a real sample and init', () => {
+  const count = (t: PyTree) => treeLeaves<tf.Tensor>(t).reduce((n, l) => n + l.size, 0);
+  const key = random.PRNGKey(3);
+  for (const [name, config] of [
+    ['QuadraticTask', { dim: 7 }],
+    ['LogQuadraticTask', {}],
+    ['SumQuadraticTask', {}],
+    ['NoisyMeanQuadraticTask', { dim: 3 }],
+    ['BatchQuadraticTask', {}],
+  ] as const) {
+    const family = singleTaskToFamily(registry.create<Task>('task', name, config));
+    const params = family.taskFn(family.sample(key)).init(key);
+    expect([name, family.valueCounts?.()]).toEqual([name, { taskParam: 1, params: count(params) }]);
+  }
+  for (const [name, config] of [
+    ['FixedDimQuadraticFamily', { dim: 7 }],
+    ['FixedDimQuadraticFamilyData', { dim: 5 }],
+    ['NoisyQuadraticFamily', { dim: 6 }],
+  ] as const) {
+    const family = registry.create<TaskFamily>('task_family', name, config);
+    const taskParam = family.sample(key);
+    expect([name, family.valueCounts?.()]).toEqual([name, { taskParam: count(taskParam), params: count(family.taskFn(taskParam).init(key)) }]);
+  }
+  // a task that does not state its size leaves the family without sizes (measured instead)
+  expect(singleTaskToFamily(Object.assign(new QuadraticTask(2), { numParams: undefined })).valueCounts).toBeUndefined();
 });

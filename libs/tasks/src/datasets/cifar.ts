@@ -34,8 +34,13 @@ import { DatasetNotFoundError } from './fashion_mnist';
 import { preprocessImages } from './image_preprocessing';
 import { SplitDatasets } from './splits';
 
+/** The CIFAR variants read from the binary distributions: `cifar10` or `cifar100`. */
 export type CifarName = 'cifar10' | 'cifar100';
 
+/**
+ * Layout of each CIFAR binary distribution: folder, train and test file names, label bytes per record (1, or
+ * 2 for CIFAR-100's coarse + fine) and class count.
+ */
 export const CIFAR_FILES: Record<CifarName, { folder: string; train: string[]; test: string[]; labelBytes: number; numClasses: number }> = {
   cifar10: {
     folder: 'cifar-10-batches-bin',
@@ -55,6 +60,7 @@ export const CIFAR_FILES: Record<CifarName, { folder: string; train: string[]; t
 
 const IMAGE_BYTES = 32 * 32 * 3;
 
+/** Thrown for a CIFAR binary file whose size or labels do not fit the record format. */
 export class CifarFormatError extends Error {
   constructor(message: string) {
     super(message);
@@ -191,10 +197,18 @@ export function cifarDatasets(
   });
 }
 
+/**
+ * CIFAR-10 datasets (reference `tasks/datasets/image.py`, `cifar10_datasets`): batches `{image [B, h, w, 3]
+ * float32, label [B] int32}` at `imageSize`.
+ */
 export function cifar10Datasets(batchSize = 128, imageSize: [number, number] = [32, 32], opts: { dir?: string; dataFraction?: number } = {}): Datasets {
   return cifarDatasets('cifar10', batchSize, imageSize, opts);
 }
 
+/**
+ * CIFAR-100 datasets (reference `tasks/datasets/image.py`, `cifar100_datasets`, fine labels): batches `{image
+ * [B, h, w, 3] float32, label [B] int32}` at `imageSize`.
+ */
 export function cifar100Datasets(batchSize = 128, imageSize: [number, number] = [32, 32], opts: { dir?: string; dataFraction?: number } = {}): Datasets {
   return cifarDatasets('cifar100', batchSize, imageSize, opts);
 }

@@ -23,6 +23,7 @@ import { readIdxImagesAndLabels } from './idx';
 import { preprocessImages } from './image_preprocessing';
 import { SplitDatasets } from './splits';
 
+/** File names of the four gzipped Fashion-MNIST IDX files (train/test images and labels). */
 export const FASHION_MNIST_FILES = {
   trainImages: 'train-images-idx3-ubyte.gz',
   trainLabels: 'train-labels-idx1-ubyte.gz',
@@ -30,13 +31,19 @@ export const FASHION_MNIST_FILES = {
   testLabels: 't10k-labels-idx1-ubyte.gz',
 } as const;
 
+/** Mirrors the Fashion-MNIST files are downloaded from, tried in order. */
 export const FASHION_MNIST_URLS = [
   'https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/',
   'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
 ];
 
+/** Where the Debian package `dataset-fashion-mnist` installs the files. */
 export const SYSTEM_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
+/**
+ * Download cache for Fashion-MNIST: `$XDG_CACHE_HOME/lopt/fashion-mnist` (default
+ * `~/.cache/lopt/fashion-mnist`).
+ */
 export function fashionMnistCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(base, 'lopt', 'fashion-mnist');
@@ -56,6 +63,10 @@ function hasAll(dir: string): boolean {
   return Object.values(FASHION_MNIST_FILES).every((f) => fs.existsSync(path.join(dir, f)));
 }
 
+/**
+ * Thrown when a dataset's files are in none of the searched directories; the message says where it looked and
+ * how to install them.
+ */
 export class DatasetNotFoundError extends Error {
   constructor(message: string) {
     super(message);
@@ -92,6 +103,10 @@ export function findFashionMnistDir(opts: { dirs?: string[]; download?: boolean 
 /** Raw uint8 arrays of the train (60k) and test (10k) files, read once per process and dir. */
 const RAW_CACHE = new Map<string, { train: ReturnType<typeof readIdxImagesAndLabels>; test: ReturnType<typeof readIdxImagesAndLabels> }>();
 
+/**
+ * The raw Fashion-MNIST train (60000) and test (10000) files as uint8 arrays (images row-major
+ * `[n, 28, 28]`, labels `[n]`), from `dir` or {@link findFashionMnistDir}; read once per process and directory.
+ */
 export function loadFashionMnistRaw(dir?: string) {
   const d = dir ?? findFashionMnistDir();
   let raw = RAW_CACHE.get(d);

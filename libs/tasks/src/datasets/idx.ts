@@ -7,9 +7,15 @@
 import * as fs from 'fs';
 import * as zlib from 'zlib';
 
+/** IDX magic number of a uint8 rank-3 array (MNIST-style images `[n, h, w]`). */
 export const IDX_IMAGES_MAGIC = 2051;
+/** IDX magic number of a uint8 rank-1 array (MNIST-style labels `[n]`). */
 export const IDX_LABELS_MAGIC = 2049;
 
+/**
+ * Thrown for an IDX file that cannot be read as expected: short or truncated, bad magic, an unsupported
+ * dtype, bad gzip, or the wrong rank or example count.
+ */
 export class IdxFormatError extends Error {
   constructor(message: string) {
     super(message);
@@ -17,6 +23,7 @@ export class IdxFormatError extends Error {
   }
 }
 
+/** A parsed IDX file: its magic number, dimensions and raw uint8 data (row-major). */
 export interface IdxArray {
   magic: number;
   shape: number[];

@@ -45,9 +45,19 @@ import { SplitDatasets, type StreamState } from './splits';
 
 // ---- vocabularies ----
 
+/** Size of seqio's `ByteVocabulary`: 256 byte values plus 3 special ids (pad 0, EOS 1, UNK 2). */
 export const BYTE_VOCAB_SIZE = 259;
+/** Number of special ids before the byte ids in the byte vocabulary (byte b has id b + 3). */
 export const BYTE_NUM_SPECIAL = 3;
+/**
+ * Size of the T5 `cc_all.32000` sentencepiece vocabulary with its 100 extra ids (the reference's `32k`
+ * datasets).
+ */
 export const SENTENCEPIECE_32K_VOCAB_SIZE = 32100;
+/**
+ * A language dataset's vocabulary: `bytes` (seqio ByteVocabulary) or `32k` (sentencepiece, read
+ * pre-tokenized).
+ */
 export type VocabName = 'bytes' | '32k';
 
 /** seqio `ByteVocabulary.encode`: UTF-8 bytes + 3 (no EOS). */
@@ -121,6 +131,10 @@ export class TextExamples {
   }
 }
 
+/**
+ * How a corpus file splits into examples: one per line, per blank-line separated paragraph, or per
+ * `%`-separated fortune (see {@link splitRecords}).
+ */
 export type RecordFormat = 'lines' | 'paragraphs' | 'fortunes';
 
 /**
@@ -200,9 +214,15 @@ export function languageSplits(train: TextExamples, test: TextExamples | null): 
 
 // ---- where the corpora are ----
 
+/**
+ * The text corpora lopt-ts reads: the reference's lm1b, wikipedia_en and tiny_shakespeare, and the offline
+ * fortunes.
+ */
 export type CorpusName = 'lm1b' | 'wikipedia_en' | 'tiny_shakespeare' | 'fortunes';
+/** Every {@link CorpusName}. */
 export const CORPUS_NAMES: readonly CorpusName[] = ['lm1b', 'wikipedia_en', 'tiny_shakespeare', 'fortunes'];
 
+/** Where the Debian package `fortunes` installs its fortune files. */
 export const SYSTEM_FORTUNES_DIR = '/usr/share/games/fortunes';
 
 interface CorpusSpec {
@@ -249,6 +269,10 @@ export function fortunesSearchDirs(): string[] {
   return dirs;
 }
 
+/**
+ * The first of `dirs` holding fortune files; throws {@link DatasetNotFoundError} naming the directories and
+ * the package to install when none does.
+ */
 export function findFortunesDir(dirs: string[] = fortunesSearchDirs()): string {
   for (const d of dirs) if (fortuneFiles(d).length > 0) return d;
   throw new DatasetNotFoundError(
@@ -416,6 +440,7 @@ export class TextBatchStream implements BatchStream {
 
 // ---- the datasets ----
 
+/** Vocabulary size of a {@link VocabName}: 259 for bytes, 32100 for 32k. */
 export function vocabSizeOf(vocab: VocabName): number {
   return vocab === 'bytes' ? BYTE_VOCAB_SIZE : SENTENCEPIECE_32K_VOCAB_SIZE;
 }
@@ -461,6 +486,7 @@ export const LANGUAGE_DATASET_FUNCTIONS = {
   tiny_shakespeare_bytes_datasets: ['tiny_shakespeare', 'bytes'],
   fortunes_bytes_datasets: ['fortunes', 'bytes'],
 } as const satisfies Record<string, readonly [CorpusName, VocabName]>;
+/** A key of {@link LANGUAGE_DATASET_FUNCTIONS}, e.g. `lm1b_bytes_datasets`. */
 export type LanguageDatasetFunction = keyof typeof LANGUAGE_DATASET_FUNCTIONS;
 
 /** Datasets by the reference's function name, e.g. `lm1b_bytes_datasets(128, 32)`. */

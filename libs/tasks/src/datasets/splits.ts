@@ -5,6 +5,10 @@
 import type * as tf from '@tensorflow/tfjs';
 import { SPLITS, type BatchStream, type Datasets, type SplitName } from '../base';
 
+/**
+ * Position of a batch stream (seed, epoch, index within the epoch's order), saved in checkpoints so a stream
+ * resumes exactly.
+ */
 export type StreamState = { seed: number; epoch: number; position: number };
 
 /** Shape and dtype of one leaf of a batch. */
@@ -13,6 +17,7 @@ export interface AbstractLeaf {
   dtype: tf.DataType;
 }
 
+/** Thrown for a split name that is not one of {@link SPLITS}; its message lists the allowed names. */
 export class SplitNameError extends Error {
   constructor(name: string) {
     super(`unknown split '${name}'; allowed: ${SPLITS.join(', ')}`);
@@ -20,6 +25,7 @@ export class SplitNameError extends Error {
   }
 }
 
+/** `name` as a {@link SplitName}; throws {@link SplitNameError} for anything else. */
 export function checkSplit(name: string): SplitName {
   if (!(SPLITS as readonly string[]).includes(name)) throw new SplitNameError(name);
   return name as SplitName;

@@ -11,6 +11,10 @@ export class LogFeature<T = unknown> {
   constructor(readonly value: T) {}
 }
 
+/**
+ * A value in a {@link CFGObject}'s kwargs: a nested config, a {@link LogFeature}, a scalar, null or a list of
+ * these.
+ */
 export type CFGValue = CFGObject | LogFeature | number | string | boolean | null | CFGValue[];
 
 /** `cfgobject.CFGObject(obj, kwargs)`. */

@@ -12,9 +12,15 @@ import { imagenetDatasets } from '../datasets/imagenet';
 import { mnistDatasets } from '../datasets/mnist';
 import { registerConfigurable } from './cfgobject';
 
+/** The image datasets the parametric families can use, by lopt-ts name. */
 export const PARAMETRIC_DATASET_NAMES = ['fashion_mnist', 'cifar10', 'cifar100', 'mnist', 'imagenet16'] as const;
+/** One of {@link PARAMETRIC_DATASET_NAMES}. */
 export type ParametricDatasetName = (typeof PARAMETRIC_DATASET_NAMES)[number];
 
+/**
+ * The datasets of a parametric family: Fashion-MNIST, CIFAR-10, CIFAR-100, MNIST or 16x16 ImageNet at `batchSize` and `imageSize`
+ * (reference `tasks/datasets/image.py`, `<name>_datasets`).
+ */
 export function parametricDatasets(name: ParametricDatasetName, batchSize: number, imageSize: [number, number]): Datasets {
   if (name === 'cifar10') return cifar10Datasets(batchSize, imageSize);
   if (name === 'cifar100') return cifar100Datasets(batchSize, imageSize);

@@ -17,6 +17,10 @@ import { numClassesOf, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './da
 import { activateRows, activationAndInitializerConfigs, classificationNormalizer, SampledTask, sampleActivationAndInitializer, stackHaikuRows, type ActivationAndInitializer } from './image_mlp';
 import { choice, logInt, SAMPLE_IMAGE_DATASETS, sampledInitializer, sampleImageDataset } from './parametric_utils';
 
+/**
+ * The configurable part of {@link ParametricImageConv} (reference `tasks/parametric/image_conv.py`); the
+ * schema holds every default.
+ */
 export const ParametricImageConvSchema = z
   .object({
     datasetName: z.enum(PARAMETRIC_DATASET_NAMES).default('fashion_mnist'),
@@ -37,11 +41,19 @@ export const ParametricImageConvSchema = z
     message: 'kernelSizes must have one entry per layer (hiddenSizes) and strides at least one',
     path: ['hiddenSizes'],
   });
+/**
+ * Options of {@link ParametricImageConv}: the fields of {@link ParametricImageConvSchema} (all optional) plus
+ * prebuilt datasets.
+ */
 export type ParametricImageConvOptions = z.input<typeof ParametricImageConvSchema> & { datasets?: Datasets };
 
 
 const convName = (i: number) => (i === 0 ? 'conv2_d' : `conv2_d_${i}`);
 
+/**
+ * A task of {@link ParametricImageConv}: the convnet with each task's sampled activation and initializer, for
+ * one or N stacked configs.
+ */
 export class ParametricImageConvTask extends SampledTask<ParametricImageConv, ActivationAndInitializer> {
   /** haiku's init per row: each Conv2D's w from the sampled initializer (one key each), b zeros; then hk.Linear. */
   initBatch(keys: PRNGKey[]): Params {

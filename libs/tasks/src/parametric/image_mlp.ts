@@ -28,6 +28,10 @@ import {
   type InitializerConfig,
 } from './parametric_utils';
 
+/**
+ * The configurable part of {@link ParametricImageMLP} (reference `tasks/parametric/image_mlp.py`); the schema
+ * holds every default.
+ */
 export const ParametricImageMLPSchema = z
   .object({
     datasetName: z.enum(PARAMETRIC_DATASET_NAMES).default('fashion_mnist'),
@@ -40,6 +44,10 @@ export const ParametricImageMLPSchema = z
     name: z.string().default('ParametricImageMLP'),
   })
   .strict();
+/**
+ * Options of {@link ParametricImageMLP}: the fields of {@link ParametricImageMLPSchema} (all optional) plus
+ * prebuilt datasets.
+ */
 export type ParametricImageMLPOptions = z.input<typeof ParametricImageMLPSchema> & { datasets?: Datasets };
 
 
@@ -272,6 +280,10 @@ export function parametricImageMlpFromConfig(cfg: CFGObject): ParametricImageMLP
   return objectFromConfig(cfg) as ParametricImageMLP;
 }
 
+/**
+ * Options of the `SampledImageMLP` family ({@link sampledImageMlp}): the seed of the `sample_image_mlp` key
+ * (default 7).
+ */
 export const SampledImageMLPSchema = z.object({ seed: z.number().int().nonnegative().max(2 ** 32 - 1).default(7) }).strict();
 
 /**

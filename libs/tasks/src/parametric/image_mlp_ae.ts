@@ -20,6 +20,10 @@ import { PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
 import { activateRows, initSampledMlp, SampledTask, sampleWithSwitches, switchedConfigs } from './image_mlp';
 import { choice, logInt, sampleImageDataset, type InitializerConfig } from './parametric_utils';
 
+/**
+ * The configurable part of {@link ParametricImageMLPAE} (reference `tasks/parametric/image_mlp_ae.py`); the
+ * schema holds every default.
+ */
 export const ParametricImageMLPAESchema = z
   .object({
     datasetName: z.enum(PARAMETRIC_DATASET_NAMES).default('fashion_mnist'),
@@ -30,6 +34,10 @@ export const ParametricImageMLPAESchema = z
     name: z.string().default('ParametricImageMLPAE'),
   })
   .strict();
+/**
+ * Options of {@link ParametricImageMLPAE}: the fields of {@link ParametricImageMLPAESchema} (all optional)
+ * plus prebuilt datasets.
+ */
 export type ParametricImageMLPAEOptions = z.input<typeof ParametricImageMLPAESchema> & { datasets?: Datasets };
 
 interface AEConfig {

@@ -24,6 +24,10 @@ import { PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
 import { activateRows, SampledTask, sampleWithSwitches, stackHaikuRows, switchedConfigs } from './image_mlp';
 import { choice, logInt, sampledInitializer, sampleImageDataset, type InitializerConfig } from './parametric_utils';
 
+/**
+ * The configurable part of {@link ParametricImageMLPVAE} (reference `tasks/parametric/image_mlp_vae.py`); the
+ * schema holds every default.
+ */
 export const ParametricImageMLPVAESchema = z
   .object({
     datasetName: z.enum(PARAMETRIC_DATASET_NAMES).default('fashion_mnist'),
@@ -36,6 +40,10 @@ export const ParametricImageMLPVAESchema = z
     name: z.string().default('ParametricImageMLPVAE'),
   })
   .strict();
+/**
+ * Options of {@link ParametricImageMLPVAE}: the fields of {@link ParametricImageMLPVAESchema} (all optional)
+ * plus prebuilt datasets.
+ */
 export type ParametricImageMLPVAEOptions = z.input<typeof ParametricImageMLPVAESchema> & { datasets?: Datasets };
 
 interface VAEConfig {

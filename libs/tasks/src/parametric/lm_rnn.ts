@@ -23,6 +23,10 @@ import { classificationNormalizer, SampledTask, stackHaikuRows } from './image_m
 
 const DATASET_NAMES = Object.keys(LANGUAGE_DATASET_FUNCTIONS) as [keyof typeof LANGUAGE_DATASET_FUNCTIONS, ...Array<keyof typeof LANGUAGE_DATASET_FUNCTIONS>];
 
+/**
+ * The configurable part of {@link ParametricLMRNN} (reference `tasks/parametric/lm_rnn.py`); the schema holds
+ * every default.
+ */
 export const ParametricLMRNNSchema = z
   .object({
     datasetName: z.enum(DATASET_NAMES).default('fortunes_bytes_datasets'),
@@ -37,6 +41,10 @@ export const ParametricLMRNNSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link ParametricLMRNN}: the fields of {@link ParametricLMRNNSchema} (all optional) plus
+ * prebuilt datasets.
+ */
 export type ParametricLMRNNOptions = z.input<typeof ParametricLMRNNSchema> & { datasets?: Datasets };
 
 /** Task params `{initializer: {index, init_scale}}` (scalars or `[N]`) as one config per task. */
@@ -47,6 +55,10 @@ function initializerConfigs(taskParam: PyTree): InitializerConfig[] {
   return idx.map((index, i) => ({ index, initScale: scale[i] }));
 }
 
+/**
+ * A task of {@link ParametricLMRNN}: the RNN language model with each task's sampled initializer, for one or
+ * N stacked configs.
+ */
 export class ParametricLMRNNTask extends SampledTask<ParametricLMRNN, InitializerConfig> {
   initBatch(keys: PRNGKey[]): Params {
     if (this.configs.length !== 1 && this.configs.length !== keys.length) {
@@ -170,6 +182,7 @@ export function sampleLmRnn(key: PRNGKey): CFGObject {
   });
 }
 
+/** The family a {@link sampleLmRnn} configuration describes (`object_from_config`). */
 export function parametricLmRnnFromConfig(cfg: CFGObject): ParametricLMRNN {
   return objectFromConfig(cfg) as ParametricLMRNN;
 }

@@ -24,6 +24,10 @@ import { choice, logInt } from './parametric_utils';
 
 const DATASET_NAMES = Object.keys(LANGUAGE_DATASET_FUNCTIONS) as [keyof typeof LANGUAGE_DATASET_FUNCTIONS, ...Array<keyof typeof LANGUAGE_DATASET_FUNCTIONS>];
 
+/**
+ * The configurable part of {@link ParametricLMTransformer} (reference `tasks/parametric/lm_transformer.py`);
+ * the schema holds every default.
+ */
 export const ParametricLMTransformerSchema = z
   .object({
     datasetName: z.enum(DATASET_NAMES).default('fortunes_bytes_datasets'),
@@ -39,6 +43,10 @@ export const ParametricLMTransformerSchema = z
   })
   .strict();
 
+/**
+ * Options of {@link ParametricLMTransformer}: the fields of {@link ParametricLMTransformerSchema} (all
+ * optional) plus prebuilt datasets.
+ */
 export type ParametricLMTransformerOptions = z.input<typeof ParametricLMTransformerSchema> & { datasets?: Datasets };
 
 /** A task of the family: the fixed transformer task with the family's normalizer. */
@@ -48,6 +56,10 @@ export class ParametricLMTransformerTask extends TransformerLMTask {
   }
 }
 
+/**
+ * The parametric transformer LM family (reference `tasks/parametric/lm_transformer.py`,
+ * `ParametricLMTransformer`): every task the same network, differing only in its init key.
+ */
 export class ParametricLMTransformer extends BaseTaskFamily {
   readonly name: string;
   readonly options: z.output<typeof ParametricLMTransformerSchema>;
@@ -126,6 +138,7 @@ export function sampleLmTransformer(key: PRNGKey): CFGObject {
   });
 }
 
+/** The family a {@link sampleLmTransformer} configuration describes (`object_from_config`). */
 export function parametricLmTransformerFromConfig(cfg: CFGObject): ParametricLMTransformer {
   return objectFromConfig(cfg) as ParametricLMTransformer;
 }

@@ -68,6 +68,10 @@ export function sampleActivation(key: PRNGKey): { index: number } {
 
 // ---- initializers ------------------------------------------------------------------------------
 
+/**
+ * A sampled weight initializer (reference `tasks/parametric/parametric_utils.py`, `SampleInitializer`): its
+ * index and scale.
+ */
 export interface InitializerConfig {
   /** which of SAMPLE_INITIALIZERS */
   index: number;

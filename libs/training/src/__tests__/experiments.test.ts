@@ -27,6 +27,23 @@ describe('experiments', () => {
     expect(() => registry.parseConfig('experiment', 'quadratic-pes', { bogus: 1 })).toThrow(/bogus/);
   });
 
+  test('the memory check: a lower bound from the families\' sizes alone, at most the measured estimate', async () => {
+    const cfg = validateMetaTrainingConfig(registry.parseConfig('experiment', 'quadratic-pes', {}), registry);
+    const trainer = new MetaTrainer(cfg, registry);
+    // PES holds both antithetic branches; each branch of each task holds 10 params and a 10-d target
+    expect(trainer.stateBytesLowerBound()).toBe(cfg.tasks[0].numTasks * 2 * (10 + 10) * 4);
+    expect(trainer.estimateStateBytes()).toBeGreaterThanOrEqual(trainer.stateBytesLowerBound()!);
+    await trainer.dispose(null);
+    // an image MLP is only known by building one: no bound, the run measures it instead
+    const seed = new MetaTrainer(validateMetaTrainingConfig(registry.parseConfig('experiment', 'seed-single-machine', {}), registry), registry);
+    expect(seed.stateBytesLowerBound()).toBeUndefined();
+    await seed.dispose(null);
+    // (families may have fields of their own called `sizes`, as ParametricImageMLP's layer sizes)
+    const family = new MetaTrainer(validateMetaTrainingConfig(registry.parseConfig('experiment', 'image-family-pes', {}), registry), registry);
+    expect(family.stateBytesLowerBound()).toBeUndefined();
+    await family.dispose(null);
+  });
+
   test('image-family-pes: three families sampled by sample_image_mlp, each its own sizes; an outer step is finite', async () => {
     const cfg = validateMetaTrainingConfig(
       registry.parseConfig('experiment', 'image-family-pes', {

@@ -31,6 +31,7 @@ import { renderLossPlot, type Series } from '../plot';
 import type { ContinuousEvalConfig, EvalTaskConfig } from './evaluation_set';
 import { evalMetrics, type EvalJobResult } from './metrics';
 
+/** File name of the chief's state in `<logdir>/<chiefName>/`, rewritten atomically after every change. */
 export const CHIEF_STATE_FILE = 'eval_chief_state.json';
 
 /** One evaluation of one checkpoint, as a worker receives it. */
@@ -57,6 +58,10 @@ interface GroupState {
   results: Array<EvalJobResult | null>;
 }
 
+/**
+ * A checkpoint whose evaluation is complete and written to TensorBoard: its `params_<n>` index, the outer
+ * step and the metrics by name.
+ */
 export interface WrittenGroup {
   index: number;
   step: number;
@@ -78,6 +83,10 @@ interface ChiefState {
   eventsFile: string;
 }
 
+/**
+ * Options of {@link EvalChief.open}: the run to watch, the `eval:` config and evaluation set, the learned
+ * optimizer the checkpoints hold, and callbacks.
+ */
 export interface EvalChiefOptions {
   /** The training run's log directory (holds `checkpoints/`). */
   logdir: string;
@@ -95,6 +104,11 @@ export interface EvalChiefOptions {
   onWritten?: (group: WrittenGroup) => void;
 }
 
+/**
+ * The evaluation chief (reference `continuous_eval/run_eval_chief.py`, `TaskGroupChief` of
+ * `task_group_server.py`): turns each new `params_<n>` checkpoint into a group of jobs, hands them to
+ * workers, and writes each complete group's metrics to TensorBoard; its state survives a kill.
+ */
 export class EvalChief {
   readonly dir: string;
   readonly chiefName: string;

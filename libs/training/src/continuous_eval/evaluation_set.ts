@@ -22,6 +22,11 @@ export const EvalTaskSchema = z
   })
   .strict();
 
+/**
+ * The `eval:` section of an experiment config (reference `continuous_eval/evaluation_set.py` and
+ * `run_eval_chief.py` options): tasks, seeds, inner steps, evaluation schedule, workers and polling; the
+ * schema holds every default.
+ */
 export const ContinuousEvalSchema = z
   .object({
     /** The reference's `chief_name`: the TensorBoard tag prefix and `<logdir>/<chiefName>/`. */
@@ -54,7 +59,9 @@ export const ContinuousEvalSchema = z
   })
   .strict();
 
+/** A parsed `eval:` section, defaults filled in. */
 export type ContinuousEvalConfig = z.infer<typeof ContinuousEvalSchema>;
+/** An `eval:` section as written (every field optional). */
 export type ContinuousEvalInput = z.input<typeof ContinuousEvalSchema>;
 
 /** One evaluation of the set: a task for one seed. */

@@ -20,11 +20,14 @@ import { ContinuousEvalSchema, evaluationSet } from './evaluation_set';
 import type { EvalJobResult } from './metrics';
 import { EvalJobRunner } from './worker';
 
+/** gRPC service name of the eval chief served next to the learner. */
 export const EVAL_SERVICE_NAME = 'lopt.distributed.EvalChief';
 
+/** An eval worker asking for work (reference `task_group_server`, `get_work(worker_id)`). */
 export interface EvalWorkRequest {
   workerId: string;
 }
+/** The chief's answer to {@link EvalWorkRequest}: a job and its θ, nothing yet, or `finished`. */
 export interface EvalWorkReply {
   job: EvalJob | null;
   /** θ of the job's checkpoint (core's tree format); null without a job. */
@@ -32,11 +35,15 @@ export interface EvalWorkReply {
   /** The run is over and every checkpoint evaluated: the worker exits. */
   finished: boolean;
 }
+/**
+ * An eval worker returning a job's result (reference `task_group_server`, `finish_work(worker_id, result)`).
+ */
 export interface EvalResultRequest {
   workerId: string;
   jobId: string;
   result: EvalJobResult;
 }
+/** Whether the chief accepted a result (false for a duplicate, or a job it no longer has). */
 export interface EvalResultReply {
   accepted: boolean;
 }
@@ -108,6 +115,7 @@ export interface EvalClient {
   close(): void;
 }
 
+/** Options of {@link EvalChiefService}: bearer token, job lease, clock and a callback for refused calls. */
 export interface EvalChiefServiceOptions {
   /** Every call must carry `authorization: Bearer <token>` (the learner's token). */
   token?: string | null;
@@ -180,6 +188,9 @@ export class EvalChiefService implements EvalHandler {
   }
 }
 
+/**
+ * Options of {@link hostEvalChief}: the learner's log directory and config, token, job lease and callbacks.
+ */
 export interface HostedEvalOptions {
   logdir: string;
   config: MetaTrainingConfig;
@@ -223,6 +234,10 @@ export async function hostEvalChief(o: HostedEvalOptions): Promise<{ service: Ev
   };
 }
 
+/**
+ * Options of {@link runEvalWorker}: the chief client, worker id, registry to build tasks from, and retry and
+ * idle timings.
+ */
 export interface EvalWorkerOptions {
   client: EvalClient;
   workerId: string;

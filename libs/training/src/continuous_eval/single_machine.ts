@@ -17,6 +17,10 @@ import { EvalChief, type EvalJob, type WrittenGroup } from './chief';
 import { ContinuousEvalSchema, evaluationSet } from './evaluation_set';
 import type { EvalThreadReply } from './eval_worker_thread';
 
+/**
+ * Options of {@link ContinuousEval.start}: the run's log directory and config, and the worker threads'
+ * backend and plugins.
+ */
 export interface ContinuousEvalOptions {
   /** The run's log directory. */
   logdir: string;
@@ -44,6 +48,10 @@ interface Slot {
 const MAX_CRASHES_PER_JOB = 3;
 const MAX_START_FAILURES = 3;
 
+/**
+ * Continuous evaluation inside one process (`lopt run --eval`): an {@link EvalChief} in this thread and
+ * `eval.numWorkers` eval workers in worker threads, restarted when they die.
+ */
 export class ContinuousEval {
   readonly slots: Slot[] = [];
   private closed = false;

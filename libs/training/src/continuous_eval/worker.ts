@@ -10,6 +10,10 @@ import { makeEvalTask, nonFiniteLeaves, resolveEvalCurveOptions, seedTrainingCur
 import type { EvalJob } from './chief';
 import type { EvalJobResult } from './metrics';
 
+/**
+ * Runs eval jobs for an eval worker (reference `continuous_eval/run_eval_worker.py`, `load_gin_and_run`):
+ * trains the job's task for one seed with the checkpoint's θ, caching θ and the built tasks between jobs.
+ */
 export class EvalJobRunner {
   private readonly tasks = new Map<string, EvalTaskObject>();
   private theta: { path: string; theta: PyTree; step: number } | null = null;

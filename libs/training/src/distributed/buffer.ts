@@ -14,18 +14,26 @@
 
 export type PutOutcome = 'accepted' | 'stale' | 'future' | 'full' | 'duplicate' | 'unknown_worker';
 
+/**
+ * A gradient held by the learner: the worker that sent it, the step of the θ it was computed at, and the
+ * gradient.
+ */
 export interface Entry<T> {
   workerId: number;
   step: number;
   grad: T;
 }
 
+/** The gradients one learner update uses, and the buffer size before they were taken. */
 export interface Batch<T> {
   entries: Entry<T>[];
   /** buffer size before the batch was taken */
   bufferSize: number;
 }
 
+/**
+ * What the learner puts worker gradients through: {@link AsyncGradientBuffer} or {@link SyncGradientSlots}.
+ */
 export interface GradientGate<T> {
   readonly current: number;
   readonly batchSize: number;
@@ -41,6 +49,10 @@ export interface GradientGate<T> {
   droppedTotal: number;
 }
 
+/**
+ * The async learner's buffer (reference `distributed.py`, `AsyncLearner`): accepts gradients at most
+ * `staleness` steps old, up to `bufferSize`, and is ready once `batchSize` valid ones are held.
+ */
 export class AsyncGradientBuffer<T> implements GradientGate<T> {
   readonly batchSize: number;
   readonly staleness: number;
@@ -111,6 +123,10 @@ export class AsyncGradientBuffer<T> implements GradientGate<T> {
   }
 }
 
+/**
+ * The sync learner's slots (reference `distributed.py`, `SyncLearner`): one gradient per worker for the
+ * current step; ready when every worker has sent one.
+ */
 export class SyncGradientSlots<T> implements GradientGate<T> {
   readonly numWorkers: number;
   current: number;

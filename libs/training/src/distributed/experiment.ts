@@ -4,6 +4,7 @@ import { type MetaTrainingConfig, withRandomMode } from '../experiment_config';
 import { resolveRunConfig } from '../train';
 
 
+/** The experiment a learner and its workers share: name, validated config and {@link workerConfigHash}. */
 export interface ExperimentSpec {
   name: string;
   config: MetaTrainingConfig;
@@ -14,6 +15,10 @@ export interface ExperimentSpec {
 /** Fields left out of the shared hash: the learner may change them (e.g. `--steps` on resume). */
 export const UNHASHED_FIELDS = ['steps', 'logging', 'mode', 'description', 'numWorkers', 'eval'] as const;
 
+/**
+ * Hash of the config fields that change what a worker computes (all but {@link UNHASHED_FIELDS}); a worker
+ * whose hash differs from the learner's is refused.
+ */
 export function workerConfigHash(config: MetaTrainingConfig): string {
   const c: Record<string, unknown> = { ...config };
   for (const k of UNHASHED_FIELDS) delete c[k];

@@ -33,8 +33,13 @@ import {
 } from './protocol';
 import { CallContext, LearnerHandler } from './transport';
 
+/** How a learner gathers gradients: `async` (staleness buffer) or `sync` (one per worker per step). */
 export type LearnerMode = 'async' | 'sync';
 
+/**
+ * Options of a distributed learner: experiment, mode and its buffer sizes, workers, log directory, resume and
+ * timings.
+ */
 export interface LearnerOptions {
   spec: ExperimentSpec;
   trainer?: MetaTrainer;
@@ -64,6 +69,10 @@ interface QueuedGrad {
   metrics: Record<string, number>;
 }
 
+/**
+ * What a learner run did: final step, the loss of each update, the workers used, and counts of refused, stale
+ * and duplicate gradients.
+ */
 export interface LearnerResult {
   step: number;
   /** mean meta-loss of each update, in order */
@@ -76,6 +85,10 @@ export interface LearnerResult {
   duplicateGrads: number;
 }
 
+/**
+ * The learner of distributed meta-training (reference `outer_train.py`, `train_learner`): serves θ to
+ * workers, gathers their gradients (async or sync), updates, logs and checkpoints.
+ */
 export class DistributedLearner implements LearnerHandler {
   readonly spec: ExperimentSpec;
   readonly trainer: MetaTrainer;

@@ -80,16 +80,22 @@ service Learner {
 /** A tree in a message: core's host tree (paths, shapes, host data). */
 export type WireTree = HostTree;
 
+/** Names the experiment in every message: a learner refuses a message for another name or config hash. */
 export interface ExperimentId {
   name: string;
   configHash: string;
 }
 
+/** A worker asking for the current θ (reference `distributed.py`, `AsyncLearner.get_weights`). */
 export interface WeightsRequest {
   experiment: ExperimentId;
   workerId: number;
 }
 
+/**
+ * The learner's θ (and model state) at `step`, with its generation id; `wait` asks a sync worker to ask
+ * again, `finished` ends it.
+ */
 export interface WeightsReply {
   experiment: ExperimentId;
   step: number;
@@ -102,6 +108,10 @@ export interface WeightsReply {
   numWorkers: number;
 }
 
+/**
+ * A worker's meta-gradient for the θ of `step`, with its mean loss and metrics (reference `distributed.py`,
+ * `AsyncLearner.put_grads`).
+ */
 export interface GradientRequest {
   experiment: ExperimentId;
   workerId: number;
@@ -112,6 +122,10 @@ export interface GradientRequest {
   genId: string;
 }
 
+/**
+ * The learner's answer to a {@link GradientRequest}: accepted or not (and why), its current step, and whether
+ * the run is finished.
+ */
 export interface PutReply {
   accepted: boolean;
   reason: string;

@@ -7,6 +7,7 @@
 import { timingSafeEqual } from 'crypto';
 import { GradientRequest, PutReply, RpcError, Status, WeightsReply, WeightsRequest, codec } from './protocol';
 
+/** Metadata of an incoming call: its `authorization` value and the peer address. */
 export interface CallContext {
   /** the `authorization` metadata value, if any */
   authorization?: string;
@@ -28,12 +29,14 @@ export interface LearnerClient {
   close(): void;
 }
 
+/** A running learner server (gRPC or in-process): its address and port, and `close()`. */
 export interface LearnerServer {
   readonly address: string;
   readonly port: number;
   close(): Promise<void>;
 }
 
+/** Constant-time comparison of two tokens (no timing leak of a shared prefix). */
 export function tokensEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);

@@ -18,6 +18,9 @@ import { ExperimentSpec } from './experiment';
 import { ExperimentId, RpcError, Status, WeightsReply, checkWireTree, isRetryable, statusName, treeSignature, treeToWire, wireToTree } from './protocol';
 import { LearnerClient } from './transport';
 
+/**
+ * Options of {@link runWorker}: experiment, learner client, worker id, and retry, stop and thread settings.
+ */
 export interface WorkerOptions {
   spec: ExperimentSpec;
   client: LearnerClient;
@@ -40,6 +43,10 @@ export interface WorkerOptions {
   plugins?: string[];
 }
 
+/**
+ * What a worker did: the step of each gradient sent, their losses, how many were accepted, and why it
+ * stopped.
+ */
 export interface WorkerResult {
   /** gradients sent, with the step each was computed at */
   steps: number[];
@@ -48,6 +55,10 @@ export interface WorkerResult {
   reason: 'finished' | 'stopped';
 }
 
+/**
+ * Ends a worker's run: the learner refused a call for good (bad token, another experiment, bad message),
+ * stayed unreachable past `giveUpSeconds`, or `shouldStop` said stop; `code` is the gRPC status.
+ */
 export class WorkerRefusedError extends Error {
   constructor(
     readonly code: number,
@@ -60,6 +71,11 @@ export class WorkerRefusedError extends Error {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A distributed worker (reference `outer_train.py`, `train_worker`): loops get θ, `gradientWorkerCompute`
+ * (@lopt/estimators), put gradient until the learner is finished or `shouldStop`; retries an unreachable
+ * learner with backoff.
+ */
 export async function runWorker(opts: WorkerOptions): Promise<WorkerResult> {
   const { spec, client, workerId } = opts;
   if (!opts.trainer && !opts.registry) throw new Error('runWorker needs a trainer or a registry');

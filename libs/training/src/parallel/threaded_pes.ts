@@ -133,6 +133,10 @@ function remoteState(estId: number, branch: 'pos' | 'neg'): TruncatedUnrollState
   return { remote: { estId, branch } } as unknown as TruncatedUnrollState;
 }
 
+/**
+ * `TruncatedPES` (@lopt/estimators) with its two antithetic unrolls in two worker threads (`--threads 2`);
+ * the estimate is the sequential (unstacked) one's.
+ */
 export class ThreadedPES extends TruncatedPES {
   readonly runsOffThread = true;
   readonly estId: number;

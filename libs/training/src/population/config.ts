@@ -7,6 +7,10 @@
 import { z } from 'zod';
 import { HParamSchema } from './hparams';
 
+/**
+ * The `population:` section of an experiment config: members, mutator, tuned hyper-parameters, report
+ * interval, checkpoints kept and seed; the schema holds every default.
+ */
 export const PopulationSchema = z
   .object({
     members: z.number().int().positive().default(4),
@@ -28,4 +32,5 @@ export const PopulationSchema = z
   })
   .strict();
 
+/** A parsed `population:` section, defaults filled in. */
 export type PopulationConfig = z.infer<typeof PopulationSchema>;

@@ -9,8 +9,13 @@
  */
 import { z } from 'zod';
 
+/** A member's hyper-parameters: config path to value, e.g. `{'thetaOptimizer.config.learningRate': 1e-3}`. */
 export type MetaParams = Record<string, number>;
 
+/**
+ * How one tuned hyper-parameter starts and moves: initial value(s), `log` or `linear` perturbation, step
+ * size, and bounds.
+ */
 export const HParamSchema = z
   .object({
     /** Starting value: one for every member, or one per member. Left out: the experiment's own. */
@@ -24,6 +29,7 @@ export const HParamSchema = z
   .strict()
   .refine((h) => h.min === undefined || h.max === undefined || h.min <= h.max, { message: 'min must be <= max' });
 
+/** A parsed {@link HParamSchema}. */
 export type HParamSpec = z.infer<typeof HParamSchema>;
 
 /** Perturbations of a set of hyper-parameters. */

@@ -21,6 +21,10 @@ import * as path from 'path';
 import { randomUUID } from 'crypto';
 import { removeStaleTemps, tempPathFor } from '@lopt/core';
 
+/**
+ * Id of a generation (one hyper-parameter setting and lineage segment); random UUIDs by default, as the
+ * reference.
+ */
 export type GenerationId = string;
 
 /** One saved point of a generation (reference `Checkpoint`). */
@@ -78,6 +82,7 @@ export class StepDict<P = unknown, M = unknown> {
   }
 }
 
+/** Every generation's checkpoints by step (reference `population.py`, the controller's `_cache`). */
 export type Cache<P = unknown, M = unknown> = Map<GenerationId, StepDict<P, M>>;
 
 /** What a mutator may draw on besides the cache: the controller's clock and id source. */
@@ -124,9 +129,11 @@ export function addGeneration(cache: Cache, worker: ActiveWorker, from: Pick<Che
   cache.get(worker.generationId)!.set(worker.step, ck);
 }
 
+/** File name of the population controller's state in its log directory. */
 export const STATE_FILE = 'population.state';
 const STATE_FORMAT = 'lopt-population/1';
 
+/** Thrown for a population state file that is corrupt or not one. */
 export class PopulationStateError extends Error {
   constructor(message: string) {
     super(message);
@@ -150,6 +157,10 @@ export function serializePopulationState(s: { mutator: string; activeWorkers: re
   return JSON.stringify({ format: STATE_FORMAT, mutator: s.mutator, activeWorkers: s.activeWorkers, cache, mutatorState: s.mutatorState }, replacer);
 }
 
+/**
+ * Reads the controller's state from the JSON text of {@link serializePopulationState}; `source` names the
+ * file in errors ({@link PopulationStateError}).
+ */
 export function parsePopulationState(text: string, source: string): { mutator: string; activeWorkers: ActiveWorker[]; cache: Cache; mutatorState: unknown } {
   let raw: any;
   try {
@@ -169,6 +180,7 @@ export function parsePopulationState(text: string, source: string): { mutator: s
   return { mutator: String(raw.mutator), activeWorkers: raw.activeWorkers, cache, mutatorState: raw.mutatorState ?? null };
 }
 
+/** Options of a {@link PopulationController}: where its state file lives, and clock, id source and log. */
 export interface PopulationControllerOptions {
   /** Where `population.state` lives; without it nothing is written (reference: `log_dir=None`). */
   logDir?: string;

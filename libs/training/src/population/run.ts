@@ -49,6 +49,10 @@ export function applyMetaParams(cfg: MetaTrainingConfig, meta: MetaParams, regis
   return validateMetaTrainingConfig(out, registry);
 }
 
+/**
+ * A checked `population:` section: the config, the resolved mutator and its config, and each member's
+ * starting hyper-parameters.
+ */
 export interface ValidatedPopulation {
   population: PopulationConfig;
   /** The registered mutator name (an alias resolved) and its parsed config. */
@@ -136,6 +140,10 @@ export function makeMutator(v: ValidatedPopulation, registry: Registry = process
   return registry.create<Mutator, 'population_mutator'>('population_mutator', v.mutatorName, v.mutatorConfig, { perturbation });
 }
 
+/**
+ * Options of {@link trainPopulation}: log directory, registry, resume, backend, abort signal, progress
+ * events, the value members report, and remote members.
+ */
 export interface PopulationTrainOptions {
   logdir: string;
   experiment?: string;
@@ -159,12 +167,17 @@ export interface PopulationTrainOptions {
   remote?: { service: PopulationService; members: number[] };
 }
 
+/**
+ * What {@link trainPopulation} reports while it runs: start, a member switching generation, a report, log
+ * lines.
+ */
 export type PopulationEvent =
   | { type: 'start'; members: number; mutator: string; total: number; resumed: boolean; logdir: string; backend: string }
   | { type: 'switch'; member: number; generationId: string; metaParams: MetaParams; step: number; from: string | null }
   | { type: 'report'; member: number; generationId: string; step: number; value: number; metaParams: MetaParams }
   | { type: 'log'; message: string };
 
+/** One value a member reported: step, generation, hyper-parameters, value and checkpoint path. */
 export interface PopulationReport {
   step: number;
   generationId: string;
@@ -173,6 +186,7 @@ export interface PopulationReport {
   checkpoint: string;
 }
 
+/** Where a member stands at the end of {@link trainPopulation}, and its last report. */
 export interface PopulationMemberResult {
   /** Where the member stands now: after the last report the mutator may have moved it on. */
   step: number;
@@ -182,6 +196,10 @@ export interface PopulationMemberResult {
   lastReport: PopulationReport | null;
 }
 
+/**
+ * What {@link trainPopulation} did: each member's result, the best member, generations made, and whether it
+ * was interrupted.
+ */
 export interface PopulationResult {
   logdir: string;
   members: PopulationMemberResult[];

@@ -85,15 +85,18 @@ message Event {
 
 /** TensorFlow's DataType enum values used here. */
 export const DT_FLOAT = 1;
+/** TensorFlow `DT_STRING` (text summaries). */
 export const DT_STRING = 7;
 /** SummaryMetadata.DataClass.DATA_CLASS_TENSOR. */
 export const DATA_CLASS_TENSOR = 2;
+/** `file_version` of an event file's first event. */
 export const FILE_VERSION = 'brain.Event:2';
 
 const root = protobuf.parse(PROTO, { keepCase: true }).root;
 export const EventType = root.lookupType('tensorflow.Event');
 export const SummaryType = root.lookupType('tensorflow.Summary');
 
+/** TensorFlow's `HistogramProto`: range, count, sums and bucket limits and counts. */
 export interface HistogramData {
   min: number;
   max: number;
@@ -104,6 +107,7 @@ export interface HistogramData {
   bucket: number[];
 }
 
+/** TensorFlow's `TensorProto`, the fields summaries use. */
 export interface TensorData {
   dtype: number;
   tensor_shape?: { dim?: Array<{ size: number; name?: string }> };
@@ -114,6 +118,7 @@ export interface TensorData {
   tensor_content?: Uint8Array;
 }
 
+/** One `Summary.Value`: a tag with a scalar, histogram or tensor, and its plugin metadata. */
 export interface SummaryValue {
   tag: string;
   simple_value?: number;
@@ -140,12 +145,14 @@ export interface EventData {
 /** SessionLog.SessionStatus.START. */
 export const SESSION_START = 1;
 
+/** Protobuf bytes of a `tensorflow.Event`; throws for an invalid one. */
 export function encodeEvent(event: EventData): Uint8Array {
   const err = EventType.verify(event);
   if (err) throw new Error(`invalid Event: ${err}`);
   return EventType.encode(EventType.fromObject(event)).finish();
 }
 
+/** A `tensorflow.Event` from its protobuf bytes, int64s as numbers and defaults filled in. */
 export function decodeEvent(bytes: Uint8Array): EventData {
   const msg = EventType.decode(bytes);
   // defaults: zero-valued scalars (step 0, histogram min 0, ...) come back as 0, not missing;

@@ -19,6 +19,7 @@ export function listEventFiles(logdir: string): string[] {
     .map((n) => path.join(logdir, n));
 }
 
+/** One scalar of an event file: step, wall time (seconds) and value. */
 export interface ScalarPoint {
   step: number;
   wallTime: number;

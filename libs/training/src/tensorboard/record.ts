@@ -3,10 +3,12 @@
  *   uint64 LE length | uint32 LE masked CRC-32C(length bytes) | data | uint32 LE masked CRC-32C(data)
  * with mask(crc) = ((crc >>> 15) | (crc << 17)) + 0xa282ead8 (mod 2^32).
  */
-import { crc32c } from '@aws-crypto/crc32c';
+import { crc32c as awsCrc32c } from '@aws-crypto/crc32c';
 
-export { crc32c };
+/** CRC-32C (Castagnoli) of `data` as an unsigned 32-bit number (`@aws-crypto/crc32c`). */
+export const crc32c: (data: Uint8Array) => number = awsCrc32c;
 
+/** TFRecord's masked CRC-32C of `data`: `((crc >>> 15) | (crc << 17)) + 0xa282ead8`, unsigned 32-bit. */
 export function maskedCrc32c(data: Uint8Array): number {
   const crc = crc32c(data) >>> 0;
   return ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) >>> 0;
@@ -22,6 +24,7 @@ export function encodeRecord(data: Uint8Array): Buffer {
   return out;
 }
 
+/** A TFRecord whose length or data checksum is wrong, or that is cut short; `offset` is where it starts. */
 export class RecordCorruptionError extends Error {
   constructor(
     message: string,

@@ -19,6 +19,7 @@ import {
   encodeEvent,
 } from './proto';
 
+/** Options of {@link SummaryWriter}: queue length and flush interval, file name suffix. */
 export interface SummaryWriterOptions {
   /** Flush when this many records are queued (default 100). */
   maxQueue?: number;
@@ -84,6 +85,10 @@ export function makeHistogram(values: ArrayLike<number>, bins = 30): HistogramDa
   };
 }
 
+/**
+ * Writes a TensorBoard event file (scalars, histograms, text, `SessionLog.START`) without TensorFlow,
+ * buffered and flushed to disk (what the reference's `summary.py` writers do through TensorFlow).
+ */
 export class SummaryWriter {
   readonly logdir: string;
   readonly path: string;

@@ -11,9 +11,15 @@
 import * as path from 'path';
 import { generateFiles, joinPathFragments, names, offsetFromRoot, type Tree } from '@nx/devkit';
 
+/** The plugin kinds the generator has a skeleton for. */
 export const PLUGIN_KINDS = ['task_family', 'learned_optimizer', 'truncation_schedule', 'gradient_estimator', 'experiment'] as const;
+/** One of {@link PLUGIN_KINDS}. */
 export type PluginKind = (typeof PLUGIN_KINDS)[number];
 
+/**
+ * Options of `nx g @lopt/nx-plugin:plugin`: the package name, its plugin kind, the parent directory (default
+ * `plugins`) and the import path (default `@lopt/<name>`).
+ */
 export interface PluginGeneratorOptions {
   name: string;
   kind: PluginKind;
@@ -69,6 +75,10 @@ export function checkOptions(tree: Tree, o: PluginGeneratorOptions): Required<Pl
   return { name: o.name, kind: o.kind, directory, importPath: o.importPath ?? `@lopt/${o.name}` };
 }
 
+/**
+ * The `plugin` generator: writes a plugin package of `options.kind` (package.json, tsconfig, jest config,
+ * README, an implementation skeleton with its schema, registration and a test) under `<directory>/<name>`.
+ */
 export async function pluginGenerator(tree: Tree, options: PluginGeneratorOptions): Promise<void> {
   const o = checkOptions(tree, options);
   const root = joinPathFragments(o.directory, o.name);

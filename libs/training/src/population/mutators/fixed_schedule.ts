@@ -13,6 +13,10 @@ import { type ActiveWorker, type Cache, type Mutator, type MutatorContext, addGe
 /** Steps of the schedule still to apply, in order, with their hyper-parameters. */
 export type FixedScheduleState = Array<[number, unknown]>;
 
+/**
+ * A mutator that sets one member's hyper-parameters by a fixed `{step: metaParams}` schedule (reference
+ * `population/mutators/fixed_schedule.py`, `FixedSchedule`).
+ */
 export class FixedSchedule implements Mutator<FixedScheduleState> {
   readonly name = 'FixedSchedule';
   private readonly entries: FixedScheduleState;

@@ -13,8 +13,13 @@
  */
 import { type ActiveWorker, type Cache, type Checkpoint, type GenerationId, type Mutator, type MutatorContext, addGeneration } from '../population';
 
+/** Phase of {@link BranchingSingleMachine}: the three explore branches, then exploit. */
 export type ExplorePhase = 'explore_center' | 'explore_neg' | 'explore_pos' | 'exploit';
 
+/**
+ * State of {@link BranchingSingleMachine} (reference `single_worker_explore.py`): the three branch
+ * generations, the branch checkpoint, the phase and where exploiting started.
+ */
 export interface BranchingState {
   neg: GenerationId | null;
   pos: GenerationId | null;
@@ -28,11 +33,16 @@ export interface BranchingState {
 /** `mutate_fn(meta_params, direction, phase_idx)`: deterministic. */
 export type DirectedMutateFn = (metaParams: any, direction: 'pos' | 'neg', phaseIdx: number) => any;
 
+/** Steps per explore branch and per exploit phase of {@link BranchingSingleMachine}. */
 export interface BranchingSingleMachineOptions {
   exploitSteps: number;
   exploreSteps: number;
 }
 
+/**
+ * The branching explore/exploit mutator for one member (reference
+ * `population/mutators/single_worker_explore.py`, `BranchingSingleMachine`).
+ */
 export class BranchingSingleMachine implements Mutator<BranchingState> {
   readonly name = 'BranchingSingleMachine';
 

@@ -12,6 +12,7 @@
  */
 import { type ActiveWorker, type Cache, type Checkpoint, type Mutator, type MutatorContext, addGeneration } from '../population';
 
+/** State of {@link WinnerTakeAllGenetic}: how many perturbations it drew. */
 export interface WinnerTakeAllState {
   /** mutateFn calls made so far. */
   draws: number;
@@ -20,6 +21,10 @@ export interface WinnerTakeAllState {
 /** `mutate_fn(meta_params)`; `draw` numbers the call (0, 1, ...). */
 export type RandomMutateFn = (metaParams: any, draw: number) => any;
 
+/**
+ * When {@link WinnerTakeAllGenetic} picks a winner (after `stepsPerExploit` steps or `secondsPerExploit`
+ * seconds) and how it scores members.
+ */
 export interface WinnerTakeAllGeneticOptions {
   stepsPerExploit?: number;
   secondsPerExploit?: number;
@@ -27,6 +32,11 @@ export interface WinnerTakeAllGeneticOptions {
   averageOverSamples?: boolean;
 }
 
+/**
+ * The winner-take-all genetic mutator (reference `population/mutators/winner_take_all_genetic.py`,
+ * `WinnerTakeAllGenetic`): every member restarts from the best one's checkpoint with perturbed
+ * hyper-parameters.
+ */
 export class WinnerTakeAllGenetic implements Mutator<WinnerTakeAllState> {
   readonly name = 'WinnerTakeAllGenetic';
   readonly averageOverSamples: boolean;

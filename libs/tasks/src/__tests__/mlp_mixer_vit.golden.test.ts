@@ -1,0 +1,3 @@
+import { describeMixerVitGolden } from './mlp_mixer_vit_golden';
+
+describeMixerVitGolden('cpu');
