@@ -26,13 +26,14 @@ import type { Batch, BatchStream, Datasets, LossWithState, ModelState, Params } 
 import { SPLITS } from './base';
 import { cifarDatasets } from './datasets/cifar';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
+import { imagenetDatasets } from './datasets/imagenet';
 import { SplitDatasets, type AbstractLeaf } from './datasets/splits';
 import { BaseTask, tidyTree } from './task';
 
 // Conv2DBackpropFilter on wasm (missing there) and a fast one on cpu (the stock one is ~100x slower).
 registerWasmConvKernels();
 
-/** Datasets a {@link ConvTask} can name (the imagenet ones have no loader yet: init works, batches throw). */
+/** Datasets a {@link ConvTask} can name (the imagenet ones read the reference's downsampled-ImageNet TFRecords, datasets/imagenet.ts). */
 export const CONV_DATASETS = ['cifar10', 'cifar100', 'fashion_mnist', 'imagenet32', 'imagenet16'] as const;
 /** One of {@link CONV_DATASETS}. */
 export type ConvDatasetName = (typeof CONV_DATASETS)[number];
@@ -92,7 +93,7 @@ const NATIVE_SIZE: Record<ConvDatasetName, [number, number]> = {
   imagenet16: [16, 16],
 };
 
-/** The datasets a conv task names (`image.cifar10_datasets(...)` etc.). imagenet32/16 have no loader in lopt-ts: their batches throw. */
+/** The datasets a conv task names (`image.cifar10_datasets(...)` etc.); imagenet32/16 read the reference's TFRecords (datasets/imagenet.ts). */
 export function convDatasets(name: ConvDatasetName, batchSize: number, imageSize: [number, number] = NATIVE_SIZE[name]): Datasets {
   switch (name) {
     case 'cifar10':
@@ -101,15 +102,9 @@ export function convDatasets(name: ConvDatasetName, batchSize: number, imageSize
     case 'fashion_mnist':
       return fashionMnistDatasets(batchSize, imageSize);
     case 'imagenet32':
+      return imagenetDatasets(32, batchSize, imageSize);
     case 'imagenet16':
-      return unavailableDatasets(
-        name,
-        batchSize,
-        [imageSize[0], imageSize[1], 3],
-        1000,
-        `${name}: lopt-ts has no loader for the reference's downsampled-ImageNet TFRecords ` +
-          `(imagenet2012_${name.slice(8)}); the task can be initialised but not trained`,
-      );
+      return imagenetDatasets(16, batchSize, imageSize);
   }
 }
 
@@ -128,7 +123,8 @@ export function unavailableDatasets(name: string, batchSize: number, imageShape:
 
 type ConvParams = { w: tf.Tensor; b: tf.Tensor };
 type NormParams = { scale: tf.Tensor; offset: tf.Tensor };
-type EmaState = { counter: tf.Tensor; hidden: tf.Tensor; average: tf.Tensor };
+/** One haiku `ExponentialMovingAverage`'s state: `counter` (int32 scalar), `hidden` and the zero-debiased `average`. */
+export type EmaState = { counter: tf.Tensor; hidden: tf.Tensor; average: tf.Tensor };
 
 const BN_DECAY = 0.9;
 const NORM_EPS = 1e-5;
@@ -139,21 +135,21 @@ function moduleName(base: string, i: number): string {
 }
 
 /** Split every leaf of a stacked tree along axis 0: N trees, one per task. */
-function unstackTree<T extends PyTree>(tree: T, n: number): T[] {
+export function unstackTree<T extends PyTree>(tree: T, n: number): T[] {
   const [leaves, def] = treeFlatten<tf.Tensor>(tree);
   const rows = leaves.map((l) => (n === 1 ? [tf.squeeze(l, [0])] : tf.unstack(l, 0)));
   return Array.from({ length: n }, (_, i) => treeUnflatten(def, rows.map((r) => r[i])) as T);
 }
 
 /** Stack N trees of the same structure along a new axis 0. */
-function stackTrees<T extends PyTree>(trees: T[]): T {
+export function stackTrees<T extends PyTree>(trees: T[]): T {
   const flat = trees.map((t) => treeFlatten<tf.Tensor>(t));
   const def = flat[0][1];
   return treeUnflatten(def, flat[0][0].map((_, j) => tf.stack(flat.map((f) => f[0][j]), 0))) as T;
 }
 
 /** One step of haiku's zero-debiased `ExponentialMovingAverage(decay)` from `prev` (null: counter 0, hidden 0). */
-function emaUpdate(prev: EmaState | null, value: tf.Tensor): EmaState {
+export function emaUpdate(prev: EmaState | null, value: tf.Tensor): EmaState {
   const counter = tf.add(prev ? prev.counter : tf.scalar(0, 'int32'), tf.scalar(1, 'int32'));
   const decay = tf.scalar(BN_DECAY);
   const one = tf.scalar(1);
@@ -326,8 +322,8 @@ export const FIXED_CONV_TASKS: Fixed[] = [
   { name: 'Conv_Cifar100_32x64x64_BS32', description: 'conv 32-64-64 (relu) on 32x32 CIFAR-100, batch 32', config: { datasetName: 'cifar100', batchSize: 32, hiddenUnits: RELU_3 } },
   { name: 'Conv_Cifar100_32x64x64_Tanh', description: 'conv 32-64-64 (tanh) on 32x32 CIFAR-100, batch 128', config: { datasetName: 'cifar100', hiddenUnits: RELU_3, activation: 'tanh' } },
   { name: 'Conv_Cifar10_32x64x64_Tanh', description: 'conv 32-64-64 (tanh) on 32x32 CIFAR-10, batch 128', config: { datasetName: 'cifar10', hiddenUnits: RELU_3, activation: 'tanh' } },
-  { name: 'Conv_imagenet32_16_32x64x64', description: 'conv 32-64-64 (relu) on 32x32 ImageNet, 1000 classes (no loader in lopt-ts: init only)', config: { datasetName: 'imagenet32', hiddenUnits: RELU_3 } },
-  { name: 'Conv_imagenet16_16_64x128x128x128', description: 'conv 64-128-128-128 (relu) on 16x16 ImageNet, 1000 classes (no loader in lopt-ts: init only)', config: { datasetName: 'imagenet16', hiddenUnits: [64, 128, 128, 128] } },
+  { name: 'Conv_imagenet32_16_32x64x64', description: 'conv 32-64-64 (relu) on 32x32 ImageNet, 1000 classes (files: see datasets/imagenet.ts)', config: { datasetName: 'imagenet32', hiddenUnits: RELU_3 } },
+  { name: 'Conv_imagenet16_16_64x128x128x128', description: 'conv 64-128-128-128 (relu) on 16x16 ImageNet, 1000 classes (files: see datasets/imagenet.ts)', config: { datasetName: 'imagenet16', hiddenUnits: [64, 128, 128, 128] } },
   { name: 'Conv_Cifar10_32x64x64_batchnorm', description: 'conv 32-64-64 (relu, batch norm, model state) on 32x32 CIFAR-10, batch 128', config: { datasetName: 'cifar10', hiddenUnits: RELU_3, norm: 'batchnorm' } },
   { name: 'Conv_Cifar10_32x64x64_layernorm', description: 'conv 32-64-64 (relu, layer norm) on 32x32 CIFAR-10, batch 128', config: { datasetName: 'cifar10', hiddenUnits: RELU_3, norm: 'layernorm' } },
   // lopt-ts additions: the same nets on Fashion-MNIST (1 channel, 28x28 native), which runs offline.

@@ -13,6 +13,8 @@ import { z } from 'zod';
 import { haikuInitBatch, nativeUsable, registerPlugin, type PRNGKey } from '@lopt/core';
 import type { Batch, Datasets, LossAndGrad, ModelState, Params } from './base';
 import { imageDatasets } from './datasets/fashion_mnist';
+import { imagenetDatasets } from './datasets/imagenet';
+import { mnistDatasets } from './datasets/mnist';
 import { BaseTask } from './task';
 import { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
 
@@ -27,7 +29,8 @@ export type MatmulMode = 'batched' | 'unstacked' | 'auto';
 /** The configurable part of an image MLP task; the schema holds every default. */
 export const ImageMLPSchema = z
   .object({
-    datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+    /** fashion_mnist (offline), mnist (datasets/mnist.ts) or imagenet16 (datasets/imagenet.ts) */
+    datasetName: z.enum(['fashion_mnist', 'mnist', 'imagenet16']).default('fashion_mnist'),
     batchSize: z.number().int().positive().default(128),
     imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([8, 8]),
     hiddenSizes: z.array(z.number().int().positive()).default([32]),
@@ -90,7 +93,13 @@ export class ImageMLPTask extends BaseTask {
     const { datasets, ...rest } = config;
     const c = ImageMLPSchema.parse(rest);
     this.imageSize = c.imageSize;
-    this.datasets = datasets ?? imageDatasets(c.datasetName, c.batchSize, this.imageSize);
+    this.datasets =
+      datasets ??
+      (c.datasetName === 'mnist'
+        ? mnistDatasets(c.batchSize, this.imageSize)
+        : c.datasetName === 'imagenet16'
+          ? imagenetDatasets(16, c.batchSize, this.imageSize)
+          : imageDatasets(c.datasetName, c.batchSize, this.imageSize));
     this.hiddenSizes = c.hiddenSizes;
     this.activation = c.activation;
     this.name = c.name;
@@ -325,11 +334,26 @@ export class ImageMLP_FashionMnist_Relu128x128 extends ImageMLPTask {
   }
 }
 
+/** `ImageMLP_Mnist_128x128x128_Relu`: MLP 784-128-128-128-10 (relu) on 28x28 MNIST, batch 128. */
+export class ImageMLP_Mnist_128x128x128_Relu extends ImageMLPTask {
+  constructor() {
+    super({ datasetName: 'mnist', batchSize: 128, imageSize: [28, 28], hiddenSizes: [128, 128, 128] });
+  }
+}
+/** `ImageMLP_Imagenet16_Relu256x256x256`: MLP 768-256-256-256-1000 (relu) on 16x16 ImageNet, batch 128. */
+export class ImageMLP_Imagenet16_Relu256x256x256 extends ImageMLPTask {
+  constructor() {
+    super({ datasetName: 'imagenet16', batchSize: 128, imageSize: [16, 16], hiddenSizes: [256, 256, 256] });
+  }
+}
+
 const fixed: Array<[new () => ImageMLPTask, string]> = [
   [ImageMLP_FashionMnist8_Relu32, 'MLP 64-32-10 (relu) on 8x8 Fashion-MNIST, batch 128'],
   [ImageMLP_FashionMnist16_Relu32, 'MLP 256-32-10 (relu) on 16x16 Fashion-MNIST, batch 128'],
   [ImageMLP_FashionMnist32_Relu32, 'MLP 1024-32-10 (relu) on 32x32 Fashion-MNIST, batch 128'],
   [ImageMLP_FashionMnist_Relu128x128, 'MLP 784-128-128-10 (relu) on 28x28 Fashion-MNIST, batch 128'],
+  [ImageMLP_Mnist_128x128x128_Relu, 'MLP 784-128-128-128-10 (relu) on 28x28 MNIST, batch 128'],
+  [ImageMLP_Imagenet16_Relu256x256x256, 'MLP 768-256-256-256-1000 (relu) on 16x16 ImageNet, batch 128'],
 ];
 for (const [cls, description] of fixed) {
   registerPlugin({ kind: 'task', name: cls.name, description, schema: z.object({}).strict(), create: () => new cls(), cls });

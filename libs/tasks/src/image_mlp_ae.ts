@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { haikuInitBatch, registerPlugin, type PRNGKey } from '@lopt/core';
 import type { Batch, Datasets, Params } from './base';
 import { imageDatasets } from './datasets/fashion_mnist';
+import { mnistDatasets } from './datasets/mnist';
 import { BaseTask } from './task';
 
 /**
@@ -19,7 +20,8 @@ import { BaseTask } from './task';
  */
 export const ImageMLPAESchema = z
   .object({
-    datasetName: z.enum(['fashion_mnist']).default('fashion_mnist'),
+    /** fashion_mnist (offline) or mnist (datasets/mnist.ts) */
+    datasetName: z.enum(['fashion_mnist', 'mnist']).default('fashion_mnist'),
     batchSize: z.number().int().positive().default(128),
     imageSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([28, 28]),
     hiddenUnits: z.array(z.number().int().positive()).default([128, 32, 128]),
@@ -49,7 +51,7 @@ export class ImageMLPAETask extends BaseTask {
     const c = ImageMLPAESchema.parse(rest);
     this.name = c.name;
     this.hiddenUnits = c.hiddenUnits;
-    this.datasets = datasets ?? imageDatasets(c.datasetName, c.batchSize, c.imageSize);
+    this.datasets = datasets ?? (c.datasetName === 'mnist' ? mnistDatasets(c.batchSize, c.imageSize) : imageDatasets(c.datasetName, c.batchSize, c.imageSize));
     const ab = this.datasets.split('train').abstractBatch() as { image: { shape: number[] } };
     this.features = ab.image.shape.slice(1).reduce((a, b) => a * b, 1); // [batch, h, w, c]
   }
@@ -88,6 +90,21 @@ export class ImageMLPAE_FashionMnist_128x32x128_bs128 extends ImageMLPAETask {
   }
 }
 
+/** `ImageMLPAE_Mnist_128x32x128_bs128`: the same autoencoder on MNIST (28x28, batch 128). */
+export class ImageMLPAE_Mnist_128x32x128_bs128 extends ImageMLPAETask {
+  constructor() {
+    super({ datasetName: 'mnist', batchSize: 128, hiddenUnits: [128, 32, 128] });
+  }
+}
+
+registerPlugin({
+  kind: 'task',
+  name: 'ImageMLPAE_Mnist_128x32x128_bs128',
+  description: 'MLP autoencoder 784-128-32-128-784 on MNIST, batch 128 (tasks/fixed/image_mlp_ae.py)',
+  schema: z.object({}).strict(),
+  create: () => new ImageMLPAE_Mnist_128x32x128_bs128(),
+  cls: ImageMLPAE_Mnist_128x32x128_bs128,
+});
 registerPlugin({
   kind: 'task',
   name: 'ImageMLPAE_FashionMnist_128x32x128_bs128',

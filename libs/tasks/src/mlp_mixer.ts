@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { registerPlugin, type PRNGKey } from '@lopt/core';
 import type { Batch, Datasets, Params } from './base';
 import { unavailableDatasets } from './conv';
+import { imagenetDatasets } from './datasets/imagenet';
 import { cifarDatasets } from './datasets/cifar';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
 import { denseOf, flaxInitBatch, flaxInitializers, flaxLayerNorm, meanCrossEntropy, mixerVitNormalizer, patchEmbed, sub, type FlaxScope, type FlaxTree } from './flax_modules';
@@ -32,8 +33,9 @@ export type MixerVitDatasetName = (typeof MIXER_VIT_DATASETS)[number];
 
 /**
  * `image.imagenet64_datasets(bs, (64, 64))`, `image.food101_datasets(bs, (64, 64))`,
- * `image.cifar100_datasets(bs)` (32x32), and Fashion-MNIST (28x28, lopt-ts addition). ImageNet and
- * Food-101 can be initialised but their batches throw (no loader).
+ * `image.cifar100_datasets(bs)` (32x32), and Fashion-MNIST (28x28, lopt-ts addition). ImageNet reads
+ * the reference's imagenet2012_64 TFRecords (datasets/imagenet.ts); Food-101 can be initialised but
+ * its batches throw (no loader).
  */
 export function mixerVitDatasets(name: MixerVitDatasetName, batchSize: number): Datasets {
   switch (name) {
@@ -42,7 +44,7 @@ export function mixerVitDatasets(name: MixerVitDatasetName, batchSize: number): 
     case 'fashion_mnist':
       return fashionMnistDatasets(batchSize, [28, 28]);
     case 'imagenet64':
-      return unavailableDatasets(name, batchSize, [64, 64, 3], 1000, `imagenet64: lopt-ts has no loader for the reference's 64x64 ImageNet (imagenet_resized/64x64); the task can be initialised but not trained`);
+      return imagenetDatasets(64, batchSize, [64, 64]);
     case 'food101_64':
       return unavailableDatasets(name, batchSize, [64, 64, 3], 101, `food101_64: lopt-ts has no loader for Food-101; the task can be initialised but not trained`);
   }

@@ -1,22 +1,29 @@
 /**
  * @lopt/tasks' Node-only part: the datasets read from files (IDX, Fashion-MNIST, CIFAR, the text
- * corpora, downloads) and the tasks and families built on them (image MLPs, autoencoders, convnets,
- * language models). `@lopt/tasks` in Node exports these too; `@lopt/tasks/node` only these.
+ * corpora, downloads, MNIST, downsampled ImageNet) and the tasks and families built on them (image
+ * MLPs, autoencoders, convnets, ResNets, language models). `@lopt/tasks` in Node exports these too; `@lopt/tasks/node` only these.
  */
 export { downloadFiles } from './datasets/download';
 export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError, parseIdx, readIdxFile, readIdxImagesAndLabels, encodeIdx } from './datasets/idx';
 export type { IdxArray } from './datasets/idx';
 export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, findFashionMnistDir, loadFashionMnistRaw, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
-export { ImageMLPSchema, ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_FashionMnist16_Relu32, ImageMLP_FashionMnist32_Relu32, ImageMLP_FashionMnist_Relu128x128 } from './image_mlp';
+export { ImageMLPSchema, ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_FashionMnist16_Relu32, ImageMLP_FashionMnist32_Relu32, ImageMLP_FashionMnist_Relu128x128, ImageMLP_Mnist_128x128x128_Relu, ImageMLP_Imagenet16_Relu256x256x256 } from './image_mlp';
 export type { Activation, MatmulMode, ImageMLPConfig } from './image_mlp';
 export { initSampledMlp, stackHaikuRows, SampledTask, activateRows, classificationNormalizer, sampleActivationAndInitializer, activationAndInitializerConfigs, sampleWithSwitches, switchedConfigs, ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';
 export type { ParametricImageMLPOptions, ActivationAndInitializer } from './parametric/image_mlp';
-export { ImageMLPAESchema, ImageMLPAETask, ImageMLPAE_FashionMnist_128x32x128_bs128 } from './image_mlp_ae';
+export { ImageMLPAESchema, ImageMLPAETask, ImageMLPAE_FashionMnist_128x32x128_bs128, ImageMLPAE_Mnist_128x32x128_bs128 } from './image_mlp_ae';
 export type { ImageMLPAEOptions } from './image_mlp_ae';
 export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifarRecords, cifarTrainPercent, cifarSplits, cifarDatasets, cifar10Datasets, cifar100Datasets, encodeCifarRecords } from './datasets/cifar';
 export type { CifarName } from './datasets/cifar';
-export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask } from './conv';
-export type { ConvDatasetName, ConvNorm, ConvTaskConfig } from './conv';
+export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask, unstackTree, stackTrees, emaUpdate } from './conv';
+export type { ConvDatasetName, ConvNorm, ConvTaskConfig, EmaState } from './conv';
+export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, maskedCrc32c, readTfrecords, exampleBytesFeatures, encodeExample, encodeTfrecords, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
+export type { ImagenetSize } from './datasets/imagenet';
+export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
+export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
+export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask } from './resnet';
+export { ParametricImageResNetSchema, ParametricImageResNetTask, ParametricImageResNet, sampleImageResnet } from './parametric/image_resnet';
+export type { ParametricImageResNetOptions } from './parametric/image_resnet';
 export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageMLPAE, sampleImageMlpAe } from './parametric/image_mlp_ae';
 export type { ParametricImageMLPAEOptions } from './parametric/image_mlp_ae';
 export { ParametricImageConvSchema, ParametricImageConvTask, ParametricImageConv, sampleImageConv } from './parametric/image_conv';

@@ -39,10 +39,17 @@ test('every conv.py name (and the Fashion-MNIST additions) is a registered task'
   expect(() => convTask('Conv_Nope')).toThrow(/unknown conv task 'Conv_Nope'; allowed: Conv_Cifar10_8_16x32/);
 });
 
-test('imagenet tasks initialise but their batches say why they cannot be made', () => {
-  const t = convTask('Conv_imagenet32_16_32x64x64');
-  expect(t.numClasses).toBe(1000);
-  expect(() => t.datasets!.split('train').next()).toThrow(/no loader .*imagenet2012_32/);
+test('imagenet tasks initialise; without the files their first batch names the folder and files it looked for', () => {
+  const old = process.env.LOPT_DATA_DIR;
+  process.env.LOPT_DATA_DIR = '/nonexistent-lopt-data';
+  try {
+    const t = convTask('Conv_imagenet32_16_32x64x64');
+    expect(t.numClasses).toBe(1000);
+    expect(() => t.datasets!.split('train').next()).toThrow(/imagenet32 not found: looked for imagenet2012_32\/\{train.tfrecords\*.*\/nonexistent-lopt-data/);
+  } finally {
+    if (old === undefined) delete process.env.LOPT_DATA_DIR;
+    else process.env.LOPT_DATA_DIR = old;
+  }
 });
 
 test.each(['none', 'batchnorm', 'layernorm'] as const)('N = 2 stacked (%s) equals each task alone; state threads through steps; no leaks', (norm) => {

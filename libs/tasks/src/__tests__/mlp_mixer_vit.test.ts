@@ -60,13 +60,20 @@ describe('MLP-Mixer and ViT tasks', () => {
     expect(family.valueCounts()).toEqual({ taskParam: 1, params: family.taskFn(null).numParams() });
   });
 
-  test('ImageNet 64x64 and Food-101 tasks know their shapes and classes but their batches throw', () => {
+  test('ImageNet 64x64 and Food-101 tasks know their shapes and classes; without files (Food-101: no loader) their batches throw', () => {
     const m = mlpMixerTask('MLPMixer_Food101_64_tiny16');
     expect([m.imageShape, m.numClasses, m.numTokens]).toEqual([[64, 64, 3], 101, 16]);
     expect(() => m.datasets!.split('train').next()).toThrow(/food101_64: lopt-ts has no loader/);
     const v = vitTask('VIT_ImageNet64_skinnydeep');
     expect([v.imageShape, v.numClasses, v.seqLength]).toEqual([[64, 64, 3], 1000, 17]);
-    expect(() => v.datasets!.split('test').next()).toThrow(/imagenet64: lopt-ts has no loader/);
+    const old = process.env.LOPT_DATA_DIR;
+    process.env.LOPT_DATA_DIR = '/nonexistent-lopt-data';
+    try {
+      expect(() => v.datasets!.split('test').next()).toThrow(/imagenet64 not found: looked for imagenet2012_64\/.*\/nonexistent-lopt-data/);
+    } finally {
+      if (old === undefined) delete process.env.LOPT_DATA_DIR;
+      else process.env.LOPT_DATA_DIR = old;
+    }
   });
 
   test('patch embeddings: SAME pads the Mixer stem, VALID drops the ViT remainder; N stacked tasks give N losses', () => {
@@ -128,13 +135,16 @@ describe('ParametricVIT', () => {
     s.dispose();
   });
 
-  test('SampledVIT: the family of sample_vit(PRNGKey(seed)), refused for a dataset lopt-ts cannot build', () => {
+  test('SampledVIT: the family of sample_vit(PRNGKey(seed)), on Fashion-MNIST and on MNIST', () => {
     // legacy mode: seed 3 samples Fashion-MNIST 16x16, patch 8, 3 layers, hidden 100; seed 2 MNIST
     const f = sampledVit({ seed: 3 });
     expect(f.name).toBe('SampledVIT_3');
     expect(f.config).toMatchObject({ patchSize: 8, layers: 3, hiddenSize: 100 });
     expect(f.datasets!.split('train').abstractBatch()).toMatchObject({ image: { shape: [expect.any(Number), 16, 16, 1] } });
-    expect(() => sampledVit({ seed: 2 })).toThrow(/samples dataset 'mnist_datasets', which lopt-ts cannot load yet/);
+    // MNIST is buildable (datasets/mnist.ts; its files are read on the first batch)
+    const m = sampledVit({ seed: 2 });
+    expect(m.datasets!.extraInfo?.name).toBe('mnist');
+    expect((m.datasets!.split('train').abstractBatch() as any).image.shape.slice(-1)).toEqual([1]);
   });
 
   test("a sampled configuration on a dataset lopt-ts builds becomes a family (object_from_config)", () => {

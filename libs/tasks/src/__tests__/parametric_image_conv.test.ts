@@ -35,10 +35,12 @@ test('layer lists must line up', () => {
   expect(() => registry.parseConfig('task_family', 'ParametricImageConv', { hiddenSizes: [4, 5], kernelSizes: [[3, 3]], strides: [1, 1] })).toThrow(/kernelSizes/);
 });
 
-test('datasetName picks Fashion-MNIST or CIFAR-10/100 (files read on the first batch); numClasses defaults to the dataset\'s', () => {
+test('datasetName picks Fashion-MNIST, MNIST, CIFAR-10/100 or imagenet16 (files read on the first batch); numClasses defaults to the dataset\'s', () => {
   const c100 = registry.create('task_family', 'ParametricImageConv', { datasetName: 'cifar100', batchSize: 4 }) as ParametricImageConv;
   expect([c100.numClasses, c100.channels, (c100.datasets!.split('train').abstractBatch() as any).image.shape]).toEqual([100, 3, [4, 8, 8, 3]]);
   const fm = registry.create('task_family', 'ParametricImageMLP', {}) as any;
   expect(fm.numClasses).toBe(10);
-  expect(() => registry.parseConfig('task_family', 'ParametricImageMLPAE', { datasetName: 'mnist' })).toThrow(/datasetName.*fashion_mnist.*cifar10.*cifar100|fashion_mnist.*cifar10.*cifar100/);
+  const inet = registry.create('task_family', 'ParametricImageConv', { datasetName: 'imagenet16', batchSize: 4 }) as ParametricImageConv;
+  expect([inet.numClasses, inet.channels]).toEqual([1000, 3]);
+  expect(() => registry.parseConfig('task_family', 'ParametricImageMLPAE', { datasetName: 'svhn' })).toThrow(/datasetName.*fashion_mnist.*cifar10.*cifar100|fashion_mnist.*cifar10.*cifar100/);
 });

@@ -69,8 +69,8 @@ test('bad task params and unknown datasets are refused with the allowed values',
   expect(() => f.taskFn(bad)).toThrow(/activation index must be 0\.\.11, got 12/);
   const badInit = { activation: { index: tf.scalar(0, 'int32') }, initializer: { index: tf.scalar(5, 'int32'), init_scale: tf.scalar(1) } };
   expect(() => f.taskFn(badInit).init(K(0))).toThrow(/initializer index must be 0\.\.4, got 5/);
-  expect(() => objectFromConfig(new CFGObject('imagenet16_datasets', { batch_size: 4, image_size: new LogFeature([8, 8]) }))).toThrow(
-    /'imagenet16_datasets' is not available in lopt-ts \(available: .*cifar100_datasets.*fashion_mnist_datasets/,
+  expect(() => objectFromConfig(new CFGObject('food101_datasets', { batch_size: 4, image_size: new LogFeature([8, 8]) }))).toThrow(
+    /'food101_datasets' is not available in lopt-ts \(available: .*cifar100_datasets.*fashion_mnist_datasets/,
   );
 });
 
@@ -89,15 +89,17 @@ test('a sample_image_mlp config on Fashion-MNIST builds the family it describes'
   expect(ab.image.shape).toEqual([(ds.batch_size as LogFeature<number>).value, size[0], size[1], 1]);
 });
 
-test('SampledImageMLP: the family sample_image_mlp(PRNGKey(seed)) describes, named by seed; other datasets refused', () => {
+test('SampledImageMLP: the family sample_image_mlp(PRNGKey(seed)) describes, named by seed, on any sampled dataset', () => {
   const fam = random.withConfig({ threefryPartitionable: false }, () => registry.create('task_family', 'SampledImageMLP', { seed: 7 })) as ParametricImageMLP;
   // legacy mode, seed 7 (golden sample_image_mlp[7]): hidden [64], fashion_mnist 4x4, batch 33
   expect([fam.name, fam.sizes, fam.numClasses]).toEqual(['SampledImageMLP_7', [16, 64, 10], 10]);
   expect((fam.datasets!.split('train').abstractBatch() as any).image.shape).toEqual([33, 4, 4, 1]);
-  // seed 1 samples mnist_datasets (golden sample_image_mlp[1]), which lopt-ts cannot build yet
-  expect(() => random.withConfig({ threefryPartitionable: false }, () => registry.create('task_family', 'SampledImageMLP', { seed: 1 }))).toThrow(
-    /PRNGKey\(1\)\) samples dataset 'mnist_datasets', which lopt-ts cannot load yet \(available: fashion_mnist_datasets, cifar10_datasets, cifar100_datasets\)/,
-  );
+  // seed 1 samples mnist_datasets (golden sample_image_mlp[1]): built from the config, its files read on the first batch
+  const mnistCfg = random.withConfig({ threefryPartitionable: false }, () => sampleImageMlp(K(1)));
+  expect((mnistCfg.kwargs.datasets as CFGObject).obj).toBe('mnist_datasets');
+  const mnist = random.withConfig({ threefryPartitionable: false }, () => registry.create('task_family', 'SampledImageMLP', { seed: 1 })) as ParametricImageMLP;
+  expect(mnist.numClasses).toBe(10);
+  expect((mnist.datasets!.split('train').abstractBatch() as any).image.shape.slice(-1)).toEqual([1]);
   // seed 0 samples cifar100_datasets 28x28, batch 5: built from the config, its files read on the first batch
   const cifar = random.withConfig({ threefryPartitionable: false }, () => registry.create('task_family', 'SampledImageMLP', { seed: 0 })) as ParametricImageMLP;
   expect([cifar.sizes, cifar.numClasses]).toEqual([[28 * 28 * 3, 13, 13, 13, 13, 100], 100]);
