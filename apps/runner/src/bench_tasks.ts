@@ -101,6 +101,7 @@ export function defaultTaskBenchSubjects(): TaskBenchSubject[] {
     fixed('Conv_FashionMnist_8_16x32'),
     fixed('Conv_FashionMnist_16_32x64x64'),
     fromExperiment('conv-fmnist-pes'),
+    fixed('Resnet_FashionMnist_MultiRuntime_0'),
     fixed('MLPMixer_FashionMnist_tiny16'),
     fixed('VIT_FashionMnist_skinnydeep'),
     fixed('RNNLM_fortunesbytes_Patch32_LSTM128_Embed64'),
