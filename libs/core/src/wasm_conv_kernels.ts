@@ -3,7 +3,7 @@
  * `initBackend` and on importing @lopt/tasks' conv tasks).
  *
  * tfjs-backend-wasm 4.22 has Conv2D, Conv2DBackpropInput, MaxPoolGrad and AvgPoolGrad but no
- * Conv2DBackpropFilter (nor the depthwise backprops), so `tf.grads` through `tf.conv2d` fails on
+ * Conv2DBackpropFilter (nor the depthwise backprops: wasm_depthwise_kernels.ts), so `tf.grads` through `tf.conv2d` fails on
  * wasm with "'Conv2DBackpropFilter' not registered". This kernel is im2col + one matMul: the
  * patches of the (padded) input, `cols[(b, y, x), (i, j, c)] = x[b, y·s + i − padTop, x·s + j −
  * padLeft, c]` (0 outside), built on the host straight in the wasm heap, then
@@ -13,6 +13,7 @@
  * kernel (tf.js's conv2d gradient requires dilation 1).
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmDepthwiseKernels } from './wasm_depthwise_kernels';
 
 type TensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
 interface WasmBackendLike {
@@ -116,12 +117,14 @@ function im2colBackpropFilter(kind: BackendKind, args: { inputs: { x: TensorInfo
 let registered = false;
 
 /**
- * Register Conv2DBackpropFilter on wasm (which lacks it) and replace the cpu backend's slow one
- * (kept for what this one does not handle: NCHW). Idempotent; needs no backend to be ready.
+ * Register Conv2DBackpropFilter and the two depthwise backprops (wasm_depthwise_kernels.ts) on wasm
+ * (which lacks them) and replace the cpu backend's slow Conv2DBackpropFilter (kept for what this
+ * one does not handle: NCHW). Idempotent; needs no backend to be ready.
  */
 export function registerWasmConvKernels(): void {
   if (registered) return;
   registered = true;
+  registerWasmDepthwiseKernels();
   if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
     tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: wasmConv2DBackpropFilter as any });
   }
