@@ -212,6 +212,22 @@ describe('lopt run', () => {
     expect(fs.existsSync(dir)).toBe(false);
   });
 
+  test('lopt tokenize writes a corpus\'s 32k token-id files with a sentencepiece model; bad input is named', () => {
+    const golden = JSON.parse(fs.readFileSync(path.join(ROOT, 'test/golden/sentencepiece.json'), 'utf8'));
+    const data = path.join(tmp, 'tokenize-data');
+    fs.mkdirSync(path.join(data, 'lm1b'), { recursive: true });
+    fs.writeFileSync(path.join(data, 'lm1b', 'train.txt'), `${golden.texts[0].text}\n${golden.texts[1].text}\n`);
+    fs.writeFileSync(path.join(data, 'lm1b', 'test.txt'), `${golden.texts[1].text}\n`);
+    const model = path.join(ROOT, golden.model);
+    const r = lopt(['tokenize', 'lm1b', '--model', model, '--data-dir', data]);
+    expectOk(r);
+    expect(r.stdout).toMatch(/3 examples in .* s: .*train\.ids, .*test\.ids/);
+    expect(fs.readFileSync(path.join(data, 'lm1b', 'train.ids'), 'utf8')).toBe(`${golden.texts[0].ids.join(' ')}\n${golden.texts[1].ids.join(' ')}\n`);
+    const bad = lopt(['tokenize', 'fortunes', '--model', model]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/unknown corpus 'fortunes' \(allowed: lm1b, wikipedia_en, tiny_shakespeare\)/);
+  });
+
   test('an unknown experiment lists the allowed ones', () => {
     const dir = path.join(tmp, 'bad-experiment');
     const r = lopt(['run', 'quadratic-pe', '--logdir', dir]);

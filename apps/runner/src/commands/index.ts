@@ -14,6 +14,8 @@
  *                `continuous_eval/run_eval_worker.py`)
  * - `population.ts` `lopt population <experiment> --members K --mutator NAME`: population-based
  *                training (reference `population/`, `run_population_controller.py`)
+ * - `tokenize.ts` `lopt tokenize <corpus> --model FILE`: a corpus's 32k token-id files, written
+ *                with a sentencepiece model
  */
 import { Command } from 'commander';
 import { CliContext } from './context';
@@ -25,6 +27,7 @@ import * as evalCmd from './eval';
 import * as buildNative from './build_native';
 import * as evalWorker from './eval_worker';
 import * as population from './population';
+import * as tokenize from './tokenize';
 
 /** A `lopt` subcommand: `register` adds it to the commander program. */
 export interface CommandModule {
@@ -32,4 +35,4 @@ export interface CommandModule {
 }
 
 /** Every built-in `lopt` subcommand, in help order. */
-export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker, population];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker, population, tokenize];

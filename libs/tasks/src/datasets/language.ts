@@ -8,9 +8,9 @@
  * - bytes (seqio `ByteVocabulary`, the ByT5 one): id = UTF-8 byte + 3 (0 pad, 1 EOS, 2 UNK;
  *   `encode_tf` adds no EOS), vocab_size 259.
  * - 32k (seqio `SentencePieceVocabulary` of `gs://t5-data/vocabs/cc_all.32000`, 100 extra ids):
- *   vocab_size 32100. The sentencepiece model is not available offline and lopt-ts has no
- *   sentencepiece tokenizer, so the 32k datasets read examples tokenized elsewhere: one example
- *   per line, its ids separated by spaces (`train.ids`, `test.ids`).
+ *   vocab_size 32100. The 32k datasets read the corpus tokenized ahead of training: one example
+ *   per line, its ids separated by spaces (`train.ids`, `test.ids`), as `lopt tokenize <corpus>
+ *   --model sentencepiece.model` writes them from the text files (sentencepiece.ts).
  *
  * Splits, as the reference (TFDS percent slices, boundaries `round(pct·n/100)`):
  * with a test file: train = `train[2%:]`, inner_valid = `train[0%:1%]`, outer_valid =
@@ -281,6 +281,13 @@ export function findFortunesDir(dirs: string[] = fortunesSearchDirs()): string {
   );
 }
 
+/** A corpus's folder, record format and file names per vocabulary (for writers of its files, such as `tokenizeCorpus`). */
+export function corpusLayout(corpus: Exclude<CorpusName, 'fortunes'>): { folder: string; format: RecordFormat; files: Record<VocabName, { train: string; test?: string }> } {
+  const spec = CORPORA[corpus];
+  if (!spec) throw new Error(`unknown language corpus '${corpus}'; allowed: ${Object.keys(CORPORA).join(', ')}`);
+  return spec;
+}
+
 /** `{train, test}` paths of a corpus for a vocabulary; a clear error naming folder and files when absent. */
 export function findCorpusFiles(corpus: Exclude<CorpusName, 'fortunes'>, vocab: VocabName, roots: string[] = languageSearchRoots()): { train: string; test?: string } {
   const spec = CORPORA[corpus];
@@ -297,7 +304,7 @@ export function findCorpusFiles(corpus: Exclude<CorpusName, 'fortunes'>, vocab: 
       ? spec.format === 'lines'
         ? 'UTF-8 text, one example per line'
         : 'UTF-8 text, examples separated by blank lines'
-      : 'token ids of the T5 cc_all.32000 sentencepiece model (+100 extra ids), one example per line, ids separated by spaces (lopt-ts cannot tokenize with sentencepiece itself)';
+      : `token ids of the T5 cc_all.32000 sentencepiece model (+100 extra ids), one example per line, ids separated by spaces; \`lopt tokenize ${corpus} --model sentencepiece.model\` writes them from the text files`;
   throw new DatasetNotFoundError(
     `${corpus} (${vocab}) not found: looked for ${spec.folder}/{${names}} (${how}) under ${roots.join(', ')}. ` +
       `Put the files in $LOPT_DATA_DIR/${spec.folder}/, or use the offline corpus 'fortunes' (Debian package fortunes).`,
@@ -321,7 +328,8 @@ export function loadCorpus(corpus: CorpusName, vocab: VocabName): { train: TextE
     const files = findCorpusFiles(corpus, vocab);
     const read = (f: string) => {
       const b = fs.readFileSync(f);
-      return splitRecords(new Uint8Array(b.buffer, b.byteOffset, b.length), CORPORA[corpus].format);
+      // token-id files hold one example per line whatever the text's record format
+      return splitRecords(new Uint8Array(b.buffer, b.byteOffset, b.length), vocab === '32k' ? 'lines' : CORPORA[corpus].format);
     };
     raw = { train: read(files.train), test: files.test ? read(files.test) : null };
   }
