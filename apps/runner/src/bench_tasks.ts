@@ -102,11 +102,11 @@ export function defaultTaskBenchSubjects(): TaskBenchSubject[] {
     fixed('Conv_FashionMnist_16_32x64x64'),
     fromExperiment('conv-fmnist-pes'),
     fixed('Resnet_FashionMnist_MultiRuntime_0'),
-    fixed('MLPMixer_FashionMnist_tiny16'),
-    fixed('VIT_FashionMnist_skinnydeep'),
     fixed('RNNLM_fortunesbytes_Patch32_LSTM128_Embed64'),
     fixed('TransformerLM_Fortunes_Bytes_4h32d2l'),
     fromExperiment('lm-transformer-pes'),
+    fixed('MLPMixer_FashionMnist_tiny16'),
+    fixed('VIT_FashionMnist_skinnydeep'),
   ];
   return candidates.filter((s): s is TaskBenchSubject => s !== null && (registry.has('task', s.entry.name) || registry.has('task_family', s.entry.name)));
 }

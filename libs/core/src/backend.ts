@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerFastWasmSliceKernels } from './wasm_kernels';
+import { registerFastWasmMatMul } from './wasm_matmul_kernel';
 import { registerWasmConvKernels } from './wasm_conv_kernels';
 import { envVar } from './native';
 
@@ -119,6 +120,7 @@ async function setWasm(): Promise<void> {
   await tf.ready();
   registerWasmMatMulGradient();
   registerFastWasmSliceKernels();
+  registerFastWasmMatMul();
   registerWasmConvKernels();
 }
 
