@@ -32,7 +32,7 @@ export { PARAMETRIC_DATASET_NAMES, parametricDatasets, DATASET_FUNCTIONS, numCla
 export type { ParametricDatasetName } from './parametric/datasets';
 export { ParametricImageMLPVAESchema, ParametricImageMLPVAETask, ParametricImageMLPVAE, sampleImageMlpVae } from './parametric/image_mlp_vae';
 export type { ParametricImageMLPVAEOptions } from './parametric/image_mlp_vae';
-export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, corpusLayout, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
+export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, TINY_SHAKESPEARE_URLS, corpusLayout, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
 export type { VocabName, RecordFormat, CorpusName, LanguageDatasetFunction } from './datasets/language';
 export { RNNLMSchema, rnnLmName, RNNLMTask, FIXED_RNN_LM_CONFIGS, OFFLINE_RNN_LM_CONFIGS, FIXED_RNN_LM_TASKS, rnnLmTask } from './rnn_lm';
 export type { RNNLMConfig } from './rnn_lm';

@@ -150,10 +150,20 @@ describe('datasets from a LOPT_DATA_DIR folder', () => {
   test('missing corpora name the folder and the files expected', () => {
     expect(() => findCorpusFiles('wikipedia_en', 'bytes')).toThrow(/wikipedia_en\/\{train\.txt\}.*LOPT_DATA_DIR\/wikipedia_en/);
     expect(() => findCorpusFiles('lm1b', '32k')).toThrow(/lm1b\/\{train\.ids, test\.ids\}.*sentencepiece/);
-    // extra_info needs no data; the first batch does
-    const ds = languageDatasets('tiny_shakespeare', 'bytes', 4, 8);
-    expect(ds.extraInfo!.vocab_size).toBe(259);
-    expect(() => ds.split('train').next()).toThrow(/tiny_shakespeare\/\{input\.txt\}/);
+    // extra_info needs no data; the first batch does (no download here, and an empty cache)
+    const env = { noDownload: process.env.LOPT_NO_DOWNLOAD, cache: process.env.XDG_CACHE_HOME };
+    process.env.LOPT_NO_DOWNLOAD = '1';
+    process.env.XDG_CACHE_HOME = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-empty-cache-'));
+    try {
+      const ds = languageDatasets('tiny_shakespeare', 'bytes', 4, 8);
+      expect(ds.extraInfo!.vocab_size).toBe(259);
+      expect(() => ds.split('train').next()).toThrow(/tiny_shakespeare\/\{input\.txt\}/);
+    } finally {
+      for (const [k, v] of [['LOPT_NO_DOWNLOAD', env.noDownload], ['XDG_CACHE_HOME', env.cache]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
     expect(() => languageDatasets('lm1b', 'bytes', 0, 8)).toThrow(/batchSize must be a positive integer/);
     expect(() => languageDatasetsByName('ptb_datasets', 4, 8)).toThrow(/unknown language dataset 'ptb_datasets'; allowed: lm1b_32k_datasets/);
   });

@@ -17,8 +17,9 @@
  * `train[1%:2%]`, test = the test file; without one: train = `train[3%:]`, the others
  * `train[0:1%]`, `[1%:2%]`, `[2%:3%]`.
  *
- * Corpora (looked for under `$LOPT_DATA_DIR` and `~/.cache/lopt`; nothing is downloaded: the
- * reference's TFDS sources are too large for a quick fetch):
+ * Corpora (looked for under `$LOPT_DATA_DIR` and `~/.cache/lopt`; only Tiny Shakespeare, about
+ * 1 MB, is downloaded into the cache when missing: the reference's TFDS lm1b and wikipedia
+ * sources are many GB):
  * - `lm1b/train.txt`, `lm1b/test.txt`: one sentence per line (the lm1b datasets);
  * - `wikipedia_en/train.txt`: one article per line (the wikipedia_en datasets; no test split);
  * - `tiny_shakespeare/input.txt`: paragraphs (blank-line separated speeches) are the examples;
@@ -40,6 +41,7 @@ import { random, type PyTree } from '@lopt/core';
 import { SPLITS, type Batch, type BatchStream, type Datasets, type SplitName } from '../base';
 import { permutation } from './batch_streams';
 import { cachedDatasets } from './cache';
+import { downloadFiles } from './download';
 import { DatasetNotFoundError } from './fashion_mnist';
 import { SplitDatasets, type StreamState } from './splits';
 
@@ -230,12 +232,17 @@ interface CorpusSpec {
   format: RecordFormat;
   /** Files per vocabulary: train, and test when the corpus has one. */
   files: Record<VocabName, { train: string; test?: string }>;
+  /** Where the text files can be downloaded from (base URLs, tried in order), for a small corpus. */
+  download?: readonly string[];
 }
+
+/** The source TFDS `tiny_shakespeare` reads (Karpathy's char-rnn data, about 1 MB). */
+export const TINY_SHAKESPEARE_URLS: readonly string[] = ['https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/'];
 
 const CORPORA: Record<Exclude<CorpusName, 'fortunes'>, CorpusSpec> = {
   lm1b: { folder: 'lm1b', format: 'lines', files: { bytes: { train: 'train.txt', test: 'test.txt' }, '32k': { train: 'train.ids', test: 'test.ids' } } },
   wikipedia_en: { folder: 'wikipedia_en', format: 'lines', files: { bytes: { train: 'train.txt' }, '32k': { train: 'train.ids' } } },
-  tiny_shakespeare: { folder: 'tiny_shakespeare', format: 'paragraphs', files: { bytes: { train: 'input.txt' }, '32k': { train: 'input.ids' } } },
+  tiny_shakespeare: { folder: 'tiny_shakespeare', format: 'paragraphs', files: { bytes: { train: 'input.txt' }, '32k': { train: 'input.ids' } }, download: TINY_SHAKESPEARE_URLS },
 };
 
 function cacheRoot(): string {
@@ -289,14 +296,36 @@ export function corpusLayout(corpus: Exclude<CorpusName, 'fortunes'>): { folder:
 }
 
 /** `{train, test}` paths of a corpus for a vocabulary; a clear error naming folder and files when absent. */
-export function findCorpusFiles(corpus: Exclude<CorpusName, 'fortunes'>, vocab: VocabName, roots: string[] = languageSearchRoots()): { train: string; test?: string } {
+export function findCorpusFiles(
+  corpus: Exclude<CorpusName, 'fortunes'>,
+  vocab: VocabName,
+  roots: string[] = languageSearchRoots(),
+  opts: { download?: boolean; baseUrls?: readonly string[] } = {},
+): { train: string; test?: string } {
   const spec = CORPORA[corpus];
   const want = spec.files[vocab];
-  for (const r of roots) {
+  const inRoot = (r: string) => {
     const dir = path.join(r, spec.folder);
     const train = path.join(dir, want.train);
     const test = want.test ? path.join(dir, want.test) : undefined;
-    if (fs.existsSync(train) && (!test || fs.existsSync(test))) return { train, test };
+    return fs.existsSync(train) && (!test || fs.existsSync(test)) ? { train, test } : null;
+  };
+  for (const r of roots) {
+    const found = inRoot(r);
+    if (found) return found;
+  }
+  // a small corpus's text is downloaded into the cache (unless download is false or LOPT_NO_DOWNLOAD=1)
+  let why = '';
+  const urls = opts.baseUrls ?? spec.download;
+  if (vocab === 'bytes' && urls && (opts.download ?? process.env.LOPT_NO_DOWNLOAD !== '1')) {
+    try {
+      downloadFiles(path.join(cacheRoot(), spec.folder), [want.train, ...(want.test ? [want.test] : [])], urls);
+      const found = inRoot(cacheRoot());
+      if (found) return found;
+      why = ' (download finished without the files)';
+    } catch (e) {
+      why = ` (${(e as Error).message})`;
+    }
   }
   const names = [want.train, want.test].filter(Boolean).join(', ');
   const how =
@@ -306,7 +335,7 @@ export function findCorpusFiles(corpus: Exclude<CorpusName, 'fortunes'>, vocab: 
         : 'UTF-8 text, examples separated by blank lines'
       : `token ids of the T5 cc_all.32000 sentencepiece model (+100 extra ids), one example per line, ids separated by spaces; \`lopt tokenize ${corpus} --model sentencepiece.model\` writes them from the text files`;
   throw new DatasetNotFoundError(
-    `${corpus} (${vocab}) not found: looked for ${spec.folder}/{${names}} (${how}) under ${roots.join(', ')}. ` +
+    `${corpus} (${vocab}) not found: looked for ${spec.folder}/{${names}} (${how}) under ${roots.join(', ')}${why}. ` +
       `Put the files in $LOPT_DATA_DIR/${spec.folder}/, or use the offline corpus 'fortunes' (Debian package fortunes).`,
   );
 }
