@@ -12,7 +12,9 @@
  *
  * Parameters are flax variables `{params: {stem, MixerBlock_<i>: {LayerNorm_0, token_mixing:
  * {Dense_0, Dense_1}, LayerNorm_1, channel_mixing: {...}}, pre_head_layer_norm, head}}`, flax-exact
- * for the same key (flax_modules.ts). Values and gradients use tf.js autodiff over N stacked tasks.
+ * for the same key (flax_modules.ts). Values and gradients use tf.js autodiff over N stacked tasks,
+ * except inside each MlpBlock (`mixerMlpBlock`: a written-out gradient that recomputes the hidden
+ * layer, so the wasm backend's 4 GiB heap holds batch 128 and beyond).
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
