@@ -7,6 +7,12 @@
  * unstacking a [16, 2410, 8] tensor took 8.5 ms instead of ~0.1 ms. These versions copy straight
  * between heap views (contiguous runs with one `set` each). Same values; other dtypes (string)
  * fall back to the stock kernels.
+ *
+ * Identity: the stock wasm kernel copies its input into a new heap buffer, and the engine clones
+ * (Identity) every tensor a gradient saves for backprop, so on wasm each saved activation existed
+ * twice; with large activations (MLP-Mixer's token mixing at batch 64+: 50-100 MB a tensor) that
+ * exhausted the 4 GiB wasm heap and aborted the module. This version shares the input's buffer
+ * (a reference count, as wasm's Reshape and the cpu backend's Identity do; tensors are immutable).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -14,6 +20,7 @@ type TensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  incRef(dataId: object): void;
 }
 
 const sliceUtil = (tf as any).slice_util;
@@ -58,19 +65,28 @@ function fastSlice(backend: WasmBackendLike, x: TensorInfo, begin: number[], siz
 
 let registered = false;
 
-/** Replace the wasm Slice, Unpack and SplitV kernels (idempotent; call after the backend is ready). */
+/** Replace the wasm Slice, Unpack, SplitV, GatherV2 and Identity kernels (idempotent; call after the backend is ready). */
 export function registerFastWasmSliceKernels(): void {
   if (registered) return;
   const stock = {
     Slice: tf.getKernel('Slice', 'wasm'),
     Unpack: tf.getKernel('Unpack', 'wasm'),
     SplitV: tf.getKernel('SplitV', 'wasm'),
+    Identity: tf.getKernel('Identity', 'wasm'),
   };
   if (!stock.Slice || !stock.Unpack || !stock.SplitV || !sliceUtil) return;
   const replace = (name: string, kernelFunc: (args: any) => any) => {
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc });
   };
+  if (stock.Identity) {
+    replace('Identity', (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      if (x.dtype === 'string') return (stock.Identity!.kernelFunc as any)(args);
+      (args.backend as WasmBackendLike).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+    });
+  }
   replace('Slice', (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     if (x.dtype === 'string') return (stock.Slice!.kernelFunc as any)(args);

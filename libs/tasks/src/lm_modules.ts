@@ -231,10 +231,78 @@ export function layerNorm(params: P, module: string, x: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(inv, xc), tf.reshape(param(params, module, 'offset'), bshape));
 }
 
+const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
+
+/** The gelu forward formula (its op order fixes the float32 values); no custom gradient. */
+export function geluValue(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    // 0.5·x·(1 + tanh(c·(x + a·x³))) in this op order; each intermediate is disposed once used.
+    const then = (prev: tf.Tensor, next: tf.Tensor) => {
+      prev.dispose();
+      return next;
+    };
+    let u = tf.pow(x, 3);
+    u = then(u, tf.mul(GELU_A, u));
+    u = then(u, tf.add(x, u));
+    u = then(u, tf.mul(GELU_C, u));
+    u = then(u, tf.tanh(u));
+    u = then(u, tf.add(1, u));
+    const half = tf.mul(0.5, x);
+    const out = tf.mul(half, u);
+    tf.dispose([half, u]);
+    return out;
+  });
+}
+
+/** d gelu(x) / dx = ½(1 + t) + ½·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²), t = tanh(√(2/π)(x + 0.044715x³)). */
+export function geluDerivative(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    // Intermediates are disposed as soon as they are used: x may be large (a Mixer hidden layer).
+    const then = (prev: tf.Tensor, next: tf.Tensor) => {
+      prev.dispose();
+      return next;
+    };
+    const x2 = tf.square(x);
+    let u = tf.mul(x2, x);
+    u = then(u, tf.mul(GELU_A, u));
+    u = then(u, tf.add(x, u));
+    u = then(u, tf.mul(GELU_C, u));
+    const t = then(u, tf.tanh(u));
+    let q = tf.mul(3 * GELU_A, x2);
+    x2.dispose();
+    q = then(q, tf.add(1, q));
+    let s = tf.square(t);
+    s = then(s, tf.sub(1, s));
+    q = then(q, tf.mul(q, s));
+    s.dispose();
+    q = then(q, tf.mul(q, x));
+    q = then(q, tf.mul(0.5 * GELU_C, q));
+    let r = tf.add(1, t);
+    t.dispose();
+    r = then(r, tf.mul(0.5, r));
+    return then(r, tf.add(r, q));
+  });
+}
+
+/**
+ * gelu with its derivative written out, saving only x for the backward pass: autodiff of the
+ * composed formula keeps ~8 tensors of x's size per call alive until backprop (each Pow/Mul/Tanh
+ * saves its inputs or output), which at the Mixer's token-mixing width (B·D·tokens_mlp_dim floats,
+ * 100 MB per tensor at batch 128) exhausted the wasm backend's 4 GiB heap and aborted the module.
+ * The gradient is built from tf ops, so nested (second-order) gradients still flow through it.
+ */
+const geluCustomGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x]);
+  return {
+    value: geluValue(x),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => tf.mul(dy, geluDerivative(saved[0]))),
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]);
+
 /** `jax.nn.gelu` (approximate=True, its default): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
-  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+  return geluCustomGrad(x);
 }
 
 /**

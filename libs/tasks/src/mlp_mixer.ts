@@ -12,7 +12,9 @@
  *
  * Parameters are flax variables `{params: {stem, MixerBlock_<i>: {LayerNorm_0, token_mixing:
  * {Dense_0, Dense_1}, LayerNorm_1, channel_mixing: {...}}, pre_head_layer_norm, head}}`, flax-exact
- * for the same key (flax_modules.ts). Values and gradients use tf.js autodiff over N stacked tasks.
+ * for the same key (flax_modules.ts). Values and gradients use tf.js autodiff over N stacked tasks,
+ * except inside each MlpBlock (`mixerMlpBlock`: a written-out gradient that recomputes the hidden
+ * layer, so the wasm backend's 4 GiB heap holds batch 128 and beyond).
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -22,9 +24,66 @@ import { unavailableDatasets } from './conv';
 import { imagenetDatasets } from './datasets/imagenet';
 import { cifarDatasets } from './datasets/cifar';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
-import { denseOf, flaxInitBatch, flaxInitializers, flaxLayerNorm, meanCrossEntropy, mixerVitNormalizer, patchEmbed, sub, type FlaxScope, type FlaxTree } from './flax_modules';
-import { gelu } from './lm_modules';
+import { denseOf, flaxInitBatch, flaxInitializers, flaxLayerNorm, leaf, meanCrossEntropy, mixerVitNormalizer, patchEmbed, sub, type FlaxScope, type FlaxTree } from './flax_modules';
+import { gelu, geluDerivative, geluValue, linear } from './lm_modules';
 import { BaseTask } from './task';
+
+/** `matMul(a, b)` with b's last two axes swapped (an explicit transpose: see core's wasm matMul gradient). */
+function matMulBT(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return tf.matMul(a, tf.transpose(b, [0, 2, 1]));
+}
+
+/** `matMul(a, b)` with a's last two axes swapped. */
+function matMulAT(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return tf.matMul(tf.transpose(a, [0, 2, 1]), b);
+}
+
+/**
+ * models_mixer.py's `MlpBlock` per task, `Dense_1(gelu(Dense_0(x)))` for x [N, M, I], w0 [N, I, H],
+ * b0 [N, H], w1 [N, H, O], b1 [N, O], as one differentiable op that saves only its inputs and
+ * recomputes the hidden activations in the backward pass. The token-mixing hidden layer holds
+ * B·hidden_dim·tokens_mlp_dim floats (100 MB per tensor at batch 128 for tiny16); autodiff of the
+ * composed ops kept several of them per block (saved activations and every intermediate gradient,
+ * which tf.js frees only at the end of backprop) and exhausted the wasm backend's 4 GiB heap
+ * (`Aborted()` / `memory access out of bounds`). Same forward ops, so the same values; the
+ * gradient is built from tf ops, so nested gradients flow through it.
+ */
+const mlpBlockOp = tf.customGrad(((x: tf.Tensor, w0: tf.Tensor, b0: tf.Tensor, w1: tf.Tensor, b1: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x, w0, b0, w1, b1]);
+  return {
+    value: linear(geluValue(linear(x, w0, b0)), w1, b1),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      tf.tidy(() => {
+        // Hidden-size tensors are disposed as soon as they are used (peak ~5 of them).
+        const [xs, w0s, b0s, w1s, b1s] = saved;
+        const h = tf.tidy(() => linear(xs, w0s, b0s));
+        const g = gelu(h);
+        const dw1 = tf.tidy(() => matMulAT(g, dy));
+        g.dispose();
+        const db1 = tf.reshape(tf.sum(dy, 1), b1s.shape);
+        const dg = matMulBT(dy, w1s);
+        const gd = geluDerivative(h);
+        h.dispose();
+        const dh = tf.mul(dg, gd);
+        tf.dispose([dg, gd]);
+        const dw0 = tf.tidy(() => matMulAT(xs, dh));
+        const db0 = tf.tidy(() => tf.reshape(tf.sum(dh, 1), b0s.shape));
+        return [tf.tidy(() => matMulBT(dh, w0s)), dw0, db0, dw1, db1];
+      }),
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]);
+
+/** {@link mlpBlockOp} on x [N, ..., I] with the flax `MlpBlock` subtree m (`Dense_0`, `Dense_1`). */
+export function mixerMlpBlock(m: FlaxTree, x: tf.Tensor): tf.Tensor {
+  const d0 = sub(m, 'Dense_0');
+  const d1 = sub(m, 'Dense_1');
+  const w0 = leaf(d0, 'kernel');
+  const w1 = leaf(d1, 'kernel');
+  const [N, I] = w0.shape as [number, number, number];
+  const O = (w1.shape as [number, number, number])[2];
+  const y = mlpBlockOp(tf.reshape(x, [N, -1, I]), w0, leaf(d0, 'bias'), w1, leaf(d1, 'bias'));
+  return tf.reshape(y, [...x.shape.slice(0, -1), O]);
+}
 
 /** The datasets the Mixer and ViT tasks name; ImageNet 64x64 and Food-101 have no loader in lopt-ts. */
 export const MIXER_VIT_DATASETS = ['imagenet64', 'food101_64', 'cifar100', 'fashion_mnist'] as const;
@@ -138,7 +197,7 @@ export class MLPMixerTask extends BaseTask {
   logits(params: Params, image: tf.Tensor): tf.Tensor {
     const p = (params as { params: FlaxTree }).params;
     const [N, B] = image.shape;
-    const mlp = (m: FlaxTree, x: tf.Tensor) => denseOf(sub(m, 'Dense_1'), gelu(denseOf(sub(m, 'Dense_0'), x)));
+    const mlp = mixerMlpBlock;
     const e = patchEmbed(sub(p, 'stem'), image, this.config.patchSize, 'SAME');
     let x = tf.reshape(e, [N, B, -1, this.config.hiddenDim]); // [N, B, T, D]
     for (let i = 0; i < this.config.numBlocks; i++) {

@@ -49,3 +49,42 @@ describe('fast wasm slice kernels', () => {
     expect(wasm).toEqual(cpu);
   });
 });
+
+describe('wasm Identity shares its input buffer', () => {
+  // The engine clones (Identity) every tensor a gradient saves; the stock wasm Identity copied it,
+  // doubling the memory of saved activations (part of the MLP-Mixer wasm heap exhaustion).
+  test('tf.clone allocates no new wasm buffer and outlives its source', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend();
+    const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const buffers = backend.numDataIds();
+    const y = tf.clone(x);
+    expect(backend.numDataIds()).toBe(buffers);
+    expect(y.dataId).toBe(x.dataId);
+    expect(y.shape).toEqual([2, 3]);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(backend.numDataIds()).toBe(buffers);
+    y.dispose();
+    expect(backend.numDataIds()).toBe(buffers - 1);
+  });
+
+  test('a gradient saved through the shared clone is still right', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor1d([0.5, -1, 2]);
+    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.tanh(v), v)))(x);
+    const t = Array.from(tf.tanh(x).dataSync());
+    const want = [0.5, -1, 2].map((v, i) => t[i]! + v * (1 - t[i]! ** 2));
+    Array.from(g.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+    tf.dispose([x, g]);
+  });
+
+  test('string tensors fall back to the stock kernel', async () => {
+    await tf.setBackend('wasm');
+    const s = tf.tensor1d(['a', 'bc']);
+    const c = tf.clone(s);
+    s.dispose();
+    expect(c.arraySync()).toEqual(['a', 'bc']);
+    c.dispose();
+  });
+});
