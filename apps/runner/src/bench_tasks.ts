@@ -6,15 +6,14 @@
  * `valueAndGradBatch` and an SGD update of the params, with one read-back (the losses). Families
  * are sampled with `sampleBatch` (one task per key); a fixed task is a family of one.
  *
- * FLOPs are counted, not modelled: one step runs under `tf.profile` while a gradient tape records
- * (so native kernels stand aside and every tf.js kernel shows), and each kernel contributes
- * `kernelFlops` of its input and output shapes: 2 per multiply-add for matmuls and convolutions
- * (their backprops included), one per output value for every other kernel. The same count holds
- * for a native kernel, which computes the same math.
+ * FLOPs are counted from the kernels one step runs (`tf.profile`): each contributes `kernelFlops`
+ * of its input and output shapes, 2 per multiply-add for matmuls and convolutions (their backprops
+ * included), one per output value for every other kernel, and for the native image-MLP kernel the
+ * multiply-adds of its layers (with the gradient: forward, dW, and dx of all but the first layer).
  */
 import * as tf from '@tensorflow/tfjs';
 import { disposeReplaced, random, registry, treeDispose, treeLeaves, treeMapN, type PyTree } from '@lopt/core';
-import { taskFamilyFromEntry, type Batch, type ModelState, type Params } from '@lopt/tasks';
+import { LOPT_IMAGE_MLP_KERNEL, taskFamilyFromEntry, type Batch, type ModelState, type Params } from '@lopt/tasks';
 
 /** A task entry to time (a registry task or family with its config). */
 export interface TaskBenchSubject {
@@ -76,6 +75,14 @@ export function kernelFlops(k: ProfiledKernel): number {
       return 2 * size(a) * b[0] * b[1];
     case 'DepthwiseConv2dNativeBackpropFilter': // (x, dy) → filter
       return 2 * size(b) * out[0] * out[1];
+    case LOPT_IMAGE_MLP_KERNEL: {
+      // (x [N, B, D], label, w0 [N, in, out], ..., b0, ...) -> loss [N] (and the gradients)
+      // with the gradient: forward, dW of every layer, dx of every layer but the first (as autodiff)
+      const [N, B] = a;
+      const layers = k.inputShapes.slice(2).filter((s) => s.length === 3).map((w) => N * B * w[1] * w[2]);
+      const forward = layers.reduce((n, m) => n + m, 0);
+      return 2 * (k.outputShapes.length > 1 ? 3 * forward - layers[0] : forward);
+    }
     default:
       return k.outputShapes.reduce((n, s) => n + size(s), 0);
   }
@@ -131,22 +138,14 @@ function innerStep(task: ReturnType<typeof setUp>['task'], params: Params, state
   return { params: next, state: out.state, loss: out.loss };
 }
 
-/** FLOPs of one inner step, counted on the tf.js kernels (see the file comment). */
+/** FLOPs of one inner step, counted on the kernels it runs (see the file comment). */
 async function countFlops(s: ReturnType<typeof setUp>, numTasks: number): Promise<number> {
   const data = s.stream.next([numTasks]);
-  const x = tf.scalar(0);
   const info = await tf.profile(() => {
-    // x·0 + Σ losses: the step runs inside a gradient tape (native kernels stand aside), and
-    // the tape's backward only touches the two ops that depend on x
-    const { value, grad } = tf.valueAndGrad((v: tf.Tensor) => {
-      const r = innerStep(s.task, s.params, s.state, data, 0, numTasks);
-      treeDispose([r.params, r.state]);
-      return tf.add(tf.mul(v, 0), tf.sum(r.loss));
-    })(x);
-    value.dispose();
-    grad.dispose();
+    const r = innerStep(s.task, s.params, s.state, data, 0, numTasks);
+    disposeReplaced([r.params, r.state, r.loss], [s.params, s.state]);
   });
-  treeDispose([data, x]);
+  treeDispose(data);
   return info.kernels.reduce((n, k) => n + kernelFlops(k as unknown as ProfiledKernel), 0);
 }
 

@@ -1,13 +1,14 @@
 /**
  * The task-family bench suite: its FLOP count per kernel is the textbook count for matmuls and
- * convolutions (checked on kernels tf.js really runs, backprops included), and a run steps a task
- * without leaking tensors. (No timing is asserted: speed is measured with
+ * convolutions (checked on kernels tf.js really runs, backprops included) and for the native
+ * image-MLP kernel, and a run steps a task without leaking tensors. (No timing is asserted: speed is measured with
  * `npm run bench -- --suite tasks`, not in tests.)
  */
 import * as tf from '@tensorflow/tfjs';
 import '@lopt/tasks';
 import '@lopt/training';
 import { registry } from '@lopt/core';
+import { LOPT_IMAGE_MLP_KERNEL } from '@lopt/tasks';
 import { benchTasks, defaultTaskBenchSubjects, kernelFlops, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
 
 /** The kernels `fn` runs, with their FLOPs by kernel name (summed). */
@@ -39,6 +40,15 @@ test('conv2d FLOPs, forward and both backprops: 2 · output values · kh · kw �
   expect(byKernel.Conv2DBackpropInput).toBe(2 * macs);
   expect(byKernel.Conv2DBackpropFilter).toBe(2 * macs);
   tf.dispose([x, f]);
+});
+
+test('the native image-MLP kernel counts the multiply-adds autodiff would do: forward, dW, dx but for the data', () => {
+  const inputShapes = [[2, 128, 64], [2, 128], [2, 64, 32], [2, 32, 10], [2, 32], [2, 10]];
+  const macs = 2 * 128 * (64 * 32 + 32 * 10);
+  expect(kernelFlops({ name: LOPT_IMAGE_MLP_KERNEL, inputShapes, outputShapes: [[2]] })).toBe(2 * macs);
+  // forward + dW of both layers + dx of the second only (the data needs no gradient)
+  const withGrad = 2 * (3 * macs - 2 * 128 * 64 * 32);
+  expect(kernelFlops({ name: LOPT_IMAGE_MLP_KERNEL, inputShapes, outputShapes: [[2], [2, 64, 32], [2, 32, 10], [2, 32], [2, 10]] })).toBe(withGrad);
 });
 
 test('an elementwise kernel counts one FLOP per output value', () => {
