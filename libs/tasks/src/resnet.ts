@@ -72,6 +72,8 @@ export const RESNET_DEFAULTS = {
 
 const ROOT = 'res_net';
 const BN_EPS = 1e-5;
+/** `hk.BatchNorm(decay_rate=0.9)`'s moving-average decay (as conv.ts). */
+const BN_DECAY = 0.9;
 const STRIDES = [1, 2, 2, 2];
 
 type Layer = { conv: string; bn: string; kernel: number; stride: number; out: number };
@@ -177,36 +179,159 @@ function maxPool1d(x: tf.Tensor4D, axis: 1 | 2): tf.Tensor4D {
 
 /**
  * `hk.max_pool(x, window_shape=(1, 3, 3, 1), strides=(1, 2, 2, 1), padding='SAME')`, as two
- * separable 1-D maxima built from pad/reshape/slice/maximum. Not tf.maxPool: tfjs-backend-wasm
- * 4.22's MaxPoolGrad gives wrong input gradients for this SAME 3x3/2 pool (0.09 off on an 8x8 test
- * map against tfjs cpu), and tf.js autodiff would use it (StridedSlice has no gradient in tf.js).
- * A tie passes the gradient to one element, as jax; which one may differ, but ties have measure
- * zero on real-valued maps, and on post-relu zeros the relu passes no gradient anyway.
+ * separable 1-D maxima built from pad/reshape/slice/maximum, differentiated by tf.js autodiff. The
+ * reference for {@link maxPool3x3Stride2Same}, which gives the same values and gradients faster.
  */
-export function maxPool3x3Stride2Same(x: tf.Tensor4D): tf.Tensor4D {
+export function maxPool3x3Stride2SameOps(x: tf.Tensor4D): tf.Tensor4D {
   return maxPool1d(maxPool1d(x, 1), 2);
 }
 
+/** SAME padding of a 3-wide stride-2 window along an axis of length n: the output length and the padding before. */
+function same3x2(n: number): { o: number; before: number } {
+  const o = Math.ceil(n / 2);
+  return { o, before: Math.floor(Math.max((o - 1) * 2 + 3 - n, 0) / 2) };
+}
+
 /**
- * One task's ResNet forward on `image [B, H, W, C]`: the logits and the updated batch-norm state
- * (`state` null: haiku's first call, counter and hidden from zero).
+ * `hk.max_pool(x, window_shape=(1, 3, 3, 1), strides=(1, 2, 2, 1), padding='SAME')` of a float32
+ * `[b, h, w, c]` map, with a custom gradient. Not tf.maxPool: tfjs-backend-wasm 4.22's MaxPoolGrad
+ * gives wrong input gradients for this SAME 3x3/2 pool (0.09 off on an 8x8 test map against tfjs
+ * cpu). One pass over the data (read with dataSync) finds each window's maximum and the element the
+ * gradient goes to; the gradient is a scatter-add of dy onto those elements. Values and gradients are
+ * those of {@link maxPool3x3Stride2SameOps} (autodiff of the separable maxima), ties included: the
+ * gradient goes to the window's first column holding the maximum, and in it to the first row (the
+ * rule `max(max(a, b), c)` follows under tf.js's Maximum gradient, a on a tie). On real-valued maps
+ * ties have measure zero, and on post-relu zeros the relu passes no gradient anyway.
  */
-export function resnetForward(
-  spec: ResNetSpec,
-  p: P,
-  state: Record<string, EmaState> | null,
-  image: tf.Tensor4D,
-  actFn: (x: tf.Tensor) => tf.Tensor = tf.relu,
-): { logits: tf.Tensor2D; state: Record<string, EmaState> } {
-  const newState: Record<string, EmaState> = {};
+export function maxPool3x3Stride2Same(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.dtype !== 'float32') return maxPool3x3Stride2SameOps(x);
+  return maxPoolCustom(x) as tf.Tensor4D;
+}
+
+const maxPoolCustom: (x: tf.Tensor) => tf.Tensor = tf.customGrad(((xt: tf.Tensor) => {
+    const [b, h, w, c] = xt.shape as [number, number, number, number];
+    const H = same3x2(h);
+    const W = same3x2(w);
+    const xs = xt.dataSync() as Float32Array;
+    const n = b * H.o * W.o * c;
+    const ys = new Float32Array(n);
+    const arg = new Int32Array(n);
+    let k = 0;
+    for (let bi = 0; bi < b; bi++) {
+      for (let i = 0; i < H.o; i++) {
+        const r0 = Math.max(2 * i - H.before, 0);
+        const r1 = Math.min(2 * i - H.before + 2, h - 1);
+        for (let j = 0; j < W.o; j++) {
+          const c0 = Math.max(2 * j - W.before, 0);
+          const c1 = Math.min(2 * j - W.before + 2, w - 1);
+          for (let ch = 0; ch < c; ch++, k++) {
+            // the maximum (NaN if any, as tf.maximum), then the first column, first row holding it
+            let m = -Infinity;
+            let nan = false;
+            for (let r = r0; r <= r1; r++) {
+              for (let cc = c0; cc <= c1; cc++) {
+                const v = xs[((bi * h + r) * w + cc) * c + ch];
+                if (v > m) m = v;
+                else if (Number.isNaN(v)) nan = true;
+              }
+            }
+            let at = -1;
+            if (!nan) {
+              for (let cc = c0; cc <= c1 && at < 0; cc++) {
+                for (let r = r0; r <= r1; r++) {
+                  const idx = ((bi * h + r) * w + cc) * c + ch;
+                  if (xs[idx] === m) {
+                    at = idx;
+                    break;
+                  }
+                }
+              }
+            }
+            ys[k] = nan ? NaN : m;
+            arg[k] = at;
+          }
+        }
+      }
+    }
+    const value = tf.tensor4d(ys, [b, H.o, W.o, c]);
+    const gradFunc = (dy: tf.Tensor) => {
+      const ds = dy.dataSync() as Float32Array;
+      const dx = new Float32Array(b * h * w * c);
+      for (let q = 0; q < n; q++) {
+        const at = arg[q];
+        if (at >= 0) dx[at] += ds[q]; // a NaN window passes none, as tf.maximum's gradient at NaN
+      }
+      return tf.tensor4d(dx, [b, h, w, c]);
+    };
+    return { value, gradFunc };
+}) as any) as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * `hk.BatchNorm` in training mode on `x [B, H, W, C]` written as plain ops, differentiated by tf.js
+ * autodiff: batch mean and variance (`E[x²] − E[x]²`, as haiku) over [B, H, W], then
+ * `(x − mean) · rsqrt(variance + eps) · scale + offset`. The reference for {@link batchNormTrain}.
+ */
+export function batchNormTrainOps(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tensor): { y: tf.Tensor4D; mean: tf.Tensor; variance: tf.Tensor } {
+  const mean = tf.mean(x, [0, 1, 2], true);
+  const variance = tf.sub(tf.mean(tf.square(x), [0, 1, 2], true), tf.square(mean));
+  const inv = tf.mul(tf.rsqrt(tf.add(variance, BN_EPS)), scale);
+  return { y: tf.add(tf.mul(tf.sub(x, mean), inv), offset) as tf.Tensor4D, mean, variance };
+}
+
+/**
+ * {@link batchNormTrainOps} with the same forward ops (so the same values) and a hand-written
+ * gradient for x, scale and offset, with r = rsqrt(variance + eps) and xc = x − mean over the M =
+ * B·H·W positions: d offset = Σ dy, d scale = r · Σ dy·xc, dx = scale · r · (dy − Σdy/M − xc · r² ·
+ * Σ(dy·xc)/M) (the variance's derivative is 2·xc/M whether written E[x²] − E[x]² or E[xc²]). The
+ * batch statistics come back for the moving averages and carry no gradient (the loss never reads the
+ * averages).
+ */
+export function batchNormTrain(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tensor): { y: tf.Tensor4D; mean: tf.Tensor; variance: tf.Tensor } {
+  let mean: tf.Tensor | null = null;
+  let variance: tf.Tensor | null = null;
+  const f = tf.customGrad(((xt: tf.Tensor, st: tf.Tensor, ot: tf.Tensor, save: tf.GradSaveFunc) => {
+    // kept: the engine disposes a custom op's other tensors when no gradient tape is recording
+    const mu = tf.keep(tf.mean(xt, [0, 1, 2], true));
+    const v = tf.keep(tf.sub(tf.mean(tf.square(xt), [0, 1, 2], true), tf.square(mu)));
+    [mean, variance] = [mu, v];
+    const r = tf.rsqrt(tf.add(v, BN_EPS));
+    const xc = tf.sub(xt, mu);
+    const value = tf.add(tf.mul(xc, tf.mul(r, st)), ot);
+    save([xc, r, st]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sxc, sr, ss] = saved as [tf.Tensor4D, tf.Tensor, tf.Tensor];
+      const m = sxc.shape[0] * sxc.shape[1] * sxc.shape[2];
+      const sumDy = tf.sum(dy, [0, 1, 2], true);
+      const sumDyXc = tf.sum(tf.mul(dy, sxc), [0, 1, 2], true);
+      const a = tf.mul(sr, ss);
+      const c1 = tf.mul(a, tf.div(sumDy, m));
+      const c2 = tf.mul(tf.mul(a, tf.square(sr)), tf.div(sumDyXc, m));
+      const dx = tf.sub(tf.sub(tf.mul(dy, a), c1), tf.mul(sxc, c2));
+      return [dx, tf.mul(sumDyXc, sr), sumDy];
+    };
+    return { value, gradFunc };
+  }) as any) as (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.Tensor;
+  const y = f(x, scale, offset) as tf.Tensor4D;
+  // hand back tracked clones (same data), so that the caller's tf.tidy owns them, and release the kept ones
+  const untrack = (t: tf.Tensor) => {
+    const c = tf.clone(t);
+    t.dispose();
+    return c;
+  };
+  return { y, mean: untrack(mean!), variance: untrack(variance!) };
+}
+
+/** The batch statistics of each batch norm a forward pass ran, by module name, in call order. */
+type BnStats = Record<string, { mean: tf.Tensor; variance: tf.Tensor }>;
+
+/** One task's ResNet forward on `image [B, H, W, C]`: the logits and each batch norm's batch statistics. */
+function resnetForwardStats(spec: ResNetSpec, p: P, image: tf.Tensor4D, actFn: (x: tf.Tensor) => tf.Tensor): { logits: tf.Tensor2D; stats: BnStats } {
+  const stats: BnStats = {};
   const conv = (x: tf.Tensor4D, name: string, stride: number) => tf.conv2d(x, p[name].w as tf.Tensor4D, stride, 'same');
   const bn = (x: tf.Tensor4D, name: string): tf.Tensor4D => {
-    const mean = tf.mean(x, [0, 1, 2], true);
-    const variance = tf.sub(tf.mean(tf.square(x), [0, 1, 2], true), tf.square(mean));
-    newState[`${name}/~/mean_ema`] = emaUpdate(state ? state[`${name}/~/mean_ema`] : null, mean);
-    newState[`${name}/~/var_ema`] = emaUpdate(state ? state[`${name}/~/var_ema`] : null, variance);
-    const inv = tf.mul(tf.rsqrt(tf.add(variance, BN_EPS)), p[name].scale);
-    return tf.add(tf.mul(tf.sub(x, mean), inv), p[name].offset) as tf.Tensor4D;
+    const r = batchNormTrain(x, p[name].scale, p[name].offset);
+    stats[name] = { mean: r.mean, variance: r.variance };
+    return r.y;
   };
   let out = conv(image, `${ROOT}/~/initial_conv`, spec.initialConvStride);
   if (!spec.resnetV2) out = actFn(bn(out, `${ROOT}/~/initial_batchnorm`)) as tf.Tensor4D;
@@ -235,7 +360,49 @@ export function resnetForward(
   if (spec.resnetV2) out = actFn(bn(out, `${ROOT}/~/final_batchnorm`)) as tf.Tensor4D;
   const pooled = tf.mean(out, [1, 2]);
   const lg = p[`${ROOT}/~/logits`];
-  return { logits: tf.add(tf.matMul(pooled, lg.w), lg.b) as tf.Tensor2D, state: newState };
+  return { logits: tf.add(tf.matMul(pooled, lg.w), lg.b) as tf.Tensor2D, stats };
+}
+
+/**
+ * conv.ts's `emaUpdate` for N stacked tasks at once: `value [N, ...]`, `prev` with counter `[N]` (null:
+ * counters and hidden zero). The same elementwise ops, so the same values as N separate updates.
+ */
+function emaUpdateStacked(prev: EmaState | null, value: tf.Tensor): EmaState {
+  const n = value.shape[0];
+  const counter = tf.add(prev ? prev.counter : tf.zeros([n], 'int32'), tf.scalar(1, 'int32'));
+  const decay = tf.scalar(BN_DECAY);
+  const one = tf.scalar(1);
+  const hidden0 = prev ? prev.hidden : tf.zerosLike(value);
+  const hidden = tf.add(tf.mul(hidden0, decay), tf.mul(value, tf.sub(one, decay)));
+  const debias = tf.sub(one, tf.pow(decay, tf.cast(counter, 'float32')));
+  const average = tf.div(hidden, tf.reshape(debias, [n, ...value.shape.slice(1).map(() => 1)]));
+  return { counter, hidden, average };
+}
+
+/** The EMA state after one step from `state` (null: haiku's first call) on the batch statistics (`stacked`: N tasks' stacked ones). */
+function emaFromStats(state: Record<string, EmaState> | null, stats: BnStats, stacked = false): Record<string, EmaState> {
+  const out: Record<string, EmaState> = {};
+  const update = stacked ? emaUpdateStacked : emaUpdate;
+  for (const [name, st] of Object.entries(stats)) {
+    out[`${name}/~/mean_ema`] = update(state ? state[`${name}/~/mean_ema`] : null, st.mean);
+    out[`${name}/~/var_ema`] = update(state ? state[`${name}/~/var_ema`] : null, st.variance);
+  }
+  return out;
+}
+
+/**
+ * One task's ResNet forward on `image [B, H, W, C]`: the logits and the updated batch-norm state
+ * (`state` null: haiku's first call, counter and hidden from zero).
+ */
+export function resnetForward(
+  spec: ResNetSpec,
+  p: P,
+  state: Record<string, EmaState> | null,
+  image: tf.Tensor4D,
+  actFn: (x: tf.Tensor) => tf.Tensor = tf.relu,
+): { logits: tf.Tensor2D; state: Record<string, EmaState> } {
+  const f = resnetForwardStats(spec, p, image, actFn);
+  return { logits: f.logits, state: emaFromStats(state, f.stats) };
 }
 
 /** Mean softmax cross-entropy of logits `[B, C]` against integer labels `[B]` (`base.softmax_cross_entropy` + one_hot). */
@@ -276,14 +443,19 @@ export function resnetLossWithState(
     const d = data as { image: tf.Tensor; label: tf.Tensor };
     const N = d.image.shape[0];
     const ps = unstackTree(params, N);
-    const ss = state ? unstackTree(state as Record<string, EmaState>, N) : null;
     const images = N === 1 ? [tf.squeeze(d.image, [0])] : tf.unstack(d.image, 0);
     const labels = N === 1 ? [tf.squeeze(d.label, [0])] : tf.unstack(d.label, 0);
     const outs = ps.map((p, n) => {
-      const f = resnetForward(spec, p as P, ss ? ss[n] : null, images[n] as tf.Tensor4D, acts.length === 1 ? acts[0] : acts[n]);
-      return { loss: resnetMeanCrossEntropy(f.logits, labels[n], spec.numClasses), state: f.state };
+      const f = resnetForwardStats(spec, p as P, images[n] as tf.Tensor4D, acts.length === 1 ? acts[0] : acts[n]);
+      return { loss: resnetMeanCrossEntropy(f.logits, labels[n], spec.numClasses), stats: f.stats };
     });
-    return { loss: tf.stack(outs.map((o) => o.loss)), state: stackTrees(outs.map((o) => o.state)) };
+    // the moving averages of all N tasks at once: the same elementwise ops on the stacked state
+    const stack = (ts: tf.Tensor[]) => (ts.length === 1 ? tf.expandDims(ts[0], 0) : tf.stack(ts));
+    const stacked: BnStats = {};
+    for (const name of Object.keys(outs[0].stats)) {
+      stacked[name] = { mean: stack(outs.map((o) => o.stats[name].mean)), variance: stack(outs.map((o) => o.stats[name].variance)) };
+    }
+    return { loss: stack(outs.map((o) => o.loss)), state: emaFromStats(state as Record<string, EmaState> | null, stacked, true) };
   });
 }
 
