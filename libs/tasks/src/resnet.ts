@@ -193,77 +193,100 @@ function same3x2(n: number): { o: number; before: number } {
 }
 
 /**
- * `hk.max_pool(x, window_shape=(1, 3, 3, 1), strides=(1, 2, 2, 1), padding='SAME')` of a float32
- * `[b, h, w, c]` map, with a custom gradient. Not tf.maxPool: tfjs-backend-wasm 4.22's MaxPoolGrad
- * gives wrong input gradients for this SAME 3x3/2 pool (0.09 off on an 8x8 test map against tfjs
- * cpu). One pass over the data (read with dataSync) finds each window's maximum and the element the
- * gradient goes to; the gradient is a scatter-add of dy onto those elements. Values and gradients are
- * those of {@link maxPool3x3Stride2SameOps} (autodiff of the separable maxima), ties included: the
- * gradient goes to the window's first column holding the maximum, and in it to the first row (the
- * rule `max(max(a, b), c)` follows under tf.js's Maximum gradient, a on a tie). On real-valued maps
- * ties have measure zero, and on post-relu zeros the relu passes no gradient anyway.
+ * The input gradient of {@link maxPool3x3Stride2SameOps} on the host: `dx` (zeros on entry, `[b, h,
+ * w, c]`) gets each window's `dy` at the element autodiff of `max(max(a, b), c)` per axis picks
+ * (tf.js's Maximum gradient goes to a on a tie): the window's first column holding the maximum `y`,
+ * and in it the first row. A window whose maximum is NaN passes none (as Maximum's gradient at NaN).
  */
-export function maxPool3x3Stride2Same(x: tf.Tensor4D): tf.Tensor4D {
-  if (x.dtype !== 'float32') return maxPool3x3Stride2SameOps(x);
-  return maxPoolCustom(x) as tf.Tensor4D;
-}
-
-const maxPoolCustom: (x: tf.Tensor) => tf.Tensor = tf.customGrad(((xt: tf.Tensor) => {
-    const [b, h, w, c] = xt.shape as [number, number, number, number];
-    const H = same3x2(h);
-    const W = same3x2(w);
-    const xs = xt.dataSync() as Float32Array;
-    const n = b * H.o * W.o * c;
-    const ys = new Float32Array(n);
-    const arg = new Int32Array(n);
-    let k = 0;
-    for (let bi = 0; bi < b; bi++) {
-      for (let i = 0; i < H.o; i++) {
-        const r0 = Math.max(2 * i - H.before, 0);
-        const r1 = Math.min(2 * i - H.before + 2, h - 1);
-        for (let j = 0; j < W.o; j++) {
-          const c0 = Math.max(2 * j - W.before, 0);
-          const c1 = Math.min(2 * j - W.before + 2, w - 1);
-          for (let ch = 0; ch < c; ch++, k++) {
-            // the maximum (NaN if any, as tf.maximum), then the first column, first row holding it
-            let m = -Infinity;
-            let nan = false;
+function maxPoolGradHost(xs: ArrayLike<number>, ys: ArrayLike<number>, ds: ArrayLike<number>, dx: Float32Array, shape: number[]): void {
+  const [b, h, w, c] = shape;
+  const H = same3x2(h);
+  const W = same3x2(w);
+  let k = 0;
+  for (let bi = 0; bi < b; bi++) {
+    for (let i = 0; i < H.o; i++) {
+      const r0 = Math.max(2 * i - H.before, 0);
+      const r1 = Math.min(2 * i - H.before + 2, h - 1);
+      for (let j = 0; j < W.o; j++) {
+        const c0 = Math.max(2 * j - W.before, 0);
+        const c1 = Math.min(2 * j - W.before + 2, w - 1);
+        for (let ch = 0; ch < c; ch++, k++) {
+          const m = ys[k];
+          let at = -1;
+          for (let cc = c0; cc <= c1 && at < 0; cc++) {
             for (let r = r0; r <= r1; r++) {
-              for (let cc = c0; cc <= c1; cc++) {
-                const v = xs[((bi * h + r) * w + cc) * c + ch];
-                if (v > m) m = v;
-                else if (Number.isNaN(v)) nan = true;
+              const idx = ((bi * h + r) * w + cc) * c + ch;
+              if (xs[idx] === m) {
+                at = idx;
+                break;
               }
             }
-            let at = -1;
-            if (!nan) {
-              for (let cc = c0; cc <= c1 && at < 0; cc++) {
-                for (let r = r0; r <= r1; r++) {
-                  const idx = ((bi * h + r) * w + cc) * c + ch;
-                  if (xs[idx] === m) {
-                    at = idx;
-                    break;
-                  }
-                }
-              }
-            }
-            ys[k] = nan ? NaN : m;
-            arg[k] = at;
           }
+          if (at >= 0) dx[at] += ds[k];
         }
       }
     }
-    const value = tf.tensor4d(ys, [b, H.o, W.o, c]);
-    const gradFunc = (dy: tf.Tensor) => {
-      const ds = dy.dataSync() as Float32Array;
-      const dx = new Float32Array(b * h * w * c);
-      for (let q = 0; q < n; q++) {
-        const at = arg[q];
-        if (at >= 0) dx[at] += ds[q]; // a NaN window passes none, as tf.maximum's gradient at NaN
-      }
-      return tf.tensor4d(dx, [b, h, w, c]);
-    };
-    return { value, gradFunc };
+  }
+}
+
+/** The kernel of {@link maxPoolGradHost}: inputs x, y (the pool's output) and dy; output dx. */
+const MAX_POOL_GRAD_KERNEL = 'LoptMaxPool3x3Stride2SameGrad';
+type KernelTensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
+type MaxPoolGradInputs = { x: KernelTensorInfo; y: KernelTensorInfo; dy: KernelTensorInfo };
+
+/** Register the gradient kernel on wasm (views straight into the wasm heap) and cpu; idempotent. */
+function registerMaxPoolGradKernels(): void {
+  if (!tf.getKernel(MAX_POOL_GRAD_KERNEL, 'wasm')) {
+    tf.registerKernel({
+      kernelName: MAX_POOL_GRAD_KERNEL,
+      backendName: 'wasm',
+      kernelFunc: (({ inputs, backend }: { inputs: MaxPoolGradInputs; backend: any }) => {
+        const out = backend.makeOutput(inputs.x.shape, 'float32');
+        // views after makeOutput, which may grow the heap and detach earlier ones
+        const dx = backend.typedArrayFromHeap(out) as Float32Array;
+        dx.fill(0);
+        const v = (t: KernelTensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+        maxPoolGradHost(v(inputs.x), v(inputs.y), v(inputs.dy), dx, inputs.x.shape);
+        return out;
+      }) as any,
+    });
+  }
+  if (!tf.getKernel(MAX_POOL_GRAD_KERNEL, 'cpu')) {
+    tf.registerKernel({
+      kernelName: MAX_POOL_GRAD_KERNEL,
+      backendName: 'cpu',
+      kernelFunc: (({ inputs, backend }: { inputs: MaxPoolGradInputs; backend: any }) => {
+        const v = (t: KernelTensorInfo) => backend.data.get(t.dataId).values as Float32Array;
+        const dx = new Float32Array(inputs.x.shape.reduce((a, d) => a * d, 1));
+        maxPoolGradHost(v(inputs.x), v(inputs.y), v(inputs.dy), dx, inputs.x.shape);
+        return backend.makeTensorInfo(inputs.x.shape, 'float32', dx);
+      }) as any,
+    });
+  }
+}
+registerMaxPoolGradKernels();
+
+/**
+ * `hk.max_pool(x, window_shape=(1, 3, 3, 1), strides=(1, 2, 2, 1), padding='SAME')` of a float32
+ * `[b, h, w, c]` map: tf.maxPool's values (the maximum over the window's elements inside the map,
+ * as the −∞ padding of {@link maxPool3x3Stride2SameOps}) with a custom gradient. Not tf.maxPool's
+ * gradient: tfjs-backend-wasm 4.22's MaxPoolGrad gives wrong input gradients for this SAME 3x3/2
+ * pool (0.09 off on an 8x8 test map against tfjs cpu). The gradient is a host kernel (wasm and cpu;
+ * other backends use {@link maxPool3x3Stride2SameOps}) that gives autodiff's gradient of the
+ * separable maxima, ties included: each window's dy goes to its first column holding the maximum,
+ * and in it to the first row. On real-valued maps ties have measure zero, and on post-relu zeros
+ * the relu passes no gradient anyway.
+ */
+export function maxPool3x3Stride2Same(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.dtype !== 'float32' || !tf.getKernel(MAX_POOL_GRAD_KERNEL, tf.getBackend())) return maxPool3x3Stride2SameOps(x);
+  return maxPoolCustom(x) as tf.Tensor4D;
+}
+
+const maxPoolCustom: (x: tf.Tensor) => tf.Tensor = tf.customGrad(((xt: tf.Tensor4D, save: tf.GradSaveFunc) => {
+  const value = tf.maxPool(xt, 3, 2, 'same');
+  save([xt, value]);
+  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(MAX_POOL_GRAD_KERNEL, { x: saved[0], y: saved[1], dy }) as tf.Tensor;
+  return { value, gradFunc };
 }) as any) as (x: tf.Tensor) => tf.Tensor;
 
 /**
