@@ -198,11 +198,11 @@ function same3x2(n: number): { o: number; before: number } {
  * (tf.js's Maximum gradient goes to a on a tie): the window's first column holding the maximum `y`,
  * and in it the first row. A window whose maximum is NaN passes none (as Maximum's gradient at NaN).
  */
-function maxPoolGradHost(xs: ArrayLike<number>, ys: ArrayLike<number>, ds: ArrayLike<number>, dx: Float32Array, shape: number[]): void {
+function maxPoolGradHost(xs: Float32Array, ys: Float32Array, ds: Float32Array, dx: Float32Array, shape: number[]): void {
   const [b, h, w, c] = shape;
   const H = same3x2(h);
   const W = same3x2(w);
-  let k = 0;
+  const found = new Uint8Array(c);
   for (let bi = 0; bi < b; bi++) {
     for (let i = 0; i < H.o; i++) {
       const r0 = Math.max(2 * i - H.before, 0);
@@ -210,19 +210,19 @@ function maxPoolGradHost(xs: ArrayLike<number>, ys: ArrayLike<number>, ds: Array
       for (let j = 0; j < W.o; j++) {
         const c0 = Math.max(2 * j - W.before, 0);
         const c1 = Math.min(2 * j - W.before + 2, w - 1);
-        for (let ch = 0; ch < c; ch++, k++) {
-          const m = ys[k];
-          let at = -1;
-          for (let cc = c0; cc <= c1 && at < 0; cc++) {
-            for (let r = r0; r <= r1; r++) {
-              const idx = ((bi * h + r) * w + cc) * c + ch;
-              if (xs[idx] === m) {
-                at = idx;
-                break;
+        const k = ((bi * H.o + i) * W.o + j) * c;
+        found.fill(0);
+        // candidates in priority order (column, then row), all channels at once
+        for (let cc = c0; cc <= c1; cc++) {
+          for (let r = r0; r <= r1; r++) {
+            const base = ((bi * h + r) * w + cc) * c;
+            for (let ch = 0; ch < c; ch++) {
+              if (found[ch] === 0 && xs[base + ch] === ys[k + ch]) {
+                dx[base + ch] += ds[k + ch];
+                found[ch] = 1;
               }
             }
           }
-          if (at >= 0) dx[at] += ds[k];
         }
       }
     }
