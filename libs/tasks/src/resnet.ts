@@ -31,7 +31,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, initializers, registerPlugin, registerWasmConvKernels, type HaikuInit, type PRNGKey } from '@lopt/core';
-import type { Batch, Datasets, LossWithState, ModelState, Params } from './base';
+import type { Batch, Datasets, LossAndGrad, LossWithState, ModelState, Params } from './base';
 import { emaUpdate, stackTrees, unstackTree, type EmaState } from './conv';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
 import { imagenetDatasets, type ImagenetSize } from './datasets/imagenet';
@@ -453,7 +453,8 @@ export function resnetInitState(spec: ResNetSpec, params: Params, n: number, ima
 
 /**
  * Loss and new state of N stacked ResNets on `data` (`image [N, B, H, W, C]`, `label [N, B]`),
- * each task with its own activation (`acts[n]`).
+ * each task with its own activation (`acts[n]`). With `statsOnly` the state is instead each batch
+ * norm's stacked batch statistics (`{ [bn]: { mean, variance } }`), for {@link resnetValueAndGradBatch}.
  */
 export function resnetLossWithState(
   spec: ResNetSpec,
@@ -461,6 +462,7 @@ export function resnetLossWithState(
   state: ModelState,
   data: Batch,
   acts: ((x: tf.Tensor) => tf.Tensor)[],
+  opts: { statsOnly?: boolean } = {},
 ): LossWithState {
   return tidyTree(() => {
     const d = data as { image: tf.Tensor; label: tf.Tensor };
@@ -478,8 +480,36 @@ export function resnetLossWithState(
     for (const name of Object.keys(outs[0].stats)) {
       stacked[name] = { mean: stack(outs.map((o) => o.stats[name].mean)), variance: stack(outs.map((o) => o.stats[name].variance)) };
     }
-    return { loss: stack(outs.map((o) => o.loss)), state: emaFromStats(state as Record<string, EmaState> | null, stacked, true) };
+    const loss = stack(outs.map((o) => o.loss));
+    if (opts.statsOnly) return { loss, state: stacked as unknown as ModelState };
+    return { loss, state: emaFromStats(state as Record<string, EmaState> | null, stacked, true) };
   });
+}
+
+/** A task whose `lossWithStateBatch` hands back the batch statistics instead of the EMA state while `statsOnly` is set. */
+export interface ResnetStatsSwitch {
+  /** while true, `lossWithStateBatch` returns `resnetLossWithState(..., { statsOnly: true })`'s state */
+  statsOnly: boolean;
+}
+
+/**
+ * `valueAndGradBatch` of a ResNet task with the moving averages off the gradient tape: `run` (the
+ * autodiff `BaseTask.valueAndGradBatch`) runs with `task.statsOnly` set, so the recorded forward
+ * stops at the batch statistics, and the EMA update (the same ops as inside the loss, so the same
+ * values) runs afterwards on them. The loss never reads the averages, so the gradients are the same.
+ */
+export function resnetValueAndGradBatch(task: ResnetStatsSwitch, state: ModelState, run: () => LossAndGrad): LossAndGrad {
+  task.statsOnly = true;
+  let out: LossAndGrad;
+  try {
+    out = run();
+  } finally {
+    task.statsOnly = false;
+  }
+  const stats = out.state as unknown as BnStats;
+  const newState = tidyTree(() => emaFromStats(state as Record<string, EmaState> | null, stats, true));
+  tf.dispose(stats as unknown as tf.TensorContainer);
+  return { ...out, state: newState as unknown as ModelState };
 }
 
 // ---- the fixed tasks --------------------------------------------------------------------------
@@ -557,8 +587,16 @@ export class ResnetTask extends BaseTask {
     return [params, state];
   }
 
+  /** See {@link ResnetStatsSwitch}: set only during {@link ResnetTask.valueAndGradBatch}. */
+  statsOnly = false;
+
   override lossWithStateBatch(params: Params, state: ModelState, _keys: PRNGKey[] | null, data: Batch): LossWithState {
-    return resnetLossWithState(this.spec, params, state, data, [tf.relu]);
+    return resnetLossWithState(this.spec, params, state, data, [tf.relu], { statsOnly: this.statsOnly });
+  }
+
+  /** Autodiff as BaseTask's, with the moving averages updated off the gradient tape ({@link resnetValueAndGradBatch}). */
+  override valueAndGradBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch, opts: { withAux?: boolean } = {}): LossAndGrad {
+    return resnetValueAndGradBatch(this, state, () => super.valueAndGradBatch(params, state, keys, data, opts));
   }
 
   lossBatch(params: Params, keys: PRNGKey[] | null, data: Batch): tf.Tensor {
