@@ -319,18 +319,17 @@ export function batchNormTrain(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tens
     [mean, variance] = [mu, v];
     const r = tf.rsqrt(tf.add(v, BN_EPS));
     const xc = tf.sub(xt, mu);
-    const value = tf.add(tf.mul(xc, tf.mul(r, st)), ot);
-    save([xc, r, st]);
+    const inv = tf.mul(r, st);
+    const value = tf.add(tf.mul(xc, inv), ot);
+    save([xc, r, inv]);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sxc, sr, ss] = saved as [tf.Tensor4D, tf.Tensor, tf.Tensor];
+      const [sxc, sr, sinv] = saved as [tf.Tensor4D, tf.Tensor, tf.Tensor];
       const m = sxc.shape[0] * sxc.shape[1] * sxc.shape[2];
       const sumDy = tf.sum(dy, [0, 1, 2], true);
-      const sumDyXc = tf.sum(tf.mul(dy, sxc), [0, 1, 2], true);
-      const a = tf.mul(sr, ss);
-      const c1 = tf.mul(a, tf.div(sumDy, m));
-      const c2 = tf.mul(tf.mul(a, tf.square(sr)), tf.div(sumDyXc, m));
-      const dx = tf.sub(tf.sub(tf.mul(dy, a), c1), tf.mul(sxc, c2));
-      return [dx, tf.mul(sumDyXc, sr), sumDy];
+      const dScale = tf.mul(tf.sum(tf.mul(dy, sxc), [0, 1, 2], true), sr);
+      // dx = inv · (dy − Σdy/M − xc · r · dScale/M)
+      const dx = tf.mul(tf.sub(tf.sub(dy, tf.mul(sxc, tf.mul(sr, tf.div(dScale, m)))), tf.div(sumDy, m)), sinv);
+      return [dx, dScale, sumDy];
     };
     return { value, gradFunc };
   }) as any) as (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.Tensor;
@@ -387,30 +386,40 @@ function resnetForwardStats(spec: ResNetSpec, p: P, image: tf.Tensor4D, actFn: (
 }
 
 /**
- * conv.ts's `emaUpdate` for N stacked tasks at once: `value [N, ...]`, `prev` with counter `[N]` (null:
- * counters and hidden zero). The same elementwise ops, so the same values as N separate updates.
+ * conv.ts's `emaUpdate` for every moving average of N stacked tasks at once: `values[k] [N, ...]`,
+ * `prev[k]` with counter `[N]` (null: counters and hidden zero). The counters and debiasing factors
+ * `1 − decay^counter` of all averages are one `[K, N]` computation; the same elementwise ops (and
+ * `1 − decay` is exact in float32), so the same values as separate updates.
  */
-function emaUpdateStacked(prev: EmaState | null, value: tf.Tensor): EmaState {
-  const n = value.shape[0];
-  const counter = tf.add(prev ? prev.counter : tf.zeros([n], 'int32'), tf.scalar(1, 'int32'));
+function emaUpdateAllStacked(prev: (EmaState | null)[], values: tf.Tensor[]): EmaState[] {
+  const n = values[0].shape[0];
+  const k = values.length;
+  const prevCounter = tf.stack(prev.map((p) => (p ? p.counter : tf.zeros([n], 'int32'))));
+  const counter = tf.add(prevCounter, tf.scalar(1, 'int32'));
   const decay = tf.scalar(BN_DECAY);
-  const one = tf.scalar(1);
-  const hidden0 = prev ? prev.hidden : tf.zerosLike(value);
-  const hidden = tf.add(tf.mul(hidden0, decay), tf.mul(value, tf.sub(one, decay)));
-  const debias = tf.sub(one, tf.pow(decay, tf.cast(counter, 'float32')));
-  const average = tf.div(hidden, tf.reshape(debias, [n, ...value.shape.slice(1).map(() => 1)]));
-  return { counter, hidden, average };
+  const oneMinusDecay = tf.scalar(1 - Math.fround(BN_DECAY));
+  const debias = tf.sub(tf.scalar(1), tf.pow(decay, tf.cast(counter, 'float32')));
+  const counters = k === 1 ? [tf.squeeze(counter, [0])] : tf.unstack(counter);
+  const debiases = k === 1 ? [tf.squeeze(debias, [0])] : tf.unstack(debias);
+  return values.map((value, i) => {
+    const hidden0 = prev[i] ? prev[i]!.hidden : tf.zerosLike(value);
+    const hidden = tf.add(tf.mul(hidden0, decay), tf.mul(value, oneMinusDecay));
+    const average = tf.div(hidden, tf.reshape(debiases[i], [n, ...value.shape.slice(1).map(() => 1)]));
+    return { counter: counters[i], hidden, average };
+  });
 }
 
 /** The EMA state after one step from `state` (null: haiku's first call) on the batch statistics (`stacked`: N tasks' stacked ones). */
 function emaFromStats(state: Record<string, EmaState> | null, stats: BnStats, stacked = false): Record<string, EmaState> {
-  const out: Record<string, EmaState> = {};
-  const update = stacked ? emaUpdateStacked : emaUpdate;
+  const keys: string[] = [];
+  const values: tf.Tensor[] = [];
   for (const [name, st] of Object.entries(stats)) {
-    out[`${name}/~/mean_ema`] = update(state ? state[`${name}/~/mean_ema`] : null, st.mean);
-    out[`${name}/~/var_ema`] = update(state ? state[`${name}/~/var_ema`] : null, st.variance);
+    keys.push(`${name}/~/mean_ema`, `${name}/~/var_ema`);
+    values.push(st.mean, st.variance);
   }
-  return out;
+  const prev = keys.map((key) => (state ? state[key] : null));
+  const updated = stacked ? emaUpdateAllStacked(prev, values) : values.map((v, i) => emaUpdate(prev[i], v));
+  return Object.fromEntries(keys.map((key, i) => [key, updated[i]]));
 }
 
 /**
