@@ -53,7 +53,7 @@ describe.each(['cpu', 'wasm'])('%s', (backend) => {
     tf.tidy(() => {
       const n = shape.reduce((a, b) => a * b, 1);
       const c = shape[3];
-      const x = tf.add(tf.tensor4d(Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2), shape as [number, number, number, number]), shift);
+      const x = tf.add(tf.tensor4d(Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2), shape as [number, number, number, number]), shift) as tf.Tensor4D;
       const scale = tf.tensor4d(Array.from({ length: c }, (_, i) => 0.5 + Math.cos(i)), [1, 1, 1, c]);
       const offset = tf.tensor4d(Array.from({ length: c }, (_, i) => Math.sin(i * 2)), [1, 1, 1, c]);
       const up = tf.tensor4d(Array.from({ length: n }, (_, i) => Math.cos(i * 0.91)), shape as [number, number, number, number]);
