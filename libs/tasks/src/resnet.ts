@@ -275,7 +275,9 @@ registerMaxPoolGradKernels();
  * other backends use {@link maxPool3x3Stride2SameOps}) that gives autodiff's gradient of the
  * separable maxima, ties included: each window's dy goes to its first column holding the maximum,
  * and in it to the first row. On real-valued maps ties have measure zero, and on post-relu zeros
- * the relu passes no gradient anyway.
+ * the relu passes no gradient anyway. (Maps holding NaN are not covered: tf.maxPool's and
+ * tf.maximum's NaN handling may differ.) Tested against the ops version in
+ * `__tests__/resnet_custom_grad.test.ts`, on cpu and wasm.
  */
 export function maxPool3x3Stride2Same(x: tf.Tensor4D): tf.Tensor4D {
   if (x.dtype !== 'float32' || !tf.getKernel(MAX_POOL_GRAD_KERNEL, tf.getBackend())) return maxPool3x3Stride2SameOps(x);
