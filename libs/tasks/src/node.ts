@@ -20,8 +20,8 @@ export type { ConvDatasetName, ConvNorm, ConvTaskConfig, EmaState } from './conv
 export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, maskedCrc32c, readTfrecords, exampleBytesFeatures, encodeExample, encodeTfrecords, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
 export type { ImagenetSize } from './datasets/imagenet';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
-export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
-export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask } from './resnet';
+export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
+export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask, ResnetStatsSwitch } from './resnet';
 export { ParametricImageResNetSchema, ParametricImageResNetTask, ParametricImageResNet, sampleImageResnet } from './parametric/image_resnet';
 export type { ParametricImageResNetOptions } from './parametric/image_resnet';
 export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageMLPAE, sampleImageMlpAe } from './parametric/image_mlp_ae';

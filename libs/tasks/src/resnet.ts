@@ -31,7 +31,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, initializers, registerPlugin, registerWasmConvKernels, type HaikuInit, type PRNGKey } from '@lopt/core';
-import type { Batch, Datasets, LossWithState, ModelState, Params } from './base';
+import type { Batch, Datasets, LossAndGrad, LossWithState, ModelState, Params } from './base';
 import { emaUpdate, stackTrees, unstackTree, type EmaState } from './conv';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
 import { imagenetDatasets, type ImagenetSize } from './datasets/imagenet';
@@ -72,6 +72,8 @@ export const RESNET_DEFAULTS = {
 
 const ROOT = 'res_net';
 const BN_EPS = 1e-5;
+/** `hk.BatchNorm(decay_rate=0.9)`'s moving-average decay (as conv.ts). */
+const BN_DECAY = 0.9;
 const STRIDES = [1, 2, 2, 2];
 
 type Layer = { conv: string; bn: string; kernel: number; stride: number; out: number };
@@ -177,36 +179,183 @@ function maxPool1d(x: tf.Tensor4D, axis: 1 | 2): tf.Tensor4D {
 
 /**
  * `hk.max_pool(x, window_shape=(1, 3, 3, 1), strides=(1, 2, 2, 1), padding='SAME')`, as two
- * separable 1-D maxima built from pad/reshape/slice/maximum. Not tf.maxPool: tfjs-backend-wasm
- * 4.22's MaxPoolGrad gives wrong input gradients for this SAME 3x3/2 pool (0.09 off on an 8x8 test
- * map against tfjs cpu), and tf.js autodiff would use it (StridedSlice has no gradient in tf.js).
- * A tie passes the gradient to one element, as jax; which one may differ, but ties have measure
- * zero on real-valued maps, and on post-relu zeros the relu passes no gradient anyway.
+ * separable 1-D maxima built from pad/reshape/slice/maximum, differentiated by tf.js autodiff. The
+ * reference for {@link maxPool3x3Stride2Same}, which gives the same values and gradients faster.
  */
-export function maxPool3x3Stride2Same(x: tf.Tensor4D): tf.Tensor4D {
+export function maxPool3x3Stride2SameOps(x: tf.Tensor4D): tf.Tensor4D {
   return maxPool1d(maxPool1d(x, 1), 2);
 }
 
+/** SAME padding of a 3-wide stride-2 window along an axis of length n: the output length and the padding before. */
+function same3x2(n: number): { o: number; before: number } {
+  const o = Math.ceil(n / 2);
+  return { o, before: Math.floor(Math.max((o - 1) * 2 + 3 - n, 0) / 2) };
+}
+
 /**
- * One task's ResNet forward on `image [B, H, W, C]`: the logits and the updated batch-norm state
- * (`state` null: haiku's first call, counter and hidden from zero).
+ * The input gradient of {@link maxPool3x3Stride2SameOps} on the host: `dx` (zeros on entry, `[b, h,
+ * w, c]`) gets each window's `dy` at the element autodiff of `max(max(a, b), c)` per axis picks
+ * (tf.js's Maximum gradient goes to a on a tie): the window's first column holding the maximum `y`,
+ * and in it the first row. A window whose maximum is NaN passes none (as Maximum's gradient at NaN).
  */
-export function resnetForward(
-  spec: ResNetSpec,
-  p: P,
-  state: Record<string, EmaState> | null,
-  image: tf.Tensor4D,
-  actFn: (x: tf.Tensor) => tf.Tensor = tf.relu,
-): { logits: tf.Tensor2D; state: Record<string, EmaState> } {
-  const newState: Record<string, EmaState> = {};
+function maxPoolGradHost(xs: Float32Array, ys: Float32Array, ds: Float32Array, dx: Float32Array, shape: number[]): void {
+  const [b, h, w, c] = shape;
+  const H = same3x2(h);
+  const W = same3x2(w);
+  const found = new Uint8Array(c);
+  for (let bi = 0; bi < b; bi++) {
+    for (let i = 0; i < H.o; i++) {
+      const r0 = Math.max(2 * i - H.before, 0);
+      const r1 = Math.min(2 * i - H.before + 2, h - 1);
+      for (let j = 0; j < W.o; j++) {
+        const c0 = Math.max(2 * j - W.before, 0);
+        const c1 = Math.min(2 * j - W.before + 2, w - 1);
+        const k = ((bi * H.o + i) * W.o + j) * c;
+        found.fill(0);
+        // candidates in priority order (column, then row), all channels at once
+        for (let cc = c0; cc <= c1; cc++) {
+          for (let r = r0; r <= r1; r++) {
+            const base = ((bi * h + r) * w + cc) * c;
+            for (let ch = 0; ch < c; ch++) {
+              if (found[ch] === 0 && xs[base + ch] === ys[k + ch]) {
+                dx[base + ch] += ds[k + ch];
+                found[ch] = 1;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** The kernel of {@link maxPoolGradHost}: inputs x, y (the pool's output) and dy; output dx. */
+const MAX_POOL_GRAD_KERNEL = 'LoptMaxPool3x3Stride2SameGrad';
+type KernelTensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
+type MaxPoolGradInputs = { x: KernelTensorInfo; y: KernelTensorInfo; dy: KernelTensorInfo };
+
+/** Register the gradient kernel on wasm (views straight into the wasm heap) and cpu; idempotent. */
+function registerMaxPoolGradKernels(): void {
+  if (!tf.getKernel(MAX_POOL_GRAD_KERNEL, 'wasm')) {
+    tf.registerKernel({
+      kernelName: MAX_POOL_GRAD_KERNEL,
+      backendName: 'wasm',
+      kernelFunc: (({ inputs, backend }: { inputs: MaxPoolGradInputs; backend: any }) => {
+        const out = backend.makeOutput(inputs.x.shape, 'float32');
+        // views after makeOutput, which may grow the heap and detach earlier ones
+        const dx = backend.typedArrayFromHeap(out) as Float32Array;
+        dx.fill(0);
+        const v = (t: KernelTensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+        maxPoolGradHost(v(inputs.x), v(inputs.y), v(inputs.dy), dx, inputs.x.shape);
+        return out;
+      }) as any,
+    });
+  }
+  if (!tf.getKernel(MAX_POOL_GRAD_KERNEL, 'cpu')) {
+    tf.registerKernel({
+      kernelName: MAX_POOL_GRAD_KERNEL,
+      backendName: 'cpu',
+      kernelFunc: (({ inputs, backend }: { inputs: MaxPoolGradInputs; backend: any }) => {
+        const v = (t: KernelTensorInfo) => backend.data.get(t.dataId).values as Float32Array;
+        const dx = new Float32Array(inputs.x.shape.reduce((a, d) => a * d, 1));
+        maxPoolGradHost(v(inputs.x), v(inputs.y), v(inputs.dy), dx, inputs.x.shape);
+        return backend.makeTensorInfo(inputs.x.shape, 'float32', dx);
+      }) as any,
+    });
+  }
+}
+registerMaxPoolGradKernels();
+
+/**
+ * `hk.max_pool(x, window_shape=(1, 3, 3, 1), strides=(1, 2, 2, 1), padding='SAME')` of a float32
+ * `[b, h, w, c]` map: tf.maxPool's values (the maximum over the window's elements inside the map,
+ * as the −∞ padding of {@link maxPool3x3Stride2SameOps}) with a custom gradient. Not tf.maxPool's
+ * gradient: tfjs-backend-wasm 4.22's MaxPoolGrad gives wrong input gradients for this SAME 3x3/2
+ * pool (0.09 off on an 8x8 test map against tfjs cpu). The gradient is a host kernel (wasm and cpu;
+ * other backends use {@link maxPool3x3Stride2SameOps}) that gives autodiff's gradient of the
+ * separable maxima, ties included: each window's dy goes to its first column holding the maximum,
+ * and in it to the first row. On real-valued maps ties have measure zero, and on post-relu zeros
+ * the relu passes no gradient anyway. (Maps holding NaN are not covered: tf.maxPool's and
+ * tf.maximum's NaN handling may differ.) Tested against the ops version in
+ * `__tests__/resnet_custom_grad.test.ts`, on cpu and wasm.
+ */
+export function maxPool3x3Stride2Same(x: tf.Tensor4D): tf.Tensor4D {
+  if (x.dtype !== 'float32' || !tf.getKernel(MAX_POOL_GRAD_KERNEL, tf.getBackend())) return maxPool3x3Stride2SameOps(x);
+  return maxPoolCustom(x) as tf.Tensor4D;
+}
+
+const maxPoolCustom: (x: tf.Tensor) => tf.Tensor = tf.customGrad(((xt: tf.Tensor4D, save: tf.GradSaveFunc) => {
+  const value = tf.maxPool(xt, 3, 2, 'same');
+  save([xt, value]);
+  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(MAX_POOL_GRAD_KERNEL, { x: saved[0], y: saved[1], dy }) as tf.Tensor;
+  return { value, gradFunc };
+}) as any) as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * `hk.BatchNorm` in training mode on `x [B, H, W, C]` written as plain ops, differentiated by tf.js
+ * autodiff: batch mean and variance (`E[x²] − E[x]²`, as haiku) over [B, H, W], then
+ * `(x − mean) · rsqrt(variance + eps) · scale + offset`. The reference for {@link batchNormTrain}.
+ */
+export function batchNormTrainOps(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tensor): { y: tf.Tensor4D; mean: tf.Tensor; variance: tf.Tensor } {
+  const mean = tf.mean(x, [0, 1, 2], true);
+  const variance = tf.sub(tf.mean(tf.square(x), [0, 1, 2], true), tf.square(mean));
+  const inv = tf.mul(tf.rsqrt(tf.add(variance, BN_EPS)), scale);
+  return { y: tf.add(tf.mul(tf.sub(x, mean), inv), offset) as tf.Tensor4D, mean, variance };
+}
+
+/**
+ * {@link batchNormTrainOps} with the same forward ops (so the same values) and a hand-written
+ * gradient for x, scale and offset, with r = rsqrt(variance + eps) and xc = x − mean over the M =
+ * B·H·W positions: d offset = Σ dy, d scale = r · Σ dy·xc, dx = scale · r · (dy − Σdy/M − xc · r² ·
+ * Σ(dy·xc)/M) (the variance's derivative is 2·xc/M whether written E[x²] − E[x]² or E[xc²]). The
+ * batch statistics come back for the moving averages and carry no gradient (the loss never reads the
+ * averages).
+ */
+export function batchNormTrain(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tensor): { y: tf.Tensor4D; mean: tf.Tensor; variance: tf.Tensor } {
+  let mean: tf.Tensor | null = null;
+  let variance: tf.Tensor | null = null;
+  const f = tf.customGrad(((xt: tf.Tensor, st: tf.Tensor, ot: tf.Tensor, save: tf.GradSaveFunc) => {
+    // kept: the engine disposes a custom op's other tensors when no gradient tape is recording
+    const mu = tf.keep(tf.mean(xt, [0, 1, 2], true));
+    const v = tf.keep(tf.sub(tf.mean(tf.square(xt), [0, 1, 2], true), tf.square(mu)));
+    [mean, variance] = [mu, v];
+    const r = tf.rsqrt(tf.add(v, BN_EPS));
+    const xc = tf.sub(xt, mu);
+    const inv = tf.mul(r, st);
+    const value = tf.add(tf.mul(xc, inv), ot);
+    save([xc, r, inv]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sxc, sr, sinv] = saved as [tf.Tensor4D, tf.Tensor, tf.Tensor];
+      const m = sxc.shape[0] * sxc.shape[1] * sxc.shape[2];
+      const sumDy = tf.sum(dy, [0, 1, 2], true);
+      const dScale = tf.mul(tf.sum(tf.mul(dy, sxc), [0, 1, 2], true), sr);
+      // dx = inv · (dy − Σdy/M − xc · r · dScale/M)
+      const dx = tf.mul(tf.sub(tf.sub(dy, tf.mul(sxc, tf.mul(sr, tf.div(dScale, m)))), tf.div(sumDy, m)), sinv);
+      return [dx, dScale, sumDy];
+    };
+    return { value, gradFunc };
+  }) as any) as (x: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.Tensor;
+  const y = f(x, scale, offset) as tf.Tensor4D;
+  // hand back tracked clones (same data), so that the caller's tf.tidy owns them, and release the kept ones
+  const untrack = (t: tf.Tensor) => {
+    const c = tf.clone(t);
+    t.dispose();
+    return c;
+  };
+  return { y, mean: untrack(mean!), variance: untrack(variance!) };
+}
+
+/** The batch statistics of each batch norm a forward pass ran, by module name, in call order. */
+type BnStats = Record<string, { mean: tf.Tensor; variance: tf.Tensor }>;
+
+/** One task's ResNet forward on `image [B, H, W, C]`: the logits and each batch norm's batch statistics. */
+function resnetForwardStats(spec: ResNetSpec, p: P, image: tf.Tensor4D, actFn: (x: tf.Tensor) => tf.Tensor): { logits: tf.Tensor2D; stats: BnStats } {
+  const stats: BnStats = {};
   const conv = (x: tf.Tensor4D, name: string, stride: number) => tf.conv2d(x, p[name].w as tf.Tensor4D, stride, 'same');
   const bn = (x: tf.Tensor4D, name: string): tf.Tensor4D => {
-    const mean = tf.mean(x, [0, 1, 2], true);
-    const variance = tf.sub(tf.mean(tf.square(x), [0, 1, 2], true), tf.square(mean));
-    newState[`${name}/~/mean_ema`] = emaUpdate(state ? state[`${name}/~/mean_ema`] : null, mean);
-    newState[`${name}/~/var_ema`] = emaUpdate(state ? state[`${name}/~/var_ema`] : null, variance);
-    const inv = tf.mul(tf.rsqrt(tf.add(variance, BN_EPS)), p[name].scale);
-    return tf.add(tf.mul(tf.sub(x, mean), inv), p[name].offset) as tf.Tensor4D;
+    const r = batchNormTrain(x, p[name].scale, p[name].offset);
+    stats[name] = { mean: r.mean, variance: r.variance };
+    return r.y;
   };
   let out = conv(image, `${ROOT}/~/initial_conv`, spec.initialConvStride);
   if (!spec.resnetV2) out = actFn(bn(out, `${ROOT}/~/initial_batchnorm`)) as tf.Tensor4D;
@@ -235,7 +384,59 @@ export function resnetForward(
   if (spec.resnetV2) out = actFn(bn(out, `${ROOT}/~/final_batchnorm`)) as tf.Tensor4D;
   const pooled = tf.mean(out, [1, 2]);
   const lg = p[`${ROOT}/~/logits`];
-  return { logits: tf.add(tf.matMul(pooled, lg.w), lg.b) as tf.Tensor2D, state: newState };
+  return { logits: tf.add(tf.matMul(pooled, lg.w), lg.b) as tf.Tensor2D, stats };
+}
+
+/**
+ * conv.ts's `emaUpdate` for every moving average of N stacked tasks at once: `values[k] [N, ...]`,
+ * `prev[k]` with counter `[N]` (null: counters and hidden zero). The counters and debiasing factors
+ * `1 − decay^counter` of all averages are one `[K, N]` computation; the same elementwise ops (and
+ * `1 − decay` is exact in float32), so the same values as separate updates.
+ */
+function emaUpdateAllStacked(prev: (EmaState | null)[], values: tf.Tensor[]): EmaState[] {
+  const n = values[0].shape[0];
+  const k = values.length;
+  const prevCounter = tf.stack(prev.map((p) => (p ? p.counter : tf.zeros([n], 'int32'))));
+  const counter = tf.add(prevCounter, tf.scalar(1, 'int32'));
+  const decay = tf.scalar(BN_DECAY);
+  const oneMinusDecay = tf.scalar(1 - Math.fround(BN_DECAY));
+  const debias = tf.sub(tf.scalar(1), tf.pow(decay, tf.cast(counter, 'float32')));
+  const counters = k === 1 ? [tf.squeeze(counter, [0])] : tf.unstack(counter);
+  const debiases = k === 1 ? [tf.squeeze(debias, [0])] : tf.unstack(debias);
+  return values.map((value, i) => {
+    const hidden0 = prev[i] ? prev[i]!.hidden : tf.zerosLike(value);
+    const hidden = tf.add(tf.mul(hidden0, decay), tf.mul(value, oneMinusDecay));
+    const average = tf.div(hidden, tf.reshape(debiases[i], [n, ...value.shape.slice(1).map(() => 1)]));
+    return { counter: counters[i], hidden, average };
+  });
+}
+
+/** The EMA state after one step from `state` (null: haiku's first call) on the batch statistics (`stacked`: N tasks' stacked ones). */
+function emaFromStats(state: Record<string, EmaState> | null, stats: BnStats, stacked = false): Record<string, EmaState> {
+  const keys: string[] = [];
+  const values: tf.Tensor[] = [];
+  for (const [name, st] of Object.entries(stats)) {
+    keys.push(`${name}/~/mean_ema`, `${name}/~/var_ema`);
+    values.push(st.mean, st.variance);
+  }
+  const prev = keys.map((key) => (state ? state[key] : null));
+  const updated = stacked ? emaUpdateAllStacked(prev, values) : values.map((v, i) => emaUpdate(prev[i], v));
+  return Object.fromEntries(keys.map((key, i) => [key, updated[i]]));
+}
+
+/**
+ * One task's ResNet forward on `image [B, H, W, C]`: the logits and the updated batch-norm state
+ * (`state` null: haiku's first call, counter and hidden from zero).
+ */
+export function resnetForward(
+  spec: ResNetSpec,
+  p: P,
+  state: Record<string, EmaState> | null,
+  image: tf.Tensor4D,
+  actFn: (x: tf.Tensor) => tf.Tensor = tf.relu,
+): { logits: tf.Tensor2D; state: Record<string, EmaState> } {
+  const f = resnetForwardStats(spec, p, image, actFn);
+  return { logits: f.logits, state: emaFromStats(state, f.stats) };
 }
 
 /** Mean softmax cross-entropy of logits `[B, C]` against integer labels `[B]` (`base.softmax_cross_entropy` + one_hot). */
@@ -263,7 +464,8 @@ export function resnetInitState(spec: ResNetSpec, params: Params, n: number, ima
 
 /**
  * Loss and new state of N stacked ResNets on `data` (`image [N, B, H, W, C]`, `label [N, B]`),
- * each task with its own activation (`acts[n]`).
+ * each task with its own activation (`acts[n]`). With `statsOnly` the state is instead each batch
+ * norm's stacked batch statistics (`{ [bn]: { mean, variance } }`), for {@link resnetValueAndGradBatch}.
  */
 export function resnetLossWithState(
   spec: ResNetSpec,
@@ -271,20 +473,54 @@ export function resnetLossWithState(
   state: ModelState,
   data: Batch,
   acts: ((x: tf.Tensor) => tf.Tensor)[],
+  opts: { statsOnly?: boolean } = {},
 ): LossWithState {
   return tidyTree(() => {
     const d = data as { image: tf.Tensor; label: tf.Tensor };
     const N = d.image.shape[0];
     const ps = unstackTree(params, N);
-    const ss = state ? unstackTree(state as Record<string, EmaState>, N) : null;
     const images = N === 1 ? [tf.squeeze(d.image, [0])] : tf.unstack(d.image, 0);
     const labels = N === 1 ? [tf.squeeze(d.label, [0])] : tf.unstack(d.label, 0);
     const outs = ps.map((p, n) => {
-      const f = resnetForward(spec, p as P, ss ? ss[n] : null, images[n] as tf.Tensor4D, acts.length === 1 ? acts[0] : acts[n]);
-      return { loss: resnetMeanCrossEntropy(f.logits, labels[n], spec.numClasses), state: f.state };
+      const f = resnetForwardStats(spec, p as P, images[n] as tf.Tensor4D, acts.length === 1 ? acts[0] : acts[n]);
+      return { loss: resnetMeanCrossEntropy(f.logits, labels[n], spec.numClasses), stats: f.stats };
     });
-    return { loss: tf.stack(outs.map((o) => o.loss)), state: stackTrees(outs.map((o) => o.state)) };
+    // the moving averages of all N tasks at once: the same elementwise ops on the stacked state
+    const stack = (ts: tf.Tensor[]) => (ts.length === 1 ? tf.expandDims(ts[0], 0) : tf.stack(ts));
+    const stacked: BnStats = {};
+    for (const name of Object.keys(outs[0].stats)) {
+      stacked[name] = { mean: stack(outs.map((o) => o.stats[name].mean)), variance: stack(outs.map((o) => o.stats[name].variance)) };
+    }
+    const loss = stack(outs.map((o) => o.loss));
+    if (opts.statsOnly) return { loss, state: stacked as unknown as ModelState };
+    return { loss, state: emaFromStats(state as Record<string, EmaState> | null, stacked, true) };
   });
+}
+
+/** A task whose `lossWithStateBatch` hands back the batch statistics instead of the EMA state while `statsOnly` is set. */
+export interface ResnetStatsSwitch {
+  /** while true, `lossWithStateBatch` returns `resnetLossWithState(..., { statsOnly: true })`'s state */
+  statsOnly: boolean;
+}
+
+/**
+ * `valueAndGradBatch` of a ResNet task with the moving averages off the gradient tape: `run` (the
+ * autodiff `BaseTask.valueAndGradBatch`) runs with `task.statsOnly` set, so the recorded forward
+ * stops at the batch statistics, and the EMA update (the same ops as inside the loss, so the same
+ * values) runs afterwards on them. The loss never reads the averages, so the gradients are the same.
+ */
+export function resnetValueAndGradBatch(task: ResnetStatsSwitch, state: ModelState, run: () => LossAndGrad): LossAndGrad {
+  task.statsOnly = true;
+  let out: LossAndGrad;
+  try {
+    out = run();
+  } finally {
+    task.statsOnly = false;
+  }
+  const stats = out.state as unknown as BnStats;
+  const newState = tidyTree(() => emaFromStats(state as Record<string, EmaState> | null, stats, true));
+  tf.dispose(stats as unknown as tf.TensorContainer);
+  return { ...out, state: newState as unknown as ModelState };
 }
 
 // ---- the fixed tasks --------------------------------------------------------------------------
@@ -362,8 +598,16 @@ export class ResnetTask extends BaseTask {
     return [params, state];
   }
 
+  /** See {@link ResnetStatsSwitch}: set only during {@link ResnetTask.valueAndGradBatch}. */
+  statsOnly = false;
+
   override lossWithStateBatch(params: Params, state: ModelState, _keys: PRNGKey[] | null, data: Batch): LossWithState {
-    return resnetLossWithState(this.spec, params, state, data, [tf.relu]);
+    return resnetLossWithState(this.spec, params, state, data, [tf.relu], { statsOnly: this.statsOnly });
+  }
+
+  /** Autodiff as BaseTask's, with the moving averages updated off the gradient tape ({@link resnetValueAndGradBatch}). */
+  override valueAndGradBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch, opts: { withAux?: boolean } = {}): LossAndGrad {
+    return resnetValueAndGradBatch(this, state, () => super.valueAndGradBatch(params, state, keys, data, opts));
   }
 
   lossBatch(params: Params, keys: PRNGKey[] | null, data: Batch): tf.Tensor {

@@ -16,8 +16,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
-import type { Batch, Datasets, LossWithState, ModelState, Params } from '../base';
-import { RESNET_DEFAULTS, resnetHaikuInit, resnetInitState, resnetLossWithState, type ResNetSpec } from '../resnet';
+import type { Batch, Datasets, LossAndGrad, LossWithState, ModelState, Params } from '../base';
+import { RESNET_DEFAULTS, resnetHaikuInit, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, type ResNetSpec } from '../resnet';
 import { BaseTaskFamily } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
 import { numClassesOf, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
@@ -76,10 +76,18 @@ export class ParametricImageResNetTask extends SampledTask<ParametricImageResNet
     return [params, state];
   }
 
+  /** See resnet.ts's `ResnetStatsSwitch`: set only during `valueAndGradBatch`. */
+  statsOnly = false;
+
   override lossWithStateBatch(params: Params, state: ModelState, _keys: PRNGKey[] | null, data: Batch): LossWithState {
     const n = (data as { image: tf.Tensor }).image.shape[0];
     this.checkRows(n);
-    return resnetLossWithState(this.family.spec, params, state, data, this.acts(n));
+    return resnetLossWithState(this.family.spec, params, state, data, this.acts(n), { statsOnly: this.statsOnly });
+  }
+
+  /** Autodiff as BaseTask's, with the moving averages updated off the gradient tape (`resnetValueAndGradBatch`). */
+  override valueAndGradBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch, opts: { withAux?: boolean } = {}): LossAndGrad {
+    return resnetValueAndGradBatch(this, state, () => super.valueAndGradBatch(params, state, keys, data, opts));
   }
 
   lossBatch(params: Params, keys: PRNGKey[] | null, data: Batch): tf.Tensor {
