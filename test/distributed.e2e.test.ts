@@ -112,9 +112,11 @@ describe('lopt learner + lopt worker (built cli, loopback)', () => {
     // worker 0 was told too if it reconnected in time, else it gave up with the message saying so
     expect(await w1.exited).toBe(0);
     expect(w1.out()).toMatch(/learner finished/);
+    // (a loaded machine may see the resumed learner finish and exit before worker 0's backoff
+    // retries, so only a worker that was told "finished" must have reconnected)
     const w0Code = await w0.exited;
-    expect(w0.out()).toMatch(/connected to learner/);
     if (w0Code === 0) {
+      expect(w0.out()).toMatch(/connected to learner/);
       expect(w0.out()).toMatch(/learner finished/);
     } else {
       expect(s.workers).not.toContain(0);

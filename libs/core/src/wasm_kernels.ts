@@ -21,6 +21,8 @@ interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
   incRef(dataId: object): void;
+  /** the backend's buffers, with the shape each was made with */
+  dataIdMap?: { get(dataId: object): { shape: number[] } | undefined };
 }
 
 const sliceUtil = (tf as any).slice_util;
@@ -82,7 +84,11 @@ export function registerFastWasmSliceKernels(): void {
   if (stock.Identity) {
     replace('Identity', (args) => {
       const { x } = args.inputs as { x: TensorInfo };
-      if (x.dtype === 'string') return (stock.Identity!.kernelFunc as any)(args);
+      // Share only a buffer recorded with the clone's rank: some wasm kernels check the rank of
+      // the buffer, not the tensor (_FusedMatMul's bias must be a rank-1 buffer), and a buffer
+      // made by a reshape keeps the shape it was made with.
+      const buffer = (args.backend as WasmBackendLike).dataIdMap?.get(x.dataId);
+      if (x.dtype === 'string' || !buffer || buffer.shape.length !== x.shape.length) return (stock.Identity!.kernelFunc as any)(args);
       (args.backend as WasmBackendLike).incRef(x.dataId);
       return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
     });

@@ -5,22 +5,23 @@
  * 32k datasets then read them; see @lopt/tasks `datasets/sentencepiece.ts`.
  */
 import { Command } from 'commander';
-import { CORPUS_NAMES, tokenizeCorpus } from '@lopt/tasks';
 import { CliContext } from './context';
-
-/** The corpora that have text files to tokenize (not the byte-only fortunes). */
-const TOKENIZABLE = CORPUS_NAMES.filter((c) => c !== 'fortunes');
 
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('tokenize <corpus>')
-    .description(`tokenize a language corpus's text files into its 32k token-id files with a sentencepiece model (corpus: ${TOKENIZABLE.join(', ')})`)
+    .description("tokenize a language corpus's text files (lm1b, wikipedia_en, tiny_shakespeare) into its 32k token-id files with a sentencepiece model")
     .requiredOption('--model <file>', 'the sentencepiece model (the reference uses gs://t5-data/vocabs/cc_all.32000/sentencepiece.model)')
     .option('--data-dir <dir>', 'where <corpus>/ lies (default: $LOPT_DATA_DIR, then ~/.cache/lopt)')
     .action(async (corpus: string, opts: { model: string; dataDir?: string }) => {
-      if (!(TOKENIZABLE as string[]).includes(corpus)) throw new Error(`tokenize: unknown corpus '${corpus}' (allowed: ${TOKENIZABLE.join(', ')})`);
+      // loaded here, not at the top: importing @lopt/tasks registers every task, which `lopt` does
+      // only when a command needs them (tests give the CLI registries of their own)
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { CORPUS_NAMES, tokenizeCorpus } = require('@lopt/tasks') as typeof import('@lopt/tasks');
+      const tokenizable = CORPUS_NAMES.filter((c) => c !== 'fortunes');
+      if (!(tokenizable as string[]).includes(corpus)) throw new Error(`tokenize: unknown corpus '${corpus}' (allowed: ${tokenizable.join(', ')})`);
       const t0 = Date.now();
-      const r = await tokenizeCorpus(corpus as (typeof TOKENIZABLE)[number], { model: opts.model, root: opts.dataDir });
+      const r = await tokenizeCorpus(corpus as (typeof tokenizable)[number], { model: opts.model, root: opts.dataDir });
       ctx.stdout.write(`${r.examples} examples in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${r.files.join(', ')}\n`);
     });
 }

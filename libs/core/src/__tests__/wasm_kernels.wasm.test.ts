@@ -79,6 +79,20 @@ describe('wasm Identity shares its input buffer', () => {
     tf.dispose([x, g]);
   });
 
+  test('a clone of a reshaped tensor gets a buffer of its own rank (wasm _FusedMatMul checks the bias buffer is rank 1)', async () => {
+    await tf.setBackend('wasm');
+    const bias = tf.reshape(tf.tensor2d([[1, 2, 3]]), [3]); // shares the [1, 3] buffer
+    const c = tf.clone(bias);
+    const a = tf.ones([2, 4]);
+    const w = tf.ones([4, 3]);
+    const y = tf.fused.matMul({ a, b: w, bias: c });
+    expect(y.arraySync()).toEqual([
+      [5, 6, 7],
+      [5, 6, 7],
+    ]);
+    tf.dispose([bias, c, a, w, y]);
+  });
+
   test('string tensors fall back to the stock kernel', async () => {
     await tf.setBackend('wasm');
     const s = tf.tensor1d(['a', 'bc']);
