@@ -2,43 +2,24 @@
  * downloadFiles over a real HTTP server on loopback (in its own process: the download blocks this
  * one until it is done).
  */
-import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { downloadFiles } from '../index';
+import { startFileServer } from './loopback_server';
 
-let server: ChildProcess;
+let server: { base: string; close: () => void };
 let base: string;
 let tmp: string;
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-download-'));
-  const script = `
-    const http = require('http');
-    const files = { 'a.gz': 'first file', 'b.gz': 'second' };
-    const s = http.createServer((req, res) => {
-      const name = req.url.split('/').pop();
-      if (req.url.startsWith('/good/') && files[name] !== undefined) { res.end(files[name]); return; }
-      res.statusCode = 404; res.end('no');
-    });
-    s.listen(0, '127.0.0.1', () => console.log('PORT=' + s.address().port));`;
-  server = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { PATH: process.env.PATH } });
-  // the port is announced on its own line (anything else the child prints is skipped)
-  const port = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    server.stdout!.on('data', (d) => {
-      out += String(d);
-      const m = /PORT=(\d+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    server.once('exit', (code) => reject(new Error(`test server exited with ${code}: ${out}`)));
-  });
-  base = `http://127.0.0.1:${port}`;
+  server = await startFileServer({ '/good/a.gz': 'first file', '/good/b.gz': 'second' });
+  base = server.base;
 });
 
 afterAll(() => {
-  server.kill();
+  server.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -4,14 +4,14 @@
  * blocks this one), then found there; with LOPT_NO_DOWNLOAD=1 or an unreachable server the error
  * names the files expected and why the download did not help.
  */
-import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { findCorpusFiles, TINY_SHAKESPEARE_URLS } from '../index';
+import { startFileServer } from './loopback_server';
 
 const TEXT = 'First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n';
-let server: ChildProcess;
+let server: { base: string; close: () => void };
 let base: string;
 let tmp: string;
 const saved = { cache: process.env.XDG_CACHE_HOME, noDownload: process.env.LOPT_NO_DOWNLOAD };
@@ -20,28 +20,12 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-shakespeare-'));
   process.env.XDG_CACHE_HOME = path.join(tmp, 'cache');
   delete process.env.LOPT_NO_DOWNLOAD;
-  const script = `
-    const http = require('http');
-    const s = http.createServer((req, res) => {
-      if (req.url === '/tinyshakespeare/input.txt') { res.end(${JSON.stringify(TEXT)}); return; }
-      res.statusCode = 404; res.end('no');
-    });
-    s.listen(0, '127.0.0.1', () => console.log('PORT=' + s.address().port));`;
-  server = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { PATH: process.env.PATH } });
-  const port = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    server.stdout!.on('data', (d) => {
-      out += String(d);
-      const m = /PORT=(\d+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    server.once('exit', (code) => reject(new Error(`test server exited with ${code}: ${out}`)));
-  });
-  base = `http://127.0.0.1:${port}`;
+  server = await startFileServer({ '/tinyshakespeare/input.txt': TEXT });
+  base = server.base;
 });
 
 afterAll(() => {
-  server.kill();
+  server.close();
   for (const [k, v] of [['XDG_CACHE_HOME', saved.cache], ['LOPT_NO_DOWNLOAD', saved.noDownload]] as const) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
