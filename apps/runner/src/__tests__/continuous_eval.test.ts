@@ -98,10 +98,8 @@ test('lopt run --eval writes eval curves at every checkpoint, equal to lopt eval
   expect(text).toContain('eval_chief/FixedDimQuadraticFamily__1/nonorm_last_loss');
 });
 
-test('killing lopt run --eval at a random point and resuming loses no evaluation result and writes none twice', async () => {
-  const logdir = path.join(dir, 'killed');
-  const stepsTotal = 8;
-  // the CLI from its TypeScript sources in a child process, so it can be SIGKILLed
+/** `lopt run --eval` from its TypeScript sources in a child process, so that it can be SIGKILLed. */
+function spawnRun(logdir: string, steps: number) {
   const cliTs = path.join(root, 'apps/runner/src/cli.ts');
   const boot = `process.argv = [process.argv[0], 'lopt', ...JSON.parse(process.env.LOPT_TEST_ARGS)]; \n` + tsBootstrap(cliTs, root).replace(
     `require(${JSON.stringify(cliTs)});`,
@@ -109,12 +107,42 @@ test('killing lopt run --eval at a random point and resuming loses no evaluation
   );
   const child = spawn(process.execPath, ['-e', boot], {
     cwd: root,
-    env: { ...process.env, LOPT_TEST_ARGS: JSON.stringify(runArgs(logdir, stepsTotal)), LOPT_QUIET: '1' },
+    env: { ...process.env, LOPT_TEST_ARGS: JSON.stringify(runArgs(logdir, steps)), LOPT_QUIET: '1' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const out = { child, err: '', exited: new Promise<void>((resolve) => child.on('exit', () => resolve())) };
+  child.stderr!.on('data', (d) => (out.err += d));
+  return out;
+}
+
+/** Resumes the run in this process, then checks that every checkpoint it took was written exactly once. */
+async function resumeAndCheck(logdir: string, steps: number) {
+  const state = path.join(logdir, 'eval_chief', 'eval_chief_state.json');
+  const stderr = sink();
+  const code = await main(['node', 'lopt', ...runArgs(logdir, steps), '--resume'], { registry, stdout: sink(), stderr });
+  expect(stderr.text()).not.toMatch(/error/i);
+  expect(code).toBe(0);
+
+  const st = JSON.parse(fs.readFileSync(state, 'utf8'));
+  const byTag = results(logdir);
+  const written = byTag.get('eval_chief/checkpoint')!.map((p) => p.value);
+  // every params_<n> the run wrote was evaluated (skipCheckpointsIfBusy: false) and written once
+  const lastIndex = st.lastIndex as number;
+  expect(lastIndex).toBe(Math.max(...paramsSteps(logdir).keys()));
+  expect(written.slice().sort((a, b) => a - b)).toEqual(Array.from({ length: lastIndex + 1 }, (_, i) => i).filter((i) => !st.skipped.includes(i)));
+  expect(new Set(written).size).toBe(written.length);
+  expect(st.written.map((g: { index: number }) => g.index).sort()).toEqual(written.slice().sort());
+  expect(st.groups).toEqual([]);
+  // the steps are the checkpoints' outer steps, one event each per tag
+  for (const pts of byTag.values()) expect(new Set(pts.map((p) => p.step)).size).toBe(pts.length);
+  expect(byTag.get('eval_chief/train/nonorm_last_loss')!.length).toBe(written.length);
+}
+
+test('killing lopt run --eval at a random point and resuming loses no evaluation result and writes none twice', async () => {
+  const logdir = path.join(dir, 'killed');
+  const stepsTotal = 8;
+  const run = spawnRun(logdir, stepsTotal);
+  const { child, exited } = run;
   // wait for the chief to exist, then kill at a random moment of its work
   const state = path.join(logdir, 'eval_chief', 'eval_chief_state.json');
   const t0 = Date.now();
@@ -125,25 +153,27 @@ test('killing lopt run --eval at a random point and resuming loses no evaluation
   const before = JSON.parse(fs.readFileSync(state, 'utf8'));
   child.kill('SIGKILL');
   await exited;
-  if (process.env.LOPT_CEVAL_DEBUG) console.log('killed with', before.written.length, 'written', before.groups.length, 'groups', before.lastIndex, 'lastIndex', err);
-  expect(err).not.toMatch(/lopt: error/);
-
+  if (process.env.LOPT_CEVAL_DEBUG) console.log('killed with', before.written.length, 'written', before.groups.length, 'groups', before.lastIndex, 'lastIndex', run.err);
+  expect(run.err).not.toMatch(/lopt: error/);
   // resume: training continues from its newest checkpoint, the chief from its state file
-  const stderr = sink();
-  const code = await main(['node', 'lopt', ...runArgs(logdir, stepsTotal), '--resume'], { registry, stdout: sink(), stderr });
-  expect(stderr.text()).not.toMatch(/error/i);
-  expect(code).toBe(0);
+  await resumeAndCheck(logdir, stepsTotal);
+}, 600000);
 
-  const st = JSON.parse(fs.readFileSync(state, 'utf8'));
-  const byTag = results(logdir);
-  const written = byTag.get('eval_chief/checkpoint')!.map((p) => p.value);
-  // every params_<n> the run wrote was evaluated (skipCheckpointsIfBusy: false) and written once
-  const lastIndex = st.lastIndex as number;
-  expect(written.slice().sort((a, b) => a - b)).toEqual(Array.from({ length: lastIndex + 1 }, (_, i) => i).filter((i) => !st.skipped.includes(i)));
-  expect(new Set(written).size).toBe(written.length);
-  expect(st.written.map((g: { index: number }) => g.index).sort()).toEqual(written.slice().sort());
-  expect(st.groups).toEqual([]);
-  // the steps are the checkpoints' outer steps, one event each per tag
-  for (const pts of byTag.values()) expect(new Set(pts.map((p) => p.step)).size).toBe(pts.length);
-  expect(byTag.get('eval_chief/train/nonorm_last_loss')!.length).toBe(written.length);
+test('a run killed after its last step, while its checkpoints are evaluated, resumed with the same --steps still writes them all', async () => {
+  const logdir = path.join(dir, 'killed-at-end');
+  const stepsTotal = 4;
+  const run = spawnRun(logdir, stepsTotal);
+  // the final checkpoint is on disk: training is over, its evaluation has hardly begun
+  const t0 = Date.now();
+  const ck = path.join(logdir, 'checkpoints');
+  const atEnd = () => fs.existsSync(ck) && [...paramsSteps(logdir).values()].includes(stepsTotal);
+  while (!atEnd() && Date.now() - t0 < 180000) await new Promise((r) => setTimeout(r, 50));
+  expect(atEnd()).toBe(true);
+  run.child.kill('SIGKILL');
+  await run.exited;
+  expect(run.err).not.toMatch(/lopt: error/);
+  const st = JSON.parse(fs.readFileSync(path.join(logdir, 'eval_chief', 'eval_chief_state.json'), 'utf8'));
+  expect(st.written.length).toBeLessThan(Math.max(...paramsSteps(logdir).keys()) + 1);
+  // train() has nothing left to do; the chief must still finish what the killed run owed
+  await resumeAndCheck(logdir, stepsTotal);
 }, 600000);

@@ -117,6 +117,11 @@ export function register(program: Command, ctx: CliContext): void {
             else if (e.type === 'log') log(`lopt: ${e.message}`);
           },
         });
+        // a finished run resumed (train() had nothing to do and never started): the evaluations a
+        // killed run left in the chief's state file are still owed
+        if (o.eval && !ceval.started && !stopSignal && result.step === result.startStep) {
+          ceval.started = ContinuousEval.start({ logdir, config, backend: o.backend, plugins: ctx.plugins, log: evalLog });
+        }
         if (ceval.started && !stopSignal) {
           log('lopt: training done; waiting for the evaluation of its checkpoints');
           await (await ceval.started).finish(stop.signal);
