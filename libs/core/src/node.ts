@@ -20,3 +20,4 @@ export {
 } from './checkpoint';
 export type { CheckpointKind, CheckpointInfo, CheckpointMeta } from './checkpoint';
 export { atomicWriteDir, removeStaleTemps, tempPathFor, TMP_PREFIX } from './atomic_dir';
+export { crc32c, maskedCrc32c, encodeRecord, encodeRecords, decodeRecords, RecordCorruptionError, RecordSplitter } from './tfrecord';

@@ -17,7 +17,7 @@ export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifar
 export type { CifarName } from './datasets/cifar';
 export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask, unstackTree, stackTrees, emaUpdate } from './conv';
 export type { ConvDatasetName, ConvNorm, ConvTaskConfig, EmaState } from './conv';
-export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, maskedCrc32c, readTfrecords, exampleBytesFeatures, encodeExample, encodeTfrecords, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
+export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, readTfrecords, exampleBytesFeatures, encodeExample, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
 export type { ImagenetSize } from './datasets/imagenet';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
 export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';

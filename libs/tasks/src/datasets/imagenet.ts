@@ -27,7 +27,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import * as tf from '@tensorflow/tfjs';
-import { random, type PyTree } from '@lopt/core';
+import { decodeRecords, encodeRecords, random, RecordCorruptionError, type PyTree } from '@lopt/core';
 import { SPLITS, type Batch, type BatchStream, type Datasets, type SplitName } from '../base';
 import { permutation } from './batch_streams';
 import { cachedDatasets } from './cache';
@@ -88,42 +88,14 @@ export function findImagenetDir(size: ImagenetSize, dirs: string[] = imagenetSea
 
 // ---- TFRecord + tf.train.Example ---------------------------------------------------------------
 
-const CRC32C_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[i] = c >>> 0;
+/** The records of an (uncompressed) TFRecord byte stream (@lopt/core's framing, CRCs checked), a bad one as an ImagenetFormatError. */
+export function readTfrecords(buf: Uint8Array, what = 'TFRecord data'): Uint8Array[] {
+  try {
+    return decodeRecords(buf, what);
+  } catch (e) {
+    if (e instanceof RecordCorruptionError) throw new ImagenetFormatError(e.message);
+    throw e;
   }
-  return t;
-})();
-
-/** TFRecord's masked CRC-32C of `data`. */
-export function maskedCrc32c(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC32C_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  const crc = (c ^ 0xffffffff) >>> 0;
-  return (((crc >>> 15) | (crc << 17)) + 0xa282ead8) >>> 0;
-}
-
-/** The records of an (uncompressed) TFRecord byte stream; lengths and CRCs are checked. */
-export function readTfrecords(buf: Buffer, what = 'TFRecord data'): Buffer[] {
-  const out: Buffer[] = [];
-  let off = 0;
-  while (off < buf.length) {
-    if (off + 12 > buf.length) throw new ImagenetFormatError(`${what}: truncated record header at byte ${off}`);
-    const lenLo = buf.readUInt32LE(off);
-    const lenHi = buf.readUInt32LE(off + 4);
-    if (lenHi !== 0) throw new ImagenetFormatError(`${what}: record at byte ${off} is too long`);
-    if (maskedCrc32c(buf.subarray(off, off + 8)) !== buf.readUInt32LE(off + 8)) throw new ImagenetFormatError(`${what}: bad length CRC at byte ${off}`);
-    const start = off + 12;
-    if (start + lenLo + 4 > buf.length) throw new ImagenetFormatError(`${what}: truncated record at byte ${off}`);
-    const data = buf.subarray(start, start + lenLo);
-    if (maskedCrc32c(data) !== buf.readUInt32LE(start + lenLo)) throw new ImagenetFormatError(`${what}: bad data CRC at byte ${off}`);
-    out.push(data);
-    off = start + lenLo + 4;
-  }
-  return out;
 }
 
 function readVarint(b: Uint8Array, pos: { i: number }): number {
@@ -206,21 +178,6 @@ export function encodeExample(features: Record<string, Uint8Array>): Buffer {
   return lenField(1, Buffer.concat(entries));
 }
 
-/** Frame records as a TFRecord byte stream (lengths and masked CRC-32Cs). */
-export function encodeTfrecords(records: Uint8Array[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const r of records) {
-    const head = Buffer.alloc(12);
-    head.writeUInt32LE(r.length, 0);
-    head.writeUInt32LE(0, 4);
-    head.writeUInt32LE(maskedCrc32c(head.subarray(0, 8)), 8);
-    const tail = Buffer.alloc(4);
-    tail.writeUInt32LE(maskedCrc32c(r), 0);
-    parts.push(head, Buffer.from(r), tail);
-  }
-  return Buffer.concat(parts);
-}
-
 /** A GZIP TFRecord shard in the reference's format: images `[n, S, S, 3]` uint8 (channels last), labels int32. */
 export function encodeImagenetTfrecords(images: Uint8Array, labels: ArrayLike<number>, size: number): Buffer {
   const px = size * size * 3;
@@ -230,7 +187,7 @@ export function encodeImagenetTfrecords(images: Uint8Array, labels: ArrayLike<nu
     label.writeInt32LE(l, 0);
     return encodeExample({ image: images.subarray(k * px, (k + 1) * px), label });
   });
-  return zlib.gzipSync(encodeTfrecords(records));
+  return zlib.gzipSync(encodeRecords(records));
 }
 
 /** uint8 images `[n, S, S, 3]` and int32 labels of a split's shard files. */

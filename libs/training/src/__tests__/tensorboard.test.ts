@@ -3,14 +3,11 @@ import * as os from 'os';
 import * as path from 'path';
 import {
   SummaryWriter,
-  crc32c,
-  maskedCrc32c,
   readEventFile,
   listEventFiles,
   scalarsByTag,
   makeHistogram,
   decodeRecords,
-  encodeRecord,
   RecordCorruptionError,
   DT_STRING,
 } from '../tensorboard';
@@ -18,31 +15,6 @@ import {
 function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-tb-'));
 }
-
-describe('CRC-32C and TFRecord framing', () => {
-  it('matches the CRC-32C check vector', () => {
-    expect(crc32c(Buffer.from('123456789', 'ascii')) >>> 0).toBe(0xe3069283);
-  });
-
-  it('masks as TensorFlow does', () => {
-    const crc = 0xe3069283;
-    const expected = ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) % 2 ** 32;
-    expect(maskedCrc32c(Buffer.from('123456789', 'ascii'))).toBe(expected);
-  });
-
-  it('frames records with length, masked CRCs and data', () => {
-    const data = Buffer.from('hello');
-    const rec = encodeRecord(data);
-    expect(rec.length).toBe(8 + 4 + 5 + 4);
-    expect(Number(rec.readBigUInt64LE(0))).toBe(5);
-    expect(rec.readUInt32LE(8)).toBe(maskedCrc32c(rec.subarray(0, 8)));
-    expect(rec.subarray(12, 17).toString()).toBe('hello');
-    expect(rec.readUInt32LE(17)).toBe(maskedCrc32c(data));
-    const two = Buffer.concat([rec, encodeRecord(Buffer.from(''))]);
-    const back = decodeRecords(two);
-    expect(back.map((b) => Buffer.from(b).toString())).toEqual(['hello', '']);
-  });
-});
 
 describe('SummaryWriter', () => {
   it('names the file as TensorFlow does and writes file_version first', () => {

@@ -1,7 +1,7 @@
 /** Reads TensorBoard event files back (tests, `lopt` subcommands): every CRC is checked. */
 import * as fs from 'fs';
 import * as path from 'path';
-import { decodeRecords } from './record';
+import { decodeRecords } from '@lopt/core';
 import { EventData, SESSION_START, decodeEvent } from './proto';
 
 /** All events in one file, in order; throws a RecordCorruptionError naming the offset of a bad record. */

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { encodeRecord } from './record';
+import { encodeRecord } from '@lopt/core';
 import {
   DATA_CLASS_TENSOR,
   DT_STRING,

@@ -1,5 +1,6 @@
 /**
- * TFRecord framing: each record is
+ * TFRecord framing, shared by TensorBoard event files (@lopt/training) and the reference's dataset
+ * shards (downsampled ImageNet in @lopt/tasks). Each record is
  *   uint64 LE length | uint32 LE masked CRC-32C(length bytes) | data | uint32 LE masked CRC-32C(data)
  * with mask(crc) = ((crc >>> 15) | (crc << 17)) + 0xa282ead8 (mod 2^32).
  */
@@ -22,6 +23,11 @@ export function encodeRecord(data: Uint8Array): Buffer {
   out.set(data, 12);
   out.writeUInt32LE(maskedCrc32c(data), 12 + data.length);
   return out;
+}
+
+/** Frames every record and concatenates them: a whole TFRecord file's bytes. */
+export function encodeRecords(records: Uint8Array[]): Buffer {
+  return Buffer.concat(records.map(encodeRecord));
 }
 
 /** A TFRecord whose length or data checksum is wrong, or that is cut short; `offset` is where it starts. */
@@ -62,4 +68,46 @@ export function decodeRecords(buf: Uint8Array, source = 'buffer'): Uint8Array[] 
     off += 12 + len + 4;
   }
   return out;
+}
+
+/**
+ * Splits a TFRecord byte stream that arrives in chunks (a gunzip stream of a shard too big to hold
+ * whole): `push` returns the records completed by each chunk, `end` checks that nothing is left
+ * over. CRCs are checked as in `decodeRecords`; offsets in errors count from the stream's start.
+ */
+export class RecordSplitter {
+  private pending: Buffer = Buffer.alloc(0);
+  private consumed = 0;
+
+  constructor(private readonly source = 'stream') {}
+
+  /** Appends `chunk` and returns the records it completes, in order. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : Buffer.from(chunk);
+    const out: Uint8Array[] = [];
+    let off = 0;
+    while (this.pending.length - off >= 12) {
+      const len = Number(this.pending.readBigUInt64LE(off));
+      if (maskedCrc32c(this.pending.subarray(off, off + 8)) !== this.pending.readUInt32LE(off + 8)) {
+        throw new RecordCorruptionError(`${this.source}: length CRC mismatch in record at offset ${this.consumed + off}`, this.consumed + off);
+      }
+      if (this.pending.length - off < 12 + len + 4) break;
+      const data = this.pending.subarray(off + 12, off + 12 + len);
+      if (maskedCrc32c(data) !== this.pending.readUInt32LE(off + 12 + len)) {
+        throw new RecordCorruptionError(`${this.source}: data CRC mismatch in record at offset ${this.consumed + off}`, this.consumed + off);
+      }
+      out.push(new Uint8Array(data));
+      off += 12 + len + 4;
+    }
+    this.consumed += off;
+    this.pending = this.pending.subarray(off);
+    return out;
+  }
+
+  /** The stream ended: throws if it stopped inside a record. */
+  end(): void {
+    if (this.pending.length) {
+      throw new RecordCorruptionError(`${this.source}: truncated record at offset ${this.consumed} (${this.pending.length} bytes left over)`, this.consumed);
+    }
+  }
 }
