@@ -125,6 +125,12 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     return { steps, train: take('train'), meta: splits.length > 1 ? take(splits[1]) : null };
   }
 
+  prefetch(): void {
+    const ds = this.taskFamily.datasets;
+    if (!ds) return;
+    for (const split of new Set(['train', ...(this.metaLossSplit && this.metaLossSplit !== 'same_data' ? [this.metaLossSplit] : [])])) ds.split(split).prefetch?.();
+  }
+
   batchFromIndices(desc: BatchIndices): PyTree {
     const ds = this.taskFamily.datasets;
     if (!ds) throw new Error(`batchFromIndices: ${this.taskFamily.name} has no datasets`);
