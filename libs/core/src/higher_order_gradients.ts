@@ -70,6 +70,57 @@ export function fixHigherOrderGradients(): void {
       },
     });
   }
+  // Backprop kernels of convolutions and pools, which tf.js can run but not differentiate (a convnet
+  // under TruncatedGrad / FullGrad threw "gradient function not found for Conv2DBackpropFilter").
+  // Each is linear in dy (and a conv's in x too), so its gradient is another of these kernels.
+  type Attrs = Record<string, unknown>;
+  const once = (kernelName: string, config: Omit<tf.GradConfig, 'kernelName'>) => {
+    if (!tf.getGradient(kernelName)) tf.registerGradient({ kernelName, ...config });
+  };
+  // dW = Conv2DBackpropFilter(x, dy): ∂/∂x = Conv2DBackpropInput(dy, G), ∂/∂dy = conv2d(x, G)
+  once('Conv2DBackpropFilter', {
+    inputsToSave: ['x', 'dy'],
+    gradFunc: (g, [x, dy], attrs) => {
+      const { strides, pad, dataFormat, dimRoundingMode } = attrs as Attrs;
+      return {
+        x: () => engine.runKernel('Conv2DBackpropInput', { dy, filter: g as tf.Tensor }, { strides, pad, dataFormat, dimRoundingMode, inputShape: x.shape }),
+        dy: () => engine.runKernel('Conv2D', { x, filter: g as tf.Tensor }, { strides, pad, dataFormat, dilations: 1, dimRoundingMode }),
+      };
+    },
+  });
+  // the same for depthwise convolutions
+  once('DepthwiseConv2dNativeBackpropFilter', {
+    inputsToSave: ['x', 'dy'],
+    gradFunc: (g, [x, dy], attrs) => {
+      const { strides, pad, dimRoundingMode, dilations } = attrs as Attrs;
+      return {
+        x: () => engine.runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: g as tf.Tensor }, { strides, pad, dimRoundingMode, dilations, inputShape: x.shape }),
+        dy: () => engine.runKernel('DepthwiseConv2dNative', { x, filter: g as tf.Tensor }, { strides, pad, dimRoundingMode, dilations, dataFormat: 'NHWC' }),
+      };
+    },
+  });
+  // dx = DepthwiseConv2dNativeBackpropInput(dy, W): ∂/∂dy = depthwiseConv2d(G, W), ∂/∂W = BackpropFilter(G, dy)
+  once('DepthwiseConv2dNativeBackpropInput', {
+    inputsToSave: ['dy', 'filter'],
+    gradFunc: (g, [dy, filter], attrs) => {
+      const { strides, pad, dimRoundingMode, dilations } = attrs as Attrs;
+      return {
+        dy: () => engine.runKernel('DepthwiseConv2dNative', { x: g as tf.Tensor, filter }, { strides, pad, dimRoundingMode, dilations, dataFormat: 'NHWC' }),
+        filter: () => engine.runKernel('DepthwiseConv2dNativeBackpropFilter', { x: g as tf.Tensor, dy }, { strides, pad, dimRoundingMode, dilations, filterShape: filter.shape }),
+      };
+    },
+  });
+  // dx = AvgPoolGrad(dy, x): linear in dy, ∂/∂dy = avgPool(G); x only gives the shape
+  once('AvgPoolGrad', {
+    inputsToSave: ['input'],
+    gradFunc: (g, [input], attrs) => {
+      const { filterSize, strides, pad, dimRoundingMode } = attrs as Attrs;
+      return {
+        dy: () => engine.runKernel('AvgPool', { x: g as tf.Tensor }, { filterSize, strides, pad, dimRoundingMode }),
+        input: () => tf.zeros(input.shape, 'float32'),
+      };
+    },
+  });
   for (const kernelName of ZERO_GRADIENT_KERNELS) {
     if (tf.getGradient(kernelName)) continue;
     const names = kernelName === 'LogicalNot' ? ['x'] : ['a', 'b'];

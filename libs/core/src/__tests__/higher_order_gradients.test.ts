@@ -5,7 +5,7 @@
  * through saved outputs were missing (exp: exp(x) instead of exp(x)(1 + x)) and masks threw.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fixHigherOrderGradients } from '../index';
+import { fixHigherOrderGradients, initBackend } from '../index';
 
 const X = [0.3, -0.8, 1.2, -0.1];
 const W = [0.7, -0.4, 0.25, 1.1];
@@ -16,6 +16,9 @@ const squareViaOutput = tf.customGrad((x: tf.Tensor, save: (ts: tf.Tensor[]) => 
   save([x, y]);
   return { value: y, gradFunc: (dy: tf.Tensor, [xs, ys]: tf.Tensor[]) => tf.mul(dy, tf.div(tf.mul(2, ys), xs)) };
 });
+
+const IMAGE = () => tf.tensor4d([0.5, -0.3, 0.8, 0.1, -0.6, 0.4, 0.2, -0.9, 0.7], [1, 3, 3, 1]);
+const FILTER = () => tf.tensor4d([0.3, -0.5, 0.9, 0.2], [2, 2, 1, 1]);
 
 const CASES: Array<[string, (x: tf.Tensor) => tf.Tensor]> = [
   ['exp', (x) => tf.sum(tf.exp(x))],
@@ -29,6 +32,11 @@ const CASES: Array<[string, (x: tf.Tensor) => tf.Tensor]> = [
   ['customGrad that saves its output', (x) => tf.sum(tf.mul(squareViaOutput(x) as tf.Tensor, tf.exp(x)))],
   ['a mask (where x > 0)', (x) => tf.sum(tf.where(tf.greater(x, 0), tf.exp(x), tf.mul(x, x)))],
   ['logSumExp', (x) => tf.logSumExp(tf.mul(x, 3))],
+  // x as a convolution's filter: the inner gradient is Conv2DBackpropFilter, which had no gradient
+  ['conv2d (x the filter)', (x) => tf.sum(tf.tanh(tf.conv2d(IMAGE(), tf.reshape(x, [2, 2, 1, 1]), 1, 'same')))],
+  ['depthwiseConv2d (x the filter)', (x) => tf.sum(tf.tanh(tf.depthwiseConv2d(IMAGE(), tf.reshape(x, [2, 2, 1, 1]), 1, 'same')))],
+  ['depthwiseConv2d (x the image)', (x) => tf.sum(tf.tanh(tf.depthwiseConv2d(tf.reshape(x, [1, 2, 2, 1]), FILTER(), 1, 'same')))],
+  ['avgPool', (x) => tf.sum(tf.square(tf.tanh(tf.avgPool(tf.reshape(x, [1, 2, 2, 1]) as tf.Tensor4D, 2, 1, 'same'))))],
 ];
 
 function firstGrad(f: (x: tf.Tensor) => tf.Tensor, x: number[]): number[] {
@@ -51,8 +59,8 @@ function hvpByDifferences(f: (x: tf.Tensor) => tf.Tensor, x: number[], w: number
 
 describe.each(['cpu', 'wasm'])('on %s', (backend) => {
   beforeAll(async () => {
-    if (backend === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
-    expect(await tf.setBackend(backend)).toBe(true);
+    // initBackend: on wasm it also registers lopt-ts's conv backprop kernels (tf.js wasm has none)
+    expect(await initBackend(backend as 'cpu' | 'wasm', { quiet: true })).toBe(backend);
   });
 
   test.each(CASES)('Hessian-vector product through %s equals finite differences', (_name, f) => {
