@@ -11,11 +11,11 @@ const X = [0.3, -0.8, 1.2, -0.1];
 const W = [0.7, -0.4, 0.25, 1.1];
 
 /** A customGrad square whose gradient uses its saved output: d(x²)/dx written as 2·y/x. */
-const squareViaOutput = tf.customGrad((x: tf.Tensor, save: (ts: tf.Tensor[]) => void) => {
+const squareViaOutput = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   const y = tf.square(x);
   save([x, y]);
   return { value: y, gradFunc: (dy: tf.Tensor, [xs, ys]: tf.Tensor[]) => tf.mul(dy, tf.div(tf.mul(2, ys), xs)) };
-});
+}) as unknown as Parameters<typeof tf.customGrad>[0]);
 
 const IMAGE = () => tf.tensor4d([0.5, -0.3, 0.8, 0.1, -0.6, 0.4, 0.2, -0.9, 0.7], [1, 3, 3, 1]);
 const FILTER = () => tf.tensor4d([0.3, -0.5, 0.9, 0.2], [2, 2, 1, 1]);
@@ -35,7 +35,7 @@ const CASES: Array<[string, (x: tf.Tensor) => tf.Tensor]> = [
   // x as a convolution's filter: the inner gradient is Conv2DBackpropFilter, which had no gradient
   ['conv2d (x the filter)', (x) => tf.sum(tf.tanh(tf.conv2d(IMAGE(), tf.reshape(x, [2, 2, 1, 1]), 1, 'same')))],
   ['depthwiseConv2d (x the filter)', (x) => tf.sum(tf.tanh(tf.depthwiseConv2d(IMAGE(), tf.reshape(x, [2, 2, 1, 1]), 1, 'same')))],
-  ['depthwiseConv2d (x the image)', (x) => tf.sum(tf.tanh(tf.depthwiseConv2d(tf.reshape(x, [1, 2, 2, 1]), FILTER(), 1, 'same')))],
+  ['depthwiseConv2d (x the image)', (x) => tf.sum(tf.tanh(tf.depthwiseConv2d(tf.reshape(x, [1, 2, 2, 1]) as tf.Tensor4D, FILTER(), 1, 'same')))],
   ['avgPool', (x) => tf.sum(tf.square(tf.tanh(tf.avgPool(tf.reshape(x, [1, 2, 2, 1]) as tf.Tensor4D, 2, 1, 'same'))))],
 ];
 

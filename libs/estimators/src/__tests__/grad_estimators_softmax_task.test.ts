@@ -43,7 +43,7 @@ async function metaLossAndGrad(lopt: LearnedOptimizer, theta: PyTree): Promise<{
   const [out] = await est.computeGradientEstimate(ww, random.PRNGKey(2), state, {});
   const loss = (await out.meanLoss.data())[0];
   const grad = treeFlatten<tf.Tensor>(out.grad)[0];
-  treeDispose([out.unrollState as unknown as PyTree, out.unrollInfo.loss, out.meanLoss]);
+  treeDispose([out.unrollState as unknown as PyTree, out.unrollInfo?.loss ?? null, out.meanLoss]);
   return { loss, grad };
 }
 
