@@ -44,7 +44,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, Params, Theta } from './base';
-import { adafacFeatures, adafacInitTheta, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
+import { adafacFeatureArray, adafacFeatures, adafacInitTheta, adafacMLPOutputs, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
 import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
 import { BatchedOptimizer } from './batched_optimizer';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
@@ -205,23 +205,34 @@ export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState>
     if (c.aggregateRegMagnitude) {
       for (const { p, S } of leaves) if (S !== 1) throw aggregateRegError(p.shape.slice(1));
     }
-    const x = leaves.length === 1 ? leaves[0].feats : tf.concat(leaves.map((l) => l.feats), 1);
     const layers = this.layers();
-    const out = applyPerParamMLP(x, time, layers, this.thetaIsVector); // [N, P, 4]
-    const outs = sizes.length === 1 ? [out] : tf.split(out, sizes, 1);
+    // the MLP outputs each leaf needs, [N, S] each: direction, magnitude, and the nominal and
+    // regularisation magnitudes when their controllers are on
+    const used = [0, 1, ...(c.nominalController ? [2] : []), ...(c.regularizationController ? [3] : [])];
+    let outputOf: (leaf: number, k: number) => tf.Tensor;
     const channel = (t: tf.Tensor, k: number) => {
       const [n, S] = t.shape as number[];
       return tf.reshape(tf.slice(t, [0, 0, k], [n, S, 1]), [n, S]);
     };
+    if (!this.thetaIsVector) {
+      // shared θ: input by input, no [N, P, features] array (adafacMLPOutputs)
+      const outs = adafacMLPOutputs(leaves, time, layers, used);
+      outputOf = (leaf, k) => outs[leaf][used.indexOf(k)];
+    } else {
+      const feats = leaves.map(adafacFeatureArray);
+      const x = feats.length === 1 ? feats[0] : tf.concat(feats, 1);
+      const out = applyPerParamMLP(x, time, layers, true); // [N, P, 4]
+      const outs = sizes.length === 1 ? [out] : tf.split(out, sizes, 1);
+      outputOf = (leaf, k) => channel(outs[leaf], k);
+    }
     const leafMean = (t: tf.Tensor) => tf.mean(t, 1, true); // over the leaf, per task: [N, 1]
     const [e0, e1, e2] = c.expMult;
 
     const newPs = leaves.map(({ p, g, m, rsq, adam }, i) => {
-      const o = outs[i];
-      const direction = channel(o, 0);
-      let magnitude = channel(o, 1);
-      let nomMagnitude = c.nominalController ? channel(o, 2) : tf.onesLike(direction);
-      let regMagnitude = c.regularizationController ? channel(o, 3) : tf.zerosLike(direction);
+      const direction = outputOf(i, 0);
+      let magnitude = outputOf(i, 1);
+      let nomMagnitude = c.nominalController ? outputOf(i, 2) : tf.onesLike(direction);
+      let regMagnitude = c.regularizationController ? outputOf(i, 3) : tf.zerosLike(direction);
       if (c.aggregateMagnitude) magnitude = leafMean(magnitude);
       if (c.aggregateNomMagnitude) nomMagnitude = leafMean(nomMagnitude);
       if (c.aggregateRegMagnitude) regMagnitude = leafMean(regMagnitude);

@@ -181,3 +181,76 @@ export function fusedMatMul3(a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor, activa
   if (!noGradientRecorded()) return tf.fused.matMul({ a, b, bias, activation });
   return (tf.engine() as any).runKernel('_FusedMatMul', { a, b, bias }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor;
 }
+
+/**
+ * One input of a per-parameter MLP's first layer (HyperV2, AdafacMLPLOpt, AdafacNominal): `x`
+ * `[N, R, k]`, k features of each of R rows. R = S (one row per parameter of the leaf) unless the
+ * input is an Adafactor row/column feature, which is constant along axis `broadcastAt` of the leaf
+ * and is kept at its factored `shape` (the leaf's shape without that axis), R = its size.
+ */
+export interface PerParamInput {
+  x: tf.Tensor;
+  broadcastAt?: number;
+  shape?: number[];
+}
+
+/**
+ * The first layer of a per-parameter MLP on second-moment normalised inputs,
+ * `second_moment_normalize(concat(inputs)) @ w0 + b0` (the normalisation over the leaf, per feature
+ * column, as `common.second_moment_normalize(x, axis=[0])` in hyper_v2.py `_ff_mod` and
+ * adafac_mlp_lopt.py `_mod`), computed input by input without the concat: with
+ * r_i = rsqrt(1e-5 + mean_S x_i²) per column, it is Σ_i x_i @ (r_i · w0_i) + b0, so the
+ * normalisation scales the small weights, not the `[N, S, k]` inputs. Factored inputs are
+ * multiplied at their own size, summed there with the other inputs constant along the same axis,
+ * and only then broadcast over the leaf. (The mean of a broadcast input over S is the mean over
+ * its factored rows.)
+ *
+ * `w0(i)`: the rows of w0 that input i meets, `[k_i, hid]` (shared) or `[N, k_i, hid]` (per task);
+ * `b0`: `[N, hid]` (the bias, plus anything constant over the leaf such as the time features'
+ * term); `leafShape`: `[N, ...leaf shape]`. Returns the pre-activation `[N, S, hid]`. Differentiable.
+ */
+export function perParamFirstLayer(inps: PerParamInput[], w0: (i: number) => tf.Tensor, b0: tf.Tensor, leafShape: number[]): tf.Tensor {
+  const [n, ...shp] = leafShape;
+  const S = Math.max(1, shp.reduce((a, b) => a * b, 1));
+  const hid = b0.shape[1] as number;
+  const scaled = (p: PerParamInput, i: number) => {
+    const r = tf.rsqrt(tf.add(1e-5, tf.mean(tf.square(p.x), 1))); // [N, k]
+    return tf.matMul(p.x, tf.mul(w0(i), tf.expandDims(r, 2))); // [N, R, hid]
+  };
+  let o: tf.Tensor = tf.expandDims(b0, 1); // [N, 1, hid]
+  inps.forEach((p, i) => {
+    if (p.broadcastAt === undefined) o = tf.add(o, scaled(p, i));
+  });
+  // (adding zeros broadcasts with a gradient at any rank; tf.broadcastTo's tile has one up to rank 4)
+  if (o.shape[1] !== S) o = tf.add(o, tf.zeros([n, S, hid]));
+  o = tf.reshape(o, [n, ...shp, hid]);
+  // the factored inputs, summed per broadcast axis at their factored size, then broadcast once
+  const byAxis = new Map<number, tf.Tensor>();
+  inps.forEach((p, i) => {
+    if (p.broadcastAt === undefined) return;
+    const t = tf.reshape(scaled(p, i), [n, ...p.shape!, hid]);
+    const prev = byAxis.get(p.broadcastAt);
+    byAxis.set(p.broadcastAt, prev ? tf.add(prev, t) : t);
+  });
+  for (const [at, t] of byAxis) o = tf.add(o, tf.expandDims(t, at + 1));
+  return tf.reshape(o, [n, S, hid]);
+}
+
+/**
+ * The rest of a per-parameter MLP with shared weights (`w [in, out]`, `b [out]`) after its first
+ * layer: from the first layer's pre-activation `h0 [N, S, H]`, ReLU between layers (none after the
+ * last), each hidden layer one fused matMul over all N·S rows. Returns, for each j of `outputs`,
+ * output j of the last layer as `[N, S]`, each computed from its own weight column (no
+ * `[N·S, out]` array sliced along its short last axis, and unused outputs not computed).
+ * Differentiable (tf.fused.matMul falls back to plain ops under a gradient tape).
+ */
+export function perParamOutputs(h0: tf.Tensor, layers: Linear[], outputs: number[]): tf.Tensor[] {
+  const [N, S, H] = h0.shape as number[];
+  const last = layers.length - 1;
+  if (last === 0) return outputs.map((j) => tf.reshape(tf.slice(h0, [0, 0, j], [N, S, 1]), [N, S]));
+  let h = tf.relu(tf.reshape(h0, [N * S, H]));
+  for (let i = 1; i < last; i++) h = tf.fused.matMul({ a: h, b: layers[i].w, bias: layers[i].b, activation: 'relu' });
+  const { w, b } = layers[last];
+  const rows = w.shape[0] as number;
+  return outputs.map((j) => tf.reshape(tf.fused.matMul({ a: h, b: tf.slice(w, [0, j], [rows, 1]), bias: tf.slice(b, [j], [1]) }), [N, S]));
+}
