@@ -165,9 +165,8 @@ export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: 
   if (w0.rank !== 2 || w0.shape[0] !== F + T) throw new Error(`MLP layer 0: w of shape [${w0.shape}], expected [${F + T}, H]`);
   const H = w0.shape[1] as number;
   const rowTerm = tf.add(tf.matMul(time, tf.slice(w0, [F, 0], [T, H])), layers[0].b); // [N, H]
-  const offsets = widths.map((_, i) => widths.slice(0, i).reduce((a, b) => a + b, 0));
-  const rowsOfW0 = widths.map((k, i) => tf.slice(w0, [offsets[i], 0], [k, H]));
-  return leaves.map((leaf) => perParamOutputs(perParamFirstLayer(leaf.inputs, (i) => rowsOfW0[i], rowTerm, leaf.p.shape), layers, outputs));
+  const w0x = tf.slice(w0, [0, 0], [F, H]);
+  return leaves.map((leaf) => perParamOutputs(perParamFirstLayer(leaf.inputs, w0x, rowTerm, leaf.p.shape), layers, outputs));
 }
 
 /**

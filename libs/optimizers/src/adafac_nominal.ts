@@ -231,8 +231,10 @@ export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState>
     const newPs = leaves.map(({ p, g, m, rsq, adam }, i) => {
       const direction = outputOf(i, 0);
       let magnitude = outputOf(i, 1);
-      let nomMagnitude = c.nominalController ? outputOf(i, 2) : tf.onesLike(direction);
-      let regMagnitude = c.regularizationController ? outputOf(i, 3) : tf.zerosLike(direction);
+      // without their controllers the magnitudes are constant over the leaf (ones / zeros, as the
+      // reference's ones_like / zeros_like): one value per task, [N, 1], broadcast in the step
+      let nomMagnitude = c.nominalController ? outputOf(i, 2) : tf.ones([N, 1]);
+      let regMagnitude = c.regularizationController ? outputOf(i, 3) : tf.zeros([N, 1]);
       if (c.aggregateMagnitude) magnitude = leafMean(magnitude);
       if (c.aggregateNomMagnitude) nomMagnitude = leafMean(nomMagnitude);
       if (c.aggregateRegMagnitude) regMagnitude = leafMean(regMagnitude);

@@ -613,7 +613,7 @@ export class HyperV2Optimizer implements Optimizer {
       const w = weightsOf(l);
       const layers = this.lopt.ffLayerSizes();
       const last = layers.length - 1;
-      let o = perParamFirstLayer(inps, (ii) => w[`w0__${ii}`], w.b0, [n, ...shp]); // [N, S, hid]
+      let o = perParamFirstLayer(inps, tf.concat(inps.map((_, ii) => w[`w0__${ii}`]), 1), w.b0, [n, ...shp]); // [N, S, hid]
       for (let wi = 1; wi < last; wi++) o = tf.add(tf.matMul(tf.relu(o), w[`w${wi}`]), tf.expandDims(w[`b${wi}`], 1));
       // Output j of the last layer ([N, S]). Of its three outputs `_ff_mod` uses two (direction,
       // magnitude); each is computed from its own weight column, so no [N, S, 3] array is sliced.

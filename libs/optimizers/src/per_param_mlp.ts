@@ -199,27 +199,37 @@ export interface PerParamInput {
  * `second_moment_normalize(concat(inputs)) @ w0 + b0` (the normalisation over the leaf, per feature
  * column, as `common.second_moment_normalize(x, axis=[0])` in hyper_v2.py `_ff_mod` and
  * adafac_mlp_lopt.py `_mod`), computed input by input without the concat: with
- * r_i = rsqrt(1e-5 + mean_S x_i²) per column, it is Σ_i x_i @ (r_i · w0_i) + b0, so the
+ * r = rsqrt(1e-5 + mean_S x²) per column, it is Σ_i x_i @ (r · w0)[rows of input i] + b0, so the
  * normalisation scales the small weights, not the `[N, S, k]` inputs. Factored inputs are
  * multiplied at their own size, summed there with the other inputs constant along the same axis,
  * and only then broadcast over the leaf. (The mean of a broadcast input over S is the mean over
  * its factored rows.)
  *
- * `w0(i)`: the rows of w0 that input i meets, `[k_i, hid]` (shared) or `[N, k_i, hid]` (per task);
- * `b0`: `[N, hid]` (the bias, plus anything constant over the leaf such as the time features'
- * term); `leafShape`: `[N, ...leaf shape]`. Returns the pre-activation `[N, S, hid]`. Differentiable.
+ * `w0`: the rows of the first layer's weights that the inputs meet, in their order, `[F, hid]`
+ * (shared) or `[N, F, hid]` (per task), F the inputs' total width; `b0`: `[N, hid]` (the bias, plus
+ * anything constant over the leaf such as the time features' term); `leafShape`: `[N, ...leaf
+ * shape]`. Returns the pre-activation `[N, S, hid]`. Differentiable.
  */
-export function perParamFirstLayer(inps: PerParamInput[], w0: (i: number) => tf.Tensor, b0: tf.Tensor, leafShape: number[]): tf.Tensor {
+export function perParamFirstLayer(inps: PerParamInput[], w0: tf.Tensor, b0: tf.Tensor, leafShape: number[]): tf.Tensor {
   const [n, ...shp] = leafShape;
   const S = Math.max(1, shp.reduce((a, b) => a * b, 1));
   const hid = b0.shape[1] as number;
-  const scaled = (p: PerParamInput, i: number) => {
-    const r = tf.rsqrt(tf.add(1e-5, tf.mean(tf.square(p.x), 1))); // [N, k]
-    return tf.matMul(p.x, tf.mul(w0(i), tf.expandDims(r, 2))); // [N, R, hid]
-  };
+  const widths = inps.map(({ x }) => x.shape[2] as number);
+  const F = widths.reduce((a, b) => a + b, 0);
+  if (w0.shape[w0.rank - 2] !== F) throw new Error(`per-parameter MLP layer 0: ${w0.shape[w0.rank - 2]} input rows, expected ${F}`);
+  // every column's normaliser at once: [N, F] -> the scaled weights [N, F, hid]
+  const meanSq = inps.map(({ x }) => tf.mean(tf.square(x), 1)); // [N, k_i]
+  const r = tf.rsqrt(tf.add(1e-5, meanSq.length === 1 ? meanSq[0] : tf.concat(meanSq, 1)));
+  const wScaled = tf.mul(w0, tf.expandDims(r, 2));
+  let off = 0;
+  const scaled = inps.map(({ x }, i) => {
+    const wi = tf.slice(wScaled, [0, off, 0], [n, widths[i], hid]);
+    off += widths[i];
+    return () => tf.matMul(x, wi); // [N, R, hid]
+  });
   let o: tf.Tensor = tf.expandDims(b0, 1); // [N, 1, hid]
   inps.forEach((p, i) => {
-    if (p.broadcastAt === undefined) o = tf.add(o, scaled(p, i));
+    if (p.broadcastAt === undefined) o = tf.add(o, scaled[i]());
   });
   // (adding zeros broadcasts with a gradient at any rank; tf.broadcastTo's tile has one up to rank 4)
   if (o.shape[1] !== S) o = tf.add(o, tf.zeros([n, S, hid]));
@@ -228,7 +238,7 @@ export function perParamFirstLayer(inps: PerParamInput[], w0: (i: number) => tf.
   const byAxis = new Map<number, tf.Tensor>();
   inps.forEach((p, i) => {
     if (p.broadcastAt === undefined) return;
-    const t = tf.reshape(scaled(p, i), [n, ...p.shape!, hid]);
+    const t = tf.reshape(scaled[i](), [n, ...p.shape!, hid]);
     const prev = byAxis.get(p.broadcastAt);
     byAxis.set(p.broadcastAt, prev ? tf.add(prev, t) : t);
   });
