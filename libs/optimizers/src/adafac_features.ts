@@ -135,8 +135,9 @@ export interface AdafacLeaf {
 /**
  * A leaf's features as one array, second-moment normalised over the leaf: `[N, S, numFeatures]`
  * (the reference's `second_moment_normalize(concat(inputs), axis=[0])` in adafac_mlp_lopt.py
- * `_mod`; the row / column features broadcast over the leaf). The per-task (thetaIsVector) MLP
- * takes this; the shared-θ one never builds it (see {@link adafacMLPOutputs}).
+ * `_mod`; the row / column features broadcast over the leaf). The update never builds it
+ * ({@link adafacMLPOutputs} computes the same MLP input by input); it is the readable form the
+ * tests check that against (with `applyPerParamMLP`).
  */
 export function adafacFeatureArray(leaf: AdafacLeaf): tf.Tensor {
   const { p, S } = leaf;
@@ -151,22 +152,30 @@ export function adafacFeatureArray(leaf: AdafacLeaf): tf.Tensor {
 }
 
 /**
- * The shared-θ (`w [in, out]`) MLP of AdafacMLPLOpt / AdafacNominal on every leaf, without the
- * `[N, S, features]` array: `concat(normalised features, time) @ W0 + b0` computed input by input
- * (`perParamFirstLayer`: the normalisation folded into W0's rows, the row / column features
- * multiplied at their factored size), the time features' term `time @ W0[F:] + b0` once per task,
- * then the other layers. Returns per leaf, for each j of `outputs`, output j as `[N, S]`.
+ * The MLP of AdafacMLPLOpt / AdafacNominal on every leaf, without the `[N, S, features]` array:
+ * `concat(normalised features, time) @ W0 + b0` computed input by input (`perParamFirstLayer`: the
+ * normalisation folded into W0's rows, the row / column features multiplied at their factored
+ * size), the time features' term `time @ W0[F:] + b0` once per task, then the other layers
+ * (`perParamOutputs`). Weights shared (`w [in, out]`) or per task (`perTask`, thetaIsVector:
+ * `w [N, in, out]`). Returns per leaf, for each j of `outputs`, output j as `[N, S]`.
  */
-export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: Linear[], outputs: number[]): tf.Tensor[][] {
+export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: Linear[], outputs: number[], perTask = false): tf.Tensor[][] {
   const w0 = layers[0].w;
   const widths = leaves[0].inputs.map(({ x }) => x.shape[2] as number);
   const F = widths.reduce((a, b) => a + b, 0);
-  const T = time.shape[1] as number;
-  if (w0.rank !== 2 || w0.shape[0] !== F + T) throw new Error(`MLP layer 0: w of shape [${w0.shape}], expected [${F + T}, H]`);
-  const H = w0.shape[1] as number;
-  const rowTerm = tf.add(tf.matMul(time, tf.slice(w0, [F, 0], [T, H])), layers[0].b); // [N, H]
-  const w0x = tf.slice(w0, [0, 0], [F, H]);
-  return leaves.map((leaf) => perParamOutputs(perParamFirstLayer(leaf.inputs, w0x, rowTerm, leaf.p.shape), layers, outputs));
+  const [N, T] = time.shape as number[];
+  const lead = perTask ? [N] : [];
+  if (w0.rank !== lead.length + 2 || (perTask && w0.shape[0] !== N) || w0.shape[lead.length] !== F + T) {
+    throw new Error(`MLP layer 0: w of shape [${w0.shape}], expected [${[...lead, F + T, 'H']}]`);
+  }
+  const H = w0.shape[lead.length + 1] as number;
+  const z = lead.map(() => 0);
+  const w0t = tf.slice(w0, [...z, F, 0], [...lead, T, H]);
+  // the time features' term, one row per task: [N, H] (per task elementwise, no batched matMul)
+  const timeTerm = perTask ? tf.sum(tf.mul(tf.expandDims(time, 2), w0t), 1) : tf.matMul(time, w0t);
+  const rowTerm = tf.add(timeTerm, layers[0].b);
+  const w0x = tf.slice(w0, [...z, 0, 0], [...lead, F, H]);
+  return leaves.map((leaf) => perParamOutputs(perParamFirstLayer(leaf.inputs, w0x, rowTerm, leaf.p.shape), layers, outputs, perTask));
 }
 
 /**

@@ -27,10 +27,10 @@ import * as tf from '@tensorflow/tfjs';
 import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta } from './base';
-import { adafacFeatureArray, adafacFeatures, adafacInitTheta, adafacMLPOutputs, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
+import { adafacFeatures, adafacInitTheta, adafacMLPOutputs, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
 import { BatchedOptimizer } from './batched_optimizer';
 import type { FactoredAccum, MomAccumulator, RMSAccumulator } from './common';
-import { applyPerParamMLP, Linear } from './per_param_mlp';
+import type { Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
 /**
@@ -139,25 +139,13 @@ export class AdafacMLPLOptOptimizer extends BatchedOptimizer<AdafacMLPLOptState>
 
   /**
    * Batched update (leading task axis on every leaf; reference `_Opt.update` + `_mod`). Call inside
-   * a tidy. Shared θ: the MLP input by input (`adafacMLPOutputs`, no `[N, P, features]` array);
-   * per-task θ (thetaIsVector): the features of all leaves concatenated into one `[N, P, 39]` MLP input.
+   * a tidy. The MLP runs input by input (`adafacMLPOutputs`): no `[N, P, 39]` feature array, the
+   * Adafactor row / column features at their factored size.
    */
   protected step(s: AdafacMLPLOptState, grad: Params): AdafacMLPLOptState {
     const { next, time, leaves, def } = adafacFeatures(this.lopt, this.theta, s, grad);
     if (leaves.length === 0) return next;
-    const N = leaves[0].p.shape[0];
-    let outs: tf.Tensor[][]; // per leaf: direction, magnitude [N, S]
-    if (!this.thetaIsVector) outs = adafacMLPOutputs(leaves, time, this.layers(), [0, 1]);
-    else {
-      const sizes = leaves.map((l) => l.S);
-      const feats = leaves.map(adafacFeatureArray);
-      const x = feats.length === 1 ? feats[0] : tf.concat(feats, 1);
-      const out = applyPerParamMLP(x, time, this.layers(), true);
-      const P = (x.shape as number[])[1];
-      const channel = (k: number) => tf.reshape(tf.slice(out, [0, 0, k], [N, P, 1]), [N, P]);
-      const [direction, magnitude] = [channel(0), channel(1)].map((t) => (sizes.length === 1 ? [t] : tf.split(t, sizes, 1)));
-      outs = leaves.map((_, i) => [direction[i], magnitude[i]]);
-    }
+    const outs = adafacMLPOutputs(leaves, time, this.layers(), [0, 1], this.thetaIsVector); // per leaf: direction, magnitude [N, S]
     const newPs = leaves.map(({ p }, i) => {
       const [direction, magnitude] = outs[i];
       const step = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);

@@ -44,11 +44,11 @@ import * as tf from '@tensorflow/tfjs';
 import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, Params, Theta } from './base';
-import { adafacFeatureArray, adafacFeatures, adafacInitTheta, adafacMLPOutputs, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
+import { adafacFeatures, adafacInitTheta, adafacMLPOutputs, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
 import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
 import { BatchedOptimizer } from './batched_optimizer';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
-import { applyPerParamMLP, Linear } from './per_param_mlp';
+import type { Linear } from './per_param_mlp';
 
 /** The reference's state class is AdafacMLPLOpt's (adafac_nominal.py defines its own copy of it). */
 export type AdafacNominalState = AdafacMLPLOptState;
@@ -197,7 +197,7 @@ export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState>
   protected step(s: AdafacNominalState, grad: Params): AdafacNominalState {
     const c = this.lopt.config;
     // the accumulators and, per leaf flattened to [N, S, channels], the raw pieces the nominal
-    // step needs and the normalised features (reference `_mod`, in its order)
+    // step needs and the MLP's inputs (reference `_mod`, in its order)
     const { next, time, leaves, def } = adafacFeatures(c, this.theta, s, grad);
     if (leaves.length === 0) return next;
     const N = leaves[0].p.shape[0];
@@ -209,22 +209,13 @@ export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState>
     // the MLP outputs each leaf needs, [N, S] each: direction, magnitude, and the nominal and
     // regularisation magnitudes when their controllers are on
     const used = [0, 1, ...(c.nominalController ? [2] : []), ...(c.regularizationController ? [3] : [])];
-    let outputOf: (leaf: number, k: number) => tf.Tensor;
+    // input by input, no [N, P, features] array (adafacMLPOutputs)
+    const outs = adafacMLPOutputs(leaves, time, layers, used, this.thetaIsVector);
+    const outputOf = (leaf: number, k: number) => outs[leaf][used.indexOf(k)];
     const channel = (t: tf.Tensor, k: number) => {
       const [n, S] = t.shape as number[];
       return tf.reshape(tf.slice(t, [0, 0, k], [n, S, 1]), [n, S]);
     };
-    if (!this.thetaIsVector) {
-      // shared θ: input by input, no [N, P, features] array (adafacMLPOutputs)
-      const outs = adafacMLPOutputs(leaves, time, layers, used);
-      outputOf = (leaf, k) => outs[leaf][used.indexOf(k)];
-    } else {
-      const feats = leaves.map(adafacFeatureArray);
-      const x = feats.length === 1 ? feats[0] : tf.concat(feats, 1);
-      const out = applyPerParamMLP(x, time, layers, true); // [N, P, 4]
-      const outs = sizes.length === 1 ? [out] : tf.split(out, sizes, 1);
-      outputOf = (leaf, k) => channel(outs[leaf], k);
-    }
     const leafMean = (t: tf.Tensor) => tf.mean(t, 1, true); // over the leaf, per task: [N, 1]
     const [e0, e1, e2] = c.expMult;
 

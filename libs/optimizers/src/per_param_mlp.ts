@@ -1,9 +1,16 @@
 /**
- * The per-parameter MLP applied once to every parameter of every leaf of every stacked task:
- * `applyPerParamMLP` for AdafacMLPLOpt, `applyPerTaskMLPChannelsFirst` for the wasm tf.js variant
- * of MLPLOpt's update kernel (mlp_lopt_wasm.ts; MLPLOpt's readable update is in mlp_lopt.ts).
+ * The per-parameter MLP applied once to every parameter of every leaf of every stacked task.
  *
- * Input: `x [N, P, F]` (already normalised features of all P parameters of each of N tasks) and
+ * - `perParamFirstLayer` + `perParamOutputs` (AdafacMLPLOpt, AdafacNominal, HyperV2's first layer):
+ *   the features never concatenated; the first layer input by input, the second-moment
+ *   normalisation folded into its weights, factored (Adafactor row / column) inputs multiplied at
+ *   their factored size; only the outputs used computed.
+ * - `applyPerParamMLP`: the same MLP on concatenated features `x [N, P, F]` (the readable form; the
+ *   tests check the above against it).
+ * - `applyPerTaskMLPChannelsFirst` / `applySharedMLPChannelsFirst`: the wasm tf.js variant of
+ *   MLPLOpt's update kernel (mlp_lopt_wasm.ts; MLPLOpt's readable update is in mlp_lopt.ts).
+ *
+ * `applyPerParamMLP`'s input: `x [N, P, F]` (already normalised features of all P parameters of each of N tasks) and
  * `time [N, T]` (the un-normalised tanh time features, identical for every parameter of a task).
  * The first layer is split: `concat(x, time) @ W0 + b0 = x @ W0[:F] + (time @ W0[F:] + b0)`, the
  * second term one row per task, which saves T/(F+T) of the first layer's multiply-adds.
@@ -247,17 +254,25 @@ export function perParamFirstLayer(inps: PerParamInput[], w0: tf.Tensor, b0: tf.
 }
 
 /**
- * The rest of a per-parameter MLP with shared weights (`w [in, out]`, `b [out]`) after its first
- * layer: from the first layer's pre-activation `h0 [N, S, H]`, ReLU between layers (none after the
- * last), each hidden layer one fused matMul over all N·S rows. Returns, for each j of `outputs`,
- * output j of the last layer as `[N, S]`, each computed from its own weight column (no
- * `[N·S, out]` array sliced along its short last axis, and unused outputs not computed).
- * Differentiable (tf.fused.matMul falls back to plain ops under a gradient tape).
+ * The rest of a per-parameter MLP after its first layer, with shared weights (`w [in, out]`,
+ * `b [out]`) or per-task ones (`w [N, in, out]`, `b [N, out]`, thetaIsVector): from the first
+ * layer's pre-activation `h0 [N, S, H]`, ReLU between layers (none after the last); shared, each
+ * hidden layer is one fused matMul over all N·S rows. Returns, for each j of `outputs`, output j of
+ * the last layer as `[N, S]`, each computed from its own weight column (no array sliced along its
+ * short last axis, and unused outputs not computed). Differentiable (tf.fused.matMul falls back to
+ * plain ops under a gradient tape).
  */
-export function perParamOutputs(h0: tf.Tensor, layers: Linear[], outputs: number[]): tf.Tensor[] {
+export function perParamOutputs(h0: tf.Tensor, layers: Linear[], outputs: number[], perTask = false): tf.Tensor[] {
   const [N, S, H] = h0.shape as number[];
   const last = layers.length - 1;
   if (last === 0) return outputs.map((j) => tf.reshape(tf.slice(h0, [0, 0, j], [N, S, 1]), [N, S]));
+  if (perTask) {
+    let h = tf.relu(h0);
+    for (let i = 1; i < last; i++) h = tf.relu(tf.add(tf.matMul(h, layers[i].w), tf.expandDims(layers[i].b, 1)));
+    const { w, b } = layers[last];
+    const rows = w.shape[1] as number;
+    return outputs.map((j) => tf.reshape(tf.add(tf.matMul(h, tf.slice(w, [0, 0, j], [N, rows, 1])), tf.reshape(tf.slice(b, [0, j], [N, 1]), [N, 1, 1])), [N, S]));
+  }
   let h = tf.relu(tf.reshape(h0, [N * S, H]));
   for (let i = 1; i < last; i++) h = tf.fused.matMul({ a: h, b: layers[i].w, bias: layers[i].b, activation: 'relu' });
   const { w, b } = layers[last];

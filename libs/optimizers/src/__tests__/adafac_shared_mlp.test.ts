@@ -1,15 +1,16 @@
 /**
- * AdafacMLPLOpt and AdafacNominal with one shared θ run their MLP input by input
- * (`adafacMLPOutputs`: no [N, P, features] array, the Adafactor row / column features at their
- * factored size); with per-task θ (thetaIsVector) on the concatenated, normalised features
- * (`adafacFeatureArray` + `applyPerParamMLP`). The two must be the same function of θ: the
- * same updated parameters and the same meta-gradient, here through two updates of stacked tasks
- * whose leaves are factored (2-D, 3-D) and not (vector, scalar), taken under a gradient tape as the
- * gradient estimators take it.
+ * AdafacMLPLOpt and AdafacNominal run their MLP input by input (`adafacMLPOutputs`: no
+ * [N, P, features] array, the second-moment normalisation folded into the first layer's weights,
+ * the Adafactor row / column features multiplied at their factored size). Checked here against
+ * the readable form, the MLP on the concatenated normalised features (`adafacFeatureArray` +
+ * `applyPerParamMLP`), in value and gradient, with shared and per-task weights; and, through two
+ * whole updates under a gradient tape (as the gradient estimators take them), shared θ against
+ * the same θ given per task. The leaves are factored (2-D, 3-D) and not (vector, scalar).
  */
 import * as tf from '@tensorflow/tfjs';
 import { random, treeFlatten, treeMap, treeStack, treeUnflatten, type PyTree } from '@lopt/core';
-import { AdafacMLPLOpt, AdafacNominal, type LearnedOptimizer } from '../index';
+import { AdafacMLPLOpt, AdafacNominal, applyPerParamMLP, type LearnedOptimizer, type Linear } from '../index';
+import { adafacFeatureArray, adafacFeatures, adafacInitState, adafacMLPOutputs } from '../adafac_features';
 import { expectClose, flat, randTensor, rng, useTestBackend } from './helpers';
 
 beforeAll(useTestBackend);
@@ -57,5 +58,40 @@ describe.each(LOPTS)('%s: shared θ (input by input) = per-task θ (concatenated
     expect(Math.max(...shared.grads.flatMap((g) => flat(g).map(Math.abs)))).toBeGreaterThan(1e-4);
     tf.dispose([shared.value, perTask.value, ...shared.grads, ...perTask.grads, ...thetaLeaves]);
     treeMap((t: tf.Tensor) => t.dispose(), { params, grads, probe, theta });
+  });
+});
+
+describe.each([false, true])('adafacMLPOutputs = the MLP on the concatenated features (per-task weights: %p)', (perTask) => {
+  test.each([
+    ['2 hidden layers, all 4 outputs', 2, [0, 1, 2, 3]],
+    ['2 hidden layers, outputs 3 and 1', 2, [3, 1]],
+    ['no hidden layer', 0, [1, 0]],
+  ] as Array<[string, number, number[]]>)('%s: values and gradients', (_, hiddenLayers, outputs) => {
+    const lopt = new AdafacNominal({ hiddenLayers });
+    const theta: any = lopt.init(random.PRNGKey(1));
+    const r = rng(11);
+    let state = adafacInitState(lopt.config, tree(r, 0.5), { numSteps: 30 }, true, 'test');
+    state = { ...adafacFeatures(lopt.config, theta, state, tree(r, 0.1)).next, iteration: tf.fill([N], 4, 'int32') };
+    const { time, leaves } = adafacFeatures(lopt.config, theta, state, tree(r, 0.1));
+    const sizes = lopt.layerSizes();
+    const ws = sizes.slice(0, -1).flatMap((fanIn, i) => [randTensor(r, [...(perTask ? [N] : []), fanIn, sizes[i + 1]]), tf.mul(randTensor(r, [...(perTask ? [N] : []), sizes[i + 1]]), 0.3)]);
+    const layersOf = (ts: tf.Tensor[]): Linear[] => ts.filter((_, i) => i % 2 === 0).map((w, i) => ({ w, b: ts[2 * i + 1] }));
+    const probes = leaves.map((l) => outputs.map(() => randTensor(r, [N, l.S])));
+    const loss = (outs: tf.Tensor[][]) => tf.addN(outs.flatMap((o, i) => o.map((t, j) => tf.sum(tf.mul(t, probes[i][j]))))) as tf.Scalar;
+    const actual = tf.valueAndGrads((...ts: tf.Tensor[]) => loss(adafacMLPOutputs(leaves, time, layersOf(ts), outputs, perTask)))(ws);
+    const readable = (ts: tf.Tensor[]): tf.Tensor[][] => {
+      const x = tf.concat(leaves.map(adafacFeatureArray), 1);
+      const out = applyPerParamMLP(x, time, layersOf(ts), perTask); // [N, P, 4]
+      const perLeaf = tf.split(out, leaves.map((l) => l.S), 1);
+      return perLeaf.map((o) => outputs.map((j) => tf.reshape(tf.slice(o, [0, 0, j], [N, o.shape[1] as number, 1]), [N, o.shape[1] as number])));
+    };
+    const want = tf.valueAndGrads((...ts: tf.Tensor[]) => loss(readable(ts)))(ws);
+    // the outputs themselves, leaf by leaf
+    const got = adafacMLPOutputs(leaves, time, layersOf(ws), outputs, perTask);
+    const exp = readable(ws);
+    got.forEach((o, i) => o.forEach((t, j) => expectClose(flat(t), flat(exp[i][j]), 1e-5, 1e-4)));
+    expectClose(flat(actual.value), flat(want.value), 1e-4, 1e-5);
+    actual.grads.forEach((g, i) => expectClose(flat(g), flat(want.grads[i]), 1e-4, 1e-4));
+    expect(Math.max(...actual.grads.flatMap((g) => flat(g).map(Math.abs)))).toBeGreaterThan(1e-3);
   });
 });
