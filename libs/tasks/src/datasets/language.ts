@@ -450,7 +450,7 @@ export function findCorpusFiles(
       why = ` (${(e as Error).message})`;
     }
   }
-  const names = choices.map((c) => `{${[c.train, c.test].filter(Boolean).join(', ')}}`).join(' or ');
+  const names = choices.map((c) => `${spec.folder}/{${[c.train, c.test].filter(Boolean).join(', ')}}`).join(' or ');
   const how =
     vocab === 'bytes'
       ? spec.format === 'lines'
@@ -460,9 +460,9 @@ export function findCorpusFiles(
         : 'UTF-8 text, examples separated by blank lines'
       : `token ids of the T5 cc_all.32000 sentencepiece model (+100 extra ids), one example per line, ids separated by spaces; \`lopt tokenize ${corpus} --model sentencepiece.model\` writes them from the text files`;
   throw new DatasetNotFoundError(
-    `${corpus} (${vocab}) not found: looked for ${spec.folder}/${names} (${how}) under ${roots.join(', ')}${why}. ` +
+    `${corpus} (${vocab}) not found: looked for ${names} (${how}) under ${roots.join(', ')}${why}. ` +
       (spec.prepare ? `${spec.prepare}. ` : '') +
-      `Put the files in $LOPT_DATA_DIR/${spec.folder}/ or ~/.cache/lopt/${spec.folder}/, or use the offline corpus 'fortunes' (Debian package fortunes).`,
+      `Put the files in $LOPT_DATA_DIR/${spec.folder}/, or use the offline corpus 'fortunes' (Debian package fortunes).`,
   );
 }
 
