@@ -18,10 +18,12 @@
  * `train[0:1%]`, `[1%:2%]`, `[2%:3%]`.
  *
  * Corpora (looked for under `$LOPT_DATA_DIR` and `~/.cache/lopt`; only Tiny Shakespeare, about
- * 1 MB, is downloaded into the cache when missing: the reference's TFDS lm1b and wikipedia
- * sources are many GB):
- * - `lm1b/train.txt`, `lm1b/test.txt`: one sentence per line (the lm1b datasets);
- * - `wikipedia_en/train.txt`: one article per line (the wikipedia_en datasets; no test split);
+ * 1 MB, is downloaded into the cache when missing; lm1b and wikipedia_en are prepared once with
+ * `lopt data`, lm1b.ts and wikipedia.ts):
+ * - `lm1b/train.txt`, `lm1b/test.txt`: one sentence per line (the lm1b datasets), in TFDS's stored
+ *   order as `lopt data lm1b` writes them;
+ * - `wikipedia_en/train.jsonl` (one JSON record per article, its newlines kept) or
+ *   `wikipedia_en/train.txt` (one article per line): the wikipedia_en datasets, no test split;
  * - `tiny_shakespeare/input.txt`: paragraphs (blank-line separated speeches) are the examples;
  * - `fortunes` (lopt-ts's offline default): the English fortune cookies of the Debian package
  *   `fortunes` (BSD licence), `/usr/share/games/fortunes/*`, one record per `%`-separated fortune,
@@ -31,7 +33,8 @@
  * Order within a split: the reference streams with `shuffle(10·B)` from an unseeded TFDS order;
  * lopt-ts serves each epoch in a seeded permutation (key `foldIn(PRNGKey(seed), epoch)`, as the
  * image datasets), so runs are repeatable. Examples live on the host as byte ranges of one buffer
- * (a few bytes per example beyond the text), and only the batches become tensors.
+ * (a few bytes per example beyond the text), or, for a file over 1 GiB, of the file itself (read by
+ * example when a batch is gathered), and only the batches become tensors.
  */
 import * as buffer from 'buffer';
 import * as fs from 'fs';
