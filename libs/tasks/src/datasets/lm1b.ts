@@ -125,7 +125,7 @@ export class HashOrderedWriter {
     head.writeUInt32LE(body.length, 16);
     this.bufs[b].push(head, body);
     this.sizes[b] += 20 + body.length;
-    if (this.sizes[b] >= 1 << 20) this.flush(b);
+    if (this.sizes[b] >= 256 << 10) this.flush(b); // at most 64 MB waiting in memory over 256 buckets
   }
 
   private flush(b: number): void {
@@ -254,6 +254,8 @@ export async function prepareLm1b(opts: PrepareLm1bOptions = {}): Promise<Prepar
     });
   }
 
+  // bucket folders an interrupted run left (one preparation of a folder at a time)
+  for (const f of fs.readdirSync(dir)) if (f.startsWith('.staging-')) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
   const staging = path.join(dir, `.staging-${process.pid}`);
   const writers = { train: new HashOrderedWriter(path.join(staging, 'train'), 'train'), test: new HashOrderedWriter(path.join(staging, 'test'), 'test') };
   const shards = { train: 0, test: 0 };
