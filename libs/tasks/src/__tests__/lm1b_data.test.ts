@@ -174,6 +174,18 @@ describe('prepareLm1b from a loopback server', () => {
   });
 });
 
+test('a server that ignores the Range header: the download starts over and is whole', async () => {
+  const server = await startRangeFileServer({ '/f.bin': TARBALL }, { cutFirstAt: 500, ignoreRange: true });
+  try {
+    const file = path.join(tmp, 'norange', 'f.bin');
+    await downloadResumable(`${server.base}/f.bin`, file, { size: TARBALL.length, sha256: SHA });
+    expect(server.requests()).toEqual(['/f.bin -', '/f.bin bytes=500-']);
+    expect(fs.readFileSync(file)).toEqual(TARBALL);
+  } finally {
+    server.close();
+  }
+});
+
 test('a large corpus file is indexed and read by example: the same examples as in memory', () => {
   const f = path.join(tmp, 'big.txt');
   fs.writeFileSync(f, 'one\r\ntwo\n\nthree\r\n\r\nfour');

@@ -31,12 +31,13 @@ export async function startFileServer(routes: Record<string, string>): Promise<{
 /**
  * Serves binary `files` (URL path → bytes) with HTTP `Range` requests (206), for resumable
  * downloads; `cutFirstAt` breaks off the first response to each path after that many bytes (the
- * socket is destroyed), as a dropped connection would. `requests()` lists what was asked for
+ * socket is destroyed), as a dropped connection would; `ignoreRange` answers every request with
+ * the whole file (200), as a server without range support. `requests()` lists what was asked for
  * (`"<path> <range header or ->"`).
  */
 export async function startRangeFileServer(
   files: Record<string, Uint8Array>,
-  opts: { cutFirstAt?: number } = {},
+  opts: { cutFirstAt?: number; ignoreRange?: boolean } = {},
 ): Promise<{ base: string; close: () => void; requests: () => string[] }> {
   const encoded = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
   const script = `
@@ -49,7 +50,7 @@ export async function startRangeFileServer(
       const body = files[req.url];
       if (!body) { res.statusCode = 404; res.end('no'); return; }
       let start = 0;
-      const m = /^bytes=(\\d+)-$/.exec(req.headers.range || '');
+      const m = ${JSON.stringify(!!opts.ignoreRange)} ? null : /^bytes=(\\d+)-$/.exec(req.headers.range || '');
       if (m) {
         start = Number(m[1]);
         if (start >= body.length) { res.statusCode = 416; res.end(); return; }

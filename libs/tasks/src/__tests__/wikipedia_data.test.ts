@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { clearDatasetCache, encodeBytes, findCorpusFiles, languageDatasets, loadCorpus, prepareWikipedia } from '../index';
+import { clearDatasetCache, encodeBytes, findCorpusFiles, languageDatasets, loadCorpus, loadSentencePiece, prepareWikipedia, tokenizeCorpus } from '../index';
 import { useTestBackend } from './helpers';
 
 const ARTICLES = [
@@ -30,7 +30,7 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('a JSON Lines export becomes train.jsonl; the datasets serve each article with its newlines', () => {
+test('a JSON Lines export becomes train.jsonl; the datasets serve each article with its newlines; the 32k ids are of the same text', async () => {
   const from = path.join(tmp, 'export.jsonl');
   // Python's json.dumps escapes non-ASCII (ensure_ascii); CRLF line ends and a string record are accepted too
   const lines = ARTICLES.map((a) => JSON.stringify(a).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
@@ -50,6 +50,16 @@ test('a JSON Lines export becomes train.jsonl; the datasets serve each article w
   // 4 articles, no test file: train = train[3%:] (the reference's has_test=False splits)
   const ds = languageDatasets('wikipedia_en', 'bytes', 1, 16);
   expect((ds.split('train') as unknown as { numExamples: number }).numExamples).toBe(4);
+  // the 32k ids are written from the articles' text (a 300-piece test model)
+  const golden = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../../test/golden/sentencepiece.json'), 'utf8')) as { model: string };
+  const model = path.join(__dirname, '../../../..', golden.model);
+  const t = await tokenizeCorpus('wikipedia_en', { model, root });
+  expect(t).toEqual({ files: [path.join(root, 'wikipedia_en', 'train.ids')], examples: 4 });
+  const sp = await loadSentencePiece(model);
+  expect(fs.readFileSync(t.files[0], 'utf8')).toBe(want.map((w) => sp.encodeIds(w).join(' ') + '\n').join(''));
+  // (the T5 normalisation, nmt_nfkc, makes a newline a space: only the byte-level ids see newlines)
+  expect(sp.encodeIds(want[0])).toEqual(sp.encodeIds(want[0].replace(/\n/g, ' ')));
+
   // a second form beside the first is refused (the loaders would read only one)
   fs.writeFileSync(path.join(tmp, 'plain.txt'), 'x\n');
   expect(() => prepareWikipedia({ from: path.join(tmp, 'plain.txt'), root })).toThrow(/train\.jsonl is there already/);
