@@ -101,7 +101,7 @@ export function lmExample(ids: ArrayLike<number>, sequenceLength: number): { obs
 // ---- corpora: examples as byte ranges of one buffer, or of a file ----
 
 /**
- * Bytes read by range from somewhere other than memory: a large corpus file (lm1b's 4 GB
+ * Bytes read by range from somewhere other than memory: a large corpus file (lm1b's 4.3 GB
  * `train.txt`, a Wikipedia export of many GB) is indexed once and its examples read when a batch
  * gathers them.
  */
@@ -471,7 +471,7 @@ export function findCorpusFiles(
 
 /**
  * A file's bytes in one buffer, also past the 2 GiB that `fs.readFileSync` refuses (lm1b's
- * `train.txt` is about 4 GB): read in 1 GiB pieces into a buffer of the file's size, up to Node's
+ * `train.txt` is about 4.3 GB): read in 1 GiB pieces into a buffer of the file's size, up to Node's
  * largest buffer (4 GiB).
  */
 export function readWholeFile(file: string): Buffer {

@@ -1,7 +1,7 @@
 /**
  * A minimal streaming reader of tar archives (POSIX ustar, with the GNU and pax long-name
  * extensions), for the dataset archives lopt-ts unpacks (the lm1b tarball is 1.7 GB gzipped, about
- * 4 GB of text): bytes go in as they come from `zlib.createGunzip()`, and every regular file's
+ * 4.3 GB of text): bytes go in as they come from `zlib.createGunzip()`, and every regular file's
  * content comes out in order, so nothing is written to disk but what the caller keeps.
  *
  * The format, as read here: the archive is a sequence of 512-byte blocks. Each member is a header
