@@ -135,6 +135,7 @@ describe('prepareLm1b from a loopback server', () => {
     const r = await prepareLm1b({ root, url: `${server.base}/lm1b.tar.gz`, size: TARBALL.length, sha256: SHA, log: (l) => lines.push(l) });
     // the first response broke off after 300 bytes; the second asked for the rest
     expect(server.requests().filter((q) => q.startsWith('/lm1b.tar.gz'))).toEqual(['/lm1b.tar.gz -', '/lm1b.tar.gz bytes=300-']);
+    expect(lines.join('\n')).toMatch(/downloading .*lm1b\.tar\.gz[\s\S]*2 train and 2 test shards read; writing the splits in TFDS order/);
     const dir = path.join(root, 'lm1b');
     expect(fs.readFileSync(path.join(dir, 'lm1b.tar.gz'))).toEqual(TARBALL);
     expect(fs.readFileSync(path.join(dir, 'train.txt'), 'utf8')).toBe(TRAIN_ORDER.filter((t) => t !== '').join('\n') + '\n');

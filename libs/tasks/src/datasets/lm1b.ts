@@ -137,7 +137,7 @@ export class HashOrderedWriter {
   }
 
   /** Writes every example, sorted by hash, one per line into `file` (whole: temp name, then rename); removes the buckets. */
-  finish(file: string): { examples: number; empty: number; written: number } {
+  finish(file: string, log?: (line: string) => void): { examples: number; empty: number; written: number } {
     const tmp = `${file}.tmp`;
     const out = fs.openSync(tmp, 'w');
     let written = 0;
@@ -176,6 +176,7 @@ export class HashOrderedWriter {
       pending.length = 0;
       pendingSize = 0;
       fs.rmSync(bucketFile);
+      if (log && (b + 1) % 64 === 0) log(`  ${this.split}: ${b + 1} of ${this.numBuckets} buckets sorted, ${written} examples written`);
     }
     fs.closeSync(out);
     fs.renameSync(tmp, file);
@@ -286,8 +287,8 @@ export async function prepareLm1b(opts: PrepareLm1bOptions = {}): Promise<Prepar
     }
     log(`${shards.train} train and ${shards.test} test shards read; writing the splits in TFDS order`);
     const files = layout.files.bytes;
-    const train = writers.train.finish(path.join(dir, files.train));
-    const test = writers.test.finish(path.join(dir, files.test!));
+    const train = writers.train.finish(path.join(dir, files.train), log);
+    const test = writers.test.finish(path.join(dir, files.test!), log);
     fs.rmSync(staging, { recursive: true, force: true });
     const splits = { train: { file: path.join(dir, files.train), ...train }, test: { file: path.join(dir, files.test!), ...test } };
     const manifest = {
