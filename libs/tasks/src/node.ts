@@ -3,7 +3,14 @@
  * corpora, downloads, MNIST, downsampled ImageNet) and the tasks and families built on them (image
  * MLPs, autoencoders, convnets, ResNets, language models). `@lopt/tasks` in Node exports these too; `@lopt/tasks/node` only these.
  */
-export { downloadFiles } from './datasets/download';
+export { downloadFiles, downloadResumable, sha256File } from './datasets/download';
+export type { ResumableDownloadOptions } from './datasets/download';
+export { TarReader } from './datasets/tar';
+export type { TarEntry, TarSink } from './datasets/tar';
+export { LM1B_URL, LM1B_ARCHIVE_CHECKSUM, LM1B_TFDS_EXAMPLES, pyStrip, pyTextLines, tfdsOrderHash, HashOrderedWriter, prepareLm1b } from './datasets/lm1b';
+export type { PrepareLm1bOptions, PreparedCorpus } from './datasets/lm1b';
+export { WIKIPEDIA_TFDS_NAME, prepareWikipedia } from './datasets/wikipedia';
+export type { PrepareWikipediaOptions } from './datasets/wikipedia';
 export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError, parseIdx, readIdxFile, readIdxImagesAndLabels, encodeIdx } from './datasets/idx';
 export type { IdxArray } from './datasets/idx';
 export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, findFashionMnistDir, loadFashionMnistRaw, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
@@ -32,8 +39,8 @@ export { PARAMETRIC_DATASET_NAMES, parametricDatasets, DATASET_FUNCTIONS, numCla
 export type { ParametricDatasetName } from './parametric/datasets';
 export { ParametricImageMLPVAESchema, ParametricImageMLPVAETask, ParametricImageMLPVAE, sampleImageMlpVae } from './parametric/image_mlp_vae';
 export type { ParametricImageMLPVAEOptions } from './parametric/image_mlp_vae';
-export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, TINY_SHAKESPEARE_URLS, corpusLayout, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
-export type { VocabName, RecordFormat, CorpusName, LanguageDatasetFunction } from './datasets/language';
+export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, FileByteSource, jsonRecordText, indexFileLines, readWholeFile, readCorpusFile, IN_MEMORY_CORPUS_LIMIT, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, TINY_SHAKESPEARE_URLS, corpusLayout, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
+export type { VocabName, RecordFormat, CorpusName, LanguageDatasetFunction, ByteSource } from './datasets/language';
 export { RNNLMSchema, rnnLmName, RNNLMTask, FIXED_RNN_LM_CONFIGS, OFFLINE_RNN_LM_CONFIGS, FIXED_RNN_LM_TASKS, rnnLmTask } from './rnn_lm';
 export type { RNNLMConfig } from './rnn_lm';
 export { TransformerLMSchema, TransformerLMTask, FIXED_TRANSFORMER_LM_TASKS, transformerLmTask } from './transformer_lm';
