@@ -5,8 +5,6 @@
  */
 export { downloadFiles, downloadResumable, sha256File } from './datasets/download';
 export type { ResumableDownloadOptions } from './datasets/download';
-export { TarReader } from './datasets/tar';
-export type { TarEntry, TarSink } from './datasets/tar';
 export { LM1B_URL, LM1B_ARCHIVE_CHECKSUM, LM1B_TFDS_EXAMPLES, pyStrip, pyTextLines, tfdsOrderHash, HashOrderedWriter, prepareLm1b } from './datasets/lm1b';
 export type { PrepareLm1bOptions, PreparedCorpus } from './datasets/lm1b';
 export { WIKIPEDIA_TFDS_NAME, prepareWikipedia } from './datasets/wikipedia';

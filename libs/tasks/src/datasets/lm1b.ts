@@ -13,7 +13,8 @@
  *   slices (`train[0%:1%]`, ...) are taken in that stored order. The files written here are in
  *   the same order, so each slice holds the same sentences as the reference's.
  *
- * The archive is read once as a stream (gunzip, then {@link TarReader}); each split's examples go
+ * The archive is read once as a stream (gunzip, then `tar-stream`'s extract: ustar, GNU and pax
+ * names); each split's examples go
  * to 256 bucket files by the first byte of their hash (TFDS's own shuffler does the same with
  * 1000 buckets), and each bucket is then sorted in memory and appended to `train.txt` / `test.txt`
  * (one example per line, the layout `language.ts` reads), so memory stays at about one bucket
@@ -29,7 +30,28 @@ import * as zlib from 'zlib';
 import { createHash } from 'crypto';
 import { downloadResumable, sha256File } from './download';
 import { corpusLayout, languageSearchRoots } from './language';
-import { TarReader } from './tar';
+import { pipeline } from 'stream';
+import { extract as tarExtract } from 'tar-stream';
+
+/**
+ * Calls `onFile(name, content)` for every regular file of a tar stream, in archive order (tar-stream's
+ * extract: ustar prefixes, GNU and pax long names; a corrupt or truncated archive rejects).
+ */
+export async function forEachTarFile(input: NodeJS.ReadableStream, onFile: (name: string, content: Buffer) => void): Promise<void> {
+  const ex = tarExtract();
+  const piped = new Promise<void>((resolve, reject) => pipeline(input as NodeJS.ReadableStream & import('stream').Readable, ex, (e) => (e ? reject(e) : resolve())));
+  piped.catch(() => undefined); // surfaces through the iteration below, or at the await at the end
+  for await (const entry of ex) {
+    if (entry.header.type !== 'file') {
+      entry.resume();
+      continue;
+    }
+    const parts: Buffer[] = [];
+    for await (const chunk of entry) parts.push(chunk as Buffer);
+    onFile(entry.header.name, Buffer.concat(parts));
+  }
+  await piped;
+}
 
 /** The tarball TFDS `lm1b` downloads (the One Billion Word benchmark, r13 output). */
 export const LM1B_URL = 'http://www.statmt.org/lm-benchmark/1-billion-word-language-modeling-benchmark-r13output.tar.gz';
@@ -263,25 +285,16 @@ export async function prepareLm1b(opts: PrepareLm1bOptions = {}): Promise<Prepar
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   try {
     log(`reading ${archive}`);
-    const reader = new TarReader((entry) => {
-      const split = entry.type === '0' ? lm1bSplitOf(entry.name) : null;
-      if (!split) return null;
-      const parts: Uint8Array[] = [];
-      const base = path.posix.basename(entry.name);
-      return (chunk) => {
-        if (chunk) {
-          parts.push(chunk.slice());
-          return;
-        }
-        const text = decoder.decode(Buffer.concat(parts));
-        const lines = pyTextLines(text);
-        for (let i = 0; i < lines.length; i++) writers[split].add(`${base}_${i}`, pyStrip(lines[i]));
-        shards[split] += 1;
-        if ((shards.train + shards.test) % 10 === 0) log(`  ${shards.train} train and ${shards.test} test shards read`);
-      };
-    });
-    for await (const chunk of fs.createReadStream(archive, { highWaterMark: 1 << 20 }).pipe(zlib.createGunzip())) reader.push(chunk as Buffer);
-    reader.end();
+    const onFile = (name: string, content: Buffer) => {
+      const split = lm1bSplitOf(name);
+      if (!split) return;
+      const lines = pyTextLines(decoder.decode(content));
+      const base = path.posix.basename(name);
+      for (let i = 0; i < lines.length; i++) writers[split].add(`${base}_${i}`, pyStrip(lines[i]));
+      shards[split] += 1;
+      if ((shards.train + shards.test) % 10 === 0) log(`  ${shards.train} train and ${shards.test} test shards read`);
+    };
+    await forEachTarFile(fs.createReadStream(archive, { highWaterMark: 1 << 20 }).pipe(zlib.createGunzip()), onFile);
     if (shards.train === 0 || shards.test === 0) {
       throw new Error(`${archive} holds ${shards.train} train and ${shards.test} test shards: not the lm1b tarball (expected ${TOP}/training-monolingual.tokenized.shuffled/news.en-* and heldout-monolingual.tokenized.shuffled/news.en.heldout-*)`);
     }
