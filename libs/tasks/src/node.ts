@@ -17,8 +17,28 @@ export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifar
 export type { CifarName } from './datasets/cifar';
 export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask, unstackTree, stackTrees, emaUpdate } from './conv';
 export type { ConvDatasetName, ConvNorm, ConvTaskConfig, EmaState } from './conv';
-export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, readTfrecords, exampleBytesFeatures, encodeExample, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
-export type { ImagenetSize } from './datasets/imagenet';
+export {
+  imagenetFolderName,
+  ImagenetFormatError,
+  imagenetSearchDirs,
+  imagenetShards,
+  findImagenetDir,
+  readTfrecords,
+  exampleBytesFeatures,
+  encodeExample,
+  encodeImagenetTfrecords,
+  decodeImagenetExample,
+  readImagenetShards,
+  gzipShardBytes,
+  IMAGENET_STREAM_THRESHOLD_BYTES,
+  StreamingImageBatchStream,
+  imagenetDatasets,
+} from './datasets/imagenet';
+export type { ImagenetSize, ImagenetDatasetsOptions } from './datasets/imagenet';
+export { GzipFormatError, GzipRecordReader, KeyedRandomInts, ShuffleBuffer, InterleavedRecords, ShuffledRecordStream, STREAM_CHUNK_BYTES } from './datasets/tfrecord_stream';
+export type { ShuffledRecordStreamOptions } from './datasets/tfrecord_stream';
+export { NpzFormatError, parseNpyHeader, streamZipEntry, zipEntryNames, readNpzLabels, streamNpzImages, clslocToSortedSynsets, convertImagenetNpz } from './datasets/imagenet_npz';
+export type { NpyHeader, ConvertImagenetNpzOptions, ConvertImagenetNpzResult } from './datasets/imagenet_npz';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
 export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
 export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask, ResnetStatsSwitch } from './resnet';
