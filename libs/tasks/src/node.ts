@@ -70,7 +70,25 @@ export { MIXER_VIT_DATASETS, mixerVitDatasets, imageTaskShape, MLPMixerSchema, M
 export type { MixerVitDatasetName, MLPMixerConfig } from './mlp_mixer';
 export { VisionTransformerSchema, VisionTransformerTask, FIXED_VIT_TASKS, vitTask } from './vit';
 export type { VisionTransformerConfig } from './vit';
-export { ParametricVITSchema, ParametricVIT, sampleVit, SampledVITSchema, sampledVit } from './parametric/vit';
+export { ParametricVITSchema, ParametricVIT, sampleVit, SampledVITSchema, sampledVit, timedSampleVit, TimedSampledVITSchema, timedSampledVit } from './parametric/vit';
+export {
+  hashTrick,
+  flattenCfg,
+  featurizeValue,
+  featurizeCfgPath,
+  featurizeMany,
+  initTimingModel,
+  TimingModelError,
+  readTimingModel,
+  TimingModel,
+  TIMING_MODEL_PATHS,
+  REFERENCE_TIMING_MODEL_ROOT,
+  timingModelRootDir,
+  loadTimingModel,
+  clearTimingModels,
+  rejectionSample,
+} from './parametric/time_model';
+export type { FlatValue, CfgFeatures, HostArray, TimingModelWeights, TimingModelKind, RejectionSampleOptions } from './parametric/time_model';
 export type { ParametricVITOptions } from './parametric/vit';
 export { loadSentencePiece, encodeRecords, tokenizeCorpus } from './datasets/sentencepiece';
 export type { SentencePieceEncoder } from './datasets/sentencepiece';
