@@ -121,20 +121,20 @@ function labelsOf(b: ImageBatch): number[] {
 
 describe('streamed ImageNet splits', () => {
   test('batches match the shard examples; the stream repeats the shards endlessly; no tensors leak', () => {
-    const { folder, train } = imagenetFolder(4, 40);
-    const ds = imagenetDatasets(4, 8, [4, 4], { dir: folder, stream: true, shuffleBufferSize: 16 });
+    const { folder, train } = imagenetFolder(8, 40);
+    const ds = imagenetDatasets(8, 8, [8, 8], { dir: folder, stream: true, shuffleBufferSize: 16 });
     const s = ds.split('train');
-    expect(s.abstractBatch()).toEqual({ image: { shape: [8, 4, 4, 3], dtype: 'float32' }, label: { shape: [8], dtype: 'int32' } });
+    expect(s.abstractBatch()).toEqual({ image: { shape: [8, 8, 8, 3], dtype: 'float32' }, label: { shape: [8], dtype: 'int32' } });
     const before = tf.memory().numTensors;
     const counts = new Map<number, number>();
     for (let b = 0; b < 15; b++) {
       const x = s.next() as ImageBatch;
-      expect(x.image.shape).toEqual([8, 4, 4, 3]);
+      expect(x.image.shape).toEqual([8, 8, 8, 3]);
       const img = x.image.dataSync();
       labelsOf(x).forEach((l, j) => {
         const k = train.labels.indexOf(l);
         expect(k).toBeGreaterThanOrEqual(0);
-        for (let i = 0; i < 48; i++) expect(img[j * 48 + i]).toBeCloseTo(train.images[k * 48 + i] / 255, 6);
+        for (let i = 0; i < 192; i++) expect(img[j * 192 + i]).toBeCloseTo(train.images[k * 192 + i] / 255, 6);
         counts.set(l, (counts.get(l) ?? 0) + 1);
       });
       tf.dispose(Object.values(x));
@@ -146,19 +146,19 @@ describe('streamed ImageNet splits', () => {
     expect(s.getState()).toEqual({ seed: 0, epoch: 0, position: 15 });
     // stacked batches
     const st = s.next([2, 3]) as ImageBatch;
-    expect(st.image.shape).toEqual([2, 3, 8, 4, 4, 3]);
+    expect(st.image.shape).toEqual([2, 3, 8, 8, 8, 3]);
     expect(st.label.shape).toEqual([2, 3, 8]);
     tf.dispose(Object.values(st));
     expect(s.getState().position).toBe(21);
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  test('reproducible from the seed; setState replays to a position; the splits differ', () => {
-    const { folder } = imagenetFolder(4, 30);
+  test('reproducible from the seed; setState replays to a position; another seed, another order', () => {
+    const { folder } = imagenetFolder(8, 30);
     const opts = { dir: folder, stream: true, shuffleBufferSize: 10 } as const;
     const draw = (n: number) => {
       clearDatasetCache();
-      const s = imagenetDatasets(4, 5, [4, 4], opts).split('train');
+      const s = imagenetDatasets(8, 5, [4, 4], opts).split('train');
       return Array.from({ length: n }, () => {
         const x = s.next() as ImageBatch;
         const l = labelsOf(x);
@@ -170,7 +170,7 @@ describe('streamed ImageNet splits', () => {
     expect(draw(8)).toEqual(a);
     // resume at position 5 in a fresh stream, and rewind an advanced one
     clearDatasetCache();
-    const s = imagenetDatasets(4, 5, [4, 4], opts).split('train');
+    const s = imagenetDatasets(8, 5, [4, 4], opts).split('train');
     s.setState({ seed: 0, epoch: 0, position: 5 });
     const x = s.next() as ImageBatch;
     expect(labelsOf(x)).toEqual(a[5]);
@@ -186,14 +186,14 @@ describe('streamed ImageNet splits', () => {
   });
 
   test("'auto' streams only splits above the threshold; false reads them whole; a corrupt shard is an ImagenetFormatError", () => {
-    const { folder } = imagenetFolder(4, 20);
+    const { folder } = imagenetFolder(8, 20);
     const files = fs.readdirSync(folder).filter((f) => f.startsWith('train')).map((f) => path.join(folder, f));
     const bytes = gzipShardBytes(files);
-    expect(readImagenetShards(files, 4).count).toBe(20);
+    expect(readImagenetShards(files, 8).count).toBe(20);
     expect(bytes).toBe(files.reduce((t, f) => t + zlib.gunzipSync(fs.readFileSync(f)).length, 0));
     const epochAfter = (opts: Parameters<typeof imagenetDatasets>[3]) => {
       clearDatasetCache();
-      const s = imagenetDatasets(4, 5, [4, 4], opts).split('train');
+      const s = imagenetDatasets(8, 5, [4, 4], opts).split('train');
       for (let b = 0; b < 6; b++) tf.dispose(Object.values(s.next() as ImageBatch));
       return s.getState().epoch;
     };
@@ -208,7 +208,7 @@ describe('streamed ImageNet splits', () => {
     raw[40] ^= 0xff;
     fs.writeFileSync(files[2], zlib.gzipSync(raw));
     clearDatasetCache();
-    const s = imagenetDatasets(4, 5, [4, 4], { dir: folder, stream: true }).split('train');
+    const s = imagenetDatasets(8, 5, [4, 4], { dir: folder, stream: true }).split('train');
     expect(() => {
       for (let b = 0; b < 10; b++) tf.dispose(Object.values(s.next() as ImageBatch));
     }).toThrow(ImagenetFormatError);
