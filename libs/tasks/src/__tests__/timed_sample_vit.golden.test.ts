@@ -10,11 +10,12 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { msgpackSerialize, NdArray, random } from '@lopt/core';
+import { msgpackSerialize, NdArray, random, registry } from '@lopt/core';
 import { golden, MODES } from '../../../../test/golden';
 import { cfgToPlain } from '../parametric/cfgobject';
 import { clearTimingModels, featurizeMany, hashTrick, initTimingModel, loadTimingModel, TIMING_MODEL_PATHS, TimingModel, TimingModelError, type TimingModelWeights } from '../parametric/time_model';
-import { sampleVit, timedSampleVit } from '../parametric/vit';
+import { DATASET_FUNCTIONS } from '../parametric/datasets';
+import { ParametricVIT, sampleVit, timedSampleVit } from '../parametric/vit';
 import { useTestBackend } from './helpers';
 
 beforeAll(async () => {
@@ -91,6 +92,15 @@ describe.each(MODES)('timed_sample_vit = reference, %s mode', (mode) => {
       expect(loadTimingModel(paths.time!, 'time').weights.params.linear_7.w.values).toEqual(weights.params.linear_7.w.values);
       const got = inMode(() => f.timed.map((_: unknown, i: number) => cfgToPlain(timedSampleVit(K(i), f.max_time))));
       expect(got).toEqual(f.timed);
+      // the registered family: the ParametricVIT of the timed sample
+      const i = f.timed.findIndex((c: any) => c.kwargs.datasets.obj in DATASET_FUNCTIONS);
+      expect(i).toBeGreaterThanOrEqual(0);
+      const fam = inMode(() => registry.create('task_family', 'TimedSampledVIT', { seed: i, maxTime: f.max_time })) as ParametricVIT;
+      expect(fam.name).toBe(`TimedSampledVIT_${i}`);
+      const kw = f.timed[i].kwargs;
+      expect([fam.config.patchSize, fam.config.layers, fam.config.hiddenSize]).toEqual([kw.patch_size, kw.layers.LogFeature, kw.hidden_size.LogFeature]);
+      const image = (fam.datasets!.split('train').abstractBatch() as { image: { shape: number[] } }).image.shape;
+      expect(image.slice(0, 3)).toEqual([kw.datasets.kwargs.batch_size.LogFeature, ...kw.datasets.kwargs.image_size.LogFeature]);
       // 512 rejected draws, then the reference's error (one mode is enough: the loop does not depend on it)
       if (mode === 'legacy') {
         expect(() => inMode(() => timedSampleVit(K(0), f.none_found.max_time))).toThrow(`Nothing found for static: ${paths.time} and time ${f.none_found.max_time}`);
