@@ -203,7 +203,7 @@ export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: s
       .filter(([k]) => /^sample\|\|[^/]+\/time$/.test(k) && !k.includes('default_cfg'))
       .map(([k, v]) => `${k.slice(8, -5)} ${Number(v).toFixed(3)} s`)
       .join(', ');
-    log(`  ${which} step ${i + 1}/${opts.steps}: ${((performance.now() - t1) / 1000).toFixed(3)} s (${times}), loss ${loss.toFixed(4)}, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
+    log(`  ${which} step ${i + 1}/${opts.steps}: ${((performance.now() - t1) / 1000).toFixed(3)} s (${times}), loss ${loss.toFixed(4)}, rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MB`);
   }
   const secs = (performance.now() - t0) / 1000;
   const after = await countAll();
