@@ -185,6 +185,55 @@ describe('streamed ImageNet splits', () => {
     tf.dispose(Object.values(z));
   });
 
+  test('prefetch reads ahead without changing the batches or the position, streamed and in memory; an error met ahead is thrown by the next batch', () => {
+    const { folder } = imagenetFolder(8, 30);
+    for (const stream of [true, false]) {
+      const run = (prefetch: boolean) => {
+        clearDatasetCache();
+        const s = imagenetDatasets(8, 4, [4, 4], { dir: folder, stream, shuffleBufferSize: 10 }).split('train');
+        s.prefetch?.(); // before the first batch: nothing to do
+        const out: number[][] = [];
+        for (let b = 0; b < 12; b++) {
+          const x = s.next(b % 3 === 0 ? [2] : []) as ImageBatch;
+          out.push(labelsOf(x));
+          tf.dispose(Object.values(x));
+          if (prefetch) {
+            const st = s.getState();
+            s.prefetch!();
+            expect(s.getState()).toEqual(st);
+          }
+        }
+        // resuming after a prefetch gives the batch after the saved position
+        const st = s.getState();
+        const y = s.next() as ImageBatch;
+        s.setState({ ...st, position: st.position - 1 });
+        const z = s.next() as ImageBatch;
+        const w = s.next() as ImageBatch;
+        expect(labelsOf(w)).toEqual(labelsOf(y));
+        out.push(labelsOf(z));
+        tf.dispose([y, z, w].flatMap((b) => Object.values(b)));
+        return out;
+      };
+      expect(run(true)).toEqual(run(false));
+    }
+    // shards cut short: prefetch keeps the error, the next batch throws it
+    const files = fs.readdirSync(folder).filter((f) => f.startsWith('train')).map((f) => path.join(folder, f));
+    clearDatasetCache();
+    const s = imagenetDatasets(8, 2, [4, 4], { dir: folder, stream: true, shuffleBufferSize: 1 }).split('train');
+    tf.dispose(Object.values(s.next() as ImageBatch));
+    for (const f of files) fs.writeFileSync(f, fs.readFileSync(f).subarray(0, 100));
+    let thrown: unknown = null;
+    for (let b = 0; b < 30 && thrown === null; b++) {
+      expect(() => s.prefetch!()).not.toThrow();
+      try {
+        tf.dispose(Object.values(s.next() as ImageBatch));
+      } catch (e) {
+        thrown = e;
+      }
+    }
+    expect(thrown).toBeInstanceOf(ImagenetFormatError);
+  });
+
   test("'auto' streams only splits above the threshold; false reads them whole; a corrupt shard is an ImagenetFormatError", () => {
     const { folder } = imagenetFolder(8, 20);
     const files = fs.readdirSync(folder).filter((f) => f.startsWith('train')).map((f) => path.join(folder, f));

@@ -246,6 +246,8 @@ const RAW = new Map<string, { images: Uint8Array; labels: Int32Array; count: num
 class HostImageBatchStream implements BatchStream {
   private raw: { images: Uint8Array; labels: Int32Array; count: number } | null = null;
   private perm: Int32Array | null = null;
+  /** The next epoch's permutation, computed by `prefetch`. */
+  private ahead: { seed: number; epoch: number; perm: Int32Array } | null = null;
   private epoch = 0;
   private position = 0;
 
@@ -279,7 +281,11 @@ class HostImageBatchStream implements BatchStream {
         this.position = 0;
         this.perm = null;
       }
-      this.perm ??= permutation(random.foldIn(random.PRNGKey(this.seed), this.epoch), raw.count);
+      if (!this.perm) {
+        const a = this.ahead;
+        this.perm = a && a.seed === this.seed && a.epoch === this.epoch ? a.perm : permutation(random.foldIn(random.PRNGKey(this.seed), this.epoch), raw.count);
+        this.ahead = null;
+      }
       for (let j = 0; j < B; j++) {
         const src = this.perm[this.position * B + j];
         imgs.set(raw.images.subarray(src * px, (src + 1) * px), (c * B + j) * px);
@@ -288,6 +294,14 @@ class HostImageBatchStream implements BatchStream {
       this.position += 1;
     }
     return imageBatch(imgs, labels, shape, B, this.size, this.imageSize);
+  }
+
+  /** Computes the next epoch's shuffle ahead (a pure function of seed and epoch), as TensorBatchStream's `prefetch`. */
+  prefetch(): void {
+    const raw = this.ensure();
+    const epoch = this.epoch + 1;
+    if (this.ahead?.seed === this.seed && this.ahead.epoch === epoch) return;
+    this.ahead = { seed: this.seed, epoch, perm: permutation(random.foldIn(random.PRNGKey(this.seed), epoch), raw.count) };
   }
 
   abstractBatch(): PyTree {
@@ -350,6 +364,13 @@ function asFormatError(e: unknown): unknown {
 export class StreamingImageBatchStream implements BatchStream {
   private stream: ShuffledRecordStream<{ image: Uint8Array; label: number }> | null = null;
   private position = 0;
+  /** Examples drawn ahead by `prefetch`, given first by the next batches. */
+  private ahead: { image: Uint8Array; label: number }[] = [];
+  private aheadAt = 0;
+  /** An error met while drawing ahead, thrown when the stream reaches it. */
+  private aheadError: unknown = null;
+  /** Examples the last `next` gave: how many `prefetch` draws. */
+  private lastCount = 0;
 
   constructor(
     private readonly files: () => string[],
@@ -367,13 +388,30 @@ export class StreamingImageBatchStream implements BatchStream {
     return this.stream;
   }
 
-  private draw(): { image: Uint8Array; label: number } {
+  private drawFromStream(): { image: Uint8Array; label: number } {
     const s = this.ensure();
     try {
       return s.next();
     } catch (e) {
       throw asFormatError(e);
     }
+  }
+
+  private draw(): { image: Uint8Array; label: number } {
+    if (this.aheadAt < this.ahead.length) {
+      const x = this.ahead[this.aheadAt++];
+      if (this.aheadAt === this.ahead.length) {
+        this.ahead = [];
+        this.aheadAt = 0;
+      }
+      return x;
+    }
+    if (this.aheadError !== null) {
+      const e = this.aheadError;
+      this.aheadError = null;
+      throw e;
+    }
+    return this.drawFromStream();
   }
 
   next(shape: number[] = []): Batch {
@@ -388,7 +426,21 @@ export class StreamingImageBatchStream implements BatchStream {
       labels[j] = ex.label;
     }
     this.position += n / B;
+    this.lastCount = n;
     return imageBatch(imgs, labels, shape, B, this.size, this.imageSize);
+  }
+
+  /**
+   * Reads and decodes ahead as many examples as the last `next` gave (while the caller's threads
+   * work); the batches and the position are unchanged. An error met here is thrown by the `next`
+   * that reaches it.
+   */
+  prefetch(): void {
+    try {
+      while (this.aheadError === null && this.ahead.length - this.aheadAt < this.lastCount) this.ahead.push(this.drawFromStream());
+    } catch (e) {
+      this.aheadError = e;
+    }
   }
 
   abstractBatch(): PyTree {
@@ -403,16 +455,18 @@ export class StreamingImageBatchStream implements BatchStream {
     if (s.seed !== this.seed || s.position < this.position) {
       this.close();
       this.seed = s.seed;
-      this.position = 0;
     }
     for (; this.position < s.position; this.position++) for (let j = 0; j < this.batchSize; j++) this.draw();
   }
 
-  /** Closes the open shards (the next batch starts the stream over from position 0). */
+  /** Closes the open shards and drops what was drawn ahead (the next batch starts the stream over from position 0). */
   close(): void {
     this.stream?.close();
     this.stream = null;
     this.position = 0;
+    this.ahead = [];
+    this.aheadAt = 0;
+    this.aheadError = null;
   }
 }
 
@@ -466,6 +520,11 @@ class ImagenetSplitStream implements BatchStream {
 
   next(shape?: number[]): Batch {
     return this.ensure().next(shape);
+  }
+
+  /** The inner stream's `prefetch`, once it exists (before the first batch there is nothing to read ahead). */
+  prefetch(): void {
+    this.inner?.prefetch?.();
   }
 
   abstractBatch(): PyTree {
