@@ -37,7 +37,7 @@ export {
 export type { ImagenetSize, ImagenetDatasetsOptions } from './datasets/imagenet';
 export { GzipFormatError, GzipRecordReader, KeyedRandomInts, ShuffleBuffer, InterleavedRecords, ShuffledRecordStream, STREAM_CHUNK_BYTES } from './datasets/tfrecord_stream';
 export type { ShuffledRecordStreamOptions } from './datasets/tfrecord_stream';
-export { NpzFormatError, parseNpyHeader, streamZipEntry, zipEntryNames, readNpzLabels, streamNpzImages, clslocToSortedSynsets, convertImagenetNpz } from './datasets/imagenet_npz';
+export { NpzFormatError, parseNpyHeader, streamZipEntry, readNpzLabels, streamNpzImages, clslocToSortedSynsets, convertImagenetNpz } from './datasets/imagenet_npz';
 export type { NpyHeader, ConvertImagenetNpzOptions, ConvertImagenetNpzResult } from './datasets/imagenet_npz';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
 export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';

@@ -127,8 +127,9 @@ describe('npz and zip archives written here', () => {
     const a8 = makeNpz(8, [1, 2, 1000, 500], 6);
     const b8 = makeNpz(8, [3, 4], 0);
     fs.writeFileSync(path.join(dir, 'Imagenet8_train_npz.zip'), zipSync({ 'Imagenet8_train/train_data_batch_1.npz': a8, 'Imagenet8_train/train_data_batch_2.npz': b8 }, { level: 6 }));
-    fs.writeFileSync(path.join(dir, 'val8.npz'), makeNpz(8, [7, 8], 6));
-    const r = convertImagenetNpz({ size: 8, train: [path.join(dir, 'Imagenet8_train_npz.zip')], val: [path.join(dir, 'val8.npz')], outDir: dir, innerValid: 2, outerValid: 1, clsloc });
+    // an npz named .zip (data.npy inside) is read as an npz
+    fs.writeFileSync(path.join(dir, 'val8.zip'), makeNpz(8, [7, 8], 6));
+    const r = convertImagenetNpz({ size: 8, train: [path.join(dir, 'Imagenet8_train_npz.zip')], val: [path.join(dir, 'val8.zip')], outDir: dir, innerValid: 2, outerValid: 1, clsloc });
     expect(r.counts).toEqual({ train: 3, inner_valid: 2, outer_valid: 1, test: 2 });
     const labels = (split: 'train' | 'inner_valid' | 'outer_valid' | 'test') => Array.from(readImagenetShards(imagenetShards(r.folder, split), 8).labels);
     expect(labels('train')).toEqual([1, 2, 1000].map((l) => 1000 - l));
@@ -140,7 +141,7 @@ describe('npz and zip archives written here', () => {
     for (let p = 0; p < 64; p++) for (let c = 0; c < 3; c++) expect(img[3 * p + c]).toBe((5 * c + p) % 256);
   });
 
-  test('format errors: bad magic, missing arrays, labels out of range, a bad map', () => {
+  test('format errors: bad magic, missing arrays, labels out of range, a bad map, zips without npz data', () => {
     const dir = tmp();
     expect(() => parseNpyHeader(Buffer.from('not an npy file at all'))).toThrow(NpzFormatError);
     expect(parseNpyHeader(npy('|u1', [2, 3], new Uint8Array(6)))).toMatchObject({ descr: '|u1', fortranOrder: false, shape: [2, 3] });
@@ -149,5 +150,9 @@ describe('npz and zip archives written here', () => {
     fs.writeFileSync(path.join(dir, 'zero.npz'), makeNpz(8, [0, 1], 6));
     expect(() => convertImagenetNpz({ size: 8, train: [path.join(dir, 'zero.npz')], val: [], outDir: dir, innerValid: 0, outerValid: 0 })).toThrow(/label 0 is not in 1\.\.1000/);
     expect(() => clslocToSortedSynsets('n01440764 1 tench\n')).toThrow(/1000 lines/);
+    fs.writeFileSync(path.join(dir, 'other.zip'), zipSync({ 'readme.txt': Buffer.from('hello') }));
+    expect(() => convertImagenetNpz({ size: 8, train: [path.join(dir, 'other.zip')], val: [], outDir: dir })).toThrow(/neither \.npz files nor data\.npy inside/);
+    fs.writeFileSync(path.join(dir, 'broken.zip'), Buffer.from('PK\x03\x04 this is not really a zip'));
+    expect(() => convertImagenetNpz({ size: 8, train: [path.join(dir, 'broken.zip')], val: [], outDir: dir })).toThrow(NpzFormatError);
   });
 });

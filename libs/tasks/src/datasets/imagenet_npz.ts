@@ -143,31 +143,6 @@ export function streamZipEntry(file: string, entry: string, onData: (chunk: Uint
   return found;
 }
 
-/** The names of a zip's entries, in archive order (a pass over the archive; entries are inflated and dropped). */
-export function zipEntryNames(file: string): string[] {
-  const names: string[] = [];
-  const fd = fs.openSync(file, 'r');
-  try {
-    const unzip = new Unzip((f) => {
-      names.push(f.name);
-      f.ondata = () => {};
-      f.start();
-    });
-    unzip.register(UnzipInflate);
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      unzip.push(new Uint8Array(buf.subarray(0, n)), n === 0);
-      if (n === 0) break;
-    }
-  } catch (e) {
-    throw new NpzFormatError(`${file}: not a readable zip archive: ${(e as Error).message}`);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return names;
-}
-
 /** The 1-based `labels` array of an npz file. */
 export function readNpzLabels(file: string): number[] {
   const parts: Uint8Array[] = [];
@@ -286,28 +261,65 @@ export interface ConvertImagenetNpzResult {
   files: string[];
 }
 
-/** Extracts the `.npz` entries of a zip into `dir`, returning their paths in archive order. */
-function extractNpzEntries(zipFile: string, dir: string): string[] {
-  const out: string[] = [];
-  for (const name of zipEntryNames(zipFile).filter((n) => n.endsWith('.npz'))) {
-    const dest = path.join(dir, `${out.length}_${path.basename(name)}`);
-    const fd = fs.openSync(dest, 'w');
-    try {
-      streamZipEntry(zipFile, name, (c) => fs.writeSync(fd, c));
-    } finally {
-      fs.closeSync(fd);
+/**
+ * Extracts the `.npz` entries of a zip into `dir` in one pass over the archive (each entry written
+ * as it inflates), returning their paths in archive order and the names of all entries.
+ */
+function extractNpzEntries(zipFile: string, dir: string): { npz: string[]; names: string[] } {
+  const npz: string[] = [];
+  const names: string[] = [];
+  const open: number[] = [];
+  let failure: Error | null = null;
+  const fd = fs.openSync(zipFile, 'r');
+  try {
+    const unzip = new Unzip((f: UnzipFile) => {
+      names.push(f.name);
+      if (!f.name.endsWith('.npz')) {
+        f.ondata = () => {};
+        f.start();
+        return;
+      }
+      const dest = path.join(dir, `${npz.length}_${path.basename(f.name)}`);
+      npz.push(dest);
+      const out = fs.openSync(dest, 'w');
+      open.push(out);
+      f.ondata = (err, data, final) => {
+        if (err) failure ??= err;
+        else {
+          if (data.length) fs.writeSync(out, data);
+          if (final) {
+            fs.closeSync(out);
+            open.splice(open.indexOf(out), 1);
+          }
+        }
+      };
+      f.start();
+    });
+    unzip.register(UnzipInflate);
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      unzip.push(new Uint8Array(buf.subarray(0, n)), n === 0);
+      if (failure) throw failure;
+      if (n === 0) break;
     }
-    out.push(dest);
+  } catch (e) {
+    throw new NpzFormatError(`${zipFile}: not a readable zip archive: ${(e as Error).message}`);
+  } finally {
+    for (const o of open) fs.closeSync(o);
+    fs.closeSync(fd);
   }
-  if (!out.length) throw new NpzFormatError(`${zipFile}: no .npz files inside`);
-  return out;
+  return { npz, names };
 }
 
-/** `.npz` paths for the inputs (a `.zip` of npz files is extracted into `tmp`). */
+/** `.npz` paths for the inputs: a `.zip` holding npz files (the download) is extracted into `tmp`; a `.zip` holding `data.npy` is an npz itself. */
 function npzInputs(files: string[], tmp: () => string): string[] {
   return files.flatMap((f) => {
-    const names = f.endsWith('.zip') ? zipEntryNames(f) : [];
-    return names.some((n) => n.endsWith('.npz')) ? extractNpzEntries(f, tmp()) : [f];
+    if (!f.endsWith('.zip')) return [f];
+    const { npz, names } = extractNpzEntries(f, tmp());
+    if (npz.length) return npz;
+    if (names.includes('data.npy')) return [f];
+    throw new NpzFormatError(`${f}: neither .npz files nor data.npy inside`);
   });
 }
 
