@@ -24,6 +24,9 @@ writes test/golden/<mode>/timed_sample_vit.json:
   max_time     the time limit used below (between two of those predictions)
   timed        timed_sample_vit(PRNGKey(i), max_time) for i < 6, as {obj, kwargs} trees
   none_found   a max_time below every prediction: the error the reference raises
+  other_samplers  featurize_many of sample_image_mlp / _image_conv / _image_mlp_ae / _image_resnet /
+               _lm_rnn / _lm_transformer(PRNGKey(i)), i < 8 (image_mlp_vae is left out: it needs
+               tensorflow_probability), the featurisation their timed samplers would reject by
 """
 import argparse
 import os
@@ -106,6 +109,21 @@ max_time = float(np.exp((np.log(srt[j]) + np.log(srt[j + 1])) / 2))
 out["max_time"] = max_time
 print("times", srt, "max_time", max_time)
 out["timed"] = [cfg_plain(vit.timed_sample_vit(K(i), max_time=max_time)) for i in range(6)]
+# the featurisation of the other samplers' configurations (their timed_sample_* use the same
+# rejection loop and featurize_many): sampler(PRNGKey(i)) for i < 8
+import importlib  # noqa: E402
+for name in ["image_mlp", "image_conv", "image_mlp_ae", "image_mlp_vae", "image_resnet", "lm_rnn", "lm_transformer"]:
+  try:
+    mod = importlib.import_module(f"learned_optimization.tasks.parametric.{name}")
+  except ImportError as e:  # image_mlp_vae needs tensorflow_probability, which the venv lacks
+    print("skipping", name, e)
+    continue
+  rows = []
+  for i in range(8):
+    cfg = getattr(mod, f"sample_{name}")(K(i))
+    keys, floats, ints, _ = cfgobject.featurize_many([cfg], feature_type="time")
+    rows.append({"sample": cfg_plain(cfg), "key_feats": as_json(keys[0]), "float_feats": as_json(floats[0]), "int_feats": as_json(ints[0])})
+  out.setdefault("other_samplers", {})[f"sample_{name}"] = rows
 low = srt[0] / 1e6
 try:
   vit.timed_sample_vit(K(0), max_time=low)

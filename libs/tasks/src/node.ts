@@ -89,6 +89,7 @@ export {
   rejectionSample,
 } from './parametric/time_model';
 export type { FlatValue, CfgFeatures, HostArray, TimingModelWeights, TimingModelKind, RejectionSampleOptions } from './parametric/time_model';
+export { timedSampleImageMlp, timedSampleImageConv, timedSampleImageMlpAe, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from './parametric/timed_samplers';
 export type { ParametricVITOptions } from './parametric/vit';
 export { loadSentencePiece, encodeRecords, tokenizeCorpus } from './datasets/sentencepiece';
 export type { SentencePieceEncoder } from './datasets/sentencepiece';

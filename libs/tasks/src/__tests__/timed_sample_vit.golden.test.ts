@@ -12,7 +12,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { msgpackSerialize, NdArray, random, registry } from '@lopt/core';
 import { golden, MODES } from '../../../../test/golden';
-import { cfgToPlain } from '../parametric/cfgobject';
+import { cfgToPlain, type CFGValue } from '../parametric/cfgobject';
+import { sampleImageConv } from '../parametric/image_conv';
+import { sampleImageMlp } from '../parametric/image_mlp';
+import { sampleImageMlpAe } from '../parametric/image_mlp_ae';
+import { sampleImageResnet } from '../parametric/image_resnet';
+import { sampleLmRnn } from '../parametric/lm_rnn';
+import { sampleLmTransformer } from '../parametric/lm_transformer';
+import { timedSampleImageConv, timedSampleImageMlp, timedSampleImageMlpAe, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from '../parametric/timed_samplers';
 import { clearTimingModels, featurizeMany, hashTrick, initTimingModel, loadTimingModel, TIMING_MODEL_PATHS, TimingModel, TimingModelError, type TimingModelWeights } from '../parametric/time_model';
 import { DATASET_FUNCTIONS } from '../parametric/datasets';
 import { ParametricVIT, sampleVit, timedSampleVit } from '../parametric/vit';
@@ -75,6 +82,55 @@ describe.each(MODES)('timed_sample_vit = reference, %s mode', (mode) => {
       const [t] = model.predict(f);
       expect({ i, rel: Math.abs(t / want.time - 1) < 1e-5 }).toEqual({ i, rel: true });
     });
+  });
+
+  test("the other samplers' configurations featurise as the reference's (what their timed samplers would reject by)", () => {
+    const samplers: Record<string, (k: ReturnType<typeof K>) => CFGValue> = {
+      sample_image_mlp: sampleImageMlp,
+      sample_image_conv: sampleImageConv,
+      sample_image_mlp_ae: sampleImageMlpAe,
+      sample_image_resnet: sampleImageResnet,
+      sample_lm_rnn: sampleLmRnn,
+      sample_lm_transformer: sampleLmTransformer,
+    };
+    const other = file().other_samplers as Record<string, any[]>;
+    expect(Object.keys(other).sort()).toEqual(Object.keys(samplers).sort());
+    for (const [name, rows] of Object.entries(other)) {
+      rows.forEach((want, i) => {
+        const cfg = inMode(() => samplers[name](K(i)));
+        expect({ name, i, cfg: cfgToPlain(cfg) }).toEqual({ name, i, cfg: want.sample });
+        const f = featurizeMany([cfg]);
+        expect({ name, i, keys: Array.from(f.keys), floats: Array.from(f.floats), ints: Array.from(f.ints) }).toEqual({
+          name,
+          i,
+          keys: want.key_feats.values.flat(),
+          floats: want.float_feats.values.flat(),
+          ints: want.int_feats.values,
+        });
+      });
+    }
+  });
+
+  test('the other timed samplers: their sampler, their model file, the first draw under the limit', () => {
+    const model = new TimingModel(weights, 'time');
+    const cases: [string, (k: ReturnType<typeof K>, t?: number, o?: object) => CFGValue, (k: ReturnType<typeof K>) => CFGValue][] = [
+      ['sample_image_mlp', timedSampleImageMlp, sampleImageMlp],
+      ['sample_image_conv', timedSampleImageConv, sampleImageConv],
+      ['sample_image_mlp_ae', timedSampleImageMlpAe, sampleImageMlpAe],
+      ['sample_image_resnet', timedSampleImageResnet, sampleImageResnet],
+      ['sample_lm_rnn', timedSampleLmRnn, sampleLmRnn],
+      ['sample_lm_transformer', timedSampleLmTransformer, sampleLmTransformer],
+    ];
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-timing-none-'));
+    for (const [name, timedFn, sampler] of cases) {
+      // every draw passes an infinite limit: the first, sampler(split(next(PRNGSequence(key)), 1)[0])
+      const first = inMode(() => sampler(random.split(new random.PRNGSequence(K(5)).next(), 1)[0]));
+      expect(cfgToPlain(inMode(() => timedFn(K(5), Infinity, { models: { time: model } })))).toEqual(cfgToPlain(first));
+      // the times rank the draws: a limit just above the first draw's predicted time accepts it
+      const t = model.predict(featurizeMany([first]))[0];
+      expect(cfgToPlain(inMode(() => timedFn(K(5), t * 1.0001, { models: { time: model } })))).toEqual(cfgToPlain(first));
+      expect(() => timedFn(K(5), undefined, { root })).toThrow(TIMING_MODEL_PATHS[name].time!);
+    }
   });
 
   test('timed_sample_vit(PRNGKey(i), max_time) from model files in LOPT_TIMING_MODEL_DIR; nothing under a tiny limit is an error', () => {
