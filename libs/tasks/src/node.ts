@@ -22,8 +22,28 @@ export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifar
 export type { CifarName } from './datasets/cifar';
 export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask, unstackTree, stackTrees, emaUpdate } from './conv';
 export type { ConvDatasetName, ConvNorm, ConvTaskConfig, EmaState } from './conv';
-export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, readTfrecords, exampleBytesFeatures, encodeExample, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
-export type { ImagenetSize } from './datasets/imagenet';
+export {
+  imagenetFolderName,
+  ImagenetFormatError,
+  imagenetSearchDirs,
+  imagenetShards,
+  findImagenetDir,
+  readTfrecords,
+  exampleBytesFeatures,
+  encodeExample,
+  encodeImagenetTfrecords,
+  decodeImagenetExample,
+  readImagenetShards,
+  gzipShardBytes,
+  IMAGENET_STREAM_THRESHOLD_BYTES,
+  StreamingImageBatchStream,
+  imagenetDatasets,
+} from './datasets/imagenet';
+export type { ImagenetSize, ImagenetDatasetsOptions } from './datasets/imagenet';
+export { GzipFormatError, GzipRecordReader, KeyedRandomInts, ShuffleBuffer, InterleavedRecords, ShuffledRecordStream, STREAM_CHUNK_BYTES } from './datasets/tfrecord_stream';
+export type { ShuffledRecordStreamOptions } from './datasets/tfrecord_stream';
+export { NpzFormatError, parseNpyHeader, streamZipEntry, readNpzLabels, streamNpzImages, clslocToSortedSynsets, convertImagenetNpz } from './datasets/imagenet_npz';
+export type { NpyHeader, ConvertImagenetNpzOptions, ConvertImagenetNpzResult } from './datasets/imagenet_npz';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
 export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
 export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask, ResnetStatsSwitch } from './resnet';
@@ -55,7 +75,26 @@ export { MIXER_VIT_DATASETS, mixerVitDatasets, imageTaskShape, MLPMixerSchema, M
 export type { MixerVitDatasetName, MLPMixerConfig } from './mlp_mixer';
 export { VisionTransformerSchema, VisionTransformerTask, FIXED_VIT_TASKS, vitTask } from './vit';
 export type { VisionTransformerConfig } from './vit';
-export { ParametricVITSchema, ParametricVIT, sampleVit, SampledVITSchema, sampledVit } from './parametric/vit';
+export { ParametricVITSchema, ParametricVIT, sampleVit, SampledVITSchema, sampledVit, timedSampleVit, TimedSampledVITSchema, timedSampledVit } from './parametric/vit';
+export {
+  hashTrick,
+  flattenCfg,
+  featurizeValue,
+  featurizeCfgPath,
+  featurizeMany,
+  initTimingModel,
+  TimingModelError,
+  readTimingModel,
+  TimingModel,
+  TIMING_MODEL_PATHS,
+  REFERENCE_TIMING_MODEL_ROOT,
+  timingModelRootDir,
+  loadTimingModel,
+  clearTimingModels,
+  rejectionSample,
+} from './parametric/time_model';
+export type { FlatValue, CfgFeatures, HostArray, TimingModelWeights, TimingModelKind, RejectionSampleOptions } from './parametric/time_model';
+export { timedSampleImageMlp, timedSampleImageConv, timedSampleImageMlpAe, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from './parametric/timed_samplers';
 export type { ParametricVITOptions } from './parametric/vit';
 export { loadSentencePiece, encodeRecords, tokenizeCorpus } from './datasets/sentencepiece';
 export type { SentencePieceEncoder } from './datasets/sentencepiece';

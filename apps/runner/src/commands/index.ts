@@ -18,6 +18,8 @@
  *                with a sentencepiece model
  * - `data.ts`    `lopt data lm1b` / `lopt data wikipedia_en --from EXPORT`: prepares a large
  *                language corpus (download, TFDS order, optional 32k ids)
+ * - `imagenet_npz.ts` `lopt imagenet-npz --size S --train ... --val ...`: image-net.org's
+ *                downsampled ImageNet npz files as the imagenet2012_<S>/ shards the datasets read
  */
 import { Command } from 'commander';
 import { CliContext } from './context';
@@ -31,6 +33,7 @@ import * as evalWorker from './eval_worker';
 import * as population from './population';
 import * as tokenize from './tokenize';
 import * as data from './data';
+import * as imagenetNpz from './imagenet_npz';
 
 /** A `lopt` subcommand: `register` adds it to the commander program. */
 export interface CommandModule {
@@ -38,4 +41,4 @@ export interface CommandModule {
 }
 
 /** Every built-in `lopt` subcommand, in help order. */
-export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker, population, tokenize, data];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker, population, tokenize, data, imagenetNpz];
