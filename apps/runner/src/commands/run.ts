@@ -96,7 +96,8 @@ export function register(program: Command, ctx: CliContext): void {
               ceval.started = ContinuousEval.start({ logdir, config, backend: o.backend, plugins: ctx.plugins, log: evalLog });
               ceval.started.catch(() => undefined); // its error surfaces when the run awaits it at the end
             }
-            if (e.type === 'checkpoint') ceval.started?.then((c) => c.onCheckpoint()).catch(() => undefined);
+            // told of each checkpoint, the chief takes every one (none passed over while it was busy)
+            if (e.type === 'checkpoint') ceval.started?.then((c) => c.onCheckpoint({ all: true })).catch(() => undefined);
             if (e.type === 'start') {
               ctx.stderr.write(
                 `lopt run ${experiment}: ${e.startStep ? `resuming at step ${e.startStep} of ${e.total}` : `${e.total} steps`}, ` +

@@ -162,6 +162,24 @@ describe('EvalChief', () => {
     expect(listEventFiles(path.dirname(file))).toHaveLength(1);
   });
 
+  it('a poll takes the newest checkpoint and records the older new ones as passed over; with all, it takes every new one in order', async () => {
+    const logdir = await fakeRun([2, 4, 6]);
+    const config = (chiefName: string) => ContinuousEvalSchema.parse({ tasks: [{ name: 'QuadraticTask' }], seeds: 1, steps: 5, skipCheckpointsIfBusy: false, chiefName });
+    const lines: string[] = [];
+    const open = (chiefName: string, log?: (l: string) => void) => EvalChief.open({ logdir, config: config(chiefName), evaluationSet: evaluationSet(config(chiefName)), learnedOptimizer: LOPT, log });
+    const newest = await open('newest', (l) => lines.push(l));
+    expect(await newest.poll()).toBe(2);
+    expect(newest.skipped).toEqual([0, 1]);
+    expect(lines).toContain('continuous eval: passing over params_0, params_1 (params_2 is newer)');
+    const every = await open('every');
+    expect(await every.poll({ all: true })).toBe(2);
+    expect(every.skipped).toEqual([]);
+    expect(every.pendingGroups).toBe(3);
+    expect(every.queuedJobs).toBe(3);
+    expect((await every.getWork('w'))!.id).toBe('0/0'); // oldest first
+    await Promise.all([newest.settle(), every.settle()]);
+  });
+
   it('skips a checkpoint while workers are busy (skipCheckpointsIfBusy) but always takes it when forced', async () => {
     const logdir = await fakeRun([1]);
     const config = ContinuousEvalSchema.parse({ tasks: [{ name: 'QuadraticTask' }], seeds: 1, steps: 5, numWorkers: 1 });

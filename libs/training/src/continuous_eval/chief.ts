@@ -269,60 +269,76 @@ export class EvalChief {
 
   /**
    * Takes the newest `params_<n>` if it is newer than the last one taken (the reference's
-   * `monitor_checkpoint_dir` with `only_return_latest`) and adds its jobs, unless the workers are
-   * busy and `skipCheckpointsIfBusy` (then it is skipped; `force` evaluates it anyway). Resolves to
-   * the index added, or null.
+   * `monitor_checkpoint_dir` with `only_return_latest`; older ones written since the last poll are
+   * passed over and recorded in `skipped`) and adds its jobs, unless the workers are busy and
+   * `skipCheckpointsIfBusy` (then it is skipped; `force` evaluates it anyway). With `all`, every
+   * newer one is taken in order instead: a run that reports each checkpoint it writes
+   * (`lopt run --eval`) has none passed over because the chief was slow to look. Resolves to the
+   * last index added, or null.
    */
-  poll(opts: { force?: boolean } = {}): Promise<number | null> {
+  poll(opts: { force?: boolean; all?: boolean } = {}): Promise<number | null> {
     return this.exclusive(async () => {
       const ckDir = path.join(this.o.logdir, 'checkpoints');
-      const idx = listIndices(ckDir, 'params');
-      const n = idx[idx.length - 1];
-      if (n === undefined || n <= this.state.lastIndex) return null;
-      const src = path.join(ckDir, `${PARAMS_PREFIX}${n}`);
-      const copy = path.join(this.dir, `${PARAMS_PREFIX}${n}`);
-      const busy = this.state.queue.length > 0 || this.activeWorkers() / (this.o.numWorkers ?? this.o.config.numWorkers) > 0.99;
-      if (busy && this.o.config.skipCheckpointsIfBusy && !opts.force) {
-        this.state.lastIndex = n;
-        this.state.skipped.push(n);
-        await this.save();
-        this.log(`continuous eval: skipping ${PARAMS_PREFIX}${n} (eval workers busy)`);
-        return null;
-      }
-      let step: number;
-      try {
-        // copy first: the run prunes its old checkpoints while they are evaluated
-        if (!fs.existsSync(copy)) {
-          await atomicWriteDir(copy, (tmp) => {
-            for (const f of fs.readdirSync(src)) fs.copyFileSync(path.join(src, f), path.join(tmp, f));
-          });
+      const idx = listIndices(ckDir, 'params').filter((i) => i > this.state.lastIndex);
+      if (!idx.length) return null;
+      if (!opts.all) {
+        const passed = idx.slice(0, -1);
+        if (passed.length) {
+          this.state.skipped.push(...passed);
+          this.log(`continuous eval: passing over ${passed.map((i) => `${PARAMS_PREFIX}${i}`).join(', ')} (${PARAMS_PREFIX}${idx[idx.length - 1]} is newer)`);
         }
-        step = JSON.parse(fs.readFileSync(path.join(copy, 'meta.json'), 'utf8')).step;
-      } catch (e) {
-        // pruned by the run before we could copy it: a newer one exists, take that next time
-        this.state.lastIndex = n;
-        this.state.skipped.push(n);
-        await this.save();
-        this.log(`continuous eval: cannot take ${src} (${(e as Error).message}); skipped`);
-        return null;
       }
-      const tasks = this.o.evaluationSet;
-      const jobs: EvalJob[] = tasks.map((task, i) => ({
-        id: `${n}/${i}`,
-        group: n,
-        taskIndex: i,
-        task,
-        step,
-        paramsPath: copy,
-        learnedOptimizer: this.o.learnedOptimizer,
-      }));
-      this.state.lastIndex = n;
-      this.state.groups.push({ index: n, step, paramsPath: copy, tasks, results: tasks.map(() => null) });
-      this.state.queue.push(...jobs);
-      await this.save();
-      this.log(`continuous eval: ${jobs.length} jobs for ${PARAMS_PREFIX}${n} (outer step ${step})`);
-      return n;
+      let added: number | null = null;
+      for (const n of opts.all ? idx : idx.slice(-1)) added = (await this.take(ckDir, n, opts.force ?? false)) ?? added;
+      return added;
     });
+  }
+
+  /** `poll`'s work for one checkpoint (inside `exclusive`). */
+  private async take(ckDir: string, n: number, force: boolean): Promise<number | null> {
+    const src = path.join(ckDir, `${PARAMS_PREFIX}${n}`);
+    const copy = path.join(this.dir, `${PARAMS_PREFIX}${n}`);
+    const busy = this.state.queue.length > 0 || this.activeWorkers() / (this.o.numWorkers ?? this.o.config.numWorkers) > 0.99;
+    if (busy && this.o.config.skipCheckpointsIfBusy && !force) {
+      this.state.lastIndex = n;
+      this.state.skipped.push(n);
+      await this.save();
+      this.log(`continuous eval: skipping ${PARAMS_PREFIX}${n} (eval workers busy)`);
+      return null;
+    }
+    let step: number;
+    try {
+      // copy first: the run prunes its old checkpoints while they are evaluated
+      if (!fs.existsSync(copy)) {
+        await atomicWriteDir(copy, (tmp) => {
+          for (const f of fs.readdirSync(src)) fs.copyFileSync(path.join(src, f), path.join(tmp, f));
+        });
+      }
+      step = JSON.parse(fs.readFileSync(path.join(copy, 'meta.json'), 'utf8')).step;
+    } catch (e) {
+      // pruned by the run before we could copy it: a newer one exists, take that next time
+      this.state.lastIndex = n;
+      this.state.skipped.push(n);
+      await this.save();
+      this.log(`continuous eval: cannot take ${src} (${(e as Error).message}); skipped`);
+      return null;
+    }
+    const tasks = this.o.evaluationSet;
+    const jobs: EvalJob[] = tasks.map((task, i) => ({
+      id: `${n}/${i}`,
+      group: n,
+      taskIndex: i,
+      task,
+      step,
+      paramsPath: copy,
+      learnedOptimizer: this.o.learnedOptimizer,
+    }));
+    this.state.lastIndex = n;
+    this.state.groups.push({ index: n, step, paramsPath: copy, tasks, results: tasks.map(() => null) });
+    this.state.queue.push(...jobs);
+    await this.save();
+    this.log(`continuous eval: ${jobs.length} jobs for ${PARAMS_PREFIX}${n} (outer step ${step})`);
+    return n;
   }
 
   // ---- workers --------------------------------------------------------------------------------

@@ -165,8 +165,11 @@ export class ContinuousEval {
     }
   }
 
-  /** Looks for a new checkpoint now (the run just wrote one). */
-  onCheckpoint(opts: { force?: boolean } = {}): Promise<void> {
+  /**
+   * Looks for new checkpoints now (the run just wrote one): the newest (`EvalChief.poll`), or with
+   * `all` every one not taken yet, in order.
+   */
+  onCheckpoint(opts: { force?: boolean; all?: boolean } = {}): Promise<void> {
     if (this.closed) return Promise.resolve();
     return this.chief
       .poll(opts)
@@ -193,7 +196,7 @@ export class ContinuousEval {
    * taken checkpoint is written, or when `signal` aborts (the rest stays in the state file).
    */
   async finish(signal?: AbortSignal): Promise<void> {
-    await this.onCheckpoint({ force: true });
+    await this.onCheckpoint({ force: true, all: true });
     await this.dispatch();
     while (this.chief.pendingGroups > 0 && !signal?.aborted && !this.failure) {
       await new Promise<void>((resolve) => {
