@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { random, type PRNGKey } from '@lopt/core';
+import { gelu as lmGelu } from '../lm_modules';
 
 /** `choice(key, vals)`: `vals[randint(key, [], 0, len(vals))]`. */
 export function choice<T>(key: PRNGKey, vals: readonly T[]): T {
@@ -25,10 +26,13 @@ export function logFloat(key: PRNGKey, lower: number, upper: number): number {
 
 // ---- activations -------------------------------------------------------------------------------
 
-/** `jax.nn.gelu(x)` (approximate=True, its default): x·½(1 + tanh(√(2/π)(x + 0.044715x³))). */
+/**
+ * `jax.nn.gelu(x)` (approximate=True, its default): x·½(1 + tanh(√(2/π)(x + 0.044715x³))), as
+ * lm_modules' gelu (computed as x·σ(2√(2/π)(x + 0.044715x³)): tf.js wasm's Tanh and Pow are ~25x
+ * slower than its Sigmoid and Mul).
+ */
 function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
-  return tf.mul(x, tf.mul(0.5, tf.add(1, tf.tanh(inner))));
+  return lmGelu(x);
 }
 
 /** `jax.nn.selu`: scale · (x if x > 0 else α·expm1(x)). */
