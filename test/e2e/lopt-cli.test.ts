@@ -13,6 +13,8 @@ import { random, saveTree, treeDispose, treeLeaves } from '@lopt/core';
 import { MLPLOpt } from '@lopt/optimizers';
 import { CheckpointManager, listEventFiles, readEventFile, scalarsByTag } from '@lopt/training';
 import { createHash } from 'crypto';
+import * as zlib from 'zlib';
+import { packTar } from '../../libs/tasks/src/__tests__/tar_fixture';
 import { folderSnapshot } from '../../libs/training/src/__tests__/folder_snapshot';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -226,6 +228,39 @@ describe('lopt run', () => {
     const bad = lopt(['tokenize', 'fortunes', '--model', model]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/unknown corpus 'fortunes' \(allowed: lm1b, wikipedia_en, tiny_shakespeare\)/);
+  });
+
+  test('lopt data lm1b writes the corpus (TFDS order) and its 32k ids from a tarball on disk; lopt data wikipedia_en needs --from', () => {
+    const golden = JSON.parse(fs.readFileSync(path.join(ROOT, 'test/golden/sentencepiece.json'), 'utf8'));
+    const top = '1-billion-word-language-modeling-benchmark-r13output';
+    const archive = path.join(tmp, 'lm1b-fixture.tar.gz');
+    fs.writeFileSync(
+      archive,
+      zlib.gzipSync(
+        packTar([
+          { name: `${top}/training-monolingual.tokenized.shuffled/news.en-00001-of-00100`, data: 'a b .\nc d .\n', longName: 'gnu' },
+          { name: `${top}/heldout-monolingual.tokenized.shuffled/news.en.heldout-00000-of-00050`, data: `${golden.texts[1].text}\n`, longName: 'gnu' },
+        ]),
+      ),
+    );
+    const data = path.join(tmp, 'data-lm1b');
+    const model = path.join(ROOT, golden.model);
+    // the fixture is not the real tarball: --no-verify skips the size and sha256 check
+    const refused = lopt(['data', 'lm1b', '--archive', archive, '--data-dir', data]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/bytes, not the 1792209805 of the lm1b tarball/);
+    const r = lopt(['data', 'lm1b', '--archive', archive, '--no-verify', '--data-dir', data, '--model', model]);
+    expectOk(r);
+    expect(r.stdout).toMatch(/train: 2 examples in .*lm1b\/train\.txt\ntest: 1 examples in .*lm1b\/test\.txt\n32k: 3 examples in .*train\.ids, .*test\.ids/);
+    // md5('train' + 'news.en-00001-of-00100_1') < md5('train' + 'news.en-00001-of-00100_0')
+    expect(fs.readFileSync(path.join(data, 'lm1b', 'train.txt'), 'utf8')).toBe('c d .\na b .\n');
+    expect(fs.readFileSync(path.join(data, 'lm1b', 'test.ids'), 'utf8')).toBe(`${golden.texts[1].ids.join(' ')}\n`);
+    const wiki = lopt(['data', 'wikipedia_en', '--data-dir', data]);
+    expect(wiki.code).toBe(1);
+    expect(wiki.stderr).toMatch(/--from EXPORT is required: an export of TFDS wikipedia\/20201201\.en/);
+    const unknown = lopt(['data', 'c4']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown corpus 'c4' \(allowed: lm1b, wikipedia_en/);
   });
 
   test('an unknown experiment lists the allowed ones', () => {

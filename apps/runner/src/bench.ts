@@ -13,7 +13,7 @@
  * interpreter, tools/reference/seed_bench.py, alternating with ours), --rounds N (alternations,
  * default 2 with --reference, else 1). Writes DIR/results.json and DIR/results.md.
  * `--suite lopts` instead times one update of every learned optimizer (bench_lopts.ts) and writes
- * DIR/lopts.json and DIR/lopts.md; `--suite tasks` times inner steps of one task of every task
+ * DIR/lopts.json and DIR/lopts.md (`--lopts A,B` and `--problems seed-mlp,layers-1m` time only those); `--suite tasks` times inner steps of one task of every task
  * family and compares their speed per FLOP with the image MLP's (bench_tasks.ts), writing
  * DIR/tasks.json and DIR/tasks.md; `--tasks A,B` there times only the subjects whose label
  * contains A or B (and the image MLP, the per-FLOP baseline).
@@ -29,7 +29,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, nativeVariant, registry } from '@lopt/core';
 import { loadBuiltinLibs, nativeKernelsStatus } from './libs';
-import { benchLearnedOptimizers, loptBenchMarkdown } from './bench_lopts';
+import { benchLearnedOptimizers, loptBenchMarkdown, selectLoptBench } from './bench_lopts';
 import { benchTasks, selectTaskBenchSubjects, taskBenchMarkdown } from './bench_tasks';
 import { mlpLoptNative, MLPLOPT_ADDON_PATH } from '@lopt/optimizers';
 import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from '@lopt/training';
@@ -49,6 +49,10 @@ export interface BenchOptions {
   rounds: number;
   /** `seed`: the seed's configurations A/B; `lopts`: one update of every learned optimizer (bench_lopts.ts). */
   suite?: 'seed' | 'lopts' | 'tasks';
+  /** `--suite lopts` only: the learned optimizers to time (bench_lopts.ts subject names; all when empty). */
+  lopts?: string[];
+  /** `--suite lopts` only: the parameter trees to time (`seed-mlp`, `layers-1m`; all when empty). */
+  problems?: string[];
   /** With `suite: 'tasks'`: time only the subjects whose label contains one of these (and the baseline). */
   tasks?: string[];
 }
@@ -206,7 +210,7 @@ export async function runConfig(which: 'A' | 'B', opts: BenchOptions, log: (s: s
       .filter(([k]) => /^sample\|\|[^/]+\/time$/.test(k) && !k.includes('default_cfg'))
       .map(([k, v]) => `${k.slice(8, -5)} ${Number(v).toFixed(3)} s`)
       .join(', ');
-    log(`  ${which} step ${i + 1}/${opts.steps}: ${((performance.now() - t1) / 1000).toFixed(3)} s (${times}), loss ${loss.toFixed(4)}, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
+    log(`  ${which} step ${i + 1}/${opts.steps}: ${((performance.now() - t1) / 1000).toFixed(3)} s (${times}), loss ${loss.toFixed(4)}, rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MB`);
   }
   const secs = (performance.now() - t0) / 1000;
   const after = await countAll();
@@ -346,6 +350,12 @@ function parseArgs(argv: string[]): BenchOptions {
         opts.suite = v;
         break;
       }
+      case '--lopts':
+        opts.lopts = val().split(',').map((x) => x.trim()).filter((x) => x);
+        break;
+      case '--problems':
+        opts.problems = val().split(',').map((x) => x.trim()).filter((x) => x);
+        break;
       case '--config': {
         const c = val().toUpperCase();
         if (c === 'BOTH') opts.configs = ['A', 'B'];
@@ -355,11 +365,11 @@ function parseArgs(argv: string[]): BenchOptions {
       }
       case '-h':
       case '--help':
-        process.stdout.write('usage: bench [--suite seed|lopts|tasks] [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N] [--tasks A,B (with --suite tasks)]\n');
+        process.stdout.write('usage: bench [--suite seed|lopts|tasks] [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N] [--lopts NAME,...] [--problems seed-mlp,layers-1m] [--tasks A,B (with --suite tasks)]\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough -- process.exit() never returns
       default:
-        throw new Error(`unknown option '${a}' (allowed: --suite, --backend, --steps, --warmup, --config, --threads, --native, --out, --reference, --rounds, --tasks)`);
+        throw new Error(`unknown option '${a}' (allowed: --suite, --backend, --steps, --warmup, --config, --threads, --native, --out, --reference, --rounds, --lopts, --problems, --tasks)`);
     }
   }
   if (!(Number.isInteger(opts.steps) && opts.steps > 0)) throw new Error(`--steps must be a positive integer, got ${opts.steps}`);
@@ -411,7 +421,8 @@ export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]>
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, tfjs ${tf.version_core}`;
   const log = (s: string) => process.stderr.write(s + '\n');
   if (opts.suite === 'lopts') {
-    const lopts = benchLearnedOptimizers({ steps: opts.steps, warmup: opts.warmup, log });
+    const { subjects, problems } = selectLoptBench(opts.lopts ?? [], opts.problems ?? []);
+    const lopts = benchLearnedOptimizers({ steps: opts.steps, warmup: opts.warmup, subjects, problems, log });
     fs.mkdirSync(opts.out, { recursive: true });
     fs.writeFileSync(path.join(opts.out, 'lopts.json'), JSON.stringify({ machine, backend: tf.getBackend(), options: opts, results: lopts }, null, 2) + '\n');
     const md = loptBenchMarkdown(lopts, machine);

@@ -58,6 +58,23 @@ export function defaultLoptBenchSubjects(): Array<{ name: string; make: () => Le
   ];
 }
 
+/**
+ * The subjects and problems named by `--lopts` / `--problems` (all of either when its list is
+ * empty); an unknown name throws, listing the known ones.
+ */
+export function selectLoptBench(lopts: string[], problems: string[]): { subjects: Array<{ name: string; make: () => LearnedOptimizer }>; problems: LoptBenchProblem[] } {
+  const pick = <T>(all: T[], names: string[], nameOf: (t: T) => string, flag: string): T[] => {
+    if (names.length === 0) return all;
+    const known = [...new Set(all.map(nameOf))];
+    for (const n of names) if (!known.includes(n)) throw new Error(`${flag}: unknown '${n}' (known: ${known.join(', ')})`);
+    return all.filter((t) => names.includes(nameOf(t)));
+  };
+  return {
+    subjects: pick(defaultLoptBenchSubjects(), lopts, (s) => s.name, '--lopts'),
+    problems: pick(defaultLoptBenchProblems(), problems, (p) => p.name, '--problems'),
+  };
+}
+
 const tree = (shapes: number[][], numTasks: number, scale: number, seed: number): PyTree =>
   Object.fromEntries(shapes.map((s, i) => [`p${i}`, tf.randomNormal(numTasks === 1 ? s : [numTasks, ...s], 0, scale, 'float32', seed + i)]));
 

@@ -5,6 +5,10 @@
  */
 import 'reflect-metadata';
 import * as random from './random';
+import { fixHigherOrderGradients } from './higher_order_gradients';
+
+// before any gradient is taken: tf.js drops second-order terms through saved outputs (see the file)
+fixHigherOrderGradients();
 
 /** `jax.random` with jax's numbers: threefry keys (`PRNGKey`, `split`, `foldIn`) and samplers, in either threefry mode. */
 export { random };
@@ -27,3 +31,4 @@ export { HaikuInit, haikuInit, haikuInitBatch, initializers, computeFans } from 
 export type { Initializer, HostParam, LinearOptions } from './haiku';
 export { EXT_NDARRAY, EXT_COMPLEX, EXT_NPSCALAR, FlaxFormatError, NdArray, flaxExtensionCodec, looksLikeFlaxMsgpack, msgpackRestore, msgpackSerialize, ndarrayToTensor, tensorToNdArray, importFlaxParams, exportFlaxParams, checkThetaStructure } from './flax_msgpack';
 export type { FlaxParams } from './flax_msgpack';
+export { fixHigherOrderGradients, ZERO_GRADIENT_KERNELS } from './higher_order_gradients';

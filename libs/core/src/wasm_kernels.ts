@@ -150,7 +150,21 @@ export function registerFastWasmSliceKernels(): void {
       for (let i = 0; i < count; i++) {
         const j = idx[i];
         if (!(j >= 0 && j < rows)) throw new Error(`GatherV2: the index value ${j} is not in [0, ${rows - 1}]`);
-        dst.set(src.subarray(j * row, (j + 1) * row), i * row);
+      }
+      if (row < 16) {
+        // short rows (labels): element by element; a view per row would cost more than the copy
+        for (let i = 0; i < count; i++) for (let k = 0, a = idx[i] * row, b = i * row; k < row; k++) dst[b + k] = src[a + k];
+      } else {
+        // both are views of the one wasm heap: copyWithin on a whole-heap view moves each row
+        // without making a subarray per row (about twice as fast for 64-float image rows)
+        const Heap = dst.constructor as Float32ArrayConstructor;
+        const heap = new Heap(dst.buffer);
+        const s0 = src.byteOffset / dst.BYTES_PER_ELEMENT;
+        const d0 = dst.byteOffset / dst.BYTES_PER_ELEMENT;
+        for (let i = 0; i < count; i++) {
+          const a = s0 + idx[i] * row;
+          heap.copyWithin(d0 + i * row, a, a + row);
+        }
       }
       return out;
     });

@@ -17,7 +17,7 @@ import { hostTensor, hostValues } from './host_ints';
 import { NeverEndingTruncationSchedule } from './truncation_schedule';
 import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
 import type { BatchIndices, StepOptions, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';
-import { stateRows } from './unroll_state';
+import { selectRows, stateRows } from './unroll_state';
 
 const split = z.enum(SPLITS as unknown as [SplitName, ...SplitName[]]);
 
@@ -35,13 +35,6 @@ export const VectorizedLOptTruncatedStepSchema = z
   .strict();
 /** The options `new VectorizedLOptTruncatedStep(...)` takes (see its schema). */
 export type VectorizedLOptTruncatedStepOptions = z.input<typeof VectorizedLOptTruncatedStepSchema>;
-
-/** Row mask [N] (1 = take `a`) broadcast against a leaf of shape [N, ...]. */
-function whereRows(rows: Int32Array, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const shape = [rows.length, ...new Array(Math.max(0, a.rank - 1)).fill(1)];
-  const cond = tf.tensor(rows, shape, 'bool');
-  return tf.where(tf.broadcastTo(cond, a.shape), a, b);
-}
 
 function duplicateRows(data: PyTree, times: number): PyTree {
   if (data === null || data === undefined || times === 1) return data;
@@ -132,6 +125,12 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     return { steps, train: take('train'), meta: splits.length > 1 ? take(splits[1]) : null };
   }
 
+  prefetch(): void {
+    const ds = this.taskFamily.datasets;
+    if (!ds) return;
+    for (const split of new Set(['train', ...(this.metaLossSplit && this.metaLossSplit !== 'same_data' ? [this.metaLossSplit] : [])])) ds.split(split).prefetch?.();
+  }
+
   batchFromIndices(desc: BatchIndices): PyTree {
     const ds = this.taskFamily.datasets;
     if (!ds) throw new Error(`batchFromIndices: ${this.taskFamily.name} has no datasets`);
@@ -214,9 +213,9 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
         const [p, s] = newTask.initWithStateBatch(resetKeys.map((k) => k[1]));
         const lengths = tf.tensor1d(Array.from({ length: rows }, (_, i) => numSteps(i)), 'int32');
         const fresh = opt.initBatch(p, { modelState: s, numSteps: lengths, key: resetKeys[0][2] });
-        innerOptState = treeMapN((a: tf.Tensor, b: tf.Tensor) => whereRows(wasDone, a, b), fresh, innerOptState);
-        taskParam = treeMapN((a: tf.Tensor, b: tf.Tensor) => whereRows(wasDone, a, b), newParam, state.taskParam);
-        metaLoss = whereRows(wasDone, tf.zerosLike(metaLoss), metaLoss);
+        innerOptState = treeMapN((a: tf.Tensor, b: tf.Tensor) => selectRows(wasDone, a, b), fresh, innerOptState);
+        taskParam = treeMapN((a: tf.Tensor, b: tf.Tensor) => selectRows(wasDone, a, b), newParam, state.taskParam);
+        metaLoss = selectRows(wasDone, tf.zerosLike(metaLoss), metaLoss);
       }
 
       if (metaData !== null) {

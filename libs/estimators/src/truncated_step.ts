@@ -60,6 +60,8 @@ export interface TruncatedStep {
    */
   getBatchIndices?(steps?: number): BatchIndices | null;
   batchFromIndices?(desc: BatchIndices): PyTree;
+  /** Optional: lets the data streams do ahead of time what a later `getBatch*` would (see `BatchStream.prefetch`); never changes the data. */
+  prefetch?(): void;
   getOuterBatch(steps?: number): PyTree;
   unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts?: StepOptions): [TruncatedUnrollState, TruncatedUnrollOut];
   /** Normalised loss `[N]` of the current params on `data` (leaves `[N, ...]`). */

@@ -40,6 +40,26 @@ export function cloneState(state: TruncatedUnrollState): TruncatedUnrollState {
 }
 
 
+/**
+ * Row `i` of `a` where `rows[i]` is 1, else row `i` of `b` (leaves of shape [N, ...]): the
+ * reference's `jnp.where` on a per-task mask, as at a truncated step's resets. Built from row
+ * slices and one concat (plain copies) rather than `tf.where` on the mask broadcast to the leaf's
+ * shape, whose Tile on wasm cost ~10% of a seed outer step; the values are the same selection.
+ * May return `a` or `b` itself when every row comes from one of them.
+ */
+export function selectRows(rows: ArrayLike<number>, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  if (a.shape[0] !== rows.length || b.shape[0] !== rows.length) throw new RangeError(`selectRows: ${rows.length} row flags for leaves of ${a.shape[0]} and ${b.shape[0]} rows`);
+  const runs: Array<[tf.Tensor, number, number]> = [];
+  for (let i = 0; i < rows.length; i++) {
+    const src = rows[i] ? a : b;
+    const last = runs[runs.length - 1];
+    if (last && last[0] === src) last[2]++;
+    else runs.push([src, i, 1]);
+  }
+  if (runs.length === 1) return runs[0][0];
+  return tf.concat(runs.map(([src, start, len]) => tf.slice(src, start, len)), 0);
+}
+
 /** Leaf `k` along the leading axis of every data leaf. */
 export function dataAt(data: PyTree, k: number): PyTree {
   if (data === null || data === undefined) return null;

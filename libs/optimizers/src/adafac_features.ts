@@ -27,6 +27,7 @@ import {
   vecRollingRms,
   zerosCounter,
 } from './common';
+import { perParamFirstLayer, perParamOutputs, type Linear, type PerParamInput } from './per_param_mlp';
 
 /** The initial decays of the momentum, RMS and Adafactor accumulators. */
 export interface AdafacDecays {
@@ -124,8 +125,57 @@ export interface AdafacLeaf {
   rsq: tf.Tensor;
   /** `m · rsqrt(rms + 1e-6)` */
   adam: tf.Tensor;
-  /** the features, second-moment normalised over the leaf: `[N, S, numFeatures]` */
-  feats: tf.Tensor;
+  /**
+   * the features before their normalisation, in the reference's order (see adafac_mlp_lopt.ts),
+   * the Adafactor row / column ones at their factored size
+   */
+  inputs: PerParamInput[];
+}
+
+/**
+ * A leaf's features as one array, second-moment normalised over the leaf: `[N, S, numFeatures]`
+ * (the reference's `second_moment_normalize(concat(inputs), axis=[0])` in adafac_mlp_lopt.py
+ * `_mod`; the row / column features broadcast over the leaf). The update never builds it
+ * ({@link adafacMLPOutputs} computes the same MLP input by input); it is the readable form the
+ * tests check that against (with `applyPerParamMLP`).
+ */
+export function adafacFeatureArray(leaf: AdafacLeaf): tf.Tensor {
+  const { p, S } = leaf;
+  const [N, ...shp] = p.shape;
+  const cols = leaf.inputs.map(({ x, broadcastAt, shape }) => {
+    if (broadcastAt === undefined) return x;
+    const k = x.shape[2] as number;
+    // Broadcast by adding zeros, not tf.broadcastTo: that is tf.tile, whose gradient tf.js has only up to rank 4.
+    return tf.reshape(tf.add(tf.expandDims(tf.reshape(x, [N, ...shape!, k]), broadcastAt + 1), tf.zeros([N, ...shp, k])), [N, S, k]);
+  });
+  return secondMomentNormalize(tf.concat(cols, 2), [1]);
+}
+
+/**
+ * The MLP of AdafacMLPLOpt / AdafacNominal on every leaf, without the `[N, S, features]` array:
+ * `concat(normalised features, time) @ W0 + b0` computed input by input (`perParamFirstLayer`: the
+ * normalisation folded into W0's rows, the row / column features multiplied at their factored
+ * size), the time features' term `time @ W0[F:] + b0` once per task, then the other layers
+ * (`perParamOutputs`). Weights shared (`w [in, out]`) or per task (`perTask`, thetaIsVector:
+ * `w [N, in, out]`). Returns per leaf, for each j of `outputs`, output j as `[N, S]`.
+ */
+export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: Linear[], outputs: number[], perTask = false): tf.Tensor[][] {
+  const w0 = layers[0].w;
+  const widths = leaves[0].inputs.map(({ x }) => x.shape[2] as number);
+  const F = widths.reduce((a, b) => a + b, 0);
+  const [N, T] = time.shape as number[];
+  const lead = perTask ? [N] : [];
+  if (w0.rank !== lead.length + 2 || (perTask && w0.shape[0] !== N) || w0.shape[lead.length] !== F + T) {
+    throw new Error(`MLP layer 0: w of shape [${w0.shape}], expected [${[...lead, F + T, 'H']}]`);
+  }
+  const H = w0.shape[lead.length + 1] as number;
+  const z = lead.map(() => 0);
+  const w0t = tf.slice(w0, [...z, F, 0], [...lead, T, H]);
+  // the time features' term, one row per task: [N, H] (per task elementwise, no batched matMul)
+  const timeTerm = perTask ? tf.sum(tf.mul(tf.expandDims(time, 2), w0t), 1) : tf.matMul(time, w0t);
+  const rowTerm = tf.add(timeTerm, layers[0].b);
+  const w0x = tf.slice(w0, [...z, 0, 0], [...lead, F, H]);
+  return leaves.map((leaf) => perParamOutputs(perParamFirstLayer(leaf.inputs, w0x, rowTerm, leaf.p.shape), layers, outputs, perTask));
 }
 
 /**
@@ -162,7 +212,7 @@ export function adafacFeatures(
   const { ms, rs, fgs, rows, cols, diags } = accumulatorLeaves(mom, rms, facG, fac);
   const N = ps[0].shape[0];
 
-  const leaves = ps.map((p, i) => {
+  const leaves = ps.map((p, i): AdafacLeaf => {
     const S = p.size / N;
     const shp = p.shape.slice(1);
     const flatC = (t: tf.Tensor) => tf.reshape(t, [N, S, t.shape[t.rank - 1]]);
@@ -170,27 +220,31 @@ export function adafacFeatures(
     const rsq = tf.rsqrt(tf.add(flatC(rs[i]), 1e-6));
     const adam = tf.mul(m, rsq);
     const g = tf.reshape(gs[i], [N, S]);
-    const inps: tf.Tensor[] = [tf.reshape(g, [N, S, 1]), tf.reshape(p, [N, S, 1]), m, flatC(rs[i]), adam, rsq, flatC(fgs[i])];
+    const inputs: PerParamInput[] = [tf.reshape(g, [N, S, 1]), tf.reshape(p, [N, S, 1]), m, flatC(rs[i]), adam, rsq, flatC(fgs[i])].map((x) => ({ x }));
     const f = factoredDims(shp);
     if (f) {
       const [d1, d0] = f;
-      const kf = rows[i].shape[rows[i].rank - 1];
-      // Broadcast by adding zeros, not tf.broadcastTo: that is tf.tile, whose gradient tf.js has only up to rank 4.
-      const zeros = tf.zeros([N, ...shp, kf]);
-      const rowFeat = tf.add(tf.expandDims(rows[i], d0 + 1), zeros);
-      const colFeat = tf.add(tf.expandDims(cols[i], d1 + 1), zeros);
+      // The row / column accumulators stay at their factored size (rows[i] lacks axis d0 of the
+      // leaf, cols[i] axis d1): the features are constant along that axis.
+      const factored = (t: tf.Tensor, at: number): PerParamInput => ({ x: tf.reshape(t, [N, -1, t.shape[t.rank - 1]]), broadcastAt: at, shape: t.shape.slice(1, -1) });
       const reducedD1 = d1 > d0 ? d1 - 1 : d1;
       const rowColMean = tf.mean(rows[i], reducedD1 + 1, true);
       const rowFactor = safeRsqrt(tf.div(rows[i], tf.add(rowColMean, 1e-9)));
       const colFactor = safeRsqrt(cols[i]);
       const facMom = tf.mul(tf.mul(ms[i], tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1));
-      inps.push(flatC(rowFeat), flatC(colFeat), flatC(tf.rsqrt(tf.add(rowFeat, 1e-8))), flatC(tf.rsqrt(tf.add(colFeat, 1e-8))), flatC(facMom));
+      inputs.push(
+        factored(rows[i], d0),
+        factored(cols[i], d1),
+        factored(tf.rsqrt(tf.add(rows[i], 1e-8)), d0),
+        factored(tf.rsqrt(tf.add(cols[i], 1e-8)), d1),
+        { x: flatC(facMom) },
+      );
     } else {
       const v = flatC(diags[i]);
       const rv = tf.rsqrt(tf.add(v, 1e-8));
-      inps.push(v, v, rv, rv, tf.mul(m, tf.rsqrt(tf.add(v, 1e-6))));
+      inputs.push({ x: v }, { x: v }, { x: rv }, { x: rv }, { x: tf.mul(m, tf.rsqrt(tf.add(v, 1e-6))) });
     }
-    return { p, S, g, m, rsq, adam, feats: secondMomentNormalize(tf.concat(inps, 2), [1]) };
+    return { p, S, g, m, rsq, adam, inputs };
   });
   return { next, time, leaves, def };
 }

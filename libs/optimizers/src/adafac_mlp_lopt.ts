@@ -27,10 +27,10 @@ import * as tf from '@tensorflow/tfjs';
 import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta } from './base';
-import { adafacFeatures, adafacInitTheta, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
+import { adafacFeatures, adafacInitTheta, adafacMLPOutputs, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
 import { BatchedOptimizer } from './batched_optimizer';
 import type { FactoredAccum, MomAccumulator, RMSAccumulator } from './common';
-import { applyPerParamMLP, Linear } from './per_param_mlp';
+import type { Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
 /**
@@ -137,21 +137,21 @@ export class AdafacMLPLOptOptimizer extends BatchedOptimizer<AdafacMLPLOptState>
     return adafacInitState(this.lopt, params, opts, batched, 'AdafacMLPLOpt');
   }
 
-  /** Batched update (leading task axis on every leaf). Call inside a tidy. */
+  /**
+   * Batched update (leading task axis on every leaf; reference `_Opt.update` + `_mod`). Call inside
+   * a tidy. The MLP runs input by input (`adafacMLPOutputs`): no `[N, P, 39]` feature array, the
+   * Adafactor row / column features at their factored size.
+   */
   protected step(s: AdafacMLPLOptState, grad: Params): AdafacMLPLOptState {
     const { next, time, leaves, def } = adafacFeatures(this.lopt, this.theta, s, grad);
     if (leaves.length === 0) return next;
-    const N = leaves[0].p.shape[0];
-    const sizes = leaves.map((l) => l.S);
-    const feats = leaves.map((l) => l.feats);
-    const x = feats.length === 1 ? feats[0] : tf.concat(feats, 1);
-    const out = applyPerParamMLP(x, time, this.layers(), this.thetaIsVector);
-    const P = (x.shape as number[])[1];
-    const direction = tf.reshape(tf.slice(out, [0, 0, 0], [N, P, 1]), [N, P]);
-    const magnitude = tf.reshape(tf.slice(out, [0, 0, 1], [N, P, 1]), [N, P]);
-    const stepAll = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);
-    const steps = sizes.length === 1 ? [stepAll] : tf.split(stepAll, sizes, 1);
-    return { ...next, params: treeUnflatten(def, leaves.map(({ p }, i) => tf.sub(p, tf.reshape(steps[i], p.shape)))) };
+    const outs = adafacMLPOutputs(leaves, time, this.layers(), [0, 1], this.thetaIsVector); // per leaf: direction, magnitude [N, S]
+    const newPs = leaves.map(({ p }, i) => {
+      const [direction, magnitude] = outs[i];
+      const step = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);
+      return tf.sub(p, tf.reshape(step, p.shape));
+    });
+    return { ...next, params: treeUnflatten(def, newPs) };
   }
 }
 

@@ -44,11 +44,11 @@ import * as tf from '@tensorflow/tfjs';
 import { parseOptions, registerPlugin, treeUnflatten, type PRNGKey } from '@lopt/core';
 import { z } from 'zod';
 import type { InitOptions, LearnedOptimizer, Optimizer, Params, Theta } from './base';
-import { adafacFeatures, adafacInitTheta, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
+import { adafacFeatures, adafacInitTheta, adafacMLPOutputs, adafacInitState, adafacNumFeatures, checkAdafacTheta, type AdafacTheta } from './adafac_features';
 import type { AdafacMLPLOptState } from './adafac_mlp_lopt';
 import { BatchedOptimizer } from './batched_optimizer';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
-import { applyPerParamMLP, Linear } from './per_param_mlp';
+import type { Linear } from './per_param_mlp';
 
 /** The reference's state class is AdafacMLPLOpt's (adafac_nominal.py defines its own copy of it). */
 export type AdafacNominalState = AdafacMLPLOptState;
@@ -197,7 +197,7 @@ export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState>
   protected step(s: AdafacNominalState, grad: Params): AdafacNominalState {
     const c = this.lopt.config;
     // the accumulators and, per leaf flattened to [N, S, channels], the raw pieces the nominal
-    // step needs and the normalised features (reference `_mod`, in its order)
+    // step needs and the MLP's inputs (reference `_mod`, in its order)
     const { next, time, leaves, def } = adafacFeatures(c, this.theta, s, grad);
     if (leaves.length === 0) return next;
     const N = leaves[0].p.shape[0];
@@ -205,10 +205,13 @@ export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState>
     if (c.aggregateRegMagnitude) {
       for (const { p, S } of leaves) if (S !== 1) throw aggregateRegError(p.shape.slice(1));
     }
-    const x = leaves.length === 1 ? leaves[0].feats : tf.concat(leaves.map((l) => l.feats), 1);
     const layers = this.layers();
-    const out = applyPerParamMLP(x, time, layers, this.thetaIsVector); // [N, P, 4]
-    const outs = sizes.length === 1 ? [out] : tf.split(out, sizes, 1);
+    // the MLP outputs each leaf needs, [N, S] each: direction, magnitude, and the nominal and
+    // regularisation magnitudes when their controllers are on
+    const used = [0, 1, ...(c.nominalController ? [2] : []), ...(c.regularizationController ? [3] : [])];
+    // input by input, no [N, P, features] array (adafacMLPOutputs)
+    const outs = adafacMLPOutputs(leaves, time, layers, used, this.thetaIsVector);
+    const outputOf = (leaf: number, k: number) => outs[leaf][used.indexOf(k)];
     const channel = (t: tf.Tensor, k: number) => {
       const [n, S] = t.shape as number[];
       return tf.reshape(tf.slice(t, [0, 0, k], [n, S, 1]), [n, S]);
@@ -217,11 +220,12 @@ export class AdafacNominalOptimizer extends BatchedOptimizer<AdafacNominalState>
     const [e0, e1, e2] = c.expMult;
 
     const newPs = leaves.map(({ p, g, m, rsq, adam }, i) => {
-      const o = outs[i];
-      const direction = channel(o, 0);
-      let magnitude = channel(o, 1);
-      let nomMagnitude = c.nominalController ? channel(o, 2) : tf.onesLike(direction);
-      let regMagnitude = c.regularizationController ? channel(o, 3) : tf.zerosLike(direction);
+      const direction = outputOf(i, 0);
+      let magnitude = outputOf(i, 1);
+      // without their controllers the magnitudes are constant over the leaf (ones / zeros, as the
+      // reference's ones_like / zeros_like): one value per task, [N, 1], broadcast in the step
+      let nomMagnitude = c.nominalController ? outputOf(i, 2) : tf.ones([N, 1]);
+      let regMagnitude = c.regularizationController ? outputOf(i, 3) : tf.zeros([N, 1]);
       if (c.aggregateMagnitude) magnitude = leafMean(magnitude);
       if (c.aggregateNomMagnitude) nomMagnitude = leafMean(nomMagnitude);
       if (c.aggregateRegMagnitude) regMagnitude = leafMean(regMagnitude);

@@ -67,6 +67,7 @@ import {
 } from './common';
 import { loadLearnedOptimizerCheckpoint, type LoadedLearnedOptimizer } from './checkpoint';
 import { accumulatorLeaves } from './adafac_features';
+import { perParamFirstLayer, type PerParamInput } from './per_param_mlp';
 
 /** The loss buffer (`BufferLossAccumulators` state), camelCase. */
 export interface LossBuffer {
@@ -368,45 +369,6 @@ function clipLogAbs(v: tf.Tensor): tf.Tensor {
   return tf.mul(tf.clipByValue(tf.log(tf.add(1e-8, tf.abs(tf.mul(v, 10)))), -5, 5), 0.5);
 }
 
-/**
- * One input of the per-parameter MLP: `x` [N, R, k]; R = S (one row per parameter) unless the input
- * is an Adafactor row/column feature, which is constant along axis `broadcastAt` of the leaf and
- * is kept at its factored `shape` (the leaf's shape without that axis).
- */
-interface FfPiece {
-  x: tf.Tensor;
-  broadcastAt?: number;
-  shape?: number[];
-}
-
-/**
- * The MLP's first layer on its normalised inputs, `second_moment_normalize(concat(inputs)) @ w0 + b0`
- * (hyper_v2.py, `_ff_mod`), computed input by input: with r_i = rsqrt(1e-5 + mean_S x_i²) per
- * column, that is Σ_i x_i @ (r_i · w0_i) + b0, so the normalisation scales the small weights, not
- * the [N, S, k] inputs, and a factored input is multiplied at its own size, then broadcast. (The
- * mean of a broadcast input over S is the mean over its factored rows.) Returns [N, S, hid].
- */
-function firstLayer(inps: FfPiece[], w0: (i: number) => tf.Tensor, b0: tf.Tensor, leafShape: number[]): tf.Tensor {
-  const [n, ...shp] = leafShape;
-  const S = Math.max(1, shp.reduce((a, b) => a * b, 1));
-  const hid = b0.shape[1] as number;
-  const scaled = (p: FfPiece, i: number) => {
-    const r = tf.rsqrt(tf.add(1e-5, tf.mean(tf.square(p.x), 1))); // [N, k]
-    return tf.matMul(p.x, tf.mul(w0(i), tf.expandDims(r, 2))); // [N, R, hid]
-  };
-  let o: tf.Tensor = tf.expandDims(b0, 1); // [N, 1, hid]
-  inps.forEach((p, i) => {
-    if (p.broadcastAt === undefined) o = tf.add(o, scaled(p, i));
-  });
-  // (adding zeros broadcasts with a gradient at any rank; tf.broadcastTo's tile has one up to rank 4)
-  if (o.shape[1] !== S) o = tf.add(o, tf.zeros([n, S, hid]));
-  o = tf.reshape(o, [n, ...shp, hid]);
-  inps.forEach((p, i) => {
-    if (p.broadcastAt !== undefined) o = tf.add(o, tf.expandDims(tf.reshape(scaled(p, i), [n, ...p.shape!, hid]), p.broadcastAt + 1));
-  });
-  return tf.reshape(o, [n, S, hid]);
-}
-
 /** The optimizer {@link HyperV2.optFn} returns for a θ. */
 export class HyperV2Optimizer implements Optimizer {
   readonly name = 'UnnamedOptimizer';
@@ -612,7 +574,7 @@ export class HyperV2Optimizer implements Optimizer {
       const rsq = tf.rsqrt(tf.add(rs[l], 1e-6));
       // The MLP's inputs in `_ff_mod`'s order (input i meets weights w0__i), each [N, S, k] or, for
       // the Adafactor row/column features, the small factored tensor and the axis it is constant along.
-      const inps: FfPiece[] = [];
+      const inps: PerParamInput[] = [];
       const full = (t: tf.Tensor) => inps.push({ x: flatC(t) });
       if (c.withG) full(g);
       if (c.withGradClipFeat) full(tf.clipByValue(g, -0.1, 0.1));
@@ -651,7 +613,7 @@ export class HyperV2Optimizer implements Optimizer {
       const w = weightsOf(l);
       const layers = this.lopt.ffLayerSizes();
       const last = layers.length - 1;
-      let o = firstLayer(inps, (ii) => w[`w0__${ii}`], w.b0, [n, ...shp]); // [N, S, hid]
+      let o = perParamFirstLayer(inps, tf.concat(inps.map((_, ii) => w[`w0__${ii}`]), 1), w.b0, [n, ...shp]); // [N, S, hid]
       for (let wi = 1; wi < last; wi++) o = tf.add(tf.matMul(tf.relu(o), w[`w${wi}`]), tf.expandDims(w[`b${wi}`], 1));
       // Output j of the last layer ([N, S]). Of its three outputs `_ff_mod` uses two (direction,
       // magnitude); each is computed from its own weight column, so no [N, S, 3] array is sliced.

@@ -1,9 +1,16 @@
 /**
- * The per-parameter MLP applied once to every parameter of every leaf of every stacked task:
- * `applyPerParamMLP` for AdafacMLPLOpt, `applyPerTaskMLPChannelsFirst` for the wasm tf.js variant
- * of MLPLOpt's update kernel (mlp_lopt_wasm.ts; MLPLOpt's readable update is in mlp_lopt.ts).
+ * The per-parameter MLP applied once to every parameter of every leaf of every stacked task.
  *
- * Input: `x [N, P, F]` (already normalised features of all P parameters of each of N tasks) and
+ * - `perParamFirstLayer` + `perParamOutputs` (AdafacMLPLOpt, AdafacNominal, HyperV2's first layer):
+ *   the features never concatenated; the first layer input by input, the second-moment
+ *   normalisation folded into its weights, factored (Adafactor row / column) inputs multiplied at
+ *   their factored size; only the outputs used computed.
+ * - `applyPerParamMLP`: the same MLP on concatenated features `x [N, P, F]` (the readable form; the
+ *   tests check the above against it).
+ * - `applyPerTaskMLPChannelsFirst` / `applySharedMLPChannelsFirst`: the wasm tf.js variant of
+ *   MLPLOpt's update kernel (mlp_lopt_wasm.ts; MLPLOpt's readable update is in mlp_lopt.ts).
+ *
+ * `applyPerParamMLP`'s input: `x [N, P, F]` (already normalised features of all P parameters of each of N tasks) and
  * `time [N, T]` (the un-normalised tanh time features, identical for every parameter of a task).
  * The first layer is split: `concat(x, time) @ W0 + b0 = x @ W0[:F] + (time @ W0[F:] + b0)`, the
  * second term one row per task, which saves T/(F+T) of the first layer's multiply-adds.
@@ -180,4 +187,95 @@ export function applySharedMLPChannelsFirst(xT: tf.Tensor, time: tf.Tensor, laye
 export function fusedMatMul3(a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor, activation: 'relu' | 'linear'): tf.Tensor {
   if (!noGradientRecorded()) return tf.fused.matMul({ a, b, bias, activation });
   return (tf.engine() as any).runKernel('_FusedMatMul', { a, b, bias }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor;
+}
+
+/**
+ * One input of a per-parameter MLP's first layer (HyperV2, AdafacMLPLOpt, AdafacNominal): `x`
+ * `[N, R, k]`, k features of each of R rows. R = S (one row per parameter of the leaf) unless the
+ * input is an Adafactor row/column feature, which is constant along axis `broadcastAt` of the leaf
+ * and is kept at its factored `shape` (the leaf's shape without that axis), R = its size.
+ */
+export interface PerParamInput {
+  x: tf.Tensor;
+  broadcastAt?: number;
+  shape?: number[];
+}
+
+/**
+ * The first layer of a per-parameter MLP on second-moment normalised inputs,
+ * `second_moment_normalize(concat(inputs)) @ w0 + b0` (the normalisation over the leaf, per feature
+ * column, as `common.second_moment_normalize(x, axis=[0])` in hyper_v2.py `_ff_mod` and
+ * adafac_mlp_lopt.py `_mod`), computed input by input without the concat: with
+ * r = rsqrt(1e-5 + mean_S x²) per column, it is Σ_i x_i @ (r · w0)[rows of input i] + b0, so the
+ * normalisation scales the small weights, not the `[N, S, k]` inputs. Factored inputs are
+ * multiplied at their own size, summed there with the other inputs constant along the same axis,
+ * and only then broadcast over the leaf. (The mean of a broadcast input over S is the mean over
+ * its factored rows.)
+ *
+ * `w0`: the rows of the first layer's weights that the inputs meet, in their order, `[F, hid]`
+ * (shared) or `[N, F, hid]` (per task), F the inputs' total width; `b0`: `[N, hid]` (the bias, plus
+ * anything constant over the leaf such as the time features' term); `leafShape`: `[N, ...leaf
+ * shape]`. Returns the pre-activation `[N, S, hid]`. Differentiable.
+ */
+export function perParamFirstLayer(inps: PerParamInput[], w0: tf.Tensor, b0: tf.Tensor, leafShape: number[]): tf.Tensor {
+  const [n, ...shp] = leafShape;
+  const S = Math.max(1, shp.reduce((a, b) => a * b, 1));
+  const hid = b0.shape[1] as number;
+  const widths = inps.map(({ x }) => x.shape[2] as number);
+  const F = widths.reduce((a, b) => a + b, 0);
+  if (w0.shape[w0.rank - 2] !== F) throw new Error(`per-parameter MLP layer 0: ${w0.shape[w0.rank - 2]} input rows, expected ${F}`);
+  // every column's normaliser at once: [N, F] -> the scaled weights [N, F, hid]
+  const meanSq = inps.map(({ x }) => tf.mean(tf.square(x), 1)); // [N, k_i]
+  const r = tf.rsqrt(tf.add(1e-5, meanSq.length === 1 ? meanSq[0] : tf.concat(meanSq, 1)));
+  const wScaled = tf.mul(w0, tf.expandDims(r, 2));
+  let off = 0;
+  const scaled = inps.map(({ x }, i) => {
+    const wi = tf.slice(wScaled, [0, off, 0], [n, widths[i], hid]);
+    off += widths[i];
+    return () => tf.matMul(x, wi); // [N, R, hid]
+  });
+  let o: tf.Tensor = tf.expandDims(b0, 1); // [N, 1, hid]
+  inps.forEach((p, i) => {
+    if (p.broadcastAt === undefined) o = tf.add(o, scaled[i]());
+  });
+  // (adding zeros broadcasts with a gradient at any rank; tf.broadcastTo's tile has one up to rank 4)
+  if (o.shape[1] !== S) o = tf.add(o, tf.zeros([n, S, hid]));
+  o = tf.reshape(o, [n, ...shp, hid]);
+  // the factored inputs, summed per broadcast axis at their factored size, then broadcast once
+  const byAxis = new Map<number, tf.Tensor>();
+  inps.forEach((p, i) => {
+    if (p.broadcastAt === undefined) return;
+    const t = tf.reshape(scaled[i](), [n, ...p.shape!, hid]);
+    const prev = byAxis.get(p.broadcastAt);
+    byAxis.set(p.broadcastAt, prev ? tf.add(prev, t) : t);
+  });
+  for (const [at, t] of byAxis) o = tf.add(o, tf.expandDims(t, at + 1));
+  return tf.reshape(o, [n, S, hid]);
+}
+
+/**
+ * The rest of a per-parameter MLP after its first layer, with shared weights (`w [in, out]`,
+ * `b [out]`) or per-task ones (`w [N, in, out]`, `b [N, out]`, thetaIsVector): from the first
+ * layer's pre-activation `h0 [N, S, H]`, ReLU between layers (none after the last); shared, each
+ * hidden layer is one fused matMul over all N·S rows. Returns, for each j of `outputs`, output j of
+ * the last layer as `[N, S]`, each computed from its own weight column (no array sliced along its
+ * short last axis, and unused outputs not computed). Differentiable (tf.fused.matMul falls back to
+ * plain ops under a gradient tape).
+ */
+export function perParamOutputs(h0: tf.Tensor, layers: Linear[], outputs: number[], perTask = false): tf.Tensor[] {
+  const [N, S, H] = h0.shape as number[];
+  const last = layers.length - 1;
+  if (last === 0) return outputs.map((j) => tf.reshape(tf.slice(h0, [0, 0, j], [N, S, 1]), [N, S]));
+  if (perTask) {
+    let h = tf.relu(h0);
+    for (let i = 1; i < last; i++) h = tf.relu(tf.add(tf.matMul(h, layers[i].w), tf.expandDims(layers[i].b, 1)));
+    const { w, b } = layers[last];
+    const rows = w.shape[1] as number;
+    return outputs.map((j) => tf.reshape(tf.add(tf.matMul(h, tf.slice(w, [0, 0, j], [N, rows, 1])), tf.reshape(tf.slice(b, [0, j], [N, 1]), [N, 1, 1])), [N, S]));
+  }
+  let h = tf.relu(tf.reshape(h0, [N * S, H]));
+  for (let i = 1; i < last; i++) h = tf.fused.matMul({ a: h, b: layers[i].w, bias: layers[i].b, activation: 'relu' });
+  const { w, b } = layers[last];
+  const rows = w.shape[0] as number;
+  return outputs.map((j) => tf.reshape(tf.fused.matMul({ a: h, b: tf.slice(w, [0, j], [rows, 1]), bias: tf.slice(b, [j], [1]) }), [N, S]));
 }

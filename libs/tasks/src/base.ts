@@ -48,6 +48,12 @@ export interface BatchStream {
   nextIndices?(count: number): Int32Array;
   /** The batches at `indices` (from `nextIndices`) stacked along `shape`; does not move the stream. */
   gather?(indices: Int32Array, shape: number[]): Batch;
+  /**
+   * Optional: do now, while the caller would otherwise wait, work that a later `next` /
+   * `nextIndices` would do (e.g. the next epoch's shuffle). Never moves the stream or changes
+   * what it gives.
+   */
+  prefetch?(): void;
   /** Position of the stream, so a checkpoint can resume it exactly. */
   getState(): { seed: number; epoch: number; position: number };
   setState(s: { seed: number; epoch: number; position: number }): void;

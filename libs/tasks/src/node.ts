@@ -3,7 +3,12 @@
  * corpora, downloads, MNIST, downsampled ImageNet) and the tasks and families built on them (image
  * MLPs, autoencoders, convnets, ResNets, language models). `@lopt/tasks` in Node exports these too; `@lopt/tasks/node` only these.
  */
-export { downloadFiles } from './datasets/download';
+export { downloadFiles, downloadResumable, sha256File } from './datasets/download';
+export type { ResumableDownloadOptions } from './datasets/download';
+export { LM1B_URL, LM1B_ARCHIVE_CHECKSUM, LM1B_TFDS_EXAMPLES, pyStrip, pyTextLines, tfdsOrderHash, HashOrderedWriter, prepareLm1b } from './datasets/lm1b';
+export type { PrepareLm1bOptions, PreparedCorpus } from './datasets/lm1b';
+export { WIKIPEDIA_TFDS_NAME, prepareWikipedia } from './datasets/wikipedia';
+export type { PrepareWikipediaOptions } from './datasets/wikipedia';
 export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError, parseIdx, readIdxFile, readIdxImagesAndLabels, encodeIdx } from './datasets/idx';
 export type { IdxArray } from './datasets/idx';
 export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, findFashionMnistDir, loadFashionMnistRaw, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
@@ -17,8 +22,28 @@ export { CIFAR_FILES, CifarFormatError, cifarSearchDirs, findCifarDir, readCifar
 export type { CifarName } from './datasets/cifar';
 export { CONV_DATASETS, ConvTaskSchema, convDatasets, ConvTask, FIXED_CONV_TASKS, convTask, unstackTree, stackTrees, emaUpdate } from './conv';
 export type { ConvDatasetName, ConvNorm, ConvTaskConfig, EmaState } from './conv';
-export { imagenetFolderName, ImagenetFormatError, imagenetSearchDirs, imagenetShards, findImagenetDir, readTfrecords, exampleBytesFeatures, encodeExample, encodeImagenetTfrecords, readImagenetShards, imagenetDatasets } from './datasets/imagenet';
-export type { ImagenetSize } from './datasets/imagenet';
+export {
+  imagenetFolderName,
+  ImagenetFormatError,
+  imagenetSearchDirs,
+  imagenetShards,
+  findImagenetDir,
+  readTfrecords,
+  exampleBytesFeatures,
+  encodeExample,
+  encodeImagenetTfrecords,
+  decodeImagenetExample,
+  readImagenetShards,
+  gzipShardBytes,
+  IMAGENET_STREAM_THRESHOLD_BYTES,
+  StreamingImageBatchStream,
+  imagenetDatasets,
+} from './datasets/imagenet';
+export type { ImagenetSize, ImagenetDatasetsOptions } from './datasets/imagenet';
+export { GzipFormatError, GzipRecordReader, KeyedRandomInts, ShuffleBuffer, InterleavedRecords, ShuffledRecordStream, STREAM_CHUNK_BYTES } from './datasets/tfrecord_stream';
+export type { ShuffledRecordStreamOptions } from './datasets/tfrecord_stream';
+export { NpzFormatError, parseNpyHeader, streamZipEntry, readNpzLabels, streamNpzImages, clslocToSortedSynsets, convertImagenetNpz } from './datasets/imagenet_npz';
+export type { NpyHeader, ConvertImagenetNpzOptions, ConvertImagenetNpzResult } from './datasets/imagenet_npz';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
 export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
 export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask, ResnetStatsSwitch } from './resnet';
@@ -32,8 +57,8 @@ export { PARAMETRIC_DATASET_NAMES, parametricDatasets, DATASET_FUNCTIONS, numCla
 export type { ParametricDatasetName } from './parametric/datasets';
 export { ParametricImageMLPVAESchema, ParametricImageMLPVAETask, ParametricImageMLPVAE, sampleImageMlpVae } from './parametric/image_mlp_vae';
 export type { ParametricImageMLPVAEOptions } from './parametric/image_mlp_vae';
-export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, TINY_SHAKESPEARE_URLS, corpusLayout, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
-export type { VocabName, RecordFormat, CorpusName, LanguageDatasetFunction } from './datasets/language';
+export { BYTE_VOCAB_SIZE, BYTE_NUM_SPECIAL, SENTENCEPIECE_32K_VOCAB_SIZE, encodeBytes, decodeBytes, cropOrPad, lmExample, TextExamples, FileByteSource, jsonRecordText, indexFileLines, readWholeFile, readCorpusFile, IN_MEMORY_CORPUS_LIMIT, splitRecords, percentSlice, languageSplits, CORPUS_NAMES, SYSTEM_FORTUNES_DIR, languageSearchRoots, fortuneFiles, fortunesSearchDirs, findFortunesDir, TINY_SHAKESPEARE_URLS, corpusLayout, findCorpusFiles, loadCorpus, parseIds, TextBatchStream, vocabSizeOf, languageDatasets, LANGUAGE_DATASET_FUNCTIONS, languageDatasetsByName } from './datasets/language';
+export type { VocabName, RecordFormat, CorpusName, LanguageDatasetFunction, ByteSource } from './datasets/language';
 export { RNNLMSchema, rnnLmName, RNNLMTask, FIXED_RNN_LM_CONFIGS, OFFLINE_RNN_LM_CONFIGS, FIXED_RNN_LM_TASKS, rnnLmTask } from './rnn_lm';
 export type { RNNLMConfig } from './rnn_lm';
 export { TransformerLMSchema, TransformerLMTask, FIXED_TRANSFORMER_LM_TASKS, transformerLmTask } from './transformer_lm';
@@ -50,7 +75,26 @@ export { MIXER_VIT_DATASETS, mixerVitDatasets, imageTaskShape, MLPMixerSchema, M
 export type { MixerVitDatasetName, MLPMixerConfig } from './mlp_mixer';
 export { VisionTransformerSchema, VisionTransformerTask, FIXED_VIT_TASKS, vitTask } from './vit';
 export type { VisionTransformerConfig } from './vit';
-export { ParametricVITSchema, ParametricVIT, sampleVit, SampledVITSchema, sampledVit } from './parametric/vit';
+export { ParametricVITSchema, ParametricVIT, sampleVit, SampledVITSchema, sampledVit, timedSampleVit, TimedSampledVITSchema, timedSampledVit } from './parametric/vit';
+export {
+  hashTrick,
+  flattenCfg,
+  featurizeValue,
+  featurizeCfgPath,
+  featurizeMany,
+  initTimingModel,
+  TimingModelError,
+  readTimingModel,
+  TimingModel,
+  TIMING_MODEL_PATHS,
+  REFERENCE_TIMING_MODEL_ROOT,
+  timingModelRootDir,
+  loadTimingModel,
+  clearTimingModels,
+  rejectionSample,
+} from './parametric/time_model';
+export type { FlatValue, CfgFeatures, HostArray, TimingModelWeights, TimingModelKind, RejectionSampleOptions } from './parametric/time_model';
+export { timedSampleImageMlp, timedSampleImageConv, timedSampleImageMlpAe, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from './parametric/timed_samplers';
 export type { ParametricVITOptions } from './parametric/vit';
 export { loadSentencePiece, encodeRecords, tokenizeCorpus } from './datasets/sentencepiece';
 export type { SentencePieceEncoder } from './datasets/sentencepiece';

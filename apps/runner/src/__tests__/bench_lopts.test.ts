@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@lopt/optimizers';
 import { registry } from '@lopt/core';
-import { benchLearnedOptimizers, denseModelShapes, loptBenchMarkdown } from '../bench_lopts';
+import { benchLearnedOptimizers, denseModelShapes, loptBenchMarkdown, selectLoptBench } from '../bench_lopts';
 
 test('a 1M-parameter tfjs-layers model has the weights the bench says', () => {
   const shapes = denseModelShapes([784, 1024, 256, 10]);
@@ -30,4 +30,15 @@ test('every registered learned optimizer: one timed update, single task and stac
     expect(Number.isFinite(r.paramsPerSec)).toBe(true);
   }
   expect(loptBenchMarkdown(results, 'test')).toMatch(/\| HyperV2 \(VeLO size\) \| tiny \| 3 \| 9 \|/);
+});
+
+test('--lopts / --problems pick subjects and problems by name; an unknown name throws, listing the known ones', () => {
+  const all = selectLoptBench([], []);
+  expect(all.subjects.map((s) => s.name)).toContain('AdafacNominal');
+  expect(all.problems.map((p) => `${p.name}/${p.numTasks}`)).toEqual(['seed-mlp/1', 'seed-mlp/8', 'layers-1m/1']);
+  const some = selectLoptBench(['AdafacMLPLOpt', 'AdafacNominal'], ['layers-1m']);
+  expect(some.subjects.map((s) => s.name)).toEqual(['AdafacMLPLOpt', 'AdafacNominal']);
+  expect(some.problems.map((p) => p.name)).toEqual(['layers-1m']);
+  expect(() => selectLoptBench(['Adafac'], [])).toThrow(/--lopts: unknown 'Adafac' \(known: .*AdafacMLPLOpt/);
+  expect(() => selectLoptBench([], ['big'])).toThrow(/--problems: unknown 'big' \(known: seed-mlp, layers-1m\)/);
 });

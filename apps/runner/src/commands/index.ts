@@ -16,6 +16,10 @@
  *                training (reference `population/`, `run_population_controller.py`)
  * - `tokenize.ts` `lopt tokenize <corpus> --model FILE`: a corpus's 32k token-id files, written
  *                with a sentencepiece model
+ * - `data.ts`    `lopt data lm1b` / `lopt data wikipedia_en --from EXPORT`: prepares a large
+ *                language corpus (download, TFDS order, optional 32k ids)
+ * - `imagenet_npz.ts` `lopt imagenet-npz --size S --train ... --val ...`: image-net.org's
+ *                downsampled ImageNet npz files as the imagenet2012_<S>/ shards the datasets read
  */
 import { Command } from 'commander';
 import { CliContext } from './context';
@@ -28,6 +32,8 @@ import * as buildNative from './build_native';
 import * as evalWorker from './eval_worker';
 import * as population from './population';
 import * as tokenize from './tokenize';
+import * as data from './data';
+import * as imagenetNpz from './imagenet_npz';
 
 /** A `lopt` subcommand: `register` adds it to the commander program. */
 export interface CommandModule {
@@ -35,4 +41,4 @@ export interface CommandModule {
 }
 
 /** Every built-in `lopt` subcommand, in help order. */
-export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker, population, tokenize];
+export const COMMANDS: CommandModule[] = [list, run, learner, worker, evalCmd, buildNative, evalWorker, population, tokenize, data, imagenetNpz];

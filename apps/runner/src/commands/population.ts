@@ -137,6 +137,7 @@ export function register(program: Command, ctx: CliContext): void {
           logdir,
           resume: o.resume,
           backend: o.backend,
+          plugins: ctx.plugins,
           signal: stop.signal,
           remote,
           onEvent: (e) => {

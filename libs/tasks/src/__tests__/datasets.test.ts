@@ -139,6 +139,21 @@ describe('TensorBatchStream', () => {
     expect(() => b.gather(new Int32Array(5), [2])).toThrow('gather: 5 indices for shape [2] of batches of 3');
   });
 
+  test('prefetch (the next epoch shuffled ahead) changes nothing the stream gives, across epochs and a setState', () => {
+    const a = make(5);
+    const b = make(5);
+    for (let i = 0; i < 12; i++) {
+      b.prefetch();
+      if (i === 6) {
+        // a resume into another epoch: the shuffle made ahead is for the wrong epoch and is not used
+        a.setState({ seed: 5, epoch: 7, position: 2 });
+        b.setState({ seed: 5, epoch: 7, position: 2 });
+      }
+      expect(Array.from(b.nextIndices(2))).toEqual(Array.from(a.nextIndices(2)));
+      expect(b.getState()).toEqual(a.getState());
+    }
+  });
+
   test('state get/set resumes exactly', () => {
     const a = make(1);
     a.next([4]);

@@ -150,6 +150,10 @@ describe('datasets from a LOPT_DATA_DIR folder', () => {
   test('missing corpora name the folder and the files expected', () => {
     expect(() => findCorpusFiles('wikipedia_en', 'bytes')).toThrow(/wikipedia_en\/\{train\.txt\}.*LOPT_DATA_DIR\/wikipedia_en/);
     expect(() => findCorpusFiles('lm1b', '32k')).toThrow(/lm1b\/\{train\.ids, test\.ids\}.*sentencepiece/);
+    // and say how to make them
+    const none = [path.join(os.tmpdir(), 'lopt-no-such-folder')];
+    expect(() => findCorpusFiles('lm1b', 'bytes', none)).toThrow(/lm1b\/\{train\.txt, test\.txt\}.*`lopt data lm1b` downloads/);
+    expect(() => findCorpusFiles('wikipedia_en', 'bytes', none)).toThrow(/wikipedia_en\/\{train\.jsonl\} or wikipedia_en\/\{train\.txt\}.*`lopt data wikipedia_en --from EXPORT`.*docs\/datasets\.md/);
     // extra_info needs no data; the first batch does (no download here, and an empty cache)
     const env = { noDownload: process.env.LOPT_NO_DOWNLOAD, cache: process.env.XDG_CACHE_HOME };
     process.env.LOPT_NO_DOWNLOAD = '1';

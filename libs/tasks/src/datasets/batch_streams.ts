@@ -102,8 +102,22 @@ export class TensorBatchStream implements BatchStream {
   }
 
   private permFor(epoch: number): Int32Array {
-    if (!this.perm) this.perm = permutation(random.foldIn(random.PRNGKey(this.seed), epoch), this.n);
+    if (!this.perm) {
+      const ahead = this.ahead;
+      this.perm = ahead && ahead.seed === this.seed && ahead.epoch === epoch ? ahead.perm : permutation(random.foldIn(random.PRNGKey(this.seed), epoch), this.n);
+      this.ahead = null;
+    }
     return this.perm;
+  }
+
+  /** The next epoch's shuffle, computed ahead (e.g. while the branch threads work): a pure function of (seed, epoch). */
+  private ahead: { seed: number; epoch: number; perm: Int32Array } | null = null;
+
+  prefetch(): void {
+    this.ensure();
+    const epoch = this.epoch + 1;
+    if (this.ahead?.seed === this.seed && this.ahead.epoch === epoch) return;
+    this.ahead = { seed: this.seed, epoch, perm: permutation(random.foldIn(random.PRNGKey(this.seed), epoch), this.n) };
   }
 
   /** Host indices of the next `count` batches (advances the stream). */

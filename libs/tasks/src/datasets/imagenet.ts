@@ -16,11 +16,17 @@
  *
  * Preprocessing as the reference: `tf.image.resize` (bilinear, half-pixel centers) when
  * `imageSize` differs from S, cast float32, `/255`; labels int32; batches of `batchSize`, dropping
- * the remainder. The reference shuffles the shard order and then through a 10 000-example buffer;
- * lopt-ts shuffles each whole split per epoch (TensorBatchStream's permutation), so the batch order
- * differs. A split is read whole into host memory as uint8 (imagenet16's train split: ~1 GB;
- * imagenet32's: ~3.9 GB, near Node's buffer limit; imagenet64's does not fit, only a subset of shards
- * in the folder would) and each batch is preprocessed when it is drawn.
+ * the remainder. Splits that fit in memory (by default those whose shards inflate to at most 2 GiB:
+ * all of imagenet8 and imagenet16, imagenet32's and imagenet64's validation and test splits) are
+ * read whole into host memory as uint8 and shuffled per epoch (TensorBatchStream's permutation),
+ * each batch preprocessed when drawn. Larger ones (imagenet32's train split, ~3.9 GB, and
+ * imagenet64's, ~15.7 GB) are streamed as the reference's tf.data pipeline reads every split:
+ * shards repeated in a shuffled order, 4 read at once, through a 10 000-example shuffle buffer
+ * (`StreamingImageBatchStream`, `tfrecord_stream.ts`); `opts.stream` or `LOPT_IMAGENET_STREAM`
+ * chooses explicitly. Either way the batch order is lopt-ts's own (threefry keys, not TF's).
+ *
+ * The official image-net.org npz files (Chrabaszcz et al.'s box-resized ImageNet) can be converted
+ * into this layout with `convertImagenetNpz` (`imagenet_npz.ts`, `lopt imagenet-npz`).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -33,6 +39,7 @@ import { permutation } from './batch_streams';
 import { cachedDatasets } from './cache';
 import { DatasetNotFoundError } from './fashion_mnist';
 import { preprocessImages } from './image_preprocessing';
+import { GzipFormatError, ShuffledRecordStream, type ShuffledRecordStreamOptions } from './tfrecord_stream';
 import { SplitDatasets, type StreamState } from './splits';
 
 /** The downsampled ImageNet sizes the reference names (`imagenet2012_<S>`). */
@@ -190,6 +197,17 @@ export function encodeImagenetTfrecords(images: Uint8Array, labels: ArrayLike<nu
   return zlib.gzipSync(encodeRecords(records));
 }
 
+/** One example of a shard: the `image` bytes (S·S·3) and the int32 `label`, checked; `where` names the record in errors. */
+export function decodeImagenetExample(record: Uint8Array, size: number, where: string): { image: Uint8Array; label: number } {
+  const px = size * size * 3;
+  const ex = exampleBytesFeatures(record);
+  if (!ex.image || ex.image.length !== px) throw new ImagenetFormatError(`${where} has no ${px}-byte image feature`);
+  if (!ex.label || ex.label.length !== 4) throw new ImagenetFormatError(`${where} has no 4-byte label feature`);
+  const label = Buffer.from(ex.label.buffer, ex.label.byteOffset, 4).readInt32LE(0);
+  if (label < 0 || label >= 1000) throw new ImagenetFormatError(`${where}: label ${label} is out of range`);
+  return { image: ex.image, label };
+}
+
 /** uint8 images `[n, S, S, 3]` and int32 labels of a split's shard files. */
 export function readImagenetShards(files: string[], size: number): { images: Uint8Array; labels: Int32Array; count: number } {
   const px = size * size * 3;
@@ -197,14 +215,26 @@ export function readImagenetShards(files: string[], size: number): { images: Uin
   const images = new Uint8Array(records.length * px);
   const labels = new Int32Array(records.length);
   records.forEach(({ r, f }, k) => {
-    const ex = exampleBytesFeatures(r);
-    if (!ex.image || ex.image.length !== px) throw new ImagenetFormatError(`${f}: record ${k} has no ${px}-byte image feature`);
-    if (!ex.label || ex.label.length !== 4) throw new ImagenetFormatError(`${f}: record ${k} has no 4-byte label feature`);
+    const ex = decodeImagenetExample(r, size, `${f}: record ${k}`);
     images.set(ex.image, k * px);
-    labels[k] = Buffer.from(ex.label).readInt32LE(0);
-    if (labels[k] < 0 || labels[k] >= 1000) throw new ImagenetFormatError(`${f}: label ${labels[k]} of record ${k} is out of range`);
+    labels[k] = ex.label;
   });
   return { images, labels, count: records.length };
+}
+
+/** uint8 images `[count·B, S, S, 3]` and labels as a batch `{image: [...shape, B, H, W, 3] float32 in [0, 1], label: [...shape, B]}`. */
+function imageBatch(imgs: Uint8Array, labels: Int32Array, shape: number[], B: number, size: number, imageSize: [number, number]): Batch {
+  return tf.tidy(() => {
+    const image = preprocessImages(imgs, labels.length, size, size, imageSize, 3);
+    return {
+      image: tf.reshape(image, [...shape, B, imageSize[0], imageSize[1], 3]),
+      label: tf.reshape(tf.tensor1d(labels, 'int32'), [...shape, B]),
+    };
+  });
+}
+
+function imageAbstractBatch(B: number, imageSize: [number, number]): PyTree {
+  return { image: { shape: [B, imageSize[0], imageSize[1], 3], dtype: 'float32' }, label: { shape: [B], dtype: 'int32' } };
 }
 
 const RAW = new Map<string, { images: Uint8Array; labels: Int32Array; count: number }>();
@@ -216,6 +246,8 @@ const RAW = new Map<string, { images: Uint8Array; labels: Int32Array; count: num
 class HostImageBatchStream implements BatchStream {
   private raw: { images: Uint8Array; labels: Int32Array; count: number } | null = null;
   private perm: Int32Array | null = null;
+  /** The next epoch's permutation, computed by `prefetch`. */
+  private ahead: { seed: number; epoch: number; perm: Int32Array } | null = null;
   private epoch = 0;
   private position = 0;
 
@@ -249,7 +281,11 @@ class HostImageBatchStream implements BatchStream {
         this.position = 0;
         this.perm = null;
       }
-      this.perm ??= permutation(random.foldIn(random.PRNGKey(this.seed), this.epoch), raw.count);
+      if (!this.perm) {
+        const a = this.ahead;
+        this.perm = a && a.seed === this.seed && a.epoch === this.epoch ? a.perm : permutation(random.foldIn(random.PRNGKey(this.seed), this.epoch), raw.count);
+        this.ahead = null;
+      }
       for (let j = 0; j < B; j++) {
         const src = this.perm[this.position * B + j];
         imgs.set(raw.images.subarray(src * px, (src + 1) * px), (c * B + j) * px);
@@ -257,17 +293,19 @@ class HostImageBatchStream implements BatchStream {
       }
       this.position += 1;
     }
-    return tf.tidy(() => {
-      const image = preprocessImages(imgs, count * B, this.size, this.size, this.imageSize, 3);
-      return {
-        image: tf.reshape(image, [...shape, B, this.imageSize[0], this.imageSize[1], 3]),
-        label: tf.reshape(tf.tensor1d(labels, 'int32'), [...shape, B]),
-      };
-    });
+    return imageBatch(imgs, labels, shape, B, this.size, this.imageSize);
+  }
+
+  /** Computes the next epoch's shuffle ahead (a pure function of seed and epoch), as TensorBatchStream's `prefetch`. */
+  prefetch(): void {
+    const raw = this.ensure();
+    const epoch = this.epoch + 1;
+    if (this.ahead?.seed === this.seed && this.ahead.epoch === epoch) return;
+    this.ahead = { seed: this.seed, epoch, perm: permutation(random.foldIn(random.PRNGKey(this.seed), epoch), raw.count) };
   }
 
   abstractBatch(): PyTree {
-    return { image: { shape: [this.batchSize, this.imageSize[0], this.imageSize[1], 3], dtype: 'float32' }, label: { shape: [this.batchSize], dtype: 'int32' } };
+    return imageAbstractBatch(this.batchSize, this.imageSize);
   }
 
   getState(): StreamState {
@@ -283,30 +321,266 @@ class HostImageBatchStream implements BatchStream {
 }
 
 /**
- * `imagenet<S>_datasets(batch_size, image_size=(S, S))`: cached per arguments, so all tasks share
- * one stream per split; 1000 classes. The files are read on the first `next()` of each split (a
- * missing folder fails there, naming what it looked for); `opts.dir` names the `imagenet2012_<S>`
- * folder itself.
+ * The bytes a split's shards hold once inflated: each shard's gzip ISIZE trailer (its size mod
+ * 2^32; at least the compressed size), summed.
  */
-export function imagenetDatasets(size: ImagenetSize, batchSize: number, imageSize: [number, number] = [size, size], opts: { dir?: string } = {}): Datasets {
-  return cachedDatasets(`imagenet${size}|${batchSize}|${imageSize.join('x')}|${opts.dir ?? ''}`, () => {
+export function gzipShardBytes(files: string[]): number {
+  let total = 0;
+  for (const f of files) {
+    const st = fs.statSync(f);
+    let isize = 0;
+    if (st.size >= 18) {
+      const fd = fs.openSync(f, 'r');
+      try {
+        const b = Buffer.alloc(4);
+        fs.readSync(fd, b, 0, 4, st.size - 4);
+        isize = b.readUInt32LE(0);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    total += Math.max(isize, st.size);
+  }
+  return total;
+}
+
+/** Splits whose shards inflate to more than this are streamed (`stream: 'auto'`): 2 GiB. */
+export const IMAGENET_STREAM_THRESHOLD_BYTES = 2 * 1024 ** 3;
+
+/** A malformed shard in a stream (bad gzip or CRC) as an ImagenetFormatError. */
+function asFormatError(e: unknown): unknown {
+  if (e instanceof RecordCorruptionError || e instanceof GzipFormatError) return new ImagenetFormatError(e.message);
+  return e;
+}
+
+/**
+ * A split read as a stream (reference `make_python_iter` of `tfrecord_image_classification_datasets`):
+ * the shards repeat forever in a shuffled order, 4 read at once, examples through a shuffle buffer
+ * of `shuffleBufferSize` (10 000), batches of B (see `tfrecord_stream.ts`). Memory: the buffer
+ * (10 000 images: 123 MB at 64x64) and one chunk per open shard. There are no epochs (`epoch` stays
+ * 0); `position` counts batches, and `setState` to another position replays the stream from its
+ * start (reading position·B examples, no tensors).
+ */
+export class StreamingImageBatchStream implements BatchStream {
+  private stream: ShuffledRecordStream<{ image: Uint8Array; label: number }> | null = null;
+  private position = 0;
+  /** Examples drawn ahead by `prefetch`, given first by the next batches. */
+  private ahead: { image: Uint8Array; label: number }[] = [];
+  private aheadAt = 0;
+  /** An error met while drawing ahead, thrown when the stream reaches it. */
+  private aheadError: unknown = null;
+  /** Examples the last `next` gave: how many `prefetch` draws. */
+  private lastCount = 0;
+
+  constructor(
+    private readonly files: () => string[],
+    private readonly size: number,
+    private readonly imageSize: [number, number],
+    private readonly batchSize: number,
+    private seed: number,
+    private readonly opts: ShuffledRecordStreamOptions = {},
+  ) {}
+
+  private ensure(): ShuffledRecordStream<{ image: Uint8Array; label: number }> {
+    if (!this.stream) {
+      this.stream = new ShuffledRecordStream(this.files(), random.PRNGKey(this.seed), (record, file) => decodeImagenetExample(record, this.size, `${file}: a record`), this.opts);
+    }
+    return this.stream;
+  }
+
+  private drawFromStream(): { image: Uint8Array; label: number } {
+    const s = this.ensure();
+    try {
+      return s.next();
+    } catch (e) {
+      throw asFormatError(e);
+    }
+  }
+
+  private draw(): { image: Uint8Array; label: number } {
+    if (this.aheadAt < this.ahead.length) {
+      const x = this.ahead[this.aheadAt++];
+      if (this.aheadAt === this.ahead.length) {
+        this.ahead = [];
+        this.aheadAt = 0;
+      }
+      return x;
+    }
+    if (this.aheadError !== null) {
+      const e = this.aheadError;
+      this.aheadError = null;
+      throw e;
+    }
+    return this.drawFromStream();
+  }
+
+  next(shape: number[] = []): Batch {
+    const B = this.batchSize;
+    const n = shape.reduce((a, b) => a * b, 1) * B;
+    const px = this.size * this.size * 3;
+    const imgs = new Uint8Array(n * px);
+    const labels = new Int32Array(n);
+    for (let j = 0; j < n; j++) {
+      const ex = this.draw();
+      imgs.set(ex.image, j * px);
+      labels[j] = ex.label;
+    }
+    this.position += n / B;
+    this.lastCount = n;
+    return imageBatch(imgs, labels, shape, B, this.size, this.imageSize);
+  }
+
+  /**
+   * Reads and decodes ahead as many examples as the last `next` gave (while the caller's threads
+   * work); the batches and the position are unchanged. An error met here is thrown by the `next`
+   * that reaches it.
+   */
+  prefetch(): void {
+    try {
+      while (this.aheadError === null && this.ahead.length - this.aheadAt < this.lastCount) this.ahead.push(this.drawFromStream());
+    } catch (e) {
+      this.aheadError = e;
+    }
+  }
+
+  abstractBatch(): PyTree {
+    return imageAbstractBatch(this.batchSize, this.imageSize);
+  }
+
+  getState(): StreamState {
+    return { seed: this.seed, epoch: 0, position: this.position };
+  }
+
+  setState(s: StreamState): void {
+    if (s.seed !== this.seed || s.position < this.position) {
+      this.close();
+      this.seed = s.seed;
+    }
+    for (; this.position < s.position; this.position++) for (let j = 0; j < this.batchSize; j++) this.draw();
+  }
+
+  /** Closes the open shards and drops what was drawn ahead (the next batch starts the stream over from position 0). */
+  close(): void {
+    this.stream?.close();
+    this.stream = null;
+    this.position = 0;
+    this.ahead = [];
+    this.aheadAt = 0;
+    this.aheadError = null;
+  }
+}
+
+/** How {@link imagenetDatasets} reads its splits. */
+export interface ImagenetDatasetsOptions {
+  /** The `imagenet2012_<S>` folder itself (default: found by {@link findImagenetDir}). */
+  dir?: string;
+  /**
+   * `true`: stream every split from its shards; `false`: read each split whole into memory;
+   * `'auto'` (default): stream the splits whose shards inflate to more than `streamThresholdBytes`.
+   * The environment variable `LOPT_IMAGENET_STREAM` (`1` / `0` / `auto`) overrides the default.
+   */
+  stream?: boolean | 'auto';
+  /** Default {@link IMAGENET_STREAM_THRESHOLD_BYTES}. */
+  streamThresholdBytes?: number;
+  /** Streamed splits: examples in the shuffle buffer (reference `shuffle_buffer_size`, 10 000). */
+  shuffleBufferSize?: number;
+}
+
+function streamMode(opts: ImagenetDatasetsOptions): boolean | 'auto' {
+  if (opts.stream !== undefined) return opts.stream;
+  const env = process.env.LOPT_IMAGENET_STREAM;
+  if (env === '1' || env === 'true') return true;
+  if (env === '0' || env === 'false') return false;
+  return 'auto';
+}
+
+/**
+ * One split's stream: in memory ({@link HostImageBatchStream}) or streamed
+ * ({@link StreamingImageBatchStream}), decided on the first batch when `stream` is `'auto'`.
+ */
+class ImagenetSplitStream implements BatchStream {
+  private inner: BatchStream | null = null;
+  private pending: StreamState | null = null;
+
+  constructor(
+    private readonly makeInner: () => BatchStream,
+    private readonly B: number,
+    private readonly imageSize: [number, number],
+    private readonly seed: number,
+  ) {}
+
+  private ensure(): BatchStream {
+    if (!this.inner) {
+      this.inner = this.makeInner();
+      if (this.pending) this.inner.setState(this.pending);
+      this.pending = null;
+    }
+    return this.inner;
+  }
+
+  next(shape?: number[]): Batch {
+    return this.ensure().next(shape);
+  }
+
+  /** The inner stream's `prefetch`, once it exists (before the first batch there is nothing to read ahead). */
+  prefetch(): void {
+    this.inner?.prefetch?.();
+  }
+
+  abstractBatch(): PyTree {
+    return imageAbstractBatch(this.B, this.imageSize);
+  }
+
+  getState(): StreamState {
+    return this.inner ? this.inner.getState() : (this.pending ?? { seed: this.seed, epoch: 0, position: 0 });
+  }
+
+  setState(s: StreamState): void {
+    if (this.inner) this.inner.setState(s);
+    else this.pending = { ...s };
+  }
+}
+
+/**
+ * `imagenet<S>_datasets(batch_size, image_size=(S, S))`: cached per arguments, so all tasks share
+ * one stream per split; 1000 classes. The files are looked at on the first `next()` of each split
+ * (a missing folder fails there, naming what it looked for); `opts.dir` names the
+ * `imagenet2012_<S>` folder itself. A split too large for memory (`opts.stream`, by default those
+ * inflating to over 2 GiB: imagenet32's and imagenet64's train splits) is streamed from its shards
+ * with the reference's shuffle buffer; the others are read whole and shuffled per epoch.
+ */
+export function imagenetDatasets(size: ImagenetSize, batchSize: number, imageSize: [number, number] = [size, size], opts: ImagenetDatasetsOptions = {}): Datasets {
+  const mode = streamMode(opts);
+  const threshold = opts.streamThresholdBytes ?? IMAGENET_STREAM_THRESHOLD_BYTES;
+  const key = `imagenet${size}|${batchSize}|${imageSize.join('x')}|${opts.dir ?? ''}|${mode}|${threshold}|${opts.shuffleBufferSize ?? ''}`;
+  return cachedDatasets(key, () => {
     const streams = Object.fromEntries(
       SPLITS.map((s, i) => [
         s,
-        new HostImageBatchStream(
+        new ImagenetSplitStream(
           () => {
             const dir = opts.dir ?? findImagenetDir(size);
-            const key = `${dir}|${s}`;
-            let raw = RAW.get(key);
-            if (!raw) {
-              raw = readImagenetShards(imagenetShards(dir, s), size);
-              RAW.set(key, raw);
-            }
-            return raw;
+            const files = imagenetShards(dir, s);
+            const streamed = mode === 'auto' ? gzipShardBytes(files) > threshold : mode;
+            if (streamed) return new StreamingImageBatchStream(() => files, size, imageSize, batchSize, i, { shuffleBufferSize: opts.shuffleBufferSize });
+            return new HostImageBatchStream(
+              () => {
+                const rawKey = `${dir}|${s}`;
+                let raw = RAW.get(rawKey);
+                if (!raw) {
+                  raw = readImagenetShards(files, size);
+                  RAW.set(rawKey, raw);
+                }
+                return raw;
+              },
+              size,
+              imageSize,
+              batchSize,
+              i,
+            );
           },
-          size,
-          imageSize,
           batchSize,
+          imageSize,
           i,
         ),
       ]),

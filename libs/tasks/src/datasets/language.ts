@@ -18,10 +18,12 @@
  * `train[0:1%]`, `[1%:2%]`, `[2%:3%]`.
  *
  * Corpora (looked for under `$LOPT_DATA_DIR` and `~/.cache/lopt`; only Tiny Shakespeare, about
- * 1 MB, is downloaded into the cache when missing: the reference's TFDS lm1b and wikipedia
- * sources are many GB):
- * - `lm1b/train.txt`, `lm1b/test.txt`: one sentence per line (the lm1b datasets);
- * - `wikipedia_en/train.txt`: one article per line (the wikipedia_en datasets; no test split);
+ * 1 MB, is downloaded into the cache when missing; lm1b and wikipedia_en are prepared once with
+ * `lopt data`, lm1b.ts and wikipedia.ts):
+ * - `lm1b/train.txt`, `lm1b/test.txt`: one sentence per line (the lm1b datasets), in TFDS's stored
+ *   order as `lopt data lm1b` writes them;
+ * - `wikipedia_en/train.jsonl` (one JSON record per article, its newlines kept) or
+ *   `wikipedia_en/train.txt` (one article per line): the wikipedia_en datasets, no test split;
  * - `tiny_shakespeare/input.txt`: paragraphs (blank-line separated speeches) are the examples;
  * - `fortunes` (lopt-ts's offline default): the English fortune cookies of the Debian package
  *   `fortunes` (BSD licence), `/usr/share/games/fortunes/*`, one record per `%`-separated fortune,
@@ -31,8 +33,10 @@
  * Order within a split: the reference streams with `shuffle(10·B)` from an unseeded TFDS order;
  * lopt-ts serves each epoch in a seeded permutation (key `foldIn(PRNGKey(seed), epoch)`, as the
  * image datasets), so runs are repeatable. Examples live on the host as byte ranges of one buffer
- * (a few bytes per example beyond the text), and only the batches become tensors.
+ * (a few bytes per example beyond the text), or, for a file over 1 GiB, of the file itself (read by
+ * example when a batch is gathered), and only the batches become tensors.
  */
+import * as buffer from 'buffer';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -94,14 +98,57 @@ export function lmExample(ids: ArrayLike<number>, sequenceLength: number): { obs
   return { obs: t.slice(0, sequenceLength), target: t.slice(1) };
 }
 
-// ---- corpora: examples as byte ranges of one buffer ----
+// ---- corpora: examples as byte ranges of one buffer, or of a file ----
 
-/** Text examples as `[start, end)` byte ranges of `bytes`. */
+/**
+ * Bytes read by range from somewhere other than memory: a large corpus file (lm1b's 4.3 GB
+ * `train.txt`, a Wikipedia export of many GB) is indexed once and its examples read when a batch
+ * gathers them.
+ */
+export interface ByteSource {
+  /** The bytes `[start, end)`. */
+  read(start: number, end: number): Uint8Array;
+}
+
+/** A {@link ByteSource} over a file kept open for reading (positioned reads, no file pointer). */
+export class FileByteSource implements ByteSource {
+  private readonly fd: number;
+  constructor(readonly file: string) {
+    this.fd = fs.openSync(file, 'r');
+  }
+  read(start: number, end: number): Uint8Array {
+    const out = Buffer.allocUnsafe(end - start);
+    for (let off = 0; off < out.length; ) {
+      const n = fs.readSync(this.fd, out, off, out.length - off, start + off);
+      if (n <= 0) throw new Error(`${this.file} is shorter than when it was indexed (changed while in use?)`);
+      off += n;
+    }
+    return out;
+  }
+}
+
+/**
+ * The text of one JSON Lines record: the line is a JSON string, or an object whose `text` field
+ * is one (the form `lopt data wikipedia_en` keeps, and TFDS's `{title, text}` exported as JSON).
+ */
+export function jsonRecordText(line: Uint8Array): string {
+  const v: unknown = JSON.parse(new TextDecoder().decode(line));
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { text?: unknown }).text === 'string') return (v as { text: string }).text;
+  throw new Error(`a JSON Lines corpus record must be a string or an object with a string 'text'; got ${new TextDecoder().decode(line.subarray(0, 80))}`);
+}
+
+/**
+ * Text examples as `[start, end)` byte ranges of `bytes` (in memory, or a {@link ByteSource}); with
+ * `json`, each range is a JSON Lines record ({@link jsonRecordText}) and an example is its text's
+ * UTF-8 bytes.
+ */
 export class TextExamples {
   constructor(
-    readonly bytes: Uint8Array,
+    readonly bytes: Uint8Array | ByteSource,
     readonly starts: Float64Array,
     readonly ends: Float64Array,
+    readonly json = false,
   ) {
     if (starts.length !== ends.length) throw new Error('TextExamples: starts and ends differ in length');
   }
@@ -109,14 +156,15 @@ export class TextExamples {
     return this.starts.length;
   }
   example(i: number): Uint8Array {
-    return this.bytes.subarray(this.starts[i], this.ends[i]);
+    const raw = this.bytes instanceof Uint8Array ? this.bytes.subarray(this.starts[i], this.ends[i]) : this.bytes.read(this.starts[i], this.ends[i]);
+    return this.json ? new TextEncoder().encode(jsonRecordText(raw)) : raw;
   }
   text(i: number): string {
     return new TextDecoder().decode(this.example(i));
   }
   /** The examples `lo..hi-1`. */
   slice(lo: number, hi: number): TextExamples {
-    return new TextExamples(this.bytes, this.starts.slice(lo, hi), this.ends.slice(lo, hi));
+    return new TextExamples(this.bytes, this.starts.slice(lo, hi), this.ends.slice(lo, hi), this.json);
   }
   /** The examples in the order `idx`. */
   reorder(idx: ArrayLike<number>): TextExamples {
@@ -126,7 +174,7 @@ export class TextExamples {
       s[i] = this.starts[idx[i]];
       e[i] = this.ends[idx[i]];
     }
-    return new TextExamples(this.bytes, s, e);
+    return new TextExamples(this.bytes, s, e, this.json);
   }
   static fromTexts(texts: string[]): TextExamples {
     return splitRecords(new TextEncoder().encode(texts.map((t) => t.replace(/\n/g, ' ')).join('\n')), 'lines');
@@ -192,6 +240,64 @@ export function splitRecords(bytes: Uint8Array, format: RecordFormat): TextExamp
   return new TextExamples(bytes, Float64Array.from(starts), Float64Array.from(ends));
 }
 
+/** A Float64Array that grows (doubling), for indexes of unknown length. */
+class GrowableF64 {
+  private a = new Float64Array(1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.a.length) {
+      const b = new Float64Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.length++] = v;
+  }
+  done(): Float64Array {
+    return this.a.slice(0, this.length);
+  }
+}
+
+/**
+ * The `lines` records of a file ({@link splitRecords}'s rules: one per non-empty line, a `\r`
+ * before the `\n` not part of it), found by reading the file in 16 MB pieces: the index of a
+ * corpus too large to hold in memory.
+ */
+export function indexFileLines(file: string): { starts: Float64Array; ends: Float64Array } {
+  const starts = new GrowableF64();
+  const ends = new GrowableF64();
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.allocUnsafe(16 << 20);
+  let pos = 0; // file offset of buf[0]
+  let lineStart = 0;
+  let prev = -1; // the byte before the current one
+  const close = (nl: number) => {
+    const end = prev === 13 && nl > lineStart ? nl - 1 : nl;
+    if (end > lineStart) {
+      starts.push(lineStart);
+      ends.push(end);
+    }
+  };
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) {
+        const c = buf[i];
+        if (c === 10) {
+          close(pos + i);
+          lineStart = pos + i + 1;
+        }
+        prev = c;
+      }
+      pos += n;
+    }
+    close(pos);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { starts: starts.done(), ends: ends.done() };
+}
+
 /** Python's `round` (half to even), as TFDS uses for percent-slice boundaries. */
 function roundHalfEven(x: number): number {
   const f = Math.floor(x);
@@ -234,14 +340,30 @@ interface CorpusSpec {
   files: Record<VocabName, { train: string; test?: string }>;
   /** Where the text files can be downloaded from (base URLs, tried in order), for a small corpus. */
   download?: readonly string[];
+  /** Other file names tried, in order, after `files` (a JSON Lines form first: it keeps newlines). */
+  altFiles?: Partial<Record<VocabName, Array<{ train: string; test?: string }>>>;
+  /** How to make the files, for the not-found error. */
+  prepare?: string;
 }
 
 /** The source TFDS `tiny_shakespeare` reads (Karpathy's char-rnn data, about 1 MB). */
 export const TINY_SHAKESPEARE_URLS: readonly string[] = ['https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/'];
 
 const CORPORA: Record<Exclude<CorpusName, 'fortunes'>, CorpusSpec> = {
-  lm1b: { folder: 'lm1b', format: 'lines', files: { bytes: { train: 'train.txt', test: 'test.txt' }, '32k': { train: 'train.ids', test: 'test.ids' } } },
-  wikipedia_en: { folder: 'wikipedia_en', format: 'lines', files: { bytes: { train: 'train.txt' }, '32k': { train: 'train.ids' } } },
+  lm1b: {
+    folder: 'lm1b',
+    format: 'lines',
+    files: { bytes: { train: 'train.txt', test: 'test.txt' }, '32k': { train: 'train.ids', test: 'test.ids' } },
+    prepare: '`lopt data lm1b` downloads the One Billion Word tarball TFDS uses and writes them in TFDS order (add --model FILE for the 32k files)',
+  },
+  wikipedia_en: {
+    folder: 'wikipedia_en',
+    format: 'lines',
+    files: { bytes: { train: 'train.jsonl' }, '32k': { train: 'train.ids' } },
+    altFiles: { bytes: [{ train: 'train.txt' }] },
+    prepare:
+      '`lopt data wikipedia_en --from EXPORT` writes them from an export of TFDS wikipedia/20201201.en (JSON Lines, one {"text": ...} per article, or plain text, one article per line); docs/datasets.md shows the Python lines that export it',
+  },
   tiny_shakespeare: { folder: 'tiny_shakespeare', format: 'paragraphs', files: { bytes: { train: 'input.txt' }, '32k': { train: 'input.ids' } }, download: TINY_SHAKESPEARE_URLS },
 };
 
@@ -304,11 +426,15 @@ export function findCorpusFiles(
 ): { train: string; test?: string } {
   const spec = CORPORA[corpus];
   const want = spec.files[vocab];
+  const choices = [want, ...(spec.altFiles?.[vocab] ?? [])];
   const inRoot = (r: string) => {
     const dir = path.join(r, spec.folder);
-    const train = path.join(dir, want.train);
-    const test = want.test ? path.join(dir, want.test) : undefined;
-    return fs.existsSync(train) && (!test || fs.existsSync(test)) ? { train, test } : null;
+    for (const c of choices) {
+      const train = path.join(dir, c.train);
+      const test = c.test ? path.join(dir, c.test) : undefined;
+      if (fs.existsSync(train) && (!test || fs.existsSync(test))) return { train, test };
+    }
+    return null;
   };
   for (const r of roots) {
     const found = inRoot(r);
@@ -327,17 +453,65 @@ export function findCorpusFiles(
       why = ` (${(e as Error).message})`;
     }
   }
-  const names = [want.train, want.test].filter(Boolean).join(', ');
+  const names = choices.map((c) => `${spec.folder}/{${[c.train, c.test].filter(Boolean).join(', ')}}`).join(' or ');
   const how =
     vocab === 'bytes'
       ? spec.format === 'lines'
-        ? 'UTF-8 text, one example per line'
+        ? spec.altFiles?.bytes
+          ? '.jsonl: one JSON record per line, a string or an object with a string "text"; .txt: UTF-8 text, one example per line'
+          : 'UTF-8 text, one example per line'
         : 'UTF-8 text, examples separated by blank lines'
       : `token ids of the T5 cc_all.32000 sentencepiece model (+100 extra ids), one example per line, ids separated by spaces; \`lopt tokenize ${corpus} --model sentencepiece.model\` writes them from the text files`;
   throw new DatasetNotFoundError(
-    `${corpus} (${vocab}) not found: looked for ${spec.folder}/{${names}} (${how}) under ${roots.join(', ')}${why}. ` +
+    `${corpus} (${vocab}) not found: looked for ${names} (${how}) under ${roots.join(', ')}${why}. ` +
+      (spec.prepare ? `${spec.prepare}. ` : '') +
       `Put the files in $LOPT_DATA_DIR/${spec.folder}/, or use the offline corpus 'fortunes' (Debian package fortunes).`,
   );
+}
+
+/**
+ * A file's bytes in one buffer, also past the 2 GiB that `fs.readFileSync` refuses (lm1b's
+ * `train.txt` is about 4.3 GB): read in 1 GiB pieces into a buffer of the file's size, up to Node's
+ * largest buffer (4 GiB).
+ */
+export function readWholeFile(file: string): Buffer {
+  const size = fs.statSync(file).size;
+  if (size < 2 ** 31 - 1) return fs.readFileSync(file);
+  if (size > buffer.constants.MAX_LENGTH) {
+    throw new RangeError(`${file} has ${size} bytes, more than the ${buffer.constants.MAX_LENGTH} one buffer can hold in this Node; use a shorter corpus file`);
+  }
+  const out = Buffer.allocUnsafe(size);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let off = 0; off < size; ) {
+      const n = fs.readSync(fd, out, off, Math.min(2 ** 30, size - off), off);
+      if (n <= 0) throw new Error(`${file} ended at ${off} of ${size} bytes while being read`);
+      off += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
+}
+
+/** Files larger than this (bytes) are indexed and read by example, not held in memory (line formats only). */
+export const IN_MEMORY_CORPUS_LIMIT = 1 << 30;
+
+/**
+ * The examples of one corpus file: `.jsonl` files are JSON Lines records (see {@link jsonRecordText});
+ * a file in a line format larger than `inMemoryLimit` is indexed ({@link indexFileLines}) and
+ * read by example through a {@link FileByteSource}, any other is read whole.
+ */
+export function readCorpusFile(file: string, format: RecordFormat, inMemoryLimit = IN_MEMORY_CORPUS_LIMIT): TextExamples {
+  const json = file.endsWith('.jsonl');
+  if (json && format !== 'lines') throw new Error(`${file}: a JSON Lines corpus has one record per line (format 'lines', not '${format}')`);
+  if (format === 'lines' && fs.statSync(file).size > inMemoryLimit) {
+    const { starts, ends } = indexFileLines(file);
+    return new TextExamples(new FileByteSource(file), starts, ends, json);
+  }
+  const b = readWholeFile(file);
+  const ex = splitRecords(new Uint8Array(b.buffer, b.byteOffset, b.length), format);
+  return json ? new TextExamples(ex.bytes, ex.starts, ex.ends, true) : ex;
 }
 
 const RAW = new Map<string, { train: TextExamples; test: TextExamples | null }>();
@@ -355,11 +529,7 @@ export function loadCorpus(corpus: CorpusName, vocab: VocabName): { train: TextE
     raw = { train: all.reorder(permutation(random.PRNGKey(0), all.length)), test: null };
   } else {
     const files = findCorpusFiles(corpus, vocab);
-    const read = (f: string) => {
-      const b = fs.readFileSync(f);
-      // token-id files hold one example per line whatever the text's record format
-      return splitRecords(new Uint8Array(b.buffer, b.byteOffset, b.length), vocab === '32k' ? 'lines' : CORPORA[corpus].format);
-    };
+    const read = (f: string) => readCorpusFile(f, vocab === '32k' ? 'lines' : CORPORA[corpus].format);
     raw = { train: read(files.train), test: files.test ? read(files.test) : null };
   }
   RAW.set(key, raw);

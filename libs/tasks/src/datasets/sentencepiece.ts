@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DatasetNotFoundError } from './fashion_mnist';
-import { corpusLayout, findCorpusFiles, languageSearchRoots, splitRecords, type CorpusName, type RecordFormat } from './language';
+import { corpusLayout, findCorpusFiles, languageSearchRoots, readCorpusFile, splitRecords, type CorpusName, type RecordFormat } from './language';
 
 /** The one method of the wasm sentencepiece processor that tokenization needs. */
 export interface SentencePieceEncoder {
@@ -39,11 +39,16 @@ export function encodeRecords(bytes: Uint8Array, format: RecordFormat, sp: Sente
 }
 
 /**
- * Tokenizes a corpus's text files (`bytes` vocabulary: e.g. `lm1b/train.txt`, `test.txt`) with a
- * sentencepiece model into its `32k` files beside them (`train.ids`, `test.ids`), written whole
- * (temp file, then rename). `root` defaults to the first search root holding the text files.
+ * Tokenizes a corpus's text files (`bytes` vocabulary: e.g. `lm1b/train.txt`, `test.txt`, or
+ * `wikipedia_en/train.jsonl`) with a sentencepiece model into its `32k` files beside them
+ * (`train.ids`, `test.ids`), written as they are encoded, whole (temp file, then rename). Large
+ * files are read by example ({@link readCorpusFile}). `root` defaults to the first search root
+ * holding the text files.
  */
-export async function tokenizeCorpus(corpus: Exclude<CorpusName, 'fortunes'>, opts: { model: string; root?: string }): Promise<{ files: string[]; examples: number }> {
+export async function tokenizeCorpus(
+  corpus: Exclude<CorpusName, 'fortunes'>,
+  opts: { model: string; root?: string; log?: (line: string) => void },
+): Promise<{ files: string[]; examples: number }> {
   const layout = corpusLayout(corpus);
   const text = findCorpusFiles(corpus, 'bytes', opts.root ? [opts.root] : languageSearchRoots());
   const dir = path.dirname(text.train);
@@ -55,9 +60,22 @@ export async function tokenizeCorpus(corpus: Exclude<CorpusName, 'fortunes'>, op
     const name = layout.files['32k'][split];
     if (!from || !name) continue;
     const to = path.join(dir, name);
-    const out = encodeRecords(new Uint8Array(fs.readFileSync(from)), layout.format, sp);
-    examples += out === '' ? 0 : out.split('\n').length - 1;
-    fs.writeFileSync(`${to}.tmp`, out);
+    const records = readCorpusFile(from, layout.format);
+    const fd = fs.openSync(`${to}.tmp`, 'w');
+    try {
+      let lines: string[] = [];
+      for (let i = 0; i < records.length; i++) {
+        lines.push(sp.encodeIds(records.text(i)).join(' '));
+        if (lines.length === 10000 || i === records.length - 1) {
+          fs.writeSync(fd, lines.join('\n') + '\n');
+          lines = [];
+        }
+        if (opts.log && (i + 1) % 1000000 === 0) opts.log(`  ${split}: ${i + 1} of ${records.length} examples tokenized`);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    examples += records.length;
     fs.renameSync(`${to}.tmp`, to);
     written.push(to);
   }

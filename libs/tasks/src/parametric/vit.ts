@@ -4,7 +4,8 @@
  * layers, dropout and attention dropout; `classifier='token'`, no representation layer) and, as
  * the reference says, has no variation between tasks: every sampled task is that ViT.
  * `sampleVit` samples a family (`sample_vit`): sizes, dataset, image and batch size, patch size
- * and dropout rates.
+ * and dropout rates; `timedSampleVit` (`timed_sample_vit`) samples until the reference's timing
+ * model predicts a step under a time limit (`time_model.ts`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -15,6 +16,7 @@ import { VisionTransformerTask } from '../vit';
 import { CFGObject, LogFeature, objectFromConfig, registerConfigurable } from './cfgobject';
 import { DATASET_FUNCTIONS, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
 import { choice, logInt, sampleImageDataset } from './parametric_utils';
+import { rejectionSample, TIMING_MODEL_PATHS, type RejectionSampleOptions } from './time_model';
 
 /** ParametricVIT's keyword arguments (camelCase; the reference spells `attension_dropout`), with lopt-ts defaults for the dataset. */
 export const ParametricVITSchema = z
@@ -124,6 +126,17 @@ export function sampleVit(key: PRNGKey): CFGObject {
   });
 }
 
+/**
+ * `timed_sample_vit(key, max_time=1e-4)`: `sample_vit` configurations rejected until the
+ * sample_vit timing model (`model_paths.models[("sample_vit", "time")]`, the "valid" model loaded
+ * beside it) predicts under `maxTime` seconds per step; an error after 512 tries. The model files
+ * are read from `$LOPT_TIMING_MODEL_DIR` (see `time_model.ts`).
+ */
+export function timedSampleVit(key: PRNGKey, maxTime = 1e-4, opts: Omit<RejectionSampleOptions, 'validSuffix'> = {}): CFGObject {
+  const paths = TIMING_MODEL_PATHS.sample_vit;
+  return rejectionSample(sampleVit, paths.time!, key, maxTime, { ...opts, validSuffix: paths.valid });
+}
+
 /** Options of {@link sampledVit}: the seed of `sample_vit(PRNGKey(seed))`. */
 export const SampledVITSchema = z.object({ seed: z.number().int().nonnegative().max(2 ** 32 - 1).default(0) }).strict();
 
@@ -145,6 +158,41 @@ export function sampledVit(opts: z.input<typeof SampledVITSchema> = {}): Paramet
   const family = objectFromConfig(cfg) as ParametricVIT;
   return new ParametricVIT({ ...family.config, name: `SampledVIT_${seed}`, datasets: family.datasets! });
 }
+
+/** Options of {@link timedSampledVit}: the key seed and the time limit of `timed_sample_vit`. */
+export const TimedSampledVITSchema = z
+  .object({
+    seed: z.number().int().nonnegative().max(2 ** 32 - 1).default(0),
+    /** Seconds per step the timing model must predict below (the reference's default 1e-4). */
+    maxTime: z.number().positive().default(1e-4),
+  })
+  .strict();
+
+/**
+ * The ParametricVIT family `timed_sample_vit(PRNGKey(seed), maxTime)` picks, named
+ * `TimedSampledVIT_<seed>`; needs the reference's sample_vit timing models in
+ * `$LOPT_TIMING_MODEL_DIR`, and refuses datasets lopt-ts cannot build, as {@link sampledVit}.
+ */
+export function timedSampledVit(opts: z.input<typeof TimedSampledVITSchema> = {}): ParametricVIT {
+  const { seed, maxTime } = TimedSampledVITSchema.parse(opts);
+  const cfg = timedSampleVit(random.PRNGKey(seed), maxTime);
+  const ds = cfg.kwargs.datasets as CFGObject;
+  if (!(ds.obj in DATASET_FUNCTIONS)) {
+    throw new Error(
+      `TimedSampledVIT: timed_sample_vit(PRNGKey(${seed})) samples dataset '${ds.obj}', which lopt-ts cannot load yet (available: ${Object.keys(DATASET_FUNCTIONS).join(', ')}); pick another seed`,
+    );
+  }
+  const family = objectFromConfig(cfg) as ParametricVIT;
+  return new ParametricVIT({ ...family.config, name: `TimedSampledVIT_${seed}`, datasets: family.datasets! });
+}
+
+registerPlugin({
+  kind: 'task_family',
+  name: 'TimedSampledVIT',
+  description: "the ParametricVIT that timed_sample_vit(PRNGKey(seed), maxTime) picks (sample_vit draws the reference's timing model predicts under maxTime s/step)",
+  schema: TimedSampledVITSchema,
+  create: (c) => timedSampledVit(c),
+});
 
 registerPlugin({
   kind: 'task_family',

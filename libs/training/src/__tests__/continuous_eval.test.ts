@@ -253,6 +253,32 @@ describe('jobs held by workers of an earlier process', () => {
     expect(ce.chief.written.map((g) => g.index)).toEqual([0]);
   });
 
+  it('a hosted chief whose jobs nobody takes says so, naming the command, until a worker calls', async () => {
+    const logdir = await fakeRun([2]);
+    const run = resolveRunConfig(registry, 'quadratic-pes', { set: ['eval={"tasks":[{"name":"QuadraticTask"}],"seeds":1,"steps":5,"pollSeconds":0.05}'] });
+    let t = 1000000;
+    const lines: string[] = [];
+    const hosted = await hostEvalChief({ logdir, config: run, idleWarningSeconds: 60, now: () => t, log: (l) => lines.push(l) });
+    const warnings = () => lines.filter((l) => l.includes('no eval worker has asked for work'));
+    const tick = () => new Promise((r) => setTimeout(r, 150));
+    try {
+      await hosted.poll(true);
+      await tick();
+      expect(warnings()).toEqual([]); // not yet a minute
+      t += 61000;
+      await tick();
+      expect(warnings()).toEqual(['[eval chief] 1 evaluation job waiting, and no eval worker has asked for work for 61 s: start one with `lopt eval-worker --learner HOST:PORT` (this learner\'s address)']);
+      await tick();
+      expect(warnings()).toHaveLength(1); // once a minute, not every poll
+      await hosted.service.getEvalWork({ workerId: 'w' } as EvalWorkRequest, {}); // a worker calls (and takes the job)
+      t += 61000;
+      await tick();
+      expect(warnings()).toHaveLength(1); // nothing waits now
+    } finally {
+      await hosted.close();
+    }
+  });
+
   it('a restarted learner gives the workers that held jobs a lease: a job of one that never comes back is redone', async () => {
     const logdir = await fakeRun([2]);
     const run = resolveRunConfig(registry, 'quadratic-pes', { set: [`eval=${EVAL1}`] });

@@ -140,3 +140,9 @@ describe('a bad population section is refused before anything is written', () =>
     expect(() => config(4, { member: 4 })).toThrow(/population\.member: unknown field \(did you mean 'members'\?\)/);
   });
 });
+
+test("value: eval members' eval worker threads load the run's plugins (a missing one is named in the failure)", async () => {
+  const cfg = config(4, { ...EXPLORE, value: 'eval' });
+  const missing = path.join(dir, 'no-such-plugin');
+  await expect(trainPopulation(cfg, { logdir: path.join(dir, 'pop'), backend: 'cpu', plugins: [missing] })).rejects.toThrow(/no-such-plugin/);
+}, 120000);

@@ -408,6 +408,11 @@ export class EvalChief {
     return this.state.queue.length + this.activeWorkers();
   }
 
+  /** Jobs queued that no worker holds yet. */
+  get queuedJobs(): number {
+    return this.state.queue.length;
+  }
+
   /** Checkpoints taken but not yet written. */
   get pendingGroups(): number {
     return this.state.groups.length;

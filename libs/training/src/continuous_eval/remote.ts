@@ -129,6 +129,8 @@ export interface EvalChiefServiceOptions {
 export class EvalChiefService implements EvalHandler {
   /** Set by the host when the run is over and every checkpoint is written: workers then exit. */
   finished = false;
+  /** When an eval worker last called (or the service started): see {@link hostEvalChief}'s idle warning. */
+  lastCallAt: number;
   private readonly lastSeen = new Map<string, number>();
   private readonly now: () => number;
 
@@ -137,6 +139,7 @@ export class EvalChiefService implements EvalHandler {
     private readonly o: EvalChiefServiceOptions = {},
   ) {
     this.now = o.now ?? Date.now;
+    this.lastCallAt = this.now();
     // workers that held a job when an earlier learner stopped get a lease from now on, so a job of
     // one that never comes back is redone
     for (const w of chief.holders) this.lastSeen.set(w, this.now());
@@ -168,6 +171,7 @@ export class EvalChiefService implements EvalHandler {
 
   async getEvalWork(req: EvalWorkRequest, ctx: CallContext): Promise<EvalWorkReply> {
     this.check(ctx);
+    this.lastCallAt = this.now();
     this.lastSeen.set(req.workerId, this.now());
     await this.expireLeases();
     this.lastSeen.set(req.workerId, this.now());
@@ -199,6 +203,9 @@ export interface HostedEvalOptions {
   log?: (line: string) => void;
   /** Called once per checkpoint written (EvalChiefOptions.onWritten). */
   onWritten?: (group: WrittenGroup) => void;
+  /** Say so (every this many seconds) while jobs wait and no eval worker calls (default 60). */
+  idleWarningSeconds?: number;
+  now?: () => number;
 }
 
 /**
@@ -218,9 +225,25 @@ export async function hostEvalChief(
     log: o.log,
     onWritten: o.onWritten,
   });
-  const service = new EvalChiefService(chief, { token: o.token, leaseSeconds: o.leaseSeconds, onReject: (why) => o.log?.(`[eval chief] refused a call: ${why}`) });
+  const now = o.now ?? Date.now;
+  const service = new EvalChiefService(chief, { token: o.token, leaseSeconds: o.leaseSeconds, onReject: (why) => o.log?.(`[eval chief] refused a call: ${why}`), now });
   const poll = (force = false) => chief.poll({ force }).catch((e) => o.log?.(`[eval chief] ${(e as Error).message}`));
-  const timer = setInterval(() => void poll(), cfg.pollSeconds * 1000);
+  // jobs that nobody takes: a run (or a `population.value: eval` member) would wait without a word
+  const idleMs = (o.idleWarningSeconds ?? 60) * 1000;
+  let warnedAt = 0;
+  const warnIfIdle = () => {
+    const t = now();
+    if (chief.queuedJobs === 0 || t - service.lastCallAt < idleMs || t - warnedAt < idleMs) return;
+    warnedAt = t;
+    o.log?.(
+      `[eval chief] ${chief.queuedJobs} evaluation job${chief.queuedJobs > 1 ? 's' : ''} waiting, and no eval worker has asked for work for ${Math.round((t - service.lastCallAt) / 1000)} s: ` +
+        `start one with \`lopt eval-worker --learner HOST:PORT\` (this learner's address)`,
+    );
+  };
+  const timer = setInterval(() => {
+    void poll();
+    warnIfIdle();
+  }, cfg.pollSeconds * 1000);
   timer.unref();
   return {
     service,

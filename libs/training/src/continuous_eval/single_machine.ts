@@ -33,6 +33,8 @@ export interface ContinuousEvalOptions {
   log?: (line: string) => void;
   /** Called once per checkpoint written (EvalChiefOptions.onWritten). */
   onWritten?: (group: WrittenGroup) => void;
+  /** Called once when the evaluation fails for good (e.g. a worker thread that cannot start), for callers waiting on `onWritten`. */
+  onFailure?: (error: Error) => void;
 }
 
 interface Slot {
@@ -173,8 +175,10 @@ export class ContinuousEval {
   }
 
   private fail(e: unknown): void {
+    const first = this.failure === null;
     this.failure ??= e instanceof Error ? e : new Error(String(e));
     this.log(`continuous eval: ${this.failure.message}`);
+    if (first) this.o.onFailure?.(this.failure);
     this.wake();
   }
 

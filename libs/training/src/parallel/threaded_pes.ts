@@ -189,10 +189,13 @@ export class ThreadedPES extends TruncatedPES {
       if (!datasList) disposeReplaced(d, {});
     });
     const common = { op: 'unroll' as const, estId: this.estId, outerState: workerWeights.outerState, stepsPerJit: this.stepsPerJit, chunks };
-    const [pr, nr] = await Promise.all([
+    const replies = Promise.all([
       this.pool.request(0, { ...common, theta: toWire(posTheta), keepTaskParams: true }),
       this.pool.request(1, { ...common, theta: toWire(negTheta), keepTaskParams: false }),
     ]);
+    // while the threads unroll: the next epoch's shuffle, which would otherwise delay a later step's start
+    this.truncatedStep.prefetch?.();
+    const [pr, nr] = await replies;
     const ys = (r: any): UnrollYs => {
       const rows = (flat: Int32Array) => Array.from({ length: r.T }, (_, t) => flat.slice(t * r.N, (t + 1) * r.N));
       return {

@@ -14,7 +14,9 @@ import type { WrittenGroup } from '../continuous_eval/chief';
  */
 export class EvalValueWaiter {
   private readonly waiters = new Map<number, Array<(g: WrittenGroup) => void>>();
+  private readonly rejecters = new Set<(e: Error) => void>();
   private readonly written = new Map<number, WrittenGroup>();
+  private failure: Error | null = null;
 
   constructor(readonly tag: string) {}
 
@@ -26,18 +28,30 @@ export class EvalValueWaiter {
     ws.forEach((w) => w(g));
   };
 
+  /** The chief's evaluation failed for good (ContinuousEval's `onFailure`): every wait, now or later, rejects with `error`. */
+  readonly fail = (error: Error): void => {
+    this.failure ??= error;
+    for (const r of this.rejecters) r(this.failure);
+    this.rejecters.clear();
+  };
+
   /** The value of the checkpoint `saved` (its `params_<n>`), once the chief has evaluated it. */
   async valueOf(saved: SavedCheckpoint, poll: (force?: boolean) => Promise<unknown>): Promise<number> {
     const m = saved.paramsPath ? /params_(\d+)$/.exec(saved.paramsPath) : null;
     if (!m) throw new Error(`population.value 'eval': checkpoint at step ${saved.step} has no params_<n> for the eval chief`);
     const index = Number(m[1]);
-    const done = new Promise<WrittenGroup>((resolve) => {
+    let reject: (e: Error) => void = () => undefined;
+    const done = new Promise<WrittenGroup>((resolve, rej) => {
       const g = this.written.get(index);
       if (g) return resolve(g);
+      if (this.failure) return rej(this.failure);
+      reject = rej;
+      this.rejecters.add(rej);
       this.waiters.set(index, [...(this.waiters.get(index) ?? []), resolve]);
     });
+    done.catch(() => undefined); // rejected while poll runs: surfaces at the await below
     await poll(true);
-    const g = await done;
+    const g = await done.finally(() => this.rejecters.delete(reject));
     this.written.delete(index);
     if (!(this.tag in g.metrics)) throw new Error(`population.evalTag: no tag '${this.tag}' in the eval chief's results (tags: ${Object.keys(g.metrics).join(', ')})`);
     return g.metrics[this.tag];

@@ -154,6 +154,8 @@ export interface PopulationTrainOptions {
   /** Continue the population in `logdir` from its state file. */
   resume?: boolean;
   backend?: string;
+  /** Plugin packages (paths) the eval worker threads of `value: eval` load, as the CLI's `--plugin`. */
+  plugins?: string[];
   /** Aborting it stops after the current member's segment (the state file is always current). */
   signal?: AbortSignal;
   onEvent?: (event: PopulationEvent) => void;
@@ -279,7 +281,7 @@ export async function trainPopulation(config: MetaTrainingConfig, opts: Populati
     try {
       for (const m of members) {
         const waiter = new EvalValueWaiter(pop.evalTag);
-        const ce = await ContinuousEval.start({ logdir: m.checkpoints.logdir, config: evalCfg, backend: tf.getBackend(), log: (l) => log(`member ${m.id}: ${l}`), onWritten: waiter.onWritten });
+        const ce = await ContinuousEval.start({ logdir: m.checkpoints.logdir, config: evalCfg, backend: tf.getBackend(), plugins: opts.plugins, log: (l) => log(`member ${m.id}: ${l}`), onWritten: waiter.onWritten, onFailure: waiter.fail });
         m.evaluation = { ce, waiter };
       }
     } catch (e) {
