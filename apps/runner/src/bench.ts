@@ -15,7 +15,8 @@
  * `--suite lopts` instead times one update of every learned optimizer (bench_lopts.ts) and writes
  * DIR/lopts.json and DIR/lopts.md (`--lopts A,B` and `--problems seed-mlp,layers-1m` time only those); `--suite tasks` times inner steps of one task of every task
  * family and compares their speed per FLOP with the image MLP's (bench_tasks.ts), writing
- * DIR/tasks.json and DIR/tasks.md.
+ * DIR/tasks.json and DIR/tasks.md; `--tasks A,B` there times only the subjects whose label
+ * contains A or B (and the image MLP, the per-FLOP baseline).
  *
  * FLOPs follow our own cost model (1 MAC = 2 FLOPs, a transcendental = 1 FLOP; an estimate, not
  * a figure from the reference), computed from the configuration by `flopsPerOuterStep`.
@@ -29,7 +30,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, nativeVariant, registry } from '@lopt/core';
 import { loadBuiltinLibs, nativeKernelsStatus } from './libs';
 import { benchLearnedOptimizers, loptBenchMarkdown, selectLoptBench } from './bench_lopts';
-import { benchTasks, taskBenchMarkdown } from './bench_tasks';
+import { benchTasks, selectTaskBenchSubjects, taskBenchMarkdown } from './bench_tasks';
 import { mlpLoptNative, MLPLOPT_ADDON_PATH } from '@lopt/optimizers';
 import { MetaTrainer, MetaTrainingConfig, validateMetaTrainingConfig } from '@lopt/training';
 
@@ -52,6 +53,8 @@ export interface BenchOptions {
   lopts?: string[];
   /** `--suite lopts` only: the parameter trees to time (`seed-mlp`, `layers-1m`; all when empty). */
   problems?: string[];
+  /** With `suite: 'tasks'`: time only the subjects whose label contains one of these (and the baseline). */
+  tasks?: string[];
 }
 
 /** Per-parameter-element FLOPs of one MLPLOpt update (our cost model): momenta, normaliser, MLP, step. */
@@ -335,6 +338,12 @@ function parseArgs(argv: string[]): BenchOptions {
       case '--rounds':
         opts.rounds = Number(val());
         break;
+      case '--tasks':
+        opts.tasks = val()
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t !== '');
+        break;
       case '--suite': {
         const v = val();
         if (v !== 'seed' && v !== 'lopts' && v !== 'tasks') throw new Error(`--suite: '${v}' (allowed: seed, lopts, tasks)`);
@@ -356,11 +365,11 @@ function parseArgs(argv: string[]): BenchOptions {
       }
       case '-h':
       case '--help':
-        process.stdout.write('usage: bench [--suite seed|lopts|tasks] [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N] [--lopts NAME,...] [--problems seed-mlp,layers-1m]\n');
+        process.stdout.write('usage: bench [--suite seed|lopts|tasks] [--backend wasm|cpu|tensorflow|auto] [--steps N] [--warmup N] [--config A|B|both] [--threads 1|2] [--native auto|on|off] [--out DIR] [--reference PYTHON] [--rounds N] [--lopts NAME,...] [--problems seed-mlp,layers-1m] [--tasks A,B (with --suite tasks)]\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough -- process.exit() never returns
       default:
-        throw new Error(`unknown option '${a}' (allowed: --suite, --backend, --steps, --warmup, --config, --threads, --native, --out, --reference, --rounds, --lopts, --problems)`);
+        throw new Error(`unknown option '${a}' (allowed: --suite, --backend, --steps, --warmup, --config, --threads, --native, --out, --reference, --rounds, --lopts, --problems, --tasks)`);
     }
   }
   if (!(Number.isInteger(opts.steps) && opts.steps > 0)) throw new Error(`--steps must be a positive integer, got ${opts.steps}`);
@@ -422,7 +431,7 @@ export async function main(argv = process.argv.slice(2)): Promise<BenchResult[]>
     return [];
   }
   if (opts.suite === 'tasks') {
-    const tasks = await benchTasks({ steps: opts.steps, warmup: opts.warmup, log });
+    const tasks = await benchTasks({ steps: opts.steps, warmup: opts.warmup, log, subjects: opts.tasks ? selectTaskBenchSubjects(opts.tasks) : undefined });
     fs.mkdirSync(opts.out, { recursive: true });
     fs.writeFileSync(path.join(opts.out, 'tasks.json'), JSON.stringify({ machine, backend: tf.getBackend(), native: nativeKernelsStatus(), options: opts, results: tasks }, null, 2) + '\n');
     const md = taskBenchMarkdown(tasks, machine, opts.native);

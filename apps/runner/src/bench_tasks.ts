@@ -118,6 +118,17 @@ export function defaultTaskBenchSubjects(): TaskBenchSubject[] {
   return candidates.filter((s): s is TaskBenchSubject => s !== null && (registry.has('task', s.entry.name) || registry.has('task_family', s.entry.name)));
 }
 
+/**
+ * The default subjects whose label contains one of `filters` (case-insensitive), always with the
+ * first (the image MLP, the per-FLOP baseline); throws when a filter matches none.
+ */
+export function selectTaskBenchSubjects(filters: string[]): TaskBenchSubject[] {
+  const all = defaultTaskBenchSubjects();
+  const hit = (s: TaskBenchSubject, f: string) => s.label.toLowerCase().includes(f.toLowerCase());
+  for (const f of filters) if (!all.some((s) => hit(s, f))) throw new Error(`--tasks: '${f}' matches no task (${all.map((s) => s.label).join(', ')})`);
+  return all.filter((s, i) => i === 0 || filters.some((f) => hit(s, f)));
+}
+
 /** N stacked tasks of a subject, ready to step: params, model state, the train stream. */
 function setUp(subject: TaskBenchSubject, numTasks: number) {
   const family = taskFamilyFromEntry(registry, subject.entry);

@@ -114,14 +114,106 @@ function im2colBackpropFilter(kind: BackendKind, args: { inputs: { x: TensorInfo
   return out;
 }
 
+interface BackpropInputAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | number[][];
+  dataFormat?: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  inputShape: [number, number, number, number];
+}
+
+/**
+ * The input gradient of a 2-D convolution (NHWC) on wasm, by one matMul and a scatter ("col2im"):
+ * `cols = dy · Wᵀ` with dy read as `[B·Ho·Wo, Cout]` and the filter as `[kh·kw·Cin, Cout]` (the
+ * backend's BatchMatMul kernel: XNNPACK), then every patch row is added back at its place,
+ * `dx[b, y·s + i − padTop, x·s + j − padLeft, :] += cols[(b, y, x), (i, j, :)]` (outside: dropped).
+ * tfjs-backend-wasm 4.22's own kernel is a direct loop over every multiply-add (~0.75 GMAC/s
+ * here: 6 ms for a [64, 4, 4, 32] dy and a 3x3x16x32 filter). Same values up to float rounding
+ * (another summation order). Returns null for what it does not handle (NCHW, non-float32), which
+ * the stock kernel then runs.
+ */
+export function wasmConv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: WasmBackendLike; attrs: BackpropInputAttrs }): TensorInfo | null {
+  const { inputs, backend, attrs } = args;
+  const { dy, filter } = inputs;
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs;
+  if ((dataFormat !== undefined && dataFormat !== 'NHWC') || dy.dtype !== 'float32' || filter.dtype !== 'float32') return null;
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    strides,
+    1,
+    pad as any,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  const M = B * Ho * Wo;
+  const K = kh * kw * C;
+  const matMul = tf.getKernel('BatchMatMul', 'wasm');
+  if (!matMul) return null;
+  const dy2 = { dataId: dy.dataId, shape: [M, Co], dtype: dy.dtype };
+  const w2 = { dataId: filter.dataId, shape: [K, Co], dtype: filter.dtype };
+  const cols = (matMul.kernelFunc as any)({ inputs: { a: dy2, b: w2 }, backend, attrs: { transposeA: false, transposeB: true } }) as TensorInfo;
+  const dx = backend.makeOutput([...inputShape], 'float32');
+  // Views after makeOutput (which may grow the heap and detach earlier views).
+  const dxV = backend.typedArrayFromHeap(dx) as Float32Array;
+  const colsV = backend.typedArrayFromHeap(cols) as Float32Array;
+  dxV.fill(0);
+  for (let b = 0; b < B; b++) {
+    for (let oy = 0; oy < Ho; oy++) {
+      for (let ox = 0; ox < Wo; ox++) {
+        const row = ((b * Ho + oy) * Wo + ox) * K;
+        for (let i = 0; i < kh; i++) {
+          const iy = oy * sh + i - top;
+          if (iy < 0 || iy >= H) continue;
+          for (let j = 0; j < kw; j++) {
+            const ix = ox * sw + j - left;
+            if (ix < 0 || ix >= W) continue;
+            const dst = ((b * H + iy) * W + ix) * C;
+            const src = row + (i * kw + j) * C;
+            for (let c = 0; c < C; c++) dxV[dst + c] += colsV[src + c];
+          }
+        }
+      }
+    }
+  }
+  backend.disposeData(cols.dataId);
+  return dx;
+}
+
+let inputRegistered = false;
+
+/**
+ * Replace wasm's Conv2DBackpropInput by {@link wasmConv2DBackpropInput} (the stock kernel kept for
+ * what it does not handle). Idempotent; does nothing until tfjs-backend-wasm has registered its kernel.
+ */
+export function registerFastWasmConv2DBackpropInput(): void {
+  if (inputRegistered) return;
+  const stock = tf.getKernel('Conv2DBackpropInput', 'wasm');
+  if (!stock) return;
+  inputRegistered = true;
+  tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+  tf.registerKernel({
+    kernelName: 'Conv2DBackpropInput',
+    backendName: 'wasm',
+    kernelFunc: ((args: any) => wasmConv2DBackpropInput(args) ?? (stock.kernelFunc as any)(args)) as any,
+  });
+}
+
 let registered = false;
 
 /**
  * Register Conv2DBackpropFilter and the two depthwise backprops (wasm_depthwise_kernels.ts) on wasm
- * (which lacks them) and replace the cpu backend's slow Conv2DBackpropFilter (kept for what this
+ * (which lacks them), replace wasm's Conv2DBackpropInput once tfjs-backend-wasm is loaded
+ * ({@link registerFastWasmConv2DBackpropInput}), and replace the cpu backend's slow Conv2DBackpropFilter (kept for what this
  * one does not handle: NCHW). Idempotent; needs no backend to be ready.
  */
 export function registerWasmConvKernels(): void {
+  registerFastWasmConv2DBackpropInput();
   if (registered) return;
   registered = true;
   registerWasmDepthwiseKernels();

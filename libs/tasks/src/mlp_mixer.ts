@@ -25,7 +25,7 @@ import { imagenetDatasets } from './datasets/imagenet';
 import { cifarDatasets } from './datasets/cifar';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
 import { denseOf, flaxInitBatch, flaxInitializers, flaxLayerNorm, leaf, meanCrossEntropy, mixerVitNormalizer, patchEmbed, sub, type FlaxScope, type FlaxTree } from './flax_modules';
-import { gelu, geluDerivative, geluValue, linear } from './lm_modules';
+import { geluValue, geluWithDerivative, linear } from './lm_modules';
 import { BaseTask } from './task';
 
 /** `matMul(a, b)` with b's last two axes swapped (an explicit transpose: see core's wasm matMul gradient). */
@@ -33,9 +33,36 @@ function matMulBT(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.matMul(a, tf.transpose(b, [0, 2, 1]));
 }
 
-/** `matMul(a, b)` with a's last two axes swapped. */
+const numel = (t: tf.Tensor) => t.size;
+
+/**
+ * `matMul(a, b)` with a's last two axes swapped, for a [N, M, I], b [N, M, O] (a weight gradient,
+ * summed over the long axis M). Either aᵀ·b, transposing a, or (bᵀ·a)ᵀ, transposing b and the
+ * [I, O] result, whichever moves fewer values: transposing a token-mixing hidden layer (M = B·D
+ * rows of tokens_mlp_dim) took ~0.5 s on wasm, while b and the result there are ~100x smaller.
+ * (0.3: roughly what the wasm matMul's packing of its second operand costs per value against a
+ * transpose.)
+ */
 function matMulAT(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  return tf.matMul(tf.transpose(a, [0, 2, 1]), b);
+  const [I, O] = [a.shape[2]!, b.shape[2]!];
+  const viaA = numel(a) + 0.3 * numel(b);
+  const viaB = numel(b) + a.shape[0]! * I * O + 0.3 * numel(a);
+  if (viaA <= viaB) return tf.tidy(() => tf.matMul(tf.transpose(a, [0, 2, 1]), b));
+  return tf.tidy(() => tf.transpose(tf.matMul(tf.transpose(b, [0, 2, 1]), a), [0, 2, 1]));
+}
+
+/**
+ * `[matMulAT(x, dh), Σ_M dh]` for x [N, M, I], dh [N, M, H]: a dense layer's kernel and bias
+ * gradients from one product, [x, 1]ᵀ·dh (the bias row is the sum over M). tf.js wasm reduces a
+ * middle axis by transposing it last first (~0.7 s for a token-mixing hidden layer at batch 128).
+ */
+function denseGrads(x: tf.Tensor, dh: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  return tf.tidy(() => {
+    const [N, M, I] = x.shape as [number, number, number];
+    const H = dh.shape[2]!;
+    const both = matMulAT(tf.concat([x, tf.ones([N, M, 1])], 2), dh); // [N, I + 1, H]
+    return [tf.slice(both, [0, 0, 0], [N, I, H]), tf.reshape(tf.slice(both, [0, I, 0], [N, 1, H]), [N, H])];
+  });
 }
 
 /**
@@ -57,18 +84,16 @@ const mlpBlockOp = tf.customGrad(((x: tf.Tensor, w0: tf.Tensor, b0: tf.Tensor, w
         // Hidden-size tensors are disposed as soon as they are used (peak ~5 of them).
         const [xs, w0s, b0s, w1s, b1s] = saved;
         const h = tf.tidy(() => linear(xs, w0s, b0s));
-        const g = gelu(h);
-        const dw1 = tf.tidy(() => matMulAT(g, dy));
+        const [g, gd] = geluWithDerivative(h);
+        h.dispose();
+        const dw1 = matMulAT(g, dy);
         g.dispose();
         const db1 = tf.reshape(tf.sum(dy, 1), b1s.shape);
         const dg = matMulBT(dy, w1s);
-        const gd = geluDerivative(h);
-        h.dispose();
         const dh = tf.mul(dg, gd);
         tf.dispose([dg, gd]);
-        const dw0 = tf.tidy(() => matMulAT(xs, dh));
-        const db0 = tf.tidy(() => tf.reshape(tf.sum(dh, 1), b0s.shape));
-        return [tf.tidy(() => matMulBT(dh, w0s)), dw0, db0, dw1, db1];
+        const [dw0, db0] = denseGrads(xs, dh);
+        return [tf.tidy(() => matMulBT(dh, w0s)), dw0, tf.reshape(db0, b0s.shape), dw1, db1];
       }),
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]);

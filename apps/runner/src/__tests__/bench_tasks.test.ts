@@ -9,7 +9,7 @@ import '@lopt/tasks';
 import '@lopt/training';
 import { registry } from '@lopt/core';
 import { LOPT_IMAGE_MLP_KERNEL } from '@lopt/tasks';
-import { benchTasks, defaultTaskBenchSubjects, kernelFlops, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
+import { benchTasks, defaultTaskBenchSubjects, kernelFlops, selectTaskBenchSubjects, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
 
 /** The kernels `fn` runs, with their FLOPs by kernel name (summed). */
 async function flopsByKernel(fn: () => void): Promise<Record<string, number>> {
@@ -49,6 +49,15 @@ test('the native image-MLP kernel counts the multiply-adds autodiff would do: fo
   // forward + dW of both layers + dx of the second only (the data needs no gradient)
   const withGrad = 2 * (3 * macs - 2 * 128 * 64 * 32);
   expect(kernelFlops({ name: LOPT_IMAGE_MLP_KERNEL, inputShapes, outputShapes: [[2], [2, 64, 32], [2, 32, 10], [2, 32], [2, 10]] })).toBe(withGrad);
+});
+
+test('--tasks keeps the image MLP baseline first and the subjects a filter names (case-insensitive); an unknown filter throws', () => {
+  const all = defaultTaskBenchSubjects();
+  const picked = selectTaskBenchSubjects(['mixer', 'VIT_']).map((s) => s.label);
+  expect(picked[0]).toBe(all[0]!.label);
+  expect(picked.slice(1)).toEqual(all.filter((s) => /mixer|vit_/i.test(s.label)).map((s) => s.label));
+  expect(picked.length).toBe(3);
+  expect(() => selectTaskBenchSubjects(['no-such-task'])).toThrow(/matches no task/);
 });
 
 test('an elementwise kernel counts one FLOP per output value', () => {

@@ -108,3 +108,68 @@ describe('wasm Conv2DBackpropFilter', () => {
     expect(tf.memory().numBytes).toBe(bytes);
   });
 });
+
+/** dx[b, y·s + i − top, x·s + j − left, c] += Σ_o dy[b, y, x, o] · W[i, j, c, o], in float64. */
+function naiveInputGrad(c: Case): Float64Array {
+  const [fv, dv, Ho, Wo] = tf.tidy(() => {
+    const x = values(1, c.x);
+    const f = values(2, c.f);
+    const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad);
+    return [f.dataSync(), values(3, y.shape).dataSync(), y.shape[1], y.shape[2]] as const;
+  });
+  const info = tf.backend_util.computeConv2DInfo(c.x as any, c.f as any, c.stride, 1, c.pad);
+  const [B, H, W, C] = c.x;
+  const [kh, kw, , Co] = c.f;
+  const out = new Float64Array(B * H * W * C);
+  for (let b = 0; b < B; b++)
+    for (let oy = 0; oy < Ho; oy++)
+      for (let ox = 0; ox < Wo; ox++)
+        for (let i = 0; i < kh; i++)
+          for (let j = 0; j < kw; j++) {
+            const iy = oy * c.stride + i - info.padInfo.top;
+            const ix = ox * c.stride + j - info.padInfo.left;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+            for (let ch = 0; ch < C; ch++)
+              for (let o = 0; o < Co; o++) out[((b * H + iy) * W + ix) * C + ch] += dv[((b * Ho + oy) * Wo + ox) * Co + o] * fv[((i * kw + j) * C + ch) * Co + o];
+          }
+  return out;
+}
+
+describe('wasm Conv2DBackpropInput (matMul + scatter)', () => {
+  afterAll(async () => {
+    await tf.setBackend('wasm');
+  });
+  test.each(CASES.map((c) => [JSON.stringify(c), c] as [string, Case]))('%s: the input gradient on wasm (and cpu, stock) = direct loop', async (_name, c) => {
+    await tf.setBackend('cpu');
+    const want = naiveInputGrad(c);
+    for (const backend of ['wasm', 'cpu']) {
+      await tf.setBackend(backend);
+      const got = tf.tidy(() => {
+        const x = values(1, c.x);
+        const f = values(2, c.f);
+        const dy = values(3, tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad).shape);
+        return tf.grad((z: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(z as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad), dy)))(x).dataSync();
+      });
+      let maxAbs = 0;
+      let scale = 0;
+      want.forEach((b, i) => {
+        maxAbs = Math.max(maxAbs, Math.abs(got[i] - b));
+        scale = Math.max(scale, Math.abs(b));
+      });
+      expect({ backend, ok: maxAbs <= 1e-5 * Math.max(1, scale) }).toEqual({ backend, ok: true });
+    }
+  });
+  test('no tensors or bytes leak', async () => {
+    await tf.setBackend('wasm');
+    const run = () =>
+      tf.tidy(() => {
+        const x = values(1, [2, 7, 5, 3]);
+        const f = values(2, [3, 3, 3, 4]);
+        return tf.grad((z: tf.Tensor) => tf.sum(tf.conv2d(z as tf.Tensor4D, f as tf.Tensor4D, 2, 'same')))(x);
+      }).dispose();
+    run();
+    const before = tf.memory();
+    run();
+    expect([tf.memory().numTensors, tf.memory().numBytes]).toEqual([before.numTensors, before.numBytes]);
+  });
+});

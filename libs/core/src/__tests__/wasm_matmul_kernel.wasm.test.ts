@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, random } from '../index';
+import { SMALL_ENTRY_MACS } from '../wasm_matmul_kernel';
 
 beforeAll(async () => {
   expect(await initBackend('wasm', { quiet: true })).toBe('wasm');
@@ -61,7 +62,25 @@ const CASES: Array<{ a: number[]; b: number[]; tA?: boolean; tB?: boolean }> = [
   { a: [5, 3], b: [4, 3], tB: true },
   { a: [2, 3, 5], b: [2, 4, 3], tA: true, tB: true },
   { a: [2, 5, 3], b: [3, 4] },
+  // products of at least SMALL_ENTRY_MACS multiply-adds each: split into XNNPACK products
+  { a: [2, 24, 20], b: [2, 20, 16] },
+  { a: [3, 24, 20], b: [1, 20, 16] },
+  { a: [24, 20], b: [3, 20, 16] },
+  { a: [20, 24], b: [20, 16], tA: true },
+  { a: [2, 20, 24], b: [2, 16, 20], tA: true, tB: true },
+  { a: [2, 3, 24, 20], b: [2, 3, 20, 16] },
 ];
+
+/** m·k·n of one batch entry of a case. */
+const entryMacs = (c: (typeof CASES)[number]) => {
+  const [ra, ca] = c.a.slice(-2);
+  return ra * ca * (c.tB ? c.b[c.b.length - 2] : c.b[c.b.length - 1]);
+};
+
+test('the cases cover both the stock loop and the split products', () => {
+  expect(CASES.filter((c) => entryMacs(c) < SMALL_ENTRY_MACS).length).toBeGreaterThanOrEqual(5);
+  expect(CASES.filter((c) => entryMacs(c) >= SMALL_ENTRY_MACS).length).toBeGreaterThanOrEqual(5);
+});
 
 test.each(CASES)('products equal the definition: %j', (c) => {
   const before = tf.memory().numTensors;
@@ -81,13 +100,16 @@ test('gradients through stacked products equal the cpu backend', async () => {
     tf.tidy(() => {
       const a = values(3, [2, 6, 4]);
       const b = values(4, [2, 4, 5]);
-      return tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y))))([a, b]).map((t) => Array.from(t.dataSync()));
+      const p = values(5, [2, 24, 20]);
+      const q = values(6, [2, 20, 16]);
+      const big = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y))))([p, q]).map((t) => Array.from(t.dataSync()));
+      return [...big, ...tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y))))([a, b]).map((t) => Array.from(t.dataSync()))];
     });
   const onWasm = grads();
   await tf.setBackend('cpu');
   try {
     const onCpu = grads();
-    for (let k = 0; k < 2; k++) onCpu[k].forEach((v, i) => expect(Math.abs(onWasm[k][i] - v)).toBeLessThan(1e-4 * (1 + Math.abs(v))));
+    for (let k = 0; k < 4; k++) onCpu[k].forEach((v, i) => expect(Math.abs(onWasm[k][i] - v)).toBeLessThan(1e-4 * (1 + Math.abs(v))));
   } finally {
     await tf.setBackend('wasm');
   }

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, random } from '@lopt/core';
 import { MLPMixerTask, mixerMlpBlock } from '../mlp_mixer';
-import { gelu, linear } from '../lm_modules';
+import { gelu, geluDerivative, geluValue, geluWithDerivative, linear } from '../lm_modules';
 import type { FlaxTree } from '../flax_modules';
 
 beforeAll(async () => {
@@ -96,6 +96,36 @@ describe('MLP-Mixer on wasm: memory of the MlpBlocks', () => {
       expect(g2[i]).toBeCloseTo((d1(x + 1e-5) - d1(x - 1e-5)) / 2e-5, 4);
     });
   });
+
+  for (const backend of ['wasm', 'cpu']) {
+    test(`${backend}: gelu (x·σ(2c(x + a·x³))) equals the tanh formula in float64; geluWithDerivative = [geluValue, geluDerivative]`, async () => {
+      await tf.setBackend(backend);
+      try {
+        const c = Math.sqrt(2 / Math.PI);
+        const a = 0.044715;
+        const tanhForm = (x: number) => 0.5 * x * (1 + Math.tanh(c * (x + a * x ** 3)));
+        const d1 = (x: number) => {
+          const t = Math.tanh(c * (x + a * x ** 3));
+          return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * a * x * x);
+        };
+        const xs = Array.from({ length: 401 }, (_, i) => -12 + 0.06 * i);
+        tf.tidy(() => {
+          const x = tf.tensor1d(xs);
+          const [g, d] = geluWithDerivative(x);
+          const v = geluValue(x).dataSync();
+          const dv = geluDerivative(x).dataSync();
+          expect(Array.from(g.dataSync())).toEqual(Array.from(v));
+          expect(Array.from(d.dataSync())).toEqual(Array.from(dv));
+          xs.forEach((xi, i) => {
+            expect(Math.abs(v[i]! - tanhForm(xi))).toBeLessThan(2e-6 * Math.max(1, Math.abs(xi)));
+            expect(Math.abs(dv[i]! - d1(xi))).toBeLessThan(2e-6);
+          });
+        });
+      } finally {
+        await tf.setBackend('wasm');
+      }
+    });
+  }
 
   for (const backend of ['wasm', 'cpu']) {
     test(`${backend}: mixerMlpBlock's values, gradients and second derivatives equal autodiff of Dense-gelu-Dense`, async () => {

@@ -79,13 +79,17 @@ export class ParametricImageConvTask extends SampledTask<ParametricImageConv, Ac
       const { image, label } = data as { image: tf.Tensor; label: tf.Tensor };
       const N = image.shape[0];
       const acts = this.configs.map((c) => c.activation);
+      // Per-task views by unstack (its gradient is one Pack; a slice's is a PadV2 per task, which
+      // tf.js wasm runs slowly at rank 5: ~5 ms for a [1, 3, 3, 8, 16] filter). One task: a squeeze
+      // (tf.js's Unpack gradient fails on a single output, whose gradient it gets unwrapped).
+      const rows = (t: tf.Tensor) => (t.shape[0] === 1 ? [tf.squeeze(t, [0])] : tf.unstack(t));
+      const images = rows(image) as tf.Tensor4D[]; // N × [B, H, W, C]
+      const ws = f.hiddenSizes.map((_h, i) => rows(p[convName(i)].w) as tf.Tensor4D[]);
+      const bs = f.hiddenSizes.map((_h, i) => rows(p[convName(i)].b));
       const feats = Array.from({ length: N }, (_, n) => {
-        let net = tf.squeeze(tf.slice(image, [n], [1]), [0]) as tf.Tensor4D; // [B, H, W, C]
+        let net = images[n];
         f.hiddenSizes.forEach((_h, i) => {
-          const { w, b } = p[convName(i)];
-          const wn = tf.squeeze(tf.slice(w, [n], [1]), [0]) as tf.Tensor4D;
-          const bn = tf.squeeze(tf.slice(b, [n], [1]), [0]);
-          net = tf.add(tf.conv2d(net, wn, f.strides[i], 'same'), bn) as tf.Tensor4D;
+          net = tf.add(tf.conv2d(net, ws[i][n], f.strides[i], 'same'), bs[i][n]) as tf.Tensor4D;
           net = activateRows(tf.expandDims(net, 0), [acts.length === 1 ? acts[0] : acts[n]]).squeeze([0]) as tf.Tensor4D;
         });
         return tf.mean(net, [1, 2]); // [B, channels]

@@ -26,7 +26,8 @@ export function logFloat(key: PRNGKey, lower: number, upper: number): number {
 
 // ---- activations -------------------------------------------------------------------------------
 
-// gelu is lm_modules' one: the same forward values as the formula composed of tf ops, and a
+// gelu is lm_modules' one: the same function as the formula composed of tf ops (computed as
+// x·σ(2√(2/π)(x + 0.044715x³)), which tf.js wasm runs ~25x faster than Tanh and Pow), and a
 // written-out derivative built from tf ops, so grads of grads (TruncatedGrad / FullGrad through
 // a sampled activation) are right. Autodiff of the composed formula gets the second derivative
 // wrong in tf.js (at x = 1.5: 0.3197 against the true -0.0305).
