@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { useTestBackend } from './helpers';
 import * as tf from '@tensorflow/tfjs';
 import { random } from '@lopt/core';
@@ -14,9 +15,12 @@ import {
   preprocessImages,
   readIdxFile,
   readIdxImagesAndLabels,
+  decodedIdxCachePath,
+  encodeIdx,
 } from '../index';
 
 const FIX = path.join(__dirname, 'fixtures');
+const zlibGunzip = (b: Buffer) => zlib.gunzipSync(b);
 
 beforeAll(async () => {
   await useTestBackend();
@@ -64,6 +68,58 @@ describe('IDX loader (committed fixtures)', () => {
       expect((e as Error).message).toMatch(/apt-get install dataset-fashion-mnist/);
       expect((e as Error).message).toMatch(/LOPT_DATA_DIR/);
     }
+  });
+});
+
+describe('decoded IDX cache', () => {
+  const saved = { cache: process.env.XDG_CACHE_HOME, off: process.env.LOPT_NO_DECODE_CACHE };
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-idxcache-'));
+    process.env.XDG_CACHE_HOME = path.join(dir, 'cache');
+    delete process.env.LOPT_NO_DECODE_CACHE;
+  });
+  afterEach(() => {
+    for (const [k, v] of [['XDG_CACHE_HOME', saved.cache], ['LOPT_NO_DECODE_CACHE', saved.off]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const images = (v: number) => encodeIdx(2051, [2, 2, 2], Uint8Array.from({ length: 8 }, (_, i) => i + v));
+
+  test('a gzip file is decoded once: the cached bytes are read next time, and a changed source is decoded again', () => {
+    const file = path.join(dir, 'x-images-idx3-ubyte.gz');
+    fs.writeFileSync(file, images(0));
+    expect(Array.from(readIdxFile(file, 2051).data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const cached = decodedIdxCachePath(file, fs.statSync(file))!;
+    expect(cached.startsWith(path.join(dir, 'cache', 'lopt', 'idx-decoded'))).toBe(true);
+    expect(fs.existsSync(cached)).toBe(true);
+    // the cache is what is read: plant other (valid) bytes there
+    const planted = Buffer.from(readIdxFile(file, 2051).data);
+    planted[0] = 99;
+    fs.writeFileSync(cached, Buffer.concat([zlibGunzip(images(0)).subarray(0, 16), planted]));
+    expect(readIdxFile(file, 2051).data[0]).toBe(99);
+    // a new source (other size or time) gets its own cache entry
+    fs.writeFileSync(file, images(10));
+    fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    expect(Array.from(readIdxFile(file, 2051).data)).toEqual([10, 11, 12, 13, 14, 15, 16, 17]);
+  });
+
+  test('a torn cache file is decoded again and rewritten; LOPT_NO_DECODE_CACHE=1 writes none', () => {
+    const file = path.join(dir, 'y-images-idx3-ubyte.gz');
+    fs.writeFileSync(file, images(3));
+    readIdxFile(file, 2051);
+    const cached = decodedIdxCachePath(file, fs.statSync(file))!;
+    fs.writeFileSync(cached, Buffer.from([0, 0, 8, 3, 0]));
+    expect(Array.from(readIdxFile(file, 2051).data)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(fs.statSync(cached).size).toBe(16 + 8);
+    process.env.LOPT_NO_DECODE_CACHE = '1';
+    const other = path.join(dir, 'z-images-idx3-ubyte.gz');
+    fs.writeFileSync(other, images(5));
+    expect(decodedIdxCachePath(other, fs.statSync(other))).toBeNull();
+    expect(Array.from(readIdxFile(other, 2051).data)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(fs.readdirSync(path.join(dir, 'cache', 'lopt', 'idx-decoded')).filter((n) => n.startsWith('z-'))).toEqual([]);
   });
 });
 

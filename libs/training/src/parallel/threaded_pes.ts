@@ -156,7 +156,15 @@ export class ThreadedPES extends TruncatedPES {
   override async initWorkerState(workerWeights: WorkerWeights, key: PRNGKey): Promise<PESWorkerState> {
     const theta = toWire(workerWeights.theta);
     const msg = { op: 'init' as const, estId: this.estId, spec: this.spec, theta, outerState: workerWeights.outerState, key: keyArr(key) };
-    await Promise.all([this.pool.request(0, msg), this.pool.request(1, msg)]);
+    const replies = Promise.all([this.pool.request(0, msg), this.pool.request(1, msg)]);
+    // the main thread's copy of the data loads while the threads start (they load theirs after
+    // replying): the first outer step no longer waits for the loads one after another
+    try {
+      this.truncatedStep.prefetch?.();
+    } catch {
+      /* a data error surfaces at the first batch, as without the prefetch */
+    }
+    await replies;
     const n = this.truncatedStep.numTasks;
     const accumulator = treeMap((l: tf.Tensor) => tf.zeros([n, ...l.shape]), workerWeights.theta);
     return { posState: remoteState(this.estId, 'pos'), negState: remoteState(this.estId, 'neg'), accumulator };
