@@ -36,6 +36,24 @@ interface BackpropFilterAttrs {
   filterShape: [number, number, number, number];
 }
 
+/**
+ * The sizes both backprop kernels below need, from tf.js's `computeConv2DInfo` (NHWC, no
+ * dilation): batch, input and output sides, channels, filter and strides, the top / left padding,
+ * and the im2col matrix's `M = B·Ho·Wo` rows and `K = kh·kw·Cin` columns.
+ */
+function convGeometry(
+  xShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  strides: number | [number, number],
+  pad: unknown,
+  dimRoundingMode: 'floor' | 'round' | 'ceil' | undefined,
+) {
+  const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, 1, pad as any, dimRoundingMode, false, 'channelsLast');
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  return { B, H, W, C, Ho, Wo, Co, kh, kw, sh, sw, top: info.padInfo.top, left: info.padInfo.left, M: B * Ho * Wo, K: kh * kw * C };
+}
+
 /** The filter gradient of a 2-D convolution (NHWC), as the cpu backend's Conv2DBackpropFilter. */
 export function wasmConv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: TensorInfo }; backend: WasmBackendLike; attrs: BackpropFilterAttrs }): TensorInfo {
   return im2colBackpropFilter('wasm', args);
@@ -54,22 +72,7 @@ function im2colBackpropFilter(kind: BackendKind, args: { inputs: { x: TensorInfo
     throw new Error(`Conv2DBackpropFilter (wasm): dataFormat ${dataFormat} not supported (NHWC only)`);
   }
   if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error('Conv2DBackpropFilter (wasm): float32 only');
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    strides,
-    1,
-    pad as any,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co } = info;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
-  const M = B * Ho * Wo;
-  const K = kh * kw * C;
+  const { B, H, W, C, Ho, Wo, Co, kh, kw, sh, sw, top, left, M, K } = convGeometry(x.shape as [number, number, number, number], filterShape, strides, pad, dimRoundingMode);
   // colsT[(i, j, c), (b, y, x)]: built transposed, so the matMul below takes no transpose.
   let colsT: TensorInfo;
   let colsV: Float32Array;
@@ -137,22 +140,7 @@ export function wasmConv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter
   const { dy, filter } = inputs;
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs;
   if ((dataFormat !== undefined && dataFormat !== 'NHWC') || dy.dtype !== 'float32' || filter.dtype !== 'float32') return null;
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
-    filter.shape as [number, number, number, number],
-    strides,
-    1,
-    pad as any,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co } = info;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
-  const M = B * Ho * Wo;
-  const K = kh * kw * C;
+  const { B, H, W, C, Ho, Wo, Co, kh, kw, sh, sw, top, left, M, K } = convGeometry(inputShape, filter.shape as [number, number, number, number], strides, pad, dimRoundingMode);
   const matMul = tf.getKernel('BatchMatMul', 'wasm');
   if (!matMul) return null;
   const dy2 = { dataId: dy.dataId, shape: [M, Co], dtype: dy.dtype };

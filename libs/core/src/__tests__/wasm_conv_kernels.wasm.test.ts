@@ -38,25 +38,30 @@ function naiveFilterGrad(c: Case): Float64Array {
     const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad);
     return [x.dataSync(), values(3, y.shape).dataSync()];
   });
-  {
-    const info = tf.backend_util.computeConv2DInfo(c.x as any, c.f as any, c.stride, 1, c.pad);
-    const [B, H, W, C] = c.x;
-    const [kh, kw, , Co] = c.f;
-    const out = new Float64Array(kh * kw * C * Co);
-    for (let b = 0; b < B; b++)
-      for (let oy = 0; oy < info.outHeight; oy++)
-        for (let ox = 0; ox < info.outWidth; ox++)
-          for (let i = 0; i < kh; i++)
-            for (let j = 0; j < kw; j++) {
-              const iy = oy * c.stride + i - info.padInfo.top;
-              const ix = ox * c.stride + j - info.padInfo.left;
-              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-              for (let ch = 0; ch < C; ch++)
-                for (let o = 0; o < Co; o++)
-                  out[((i * kw + j) * C + ch) * Co + o] += xv[((b * H + iy) * W + ix) * C + ch] * dv[((b * info.outHeight + oy) * info.outWidth + ox) * Co + o];
-            }
-    return out;
-  }
+  const [, H, W, C] = c.x;
+  const [kh, kw, , Co] = c.f;
+  const out = new Float64Array(kh * kw * C * Co);
+  forEachTap(c, (b, oy, ox, i, j, iy, ix, Ho, Wo) => {
+    for (let ch = 0; ch < C; ch++)
+      for (let o = 0; o < Co; o++) out[((i * kw + j) * C + ch) * Co + o] += xv[((b * H + iy) * W + ix) * C + ch] * dv[((b * Ho + oy) * Wo + ox) * Co + o];
+  });
+  return out;
+}
+
+/** Calls `visit` for every (batch, output position, filter tap) whose input position is inside the image. */
+function forEachTap(c: Case, visit: (b: number, oy: number, ox: number, i: number, j: number, iy: number, ix: number, Ho: number, Wo: number) => void): void {
+  const info = tf.backend_util.computeConv2DInfo(c.x as any, c.f as any, c.stride, 1, c.pad);
+  const [B, H, W] = c.x;
+  const [kh, kw] = c.f;
+  for (let b = 0; b < B; b++)
+    for (let oy = 0; oy < info.outHeight; oy++)
+      for (let ox = 0; ox < info.outWidth; ox++)
+        for (let i = 0; i < kh; i++)
+          for (let j = 0; j < kw; j++) {
+            const iy = oy * c.stride + i - info.padInfo.top;
+            const ix = ox * c.stride + j - info.padInfo.left;
+            if (iy >= 0 && iy < H && ix >= 0 && ix < W) visit(b, oy, ox, i, j, iy, ix, info.outHeight, info.outWidth);
+          }
 }
 
 async function filterGrad(backend: string, c: Case): Promise<{ shape: number[]; v: Float32Array }> {
@@ -117,21 +122,13 @@ function naiveInputGrad(c: Case): Float64Array {
     const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad);
     return [f.dataSync(), values(3, y.shape).dataSync(), y.shape[1], y.shape[2]] as const;
   });
-  const info = tf.backend_util.computeConv2DInfo(c.x as any, c.f as any, c.stride, 1, c.pad);
   const [B, H, W, C] = c.x;
-  const [kh, kw, , Co] = c.f;
+  const [kw, Co] = [c.f[1], c.f[3]];
   const out = new Float64Array(B * H * W * C);
-  for (let b = 0; b < B; b++)
-    for (let oy = 0; oy < Ho; oy++)
-      for (let ox = 0; ox < Wo; ox++)
-        for (let i = 0; i < kh; i++)
-          for (let j = 0; j < kw; j++) {
-            const iy = oy * c.stride + i - info.padInfo.top;
-            const ix = ox * c.stride + j - info.padInfo.left;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-            for (let ch = 0; ch < C; ch++)
-              for (let o = 0; o < Co; o++) out[((b * H + iy) * W + ix) * C + ch] += dv[((b * Ho + oy) * Wo + ox) * Co + o] * fv[((i * kw + j) * C + ch) * Co + o];
-          }
+  forEachTap(c, (b, oy, ox, i, j, iy, ix) => {
+    for (let ch = 0; ch < C; ch++)
+      for (let o = 0; o < Co; o++) out[((b * H + iy) * W + ix) * C + ch] += dv[((b * Ho + oy) * Wo + ox) * Co + o] * fv[((i * kw + j) * C + ch) * Co + o];
+  });
   return out;
 }
 
