@@ -20,46 +20,23 @@ import { rejectionSample, TIMING_MODEL_PATHS, type RejectionSampleOptions } from
 
 type TimedOptions = Omit<RejectionSampleOptions, 'validSuffix'>;
 
-function timed(name: string, sampler: (key: PRNGKey) => CFGObject, withValid: boolean) {
-  return (key: PRNGKey, maxTime: number, opts: TimedOptions): CFGObject => {
+/** `timed_sample_<name>(key, max_time=defaultMaxTime)`: rejection sampling of `sampler` against its timing model. */
+function timed(name: string, sampler: (key: PRNGKey) => CFGObject, withValid: boolean, defaultMaxTime: number) {
+  return (key: PRNGKey, maxTime = defaultMaxTime, opts: TimedOptions = {}): CFGObject => {
     const paths = TIMING_MODEL_PATHS[name];
     return rejectionSample(sampler, paths.time!, key, maxTime, { ...opts, validSuffix: withValid ? paths.valid : undefined });
   };
 }
 
-const imageMlp = timed('sample_image_mlp', sampleImageMlp, false);
-const imageConv = timed('sample_image_conv', sampleImageConv, false);
-const imageMlpAe = timed('sample_image_mlp_ae', sampleImageMlpAe, false);
-const imageResnet = timed('sample_image_resnet', sampleImageResnet, false);
-const lmRnn = timed('sample_lm_rnn', sampleLmRnn, false);
-const lmTransformer = timed('sample_lm_transformer', sampleLmTransformer, true);
-
 /** `timed_sample_image_mlp(key, max_time=1e-5)`: `sample_image_mlp` draws under the time limit (no valid model). */
-export function timedSampleImageMlp(key: PRNGKey, maxTime = 1e-5, opts: TimedOptions = {}): CFGObject {
-  return imageMlp(key, maxTime, opts);
-}
-
+export const timedSampleImageMlp = timed('sample_image_mlp', sampleImageMlp, false, 1e-5);
 /** `timed_sample_image_conv(key, max_time=1e-5)`: `sample_image_conv` draws under the time limit (no valid model). */
-export function timedSampleImageConv(key: PRNGKey, maxTime = 1e-5, opts: TimedOptions = {}): CFGObject {
-  return imageConv(key, maxTime, opts);
-}
-
+export const timedSampleImageConv = timed('sample_image_conv', sampleImageConv, false, 1e-5);
 /** `timed_sample_image_mlp_ae(key, max_time=1e-5)`: `sample_image_mlp_ae` draws under the time limit (no valid model). */
-export function timedSampleImageMlpAe(key: PRNGKey, maxTime = 1e-5, opts: TimedOptions = {}): CFGObject {
-  return imageMlpAe(key, maxTime, opts);
-}
-
+export const timedSampleImageMlpAe = timed('sample_image_mlp_ae', sampleImageMlpAe, false, 1e-5);
 /** `timed_sample_image_resnet(key, max_time=1e-4)`: `sample_image_resnet` draws under the time limit (no valid model). */
-export function timedSampleImageResnet(key: PRNGKey, maxTime = 1e-4, opts: TimedOptions = {}): CFGObject {
-  return imageResnet(key, maxTime, opts);
-}
-
+export const timedSampleImageResnet = timed('sample_image_resnet', sampleImageResnet, false, 1e-4);
 /** `timed_sample_lm_rnn(key, max_time=1e-4)`: `sample_lm_rnn` draws under the time limit (no valid model). */
-export function timedSampleLmRnn(key: PRNGKey, maxTime = 1e-4, opts: TimedOptions = {}): CFGObject {
-  return lmRnn(key, maxTime, opts);
-}
-
+export const timedSampleLmRnn = timed('sample_lm_rnn', sampleLmRnn, false, 1e-4);
 /** `timed_sample_lm_transformer(key, max_time=1e-4)`: `sample_lm_transformer` draws under the time limit, its valid model loaded too. */
-export function timedSampleLmTransformer(key: PRNGKey, maxTime = 1e-4, opts: TimedOptions = {}): CFGObject {
-  return lmTransformer(key, maxTime, opts);
-}
+export const timedSampleLmTransformer = timed('sample_lm_transformer', sampleLmTransformer, true, 1e-4);

@@ -148,15 +148,17 @@ export const SampledVITSchema = z.object({ seed: z.number().int().nonnegative().
  */
 export function sampledVit(opts: z.input<typeof SampledVITSchema> = {}): ParametricVIT {
   const { seed } = SampledVITSchema.parse(opts);
-  const cfg = sampleVit(random.PRNGKey(seed));
+  return familyFromSample(sampleVit(random.PRNGKey(seed)), 'SampledVIT', `sample_vit(PRNGKey(${seed}))`, seed);
+}
+
+/** The ParametricVIT a sampled configuration builds, named `<name>_<seed>`; a dataset lopt-ts cannot load is refused, naming it. */
+function familyFromSample(cfg: CFGObject, name: string, drawn: string, seed: number): ParametricVIT {
   const ds = cfg.kwargs.datasets as CFGObject;
   if (!(ds.obj in DATASET_FUNCTIONS)) {
-    throw new Error(
-      `SampledVIT: sample_vit(PRNGKey(${seed})) samples dataset '${ds.obj}', which lopt-ts cannot load yet (available: ${Object.keys(DATASET_FUNCTIONS).join(', ')}); pick another seed`,
-    );
+    throw new Error(`${name}: ${drawn} samples dataset '${ds.obj}', which lopt-ts cannot load yet (available: ${Object.keys(DATASET_FUNCTIONS).join(', ')}); pick another seed`);
   }
   const family = objectFromConfig(cfg) as ParametricVIT;
-  return new ParametricVIT({ ...family.config, name: `SampledVIT_${seed}`, datasets: family.datasets! });
+  return new ParametricVIT({ ...family.config, name: `${name}_${seed}`, datasets: family.datasets! });
 }
 
 /** Options of {@link timedSampledVit}: the key seed and the time limit of `timed_sample_vit`. */
@@ -175,15 +177,7 @@ export const TimedSampledVITSchema = z
  */
 export function timedSampledVit(opts: z.input<typeof TimedSampledVITSchema> = {}): ParametricVIT {
   const { seed, maxTime } = TimedSampledVITSchema.parse(opts);
-  const cfg = timedSampleVit(random.PRNGKey(seed), maxTime);
-  const ds = cfg.kwargs.datasets as CFGObject;
-  if (!(ds.obj in DATASET_FUNCTIONS)) {
-    throw new Error(
-      `TimedSampledVIT: timed_sample_vit(PRNGKey(${seed})) samples dataset '${ds.obj}', which lopt-ts cannot load yet (available: ${Object.keys(DATASET_FUNCTIONS).join(', ')}); pick another seed`,
-    );
-  }
-  const family = objectFromConfig(cfg) as ParametricVIT;
-  return new ParametricVIT({ ...family.config, name: `TimedSampledVIT_${seed}`, datasets: family.datasets! });
+  return familyFromSample(timedSampleVit(random.PRNGKey(seed), maxTime), 'TimedSampledVIT', `timed_sample_vit(PRNGKey(${seed}))`, seed);
 }
 
 registerPlugin({
