@@ -80,6 +80,12 @@ export function register(program: Command, ctx: CliContext): void {
       let result: TrainResult;
       // --eval: the eval chief and its worker threads start once the run has its log directory
       const ceval: { started: Promise<ContinuousEval> | null } = { started: null };
+      const startEval = () => {
+        if (!ceval.started) {
+          ceval.started = ContinuousEval.start({ logdir, config, backend: o.backend, plugins: ctx.plugins, log: evalLog });
+          ceval.started.catch(() => undefined); // its error surfaces when the run awaits it at the end
+        }
+      };
       const evalLog = (msg: string) => log(`lopt: ${msg}`);
       try {
         result = await train(config, {
@@ -93,8 +99,7 @@ export function register(program: Command, ctx: CliContext): void {
           signal: stop.signal,
           onEvent: (e) => {
             if (e.type === 'start' && o.eval) {
-              ceval.started = ContinuousEval.start({ logdir, config, backend: o.backend, plugins: ctx.plugins, log: evalLog });
-              ceval.started.catch(() => undefined); // its error surfaces when the run awaits it at the end
+              startEval();
             }
             // told of each checkpoint, the chief takes every one (none passed over while it was busy)
             if (e.type === 'checkpoint') ceval.started?.then((c) => c.onCheckpoint({ all: true })).catch(() => undefined);
@@ -118,11 +123,9 @@ export function register(program: Command, ctx: CliContext): void {
             else if (e.type === 'log') log(`lopt: ${e.message}`);
           },
         });
-        // a finished run resumed (train() had nothing to do and never started): the evaluations a
-        // killed run left in the chief's state file are still owed
-        if (o.eval && !ceval.started && !stopSignal && result.step === result.startStep) {
-          ceval.started = ContinuousEval.start({ logdir, config, backend: o.backend, plugins: ctx.plugins, log: evalLog });
-        }
+        // also when train() had nothing to do (a finished run resumed) and never started: the
+        // evaluations a killed run left in the chief's state file are still owed
+        if (o.eval && !stopSignal) startEval();
         if (ceval.started && !stopSignal) {
           log('lopt: training done; waiting for the evaluation of its checkpoints');
           await (await ceval.started).finish(stop.signal);

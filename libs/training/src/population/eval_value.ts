@@ -13,8 +13,7 @@ import type { WrittenGroup } from '../continuous_eval/chief';
  * (the reference's `write_result_to_population` with `log_to_population_tag`).
  */
 export class EvalValueWaiter {
-  private readonly waiters = new Map<number, Array<(g: WrittenGroup) => void>>();
-  private readonly rejecters = new Set<(e: Error) => void>();
+  private readonly waiters = new Map<number, Array<{ resolve: (g: WrittenGroup) => void; reject: (e: Error) => void }>>();
   private readonly written = new Map<number, WrittenGroup>();
   private failure: Error | null = null;
 
@@ -25,14 +24,14 @@ export class EvalValueWaiter {
     this.written.set(g.index, g);
     const ws = this.waiters.get(g.index) ?? [];
     this.waiters.delete(g.index);
-    ws.forEach((w) => w(g));
+    ws.forEach((w) => w.resolve(g));
   };
 
   /** The chief's evaluation failed for good (ContinuousEval's `onFailure`): every wait, now or later, rejects with `error`. */
   readonly fail = (error: Error): void => {
     this.failure ??= error;
-    for (const r of this.rejecters) r(this.failure);
-    this.rejecters.clear();
+    for (const ws of this.waiters.values()) ws.forEach((w) => w.reject(this.failure!));
+    this.waiters.clear();
   };
 
   /** The value of the checkpoint `saved` (its `params_<n>`), once the chief has evaluated it. */
@@ -40,18 +39,15 @@ export class EvalValueWaiter {
     const m = saved.paramsPath ? /params_(\d+)$/.exec(saved.paramsPath) : null;
     if (!m) throw new Error(`population.value 'eval': checkpoint at step ${saved.step} has no params_<n> for the eval chief`);
     const index = Number(m[1]);
-    let reject: (e: Error) => void = () => undefined;
-    const done = new Promise<WrittenGroup>((resolve, rej) => {
+    const done = new Promise<WrittenGroup>((resolve, reject) => {
       const g = this.written.get(index);
       if (g) return resolve(g);
-      if (this.failure) return rej(this.failure);
-      reject = rej;
-      this.rejecters.add(rej);
-      this.waiters.set(index, [...(this.waiters.get(index) ?? []), resolve]);
+      if (this.failure) return reject(this.failure);
+      this.waiters.set(index, [...(this.waiters.get(index) ?? []), { resolve, reject }]);
     });
     done.catch(() => undefined); // rejected while poll runs: surfaces at the await below
     await poll(true);
-    const g = await done.finally(() => this.rejecters.delete(reject));
+    const g = await done;
     this.written.delete(index);
     if (!(this.tag in g.metrics)) throw new Error(`population.evalTag: no tag '${this.tag}' in the eval chief's results (tags: ${Object.keys(g.metrics).join(', ')})`);
     return g.metrics[this.tag];
