@@ -147,13 +147,14 @@ export function registerFastWasmSliceKernels(): void {
       const idx = backend.typedArrayFromHeap(indices);
       const dst = backend.typedArrayFromHeap(out);
       const src = backend.typedArrayFromHeap(x);
-      for (let i = 0; i < count; i++) {
+      const checked = (i: number) => {
         const j = idx[i];
         if (!(j >= 0 && j < rows)) throw new Error(`GatherV2: the index value ${j} is not in [0, ${rows - 1}]`);
-      }
+        return j;
+      };
       if (row < 16) {
         // short rows (labels): element by element; a view per row would cost more than the copy
-        for (let i = 0; i < count; i++) for (let k = 0, a = idx[i] * row, b = i * row; k < row; k++) dst[b + k] = src[a + k];
+        for (let i = 0; i < count; i++) for (let k = 0, a = checked(i) * row, b = i * row; k < row; k++) dst[b + k] = src[a + k];
       } else {
         // both are views of the one wasm heap: copyWithin on a whole-heap view moves each row
         // without making a subarray per row (about twice as fast for 64-float image rows)
@@ -162,7 +163,7 @@ export function registerFastWasmSliceKernels(): void {
         const s0 = src.byteOffset / dst.BYTES_PER_ELEMENT;
         const d0 = dst.byteOffset / dst.BYTES_PER_ELEMENT;
         for (let i = 0; i < count; i++) {
-          const a = s0 + idx[i] * row;
+          const a = s0 + checked(i) * row;
           heap.copyWithin(d0 + i * row, a, a + row);
         }
       }

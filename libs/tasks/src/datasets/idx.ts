@@ -86,39 +86,34 @@ export function decodedIdxCachePath(file: string, stat: fs.Stats): string | null
  * run reads them; the cached copy, ~20 ms. A cache that cannot be read or written is not used.
  */
 export function readIdxFile(file: string, expectMagic?: number): IdxArray {
-  if (isGzip(file)) {
-    const cached = decodedIdxCachePath(file, fs.statSync(file));
-    if (cached && fs.existsSync(cached)) {
-      try {
-        return parseIdx(fs.readFileSync(cached), expectMagic, file);
-      } catch {
-        // a torn or foreign cache file: decode the source again (and rewrite it below)
-      }
-    }
-  }
-  let buf: Uint8Array = fs.readFileSync(file);
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
-    const cached = decodedIdxCachePath(file, fs.statSync(file));
+  if (!isGzip(file)) return parseIdx(fs.readFileSync(file), expectMagic, file);
+  const cached = decodedIdxCachePath(file, fs.statSync(file));
+  if (cached && fs.existsSync(cached)) {
     try {
-      buf = zlib.gunzipSync(buf);
-    } catch (e) {
-      throw new IdxFormatError(`${file}: not a valid gzip file (${(e as Error).message})`);
+      return parseIdx(fs.readFileSync(cached), expectMagic, file);
+    } catch {
+      // a torn or foreign cache file: decode the source again (and rewrite it below)
     }
-    const parsed = parseIdx(buf, expectMagic, file);
-    if (cached) {
-      const tmp = `${cached}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-      try {
-        fs.mkdirSync(path.dirname(cached), { recursive: true });
-        fs.writeFileSync(tmp, buf);
-        fs.renameSync(tmp, cached); // whole or absent: concurrent readers never see half a file
-      } catch {
-        // read-only or full cache folder: read the gzip file each time, as without the cache
-        fs.rmSync(tmp, { force: true });
-      }
-    }
-    return parsed;
   }
-  return parseIdx(buf, expectMagic, file);
+  let buf: Buffer;
+  try {
+    buf = zlib.gunzipSync(fs.readFileSync(file));
+  } catch (e) {
+    throw new IdxFormatError(`${file}: not a valid gzip file (${(e as Error).message})`);
+  }
+  const parsed = parseIdx(buf, expectMagic, file);
+  if (cached) {
+    const tmp = `${cached}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      fs.mkdirSync(path.dirname(cached), { recursive: true });
+      fs.writeFileSync(tmp, buf);
+      fs.renameSync(tmp, cached); // whole or absent: concurrent readers never see half a file
+    } catch {
+      // read-only or full cache folder: read the gzip file each time, as without the cache
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+  return parsed;
 }
 
 /** Read an image file and its label file, checking magics, ranks and that the counts agree. */

@@ -30,16 +30,16 @@ import * as zlib from 'zlib';
 import { createHash } from 'crypto';
 import { downloadResumable, sha256File } from './download';
 import { corpusLayout, languageSearchRoots } from './language';
-import { pipeline } from 'stream';
+import { pipeline, type Readable } from 'stream';
 import { extract as tarExtract } from 'tar-stream';
 
 /**
  * Calls `onFile(name, content)` for every regular file of a tar stream, in archive order (tar-stream's
  * extract: ustar prefixes, GNU and pax long names; a corrupt or truncated archive rejects).
  */
-export async function forEachTarFile(input: NodeJS.ReadableStream, onFile: (name: string, content: Buffer) => void): Promise<void> {
+export async function forEachTarFile(input: Readable, onFile: (name: string, content: Buffer) => void): Promise<void> {
   const ex = tarExtract();
-  const piped = new Promise<void>((resolve, reject) => pipeline(input as NodeJS.ReadableStream & import('stream').Readable, ex, (e) => (e ? reject(e) : resolve())));
+  const piped = new Promise<void>((resolve, reject) => pipeline(input, ex, (e) => (e ? reject(e) : resolve())));
   piped.catch(() => undefined); // surfaces through the iteration below, or at the await at the end
   for await (const entry of ex) {
     if (entry.header.type !== 'file') {
