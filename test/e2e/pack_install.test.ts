@@ -134,10 +134,11 @@ describe('npm pack -> npm install in an empty folder -> run', () => {
       return;
     }
     const built = must(sh(NPX, ['lopt', 'build-native'], project), 'npx lopt build-native');
+    expect(built).toMatch(/\[build:native\] built .*lopt_core\.node/);
     expect(built).toMatch(/\[build:native\] built .*lopt_optimizers\.node/);
-    expect(built).toMatch(/native kernels: MLPLOpt \(\w+\)/);
+    expect(built).toMatch(/native kernels: Unary \(\w+\); MLPLOpt \(\w+\)/);
     const after = run('runs/with-native');
-    expect(after).toMatch(/native kernels: MLPLOpt \(\w+\)/);
+    expect(after).toMatch(/native kernels: Unary \(\w+\); MLPLOpt \(\w+\)/);
     expect(after).not.toMatch(/not built/);
     expect(finalLoss(after)).toBeCloseTo(finalLoss(before), 3);
   });

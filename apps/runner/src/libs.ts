@@ -31,10 +31,13 @@ export function loadBuiltinLibs(libs: readonly string[] = BUILTIN_LIBS): LibLoad
 
 /**
  * Loads the built-in libs' native kernels now (they otherwise load at their first use) and
- * returns core's one-line status, e.g. `native kernels: MLPLOpt (avx512); ImageMLP (avx512)`.
+ * returns core's one-line status, e.g. `native kernels: Unary (avx512); MLPLOpt (avx512); ImageMLP (avx512)`.
  */
 export function nativeKernelsStatus(): string {
-  // The libs load lazily (only when asked for the status), as loadBuiltinLibs does.
+  // The libs load lazily (only when asked for the status), as loadBuiltinLibs does. Core's
+  // addon (the wasm elementwise kernels) comes first, as it does when initBackend('wasm') loads it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load, see above
+  require('@lopt/core').coreNative();
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load, see above
   require('@lopt/optimizers').mlpLoptNative();
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load, see above

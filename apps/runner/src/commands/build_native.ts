@@ -11,7 +11,7 @@ import { CliContext } from './context';
 /** The directory of each installed package that may carry native kernels. */
 function packageDirs(): string[] {
   const dirs: string[] = [];
-  for (const name of ['@lopt/optimizers', '@lopt/tasks']) {
+  for (const name of ['@lopt/core', '@lopt/optimizers', '@lopt/tasks']) {
     try {
       dirs.push(path.dirname(require.resolve(`${name}/package.json`)));
     } catch {

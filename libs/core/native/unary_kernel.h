@@ -1,0 +1,183 @@
+/*
+ * Elementwise float32 kernels, compiled once per instruction set (lopt_isa.h). Each loop body is
+ * branch-free straight-line code (selects, no calls) so the compiler vectorises it; the
+ * transcendental ones evaluate in double precision and round once to float, which gives the
+ * correctly rounded float result except where the exact value lies within ~1e-13 (relative) of a
+ * rounding boundary, i.e. what tfjs-backend-wasm's libm loops (expf, logf, tanhf, expm1f) return
+ * up to a rare last-ulp difference.
+ */
+
+static inline uint64_t KERNEL(bits_d)(double x) {
+  uint64_t u;
+  __builtin_memcpy(&u, &x, sizeof u);
+  return u;
+}
+
+static inline double KERNEL(from_bits_d)(uint64_t u) {
+  double x;
+  __builtin_memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+static inline uint32_t KERNEL(bits_f)(float x) {
+  uint32_t u;
+  __builtin_memcpy(&u, &x, sizeof u);
+  return u;
+}
+
+static inline float KERNEL(from_bits_f)(uint32_t u) {
+  float x;
+  __builtin_memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/*
+ * e^x for x in [-104, 89] (callers clamp; NaN passes through as NaN): x = n·ln2 + r with n the
+ * nearest integer to x/ln2 (the 1.5·2^52 shifter rounds and leaves n in the low bits), |r| <= ln2/2,
+ * e^r by its Taylor polynomial to degree 11 (truncation < 2e-15 relative), times 2^n built in the
+ * exponent field. Relative error ~1e-15, far below a float ulp.
+ */
+static inline double KERNEL(exp_d)(double x) {
+  const double shifter = 0x1.8p52;
+  const double t = x * 0x1.71547652b82fep0 + shifter;
+  const double n = t - shifter;
+  const double r = (x - n * 0x1.62e42fee00000p-1) - n * 0x1.a39ef35793c76p-33;
+  double p = 1.0 / 39916800;
+  p = p * r + 1.0 / 3628800;
+  p = p * r + 1.0 / 362880;
+  p = p * r + 1.0 / 40320;
+  p = p * r + 1.0 / 5040;
+  p = p * r + 1.0 / 720;
+  p = p * r + 1.0 / 120;
+  p = p * r + 1.0 / 24;
+  p = p * r + 1.0 / 6;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  /* n in [-151, 129]: n + 1023 is a normal exponent; the low 12 bits of t's pattern hold n mod 4096 */
+  const double scale = KERNEL(from_bits_d)((KERNEL(bits_d)(t) + 1023) << 52);
+  return p * scale;
+}
+
+/*
+ * ln(x) for a positive finite double x >= 2^-150 (callers select the results for 0, negative,
+ * infinite and NaN inputs): x = 2^e·m with m in [√½, √2), ln m = 2·atanh(s), s = (m − 1)/(m + 1),
+ * |s| <= 0.1716, by its odd series to s^17 (truncation < 1e-14 relative).
+ */
+static inline double KERNEL(log_d)(double x) {
+  const uint64_t sqrt_half = 0x3fe6a09e667f3bcdULL; /* √½ */
+  /* 2^11 more in the exponent keeps the difference positive for any x >= 2^-150 */
+  const uint64_t u = KERNEL(bits_d)(x) - sqrt_half + (2048ULL << 52);
+  const double e = KERNEL(from_bits_d)((u >> 52) | 0x4330000000000000ULL) - 0x1p52 - 2048.0;
+  const double m = KERNEL(from_bits_d)((u & 0x000fffffffffffffULL) + sqrt_half);
+  const double s = (m - 1.0) / (m + 1.0);
+  const double s2 = s * s;
+  double p = 2.0 / 17;
+  p = p * s2 + 2.0 / 15;
+  p = p * s2 + 2.0 / 13;
+  p = p * s2 + 2.0 / 11;
+  p = p * s2 + 2.0 / 9;
+  p = p * s2 + 2.0 / 7;
+  p = p * s2 + 2.0 / 5;
+  p = p * s2 + 2.0 / 3;
+  p = p * s2 + 2.0;
+  return e * 0x1.62e42fefa39efp-1 + s * p;
+}
+
+static inline float KERNEL(exp_f)(float x) {
+  double d = (double)x;
+  d = d < -104.0 ? -104.0 : d; /* e^-104 rounds to +0 in float, e^89 to +inf; NaN compares false */
+  d = d > 89.0 ? 89.0 : d;
+  return (float)KERNEL(exp_d)(d);
+}
+
+static inline float KERNEL(log_f)(float x) {
+  const double d = (double)x;
+  const double ok = d > 0.0 && d < 0x1p128 ? d : 1.0; /* keep log_d's input in range */
+  const float y = (float)KERNEL(log_d)(ok);
+  /* 0 -> -inf, +inf -> +inf, negative or NaN -> NaN */
+  return x > 0.0f ? (x < __builtin_inff() ? y : x) : (x == 0.0f ? -__builtin_inff() : __builtin_nanf(""));
+}
+
+/* tanh: odd Taylor polynomial below 1/16, else 1 − 2/(e^{2|x|} + 1); |x| clamped at 10 (→ 1.0f). */
+static inline float KERNEL(tanh_f)(float x) {
+  double t = __builtin_fabs((double)x);
+  t = t > 10.0 ? 10.0 : t;
+  const double t2 = t * t;
+  double p = -1382.0 / 155925;
+  p = p * t2 + 62.0 / 2835;
+  p = p * t2 - 17.0 / 315;
+  p = p * t2 + 2.0 / 15;
+  p = p * t2 - 1.0 / 3;
+  const double small = t + t * t2 * p;
+  const double large = 1.0 - 2.0 / (KERNEL(exp_d)(2.0 * t) + 1.0);
+  const float r = (float)(t < 0.0625 ? small : large);
+  return KERNEL(from_bits_f)(KERNEL(bits_f)(r) | (KERNEL(bits_f)(x) & 0x80000000u));
+}
+
+/* expm1: Taylor polynomial below 1/16 in magnitude, else e^x − 1 (x clamped to [-104, 89]). */
+static inline float KERNEL(expm1_f)(float x) {
+  double d = (double)x;
+  d = d < -104.0 ? -104.0 : d;
+  d = d > 89.0 ? 89.0 : d;
+  double p = 1.0 / 3628800;
+  p = p * d + 1.0 / 362880;
+  p = p * d + 1.0 / 40320;
+  p = p * d + 1.0 / 5040;
+  p = p * d + 1.0 / 720;
+  p = p * d + 1.0 / 120;
+  p = p * d + 1.0 / 24;
+  p = p * d + 1.0 / 6;
+  p = p * d + 0.5;
+  const double small = d * (1.0 + d * p); /* keeps -0 */
+  const double large = KERNEL(exp_d)(d) - 1.0;
+  return (float)(__builtin_fabs(d) < 0.0625 ? small : large);
+}
+
+/* tfjs-backend-wasm's Softplus (kernels/Softplus.cc): e^x below the threshold, x above its
+ * negation, else log(1 + e^x) with e^x rounded to float first and the log taken in double. */
+static inline float KERNEL(softplus_f)(float x, float threshold) {
+  const float ex = KERNEL(exp_f)(x);
+  const double mid = 1.0 + (double)ex; /* in [1, 1 + e^14] between the thresholds: log_d's range */
+  const float lg = (float)KERNEL(log_d)(mid == mid ? mid : 1.0);
+  return x < threshold ? ex : (x > -threshold || x != x ? x : lg);
+}
+
+/* tfjs-backend-wasm's Sign: 0 for NaN and for |x| < FLT_EPSILON, else ±1. */
+static inline float KERNEL(sign_f)(float x) {
+  const float eps = 0x1p-23f;
+  return (x < eps && x > -eps) || x != x ? 0.0f : (x > 0.0f ? 1.0f : -1.0f);
+}
+
+static void KERNEL(unary)(int op, const float *restrict x, float *restrict y, size_t n, float softplus_threshold) {
+  switch (op) {
+    case OP_TANH:
+      for (size_t i = 0; i < n; i++) y[i] = KERNEL(tanh_f)(x[i]);
+      break;
+    case OP_EXP:
+      for (size_t i = 0; i < n; i++) y[i] = KERNEL(exp_f)(x[i]);
+      break;
+    case OP_LOG:
+      for (size_t i = 0; i < n; i++) y[i] = KERNEL(log_f)(x[i]);
+      break;
+    case OP_SOFTPLUS:
+      for (size_t i = 0; i < n; i++) y[i] = KERNEL(softplus_f)(x[i], softplus_threshold);
+      break;
+    case OP_EXPM1:
+      for (size_t i = 0; i < n; i++) y[i] = KERNEL(expm1_f)(x[i]);
+      break;
+    case OP_LOG1P:
+      /* tfjs-backend-wasm's Log1p is logf((float)(x + 1.0)) (kernels/Log1p.cc) */
+      for (size_t i = 0; i < n; i++) y[i] = KERNEL(log_f)((float)((double)x[i] + 1.0));
+      break;
+    case OP_SQRT:
+      for (size_t i = 0; i < n; i++) y[i] = __builtin_sqrtf(x[i]);
+      break;
+    case OP_RSQRT:
+      for (size_t i = 0; i < n; i++) y[i] = 1.0f / __builtin_sqrtf(x[i]);
+      break;
+    case OP_SIGN:
+      for (size_t i = 0; i < n; i++) y[i] = KERNEL(sign_f)(x[i]);
+      break;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Vectorised elementwise kernels for the wasm backend (registered by `initBackend('wasm')`): the
+ * core native addon (`native/unary.c`, built by `npm run build:native`) replaces
+ * tfjs-backend-wasm 4.22's Tanh, Exp, Log, Softplus, Expm1, Log1p, Sqrt, Rsqrt and Sign for
+ * float32 tensors.
+ *
+ * tfjs-backend-wasm runs these as scalar loops over libm calls (kernels/Tanh.cc etc.): 18 ns a
+ * value for Tanh, 9 for Exp, 5 for Log, 16 for Softplus, 19 for Expm1, 8 for Sign (1 M values,
+ * this machine), while Sigmoid, Mul and Add go to XNNPACK (0.2-1.2 ns). Every tanh network (the
+ * `Conv_*_Tanh` tasks, the parametric families' sampled tanh, the LSTMs) and every softmax /
+ * log-softmax (Exp) paid for it. The addon's loops evaluate in double precision and round once
+ * (0.1-1.8 ns a value): the correctly rounded float result up to a rare last-ulp tie, where the
+ * stock libm (musl) loops are off by up to 1 ulp (2 for tanhf) in a few percent of values.
+ * Sqrt, Rsqrt (`1 / sqrtf(x)`) and Sign give the stock kernels' values exactly; Softplus and Log1p
+ * keep the stock kernels' formulas (thresholds, `logf((float)(x + 1.0))`).
+ *
+ * The gradients are unchanged: they are registered per kernel name (tanh's is dy·(1 − y²) from
+ * the output, and so on) and run other kernels. Other dtypes, and everything where the addon is not
+ * built or `LOPT_NATIVE=off`, run the stock kernels.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadNativeAddon, nativeAddonPath, nativeVariantArg, type NativeAddon } from './native';
+
+type TensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+/** The kernels the core addon replaces on wasm, in the order of its op codes (`unary.c`). */
+export const WASM_UNARY_OPS = ['Tanh', 'Exp', 'Log', 'Softplus', 'Expm1', 'Log1p', 'Sqrt', 'Rsqrt', 'Sign'] as const;
+
+/** The core native addon (`lopt_core.node`): elementwise float32 kernels on host arrays. */
+export interface CoreAddon extends NativeAddon {
+  /** `y[i] = op(x[i])` for the op of index `op` in `WASM_UNARY_OPS`; x and y of one length, not overlapping. */
+  unary(op: number, x: Float32Array, y: Float32Array, variant?: string): void;
+}
+
+// '' in a browser bundle (no __dirname): the addon is then reported as not built.
+const ADDON_PATH = nativeAddonPath(typeof __dirname === 'string' ? __dirname : undefined, 'lopt_core.node');
+
+/** The core addon, or null where it is not built or `LOPT_NATIVE=off` (then the stock kernels run). */
+export function coreNative(): CoreAddon | null {
+  return loadNativeAddon<CoreAddon>(ADDON_PATH, 'Unary');
+}
+
+const stock = new Map<string, tf.KernelConfig>();
+
+/**
+ * The wasm kernel `name` as tfjs-backend-wasm registered it, before `registerWasmUnaryKernels`
+ * replaced it (undefined for a name it did not replace); for tests and benchmarks.
+ */
+export function stockWasmKernel(name: string): tf.KernelConfig | undefined {
+  return stock.get(name);
+}
+
+/**
+ * Replace the wasm kernels of `WASM_UNARY_OPS` with the core addon's (idempotent; call after the
+ * backend is ready). Returns whether they are replaced: false where the addon is not built, or
+ * `LOPT_NATIVE=off` (an error under `LOPT_NATIVE=on`).
+ */
+export function registerWasmUnaryKernels(): boolean {
+  if (stock.size > 0) return true;
+  const addon = coreNative();
+  if (!addon) return false;
+  WASM_UNARY_OPS.forEach((name, op) => {
+    const original = tf.getKernel(name, 'wasm');
+    if (!original) return;
+    stock.set(name, original);
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'wasm',
+      kernelFunc: (args) => {
+        const x = (args.inputs as { x: TensorInfo }).x;
+        if (x.dtype !== 'float32') return (original.kernelFunc as (a: typeof args) => TensorInfo)(args);
+        const backend = args.backend as unknown as WasmBackendLike;
+        const out = backend.makeOutput(x.shape, 'float32');
+        // views after makeOutput, which may grow the heap and detach older ones
+        const y = backend.typedArrayFromHeap(out) as Float32Array;
+        if (y.length > 0) addon.unary(op, backend.typedArrayFromHeap(x) as Float32Array, y, nativeVariantArg());
+        return out;
+      },
+    });
+  });
+  return true;
+}
