@@ -146,7 +146,7 @@ describe('lopt run', () => {
     expectOk(r);
     expect(r.stderr).toContain('resuming at step 3');
     // the run says which kernels it uses: native where built, else why not
-    expect(r.stderr).toMatch(/\[lopt\] native kernels: Unary (\((avx512|avx2|base)\)|off: .+); MLPLOpt (\((avx512|avx2|base)\)|off: .+); ImageMLP (\((avx512|avx2|base)\)|off: .+)/);
+    expect(r.stderr).toMatch(/\[lopt\] native kernels: Core (\((avx512|avx2|base)\)|off: .+); MLPLOpt (\((avx512|avx2|base)\)|off: .+); ImageMLP (\((avx512|avx2|base)\)|off: .+)/);
     const a = losses(straight);
     const b = losses(dir);
     expect([...b.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);

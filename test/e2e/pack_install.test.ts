@@ -136,9 +136,9 @@ describe('npm pack -> npm install in an empty folder -> run', () => {
     const built = must(sh(NPX, ['lopt', 'build-native'], project), 'npx lopt build-native');
     expect(built).toMatch(/\[build:native\] built .*lopt_core\.node/);
     expect(built).toMatch(/\[build:native\] built .*lopt_optimizers\.node/);
-    expect(built).toMatch(/native kernels: Unary \(\w+\); MLPLOpt \(\w+\)/);
+    expect(built).toMatch(/native kernels: Core \(\w+\); MLPLOpt \(\w+\)/);
     const after = run('runs/with-native');
-    expect(after).toMatch(/native kernels: Unary \(\w+\); MLPLOpt \(\w+\)/);
+    expect(after).toMatch(/native kernels: Core \(\w+\); MLPLOpt \(\w+\)/);
     expect(after).not.toMatch(/not built/);
     expect(finalLoss(after)).toBeCloseTo(finalLoss(before), 3);
   });

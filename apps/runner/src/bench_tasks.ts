@@ -107,6 +107,7 @@ export function defaultTaskBenchSubjects(): TaskBenchSubject[] {
     fixed('ImageMLPAE_FashionMnist_128x32x128_bs128'),
     fixed('Conv_FashionMnist_8_16x32'),
     fixed('Conv_FashionMnist_16_32x64x64'),
+    fixed('Conv_FashionMnist_32x64x64_Tanh'),
     fromExperiment('conv-fmnist-pes'),
     fixed('Resnet_FashionMnist_MultiRuntime_0'),
     fixed('RNNLM_fortunesbytes_Patch32_LSTM128_Embed64'),

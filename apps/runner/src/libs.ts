@@ -31,7 +31,7 @@ export function loadBuiltinLibs(libs: readonly string[] = BUILTIN_LIBS): LibLoad
 
 /**
  * Loads the built-in libs' native kernels now (they otherwise load at their first use) and
- * returns core's one-line status, e.g. `native kernels: Unary (avx512); MLPLOpt (avx512); ImageMLP (avx512)`.
+ * returns core's one-line status, e.g. `native kernels: Core (avx512); MLPLOpt (avx512); ImageMLP (avx512)`.
  */
 export function nativeKernelsStatus(): string {
   // The libs load lazily (only when asked for the status), as loadBuiltinLibs does. Core's

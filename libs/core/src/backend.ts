@@ -11,13 +11,15 @@
  * matMuls: matMul with transposeA/transposeB falls off XNNPACK to a slow loop on wasm. Its Slice,
  * Unpack and SplitV kernels are replaced by ones that do not copy the whole input per output
  * (see wasm_kernels.ts), and where the core native addon is built its scalar libm loops (Tanh,
- * Exp, Log, ...) by vectorised ones (wasm_unary_kernels.ts).
+ * Exp, Log, ...) by vectorised ones (wasm_unary_kernels.ts) and its Sum / Mean over middle axes
+ * by ones without a transpose (wasm_reduce_kernels.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerFastWasmSliceKernels } from './wasm_kernels';
 import { registerFastWasmMatMul } from './wasm_matmul_kernel';
 import { registerWasmConvKernels } from './wasm_conv_kernels';
 import { registerWasmUnaryKernels } from './wasm_unary_kernels';
+import { registerWasmReduceKernels } from './wasm_reduce_kernels';
 import { envVar } from './native';
 
 /** The values `--backend` / `LOPT_BACKEND` take; `auto` picks tfjs-node(-gpu) when installed, else wasm. */
@@ -125,6 +127,7 @@ async function setWasm(): Promise<void> {
   registerFastWasmMatMul();
   registerWasmConvKernels();
   registerWasmUnaryKernels();
+  registerWasmReduceKernels();
 }
 
 // ---------------------------------------------------------------------------------------------

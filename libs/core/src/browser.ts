@@ -19,8 +19,10 @@ export { PLUGIN_KINDS, RegistryError, TOKENS, formatZodError, nonFiniteConfigFie
 export type { PluginKind, PluginDeps, KindWithDeps, DepsOf, PluginEntry } from './registry';
 export { BACKEND_NAMES, BackendError, explicitTransposeBatchMatMulGrad, registerWasmMatMulGradient, initBackend, currentBackend } from './backend';
 export { registerWasmConvKernels, registerFastWasmConv2DBackpropInput, wasmConv2DBackpropFilter, wasmConv2DBackpropInput, cpuConv2DBackpropFilter } from './wasm_conv_kernels';
-export { WASM_UNARY_OPS, coreNative, registerWasmUnaryKernels, stockWasmKernel } from './wasm_unary_kernels';
-export type { CoreAddon } from './wasm_unary_kernels';
+export { WASM_UNARY_OPS, registerWasmUnaryKernels } from './wasm_unary_kernels';
+export { coreNative, stockWasmKernel } from './core_native';
+export { registerWasmReduceKernels } from './wasm_reduce_kernels';
+export type { CoreAddon } from './core_native';
 export { registerWasmDepthwiseKernels, wasmDepthwiseConv2dBackpropInput, wasmDepthwiseConv2dBackpropFilter } from './wasm_depthwise_kernels';
 export type { BackendName, InitBackendOptions } from './backend';
 export { METRIC_AGGREGATIONS, MetricsError, parseMetricKey, metricKey, stripMetricSuffix, aggregateMetricList, metricsToNumbers } from './metrics';

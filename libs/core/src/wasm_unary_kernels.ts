@@ -1,6 +1,6 @@
 /**
  * Vectorised elementwise kernels for the wasm backend (registered by `initBackend('wasm')`): the
- * core native addon (`native/unary.c`, built by `npm run build:native`) replaces
+ * core native addon (`native/core.c`, built by `npm run build:native`) replaces
  * tfjs-backend-wasm 4.22's Tanh, Exp, Log, Softplus, Expm1, Log1p, Sqrt, Rsqrt and Sign for
  * float32 tensors.
  *
@@ -19,7 +19,8 @@
  * built or `LOPT_NATIVE=off`, run the stock kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import { loadNativeAddon, nativeAddonPath, nativeVariantArg, type NativeAddon } from './native';
+import { coreNative, replaceStockWasmKernel } from './core_native';
+import { nativeVariantArg } from './native';
 
 type TensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
 interface WasmBackendLike {
@@ -27,32 +28,10 @@ interface WasmBackendLike {
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
-/** The kernels the core addon replaces on wasm, in the order of its op codes (`unary.c`). */
+/** The kernels the core addon replaces on wasm, in the order of its op codes (`native/core.c`). */
 export const WASM_UNARY_OPS = ['Tanh', 'Exp', 'Log', 'Softplus', 'Expm1', 'Log1p', 'Sqrt', 'Rsqrt', 'Sign'] as const;
 
-/** The core native addon (`lopt_core.node`): elementwise float32 kernels on host arrays. */
-export interface CoreAddon extends NativeAddon {
-  /** `y[i] = op(x[i])` for the op of index `op` in `WASM_UNARY_OPS`; x and y of one length, not overlapping. */
-  unary(op: number, x: Float32Array, y: Float32Array, variant?: string): void;
-}
-
-// '' in a browser bundle (no __dirname): the addon is then reported as not built.
-const ADDON_PATH = nativeAddonPath(typeof __dirname === 'string' ? __dirname : undefined, 'lopt_core.node');
-
-/** The core addon, or null where it is not built or `LOPT_NATIVE=off` (then the stock kernels run). */
-export function coreNative(): CoreAddon | null {
-  return loadNativeAddon<CoreAddon>(ADDON_PATH, 'Unary');
-}
-
-const stock = new Map<string, tf.KernelConfig>();
-
-/**
- * The wasm kernel `name` as tfjs-backend-wasm registered it, before `registerWasmUnaryKernels`
- * replaced it (undefined for a name it did not replace); for tests and benchmarks.
- */
-export function stockWasmKernel(name: string): tf.KernelConfig | undefined {
-  return stock.get(name);
-}
+let registered = false;
 
 /**
  * Replace the wasm kernels of `WASM_UNARY_OPS` with the core addon's (idempotent; call after the
@@ -60,28 +39,21 @@ export function stockWasmKernel(name: string): tf.KernelConfig | undefined {
  * `LOPT_NATIVE=off` (an error under `LOPT_NATIVE=on`).
  */
 export function registerWasmUnaryKernels(): boolean {
-  if (stock.size > 0) return true;
+  if (registered) return true;
   const addon = coreNative();
   if (!addon) return false;
   WASM_UNARY_OPS.forEach((name, op) => {
-    const original = tf.getKernel(name, 'wasm');
-    if (!original) return;
-    stock.set(name, original);
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({
-      kernelName: name,
-      backendName: 'wasm',
-      kernelFunc: (args) => {
-        const x = (args.inputs as { x: TensorInfo }).x;
-        if (x.dtype !== 'float32') return (original.kernelFunc as (a: typeof args) => TensorInfo)(args);
-        const backend = args.backend as unknown as WasmBackendLike;
-        const out = backend.makeOutput(x.shape, 'float32');
-        // views after makeOutput, which may grow the heap and detach older ones
-        const y = backend.typedArrayFromHeap(out) as Float32Array;
-        if (y.length > 0) addon.unary(op, backend.typedArrayFromHeap(x) as Float32Array, y, nativeVariantArg());
-        return out;
-      },
+    replaceStockWasmKernel(name, (original) => (args) => {
+      const x = (args.inputs as { x: TensorInfo }).x;
+      if (x.dtype !== 'float32') return (original.kernelFunc as (a: typeof args) => TensorInfo)(args);
+      const backend = args.backend as unknown as WasmBackendLike;
+      const out = backend.makeOutput(x.shape, 'float32');
+      // views after makeOutput, which may grow the heap and detach older ones
+      const y = backend.typedArrayFromHeap(out) as Float32Array;
+      if (y.length > 0) addon.unary(op, backend.typedArrayFromHeap(x) as Float32Array, y, nativeVariantArg());
+      return out;
     });
   });
+  registered = true;
   return true;
 }

@@ -4,7 +4,8 @@
  * channels; and the other conv / pooling gradients tf.grads needs exist on wasm.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, random } from '../index';
+import { coreNative, initBackend, random } from '../index';
+import { col2im, im2colT, type ConvGeometry } from '../wasm_conv_kernels';
 
 beforeAll(async () => {
   expect(await initBackend('wasm', { quiet: true })).toBe('wasm');
@@ -168,5 +169,34 @@ describe('wasm Conv2DBackpropInput (matMul + scatter)', () => {
     const before = tf.memory();
     run();
     expect([tf.memory().numTensors, tf.memory().numBytes]).toEqual([before.numTensors, before.numBytes]);
+  });
+});
+
+(coreNative() ? describe : describe.skip)('im2col / col2im in C (the core addon)', () => {
+  test.each(CASES.map((c) => [JSON.stringify(c), c] as [string, Case]))('%s: the same values as the JavaScript loops, bit for bit', (_name, c) => {
+    const info = tf.backend_util.computeConv2DInfo(c.x as any, c.f as any, c.stride, 1, c.pad);
+    const [B, H, W, C] = c.x;
+    const [kh, kw] = c.f;
+    const [Ho, Wo] = [info.outHeight, info.outWidth];
+    const g: ConvGeometry = { B, H, W, C, Ho, Wo, Co: c.f[3], kh, kw, sh: c.stride, sw: c.stride, top: info.padInfo.top, left: info.padInfo.left, M: B * Ho * Wo, K: kh * kw * C };
+    const x = Float32Array.from(random.normalArray(random.PRNGKey(4), B * H * W * C));
+    // garbage in the outputs: both versions must overwrite all of them
+    const [colsC, colsJs] = [new Float32Array(g.K * g.M).fill(7), new Float32Array(g.K * g.M).fill(-7)];
+    im2colT(g, x, colsC);
+    im2colT(g, x, colsJs, false);
+    expect(colsC).toEqual(colsJs);
+    const cols = Float32Array.from(random.normalArray(random.PRNGKey(5), g.M * g.K));
+    const [dxC, dxJs] = [new Float32Array(x.length).fill(7), new Float32Array(x.length).fill(-7)];
+    col2im(g, cols, dxC);
+    col2im(g, cols, dxJs, false);
+    expect(dxC).toEqual(dxJs);
+  });
+  test('bad arguments are errors, not reads outside the arrays', () => {
+    const addon = coreNative()!;
+    const g = Int32Array.from([1, 4, 4, 2, 4, 4, 3, 3, 1, 1, 1, 1]);
+    expect(() => addon.im2colT(g, new Float32Array(31), new Float32Array(18 * 16))).toThrow('im2colT: x must hold B·H·W·C values');
+    expect(() => addon.im2colT(g, new Float32Array(32), new Float32Array(18 * 16 - 1))).toThrow('im2colT: colsT must hold K·M values');
+    expect(() => addon.col2im(g.slice(0, 11), new Float32Array(18 * 16), new Float32Array(32))).toThrow(/col2im: expected/);
+    expect(() => addon.col2im(g, new Float32Array(18 * 16), new Float32Array(33))).toThrow('col2im: dx must hold B·H·W·C values');
   });
 });

@@ -1,0 +1,138 @@
+/*
+ * @lopt/core's native addon (lopt_core.node), called from JavaScript with views of the backend's
+ * memory (the wasm heap, the cpu backend's arrays):
+ *
+ *   unary(op, x, y[, variant])
+ *     Elementwise float32 kernels for the wasm backend (src/wasm_unary_kernels.ts registers them
+ *     in place of tfjs-backend-wasm 4.22's Tanh, Exp, Log, Softplus, Expm1, Log1p, Sqrt, Rsqrt and
+ *     Sign, which run as scalar libm loops at 2-20 ns a value). Vectorised per instruction set
+ *     (unary_kernel.h, lopt_isa.h). op: the op's index (OP_* below); x, y: Float32Array of one
+ *     length (y is written; they must not overlap).
+ *   im2colT(g, x, colsT), col2im(g, cols, dx)
+ *     The patch copies of the conv backprop kernels (conv_cols.h; src/wasm_conv_kernels.ts).
+ *   reduceMiddle(x, out, outer, R, inner, mean)
+ *     Sum (mean: / R) of x viewed as [outer, R, inner] over its middle axis (src/wasm_reduce_kernels.ts).
+ */
+#include <float.h>
+#include <math.h>
+#include "lopt_napi.h"
+
+/* Op codes (the order of WASM_UNARY_OPS in src/wasm_unary_kernels.ts). */
+enum { OP_TANH, OP_EXP, OP_LOG, OP_SOFTPLUS, OP_EXPM1, OP_LOG1P, OP_SQRT, OP_RSQRT, OP_SIGN, OP_COUNT };
+
+#define LOPT_KERNEL_HEADER "unary_kernel.h"
+#include "lopt_isa.h"
+#include "conv_cols.h"
+
+typedef void (*UnaryFn)(int, const float *, float *, size_t, float);
+
+/* tfjs-backend-wasm's Softplus threshold: logf(FLT_EPSILON) + 2.0, stored as a float. */
+static float softplus_threshold(void) {
+  static float t = 0.0f;
+  if (t == 0.0f) t = (float)((double)logf(FLT_EPSILON) + 2.0);
+  return t;
+}
+
+static napi_value Unary(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value a[4];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc != 3 && argc != 4) return lopt_fail(env, "unary: expected 3 arguments (op, x, y) and an optional variant name");
+  const UnaryFn fn = (UnaryFn)LOPT_PICK(unary, argc == 4 ? lopt_variant_arg(env, a[3]) : 0);
+  if (!fn) return lopt_fail(env, "unary: variant not supported on this CPU (see kernelVariants())");
+  int32_t op;
+  if (napi_get_value_int32(env, a[0], &op) != napi_ok || op < 0 || op >= OP_COUNT) return lopt_fail(env, "unary: op must be an op index");
+  float *x, *y;
+  size_t nx, ny;
+  if (!lopt_f32(env, a[1], &x, &nx)) return lopt_fail(env, "unary: x must be a Float32Array");
+  if (!lopt_f32(env, a[2], &y, &ny) || ny != nx) return lopt_fail(env, "unary: y must be a Float32Array of x's length");
+  if (nx > 0 && x < y + ny && y < x + nx) return lopt_fail(env, "unary: x and y must not overlap");
+  fn(op, x, y, nx, softplus_threshold());
+  return NULL;
+}
+
+/* g: Int32Array [12] of the convolution's geometry (conv_cols.h); checks the arrays' lengths. */
+static int conv_args(napi_env env, napi_value *a, int32_t **g, float **src, size_t *nsrc, float **dst, size_t *ndst) {
+  size_t ng;
+  if (!lopt_i32(env, a[0], g, &ng) || ng != 12) return 0;
+  for (int k = 0; k < 12; k++)
+    if ((*g)[k] < (k >= 10 ? 0 : 1)) return 0;
+  return lopt_f32(env, a[1], src, nsrc) && lopt_f32(env, a[2], dst, ndst);
+}
+
+static napi_value Im2colT(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value a[3];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  int32_t *g;
+  float *x, *cols;
+  size_t nx, ncols;
+  if (argc != 3 || !conv_args(env, a, &g, &x, &nx, &cols, &ncols)) return lopt_fail(env, "im2colT: expected (geometry Int32Array[12], x Float32Array, colsT Float32Array)");
+  if (nx != (size_t)g[0] * g[1] * g[2] * g[3]) return lopt_fail(env, "im2colT: x must hold B·H·W·C values");
+  if (ncols != (size_t)g[0] * g[4] * g[5] * g[6] * g[7] * g[3]) return lopt_fail(env, "im2colT: colsT must hold K·M values");
+  im2col_t(g, x, cols);
+  return NULL;
+}
+
+static napi_value Col2im(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value a[3];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  int32_t *g;
+  float *cols, *dx;
+  size_t ncols, ndx;
+  if (argc != 3 || !conv_args(env, a, &g, &cols, &ncols, &dx, &ndx)) return lopt_fail(env, "col2im: expected (geometry Int32Array[12], cols Float32Array, dx Float32Array)");
+  if (ncols != (size_t)g[0] * g[4] * g[5] * g[6] * g[7] * g[3]) return lopt_fail(env, "col2im: cols must hold M·K values");
+  if (ndx != (size_t)g[0] * g[1] * g[2] * g[3]) return lopt_fail(env, "col2im: dx must hold B·H·W·C values");
+  col2im(g, cols, dx);
+  return NULL;
+}
+
+/*
+ * out[o, i] = Σ_r x[o, r, i], summed in float from r = 0 up, as tfjs-backend-wasm's Sum (and Mean:
+ * then / (float)R) sums each output after moving the reduced axes last (kernels/Sum.cc, Mean.cc):
+ * the same additions in the same order, so the same values, without the transpose; vectorised
+ * across i (each lane keeps its own order).
+ */
+static void reduce_middle(const float *restrict x, float *restrict out, size_t outer, size_t R, size_t inner, int mean) {
+  for (size_t o = 0; o < outer; o++) {
+    float *restrict acc = out + o * inner;
+    const float *xo = x + o * R * inner;
+    for (size_t i = 0; i < inner; i++) acc[i] = 0.0f;
+    for (size_t r = 0; r < R; r++) {
+      const float *restrict row = xo + r * inner;
+      for (size_t i = 0; i < inner; i++) acc[i] += row[i];
+    }
+    if (mean) {
+      const float d = (float)R;
+      for (size_t i = 0; i < inner; i++) acc[i] = acc[i] / d;
+    }
+  }
+}
+
+static napi_value ReduceMiddle(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value a[6];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  float *x, *out;
+  size_t nx, nout;
+  int64_t outer, R, inner;
+  bool mean;
+  if (argc != 6 || !lopt_f32(env, a[0], &x, &nx) || !lopt_f32(env, a[1], &out, &nout) || napi_get_value_int64(env, a[2], &outer) != napi_ok ||
+      napi_get_value_int64(env, a[3], &R) != napi_ok || napi_get_value_int64(env, a[4], &inner) != napi_ok || napi_get_value_bool(env, a[5], &mean) != napi_ok)
+    return lopt_fail(env, "reduceMiddle: expected (x Float32Array, out Float32Array, outer, R, inner, mean boolean)");
+  if (outer < 1 || R < 1 || inner < 1 || nx != (size_t)outer * R * inner || nout != (size_t)outer * inner)
+    return lopt_fail(env, "reduceMiddle: x must hold outer·R·inner values and out outer·inner (all positive)");
+  if (x < out + nout && out < x + nx) return lopt_fail(env, "reduceMiddle: x and out must not overlap");
+  reduce_middle(x, out, (size_t)outer, (size_t)R, (size_t)inner, mean);
+  return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  lopt_export(env, exports, "reduceMiddle", ReduceMiddle);
+  lopt_export(env, exports, "im2colT", Im2colT);
+  lopt_export(env, exports, "col2im", Col2im);
+  lopt_export(env, exports, "unary", Unary);
+  lopt_export(env, exports, "kernelVariants", lopt_kernel_variants);
+  return exports;
+}
