@@ -143,6 +143,38 @@ static inline float KERNEL(softplus_f)(float x, float threshold) {
   return x < threshold ? ex : (x > -threshold || x != x ? x : lg);
 }
 
+/*
+ * sin (want_cos = 0) or cos (1) of x for |x| < 2^19 (larger ones: unary() recomputes them with libm):
+ * x = n·π/2 + r, |r| <= π/4, with π/2 in two parts (fdlibm's pio2_1, 33 bits, so n·pio2_1 is exact,
+ * and pio2_1t), then the Taylor polynomial of sin r or cos r as the quadrant (n + want_cos) mod 4
+ * says, and its sign.
+ */
+static inline float KERNEL(sincos_f)(float x, int want_cos) {
+  const double d = (double)x;
+  const double shifter = 0x1.8p52;
+  const double t = d * 0x1.45f306dc9c883p-1 + shifter;
+  const double n = t - shifter;
+  const double r = (d - n * 0x1.921fb544p0) - n * 0x1.0b4611a626331p-34;
+  const uint64_t q = KERNEL(bits_d)(t) + (uint64_t)want_cos;
+  const double r2 = r * r;
+  double ps = 1.0 / 6227020800;
+  ps = ps * r2 - 1.0 / 39916800;
+  ps = ps * r2 + 1.0 / 362880;
+  ps = ps * r2 - 1.0 / 5040;
+  ps = ps * r2 + 1.0 / 120;
+  ps = ps * r2 - 1.0 / 6;
+  const double sn = r * (1.0 + r2 * ps); /* keeps -0 */
+  double pc = 1.0 / 479001600;
+  pc = pc * r2 - 1.0 / 3628800;
+  pc = pc * r2 + 1.0 / 40320;
+  pc = pc * r2 - 1.0 / 720;
+  pc = pc * r2 + 1.0 / 24;
+  pc = pc * r2 - 0.5;
+  const double cs = 1.0 + r2 * pc;
+  const double v = (q & 1) ? cs : sn;
+  return (float)((q & 2) ? -v : v);
+}
+
 /* tfjs-backend-wasm's Sign: 0 for NaN and for |x| < FLT_EPSILON, else ±1. */
 static inline float KERNEL(sign_f)(float x) {
   const float eps = 0x1p-23f;
@@ -179,5 +211,14 @@ static void KERNEL(unary)(int op, const float *restrict x, float *restrict y, si
     case OP_SIGN:
       for (size_t i = 0; i < n; i++) y[i] = KERNEL(sign_f)(x[i]);
       break;
+    case OP_SIN:
+    case OP_COS: {
+      const int want_cos = op == OP_COS;
+      for (size_t i = 0; i < n; i++) y[i] = KERNEL(sincos_f)(x[i], want_cos);
+      /* |x| >= 2^19, Inf and NaN: libm in double (rare in practice; correctly rounded to float) */
+      for (size_t i = 0; i < n; i++)
+        if (!(__builtin_fabsf(x[i]) < 0x1p19f)) y[i] = (float)(want_cos ? cos((double)x[i]) : sin((double)x[i]));
+      break;
+    }
   }
 }

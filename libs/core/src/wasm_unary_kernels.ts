@@ -1,18 +1,21 @@
 /**
  * Vectorised elementwise kernels for the wasm backend (registered by `initBackend('wasm')`): the
  * core native addon (`native/core.c`, built by `npm run build:native`) replaces
- * tfjs-backend-wasm 4.22's Tanh, Exp, Log, Softplus, Expm1, Log1p, Sqrt, Rsqrt and Sign for
- * float32 tensors.
+ * tfjs-backend-wasm 4.22's Tanh, Exp, Log, Softplus, Expm1, Log1p, Sqrt, Rsqrt, Sign, Sin and
+ * Cos for float32 tensors.
  *
  * tfjs-backend-wasm runs these as scalar loops over libm calls (kernels/Tanh.cc etc.): 18 ns a
- * value for Tanh, 9 for Exp, 5 for Log, 16 for Softplus, 19 for Expm1, 8 for Sign (1 M values,
- * this machine), while Sigmoid, Mul and Add go to XNNPACK (0.2-1.2 ns). Every tanh network (the
+ * value for Tanh, 9 for Exp, 5 for Log, 16 for Softplus, 19 for Expm1, 8 for Sign, 44 for Sin
+ * and Cos (1 M values, this machine), while Sigmoid, Mul and Add go to XNNPACK (0.2-1.2 ns). Every tanh network (the
  * `Conv_*_Tanh` tasks, the parametric families' sampled tanh, the LSTMs) and every softmax /
  * log-softmax (Exp) paid for it. The addon's loops evaluate in double precision and round once
  * (0.1-1.8 ns a value): the correctly rounded float result up to a rare last-ulp tie, where the
  * stock libm (musl) loops are off by up to 1 ulp (2 for tanhf) in a few percent of values.
  * Sqrt, Rsqrt (`1 / sqrtf(x)`) and Sign give the stock kernels' values exactly; Softplus and Log1p
- * keep the stock kernels' formulas (thresholds, `logf((float)(x + 1.0))`).
+ * keep the stock kernels' formulas (thresholds, `logf((float)(x + 1.0))`). The stock Sin and Cos
+ * take x mod 2π in double and round it to float (`sin_cos_workaround.cc`: up to ~3e-7 off, and
+ * no sine beyond |x| ~1e9); these are within 1 ulp of float64 `Math` (|x| >= 2^19: libm's double
+ * sin / cos).
  *
  * The gradients are unchanged: they are registered per kernel name (tanh's is dy·(1 − y²) from
  * the output, and so on) and run other kernels. Other dtypes, and everything where the addon is not
@@ -29,7 +32,7 @@ interface WasmBackendLike {
 }
 
 /** The kernels the core addon replaces on wasm, in the order of its op codes (`native/core.c`). */
-export const WASM_UNARY_OPS = ['Tanh', 'Exp', 'Log', 'Softplus', 'Expm1', 'Log1p', 'Sqrt', 'Rsqrt', 'Sign'] as const;
+export const WASM_UNARY_OPS = ['Tanh', 'Exp', 'Log', 'Softplus', 'Expm1', 'Log1p', 'Sqrt', 'Rsqrt', 'Sign', 'Sin', 'Cos'] as const;
 
 let registered = false;
 
