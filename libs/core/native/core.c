@@ -10,6 +10,9 @@
  *     length (y is written; they must not overlap).
  *   im2colT(g, x, colsT), col2im(g, cols, dx)
  *     The patch copies of the conv backprop kernels (conv_cols.h; src/wasm_conv_kernels.ts).
+ *   minmax(isMax, a, b, y[, variant])
+ *     tfjs-backend-wasm's Maximum / Minimum (std::max / std::min, the same NaN behaviour) for one
+ *     operand of one value or both of y's length (src/wasm_unary_kernels.ts).
  *   reduceMiddle(x, out, outer, R, inner, mean)
  *     Sum (mean: / R) of x viewed as [outer, R, inner] over its middle axis (src/wasm_reduce_kernels.ts).
  */
@@ -25,6 +28,7 @@ enum { OP_TANH, OP_EXP, OP_LOG, OP_SOFTPLUS, OP_EXPM1, OP_LOG1P, OP_SQRT, OP_RSQ
 #include "conv_cols.h"
 
 typedef void (*UnaryFn)(int, const float *, float *, size_t, float);
+typedef void (*MinMaxFn)(int, const float *, size_t, const float *, size_t, float *, size_t);
 
 /* tfjs-backend-wasm's Softplus threshold: logf(FLT_EPSILON) + 2.0, stored as a float. */
 static float softplus_threshold(void) {
@@ -48,6 +52,25 @@ static napi_value Unary(napi_env env, napi_callback_info info) {
   if (!lopt_f32(env, a[2], &y, &ny) || ny != nx) return lopt_fail(env, "unary: y must be a Float32Array of x's length");
   if (nx > 0 && x < y + ny && y < x + nx) return lopt_fail(env, "unary: x and y must not overlap");
   fn(op, x, y, nx, softplus_threshold());
+  return NULL;
+}
+
+static napi_value MinMax(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value a[5];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc != 4 && argc != 5) return lopt_fail(env, "minmax: expected 4 arguments (isMax, a, b, y) and an optional variant name");
+  const MinMaxFn fn = (MinMaxFn)LOPT_PICK(minmax, argc == 5 ? lopt_variant_arg(env, a[4]) : 0);
+  if (!fn) return lopt_fail(env, "minmax: variant not supported on this CPU (see kernelVariants())");
+  bool is_max;
+  float *x, *z, *y;
+  size_t nx, nz, ny;
+  if (napi_get_value_bool(env, a[0], &is_max) != napi_ok) return lopt_fail(env, "minmax: isMax must be a boolean");
+  if (!lopt_f32(env, a[1], &x, &nx) || !lopt_f32(env, a[2], &z, &nz) || !lopt_f32(env, a[3], &y, &ny))
+    return lopt_fail(env, "minmax: a, b and y must be Float32Arrays");
+  if (!((nx == ny || nx == 1) && (nz == ny || nz == 1)) || ny == 0) return lopt_fail(env, "minmax: a and b must hold one value or y's length");
+  if ((x < y + ny && y < x + nx) || (z < y + ny && y < z + nz)) return lopt_fail(env, "minmax: y must not overlap a or b");
+  fn(is_max, x, nx, z, nz, y, ny);
   return NULL;
 }
 
@@ -130,6 +153,7 @@ static napi_value ReduceMiddle(napi_env env, napi_callback_info info) {
 
 NAPI_MODULE_INIT() {
   lopt_export(env, exports, "reduceMiddle", ReduceMiddle);
+  lopt_export(env, exports, "minmax", MinMax);
   lopt_export(env, exports, "im2colT", Im2colT);
   lopt_export(env, exports, "col2im", Col2im);
   lopt_export(env, exports, "unary", Unary);

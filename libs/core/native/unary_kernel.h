@@ -222,3 +222,29 @@ static void KERNEL(unary)(int op, const float *restrict x, float *restrict y, si
     }
   }
 }
+
+/*
+ * tfjs-backend-wasm's Maximum / Minimum for float32 (kernels/Maximum.cc: std::max(a, b), which is
+ * a < b ? b : a, so a NaN in a wins and one in b loses; Minimum: b < a ? b : a), where a or b is one
+ * value broadcast (na or nb == 1) or both have n values.
+ */
+static void KERNEL(minmax)(int is_max, const float *restrict a, size_t na, const float *restrict b, size_t nb, float *restrict y, size_t n) {
+  if (na == n && nb == n) {
+    if (is_max)
+      for (size_t i = 0; i < n; i++) y[i] = a[i] < b[i] ? b[i] : a[i];
+    else
+      for (size_t i = 0; i < n; i++) y[i] = b[i] < a[i] ? b[i] : a[i];
+  } else if (nb == 1) {
+    const float s = b[0];
+    if (is_max)
+      for (size_t i = 0; i < n; i++) y[i] = a[i] < s ? s : a[i];
+    else
+      for (size_t i = 0; i < n; i++) y[i] = s < a[i] ? s : a[i];
+  } else {
+    const float s = a[0];
+    if (is_max)
+      for (size_t i = 0; i < n; i++) y[i] = s < b[i] ? b[i] : s;
+    else
+      for (size_t i = 0; i < n; i++) y[i] = b[i] < s ? b[i] : s;
+  }
+}

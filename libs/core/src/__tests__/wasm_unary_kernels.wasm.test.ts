@@ -27,7 +27,7 @@ test('the core addon is built and its kernels replace the stock wasm ones wherev
   coreNative();
   // on failure the status says why, e.g. "Core off: not built (...); build them with ..."
   expect(nativeStatus()).toMatch(/Core \((avx512|avx2|base)\)/);
-  for (const op of WASM_UNARY_OPS) {
+  for (const op of [...WASM_UNARY_OPS, 'Maximum', 'Minimum']) {
     expect(stockWasmKernel(op)).toBeDefined();
     expect(tf.getKernel(op, 'wasm')).not.toBe(stockWasmKernel(op));
   }
@@ -118,6 +118,36 @@ native('core addon elementwise kernels on wasm', () => {
     tf.dispose([t, y]);
   });
 
+  test.each(variants)('variant %s: Maximum and Minimum give the stock values bit for bit (NaN, ±0, ±Inf), broadcast or not', (variant) => {
+    useNativeVariant(variant);
+    const backend = tf.backend() as unknown as { typedArrayFromHeap(t: unknown): Float32Array; disposeData(id: object): void };
+    const specials = [NaN, 0, -0, Infinity, -Infinity, 1, -1, 1e-45];
+    const n = 1000;
+    const a = inputs(n);
+    const b = Float32Array.from({ length: n }, (_, i) => (i < 64 ? specials[i % 8] : a[(i * 7) % n]));
+    for (let i = 0; i < 64; i++) a[i] = specials[Math.floor(i / 8)];
+    const pairs: Array<[tf.Tensor, tf.Tensor]> = [
+      [tf.tensor2d(a, [40, 25]), tf.tensor2d(b, [40, 25])],
+      [tf.tensor2d(a, [40, 25]), tf.scalar(0)],
+      [tf.scalar(NaN), tf.tensor1d(b)],
+      [tf.tensor1d(a), tf.tensor2d([0.5], [1, 1])],
+      [tf.tensor2d(a, [40, 25]), tf.tensor1d(b.subarray(0, 25))], // a row broadcast: the stock kernel
+    ];
+    for (const [x, y] of pairs) {
+      for (const [name, op] of [['Maximum', tf.maximum], ['Minimum', tf.minimum]] as const) {
+        const got = op(x, y);
+        const ref = (stockWasmKernel(name)!.kernelFunc as (a: unknown) => { dataId: object; shape: number[] })({ inputs: { a: x, b: y }, backend, attrs: {} });
+        expect(got.shape).toEqual(ref.shape);
+        const want = backend.typedArrayFromHeap(ref).slice();
+        const have = got.dataSync();
+        for (let i = 0; i < want.length; i++) if (!Object.is(have[i], want[i])) throw new Error(`${name} [${i}]: ${have[i]}, stock ${want[i]}`);
+        backend.disposeData(ref.dataId);
+        got.dispose();
+      }
+      tf.dispose([x, y]);
+    }
+  });
+
   test('int32 inputs run the stock kernels; an empty tensor and a scalar work', () => {
     const i = tf.tensor1d([-3, 0, 2, 7], 'int32');
     expect(Array.from(tf.sign(i).dataSync())).toEqual([-1, 0, 1, 1]);
@@ -125,6 +155,8 @@ native('core addon elementwise kernels on wasm', () => {
     expect(e.dtype).toBe('float32');
     expect(Array.from(e.dataSync())).toEqual([-3, 0, 2, 7].map((v) => f32(Math.exp(v))));
     expect(tf.tanh(tf.zeros([0, 3])).shape).toEqual([0, 3]);
+    expect(Array.from(tf.maximum(tf.tensor1d([1, -5, 3], 'int32'), tf.scalar(2, 'int32')).dataSync())).toEqual([2, 2, 3]);
+    expect(tf.minimum(tf.zeros([0, 2]), tf.scalar(1)).shape).toEqual([0, 2]);
     expect(tf.log(tf.scalar(Math.E)).dataSync()[0]).toBe(f32(Math.log(f32(Math.E))));
     tf.dispose([i, e]);
   });
