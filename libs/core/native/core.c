@@ -13,6 +13,8 @@
  *   minmax(isMax, a, b, y[, variant])
  *     tfjs-backend-wasm's Maximum / Minimum (std::max / std::min, the same NaN behaviour) for one
  *     operand of one value or both of y's length (src/wasm_unary_kernels.ts).
+ *   pow(a, b, y[, variant])
+ *     tfjs-backend-wasm's Pow (C's powf, its special cases included), a or b broadcast as for minmax.
  *   reduceMiddle(x, out, outer, R, inner, mean)
  *     Sum (mean: / R) of x viewed as [outer, R, inner] over its middle axis (src/wasm_reduce_kernels.ts).
  */
@@ -29,6 +31,7 @@ enum { OP_TANH, OP_EXP, OP_LOG, OP_SOFTPLUS, OP_EXPM1, OP_LOG1P, OP_SQRT, OP_RSQ
 
 typedef void (*UnaryFn)(int, const float *, float *, size_t, float);
 typedef void (*MinMaxFn)(int, const float *, size_t, const float *, size_t, float *, size_t);
+typedef void (*PowFn)(const float *, size_t, const float *, size_t, float *, size_t);
 
 /* tfjs-backend-wasm's Softplus threshold: logf(FLT_EPSILON) + 2.0, stored as a float. */
 static float softplus_threshold(void) {
@@ -55,6 +58,14 @@ static napi_value Unary(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* a, b, y (a and b of one value or y's length, y not overlapping them) from a[first..first + 2]. */
+static int binary_args(napi_env env, napi_value *a, float **x, size_t *nx, float **z, size_t *nz, float **y, size_t *ny) {
+  if (!lopt_f32(env, a[0], x, nx) || !lopt_f32(env, a[1], z, nz) || !lopt_f32(env, a[2], y, ny)) return 0;
+  if (!((*nx == *ny || *nx == 1) && (*nz == *ny || *nz == 1)) || *ny == 0) return 0;
+  if ((*x < *y + *ny && *y < *x + *nx) || (*z < *y + *ny && *y < *z + *nz)) return 0;
+  return 1;
+}
+
 static napi_value MinMax(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value a[5];
@@ -66,11 +77,24 @@ static napi_value MinMax(napi_env env, napi_callback_info info) {
   float *x, *z, *y;
   size_t nx, nz, ny;
   if (napi_get_value_bool(env, a[0], &is_max) != napi_ok) return lopt_fail(env, "minmax: isMax must be a boolean");
-  if (!lopt_f32(env, a[1], &x, &nx) || !lopt_f32(env, a[2], &z, &nz) || !lopt_f32(env, a[3], &y, &ny))
-    return lopt_fail(env, "minmax: a, b and y must be Float32Arrays");
-  if (!((nx == ny || nx == 1) && (nz == ny || nz == 1)) || ny == 0) return lopt_fail(env, "minmax: a and b must hold one value or y's length");
-  if ((x < y + ny && y < x + nx) || (z < y + ny && y < z + nz)) return lopt_fail(env, "minmax: y must not overlap a or b");
+  if (!binary_args(env, a + 1, &x, &nx, &z, &nz, &y, &ny))
+    return lopt_fail(env, "minmax: a, b and y must be Float32Arrays, a and b of one value or y's (non-zero) length, y not overlapping them");
   fn(is_max, x, nx, z, nz, y, ny);
+  return NULL;
+}
+
+static napi_value Pow(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value a[4];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc != 3 && argc != 4) return lopt_fail(env, "pow: expected 3 arguments (a, b, y) and an optional variant name");
+  const PowFn fn = (PowFn)LOPT_PICK(powv, argc == 4 ? lopt_variant_arg(env, a[3]) : 0);
+  if (!fn) return lopt_fail(env, "pow: variant not supported on this CPU (see kernelVariants())");
+  float *x, *z, *y;
+  size_t nx, nz, ny;
+  if (!binary_args(env, a, &x, &nx, &z, &nz, &y, &ny))
+    return lopt_fail(env, "pow: a, b and y must be Float32Arrays, a and b of one value or y's (non-zero) length, y not overlapping them");
+  fn(x, nx, z, nz, y, ny);
   return NULL;
 }
 
@@ -154,6 +178,7 @@ static napi_value ReduceMiddle(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   lopt_export(env, exports, "reduceMiddle", ReduceMiddle);
   lopt_export(env, exports, "minmax", MinMax);
+  lopt_export(env, exports, "pow", Pow);
   lopt_export(env, exports, "im2colT", Im2colT);
   lopt_export(env, exports, "col2im", Col2im);
   lopt_export(env, exports, "unary", Unary);

@@ -248,3 +248,52 @@ static void KERNEL(minmax)(int is_max, const float *restrict a, size_t na, const
       for (size_t i = 0; i < n; i++) y[i] = b[i] < s ? b[i] : s;
   }
 }
+
+/*
+ * x^y as C's powf (tfjs-backend-wasm's Pow: kernels/Pow.cc, pow on floats), evaluated as
+ * e^(y·ln|x|) in double and rounded once, with C99's special cases: y = ±0 or x = 1 → 1 (even
+ * with NaN), NaN → NaN, a negative x with a non-integer y → NaN, the sign of x for odd integer y,
+ * and the zero / infinite x and y cases by |x| against 1.
+ */
+static inline float KERNEL(pow_f)(float xf, float yf) {
+  const double x = (double)xf, y = (double)yf;
+  const double ax = __builtin_fabs(x), ay = __builtin_fabs(y);
+  const double inf = __builtin_inf();
+  const double shifter = 0x1.8p52;
+  const double ty = y + shifter; /* y rounded to an integer, for |y| < 2^51 */
+  /* floats of magnitude >= 2^24 are even integers; below, y is odd where the rounded y equals it
+   * and its lowest bit is set */
+  const double odd = ay < 0x1p24 && ty - shifter == y && (KERNEL(bits_d)(ty) & 1) ? 1.0 : 0.0;
+  const double non_int = ay < 0x1p24 && ty - shifter != y ? 1.0 : 0.0;
+  const double ok = ax > 0.0 && ax < 0x1p128 ? ax : 1.0; /* log_d's range */
+  double e = y * KERNEL(log_d)(ok);
+  e = e < -104.0 ? -104.0 : e;
+  e = e > 89.0 ? 89.0 : e;
+  double mag = KERNEL(exp_d)(e);
+  /* |x| = 0 or Inf, or |y| = Inf: 0 or Inf by whether |x|^y grows (1 for |x| = 1) */
+  const double edge = (ax == 0.0 || ax == inf || ay == inf) ? (ax == 1.0 ? 1.0 : ((ax > 1.0) == (y > 0.0) ? inf : 0.0)) : mag;
+  /* a negative x (-0 included) with an odd y: -|x|^y */
+  const double neg = KERNEL(from_bits_d)(KERNEL(bits_d)(edge) | (KERNEL(bits_d)(x) & 0x8000000000000000ULL));
+  double r = odd == 1.0 ? neg : edge;
+  const double neg_finite = x < 0.0 && ax != inf ? 1.0 : 0.0; /* (a form the vectoriser takes) */
+  r = neg_finite * non_int == 1.0 ? __builtin_nan("") : r;
+  r = x != x || y != y ? __builtin_nan("") : r;
+  r = y == 0.0 || x == 1.0 ? 1.0 : r;
+  return (float)r;
+}
+
+static void KERNEL(pow_n)(const float *restrict a, const float *restrict b, float *restrict y, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = KERNEL(pow_f)(a[i], b[i]);
+}
+
+/* Pow for a or b of one value (broadcast: in blocks, from a filled buffer) or both of n values. */
+static void KERNEL(powv)(const float *restrict a, size_t na, const float *restrict b, size_t nb, float *restrict y, size_t n) {
+  if (na == n && nb == n) return KERNEL(pow_n)(a, b, y, n);
+  float fill[256];
+  for (size_t k = 0; k < 256; k++) fill[k] = na == n ? b[0] : a[0];
+  for (size_t i = 0; i < n; i += 256) {
+    const size_t m = n - i < 256 ? n - i : 256;
+    if (na == n) KERNEL(pow_n)(a + i, fill, y + i, m);
+    else KERNEL(pow_n)(fill, b + i, y + i, m);
+  }
+}

@@ -19,6 +19,8 @@ export interface CoreAddon extends NativeAddon {
   im2colT(g: Int32Array, x: Float32Array, colsT: Float32Array): void;
   /** tfjs-backend-wasm's Maximum (isMax) / Minimum: `y[i] = a[i] < b[i] ? b[i] : a[i]` / `b[i] < a[i] ? b[i] : a[i]`, a or b of one value or of y's length. */
   minmax(isMax: boolean, a: Float32Array, b: Float32Array, y: Float32Array, variant?: string): void;
+  /** tfjs-backend-wasm's Pow (C's powf, special cases included): `y[i] = a[i]^b[i]`, a or b of one value or of y's length. */
+  pow(a: Float32Array, b: Float32Array, y: Float32Array, variant?: string): void;
   /** `out[o, i] = Σ_r x[o, r, i]` (mean: divided by R) for x viewed as [outer, R, inner], summed in float from r = 0 up. */
   reduceMiddle(x: Float32Array, out: Float32Array, outer: number, R: number, inner: number, mean: boolean): void;
   /** col2im: `dx = 0`, then `dx[b, y·sh + i − top, x·sw + j − left, :] += cols[(b, y, x), (i, j, :)]` (outside: dropped). */

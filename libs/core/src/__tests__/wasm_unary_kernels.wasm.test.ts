@@ -27,7 +27,7 @@ test('the core addon is built and its kernels replace the stock wasm ones wherev
   coreNative();
   // on failure the status says why, e.g. "Core off: not built (...); build them with ..."
   expect(nativeStatus()).toMatch(/Core \((avx512|avx2|base)\)/);
-  for (const op of [...WASM_UNARY_OPS, 'Maximum', 'Minimum']) {
+  for (const op of [...WASM_UNARY_OPS, 'Maximum', 'Minimum', 'Pow']) {
     expect(stockWasmKernel(op)).toBeDefined();
     expect(tf.getKernel(op, 'wasm')).not.toBe(stockWasmKernel(op));
   }
@@ -143,6 +143,41 @@ native('core addon elementwise kernels on wasm', () => {
         for (let i = 0; i < want.length; i++) if (!Object.is(have[i], want[i])) throw new Error(`${name} [${i}]: ${have[i]}, stock ${want[i]}`);
         backend.disposeData(ref.dataId);
         got.dispose();
+      }
+      tf.dispose([x, y]);
+    }
+  });
+
+  test.each(variants)('variant %s: Pow is float64 Math.pow (C99 special cases) to 1 ulp, the stock kernel (powf) to 1 ulp, special values exactly', (variant) => {
+    useNativeVariant(variant);
+    const backend = tf.backend() as unknown as { typedArrayFromHeap(t: unknown): Float32Array; disposeData(id: object): void };
+    const specials = [0, -0, 1, -1, 0.5, -0.5, 2, -2, 3, -3, 1e-45, 1e30, -1e30, Infinity, -Infinity, NaN];
+    const cPow = (a: number, b: number) => (b === 0 || a === 1 ? 1 : a === -1 && !Number.isFinite(b) && !Number.isNaN(b) ? 1 : Math.pow(a, b));
+    const n = specials.length ** 2 + 3000;
+    const a = new Float32Array(n);
+    const b = new Float32Array(n);
+    specials.forEach((u, i) => specials.forEach((v, j) => ((a[i * specials.length + j] = u), (b[i * specials.length + j] = v))));
+    const r = inputs(3000);
+    for (let i = 0; i < 3000; i++) {
+      a[specials.length ** 2 + i] = i % 5 === 0 ? -Math.round(Math.abs(r[i]) * 3) / 2 : Math.abs(r[(i * 7) % 3000]);
+      b[specials.length ** 2 + i] = i % 5 === 0 ? Math.round(r[i] * 4) : r[i] / 8;
+    }
+    const cases: Array<[tf.Tensor, tf.Tensor, (i: number) => [number, number]]> = [
+      [tf.tensor1d(a), tf.tensor1d(b), (i) => [a[i], b[i]]],
+      [tf.tensor1d(a), tf.scalar(-0.5), (i) => [a[i], -0.5]],
+      [tf.scalar(10), tf.tensor1d(b), (i) => [10, b[i]]],
+    ];
+    for (const [x, y, args] of cases) {
+      const got = tf.pow(x, y).dataSync();
+      const ref = (stockWasmKernel('Pow')!.kernelFunc as (a: unknown) => { dataId: object })({ inputs: { a: x, b: y }, backend, attrs: {} });
+      const stock = backend.typedArrayFromHeap(ref).slice();
+      backend.disposeData(ref.dataId);
+      for (let i = 0; i < got.length; i++) {
+        const [u, v] = args(i);
+        const want = f32(cPow(u, v));
+        const special = !Number.isFinite(want) || want === 0 || i < specials.length ** 2;
+        if (special ? !Object.is(got[i], want) && !(Number.isNaN(got[i]) && Number.isNaN(want)) : ulps(got[i], want) > 1) throw new Error(`pow(${u}, ${v}) = ${got[i]}, want ${want}`);
+        if (special ? !Object.is(got[i], stock[i]) && !(Number.isNaN(got[i]) && Number.isNaN(stock[i])) : ulps(got[i], stock[i]) > 1) throw new Error(`pow(${u}, ${v}) = ${got[i]}, stock ${stock[i]}`);
       }
       tf.dispose([x, y]);
     }
