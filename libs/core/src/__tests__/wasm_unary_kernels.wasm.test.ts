@@ -156,7 +156,12 @@ native('core addon elementwise kernels on wasm', () => {
     const n = specials.length ** 2 + 3000;
     const a = new Float32Array(n);
     const b = new Float32Array(n);
-    specials.forEach((u, i) => specials.forEach((v, j) => ((a[i * specials.length + j] = u), (b[i * specials.length + j] = v))));
+    specials.forEach((u, i) =>
+      specials.forEach((v, j) => {
+        a[i * specials.length + j] = u;
+        b[i * specials.length + j] = v;
+      }),
+    );
     const r = inputs(3000);
     for (let i = 0; i < 3000; i++) {
       a[specials.length ** 2 + i] = i % 5 === 0 ? -Math.round(Math.abs(r[i]) * 3) / 2 : Math.abs(r[(i * 7) % 3000]);
