@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { disposeReplaced, loadTree, random, treeDispose } from '@lopt/core';
+import { disposeReplaced, loadTree, random, treeDispose, treeLeaves } from '@lopt/core';
 import {
   FixedDimQuadraticFamily,
   FixedDimQuadraticFamilyData,
@@ -26,6 +26,7 @@ import {
   ConstantTruncationSchedule,
   LogUniformLengthSchedule,
   TruncatedUnrollState,
+  hostTensor,
 } from '../index';
 
 beforeAll(async () => {
@@ -99,6 +100,32 @@ test('no tensor leak across 1,000 unroll steps with resets (MLPLOpt, quadratic f
   expect(tf.memory().numTensors).toBe(before);
   expect(r.masks.flat().filter((m) => m === 0).length).toBeGreaterThan(100); // many resets happened
   treeDispose([r.state, theta]);
+});
+
+test('a task that resets gets the same new task, params and optimizer state whether or not the other tasks reset', () => {
+  // Only the resetting rows are sampled and initialised; each row's draws come from its own keys,
+  // so rows 1 and 3 of a step where they alone reset equal those rows when all four reset, and
+  // rows 0 and 2 equal a step where none resets.
+  const lopt = new MLPLOpt();
+  const theta = lopt.init(random.PRNGKey(0));
+  const step = new VectorizedLOptTruncatedStep(new FixedDimQuadraticFamily(10), lopt, new LogUniformLengthSchedule({ minLength: 5, maxLength: 20 }), { numTasks: 4 });
+  const s0 = step.initStepState(theta, null, random.PRNGKey(5));
+  const run = (flags: number[]) => {
+    const isDone = hostTensor(flags, 'bool');
+    const [next, ys] = step.unrollStep(theta, { ...s0, isDone }, random.PRNGKey(9), null, null);
+    isDone.dispose();
+    return { next, ys };
+  };
+  const all = run([1, 1, 1, 1]);
+  const some = run([0, 1, 0, 1]);
+  const none = run([0, 0, 0, 0]);
+  const rowsOf = (st: TruncatedUnrollState, rows: number[]) => treeLeaves<tf.Tensor>({ o: st.innerOptState, p: st.taskParam, l: st.truncationState }).map((l) => tf.tidy(() => Array.from(tf.gather(l, rows).dataSync())));
+  expect(rowsOf(some.next, [1, 3])).toEqual(rowsOf(all.next, [1, 3]));
+  expect(rowsOf(some.next, [1, 3])).not.toEqual(rowsOf(none.next, [1, 3])); // they did reset
+  expect(rowsOf(some.next, [0, 2])).toEqual(rowsOf(none.next, [0, 2]));
+  expect(Array.from(some.ys.loss.dataSync())).toEqual([none.ys.loss.dataSync()[0], 0, none.ys.loss.dataSync()[2], 0]);
+  for (const r of [all, some, none]) treeDispose([r.next, r.ys.loss, r.ys.taskParam]);
+  treeDispose([s0, theta]);
 });
 
 test('getBatchIndices + batchFromIndices (a thread with its own copy of the data) equal getBatch; null for streams without indices', () => {
