@@ -102,16 +102,18 @@ static float KERNEL(mlp_task)(int B, int L, const int32_t *sizes, const float *x
   const int C = sizes[L];
   float *dz = (float *)acts[L]; /* the logits become d loss / d logits in place */
   double loss = 0.0;
+  /* e: exp(z - max) of one row, in double: each exponential once, then divided by the row's sum
+   * (the same float softmax as exp(z - max - log sum), up to double rounding) */
+  double e[C];
   for (int r = 0; r < B; r++) {
     float *z = dz + (size_t)r * C;
     float m = z[0];
     for (int c = 1; c < C; c++) m = z[c] > m ? z[c] : m;
     double s = 0.0;
-    for (int c = 0; c < C; c++) s += exp((double)(z[c] - m));
-    const double logS = log(s);
+    for (int c = 0; c < C; c++) s += e[c] = exp((double)(z[c] - m));
     const int y = label[r];
-    loss -= (double)(z[y] - m) - logS;
-    for (int c = 0; c < C; c++) z[c] = ((float)exp((double)(z[c] - m) - logS) - (c == y ? 1.f : 0.f)) / (float)B;
+    loss -= (double)(z[y] - m) - log(s);
+    for (int c = 0; c < C; c++) z[c] = ((float)(e[c] / s) - (c == y ? 1.f : 0.f)) / (float)B;
   }
   if (gw) {
     /* after the activations: the transposed input [widest, B], W^T [widest, widest], and two
