@@ -68,7 +68,7 @@ static napi_value ImageMlpValueAndGrad(napi_env env, napi_callback_info info) {
   int maxW = 1;
   for (int i = 1; i <= L; i++) scratchFloats += (size_t)B * sizes[i];
   for (int i = 0; i <= L; i++) maxW = sizes[i] > maxW ? sizes[i] : maxW;
-  scratchFloats += (size_t)maxW * B + (size_t)maxW * maxW + 2 * (size_t)B * maxW;
+  scratchFloats += (size_t)maxW * maxW + 2 * (size_t)B * maxW;
   float *scratch = malloc(sizeof(float) * scratchFloats);
   if (!scratch) return lopt_fail(env, "imageMlpValueAndGrad: out of memory");
   for (int n = 0; n < N; n++) {
