@@ -27,11 +27,12 @@ native('image-MLP native kernel', () => {
   const datasets = syntheticDatasets();
   afterEach(() => useNativeVariant(undefined));
 
-  // two hidden layers of widths that are not multiples of the kernel's 8- and 32-wide tiles, and an
-  // odd batch, so every remainder path runs
+  // hidden layers of widths that are not multiples of the kernel's 8- and 32-wide tiles (70: two
+  // blocks of 32 and 6 padded columns in one layer), and an odd batch, so every remainder path runs
   const cases = (imageMlpNative()?.kernelVariants() ?? []).flatMap((v) => [
     [v, [32]],
     [v, [20, 13]],
+    [v, [70, 9]],
   ]);
   test.each(cases)('variant %s, hidden %p: loss and gradient equal the tf.js path', (variant, hidden) => {
     useNativeVariant(variant as string);
