@@ -39,9 +39,9 @@ export {
   StreamingImageBatchStream,
   imagenetDatasets,
 } from './datasets/imagenet';
-export type { ImagenetSize, ImagenetDatasetsOptions } from './datasets/imagenet';
-export { GzipFormatError, GzipRecordReader, KeyedRandomInts, ShuffleBuffer, InterleavedRecords, ShuffledRecordStream, STREAM_CHUNK_BYTES } from './datasets/tfrecord_stream';
-export type { ShuffledRecordStreamOptions } from './datasets/tfrecord_stream';
+export type { ImagenetSize, ImagenetDatasetsOptions, StreamingImageBatchStreamOptions } from './datasets/imagenet';
+export { GzipFormatError, GzipRecordReader, KeyedRandomInts, ShuffleBuffer, InterleavedRecords, ShuffledRecordStream, shardListCrc, STREAM_CHUNK_BYTES } from './datasets/tfrecord_stream';
+export type { ShuffledRecordStreamOptions, RecordStreamCursor } from './datasets/tfrecord_stream';
 export { NpzFormatError, parseNpyHeader, streamZipEntry, readNpzLabels, streamNpzImages, clslocToSortedSynsets, convertImagenetNpz } from './datasets/imagenet_npz';
 export type { NpyHeader, ConvertImagenetNpzOptions, ConvertImagenetNpzResult } from './datasets/imagenet_npz';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
