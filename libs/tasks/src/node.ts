@@ -94,7 +94,7 @@ export {
   rejectionSample,
 } from './parametric/time_model';
 export type { FlatValue, CfgFeatures, HostArray, TimingModelWeights, TimingModelKind, RejectionSampleOptions } from './parametric/time_model';
-export { timedSampleImageMlp, timedSampleImageConv, timedSampleImageMlpAe, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from './parametric/timed_samplers';
+export { timedSampleImageMlp, timedSampleImageConv, timedSampleImageMlpAe, timedSampleImageMlpVae, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from './parametric/timed_samplers';
 export type { ParametricVITOptions } from './parametric/vit';
 export { loadSentencePiece, encodeRecords, tokenizeCorpus } from './datasets/sentencepiece';
 export type { SentencePieceEncoder } from './datasets/sentencepiece';
