@@ -131,12 +131,18 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     for (const split of new Set(['train', ...(this.metaLossSplit && this.metaLossSplit !== 'same_data' ? [this.metaLossSplit] : [])])) ds.split(split).prefetch?.();
   }
 
-  batchFromIndices(desc: BatchIndices): PyTree {
+  batchFromIndices(desc: BatchIndices, step?: number): PyTree {
     const ds = this.taskFamily.datasets;
     if (!ds) throw new Error(`batchFromIndices: ${this.taskFamily.name} has no datasets`);
-    const shape = [desc.steps, this.numTasks];
-    const train = ds.split(desc.train.split).gather!(desc.train.indices, shape);
-    return desc.meta ? { train, meta: ds.split(desc.meta.split).gather!(desc.meta.indices, shape) } : train;
+    if (step !== undefined && !(Number.isInteger(step) && step >= 0 && step < desc.steps)) throw new RangeError(`batchFromIndices: step ${step} is not in [0, ${desc.steps - 1}]`);
+    const shape = step === undefined ? [desc.steps, this.numTasks] : [this.numTasks];
+    const take = (indices: Int32Array) => {
+      if (step === undefined) return indices;
+      const per = indices.length / desc.steps;
+      return indices.subarray(step * per, (step + 1) * per);
+    };
+    const train = ds.split(desc.train.split).gather!(take(desc.train.indices), shape);
+    return desc.meta ? { train, meta: ds.split(desc.meta.split).gather!(take(desc.meta.indices), shape) } : train;
   }
 
   getBatch(steps = 1): PyTree {

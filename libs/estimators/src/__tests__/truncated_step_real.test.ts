@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { disposeReplaced, loadTree, random, treeDispose, treeLeaves } from '@lopt/core';
+import { disposeReplaced, loadTree, random, treeDispose, treeLeaves, treeMap } from '@lopt/core';
 import {
   FixedDimQuadraticFamily,
   FixedDimQuadraticFamilyData,
@@ -128,7 +128,7 @@ test('a task that resets gets the same new task, params and optimizer state whet
   treeDispose([s0, theta]);
 });
 
-test('getBatchIndices + batchFromIndices (a thread with its own copy of the data) equal getBatch; null for streams without indices', () => {
+test('getBatchIndices + batchFromIndices (a thread with its own copy of the data) equal getBatch, whole or one step; null for streams without indices', () => {
   // two independent copies of a small image dataset, as two threads would hold
   const datasets = () =>
     new SplitDatasets(
@@ -161,6 +161,15 @@ test('getBatchIndices + batchFromIndices (a thread with its own copy of the data
       const got = twin.batchFromIndices(desc) as any;
       const flat = (t: any) => (split ? [t.train.image, t.train.label, t.meta.image, t.meta.label] : [t.image, t.label]).map((x: tf.Tensor) => Array.from(x.dataSync()));
       expect(flat(got)).toEqual(flat(want));
+      // one step's batch alone (what a branch thread gathers at each step): step k of the whole
+      for (const k of [0, 1]) {
+        const one = twin.batchFromIndices(desc, k) as any;
+        const wantK = tf.tidy(() => treeMap((l: tf.Tensor) => tf.squeeze(tf.slice(l, [k], [1]), [0]), want)) as any;
+        expect(treeLeaves<tf.Tensor>(one).map((l) => l.shape)).toEqual(treeLeaves<tf.Tensor>(wantK).map((l) => l.shape));
+        expect(flat(one)).toEqual(flat(wantK));
+        treeDispose([one, wantK]);
+      }
+      expect(() => twin.batchFromIndices(desc, 2)).toThrow(/step 2 is not in \[0, 1\]/);
       treeDispose([want, got]);
     }
   }
