@@ -14,6 +14,7 @@
  * (written); gw, gb: like w, b (written; null for the loss only).
  */
 #include <math.h>
+#include <stdio.h>
 #include "lopt_napi.h"
 
 #define MLP_MAX_LAYERS 16
@@ -104,8 +105,11 @@ static napi_value ImageMlpValueAndGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#include "gather_rows.h"
+
 NAPI_MODULE_INIT() {
   lopt_export(env, exports, "imageMlpValueAndGrad", ImageMlpValueAndGrad);
+  lopt_export(env, exports, "gatherRows", GatherRows);
   lopt_export(env, exports, "kernelVariants", lopt_kernel_variants);
   return exports;
 }
