@@ -1,0 +1,94 @@
+/**
+ * The ResNet's fused batch-norm host kernel (`resnetBatchNorm` on cpu and wasm) against the plain
+ * ops it replaces (`batchNormTrainOps`, then tf.relu), values and autodiff gradients; and the
+ * dispatch to the plain ops while a gradient of a gradient is recorded (the kernels are
+ * first-order only).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '@lopt/core';
+import { batchNormTrainOps, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, resnetBatchNorm } from '../resnet';
+import { BATCH_NORM_KERNEL, hasHostKernel } from '../resnet_kernels';
+
+const maxAbs = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+const maxAbsOf = (a: tf.Tensor) => tf.max(tf.abs(a)).dataSync()[0];
+
+/** `batchNormTrainOps`, then tf.relu when `relu`: the reference. */
+function opsBn(x: tf.Tensor4D, s: tf.Tensor, o: tf.Tensor, relu: boolean) {
+  const r = batchNormTrainOps(x, s, o);
+  return relu ? { ...r, y: tf.relu(r.y) as tf.Tensor4D } : r;
+}
+
+describe.each(['cpu', 'wasm'])('%s', (backend) => {
+  beforeAll(async () => {
+    expect(await initBackend(backend, { quiet: true })).toBe(backend);
+  });
+
+  const inputs = (shape: number[], shift: number) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const c = shape[3];
+    const x = tf.add(tf.tensor4d(Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2), shape as [number, number, number, number]), shift) as tf.Tensor4D;
+    const scale = tf.tensor4d(Array.from({ length: c }, (_, i) => 0.5 + Math.cos(i)), [1, 1, 1, c]);
+    const offset = tf.tensor4d(Array.from({ length: c }, (_, i) => Math.sin(i * 2)), [1, 1, 1, c]);
+    const up = tf.tensor4d(Array.from({ length: n }, (_, i) => Math.cos(i * 0.91)), shape as [number, number, number, number]);
+    return { x, scale, offset, up };
+  };
+
+  test.each([
+    [[4, 3, 3, 5], 0, false],
+    [[4, 3, 3, 5], 0, true],
+    [[16, 4, 4, 8], 3, true],
+    [[64, 4, 4, 64], 0.5, true],
+    [[3, 1, 2, 4], 1, false],
+  ])('fused batch norm of %j (shift %d, relu %s) = the plain ops: values, and gradients of x, scale, offset', (shape, shift, relu) => {
+    expect(hasHostKernel(BATCH_NORM_KERNEL)).toBe(true);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const { x, scale, offset, up } = inputs(shape as number[], shift as number);
+      const a = resnetBatchNorm(x, scale, offset, relu as boolean);
+      const b = opsBn(x, scale, offset, relu as boolean);
+      // float32 rounding only: the kernel sums in float64, the ops in float32
+      expect(maxAbs(a.mean, b.mean)).toBeLessThan(1e-6 * (1 + maxAbsOf(b.mean)));
+      expect(maxAbs(a.variance, b.variance)).toBeLessThan(2e-6 * (1 + maxAbsOf(b.variance) + maxAbsOf(b.mean) ** 2));
+      expect(maxAbs(a.y, b.y)).toBeLessThan(1e-5 * (1 + maxAbsOf(b.y)));
+      const loss = (fn: typeof opsBn) => (xs: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.sum(tf.mul(fn(xs as tf.Tensor4D, s, o, relu as boolean).y, up));
+      const ga = tf.grads(loss(resnetBatchNorm))([x, scale, offset]);
+      const gb = tf.grads(loss(opsBn))([x, scale, offset]);
+      for (let i = 0; i < 3; i++) {
+        expect(ga[i].shape).toEqual(gb[i].shape);
+        const scaleOf = Math.max(maxAbsOf(gb[i]), 1e-3);
+        // float32 rounding: autodiff's 2x/M − 2μ/M cancels where xc = x − μ does not (as resnet_custom_grad.test.ts)
+        expect(maxAbs(ga[i], gb[i]) / scaleOf).toBeLessThan(2e-3);
+      }
+      expect(maxAbsOf(ga[0])).toBeGreaterThan(0);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('no tensor leaks without a gradient tape; the statistics come back as tensors of [1, 1, 1, C]', () => {
+    const before = tf.memory().numTensors;
+    const { x, scale, offset, up } = tf.tidy(() => inputs([8, 2, 2, 3], 0));
+    const r = resnetBatchNorm(x, scale, offset, true);
+    expect(r.mean.shape).toEqual([1, 1, 1, 3]);
+    expect(r.variance.shape).toEqual([1, 1, 1, 3]);
+    expect(r.y.shape).toEqual([8, 2, 2, 3]);
+    tf.dispose([r.y, r.mean, r.variance, x, scale, offset, up]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('under a gradient of a gradient the plain ops run: Hessian-vector products through the batch norm and the max pool = those of the ops versions', () => {
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const { x, scale, offset } = inputs([4, 6, 6, 3], 0.2);
+      const v = tf.tensor4d(Array.from({ length: 4 * 6 * 6 * 3 }, (_, i) => Math.sin(i * 0.53)), [4, 6, 6, 3]);
+      const w = tf.tensor4d(Array.from({ length: 4 * 3 * 3 * 3 }, (_, i) => Math.cos(i * 0.29)), [4, 3, 3, 3]);
+      // a loss whose Hessian is not zero: the squared pooled batch norm, weighted
+      const net = (bn: typeof opsBn, pool: (t: tf.Tensor4D) => tf.Tensor4D) => (t: tf.Tensor) => tf.sum(tf.mul(tf.square(pool(bn(t as tf.Tensor4D, scale, offset, true).y)), w));
+      const hvp = (f: (t: tf.Tensor) => tf.Tensor) => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.grad(f)(t), v)))(x);
+      const a = hvp(net(resnetBatchNorm, maxPool3x3Stride2Same));
+      const b = hvp(net(opsBn, maxPool3x3Stride2SameOps));
+      expect(maxAbsOf(b)).toBeGreaterThan(0);
+      expect(maxAbs(a, b)).toBe(0);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -1,0 +1,251 @@
+/**
+ * Host kernels of the ResNet (resnet.ts) on the wasm and cpu backends: JavaScript loops over the
+ * tensors' own memory (views straight into the wasm heap, or the cpu backend's arrays), one kernel
+ * where the plain tf.js ops run many small ones. A ResNet inner step is bound by the cost per
+ * kernel (hundreds of kernels on maps of a few thousand values), so each of these replaces 10–25
+ * kernels and their tape nodes with one.
+ *
+ * - `LoptMaxPool3x3Stride2SameGrad`: the input gradient of the 3x3 stride-2 SAME max pool.
+ * - `LoptBatchNormTrain` / `LoptBatchNormTrainGrad`: `hk.BatchNorm` in training mode (batch
+ *   statistics over [B, H, W]), optionally followed by a relu, and its gradient.
+ *
+ * Each sits beside the plain-ops version in resnet.ts, the reference its tests compare it with
+ * (`__tests__/resnet_custom_grad.test.ts`, `__tests__/resnet_kernels.test.ts`). The kernels are
+ * first-order only: they have no gradient of their own, so resnet.ts runs the plain ops whenever a
+ * forward pass is recorded for a gradient of a gradient ({@link underNestedGradientTape}).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type KernelTensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
+
+/** The body of a host kernel: float32 inputs and (unzeroed) outputs as flat arrays, the inputs' shapes. */
+type HostKernelBody = (inputs: Float32Array[], shapes: number[][], outputs: Float32Array[], attrs: Record<string, unknown>) => void;
+
+/**
+ * Registers `kernelName` on the wasm and cpu backends (idempotent): `inputNames` in order, outputs
+ * of `outShapes(input shapes)`, all float32; `body` fills every output element.
+ */
+function registerHostKernel(kernelName: string, inputNames: string[], outShapes: (shapes: number[][]) => number[][], body: HostKernelBody): void {
+  const size = (s: number[]) => s.reduce((a, d) => a * d, 1);
+  if (!tf.getKernel(kernelName, 'wasm')) {
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, KernelTensorInfo>; backend: any; attrs: Record<string, unknown> }) => {
+        const ins = inputNames.map((n) => inputs[n]);
+        const shapes = ins.map((t) => t.shape);
+        const outs = outShapes(shapes).map((s) => backend.makeOutput(s, 'float32'));
+        // views after every makeOutput, which may grow the heap and detach earlier ones
+        const view = (t: KernelTensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+        body(ins.map(view), shapes, outs.map(view), attrs ?? {});
+        return outs.length === 1 ? outs[0] : outs;
+      }) as any,
+    });
+  }
+  if (!tf.getKernel(kernelName, 'cpu')) {
+    tf.registerKernel({
+      kernelName,
+      backendName: 'cpu',
+      kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, KernelTensorInfo>; backend: any; attrs: Record<string, unknown> }) => {
+        const ins = inputNames.map((n) => inputs[n]);
+        const shapes = ins.map((t) => t.shape);
+        const oshapes = outShapes(shapes);
+        const outs = oshapes.map((s) => new Float32Array(size(s)));
+        body(
+          ins.map((t) => backend.data.get(t.dataId).values as Float32Array),
+          shapes,
+          outs,
+          attrs ?? {},
+        );
+        const infos = outs.map((o, i) => backend.makeTensorInfo(oshapes[i], 'float32', o));
+        return infos.length === 1 ? infos[0] : infos;
+      }) as any,
+    });
+  }
+}
+
+/** Whether `kernelName` runs on the active backend (wasm and cpu: the kernels of this file). */
+export function hasHostKernel(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+}
+
+/**
+ * True while the ops being run are recorded for a gradient of a gradient: a forward pass inside
+ * two or more nested `tf.grad`s (a Hessian-vector product, a TruncatedGrad / FullGrad
+ * meta-gradient through an inner step). tf.js counts the open gradient tapes in
+ * `engine.state.gradientDepth`; the backward pass of a first-order gradient runs at depth 0.
+ */
+export function underNestedGradientTape(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 1;
+}
+
+// ---- max pool 3x3 / 2 SAME -------------------------------------------------------------------
+
+/** SAME padding of a 3-wide stride-2 window along an axis of length n: the output length and the padding before. */
+export function same3x2(n: number): { o: number; before: number } {
+  const o = Math.ceil(n / 2);
+  return { o, before: Math.floor(Math.max((o - 1) * 2 + 3 - n, 0) / 2) };
+}
+
+/** The input gradient of `maxPool3x3Stride2SameOps` (inputs x, y = the pool's output, dy; output dx). */
+export const MAX_POOL_GRAD_KERNEL = 'LoptMaxPool3x3Stride2SameGrad';
+
+/**
+ * `dx [b, h, w, c]` of the 3x3 stride-2 SAME max pool: each window's `dy` goes to the element
+ * autodiff of `max(max(a, b), c)` per axis picks (tf.js's Maximum gradient goes to a on a tie): the
+ * window's first column holding the maximum `y`, and in it the first row. A window whose maximum
+ * is NaN passes none (as Maximum's gradient at NaN). Per window and channel the candidates are
+ * tried in that order until one equals `y`.
+ */
+function maxPoolGradBody([xs, ys, ds]: Float32Array[], [shape]: number[][], [dx]: Float32Array[]): void {
+  const [b, h, w, c] = shape;
+  const H = same3x2(h);
+  const W = same3x2(w);
+  dx.fill(0);
+  const cand = new Int32Array(9);
+  for (let bi = 0; bi < b; bi++) {
+    for (let i = 0; i < H.o; i++) {
+      const r0 = Math.max(2 * i - H.before, 0);
+      const r1 = Math.min(2 * i - H.before + 2, h - 1);
+      for (let j = 0; j < W.o; j++) {
+        const c0 = Math.max(2 * j - W.before, 0);
+        const c1 = Math.min(2 * j - W.before + 2, w - 1);
+        // the window's elements (channel 0) in priority order: column, then row
+        let nc = 0;
+        for (let cc = c0; cc <= c1; cc++) for (let r = r0; r <= r1; r++) cand[nc++] = ((bi * h + r) * w + cc) * c;
+        const k = ((bi * H.o + i) * W.o + j) * c;
+        for (let ch = 0; ch < c; ch++) {
+          const y = ys[k + ch];
+          for (let t = 0; t < nc; t++) {
+            const at = cand[t] + ch;
+            if (xs[at] === y) {
+              dx[at] += ds[k + ch];
+              break;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+registerHostKernel(MAX_POOL_GRAD_KERNEL, ['x', 'y', 'dy'], (s) => [s[0]], maxPoolGradBody);
+
+// ---- training-mode batch norm ------------------------------------------------------------------
+
+/** `hk.BatchNorm`'s eps. */
+export const BN_EPS = 1e-5;
+
+/**
+ * Batch norm in training mode (inputs x `[B, H, W, C]`, scale and offset `[1, 1, 1, C]`; attr
+ * `relu`): outputs y (relu'd when `relu`), the batch mean and variance `[1, 1, 1, C]`, and r =
+ * rsqrt(variance + eps) `[1, 1, 1, C]` for the gradient.
+ */
+export const BATCH_NORM_KERNEL = 'LoptBatchNormTrain';
+/**
+ * The gradient of {@link BATCH_NORM_KERNEL} (inputs dy, x, y, mean, r, scale; attr `relu`):
+ * outputs dx `[B, H, W, C]`, d scale and d offset `[1, 1, 1, C]`.
+ */
+export const BATCH_NORM_GRAD_KERNEL = 'LoptBatchNormTrainGrad';
+
+/**
+ * The statistics as resnet.ts's `batchNormTrainOps` defines them (mean E[x], variance E[x²] −
+ * E[x]², as haiku), accumulated in float64 and rounded once to float32; then y = (x − mean) ·
+ * (r · scale) + offset per element, r = rsqrt(variance + eps).
+ */
+function batchNormBody([x, scale, offset]: Float32Array[], [shape]: number[][], [y, mean, variance, rOut]: Float32Array[], attrs: Record<string, unknown>): void {
+  const c = shape[3];
+  const m = x.length / c;
+  const s1 = new Float64Array(c);
+  const s2 = new Float64Array(c);
+  for (let p = 0; p < x.length; p += c) {
+    for (let ch = 0; ch < c; ch++) {
+      const v = x[p + ch];
+      s1[ch] += v;
+      s2[ch] += v * v;
+    }
+  }
+  const mu = new Float32Array(c);
+  const inv = new Float64Array(c);
+  const eps = Math.fround(BN_EPS);
+  for (let ch = 0; ch < c; ch++) {
+    mu[ch] = s1[ch] / m;
+    const mean64 = s1[ch] / m;
+    mean[ch] = mu[ch];
+    variance[ch] = s2[ch] / m - mean64 * mean64;
+    rOut[ch] = 1 / Math.sqrt(Math.fround(variance[ch] + eps));
+    inv[ch] = rOut[ch] * scale[ch];
+  }
+  const relu = attrs.relu === true;
+  for (let p = 0; p < x.length; p += c) {
+    for (let ch = 0; ch < c; ch++) {
+      const v = (x[p + ch] - mu[ch]) * inv[ch] + offset[ch];
+      y[p + ch] = relu && v < 0 ? 0 : v; // tf.relu's: NaN stays NaN
+    }
+  }
+}
+registerHostKernel(BATCH_NORM_KERNEL, ['x', 'scale', 'offset'], ([s]) => [s, [1, 1, 1, s[3]], [1, 1, 1, s[3]], [1, 1, 1, s[3]]], batchNormBody);
+
+/**
+ * With g = dy (times [y > 0] when `relu`), x̂ = (x − mean) · r over the M = B·H·W positions:
+ * d offset = Σ g, d scale = Σ g·x̂, dx = scale · r · (g − Σg/M − x̂ · Σ(g·x̂)/M); sums in float64.
+ */
+function batchNormGradBody([dy, x, y, mean, r, scale]: Float32Array[], [shape]: number[][], [dx, dScale, dOffset]: Float32Array[], attrs: Record<string, unknown>): void {
+  const c = shape[3];
+  const m = x.length / c;
+  const relu = attrs.relu === true;
+  const sg = new Float64Array(c);
+  const sgx = new Float64Array(c);
+  for (let p = 0; p < x.length; p += c) {
+    for (let ch = 0; ch < c; ch++) {
+      if (relu && !(y[p + ch] > 0)) continue;
+      const g = dy[p + ch];
+      sg[ch] += g;
+      sgx[ch] += g * (x[p + ch] - mean[ch]);
+    }
+  }
+  const a = new Float64Array(c); // scale · r
+  const meanG = new Float64Array(c);
+  const k = new Float64Array(c); // r · Σ(g·x̂)/M, the coefficient of x − mean
+  for (let ch = 0; ch < c; ch++) {
+    const sgxh = sgx[ch] * r[ch];
+    dOffset[ch] = sg[ch];
+    dScale[ch] = sgxh;
+    a[ch] = scale[ch] * r[ch];
+    meanG[ch] = sg[ch] / m;
+    k[ch] = (r[ch] * sgxh) / m;
+  }
+  for (let p = 0; p < x.length; p += c) {
+    for (let ch = 0; ch < c; ch++) {
+      const g = relu && !(y[p + ch] > 0) ? 0 : dy[p + ch];
+      dx[p + ch] = a[ch] * (g - meanG[ch] - (x[p + ch] - mean[ch]) * k[ch]);
+    }
+  }
+}
+registerHostKernel(BATCH_NORM_GRAD_KERNEL, ['dy', 'x', 'y', 'mean', 'r', 'scale'], ([, s]) => [s, [1, 1, 1, s[3]], [1, 1, 1, s[3]]], batchNormGradBody);
+
+if (!tf.getGradient(BATCH_NORM_KERNEL)) {
+  tf.registerGradient({
+    kernelName: BATCH_NORM_KERNEL,
+    inputsToSave: ['x', 'scale'],
+    // y, mean, r (not the variance)
+    outputsToSave: [true, true, false, true],
+    gradFunc: (dys, saved, attrs) => {
+      // only y's gradient: the batch statistics carry none (the loss never reads the averages)
+      const dy = Array.isArray(dys) ? dys[0] : dys;
+      const [x, scale, y, mean, r] = saved;
+      const [dx, dScale, dOffset] = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, { dy, x, y, mean, r, scale }, attrs as any) as unknown as tf.Tensor[];
+      return { x: () => dx, scale: () => dScale, offset: () => dOffset };
+    },
+  });
+}
+
+/**
+ * {@link BATCH_NORM_KERNEL} on float32 `x [B, H, W, C]`, scale and offset `[1, 1, 1, C]`: y (relu'd
+ * when `relu`), with the kernel's gradient for x, scale and offset; the batch mean and variance
+ * `[1, 1, 1, C]` carry no gradient. Wasm and cpu only ({@link hasHostKernel}).
+ */
+export function batchNormTrainKernel(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tensor, relu: boolean): { y: tf.Tensor4D; mean: tf.Tensor; variance: tf.Tensor } {
+  const [y, mean, variance, r] = tf.engine().runKernel(BATCH_NORM_KERNEL, { x, scale, offset }, { relu } as any) as unknown as tf.Tensor[];
+  r.dispose();
+  return { y: y as tf.Tensor4D, mean, variance };
+}
