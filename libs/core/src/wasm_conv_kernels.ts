@@ -90,19 +90,21 @@ function im2colBackpropFilter(kind: BackendKind, args: { inputs: { x: TensorInfo
     xV = cb.data.get(x.dataId).values;
     colsT = cb.makeTensorInfo([K, M], 'float32', colsV);
   }
+  // row by row of colsT (tap (i, j), channel c), so that the writes are sequential
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
-      for (let b = 0; b < B; b++) {
-        for (let oy = 0; oy < Ho; oy++) {
-          const iy = oy * sh + i - top;
-          if (iy < 0 || iy >= H) continue;
-          const m0 = (b * Ho + oy) * Wo;
-          for (let ox = 0; ox < Wo; ox++) {
-            const ix = ox * sw + j - left;
-            if (ix < 0 || ix >= W) continue;
-            const src = ((b * H + iy) * W + ix) * C;
-            let dst = (i * kw + j) * C * M + m0 + ox;
-            for (let c = 0; c < C; c++, dst += M) colsV[dst] = xV[src + c];
+      for (let c = 0; c < C; c++) {
+        const row = ((i * kw + j) * C + c) * M;
+        for (let b = 0; b < B; b++) {
+          for (let oy = 0; oy < Ho; oy++) {
+            const iy = oy * sh + i - top;
+            if (iy < 0 || iy >= H) continue;
+            const dst = row + (b * Ho + oy) * Wo;
+            const src = (b * H + iy) * W * C + c;
+            for (let ox = 0; ox < Wo; ox++) {
+              const ix = ox * sw + j - left;
+              if (ix >= 0 && ix < W) colsV[dst + ox] = xV[src + ix * C];
+            }
           }
         }
       }
