@@ -36,7 +36,7 @@ import { emaUpdate, stackTrees, unstackTree, type EmaState } from './conv';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
 import { imagenetDatasets, type ImagenetSize } from './datasets/imagenet';
 import { stackHaikuRows } from './parametric/image_mlp';
-import { BATCH_NORM_KERNEL, BN_EPS, batchNormTrainKernel, hasHostKernel, MAX_POOL_GRAD_KERNEL, underNestedGradientTape } from './resnet_kernels';
+import { BATCH_NORM_KERNEL, BN_EPS, batchNormTrainKernel, EMA_KERNEL, emaUpdateKernel, hasHostKernel, MAX_POOL_GRAD_KERNEL, underNestedGradientTape } from './resnet_kernels';
 import { BaseTask, tidyTree } from './task';
 
 registerWasmConvKernels();
@@ -327,9 +327,11 @@ function resnetForwardStats(spec: ResNetSpec, p: P, image: tf.Tensor4D, actFn: (
  * conv.ts's `emaUpdate` for every moving average of N stacked tasks at once: `values[k] [N, ...]`,
  * `prev[k]` with counter `[N]` (null: counters and hidden zero). The counters and debiasing factors
  * `1 − decay^counter` of all averages are one `[K, N]` computation; the same elementwise ops (and
- * `1 − decay` is exact in float32), so the same values as separate updates.
+ * `1 − decay` is exact in float32), so the same values as separate updates. The hidden values and
+ * averages are then one host kernel (`emaUpdateKernel`, wasm and cpu: the same float32 arithmetic,
+ * bit for bit) where it runs and `kernel` is not false, else these ops per average (the reference).
  */
-function emaUpdateAllStacked(prev: (EmaState | null)[], values: tf.Tensor[]): EmaState[] {
+export function emaUpdateAllStacked(prev: (EmaState | null)[], values: tf.Tensor[], opts: { kernel?: boolean } = {}): EmaState[] {
   const n = values[0].shape[0];
   const k = values.length;
   const prevCounter = tf.stack(prev.map((p) => (p ? p.counter : tf.zeros([n], 'int32'))));
@@ -338,6 +340,13 @@ function emaUpdateAllStacked(prev: (EmaState | null)[], values: tf.Tensor[]): Em
   const oneMinusDecay = tf.scalar(1 - Math.fround(BN_DECAY));
   const debias = tf.sub(tf.scalar(1), tf.pow(decay, tf.cast(counter, 'float32')));
   const counters = k === 1 ? [tf.squeeze(counter, [0])] : tf.unstack(counter);
+  const fromZero = prev.every((p) => p === null);
+  const useKernel =
+    opts.kernel !== false && (fromZero || prev.every((p) => p !== null)) && values.every((v, i) => v.dtype === 'float32' && (fromZero || prev[i]!.hidden.dtype === 'float32')) && hasHostKernel(EMA_KERNEL);
+  if (useKernel) {
+    const r = emaUpdateKernel(values, fromZero ? null : prev.map((p) => p!.hidden), debias, BN_DECAY);
+    return values.map((_, i) => ({ counter: counters[i], hidden: r.hidden[i], average: r.average[i] }));
+  }
   const debiases = k === 1 ? [tf.squeeze(debias, [0])] : tf.unstack(debias);
   return values.map((value, i) => {
     const hidden0 = prev[i] ? prev[i]!.hidden : tf.zerosLike(value);

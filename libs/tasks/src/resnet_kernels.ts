@@ -8,6 +8,8 @@
  * - `LoptMaxPool3x3Stride2SameGrad`: the input gradient of the 3x3 stride-2 SAME max pool.
  * - `LoptBatchNormTrain` / `LoptBatchNormTrainGrad`: `hk.BatchNorm` in training mode (batch
  *   statistics over [B, H, W]), optionally followed by a relu, and its gradient.
+ * - `LoptEmaUpdate`: every moving average of the batch norms of N stacked tasks updated at once
+ *   (off the gradient tape), the same float32 arithmetic as the ops, so the same values.
  *
  * Each sits beside the plain-ops version in resnet.ts, the reference its tests compare it with
  * (`__tests__/resnet_custom_grad.test.ts`, `__tests__/resnet_kernels.test.ts`). The kernels are
@@ -22,19 +24,26 @@ type KernelTensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
 type HostKernelBody = (inputs: Float32Array[], shapes: number[][], outputs: Float32Array[], attrs: Record<string, unknown>) => void;
 
 /**
- * Registers `kernelName` on the wasm and cpu backends (idempotent): `inputNames` in order, outputs
- * of `outShapes(input shapes)`, all float32; `body` fills every output element.
+ * Registers `kernelName` on the wasm and cpu backends (idempotent): the inputs named by
+ * `inputNames` (a list, or a function of the attributes), in order; outputs of `outShapes(input
+ * shapes, attributes)`, all float32; `body` fills every output element.
  */
-function registerHostKernel(kernelName: string, inputNames: string[], outShapes: (shapes: number[][]) => number[][], body: HostKernelBody): void {
+function registerHostKernel(
+  kernelName: string,
+  inputNames: string[] | ((attrs: Record<string, unknown>) => string[]),
+  outShapes: (shapes: number[][], attrs: Record<string, unknown>) => number[][],
+  body: HostKernelBody,
+): void {
+  const namesOf = (attrs: Record<string, unknown>) => (typeof inputNames === 'function' ? inputNames(attrs ?? {}) : inputNames);
   const size = (s: number[]) => s.reduce((a, d) => a * d, 1);
   if (!tf.getKernel(kernelName, 'wasm')) {
     tf.registerKernel({
       kernelName,
       backendName: 'wasm',
       kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, KernelTensorInfo>; backend: any; attrs: Record<string, unknown> }) => {
-        const ins = inputNames.map((n) => inputs[n]);
+        const ins = namesOf(attrs).map((n) => inputs[n]);
         const shapes = ins.map((t) => t.shape);
-        const outs = outShapes(shapes).map((s) => backend.makeOutput(s, 'float32'));
+        const outs = outShapes(shapes, attrs ?? {}).map((s) => backend.makeOutput(s, 'float32'));
         // views after every makeOutput, which may grow the heap and detach earlier ones
         const view = (t: KernelTensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
         body(ins.map(view), shapes, outs.map(view), attrs ?? {});
@@ -47,9 +56,9 @@ function registerHostKernel(kernelName: string, inputNames: string[], outShapes:
       kernelName,
       backendName: 'cpu',
       kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, KernelTensorInfo>; backend: any; attrs: Record<string, unknown> }) => {
-        const ins = inputNames.map((n) => inputs[n]);
+        const ins = namesOf(attrs).map((n) => inputs[n]);
         const shapes = ins.map((t) => t.shape);
-        const oshapes = outShapes(shapes);
+        const oshapes = outShapes(shapes, attrs ?? {});
         const outs = oshapes.map((s) => new Float32Array(size(s)));
         body(
           ins.map((t) => backend.data.get(t.dataId).values as Float32Array),
@@ -248,4 +257,71 @@ export function batchNormTrainKernel(x: tf.Tensor4D, scale: tf.Tensor, offset: t
   const [y, mean, variance, r] = tf.engine().runKernel(BATCH_NORM_KERNEL, { x, scale, offset }, { relu } as any) as unknown as tf.Tensor[];
   r.dispose();
   return { y: y as tf.Tensor4D, mean, variance };
+}
+
+// ---- moving averages ---------------------------------------------------------------------------
+
+/**
+ * K moving averages updated at once (attrs `k`, `decay`, `fromZero`): inputs `v0 … v{k−1}` (the new
+ * values), `h0 … h{k−1}` (the previous hidden values, same shapes; none when `fromZero`: zeros) and
+ * `debias [k, n]` (1 − decay^counter of each average and task, the leading axis of every value
+ * being the n tasks); outputs `hidden0 … hidden{k−1}`, then `average0 … average{k−1}`.
+ */
+export const EMA_KERNEL = 'LoptEmaUpdate';
+
+/**
+ * hidden = h·decay + v·(1 − decay), average = hidden / debias: each operation in float32 as the
+ * ops do it (a float64 product, sum or quotient of float32 values rounded once is the correctly
+ * rounded float32 result), so bit for bit the values of resnet.ts's ops path.
+ */
+function emaBody(inputs: Float32Array[], shapes: number[][], outputs: Float32Array[], attrs: Record<string, unknown>): void {
+  const k = attrs.k as number;
+  const decay = Math.fround(attrs.decay as number);
+  const oneMinusDecay = Math.fround(1 - decay);
+  const fromZero = attrs.fromZero === true;
+  const debias = inputs[fromZero ? k : 2 * k];
+  const n = shapes[0][0];
+  for (let i = 0; i < k; i++) {
+    const v = inputs[i];
+    const h = fromZero ? null : inputs[k + i];
+    const hidden = outputs[i];
+    const average = outputs[k + i];
+    const per = v.length / n;
+    for (let t = 0; t < n; t++) {
+      const d = debias[i * n + t];
+      for (let j = t * per; j < (t + 1) * per; j++) {
+        const hv = Math.fround(Math.fround(h ? h[j] * decay : 0) + Math.fround(v[j] * oneMinusDecay));
+        hidden[j] = hv;
+        average[j] = hv / d;
+      }
+    }
+  }
+}
+registerHostKernel(
+  EMA_KERNEL,
+  (attrs) => {
+    const k = attrs.k as number;
+    const names = Array.from({ length: k }, (_, i) => `v${i}`);
+    if (attrs.fromZero !== true) names.push(...Array.from({ length: k }, (_, i) => `h${i}`));
+    return [...names, 'debias'];
+  },
+  (shapes, attrs) => {
+    const k = attrs.k as number;
+    return [...shapes.slice(0, k), ...shapes.slice(0, k)];
+  },
+  emaBody,
+);
+
+/**
+ * {@link EMA_KERNEL} on float32 values `[n, ...]` and previous hidden values (null: all zero),
+ * with `debias [k, n]`: the new hidden values and averages, in the order of `values`.
+ */
+export function emaUpdateKernel(values: tf.Tensor[], hidden: tf.Tensor[] | null, debias: tf.Tensor, decay: number): { hidden: tf.Tensor[]; average: tf.Tensor[] } {
+  const k = values.length;
+  const inputs: Record<string, tf.Tensor> = { debias };
+  values.forEach((v, i) => (inputs[`v${i}`] = v));
+  hidden?.forEach((h, i) => (inputs[`h${i}`] = h));
+  const outs = tf.engine().runKernel(EMA_KERNEL, inputs, { k, decay, fromZero: hidden === null } as any) as unknown as tf.Tensor | tf.Tensor[];
+  const all = Array.isArray(outs) ? outs : [outs];
+  return { hidden: all.slice(0, k), average: all.slice(k) };
 }

@@ -1,13 +1,14 @@
 /**
  * The ResNet's fused batch-norm host kernel (`resnetBatchNorm` on cpu and wasm) against the plain
- * ops it replaces (`batchNormTrainOps`, then tf.relu), values and autodiff gradients; and the
+ * ops it replaces (`batchNormTrainOps`, then tf.relu), values and autodiff gradients; the moving
+ * averages' kernel against the ops (bit for bit); and the
  * dispatch to the plain ops while a gradient of a gradient is recorded (the kernels are
  * first-order only).
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@lopt/core';
-import { batchNormTrainOps, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, resnetBatchNorm } from '../resnet';
-import { BATCH_NORM_KERNEL, hasHostKernel } from '../resnet_kernels';
+import { batchNormTrainOps, emaUpdateAllStacked, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, resnetBatchNorm } from '../resnet';
+import { BATCH_NORM_KERNEL, EMA_KERNEL, hasHostKernel } from '../resnet_kernels';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
 const maxAbsOf = (a: tf.Tensor) => tf.max(tf.abs(a)).dataSync()[0];
@@ -72,6 +73,28 @@ describe.each(['cpu', 'wasm'])('%s', (backend) => {
     expect(r.variance.shape).toEqual([1, 1, 1, 3]);
     expect(r.y.shape).toEqual([8, 2, 2, 3]);
     tf.dispose([r.y, r.mean, r.variance, x, scale, offset, up]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test.each([false, true])('moving averages of N = 2 tasks, 3 statistics (previous state: %s): the kernel = the ops, bit for bit', (withPrev) => {
+    expect(hasHostKernel(EMA_KERNEL)).toBe(true);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const shapes = [[2, 1, 1, 1, 5], [2, 1, 1, 1, 3], [2, 1, 1, 1, 64]];
+      const vals = (seed: number) => shapes.map((s, j) => tf.tensor(Array.from({ length: s.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.77 + seed + j) * 3.1), s));
+      const prev = withPrev
+        ? vals(1).map((h, j) => ({ counter: tf.tensor1d([j + 1, 7], 'int32'), hidden: h, average: tf.zerosLike(h) }))
+        : shapes.map(() => null);
+      const a = emaUpdateAllStacked(prev, vals(2));
+      const b = emaUpdateAllStacked(prev, vals(2), { kernel: false });
+      a.forEach((e, j) => {
+        expect(e.hidden.shape).toEqual(shapes[j]);
+        expect(Array.from(e.counter.dataSync())).toEqual(Array.from(b[j].counter.dataSync()));
+        expect(Array.from(e.hidden.dataSync())).toEqual(Array.from(b[j].hidden.dataSync()));
+        expect(Array.from(e.average.dataSync())).toEqual(Array.from(b[j].average.dataSync()));
+      });
+      expect(maxAbsOf(a[2].average)).toBeGreaterThan(0);
+    });
     expect(tf.memory().numTensors).toBe(before);
   });
 
