@@ -89,7 +89,7 @@ describe.each(['cpu', 'wasm'])('on %s', (backend) => {
       const y = tf.maxPool(x, filterSize, strides, pad);
       const dy = tf.tensor(Array.from({ length: y.size }, (_, i) => Math.cos(i * 0.7)), y.shape);
       const g = tf.tensor(Array.from({ length: x.size }, (_, i) => Math.sin(i * 0.91 + 0.3)), x.shape);
-      const maxPoolGrad = (d: tf.Tensor) => tf.engine().runKernel('MaxPoolGrad', { dy: d, input: x, output: y }, { filterSize, strides, pad });
+      const maxPoolGrad = (d: tf.Tensor) => tf.engine().runKernel('MaxPoolGrad', { dy: d, input: x, output: y }, { filterSize, strides, pad }) as tf.Tensor;
       // A·G: the registered gradient of <MaxPoolGrad(d), G> in d
       const ag = tf.grad((d: tf.Tensor) => tf.sum(tf.mul(maxPoolGrad(d), g)))(dy);
       expect(ag.shape).toEqual(dy.shape);
