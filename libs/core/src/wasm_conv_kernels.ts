@@ -134,7 +134,7 @@ interface BackpropInputAttrs {
  * `dx[b, y·s + i − padTop, x·s + j − padLeft, :] += cols[(b, y, x), (i, j, :)]` (outside: dropped).
  * tfjs-backend-wasm 4.22's own kernel is a direct loop over every multiply-add (~0.75 GMAC/s
  * here: 6 ms for a [64, 4, 4, 32] dy and a 3x3x16x32 filter). Same values up to float rounding
- * (another summation order). Returns null for what it does not handle (NCHW, non-float32), which
+ * (another summation order). A 1x1 stride-1 convolution needs no scatter: the product is dx. Returns null for what it does not handle (NCHW, non-float32), which
  * the stock kernel then runs.
  */
 export function wasmConv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: WasmBackendLike; attrs: BackpropInputAttrs }): TensorInfo | null {
@@ -148,6 +148,11 @@ export function wasmConv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter
   const dy2 = { dataId: dy.dataId, shape: [M, Co], dtype: dy.dtype };
   const w2 = { dataId: filter.dataId, shape: [K, Co], dtype: filter.dtype };
   const cols = (matMul.kernelFunc as any)({ inputs: { a: dy2, b: w2 }, backend, attrs: { transposeA: false, transposeB: true } }) as TensorInfo;
+  if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && Ho === H && Wo === W) {
+    // a 1x1 stride-1 convolution: every patch row is its own input position, cols is dx
+    cols.shape = [...inputShape];
+    return cols;
+  }
   const dx = backend.makeOutput([...inputShape], 'float32');
   // Views after makeOutput (which may grow the heap and detach earlier views).
   const dxV = backend.typedArrayFromHeap(dx) as Float32Array;
