@@ -270,7 +270,8 @@ export function batchNormTrain(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tens
  * The ResNet's training-mode batch norm, then a relu when `relu`: the fused host kernel
  * (`batchNormTrainKernel`, wasm and cpu, float32) where it runs; {@link batchNormTrain} elsewhere;
  * {@link batchNormTrainOps} (autodiff of plain ops) while a gradient of a gradient is being recorded,
- * which neither custom gradient supports.
+ * which neither custom gradient supports (the kernel has no gradient of its own; batchNormTrain's
+ * tf.customGrad loses the terms through its saved tensors).
  */
 export function resnetBatchNorm(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tensor, relu: boolean): { y: tf.Tensor4D; mean: tf.Tensor; variance: tf.Tensor } {
   const nested = underNestedGradientTape();
