@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "lopt_tasks",
-      "sources": ["image_mlp.c"],
+      "sources": ["image_mlp.c", "resnet.c"],
       "include_dirs": [".", "../../core/native"],
       "cflags": ["-O3", "-std=gnu11", "-Wno-psabi"],
       "xcode_settings": {"OTHER_CFLAGS": ["-O3"]}

@@ -11,12 +11,16 @@
  * - `LoptEmaUpdate`: every moving average of the batch norms of N stacked tasks updated at once
  *   (off the gradient tape), the same float32 arithmetic as the ops, so the same values.
  *
+ * The batch-norm and max-pool bodies run in C (`native/resnet.c`, the same float64 arithmetic)
+ * where the tasks' native addon is built and `LOPT_NATIVE` is not off; else in JavaScript.
+ *
  * Each sits beside the plain-ops version in resnet.ts, the reference its tests compare it with
  * (`__tests__/resnet_custom_grad.test.ts`, `__tests__/resnet_kernels.test.ts`). The kernels are
  * first-order only: they have no gradient of their own, so resnet.ts runs the plain ops whenever a
  * forward pass is recorded for a gradient of a gradient ({@link underNestedGradientTape}).
  */
 import * as tf from '@tensorflow/tfjs';
+import { resnetNative, type TasksAddon } from './native';
 
 type KernelTensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
 
@@ -73,6 +77,18 @@ function registerHostKernel(
   }
 }
 
+let jsOnly = false;
+
+/** Run the JavaScript bodies even where the native addon is loaded (`true`), or not; for tests and benchmarks. */
+export function useResnetJsKernels(on: boolean): void {
+  jsOnly = on;
+}
+
+/** The native addon the bodies call, or null (JavaScript). */
+function native(): TasksAddon | null {
+  return jsOnly ? null : resnetNative();
+}
+
 /** Whether `kernelName` runs on the active backend (wasm and cpu: the kernels of this file). */
 export function hasHostKernel(kernelName: string): boolean {
   return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
@@ -108,6 +124,8 @@ export const MAX_POOL_GRAD_KERNEL = 'LoptMaxPool3x3Stride2SameGrad';
  */
 function maxPoolGradBody([xs, ys, ds]: Float32Array[], [shape]: number[][], [dx]: Float32Array[]): void {
   const [b, h, w, c] = shape;
+  const nat = native();
+  if (nat) return nat.resnetMaxPoolGrad(b, h, w, c, xs, ys, ds, dx);
   const H = same3x2(h);
   const W = same3x2(w);
   dx.fill(0);
@@ -163,6 +181,8 @@ export const BATCH_NORM_GRAD_KERNEL = 'LoptBatchNormTrainGrad';
  */
 function batchNormBody([x, scale, offset]: Float32Array[], [shape]: number[][], [y, mean, variance, rOut]: Float32Array[], attrs: Record<string, unknown>): void {
   const c = shape[3];
+  const nat = native();
+  if (nat) return nat.resnetBatchNorm(c, attrs.relu === true, x, scale, offset, y, mean, variance, rOut);
   const m = x.length / c;
   const s1 = new Float64Array(c);
   const s2 = new Float64Array(c);
@@ -200,6 +220,8 @@ registerHostKernel(BATCH_NORM_KERNEL, ['x', 'scale', 'offset'], ([s]) => [s, [1,
  */
 function batchNormGradBody([dy, x, y, mean, r, scale]: Float32Array[], [shape]: number[][], [dx, dScale, dOffset]: Float32Array[], attrs: Record<string, unknown>): void {
   const c = shape[3];
+  const nat = native();
+  if (nat) return nat.resnetBatchNormGrad(c, attrs.relu === true, dy, x, y, mean, r, scale, dx, dScale, dOffset);
   const m = x.length / c;
   const relu = attrs.relu === true;
   const sg = new Float64Array(c);

@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@lopt/core';
 import { batchNormTrainOps, emaUpdateAllStacked, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, resnetBatchNorm } from '../resnet';
-import { BATCH_NORM_KERNEL, EMA_KERNEL, hasHostKernel } from '../resnet_kernels';
+import { BATCH_NORM_KERNEL, EMA_KERNEL, hasHostKernel, useResnetJsKernels } from '../resnet_kernels';
+import { resnetNative } from '../native';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
 const maxAbsOf = (a: tf.Tensor) => tf.max(tf.abs(a)).dataSync()[0];
@@ -96,6 +97,44 @@ describe.each(['cpu', 'wasm'])('%s', (backend) => {
       expect(maxAbsOf(a[2].average)).toBeGreaterThan(0);
     });
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  // where the tasks' native addon is built (npm run build:native): its C bodies = the JavaScript ones, bit for bit
+  (resnetNative() ? test : test.skip)('native bodies (batch norm forward and backward, max-pool gradient) = the JavaScript bodies, bit for bit', () => {
+    const run = (js: boolean) => {
+      useResnetJsKernels(js);
+      try {
+        return tf.tidy(() => {
+          const outs: number[][] = [];
+          for (const [shape, relu] of [[[64, 4, 4, 64], true], [[6, 3, 3, 5], false]] as const) {
+            const { x, scale, offset, up } = inputs(shape as unknown as number[], 0.3);
+            const loss = (xs: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+              const r = resnetBatchNorm(xs as tf.Tensor4D, s, o, relu);
+              outs.push(Array.from(r.y.dataSync()), Array.from(r.mean.dataSync()), Array.from(r.variance.dataSync()));
+              return tf.sum(tf.mul(r.y, up));
+            };
+            tf.grads(loss)([x, scale, offset]).forEach((g) => outs.push(Array.from(g.dataSync())));
+          }
+          for (const shape of [[2, 8, 8, 16], [1, 7, 5, 3]]) {
+            const n = shape.reduce((a, b) => a * b, 1);
+            const x = tf.tensor4d(Array.from({ length: n }, (_, i) => Math.max(Math.round(Math.sin(i * 1.3) * 3), 0) + Math.sin(i) * 0.01 * (i % 2)), shape as [number, number, number, number]);
+            const g = tf.grad((v: tf.Tensor) => {
+              const y = maxPool3x3Stride2Same(v as tf.Tensor4D);
+              return tf.sum(tf.mul(y, tf.cos(tf.reshape(tf.range(0, y.size), y.shape))));
+            })(x);
+            expect(maxAbsOf(g)).toBeGreaterThan(0);
+            outs.push(Array.from(g.dataSync()));
+          }
+          return outs;
+        });
+      } finally {
+        useResnetJsKernels(false);
+      }
+    };
+    const nat = run(false);
+    const js = run(true);
+    expect(nat.length).toBe(js.length);
+    nat.forEach((o, i) => expect(o).toEqual(js[i]));
   });
 
   test('under a gradient of a gradient the plain ops run: Hessian-vector products through the batch norm and the max pool = those of the ops versions', () => {
