@@ -2,7 +2,14 @@
   "targets": [
     {
       "target_name": "lopt_tasks",
-      "sources": ["image_mlp.c", "resnet.c"],
+      "sources": ["image_mlp.c"],
+      "include_dirs": [".", "../../core/native"],
+      "cflags": ["-O3", "-std=gnu11", "-Wno-psabi"],
+      "xcode_settings": {"OTHER_CFLAGS": ["-O3"]}
+    },
+    {
+      "target_name": "lopt_resnet",
+      "sources": ["resnet.c"],
       "include_dirs": [".", "../../core/native"],
       "cflags": ["-O3", "-std=gnu11", "-Wno-psabi"],
       "xcode_settings": {"OTHER_CFLAGS": ["-O3"]}

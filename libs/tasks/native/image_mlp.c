@@ -90,16 +90,8 @@ static napi_value ImageMlpValueAndGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* resnet.c */
-napi_value ResnetBatchNorm(napi_env env, napi_callback_info info);
-napi_value ResnetBatchNormGrad(napi_env env, napi_callback_info info);
-napi_value ResnetMaxPoolGrad(napi_env env, napi_callback_info info);
-
 NAPI_MODULE_INIT() {
   lopt_export(env, exports, "imageMlpValueAndGrad", ImageMlpValueAndGrad);
-  lopt_export(env, exports, "resnetBatchNorm", ResnetBatchNorm);
-  lopt_export(env, exports, "resnetBatchNormGrad", ResnetBatchNormGrad);
-  lopt_export(env, exports, "resnetMaxPoolGrad", ResnetMaxPoolGrad);
   lopt_export(env, exports, "kernelVariants", lopt_kernel_variants);
   return exports;
 }

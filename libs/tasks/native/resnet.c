@@ -1,6 +1,7 @@
 /*
  * The ResNet's host kernels (src/resnet_kernels.ts) in C: training-mode batch norm (+ relu)
- * forward and backward, and the 3x3 stride-2 SAME max pool's input gradient. The same loops and
+ * forward and backward, and the 3x3 stride-2 SAME max pool's input gradient (the addon
+ * lopt_resnet.node). The same loops and
  * the same float64 arithmetic as the JavaScript bodies there (sums in order over positions, one
  * rounding to float32 per stored value), so the same values; called with views of the backend's
  * memory:
@@ -24,7 +25,7 @@ static int get_f32(napi_env env, napi_value v, float **p, size_t want) {
   return lopt_f32(env, v, p, &len) && len == want;
 }
 
-napi_value ResnetBatchNorm(napi_env env, napi_callback_info info) {
+static napi_value ResnetBatchNorm(napi_env env, napi_callback_info info) {
   ARGS(9)
   int32_t c;
   bool relu;
@@ -64,7 +65,7 @@ napi_value ResnetBatchNorm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-napi_value ResnetBatchNormGrad(napi_env env, napi_callback_info info) {
+static napi_value ResnetBatchNormGrad(napi_env env, napi_callback_info info) {
   ARGS(11)
   int32_t c;
   bool relu;
@@ -103,7 +104,7 @@ napi_value ResnetBatchNormGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-napi_value ResnetMaxPoolGrad(napi_env env, napi_callback_info info) {
+static napi_value ResnetMaxPoolGrad(napi_env env, napi_callback_info info) {
   ARGS(8)
   int32_t d[4];
   for (int i = 0; i < 4; i++)
@@ -138,4 +139,12 @@ napi_value ResnetMaxPoolGrad(napi_env env, napi_callback_info info) {
       }
     }
   return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  lopt_export(env, exports, "resnetBatchNorm", ResnetBatchNorm);
+  lopt_export(env, exports, "resnetBatchNormGrad", ResnetBatchNormGrad);
+  lopt_export(env, exports, "resnetMaxPoolGrad", ResnetMaxPoolGrad);
+  lopt_export(env, exports, "kernelVariants", lopt_kernel_variants);
+  return exports;
 }

@@ -25,24 +25,6 @@ export interface TasksAddon extends NativeAddon {
     gb: Float32Array[] | null,
     variant?: string,
   ): void;
-  /** The ResNet's batch norm forward (`native/resnet.c`; see resnet_kernels.ts): x [M, C] → y [M, C], mean, variance, r [C]. */
-  resnetBatchNorm(C: number, relu: boolean, x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, r: Float32Array): void;
-  /** The ResNet's batch norm backward: dx [M, C], d scale and d offset [C]. */
-  resnetBatchNormGrad(
-    C: number,
-    relu: boolean,
-    dy: Float32Array,
-    x: Float32Array,
-    y: Float32Array,
-    mean: Float32Array,
-    r: Float32Array,
-    scale: Float32Array,
-    dx: Float32Array,
-    dScale: Float32Array,
-    dOffset: Float32Array,
-  ): void;
-  /** The input gradient of the ResNet's 3x3 stride-2 SAME max pool of x [b, h, w, c]. */
-  resnetMaxPoolGrad(b: number, h: number, w: number, c: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
 }
 
 /**
@@ -86,9 +68,4 @@ export function imageMlpNative(): TasksAddon | null {
     });
   }
   return addon;
-}
-
-/** The tasks' addon for the ResNet's host kernels (resnet_kernels.ts), or null (not built, or `LOPT_NATIVE=off`). */
-export function resnetNative(): TasksAddon | null {
-  return loadNativeAddon<TasksAddon>(ADDON_PATH, 'ResNet');
 }

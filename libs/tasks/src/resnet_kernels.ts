@@ -11,8 +11,8 @@
  * - `LoptEmaUpdate`: every moving average of the batch norms of N stacked tasks updated at once
  *   (off the gradient tape), the same float32 arithmetic as the ops, so the same values.
  *
- * The batch-norm and max-pool bodies run in C (`native/resnet.c`, the same float64 arithmetic)
- * where the tasks' native addon is built and `LOPT_NATIVE` is not off; else in JavaScript.
+ * The batch-norm and max-pool bodies run in C (`native/resnet.c`, the addon `lopt_resnet.node`, the
+ * same float64 arithmetic) where it is built and `LOPT_NATIVE` is not off; else in JavaScript.
  *
  * Each sits beside the plain-ops version in resnet.ts, the reference its tests compare it with
  * (`__tests__/resnet_custom_grad.test.ts`, `__tests__/resnet_kernels.test.ts`). The kernels are
@@ -20,7 +20,7 @@
  * forward pass is recorded for a gradient of a gradient ({@link underNestedGradientTape}).
  */
 import * as tf from '@tensorflow/tfjs';
-import { resnetNative, type TasksAddon } from './native';
+import { loadNativeAddon, nativeAddonPath, type NativeAddon } from '@lopt/core';
 
 type KernelTensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
 
@@ -77,6 +77,36 @@ function registerHostKernel(
   }
 }
 
+/** The ResNet's native addon (`native/resnet.c`): the C versions of the bodies below, on host arrays. */
+export interface ResnetAddon extends NativeAddon {
+  /** Batch norm forward: x [M, C] → y [M, C] (relu'd when `relu`), mean, variance, r [C]. */
+  resnetBatchNorm(C: number, relu: boolean, x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, r: Float32Array): void;
+  /** Batch norm backward: dx [M, C], d scale and d offset [C]. */
+  resnetBatchNormGrad(
+    C: number,
+    relu: boolean,
+    dy: Float32Array,
+    x: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    r: Float32Array,
+    scale: Float32Array,
+    dx: Float32Array,
+    dScale: Float32Array,
+    dOffset: Float32Array,
+  ): void;
+  /** The input gradient of the 3x3 stride-2 SAME max pool of x [b, h, w, c]. */
+  resnetMaxPoolGrad(b: number, h: number, w: number, c: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+}
+
+// '' in a browser bundle (no __dirname): the addon is then reported as not built.
+const ADDON_PATH = nativeAddonPath(typeof __dirname === 'string' ? __dirname : undefined, 'lopt_resnet.node');
+
+/** The ResNet's native addon, or null (not built, or `LOPT_NATIVE=off`). */
+export function resnetNative(): ResnetAddon | null {
+  return loadNativeAddon<ResnetAddon>(ADDON_PATH, 'ResNet');
+}
+
 let jsOnly = false;
 
 /** Run the JavaScript bodies even where the native addon is loaded (`true`), or not; for tests and benchmarks. */
@@ -85,7 +115,7 @@ export function useResnetJsKernels(on: boolean): void {
 }
 
 /** The native addon the bodies call, or null (JavaScript). */
-function native(): TasksAddon | null {
+function native(): ResnetAddon | null {
   return jsOnly ? null : resnetNative();
 }
 

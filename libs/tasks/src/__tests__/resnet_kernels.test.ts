@@ -8,8 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@lopt/core';
 import { batchNormTrainOps, emaUpdateAllStacked, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, resnetBatchNorm } from '../resnet';
-import { BATCH_NORM_KERNEL, EMA_KERNEL, hasHostKernel, useResnetJsKernels } from '../resnet_kernels';
-import { resnetNative } from '../native';
+import { BATCH_NORM_KERNEL, EMA_KERNEL, hasHostKernel, resnetNative, useResnetJsKernels } from '../resnet_kernels';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
 const maxAbsOf = (a: tf.Tensor) => tf.max(tf.abs(a)).dataSync()[0];
@@ -99,7 +98,7 @@ describe.each(['cpu', 'wasm'])('%s', (backend) => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  // where the tasks' native addon is built (npm run build:native): its C bodies = the JavaScript ones, bit for bit
+  // where the ResNet's native addon is built (npm run build:native): its C bodies = the JavaScript ones, bit for bit
   (resnetNative() ? test : test.skip)('native bodies (batch norm forward and backward, max-pool gradient) = the JavaScript bodies, bit for bit', () => {
     const run = (js: boolean) => {
       useResnetJsKernels(js);
