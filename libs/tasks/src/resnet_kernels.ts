@@ -1,9 +1,10 @@
 /**
- * Host kernels of the ResNet (resnet.ts) on the wasm and cpu backends: JavaScript loops over the
- * tensors' own memory (views straight into the wasm heap, or the cpu backend's arrays), one kernel
- * where the plain tf.js ops run many small ones. A ResNet inner step is bound by the cost per
- * kernel (hundreds of kernels on maps of a few thousand values), so each of these replaces 10–25
- * kernels and their tape nodes with one.
+ * Host kernels of the ResNet (resnet.ts) on the wasm and cpu backends: loops over the tensors' own
+ * memory (views straight into the wasm heap, or the cpu backend's arrays), one kernel where the
+ * plain tf.js ops run many small ones. A ResNet inner step runs hundreds of kernels on maps of a
+ * few thousand values, where the engine's work per kernel (tape node, saved-tensor clones,
+ * bookkeeping) weighs as much as the arithmetic, so each of these replaces 10–25 kernels and their
+ * tape nodes with one.
  *
  * - `LoptMaxPool3x3Stride2SameGrad`: the input gradient of the 3x3 stride-2 SAME max pool.
  * - `LoptBatchNormTrain` / `LoptBatchNormTrainGrad`: `hk.BatchNorm` in training mode (batch
