@@ -10,12 +10,14 @@
  * On wasm the BatchMatMul gradient is re-registered so it transposes explicitly and calls plain
  * matMuls: matMul with transposeA/transposeB falls off XNNPACK to a slow loop on wasm. Its Slice,
  * Unpack and SplitV kernels are replaced by ones that do not copy the whole input per output
- * (see wasm_kernels.ts).
+ * (see wasm_kernels.ts). Its MaxPoolGrad and MaxPoolWithArgmax, wrong under SAME padding before
+ * the map, are replaced by ones that follow the cpu backend (wasm_pool_kernels.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerFastWasmSliceKernels } from './wasm_kernels';
 import { registerFastWasmMatMul } from './wasm_matmul_kernel';
 import { registerWasmConvKernels } from './wasm_conv_kernels';
+import { registerWasmPoolKernels } from './wasm_pool_kernels';
 import { envVar } from './native';
 
 /** The values `--backend` / `LOPT_BACKEND` take; `auto` picks tfjs-node(-gpu) when installed, else wasm. */
@@ -122,6 +124,7 @@ async function setWasm(): Promise<void> {
   registerFastWasmSliceKernels();
   registerFastWasmMatMul();
   registerWasmConvKernels();
+  registerWasmPoolKernels();
 }
 
 // ---------------------------------------------------------------------------------------------
