@@ -28,8 +28,8 @@ import { mlpLoptUpdateWasmOps, MLPLOPT_WASM_VARIANTS, wasmVariantHandles } from 
 export * from './mlp_lopt_kernel';
 
 /**
- * The optimizers' native addon (`lopt_optimizers.node`): the fused MLPLOpt step for N stacked tasks, on host
- * arrays.
+ * The optimizers' native addon (`lopt_optimizers.node`): the fused MLPLOpt step for N stacked tasks and the
+ * fused per-parameter MLP of the Adafactor-feature optimizers, on host arrays.
  */
 export interface OptimizersAddon extends NativeAddon {
   mlpLoptStep(
@@ -46,6 +46,29 @@ export interface OptimizersAddon extends NativeAddon {
     timeScales: Float32Array,
     expMult: number,
     stepMult: number,
+    variant?: string,
+  ): void;
+  /**
+   * The fused per-parameter MLP of one leaf of N stacked tasks (`native/per_param_mlp.c`; its
+   * arguments are described there, per_param_native.ts builds them).
+   */
+  perParamMLP(
+    N: number,
+    S: number,
+    sources: Float32Array[],
+    widths: Int32Array,
+    factors: Array<Float32Array | null>,
+    factorWidth: number,
+    walks: Int32Array,
+    terms: Array<Float32Array | null>,
+    ops: Int32Array,
+    eps: Float32Array,
+    sizes: Int32Array,
+    w0: Float32Array,
+    bias: Float32Array,
+    layers: Float32Array[],
+    outCols: Int32Array,
+    outs: Float32Array[],
     variant?: string,
   ): void;
   /** Runs `iters` iterations of the FMA peak loop (fma_probe.h) in variant `variant` (an index). */
