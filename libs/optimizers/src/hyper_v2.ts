@@ -56,7 +56,6 @@ import {
   MomAccumulator,
   numTasks,
   RMSAccumulator,
-  safeRsqrt,
   tidy,
   toFloatTensor,
   treeClone,
