@@ -243,7 +243,68 @@ static napi_value PerParamMLP(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Adds perParamMLP to the optimizers addon's exports (called from mlp_lopt_step.c's module init). */
+/*
+ * tensorStats(N, S, p, m, km, rms, kr, out): HyperV2's per-tensor LSTM statistics of one leaf
+ * (reference hyper_v2.py, `lstm_features_for_tensor`), per task: with
+ * nm = rsqrt(max(1e-9, mean p²)), m' = m·nm, rms' = rms·nm (over the leaf):
+ *   out[n] = [mean rms' (kr), var m' (km), mean (rms' − mean m')² (max(km, kr))]
+ * (sic: the RMS is centred on the momentum's mean, as the reference does). Two passes, sums in
+ * double. p: [N, S]; m: [N, S, km]; rms: [N, S, kr]; out: [N, kr + km + max(km, kr)].
+ */
+#define TS_MAX_K 16
+static napi_value TensorStats(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value a[8];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  if (argc != 8) return lopt_fail(env, "tensorStats: expected 8 arguments");
+  int32_t N, km, kr;
+  int64_t S;
+  if (napi_get_value_int32(env, a[0], &N) != napi_ok || N < 1) return lopt_fail(env, "tensorStats: N must be a positive integer");
+  if (napi_get_value_int64(env, a[1], &S) != napi_ok || S < 1) return lopt_fail(env, "tensorStats: S must be a positive integer");
+  if (napi_get_value_int32(env, a[4], &km) != napi_ok || km < 1 || km > TS_MAX_K || napi_get_value_int32(env, a[6], &kr) != napi_ok || kr < 1 || kr > TS_MAX_K ||
+      (km != kr && km != 1 && kr != 1))
+    return lopt_fail(env, "tensorStats: km and kr must be 1 to 16 and broadcast");
+  const int kb = km > kr ? km : kr;
+  float *p, *m, *rms, *out;
+  size_t lp, lm, lr, lo;
+  if (!lopt_f32(env, a[2], &p, &lp) || lp != (size_t)N * S) return lopt_fail(env, "tensorStats: p must be a Float32Array [N, S]");
+  if (!lopt_f32(env, a[3], &m, &lm) || lm != (size_t)N * S * km) return lopt_fail(env, "tensorStats: m must be a Float32Array [N, S, km]");
+  if (!lopt_f32(env, a[5], &rms, &lr) || lr != (size_t)N * S * kr) return lopt_fail(env, "tensorStats: rms must be a Float32Array [N, S, kr]");
+  if (!lopt_f32(env, a[7], &out, &lo) || lo != (size_t)N * (kr + km + kb)) return lopt_fail(env, "tensorStats: out must be a Float32Array [N, kr + km + max(km, kr)]");
+  for (int32_t n = 0; n < N; n++) {
+    const float *pn = p + (size_t)n * S, *mn = m + (size_t)n * S * km, *rn = rms + (size_t)n * S * kr;
+    double sp = 0;
+    for (int64_t e = 0; e < S; e++) sp += (double)pn[e] * pn[e];
+    const float meanSq = (float)(sp / (double)S);
+    const float nm = 1.f / sqrtf(meanSq > 1e-9f ? meanSq : 1e-9f);
+    double sm[TS_MAX_K] = {0}, sr[TS_MAX_K] = {0};
+    for (int64_t e = 0; e < S; e++) {
+      for (int c = 0; c < km; c++) sm[c] += mn[e * km + c] * nm;
+      for (int c = 0; c < kr; c++) sr[c] += rn[e * kr + c] * nm;
+    }
+    float meanM[TS_MAX_K];
+    for (int c = 0; c < km; c++) meanM[c] = (float)(sm[c] / (double)S);
+    double vm[TS_MAX_K] = {0}, vr[TS_MAX_K] = {0};
+    for (int64_t e = 0; e < S; e++) {
+      for (int c = 0; c < km; c++) {
+        const float d = mn[e * km + c] * nm - meanM[c];
+        vm[c] += d * d;
+      }
+      for (int c = 0; c < kb; c++) {
+        const float d = rn[e * kr + (kr == 1 ? 0 : c)] * nm - meanM[km == 1 ? 0 : c];
+        vr[c] += d * d;
+      }
+    }
+    float *o = out + (size_t)n * (kr + km + kb);
+    for (int c = 0; c < kr; c++) o[c] = (float)(sr[c] / (double)S);
+    for (int c = 0; c < km; c++) o[kr + c] = (float)(vm[c] / (double)S);
+    for (int c = 0; c < kb; c++) o[kr + km + c] = (float)(vr[c] / (double)S);
+  }
+  return NULL;
+}
+
+/* Adds perParamMLP and tensorStats to the optimizers addon's exports (called from mlp_lopt_step.c's module init). */
 void lopt_register_per_param_mlp(napi_env env, napi_value exports) {
   lopt_export(env, exports, "perParamMLP", PerParamMLP);
+  lopt_export(env, exports, "tensorStats", TensorStats);
 }

@@ -176,8 +176,11 @@ export function adafacFeatureArray(leaf: AdafacLeaf): tf.Tensor {
  */
 export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: Linear[], outputs: number[], perTask = false): tf.Tensor[][] {
   const w0 = layers[0].w;
-  const widths = leaves[0].inputs.map(({ x }) => x.shape[2] as number);
-  const F = widths.reduce((a, b) => a + b, 0);
+  // the features' count from the accumulators' widths (reading `inputs` would make them)
+  const { m, rms } = leaves[0];
+  const decayCounts = (t: tf.Tensor, n: number) => new Array(t.shape[t.rank - 1]).fill(n);
+  const kf = leaves[0].factored ? leaves[0].factored.rows.shape[leaves[0].factored.rows.rank - 1] : leaves[0].diag!.shape[2];
+  const F = adafacNumFeatures({ initialMomentumDecays: decayCounts(m, 0), initialRmsDecays: decayCounts(rms, 0), initialAdafactorDecays: new Array(kf).fill(0) });
   const [N, T] = time.shape as number[];
   const lead = perTask ? [N] : [];
   if (w0.rank !== lead.length + 2 || (perTask && w0.shape[0] !== N) || w0.shape[lead.length] !== F + T) {

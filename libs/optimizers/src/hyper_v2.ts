@@ -69,7 +69,7 @@ import {
 import { loadLearnedOptimizerCheckpoint, type LoadedLearnedOptimizer } from './checkpoint';
 import { accumulatorLeaves } from './adafac_features';
 import { perParamFirstLayer, type PerParamInput } from './per_param_mlp';
-import { perParamMLPNative, perParamNativeUsable, type PerParamNativeLeaf } from './per_param_native';
+import { perParamMLPNative, perParamNativeUsable, tensorStatsNative, type PerParamNativeLeaf } from './per_param_native';
 
 /** The loss buffer (`BufferLossAccumulators` state), camelCase. */
 export interface LossBuffer {
@@ -453,15 +453,22 @@ export class HyperV2Optimizer implements Optimizer {
     const fractionLeft = tf.tanh(tf.mul(tf.sub(tf.expandDims(fractionTrained, 1), tf.tensor1d(FRACTION_TIMESCALES)), 10)); // [N, 9]
     const rows = ps.map((p, l) => {
       const size = p.size / n;
-      const p2 = tf.reshape(p, [n, size]);
-      const normMult = tf.reshape(tf.rsqrt(tf.maximum(1e-9, tf.mean(tf.square(p2), 1))), [n, 1, 1]);
-      const m = tf.mul(tf.reshape(ms[l], [n, size, -1]), normMult);
-      const rms = tf.mul(tf.reshape(rs[l], [n, size, -1]), normMult);
-      const meanM = tf.mean(m, 1, true);
-      const varM = tf.mean(tf.square(tf.sub(m, meanM)), 1);
-      const meanRms = tf.mean(rms, 1);
-      // (sic) the reference centres the RMS on the momentum's mean
-      const varRms = tf.mean(tf.square(tf.sub(rms, meanM)), 1);
+      // one native pass over the leaf where it runs (per_param_native.ts), else these tf.js ops
+      const { meanRms, varM, varRms } =
+        tensorStatsNative(p, ms[l], rs[l]) ??
+        (() => {
+          const p2 = tf.reshape(p, [n, size]);
+          const normMult = tf.reshape(tf.rsqrt(tf.maximum(1e-9, tf.mean(tf.square(p2), 1))), [n, 1, 1]);
+          const m = tf.mul(tf.reshape(ms[l], [n, size, -1]), normMult);
+          const rms = tf.mul(tf.reshape(rs[l], [n, size, -1]), normMult);
+          const meanM = tf.mean(m, 1, true);
+          return {
+            varM: tf.mean(tf.square(tf.sub(m, meanM)), 1),
+            meanRms: tf.mean(rms, 1),
+            // (sic) the reference centres the RMS on the momentum's mean
+            varRms: tf.mean(tf.square(tf.sub(rms, meanM)), 1),
+          };
+        })();
       const nRank = p.shape.slice(1).filter((d) => d > 1).length;
       const rank = tf.tile(tf.tensor2d([Array.from({ length: 5 }, (_, i) => (i === nRank ? 1 : 0))]), [n, 1]);
       const parts = [fractionLeft, lossFeatures, clipLogAbs(meanRms), rank, clipLogAbs(varM), clipLogAbs(varRms)];

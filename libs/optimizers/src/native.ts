@@ -71,6 +71,12 @@ export interface OptimizersAddon extends NativeAddon {
     outs: Float32Array[],
     variant?: string,
   ): void;
+  /**
+   * HyperV2's per-tensor LSTM statistics of one leaf of N stacked tasks (`native/per_param_mlp.c`):
+   * `out [N, kr + km + max(km, kr)]` = mean RMS, variance of the momenta, the RMS's spread about
+   * the momenta's mean, all after the leaf's `rsqrt(mean p²)` normalisation.
+   */
+  tensorStats(N: number, S: number, p: Float32Array, m: Float32Array, km: number, rms: Float32Array, kr: number, out: Float32Array): void;
   /** Runs `iters` iterations of the FMA peak loop (fma_probe.h) in variant `variant` (an index). */
   fmaProbe(iters: number, variant?: number): { flops: number; width: number };
 }

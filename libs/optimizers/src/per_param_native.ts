@@ -93,8 +93,37 @@ function addon() {
       );
       return outTensors;
     });
+    registerNativeKernel(TENSOR_STATS, (inputs, attrs, io) => {
+      const { N, S, km, kr } = attrs as Record<string, number>;
+      const out = io.alloc([N, kr + km + Math.max(km, kr)], 'float32');
+      const f32 = (t: (typeof inputs)[string]) => io.view(t) as Float32Array;
+      native.tensorStats(N, S, f32(inputs.p), f32(inputs.m), km, f32(inputs.rms), kr, f32(out));
+      return [out];
+    });
   }
   return native;
+}
+
+/** The HyperV2 tensor-statistics kernel's name (tf.js kernel registry). */
+export const TENSOR_STATS = 'HyperV2TensorStats';
+
+/**
+ * HyperV2's per-tensor LSTM statistics of one leaf (reference hyper_v2.py,
+ * `lstm_features_for_tensor`) by the native kernel, or null where it does not run: with
+ * `nm = rsqrt(max(1e-9, mean p²))` over the leaf, `meanRms = mean(rms·nm)` `[N, kr]`,
+ * `varM = mean((m·nm − mean(m·nm))²)` `[N, km]` and `varRms = mean((rms·nm − mean(m·nm))²)`
+ * `[N, max(km, kr)]` (the RMS centred on the momenta's mean, as the reference does). `p`:
+ * `[N, ...leaf]`, `m` / `rms`: `[N, ...leaf, km / kr]`.
+ */
+export function tensorStatsNative(p: tf.Tensor, m: tf.Tensor, rms: tf.Tensor): { meanRms: tf.Tensor; varM: tf.Tensor; varRms: tf.Tensor } | null {
+  const [km, kr] = [m.shape[m.rank - 1], rms.shape[rms.rank - 1]];
+  if (!perParamNativeUsable() || km > 16 || kr > 16 || [p, m, rms].some((t) => t.dtype !== 'float32')) return null;
+  const N = p.shape[0];
+  const S = p.size / N;
+  if (S === 0) return null;
+  const [out] = tf.engine().runKernel(TENSOR_STATS, { p, m, rms } as any, { N, S, km, kr } as any) as unknown as tf.Tensor[];
+  const kb = Math.max(km, kr);
+  return { meanRms: tf.slice(out, [0, 0], [N, kr]), varM: tf.slice(out, [0, kr], [N, km]), varRms: tf.slice(out, [0, kr + km], [N, kb]) };
 }
 
 /** Whether the kernel can run now: the addon is in use, the backend is wasm or cpu, no gradient tape records. */

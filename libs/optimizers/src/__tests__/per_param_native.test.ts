@@ -7,8 +7,8 @@
  *   layers and none, on factored (2-D, 3-D) and diagonal (vector, scalar) leaves whose sizes are not
  *   multiples of the kernel's 64-element blocks, some over one block;
  * - HyperV2's whole update (its own feature list: the clipped gradient, `v^-1/2` without epsilon,
- *   broadcast decays) with the kernel against the same update under a gradient tape, where the
- *   tf.js form runs.
+ *   broadcast decays; and the LSTM's per-tensor statistics, `tensorStatsNative`) with the kernels
+ *   against the same update under a gradient tape, where the tf.js forms run.
  *
  * Skipped where the addon is not built (LOPT_NATIVE=off or no compiler): nothing to compare.
  */
@@ -44,15 +44,16 @@ function eachVariant(fn: (v: string) => void): void {
   }
 }
 
-let spied: jest.SpyInstance | null = null;
-/** Counts the addon's perParamMLP calls (until the end of the test). */
-function spy(): jest.SpyInstance {
-  spied = jest.spyOn(addon!, 'perParamMLP');
-  return spied;
+let spied: jest.SpyInstance[] = [];
+/** Counts the addon's calls of `fn` (until the end of the test). */
+function spy(fn: 'perParamMLP' | 'tensorStats'): jest.SpyInstance {
+  const s = jest.spyOn(addon!, fn);
+  spied.push(s);
+  return s;
 }
 afterEach(() => {
-  spied?.mockRestore();
-  spied = null;
+  spied.forEach((s) => s.mockRestore());
+  spied = [];
 });
 
 maybe.each(['cpu', 'wasm'])('%s backend', (backend) => {
@@ -124,18 +125,23 @@ maybe.each(['cpu', 'wasm'])('%s backend', (backend) => {
     // the tf.js form: the same update with a gradient tape recording (the kernel does not run there)
     let taped: tf.Tensor[] = [];
     const x = tf.scalar(1);
-    const calls = spy();
+    const calls = spy('perParamMLP');
+    const statsCalls = spy('tensorStats');
     tf.valueAndGrads(() => {
       const out = opt.updateBatch(state, grad, { loss });
       taped = treeFlatten<tf.Tensor>(out.params as PyTree)[0].map((t) => tf.keep(tf.clone(t)));
       return tf.mul(x, tf.sum(taped[0]));
     })([x]);
     expect(calls).not.toHaveBeenCalled();
+    expect(statsCalls).not.toHaveBeenCalled();
     const p0 = treeFlatten<tf.Tensor>(state.params as PyTree)[0];
     eachVariant((v) => {
       calls.mockClear();
+      statsCalls.mockClear();
       const got = treeFlatten<tf.Tensor>(opt.updateBatch(state, grad, { loss }).params as PyTree)[0];
-      expect(calls).toHaveBeenCalledTimes(got.length); // once per leaf
+      // once per leaf each: the MLP, and the LSTM's per-tensor statistics
+      expect(calls).toHaveBeenCalledTimes(got.length);
+      expect(statsCalls).toHaveBeenCalledTimes(got.length);
       got.forEach((t, i) => {
         const before = flat(p0[i]);
         const step = flat(t).map((y, e) => before[e] - y);
