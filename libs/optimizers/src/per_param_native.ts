@@ -145,7 +145,7 @@ function walkOf(shape: number[], at: number): number[] {
  * `layers`: the MLP's layers (the first one's weights are `w0`), shared or per task (`perTask`).
  */
 export function perParamMLPNative(leaf: PerParamNativeLeaf, w0: tf.Tensor, b0: tf.Tensor, layers: Linear[], outputs: number[], perTask: boolean): tf.Tensor[] | null {
-  if (!perParamNativeUsable()) return null;
+  if (!perParamNativeUsable() || leaf.leafShape.includes(0)) return null;
   const [N, ...shp] = leaf.leafShape;
   const S = Math.max(1, shp.reduce((x, y) => x * y, 1));
   const H = b0.shape[1] as number;
