@@ -17,7 +17,7 @@
  * which is added per element through an index walk that drops that axis.
  *
  *   perParamMLP(N, S, sources[], widths, factors[2], factorWidth, walks, terms[2], ops, eps,
- *               sizes, w0, bias, layers[], outCols, outs[][, variant])
+ *               sizes, w0, bias, layers[], outCols, outs[], stepP, stepScale, expMult, pOut[, variant])
  *
  * sources[s]: [N, S, widths[s]]; factors[a]: the Adafactor row (a = 0) / column (a = 1) factors
  * [N, R_a, factorWidth] or null; walks: Int32Array(6), per slot a (outer, dim, inner) of the axis
@@ -26,7 +26,9 @@
  * one per op; sizes: Int32Array [F, H0, ..., out] (D = sizes.length - 1 layers); w0: [F, H0] or
  * [N, F, H0]; bias: [N, H0] (b0 and anything else constant over the leaf); layers: w1, b1, ...,
  * each shared or with a leading N (told apart by their length); outCols: Int32Array, the last
- * layer's wanted columns; outs[j]: [N, S].
+ * layer's wanted columns; outs[j]: [N, S]. With stepP ([N, S], else null) the kernel writes the
+ * update instead of the outputs: outCols are (direction, magnitude), outs is [], and
+ * pOut = stepP − (direction · exp(magnitude · expMult)) · stepScale[n] ([N, S]; stepScale: [N]).
  */
 #include <math.h>
 #include "lopt_napi.h"
@@ -63,6 +65,10 @@ typedef struct {
   int nout;
   const int32_t *outCols;
   float *out[PP_MAX_OUT];
+  /* the step instead of the outputs (stepP non-null): pOut = p − d·exp(m·expMult)·stepScale */
+  const float *stepP;
+  float *stepOut;
+  float stepScale, expMult;
 } PPTask;
 
 /* Element index -> index of the same element with one axis dropped: e = (o·dim + j)·inner + i -> o·inner + i. */
@@ -114,11 +120,11 @@ static int pp_per_task(size_t len, size_t size, int32_t N, size_t *stride) {
 #define FAIL(msg) return lopt_fail(env, "perParamMLP: " msg)
 
 static napi_value PerParamMLP(napi_env env, napi_callback_info info) {
-  size_t argc = 17;
-  napi_value a[17];
+  size_t argc = 21;
+  napi_value a[21];
   napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc != 16 && argc != 17) FAIL("expected 16 arguments and an optional variant name");
-  const PPTaskFn task_fn = (PPTaskFn)LOPT_PICK(pp_task, argc == 17 ? lopt_variant_arg(env, a[16]) : 0);
+  if (argc != 20 && argc != 21) FAIL("expected 20 arguments and an optional variant name");
+  const PPTaskFn task_fn = (PPTaskFn)LOPT_PICK(pp_task, argc == 21 ? lopt_variant_arg(env, a[20]) : 0);
   if (!task_fn) FAIL("variant not supported on this CPU (see kernelVariants())");
   int32_t N;
   int64_t S;
@@ -216,13 +222,30 @@ static napi_value PerParamMLP(napi_env env, napi_callback_info info) {
   if (!lopt_i32(env, a[14], &outCols, &nout) || nout < 1 || nout > PP_MAX_OUT) FAIL("outCols must be an Int32Array of 1 to 8 columns");
   for (size_t j = 0; j < nout; j++)
     if (outCols[j] < 0 || outCols[j] >= sizes[t.D]) FAIL("an output column is past the last layer");
+  /* the step: stepP [N, S] or null, stepScale [N], expMult, pOut [N, S] (then outs is []) */
+  float *stepP, *stepScale = NULL, *stepOut = NULL;
+  size_t lsp, lss, lso;
+  double expMult = 0;
+  {
+    napi_value holder;
+    napi_create_array_with_length(env, 1, &holder);
+    napi_set_element(env, holder, 0, a[16]);
+    if (!pp_f32_or_null(env, holder, 0, &stepP, &lsp)) FAIL("stepP must be a Float32Array [N, S] or null");
+  }
+  if (stepP) {
+    if (lsp != (size_t)N * (size_t)S || nout != 2) FAIL("the step needs stepP [N, S] and the outputs direction, magnitude");
+    if (!lopt_f32(env, a[17], &stepScale, &lss) || lss != (size_t)N) FAIL("stepScale must be a Float32Array [N]");
+    if (napi_get_value_double(env, a[18], &expMult) != napi_ok) FAIL("expMult must be a number");
+    if (!lopt_f32(env, a[19], &stepOut, &lso) || lso != (size_t)N * (size_t)S) FAIL("pOut must be a Float32Array [N, S]");
+  }
   uint32_t nouts;
-  if (napi_get_array_length(env, a[15], &nouts) != napi_ok || nouts != nout) FAIL("outs must hold one Float32Array per output column");
+  if (napi_get_array_length(env, a[15], &nouts) != napi_ok || nouts != (stepP ? 0 : nout)) FAIL("outs must hold one Float32Array per output column (none with the step)");
   float *outBase[PP_MAX_OUT];
   for (uint32_t j = 0; j < nouts; j++) {
     size_t len;
     if (!lopt_f32_at(env, a[15], j, &outBase[j], &len) || len != (size_t)N * (size_t)S) FAIL("every output must be a Float32Array [N, S]");
   }
+  t.expMult = (float)expMult;
   t.nout = (int)nout;
   t.outCols = outCols;
   for (int32_t n = 0; n < N; n++) {
@@ -237,7 +260,10 @@ static napi_value PerParamMLP(napi_env env, napi_callback_info info) {
       t.w[l] = wBase[l] + n * wStride[l];
       t.b[l] = bBase[l] + n * bStride[l];
     }
-    for (size_t j = 0; j < nout; j++) t.out[j] = outBase[j] + (size_t)n * S;
+    for (size_t j = 0; j < nouts; j++) t.out[j] = outBase[j] + (size_t)n * S;
+    t.stepP = stepP ? stepP + (size_t)n * S : NULL;
+    t.stepOut = stepP ? stepOut + (size_t)n * S : NULL;
+    t.stepScale = stepP ? stepScale[n] : 0.f;
     task_fn(&t);
   }
   return NULL;

@@ -157,6 +157,14 @@ static void KERNEL(pp_task)(const PPTask *t) {
       width = nj;
     }
     /* with one layer the outputs are columns of its (linear) output */
+    if (t->stepP) {
+      const float *d = (const float *)h[cur][D == 1 ? t->outCols[0] : 0];
+      const float *mg = (const float *)h[cur][D == 1 ? t->outCols[1] : 1];
+      const float *p = t->stepP + e0;
+      float *o = t->stepOut + e0;
+      for (int b = 0; b < rows; b++) o[b] = p[b] - d[b] * expf(mg[b] * t->expMult) * t->stepScale;
+      continue;
+    }
     for (int jj = 0; jj < t->nout; jj++) {
       const float *hv = (const float *)h[cur][D == 1 ? t->outCols[jj] : jj];
       float *o = t->out[jj] + e0;

@@ -172,9 +172,18 @@ export function adafacFeatureArray(leaf: AdafacLeaf): tf.Tensor {
  * normalisation folded into W0's rows, the row / column features multiplied at their factored
  * size), the time features' term `time @ W0[F:] + b0` once per task, then the other layers
  * (`perParamOutputs`). Weights shared (`w [in, out]`) or per task (`perTask`, thetaIsVector:
- * `w [N, in, out]`). Returns per leaf, for each j of `outputs`, output j as `[N, S]`.
+ * `w [N, in, out]`). Returns per leaf, for each j of `outputs`, output j as `[N, S]`; with `step`
+ * (`outputs` the direction and magnitude columns) per leaf instead the one tensor
+ * `p − (d · exp(m · expMult)) · stepMult` `[N, S]` (AdafacMLPLOpt's update).
  */
-export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: Linear[], outputs: number[], perTask = false): tf.Tensor[][] {
+export function adafacMLPOutputs(
+  leaves: AdafacLeaf[],
+  time: tf.Tensor,
+  layers: Linear[],
+  outputs: number[],
+  perTask = false,
+  step?: { expMult: number; stepMult: number },
+): tf.Tensor[][] {
   const w0 = layers[0].w;
   // the features' count from the accumulators' widths (reading `inputs` would make them)
   const { m, rms } = leaves[0];
@@ -193,6 +202,17 @@ export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: 
   const timeTerm = perTask ? tf.sum(tf.mul(tf.expandDims(time, 2), w0t), 1) : tf.matMul(time, w0t);
   const rowTerm = tf.add(timeTerm, layers[0].b);
   const w0x = tf.slice(w0, [...z, 0, 0], [...lead, F, H]);
+  if (step) {
+    // the update itself: p − d·exp(m·expMult)·stepMult, in the kernel where it runs
+    const scale = tf.fill([N], step.stepMult);
+    return leaves.map((leaf) => {
+      const flatP = tf.reshape(leaf.p, [N, leaf.S]);
+      const native = perParamMLPNative(adafacNativeLeaf(leaf), w0x, rowTerm, layers, outputs, perTask, { p: flatP, scale, expMult: step.expMult });
+      if (native) return native;
+      const [direction, magnitude] = perParamOutputs(perParamFirstLayer(leaf.inputs, w0x, rowTerm, leaf.p.shape), layers, outputs, perTask);
+      return [tf.sub(flatP, tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, step.expMult))), step.stepMult))];
+    });
+  }
   return leaves.map(
     (leaf) =>
       perParamMLPNative(adafacNativeLeaf(leaf), w0x, rowTerm, layers, outputs, perTask) ??

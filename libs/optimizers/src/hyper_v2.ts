@@ -653,8 +653,18 @@ export class HyperV2Optimizer implements Optimizer {
       const w0 = tf.concat(this.lopt.ffInputs().map((_, ii) => w[`w0__${ii}`]), 1);
       const layers = sizes.map((_, wi) => (wi === 0 ? { w: w0, b: w.b0 } : { w: w[`w${wi}`], b: w[`b${wi}`] }));
       // direction and magnitude, [N, S]: the native kernel, or the readable tf.js form
+      let paramScale = tf.sqrt(tf.add(tf.mean(tf.square(tf.reshape(p, [n, S])), 1, true), 1e-9)); // [N, 1]
+      if (c.clipParamScaleAmount !== null) paramScale = tf.minimum(paramScale, c.clipParamScaleAmount * Math.sqrt(shp.reduce((a, b) => a * b, 1)));
+      const lrMultL = tf.slice(lrMult, [0, l], [n, 1]); // [N, 1]
+      const nativeLeaf = () => this.nativeLeaf(p, g, m, rs[l], diags[l], rows[l], cols[l], factors);
+      if (native && !c.preconditionOutput) {
+        // the whole update in the kernel where it runs: p − d·exp(m·expMult)·(lrMult·paramScale·stepMult)
+        const scale = tf.reshape(tf.mul(lrMultL, c.paramScaleMult ? tf.mul(paramScale, c.stepMult) : c.stepMult), [n]);
+        const updated = perParamMLPNative(nativeLeaf(), w0, w.b0, layers, [0, 1], true, { p: tf.reshape(p, [n, S]), scale, expMult: c.expMult });
+        if (updated) return tf.reshape(updated[0], p.shape);
+      }
       const [direction, magnitude] =
-        perParamMLPNative(this.nativeLeaf(p, g, m, rs[l], diags[l], rows[l], cols[l], factors), w0, w.b0, layers, [0, 1], true) ??
+        perParamMLPNative(nativeLeaf(), w0, w.b0, layers, [0, 1], true) ??
         (() => {
           const rsq = tf.rsqrt(tf.add(rs[l], 1e-6));
           // The MLP's inputs in `_ff_mod`'s order (input i meets weights w0__i), each [N, S, k] or, for
@@ -704,10 +714,8 @@ export class HyperV2Optimizer implements Optimizer {
           return [output(0), output(1)];
         })();
       const magParam = tf.exp(tf.mul(magnitude, c.expMult));
-      let paramScale = tf.sqrt(tf.add(tf.mean(tf.square(tf.reshape(p, [n, S])), 1, true), 1e-9)); // [N, 1]
-      if (c.clipParamScaleAmount !== null) paramScale = tf.minimum(paramScale, c.clipParamScaleAmount * Math.sqrt(shp.reduce((a, b) => a * b, 1)));
       let step = c.paramScaleMult ? tf.mul(tf.mul(direction, tf.mul(paramScale, magParam)), c.stepMult) : tf.mul(tf.mul(direction, magParam), c.stepMult);
-      step = tf.mul(tf.slice(lrMult, [0, l], [n, 1]), step);
+      step = tf.mul(lrMultL, step);
       if (c.preconditionOutput) {
         const kLast = rs[l].shape[rs[l].rank - 1];
         const last = tf.reshape(tf.slice(flatC(rs[l]), [0, 0, kLast - 1], [n, S, 1]), [n, S]);

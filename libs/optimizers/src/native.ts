@@ -69,6 +69,10 @@ export interface OptimizersAddon extends NativeAddon {
     layers: Float32Array[],
     outCols: Int32Array,
     outs: Float32Array[],
+    stepP: Float32Array | null,
+    stepScale: Float32Array | null,
+    expMult: number,
+    pOut: Float32Array | null,
     variant?: string,
   ): void;
   /**

@@ -67,8 +67,8 @@ function addon() {
       const a = attrs as Record<string, any>;
       const N = a.N as number;
       const S = a.S as number;
-      const outs = (a.outCols as Int32Array).map(() => 0);
-      const outTensors = Array.from(outs, () => io.alloc([N, S], 'float32'));
+      // with the step, one output (the new parameters) instead of the MLP's outputs
+      const outTensors = Array.from({ length: a.withStep ? 1 : (a.outCols as Int32Array).length }, () => io.alloc([N, S], 'float32'));
       const f32 = (name: string) => (inputs[name] ? (io.view(inputs[name]) as Float32Array) : null);
       const layers: Float32Array[] = [];
       for (let l = 1; l < a.numLayers; l++) layers.push(f32(`w${l}`)!, f32(`b${l}`)!);
@@ -88,7 +88,11 @@ function addon() {
         f32('bias')!,
         layers,
         a.outCols,
-        outTensors.map((t) => io.view(t) as Float32Array),
+        a.withStep ? [] : outTensors.map((t) => io.view(t) as Float32Array),
+        a.withStep ? f32('stepP') : null,
+        a.withStep ? f32('stepScale') : null,
+        a.expMult ?? 0,
+        a.withStep ? (io.view(outTensors[0]) as Float32Array) : null,
         nativeVariantArg(),
       );
       return outTensors;
@@ -138,13 +142,33 @@ function walkOf(shape: number[], at: number): number[] {
 }
 
 /**
+ * The step the kernel can apply itself, from the MLP's outputs (direction d, magnitude m):
+ * `p − (d · exp(m · expMult)) · scale` per task, `p` the leaf `[N, ...]`, `scale` `[N]`.
+ */
+export interface PerParamNativeStep {
+  p: tf.Tensor;
+  scale: tf.Tensor;
+  expMult: number;
+}
+
+/**
  * The MLP's outputs `outputs` (columns of its last layer), `[N, S]` each, for one leaf by the native
  * kernel, or null where it does not run (see {@link perParamNativeUsable}; also for shapes past its
  * limits): the caller then runs the tf.js form. `w0`: the first layer's rows for `leaf.inputs`,
  * `[F, H]` or `[N, F, H]`; `b0`: `[N, H]` (the bias plus anything constant over the leaf);
  * `layers`: the MLP's layers (the first one's weights are `w0`), shared or per task (`perTask`).
+ * With `step` (and `outputs` the direction and magnitude columns) it returns instead the one
+ * tensor `p − (d · exp(m · expMult)) · scale` `[N, S]`, without the outputs ever stored.
  */
-export function perParamMLPNative(leaf: PerParamNativeLeaf, w0: tf.Tensor, b0: tf.Tensor, layers: Linear[], outputs: number[], perTask: boolean): tf.Tensor[] | null {
+export function perParamMLPNative(
+  leaf: PerParamNativeLeaf,
+  w0: tf.Tensor,
+  b0: tf.Tensor,
+  layers: Linear[],
+  outputs: number[],
+  perTask: boolean,
+  step?: PerParamNativeStep,
+): tf.Tensor[] | null {
   if (!perParamNativeUsable() || leaf.leafShape.includes(0)) return null;
   const [N, ...shp] = leaf.leafShape;
   const S = Math.max(1, shp.reduce((x, y) => x * y, 1));
@@ -227,6 +251,11 @@ export function perParamMLPNative(leaf: PerParamNativeLeaf, w0: tf.Tensor, b0: t
     inputs[`w${i + 1}`] = l.w;
     inputs[`b${i + 1}`] = l.b;
   });
+  if (step) {
+    if (outputs.length !== 2 || step.p.size !== N * S || step.scale.size !== N) throw new Error(`PerParamMLP: the step needs 2 outputs (direction, magnitude), p [N, S] and scale [N] (N = ${N}, S = ${S})`);
+    inputs.stepP = step.p;
+    inputs.stepScale = step.scale;
+  }
   const attrs = {
     N,
     S,
@@ -239,6 +268,8 @@ export function perParamMLPNative(leaf: PerParamNativeLeaf, w0: tf.Tensor, b0: t
     eps: Float32Array.from(eps),
     sizes: Int32Array.from(sizes),
     outCols: Int32Array.from(outputs),
+    withStep: step !== undefined,
+    expMult: step?.expMult ?? 0,
   };
   return tf.engine().runKernel(PER_PARAM_MLP, inputs as any, attrs as any) as unknown as tf.Tensor[];
 }

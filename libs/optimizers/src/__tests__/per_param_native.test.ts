@@ -5,7 +5,8 @@
  * - AdafacMLPLOpt / AdafacNominal's features (`adafacNativeLeaf`) against `perParamFirstLayer` +
  *   `perParamOutputs` on the same leaf's tf.js inputs, shared and per-task weights, two hidden
  *   layers and none, on factored (2-D, 3-D) and diagonal (vector, scalar) leaves whose sizes are not
- *   multiples of the kernel's 64-element blocks, some over one block;
+ *   multiples of the kernel's 64-element blocks, some over one block; and the update the kernel
+ *   applies itself (AdafacMLPLOpt's step) against the same with the tf.js ops;
  * - HyperV2's whole update (its own feature list: the clipped gradient, `v^-1/2` without epsilon,
  *   broadcast decays; and the LSTM's per-tensor statistics, `tensorStatsNative`) with the kernels
  *   against the same update under a gradient tape, where the tf.js forms run.
@@ -14,8 +15,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { random, treeFlatten, useNativeVariant, nativeVariantArg, type PyTree } from '@lopt/core';
-import { AdafacNominal, HyperV2, type Linear } from '../index';
+import { random, treeFlatten, treeStack, useNativeVariant, nativeVariantArg, type PyTree } from '@lopt/core';
+import { AdafacMLPLOpt, AdafacNominal, HyperV2, type Linear, type Optimizer } from '../index';
 import { adafacFeatures, adafacInitState, adafacNativeLeaf } from '../adafac_features';
 import { mlpLoptNative } from '../native';
 import { perParamFirstLayer, perParamOutputs } from '../per_param_mlp';
@@ -109,51 +110,67 @@ maybe.each(['cpu', 'wasm'])('%s backend', (backend) => {
   test.each([
     ['defaults (small LSTM)', {}],
     ['one momentum decay, two RMS decays, 7 hidden, no clipped-gradient feature', { ffHiddenSize: 7, initialMomentumDecays: [0.9], initialRmsDecays: [0.99, 0.999], withGradClipFeat: false }],
-    ['no hidden layer, no Adafactor momentum feature', { ffHiddenLayers: 0, withFacMomMult: false }],
-  ] as Array<[string, object]>)('HyperV2 update, %s: kernel = the tf.js form under a gradient tape', (_, opts) => {
+    // (preconditionOutput: the kernel returns the MLP's outputs and tf.js applies the step)
+    ['no hidden layer, no Adafactor momentum feature, preconditioned output', { ffHiddenLayers: 0, withFacMomMult: false, preconditionOutput: true }],
+  ] as Array<[string, object]>)('HyperV2 update, %s: kernels = the tf.js form under a gradient tape', (_, opts) => {
     // steps of ~0.1 (stepMult 0.1, not 0.001): p' − p then holds the step to ~1e-6, not ~1e-3
     const lopt = new HyperV2({ lstmHiddenSize: 8, paramInits: 4, stepMult: 0.1, ...opts });
-    const theta = lopt.init(random.PRNGKey(2));
-    const opt = lopt.optFn(theta, false, false);
-    const r = rng(5);
-    let state = opt.initBatch(tree(r, 0.5), { numSteps: 50 });
-    // a few steps first: nonzero accumulators and LSTM state
-    // gradients uniform in ±0.3: the clipped-gradient feature (±0.1) clips some
-    for (let i = 0; i < 2; i++) state = opt.updateBatch(state, tree(r, 0.3), { loss: tf.fill([N], 0.5 - 0.1 * i) }) as typeof state;
-    const grad = tree(r, 0.3);
-    const loss = tf.fill([N], 0.3);
-    // the tf.js form: the same update with a gradient tape recording (the kernel does not run there)
-    let taped: tf.Tensor[] = [];
-    const x = tf.scalar(1);
-    const calls = spy('perParamMLP');
-    const statsCalls = spy('tensorStats');
-    tf.valueAndGrads(() => {
-      const out = opt.updateBatch(state, grad, { loss });
-      taped = treeFlatten<tf.Tensor>(out.params as PyTree)[0].map((t) => tf.keep(tf.clone(t)));
-      return tf.mul(x, tf.sum(taped[0]));
-    })([x]);
-    expect(calls).not.toHaveBeenCalled();
-    expect(statsCalls).not.toHaveBeenCalled();
-    const p0 = treeFlatten<tf.Tensor>(state.params as PyTree)[0];
-    eachVariant((v) => {
-      calls.mockClear();
-      statsCalls.mockClear();
-      const got = treeFlatten<tf.Tensor>(opt.updateBatch(state, grad, { loss }).params as PyTree)[0];
-      // once per leaf each: the MLP, and the LSTM's per-tensor statistics
-      expect(calls).toHaveBeenCalledTimes(got.length);
-      expect(statsCalls).toHaveBeenCalledTimes(got.length);
-      got.forEach((t, i) => {
-        const before = flat(p0[i]);
-        const step = flat(t).map((y, e) => before[e] - y);
-        const stepWant = flat(taped[i]).map((y, e) => before[e] - y);
-        const scale = Math.max(...stepWant.map(Math.abs));
-        expect(scale).toBeGreaterThan(1e-6);
-        try {
-          expectClose(step, stepWant, 2e-5 * scale + 2.4e-7 * Math.max(...before.map(Math.abs)), 1e-4);
-        } catch (e) {
-          throw new Error(`${v}, leaf ${i} [${t.shape}]: ${(e as Error).message}`);
-        }
-      });
-    });
+    expectUpdateAsTaped(lopt.optFn(lopt.init(random.PRNGKey(2)), false, false), true);
+  });
+
+  test.each([false, true])('AdafacMLPLOpt update (per-task θ: %p), the step in the kernel: = the tf.js form under a gradient tape', (perTask) => {
+    const lopt = new AdafacMLPLOpt({ stepMult: 0.1 });
+    const one = lopt.init(random.PRNGKey(3));
+    const theta = perTask ? treeStack([one, lopt.init(random.PRNGKey(4)), lopt.init(random.PRNGKey(5))]) : one;
+    expectUpdateAsTaped(lopt.optFn(theta, false, perTask), false);
   });
 });
+
+/**
+ * A batched update of `opt` with the native kernels (every variant) equals the same update under a
+ * gradient tape, where the tf.js form runs; the kernels run once per leaf (and HyperV2's per-tensor
+ * statistics with `stats`), and not under the tape.
+ */
+function expectUpdateAsTaped(opt: Optimizer, stats: boolean): void {
+  const r = rng(5);
+  let state = opt.initBatch(tree(r, 0.5), { numSteps: 50 });
+  // a few steps first: nonzero accumulators and LSTM state
+  // gradients uniform in ±0.3: HyperV2's clipped-gradient feature (±0.1) clips some
+  for (let i = 0; i < 2; i++) state = opt.updateBatch(state, tree(r, 0.3), { loss: tf.fill([N], 0.5 - 0.1 * i) });
+  const grad = tree(r, 0.3);
+  const loss = tf.fill([N], 0.3);
+  // the tf.js form: the same update with a gradient tape recording (the kernels do not run there)
+  let taped: tf.Tensor[] = [];
+  const x = tf.scalar(1);
+  const calls = spy('perParamMLP');
+  const statsCalls = spy('tensorStats');
+  tf.valueAndGrads(() => {
+    const out = opt.updateBatch(state, grad, { loss });
+    taped = treeFlatten<tf.Tensor>(out.params as PyTree)[0].map((t) => tf.keep(tf.clone(t)));
+    return tf.mul(x, tf.sum(taped[0]));
+  })([x]);
+  expect(calls).not.toHaveBeenCalled();
+  expect(statsCalls).not.toHaveBeenCalled();
+  const p0 = treeFlatten<tf.Tensor>(state.params as PyTree)[0];
+  eachVariant((v) => {
+    calls.mockClear();
+    statsCalls.mockClear();
+    const got = treeFlatten<tf.Tensor>(opt.updateBatch(state, grad, { loss }).params as PyTree)[0];
+    // once per leaf each: the MLP (and its step), HyperV2's per-tensor LSTM statistics
+    expect(calls).toHaveBeenCalledTimes(got.length);
+    expect(statsCalls).toHaveBeenCalledTimes(stats ? got.length : 0);
+    got.forEach((t, i) => {
+      const before = flat(p0[i]);
+      const step = flat(t).map((y, e) => before[e] - y);
+      const stepWant = flat(taped[i]).map((y, e) => before[e] - y);
+      const scale = Math.max(...stepWant.map(Math.abs));
+      expect(scale).toBeGreaterThan(1e-6);
+      try {
+        expectClose(step, stepWant, 2e-5 * scale + 2.4e-7 * Math.max(...before.map(Math.abs)), 1e-4);
+      } catch (e) {
+        throw new Error(`${v}, leaf ${i} [${t.shape}]: ${(e as Error).message}`);
+      }
+    });
+  });
+}
+
