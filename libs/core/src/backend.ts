@@ -10,14 +10,17 @@
  * On wasm the BatchMatMul gradient is re-registered so it transposes explicitly and calls plain
  * matMuls: matMul with transposeA/transposeB falls off XNNPACK to a slow loop on wasm. Its Slice,
  * Unpack and SplitV kernels are replaced by ones that do not copy the whole input per output
- * (see wasm_kernels.ts), and where the core native addon is built its scalar libm loops (Tanh,
- * Exp, Log, ...) by vectorised ones (wasm_unary_kernels.ts) and its Sum / Mean over middle axes
- * by ones without a transpose (wasm_reduce_kernels.ts).
+ * (see wasm_kernels.ts). Its MaxPoolGrad and MaxPoolWithArgmax, wrong under SAME padding before
+ * the map, are replaced by ones that follow the cpu backend (wasm_pool_kernels.ts). Where the core
+ * native addon is built, its scalar libm loops (Tanh, Exp, Log, ...) are replaced by vectorised
+ * ones (wasm_unary_kernels.ts) and its Sum / Mean over middle axes by ones without a transpose
+ * (wasm_reduce_kernels.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerFastWasmSliceKernels } from './wasm_kernels';
 import { registerFastWasmMatMul } from './wasm_matmul_kernel';
 import { registerWasmConvKernels } from './wasm_conv_kernels';
+import { registerWasmPoolKernels } from './wasm_pool_kernels';
 import { registerWasmUnaryKernels } from './wasm_unary_kernels';
 import { registerWasmReduceKernels } from './wasm_reduce_kernels';
 import { envVar } from './native';
@@ -126,6 +129,7 @@ async function setWasm(): Promise<void> {
   registerFastWasmSliceKernels();
   registerFastWasmMatMul();
   registerWasmConvKernels();
+  registerWasmPoolKernels();
   registerWasmUnaryKernels();
   registerWasmReduceKernels();
 }

@@ -121,6 +121,30 @@ export function fixHigherOrderGradients(): void {
       };
     },
   });
+  // dx = MaxPoolGrad(dy, input, output) = Aᵀ·dy, where A picks each window's maximum of `input`
+  // (the backend's own tie rule: cpu takes the first in row-major order, wasm differs on ties).
+  // Linear in dy: ∂/∂dy = A·G, G at each window's maximum, gathered at the indices of
+  // MaxPoolWithArgmax on the same backend (the same element MaxPoolGrad picks; checked on cpu and
+  // wasm, ties included, in __tests__/higher_order_gradients.test.ts). Piecewise constant in input
+  // and output: zero.
+  once('MaxPoolGrad', {
+    inputsToSave: ['dy', 'input', 'output'],
+    gradFunc: (g, [dy, input, output], attrs) => {
+      const { filterSize, strides, pad } = attrs as Attrs;
+      return {
+        dy: () => {
+          const [result, indexes] = engine.runKernel('MaxPoolWithArgmax', { x: input }, { filterSize, strides, pad, includeBatchInIndex: true }) as unknown as tf.Tensor[];
+          result.dispose();
+          if (!tf.util.arraysEqual(indexes.shape, dy.shape)) {
+            throw new Error(`MaxPoolGrad's gradient: MaxPoolWithArgmax gave [${indexes.shape}] for dy [${dy.shape}] (pool ${JSON.stringify(attrs)})`);
+          }
+          return tf.reshape(tf.gather(tf.reshape(g as tf.Tensor, [-1]), tf.reshape(indexes, [-1])), dy.shape);
+        },
+        input: () => tf.zeros(input.shape, 'float32'),
+        output: () => tf.zeros(output.shape, 'float32'),
+      };
+    },
+  });
   for (const kernelName of ZERO_GRADIENT_KERNELS) {
     if (tf.getGradient(kernelName)) continue;
     const names = kernelName === 'LogicalNot' ? ['x'] : ['a', 'b'];

@@ -65,26 +65,29 @@ function nativeGeometry(g: ConvGeometry): Int32Array {
 
 /**
  * im2col, transposed: `colsT[(i, j, c), (b, y, x)] = x[b, y·sh + i − top, x·sw + j − left, c]`, 0
- * outside (colsT: [K, M]). In C where the core addon is built (~15x faster than this loop), the same values.
+ * outside (colsT: [K, M]). In C where the core addon is built (several times faster than this
+ * loop), the same values.
  */
 export function im2colT(g: ConvGeometry, xV: Float32Array, colsV: Float32Array, useNative = true): void {
   const addon = useNative && g.M * g.K > 0 ? coreNative() : null;
   if (addon) return addon.im2colT(nativeGeometry(g), xV, colsV);
   const { B, H, W, C, Ho, Wo, kh, kw, sh, sw, top, left, M } = g;
   colsV.fill(0);
+  // row by row of colsT (tap (i, j), channel c), so that the writes are sequential
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
-      for (let b = 0; b < B; b++) {
-        for (let oy = 0; oy < Ho; oy++) {
-          const iy = oy * sh + i - top;
-          if (iy < 0 || iy >= H) continue;
-          const m0 = (b * Ho + oy) * Wo;
-          for (let ox = 0; ox < Wo; ox++) {
-            const ix = ox * sw + j - left;
-            if (ix < 0 || ix >= W) continue;
-            const src = ((b * H + iy) * W + ix) * C;
-            let dst = (i * kw + j) * C * M + m0 + ox;
-            for (let c = 0; c < C; c++, dst += M) colsV[dst] = xV[src + c];
+      for (let c = 0; c < C; c++) {
+        const row = ((i * kw + j) * C + c) * M;
+        for (let b = 0; b < B; b++) {
+          for (let oy = 0; oy < Ho; oy++) {
+            const iy = oy * sh + i - top;
+            if (iy < 0 || iy >= H) continue;
+            const dst = row + (b * Ho + oy) * Wo;
+            const src = (b * H + iy) * W * C + c;
+            for (let ox = 0; ox < Wo; ox++) {
+              const ix = ox * sw + j - left;
+              if (ix >= 0 && ix < W) colsV[dst + ox] = xV[src + ix * C];
+            }
           }
         }
       }
@@ -95,7 +98,7 @@ export function im2colT(g: ConvGeometry, xV: Float32Array, colsV: Float32Array, 
 /**
  * col2im: `dx = 0`, then every patch row added back at its place, `dx[b, y·sh + i − top, x·sw + j −
  * left, :] += cols[(b, y, x), (i, j, :)]` (outside: dropped). In C where the core addon is built
- * (~10x faster than this loop): the same sums in the same order, so the same values.
+ * (~5x faster than this loop): the same sums in the same order, so the same values.
  */
 export function col2im(g: ConvGeometry, colsV: Float32Array, dxV: Float32Array, useNative = true): void {
   const addon = useNative && g.M * g.K > 0 && dxV.length > 0 ? coreNative() : null;
@@ -183,7 +186,7 @@ interface BackpropInputAttrs {
  * `dx[b, y·s + i − padTop, x·s + j − padLeft, :] += cols[(b, y, x), (i, j, :)]` (outside: dropped).
  * tfjs-backend-wasm 4.22's own kernel is a direct loop over every multiply-add (~0.75 GMAC/s
  * here: 6 ms for a [64, 4, 4, 32] dy and a 3x3x16x32 filter). Same values up to float rounding
- * (another summation order). Returns null for what it does not handle (NCHW, non-float32), which
+ * (another summation order). A 1x1 stride-1 convolution needs no scatter: the product is dx. Returns null for what it does not handle (NCHW, non-float32), which
  * the stock kernel then runs.
  */
 export function wasmConv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: TensorInfo }; backend: WasmBackendLike; attrs: BackpropInputAttrs }): TensorInfo | null {
@@ -192,12 +195,17 @@ export function wasmConv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs;
   if ((dataFormat !== undefined && dataFormat !== 'NHWC') || dy.dtype !== 'float32' || filter.dtype !== 'float32') return null;
   const geometry = convGeometry(inputShape, filter.shape as [number, number, number, number], strides, pad, dimRoundingMode);
-  const { M, K, Co } = geometry;
+  const { H, W, Ho, Wo, Co, kh, kw, sh, sw, top, left, M, K } = geometry;
   const matMul = tf.getKernel('BatchMatMul', 'wasm');
   if (!matMul) return null;
   const dy2 = { dataId: dy.dataId, shape: [M, Co], dtype: dy.dtype };
   const w2 = { dataId: filter.dataId, shape: [K, Co], dtype: filter.dtype };
   const cols = (matMul.kernelFunc as any)({ inputs: { a: dy2, b: w2 }, backend, attrs: { transposeA: false, transposeB: true } }) as TensorInfo;
+  if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && Ho === H && Wo === W) {
+    // a 1x1 stride-1 convolution: every patch row is its own input position, cols is dx
+    cols.shape = [...inputShape];
+    return cols;
+  }
   const dx = backend.makeOutput([...inputShape], 'float32');
   // Views after makeOutput (which may grow the heap and detach earlier views).
   const dxV = backend.typedArrayFromHeap(dx) as Float32Array;

@@ -42,7 +42,10 @@ export interface UnrollYs {
   taskParam: PyTree[]; // T x [N, ...]
 }
 
-/** Run K unroll steps from `state` (not consumed), keys `split(key, K)`, data leaves `[K, N, ...]`. */
+/**
+ * Run K unroll steps from `state` (not consumed), keys `split(key, K)`; `datas` has leaves
+ * `[K, N, ...]`, or is a function giving step k's data (leaves `[N, ...]`, owned by the unroll).
+ */
 export function truncatedUnroll(
   step: TruncatedStep,
   numSteps: number,
@@ -50,7 +53,7 @@ export function truncatedUnroll(
   theta: Theta,
   key: PRNGKey,
   state: TruncatedUnrollState,
-  datas: PyTree,
+  datas: PyTree | ((k: number) => PyTree),
   outerState: OuterState | null,
   overrideNumSteps: number | null = null,
   keepTaskParams = true,
@@ -60,7 +63,7 @@ export function truncatedUnroll(
   const losses: tf.Tensor[] = [];
   const ys: UnrollYs = { loss: null as unknown as tf.Tensor, mask: [], isDone: [], iteration: [], taskParam: [] };
   for (let k = 0; k < numSteps; k++) {
-    const data = dataAt(datas, k);
+    const data = typeof datas === 'function' ? datas(k) : dataAt(datas, k);
     const [next, out] = step.unrollStep(theta, cur, keys[k], data, outerState, { thetaIsVector, overrideNumSteps });
     if (data) for (const l of treeLeaves<tf.Tensor>(data)) l.dispose();
     if (cur !== state) disposeReplaced(cur, next);

@@ -17,7 +17,7 @@ export type { OuterState, TruncationState, TruncationSchedule, ScalarSchedule } 
 export type { TruncatedStep, TruncatedUnrollState, TruncatedUnrollOut, StepOptions, BatchIndices } from './truncated_step';
 export { VectorizedLOptTruncatedStep, SimpleLOptTruncatedStep, VectorizedLOptTruncatedStepSchema } from './lopt_truncated_step';
 export type { VectorizedLOptTruncatedStepOptions } from './lopt_truncated_step';
-export { stateRows, concatStates, sliceState, cloneState, dataAt, selectRows } from './unroll_state';
+export { stateRows, concatStates, sliceState, cloneState, dataAt, selectRows, replaceRows } from './unroll_state';
 export { vectorSamplePerturbations, truncatedUnroll, maybeStackedEsUnroll, concatYs, disposeYs } from './common';
 export type { UnrollYs } from './common';
 

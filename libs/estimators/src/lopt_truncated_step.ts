@@ -17,7 +17,7 @@ import { hostTensor, hostValues } from './host_ints';
 import { NeverEndingTruncationSchedule } from './truncation_schedule';
 import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
 import type { BatchIndices, StepOptions, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';
-import { selectRows, stateRows } from './unroll_state';
+import { replaceRows, selectRows, stateRows } from './unroll_state';
 
 const split = z.enum(SPLITS as unknown as [SplitName, ...SplitName[]]);
 
@@ -131,12 +131,18 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     for (const split of new Set(['train', ...(this.metaLossSplit && this.metaLossSplit !== 'same_data' ? [this.metaLossSplit] : [])])) ds.split(split).prefetch?.();
   }
 
-  batchFromIndices(desc: BatchIndices): PyTree {
+  batchFromIndices(desc: BatchIndices, step?: number): PyTree {
     const ds = this.taskFamily.datasets;
     if (!ds) throw new Error(`batchFromIndices: ${this.taskFamily.name} has no datasets`);
-    const shape = [desc.steps, this.numTasks];
-    const train = ds.split(desc.train.split).gather!(desc.train.indices, shape);
-    return desc.meta ? { train, meta: ds.split(desc.meta.split).gather!(desc.meta.indices, shape) } : train;
+    if (step !== undefined && !(Number.isInteger(step) && step >= 0 && step < desc.steps)) throw new RangeError(`batchFromIndices: step ${step} is not in [0, ${desc.steps - 1}]`);
+    const shape = step === undefined ? [desc.steps, this.numTasks] : [this.numTasks];
+    const take = (indices: Int32Array) => {
+      if (step === undefined) return indices;
+      const per = indices.length / desc.steps;
+      return indices.subarray(step * per, (step + 1) * per);
+    };
+    const train = ds.split(desc.train.split).gather!(take(desc.train.indices), shape);
+    return desc.meta ? { train, meta: ds.split(desc.meta.split).gather!(take(desc.meta.indices), shape) } : train;
   }
 
   getBatch(steps = 1): PyTree {
@@ -207,14 +213,19 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
       let taskParam = state.taskParam;
 
       if (anyReset) {
-        const resetKeys = kab.map(([ka]) => random.split(ka, 3));
+        // Only the tasks that reset are sampled and initialised (each row's draws come from its
+        // own keys, so these rows are those of the reference's init-all-then-jnp.where); the
+        // optimizer's init key stays row 0's, as when every row was initialised.
+        const reset = Array.from(wasDone.keys()).filter((i) => wasDone[i]);
+        const resetKeys = reset.map((i) => random.split(kab[i][0], 3));
         const newParam = this.taskFamily.sampleBatch(resetKeys.map((k) => k[0]));
         const newTask = this.taskFamily.taskFn(newParam);
         const [p, s] = newTask.initWithStateBatch(resetKeys.map((k) => k[1]));
-        const lengths = tf.tensor1d(Array.from({ length: rows }, (_, i) => numSteps(i)), 'int32');
-        const fresh = opt.initBatch(p, { modelState: s, numSteps: lengths, key: resetKeys[0][2] });
-        innerOptState = treeMapN((a: tf.Tensor, b: tf.Tensor) => selectRows(wasDone, a, b), fresh, innerOptState);
-        taskParam = treeMapN((a: tf.Tensor, b: tf.Tensor) => selectRows(wasDone, a, b), newParam, state.taskParam);
+        const lengths = tf.tensor1d(reset.map(numSteps), 'int32');
+        const optKey = wasDone[0] ? resetKeys[0][2] : random.split(kab[0][0], 3)[2];
+        const fresh = opt.initBatch(p, { modelState: s, numSteps: lengths, key: optKey });
+        innerOptState = treeMapN((a: tf.Tensor, b: tf.Tensor) => replaceRows(wasDone, a, b), fresh, innerOptState);
+        taskParam = treeMapN((a: tf.Tensor, b: tf.Tensor) => replaceRows(wasDone, a, b), newParam, state.taskParam);
         metaLoss = selectRows(wasDone, tf.zerosLike(metaLoss), metaLoss);
       }
 

@@ -13,7 +13,7 @@ import { random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeMap, registerP
 import type { Theta } from '@lopt/optimizers';
 import type { GradientEstimator, GradientEstimatorOut, Metrics, WorkerWeights } from './gradient_estimator';
 import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
-import { cloneState } from './unroll_state';
+import { cloneState, selectRows } from './unroll_state';
 import { vectorSamplePerturbations, maybeStackedEsUnroll, concatYs, disposeYs, hostMatrix, UnrollYs } from './common';
 
 /** TruncatedPES's per-worker state: the two antithetic unrolls and the PES accumulator (learned_optimization/outer_trainers/truncated_pes.py, `PESWorkerState`). */
@@ -95,7 +95,6 @@ export function computePesGrad(inp: PesGradInputs): PesGradOut {
     const scale = 1 / (2 * inp.std * inp.std);
     const [accLeaves, def] = treeFlatten<tf.Tensor>(inp.accumulator);
     const [epsLeaves] = treeFlatten<tf.Tensor>(inp.eps);
-    const reset = tf.tensor(hfLast, [n], 'bool');
     const grads: tf.Tensor[] = [];
     const newAcc: tf.Tensor[] = [];
     accLeaves.forEach((a, j) => {
@@ -104,7 +103,9 @@ export function computePesGrad(inp: PesGradInputs): PesGradOut {
       const aNew = tf.add(a, e);
       const g = tf.add(tf.mul(aNew, lOld.reshape(bshape)), tf.mul(e, lNew.reshape(bshape)));
       grads.push(tf.mul(tf.mean(g, 0), scale));
-      newAcc.push(tf.where(tf.broadcastTo(reset.reshape(bshape), a.shape), e, aNew));
+      // a task whose unroll ended restarts its accumulator at ε (row selection: no mask tiled to the leaf)
+      const acc = selectRows(hfLast, e, aNew);
+      newAcc.push(acc === e ? e.clone() : acc);
     });
     const wAvgT = tf.tensor(wAvg, [t, n]);
     const pos = tf.sum(tf.mul(inp.lossPos, wAvgT), 0);

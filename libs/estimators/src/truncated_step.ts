@@ -59,7 +59,8 @@ export interface TruncatedStep {
    * split's stream is not index-addressable.
    */
   getBatchIndices?(steps?: number): BatchIndices | null;
-  batchFromIndices?(desc: BatchIndices): PyTree;
+  /** The batch of `desc` (leaves `[steps, N, ...]`), or with `step` only that step's (leaves `[N, ...]`, one gather, no slice). */
+  batchFromIndices?(desc: BatchIndices, step?: number): PyTree;
   /** Optional: lets the data streams do ahead of time what a later `getBatch*` would (see `BatchStream.prefetch`); never changes the data. */
   prefetch?(): void;
   getOuterBatch(steps?: number): PyTree;

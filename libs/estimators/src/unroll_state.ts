@@ -60,6 +60,28 @@ export function selectRows(rows: ArrayLike<number>, a: tf.Tensor, b: tf.Tensor):
   return tf.concat(runs.map(([src, start, len]) => tf.slice(src, start, len)), 0);
 }
 
+/**
+ * Row `i` of `old` where `rows[i]` is 0; where it is 1, the next row of `fresh`, which holds one
+ * row per set flag, in order (leaves of shape [count, ...] and [N, ...]). The same result as
+ * `selectRows(rows, a, old)` for an `a` whose set rows are `fresh`'s, without computing the rows
+ * that are not taken: a truncated step's resets initialise only the tasks that reset.
+ * May return `fresh` or `old` itself when every row comes from one of them.
+ */
+export function replaceRows(rows: ArrayLike<number>, fresh: tf.Tensor, old: tf.Tensor): tf.Tensor {
+  let count = 0;
+  for (let i = 0; i < rows.length; i++) if (rows[i]) count++;
+  if (old.shape[0] !== rows.length || fresh.shape[0] !== count) throw new RangeError(`replaceRows: ${rows.length} row flags (${count} set) for leaves of ${fresh.shape[0]} fresh and ${old.shape[0]} old rows`);
+  const runs: Array<[tf.Tensor, number, number]> = [];
+  for (let i = 0, f = 0; i < rows.length; i++) {
+    const [src, at] = rows[i] ? [fresh, f++] : [old, i];
+    const last = runs[runs.length - 1];
+    if (last && last[0] === src) last[2]++;
+    else runs.push([src, at, 1]);
+  }
+  if (runs.length === 1) return runs[0][0];
+  return tf.concat(runs.map(([src, start, len]) => tf.slice(src, start, len)), 0);
+}
+
 /** Leaf `k` along the leading axis of every data leaf. */
 export function dataAt(data: PyTree, k: number): PyTree {
   if (data === null || data === undefined) return null;

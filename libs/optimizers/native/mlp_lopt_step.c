@@ -186,7 +186,10 @@ static napi_value MlpLoptStep(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+void lopt_register_per_param_mlp(napi_env env, napi_value exports);
+
 NAPI_MODULE_INIT() {
+  lopt_register_per_param_mlp(env, exports);
   lopt_export(env, exports, "mlpLoptStep", MlpLoptStep);
   lopt_export(env, exports, "kernelVariants", lopt_kernel_variants);
   lopt_export(env, exports, "fmaProbe", FmaProbe);

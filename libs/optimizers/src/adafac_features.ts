@@ -15,9 +15,10 @@ import {
   type FactoredAccum,
   type MomAccumulator,
   type RMSAccumulator,
+  facGrad,
+  factoredFactors,
   incCounter,
   numTasks,
-  safeRsqrt,
   secondMomentNormalize,
   tanhEmbedding,
   tidy,
@@ -28,6 +29,7 @@ import {
   zerosCounter,
 } from './common';
 import { perParamFirstLayer, perParamOutputs, type Linear, type PerParamInput } from './per_param_mlp';
+import { perParamMLPNative, perParamNativeUsable, type NativeFeature, type PerParamNativeLeaf } from './per_param_native';
 
 /** The initial decays of the momentum, RMS and Adafactor accumulators. */
 export interface AdafacDecays {
@@ -121,15 +123,28 @@ export interface AdafacLeaf {
   g: tf.Tensor;
   /** the new momenta `[N, S, km]` */
   m: tf.Tensor;
-  /** `rsqrt(rms + 1e-6)` of the new RMS `[N, S, kr]` */
-  rsq: tf.Tensor;
-  /** `m · rsqrt(rms + 1e-6)` */
-  adam: tf.Tensor;
+  /** the new RMS `[N, S, kr]` */
+  rms: tf.Tensor;
+  /** the Adafactor-preconditioned gradient `fac_g` `[N, S, kf]` (made when first read) */
+  readonly fg: tf.Tensor;
+  /**
+   * a factored leaf's new row / column accumulators (`rows` lacks axis d0 of the leaf, `cols` axis
+   * d1) and factors (`safe_rsqrt(row / mean row)`, `safe_rsqrt(col)`, the same shapes); null for a
+   * leaf of rank < 2
+   */
+  factored: { rows: tf.Tensor; cols: tf.Tensor; d0: number; d1: number; rowFactor: tf.Tensor; colFactor: tf.Tensor } | null;
+  /** a non-factored leaf's new diagonal accumulator `[N, S, kf]`; null for a factored leaf */
+  diag: tf.Tensor | null;
+  /** `rsqrt(rms + 1e-6)` of the new RMS `[N, S, kr]` (made when first read) */
+  readonly rsq: tf.Tensor;
+  /** `m · rsqrt(rms + 1e-6)` (made when first read) */
+  readonly adam: tf.Tensor;
   /**
    * the features before their normalisation, in the reference's order (see adafac_mlp_lopt.ts),
-   * the Adafactor row / column ones at their factored size
+   * the Adafactor row / column ones at their factored size (made when first read: the native
+   * kernel computes them from the arrays above instead)
    */
-  inputs: PerParamInput[];
+  readonly inputs: PerParamInput[];
 }
 
 /**
@@ -157,12 +172,24 @@ export function adafacFeatureArray(leaf: AdafacLeaf): tf.Tensor {
  * normalisation folded into W0's rows, the row / column features multiplied at their factored
  * size), the time features' term `time @ W0[F:] + b0` once per task, then the other layers
  * (`perParamOutputs`). Weights shared (`w [in, out]`) or per task (`perTask`, thetaIsVector:
- * `w [N, in, out]`). Returns per leaf, for each j of `outputs`, output j as `[N, S]`.
+ * `w [N, in, out]`). Returns per leaf, for each j of `outputs`, output j as `[N, S]`; with `step`
+ * (`outputs` the direction and magnitude columns) per leaf instead the one tensor
+ * `p − (d · exp(m · expMult)) · stepMult` `[N, S]` (AdafacMLPLOpt's update).
  */
-export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: Linear[], outputs: number[], perTask = false): tf.Tensor[][] {
+export function adafacMLPOutputs(
+  leaves: AdafacLeaf[],
+  time: tf.Tensor,
+  layers: Linear[],
+  outputs: number[],
+  perTask = false,
+  step?: { expMult: number; stepMult: number },
+): tf.Tensor[][] {
   const w0 = layers[0].w;
-  const widths = leaves[0].inputs.map(({ x }) => x.shape[2] as number);
-  const F = widths.reduce((a, b) => a + b, 0);
+  // the features' count from the accumulators' widths (reading `inputs` would make them)
+  const { m, rms } = leaves[0];
+  const decayCounts = (t: tf.Tensor, n: number) => new Array(t.shape[t.rank - 1]).fill(n);
+  const kf = leaves[0].factored ? leaves[0].factored.rows.shape[leaves[0].factored.rows.rank - 1] : leaves[0].diag!.shape[2];
+  const F = adafacNumFeatures({ initialMomentumDecays: decayCounts(m, 0), initialRmsDecays: decayCounts(rms, 0), initialAdafactorDecays: new Array(kf).fill(0) });
   const [N, T] = time.shape as number[];
   const lead = perTask ? [N] : [];
   if (w0.rank !== lead.length + 2 || (perTask && w0.shape[0] !== N) || w0.shape[lead.length] !== F + T) {
@@ -175,16 +202,64 @@ export function adafacMLPOutputs(leaves: AdafacLeaf[], time: tf.Tensor, layers: 
   const timeTerm = perTask ? tf.sum(tf.mul(tf.expandDims(time, 2), w0t), 1) : tf.matMul(time, w0t);
   const rowTerm = tf.add(timeTerm, layers[0].b);
   const w0x = tf.slice(w0, [...z, 0, 0], [...lead, F, H]);
-  return leaves.map((leaf) => perParamOutputs(perParamFirstLayer(leaf.inputs, w0x, rowTerm, leaf.p.shape), layers, outputs, perTask));
+  if (step) {
+    // the update itself: p − d·exp(m·expMult)·stepMult, in the kernel where it runs
+    const scale = tf.fill([N], step.stepMult);
+    return leaves.map((leaf) => {
+      const flatP = tf.reshape(leaf.p, [N, leaf.S]);
+      const native = perParamMLPNative(adafacNativeLeaf(leaf), w0x, rowTerm, layers, outputs, perTask, { p: flatP, scale, expMult: step.expMult });
+      if (native) return native;
+      const [direction, magnitude] = perParamOutputs(perParamFirstLayer(leaf.inputs, w0x, rowTerm, leaf.p.shape), layers, outputs, perTask);
+      return [tf.sub(flatP, tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, step.expMult))), step.stepMult))];
+    });
+  }
+  return leaves.map(
+    (leaf) =>
+      perParamMLPNative(adafacNativeLeaf(leaf), w0x, rowTerm, layers, outputs, perTask) ??
+      perParamOutputs(perParamFirstLayer(leaf.inputs, w0x, rowTerm, leaf.p.shape), layers, outputs, perTask),
+  );
+}
+
+/**
+ * A leaf's MLP inputs as the native kernel takes them (per_param_native.ts): the same features as
+ * {@link AdafacLeaf}.inputs, in the same order, the full-size ones as formulas of the leaf's arrays,
+ * the Adafactor row / column ones at their factored size.
+ */
+export function adafacNativeLeaf(leaf: AdafacLeaf): PerParamNativeLeaf {
+  const { p, S, g, m, rms, factored, diag } = leaf;
+  const [N] = p.shape;
+  const [km, kr] = [m.shape[2] as number, rms.shape[2] as number];
+  const copy = (a: tf.Tensor): NativeFeature => ({ op: 'copy', a, width: a.size / (N * S) });
+  const inputs: PerParamNativeLeaf['inputs'] = [
+    copy(g),
+    copy(p),
+    copy(m),
+    copy(rms),
+    { op: 'mulRsqrt', a: m, b: rms, eps: 1e-6, width: bc(km, kr) }, // m · rsqrt(rms + 1e-6)
+    { op: 'rsqrt', a: rms, eps: 1e-6, width: kr },
+  ];
+  if (factored) {
+    const { rows, cols, d0, d1, rowFactor, colFactor } = factored;
+    const fac = (t: tf.Tensor, at: number): PerParamInput => ({ x: tf.reshape(t, [N, -1, t.shape[t.rank - 1]]), broadcastAt: at, shape: t.shape.slice(1, -1) });
+    const kf = rows.shape[rows.rank - 1] as number;
+    inputs.push(
+      { op: 'mulFactors', a: g, width: kf }, // fac_g = g · rowFactor · colFactor
+      fac(rows, d0), fac(cols, d1), fac(tf.rsqrt(tf.add(rows, 1e-8)), d0), fac(tf.rsqrt(tf.add(cols, 1e-8)), d1), { op: 'mulFactors', a: m, width: bc(km, kf) });
+    return { leafShape: p.shape, inputs, factors: { row: rowFactor, col: colFactor, d0, d1 } };
+  }
+  const v = diag!;
+  const kf = v.shape[2] as number;
+  inputs.push({ op: 'mulSafeRsqrt', a: g, b: v, eps: 1e-9, width: kf }, copy(v), copy(v), { op: 'rsqrt', a: v, eps: 1e-8, width: kf }, { op: 'rsqrt', a: v, eps: 1e-8, width: kf }, { op: 'mulRsqrt', a: m, b: v, eps: 1e-6, width: bc(km, kf) });
+  return { leafShape: p.shape, inputs };
 }
 
 /**
  * The accumulators' leaves in params order: momentum `ms`, RMS `rs`, the factored gradient `fgs`
  * and the Adafactor row / column / diagonal accumulators (AdafacMLPLOpt, AdafacNominal, HyperV2).
  */
-export function accumulatorLeaves(mom: MomAccumulator, rms: RMSAccumulator, facG: Params, fac: FactoredAccum) {
+export function accumulatorLeaves(mom: MomAccumulator, rms: RMSAccumulator, facG: Params | null, fac: FactoredAccum) {
   const leaves = (t: PyTree) => treeFlatten<tf.Tensor>(t)[0];
-  return { ms: leaves(mom.m), rs: leaves(rms.rms), fgs: leaves(facG), rows: leaves(fac.vRow), cols: leaves(fac.vCol), diags: leaves(fac.vDiag) };
+  return { ms: leaves(mom.m), rs: leaves(rms.rms), fgs: facG === null ? null : leaves(facG), rows: leaves(fac.vRow), cols: leaves(fac.vCol), diags: leaves(fac.vDiag) };
 }
 
 /**
@@ -202,7 +277,9 @@ export function adafacFeatures(
   const ctx: BatchCtx = { batched: true };
   const mom = vecRollingMom.update(s.momRolling, grad, decays(c.initialMomentumDecays, theta.momentum_decays), ctx);
   const rms = vecRollingRms.update(s.rmsRolling, grad, decays(c.initialRmsDecays, theta.rms_decays), ctx);
-  const [fac, facG] = vecFactoredRolling.update(s.facRollingFeatures, grad, decays(c.initialAdafactorDecays, theta.adafactor_decays), ctx);
+  // the native kernel computes fac_g itself, from the factors (no [N, S, k] array)
+  const native = perParamNativeUsable();
+  const [fac, facG] = vecFactoredRolling.update(s.facRollingFeatures, grad, decays(c.initialAdafactorDecays, theta.adafactor_decays), ctx, 1e-30, !native);
   const time = tanhEmbedding(s.iteration); // [N, 11]
 
   const [ps, def] = treeFlatten<tf.Tensor>(s.params);
@@ -217,34 +294,62 @@ export function adafacFeatures(
     const shp = p.shape.slice(1);
     const flatC = (t: tf.Tensor) => tf.reshape(t, [N, S, t.shape[t.rank - 1]]);
     const m = flatC(ms[i]);
-    const rsq = tf.rsqrt(tf.add(flatC(rs[i]), 1e-6));
-    const adam = tf.mul(m, rsq);
+    const rms = flatC(rs[i]);
     const g = tf.reshape(gs[i], [N, S]);
-    const inputs: PerParamInput[] = [tf.reshape(g, [N, S, 1]), tf.reshape(p, [N, S, 1]), m, flatC(rs[i]), adam, rsq, flatC(fgs[i])].map((x) => ({ x }));
     const f = factoredDims(shp);
+    let factored: AdafacLeaf['factored'] = null;
     if (f) {
       const [d1, d0] = f;
-      // The row / column accumulators stay at their factored size (rows[i] lacks axis d0 of the
-      // leaf, cols[i] axis d1): the features are constant along that axis.
-      const factored = (t: tf.Tensor, at: number): PerParamInput => ({ x: tf.reshape(t, [N, -1, t.shape[t.rank - 1]]), broadcastAt: at, shape: t.shape.slice(1, -1) });
-      const reducedD1 = d1 > d0 ? d1 - 1 : d1;
-      const rowColMean = tf.mean(rows[i], reducedD1 + 1, true);
-      const rowFactor = safeRsqrt(tf.div(rows[i], tf.add(rowColMean, 1e-9)));
-      const colFactor = safeRsqrt(cols[i]);
-      const facMom = tf.mul(tf.mul(ms[i], tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1));
-      inputs.push(
-        factored(rows[i], d0),
-        factored(cols[i], d1),
-        factored(tf.rsqrt(tf.add(rows[i], 1e-8)), d0),
-        factored(tf.rsqrt(tf.add(cols[i], 1e-8)), d1),
-        { x: flatC(facMom) },
-      );
-    } else {
-      const v = flatC(diags[i]);
-      const rv = tf.rsqrt(tf.add(v, 1e-8));
-      inputs.push({ x: v }, { x: v }, { x: rv }, { x: rv }, { x: tf.mul(m, tf.rsqrt(tf.add(v, 1e-6))) });
+      factored = { rows: rows[i], cols: cols[i], d0, d1, ...factoredFactors(rows[i], cols[i], d0, d1, 1) };
     }
-    return { p, S, g, m, rsq, adam, inputs };
+    const diag = f ? null : flatC(diags[i]);
+    // made when first read (the native kernel needs none of them), and again if a scope that
+    // ended since (e.g. a gradient's) disposed them
+    const once = <T extends tf.Tensor | PerParamInput[]>(make: () => T): (() => T) => {
+      let v: T | undefined;
+      const live = (x: T) => (x instanceof tf.Tensor ? !x.isDisposed : x.every((i) => !i.x.isDisposed));
+      return () => (v !== undefined && live(v) ? v : (v = make()));
+    };
+    const fg = once(() => flatC(fgs ? fgs[i] : facGrad(gs[i], factored, diags[i], 1)));
+    const rsq = once(() => tf.rsqrt(tf.add(rms, 1e-6)));
+    const adam = once(() => tf.mul(m, rsq()));
+    const inputs = once((): PerParamInput[] => {
+      const out: PerParamInput[] = [tf.reshape(g, [N, S, 1]), tf.reshape(p, [N, S, 1]), m, rms, adam(), rsq(), fg()].map((x) => ({ x }));
+      if (factored) {
+        const { d0, d1, rowFactor, colFactor } = factored;
+        // The row / column accumulators stay at their factored size (rows[i] lacks axis d0 of the
+        // leaf, cols[i] axis d1): the features are constant along that axis.
+        const fac = (t: tf.Tensor, at: number): PerParamInput => ({ x: tf.reshape(t, [N, -1, t.shape[t.rank - 1]]), broadcastAt: at, shape: t.shape.slice(1, -1) });
+        const facMom = tf.mul(tf.mul(ms[i], tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1));
+        out.push(fac(rows[i], d0), fac(cols[i], d1), fac(tf.rsqrt(tf.add(rows[i], 1e-8)), d0), fac(tf.rsqrt(tf.add(cols[i], 1e-8)), d1), { x: flatC(facMom) });
+      } else {
+        const v = diag!;
+        const rv = tf.rsqrt(tf.add(v, 1e-8));
+        out.push({ x: v }, { x: v }, { x: rv }, { x: rv }, { x: tf.mul(m, tf.rsqrt(tf.add(v, 1e-6))) });
+      }
+      return out;
+    });
+    return {
+      p,
+      S,
+      g,
+      m,
+      rms,
+      factored,
+      diag,
+      get fg() {
+        return fg();
+      },
+      get rsq() {
+        return rsq();
+      },
+      get adam() {
+        return adam();
+      },
+      get inputs() {
+        return inputs();
+      },
+    };
   });
   return { next, time, leaves, def };
 }

@@ -145,12 +145,9 @@ export class AdafacMLPLOptOptimizer extends BatchedOptimizer<AdafacMLPLOptState>
   protected step(s: AdafacMLPLOptState, grad: Params): AdafacMLPLOptState {
     const { next, time, leaves, def } = adafacFeatures(this.lopt, this.theta, s, grad);
     if (leaves.length === 0) return next;
-    const outs = adafacMLPOutputs(leaves, time, this.layers(), [0, 1], this.thetaIsVector); // per leaf: direction, magnitude [N, S]
-    const newPs = leaves.map(({ p }, i) => {
-      const [direction, magnitude] = outs[i];
-      const step = tf.mul(tf.mul(direction, tf.exp(tf.mul(magnitude, this.lopt.expMult))), this.lopt.stepMult);
-      return tf.sub(p, tf.reshape(step, p.shape));
-    });
+    // per leaf p − direction · exp(magnitude · expMult) · stepMult, [N, S]
+    const outs = adafacMLPOutputs(leaves, time, this.layers(), [0, 1], this.thetaIsVector, { expMult: this.lopt.expMult, stepMult: this.lopt.stepMult });
+    const newPs = leaves.map(({ p }, i) => tf.reshape(outs[i][0], p.shape));
     return { ...next, params: treeUnflatten(def, newPs) };
   }
 }

@@ -273,8 +273,12 @@ export const vecFactoredRolling = {
     }
     return { vRow: treeUnflatten(def, rows), vCol: treeUnflatten(def, cols), vDiag: treeUnflatten(def, diags) };
   },
-  /** Returns the new accumulators and the preconditioned gradient `fac_g` (`leaf.shape + [k]`). */
-  update(state: FactoredAccum, grad: PyTree, decays: tf.Tensor, ctx: BatchCtx, epsilon = 1e-30): [FactoredAccum, PyTree] {
+  /**
+   * Returns the new accumulators and the preconditioned gradient `fac_g` (`leaf.shape + [k]`), or
+   * null for it with `withFacG` false (a caller that computes it later, e.g. in a native kernel,
+   * from the factors: `facGrad`).
+   */
+  update(state: FactoredAccum, grad: PyTree, decays: tf.Tensor, ctx: BatchCtx, epsilon = 1e-30, withFacG = true): [FactoredAccum, PyTree | null] {
     const [gs, def] = treeFlatten<tf.Tensor>(grad);
     const rows = treeFlatten<tf.Tensor>(state.vRow)[0];
     const cols = treeFlatten<tf.Tensor>(state.vCol)[0];
@@ -289,7 +293,6 @@ export const vecFactoredRolling = {
       const decay = tf.clipByValue(decaysFor(decays, g.rank, ctx), 0, 1); // broadcasts vs [..., k]
       const mixing = tf.sub(1, decay);
       const gsq = tf.add(tf.square(g), epsilon);
-      const g1 = tf.expandDims(g, -1);
       const f = factoredDims(s);
       if (f) {
         const [d1, d0] = f;
@@ -299,17 +302,13 @@ export const vecFactoredRolling = {
         const mixR = tf.sub(1, decayR);
         const newRow = tf.add(tf.mul(decayR, rows[i]), tf.mul(mixR, tf.expandDims(tf.mean(gsq, d0 + lead), -1)));
         const newCol = tf.add(tf.mul(decayR, cols[i]), tf.mul(mixR, tf.expandDims(tf.mean(gsq, d1 + lead), -1)));
-        const reducedD1 = d1 > d0 ? d1 - 1 : d1;
-        const rowColMean = tf.mean(newRow, reducedD1 + lead, true);
-        const rowFactor = safeRsqrt(tf.div(newRow, tf.add(rowColMean, 1e-9)));
-        const colFactor = safeRsqrt(newCol);
-        ys.push(tf.mul(tf.mul(g1, tf.expandDims(rowFactor, d0 + lead)), tf.expandDims(colFactor, d1 + lead)));
+        if (withFacG) ys.push(facGrad(g, { ...factoredFactors(newRow, newCol, d0, d1, lead), d0, d1 }, null, lead));
         nr.push(newRow);
         nc.push(newCol);
         nd.push(tf.clone(diags[i]));
       } else {
         const newV = tf.add(tf.mul(decay, diags[i]), tf.mul(mixing, tf.expandDims(gsq, -1)));
-        ys.push(tf.mul(g1, safeRsqrt(tf.add(newV, 1e-9))));
+        if (withFacG) ys.push(facGrad(g, null, newV, lead));
         nr.push(tf.clone(rows[i]));
         nc.push(tf.clone(cols[i]));
         nd.push(newV);
@@ -317,10 +316,33 @@ export const vecFactoredRolling = {
     });
     return [
       { vRow: treeUnflatten(def, nr), vCol: treeUnflatten(def, nc), vDiag: treeUnflatten(def, nd) },
-      treeUnflatten(def, ys),
+      withFacG ? treeUnflatten(def, ys) : null,
     ];
   },
 };
+
+/**
+ * The Adafactor row and column factors of a factored leaf's accumulators (`vec_factored_rolling`):
+ * `safe_rsqrt(row / (mean of row over the leaf's axis d1 + 1e-9))` and `safe_rsqrt(col)`, the
+ * shapes of `row` (the leaf without axis d0, decay axis last) and `col` (without d1); `lead`: 1
+ * with a leading task axis.
+ */
+export function factoredFactors(row: tf.Tensor, col: tf.Tensor, d0: number, d1: number, lead: number): { rowFactor: tf.Tensor; colFactor: tf.Tensor } {
+  const reducedD1 = d1 > d0 ? d1 - 1 : d1;
+  const rowColMean = tf.mean(row, reducedD1 + lead, true);
+  return { rowFactor: safeRsqrt(tf.div(row, tf.add(rowColMean, 1e-9))), colFactor: safeRsqrt(col) };
+}
+
+/**
+ * The preconditioned gradient `fac_g` of one leaf `g` (`vec_factored_rolling`), `g.shape + [k]`:
+ * `g · rowFactor · colFactor` (each broadcast along the axis it lacks) for a factored leaf, else
+ * `g · safe_rsqrt(v + 1e-9)` with `v` its diagonal accumulator.
+ */
+export function facGrad(g: tf.Tensor, f: { rowFactor: tf.Tensor; colFactor: tf.Tensor; d0: number; d1: number } | null, v: tf.Tensor | null, lead: number): tf.Tensor {
+  const g1 = tf.expandDims(g, -1);
+  if (f) return tf.mul(tf.mul(g1, tf.expandDims(f.rowFactor, f.d0 + lead)), tf.expandDims(f.colFactor, f.d1 + lead));
+  return tf.mul(g1, safeRsqrt(tf.add(v!, 1e-9)));
+}
 
 /** `tf.tidy` for plain-object states (keeps every tensor in the returned tree). */
 export function tidy<T>(fn: () => T): T {

@@ -49,12 +49,13 @@ import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 import {
   BatchCtx,
   FactoredAccum,
+  facGrad,
   factoredDims,
+  factoredFactors,
   incCounter,
   MomAccumulator,
   numTasks,
   RMSAccumulator,
-  safeRsqrt,
   tidy,
   toFloatTensor,
   treeClone,
@@ -68,6 +69,7 @@ import {
 import { loadLearnedOptimizerCheckpoint, type LoadedLearnedOptimizer } from './checkpoint';
 import { accumulatorLeaves } from './adafac_features';
 import { perParamFirstLayer, type PerParamInput } from './per_param_mlp';
+import { perParamMLPNative, perParamNativeUsable, tensorStatsNative, type PerParamNativeLeaf } from './per_param_native';
 
 /** The loss buffer (`BufferLossAccumulators` state), camelCase. */
 export interface LossBuffer {
@@ -451,15 +453,22 @@ export class HyperV2Optimizer implements Optimizer {
     const fractionLeft = tf.tanh(tf.mul(tf.sub(tf.expandDims(fractionTrained, 1), tf.tensor1d(FRACTION_TIMESCALES)), 10)); // [N, 9]
     const rows = ps.map((p, l) => {
       const size = p.size / n;
-      const p2 = tf.reshape(p, [n, size]);
-      const normMult = tf.reshape(tf.rsqrt(tf.maximum(1e-9, tf.mean(tf.square(p2), 1))), [n, 1, 1]);
-      const m = tf.mul(tf.reshape(ms[l], [n, size, -1]), normMult);
-      const rms = tf.mul(tf.reshape(rs[l], [n, size, -1]), normMult);
-      const meanM = tf.mean(m, 1, true);
-      const varM = tf.mean(tf.square(tf.sub(m, meanM)), 1);
-      const meanRms = tf.mean(rms, 1);
-      // (sic) the reference centres the RMS on the momentum's mean
-      const varRms = tf.mean(tf.square(tf.sub(rms, meanM)), 1);
+      // one native pass over the leaf where it runs (per_param_native.ts), else these tf.js ops
+      const { meanRms, varM, varRms } =
+        tensorStatsNative(p, ms[l], rs[l]) ??
+        (() => {
+          const p2 = tf.reshape(p, [n, size]);
+          const normMult = tf.reshape(tf.rsqrt(tf.maximum(1e-9, tf.mean(tf.square(p2), 1))), [n, 1, 1]);
+          const m = tf.mul(tf.reshape(ms[l], [n, size, -1]), normMult);
+          const rms = tf.mul(tf.reshape(rs[l], [n, size, -1]), normMult);
+          const meanM = tf.mean(m, 1, true);
+          return {
+            varM: tf.mean(tf.square(tf.sub(m, meanM)), 1),
+            meanRms: tf.mean(rms, 1),
+            // (sic) the reference centres the RMS on the momentum's mean
+            varRms: tf.mean(tf.square(tf.sub(rms, meanM)), 1),
+          };
+        })();
       const nRank = p.shape.slice(1).filter((d) => d > 1).length;
       const rank = tf.tile(tf.tensor2d([Array.from({ length: 5 }, (_, i) => (i === nRank ? 1 : 0))]), [n, 1]);
       const parts = [fractionLeft, lossFeatures, clipLogAbs(meanRms), rank, clipLogAbs(varM), clipLogAbs(varRms)];
@@ -513,6 +522,68 @@ export class HyperV2Optimizer implements Optimizer {
     return { flat: tf.mul(mixed, 100 / P), pieces };
   }
 
+  /**
+   * One leaf's per-parameter MLP inputs as the native kernel takes them (per_param_native.ts): the
+   * inputs of `_ff_mod` in its order, as the tf.js form in `step` builds them, the full-size ones
+   * as formulas of the leaf's arrays (`p`, the clipped gradient `g`, the new momenta `m`, RMS `rms`
+   * and diagonal accumulator `diag`), the Adafactor row / column ones at their factored size.
+   */
+  private nativeLeaf(
+    p: tf.Tensor,
+    g: tf.Tensor,
+    m: tf.Tensor,
+    rms: tf.Tensor,
+    diag: tf.Tensor,
+    rows: tf.Tensor,
+    cols: tf.Tensor,
+    factors: { rowFactor: tf.Tensor; colFactor: tf.Tensor; d0: number; d1: number } | null,
+  ): PerParamNativeLeaf {
+    const c = this.lopt.config;
+    const [km, kr, kf] = [m.shape[m.rank - 1], rms.shape[rms.rank - 1], rows.shape[rows.rank - 1]];
+    const [n, ...shp] = p.shape;
+    const S = Math.max(1, shp.reduce((a, b) => a * b, 1));
+    const flatC = (t: tf.Tensor) => tf.reshape(t, [n, S, -1]);
+    const [gF, pF, mF, rF] = [g, p, m, rms].map(flatC);
+    const inputs: PerParamNativeLeaf['inputs'] = [];
+    const copy = (a: tf.Tensor, width: number) => inputs.push({ op: 'copy', a, width });
+    if (c.withG) copy(gF, 1);
+    if (c.withGradClipFeat) inputs.push({ op: 'clip', a: gF, eps: 0.1, width: 1 });
+    if (c.withP) copy(pF, 1);
+    if (c.withM && c.withMFeat) copy(mF, km);
+    if (c.withRms && c.withRmsFeat) copy(rF, kr);
+    if (c.withRmsNormG) inputs.push({ op: 'mulRsqrt', a: mF, b: rF, eps: 1e-6, width: bc(km, kr) });
+    if (c.withRsqrtRms) inputs.push({ op: 'rsqrt', a: rF, eps: 1e-6, width: kr });
+    const vF = factors ? null : flatC(diag);
+    // fac_g: g · rowFactor · colFactor, or g · safe_rsqrt(v + 1e-9) (vec_factored_rolling)
+    if (c.withFacNormG) inputs.push(factors ? { op: 'mulFactors', a: gF, width: kf } : { op: 'mulSafeRsqrt', a: gF, b: vF!, eps: 1e-9, width: kf });
+    if (c.withRmsOnlyNormG) inputs.push({ op: 'mulRsqrt', a: gF, b: rF, eps: 1e-6, width: kr });
+    if (c.adafactorAccumulator) {
+      if (factors) {
+        const { d0, d1 } = factors;
+        const factored = (t: tf.Tensor, at: number) => inputs.push({ x: tf.reshape(t, [n, -1, t.shape[t.rank - 1]]), broadcastAt: at, shape: t.shape.slice(1, -1) });
+        if (c.withFacRms) {
+          factored(rows, d0);
+          factored(cols, d1);
+        }
+        if (c.withFacRsqrt) {
+          factored(tf.rsqrt(tf.add(rows, 1e-8)), d0);
+          factored(tf.rsqrt(tf.add(cols, 1e-8)), d1);
+        }
+        if (c.withFacMomMult) inputs.push({ op: 'mulFactors', a: mF, width: bc(km, kf) });
+      } else {
+        if (c.withFacRms) {
+          copy(vF!, kf);
+          copy(vF!, kf);
+        }
+        if (c.withFacRsqrt) inputs.push({ op: 'rsqrt', a: vF!, eps: 1e-8, width: kf }, { op: 'rsqrt', a: vF!, eps: 1e-8, width: kf });
+        // (sic) no epsilon: v ** -0.5
+        if (c.withFacMomMult) inputs.push({ op: 'mulRsqrt', a: mF, b: vF!, eps: 0, width: bc(km, kf) });
+      }
+    }
+    const usesFactors = factors && inputs.some((x) => (x as { op?: string }).op === 'mulFactors');
+    return { leafShape: p.shape, inputs, factors: usesFactors ? { row: factors.rowFactor, col: factors.colFactor, d0: factors.d0, d1: factors.d1 } : undefined };
+  }
+
   /** Batched update (leading task axis on every leaf). Call inside a tidy. */
   private step(s: HyperV2State, grad: Params, lossIn: tf.Tensor | null): HyperV2State {
     const c = this.lopt.config;
@@ -532,7 +603,9 @@ export class HyperV2Optimizer implements Optimizer {
     const [km, kr, kf] = [c.initialMomentumDecays, c.initialRmsDecays, c.initialAdafactorDecays].map((d) => tf.tensor1d(d));
     const mom = vecRollingMom.update(s.momRolling, grads, km, ctx);
     const rms = vecRollingRms.update(s.rmsRolling, grads, kr, ctx);
-    const [fac, facG] = vecFactoredRolling.update(s.facRolling, grads, kf, ctx);
+    // the native kernel computes fac_g itself, from the factors (no [N, S, k] array)
+    const native = perParamNativeUsable();
+    const [fac, facG] = vecFactoredRolling.update(s.facRolling, grads, kf, ctx, 1e-30, !native);
     const base = {
       params: treeClone(s.params),
       state: null,
@@ -571,66 +644,78 @@ export class HyperV2Optimizer implements Optimizer {
       const flatC = (t: tf.Tensor) => tf.reshape(t, [n, S, -1]);
       const g = gs[l];
       const m = ms[l];
-      const rsq = tf.rsqrt(tf.add(rs[l], 1e-6));
-      // The MLP's inputs in `_ff_mod`'s order (input i meets weights w0__i), each [N, S, k] or, for
-      // the Adafactor row/column features, the small factored tensor and the axis it is constant along.
-      const inps: PerParamInput[] = [];
-      const full = (t: tf.Tensor) => inps.push({ x: flatC(t) });
-      if (c.withG) full(g);
-      if (c.withGradClipFeat) full(tf.clipByValue(g, -0.1, 0.1));
-      if (c.withP) full(p);
-      if (c.withM && c.withMFeat) full(m);
-      if (c.withRms && c.withRmsFeat) full(rs[l]);
-      if (c.withRmsNormG) full(tf.mul(m, rsq));
-      if (c.withRsqrtRms) full(rsq);
-      if (c.withFacNormG) full(fgs[l]);
-      if (c.withRmsOnlyNormG) full(tf.mul(tf.expandDims(g, -1), rsq));
-      if (c.adafactorAccumulator) {
-        const f = factoredDims(shp);
-        if (f) {
-          const [d1, d0] = f;
-          const row = { t: rows[l], at: d0 }; // rows[l] lacks axis d0 of the leaf: constant along it
-          const col = { t: cols[l], at: d1 };
-          const factored = (x: { t: tf.Tensor; at: number }) => inps.push({ x: tf.reshape(x.t, [n, -1, x.t.shape[x.t.rank - 1]]), broadcastAt: x.at, shape: x.t.shape.slice(1, -1) });
-          if (c.withFacRms) [row, col].forEach(factored);
-          if (c.withFacRsqrt) [row, col].forEach((x) => factored({ t: tf.rsqrt(tf.add(x.t, 1e-8)), at: x.at }));
-          const reducedD1 = d1 > d0 ? d1 - 1 : d1;
-          const rowColMean = tf.mean(rows[l], reducedD1 + 1, true);
-          const rowFactor = safeRsqrt(tf.div(rows[l], tf.add(rowColMean, 1e-9)));
-          const colFactor = safeRsqrt(cols[l]);
-          if (c.withFacMomMult) full(tf.mul(tf.mul(m, tf.expandDims(rowFactor, d0 + 1)), tf.expandDims(colFactor, d1 + 1)));
-        } else {
-          const v = flatC(diags[l]);
-          if (c.withFacRms) inps.push({ x: v }, { x: v });
-          if (c.withFacRsqrt) {
-            const rv = tf.rsqrt(tf.add(v, 1e-8));
-            inps.push({ x: rv }, { x: rv });
-          }
-          // (sic) no epsilon: v ** -0.5
-          if (c.withFacMomMult) full(tf.mul(flatC(m), tf.pow(v, -0.5)));
-        }
-      }
+      const fd = factoredDims(shp);
+      const factors = fd ? { ...factoredFactors(rows[l], cols[l], fd[1], fd[0], 1), d0: fd[1], d1: fd[0] } : null;
+      const f = c.adafactorAccumulator ? fd : null;
       const w = weightsOf(l);
-      const layers = this.lopt.ffLayerSizes();
-      const last = layers.length - 1;
-      let o = perParamFirstLayer(inps, tf.concat(inps.map((_, ii) => w[`w0__${ii}`]), 1), w.b0, [n, ...shp]); // [N, S, hid]
-      for (let wi = 1; wi < last; wi++) o = tf.add(tf.matMul(tf.relu(o), w[`w${wi}`]), tf.expandDims(w[`b${wi}`], 1));
-      // Output j of the last layer ([N, S]). Of its three outputs `_ff_mod` uses two (direction,
-      // magnitude); each is computed from its own weight column, so no [N, S, 3] array is sliced.
-      const h = last === 0 ? o : tf.relu(o);
-      const output = (j: number): tf.Tensor => {
-        if (last === 0) return tf.reshape(tf.slice(o, [0, 0, j], [n, S, 1]), [n, S]);
-        const wj = tf.slice(w[`w${last}`], [0, 0, j], [n, -1, 1]);
-        const bj = tf.reshape(tf.slice(w[`b${last}`], [0, j], [n, 1]), [n, 1, 1]);
-        return tf.reshape(tf.add(tf.matMul(h, wj), bj), [n, S]);
-      };
-      const direction = output(0);
-      const magnitude = output(1);
-      const magParam = tf.exp(tf.mul(magnitude, c.expMult));
+      const sizes = this.lopt.ffLayerSizes();
+      const last = sizes.length - 1;
+      const w0 = tf.concat(this.lopt.ffInputs().map((_, ii) => w[`w0__${ii}`]), 1);
+      const layers = sizes.map((_, wi) => (wi === 0 ? { w: w0, b: w.b0 } : { w: w[`w${wi}`], b: w[`b${wi}`] }));
+      // direction and magnitude, [N, S]: the native kernel, or the readable tf.js form
       let paramScale = tf.sqrt(tf.add(tf.mean(tf.square(tf.reshape(p, [n, S])), 1, true), 1e-9)); // [N, 1]
       if (c.clipParamScaleAmount !== null) paramScale = tf.minimum(paramScale, c.clipParamScaleAmount * Math.sqrt(shp.reduce((a, b) => a * b, 1)));
+      const lrMultL = tf.slice(lrMult, [0, l], [n, 1]); // [N, 1]
+      const nativeLeaf = () => this.nativeLeaf(p, g, m, rs[l], diags[l], rows[l], cols[l], factors);
+      if (native && !c.preconditionOutput) {
+        // the whole update in the kernel where it runs: p − d·exp(m·expMult)·(lrMult·paramScale·stepMult)
+        const scale = tf.reshape(tf.mul(lrMultL, c.paramScaleMult ? tf.mul(paramScale, c.stepMult) : c.stepMult), [n]);
+        const updated = perParamMLPNative(nativeLeaf(), w0, w.b0, layers, [0, 1], true, { p: tf.reshape(p, [n, S]), scale, expMult: c.expMult });
+        if (updated) return tf.reshape(updated[0], p.shape);
+      }
+      const [direction, magnitude] =
+        perParamMLPNative(nativeLeaf(), w0, w.b0, layers, [0, 1], true) ??
+        (() => {
+          const rsq = tf.rsqrt(tf.add(rs[l], 1e-6));
+          // The MLP's inputs in `_ff_mod`'s order (input i meets weights w0__i), each [N, S, k] or, for
+          // the Adafactor row/column features, the small factored tensor and the axis it is constant along.
+          const inps: PerParamInput[] = [];
+          const full = (t: tf.Tensor) => inps.push({ x: flatC(t) });
+          if (c.withG) full(g);
+          if (c.withGradClipFeat) full(tf.clipByValue(g, -0.1, 0.1));
+          if (c.withP) full(p);
+          if (c.withM && c.withMFeat) full(m);
+          if (c.withRms && c.withRmsFeat) full(rs[l]);
+          if (c.withRmsNormG) full(tf.mul(m, rsq));
+          if (c.withRsqrtRms) full(rsq);
+          if (c.withFacNormG) full(fgs ? fgs[l] : facGrad(g, factors, diags[l], 1));
+          if (c.withRmsOnlyNormG) full(tf.mul(tf.expandDims(g, -1), rsq));
+          if (c.adafactorAccumulator) {
+            if (f) {
+              const [d1, d0] = f;
+              const row = { t: rows[l], at: d0 }; // rows[l] lacks axis d0 of the leaf: constant along it
+              const col = { t: cols[l], at: d1 };
+              const factored = (x: { t: tf.Tensor; at: number }) => inps.push({ x: tf.reshape(x.t, [n, -1, x.t.shape[x.t.rank - 1]]), broadcastAt: x.at, shape: x.t.shape.slice(1, -1) });
+              if (c.withFacRms) [row, col].forEach(factored);
+              if (c.withFacRsqrt) [row, col].forEach((x) => factored({ t: tf.rsqrt(tf.add(x.t, 1e-8)), at: x.at }));
+              if (c.withFacMomMult) full(tf.mul(tf.mul(m, tf.expandDims(factors!.rowFactor, d0 + 1)), tf.expandDims(factors!.colFactor, d1 + 1)));
+            } else {
+              const v = flatC(diags[l]);
+              if (c.withFacRms) inps.push({ x: v }, { x: v });
+              if (c.withFacRsqrt) {
+                const rv = tf.rsqrt(tf.add(v, 1e-8));
+                inps.push({ x: rv }, { x: rv });
+              }
+              // (sic) no epsilon: v ** -0.5
+              if (c.withFacMomMult) full(tf.mul(flatC(m), tf.pow(v, -0.5)));
+            }
+          }
+          let o = perParamFirstLayer(inps, w0, w.b0, [n, ...shp]); // [N, S, hid]
+          for (let wi = 1; wi < last; wi++) o = tf.add(tf.matMul(tf.relu(o), w[`w${wi}`]), tf.expandDims(w[`b${wi}`], 1));
+          // Output j of the last layer ([N, S]). Of its three outputs `_ff_mod` uses two (direction,
+          // magnitude); each is computed from its own weight column, so no [N, S, 3] array is sliced.
+          const h = last === 0 ? o : tf.relu(o);
+          const output = (j: number): tf.Tensor => {
+            if (last === 0) return tf.reshape(tf.slice(o, [0, 0, j], [n, S, 1]), [n, S]);
+            const wj = tf.slice(w[`w${last}`], [0, 0, j], [n, -1, 1]);
+            const bj = tf.reshape(tf.slice(w[`b${last}`], [0, j], [n, 1]), [n, 1, 1]);
+            return tf.reshape(tf.add(tf.matMul(h, wj), bj), [n, S]);
+          };
+          return [output(0), output(1)];
+        })();
+      const magParam = tf.exp(tf.mul(magnitude, c.expMult));
       let step = c.paramScaleMult ? tf.mul(tf.mul(direction, tf.mul(paramScale, magParam)), c.stepMult) : tf.mul(tf.mul(direction, magParam), c.stepMult);
-      step = tf.mul(tf.slice(lrMult, [0, l], [n, 1]), step);
+      step = tf.mul(lrMultL, step);
       if (c.preconditionOutput) {
         const kLast = rs[l].shape[rs[l].rank - 1];
         const last = tf.reshape(tf.slice(flatC(rs[l]), [0, 0, kLast - 1], [n, S, 1]), [n, S]);

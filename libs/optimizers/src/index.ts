@@ -7,7 +7,7 @@
  */
 export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
 export { BatchedOptimizer, asOneTask } from './batched_optimizer';
-export { LazyHyper, resolveHyper, bcast, numTasks, zerosCounter, treeClone, treeExpand, treeSqueeze, toFloatTensor, clipTree, secondMomentNormalize, safeRsqrt, TIME_SCALES, tanhEmbedding, batchMatMul3, incCounter, vecRollingMom, vecRollingRms, factoredDims, vecFactoredRolling, tidy } from './common';
+export { LazyHyper, resolveHyper, bcast, numTasks, zerosCounter, treeClone, treeExpand, treeSqueeze, toFloatTensor, clipTree, secondMomentNormalize, safeRsqrt, TIME_SCALES, tanhEmbedding, batchMatMul3, incCounter, vecRollingMom, vecRollingRms, factoredDims, vecFactoredRolling, factoredFactors, facGrad, tidy } from './common';
 export type { Hyper, BatchCtx, MomAccumulator, RMSAccumulator, FactoredAccum } from './common';
 export { cosineSchedule, linearWarmupSchedule, linearRampupSqrtDecaySchedule, piecewiseLinearSchedule, exponentialDecaySchedule } from './schedules';
 export type { ScalarSchedule, CosineScheduleOptions, ExponentialDecayOptions } from './schedules';
@@ -22,6 +22,8 @@ export { MLPLOPT_DECAYS, mlpLoptUpdateOps, mlpLoptUpdate, MLPLOpt, MLPLOptOptimi
 export type { MLPLOptState, MLPLOptOptions } from './mlp_lopt';
 export { mlpLoptNative, mlpLoptKernelApplies, mlpLoptUpdateImpls, MLPLOPT_ADDON_PATH } from './native';
 export type { OptimizersAddon } from './native';
+export { PER_PARAM_MLP, perParamMLPNative, perParamNativeUsable } from './per_param_native';
+export type { NativeFeature, PerParamNativeLeaf } from './per_param_native';
 export { LearnableSGDSchema, LearnableSGDMSchema, LearnableAdamSchema, LearnableSGD, LearnableSGDM, LearnableAdam } from './learnable';
 export type { LearnableSGDOptions, LearnableSGDMOptions, LearnableAdamOptions } from './learnable';
 export { AdafacMLPLOptSchema, AdafacMLPLOpt, AdafacMLPLOptOptimizer } from './adafac_mlp_lopt';

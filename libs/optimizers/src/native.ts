@@ -28,8 +28,8 @@ import { mlpLoptUpdateWasmOps, MLPLOPT_WASM_VARIANTS, wasmVariantHandles } from 
 export * from './mlp_lopt_kernel';
 
 /**
- * The optimizers' native addon (`lopt_optimizers.node`): the fused MLPLOpt step for N stacked tasks, on host
- * arrays.
+ * The optimizers' native addon (`lopt_optimizers.node`): the fused MLPLOpt step for N stacked tasks and the
+ * fused per-parameter MLP of the Adafactor-feature optimizers, on host arrays.
  */
 export interface OptimizersAddon extends NativeAddon {
   mlpLoptStep(
@@ -48,6 +48,39 @@ export interface OptimizersAddon extends NativeAddon {
     stepMult: number,
     variant?: string,
   ): void;
+  /**
+   * The fused per-parameter MLP of one leaf of N stacked tasks (`native/per_param_mlp.c`; its
+   * arguments are described there, per_param_native.ts builds them).
+   */
+  perParamMLP(
+    N: number,
+    S: number,
+    sources: Float32Array[],
+    widths: Int32Array,
+    factors: Array<Float32Array | null>,
+    factorWidth: number,
+    walks: Int32Array,
+    terms: Array<Float32Array | null>,
+    ops: Int32Array,
+    eps: Float32Array,
+    sizes: Int32Array,
+    w0: Float32Array,
+    bias: Float32Array,
+    layers: Float32Array[],
+    outCols: Int32Array,
+    outs: Float32Array[],
+    stepP: Float32Array | null,
+    stepScale: Float32Array | null,
+    expMult: number,
+    pOut: Float32Array | null,
+    variant?: string,
+  ): void;
+  /**
+   * HyperV2's per-tensor LSTM statistics of one leaf of N stacked tasks (`native/per_param_mlp.c`):
+   * `out [N, kr + km + max(km, kr)]` = mean RMS, variance of the momenta, the RMS's spread about
+   * the momenta's mean, all after the leaf's `rsqrt(mean p²)` normalisation.
+   */
+  tensorStats(N: number, S: number, p: Float32Array, m: Float32Array, km: number, rms: Float32Array, kr: number, out: Float32Array): void;
   /** Runs `iters` iterations of the FMA peak loop (fma_probe.h) in variant `variant` (an index). */
   fmaProbe(iters: number, variant?: number): { flops: number; width: number };
 }

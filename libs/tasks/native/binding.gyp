@@ -6,6 +6,13 @@
       "include_dirs": [".", "../../core/native"],
       "cflags": ["-O3", "-std=gnu11", "-Wno-psabi"],
       "xcode_settings": {"OTHER_CFLAGS": ["-O3"]}
+    },
+    {
+      "target_name": "lopt_resnet",
+      "sources": ["resnet.c"],
+      "include_dirs": [".", "../../core/native"],
+      "cflags": ["-O3", "-std=gnu11", "-Wno-psabi"],
+      "xcode_settings": {"OTHER_CFLAGS": ["-O3"]}
     }
   ]
 }

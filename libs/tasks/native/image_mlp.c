@@ -14,9 +14,30 @@
  * (written); gw, gb: like w, b (written; null for the loss only).
  */
 #include <math.h>
+#include <stdio.h>
 #include "lopt_napi.h"
 
 #define MLP_MAX_LAYERS 16
+
+static int mlp_max_width(int L, const int32_t *sizes) {
+  int maxW = 1;
+  for (int i = 0; i <= L; i++) maxW = sizes[i] > maxW ? sizes[i] : maxW;
+  return maxW;
+}
+
+/* matmul_rows's zero-padded 8-column slab: 8 rows of the longest K (a layer's width, or B) */
+static size_t mlp_slab_floats(int B, int L, const int32_t *sizes) {
+  const int maxW = mlp_max_width(L, sizes);
+  return 8 * (size_t)(maxW > B ? maxW : B);
+}
+
+/* mlp_task's scratch: the slab, the activations, then (backward) W^T and two d-input buffers */
+static size_t mlp_scratch_floats(int B, int L, const int32_t *sizes) {
+  const int maxW = mlp_max_width(L, sizes);
+  size_t n = mlp_slab_floats(B, L, sizes) + (size_t)maxW * maxW + 2 * (size_t)B * maxW;
+  for (int i = 1; i <= L; i++) n += (size_t)B * sizes[i];
+  return n;
+}
 
 #define LOPT_KERNEL_HEADER "image_mlp_kernel.h"
 #include "lopt_isa.h"
@@ -63,13 +84,7 @@ static napi_value ImageMlpValueAndGrad(napi_env env, napi_callback_info info) {
     if (withGrad && (!lopt_f32_at(env, a[8], (uint32_t)i, &gw[i], &lgw) || lgw != nw || !lopt_f32_at(env, a[9], (uint32_t)i, &gb[i], &lgb) || lgb != nb))
       return lopt_fail(env, "imageMlpValueAndGrad: gw and gb must be shaped like w and b");
   }
-  /* activations, then (backward) in^T, W^T and two d-input buffers; see mlp_task */
-  size_t scratchFloats = 0;
-  int maxW = 1;
-  for (int i = 1; i <= L; i++) scratchFloats += (size_t)B * sizes[i];
-  for (int i = 0; i <= L; i++) maxW = sizes[i] > maxW ? sizes[i] : maxW;
-  scratchFloats += (size_t)maxW * B + (size_t)maxW * maxW + 2 * (size_t)B * maxW;
-  float *scratch = malloc(sizeof(float) * scratchFloats);
+  float *scratch = malloc(sizeof(float) * mlp_scratch_floats(B, L, sizes));
   if (!scratch) return lopt_fail(env, "imageMlpValueAndGrad: out of memory");
   for (int n = 0; n < N; n++) {
     const float *wn[MLP_MAX_LAYERS], *bn[MLP_MAX_LAYERS];
@@ -90,8 +105,11 @@ static napi_value ImageMlpValueAndGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#include "gather_rows.h"
+
 NAPI_MODULE_INIT() {
   lopt_export(env, exports, "imageMlpValueAndGrad", ImageMlpValueAndGrad);
+  lopt_export(env, exports, "gatherRows", GatherRows);
   lopt_export(env, exports, "kernelVariants", lopt_kernel_variants);
   return exports;
 }

@@ -15,22 +15,29 @@ static inline void KERNEL(store8)(float *p, v8f v) { __builtin_memcpy(p, &v, siz
 static inline float KERNEL(relu1)(float v) { return v > 0.f || v != v ? v : 0.f; }
 
 /*
- * out[m] = bias + A[m] @ Bm (+ ReLU) for M rows: A [M, K], Bm [K, Ncols], bias [Ncols] or NULL,
- * all row-major. Two rows and 32 columns at a time stay in vector registers over the K loop.
+ * out[m] = bias + A[m] @ Bm (+ ReLU) for M rows: A [M, K] with element (m, k) at A[m * sm + k * sk]
+ * (row-major: sm = K, sk = 1; a row-major [K, M] read transposed: sm = 1, sk = M), Bm [K, Ncols],
+ * bias [Ncols] or NULL, out [M, Ncols] row-major; slab: 8 * K floats of scratch. A's elements are
+ * read one at a time (broadcast), so a transposed A costs no copy. Columns in blocks of 32 take two
+ * rows at a time (8 vector accumulators over the K loop). The columns after them (a narrow layer
+ * such as the 10 logits) go 8 at a time, the last ones zero-padded to 8 in `slab`, four rows at a
+ * time, so that a narrow layer also keeps four accumulations going instead of one scalar chain per
+ * column. Every output is bias + the sum over k in order, on every path.
  */
-static void KERNEL(matmul_rows)(int M, int K, int Ncols, const float *restrict A, const float *restrict Bm,
-                                const float *restrict bias, float *restrict out, int relu) {
+static void KERNEL(matmul_rows)(int M, int K, int Ncols, const float *restrict A, size_t sm, size_t sk,
+                                const float *restrict Bm, const float *restrict bias, float *restrict out, int relu,
+                                float *restrict slab) {
   const v8f zero = {0};
+  const int wide = Ncols - Ncols % 32;
   int m = 0;
-  for (; m + 2 <= M; m += 2) {
-    const float *a0 = A + (size_t)m * K, *a1 = a0 + K;
+  for (; m + 2 <= M && wide > 0; m += 2) {
+    const float *a0 = A + (size_t)m * sm, *a1 = a0 + sm;
     float *o0 = out + (size_t)m * Ncols, *o1 = o0 + Ncols;
-    int j = 0;
-    for (; j + 32 <= Ncols; j += 32) {
+    for (int j = 0; j < wide; j += 32) {
       v8f c0[4], c1[4];
       for (int q = 0; q < 4; q++) c0[q] = c1[q] = bias ? KERNEL(load8)(bias + j + 8 * q) : zero;
       for (int k = 0; k < K; k++) {
-        const float x0 = a0[k], x1 = a1[k];
+        const float x0 = a0[k * sk], x1 = a1[k * sk];
         const float *brow = Bm + (size_t)k * Ncols + j;
         for (int q = 0; q < 4; q++) {
           const v8f bv = KERNEL(load8)(brow + 8 * q);
@@ -43,33 +50,49 @@ static void KERNEL(matmul_rows)(int M, int K, int Ncols, const float *restrict A
         KERNEL(store8)(o1 + j + 8 * q, c1[q]);
       }
     }
-    for (; j + 8 <= Ncols; j += 8) {
-      v8f c0 = bias ? KERNEL(load8)(bias + j) : zero, c1 = c0;
-      for (int k = 0; k < K; k++) {
-        const v8f bv = KERNEL(load8)(Bm + (size_t)k * Ncols + j);
-        c0 += a0[k] * bv;
-        c1 += a1[k] * bv;
-      }
-      KERNEL(store8)(o0 + j, c0);
-      KERNEL(store8)(o1 + j, c1);
-    }
-    for (; j < Ncols; j++) {
-      float c0 = bias ? bias[j] : 0.f, c1 = c0;
-      for (int k = 0; k < K; k++) {
-        c0 += a0[k] * Bm[(size_t)k * Ncols + j];
-        c1 += a1[k] * Bm[(size_t)k * Ncols + j];
-      }
-      o0[j] = c0;
-      o1[j] = c1;
+  }
+  for (; m < M && wide > 0; m++) { /* an odd M's last row */
+    const float *a0 = A + (size_t)m * sm;
+    for (int j = 0; j < wide; j += 8) {
+      v8f c = bias ? KERNEL(load8)(bias + j) : zero;
+      for (int k = 0; k < K; k++) c += a0[k * sk] * KERNEL(load8)(Bm + (size_t)k * Ncols + j);
+      KERNEL(store8)(out + (size_t)m * Ncols + j, c);
     }
   }
-  for (; m < M; m++) {
-    const float *a0 = A + (size_t)m * K;
-    float *o0 = out + (size_t)m * Ncols;
-    for (int j = 0; j < Ncols; j++) {
-      float c = bias ? bias[j] : 0.f;
-      for (int k = 0; k < K; k++) c += a0[k] * Bm[(size_t)k * Ncols + j];
-      o0[j] = c;
+  for (int j = wide; j < Ncols; j += 8) {
+    const int w = Ncols - j < 8 ? Ncols - j : 8;
+    float b8[8] = {0};
+    for (int k = 0; k < K; k++) {
+      for (int q = 0; q < w; q++) slab[(size_t)k * 8 + q] = Bm[(size_t)k * Ncols + j + q];
+      for (int q = w; q < 8; q++) slab[(size_t)k * 8 + q] = 0.f;
+    }
+    if (bias)
+      for (int q = 0; q < w; q++) b8[q] = bias[j + q];
+    const v8f b0 = KERNEL(load8)(b8);
+    float o8[8];
+    int r = 0;
+    for (; r + 4 <= M; r += 4) {
+      const float *a = A + (size_t)r * sm;
+      v8f c0 = b0, c1 = b0, c2 = b0, c3 = b0;
+      for (int k = 0; k < K; k++) {
+        const v8f bv = KERNEL(load8)(slab + (size_t)k * 8);
+        c0 += a[k * sk] * bv;
+        c1 += a[sm + k * sk] * bv;
+        c2 += a[2 * sm + k * sk] * bv;
+        c3 += a[3 * sm + k * sk] * bv;
+      }
+      const v8f c[4] = {c0, c1, c2, c3};
+      for (int i = 0; i < 4; i++) {
+        KERNEL(store8)(o8, c[i]);
+        for (int q = 0; q < w; q++) out[(size_t)(r + i) * Ncols + j + q] = o8[q];
+      }
+    }
+    for (; r < M; r++) {
+      const float *a = A + (size_t)r * sm;
+      v8f c = b0;
+      for (int k = 0; k < K; k++) c += a[k * sk] * KERNEL(load8)(slab + (size_t)k * 8);
+      KERNEL(store8)(o8, c);
+      for (int q = 0; q < w; q++) out[(size_t)r * Ncols + j + q] = o8[q];
     }
   }
   if (relu)
@@ -91,46 +114,46 @@ static float KERNEL(mlp_task)(int B, int L, const int32_t *sizes, const float *x
                               const float *const *w, const float *const *b, float *const *gw, float *const *gb,
                               float *scratch) {
   const float *acts[MLP_MAX_LAYERS + 1];
-  float *next = scratch;
+  float *slab = scratch, *next = scratch + mlp_slab_floats(B, L, sizes);
   acts[0] = x;
   for (int i = 0; i < L; i++) {
     float *out = next;
     next += (size_t)B * sizes[i + 1];
-    KERNEL(matmul_rows)(B, sizes[i], sizes[i + 1], acts[i], w[i], b[i], out, i + 1 < L);
+    KERNEL(matmul_rows)(B, sizes[i], sizes[i + 1], acts[i], sizes[i], 1, w[i], b[i], out, i + 1 < L, slab);
     acts[i + 1] = out;
   }
   const int C = sizes[L];
   float *dz = (float *)acts[L]; /* the logits become d loss / d logits in place */
   double loss = 0.0;
+  /* e: exp(z - max) of one row, in double: each exponential once, then divided by the row's sum
+   * (the same float softmax as exp(z - max - log sum), up to double rounding) */
+  double ez[C];
   for (int r = 0; r < B; r++) {
     float *z = dz + (size_t)r * C;
     float m = z[0];
     for (int c = 1; c < C; c++) m = z[c] > m ? z[c] : m;
     double s = 0.0;
-    for (int c = 0; c < C; c++) s += exp((double)(z[c] - m));
-    const double logS = log(s);
+    for (int c = 0; c < C; c++) s += ez[c] = exp((double)(z[c] - m));
     const int y = label[r];
-    loss -= (double)(z[y] - m) - logS;
-    for (int c = 0; c < C; c++) z[c] = ((float)exp((double)(z[c] - m) - logS) - (c == y ? 1.f : 0.f)) / (float)B;
+    loss -= (double)(z[y] - m) - log(s);
+    for (int c = 0; c < C; c++) z[c] = ((float)(ez[c] / s) - (c == y ? 1.f : 0.f)) / (float)B;
   }
   if (gw) {
-    /* after the activations: the transposed input [widest, B], W^T [widest, widest], and two
-     * [B, widest] buffers used in turn for d loss / d input */
-    int maxW = 1;
-    for (int i = 0; i <= L; i++) maxW = sizes[i] > maxW ? sizes[i] : maxW;
-    float *inT = next, *wT = inT + (size_t)maxW * B;
+    /* after the activations: W^T [widest, widest] and two [B, widest] buffers used in turn for
+     * d loss / d input */
+    const int maxW = mlp_max_width(L, sizes);
+    float *wT = next;
     float *buf[2] = {wT + (size_t)maxW * maxW, wT + (size_t)maxW * maxW + (size_t)B * maxW};
     for (int i = L - 1; i >= 0; i--) {
       const int nIn = sizes[i], nOut = sizes[i + 1];
-      KERNEL(transpose)(B, nIn, acts[i], inT);
-      KERNEL(matmul_rows)(nIn, B, nOut, inT, dz, NULL, gw[i], 0); /* gW = in^T dz */
+      KERNEL(matmul_rows)(nIn, B, nOut, acts[i], 1, nIn, dz, NULL, gw[i], 0, slab); /* gW = in^T dz (in read transposed) */
       for (int j = 0; j < nOut; j++) gb[i][j] = 0.f;
       for (int r = 0; r < B; r++)
         for (int j = 0; j < nOut; j++) gb[i][j] += dz[(size_t)r * nOut + j];
       if (i == 0) break;
       float *dIn = buf[i % 2];
       KERNEL(transpose)(nIn, nOut, w[i], wT);
-      KERNEL(matmul_rows)(B, nOut, nIn, dz, wT, NULL, dIn, 0); /* dz W^T */
+      KERNEL(matmul_rows)(B, nOut, nIn, dz, nOut, 1, wT, NULL, dIn, 0, slab); /* dz W^T */
       const float *h = acts[i];
       for (size_t e = 0; e < (size_t)B * nIn; e++) dIn[e] = h[e] > 0.f ? dIn[e] : (h[e] != h[e] ? h[e] : 0.f); /* ReLU' */
       dz = dIn;

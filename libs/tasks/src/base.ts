@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { PRNGKey, PyTree } from '@lopt/core';
+import type { StreamState } from './datasets/splits';
 
 /**
  * A task's parameters: a pytree of tensors (reference `tasks/base.py`, `Task.init` output); batch methods
@@ -54,9 +55,10 @@ export interface BatchStream {
    * what it gives.
    */
   prefetch?(): void;
-  /** Position of the stream, so a checkpoint can resume it exactly. */
-  getState(): { seed: number; epoch: number; position: number };
-  setState(s: { seed: number; epoch: number; position: number }): void;
+  /** Position of the stream, so a checkpoint can resume it exactly (JSON: checkpoints save it in their meta). */
+  getState(): StreamState;
+  /** Moves the stream to a state `getState` gave (or `{seed, epoch: 0, position: 0}` to start over from another seed). */
+  setState(s: StreamState): void;
 }
 
 /**

@@ -13,7 +13,7 @@ export { stableOrderByBits, permutation, TensorBatchStream, NoiseBatchStream } f
 export { cachedDatasets, clearDatasetCache } from './datasets/cache';
 export { resizeBilinearHalfPixel, preprocessImages } from './datasets/image_preprocessing';
 export { QuadraticTask, LogQuadraticTask, SumQuadraticTask, NoisyMeanQuadraticTask, noiseDatasets, batchDatasets, BatchQuadraticTask, FixedDimQuadraticTask, FixedDimQuadraticFamily, FixedDimQuadraticDataTask, FixedDimQuadraticFamilyData, NoisyQuadraticTask, NoisyQuadraticFamily } from './quadratics';
-export { LOPT_IMAGE_MLP_KERNEL, imageMlpNative } from './native';
+export { LOPT_GATHER_ROWS_KERNEL, LOPT_IMAGE_MLP_KERNEL, gatherRowsNative, imageMlpNative } from './native';
 export type { TasksAddon } from './native';
 export { LogFeature, CFGObject, cfgToPlain, registerConfigurable, objectFromConfig } from './parametric/cfgobject';
 export type { CFGValue } from './parametric/cfgobject';

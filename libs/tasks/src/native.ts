@@ -1,9 +1,12 @@
 /**
- * The image-MLP native kernel (`native/image_mlp.c`): loss and gradient of N stacked MLP
- * classifiers with ReLU in one C call, registered as the tf.js kernel `LoptImageMLPValueAndGrad`
- * (wasm and cpu; see @lopt/core's native.ts for loading, settings and memory views). Where the
- * addon is not built or `LOPT_NATIVE=off`, `imageMlpNative()` is null and ImageMLPTask uses its
- * tf.js path: same values up to float rounding.
+ * The tasks' native kernels (`native/image_mlp.c`), registered as tf.js kernels (wasm and cpu; see
+ * @lopt/core's native.ts for loading, settings and memory views):
+ * - `LoptImageMLPValueAndGrad`: loss and gradient of N stacked MLP classifiers with ReLU in one C
+ *   call. Where the addon is not built or `LOPT_NATIVE=off`, `imageMlpNative()` is null and
+ *   ImageMLPTask uses its tf.js path: same values up to float rounding.
+ * - `LoptGatherRows`: a data stream's batch of examples gathered by row (`native/gather_rows.h`),
+ *   with the next rows requested ahead; `gatherRowsNative()` is null without the addon and
+ *   TensorBatchStream uses `tf.gather`: the same values.
  */
 import { loadNativeAddon, nativeAddonPath, nativeVariantArg, registerNativeKernel, type NativeAddon } from '@lopt/core';
 
@@ -25,6 +28,8 @@ export interface TasksAddon extends NativeAddon {
     gb: Float32Array[] | null,
     variant?: string,
   ): void;
+  /** dst row i = src row indices[i] (rows of rowElems elements; both Float32Array or both Int32Array). */
+  gatherRows(src: Float32Array | Int32Array, rowElems: number, indices: Int32Array, dst: Float32Array | Int32Array): void;
 }
 
 /**
@@ -65,6 +70,30 @@ export function imageMlpNative(): TasksAddon | null {
         nativeVariantArg(),
       );
       return [loss, ...gws, ...gbs];
+    });
+  }
+  return addon;
+}
+
+/** Name of the tf.js kernel that gathers rows of a data split by host indices (see `gatherRowsNative`). */
+export const LOPT_GATHER_ROWS_KERNEL = 'LoptGatherRows';
+
+/**
+ * The addon with `LoptGatherRows` registered, or null. The kernel takes `{x}` (rows along axis 0,
+ * float32 or int32) and attrs `{indices: Int32Array, shape}`, and returns (as a one-element array)
+ * x's rows at `indices` as one tensor of `shape` (indices.length rows of x's row shape, however
+ * `shape` groups them).
+ */
+export function gatherRowsNative(): TasksAddon | null {
+  const addon = loadNativeAddon<TasksAddon>(ADDON_PATH, 'ImageMLP');
+  if (addon) {
+    registerNativeKernel(LOPT_GATHER_ROWS_KERNEL, (inputs, attrs, io) => {
+      const x = inputs.x;
+      if (x.dtype !== 'float32' && x.dtype !== 'int32') throw new Error(`${LOPT_GATHER_ROWS_KERNEL}: x must be float32 or int32, got ${x.dtype}`);
+      const out = io.alloc(attrs.shape as number[], x.dtype);
+      const rowElems = x.shape.slice(1).reduce((a, b) => a * b, 1);
+      addon.gatherRows(io.view(x), rowElems, attrs.indices as Int32Array, io.view(out));
+      return [out];
     });
   }
   return addon;

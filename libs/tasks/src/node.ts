@@ -39,9 +39,9 @@ export {
   StreamingImageBatchStream,
   imagenetDatasets,
 } from './datasets/imagenet';
-export type { ImagenetSize, ImagenetDatasetsOptions } from './datasets/imagenet';
-export { GzipFormatError, GzipRecordReader, KeyedRandomInts, ShuffleBuffer, InterleavedRecords, ShuffledRecordStream, STREAM_CHUNK_BYTES } from './datasets/tfrecord_stream';
-export type { ShuffledRecordStreamOptions } from './datasets/tfrecord_stream';
+export type { ImagenetSize, ImagenetDatasetsOptions, StreamingImageBatchStreamOptions } from './datasets/imagenet';
+export { GzipFormatError, GzipRecordReader, KeyedRandomInts, ShuffleBuffer, InterleavedRecords, ShuffledRecordStream, shardListCrc, STREAM_CHUNK_BYTES } from './datasets/tfrecord_stream';
+export type { ShuffledRecordStreamOptions, RecordStreamCursor } from './datasets/tfrecord_stream';
 export { NpzFormatError, parseNpyHeader, streamZipEntry, readNpzLabels, streamNpzImages, clslocToSortedSynsets, convertImagenetNpz } from './datasets/imagenet_npz';
 export type { NpyHeader, ConvertImagenetNpzOptions, ConvertImagenetNpzResult } from './datasets/imagenet_npz';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
@@ -94,7 +94,7 @@ export {
   rejectionSample,
 } from './parametric/time_model';
 export type { FlatValue, CfgFeatures, HostArray, TimingModelWeights, TimingModelKind, RejectionSampleOptions } from './parametric/time_model';
-export { timedSampleImageMlp, timedSampleImageConv, timedSampleImageMlpAe, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from './parametric/timed_samplers';
+export { timedSampleImageMlp, timedSampleImageConv, timedSampleImageMlpAe, timedSampleImageMlpVae, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from './parametric/timed_samplers';
 export type { ParametricVITOptions } from './parametric/vit';
 export { loadSentencePiece, encodeRecords, tokenizeCorpus } from './datasets/sentencepiece';
 export type { SentencePieceEncoder } from './datasets/sentencepiece';

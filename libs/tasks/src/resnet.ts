@@ -36,6 +36,7 @@ import { emaUpdate, stackTrees, unstackTree, type EmaState } from './conv';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
 import { imagenetDatasets, type ImagenetSize } from './datasets/imagenet';
 import { stackHaikuRows } from './parametric/image_mlp';
+import { BATCH_NORM_KERNEL, BN_EPS, batchNormTrainKernel, EMA_KERNEL, emaUpdateKernel, hasHostKernel, MAX_POOL_GRAD_KERNEL, underNestedGradientTape } from './resnet_kernels';
 import { BaseTask, tidyTree } from './task';
 
 registerWasmConvKernels();
@@ -71,7 +72,6 @@ export const RESNET_DEFAULTS = {
 } as const;
 
 const ROOT = 'res_net';
-const BN_EPS = 1e-5;
 /** `hk.BatchNorm(decay_rate=0.9)`'s moving-average decay (as conv.ts). */
 const BN_DECAY = 0.9;
 const STRIDES = [1, 2, 2, 2];
@@ -186,86 +186,6 @@ export function maxPool3x3Stride2SameOps(x: tf.Tensor4D): tf.Tensor4D {
   return maxPool1d(maxPool1d(x, 1), 2);
 }
 
-/** SAME padding of a 3-wide stride-2 window along an axis of length n: the output length and the padding before. */
-function same3x2(n: number): { o: number; before: number } {
-  const o = Math.ceil(n / 2);
-  return { o, before: Math.floor(Math.max((o - 1) * 2 + 3 - n, 0) / 2) };
-}
-
-/**
- * The input gradient of {@link maxPool3x3Stride2SameOps} on the host: `dx` (zeros on entry, `[b, h,
- * w, c]`) gets each window's `dy` at the element autodiff of `max(max(a, b), c)` per axis picks
- * (tf.js's Maximum gradient goes to a on a tie): the window's first column holding the maximum `y`,
- * and in it the first row. A window whose maximum is NaN passes none (as Maximum's gradient at NaN).
- */
-function maxPoolGradHost(xs: Float32Array, ys: Float32Array, ds: Float32Array, dx: Float32Array, shape: number[]): void {
-  const [b, h, w, c] = shape;
-  const H = same3x2(h);
-  const W = same3x2(w);
-  const found = new Uint8Array(c);
-  for (let bi = 0; bi < b; bi++) {
-    for (let i = 0; i < H.o; i++) {
-      const r0 = Math.max(2 * i - H.before, 0);
-      const r1 = Math.min(2 * i - H.before + 2, h - 1);
-      for (let j = 0; j < W.o; j++) {
-        const c0 = Math.max(2 * j - W.before, 0);
-        const c1 = Math.min(2 * j - W.before + 2, w - 1);
-        const k = ((bi * H.o + i) * W.o + j) * c;
-        found.fill(0);
-        // candidates in priority order (column, then row), all channels at once
-        for (let cc = c0; cc <= c1; cc++) {
-          for (let r = r0; r <= r1; r++) {
-            const base = ((bi * h + r) * w + cc) * c;
-            for (let ch = 0; ch < c; ch++) {
-              if (found[ch] === 0 && xs[base + ch] === ys[k + ch]) {
-                dx[base + ch] += ds[k + ch];
-                found[ch] = 1;
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-/** The kernel of {@link maxPoolGradHost}: inputs x, y (the pool's output) and dy; output dx. */
-const MAX_POOL_GRAD_KERNEL = 'LoptMaxPool3x3Stride2SameGrad';
-type KernelTensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
-type MaxPoolGradInputs = { x: KernelTensorInfo; y: KernelTensorInfo; dy: KernelTensorInfo };
-
-/** Register the gradient kernel on wasm (views straight into the wasm heap) and cpu; idempotent. */
-function registerMaxPoolGradKernels(): void {
-  if (!tf.getKernel(MAX_POOL_GRAD_KERNEL, 'wasm')) {
-    tf.registerKernel({
-      kernelName: MAX_POOL_GRAD_KERNEL,
-      backendName: 'wasm',
-      kernelFunc: (({ inputs, backend }: { inputs: MaxPoolGradInputs; backend: any }) => {
-        const out = backend.makeOutput(inputs.x.shape, 'float32');
-        // views after makeOutput, which may grow the heap and detach earlier ones
-        const dx = backend.typedArrayFromHeap(out) as Float32Array;
-        dx.fill(0);
-        const v = (t: KernelTensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
-        maxPoolGradHost(v(inputs.x), v(inputs.y), v(inputs.dy), dx, inputs.x.shape);
-        return out;
-      }) as any,
-    });
-  }
-  if (!tf.getKernel(MAX_POOL_GRAD_KERNEL, 'cpu')) {
-    tf.registerKernel({
-      kernelName: MAX_POOL_GRAD_KERNEL,
-      backendName: 'cpu',
-      kernelFunc: (({ inputs, backend }: { inputs: MaxPoolGradInputs; backend: any }) => {
-        const v = (t: KernelTensorInfo) => backend.data.get(t.dataId).values as Float32Array;
-        const dx = new Float32Array(inputs.x.shape.reduce((a, d) => a * d, 1));
-        maxPoolGradHost(v(inputs.x), v(inputs.y), v(inputs.dy), dx, inputs.x.shape);
-        return backend.makeTensorInfo(inputs.x.shape, 'float32', dx);
-      }) as any,
-    });
-  }
-}
-registerMaxPoolGradKernels();
-
 /**
  * `hk.max_pool(x, window_shape=(1, 3, 3, 1), strides=(1, 2, 2, 1), padding='SAME')` of a float32
  * `[b, h, w, c]` map: tf.maxPool's values (the maximum over the window's elements inside the map,
@@ -277,10 +197,11 @@ registerMaxPoolGradKernels();
  * and in it to the first row. On real-valued maps ties have measure zero, and on post-relu zeros
  * the relu passes no gradient anyway. (Maps holding NaN are not covered: tf.maxPool's and
  * tf.maximum's NaN handling may differ.) Tested against the ops version in
- * `__tests__/resnet_custom_grad.test.ts`, on cpu and wasm.
+ * `__tests__/resnet_custom_grad.test.ts`, on cpu and wasm. The kernel has no gradient itself: while
+ * a gradient of a gradient is being recorded (`underNestedGradientTape`) the ops version runs.
  */
 export function maxPool3x3Stride2Same(x: tf.Tensor4D): tf.Tensor4D {
-  if (x.dtype !== 'float32' || !tf.getKernel(MAX_POOL_GRAD_KERNEL, tf.getBackend())) return maxPool3x3Stride2SameOps(x);
+  if (x.dtype !== 'float32' || !hasHostKernel(MAX_POOL_GRAD_KERNEL) || underNestedGradientTape()) return maxPool3x3Stride2SameOps(x);
   return maxPoolCustom(x) as tf.Tensor4D;
 }
 
@@ -345,6 +266,20 @@ export function batchNormTrain(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tens
   return { y, mean: untrack(mean!), variance: untrack(variance!) };
 }
 
+/**
+ * The ResNet's training-mode batch norm, then a relu when `relu`: the fused host kernel
+ * (`batchNormTrainKernel`, wasm and cpu, float32) where it runs; {@link batchNormTrain} elsewhere;
+ * {@link batchNormTrainOps} (autodiff of plain ops) while a gradient of a gradient is being recorded,
+ * which neither custom gradient supports (the kernel has no gradient of its own; batchNormTrain's
+ * tf.customGrad loses the terms through its saved tensors).
+ */
+export function resnetBatchNorm(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Tensor, relu: boolean): { y: tf.Tensor4D; mean: tf.Tensor; variance: tf.Tensor } {
+  const nested = underNestedGradientTape();
+  if (!nested && x.dtype === 'float32' && hasHostKernel(BATCH_NORM_KERNEL)) return batchNormTrainKernel(x, scale, offset, relu);
+  const r = nested ? batchNormTrainOps(x, scale, offset) : batchNormTrain(x, scale, offset);
+  return relu ? { ...r, y: tf.relu(r.y) as tf.Tensor4D } : r;
+}
+
 /** The batch statistics of each batch norm a forward pass ran, by module name, in call order. */
 type BnStats = Record<string, { mean: tf.Tensor; variance: tf.Tensor }>;
 
@@ -352,36 +287,38 @@ type BnStats = Record<string, { mean: tf.Tensor; variance: tf.Tensor }>;
 function resnetForwardStats(spec: ResNetSpec, p: P, image: tf.Tensor4D, actFn: (x: tf.Tensor) => tf.Tensor): { logits: tf.Tensor2D; stats: BnStats } {
   const stats: BnStats = {};
   const conv = (x: tf.Tensor4D, name: string, stride: number) => tf.conv2d(x, p[name].w as tf.Tensor4D, stride, 'same');
-  const bn = (x: tf.Tensor4D, name: string): tf.Tensor4D => {
-    const r = batchNormTrain(x, p[name].scale, p[name].offset);
+  // batch norm, then relu when `relu`
+  const bn = (x: tf.Tensor4D, name: string, relu: boolean): tf.Tensor4D => {
+    const r = resnetBatchNorm(x, p[name].scale, p[name].offset, relu);
     stats[name] = { mean: r.mean, variance: r.variance };
     return r.y;
   };
+  // batch norm, then actFn
+  const bnAct = (x: tf.Tensor4D, name: string): tf.Tensor4D => (actFn === tf.relu ? bn(x, name, true) : (actFn(bn(x, name, false)) as tf.Tensor4D));
   let out = conv(image, `${ROOT}/~/initial_conv`, spec.initialConvStride);
-  if (!spec.resnetV2) out = actFn(bn(out, `${ROOT}/~/initial_batchnorm`)) as tf.Tensor4D;
+  if (!spec.resnetV2) out = bnAct(out, `${ROOT}/~/initial_batchnorm`);
   if (spec.maxPool) out = maxPool3x3Stride2Same(out);
   for (const blk of resnetBlocks(spec)) {
     if (spec.resnetV2) {
       let x = out;
       let shortcut = out;
       blk.layers.forEach((l, i) => {
-        x = tf.relu(bn(x, l.bn));
+        x = bn(x, l.bn, true);
         if (i === 0 && blk.projection) shortcut = conv(x, `${blk.name}/~/shortcut_conv`, blk.stride);
         x = conv(x, l.conv, l.stride);
       });
       out = tf.add(x, shortcut);
     } else {
       let shortcut = out;
-      if (blk.projection) shortcut = bn(conv(out, `${blk.name}/~/shortcut_conv`, blk.stride), `${blk.name}/~/shortcut_batchnorm`);
+      if (blk.projection) shortcut = bn(conv(out, `${blk.name}/~/shortcut_conv`, blk.stride), `${blk.name}/~/shortcut_batchnorm`, false);
       let x = out;
       blk.layers.forEach((l, i) => {
-        x = bn(conv(x, l.conv, l.stride), l.bn);
-        if (i < blk.layers.length - 1) x = tf.relu(x);
+        x = bn(conv(x, l.conv, l.stride), l.bn, i < blk.layers.length - 1);
       });
       out = tf.relu(tf.add(x, shortcut)) as tf.Tensor4D;
     }
   }
-  if (spec.resnetV2) out = actFn(bn(out, `${ROOT}/~/final_batchnorm`)) as tf.Tensor4D;
+  if (spec.resnetV2) out = bnAct(out, `${ROOT}/~/final_batchnorm`);
   const pooled = tf.mean(out, [1, 2]);
   const lg = p[`${ROOT}/~/logits`];
   return { logits: tf.add(tf.matMul(pooled, lg.w), lg.b) as tf.Tensor2D, stats };
@@ -391,9 +328,11 @@ function resnetForwardStats(spec: ResNetSpec, p: P, image: tf.Tensor4D, actFn: (
  * conv.ts's `emaUpdate` for every moving average of N stacked tasks at once: `values[k] [N, ...]`,
  * `prev[k]` with counter `[N]` (null: counters and hidden zero). The counters and debiasing factors
  * `1 − decay^counter` of all averages are one `[K, N]` computation; the same elementwise ops (and
- * `1 − decay` is exact in float32), so the same values as separate updates.
+ * `1 − decay` is exact in float32), so the same values as separate updates. The hidden values and
+ * averages are then one host kernel (`emaUpdateKernel`, wasm and cpu: the same float32 arithmetic,
+ * bit for bit) where it runs and `kernel` is not false, else these ops per average (the reference).
  */
-function emaUpdateAllStacked(prev: (EmaState | null)[], values: tf.Tensor[]): EmaState[] {
+export function emaUpdateAllStacked(prev: (EmaState | null)[], values: tf.Tensor[], opts: { kernel?: boolean } = {}): EmaState[] {
   const n = values[0].shape[0];
   const k = values.length;
   const prevCounter = tf.stack(prev.map((p) => (p ? p.counter : tf.zeros([n], 'int32'))));
@@ -402,6 +341,13 @@ function emaUpdateAllStacked(prev: (EmaState | null)[], values: tf.Tensor[]): Em
   const oneMinusDecay = tf.scalar(1 - Math.fround(BN_DECAY));
   const debias = tf.sub(tf.scalar(1), tf.pow(decay, tf.cast(counter, 'float32')));
   const counters = k === 1 ? [tf.squeeze(counter, [0])] : tf.unstack(counter);
+  const fromZero = prev.every((p) => p === null);
+  const useKernel =
+    opts.kernel !== false && (fromZero || prev.every((p) => p !== null)) && values.every((v, i) => v.dtype === 'float32' && (fromZero || prev[i]!.hidden.dtype === 'float32')) && hasHostKernel(EMA_KERNEL);
+  if (useKernel) {
+    const r = emaUpdateKernel(values, fromZero ? null : prev.map((p) => p!.hidden), debias, BN_DECAY);
+    return values.map((_, i) => ({ counter: counters[i], hidden: r.hidden[i], average: r.average[i] }));
+  }
   const debiases = k === 1 ? [tf.squeeze(debias, [0])] : tf.unstack(debias);
   return values.map((value, i) => {
     const hidden0 = prev[i] ? prev[i]!.hidden : tf.zerosLike(value);

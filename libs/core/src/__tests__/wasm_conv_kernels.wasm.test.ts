@@ -24,6 +24,10 @@ const CASES: Case[] = [
   { x: [1, 9, 6, 5], f: [5, 1, 5, 2], stride: 1, pad: 'valid' },
   { x: [2, 11, 9, 2], f: [5, 3, 2, 3], stride: 2, pad: 'same' },
   { x: [4, 4, 4, 32], f: [3, 3, 32, 64], stride: 1, pad: 'same' },
+  // 1x1 (the ResNet's bottleneck convs): stride 1 needs no scatter, stride 2 does
+  { x: [8, 4, 4, 64], f: [1, 1, 64, 8], stride: 1, pad: 'same' },
+  { x: [3, 5, 3, 6], f: [1, 1, 6, 4], stride: 1, pad: 'valid' },
+  { x: [8, 4, 4, 8], f: [1, 1, 8, 16], stride: 2, pad: 'same' },
 ];
 
 function values(seed: number, shape: number[]): tf.Tensor {

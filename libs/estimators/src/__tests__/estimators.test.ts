@@ -42,7 +42,25 @@ describe('computePesGrad', () => {
     expect(g[0]).toBeCloseTo(expected[0], 4);
     expect(g[1]).toBeCloseTo(expected[1], 4);
     expect((out.newAccumulator as any).w.arraySync()[0][0]).toBeCloseTo(0.05, 6);
+    expect((out.newAccumulator as any).w).not.toBe(e); // its own tensor, not the caller's ε
     expect(out.meanLoss.arraySync()).toBeCloseTo(1.125, 6);
+  });
+
+  test('the accumulator restarts at ε only for the tasks whose unroll ended (N=3)', () => {
+    const a = tf.tensor([[1, 2], [3, 4], [5, 6]]);
+    const e = tf.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]);
+    const out = computePesGrad({
+      lossPos: tf.tensor([[1, 1, 1], [1, 1, 1]]),
+      lossNeg: tf.tensor([[0, 0, 0], [0, 0, 0]]),
+      mask: Float32Array.from([1, 1, 1, 1, 1, 1]),
+      isDone: Float32Array.from([0, 1, 0, 0, 0, 1]), // task 1 ends at step 0, task 2 at step 1
+      numTasks: 3,
+      accumulator: { w: a },
+      eps: { w: e },
+      std: 1,
+    });
+    const acc = (out.newAccumulator as any).w.arraySync() as number[][];
+    [[1.1, 2.2], [0.3, 0.4], [0.5, 0.6]].forEach((row, i) => row.forEach((v, j) => expect(acc[i][j]).toBeCloseTo(v, 6)));
   });
 
   test('without a reset the accumulator keeps growing and sign mode replaces Δ', () => {

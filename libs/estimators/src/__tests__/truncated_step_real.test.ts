@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { disposeReplaced, loadTree, random, treeDispose } from '@lopt/core';
+import { disposeReplaced, loadTree, random, treeDispose, treeLeaves, treeMap } from '@lopt/core';
 import {
   FixedDimQuadraticFamily,
   FixedDimQuadraticFamilyData,
@@ -26,6 +26,7 @@ import {
   ConstantTruncationSchedule,
   LogUniformLengthSchedule,
   TruncatedUnrollState,
+  hostTensor,
 } from '../index';
 
 beforeAll(async () => {
@@ -101,7 +102,33 @@ test('no tensor leak across 1,000 unroll steps with resets (MLPLOpt, quadratic f
   treeDispose([r.state, theta]);
 });
 
-test('getBatchIndices + batchFromIndices (a thread with its own copy of the data) equal getBatch; null for streams without indices', () => {
+test('a task that resets gets the same new task, params and optimizer state whether or not the other tasks reset', () => {
+  // Only the resetting rows are sampled and initialised; each row's draws come from its own keys,
+  // so rows 1 and 3 of a step where they alone reset equal those rows when all four reset, and
+  // rows 0 and 2 equal a step where none resets.
+  const lopt = new MLPLOpt();
+  const theta = lopt.init(random.PRNGKey(0));
+  const step = new VectorizedLOptTruncatedStep(new FixedDimQuadraticFamily(10), lopt, new LogUniformLengthSchedule({ minLength: 5, maxLength: 20 }), { numTasks: 4 });
+  const s0 = step.initStepState(theta, null, random.PRNGKey(5));
+  const run = (flags: number[]) => {
+    const isDone = hostTensor(flags, 'bool');
+    const [next, ys] = step.unrollStep(theta, { ...s0, isDone }, random.PRNGKey(9), null, null);
+    isDone.dispose();
+    return { next, ys };
+  };
+  const all = run([1, 1, 1, 1]);
+  const some = run([0, 1, 0, 1]);
+  const none = run([0, 0, 0, 0]);
+  const rowsOf = (st: TruncatedUnrollState, rows: number[]) => treeLeaves<tf.Tensor>({ o: st.innerOptState, p: st.taskParam, l: st.truncationState }).map((l) => tf.tidy(() => Array.from(tf.gather(l, rows).dataSync())));
+  expect(rowsOf(some.next, [1, 3])).toEqual(rowsOf(all.next, [1, 3]));
+  expect(rowsOf(some.next, [1, 3])).not.toEqual(rowsOf(none.next, [1, 3])); // they did reset
+  expect(rowsOf(some.next, [0, 2])).toEqual(rowsOf(none.next, [0, 2]));
+  expect(Array.from(some.ys.loss.dataSync())).toEqual([none.ys.loss.dataSync()[0], 0, none.ys.loss.dataSync()[2], 0]);
+  for (const r of [all, some, none]) treeDispose([r.next, r.ys.loss, r.ys.taskParam]);
+  treeDispose([s0, theta]);
+});
+
+test('getBatchIndices + batchFromIndices (a thread with its own copy of the data) equal getBatch, whole or one step; null for streams without indices', () => {
   // two independent copies of a small image dataset, as two threads would hold
   const datasets = () =>
     new SplitDatasets(
@@ -134,6 +161,15 @@ test('getBatchIndices + batchFromIndices (a thread with its own copy of the data
       const got = twin.batchFromIndices(desc) as any;
       const flat = (t: any) => (split ? [t.train.image, t.train.label, t.meta.image, t.meta.label] : [t.image, t.label]).map((x: tf.Tensor) => Array.from(x.dataSync()));
       expect(flat(got)).toEqual(flat(want));
+      // one step's batch alone (what a branch thread gathers at each step): step k of the whole
+      for (const k of [0, 1]) {
+        const one = twin.batchFromIndices(desc, k) as any;
+        const wantK = tf.tidy(() => treeMap((l: tf.Tensor) => tf.squeeze(tf.slice(l, [k], [1]), [0]), want)) as any;
+        expect(treeLeaves<tf.Tensor>(one).map((l) => l.shape)).toEqual(treeLeaves<tf.Tensor>(wantK).map((l) => l.shape));
+        expect(flat(one)).toEqual(flat(wantK));
+        treeDispose([one, wantK]);
+      }
+      expect(() => twin.batchFromIndices(desc, 2)).toThrow(/step 2 is not in \[0, 1\]/);
       treeDispose([want, got]);
     }
   }

@@ -9,8 +9,9 @@ import * as zlib from 'zlib';
 import * as tf from '@tensorflow/tfjs';
 import { encodeRecords, random, RecordCorruptionError } from '@lopt/core';
 import { clearDatasetCache } from '../datasets/cache';
-import { encodeImagenetTfrecords, gzipShardBytes, ImagenetFormatError, imagenetDatasets, readImagenetShards } from '../datasets/imagenet';
-import { GzipFormatError, GzipRecordReader, InterleavedRecords, KeyedRandomInts, ShuffleBuffer } from '../datasets/tfrecord_stream';
+import { encodeImagenetTfrecords, gzipShardBytes, ImagenetFormatError, imagenetDatasets, imagenetShards, readImagenetShards, StreamingImageBatchStream } from '../datasets/imagenet';
+import { GzipFormatError, GzipRecordReader, InterleavedRecords, KeyedRandomInts, ShuffleBuffer, ShuffledRecordStream, type RecordStreamCursor } from '../datasets/tfrecord_stream';
+import type { StreamState } from '../datasets/splits';
 import { useTestBackend } from './helpers';
 
 beforeAll(async () => {
@@ -142,8 +143,8 @@ describe('streamed ImageNet splits', () => {
     // 120 examples drawn from 40: every example, each about 3 times (the shards repeat)
     expect(counts.size).toBe(40);
     expect(Math.max(...counts.values())).toBeLessThanOrEqual(6);
-    // no epochs: position counts batches
-    expect(s.getState()).toEqual({ seed: 0, epoch: 0, position: 15 });
+    // no epochs: position counts batches (and the shard stream's cursor stands at its 120 examples)
+    expect(s.getState()).toMatchObject({ seed: 0, epoch: 0, position: 15, cursor: { drawn: 120 } });
     // stacked batches
     const st = s.next([2, 3]) as ImageBatch;
     expect(st.image.shape).toEqual([2, 3, 8, 8, 8, 3]);
@@ -155,7 +156,8 @@ describe('streamed ImageNet splits', () => {
 
   test('reproducible from the seed; setState replays to a position; another seed, another order', () => {
     const { folder } = imagenetFolder(8, 30);
-    const opts = { dir: folder, stream: true, shuffleBufferSize: 10 } as const;
+    const logs: string[] = [];
+    const opts = { dir: folder, stream: true, shuffleBufferSize: 10, log: (l: string) => logs.push(l) } as const;
     const draw = (n: number) => {
       clearDatasetCache();
       const s = imagenetDatasets(8, 5, [4, 4], opts).split('train');
@@ -183,14 +185,17 @@ describe('streamed ImageNet splits', () => {
     const z = s.next() as ImageBatch;
     expect(labelsOf(z)).not.toEqual(a[0]);
     tf.dispose(Object.values(z));
+    // positions given without a cursor were replayed (the fresh stream's, and the rewind's)
+    expect(logs.map((l) => l.match(/replaying \d+ batches/)?.[0])).toEqual(['replaying 5 batches', 'replaying 2 batches']);
   });
 
   test('prefetch reads ahead without changing the batches or the position, streamed and in memory; an error met ahead is thrown by the next batch', () => {
     const { folder } = imagenetFolder(8, 30);
+    const logs: string[] = [];
     for (const stream of [true, false]) {
       const run = (prefetch: boolean) => {
         clearDatasetCache();
-        const s = imagenetDatasets(8, 4, [4, 4], { dir: folder, stream, shuffleBufferSize: 10 }).split('train');
+        const s = imagenetDatasets(8, 4, [4, 4], { dir: folder, stream, shuffleBufferSize: 10, log: (l) => logs.push(l) }).split('train');
         s.prefetch?.(); // before the first batch: nothing to do
         const out: number[][] = [];
         for (let b = 0; b < 12; b++) {
@@ -198,9 +203,10 @@ describe('streamed ImageNet splits', () => {
           out.push(labelsOf(x));
           tf.dispose(Object.values(x));
           if (prefetch) {
-            const st = s.getState();
+            const { cursor: _, ...st } = s.getState();
             s.prefetch!();
-            expect(s.getState()).toEqual(st);
+            // (a streamed split's cursor now lists the examples read ahead: the same place, said another way)
+            expect({ ...s.getState(), cursor: undefined }).toEqual({ ...st, cursor: undefined });
           }
         }
         // resuming after a prefetch gives the batch after the saved position
@@ -216,6 +222,9 @@ describe('streamed ImageNet splits', () => {
       };
       expect(run(true)).toEqual(run(false));
     }
+    // the streamed rewind above moved the position away from its state's cursor: replayed, and said so
+    expect(logs).toHaveLength(2);
+    expect(logs[0]).toMatch(/replaying \d+ batches .*its cursor is at example \d+, not at batch \d+/);
     // shards cut short: prefetch keeps the error, the next batch throws it
     const files = fs.readdirSync(folder).filter((f) => f.startsWith('train')).map((f) => path.join(folder, f));
     clearDatasetCache();
@@ -261,5 +270,173 @@ describe('streamed ImageNet splits', () => {
     expect(() => {
       for (let b = 0; b < 10; b++) tf.dispose(Object.values(s.next() as ImageBatch));
     }).toThrow(ImagenetFormatError);
+  });
+});
+
+describe('resuming a stream from its cursor (no replay)', () => {
+  /** Shards of different lengths (one of a single record), records "s<shard>-r<record>". */
+  function shards(lengths: number[]): string[] {
+    const dir = tmp();
+    return lengths.map((n, f) => {
+      const file = path.join(dir, `shard-${f}.gz`);
+      writeRecords(file, Array.from({ length: n }, (_, r) => `s${f}-r${r}`));
+      return file;
+    });
+  }
+  const opts = { shuffleBufferSize: 8, cycleLength: 3, chunkBytes: 64 };
+  const open = (files: string[], seed = 1) => new ShuffledRecordStream(files, random.PRNGKey(seed), (r) => text(r)!, opts);
+  const take = (s: ShuffledRecordStream<string>, n: number) => Array.from({ length: n }, () => s.next());
+
+  test('KeyedRandomInts.seek(n) continues as after n draws, across its 1024-integer blocks', () => {
+    for (const n of [0, 1, 1023, 1024, 1025, 3000]) {
+      const a = new KeyedRandomInts(random.PRNGKey(9));
+      for (let i = 0; i < n; i++) a.below(1000);
+      expect(a.draws).toBe(n);
+      const b = new KeyedRandomInts(random.PRNGKey(9));
+      b.seek(n);
+      expect(b.draws).toBe(n);
+      expect(Array.from({ length: 1100 }, () => b.below(77))).toEqual(Array.from({ length: 1100 }, () => a.below(77)));
+    }
+  });
+
+  test('stop after k examples, save the cursor as JSON, seek a new stream there: the same examples as the uninterrupted stream, for every k (mid-shard, at shard ends, across epochs)', () => {
+    const lengths = [7, 11, 1, 9, 13];
+    const files = shards(lengths);
+    const N = 150;
+    const all = take(open(files), N + 40);
+    let atShardEnd = 0;
+    let emptySlot = 0;
+    for (let k = 0; k <= N; k++) {
+      const a = open(files);
+      expect(take(a, k)).toEqual(all.slice(0, k));
+      if (k % 4 === 1) a.readAhead(5); // examples read ahead travel in the cursor
+      const c = JSON.parse(JSON.stringify(a.cursor())) as RecordStreamCursor;
+      a.close();
+      expect(c.drawn).toBe(k);
+      // a shard read to its end but not yet replaced, or a slot whose shard ended (the next file opens there)
+      if (c.slots.some((sl) => sl !== null && sl[1] === lengths[sl[0]])) atShardEnd++;
+      if (c.slots.some((sl) => sl === null) && k > 0) emptySlot++;
+      const b = open(files);
+      b.seek(c);
+      expect(b.examplesDrawn).toBe(k);
+      expect({ k, rest: take(b, 40) }).toEqual({ k, rest: all.slice(k, k + 40) });
+      b.close();
+    }
+    // 150 examples of 41 records: past several epochs of the shard list, and across shard boundaries
+    expect(atShardEnd).toBeGreaterThan(5);
+    expect(emptySlot + atShardEnd).toBeGreaterThan(5);
+  });
+
+  test('a seek reads the shards the cursor names, not the stream up to its position (a replay would read every example drawn)', () => {
+    const lengths = [20, 20, 20, 20, 20, 20];
+    const files = shards(lengths);
+    const a = open(files, 3);
+    take(a, 5000); // 41 passes over the 120 records
+    expect(a.recordsRead).toBeGreaterThanOrEqual(5000);
+    const c = a.cursor()!;
+    const after = take(a, 30);
+    const b = open(files, 3);
+    b.seek(c);
+    // at most every shard once (buffered examples) plus each open slot's shard: 6·20 + 3·20
+    expect(b.recordsRead).toBeLessThanOrEqual(180);
+    expect(take(b, 30)).toEqual(after);
+  });
+
+  test('a cursor over another shard list is refused; a malformed one is a RangeError; a shard shorter than the cursor says is an error', () => {
+    const files = shards([5, 6, 7]);
+    const a = open(files);
+    take(a, 30);
+    const c = a.cursor()!;
+    const other = open(files.slice(0, 2));
+    expect(other.mismatch(c)).toMatch(/another shard list/);
+    expect(() => other.seek(c)).toThrow(/another shard list/);
+    expect(open(files).mismatch({ version: 2 })).toMatch(/not a version-1 stream cursor/);
+    expect(() => open(files).seek({ ...c, slots: c.slots.slice(1) })).toThrow(RangeError);
+    expect(() => open(files).seek({ ...c, examples: { ...c.examples, file: c.examples.file.map(() => 3) } })).toThrow(/names a file outside 0..2/);
+    const long = { ...c, examples: { ...c.examples, record: c.examples.record.map(() => 99) } };
+    expect(() => open(files).seek(long)).toThrow(/holds \d+ records, the cursor names record 98|holds \d+ records, the cursor names record 99/);
+  });
+
+  /** n images of size 8 in 4 shards of a train split, through StreamingImageBatchStream (B = 3, buffer 16). */
+  function streamed(folder: string, log?: (l: string) => void) {
+    return new StreamingImageBatchStream(() => imagenetShards(folder, 'train'), 8, [4, 4], 3, 0, { shuffleBufferSize: 16, cycleLength: 2, log });
+  }
+  const batch = (s: StreamingImageBatchStream, shape: number[] = []) => {
+    const x = s.next(shape) as ImageBatch;
+    const out = { label: labelsOf(x), image: Array.from(x.image.dataSync()) };
+    tf.dispose(Object.values(x));
+    return out;
+  };
+
+  test('streamed ImageNet split: a state file written at batch k (after a prefetch) resumes with the batches of the uninterrupted run; an old state without a cursor replays, saying so', () => {
+    const folder = path.join(tmp(), 'imagenet2012_8');
+    writeSplit(folder, 'train', 8, 50, 4);
+    const all = (() => {
+      const s = streamed(folder);
+      return Array.from({ length: 60 }, () => batch(s));
+    })();
+    const stateFile = path.join(tmp(), 'state.json');
+    for (const k of [1, 7, 16, 41]) {
+      const logs: string[] = [];
+      const a = streamed(folder, (l) => logs.push(l));
+      for (let b = 0; b < k; b++) expect(batch(a)).toEqual(all[b]);
+      a.prefetch();
+      fs.writeFileSync(stateFile, JSON.stringify(a.getState()));
+      a.close();
+      const st = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as StreamState;
+      expect(st).toMatchObject({ seed: 0, epoch: 0, position: k, cursor: { drawn: 3 * k } });
+      expect(st.cursor!.ahead.file).toHaveLength(3); // the prefetched batch is in the cursor, not lost
+      const b = streamed(folder, (l) => logs.push(l));
+      b.setState(st);
+      expect(b.getState().position).toBe(k);
+      expect(b.recordsRead).toBeLessThanOrEqual(50 + 2 * 13); // every shard at most once, plus the open ones
+      const got = Array.from({ length: 60 - k }, () => batch(b));
+      expect({ k, got }).toEqual({ k, got: all.slice(k) });
+      expect(logs).toEqual([]);
+      // the same position without a cursor (a checkpoint from before): replayed, with a log line naming why
+      const c = streamed(folder, (l) => logs.push(l));
+      c.setState({ seed: 0, epoch: 0, position: k });
+      expect(c.recordsRead).toBeGreaterThanOrEqual(3 * k);
+      expect(logs).toHaveLength(1);
+      expect(logs[0]).toContain(`replaying ${k} batches (${3 * k} examples)`);
+      expect(logs[0]).toContain('no stream cursor');
+      expect(batch(c)).toEqual(all[k]);
+      b.close();
+      c.close();
+    }
+    // far into the stream (2000 batches = 120 passes over the shards) a resume still reads at most the shards once and the open ones
+    const far = streamed(folder, () => {});
+    far.setState({ seed: 0, epoch: 0, position: 2000 });
+    const farState = far.getState();
+    const want = batch(far);
+    const resumed = streamed(folder);
+    resumed.setState(JSON.parse(JSON.stringify(farState)));
+    expect(resumed.recordsRead).toBeLessThanOrEqual(50 + 2 * 13);
+    expect(batch(resumed)).toEqual(want);
+    // a cursor saved over other shards falls back to replaying, saying why
+    const logs: string[] = [];
+    fs.renameSync(path.join(folder, imagenetShards(folder, 'train').map((f) => path.basename(f))[3]), path.join(folder, 'train.tfrecords-renamed'));
+    const moved = streamed(folder, (l) => logs.push(l));
+    moved.setState(JSON.parse(JSON.stringify(farState)));
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/replaying 2000 batches .*another shard list/);
+    moved.close();
+    far.close();
+    resumed.close();
+  });
+
+  test('through imagenetDatasets: the split resumes from a JSON round trip of its state in a fresh datasets object', () => {
+    const { folder } = imagenetFolder(8, 40);
+    const o = { dir: folder, stream: true, shuffleBufferSize: 12, log: () => {} } as const;
+    const s = imagenetDatasets(8, 4, [4, 4], o).split('train');
+    for (let b = 0; b < 9; b++) tf.dispose(Object.values(s.next() as ImageBatch));
+    const st = JSON.parse(JSON.stringify(s.getState())) as StreamState;
+    const want = [labelsOf(s.next([2]) as ImageBatch), labelsOf(s.next() as ImageBatch)];
+    clearDatasetCache();
+    const t = imagenetDatasets(8, 4, [4, 4], o).split('train');
+    t.setState(st); // before the first batch: kept until the stream opens
+    expect(t.getState()).toEqual(st);
+    const got = [labelsOf(t.next([2]) as ImageBatch), labelsOf(t.next() as ImageBatch)];
+    expect(got).toEqual(want);
   });
 });

@@ -1,7 +1,7 @@
 import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
 import { nativeStatus, random, treeDispose, treeLeaves, treeMapN, useNativeVariant } from '@lopt/core';
-import { ImageMLPTask, imageMlpNative } from '../index';
+import { ImageMLPTask, LOPT_GATHER_ROWS_KERNEL, gatherRowsNative, imageMlpNative } from '../index';
 import { syntheticDatasets, useTestBackend } from './helpers';
 
 beforeAll(useTestBackend);
@@ -27,11 +27,12 @@ native('image-MLP native kernel', () => {
   const datasets = syntheticDatasets();
   afterEach(() => useNativeVariant(undefined));
 
-  // two hidden layers of widths that are not multiples of the kernel's 8- and 32-wide tiles, and an
-  // odd batch, so every remainder path runs
+  // hidden layers of widths that are not multiples of the kernel's 8- and 32-wide tiles (70: two
+  // blocks of 32 and 6 padded columns in one layer), and an odd batch, so every remainder path runs
   const cases = (imageMlpNative()?.kernelVariants() ?? []).flatMap((v) => [
     [v, [32]],
     [v, [20, 13]],
+    [v, [70, 9]],
   ]);
   test.each(cases)('variant %s, hidden %p: loss and gradient equal the tf.js path', (variant, hidden) => {
     useNativeVariant(variant as string);
@@ -86,5 +87,55 @@ native('image-MLP native kernel', () => {
     for (let i = 0; i < 50; i++) treeDispose(task.valueAndGradBatch(p, null, null, d));
     expect(tf.memory().numTensors).toBe(before);
     expect(treeLeaves<tf.Tensor>(p).length).toBe(4);
+  });
+});
+
+native('native row gather (LoptGatherRows)', () => {
+  test('equals tf.gather for float32 and int32 rows, whatever the grouping shape, with no tensor leak', () => {
+    expect(gatherRowsNative()).not.toBeNull();
+    const x = tf.randomNormal([50, 3, 2]);
+    const y = tf.tensor1d(Array.from({ length: 50 }, (_, i) => i * 7), 'int32');
+    const indices = Int32Array.from(Array.from({ length: 24 }, (_, i) => (i * 13 + 5) % 50));
+    const before = tf.memory().numTensors;
+    for (const [t, shape] of [
+      [x, [24, 3, 2]],
+      [x, [2, 3, 4, 3, 2]],
+      [y, [4, 6]],
+    ] as Array<[tf.Tensor, number[]]>) {
+      const got = (tf.engine().runKernel(LOPT_GATHER_ROWS_KERNEL, { x: t }, { indices, shape } as any) as unknown as tf.Tensor[])[0];
+      const want = tf.tidy(() => tf.reshape(tf.gather(t, tf.tensor1d(indices, 'int32')), shape));
+      expect(got.shape).toEqual(shape);
+      expect(got.dtype).toBe(t.dtype);
+      expect(Array.from(got.dataSync())).toEqual(Array.from(want.dataSync()));
+      tf.dispose([got, want]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, y]);
+  });
+
+  test('an index outside the rows is refused, naming it', () => {
+    gatherRowsNative();
+    const x = tf.zeros([5, 2]);
+    expect(() => tf.engine().runKernel(LOPT_GATHER_ROWS_KERNEL, { x }, { indices: Int32Array.from([0, 5]), shape: [2, 2] } as any)).toThrow(
+      /gatherRows: the index value 5 is not in \[0, 4\]/,
+    );
+    x.dispose();
+  });
+
+  test("a data stream's batches are the same with the native gather and with tf.gather (LOPT_NATIVE=off semantics)", () => {
+    const a = syntheticDatasets().split('train');
+    const b = syntheticDatasets().split('train');
+    treeDispose([a.next([2]), b.next([2])]); // both load their data (outside the tape) and move on alike
+    for (let i = 0; i < 3; i++) {
+      const viaNative = a.next([2]) as Record<string, tf.Tensor>;
+      // under a gradient tape the stream takes tf.gather
+      let viaTf: Record<string, tf.Tensor> = {};
+      tf.grad((v: tf.Tensor) => {
+        viaTf = Object.fromEntries(Object.entries(b.next([2]) as Record<string, tf.Tensor>).map(([k, t]) => [k, tf.keep(t)]));
+        return tf.sum(v);
+      })(tf.scalar(1));
+      for (const k of Object.keys(viaNative)) expect(Array.from(viaNative[k].dataSync())).toEqual(Array.from(viaTf[k].dataSync()));
+      treeDispose([viaNative, viaTf]);
+    }
   });
 });

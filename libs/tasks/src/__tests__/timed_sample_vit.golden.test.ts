@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { msgpackSerialize, NdArray, random, registry } from '@lopt/core';
+import { random, registry } from '@lopt/core';
 import { golden, MODES } from '../../../../test/golden';
 import { cfgToPlain, type CFGValue } from '../parametric/cfgobject';
 import { sampleImageConv } from '../parametric/image_conv';
@@ -20,10 +20,11 @@ import { sampleImageResnet } from '../parametric/image_resnet';
 import { sampleLmRnn } from '../parametric/lm_rnn';
 import { sampleLmTransformer } from '../parametric/lm_transformer';
 import { timedSampleImageConv, timedSampleImageMlp, timedSampleImageMlpAe, timedSampleImageResnet, timedSampleLmRnn, timedSampleLmTransformer } from '../parametric/timed_samplers';
-import { clearTimingModels, featurizeMany, hashTrick, initTimingModel, loadTimingModel, TIMING_MODEL_PATHS, TimingModel, TimingModelError, type TimingModelWeights } from '../parametric/time_model';
+import { clearTimingModels, featurizeMany, hashTrick, loadTimingModel, TIMING_MODEL_PATHS, TimingModel, TimingModelError, type TimingModelWeights } from '../parametric/time_model';
 import { DATASET_FUNCTIONS } from '../parametric/datasets';
 import { ParametricVIT, sampleVit, timedSampleVit } from '../parametric/vit';
 import { useTestBackend } from './helpers';
+import { goldenTimingWeights, writeTimingModel } from './timing_model_golden';
 
 beforeAll(async () => {
   await useTestBackend();
@@ -31,18 +32,6 @@ beforeAll(async () => {
 afterAll(() => clearTimingModels());
 
 const K = random.PRNGKey;
-
-function nd(values: Float32Array, shape: number[]): NdArray {
-  return new NdArray(shape, 'float32', new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
-}
-
-/** `checkpoints.save_state(path, (params, state))` of a timing model, as flax msgpack. */
-function writeModel(file: string, w: TimingModelWeights): void {
-  const params = Object.fromEntries(Object.entries(w.params).map(([m, ps]) => [m, Object.fromEntries(Object.entries(ps).map(([n, p]) => [n, nd(p.values, p.shape)]))]));
-  const state = { '~': { min: nd(w.state.min, [4096, 8]), max: nd(w.state.max, [4096, 8]) } };
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, msgpackSerialize({ '0': params, '1': state }));
-}
 
 test('hash_trick is md5 mod 2^30', () => {
   // int(md5(b"ParametricVIT").hexdigest(), 16) % 2**30, as in the golden file's key ids
@@ -57,15 +46,7 @@ describe.each(MODES)('timed_sample_vit = reference, %s mode', (mode) => {
   let weights: TimingModelWeights;
 
   beforeAll(() => {
-    const s = file().seeds;
-    weights = inMode(() => {
-      const w = initTimingModel(K(s.time));
-      const lo = random.uniformArray(K(s.state), 4096 * 8, -2, 1);
-      const span = random.uniformArray(K(s.state + 1), 4096 * 8, 0.5, 3);
-      w.state.min = lo;
-      w.state.max = lo.map((x, i) => Math.fround(x + span[i]));
-      return w;
-    });
+    weights = goldenTimingWeights(mode, file().seeds);
   });
 
   test('featurize_many of sample_vit(PRNGKey(i)), i < 12: key ids, float and int features; the time model predicts the same times', () => {
@@ -138,7 +119,7 @@ describe.each(MODES)('timed_sample_vit = reference, %s mode', (mode) => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-timing-'));
     const paths = TIMING_MODEL_PATHS.sample_vit;
     // the reference never reads the valid model's predictions (see time_model.ts): any valid model file does
-    writeModel(path.join(root, paths.time!), weights);
+    writeTimingModel(path.join(root, paths.time!), weights);
     fs.mkdirSync(path.dirname(path.join(root, paths.valid!)), { recursive: true });
     fs.copyFileSync(path.join(root, paths.time!), path.join(root, paths.valid!));
     const old = process.env.LOPT_TIMING_MODEL_DIR;

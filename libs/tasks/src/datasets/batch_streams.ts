@@ -7,7 +7,8 @@
  * `NoiseBatchStream` draws fresh noise batches from keys (the quadratics' dummy data).
  */
 import * as tf from '@tensorflow/tfjs';
-import { random, type PRNGKey, type PyTree } from '@lopt/core';
+import { nativeUsable, random, type PRNGKey, type PyTree } from '@lopt/core';
+import { LOPT_GATHER_ROWS_KERNEL, gatherRowsNative } from '../native';
 import type { Batch, BatchStream } from '../base';
 import type { AbstractLeaf, StreamState } from './splits';
 
@@ -146,12 +147,18 @@ export class TensorBatchStream implements BatchStream {
   gather(idx: Int32Array, shape: number[] = []): Batch {
     this.ensure();
     if (idx.length !== prod(shape) * this.batchSize) throw new RangeError(`gather: ${idx.length} indices for shape [${shape}] of batches of ${this.batchSize}`);
+    // the native row gather where it runs (the same rows, copied with the next ones requested ahead)
+    const native = nativeUsable() && gatherRowsNative() !== null;
     return tf.tidy(() => {
-      const it = tf.tensor1d(idx, 'int32');
+      let it: tf.Tensor | null = null;
       const out: Record<string, tf.Tensor> = {};
       for (const [k, t] of Object.entries(this.data!)) {
-        const g = tf.gather(t, it);
-        out[k] = tf.reshape(g, [...shape, this.batchSize, ...t.shape.slice(1)]);
+        const outShape = [...shape, this.batchSize, ...t.shape.slice(1)];
+        if (native && (t.dtype === 'float32' || t.dtype === 'int32')) {
+          out[k] = (tf.engine().runKernel(LOPT_GATHER_ROWS_KERNEL, { x: t }, { indices: idx, shape: outShape } as any) as unknown as tf.Tensor[])[0];
+        } else {
+          out[k] = tf.reshape(tf.gather(t, (it ??= tf.tensor1d(idx, 'int32'))), outShape);
+        }
       }
       return out;
     });

@@ -22,7 +22,8 @@
  * each batch preprocessed when drawn. Larger ones (imagenet32's train split, ~3.9 GB, and
  * imagenet64's, ~15.7 GB) are streamed as the reference's tf.data pipeline reads every split:
  * shards repeated in a shuffled order, 4 read at once, through a 10 000-example shuffle buffer
- * (`StreamingImageBatchStream`, `tfrecord_stream.ts`); `opts.stream` or `LOPT_IMAGENET_STREAM`
+ * (`StreamingImageBatchStream`, `tfrecord_stream.ts`; its state carries the shard stream's cursor,
+ * so a resume seeks there without replaying the stream); `opts.stream` or `LOPT_IMAGENET_STREAM`
  * chooses explicitly. Either way the batch order is lopt-ts's own (threefry keys, not TF's).
  *
  * The official image-net.org npz files (Chrabaszcz et al.'s box-resized ImageNet) can be converted
@@ -353,22 +354,28 @@ function asFormatError(e: unknown): unknown {
   return e;
 }
 
+/** Options of {@link StreamingImageBatchStream}: the shard stream's, and where a resume that must replay says so. */
+export interface StreamingImageBatchStreamOptions extends ShuffledRecordStreamOptions {
+  /** Where to report a resume that replays the stream (default: a line on stderr). */
+  log?: (line: string) => void;
+}
+
+type ImageExample = { image: Uint8Array; label: number };
+
 /**
  * A split read as a stream (reference `make_python_iter` of `tfrecord_image_classification_datasets`):
  * the shards repeat forever in a shuffled order, 4 read at once, examples through a shuffle buffer
  * of `shuffleBufferSize` (10 000), batches of B (see `tfrecord_stream.ts`). Memory: the buffer
  * (10 000 images: 123 MB at 64x64) and one chunk per open shard. There are no epochs (`epoch` stays
- * 0); `position` counts batches, and `setState` to another position replays the stream from its
- * start (reading position·B examples, no tensors).
+ * 0); `position` counts batches. `getState` adds the shard stream's `cursor` (open shards, the
+ * buffer's examples as (file, record), random state), and `setState` with it seeks straight there,
+ * reading only the shards it names; a state without a usable cursor (an older checkpoint, or a
+ * position edited away from its cursor's) replays the stream from its start to the position
+ * (reading position·B examples, no tensors), and says so through `log` when it replays a fresh stream.
  */
 export class StreamingImageBatchStream implements BatchStream {
-  private stream: ShuffledRecordStream<{ image: Uint8Array; label: number }> | null = null;
+  private stream: ShuffledRecordStream<ImageExample> | null = null;
   private position = 0;
-  /** Examples drawn ahead by `prefetch`, given first by the next batches. */
-  private ahead: { image: Uint8Array; label: number }[] = [];
-  private aheadAt = 0;
-  /** An error met while drawing ahead, thrown when the stream reaches it. */
-  private aheadError: unknown = null;
   /** Examples the last `next` gave: how many `prefetch` draws. */
   private lastCount = 0;
 
@@ -378,17 +385,17 @@ export class StreamingImageBatchStream implements BatchStream {
     private readonly imageSize: [number, number],
     private readonly batchSize: number,
     private seed: number,
-    private readonly opts: ShuffledRecordStreamOptions = {},
+    private readonly opts: StreamingImageBatchStreamOptions = {},
   ) {}
 
-  private ensure(): ShuffledRecordStream<{ image: Uint8Array; label: number }> {
+  private ensure(): ShuffledRecordStream<ImageExample> {
     if (!this.stream) {
       this.stream = new ShuffledRecordStream(this.files(), random.PRNGKey(this.seed), (record, file) => decodeImagenetExample(record, this.size, `${file}: a record`), this.opts);
     }
     return this.stream;
   }
 
-  private drawFromStream(): { image: Uint8Array; label: number } {
+  private draw(): ImageExample {
     const s = this.ensure();
     try {
       return s.next();
@@ -397,21 +404,9 @@ export class StreamingImageBatchStream implements BatchStream {
     }
   }
 
-  private draw(): { image: Uint8Array; label: number } {
-    if (this.aheadAt < this.ahead.length) {
-      const x = this.ahead[this.aheadAt++];
-      if (this.aheadAt === this.ahead.length) {
-        this.ahead = [];
-        this.aheadAt = 0;
-      }
-      return x;
-    }
-    if (this.aheadError !== null) {
-      const e = this.aheadError;
-      this.aheadError = null;
-      throw e;
-    }
-    return this.drawFromStream();
+  /** Records the shard stream has read since it was (re)opened: a seek reads only what its cursor names, a replay everything up to the position. */
+  get recordsRead(): number {
+    return this.stream?.recordsRead ?? 0;
   }
 
   next(shape: number[] = []): Batch {
@@ -436,11 +431,7 @@ export class StreamingImageBatchStream implements BatchStream {
    * that reaches it.
    */
   prefetch(): void {
-    try {
-      while (this.aheadError === null && this.ahead.length - this.aheadAt < this.lastCount) this.ahead.push(this.drawFromStream());
-    } catch (e) {
-      this.aheadError = e;
-    }
+    if (this.lastCount > 0) this.ensure().readAhead(this.lastCount);
   }
 
   abstractBatch(): PyTree {
@@ -448,13 +439,38 @@ export class StreamingImageBatchStream implements BatchStream {
   }
 
   getState(): StreamState {
-    return { seed: this.seed, epoch: 0, position: this.position };
+    const cursor = this.stream?.cursor();
+    return cursor ? { seed: this.seed, epoch: 0, position: this.position, cursor } : { seed: this.seed, epoch: 0, position: this.position };
   }
 
   setState(s: StreamState): void {
+    if (s.seed === this.seed && s.position === this.position) return;
+    let why = 'the state has no stream cursor (a checkpoint written before lopt-ts saved one)';
+    if (s.cursor !== undefined) {
+      this.close();
+      this.seed = s.seed;
+      const stream = this.ensure();
+      const mismatch = stream.mismatch(s.cursor);
+      if (mismatch === null && s.cursor.drawn === s.position * this.batchSize) {
+        try {
+          stream.seek(s.cursor);
+        } catch (e) {
+          this.close();
+          throw asFormatError(e);
+        }
+        this.position = s.position;
+        return;
+      }
+      why = mismatch ?? `its cursor is at example ${s.cursor.drawn}, not at batch ${s.position} (${s.position * this.batchSize} examples)`;
+    }
     if (s.seed !== this.seed || s.position < this.position) {
       this.close();
       this.seed = s.seed;
+    }
+    if (s.position > this.position && this.position === 0) {
+      (this.opts.log ?? ((l: string) => process.stderr.write(l + '\n')))(
+        `streamed split (seed ${s.seed}): replaying ${s.position} batches (${s.position * this.batchSize} examples) from the start to resume at batch ${s.position}: ${why}`,
+      );
     }
     for (; this.position < s.position; this.position++) for (let j = 0; j < this.batchSize; j++) this.draw();
   }
@@ -464,9 +480,7 @@ export class StreamingImageBatchStream implements BatchStream {
     this.stream?.close();
     this.stream = null;
     this.position = 0;
-    this.ahead = [];
-    this.aheadAt = 0;
-    this.aheadError = null;
+    this.lastCount = 0;
   }
 }
 
@@ -484,6 +498,8 @@ export interface ImagenetDatasetsOptions {
   streamThresholdBytes?: number;
   /** Streamed splits: examples in the shuffle buffer (reference `shuffle_buffer_size`, 10 000). */
   shuffleBufferSize?: number;
+  /** Streamed splits: where a resume that has to replay the stream says so (default stderr; not part of the datasets' cache key). */
+  log?: (line: string) => void;
 }
 
 function streamMode(opts: ImagenetDatasetsOptions): boolean | 'auto' {
@@ -562,7 +578,7 @@ export function imagenetDatasets(size: ImagenetSize, batchSize: number, imageSiz
             const dir = opts.dir ?? findImagenetDir(size);
             const files = imagenetShards(dir, s);
             const streamed = mode === 'auto' ? gzipShardBytes(files) > threshold : mode;
-            if (streamed) return new StreamingImageBatchStream(() => files, size, imageSize, batchSize, i, { shuffleBufferSize: opts.shuffleBufferSize });
+            if (streamed) return new StreamingImageBatchStream(() => files, size, imageSize, batchSize, i, { shuffleBufferSize: opts.shuffleBufferSize, log: opts.log });
             return new HostImageBatchStream(
               () => {
                 const rawKey = `${dir}|${s}`;

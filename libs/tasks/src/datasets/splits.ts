@@ -4,12 +4,15 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { SPLITS, type BatchStream, type Datasets, type SplitName } from '../base';
+import type { RecordStreamCursor } from './tfrecord_stream';
 
 /**
  * Position of a batch stream (seed, epoch, index within the epoch's order), saved in checkpoints so a stream
- * resumes exactly.
+ * resumes exactly. A streamed split (`StreamingImageBatchStream`) adds `cursor`, where its shard
+ * stream stands at `position`, so that a resume seeks there instead of replaying the stream; a
+ * state without it (an older checkpoint) is replayed.
  */
-export type StreamState = { seed: number; epoch: number; position: number };
+export type StreamState = { seed: number; epoch: number; position: number; cursor?: RecordStreamCursor };
 
 /** Shape and dtype of one leaf of a batch. */
 export interface AbstractLeaf {

@@ -5,14 +5,13 @@
  * `timed_sample_lm_transformer` in lm_transformer.py): each is `rejection_sample` of its sampler
  * against that sampler's timing model (`time_model.ts`), with the reference's default time limit
  * and, where the reference passes one, its valid model. `timedSampleVit` is in `vit.ts`.
- * (`timed_sample_image_mlp_vae` is not here: the reference's VAE module needs
- * tensorflow_probability, so its configurations' featurisation has no golden check.)
  */
 import type { PRNGKey } from '@lopt/core';
 import type { CFGObject } from './cfgobject';
 import { sampleImageConv } from './image_conv';
 import { sampleImageMlp } from './image_mlp';
 import { sampleImageMlpAe } from './image_mlp_ae';
+import { sampleImageMlpVae } from './image_mlp_vae';
 import { sampleImageResnet } from './image_resnet';
 import { sampleLmRnn } from './lm_rnn';
 import { sampleLmTransformer } from './lm_transformer';
@@ -34,6 +33,8 @@ export const timedSampleImageMlp = timed('sample_image_mlp', sampleImageMlp, fal
 export const timedSampleImageConv = timed('sample_image_conv', sampleImageConv, false, 1e-5);
 /** `timed_sample_image_mlp_ae(key, max_time=1e-5)`: `sample_image_mlp_ae` draws under the time limit (no valid model). */
 export const timedSampleImageMlpAe = timed('sample_image_mlp_ae', sampleImageMlpAe, false, 1e-5);
+/** `timed_sample_image_mlp_vae(key, max_time=1e-5)`: `sample_image_mlp_vae` draws under the time limit (no valid model). */
+export const timedSampleImageMlpVae = timed('sample_image_mlp_vae', sampleImageMlpVae, false, 1e-5);
 /** `timed_sample_image_resnet(key, max_time=1e-4)`: `sample_image_resnet` draws under the time limit (no valid model). */
 export const timedSampleImageResnet = timed('sample_image_resnet', sampleImageResnet, false, 1e-4);
 /** `timed_sample_lm_rnn(key, max_time=1e-4)`: `sample_lm_rnn` draws under the time limit (no valid model). */

@@ -88,9 +88,11 @@ async function handle(msg: BranchRequest): Promise<{ reply: any; transfer?: Arra
       const iteration: Int32Array[] = [];
       const taskParams: WireTree[] = [];
       for (const c of msg.chunks) {
-        const datas = c.indices ? h.step.batchFromIndices(c.indices) : fromWire(c.data);
+        // index-addressed data is gathered step by step (one copy of each example, no slicing)
+        const indices = c.indices;
+        const datas = indices ? (k: number) => h.step.batchFromIndices(indices, k) : fromWire(c.data);
         const [next, ys] = truncatedUnroll(h.step, msg.stepsPerJit, true, theta, keyOf(c.key), h.state, datas, msg.outerState, null, msg.keepTaskParams);
-        disposeReplaced(datas as PyTree, {});
+        if (typeof datas !== 'function') disposeReplaced(datas as PyTree, {});
         disposeReplaced(h.state, next);
         h.state = next;
         losses.push(ys.loss);

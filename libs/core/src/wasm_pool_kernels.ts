@@ -1,0 +1,102 @@
+/**
+ * MaxPoolGrad and MaxPoolWithArgmax for the wasm backend (registered by `initBackend('wasm')`).
+ *
+ * tfjs-backend-wasm 4.22's two kernels pick the wrong element in windows that SAME padding places
+ * before the map (an odd-sized map, or a window wider than its stride): on a 5x5 map with a 3x3
+ * stride-2 SAME pool its MaxPoolGrad sent dy 0.17 away from the cpu backend's gradient, and its
+ * MaxPoolWithArgmax returned maxima that are not the window's (measured against tfjs-backend-cpu;
+ * tf.maxPool itself, XNNPACK, is right). These versions follow the cpu backend's
+ * `maxPoolPositions`: each window's first element, in row-major order, strictly above all before
+ * it (a window of NaN / −∞ only has none); MaxPoolGrad sends each dy there, MaxPoolWithArgmax
+ * returns its value and flat index. The two agree with each other, which the gradient of
+ * MaxPoolGrad (higher_order_gradients.ts) relies on. Host loops over views of the wasm heap.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type TensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+type PoolInfo = ReturnType<typeof tf.backend_util.computePool2DInfo>;
+
+/**
+ * The flat index (`((b·H + r)·W + c)·C + d`) of each output's maximum, in the output's order
+ * `[b, outH, outW, C]`; −1 where a window has no element above −∞ (or only NaN).
+ */
+export function maxPoolArgmax(xs: ArrayLike<number>, info: PoolInfo): Int32Array {
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const pos = new Int32Array(batchSize * outHeight * outWidth * c);
+  let o = 0;
+  for (let b = 0; b < batchSize; b++) {
+    for (let yR = 0; yR < outHeight; yR++) {
+      const rCorner = yR * strideHeight - info.padInfo.top;
+      let rMin = rCorner;
+      while (rMin < 0) rMin += dilationHeight;
+      const rMax = Math.min(inHeight, info.effectiveFilterHeight + rCorner);
+      for (let yC = 0; yC < outWidth; yC++) {
+        const cCorner = yC * strideWidth - info.padInfo.left;
+        let cMin = cCorner;
+        while (cMin < 0) cMin += dilationWidth;
+        const cMax = Math.min(inWidth, info.effectiveFilterWidth + cCorner);
+        for (let d = 0; d < c; d++, o++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let r = rMin; r < rMax; r += dilationHeight) {
+            for (let col = cMin; col < cMax; col += dilationWidth) {
+              const i = ((b * inHeight + r) * inWidth + col) * c + d;
+              if (xs[i] > best) {
+                best = xs[i];
+                at = i;
+              }
+            }
+          }
+          pos[o] = at;
+        }
+      }
+    }
+  }
+  return pos;
+}
+
+let registered = false;
+
+/** Replaces the wasm backend's MaxPoolGrad and MaxPoolWithArgmax (see the file comment); idempotent. */
+export function registerWasmPoolKernels(): void {
+  if (registered) return;
+  registered = true;
+  const register = (kernelName: string, kernelFunc: (args: { inputs: Record<string, TensorInfo>; backend: WasmBackendLike; attrs: Record<string, any> }) => TensorInfo | TensorInfo[]) => {
+    tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as any });
+  };
+  register('MaxPoolGrad', ({ inputs, backend, attrs }) => {
+    const { dy, input } = inputs;
+    const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+    const out = backend.makeOutput(input.shape, input.dtype);
+    // views after makeOutput, which may grow the heap and detach earlier ones
+    const dx = backend.typedArrayFromHeap(out) as Float32Array;
+    const pos = maxPoolArgmax(backend.typedArrayFromHeap(input), info);
+    const ds = backend.typedArrayFromHeap(dy) as Float32Array;
+    dx.fill(0);
+    for (let o = 0; o < pos.length; o++) if (pos[o] >= 0) dx[pos[o]] += ds[o];
+    return out;
+  });
+  register('MaxPoolWithArgmax', ({ inputs, backend, attrs }) => {
+    const { x } = inputs;
+    const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs.filterSize, attrs.strides, [1, 1], attrs.pad);
+    const result = backend.makeOutput(info.outShape, x.dtype);
+    const indexes = backend.makeOutput(info.outShape, 'int32');
+    const xs = backend.typedArrayFromHeap(x);
+    const pos = maxPoolArgmax(xs, info);
+    const ys = backend.typedArrayFromHeap(result);
+    const is = backend.typedArrayFromHeap(indexes) as Int32Array;
+    const perImage = info.inHeight * info.inWidth * info.inChannels;
+    for (let o = 0; o < pos.length; o++) {
+      const p = pos[o];
+      ys[o] = p >= 0 ? xs[p] : Number.NEGATIVE_INFINITY;
+      // without the batch in the index: the position inside its image (as the cpu backend)
+      is[o] = p < 0 || attrs.includeBatchInIndex ? p : p % perImage;
+    }
+    return [result, indexes];
+  });
+}
