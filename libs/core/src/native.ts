@@ -141,8 +141,11 @@ export interface NativeIO {
   view(t: TensorInfo): Float32Array | Int32Array;
 }
 
-/** A native kernel's body: reads its inputs, allocates its outputs through `io`, returns them. */
-export type NativeKernelRun = (inputs: Record<string, TensorInfo>, attrs: Record<string, any>, io: NativeIO) => TensorInfo[];
+/**
+ * A native kernel's body: reads its inputs, allocates its outputs through `io`, returns them (one
+ * output, which `runKernel` returns as a tensor, or a list, which it returns as a list).
+ */
+export type NativeKernelRun = (inputs: Record<string, TensorInfo>, attrs: Record<string, any>, io: NativeIO) => TensorInfo | TensorInfo[];
 
 /** Register `run` as the tf.js kernel `kernelName` on every backend of NATIVE_BACKENDS (once). */
 export function registerNativeKernel(kernelName: string, run: NativeKernelRun): void {

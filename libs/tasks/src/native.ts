@@ -80,9 +80,8 @@ export const LOPT_GATHER_ROWS_KERNEL = 'LoptGatherRows';
 
 /**
  * The addon with `LoptGatherRows` registered, or null. The kernel takes `{x}` (rows along axis 0,
- * float32 or int32) and attrs `{indices: Int32Array, shape}`, and returns (as a one-element array)
- * x's rows at `indices` as one tensor of `shape` (indices.length rows of x's row shape, however
- * `shape` groups them).
+ * float32 or int32) and attrs `{indices: Int32Array, shape}`, and returns x's rows at `indices` as
+ * one tensor of `shape` (indices.length rows of x's row shape, however `shape` groups them).
  */
 export function gatherRowsNative(): TasksAddon | null {
   const addon = loadNativeAddon<TasksAddon>(ADDON_PATH, 'ImageMLP');
@@ -93,7 +92,7 @@ export function gatherRowsNative(): TasksAddon | null {
       const out = io.alloc(attrs.shape as number[], x.dtype);
       const rowElems = x.shape.slice(1).reduce((a, b) => a * b, 1);
       addon.gatherRows(io.view(x), rowElems, attrs.indices as Int32Array, io.view(out));
-      return [out];
+      return out;
     });
   }
   return addon;

@@ -21,17 +21,16 @@
  * forward pass is recorded for a gradient of a gradient ({@link underNestedGradientTape}).
  */
 import * as tf from '@tensorflow/tfjs';
-import { loadNativeAddon, nativeAddonPath, type NativeAddon } from '@lopt/core';
-
-type KernelTensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
+import { loadNativeAddon, nativeAddonPath, registerNativeKernel, type NativeAddon } from '@lopt/core';
 
 /** The body of a host kernel: float32 inputs and (unzeroed) outputs as flat arrays, the inputs' shapes. */
 type HostKernelBody = (inputs: Float32Array[], shapes: number[][], outputs: Float32Array[], attrs: Record<string, unknown>) => void;
 
 /**
- * Registers `kernelName` on the wasm and cpu backends (idempotent): the inputs named by
- * `inputNames` (a list, or a function of the attributes), in order; outputs of `outShapes(input
- * shapes, attributes)`, all float32; `body` fills every output element.
+ * Registers `kernelName` on the wasm and cpu backends (idempotent; @lopt/core's
+ * `registerNativeKernel` gives the memory views): the inputs named by `inputNames` (a list, or a
+ * function of the attributes), in order; outputs of `outShapes(input shapes, attributes)`, all
+ * float32; `body` fills every output element.
  */
 function registerHostKernel(
   kernelName: string,
@@ -39,43 +38,20 @@ function registerHostKernel(
   outShapes: (shapes: number[][], attrs: Record<string, unknown>) => number[][],
   body: HostKernelBody,
 ): void {
-  const namesOf = (attrs: Record<string, unknown>) => (typeof inputNames === 'function' ? inputNames(attrs ?? {}) : inputNames);
-  const size = (s: number[]) => s.reduce((a, d) => a * d, 1);
-  if (!tf.getKernel(kernelName, 'wasm')) {
-    tf.registerKernel({
-      kernelName,
-      backendName: 'wasm',
-      kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, KernelTensorInfo>; backend: any; attrs: Record<string, unknown> }) => {
-        const ins = namesOf(attrs).map((n) => inputs[n]);
-        const shapes = ins.map((t) => t.shape);
-        const outs = outShapes(shapes, attrs ?? {}).map((s) => backend.makeOutput(s, 'float32'));
-        // views after every makeOutput, which may grow the heap and detach earlier ones
-        const view = (t: KernelTensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
-        body(ins.map(view), shapes, outs.map(view), attrs ?? {});
-        return outs.length === 1 ? outs[0] : outs;
-      }) as any,
-    });
-  }
-  if (!tf.getKernel(kernelName, 'cpu')) {
-    tf.registerKernel({
-      kernelName,
-      backendName: 'cpu',
-      kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, KernelTensorInfo>; backend: any; attrs: Record<string, unknown> }) => {
-        const ins = namesOf(attrs).map((n) => inputs[n]);
-        const shapes = ins.map((t) => t.shape);
-        const oshapes = outShapes(shapes, attrs ?? {});
-        const outs = oshapes.map((s) => new Float32Array(size(s)));
-        body(
-          ins.map((t) => backend.data.get(t.dataId).values as Float32Array),
-          shapes,
-          outs,
-          attrs ?? {},
-        );
-        const infos = outs.map((o, i) => backend.makeTensorInfo(oshapes[i], 'float32', o));
-        return infos.length === 1 ? infos[0] : infos;
-      }) as any,
-    });
-  }
+  registerNativeKernel(kernelName, (inputs, attrs, io) => {
+    const a = attrs ?? {};
+    const ins = (typeof inputNames === 'function' ? inputNames(a) : inputNames).map((n) => inputs[n]);
+    const shapes = ins.map((t) => t.shape);
+    const outs = outShapes(shapes, a).map((s) => io.alloc(s, 'float32'));
+    // views after every allocation, which may grow the wasm heap and detach earlier ones
+    body(
+      ins.map((t) => io.view(t) as Float32Array),
+      shapes,
+      outs.map((t) => io.view(t) as Float32Array),
+      a,
+    );
+    return outs.length === 1 ? outs[0] : outs;
+  });
 }
 
 /** The ResNet's native addon (`native/resnet.c`): the C versions of the bodies below, on host arrays. */

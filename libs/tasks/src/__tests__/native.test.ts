@@ -102,7 +102,7 @@ native('native row gather (LoptGatherRows)', () => {
       [x, [2, 3, 4, 3, 2]],
       [y, [4, 6]],
     ] as Array<[tf.Tensor, number[]]>) {
-      const got = (tf.engine().runKernel(LOPT_GATHER_ROWS_KERNEL, { x: t }, { indices, shape } as any) as unknown as tf.Tensor[])[0];
+      const got = tf.engine().runKernel(LOPT_GATHER_ROWS_KERNEL, { x: t }, { indices, shape } as any) as tf.Tensor;
       const want = tf.tidy(() => tf.reshape(tf.gather(t, tf.tensor1d(indices, 'int32')), shape));
       expect(got.shape).toEqual(shape);
       expect(got.dtype).toBe(t.dtype);

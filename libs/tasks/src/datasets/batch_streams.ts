@@ -155,7 +155,7 @@ export class TensorBatchStream implements BatchStream {
       for (const [k, t] of Object.entries(this.data!)) {
         const outShape = [...shape, this.batchSize, ...t.shape.slice(1)];
         if (native && (t.dtype === 'float32' || t.dtype === 'int32')) {
-          out[k] = (tf.engine().runKernel(LOPT_GATHER_ROWS_KERNEL, { x: t }, { indices: idx, shape: outShape } as any) as unknown as tf.Tensor[])[0];
+          out[k] = tf.engine().runKernel(LOPT_GATHER_ROWS_KERNEL, { x: t }, { indices: idx, shape: outShape } as any) as tf.Tensor;
         } else {
           out[k] = tf.reshape(tf.gather(t, (it ??= tf.tensor1d(idx, 'int32'))), outShape);
         }
