@@ -11,7 +11,7 @@ export { WIKIPEDIA_TFDS_NAME, prepareWikipedia } from './datasets/wikipedia';
 export type { PrepareWikipediaOptions } from './datasets/wikipedia';
 export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError, parseIdx, readIdxFile, readIdxImagesAndLabels, encodeIdx, decodedIdxCachePath } from './datasets/idx';
 export type { IdxArray } from './datasets/idx';
-export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, findFashionMnistDir, loadFashionMnistRaw, fashionMnistSplits, fashionMnistDatasets, imageDatasets } from './datasets/fashion_mnist';
+export { FASHION_MNIST_FILES, FASHION_MNIST_URLS, SYSTEM_FASHION_MNIST_DIR, fashionMnistCacheDir, fashionMnistSearchDirs, DatasetNotFoundError, findFashionMnistDir, loadFashionMnistRaw, fashionMnistSplits, fashionMnistDatasets, imageDatasets, preprocessedFashionMnist, preprocessedFashionMnistCachePath, type PreprocessedFashionMnist } from './datasets/fashion_mnist';
 export { ImageMLPSchema, ImageMLPTask, ImageMLP_FashionMnist8_Relu32, ImageMLP_FashionMnist16_Relu32, ImageMLP_FashionMnist32_Relu32, ImageMLP_FashionMnist_Relu128x128, ImageMLP_Mnist_128x128x128_Relu, ImageMLP_Imagenet16_Relu256x256x256 } from './image_mlp';
 export type { Activation, MatmulMode, ImageMLPConfig } from './image_mlp';
 export { initSampledMlp, stackHaikuRows, SampledTask, activateRows, classificationNormalizer, sampleActivationAndInitializer, activationAndInitializerConfigs, sampleWithSwitches, switchedConfigs, ParametricImageMLPSchema, ParametricImageMLPTask, ParametricImageMLP, sampleImageMlp, parametricImageMlpFromConfig, SampledImageMLPSchema, sampledImageMlp } from './parametric/image_mlp';

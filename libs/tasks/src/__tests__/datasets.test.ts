@@ -17,6 +17,10 @@ import {
   readIdxImagesAndLabels,
   decodedIdxCachePath,
   encodeIdx,
+  FASHION_MNIST_FILES,
+  loadFashionMnistRaw,
+  preprocessedFashionMnist,
+  preprocessedFashionMnistCachePath,
 } from '../index';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -68,6 +72,74 @@ describe('IDX loader (committed fixtures)', () => {
       expect((e as Error).message).toMatch(/apt-get install dataset-fashion-mnist/);
       expect((e as Error).message).toMatch(/LOPT_DATA_DIR/);
     }
+  });
+});
+
+describe('preprocessed Fashion-MNIST cache', () => {
+  const saved = { cache: process.env.XDG_CACHE_HOME, off: process.env.LOPT_NO_DECODE_CACHE };
+  let dir: string;
+  // the four files with Fashion-MNIST's counts (60,000 and 10,000) of 2x2 images: small and offline
+  const writeFiles = (d: string, v: number) => {
+    const img = (n: number) => encodeIdx(2051, [n, 2, 2], Uint8Array.from({ length: 4 * n }, (_, i) => (i * 7 + v) % 256));
+    const lab = (n: number) => encodeIdx(2049, [n], Uint8Array.from({ length: n }, (_, i) => (i + v) % 10));
+    const f = FASHION_MNIST_FILES;
+    fs.writeFileSync(path.join(d, f.trainImages), img(60000));
+    fs.writeFileSync(path.join(d, f.trainLabels), lab(60000));
+    fs.writeFileSync(path.join(d, f.testImages), img(10000));
+    fs.writeFileSync(path.join(d, f.testLabels), lab(10000));
+  };
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lopt-fmcache-'));
+    process.env.XDG_CACHE_HOME = path.join(dir, 'cache');
+    delete process.env.LOPT_NO_DECODE_CACHE;
+    fs.mkdirSync(path.join(dir, 'data'));
+    writeFiles(path.join(dir, 'data'), 0);
+  });
+  afterEach(() => {
+    for (const [k, v] of [['XDG_CACHE_HOME', saved.cache], ['LOPT_NO_DECODE_CACHE', saved.off]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the resized arrays are written once and read back (a planted value is what is read); the same values as preprocessImages', () => {
+    const data = path.join(dir, 'data');
+    const first = preprocessedFashionMnist(data, [1, 1]);
+    const raw = loadFashionMnistRaw(data);
+    const want = preprocessImages(raw.train.images, 60000, 2, 2, [1, 1]);
+    expect(Array.from(first.train.images.subarray(0, 50))).toEqual(Array.from(want.dataSync().subarray(0, 50)));
+    want.dispose();
+    expect(Array.from(first.test.labels.subarray(0, 12))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
+    const cached = preprocessedFashionMnistCachePath(data, [1, 1])!;
+    expect(cached.startsWith(path.join(dir, 'cache', 'lopt', 'fashion-mnist-preprocessed'))).toBe(true);
+    const bytes = fs.readFileSync(cached);
+    expect(bytes.length).toBe(20 + 4 * 70000 + 70000);
+    bytes.writeFloatLE(0.25, 20); // the first training image's value
+    fs.writeFileSync(cached, bytes);
+    const again = preprocessedFashionMnist(data, [1, 1]);
+    expect(again.train.images[0]).toBe(0.25);
+    expect(Array.from(again.test.images.subarray(0, 20))).toEqual(Array.from(first.test.images.subarray(0, 20)));
+    expect(Array.from(again.train.labels)).toEqual(Array.from(first.train.labels));
+    // another image size is another entry
+    expect(preprocessedFashionMnistCachePath(data, [2, 2])).not.toBe(cached);
+  });
+
+  test('a torn cache file is preprocessed again and rewritten; changed files get a new entry; LOPT_NO_DECODE_CACHE=1 writes none', () => {
+    const data = path.join(dir, 'data');
+    const first = preprocessedFashionMnist(data, [1, 1]);
+    const cached = preprocessedFashionMnistCachePath(data, [1, 1])!;
+    fs.writeFileSync(cached, fs.readFileSync(cached).subarray(0, 1000));
+    expect(Array.from(preprocessedFashionMnist(data, [1, 1]).train.images.subarray(0, 30))).toEqual(Array.from(first.train.images.subarray(0, 30)));
+    expect(fs.statSync(cached).size).toBe(20 + 4 * 70000 + 70000);
+    // new files (other bytes, a later time) in another folder: another entry
+    fs.mkdirSync(path.join(dir, 'data2'));
+    writeFiles(path.join(dir, 'data2'), 3);
+    expect(preprocessedFashionMnistCachePath(path.join(dir, 'data2'), [1, 1])).not.toBe(cached);
+    process.env.LOPT_NO_DECODE_CACHE = '1';
+    expect(preprocessedFashionMnistCachePath(path.join(dir, 'data2'), [1, 1])).toBeNull();
+    expect(preprocessedFashionMnist(path.join(dir, 'data2'), [1, 1]).test.labels[0]).toBe(3);
+    expect(fs.readdirSync(path.join(dir, 'cache', 'lopt', 'fashion-mnist-preprocessed'))).toEqual([path.basename(cached)]);
   });
 });
 

@@ -102,18 +102,24 @@ export function readIdxFile(file: string, expectMagic?: number): IdxArray {
     throw new IdxFormatError(`${file}: not a valid gzip file (${(e as Error).message})`);
   }
   const parsed = parseIdx(buf, expectMagic, file);
-  if (cached) {
-    const tmp = `${cached}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    try {
-      fs.mkdirSync(path.dirname(cached), { recursive: true });
-      fs.writeFileSync(tmp, buf);
-      fs.renameSync(tmp, cached); // whole or absent: concurrent readers never see half a file
-    } catch {
-      // read-only or full cache folder: read the gzip file each time, as without the cache
-      fs.rmSync(tmp, { force: true });
-    }
-  }
+  if (cached) writeCacheFile(cached, buf);
   return parsed;
+}
+
+/**
+ * Writes a cache file whole or not at all (a temporary file renamed into place: concurrent readers
+ * never see half a file). A read-only or full cache folder is not an error: the caller computes
+ * the contents again next time, as without the cache.
+ */
+export function writeCacheFile(file: string, bytes: Buffer): void {
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, file);
+  } catch {
+    fs.rmSync(tmp, { force: true });
+  }
 }
 
 /** Read an image file and its label file, checking magics, ranks and that the counts agree. */

@@ -52,11 +52,16 @@ export function resizeBilinearHalfPixel(images: Uint8Array, n: number, h: number
 
 /** uint8 images `[n, h, w, channels]` -> float32 tensor `[n, H, W, channels]` in [0, 1] (resized when the size differs). */
 export function preprocessImages(images: Uint8Array, n: number, h: number, w: number, imageSize: [number, number], channels = 1): tf.Tensor4D {
+  return tf.tensor4d(preprocessImagesArray(images, n, h, w, imageSize, channels), [n, imageSize[0], imageSize[1], channels]);
+}
+
+/** {@link preprocessImages}'s values as a host array (row-major `[n, imageSize, channels]`). */
+export function preprocessImagesArray(images: Uint8Array, n: number, h: number, w: number, imageSize: [number, number], channels = 1): Float32Array {
   const [H, W] = imageSize;
   if (H === h && W === w) {
     const f = new Float32Array(n * h * w * channels);
     for (let i = 0; i < f.length; i++) f[i] = images[i] / 255;
-    return tf.tensor4d(f, [n, h, w, channels]);
+    return f;
   }
-  return tf.tensor4d(resizeBilinearHalfPixel(images, n, h, w, imageSize, channels), [n, H, W, channels]);
+  return resizeBilinearHalfPixel(images, n, h, w, imageSize, channels);
 }
