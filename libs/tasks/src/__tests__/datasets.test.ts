@@ -253,6 +253,30 @@ describe('TensorBatchStream', () => {
     expect(s.abstractBatch()).toEqual({ image: { shape: [3, 1], dtype: 'float32' }, label: { shape: [3], dtype: 'int32' } });
   });
 
+  test('with its size declared, the order needs no data: nextIndices and prefetch do not load it, and give the same indices', () => {
+    let loads = 0;
+    const load = () => {
+      loads++;
+      return { image: tf.range(0, n, 1, 'float32').reshape([n, 1]), label: tf.range(0, n, 1, 'int32') };
+    };
+    const abstract = { image: { shape: [1], dtype: 'float32' as tf.DataType }, label: { shape: [], dtype: 'int32' as tf.DataType } };
+    const declared = new TensorBatchStream(load, 3, abstract, 5, n);
+    const plain = make(5);
+    declared.prefetch();
+    expect(declared.batchesPerEpoch).toBe(3);
+    for (let i = 0; i < 4; i++) expect(Array.from(declared.nextIndices(2))).toEqual(Array.from(plain.nextIndices(2)));
+    expect(loads).toBe(0);
+    const b = declared.gather(declared.nextIndices(1), [1]) as { label: tf.Tensor };
+    expect(loads).toBe(1);
+    expect(Array.from(b.label.dataSync())).toEqual(Array.from(plain.nextIndices(1)));
+    tf.dispose(b as any);
+    // a declared size the data does not have is an error when the data loads
+    const wrong = new TensorBatchStream(load, 3, abstract, 5, n + 1);
+    expect(() => wrong.next([1])).toThrow(/the split has 10 examples, but its stream was declared with 11/);
+    // and a declared size too small for one batch at once
+    expect(() => new TensorBatchStream(load, 3, abstract, 5, 2).nextIndices(1)).toThrow(/batch size 3 is larger than the split \(2 examples\)/);
+  });
+
   test('nextIndices + gather (another thread with the same data) give exactly next([K, N])', () => {
     const a = make(2);
     const b = make(2);

@@ -65,7 +65,9 @@ function prod(shape: number[]): number {
 
 /**
  * A split held as tensors `{[leaf]: [n, ...]}` (loaded lazily on first use), served in shuffled
- * batches gathered by index.
+ * batches gathered by index. With `numExamples` known up front, the stream's order (epochs,
+ * shuffles, `nextIndices`) needs no data: a process that only hands out example indices (the main
+ * thread of `--threads 2`, whose branch threads gather from their own copies) never loads it.
  */
 export class TensorBatchStream implements BatchStream {
   private data: Record<string, tf.Tensor> | null = null;
@@ -79,27 +81,40 @@ export class TensorBatchStream implements BatchStream {
     readonly batchSize: number,
     private readonly abstract: Record<string, AbstractLeaf>,
     private seed = 0,
+    private readonly knownCount?: number,
   ) {}
 
   private ensure(): void {
     if (this.data) return;
     this.data = this.load();
     const ns = Object.values(this.data).map((t) => t.shape[0]);
-    this.n = ns[0];
-    if (ns.some((m) => m !== this.n)) throw new Error(`dataset leaves disagree on the number of examples: ${ns.join(', ')}`);
+    if (ns.some((m) => m !== ns[0])) throw new Error(`dataset leaves disagree on the number of examples: ${ns.join(', ')}`);
+    if (this.knownCount !== undefined && ns[0] !== this.knownCount) throw new Error(`the split has ${ns[0]} examples, but its stream was declared with ${this.knownCount}`);
+    this.setCount(ns[0]);
+  }
+
+  private setCount(n: number): void {
+    this.n = n;
     if (Math.floor(this.n / this.batchSize) < 1) {
       throw new Error(`batch size ${this.batchSize} is larger than the split (${this.n} examples)`);
     }
   }
 
-  get numExamples(): number {
-    this.ensure();
+  /** The number of examples: the declared one if any (the data stays unloaded), else the data's. */
+  private count(): number {
+    if (this.n < 0) {
+      if (this.knownCount !== undefined) this.setCount(this.knownCount);
+      else this.ensure();
+    }
     return this.n;
   }
 
+  get numExamples(): number {
+    return this.count();
+  }
+
   get batchesPerEpoch(): number {
-    this.ensure();
-    return Math.floor(this.n / this.batchSize);
+    return Math.floor(this.count() / this.batchSize);
   }
 
   private permFor(epoch: number): Int32Array {
@@ -115,17 +130,16 @@ export class TensorBatchStream implements BatchStream {
   private ahead: { seed: number; epoch: number; perm: Int32Array } | null = null;
 
   prefetch(): void {
-    this.ensure();
+    const n = this.count();
     const epoch = this.epoch + 1;
     if (this.ahead?.seed === this.seed && this.ahead.epoch === epoch) return;
-    this.ahead = { seed: this.seed, epoch, perm: permutation(random.foldIn(random.PRNGKey(this.seed), epoch), this.n) };
+    this.ahead = { seed: this.seed, epoch, perm: permutation(random.foldIn(random.PRNGKey(this.seed), epoch), n) };
   }
 
   /** Host indices of the next `count` batches (advances the stream). */
   nextIndices(count: number): Int32Array {
-    this.ensure();
     const B = this.batchSize;
-    const per = Math.floor(this.n / B);
+    const per = Math.floor(this.count() / B);
     const idx = new Int32Array(count * B);
     for (let c = 0; c < count; c++) {
       if (this.position >= per) {

@@ -101,6 +101,10 @@ export function findFashionMnistDir(opts: { dirs?: string[]; download?: boolean 
   );
 }
 
+/** The number of examples in the train and test files. */
+const TRAIN_FILE_COUNT = 60000;
+const TEST_FILE_COUNT = 10000;
+
 /** Raw uint8 arrays of the train (60k) and test (10k) files, read once per process and dir. */
 const RAW_CACHE = new Map<string, { train: ReturnType<typeof readIdxImagesAndLabels>; test: ReturnType<typeof readIdxImagesAndLabels> }>();
 
@@ -114,13 +118,28 @@ export function loadFashionMnistRaw(dir?: string) {
   if (!raw) {
     const f = FASHION_MNIST_FILES;
     raw = {
-      train: readIdxImagesAndLabels(path.join(d, f.trainImages), path.join(d, f.trainLabels), 60000),
-      test: readIdxImagesAndLabels(path.join(d, f.testImages), path.join(d, f.testLabels), 10000),
+      train: readIdxImagesAndLabels(path.join(d, f.trainImages), path.join(d, f.trainLabels), TRAIN_FILE_COUNT),
+      test: readIdxImagesAndLabels(path.join(d, f.testImages), path.join(d, f.testLabels), TEST_FILE_COUNT),
     };
     RAW_CACHE.set(d, raw);
   }
   return raw;
 }
+
+/** Where the train file of n examples is cut: train = [0, a), inner_valid = [a, b), outer_valid = [b, n). */
+function trainFileSplitBounds(n: number): [number, number] {
+  return [Math.round(n * 0.8), Math.round(n * 0.9)];
+}
+
+const [TRAIN_END, INNER_END] = trainFileSplitBounds(TRAIN_FILE_COUNT);
+
+/** The number of examples of each split (the files hold 60,000 and 10,000). */
+export const FASHION_MNIST_SPLIT_SIZES: Record<SplitName, number> = {
+  train: TRAIN_END,
+  inner_valid: INNER_END - TRAIN_END,
+  outer_valid: TRAIN_FILE_COUNT - INNER_END,
+  test: TEST_FILE_COUNT,
+};
 
 const PREPROCESSED = new Map<string, Record<SplitName, { image: tf.Tensor; label: tf.Tensor }>>();
 
@@ -208,8 +227,7 @@ export function fashionMnistSplits(imageSize: [number, number], dir?: string): R
     const all = tf.tensor4d(p.train.images, [p.train.labels.length, H, W, 1]);
     const labels = tf.tensor1d(Int32Array.from(p.train.labels), 'int32');
     const n = p.train.labels.length;
-    const a = Math.round(n * 0.8);
-    const b = Math.round(n * 0.9);
+    const [a, b] = trainFileSplitBounds(n);
     const slice = (lo: number, hi: number) => ({
       image: tf.slice(all, [lo, 0, 0, 0], [hi - lo, -1, -1, -1]),
       label: tf.slice(labels, [lo], [hi - lo]),
@@ -244,8 +262,9 @@ export function fashionMnistDatasets(batchSize = 128, imageSize: [number, number
       image: { shape: [imageSize[0], imageSize[1], 1], dtype: 'float32' as tf.DataType },
       label: { shape: [], dtype: 'int32' as tf.DataType },
     };
+    // the splits' sizes are the files' (checked when loaded): a stream's order needs no data
     const streams = Object.fromEntries(
-      SPLITS.map((s, i) => [s, new TensorBatchStream(() => ({ ...fashionMnistSplits(imageSize)[s] }), batchSize, abstract, i)]),
+      SPLITS.map((s, i) => [s, new TensorBatchStream(() => ({ ...fashionMnistSplits(imageSize)[s] }), batchSize, abstract, i, FASHION_MNIST_SPLIT_SIZES[s])]),
     ) as Record<SplitName, TensorBatchStream>;
     return new SplitDatasets(streams, { num_classes: 10, name: 'fashion_mnist', image_size: imageSize, batch_size: batchSize });
   });

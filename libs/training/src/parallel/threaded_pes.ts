@@ -157,8 +157,9 @@ export class ThreadedPES extends TruncatedPES {
     const theta = toWire(workerWeights.theta);
     const msg = { op: 'init' as const, estId: this.estId, spec: this.spec, theta, outerState: workerWeights.outerState, key: keyArr(key) };
     const replies = Promise.all([this.pool.request(0, msg), this.pool.request(1, msg)]);
-    // the main thread's copy of the data loads while the threads start (they load theirs after
-    // replying): the first outer step no longer waits for the loads one after another
+    // the data streams' first shuffles while the threads start (they load their copies of the data
+    // after replying; this thread hands out example indices and, where the streams know their
+    // sizes, never loads the data itself)
     try {
       this.truncatedStep.prefetch?.();
     } catch {
