@@ -41,12 +41,10 @@ static float softplus_threshold(void) {
 }
 
 static napi_value Unary(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value a[4];
-  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc != 3 && argc != 4) return lopt_fail(env, "unary: expected 3 arguments (op, x, y) and an optional variant name");
-  const UnaryFn fn = (UnaryFn)LOPT_PICK(unary, argc == 4 ? lopt_variant_arg(env, a[3]) : 0);
-  if (!fn) return lopt_fail(env, "unary: variant not supported on this CPU (see kernelVariants())");
+  const int variant = lopt_kernel_args(env, info, "unary", 3, a); /* (op, x, y) */
+  if (variant < 0) return NULL;
+  const UnaryFn fn = (UnaryFn)LOPT_PICK(unary, variant);
   int32_t op;
   if (napi_get_value_int32(env, a[0], &op) != napi_ok || op < 0 || op >= OP_COUNT) return lopt_fail(env, "unary: op must be an op index");
   float *x, *y;
@@ -67,12 +65,10 @@ static int binary_args(napi_env env, napi_value *a, float **x, size_t *nx, float
 }
 
 static napi_value MinMax(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value a[5];
-  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc != 4 && argc != 5) return lopt_fail(env, "minmax: expected 4 arguments (isMax, a, b, y) and an optional variant name");
-  const MinMaxFn fn = (MinMaxFn)LOPT_PICK(minmax, argc == 5 ? lopt_variant_arg(env, a[4]) : 0);
-  if (!fn) return lopt_fail(env, "minmax: variant not supported on this CPU (see kernelVariants())");
+  const int variant = lopt_kernel_args(env, info, "minmax", 4, a); /* (isMax, a, b, y) */
+  if (variant < 0) return NULL;
+  const MinMaxFn fn = (MinMaxFn)LOPT_PICK(minmax, variant);
   bool is_max;
   float *x, *z, *y;
   size_t nx, nz, ny;
@@ -84,12 +80,10 @@ static napi_value MinMax(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Pow(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value a[4];
-  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc != 3 && argc != 4) return lopt_fail(env, "pow: expected 3 arguments (a, b, y) and an optional variant name");
-  const PowFn fn = (PowFn)LOPT_PICK(powv, argc == 4 ? lopt_variant_arg(env, a[3]) : 0);
-  if (!fn) return lopt_fail(env, "pow: variant not supported on this CPU (see kernelVariants())");
+  const int variant = lopt_kernel_args(env, info, "pow", 3, a); /* (a, b, y) */
+  if (variant < 0) return NULL;
+  const PowFn fn = (PowFn)LOPT_PICK(powv, variant);
   float *x, *z, *y;
   size_t nx, nz, ny;
   if (!binary_args(env, a, &x, &nx, &z, &nz, &y, &ny))

@@ -17,6 +17,7 @@
 #include <node_api.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +80,28 @@ static inline int lopt_variant_arg(napi_env env, napi_value v) {
   for (int i = 0; i < n; i++)
     if (strcmp(name, names[i]) == 0) return i;
   return -1;
+}
+
+/*
+ * A kernel call's arguments: n of them, then an optional variant name. Fills a[0..n] (a holds
+ * n + 1) and returns the index of the variant to run (0 without a name); on a wrong number of
+ * arguments, or a name this CPU does not run, throws "<name>: ..." and returns -1.
+ */
+static inline int lopt_kernel_args(napi_env env, napi_callback_info info, const char *name, size_t n, napi_value *a) {
+  size_t argc = n + 1;
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  char msg[160];
+  if (argc != n && argc != n + 1) {
+    snprintf(msg, sizeof msg, "%s: expected %zu arguments and an optional variant name", name, n);
+    lopt_fail(env, msg);
+    return -1;
+  }
+  const int variant = argc == n + 1 ? lopt_variant_arg(env, a[n]) : 0;
+  if (variant < 0) {
+    snprintf(msg, sizeof msg, "%s: variant not supported on this CPU (see kernelVariants())", name);
+    lopt_fail(env, msg);
+  }
+  return variant;
 }
 
 /* kernelVariants(): the names of the variants this CPU runs, best (the default) first. */

@@ -126,12 +126,10 @@ static napi_value FmaProbe(napi_env env, napi_callback_info info) {
 }
 
 static napi_value MlpLoptStep(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
   napi_value a[14];
-  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc != 13 && argc != 14) return lopt_fail(env, "mlpLoptStep: expected 13 arguments and an optional variant name");
-  const LeafStepFn leaf_step = (LeafStepFn)LOPT_PICK(leaf_step, argc == 14 ? lopt_variant_arg(env, a[13]) : 0);
-  if (!leaf_step) return lopt_fail(env, "mlpLoptStep: variant not supported on this CPU (see kernelVariants())");
+  const int variant = lopt_kernel_args(env, info, "mlpLoptStep", 13, a);
+  if (variant < 0) return NULL;
+  const LeafStepFn leaf_step = (LeafStepFn)LOPT_PICK(leaf_step, variant);
   int32_t N;
   bool perTask;
   double expMult, stepMult;

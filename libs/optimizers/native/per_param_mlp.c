@@ -120,12 +120,10 @@ static int pp_per_task(size_t len, size_t size, int32_t N, size_t *stride) {
 #define FAIL(msg) return lopt_fail(env, "perParamMLP: " msg)
 
 static napi_value PerParamMLP(napi_env env, napi_callback_info info) {
-  size_t argc = 21;
   napi_value a[21];
-  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc != 20 && argc != 21) FAIL("expected 20 arguments and an optional variant name");
-  const PPTaskFn task_fn = (PPTaskFn)LOPT_PICK(pp_task, argc == 21 ? lopt_variant_arg(env, a[20]) : 0);
-  if (!task_fn) FAIL("variant not supported on this CPU (see kernelVariants())");
+  const int variant = lopt_kernel_args(env, info, "perParamMLP", 20, a);
+  if (variant < 0) return NULL;
+  const PPTaskFn task_fn = (PPTaskFn)LOPT_PICK(pp_task, variant);
   int32_t N;
   int64_t S;
   if (napi_get_value_int32(env, a[0], &N) != napi_ok || N < 1) FAIL("N must be a positive integer");

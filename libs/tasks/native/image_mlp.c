@@ -46,12 +46,10 @@ typedef float (*MlpTaskFn)(int, int, const int32_t *, const float *, const int32
                            const float *const *, float *const *, float *const *, float *);
 
 static napi_value ImageMlpValueAndGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
   napi_value a[11];
-  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
-  if (argc != 10 && argc != 11) return lopt_fail(env, "imageMlpValueAndGrad: expected 10 arguments and an optional variant name");
-  const MlpTaskFn mlp_task = (MlpTaskFn)LOPT_PICK(mlp_task, argc == 11 ? lopt_variant_arg(env, a[10]) : 0);
-  if (!mlp_task) return lopt_fail(env, "imageMlpValueAndGrad: variant not supported on this CPU (see kernelVariants())");
+  const int variant = lopt_kernel_args(env, info, "imageMlpValueAndGrad", 10, a);
+  if (variant < 0) return NULL;
+  const MlpTaskFn mlp_task = (MlpTaskFn)LOPT_PICK(mlp_task, variant);
   int32_t N, B;
   if (napi_get_value_int32(env, a[0], &N) != napi_ok || N < 1) return lopt_fail(env, "imageMlpValueAndGrad: N must be a positive integer");
   if (napi_get_value_int32(env, a[1], &B) != napi_ok || B < 1) return lopt_fail(env, "imageMlpValueAndGrad: B must be a positive integer");
