@@ -10,30 +10,14 @@
  * the same, at a learning rate small enough that the differences cross no relu kink.
  */
 import * as tf from '@tensorflow/tfjs';
-import { random, treeDispose, treeFlatten, treeUnflatten, type PyTree } from '@lopt/core';
-import { ConvTask, ResnetTask, SplitDatasets, TensorBatchStream, singleTaskToFamily, type SplitName, type Task } from '@lopt/tasks';
-import { LearnableSGD, type LearnedOptimizer } from '@lopt/optimizers';
-import { ConstantTruncationSchedule, TruncatedGrad, VectorizedLOptTruncatedStep } from '../index';
+import { random, treeDispose } from '@lopt/core';
+import { ConvTask, ResnetTask } from '@lopt/tasks';
+import { LearnableSGD } from '@lopt/optimizers';
+import { directionalChecks, syntheticImageDatasets } from './meta_gradient_fd';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-/** Fresh streams each time, so every evaluation sees the same batches of `size`² images. */
-function datasets(size: number): SplitDatasets {
-  const n = 24;
-  const image = () => tf.tidy(() => tf.sin(tf.reshape(tf.range(0, n * size * size, 1, 'float32'), [n, size, size, 1]).mul(0.37)));
-  const label = () => tf.tensor1d(Array.from({ length: n }, (_, j) => (j * 7) % 10), 'int32');
-  return new SplitDatasets(
-    Object.fromEntries(
-      (['train', 'inner_valid', 'outer_valid', 'test'] as SplitName[]).map((s, i) => [
-        s,
-        new TensorBatchStream(() => ({ image: image(), label: label() }), 6, { image: { shape: [size, size, 1], dtype: 'float32' }, label: { shape: [], dtype: 'int32' } }, i),
-      ]),
-    ) as Record<SplitName, TensorBatchStream>,
-    { num_classes: 10 },
-  );
-}
 
 /** ConvTask's convnet (one tanh conv, stride 2) with tf.maxPool 3x3/2 SAME before the spatial mean. */
 class MaxPoolConvTask extends ConvTask {
@@ -47,64 +31,33 @@ class MaxPoolConvTask extends ConvTask {
   }
 }
 
-/** The meta-loss and meta-gradient of one 3-step truncation from the same task state, data and keys. */
-async function metaLossAndGrad(task: () => Task, lopt: LearnedOptimizer, theta: PyTree): Promise<{ loss: number; grad: tf.Tensor[] }> {
-  const step = new VectorizedLOptTruncatedStep(singleTaskToFamily(task()), lopt, new ConstantTruncationSchedule(100), { numTasks: 2 });
-  const est = new TruncatedGrad(step, { unrollLength: 3, stepsPerJit: 3 });
-  const ww = { theta, thetaModelState: null, outerState: { outerIteration: 0 } };
-  const state = await est.initWorkerState(ww, random.PRNGKey(1));
-  const [out] = await est.computeGradientEstimate(ww, random.PRNGKey(2), state, {});
-  const loss = (await out.meanLoss.data())[0];
-  const grad = treeFlatten<tf.Tensor>(out.grad)[0];
-  treeDispose([out.unrollState as unknown as PyTree, out.unrollInfo?.loss ?? null, out.meanLoss]);
-  return { loss, grad };
-}
-
 const smallResnet = () =>
-  new ResnetTask({ datasets: datasets(8), imageSize: 8, batchSize: 6, channelsPerGroup: [4, 4, 4, 4], blocksPerGroup: [1, 1, 1, 1], initialConvKernelSize: 3, maxPool: true, resnetV2: true });
+  new ResnetTask({ datasets: syntheticImageDatasets(8), imageSize: 8, batchSize: 6, channelsPerGroup: [4, 4, 4, 4], blocksPerGroup: [1, 1, 1, 1], initialConvKernelSize: 3, maxPool: true, resnetV2: true });
 
-const maxPoolConv = () => new MaxPoolConvTask({ datasets: datasets(4), imageSize: [4, 4], hiddenUnits: [3], activation: 'tanh', pool: 'avg' });
+const maxPoolConv = () => new MaxPoolConvTask({ datasets: syntheticImageDatasets(4), imageSize: [4, 4], hiddenUnits: [3], activation: 'tanh', pool: 'avg' });
 
 test('TruncatedGrad on a tanh convnet with tf.maxPool, LearnableSGD: meta-gradient · d equals finite differences of the meta-loss', async () => {
   const lopt = new LearnableSGD({ initialLr: 0.5 });
   const theta = lopt.init(random.PRNGKey(0));
-  const [leaves, def] = treeFlatten<tf.Tensor>(theta);
-  const { grad } = await metaLossAndGrad(maxPoolConv, lopt, theta);
-  for (const seed of [3, 4]) {
-    const dirs = leaves.map((l, i) => tf.randomNormal(l.shape, 0, 1, 'float32', seed * 100 + i));
-    const along = (s: number) => treeUnflatten(def, leaves.map((l, i) => tf.add(l, tf.mul(dirs[i], s)))) as PyTree;
-    // small: at 1e-2 one window's maximum changes hands between the two sides (1.3% off)
-    const eps = 2e-3;
-    const plus = along(eps);
-    const minus = along(-eps);
-    const fd = ((await metaLossAndGrad(maxPoolConv, lopt, plus)).loss - (await metaLossAndGrad(maxPoolConv, lopt, minus)).loss) / (2 * eps);
-    const dot = grad.reduce((s, g, i) => s + tf.tidy(() => tf.sum(tf.mul(g, dirs[i])).arraySync() as number), 0);
+  // small: at 1e-2 one window's maximum changes hands between the two sides (1.3% off)
+  const { checks } = await directionalChecks(maxPoolConv, lopt, theta, 2e-3);
+  for (const { dot, fd } of checks) {
     expect(Math.abs(fd)).toBeGreaterThan(1e-4);
     expect(Math.abs(dot - fd)).toBeLessThan(0.006 * Math.abs(fd) + 2e-6);
-    treeDispose([plus, minus, dirs]);
   }
-  treeDispose([theta, grad]);
+  treeDispose(theta);
 }, 120000);
 
 test('TruncatedGrad on a small ResNet (batch norm, relu, 3x3/2 max pool), LearnableSGD: meta-gradient · d equals finite differences of the meta-loss', async () => {
   // a small learning rate: at 0.5 the differences cross relu kinks (8-70% off at eps 1e-2)
   const lopt = new LearnableSGD({ initialLr: 0.1 });
   const theta = lopt.init(random.PRNGKey(0));
-  const [leaves, def] = treeFlatten<tf.Tensor>(theta);
-  const { loss, grad } = await metaLossAndGrad(smallResnet, lopt, theta);
+  const { loss, checks } = await directionalChecks(smallResnet, lopt, theta, 1e-2);
   expect(Number.isFinite(loss)).toBe(true);
-  for (const seed of [3, 4]) {
-    const dirs = leaves.map((l, i) => tf.randomNormal(l.shape, 0, 1, 'float32', seed * 100 + i));
-    const along = (s: number) => treeUnflatten(def, leaves.map((l, i) => tf.add(l, tf.mul(dirs[i], s)))) as PyTree;
-    const eps = 1e-2;
-    const plus = along(eps);
-    const minus = along(-eps);
-    const fd = ((await metaLossAndGrad(smallResnet, lopt, plus)).loss - (await metaLossAndGrad(smallResnet, lopt, minus)).loss) / (2 * eps);
-    const dot = grad.reduce((s, g, i) => s + tf.tidy(() => tf.sum(tf.mul(g, dirs[i])).arraySync() as number), 0);
+  for (const { dot, fd } of checks) {
     expect(Math.abs(fd)).toBeGreaterThan(1e-4);
     // measured: 0.6% and 0.04%; 3e-5: the float32 rounding of two meta-losses near 2.3, over 2·eps
     expect(Math.abs(dot - fd)).toBeLessThan(0.01 * Math.abs(fd) + 3e-5);
-    treeDispose([plus, minus, dirs]);
   }
-  treeDispose([theta, grad]);
+  treeDispose(theta);
 }, 120000);
