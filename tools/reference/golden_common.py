@@ -126,3 +126,14 @@ def cfg_plain(cfg):
   if isinstance(cfg, (list, tuple)):
     return [cfg_plain(v) for v in cfg]
   return np.asarray(cfg).tolist()
+
+
+def limit_between(times):
+  """A time limit that splits the predicted times: halfway (in log) across the widest gap between
+  neighbours in the middle half of the sorted predictions (so that a timed sampler rejects some
+  draws and accepts others)."""
+  import numpy as np
+  srt = sorted(times)
+  gaps = [(np.log(srt[j + 1]) - np.log(srt[j]), j) for j in range(len(srt) // 4, 3 * len(srt) // 4)]
+  _, j = max(gaps)
+  return float(np.exp((np.log(srt[j]) + np.log(srt[j + 1])) / 2))

@@ -43,8 +43,7 @@ from golden_common import setup_mode  # noqa: E402
 
 jax = setup_mode(args.mode)
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from golden_common import GOLDEN_DIR, as_json, cfg_plain, restore_numpy_product, save  # noqa: E402
+from golden_common import GOLDEN_DIR, as_json, cfg_plain, limit_between, restore_numpy_product, save  # noqa: E402
 
 restore_numpy_product()
 
@@ -101,10 +100,7 @@ for i in range(16):
   out["features"].append({"sample": cfg_plain(cfg), "key_feats": as_json(keys[0]), "float_feats": as_json(floats[0]),
                           "int_feats": as_json(ints[0]), "time": t})
 srt = sorted(times)
-# the limit: halfway (in log) across the widest gap in the middle half of the predictions
-gaps = [(np.log(srt[j + 1]) - np.log(srt[j]), j) for j in range(len(srt) // 4, 3 * len(srt) // 4)]
-_, j = max(gaps)
-max_time = float(np.exp((np.log(srt[j]) + np.log(srt[j + 1])) / 2))
+max_time = limit_between(times)
 out["max_time"] = max_time
 print("times", srt, "max_time", max_time)
 out["timed"] = [cfg_plain(pvae.timed_sample_image_mlp_vae(K(i), max_time=max_time)) for i in range(8)]
