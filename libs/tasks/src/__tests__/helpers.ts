@@ -26,3 +26,18 @@ export function syntheticDatasets(): Datasets {
   return new SplitDatasets(streams, { num_classes: 10 });
 }
 
+
+/**
+ * Batch-norm test inputs for an NHWC `shape`: x (a sine ramp, shifted by `shift`), per-channel
+ * scale and offset ([1, 1, 1, C]), and `up`, an upstream gradient of x's shape.
+ */
+export function batchNormInputs(shape: number[], shift: number): { x: tf.Tensor4D; scale: tf.Tensor4D; offset: tf.Tensor4D; up: tf.Tensor4D } {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const c = shape[3];
+  const s4 = shape as [number, number, number, number];
+  const x = tf.add(tf.tensor4d(Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2), s4), shift) as tf.Tensor4D;
+  const scale = tf.tensor4d(Array.from({ length: c }, (_, i) => 0.5 + Math.cos(i)), [1, 1, 1, c]);
+  const offset = tf.tensor4d(Array.from({ length: c }, (_, i) => Math.sin(i * 2)), [1, 1, 1, c]);
+  const up = tf.tensor4d(Array.from({ length: n }, (_, i) => Math.cos(i * 0.91)), s4);
+  return { x, scale, offset, up };
+}

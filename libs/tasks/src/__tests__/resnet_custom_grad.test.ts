@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@lopt/core';
+import { batchNormInputs } from './helpers';
 import { batchNormTrain, batchNormTrainOps, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps } from '../resnet';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
@@ -51,12 +52,7 @@ describe.each(['cpu', 'wasm'])('%s', (backend) => {
   ])('batch norm of %j (shift %d): the custom gradient = autodiff of the plain ops; the same values', (shape, shift) => {
     const before = tf.memory().numTensors;
     tf.tidy(() => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const c = shape[3];
-      const x = tf.add(tf.tensor4d(Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2), shape as [number, number, number, number]), shift) as tf.Tensor4D;
-      const scale = tf.tensor4d(Array.from({ length: c }, (_, i) => 0.5 + Math.cos(i)), [1, 1, 1, c]);
-      const offset = tf.tensor4d(Array.from({ length: c }, (_, i) => Math.sin(i * 2)), [1, 1, 1, c]);
-      const up = tf.tensor4d(Array.from({ length: n }, (_, i) => Math.cos(i * 0.91)), shape as [number, number, number, number]);
+      const { x, scale, offset, up } = batchNormInputs(shape, shift);
       const a = batchNormTrain(x, scale, offset);
       const b = batchNormTrainOps(x, scale, offset);
       expect(maxAbs(a.y, b.y)).toBe(0);

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@lopt/core';
+import { batchNormInputs } from './helpers';
 import { batchNormTrainOps, emaUpdateAllStacked, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, resnetBatchNorm } from '../resnet';
 import { BATCH_NORM_KERNEL, EMA_KERNEL, hasHostKernel, resnetNative, useResnetJsKernels } from '../resnet_kernels';
 
@@ -24,15 +25,7 @@ describe.each(['cpu', 'wasm'])('%s', (backend) => {
     expect(await initBackend(backend, { quiet: true })).toBe(backend);
   });
 
-  const inputs = (shape: number[], shift: number) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const c = shape[3];
-    const x = tf.add(tf.tensor4d(Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 2), shape as [number, number, number, number]), shift) as tf.Tensor4D;
-    const scale = tf.tensor4d(Array.from({ length: c }, (_, i) => 0.5 + Math.cos(i)), [1, 1, 1, c]);
-    const offset = tf.tensor4d(Array.from({ length: c }, (_, i) => Math.sin(i * 2)), [1, 1, 1, c]);
-    const up = tf.tensor4d(Array.from({ length: n }, (_, i) => Math.cos(i * 0.91)), shape as [number, number, number, number]);
-    return { x, scale, offset, up };
-  };
+  const inputs = batchNormInputs;
 
   test.each([
     [[4, 3, 3, 5], 0, false],
