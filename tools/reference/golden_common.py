@@ -137,3 +137,19 @@ def limit_between(times):
   gaps = [(np.log(srt[j + 1]) - np.log(srt[j]), j) for j in range(len(srt) // 4, 3 * len(srt) // 4)]
   _, j = max(gaps)
   return float(np.exp((np.log(srt[j]) + np.log(srt[j + 1])) / 2))
+
+
+def install_tfp_stub(normal, kl_divergence):
+  """Puts a stand-in for tensorflow_probability (absent from the harness venv) in sys.modules:
+  `tensorflow_probability.substrates.jax.distributions` with only `Normal` and `kl_divergence`,
+  the two names the reference's image_mlp_vae.py takes from it."""
+  import sys
+  import types
+  tfp = types.ModuleType("tensorflow_probability.substrates.jax")
+  tfp.distributions = types.SimpleNamespace(Normal=normal, kl_divergence=kl_divergence)
+  subs = types.ModuleType("tensorflow_probability.substrates")
+  subs.jax = tfp
+  root = types.ModuleType("tensorflow_probability")
+  root.substrates = subs
+  sys.modules.update({"tensorflow_probability": root, "tensorflow_probability.substrates": subs,
+                      "tensorflow_probability.substrates.jax": tfp})

@@ -27,7 +27,7 @@ jax = setup_mode(args.mode)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from golden_common import GOLDEN_DIR, as_json, cfg_plain, flat, restore_numpy_product, save  # noqa: E402
+from golden_common import GOLDEN_DIR, as_json, cfg_plain, flat, install_tfp_stub, restore_numpy_product, save  # noqa: E402
 
 # The reference venv has no tensorflow_probability (and no registry here serves it), so the two
 # tfp pieces generative_model_utils uses are stood in for by a small module with tfp's own formulas
@@ -35,7 +35,6 @@ from golden_common import GOLDEN_DIR, as_json, cfg_plain, flat, restore_numpy_pr
 # seed) * scale + loc with samplers.normal = jax.random.normal(seed, ...); Normal._log_prob =
 # -0.5 * (x/scale - loc/scale)**2 - (0.5*log(2*pi) + log(scale)); _kl_normal_normal). Everything
 # else (haiku, the MLPs, the keys, the task code) is the real learned_optimization.
-import types  # noqa: E402
 
 
 class _Normal:
@@ -65,14 +64,7 @@ def _kl_divergence(a, b):
           diff_log_scale)
 
 
-_tfp = types.ModuleType("tensorflow_probability.substrates.jax")
-_tfp.distributions = types.SimpleNamespace(Normal=_Normal, kl_divergence=_kl_divergence)
-_subs = types.ModuleType("tensorflow_probability.substrates")
-_subs.jax = _tfp
-_root = types.ModuleType("tensorflow_probability")
-_root.substrates = _subs
-sys.modules.update({"tensorflow_probability": _root, "tensorflow_probability.substrates": _subs,
-                    "tensorflow_probability.substrates.jax": _tfp})
+install_tfp_stub(_Normal, _kl_divergence)
 
 from learned_optimization.tasks.datasets import image  # noqa: E402
 from learned_optimization.tasks.parametric import cfgobject  # noqa: E402

@@ -32,7 +32,6 @@ import argparse
 import os
 import sys
 import tempfile
-import types
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--mode", required=True, choices=["legacy", "partitionable"])
@@ -43,7 +42,7 @@ from golden_common import setup_mode  # noqa: E402
 
 jax = setup_mode(args.mode)
 import jax.numpy as jnp  # noqa: E402
-from golden_common import GOLDEN_DIR, as_json, cfg_plain, limit_between, restore_numpy_product, save  # noqa: E402
+from golden_common import GOLDEN_DIR, as_json, cfg_plain, install_tfp_stub, limit_between, restore_numpy_product, save  # noqa: E402
 
 restore_numpy_product()
 
@@ -59,14 +58,7 @@ def _unused_kl(*a, **k):
   raise RuntimeError("the tensorflow_probability stub was used: this script must not compute a KL")
 
 
-_tfp = types.ModuleType("tensorflow_probability.substrates.jax")
-_tfp.distributions = types.SimpleNamespace(Normal=_UnusedNormal, kl_divergence=_unused_kl)
-_subs = types.ModuleType("tensorflow_probability.substrates")
-_subs.jax = _tfp
-_root = types.ModuleType("tensorflow_probability")
-_root.substrates = _subs
-sys.modules.update({"tensorflow_probability": _root, "tensorflow_probability.substrates": _subs,
-                    "tensorflow_probability.substrates.jax": _tfp})
+install_tfp_stub(_UnusedNormal, _unused_kl)
 
 import haiku as hk  # noqa: E402
 from learned_optimization import checkpoints  # noqa: E402
