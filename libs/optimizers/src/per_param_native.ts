@@ -15,7 +15,7 @@
  * per element.
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeVariantArg, noGradientRecorded, registerNativeKernel } from '@lopt/core';
+import { nativeUsable, nativeVariantArg, registerNativeKernel } from '@lopt/core';
 import { mlpLoptNative } from './native';
 import type { Linear, PerParamInput } from './per_param_mlp';
 
@@ -132,7 +132,7 @@ export function tensorStatsNative(p: tf.Tensor, m: tf.Tensor, rms: tf.Tensor): {
 
 /** Whether the kernel can run now: the addon is in use, the backend is wasm or cpu, no gradient tape records. */
 export function perParamNativeUsable(): boolean {
-  return ['wasm', 'cpu'].includes(tf.getBackend()) && noGradientRecorded() && addon() !== null;
+  return nativeUsable() && addon() !== null;
 }
 
 /** `(outer, dim, inner)` of axis `at` of `shape`: element e = (o·dim + j)·inner + i. */
