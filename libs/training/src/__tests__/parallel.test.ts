@@ -3,7 +3,7 @@ import '@lopt/optimizers';
 import '@lopt/estimators';
 import * as tf from '@tensorflow/tfjs';
 import { registry, treeLeaves } from '@lopt/core';
-import { validateMetaTrainingConfig, MetaTrainer } from '../index';
+import { validateMetaTrainingConfig, MetaTrainer, BranchPool } from '../index';
 
 /** Two outer steps of a small quadratic + Fashion-MNIST PES run; losses and mean meta-gradients. */
 async function run(threads: number): Promise<{ losses: number[]; grads: number[][]; counts: number[] }> {
@@ -60,5 +60,22 @@ describe('threads: 2 (antithetic branches in worker threads)', () => {
     });
     expect(par.counts[2]).toBe(par.counts[1]);
     expect(seq.counts[2]).toBe(seq.counts[1]);
+  });
+
+  test('a request to a started thread is posted at the call, not at the caller\'s next await', async () => {
+    const pool = new BranchPool(2, 'cpu');
+    try {
+      // requests made before the threads are up wait for them, and are answered in order
+      const early = await Promise.all([pool.request(0, { op: 'memory' }), pool.request(0, { op: 'memory' })]);
+      expect(early[0].id).toBeLessThan(early[1].id);
+      const posted = jest.spyOn(pool.workers[1], 'postMessage');
+      const reply = pool.request(1, { op: 'memory' });
+      // still in the same synchronous run: the main thread's own unroll of another estimator would
+      // follow here, and the thread must already be working
+      expect(posted).toHaveBeenCalledTimes(1);
+      expect((await reply).numTensors).toBeGreaterThanOrEqual(0);
+    } finally {
+      await pool.terminate();
+    }
   });
 });

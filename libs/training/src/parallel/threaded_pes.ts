@@ -60,6 +60,7 @@ export class BranchPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly ready: Promise<void[]>;
+  private isReady = false;
   private nextEst = 1;
 
   constructor(readonly size: number, readonly backend: string, plugins: string[] = []) {
@@ -101,19 +102,32 @@ export class BranchPool {
       this.workers.push(w);
     }
     this.ready = Promise.all(readies);
+    this.ready.then(
+      () => (this.isReady = true),
+      () => undefined,
+    );
   }
 
   newEstimatorId(): number {
     return this.nextEst++;
   }
 
-  async request(worker: number, msg: Omit<BranchRequest, 'id'> & Record<string, unknown>): Promise<any> {
-    await this.ready;
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.workers[worker].postMessage({ ...msg, id });
-    });
+  /**
+   * Sends `msg` to a thread and resolves with its reply. Once the threads are up the message is
+   * posted synchronously, in this call: a caller that goes on with synchronous work (the main
+   * thread's own unroll of another estimator) must not hold the threads' work back until its next
+   * await, as an `await` before the post would.
+   */
+  request(worker: number, msg: Omit<BranchRequest, 'id'> & Record<string, unknown>): Promise<any> {
+    const post = () => {
+      const id = this.nextId++;
+      return new Promise((resolve, reject) => {
+        this.pending.set(id, { resolve, reject });
+        this.workers[worker].postMessage({ ...msg, id });
+      });
+    };
+    // before the threads are up, requests wait for them in call order (the reactions run in order)
+    return this.isReady ? post() : this.ready.then(post);
   }
 
   /** Tensors held by every thread. */
