@@ -30,8 +30,8 @@ export { METRIC_AGGREGATIONS, MetricsError, parseMetricKey, metricKey, stripMetr
 export type { MetricAggregation, MetricValue, Metrics, AggregatedMetrics } from './metrics';
 export { TREE_MAGIC, TREE_FORMAT_VERSION, SerializationError, crc32, crc32Js, isHostTensor, toHostTree, fromHostTree, encodeHostTree, serializeTree, decodeHostTree, deserializeTree } from './serialization';
 export type { HostTensor, HostTree, HostAllocator } from './serialization';
-export { NATIVE_BACKENDS, envVar, nativeAddonPath, nativeSetting, loadNativeAddon, nativeVariant, nativeVariantArg, useNativeVariant, nativeStatus, registerNativeKernel, noGradientRecorded, nativeUsable } from './native';
-export type { NativeAddon, NativeIO, NativeKernelRun } from './native';
+export { NATIVE_BACKENDS, envVar, nativeAddonPath, nativeSetting, loadNativeAddon, nativeVariant, nativeVariantArg, useNativeVariant, nativeStatus, registerNativeKernel, runNativeBody, noGradientRecorded, nativeUsable } from './native';
+export type { NativeAddon, NativeIO, NativeKernelRun, NativeBody, HostArray } from './native';
 export { HaikuInit, haikuInit, haikuInitBatch, initializers, computeFans } from './haiku';
 export type { Initializer, HostParam, LinearOptions } from './haiku';
 export { EXT_NDARRAY, EXT_COMPLEX, EXT_NPSCALAR, FlaxFormatError, NdArray, flaxExtensionCodec, looksLikeFlaxMsgpack, msgpackRestore, msgpackSerialize, ndarrayToTensor, tensorToNdArray, importFlaxParams, exportFlaxParams, checkThetaStructure } from './flax_msgpack';

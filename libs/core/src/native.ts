@@ -16,6 +16,9 @@ import * as tf from '@tensorflow/tfjs';
 
 type TensorInfo = { dataId: object; dtype: tf.DataType; shape: number[] };
 
+/** A typed array over float32 or int32 tensor memory, as native and host functions read and write it. */
+export type HostArray = Float32Array | Int32Array;
+
 /** What every lopt addon exports besides its kernels. */
 export interface NativeAddon {
   /** The instruction-set variants this CPU runs, the default first (e.g. ['avx512', 'avx2', 'base']). */
@@ -171,6 +174,29 @@ export function registerNativeKernel(kernelName: string, run: NativeKernelRun): 
       });
     },
   });
+}
+
+const BODY_KERNEL = 'LoptNativeBody';
+/** What `runNativeBody` runs: views of its inputs through `io`, and its outputs (allocated through `io`). */
+export type NativeBody = (inputs: TensorInfo[], io: NativeIO) => TensorInfo[];
+
+/**
+ * Runs `body` as one tf.js kernel on the current backend (wasm or cpu; see `nativeUsable`): it
+ * reads `inputs` through `io.view` and allocates its outputs through `io.alloc` (all of them before
+ * any view, as a registered native kernel does), and its outputs come back as tensors. For work
+ * that is a loop of native calls on the same memory (a host unroll: many inner steps in one
+ * kernel), so that nothing goes through tf.js between the calls. Scratch memory inside `body` is
+ * plain typed arrays, which the addons take as well.
+ */
+export function runNativeBody(inputs: tf.Tensor[], body: NativeBody): tf.Tensor[] {
+  registerNativeKernel(BODY_KERNEL, (named, attrs, io) => {
+    const list = Array.from({ length: attrs.count as number }, (_, i) => named[`t${i}`]);
+    return (attrs.body as NativeBody)(list, io);
+  });
+  const named: Record<string, tf.Tensor> = {};
+  inputs.forEach((t, i) => (named[`t${i}`] = t));
+  const out = tf.engine().runKernel(BODY_KERNEL, named as any, { count: inputs.length, body } as any);
+  return Array.isArray(out) ? (out as tf.Tensor[]) : [out as tf.Tensor];
 }
 
 /** Whether no gradient tape is recording (a native kernel has no gradient: callers use tf.js ops then). */

@@ -9,6 +9,7 @@ import { disposeReplaced, random, PRNGKey, PyTree, treeFlatten, treeUnflatten, t
 import type { Theta } from '@lopt/optimizers';
 import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
 import { concatStates, dataAt, sliceState, stateRows } from './unroll_state';
+import { hostValues } from './host_ints';
 import type { OuterState } from './truncation_schedule';
 
 /** ε_i, θ+ε_i, θ−ε_i for N tasks, stacked on a leading axis: `[N, ...leaf]`. */
@@ -43,8 +44,24 @@ export interface UnrollYs {
 }
 
 /**
+ * A K-step unroll's data step by step (`at(k)`: leaves `[N, ...]`, owned by the unroll) and, for
+ * host runs (`TruncatedStep.hostRun`), all at once (`all()`: leaves `[K, N, ...]`, asked for at
+ * most once, owned by the unroll).
+ */
+export interface StepwiseData {
+  at(k: number): PyTree;
+  all(): PyTree;
+}
+
+function isStepwise(d: unknown): d is StepwiseData {
+  return typeof d === 'object' && d !== null && typeof (d as StepwiseData).at === 'function' && typeof (d as StepwiseData).all === 'function';
+}
+
+/**
  * Run K unroll steps from `state` (not consumed), keys `split(key, K)`; `datas` has leaves
- * `[K, N, ...]`, or is a function giving step k's data (leaves `[N, ...]`, owned by the unroll).
+ * `[K, N, ...]`, or is a function giving step k's data (leaves `[N, ...]`, owned by the unroll),
+ * or a StepwiseData. Where the step has `hostRun`, runs of steps without a reset go through it
+ * (one native kernel per run); the other steps through `unrollStep`.
  */
 export function truncatedUnroll(
   step: TruncatedStep,
@@ -53,7 +70,7 @@ export function truncatedUnroll(
   theta: Theta,
   key: PRNGKey,
   state: TruncatedUnrollState,
-  datas: PyTree | ((k: number) => PyTree),
+  datas: PyTree | ((k: number) => PyTree) | StepwiseData,
   outerState: OuterState | null,
   overrideNumSteps: number | null = null,
   keepTaskParams = true,
@@ -62,21 +79,46 @@ export function truncatedUnroll(
   let cur = state;
   const losses: tf.Tensor[] = [];
   const ys: UnrollYs = { loss: null as unknown as tf.Tensor, mask: [], isDone: [], iteration: [], taskParam: [] };
-  for (let k = 0; k < numSteps; k++) {
-    const data = typeof datas === 'function' ? datas(k) : dataAt(datas, k);
-    const [next, out] = step.unrollStep(theta, cur, keys[k], data, outerState, { thetaIsVector, overrideNumSteps });
-    if (data) for (const l of treeLeaves<tf.Tensor>(data)) l.dispose();
+  const opts = { thetaIsVector, overrideNumSteps };
+  const advance = (next: TruncatedUnrollState) => {
     if (cur !== state) disposeReplaced(cur, next);
     cur = next;
+  };
+  // host runs: while they apply (one that cannot run without a reset pending means none will)
+  let host = typeof step.hostRun === 'function' && typeof datas !== 'function';
+  let all: PyTree | undefined = isStepwise(datas) ? undefined : (datas as PyTree);
+  for (let k = 0; k < numSteps; ) {
+    if (host) {
+      if (all === undefined) all = (datas as StepwiseData).all();
+      const run = step.hostRun!(theta, cur, keys, all, k, outerState, opts, keepTaskParams);
+      if (run) {
+        advance(run.state);
+        losses.push(run.loss);
+        ys.mask.push(...run.mask);
+        ys.isDone.push(...run.isDone);
+        ys.iteration.push(...run.iteration);
+        ys.taskParam.push(...run.taskParam);
+        k += run.steps;
+        continue;
+      }
+      host = hostValues(cur.isDone).some((d) => d !== 0);
+    }
+    const data = typeof datas === 'function' ? datas(k) : isStepwise(datas) ? datas.at(k) : dataAt(datas, k);
+    const [next, out] = step.unrollStep(theta, cur, keys[k], data, outerState, opts);
+    if (data) for (const l of treeLeaves<tf.Tensor>(data)) l.dispose();
+    advance(next);
     losses.push(out.loss);
     ys.mask.push(out.mask);
     ys.isDone.push(out.isDone);
     ys.iteration.push(out.iteration);
     if (keepTaskParams) ys.taskParam.push(out.taskParam);
     else for (const l of treeLeaves<tf.Tensor>(out.taskParam)) l.dispose();
+    k++;
   }
-  ys.loss = tf.stack(losses);
+  // one step's loss is [N], a host run's [steps, N]
+  ys.loss = tf.tidy(() => (losses.every((l) => l.rank === 1) ? tf.stack(losses) : tf.concat(losses.map((l) => (l.rank === 1 ? l.expandDims(0) : l)), 0)));
   losses.forEach((l) => l.dispose());
+  if (isStepwise(datas) && all) disposeReplaced(all, {});
   return [cur, ys];
 }
 

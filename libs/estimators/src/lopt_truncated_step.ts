@@ -9,15 +9,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { parseOptions, random, registerPlugin, treeMap, treeMapN, treeLeaves, type PRNGKey, type PyTree } from '@lopt/core';
+import { nativeUsable, parseOptions, random, registerPlugin, runNativeBody, treeMap, treeMapN, treeLeaves, type HostArray, type PRNGKey, type PyTree } from '@lopt/core';
 import type { TaskFamily, SplitName, Task } from '@lopt/tasks';
 import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, OptState, Theta } from '@lopt/optimizers';
 import { hostTensor, hostValues } from './host_ints';
 import { NeverEndingTruncationSchedule } from './truncation_schedule';
 import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
-import type { BatchIndices, StepOptions, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';
-import { replaceRows, selectRows, stateRows } from './unroll_state';
+import type { BatchIndices, HostRunOut, StepOptions, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';
+import { dataAt, replaceRows, selectRows, stateRows } from './unroll_state';
 
 const split = z.enum(SPLITS as unknown as [SplitName, ...SplitName[]]);
 
@@ -175,17 +175,12 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     return new Array(rows / this.numTasks).fill(keys).flat();
   }
 
-  unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts: StepOptions = {}): [TruncatedUnrollState, TruncatedUnrollOut] {
-    const rows = stateRows(state);
-    const [key1, key2] = random.split(key);
+  /**
+   * One step's counters, on the host: the per-task keys (a, b) of the step, and the inner step,
+   * length and done flag after it (a task that was done restarts at step 0).
+   */
+  private nextCounters(key1: PRNGKey, rows: number, wasDone: Int32Array, innerStep: Int32Array, oldLengths: Int32Array | null, outerState: OuterState | null) {
     const kab = this.taskKeys(key1, rows).map((k) => random.split(k));
-    const wasDone = hostValues(state.isDone);
-    const anyReset = wasDone.some((d) => d !== 0);
-    const innerStep = hostValues(state.innerStep);
-    const oldLengths = state.truncationState.length ? hostValues(state.truncationState.length) : null;
-    const numSteps = (i: number) => opts.overrideNumSteps ?? (oldLengths ? oldLengths[i] : 0);
-
-    // Counters for the next state, on the host.
     const newStep = new Int32Array(rows);
     const newLength = new Int32Array(rows);
     const newDone = new Int32Array(rows);
@@ -197,6 +192,20 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
       newDone[i] = done ? 1 : 0;
     }
     const mask = newStep.map((s) => (s !== 0 ? 1 : 0));
+    return { kab, newStep, newLength, newDone, mask };
+  }
+
+  unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts: StepOptions = {}): [TruncatedUnrollState, TruncatedUnrollOut] {
+    const rows = stateRows(state);
+    const [key1, key2] = random.split(key);
+    const wasDone = hostValues(state.isDone);
+    const anyReset = wasDone.some((d) => d !== 0);
+    const innerStep = hostValues(state.innerStep);
+    const oldLengths = state.truncationState.length ? hostValues(state.truncationState.length) : null;
+    const numSteps = (i: number) => opts.overrideNumSteps ?? (oldLengths ? oldLengths[i] : 0);
+
+    // Counters for the next state, on the host.
+    const { kab, newStep, newLength, newDone, mask } = this.nextCounters(key1, rows, wasDone, innerStep, oldLengths, outerState);
 
     const result = tf.tidy(() => {
       const [trainData, metaData] = this.splitData(data, rows);
@@ -258,6 +267,105 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     return [next, ys];
   }
 
+  /**
+   * Steps `from`, `from + 1`, ... of a K-step unroll in one native kernel (`runNativeBody`), for as
+   * long as no task resets: each step is the task's loss and gradient and the learned optimizer's
+   * update on host memory (`Task.hostLossAndGrad`, `Optimizer.hostUpdate`), with the counters
+   * decided on the host as in `unrollStep` (same keys, same schedule), so nothing goes through
+   * tf.js between the inner steps. The values are `unrollStep`'s step by step, up to float
+   * rounding. A step in which a task resets (sampling and initialising a task) is left to
+   * `unrollStep`: the run stops before it.
+   *
+   * Null where step `from` cannot run here: a task resets at it; the meta-loss is on other data or
+   * an aux value; a model state; the task or the optimizer has no host function now (backend,
+   * native kernels, shapes); a gradient tape; stacked antithetic rows sharing data.
+   */
+  hostRun(theta: Theta, state: TruncatedUnrollState, keys: PRNGKey[], data: PyTree, from: number, outerState: OuterState | null, opts: StepOptions, keepTaskParams: boolean): HostRunOut | null {
+    const rows = stateRows(state);
+    let wasDone = hostValues(state.isDone);
+    if (wasDone.some((d) => d !== 0) || this.metaLossSplit !== null || this.metaLossWithAuxKey !== null || !nativeUsable()) return null;
+    const dataLeaves = data === null || data === undefined ? [] : treeLeaves<tf.Tensor>(data);
+    if (dataLeaves.length > 0 && rows !== this.numTasks) return null;
+    const K = keys.length;
+    if (dataLeaves.some((l) => l.shape[0] !== K)) throw new RangeError(`hostRun: data leaves must have a leading axis of ${K} steps`);
+
+    const task = this.taskFamily.taskFn(state.taskParam);
+    const opt = this.learnedOpt.optFn(theta, true, opts.thetaIsVector ?? false);
+    const inner = state.innerOptState;
+    if (opt.getState(inner) !== null && opt.getState(inner) !== undefined) return null;
+    const params = opt.getParams(inner);
+    const example = dataAt(data, from);
+    const hostTask = task.hostLossAndGrad?.(params, example) ?? null;
+    if (example) for (const l of treeLeaves<tf.Tensor>(example)) l.dispose();
+    const hostOpt = hostTask ? opt.hostUpdate?.(inner, params) ?? null : null;
+    if (!hostTask || !hostOpt) return null;
+
+    // The counters of every step up to the first reset, on the host (unrollStep's, step by step).
+    let innerStep = hostValues(state.innerStep);
+    let lengths = state.truncationState.length ? hostValues(state.truncationState.length) : null;
+    const records: Array<ReturnType<VectorizedLOptTruncatedStep['nextCounters']>> = [];
+    for (let k = from; k < K && !wasDone.some((d) => d !== 0); k++) {
+      const c = this.nextCounters(random.split(keys[k])[0], rows, wasDone, innerStep, lengths, outerState);
+      records.push(c);
+      innerStep = c.newStep;
+      lengths = lengths ? c.newLength : null;
+      wasDone = c.newDone;
+    }
+    const m = records.length;
+
+    const { carried, fixed, paramIndex } = hostOpt;
+    const perStep = dataLeaves.map((l) => l.size / K);
+    const inputs = [...carried, ...fixed, ...hostTask.fixed, ...dataLeaves];
+    const out = runNativeBody(inputs, (infos, io) => {
+      const nc = carried.length;
+      const nf = fixed.length;
+      const nt = hostTask.fixed.length;
+      // every output first: on wasm an allocation may move the heap under earlier views
+      const outs = infos.slice(0, nc).map((t) => io.alloc(t.shape, t.dtype as 'float32' | 'int32'));
+      const lossOut = io.alloc([m, rows], 'float32');
+      const views = infos.map((t) => io.view(t));
+      const outViews = outs.map((t) => io.view(t));
+      const scratch = outViews.map((v) => (v instanceof Int32Array ? new Int32Array(v.length) : new Float32Array(v.length)));
+      const grads = paramIndex.map((i) => new Float32Array(views[i].length));
+      const optFixed = views.slice(nc, nc + nf);
+      const taskFixed = views.slice(nc + nf, nc + nf + nt);
+      const dataViews = views.slice(nc + nf + nt);
+      const loss = io.view(lossOut) as Float32Array;
+      let cur: HostArray[] = views.slice(0, nc);
+      for (let s = 0; s < m; s++) {
+        // alternate between the outputs and scratch so that the last step writes the outputs
+        const next = (m - 1 - s) % 2 === 0 ? outViews : scratch;
+        const k = from + s;
+        const stepData = dataViews.map((v, j) => v.subarray(k * perStep[j], (k + 1) * perStep[j]));
+        const lossRow = loss.subarray(s * rows, (s + 1) * rows);
+        hostTask.run(taskFixed, paramIndex.map((i) => cur[i] as Float32Array), stepData, lossRow, grads);
+        hostOpt.run(optFixed, cur, grads, next);
+        hostTask.normalize(lossRow);
+        cur = next;
+      }
+      return [...outs, lossOut];
+    });
+
+    const last = records[m - 1];
+    const clone = (t: PyTree) => treeMap((l: tf.Tensor) => l.clone(), t);
+    const next: TruncatedUnrollState = {
+      innerOptState: hostOpt.rebuild(out.slice(0, carried.length)),
+      innerStep: hostTensor(last.newStep),
+      truncationState: state.truncationState.length ? { length: hostTensor(last.newLength) } : {},
+      taskParam: clone(state.taskParam),
+      isDone: hostTensor(last.newDone, 'bool'),
+    };
+    return {
+      state: next,
+      steps: m,
+      loss: out[carried.length],
+      isDone: records.map((r) => r.newDone),
+      mask: records.map((r) => r.mask),
+      iteration: records.map((r) => r.newStep),
+      taskParam: keepTaskParams ? records.map(() => clone(state.taskParam)) : [],
+    };
+  }
+
   private auxValue(aux: Record<string, tf.Tensor> | undefined): tf.Tensor {
     const k = this.metaLossWithAuxKey as string;
     if (!aux || !(k in aux)) throw new Error(`metaLossWithAuxKey '${k}' is not an aux value of task ${this.taskName()} (aux: ${Object.keys(aux ?? {}).join(', ') || 'none'})`);
@@ -291,6 +399,11 @@ export class SimpleLOptTruncatedStep extends VectorizedLOptTruncatedStep {
   constructor(task: Task, learnedOpt: LearnedOptimizer, opts: { unrollLength?: number; numTasks?: number } = {}) {
     super(singleTaskToFamily(task), learnedOpt, new NeverEndingTruncationSchedule(), { numTasks: opts.numTasks ?? 1 });
     this.unrollLength = opts.unrollLength ?? 5;
+  }
+
+  /** Its reset rule is its own `unrollStep`'s: every step goes through it. */
+  override hostRun(): HostRunOut | null {
+    return null;
   }
 
   override unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts: StepOptions = {}): [TruncatedUnrollState, TruncatedUnrollOut] {

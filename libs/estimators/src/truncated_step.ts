@@ -65,9 +65,29 @@ export interface TruncatedStep {
   prefetch?(): void;
   getOuterBatch(steps?: number): PyTree;
   unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts?: StepOptions): [TruncatedUnrollState, TruncatedUnrollOut];
+  /**
+   * Optional: steps `from`, `from + 1`, ... of a K-step unroll (keys `keys[k]`, data leaves
+   * `[K, N, ...]`) at once, with the values `unrollStep` gives step by step (up to float
+   * rounding), for as long as it can (at least one step); null where it cannot run step `from`
+   * (then `unrollStep` does). See VectorizedLOptTruncatedStep.
+   */
+  hostRun?(theta: Theta, state: TruncatedUnrollState, keys: PRNGKey[], data: PyTree, from: number, outerState: OuterState | null, opts: StepOptions, keepTaskParams: boolean): HostRunOut | null;
   /** Normalised loss `[N]` of the current params on `data` (leaves `[N, ...]`). */
   metaLossBatch(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts?: StepOptions): tf.Tensor;
   taskName(): string;
   cfgName(): string;
   readonly truncSched?: TruncationSchedule;
+}
+
+/** What `TruncatedStep.hostRun` returns: the state after its `steps` steps and their records. */
+export interface HostRunOut {
+  state: TruncatedUnrollState;
+  steps: number;
+  /** `[steps, N]` normalised losses */
+  loss: tf.Tensor;
+  isDone: Int32Array[];
+  mask: Int32Array[];
+  iteration: Int32Array[];
+  /** one per step with `keepTaskParams`, else empty */
+  taskParam: PyTree[];
 }

@@ -9,7 +9,7 @@
  * MLPLOpt normalises per task and per leaf in the batched form.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { PRNGKey, PyTree } from '@lopt/core';
+import type { HostArray, PRNGKey, PyTree } from '@lopt/core';
 
 /**
  * An inner problem's parameters: a pytree of tensors (stacked with a leading task axis in the batched
@@ -55,6 +55,30 @@ export interface Optimizer {
   updateBatch(state: OptState, grad: Params, opts?: UpdateOptions): OptState;
   getParams(state: OptState): Params;
   getState(state: OptState): PyTree | null;
+  /**
+   * Optional: this optimizer's batched update as a function on host memory, for unrolls that run
+   * many inner steps in one native kernel (@lopt/estimators `host_unroll.ts`); null where it does
+   * not apply now (backend, native kernels, shapes, a model state). `state` and `grad` are
+   * examples of what it will be called with.
+   */
+  hostUpdate?(state: OptState, grad: Params): HostUpdate | null;
+}
+
+/**
+ * An optimizer's batched update on host memory (see `Optimizer.hostUpdate`): the values equal
+ * those of `updateBatch` up to float rounding.
+ */
+export interface HostUpdate {
+  /** The state's tensors that every update reads and replaces (float leaves and int32 counters). */
+  readonly carried: tf.Tensor[];
+  /** Tensors the update reads but never changes (θ). */
+  readonly fixed: tf.Tensor[];
+  /** Positions in `carried` of the params' leaves, in `treeFlatten` order. */
+  readonly paramIndex: number[];
+  /** One update: `next` (the carried values after it) from `cur` and the gradient leaves. */
+  run(fixed: HostArray[], cur: HostArray[], grads: Float32Array[], next: HostArray[]): void;
+  /** The optimizer state around new carried tensors (in `carried` order; the state owns them). */
+  rebuild(carried: tf.Tensor[]): OptState;
 }
 
 /**

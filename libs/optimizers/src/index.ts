@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer } from './base';
+export type { Params, OptState, InitOptions, UpdateOptions, Optimizer, Theta, LearnedOptimizer, HostUpdate } from './base';
 export { BatchedOptimizer, asOneTask } from './batched_optimizer';
 export { LazyHyper, resolveHyper, bcast, numTasks, zerosCounter, treeClone, treeExpand, treeSqueeze, toFloatTensor, clipTree, secondMomentNormalize, safeRsqrt, TIME_SCALES, tanhEmbedding, batchMatMul3, incCounter, vecRollingMom, vecRollingRms, factoredDims, vecFactoredRolling, factoredFactors, facGrad, tidy } from './common';
 export type { Hyper, BatchCtx, MomAccumulator, RMSAccumulator, FactoredAccum } from './common';
@@ -20,8 +20,8 @@ export { applyPerParamMLP, applyPerTaskMLPChannelsFirst, applySharedMLPChannelsF
 export type { Linear } from './per_param_mlp';
 export { MLPLOPT_DECAYS, mlpLoptUpdateOps, mlpLoptUpdate, MLPLOpt, MLPLOptOptimizer } from './mlp_lopt';
 export type { MLPLOptState, MLPLOptOptions } from './mlp_lopt';
-export { mlpLoptNative, mlpLoptKernelApplies, mlpLoptUpdateImpls, MLPLOPT_ADDON_PATH } from './native';
-export type { OptimizersAddon } from './native';
+export { mlpLoptNative, mlpLoptKernelApplies, mlpLoptUpdateImpls, mlpLoptHostStep, MLPLOPT_ADDON_PATH } from './native';
+export type { OptimizersAddon, MLPLOptHostStep } from './native';
 export { PER_PARAM_MLP, perParamMLPNative, perParamNativeUsable } from './per_param_native';
 export type { NativeFeature, PerParamNativeLeaf } from './per_param_native';
 export { LearnableSGDSchema, LearnableSGDMSchema, LearnableAdamSchema, LearnableSGD, LearnableSGDM, LearnableAdam } from './learnable';

@@ -22,13 +22,13 @@
  * `LOPT_NATIVE=auto|on|off` is the one setting.
  */
 import * as tf from '@tensorflow/tfjs';
-import { haikuInit, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
+import { haikuInit, nativeUsable, registerPlugin, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
 import { z } from 'zod';
-import type { InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta } from './base';
+import type { HostUpdate, InitOptions, LearnedOptimizer, Optimizer, OptState, Params, Theta } from './base';
 import { BatchedOptimizer } from './batched_optimizer';
 import { BatchCtx, MomAccumulator, incCounter, linear, numTasks, secondMomentNormalize, tanhEmbedding, tidy, treeClone, vecRollingMom, zerosCounter } from './common';
 import { MLPLOPT_UPDATE, packMLPLOptInputs, unpackMLPLOptInputs, type MLPLOptUpdateAttrs, type MLPLOptUpdateInputs } from './mlp_lopt_kernel';
-import { mlpLoptKernelApplies } from './native';
+import { mlpLoptHostStep, mlpLoptKernelApplies } from './native';
 import type { Linear } from './per_param_mlp';
 import { asTfjsOptimizer, type LearnedTfjsOptimizer } from './tfjs_adapter';
 
@@ -199,6 +199,41 @@ export class MLPLOptOptimizer extends BatchedOptimizer<MLPLOptState> {
       decays: MLPLOPT_DECAYS,
     };
     return { inputs, attrs };
+  }
+
+  /**
+   * The batched update on host memory: the C kernel that `step` runs, with the counters counted on
+   * the host (see `HostUpdate`). Carried: the params' leaves, the momenta's leaves, `iteration`,
+   * the momenta's counter `t`. Null where the C kernel does not run (backend, build, θ's shape)
+   * or the state holds a model state.
+   */
+  hostUpdate(s: OptState, grad: Params): HostUpdate | null {
+    const st = s as MLPLOptState;
+    if ((st.state !== null && st.state !== undefined) || !nativeUsable()) return null;
+    if (st.iteration.dtype !== 'int32' || st.rollingFeatures.t.dtype !== 'int32') return null;
+    const [ps, def] = treeFlatten<tf.Tensor>(st.params);
+    const [ms, mDef] = treeFlatten<tf.Tensor>(st.rollingFeatures.m);
+    const L = ps.length;
+    if (L === 0) return null;
+    const { inputs, attrs } = this.kernelArgs(st, grad);
+    const kernel = mlpLoptHostStep(inputs, attrs);
+    if (!kernel) return null;
+    const f32 = (xs: unknown[]) => xs as Float32Array[];
+    return {
+      carried: [...ps, ...ms, st.iteration, st.rollingFeatures.t],
+      fixed: this.layers().flatMap((l) => [l.w, l.b]),
+      paramIndex: ps.map((_, i) => i),
+      run: (fixed, cur, grads, next) => {
+        kernel(f32(cur.slice(0, L)), grads, f32(cur.slice(L, 2 * L)), f32(next.slice(0, L)), f32(next.slice(L, 2 * L)), f32(fixed), cur[2 * L] as Int32Array);
+        for (const c of [2 * L, 2 * L + 1]) for (let j = 0; j < cur[c].length; j++) next[c][j] = cur[c][j] + 1;
+      },
+      rebuild: (c): MLPLOptState => ({
+        params: treeUnflatten(def, c.slice(0, L)),
+        rollingFeatures: { m: treeUnflatten(mDef, c.slice(L, 2 * L)), t: c[2 * L + 1] },
+        iteration: c[2 * L],
+        state: null,
+      }),
+    };
   }
 
   /** The batched update (every leaf has the task axis N first). Call inside a tidy. */

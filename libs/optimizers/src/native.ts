@@ -166,6 +166,34 @@ function registerMLPLOptKernels(): void {
   }
 }
 
+/** One MLPLOpt update of N stacked tasks by the C kernel on host arrays (`mlpLoptHostStep`). */
+export type MLPLOptHostStep = (
+  p: Float32Array[],
+  g: Float32Array[],
+  m: Float32Array[],
+  pOut: Float32Array[],
+  mOut: Float32Array[],
+  theta: Float32Array[],
+  iteration: Int32Array,
+) => void;
+
+/**
+ * The C kernel as a function on host arrays for these inputs (what the registered kernel calls,
+ * without tf.js around it: for host unrolls), or null where it is not built, LOPT_NATIVE=off, the
+ * backend's memory is not host memory or the kernel does not take the inputs. θ goes in the
+ * order w0, b0, w1, b1, w2, b2; `iteration` is the pre-update counter.
+ */
+export function mlpLoptHostStep(inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpdateAttrs): MLPLOptHostStep | null {
+  registerMLPLOptKernels();
+  const native = addon;
+  if (!native || !['wasm', 'cpu'].includes(tf.getBackend()) || !nativeHandles(inputs, attrs)) return null;
+  const N = inputs.iteration.shape[0];
+  const decays = Float32Array.from(attrs.decays);
+  const scales = Float32Array.from(TIME_SCALES);
+  const variant = nativeVariantArg();
+  return (p, g, m, pOut, mOut, theta, iteration) => native.mlpLoptStep(N, attrs.perTask, p, g, m, pOut, mOut, theta, iteration, decays, scales, attrs.expMult, attrs.stepMult, variant);
+}
+
 /** The native addon (the kernel registered), or null where it is not built or LOPT_NATIVE=off. */
 export function mlpLoptNative(): OptimizersAddon | null {
   registerMLPLOptKernels();

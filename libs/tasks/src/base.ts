@@ -12,7 +12,7 @@
  * families).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { PRNGKey, PyTree } from '@lopt/core';
+import type { HostArray, PRNGKey, PyTree } from '@lopt/core';
 import type { StreamState } from './datasets/splits';
 
 /**
@@ -124,6 +124,29 @@ export interface Task {
    * anything; tasks without it are measured on a real init.
    */
   numParams?(): number;
+
+  /**
+   * Optional: this task's loss and gradient as a function on host memory, for unrolls that run many
+   * inner steps in one native kernel (@lopt/estimators `host_unroll.ts`); null where it does not
+   * apply now (backend, native kernels, shapes). Only for tasks whose loss draws no randomness and
+   * has no model state. `params` and `step` (one step's batch, leaves `[N, ...]`, or null for tasks
+   * without data) are examples of what it will be called with.
+   */
+  hostLossAndGrad?(params: Params, step: Batch | null): HostLossAndGrad | null;
+}
+
+/**
+ * A task's value and gradient for N stacked tasks on host memory (see `Task.hostLossAndGrad`).
+ * Leaves are in `treeFlatten` order; the values equal those of `valueAndGradBatch` and
+ * `normalizer` up to float rounding.
+ */
+export interface HostLossAndGrad {
+  /** Tensors `run` reads besides the params and the data (e.g. a quadratic's target), in the order of its `fixed` views. */
+  readonly fixed: tf.Tensor[];
+  /** loss `[N]` and the gradient leaves at the params leaves, for one step's data leaves. */
+  run(fixed: HostArray[], params: Float32Array[], data: HostArray[], loss: Float32Array, grads: Float32Array[]): void;
+  /** The task's `normalizer`, in place. */
+  normalize(loss: Float32Array): void;
 }
 
 /**

@@ -5,7 +5,7 @@
  * export condition resolves `@lopt/tasks` here; in Node, `@lopt/tasks` is this plus node.ts.
  */
 export { SPLITS } from './base';
-export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily } from './base';
+export type { Params, ModelState, Batch, SplitName, BatchStream, Datasets, LossWithState, LossAndGrad, Task, TaskFamily, HostLossAndGrad } from './base';
 export { expandTree, squeezeTree, tidyTree, stackedSample, stackedNormal, stackedUniform, stopGradient, softmaxCrossEntropy, BaseTask, BaseTaskFamily, singleTaskToFamily, requireKeys } from './task';
 export { SplitNameError, checkSplit, SplitDatasets } from './datasets/splits';
 export type { StreamState, AbstractLeaf } from './datasets/splits';

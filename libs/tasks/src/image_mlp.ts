@@ -10,8 +10,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { haikuInitBatch, nativeUsable, registerPlugin, type PRNGKey } from '@lopt/core';
-import type { Batch, Datasets, LossAndGrad, ModelState, Params } from './base';
+import { haikuInitBatch, nativeUsable, nativeVariantArg, registerPlugin, treeLeaves, type PRNGKey } from '@lopt/core';
+import type { Batch, Datasets, HostLossAndGrad, LossAndGrad, ModelState, Params } from './base';
 import { imageDatasets } from './datasets/fashion_mnist';
 import { imagenetDatasets } from './datasets/imagenet';
 import { mnistDatasets } from './datasets/mnist';
@@ -284,6 +284,41 @@ export class ImageMLPTask extends BaseTask {
   /** The autodiff (tf.grads) value and gradient, for checking the hand-written backward. */
   valueAndGradBatchAutodiff(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch): LossAndGrad {
     return super.valueAndGradBatch(params, state, keys, data);
+  }
+
+  /**
+   * The native kernel's loss and gradient on host memory (see `Task.hostLossAndGrad`): ReLU
+   * networks where the kernel runs, float32 images and int32 labels; the normalizer as `normalizer`.
+   */
+  hostLossAndGrad(params: Params, step: Batch | null): HostLossAndGrad | null {
+    const d = step as { image?: tf.Tensor; label?: tf.Tensor } | null;
+    if (this.activation !== 'relu' || !nativeUsable() || !d?.image || !d.label) return null;
+    const addon = imageMlpNative();
+    if (!addon || d.image.dtype !== 'float32' || d.label.dtype !== 'int32') return null;
+    const layers = this.layers(params);
+    const [N, B] = d.label.shape;
+    if (d.label.rank !== 2 || N !== layers[0].w.shape[0] || d.image.size !== N * B * this.inputSize) return null;
+    // positions of the layers' leaves among the params' and of image and label among the batch's
+    const leaves = treeLeaves<tf.Tensor>(params);
+    const wAt = layers.map((l) => leaves.indexOf(l.w));
+    const bAt = layers.map((l) => leaves.indexOf(l.b));
+    const dataLeaves = treeLeaves<tf.Tensor>(step);
+    const [imageAt, labelAt] = [dataLeaves.indexOf(d.image), dataLeaves.indexOf(d.label)];
+    const sizes = Int32Array.from(this.sizes);
+    const variant = nativeVariantArg();
+    const maxval = Math.fround(1.5 * Math.log(this.numClasses));
+    return {
+      fixed: [],
+      run: (_fixed, p, data, loss, grads) =>
+        addon.imageMlpValueAndGrad(N, B, sizes, data[imageAt] as Float32Array, data[labelAt] as Int32Array, wAt.map((i) => p[i]), bAt.map((i) => p[i]), loss, wAt.map((i) => grads[i]), bAt.map((i) => grads[i]), variant),
+      // clip to [0, maxval], NaN -> maxval (normalizer's clip then where)
+      normalize: (loss) => {
+        for (let i = 0; i < loss.length; i++) {
+          const v = loss[i];
+          loss[i] = Number.isNaN(v) ? maxval : v < 0 ? 0 : v > maxval ? maxval : v;
+        }
+      },
+    };
   }
 
   override normalizer(loss: tf.Tensor): tf.Tensor {

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
-import { SPLITS, type Batch, type Datasets, type LossAndGrad, type ModelState, type Params, type SplitName, type Task } from './base';
+import { SPLITS, type Batch, type Datasets, type HostLossAndGrad, type LossAndGrad, type ModelState, type Params, type SplitName, type Task } from './base';
 import { NoiseBatchStream } from './datasets/batch_streams';
 import { cachedDatasets } from './datasets/cache';
 import { SplitDatasets } from './datasets/splits';
@@ -180,6 +180,30 @@ export class FixedDimQuadraticTask extends BaseTask {
       if (opts.withAux) out.aux = {};
       return out;
     });
+  }
+  /**
+   * The same on host memory (see `Task.hostLossAndGrad`), in float32 as the tf.js ops: d = p − t,
+   * loss Σ d² summed in order, gradient 2d; the identity normalizer.
+   */
+  hostLossAndGrad(params: Params): HostLossAndGrad | null {
+    const p = params as tf.Tensor;
+    if (!(p instanceof tf.Tensor) || p.dtype !== 'float32' || this.target.dtype !== 'float32' || p.shape.join() !== this.target.shape.join()) return null;
+    const dim = this.dim;
+    return {
+      fixed: [this.target],
+      run: ([t], [x], _data, loss, [g]) => {
+        for (let i = 0; i < loss.length; i++) {
+          let sum = 0;
+          for (let j = i * dim; j < (i + 1) * dim; j++) {
+            const d = Math.fround(x[j] - t[j]);
+            g[j] = 2 * d;
+            sum = Math.fround(sum + Math.fround(d * d));
+          }
+          loss[i] = sum;
+        }
+      },
+      normalize: () => undefined,
+    };
   }
 }
 

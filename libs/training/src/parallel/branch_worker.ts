@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { disposeReplaced, initBackend, loadPlugin, random, registry, treeLeaves, type PyTree } from '@lopt/core';
-import { VectorizedLOptTruncatedStep, truncatedUnroll, type BatchIndices, type TruncatedUnrollState } from '@lopt/estimators';
+import { VectorizedLOptTruncatedStep, truncatedUnroll, type BatchIndices, type StepwiseData, type TruncatedUnrollState } from '@lopt/estimators';
 import { fromWire, toWire, type WireTree } from './wire';
 import { makeTaskFamily } from '../task_entries';
 
@@ -88,11 +88,12 @@ async function handle(msg: BranchRequest): Promise<{ reply: any; transfer?: Arra
       const iteration: Int32Array[] = [];
       const taskParams: WireTree[] = [];
       for (const c of msg.chunks) {
-        // index-addressed data is gathered step by step (one copy of each example, no slicing)
+        // index-addressed data is gathered step by step (one copy of each example, no slicing),
+        // or the chunk's at once for the steps that run on the host (hostRun reads it in place)
         const indices = c.indices;
-        const datas = indices ? (k: number) => h.step.batchFromIndices(indices, k) : fromWire(c.data);
+        const datas: StepwiseData | PyTree = indices ? { at: (k: number) => h.step.batchFromIndices(indices, k), all: () => h.step.batchFromIndices(indices) } : fromWire(c.data);
         const [next, ys] = truncatedUnroll(h.step, msg.stepsPerJit, true, theta, keyOf(c.key), h.state, datas, msg.outerState, null, msg.keepTaskParams);
-        if (typeof datas !== 'function') disposeReplaced(datas as PyTree, {});
+        if (!indices) disposeReplaced(datas as PyTree, {});
         disposeReplaced(h.state, next);
         h.state = next;
         losses.push(ys.loss);
