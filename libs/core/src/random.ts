@@ -63,31 +63,46 @@ export function withConfig<T>(opts: Partial<RandomConfig>, fn: () => T): T {
   }
 }
 
-const ROTATIONS = [
-  [13, 15, 26, 6],
-  [17, 29, 16, 24],
-];
-
-function rotl(x: number, r: number): number {
-  return ((x << r) | (x >>> (32 - r))) >>> 0;
-}
-
-/** threefry2x32 block function on one counter pair; returns the two output words. */
+/**
+ * threefry2x32 block function on one counter pair (20 rounds: rotations 13, 15, 26, 6 and 17, 29,
+ * 16, 24 alternating every four, a key injection after each four); writes the two output words.
+ * Written out round by round on int32 values (`| 0` keeps each sum to 32 bits) with no
+ * allocation: it is the inner loop of every draw (permutations of a whole split, perturbations).
+ */
 function threefryBlock(k0: number, k1: number, x0: number, x1: number, out: Uint32Array, at0: number, at1: number): void {
-  const k2 = (k0 ^ k1 ^ 0x1bd11bda) >>> 0;
-  const ks = [k0, k1, k2];
-  let a = (x0 + k0) >>> 0;
-  let b = (x1 + k1) >>> 0;
-  for (let block = 0; block < 5; block++) {
-    const rot = ROTATIONS[block % 2];
-    for (let i = 0; i < 4; i++) {
-      a = (a + b) >>> 0;
-      b = rotl(b, rot[i]);
-      b = (b ^ a) >>> 0;
-    }
-    a = (a + ks[(block + 1) % 3]) >>> 0;
-    b = (b + ks[(block + 2) % 3] + block + 1) >>> 0;
-  }
+  const k2 = k0 ^ k1 ^ 0x1bd11bda;
+  let a = (x0 + k0) | 0;
+  let b = (x1 + k1) | 0;
+  // rounds 1-4, then inject (k1, k2 + 1)
+  a = (a + b) | 0; b = ((b << 13) | (b >>> 19)) ^ a;
+  a = (a + b) | 0; b = ((b << 15) | (b >>> 17)) ^ a;
+  a = (a + b) | 0; b = ((b << 26) | (b >>> 6)) ^ a;
+  a = (a + b) | 0; b = ((b << 6) | (b >>> 26)) ^ a;
+  a = (a + k1) | 0; b = (b + k2 + 1) | 0;
+  // rounds 5-8, then (k2, k0 + 2)
+  a = (a + b) | 0; b = ((b << 17) | (b >>> 15)) ^ a;
+  a = (a + b) | 0; b = ((b << 29) | (b >>> 3)) ^ a;
+  a = (a + b) | 0; b = ((b << 16) | (b >>> 16)) ^ a;
+  a = (a + b) | 0; b = ((b << 24) | (b >>> 8)) ^ a;
+  a = (a + k2) | 0; b = (b + k0 + 2) | 0;
+  // rounds 9-12, then (k0, k1 + 3)
+  a = (a + b) | 0; b = ((b << 13) | (b >>> 19)) ^ a;
+  a = (a + b) | 0; b = ((b << 15) | (b >>> 17)) ^ a;
+  a = (a + b) | 0; b = ((b << 26) | (b >>> 6)) ^ a;
+  a = (a + b) | 0; b = ((b << 6) | (b >>> 26)) ^ a;
+  a = (a + k0) | 0; b = (b + k1 + 3) | 0;
+  // rounds 13-16, then (k1, k2 + 4)
+  a = (a + b) | 0; b = ((b << 17) | (b >>> 15)) ^ a;
+  a = (a + b) | 0; b = ((b << 29) | (b >>> 3)) ^ a;
+  a = (a + b) | 0; b = ((b << 16) | (b >>> 16)) ^ a;
+  a = (a + b) | 0; b = ((b << 24) | (b >>> 8)) ^ a;
+  a = (a + k1) | 0; b = (b + k2 + 4) | 0;
+  // rounds 17-20, then (k2, k0 + 5)
+  a = (a + b) | 0; b = ((b << 13) | (b >>> 19)) ^ a;
+  a = (a + b) | 0; b = ((b << 15) | (b >>> 17)) ^ a;
+  a = (a + b) | 0; b = ((b << 26) | (b >>> 6)) ^ a;
+  a = (a + b) | 0; b = ((b << 6) | (b >>> 26)) ^ a;
+  a = (a + k2) | 0; b = (b + k0 + 5) | 0;
   out[at0] = a;
   out[at1] = b;
 }
