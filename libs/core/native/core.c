@@ -169,7 +169,45 @@ static napi_value ReduceMiddle(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#include <stdlib.h>
+#include "permutation.h"
+
+/* randomBits(k0, k1, partitionable, out Uint32Array): jax.random.bits(key, out.length) into out. */
+static napi_value RandomBits(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value a[4];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  uint32_t k0, k1;
+  bool partitionable;
+  void *out;
+  size_t n;
+  if (argc != 4 || napi_get_value_uint32(env, a[0], &k0) != napi_ok || napi_get_value_uint32(env, a[1], &k1) != napi_ok ||
+      napi_get_value_bool(env, a[2], &partitionable) != napi_ok || !lopt_typed(env, a[3], napi_uint32_array, &out, &n))
+    return lopt_fail(env, "randomBits: expected (k0, k1 uint32, partitionable boolean, out Uint32Array)");
+  lopt_random_bits(k0, k1, n, partitionable, (uint32_t *)out);
+  return NULL;
+}
+
+/* stableOrder(bits Uint32Array, order Int32Array): the indices sorted by bits, ties in index order. */
+static napi_value StableOrder(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value a[2];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  void *bits;
+  int32_t *order;
+  size_t n, no;
+  if (argc != 2 || !lopt_typed(env, a[0], napi_uint32_array, &bits, &n) || !lopt_i32(env, a[1], &order, &no) || no != n)
+    return lopt_fail(env, "stableOrder: expected (bits Uint32Array, order Int32Array of the same length)");
+  int32_t *tmp = malloc(n ? n * sizeof *tmp : 1);
+  if (!tmp) return lopt_fail(env, "stableOrder: out of memory");
+  lopt_stable_order((const uint32_t *)bits, n, order, tmp);
+  free(tmp);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
+  lopt_export(env, exports, "randomBits", RandomBits);
+  lopt_export(env, exports, "stableOrder", StableOrder);
   lopt_export(env, exports, "reduceMiddle", ReduceMiddle);
   lopt_export(env, exports, "minmax", MinMax);
   lopt_export(env, exports, "pow", Pow);

@@ -1,7 +1,8 @@
 /**
  * @lopt/core's own native addon (`native/core.c`, `lopt_core.node`, built by `npm run build:native`):
  * the wasm elementwise kernels (wasm_unary_kernels.ts), middle-axis Sum and Mean
- * (wasm_reduce_kernels.ts) and the patch copies of the conv backprop kernels (wasm_conv_kernels.ts). Loaded through native.ts (settings `LOPT_NATIVE`,
+ * (wasm_reduce_kernels.ts), the patch copies of the conv backprop kernels (wasm_conv_kernels.ts) and
+ * the random bits and radix sort of a data split's shuffle (`permutation` in @lopt/tasks). Loaded through native.ts (settings `LOPT_NATIVE`,
  * `LOPT_NATIVE_ISA`); where it is not built or `LOPT_NATIVE=off`, `coreNative()` is null and
  * those kernels run their tf.js / JavaScript versions.
  */
@@ -25,6 +26,10 @@ export interface CoreAddon extends NativeAddon {
   reduceMiddle(x: Float32Array, out: Float32Array, outer: number, R: number, inner: number, mean: boolean): void;
   /** col2im: `dx = 0`, then `dx[b, y·sh + i − top, x·sw + j − left, :] += cols[(b, y, x), (i, j, :)]` (outside: dropped). */
   col2im(g: Int32Array, cols: Float32Array, dx: Float32Array): void;
+  /** `jax.random.bits(key, out.length)` (uint32) into `out`, for key `[k0, k1]` in the given threefry mode (random.ts `randomBits`). */
+  randomBits(k0: number, k1: number, partitionable: boolean, out: Uint32Array): void;
+  /** The indices sorted by `bits` ascending, ties in index order, into `order` (tasks' `stableOrderByBits`). */
+  stableOrder(bits: Uint32Array, order: Int32Array): void;
 }
 
 // '' in a browser bundle (no __dirname): the addon is then reported as not built.

@@ -7,7 +7,7 @@
  * `NoiseBatchStream` draws fresh noise batches from keys (the quadratics' dummy data).
  */
 import * as tf from '@tensorflow/tfjs';
-import { nativeUsable, random, type PRNGKey, type PyTree } from '@lopt/core';
+import { coreNative, nativeUsable, random, type PRNGKey, type PyTree } from '@lopt/core';
 import { LOPT_GATHER_ROWS_KERNEL, gatherRowsNative } from '../native';
 import type { Batch, BatchStream } from '../base';
 import type { AbstractLeaf, StreamState } from './splits';
@@ -48,10 +48,20 @@ export function permutation(key: PRNGKey, n: number): Int32Array {
   let x = new Int32Array(n);
   for (let i = 0; i < n; i++) x[i] = i;
   let k = key;
+  // the bits and the sort in C where the core addon is built (the same values; ~10x faster on a
+  // 60,000-example split, which a data stream shuffles every epoch)
+  const native = coreNative();
+  const partitionable = random.getConfig().threefryPartitionable;
   for (let r = 0; r < rounds; r++) {
     const [k1, sub] = random.split(k);
     k = k1;
-    const order = stableOrderByBits(random.randomBits(sub, n));
+    let order: Int32Array;
+    if (native) {
+      const bits = new Uint32Array(n);
+      native.randomBits(sub[0], sub[1], partitionable, bits);
+      order = new Int32Array(n);
+      native.stableOrder(bits, order);
+    } else order = stableOrderByBits(random.randomBits(sub, n));
     const y = new Int32Array(n);
     for (let i = 0; i < n; i++) y[i] = x[order[i]];
     x = y;
