@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { nativeUsable, parseOptions, random, registerPlugin, runNativeBody, treeMap, treeMapN, treeLeaves, type HostArray, type PRNGKey, type PyTree } from '@lopt/core';
 import type { TaskFamily, SplitName, Task } from '@lopt/tasks';
 import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
-import type { LearnedOptimizer, OptState, Theta } from '@lopt/optimizers';
+import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimizers';
 import { hostTensor, hostValues } from './host_ints';
 import { NeverEndingTruncationSchedule } from './truncation_schedule';
 import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
@@ -195,6 +195,23 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     return { kab, newStep, newLength, newDone, mask };
   }
 
+  /**
+   * The new task params and optimizer states of the rows that reset in a step (`wasDone`), from
+   * that step's per-task keys; each row's draws come from its own keys, so these are the rows of
+   * the reference's init-all-then-`jnp.where`. The optimizer's init key stays row 0's, as when
+   * every row was initialised. Call inside a tidy.
+   */
+  private initRows(opt: Optimizer, kab: PRNGKey[][], wasDone: Int32Array, numSteps: (i: number) => number): { reset: number[]; newParam: PyTree; fresh: OptState } {
+    const reset = Array.from(wasDone.keys()).filter((i) => wasDone[i]);
+    const resetKeys = reset.map((i) => random.split(kab[i][0], 3));
+    const newParam = this.taskFamily.sampleBatch(resetKeys.map((k) => k[0]));
+    const newTask = this.taskFamily.taskFn(newParam);
+    const [p, s] = newTask.initWithStateBatch(resetKeys.map((k) => k[1]));
+    const lengths = tf.tensor1d(reset.map(numSteps), 'int32');
+    const optKey = wasDone[0] ? resetKeys[0][2] : random.split(kab[0][0], 3)[2];
+    return { reset, newParam, fresh: opt.initBatch(p, { modelState: s, numSteps: lengths, key: optKey }) };
+  }
+
   unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts: StepOptions = {}): [TruncatedUnrollState, TruncatedUnrollOut] {
     const rows = stateRows(state);
     const [key1, key2] = random.split(key);
@@ -222,17 +239,8 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
       let taskParam = state.taskParam;
 
       if (anyReset) {
-        // Only the tasks that reset are sampled and initialised (each row's draws come from its
-        // own keys, so these rows are those of the reference's init-all-then-jnp.where); the
-        // optimizer's init key stays row 0's, as when every row was initialised.
-        const reset = Array.from(wasDone.keys()).filter((i) => wasDone[i]);
-        const resetKeys = reset.map((i) => random.split(kab[i][0], 3));
-        const newParam = this.taskFamily.sampleBatch(resetKeys.map((k) => k[0]));
-        const newTask = this.taskFamily.taskFn(newParam);
-        const [p, s] = newTask.initWithStateBatch(resetKeys.map((k) => k[1]));
-        const lengths = tf.tensor1d(reset.map(numSteps), 'int32');
-        const optKey = wasDone[0] ? resetKeys[0][2] : random.split(kab[0][0], 3)[2];
-        const fresh = opt.initBatch(p, { modelState: s, numSteps: lengths, key: optKey });
+        // only the tasks that reset are sampled and initialised (initRows)
+        const { newParam, fresh } = this.initRows(opt, kab, wasDone, numSteps);
         innerOptState = treeMapN((a: tf.Tensor, b: tf.Tensor) => replaceRows(wasDone, a, b), fresh, innerOptState);
         taskParam = treeMapN((a: tf.Tensor, b: tf.Tensor) => replaceRows(wasDone, a, b), newParam, state.taskParam);
         metaLoss = selectRows(wasDone, tf.zerosLike(metaLoss), metaLoss);
@@ -273,17 +281,19 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
    * update on host memory (`Task.hostLossAndGrad`, `Optimizer.hostUpdate`), with the counters
    * decided on the host as in `unrollStep` (same keys, same schedule), so nothing goes through
    * tf.js between the inner steps. The values are `unrollStep`'s step by step, up to float
-   * rounding. A step in which a task resets (sampling and initialising a task) is left to
-   * `unrollStep`: the run stops before it.
+   * rounding. The new rows of the tasks that reset are initialised before the kernel (tf.js, as
+   * `unrollStep` does) and copied in at their step; for tasks with task params (which the task's
+   * host function reads) a reset ends the run instead, and `unrollStep` does that step.
    *
-   * Null where step `from` cannot run here: a task resets at it; the meta-loss is on other data or
-   * an aux value; a model state; the task or the optimizer has no host function now (backend,
-   * native kernels, shapes); a gradient tape; stacked antithetic rows sharing data.
+   * Null where step `from` cannot run here: a task with task params resets at it; the meta-loss
+   * is on other data or an aux value; a model state; the task or the optimizer has no host
+   * function now (backend, native kernels, shapes); a gradient tape; stacked antithetic rows
+   * sharing data.
    */
   hostRun(theta: Theta, state: TruncatedUnrollState, keys: PRNGKey[], data: PyTree, from: number, outerState: OuterState | null, opts: StepOptions, keepTaskParams: boolean): HostRunOut | null {
     const rows = stateRows(state);
     let wasDone = hostValues(state.isDone);
-    if (wasDone.some((d) => d !== 0) || this.metaLossSplit !== null || this.metaLossWithAuxKey !== null || !nativeUsable()) return null;
+    if (this.metaLossSplit !== null || this.metaLossWithAuxKey !== null || !nativeUsable()) return null;
     const dataLeaves = data === null || data === undefined ? [] : treeLeaves<tf.Tensor>(data);
     if (dataLeaves.length > 0 && rows !== this.numTasks) return null;
     const K = keys.length;
@@ -299,27 +309,58 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     if (example) for (const l of treeLeaves<tf.Tensor>(example)) l.dispose();
     const hostOpt = hostTask ? opt.hostUpdate?.(inner, params) ?? null : null;
     if (!hostTask || !hostOpt) return null;
+    // A reset's new rows are copied in (below) where the family has one task whatever its params
+    // (a single task as a family) and the host function reads nothing else; otherwise (a
+    // quadratic's target) a reset ends the run.
+    const resetsInside = hostTask.fixed.length === 0 && this.taskFamily.taskFn(state.taskParam) === task;
+    if (!resetsInside && wasDone.some((d) => d !== 0)) return null;
 
-    // The counters of every step up to the first reset, on the host (unrollStep's, step by step).
+    // The counters of every step, on the host (unrollStep's, step by step), and for a step in
+    // which tasks reset, their new rows (unrollStep's initRows, in the carried layout).
     let innerStep = hostValues(state.innerStep);
     let lengths = state.truncationState.length ? hostValues(state.truncationState.length) : null;
     const records: Array<ReturnType<VectorizedLOptTruncatedStep['nextCounters']>> = [];
-    for (let k = from; k < K && !wasDone.some((d) => d !== 0); k++) {
+    const resets: Array<{ s: number; rows: number[]; carried: tf.Tensor[] }> = [];
+    // the task params at the start of each step (they change only where tasks reset)
+    const taskParams: PyTree[] = [];
+    let taskParam = state.taskParam;
+    for (let k = from; k < K; k++) {
       const c = this.nextCounters(random.split(keys[k])[0], rows, wasDone, innerStep, lengths, outerState);
+      taskParams.push(taskParam);
+      if (wasDone.some((d) => d !== 0)) {
+        if (!resetsInside) {
+          taskParams.pop();
+          break;
+        }
+        const done = wasDone;
+        const oldLengths = lengths;
+        const numSteps = (i: number) => opts.overrideNumSteps ?? (oldLengths ? oldLengths[i] : 0);
+        const before = taskParam;
+        const fresh = tf.tidy(() => {
+          const r = this.initRows(opt, c.kab, done, numSteps);
+          const carriedRows = hostOpt.carriedOf(r.fresh);
+          return { carried: carriedRows, taskParam: treeMapN((a: tf.Tensor, b: tf.Tensor) => replaceRows(done, a, b), r.newParam, before) } as any;
+        }) as { carried: tf.Tensor[]; taskParam: PyTree };
+        resets.push({ s: k - from, rows: Array.from(done.keys()).filter((i) => done[i]), carried: fresh.carried });
+        taskParam = fresh.taskParam;
+      }
       records.push(c);
       innerStep = c.newStep;
       lengths = lengths ? c.newLength : null;
       wasDone = c.newDone;
     }
     const m = records.length;
+    if (m === 0) return null;
 
     const { carried, fixed, paramIndex } = hostOpt;
     const perStep = dataLeaves.map((l) => l.size / K);
-    const inputs = [...carried, ...fixed, ...hostTask.fixed, ...dataLeaves];
+    const freshInputs = resets.flatMap((r) => r.carried);
+    const inputs = [...carried, ...fixed, ...hostTask.fixed, ...dataLeaves, ...freshInputs];
     const out = runNativeBody(inputs, (infos, io) => {
       const nc = carried.length;
       const nf = fixed.length;
       const nt = hostTask.fixed.length;
+      const nd = dataLeaves.length;
       // every output first: on wasm an allocation may move the heap under earlier views
       const outs = infos.slice(0, nc).map((t) => io.alloc(t.shape, t.dtype as 'float32' | 'int32'));
       const lossOut = io.alloc([m, rows], 'float32');
@@ -329,9 +370,12 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
       const grads = paramIndex.map((i) => new Float32Array(views[i].length));
       const optFixed = views.slice(nc, nc + nf);
       const taskFixed = views.slice(nc + nf, nc + nf + nt);
-      const dataViews = views.slice(nc + nf + nt);
+      const dataViews = views.slice(nc + nf + nt, nc + nf + nt + nd);
+      const freshViews = views.slice(nc + nf + nt + nd);
+      const rowSize = outViews.map((v) => v.length / rows);
       const loss = io.view(lossOut) as Float32Array;
       let cur: HostArray[] = views.slice(0, nc);
+      let nextReset = 0;
       for (let s = 0; s < m; s++) {
         // alternate between the outputs and scratch so that the last step writes the outputs
         const next = (m - 1 - s) % 2 === 0 ? outViews : scratch;
@@ -340,11 +384,22 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
         const lossRow = loss.subarray(s * rows, (s + 1) * rows);
         hostTask.run(taskFixed, paramIndex.map((i) => cur[i] as Float32Array), stepData, lossRow, grads);
         hostOpt.run(optFixed, cur, grads, next);
+        if (nextReset < resets.length && resets[nextReset].s === s) {
+          // the tasks that reset: their new rows replace the update, and their loss is 0
+          const fresh = freshViews.slice(nextReset * nc, (nextReset + 1) * nc);
+          resets[nextReset].rows.forEach((row, j) => {
+            for (let c = 0; c < nc; c++) next[c].set(fresh[c].subarray(j * rowSize[c], (j + 1) * rowSize[c]), row * rowSize[c]);
+            lossRow[row] = 0;
+          });
+          nextReset++;
+        }
         hostTask.normalize(lossRow);
         cur = next;
       }
       return [...outs, lossOut];
     });
+    freshInputs.forEach((t) => t.dispose());
+    const owned = new Set(treeLeaves<tf.Tensor>(state.taskParam));
 
     const last = records[m - 1];
     const clone = (t: PyTree) => treeMap((l: tf.Tensor) => l.clone(), t);
@@ -352,9 +407,12 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
       innerOptState: hostOpt.rebuild(out.slice(0, carried.length)),
       innerStep: hostTensor(last.newStep),
       truncationState: state.truncationState.length ? { length: hostTensor(last.newLength) } : {},
-      taskParam: clone(state.taskParam),
+      taskParam: taskParam === state.taskParam ? clone(taskParam) : taskParam,
       isDone: hostTensor(last.newDone, 'bool'),
     };
+    const ysTaskParam = keepTaskParams ? taskParams.map(clone) : [];
+    // the task params of steps between resets were made here and are not the new state's
+    for (const tp of new Set(taskParams)) if (tp !== state.taskParam && tp !== taskParam) for (const l of treeLeaves<tf.Tensor>(tp)) if (!owned.has(l)) l.dispose();
     return {
       state: next,
       steps: m,
@@ -362,7 +420,7 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
       isDone: records.map((r) => r.newDone),
       mask: records.map((r) => r.mask),
       iteration: records.map((r) => r.newStep),
-      taskParam: keepTaskParams ? records.map(() => clone(state.taskParam)) : [],
+      taskParam: ysTaskParam,
     };
   }
 

@@ -79,6 +79,8 @@ export interface HostUpdate {
   run(fixed: HostArray[], cur: HostArray[], grads: Float32Array[], next: HostArray[]): void;
   /** The optimizer state around new carried tensors (in `carried` order; the state owns them). */
   rebuild(carried: tf.Tensor[]): OptState;
+  /** Another state's tensors in `carried`'s layout (e.g. fresh rows for tasks that reset). */
+  carriedOf(state: OptState): tf.Tensor[];
 }
 
 /**

@@ -219,8 +219,13 @@ export class MLPLOptOptimizer extends BatchedOptimizer<MLPLOptState> {
     const kernel = mlpLoptHostStep(inputs, attrs);
     if (!kernel) return null;
     const f32 = (xs: unknown[]) => xs as Float32Array[];
+    const carriedOf = (o: OptState) => {
+      const x = o as MLPLOptState;
+      return [...treeFlatten<tf.Tensor>(x.params)[0], ...treeFlatten<tf.Tensor>(x.rollingFeatures.m)[0], x.iteration, x.rollingFeatures.t];
+    };
     return {
-      carried: [...ps, ...ms, st.iteration, st.rollingFeatures.t],
+      carried: carriedOf(st),
+      carriedOf,
       fixed: this.layers().flatMap((l) => [l.w, l.b]),
       paramIndex: ps.map((_, i) => i),
       run: (fixed, cur, grads, next) => {
