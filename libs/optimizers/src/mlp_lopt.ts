@@ -212,7 +212,7 @@ export class MLPLOptOptimizer extends BatchedOptimizer<MLPLOptState> {
     if ((st.state !== null && st.state !== undefined) || !nativeUsable()) return null;
     if (st.iteration.dtype !== 'int32' || st.rollingFeatures.t.dtype !== 'int32') return null;
     const [ps, def] = treeFlatten<tf.Tensor>(st.params);
-    const [ms, mDef] = treeFlatten<tf.Tensor>(st.rollingFeatures.m);
+    const [, mDef] = treeFlatten<tf.Tensor>(st.rollingFeatures.m);
     const L = ps.length;
     if (L === 0) return null;
     const { inputs, attrs } = this.kernelArgs(st, grad);
