@@ -4,12 +4,13 @@
  * for the two smallest and their Fashion-MNIST twins `init_with_state(PRNGKey(0))` (params and
  * batch-norm state) in both random modes, and loss, gradient and new state on the file's fixed
  * 4-image batch, at init and at the "perturbed" point (logits w = 0.1 sin(0.7 i): at init the
- * zero logits zero every other gradient). Shared by resnet.golden.test.ts (cpu) and the wasm twin.
+ * zero logits zero every other gradient), and at that point on a 64-image batch (well conditioned:
+ * held to 1e-5). Shared by resnet.golden.test.ts (cpu) and the wasm twin.
  * No dataset is loaded.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HaikuInit, random, type Initializer } from '@lopt/core';
-import { golden, goldenDiff, MODES, treeDiff, type GoldenArray } from '../../../../test/golden';
+import { golden, goldenDiff, leafAt, MODES, treeDiff, type GoldenArray } from '../../../../test/golden';
 import { resnetHaikuInit, resnetTask } from '../resnet';
 
 /** A golden array as a tensor (int dtypes as int32). */
@@ -41,6 +42,35 @@ export const INIT_STATE_TOLERANCE: Record<string, number> = { cpu: 2.5e-3, wasm:
  * and every init-point gradient but one are held to 1e-5 (init: only the logits get a gradient).
  */
 export const PERTURBED_GRAD_TOLERANCE: Record<string, number> = { Resnet_MultiRuntime_0: 5e-3 };
+/**
+ * The same point on a 64-image batch (the tasks' own batch size) is well conditioned: there the
+ * reference's float32 gradient is within 5.3e-6 of its float64 one (recorded in the golden file),
+ * and lopt-ts's is held to LOSS_GRAD_TOLERANCE.
+ */
+export const REFERENCE_SPREAD_64 = 1e-5;
+/**
+ * A large golden array is a head and checksums (golden_common's convention); a checksum is a sum
+ * of every value, compared relative to the sum of magnitudes. On the 64-image batch every value
+ * and head is within LOSS_GRAD_TOLERANCE; a checksum adds up to 2,304 float32 products per
+ * value (the initial conv's gradient: 64 images x 6 x 6 positions) over 150 values, and is held to
+ * CHECKSUM_TOLERANCE_64 (measured: at most 1.1e-5, arch b with sin).
+ */
+export const CHECKSUM_TOLERANCE_64 = 3e-5;
+
+/**
+ * Loss and gradient against a `perturbed_batch64` golden entry: the loss and every value or head
+ * to LOSS_GRAD_TOLERANCE, checksums to CHECKSUM_TOLERANCE_64. Returns the worst leaf if any is off.
+ */
+export function checkBatch64(out: { loss: tf.Tensor; grad: any }, want: { loss: GoldenArray; grad: Record<string, GoldenArray> }): string | null {
+  if (goldenDiff(out.loss, want.loss).maxAbs > LOSS_GRAD_TOLERANCE) return 'loss';
+  for (const [k, g] of Object.entries(want.grad)) {
+    const d = treeDiff(out.grad, { [k]: g }).maxAbs;
+    const values = (leafAt(out.grad, k) as tf.Tensor).dataSync();
+    const head = g.values !== undefined ? d : Math.max(...g.head!.map((b, i) => Math.abs(values[i] - b)));
+    if (head > LOSS_GRAD_TOLERANCE || d > CHECKSUM_TOLERANCE_64) return `${k}: values ${head}, with checksums ${d}`;
+  }
+  return null;
+}
 export const PERTURBED_GRAD_TOLERANCE_OTHERS = 1e-3;
 /** The same sums make the deepest batch norms' variance (in the new state) differ by up to 1.6e-4 (values ~1.3). */
 export const STEP_STATE_TOLERANCE = 4e-4;
@@ -119,6 +149,15 @@ export function describeResnetGolden(backend: string): void {
         expect(s.maxAbs).toBeLessThanOrEqual(STEP_STATE_TOLERANCE);
         tf.dispose(out as any);
       }
+      // the perturbed point on the 64-image batch: well conditioned, so 1e-5 as loss and init
+      const w64 = want.perturbed_batch64;
+      expect(w64.reference_float64.grad_max_abs_diff).toBeLessThan(REFERENCE_SPREAD_64);
+      const b64 = file.batches[w64.batch];
+      const batch64 = { image: tf.tidy(() => tf.div(toTensor(b64.image_sixteenths), 16)), label: toTensor(b64.label) };
+      const out64 = task.valueAndGrad(perturbed, state, random.PRNGKey(1), batch64);
+      expect(treeDiff(out64.grad, w64.grad).leaves).toBe(Object.keys(w64.grad).length);
+      expect(checkBatch64(out64, w64)).toBeNull();
+      tf.dispose([out64, batch64] as any);
       const l = task.loss(params, random.PRNGKey(1), batch);
       expect(goldenDiff(l, want.loss).maxAbs).toBeLessThanOrEqual(LOSS_GRAD_TOLERANCE);
       const s0 = treeDiff(state, want.init_state);
