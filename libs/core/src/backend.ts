@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerFastWasmSliceKernels } from './wasm_kernels';
 import { registerFastWasmMatMul } from './wasm_matmul_kernel';
 import { registerWasmConvKernels } from './wasm_conv_kernels';
-import { registerWasmPoolKernels } from './wasm_pool_kernels';
+import { registerAvgPoolGradKernels, registerWasmPoolKernels } from './wasm_pool_kernels';
 import { registerWasmUnaryKernels } from './wasm_unary_kernels';
 import { registerWasmReduceKernels } from './wasm_reduce_kernels';
 import { envVar } from './native';
@@ -130,6 +130,7 @@ async function setWasm(): Promise<void> {
   registerFastWasmMatMul();
   registerWasmConvKernels();
   registerWasmPoolKernels();
+  registerAvgPoolGradKernels('wasm');
   registerWasmUnaryKernels();
   registerWasmReduceKernels();
 }
@@ -198,6 +199,7 @@ async function setCpu(): Promise<void> {
   await tf.ready();
   const b = tf.backend() as unknown as { firstUse?: boolean };
   if (b && typeof b.firstUse === 'boolean') b.firstUse = false;
+  registerAvgPoolGradKernels('cpu');
 }
 
 async function doInit(requested: BackendName, opts: InitBackendOptions, source: string): Promise<string> {

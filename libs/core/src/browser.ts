@@ -18,7 +18,7 @@ export type { Leaf, PyTree, TreeDef } from './tree';
 export { PLUGIN_KINDS, RegistryError, TOKENS, formatZodError, nonFiniteConfigField, parseOptions, Registry, registry, registerPlugin } from './registry';
 export type { PluginKind, PluginDeps, KindWithDeps, DepsOf, PluginEntry } from './registry';
 export { BACKEND_NAMES, BackendError, explicitTransposeBatchMatMulGrad, registerWasmMatMulGradient, initBackend, currentBackend } from './backend';
-export { registerWasmPoolKernels, maxPoolArgmax } from './wasm_pool_kernels';
+export { registerWasmPoolKernels, registerAvgPoolGradKernels, maxPoolArgmax, avgPoolGradValues } from './wasm_pool_kernels';
 export { registerWasmConvKernels, registerFastWasmConv2DBackpropInput, wasmConv2DBackpropFilter, wasmConv2DBackpropInput, cpuConv2DBackpropFilter } from './wasm_conv_kernels';
 export { WASM_UNARY_OPS, registerWasmUnaryKernels } from './wasm_unary_kernels';
 export { coreNative, stockWasmKernel } from './core_native';

@@ -1,5 +1,6 @@
 /**
- * MaxPoolGrad and MaxPoolWithArgmax for the wasm backend (registered by `initBackend('wasm')`).
+ * MaxPoolGrad and MaxPoolWithArgmax for the wasm backend (registered by `initBackend('wasm')`), and
+ * AvgPoolGrad for the wasm and cpu backends (`registerAvgPoolGradKernels`, below).
  *
  * tfjs-backend-wasm 4.22's two kernels pick the wrong element in windows that SAME padding places
  * before the map (an odd-sized map, or a window wider than its stride): on a 5x5 map with a 3x3
@@ -57,6 +58,82 @@ export function maxPoolArgmax(xs: ArrayLike<number>, info: PoolInfo): Int32Array
     }
   }
   return pos;
+}
+
+/**
+ * dx of an average pool: each dy divided by the number of its window's elements inside the map and
+ * added to each of them — what the forward divides by (tf.js's cpu `pool` and XNNPACK both average
+ * over the in-map elements only). `dx` is overwritten.
+ */
+export function avgPoolGradValues(dy: ArrayLike<number>, info: PoolInfo, dx: Float32Array): void {
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  dx.fill(0);
+  let o = 0;
+  for (let b = 0; b < batchSize; b++) {
+    for (let yR = 0; yR < outHeight; yR++) {
+      const rCorner = yR * strideHeight - info.padInfo.top;
+      let rMin = rCorner;
+      while (rMin < 0) rMin += dilationHeight;
+      const rMax = Math.min(inHeight, info.effectiveFilterHeight + rCorner);
+      for (let yC = 0; yC < outWidth; yC++) {
+        const cCorner = yC * strideWidth - info.padInfo.left;
+        let cMin = cCorner;
+        while (cMin < 0) cMin += dilationWidth;
+        const cMax = Math.min(inWidth, info.effectiveFilterWidth + cCorner);
+        const count = Math.ceil((rMax - rMin) / dilationHeight) * Math.ceil((cMax - cMin) / dilationWidth);
+        for (let d = 0; d < c; d++, o++) {
+          if (count <= 0) continue;
+          const v = dy[o] / count;
+          for (let r = rMin; r < rMax; r += dilationHeight) {
+            for (let col = cMin; col < cMax; col += dilationWidth) dx[((b * inHeight + r) * inWidth + col) * c + d] += v;
+          }
+        }
+      }
+    }
+  }
+}
+
+const avgRegistered = new Set<string>();
+
+/**
+ * AvgPoolGrad for the cpu or the wasm backend (registered by `initBackend` once the backend is
+ * loaded: a package registering its kernels later would put its own back). tf.js 4.22's own
+ * divide every dy by the full window, while the forward divides by the window's elements inside
+ * the map: under SAME padding the gradient was wrong at the borders (a 3x3 stride-2 SAME pool of
+ * a 5x5 map gave 1/9 at a corner where 1/4 is right; off finite differences by up to 0.18). These
+ * follow the forward (`avgPoolGradValues`); VALID padding gives the same values as before.
+ * Idempotent per backend.
+ */
+export function registerAvgPoolGradKernels(backendName: 'cpu' | 'wasm'): void {
+  if (avgRegistered.has(backendName)) return;
+  avgRegistered.add(backendName);
+  const infoOf = (input: TensorInfo, attrs: Record<string, any>) =>
+    tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+  if (tf.getKernel('AvgPoolGrad', backendName)) tf.unregisterKernel('AvgPoolGrad', backendName);
+  if (backendName === 'wasm') {
+    tf.registerKernel({
+      kernelName: 'AvgPoolGrad',
+      backendName,
+      kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, TensorInfo>; backend: WasmBackendLike; attrs: Record<string, any> }) => {
+        const { dy, input } = inputs;
+        const out = backend.makeOutput(input.shape, 'float32');
+        // views after makeOutput, which may grow the heap and detach earlier ones
+        avgPoolGradValues(backend.typedArrayFromHeap(dy), infoOf(input, attrs), backend.typedArrayFromHeap(out) as Float32Array);
+        return out;
+      }) as any,
+    });
+    return;
+  }
+  tf.registerKernel({
+    kernelName: 'AvgPoolGrad',
+    backendName,
+    kernelFunc: (({ inputs, backend, attrs }: { inputs: Record<string, TensorInfo>; backend: any; attrs: Record<string, any> }) => {
+      const { dy, input } = inputs;
+      const dx = new Float32Array(input.shape.reduce((a, b) => a * b, 1));
+      avgPoolGradValues(backend.data.get(dy.dataId).values, infoOf(input, attrs), dx);
+      return backend.makeTensorInfo(input.shape, 'float32', dx);
+    }) as any,
+  });
 }
 
 let registered = false;
