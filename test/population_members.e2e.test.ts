@@ -78,10 +78,10 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const POP = (members: number, extra: string[] = []) => [
+const POP = (members: number, extra: string[] = [], steps = 8) => [
   'quadratic-pes',
   '--steps',
-  '8',
+  String(steps),
   '--backend',
   'cpu',
   '--set',
@@ -187,13 +187,15 @@ test("population.value eval: a learner member reports its eval chief's result; k
 
 test('--serve --spawn-members: a member SIGKILLed at a random point and one that stops answering (SIGSTOP) are replaced, continuing from their last reported checkpoints', async () => {
   const logdir = path.join(dir, 'spawned');
-  const ctl = lopt(['population', ...POP(2), '--logdir', logdir, '--serve', '--spawn-members', '--member-timeout-seconds', '8']);
+  // 16 steps: the kill comes after member 1's 1st to 3rd report (step 2 to 6), and the steps left
+  // must outlast the time its report takes to reach this test (with 8, a fast member was done)
+  const ctl = lopt(['population', ...POP(2, [], 16), '--logdir', logdir, '--serve', '--spawn-members', '--member-timeout-seconds', '8']);
   const k = Number(process.env.POP_KILL_SPAWNED_AFTER) || 1 + Math.floor(Math.random() * 3);
   const [[, pid0]] = await waitFor(ctl, /started member 0 \(pid (\d+)\)/);
   const [[, pid1]] = await waitFor(ctl, /started member 1 \(pid (\d+)\)/);
-  await waitFor(ctl, /\[member 0\] \[population\] member 0 step \d+\/8: value/);
+  await waitFor(ctl, /\[member 0\] \[population\] member 0 step \d+\/16: value/);
   process.kill(Number(pid0), 'SIGSTOP'); // alive, but silent: no heartbeats
-  await waitFor(ctl, /\[member 1\] \[population\] member 1 step \d+\/8: value/, k);
+  await waitFor(ctl, /\[member 1\] \[population\] member 1 step \d+\/16: value/, k);
   process.kill(Number(pid1), 'SIGKILL');
   await waitFor(ctl, new RegExp(`member 1 \\(pid ${pid1}\\) died \\(SIGKILL\\); starting a replacement`));
   const atKill = state(logdir);
@@ -204,9 +206,9 @@ test('--serve --spawn-members: a member SIGKILLed at a random point and one that
   // the replacements took up reported checkpoints instead of starting over
   for (const [i, pid] of [[0, pid0], [1, pid1]] as const) {
     const after = out.slice(out.indexOf(`member ${i} (pid ${pid}) died (SIGKILL); starting a replacement`));
-    expect(after).toMatch(new RegExp(`\\[member ${i}\\] \\[population\\] member ${i} -> generation \\w+ at step [2-8] from members\\/\\d\\/checkpoints\\/checkpoint_\\d+`));
+    expect(after).toMatch(new RegExp(`\\[member ${i}\\] \\[population\\] member ${i} -> generation \\w+ at step ([2-9]|1[0-6]) from members\\/\\d\\/checkpoints\\/checkpoint_\\d+`));
     expect(after).toMatch(new RegExp(`member ${i}: new process \\w+ replaces \\w+`));
-    expect(out).toMatch(new RegExp(`\\[member ${i}\\] +member ${i}: step 8, last value`));
+    expect(out).toMatch(new RegExp(`\\[member ${i}\\] +member ${i}: step 16, last value`));
   }
   expect(out).toMatch(/every member is done/);
   expectKept(atKill, state(logdir), { k });
