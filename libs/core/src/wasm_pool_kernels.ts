@@ -22,12 +22,12 @@ interface WasmBackendLike {
 type PoolInfo = ReturnType<typeof tf.backend_util.computePool2DInfo>;
 
 /**
- * The flat index (`((b·H + r)·W + c)·C + d`) of each output's maximum, in the output's order
- * `[b, outH, outW, C]`; −1 where a window has no element above −∞ (or only NaN).
+ * Calls `fn` for every output position `(b, yR, yC)`, in the output's order, with the in-map rows
+ * `[rMin, rMax)` and columns `[cMin, cMax)` of its window (stepped by the dilation) and the flat
+ * index `o` of its first channel in the output.
  */
-export function maxPoolArgmax(xs: ArrayLike<number>, info: PoolInfo): Int32Array {
+function forEachWindow(info: PoolInfo, fn: (b: number, rMin: number, rMax: number, cMin: number, cMax: number, o: number) => void): void {
   const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
-  const pos = new Int32Array(batchSize * outHeight * outWidth * c);
   let o = 0;
   for (let b = 0; b < batchSize; b++) {
     for (let yR = 0; yR < outHeight; yR++) {
@@ -35,28 +35,39 @@ export function maxPoolArgmax(xs: ArrayLike<number>, info: PoolInfo): Int32Array
       let rMin = rCorner;
       while (rMin < 0) rMin += dilationHeight;
       const rMax = Math.min(inHeight, info.effectiveFilterHeight + rCorner);
-      for (let yC = 0; yC < outWidth; yC++) {
+      for (let yC = 0; yC < outWidth; yC++, o += c) {
         const cCorner = yC * strideWidth - info.padInfo.left;
         let cMin = cCorner;
         while (cMin < 0) cMin += dilationWidth;
-        const cMax = Math.min(inWidth, info.effectiveFilterWidth + cCorner);
-        for (let d = 0; d < c; d++, o++) {
-          let best = Number.NEGATIVE_INFINITY;
-          let at = -1;
-          for (let r = rMin; r < rMax; r += dilationHeight) {
-            for (let col = cMin; col < cMax; col += dilationWidth) {
-              const i = ((b * inHeight + r) * inWidth + col) * c + d;
-              if (xs[i] > best) {
-                best = xs[i];
-                at = i;
-              }
-            }
-          }
-          pos[o] = at;
-        }
+        fn(b, rMin, rMax, cMin, Math.min(inWidth, info.effectiveFilterWidth + cCorner), o);
       }
     }
   }
+}
+
+/**
+ * The flat index (`((b·H + r)·W + c)·C + d`) of each output's maximum, in the output's order
+ * `[b, outH, outW, C]`; −1 where a window has no element above −∞ (or only NaN).
+ */
+export function maxPoolArgmax(xs: ArrayLike<number>, info: PoolInfo): Int32Array {
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, dilationHeight, dilationWidth } = info;
+  const pos = new Int32Array(batchSize * outHeight * outWidth * c);
+  forEachWindow(info, (b, rMin, rMax, cMin, cMax, o) => {
+    for (let d = 0; d < c; d++) {
+      let best = Number.NEGATIVE_INFINITY;
+      let at = -1;
+      for (let r = rMin; r < rMax; r += dilationHeight) {
+        for (let col = cMin; col < cMax; col += dilationWidth) {
+          const i = ((b * inHeight + r) * inWidth + col) * c + d;
+          if (xs[i] > best) {
+            best = xs[i];
+            at = i;
+          }
+        }
+      }
+      pos[o + d] = at;
+    }
+  });
   return pos;
 }
 
@@ -66,31 +77,18 @@ export function maxPoolArgmax(xs: ArrayLike<number>, info: PoolInfo): Int32Array
  * over the in-map elements only). `dx` is overwritten.
  */
 export function avgPoolGradValues(dy: ArrayLike<number>, info: PoolInfo, dx: Float32Array): void {
-  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const { inHeight, inWidth, inChannels: c, dilationHeight, dilationWidth } = info;
   dx.fill(0);
-  let o = 0;
-  for (let b = 0; b < batchSize; b++) {
-    for (let yR = 0; yR < outHeight; yR++) {
-      const rCorner = yR * strideHeight - info.padInfo.top;
-      let rMin = rCorner;
-      while (rMin < 0) rMin += dilationHeight;
-      const rMax = Math.min(inHeight, info.effectiveFilterHeight + rCorner);
-      for (let yC = 0; yC < outWidth; yC++) {
-        const cCorner = yC * strideWidth - info.padInfo.left;
-        let cMin = cCorner;
-        while (cMin < 0) cMin += dilationWidth;
-        const cMax = Math.min(inWidth, info.effectiveFilterWidth + cCorner);
-        const count = Math.ceil((rMax - rMin) / dilationHeight) * Math.ceil((cMax - cMin) / dilationWidth);
-        for (let d = 0; d < c; d++, o++) {
-          if (count <= 0) continue;
-          const v = dy[o] / count;
-          for (let r = rMin; r < rMax; r += dilationHeight) {
-            for (let col = cMin; col < cMax; col += dilationWidth) dx[((b * inHeight + r) * inWidth + col) * c + d] += v;
-          }
-        }
+  forEachWindow(info, (b, rMin, rMax, cMin, cMax, o) => {
+    const count = Math.ceil((rMax - rMin) / dilationHeight) * Math.ceil((cMax - cMin) / dilationWidth);
+    if (count <= 0) return;
+    for (let d = 0; d < c; d++) {
+      const v = dy[o + d] / count;
+      for (let r = rMin; r < rMax; r += dilationHeight) {
+        for (let col = cMin; col < cMax; col += dilationWidth) dx[((b * inHeight + r) * inWidth + col) * c + d] += v;
       }
     }
-  }
+  });
 }
 
 const avgRegistered = new Set<string>();
