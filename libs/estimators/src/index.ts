@@ -15,7 +15,7 @@ export {
 export type { OuterState, TruncationState, TruncationSchedule, ScalarSchedule } from './truncation_schedule';
 
 export type { TruncatedStep, TruncatedUnrollState, TruncatedUnrollOut, StepOptions, BatchIndices, HostRunOut } from './truncated_step';
-export { VectorizedLOptTruncatedStep, SimpleLOptTruncatedStep, VectorizedLOptTruncatedStepSchema } from './lopt_truncated_step';
+export { VectorizedLOptTruncatedStep, SimpleLOptTruncatedStep, VectorizedLOptTruncatedStepSchema, hostRunsSetting } from './lopt_truncated_step';
 export type { VectorizedLOptTruncatedStepOptions } from './lopt_truncated_step';
 export { stateRows, concatStates, sliceState, cloneState, dataAt, selectRows, replaceRows } from './unroll_state';
 export { vectorSamplePerturbations, truncatedUnroll, maybeStackedEsUnroll, concatYs, disposeYs } from './common';

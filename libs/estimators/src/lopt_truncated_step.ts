@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { nativeUsable, parseOptions, random, registerPlugin, runNativeBody, treeMap, treeMapN, treeLeaves, type HostArray, type PRNGKey, type PyTree } from '@lopt/core';
+import { envVar, nativeUsable, parseOptions, random, registerPlugin, runNativeBody, treeMap, treeMapN, treeLeaves, type HostArray, type PRNGKey, type PyTree } from '@lopt/core';
 import type { TaskFamily, SplitName, Task } from '@lopt/tasks';
 import { singleTaskToFamily, SPLITS } from '@lopt/tasks';
 import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimizers';
@@ -39,6 +39,16 @@ export type VectorizedLOptTruncatedStepOptions = z.input<typeof VectorizedLOptTr
 function duplicateRows(data: PyTree, times: number): PyTree {
   if (data === null || data === undefined || times === 1) return data;
   return treeMap((l: tf.Tensor) => tf.concat(new Array(times).fill(l), 0), data);
+}
+
+/**
+ * `LOPT_HOST_RUNS`, checked: 'auto' (host runs where they apply; the default) or 'off' (every
+ * inner step through `unrollStep`: the same values; for comparisons and troubleshooting).
+ */
+export function hostRunsSetting(): 'auto' | 'off' {
+  const raw = (envVar('LOPT_HOST_RUNS') ?? 'auto').toLowerCase();
+  if (raw !== 'auto' && raw !== 'off') throw new Error(`LOPT_HOST_RUNS='${envVar('LOPT_HOST_RUNS')}': allowed values are auto, off`);
+  return raw;
 }
 
 /** N tasks trained by a learned optimizer, one inner step per call (learned_optimization/outer_trainers/lopt_truncated_step.py, `VectorizedLOptTruncatedStep`). */
@@ -293,7 +303,7 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
   hostRun(theta: Theta, state: TruncatedUnrollState, keys: PRNGKey[], data: PyTree, from: number, outerState: OuterState | null, opts: StepOptions, keepTaskParams: boolean): HostRunOut | null {
     const rows = stateRows(state);
     let wasDone = hostValues(state.isDone);
-    if (this.metaLossSplit !== null || this.metaLossWithAuxKey !== null || !nativeUsable()) return null;
+    if (this.metaLossSplit !== null || this.metaLossWithAuxKey !== null || !nativeUsable() || hostRunsSetting() === 'off') return null;
     const dataLeaves = data === null || data === undefined ? [] : treeLeaves<tf.Tensor>(data);
     if (dataLeaves.length > 0 && rows !== this.numTasks) return null;
     const K = keys.length;

@@ -97,6 +97,26 @@ native.each(['wasm', 'cpu'])('host runs on %s', (backend) => {
     disposeReplaced({ theta, theta0, state } as unknown as PyTree, {});
   });
 
+  test('LOPT_HOST_RUNS=off sends every step through unrollStep; a bad value is refused naming the allowed ones', () => {
+    const step = new VectorizedLOptTruncatedStep(new FixedDimQuadraticFamily({ dim: 10 }), new MLPLOpt(), new LogUniformLengthSchedule({ minLength: 5, maxLength: 12 }), { numTasks: 2 });
+    const theta0 = step.outerInit(random.PRNGKey(0));
+    const theta = tf.tidy(() => treeMap((l: tf.Tensor) => tf.stack([l, l]), theta0));
+    const state = step.initStepState(theta0, null, random.PRNGKey(1), { thetaIsVector: false });
+    const before = process.env.LOPT_HOST_RUNS;
+    try {
+      process.env.LOPT_HOST_RUNS = 'off';
+      expect(unroll(step, theta, state, 6, null, false).hostSteps).toBe(0);
+      process.env.LOPT_HOST_RUNS = 'sometimes';
+      expect(() => unroll(step, theta, state, 6, null, false)).toThrow(/LOPT_HOST_RUNS='sometimes': allowed values are auto, off/);
+      process.env.LOPT_HOST_RUNS = 'auto';
+      expect(unroll(step, theta, state, 6, null, false).hostSteps).toBeGreaterThan(0);
+    } finally {
+      if (before === undefined) delete process.env.LOPT_HOST_RUNS;
+      else process.env.LOPT_HOST_RUNS = before;
+    }
+    disposeReplaced({ theta, theta0, state } as unknown as PyTree, {});
+  });
+
   test('SimpleLOptTruncatedStep (its own reset rule) never takes a host run', () => {
     const step = new SimpleLOptTruncatedStep(new ImageMLP_FashionMnist8_Relu32(), new MLPLOpt(), { unrollLength: 3 });
     const theta = step.outerInit(random.PRNGKey(0));
