@@ -1,0 +1,284 @@
+/*
+ * The whole-network ResNet kernel (resnet_net.h), compiled once per instruction set (see
+ * ../../core/native/lopt_isa.h): every function is named KERNEL(name). The convolutions are
+ * im2col + a register-blocked GEMM over NHWC maps; batch norm and the max-pool gradient are
+ * resnet.c's bodies (the same float64 arithmetic as the host kernels).
+ */
+
+static inline v8f KERNEL(ld8)(const float *p) {
+  v8f v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline void KERNEL(st8)(float *p, v8f v) { __builtin_memcpy(p, &v, sizeof v); }
+
+/*
+ * C[m, n] (+= when acc) Σ_k A(m, k) · Bm[k, n] for m < M, n < N, with A(m, k) = A[m·sm + k·sk]
+ * (row-major [M, K]: sm = K, sk = 1; a row-major [K, M] read transposed: sm = 1, sk = M), Bm
+ * row-major with row stride ldb, C with row stride ldc. Tiles of 6 rows x 16 columns (12 vector
+ * accumulators), then 8 columns, then single columns; K in blocks of 256 so that a tile's panel of
+ * Bm stays in cache. Every output is the sum over k in order (a float accumulator, stored between
+ * K blocks).
+ */
+static void KERNEL(gemm)(int M, int N, int K, const float *restrict A, size_t sm, size_t sk, const float *restrict Bm, size_t ldb, float *restrict C, size_t ldc,
+                         int acc) {
+  const v8f zero = {0};
+  if (K == 0) {
+    if (!acc)
+      for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  for (int k0 = 0; k0 < K; k0 += 256) {
+    const int k1 = K - k0 < 256 ? K : k0 + 256;
+    const int add = acc || k0 > 0;
+    int n0 = 0;
+    for (; n0 + 16 <= N; n0 += 16) {
+      int m = 0;
+      for (; m + 6 <= M; m += 6) {
+        v8f c[6][2];
+        for (int i = 0; i < 6; i++) {
+          float *crow = C + (size_t)(m + i) * ldc + n0;
+          c[i][0] = add ? KERNEL(ld8)(crow) : zero;
+          c[i][1] = add ? KERNEL(ld8)(crow + 8) : zero;
+        }
+        const float *a = A + (size_t)m * sm;
+        for (int k = k0; k < k1; k++) {
+          const float *brow = Bm + (size_t)k * ldb + n0;
+          const v8f b0 = KERNEL(ld8)(brow), b1 = KERNEL(ld8)(brow + 8);
+          const float *ak = a + (size_t)k * sk;
+          for (int i = 0; i < 6; i++) {
+            const float x = ak[(size_t)i * sm];
+            c[i][0] += x * b0;
+            c[i][1] += x * b1;
+          }
+        }
+        for (int i = 0; i < 6; i++) {
+          float *crow = C + (size_t)(m + i) * ldc + n0;
+          KERNEL(st8)(crow, c[i][0]);
+          KERNEL(st8)(crow + 8, c[i][1]);
+        }
+      }
+      for (; m < M; m++) {
+        float *crow = C + (size_t)m * ldc + n0;
+        v8f c0 = add ? KERNEL(ld8)(crow) : zero, c1 = add ? KERNEL(ld8)(crow + 8) : zero;
+        const float *a = A + (size_t)m * sm;
+        for (int k = k0; k < k1; k++) {
+          const float x = a[(size_t)k * sk];
+          const float *brow = Bm + (size_t)k * ldb + n0;
+          c0 += x * KERNEL(ld8)(brow);
+          c1 += x * KERNEL(ld8)(brow + 8);
+        }
+        KERNEL(st8)(crow, c0);
+        KERNEL(st8)(crow + 8, c1);
+      }
+    }
+    for (; n0 + 8 <= N; n0 += 8) {
+      int m = 0;
+      for (; m + 4 <= M; m += 4) {
+        v8f c[4];
+        for (int i = 0; i < 4; i++) c[i] = add ? KERNEL(ld8)(C + (size_t)(m + i) * ldc + n0) : zero;
+        const float *a = A + (size_t)m * sm;
+        for (int k = k0; k < k1; k++) {
+          const v8f b0 = KERNEL(ld8)(Bm + (size_t)k * ldb + n0);
+          const float *ak = a + (size_t)k * sk;
+          for (int i = 0; i < 4; i++) c[i] += ak[(size_t)i * sm] * b0;
+        }
+        for (int i = 0; i < 4; i++) KERNEL(st8)(C + (size_t)(m + i) * ldc + n0, c[i]);
+      }
+      for (; m < M; m++) {
+        v8f c0 = add ? KERNEL(ld8)(C + (size_t)m * ldc + n0) : zero;
+        const float *a = A + (size_t)m * sm;
+        for (int k = k0; k < k1; k++) c0 += a[(size_t)k * sk] * KERNEL(ld8)(Bm + (size_t)k * ldb + n0);
+        KERNEL(st8)(C + (size_t)m * ldc + n0, c0);
+      }
+    }
+    if (n0 < N) { /* the last N % 8 columns, all of them at once per row */
+      const int w = N - n0;
+      for (int m = 0; m < M; m++) {
+        float c[8];
+        float *crow = C + (size_t)m * ldc + n0;
+        for (int q = 0; q < w; q++) c[q] = add ? crow[q] : 0.f;
+        const float *a = A + (size_t)m * sm;
+        for (int k = k0; k < k1; k++) {
+          const float x = a[(size_t)k * sk];
+          const float *brow = Bm + (size_t)k * ldb + n0;
+          for (int q = 0; q < w; q++) c[q] += x * brow[q];
+        }
+        for (int q = 0; q < w; q++) crow[q] = c[q];
+      }
+    }
+  }
+}
+
+/* cols [B·Ho·Wo, k·k·C] (row (b, y, x), column (i, j, c)) = x[b, y·s + i − top, x·s + j − left, c], 0 outside. */
+static void KERNEL(im2col)(const ConvGeom *g, const float *restrict x, float *restrict cols) {
+  const size_t K = (size_t)g->k * g->k * g->C, rowBytes = sizeof(float) * g->C;
+  float *row = cols;
+  for (int b = 0; b < g->B; b++)
+    for (int oy = 0; oy < g->Ho; oy++)
+      for (int ox = 0; ox < g->Wo; ox++, row += K)
+        for (int i = 0; i < g->k; i++) {
+          const int iy = oy * g->s + i - g->top;
+          float *dst = row + (size_t)i * g->k * g->C;
+          if (iy < 0 || iy >= g->H) {
+            memset(dst, 0, rowBytes * g->k);
+            continue;
+          }
+          for (int j = 0; j < g->k; j++, dst += g->C) {
+            const int ix = ox * g->s + j - g->left;
+            if (ix < 0 || ix >= g->W) memset(dst, 0, rowBytes);
+            else memcpy(dst, x + (((size_t)b * g->H + iy) * g->W + ix) * g->C, rowBytes);
+          }
+        }
+}
+
+/* dx[b, y·s + i − top, x·s + j − left, :] += cols[(b, y, x), (i, j, :)] (outside: dropped). */
+static void KERNEL(col2im_add)(const ConvGeom *g, const float *restrict cols, float *restrict dx) {
+  const size_t K = (size_t)g->k * g->k * g->C;
+  const float *row = cols;
+  for (int b = 0; b < g->B; b++)
+    for (int oy = 0; oy < g->Ho; oy++)
+      for (int ox = 0; ox < g->Wo; ox++, row += K)
+        for (int i = 0; i < g->k; i++) {
+          const int iy = oy * g->s + i - g->top;
+          if (iy < 0 || iy >= g->H) continue;
+          for (int j = 0; j < g->k; j++) {
+            const int ix = ox * g->s + j - g->left;
+            if (ix < 0 || ix >= g->W) continue;
+            float *restrict d = dx + (((size_t)b * g->H + iy) * g->W + ix) * g->C;
+            const float *src = row + ((size_t)i * g->k + j) * g->C;
+            for (int c = 0; c < g->C; c++) d[c] += src[c];
+          }
+        }
+}
+
+/* dst [cols, rows] = src [rows, cols]^T */
+static void KERNEL(transpose)(int rows, int cols, const float *restrict src, float *restrict dst) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+/* out [B·Ho·Wo, Co] = conv(x, w), w [k, k, C, Co] (HWIO); cols: scratch for the patches. */
+static void KERNEL(conv_forward)(const ConvGeom *g, const float *x, const float *w, float *out, float *cols) {
+  const int M = g->B * g->Ho * g->Wo, K = g->k * g->k * g->C;
+  const float *a = x;
+  if (!(g->k == 1 && g->s == 1)) {
+    KERNEL(im2col)(g, x, cols);
+    a = cols;
+  }
+  KERNEL(gemm)(M, g->Co, K, a, (size_t)K, 1, w, (size_t)g->Co, out, (size_t)g->Co, 0);
+}
+
+/*
+ * The convolution's backward: dw [k·k·C, Co] += patchesᵀ · dy, and (dx not NULL) dx += the
+ * transposed convolution of dy; cols, dcols, wt: scratch.
+ */
+static void KERNEL(conv_backward)(const ConvGeom *g, const float *x, const float *w, const float *dy, float *dw, float *dx, float *cols, float *dcols, float *wt) {
+  const int M = g->B * g->Ho * g->Wo, K = g->k * g->k * g->C;
+  const int direct = g->k == 1 && g->s == 1;
+  const float *a = x;
+  if (!direct) {
+    KERNEL(im2col)(g, x, cols);
+    a = cols;
+  }
+  KERNEL(gemm)(K, g->Co, M, a, 1, (size_t)K, dy, (size_t)g->Co, dw, (size_t)g->Co, 1);
+  if (!dx) return;
+  KERNEL(transpose)(K, g->Co, w, wt);
+  if (direct) {
+    KERNEL(gemm)(M, K, g->Co, dy, (size_t)g->Co, 1, wt, (size_t)K, dx, (size_t)K, 1);
+  } else {
+    KERNEL(gemm)(M, K, g->Co, dy, (size_t)g->Co, 1, wt, (size_t)K, dcols, (size_t)K, 0);
+    KERNEL(col2im_add)(g, dcols, dx);
+  }
+}
+
+/* One task of the network (resnet_net.h's plan): forward, loss and (grads not NULL) backward. */
+static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const int32_t *label, const float *const *params, float *const *grads,
+                              float *const *statMean, float *const *statVar, NetScratch *S) {
+  float **act = S->act, **dact = S->dact;
+  act[0] = (float *)image;
+  int bnIndex = 0;
+  float loss = 0.f;
+  for (int o = 0; o < P->numOps; o++) {
+    const int32_t *op = P->ops + (size_t)o * NET_OP_LEN;
+    switch (op[0]) {
+      case NET_CONV: {
+        ConvGeom g;
+        net_conv_geom(P, B, op, &g);
+        KERNEL(conv_forward)(&g, act[op[1]], params[op[3]], act[op[2]], S->cols);
+        break;
+      }
+      case NET_BN: {
+        const int in = op[1], out = op[2], c = P->shapes[3 * in + 2];
+        bn_forward(net_elems(P, B, in), c, op[5], act[in], params[op[3]], params[op[4]], act[out], statMean[op[6]], statVar[op[6]], S->r[bnIndex++], S->dbl);
+        break;
+      }
+      case NET_MAXPOOL: {
+        const int in = op[1], out = op[2], H = P->shapes[3 * in], W = P->shapes[3 * in + 1], c = P->shapes[3 * in + 2];
+        net_maxpool_forward(B, H, W, c, act[in], act[out]);
+        break;
+      }
+      case NET_ADD: {
+        const float *x = act[op[1]], *y = act[op[2]];
+        float *z = act[op[3]];
+        for (size_t e = 0, n = net_elems(P, B, op[3]); e < n; e++) z[e] = x[e] + y[e];
+        break;
+      }
+      case NET_RELU: {
+        const float *x = act[op[1]];
+        float *y = act[op[2]];
+        for (size_t e = 0, n = net_elems(P, B, op[2]); e < n; e++) y[e] = x[e] > 0.f || x[e] != x[e] ? x[e] : 0.f;
+        break;
+      }
+      case NET_HEAD:
+        loss = net_head_forward(P, B, op, act[op[1]], params[op[2]], params[op[3]], label, S);
+        break;
+    }
+  }
+  if (!grads) return loss;
+  for (int i = 1; i < P->numBuffers; i++) memset(dact[i], 0, sizeof(float) * net_elems(P, B, i));
+  for (int i = 0; i < P->numParams; i++) memset(grads[i], 0, sizeof(float) * P->paramSizes[i]);
+  for (int o = P->numOps - 1; o >= 0; o--) {
+    const int32_t *op = P->ops + (size_t)o * NET_OP_LEN;
+    switch (op[0]) {
+      case NET_CONV: {
+        ConvGeom g;
+        net_conv_geom(P, B, op, &g);
+        KERNEL(conv_backward)(&g, act[op[1]], params[op[3]], dact[op[2]], grads[op[3]], op[1] == 0 ? NULL : dact[op[1]], S->cols, S->dcols, S->wt);
+        break;
+      }
+      case NET_BN: {
+        const int in = op[1], out = op[2], c = P->shapes[3 * in + 2];
+        bn_backward(net_elems(P, B, in), c, op[5], dact[out], act[in], act[out], statMean[op[6]], S->r[--bnIndex], params[op[3]], dact[in], grads[op[3]],
+                    grads[op[4]], 1, S->dbl);
+        break;
+      }
+      case NET_MAXPOOL: {
+        const int in = op[1], out = op[2], H = P->shapes[3 * in], W = P->shapes[3 * in + 1], c = P->shapes[3 * in + 2];
+        maxpool_backward(B, H, W, c, act[in], act[out], dact[out], dact[in]);
+        break;
+      }
+      case NET_ADD: {
+        const float *dz = dact[op[3]];
+        float *dx = dact[op[1]], *dy = dact[op[2]];
+        for (size_t e = 0, n = net_elems(P, B, op[3]); e < n; e++) {
+          dx[e] += dz[e];
+          dy[e] += dz[e];
+        }
+        break;
+      }
+      case NET_RELU: {
+        const float *x = act[op[1]], *dy = dact[op[2]];
+        float *dx = dact[op[1]];
+        for (size_t e = 0, n = net_elems(P, B, op[2]); e < n; e++)
+          if (x[e] > 0.f) dx[e] += dy[e];
+        break;
+      }
+      case NET_HEAD:
+        net_head_backward(P, B, op, act[op[1]], params[op[2]], dact[op[1]], grads[op[2]], grads[op[3]], S);
+        break;
+    }
+  }
+  return loss;
+}
