@@ -25,101 +25,16 @@ static int get_f32(napi_env env, napi_value v, float **p, size_t want) {
   return lopt_f32(env, v, p, &len) && len == want;
 }
 
-/*
- * Batch norm forward over x [n / c, c]: y (relu'd when `relu`), mean, variance and r =
- * rsqrt(variance + eps) [c]; s: 3c doubles of scratch.
- */
-static void bn_forward(size_t n, int c, int relu, const float *x, const float *scale, const float *offset, float *y, float *mean, float *variance,
-                       float *rOut, double *s) {
-  const size_t m = n / c;
-  double *s1 = s, *s2 = s + c, *inv = s + 2 * c;
-  for (int ch = 0; ch < c; ch++) s1[ch] = s2[ch] = 0.0;
-  for (size_t p = 0; p < n; p += c)
-    for (int ch = 0; ch < c; ch++) {
-      const double v = x[p + ch];
-      s1[ch] += v;
-      s2[ch] += v * v;
-    }
-  const float eps = 1e-5f;
-  for (int ch = 0; ch < c; ch++) {
-    const double mean64 = s1[ch] / (double)m;
-    mean[ch] = (float)mean64;
-    variance[ch] = (float)(s2[ch] / (double)m - mean64 * mean64);
-    rOut[ch] = (float)(1.0 / sqrt((double)(float)((double)variance[ch] + (double)eps)));
-    inv[ch] = (double)rOut[ch] * (double)scale[ch];
-  }
-  for (size_t p = 0; p < n; p += c)
-    for (int ch = 0; ch < c; ch++) {
-      const double v = ((double)x[p + ch] - (double)mean[ch]) * inv[ch] + (double)offset[ch];
-      y[p + ch] = relu && v < 0 ? 0.0f : (float)v;
-    }
-}
-
-/*
- * Batch norm backward: dx [n / c, c] (written, or added to when `acc`), d scale and d offset [c]
- * (written); s: 5c doubles of scratch.
- */
-static void bn_backward(size_t n, int c, int relu, const float *dy, const float *x, const float *y, const float *mean, const float *r, const float *scale,
-                        float *dx, float *dScale, float *dOffset, int acc, double *s) {
-  const size_t m = n / c;
-  double *sg = s, *sgx = s + c, *av = s + 2 * c, *meanG = s + 3 * c, *k = s + 4 * c;
-  for (int ch = 0; ch < c; ch++) sg[ch] = sgx[ch] = 0.0;
-  for (size_t p = 0; p < n; p += c)
-    for (int ch = 0; ch < c; ch++) {
-      if (relu && !(y[p + ch] > 0)) continue;
-      const double g = dy[p + ch];
-      sg[ch] += g;
-      sgx[ch] += g * ((double)x[p + ch] - (double)mean[ch]);
-    }
-  for (int ch = 0; ch < c; ch++) {
-    const double sgxh = sgx[ch] * (double)r[ch];
-    dOffset[ch] = (float)sg[ch];
-    dScale[ch] = (float)sgxh;
-    av[ch] = (double)scale[ch] * (double)r[ch];
-    meanG[ch] = sg[ch] / (double)m;
-    k[ch] = ((double)r[ch] * sgxh) / (double)m;
-  }
-  for (size_t p = 0; p < n; p += c)
-    for (int ch = 0; ch < c; ch++) {
-      const double g = relu && !(y[p + ch] > 0) ? 0.0 : (double)dy[p + ch];
-      const float v = (float)(av[ch] * (g - meanG[ch] - ((double)x[p + ch] - (double)mean[ch]) * k[ch]));
-      dx[p + ch] = acc ? dx[p + ch] + v : v;
-    }
-}
+/* bn_forward, bn_backward: the batch-norm bodies, here compiled for the baseline instruction set
+ * (no FMA contraction: the same values as the JavaScript bodies, bit for bit) */
+#define BN_FN(name) name
+#include "resnet_bn.h"
+#undef BN_FN
 
 /* SAME padding of a 3-wide stride-2 window along an axis of length n: the padding before. */
 static int pool_before(int n) {
   const int o = (n + 1) / 2, t = (o - 1) * 2 + 3 - n;
   return (t > 0 ? t : 0) / 2;
-}
-
-/*
- * The input gradient of the 3x3 stride-2 SAME max pool of x [b, h, w, c] with output y: each
- * window's dy is added to dx at the first element (column, then row) equal to the maximum.
- */
-static void maxpool_backward(int b, int h, int w, int c, const float *x, const float *y, const float *dy, float *dx) {
-  const int oh = (h + 1) / 2, ow = (w + 1) / 2, beforeH = pool_before(h), beforeW = pool_before(w);
-  size_t cand[9];
-  for (int bi = 0; bi < b; bi++)
-    for (int i = 0; i < oh; i++) {
-      const int r0 = 2 * i - beforeH < 0 ? 0 : 2 * i - beforeH, r1 = 2 * i - beforeH + 2 > h - 1 ? h - 1 : 2 * i - beforeH + 2;
-      for (int j = 0; j < ow; j++) {
-        const int c0 = 2 * j - beforeW < 0 ? 0 : 2 * j - beforeW, c1 = 2 * j - beforeW + 2 > w - 1 ? w - 1 : 2 * j - beforeW + 2;
-        /* the window's elements in priority order: column, then row */
-        int nc = 0;
-        for (int cc = c0; cc <= c1; cc++)
-          for (int rr = r0; rr <= r1; rr++) cand[nc++] = (((size_t)bi * h + rr) * w + cc) * c;
-        const size_t k = (((size_t)bi * oh + i) * ow + j) * c;
-        for (int ch = 0; ch < c; ch++) {
-          const float yv = y[k + ch];
-          for (int t = 0; t < nc; t++)
-            if (x[cand[t] + ch] == yv) {
-              dx[cand[t] + ch] += dy[k + ch];
-              break;
-            }
-        }
-      }
-    }
 }
 
 static napi_value ResnetBatchNorm(napi_env env, napi_callback_info info) {
@@ -158,6 +73,10 @@ static napi_value ResnetBatchNormGrad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#include "resnet_net.h"
+
+typedef void (*MaxPoolGradFn)(int, int, int, int, const float *, const float *, const float *, float *, int32_t *);
+
 static napi_value ResnetMaxPoolGrad(napi_env env, napi_callback_info info) {
   ARGS(8)
   int32_t d[4];
@@ -170,11 +89,13 @@ static napi_value ResnetMaxPoolGrad(napi_env env, napi_callback_info info) {
   if (!get_f32(env, a[4], &x, nx) || !get_f32(env, a[5], &y, ny) || !get_f32(env, a[6], &dy, ny) || !get_f32(env, a[7], &dx, nx))
     return lopt_fail(env, "resnetMaxPoolGrad: x, dx [b, h, w, c]; y, dy [b, ceil(h/2), ceil(w/2), c]");
   for (size_t i = 0; i < nx; i++) dx[i] = 0;
-  maxpool_backward(b, h, w, c, x, y, dy, dx);
+  int32_t *found = malloc(sizeof(int32_t) * (size_t)c);
+  if (!found) return lopt_fail(env, "resnetMaxPoolGrad: out of memory");
+  ((MaxPoolGradFn)LOPT_PICK(maxpool_backward, 0))(b, h, w, c, x, y, dy, dx, found);
+  free(found);
   return NULL;
 }
 
-#include "resnet_net.h"
 
 NAPI_MODULE_INIT() {
   lopt_export(env, exports, "resnetBatchNorm", ResnetBatchNorm);

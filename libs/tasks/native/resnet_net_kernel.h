@@ -5,6 +5,10 @@
  * resnet.c's bodies (the same float64 arithmetic as the host kernels).
  */
 
+#define BN_FN(name) KERNEL(name)
+#include "resnet_bn.h"
+#undef BN_FN
+
 static inline v8f KERNEL(ld8)(const float *p) {
   v8f v;
   __builtin_memcpy(&v, p, sizeof v);
@@ -12,6 +16,55 @@ static inline v8f KERNEL(ld8)(const float *p) {
 }
 
 static inline void KERNEL(st8)(float *p, v8f v) { __builtin_memcpy(p, &v, sizeof v); }
+
+/*
+ * The input gradient of the 3x3 stride-2 SAME max pool of x [b, h, w, c] with output y: each
+ * window's dy is added to dx at the first element (column, then row) equal to the maximum (the
+ * rule of src/resnet_kernels.ts's JavaScript body; additions only, so every variant gives its values).
+ */
+static void KERNEL(maxpool_backward)(int b, int h, int w, int c, const float *restrict x, const float *restrict y, const float *restrict dy, float *restrict dx, int32_t *restrict found) {
+  const int oh = (h + 1) / 2, ow = (w + 1) / 2, beforeH = pool_before(h), beforeW = pool_before(w);
+  size_t cand[9];
+  for (int bi = 0; bi < b; bi++)
+    for (int i = 0; i < oh; i++) {
+      const int r0 = 2 * i - beforeH < 0 ? 0 : 2 * i - beforeH, r1 = 2 * i - beforeH + 2 > h - 1 ? h - 1 : 2 * i - beforeH + 2;
+      for (int j = 0; j < ow; j++) {
+        const int c0 = 2 * j - beforeW < 0 ? 0 : 2 * j - beforeW, c1 = 2 * j - beforeW + 2 > w - 1 ? w - 1 : 2 * j - beforeW + 2;
+        /* the window's elements in priority order: column, then row */
+        int nc = 0;
+        for (int cc = c0; cc <= c1; cc++)
+          for (int rr = r0; rr <= r1; rr++) cand[nc++] = (((size_t)bi * h + rr) * w + cc) * c;
+        const size_t k = (((size_t)bi * oh + i) * ow + j) * c;
+        /* per channel the first candidate equal to the maximum takes dy (vectorised over channels:
+         * `found` marks the channels already served) */
+        for (int ch = 0; ch < c; ch++) found[ch] = 0;
+        for (int t = 0; t < nc; t++) {
+          const float *restrict xt = x + cand[t];
+          float *restrict dxt = dx + cand[t];
+          int ch = 0;
+          for (; ch + 8 <= c; ch += 8) { /* 8 channels at a time, by masks */
+            v8f xv, yv, dv, dxv;
+            v8i f;
+            memcpy(&xv, xt + ch, sizeof xv);
+            memcpy(&yv, y + k + ch, sizeof yv);
+            memcpy(&dv, dy + k + ch, sizeof dv);
+            memcpy(&dxv, dxt + ch, sizeof dxv);
+            memcpy(&f, found + ch, sizeof f);
+            const v8i hit = (xv == yv) & ~f;
+            dxv += (v8f)((v8i)dv & hit); /* + 0 where no hit: dx is never −0, so unchanged */
+            f |= hit;
+            memcpy(dxt + ch, &dxv, sizeof dxv);
+            memcpy(found + ch, &f, sizeof f);
+          }
+          for (; ch < c; ch++)
+            if (!found[ch] && xt[ch] == y[k + ch]) {
+              dxt[ch] += dy[k + ch];
+              found[ch] = -1;
+            }
+        }
+      }
+    }
+}
 
 /*
  * C[m, n] (+= when acc) Σ_k A(m, k) · Bm[k, n] for m < M, n < N, with A(m, k) = A[m·sm + k·sk]
@@ -93,19 +146,41 @@ static void KERNEL(gemm)(int M, int N, int K, const float *restrict A, size_t sm
         KERNEL(st8)(C + (size_t)m * ldc + n0, c0);
       }
     }
-    if (n0 < N) { /* the last N % 8 columns, all of them at once per row */
+    if (n0 < N) {
+      /* the last N % 8 columns: this K block of them zero-padded to 8 in `slab`, four rows at a time */
       const int w = N - n0;
-      for (int m = 0; m < M; m++) {
-        float c[8];
-        float *crow = C + (size_t)m * ldc + n0;
-        for (int q = 0; q < w; q++) c[q] = add ? crow[q] : 0.f;
-        const float *a = A + (size_t)m * sm;
-        for (int k = k0; k < k1; k++) {
-          const float x = a[(size_t)k * sk];
-          const float *brow = Bm + (size_t)k * ldb + n0;
-          for (int q = 0; q < w; q++) c[q] += x * brow[q];
+      float slab[256 * 8];
+      for (int k = k0; k < k1; k++) {
+        for (int q = 0; q < w; q++) slab[(k - k0) * 8 + q] = Bm[(size_t)k * ldb + n0 + q];
+        for (int q = w; q < 8; q++) slab[(k - k0) * 8 + q] = 0.f;
+      }
+      float o8[4][8];
+      int m = 0;
+      for (; m < M; m += 4) {
+        const int rows = M - m < 4 ? M - m : 4;
+        v8f c[4];
+        for (int i = 0; i < 4; i++) {
+          for (int q = 0; q < 8; q++) o8[i][q] = add && i < rows && q < w ? C[(size_t)(m + i) * ldc + n0 + q] : 0.f;
+          c[i] = KERNEL(ld8)(o8[i]);
         }
-        for (int q = 0; q < w; q++) crow[q] = c[q];
+        const float *a = A + (size_t)m * sm;
+        if (rows == 4) {
+          for (int k = k0; k < k1; k++) {
+            const v8f b0 = KERNEL(ld8)(slab + (k - k0) * 8);
+            const float *ak = a + (size_t)k * sk;
+            for (int i = 0; i < 4; i++) c[i] += ak[(size_t)i * sm] * b0;
+          }
+        } else {
+          for (int k = k0; k < k1; k++) {
+            const v8f b0 = KERNEL(ld8)(slab + (k - k0) * 8);
+            const float *ak = a + (size_t)k * sk;
+            for (int i = 0; i < rows; i++) c[i] += ak[(size_t)i * sm] * b0;
+          }
+        }
+        for (int i = 0; i < rows; i++) {
+          KERNEL(st8)(o8[i], c[i]);
+          for (int q = 0; q < w; q++) C[(size_t)(m + i) * ldc + n0 + q] = o8[i][q];
+        }
       }
     }
   }
@@ -127,8 +202,14 @@ static void KERNEL(im2col)(const ConvGeom *g, const float *restrict x, float *re
           }
           for (int j = 0; j < g->k; j++, dst += g->C) {
             const int ix = ox * g->s + j - g->left;
-            if (ix < 0 || ix >= g->W) memset(dst, 0, rowBytes);
-            else memcpy(dst, x + (((size_t)b * g->H + iy) * g->W + ix) * g->C, rowBytes);
+            const int inside = ix >= 0 && ix < g->W;
+            const float *src = inside ? x + (((size_t)b * g->H + iy) * g->W + ix) * g->C : x;
+            if (g->C >= 16) {
+              if (inside) memcpy(dst, src, rowBytes);
+              else memset(dst, 0, rowBytes);
+            } else {
+              for (int c = 0; c < g->C; c++) dst[c] = inside ? src[c] : 0.f; /* a few channels: no call per pixel */
+            }
           }
         }
 }
@@ -211,7 +292,7 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       }
       case NET_BN: {
         const int in = op[1], out = op[2], c = P->shapes[3 * in + 2];
-        bn_forward(net_elems(P, B, in), c, op[5], act[in], params[op[3]], params[op[4]], act[out], statMean[op[6]], statVar[op[6]], S->r[bnIndex++], S->dbl);
+        KERNEL(bn_forward)(net_elems(P, B, in), c, op[5], act[in], params[op[3]], params[op[4]], act[out], statMean[op[6]], statVar[op[6]], S->r[bnIndex++], S->dbl);
         break;
       }
       case NET_MAXPOOL: {
@@ -250,13 +331,13 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       }
       case NET_BN: {
         const int in = op[1], out = op[2], c = P->shapes[3 * in + 2];
-        bn_backward(net_elems(P, B, in), c, op[5], dact[out], act[in], act[out], statMean[op[6]], S->r[--bnIndex], params[op[3]], dact[in], grads[op[3]],
+        KERNEL(bn_backward)(net_elems(P, B, in), c, op[5], dact[out], act[in], act[out], statMean[op[6]], S->r[--bnIndex], params[op[3]], dact[in], grads[op[3]],
                     grads[op[4]], 1, S->dbl);
         break;
       }
       case NET_MAXPOOL: {
         const int in = op[1], out = op[2], H = P->shapes[3 * in], W = P->shapes[3 * in + 1], c = P->shapes[3 * in + 2];
-        maxpool_backward(B, H, W, c, act[in], act[out], dact[out], dact[in]);
+        KERNEL(maxpool_backward)(B, H, W, c, act[in], act[out], dact[out], dact[in], (int32_t *)S->dbl);
         break;
       }
       case NET_ADD: {

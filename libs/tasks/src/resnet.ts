@@ -460,8 +460,8 @@ export function resnetNetUsable(allRelu: boolean): boolean {
  * ({@link RESNET_NET_KERNEL}), and the state the tf.js path returns: the moving averages updated
  * from `state` on the batch statistics by the same `emaUpdateAllStacked`. The same values as the
  * tf.js path up to float rounding (tested in `__tests__/resnet_net.test.ts`). Null where the
- * params tree holds leaves the plan does not name (then use the tf.js path). Call only when
- * {@link resnetNetUsable}.
+ * addon is not there or the params tree holds leaves the plan does not name (then use the tf.js
+ * path). Call only when {@link resnetNetUsable} (no gradient tape: the kernel has no gradient).
  */
 export function resnetNetValueAndGrad(spec: ResNetSpec, params: Params, state: ModelState, data: Batch, withGrad: boolean): LossAndGrad | null {
   const p = params as P;
@@ -469,7 +469,7 @@ export function resnetNetValueAndGrad(spec: ResNetSpec, params: Params, state: M
   const [N, B, H, W, C] = d.image.shape;
   const plan = cachedNetPlan(spec, [H, W, C], B);
   const leaves = Object.values(p).reduce((n, m) => n + Object.keys(m).length, 0);
-  if (leaves !== plan.params.length || d.image.shape.length !== 5 || !plan.params.every(([m, k]) => p[m]?.[k] !== undefined)) return null;
+  if (!resnetNetNative() || leaves !== plan.params.length || d.image.shape.length !== 5 || !plan.params.every(([m, k]) => p[m]?.[k] !== undefined)) return null;
   return tidyTree(() => {
     const inputs: Record<string, tf.Tensor> = {
       x: d.image.dtype === 'float32' ? d.image : tf.cast(d.image, 'float32'),
