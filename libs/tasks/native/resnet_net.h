@@ -45,6 +45,7 @@ typedef struct {
 
 typedef struct {
   float **act, **dact, **r;
+  float **convCols; /* per convolution in op order: its patches kept from the forward for the backward, or NULL (recomputed) */
   float *cols, *dcols, *wt, *pooled, *logits, *dpooled;
   double *dbl;
 } NetScratch;
@@ -155,25 +156,6 @@ static const char *net_parse(const int32_t *p, size_t len, NetPlan *P) {
   return err;
 }
 
-/* 3x3 stride-2 SAME max pool of x [B, H, W, C]: the maximum over the window's elements inside the map. */
-static void net_maxpool_forward(int B, int H, int W, int C, const float *x, float *y) {
-  const int oh = (H + 1) / 2, ow = (W + 1) / 2, bh = pool_before(H), bw = pool_before(W);
-  for (int b = 0; b < B; b++)
-    for (int i = 0; i < oh; i++) {
-      const int r0 = 2 * i - bh < 0 ? 0 : 2 * i - bh, r1 = 2 * i - bh + 2 > H - 1 ? H - 1 : 2 * i - bh + 2;
-      for (int j = 0; j < ow; j++) {
-        const int c0 = 2 * j - bw < 0 ? 0 : 2 * j - bw, c1 = 2 * j - bw + 2 > W - 1 ? W - 1 : 2 * j - bw + 2;
-        float *out = y + (((size_t)b * oh + i) * ow + j) * C;
-        memcpy(out, x + (((size_t)b * H + r0) * W + c0) * C, sizeof(float) * C);
-        for (int r = r0; r <= r1; r++)
-          for (int cc = c0; cc <= c1; cc++) {
-            const float *in = x + (((size_t)b * H + r) * W + cc) * C;
-            for (int ch = 0; ch < C; ch++) out[ch] = in[ch] > out[ch] || in[ch] != in[ch] ? in[ch] : out[ch];
-          }
-      }
-    }
-}
-
 /*
  * The head's forward: pooled [B, C] = the spatial mean of x, logits = pooled · w + b, and the mean
  * softmax cross-entropy against label (returned); S->logits then holds d loss / d logits.
@@ -253,9 +235,12 @@ static float *net_arena = NULL;
 static size_t net_arena_floats = 0;
 
 /* Lays out S in the arena (grown to fit); 0 when out of memory. */
+/* the most floats of convolution patches kept from the forward for the backward (else recomputed) */
+#define NET_KEEP_COLS_MAX ((size_t)16 << 20)
+
 static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
-  size_t n = 0, cols = 0, wt = 0, rsum = 0;
-  int maxC = 1, bns = 0;
+  size_t n = 0, cols = 0, wt = 0, rsum = 0, keep = 0;
+  int maxC = 1, bns = 0, convs = 0;
   for (int i = 1; i < P->numBuffers; i++) n += 2 * net_elems(P, B, i);
   for (int i = 0; i < P->numBuffers; i++) maxC = P->shapes[3 * i + 2] > maxC ? P->shapes[3 * i + 2] : maxC;
   int classes = 1;
@@ -268,6 +253,8 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
       const size_t c = (size_t)B * g.Ho * g.Wo * K;
       cols = c > cols ? c : cols;
       wt = K * g.Co > wt ? K * g.Co : wt;
+      if (!(g.k == 1 && g.s == 1)) keep += c + 16;
+      convs++;
     } else if (op[0] == NET_BN) {
       rsum += P->shapes[3 * op[1] + 2];
       bns++;
@@ -277,7 +264,8 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
   }
   const size_t pooled = (size_t)B * maxC, logits = (size_t)B * classes;
   /* + 16 floats of slack per region for the 64-byte rounding */
-  const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 8);
+  if (keep > NET_KEEP_COLS_MAX) keep = 0;
+  const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 8) + keep;
   if (total > net_arena_floats) {
     free(net_arena);
     net_arena = malloc(sizeof(float) * total);
@@ -298,6 +286,15 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
   for (int o = 0; o < P->numOps; o++) {
     const int32_t *op = P->ops + (size_t)o * NET_OP_LEN;
     if (op[0] == NET_BN) S->r[bi++] = NET_TAKE((size_t)P->shapes[3 * op[1] + 2]);
+  }
+  S->convCols = (float **)(S->r + bns);
+  int ci = 0;
+  for (int o = 0; o < P->numOps; o++) {
+    const int32_t *op = P->ops + (size_t)o * NET_OP_LEN;
+    if (op[0] != NET_CONV) continue;
+    ConvGeom g;
+    net_conv_geom(P, B, op, &g);
+    S->convCols[ci++] = keep && !(g.k == 1 && g.s == 1) ? NET_TAKE((size_t)B * g.Ho * g.Wo * g.k * g.k * g.C) : NULL;
   }
   S->cols = NET_TAKE(cols);
   S->dcols = NET_TAKE(cols);
@@ -341,8 +338,8 @@ static napi_value ResnetNetValueAndGrad(napi_env env, napi_callback_info info) {
   napi_typeof(env, a[7], &gt);
   const int withGrad = gt != napi_null && gt != napi_undefined;
   const int np = P.numParams, ns = P.numStats;
-  /* pointers: params, grads, their per-task offsets, mean, var (and per task), then act, dact, r */
-  void **ptrs = malloc(sizeof(void *) * (4 * (size_t)np + 4 * (size_t)ns + 3 * (size_t)P.numBuffers + 1));
+  /* pointers: params, grads, their per-task offsets, mean, var (and per task), then act, dact, r, convCols */
+  void **ptrs = malloc(sizeof(void *) * (4 * (size_t)np + 4 * (size_t)ns + 3 * (size_t)P.numBuffers + (size_t)P.numOps + 1));
   if (!ptrs) return lopt_fail(env, "resnetNetValueAndGrad: out of memory");
   float **params = (float **)ptrs, **grads = params + np, **pn = grads + np, **gn = pn + np;
   float **mean = gn + np, **var = mean + ns, **mn = var + ns, **vn = mn + ns;

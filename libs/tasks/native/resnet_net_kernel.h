@@ -67,16 +67,39 @@ static void KERNEL(maxpool_backward)(int b, int h, int w, int c, const float *re
 }
 
 /*
+ * R rows x 8·V columns of C (+)= over k in [k0, k1) of A(m, k) · Bm[k, :]: R·V vector accumulators
+ * (R and V are constants where it is inlined, so they stay in registers).
+ */
+static inline __attribute__((always_inline)) void KERNEL(tile)(const int R, const int V, int k0, int k1, const float *restrict a, size_t sm, size_t sk,
+                                                                 const float *restrict b, size_t ldb, float *restrict c, size_t ldc, int add) {
+  v8f acc[6][2];
+  const v8f zero = {0};
+  for (int i = 0; i < R; i++)
+    for (int v = 0; v < V; v++) acc[i][v] = add ? KERNEL(ld8)(c + (size_t)i * ldc + 8 * v) : zero;
+  for (int k = k0; k < k1; k++) {
+    const float *brow = b + (size_t)k * ldb;
+    v8f bv[2];
+    for (int v = 0; v < V; v++) bv[v] = KERNEL(ld8)(brow + 8 * v);
+    const float *ak = a + (size_t)k * sk;
+    for (int i = 0; i < R; i++) {
+      const float x = ak[(size_t)i * sm];
+      for (int v = 0; v < V; v++) acc[i][v] += x * bv[v];
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int v = 0; v < V; v++) KERNEL(st8)(c + (size_t)i * ldc + 8 * v, acc[i][v]);
+}
+
+/*
  * C[m, n] (+= when acc) Σ_k A(m, k) · Bm[k, n] for m < M, n < N, with A(m, k) = A[m·sm + k·sk]
  * (row-major [M, K]: sm = K, sk = 1; a row-major [K, M] read transposed: sm = 1, sk = M), Bm
  * row-major with row stride ldb, C with row stride ldc. Tiles of 6 rows x 16 columns (12 vector
- * accumulators), then 8 columns, then single columns; K in blocks of 256 so that a tile's panel of
- * Bm stays in cache. Every output is the sum over k in order (a float accumulator, stored between
- * K blocks).
+ * accumulators; the last rows 4, 2, 1 at a time), then 8 columns, then the last N % 8 columns
+ * zero-padded to 8; K in blocks of 256 so that a tile's panel of Bm stays in cache. Every output is
+ * the sum over k in order (a float accumulator, stored between K blocks).
  */
 static void KERNEL(gemm)(int M, int N, int K, const float *restrict A, size_t sm, size_t sk, const float *restrict Bm, size_t ldb, float *restrict C, size_t ldc,
                          int acc) {
-  const v8f zero = {0};
   if (K == 0) {
     if (!acc)
       for (int m = 0; m < M; m++) memset(C + (size_t)m * ldc, 0, sizeof(float) * N);
@@ -86,66 +109,22 @@ static void KERNEL(gemm)(int M, int N, int K, const float *restrict A, size_t sm
     const int k1 = K - k0 < 256 ? K : k0 + 256;
     const int add = acc || k0 > 0;
     int n0 = 0;
+#define GEMM_TILE(R, V) KERNEL(tile)(R, V, k0, k1, A + (size_t)m * sm, sm, sk, Bm + n0, ldb, C + (size_t)m * ldc + n0, ldc, add)
     for (; n0 + 16 <= N; n0 += 16) {
       int m = 0;
-      for (; m + 6 <= M; m += 6) {
-        v8f c[6][2];
-        for (int i = 0; i < 6; i++) {
-          float *crow = C + (size_t)(m + i) * ldc + n0;
-          c[i][0] = add ? KERNEL(ld8)(crow) : zero;
-          c[i][1] = add ? KERNEL(ld8)(crow + 8) : zero;
-        }
-        const float *a = A + (size_t)m * sm;
-        for (int k = k0; k < k1; k++) {
-          const float *brow = Bm + (size_t)k * ldb + n0;
-          const v8f b0 = KERNEL(ld8)(brow), b1 = KERNEL(ld8)(brow + 8);
-          const float *ak = a + (size_t)k * sk;
-          for (int i = 0; i < 6; i++) {
-            const float x = ak[(size_t)i * sm];
-            c[i][0] += x * b0;
-            c[i][1] += x * b1;
-          }
-        }
-        for (int i = 0; i < 6; i++) {
-          float *crow = C + (size_t)(m + i) * ldc + n0;
-          KERNEL(st8)(crow, c[i][0]);
-          KERNEL(st8)(crow + 8, c[i][1]);
-        }
-      }
-      for (; m < M; m++) {
-        float *crow = C + (size_t)m * ldc + n0;
-        v8f c0 = add ? KERNEL(ld8)(crow) : zero, c1 = add ? KERNEL(ld8)(crow + 8) : zero;
-        const float *a = A + (size_t)m * sm;
-        for (int k = k0; k < k1; k++) {
-          const float x = a[(size_t)k * sk];
-          const float *brow = Bm + (size_t)k * ldb + n0;
-          c0 += x * KERNEL(ld8)(brow);
-          c1 += x * KERNEL(ld8)(brow + 8);
-        }
-        KERNEL(st8)(crow, c0);
-        KERNEL(st8)(crow + 8, c1);
-      }
+      for (; m + 6 <= M; m += 6) GEMM_TILE(6, 2);
+      if (M - m >= 4) GEMM_TILE(4, 2), m += 4;
+      if (M - m >= 2) GEMM_TILE(2, 2), m += 2;
+      if (M - m >= 1) GEMM_TILE(1, 2), m += 1;
     }
     for (; n0 + 8 <= N; n0 += 8) {
       int m = 0;
-      for (; m + 4 <= M; m += 4) {
-        v8f c[4];
-        for (int i = 0; i < 4; i++) c[i] = add ? KERNEL(ld8)(C + (size_t)(m + i) * ldc + n0) : zero;
-        const float *a = A + (size_t)m * sm;
-        for (int k = k0; k < k1; k++) {
-          const v8f b0 = KERNEL(ld8)(Bm + (size_t)k * ldb + n0);
-          const float *ak = a + (size_t)k * sk;
-          for (int i = 0; i < 4; i++) c[i] += ak[(size_t)i * sm] * b0;
-        }
-        for (int i = 0; i < 4; i++) KERNEL(st8)(C + (size_t)(m + i) * ldc + n0, c[i]);
-      }
-      for (; m < M; m++) {
-        v8f c0 = add ? KERNEL(ld8)(C + (size_t)m * ldc + n0) : zero;
-        const float *a = A + (size_t)m * sm;
-        for (int k = k0; k < k1; k++) c0 += a[(size_t)k * sk] * KERNEL(ld8)(Bm + (size_t)k * ldb + n0);
-        KERNEL(st8)(C + (size_t)m * ldc + n0, c0);
-      }
+      for (; m + 6 <= M; m += 6) GEMM_TILE(6, 1);
+      if (M - m >= 4) GEMM_TILE(4, 1), m += 4;
+      if (M - m >= 2) GEMM_TILE(2, 1), m += 2;
+      if (M - m >= 1) GEMM_TILE(1, 1), m += 1;
     }
+#undef GEMM_TILE
     if (n0 < N) {
       /* the last N % 8 columns: this K block of them zero-padded to 8 in `slab`, four rows at a time */
       const int w = N - n0;
@@ -188,30 +167,38 @@ static void KERNEL(gemm)(int M, int N, int K, const float *restrict A, size_t sm
 
 /* cols [B·Ho·Wo, k·k·C] (row (b, y, x), column (i, j, c)) = x[b, y·s + i − top, x·s + j − left, c], 0 outside. */
 static void KERNEL(im2col)(const ConvGeom *g, const float *restrict x, float *restrict cols) {
-  const size_t K = (size_t)g->k * g->k * g->C, rowBytes = sizeof(float) * g->C;
+  const int k = g->k, C = g->C, kc = k * C;
+  const size_t K = (size_t)k * kc;
   float *row = cols;
   for (int b = 0; b < g->B; b++)
     for (int oy = 0; oy < g->Ho; oy++)
-      for (int ox = 0; ox < g->Wo; ox++, row += K)
-        for (int i = 0; i < g->k; i++) {
+      for (int ox = 0; ox < g->Wo; ox++, row += K) {
+        const int ix0 = ox * g->s - g->left;
+        const int full = ix0 >= 0 && ix0 + k <= g->W; /* the window's columns all inside */
+        for (int i = 0; i < k; i++) {
           const int iy = oy * g->s + i - g->top;
-          float *dst = row + (size_t)i * g->k * g->C;
+          float *restrict dst = row + (size_t)i * kc;
           if (iy < 0 || iy >= g->H) {
-            memset(dst, 0, rowBytes * g->k);
+            for (int q = 0; q < kc; q++) dst[q] = 0.f;
             continue;
           }
-          for (int j = 0; j < g->k; j++, dst += g->C) {
-            const int ix = ox * g->s + j - g->left;
+          const float *src = x + ((size_t)b * g->H + iy) * g->W * C;
+          if (full) {
+            /* k·C contiguous values of the input row (NHWC) */
+            const float *sp = src + (size_t)ix0 * C;
+            if (kc >= 32) memcpy(dst, sp, sizeof(float) * kc);
+            else
+              for (int q = 0; q < kc; q++) dst[q] = sp[q];
+            continue;
+          }
+          for (int j = 0; j < k; j++) {
+            const int ix = ix0 + j;
             const int inside = ix >= 0 && ix < g->W;
-            const float *src = inside ? x + (((size_t)b * g->H + iy) * g->W + ix) * g->C : x;
-            if (g->C >= 16) {
-              if (inside) memcpy(dst, src, rowBytes);
-              else memset(dst, 0, rowBytes);
-            } else {
-              for (int c = 0; c < g->C; c++) dst[c] = inside ? src[c] : 0.f; /* a few channels: no call per pixel */
-            }
+            const float *sp = inside ? src + (size_t)ix * C : src;
+            for (int c = 0; c < C; c++) dst[j * C + c] = inside ? sp[c] : 0.f;
           }
         }
+      }
 }
 
 /* dx[b, y·s + i − top, x·s + j − left, :] += cols[(b, y, x), (i, j, :)] (outside: dropped). */
@@ -240,7 +227,7 @@ static void KERNEL(transpose)(int rows, int cols, const float *restrict src, flo
     for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
 
-/* out [B·Ho·Wo, Co] = conv(x, w), w [k, k, C, Co] (HWIO); cols: scratch for the patches. */
+/* out [B·Ho·Wo, Co] = conv(x, w), w [k, k, C, Co] (HWIO); cols: room for the patches (unused by a 1x1 stride-1 conv). */
 static void KERNEL(conv_forward)(const ConvGeom *g, const float *x, const float *w, float *out, float *cols) {
   const int M = g->B * g->Ho * g->Wo, K = g->k * g->k * g->C;
   const float *a = x;
@@ -253,14 +240,15 @@ static void KERNEL(conv_forward)(const ConvGeom *g, const float *x, const float 
 
 /*
  * The convolution's backward: dw [k·k·C, Co] += patchesᵀ · dy, and (dx not NULL) dx += the
- * transposed convolution of dy; cols, dcols, wt: scratch.
+ * transposed convolution of dy; cols: the patches (filled here unless `haveCols`), dcols, wt: scratch.
  */
-static void KERNEL(conv_backward)(const ConvGeom *g, const float *x, const float *w, const float *dy, float *dw, float *dx, float *cols, float *dcols, float *wt) {
+static void KERNEL(conv_backward)(const ConvGeom *g, const float *x, const float *w, const float *dy, float *dw, float *dx, float *cols, int haveCols, float *dcols,
+                                  float *wt) {
   const int M = g->B * g->Ho * g->Wo, K = g->k * g->k * g->C;
   const int direct = g->k == 1 && g->s == 1;
   const float *a = x;
   if (!direct) {
-    KERNEL(im2col)(g, x, cols);
+    if (!haveCols) KERNEL(im2col)(g, x, cols);
     a = cols;
   }
   KERNEL(gemm)(K, g->Co, M, a, 1, (size_t)K, dy, (size_t)g->Co, dw, (size_t)g->Co, 1);
@@ -274,12 +262,35 @@ static void KERNEL(conv_backward)(const ConvGeom *g, const float *x, const float
   }
 }
 
+/* 3x3 stride-2 SAME max pool of x [B, H, W, C]: the maximum over the window's elements inside the map (NaN wins, as tf's). */
+static void KERNEL(maxpool_forward)(int B, int H, int W, int C, const float *restrict x, float *restrict y) {
+  const int oh = (H + 1) / 2, ow = (W + 1) / 2, bh = pool_before(H), bw = pool_before(W);
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < oh; i++) {
+      const int r0 = 2 * i - bh < 0 ? 0 : 2 * i - bh, r1 = 2 * i - bh + 2 > H - 1 ? H - 1 : 2 * i - bh + 2;
+      for (int j = 0; j < ow; j++) {
+        const int c0 = 2 * j - bw < 0 ? 0 : 2 * j - bw, c1 = 2 * j - bw + 2 > W - 1 ? W - 1 : 2 * j - bw + 2;
+        float *restrict out = y + (((size_t)b * oh + i) * ow + j) * C;
+        const float *first = x + (((size_t)b * H + r0) * W + c0) * C;
+        for (int ch = 0; ch < C; ch++) out[ch] = first[ch];
+        for (int r = r0; r <= r1; r++)
+          for (int cc = c0; cc <= c1; cc++) {
+            const float *restrict in = x + (((size_t)b * H + r) * W + cc) * C;
+            for (int ch = 0; ch < C; ch++) {
+              const float v = in[ch], o = out[ch];
+              out[ch] = v > o || v != v ? v : o;
+            }
+          }
+      }
+    }
+}
+
 /* One task of the network (resnet_net.h's plan): forward, loss and (grads not NULL) backward. */
 static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const int32_t *label, const float *const *params, float *const *grads,
                               float *const *statMean, float *const *statVar, NetScratch *S) {
   float **act = S->act, **dact = S->dact;
   act[0] = (float *)image;
-  int bnIndex = 0;
+  int bnIndex = 0, convIndex = 0;
   float loss = 0.f;
   for (int o = 0; o < P->numOps; o++) {
     const int32_t *op = P->ops + (size_t)o * NET_OP_LEN;
@@ -287,7 +298,8 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       case NET_CONV: {
         ConvGeom g;
         net_conv_geom(P, B, op, &g);
-        KERNEL(conv_forward)(&g, act[op[1]], params[op[3]], act[op[2]], S->cols);
+        float *kept = S->convCols[convIndex++];
+        KERNEL(conv_forward)(&g, act[op[1]], params[op[3]], act[op[2]], kept ? kept : S->cols);
         break;
       }
       case NET_BN: {
@@ -297,7 +309,7 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       }
       case NET_MAXPOOL: {
         const int in = op[1], out = op[2], H = P->shapes[3 * in], W = P->shapes[3 * in + 1], c = P->shapes[3 * in + 2];
-        net_maxpool_forward(B, H, W, c, act[in], act[out]);
+        KERNEL(maxpool_forward)(B, H, W, c, act[in], act[out]);
         break;
       }
       case NET_ADD: {
@@ -326,7 +338,9 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       case NET_CONV: {
         ConvGeom g;
         net_conv_geom(P, B, op, &g);
-        KERNEL(conv_backward)(&g, act[op[1]], params[op[3]], dact[op[2]], grads[op[3]], op[1] == 0 ? NULL : dact[op[1]], S->cols, S->dcols, S->wt);
+        float *kept = S->convCols[--convIndex];
+        KERNEL(conv_backward)(&g, act[op[1]], params[op[3]], dact[op[2]], grads[op[3]], op[1] == 0 ? NULL : dact[op[1]], kept ? kept : S->cols, kept != NULL,
+                              S->dcols, S->wt);
         break;
       }
       case NET_BN: {
