@@ -45,6 +45,7 @@ typedef struct {
 
 typedef struct {
   float **act, **dact, **r;
+  int32_t **poolArg; /* per buffer a max pool writes: which window element each output came from */
   float **convCols; /* per convolution in op order: its patches kept from the forward for the backward, or NULL (recomputed) */
   float *cols, *dcols, *wt, *pooled, *logits, *dpooled;
   double *dbl;
@@ -239,7 +240,7 @@ static size_t net_arena_floats = 0;
 #define NET_KEEP_COLS_MAX ((size_t)16 << 20)
 
 static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
-  size_t n = 0, cols = 0, wt = 0, rsum = 0, keep = 0;
+  size_t n = 0, cols = 0, wt = 0, rsum = 0, keep = 0, keepPool = 0;
   int maxC = 1, bns = 0, convs = 0;
   for (int i = 1; i < P->numBuffers; i++) n += 2 * net_elems(P, B, i);
   for (int i = 0; i < P->numBuffers; i++) maxC = P->shapes[3 * i + 2] > maxC ? P->shapes[3 * i + 2] : maxC;
@@ -258,6 +259,8 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
     } else if (op[0] == NET_BN) {
       rsum += P->shapes[3 * op[1] + 2];
       bns++;
+    } else if (op[0] == NET_MAXPOOL) {
+      keepPool += net_elems(P, B, op[2]) + 16;
     } else if (op[0] == NET_HEAD) {
       classes = op[4];
     }
@@ -265,7 +268,7 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
   const size_t pooled = (size_t)B * maxC, logits = (size_t)B * classes;
   /* + 16 floats of slack per region for the 64-byte rounding */
   if (keep > NET_KEEP_COLS_MAX) keep = 0;
-  const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 8) + keep;
+  const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 8) + keep + keepPool;
   if (total > net_arena_floats) {
     free(net_arena);
     net_arena = malloc(sizeof(float) * total);
@@ -295,6 +298,11 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
     ConvGeom g;
     net_conv_geom(P, B, op, &g);
     S->convCols[ci++] = keep && !(g.k == 1 && g.s == 1) ? NET_TAKE((size_t)B * g.Ho * g.Wo * g.k * g.k * g.C) : NULL;
+  }
+  S->poolArg = (int32_t **)(S->convCols + convs);
+  for (int o = 0; o < P->numOps; o++) {
+    const int32_t *op = P->ops + (size_t)o * NET_OP_LEN;
+    if (op[0] == NET_MAXPOOL) S->poolArg[op[2]] = (int32_t *)NET_TAKE(net_elems(P, B, op[2]));
   }
   S->cols = NET_TAKE(cols);
   S->dcols = NET_TAKE(cols);
@@ -338,8 +346,8 @@ static napi_value ResnetNetValueAndGrad(napi_env env, napi_callback_info info) {
   napi_typeof(env, a[7], &gt);
   const int withGrad = gt != napi_null && gt != napi_undefined;
   const int np = P.numParams, ns = P.numStats;
-  /* pointers: params, grads, their per-task offsets, mean, var (and per task), then act, dact, r, convCols */
-  void **ptrs = malloc(sizeof(void *) * (4 * (size_t)np + 4 * (size_t)ns + 3 * (size_t)P.numBuffers + (size_t)P.numOps + 1));
+  /* pointers: params, grads, their per-task offsets, mean, var (and per task), then act, dact, r, convCols, poolArg */
+  void **ptrs = malloc(sizeof(void *) * (4 * (size_t)np + 4 * (size_t)ns + 4 * (size_t)P.numBuffers + (size_t)P.numOps + 1));
   if (!ptrs) return lopt_fail(env, "resnetNetValueAndGrad: out of memory");
   float **params = (float **)ptrs, **grads = params + np, **pn = grads + np, **gn = pn + np;
   float **mean = gn + np, **var = mean + ns, **mn = var + ns, **vn = mn + ns;

@@ -262,25 +262,62 @@ static void KERNEL(conv_backward)(const ConvGeom *g, const float *x, const float
   }
 }
 
-/* 3x3 stride-2 SAME max pool of x [B, H, W, C]: the maximum over the window's elements inside the map (NaN wins, as tf's). */
-static void KERNEL(maxpool_forward)(int B, int H, int W, int C, const float *restrict x, float *restrict y) {
+/*
+ * 3x3 stride-2 SAME max pool of x [B, H, W, C]: y = the maximum over the window's elements inside
+ * the map (NaN wins, as tf's), and arg = which of them the gradient goes to: the first, in the order
+ * of the max-pool gradient rule (column, then row; see maxpool_backward), equal to the maximum
+ * (a scan keeping the first of equal values), −1 where the maximum is NaN (no gradient).
+ */
+__attribute__((noinline)) static void KERNEL(maxpool_forward)(int B, int H, int W, int C, const float *restrict x, float *restrict y, int32_t *restrict arg) {
   const int oh = (H + 1) / 2, ow = (W + 1) / 2, bh = pool_before(H), bw = pool_before(W);
   for (int b = 0; b < B; b++)
     for (int i = 0; i < oh; i++) {
       const int r0 = 2 * i - bh < 0 ? 0 : 2 * i - bh, r1 = 2 * i - bh + 2 > H - 1 ? H - 1 : 2 * i - bh + 2;
       for (int j = 0; j < ow; j++) {
         const int c0 = 2 * j - bw < 0 ? 0 : 2 * j - bw, c1 = 2 * j - bw + 2 > W - 1 ? W - 1 : 2 * j - bw + 2;
-        float *restrict out = y + (((size_t)b * oh + i) * ow + j) * C;
-        const float *first = x + (((size_t)b * H + r0) * W + c0) * C;
-        for (int ch = 0; ch < C; ch++) out[ch] = first[ch];
-        for (int r = r0; r <= r1; r++)
-          for (int cc = c0; cc <= c1; cc++) {
+        const size_t k = (((size_t)b * oh + i) * ow + j) * C;
+        float *restrict out = y + k;
+        int32_t *restrict at = arg + k;
+        int t = 0;
+        for (int cc = c0; cc <= c1; cc++)
+          for (int r = r0; r <= r1; r++, t++) {
             const float *restrict in = x + (((size_t)b * H + r) * W + cc) * C;
+            if (t == 0) {
+              for (int ch = 0; ch < C; ch++) {
+                out[ch] = in[ch];
+                at[ch] = 0;
+              }
+              continue;
+            }
             for (int ch = 0; ch < C; ch++) {
               const float v = in[ch], o = out[ch];
-              out[ch] = v > o || v != v ? v : o;
+              const int take = v > o;
+              out[ch] = take || v != v ? v : o;
+              at[ch] = take ? t : at[ch];
             }
           }
+        for (int ch = 0; ch < C; ch++) at[ch] = out[ch] != out[ch] ? -1 : at[ch];
+      }
+    }
+}
+
+/* The max pool's input gradient from maxpool_forward's arg: dx[the chosen element] += dy, window by window. */
+__attribute__((noinline)) static void KERNEL(maxpool_backward_arg)(int B, int H, int W, int C, const int32_t *restrict arg, const float *restrict dy, float *restrict dx) {
+  const int oh = (H + 1) / 2, ow = (W + 1) / 2, bh = pool_before(H), bw = pool_before(W);
+  size_t cand[9];
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < oh; i++) {
+      const int r0 = 2 * i - bh < 0 ? 0 : 2 * i - bh, r1 = 2 * i - bh + 2 > H - 1 ? H - 1 : 2 * i - bh + 2;
+      for (int j = 0; j < ow; j++) {
+        const int c0 = 2 * j - bw < 0 ? 0 : 2 * j - bw, c1 = 2 * j - bw + 2 > W - 1 ? W - 1 : 2 * j - bw + 2;
+        int nc = 0;
+        for (int cc = c0; cc <= c1; cc++)
+          for (int r = r0; r <= r1; r++) cand[nc++] = (((size_t)b * H + r) * W + cc) * C;
+        const size_t k = (((size_t)b * oh + i) * ow + j) * C;
+        for (int ch = 0; ch < C; ch++) {
+          const int t = arg[k + ch];
+          if (t >= 0) dx[cand[t] + ch] += dy[k + ch];
+        }
       }
     }
 }
@@ -309,7 +346,7 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       }
       case NET_MAXPOOL: {
         const int in = op[1], out = op[2], H = P->shapes[3 * in], W = P->shapes[3 * in + 1], c = P->shapes[3 * in + 2];
-        KERNEL(maxpool_forward)(B, H, W, c, act[in], act[out]);
+        KERNEL(maxpool_forward)(B, H, W, c, act[in], act[out], S->poolArg[out]);
         break;
       }
       case NET_ADD: {
@@ -351,7 +388,7 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       }
       case NET_MAXPOOL: {
         const int in = op[1], out = op[2], H = P->shapes[3 * in], W = P->shapes[3 * in + 1], c = P->shapes[3 * in + 2];
-        KERNEL(maxpool_backward)(B, H, W, c, act[in], act[out], dact[out], dact[in], (int32_t *)S->dbl);
+        KERNEL(maxpool_backward_arg)(B, H, W, c, S->poolArg[out], dact[out], dact[in]);
         break;
       }
       case NET_ADD: {
