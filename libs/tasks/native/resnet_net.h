@@ -20,11 +20,15 @@
  *      [NET_RELU, in, out]
  *      [NET_HEAD, in, w, b, classes]  spatial mean, linear, mean softmax CE (the last op)
  *
- *   resnetNetValueAndGrad(plan, N, B, x, label, params[], loss, grads[] | null, mean[], variance[][, variant])
+ *   resnetNetValueAndGrad(plan, N, B, x, label, params[], loss, grads[] | null,
+ *                         prevCounter[] | null, prevHidden[] | null, counter[], hidden[], average[][, variant])
  *
  * x: Float32Array [N, B, H, W, C]; label: Int32Array [N, B]; params[i]: [N, paramSize i];
- * loss: [N] (written); grads: like params (written; null: the loss and statistics only);
- * mean[s], variance[s]: [N, C_s] (written).
+ * loss: [N] (written); grads: like params (written; null: the loss and averages only). The moving
+ * averages, two per batch norm s (e = 2s: its mean, 2s + 1: its variance), updated from the
+ * previous ones (null: haiku's first call, counters and hidden values zero) on the batch
+ * statistics: prevCounter[e], counter[e]: Int32Array [N]; prevHidden[e], hidden[e], average[e]:
+ * Float32Array [N, C_s] (counter, hidden, average written).
  */
 
 enum { NET_CONV = 1, NET_BN = 2, NET_MAXPOOL = 3, NET_ADD = 4, NET_RELU = 5, NET_HEAD = 6 };
@@ -315,9 +319,33 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
   return 1;
 }
 
+/* hk.BatchNorm's moving-average decay */
+#define NET_EMA_DECAY 0.9f
+
+/*
+ * The moving averages of one statistic for N tasks (src/resnet.ts `emaUpdateAllStacked`, float32
+ * operations each rounded once as tf.js rounds them): counter = prev + 1 (from 0 when prevCounter
+ * is NULL), hidden = h·decay + v·(1 − decay) (h = 0 when NULL), average = hidden / (1 − decay^counter).
+ */
+static void net_ema(int N, int C, const float *v, const int32_t *prevCounter, const float *prevHidden, int32_t *counter, float *hidden, float *average) {
+  const float decay = NET_EMA_DECAY, omd = (float)(1.0 - (double)decay);
+  for (int n = 0; n < N; n++) {
+    const int32_t c = (prevCounter ? prevCounter[n] : 0) + 1;
+    counter[n] = c;
+    const float debias = (float)(1.0 - (double)powf(decay, (float)c));
+    for (int ch = 0; ch < C; ch++) {
+      const size_t i = (size_t)n * C + ch;
+      const float h = prevHidden ? (float)((double)prevHidden[i] * decay) : 0.0f;
+      const float hv = (float)((double)h + (double)(float)((double)v[i] * omd));
+      hidden[i] = hv;
+      average[i] = (float)((double)hv / (double)debias);
+    }
+  }
+}
+
 static napi_value ResnetNetValueAndGrad(napi_env env, napi_callback_info info) {
-  napi_value a[11];
-  const int variant = lopt_kernel_args(env, info, "resnetNetValueAndGrad", 10, a);
+  napi_value a[14];
+  const int variant = lopt_kernel_args(env, info, "resnetNetValueAndGrad", 13, a);
   if (variant < 0) return NULL;
   const NetTaskFn net_task = (NetTaskFn)LOPT_PICK(net_task, variant);
   int32_t *plan, N, B;
@@ -342,31 +370,55 @@ static napi_value ResnetNetValueAndGrad(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < (size_t)N * B; i++)
     if (label[i] < 0 || label[i] >= classes) return lopt_fail(env, "resnetNetValueAndGrad: a label is outside [0, number of classes)");
   if (!lopt_f32(env, a[6], &loss, &len) || len != (size_t)N) return lopt_fail(env, "resnetNetValueAndGrad: loss must be a Float32Array [N]");
-  napi_valuetype gt;
+  napi_valuetype gt, pt;
   napi_typeof(env, a[7], &gt);
-  const int withGrad = gt != napi_null && gt != napi_undefined;
-  const int np = P.numParams, ns = P.numStats;
-  /* pointers: params, grads, their per-task offsets, mean, var (and per task), then act, dact, r, convCols, poolArg */
-  void **ptrs = malloc(sizeof(void *) * (4 * (size_t)np + 4 * (size_t)ns + 4 * (size_t)P.numBuffers + (size_t)P.numOps + 1));
-  if (!ptrs) return lopt_fail(env, "resnetNetValueAndGrad: out of memory");
+  napi_typeof(env, a[8], &pt);
+  const int withGrad = gt != napi_null && gt != napi_undefined, fromZero = pt == napi_null || pt == napi_undefined;
+  const int np = P.numParams, ns = P.numStats, ne = 2 * ns;
+  size_t statFloats = 0;
+  for (int s = 0; s < ns; s++) statFloats += 2 * (size_t)N * P.statC[s];
+  /* pointers: params, grads, their per-task offsets; per statistic mean, var (and per task); per
+   * average prev counter, prev hidden, counter, hidden, average; then act, dact, r, convCols, poolArg */
+  void **ptrs = malloc(sizeof(void *) * (4 * (size_t)np + 4 * (size_t)ns + 5 * (size_t)ne + 4 * (size_t)P.numBuffers + (size_t)P.numOps + 1));
+  float *stats = malloc(sizeof(float) * (statFloats + 1));
+  if (!ptrs || !stats) {
+    free(ptrs);
+    free(stats);
+    return lopt_fail(env, "resnetNetValueAndGrad: out of memory");
+  }
   float **params = (float **)ptrs, **grads = params + np, **pn = grads + np, **gn = pn + np;
   float **mean = gn + np, **var = mean + ns, **mn = var + ns, **vn = mn + ns;
-  void **rest = (void **)(vn + ns);
+  int32_t **prevCounter = (int32_t **)(vn + ns), **counter = prevCounter + ne;
+  float **prevHidden = (float **)(counter + ne), **hidden = prevHidden + ne, **average = hidden + ne;
+  void **rest = (void **)(average + ne);
   const char *bad = NULL;
   for (int i = 0; i < np && !bad; i++) {
     const size_t want = (size_t)N * P.paramSizes[i];
     if (!lopt_f32_at(env, a[5], (uint32_t)i, &params[i], &len) || len != want) bad = "resnetNetValueAndGrad: params[i] must be a Float32Array [N, paramSize i]";
     else if (withGrad && (!lopt_f32_at(env, a[7], (uint32_t)i, &grads[i], &len) || len != want)) bad = "resnetNetValueAndGrad: grads must be shaped like params";
   }
-  for (int s = 0; s < ns && !bad; s++) {
-    const size_t want = (size_t)N * P.statC[s];
-    if (!lopt_f32_at(env, a[8], (uint32_t)s, &mean[s], &len) || len != want || !lopt_f32_at(env, a[9], (uint32_t)s, &var[s], &len) || len != want)
-      bad = "resnetNetValueAndGrad: mean[s] and variance[s] must be Float32Array [N, C_s]";
+  float *at = stats;
+  for (int s = 0; s < ns; s++) {
+    mean[s] = at;
+    var[s] = at + (size_t)N * P.statC[s];
+    at += 2 * (size_t)N * P.statC[s];
+  }
+  for (int e = 0; e < ne && !bad; e++) {
+    const size_t want = (size_t)N * P.statC[e / 2];
+    napi_value el;
+    if (fromZero) prevCounter[e] = NULL, prevHidden[e] = NULL;
+    else if (napi_get_element(env, a[8], (uint32_t)e, &el) != napi_ok || !lopt_i32(env, el, &prevCounter[e], &len) || len != (size_t)N ||
+             !lopt_f32_at(env, a[9], (uint32_t)e, &prevHidden[e], &len) || len != want)
+      bad = "resnetNetValueAndGrad: prevCounter[e] must be an Int32Array [N] and prevHidden[e] a Float32Array [N, C]";
+    if (!bad && (napi_get_element(env, a[10], (uint32_t)e, &el) != napi_ok || !lopt_i32(env, el, &counter[e], &len) || len != (size_t)N ||
+                 !lopt_f32_at(env, a[11], (uint32_t)e, &hidden[e], &len) || len != want || !lopt_f32_at(env, a[12], (uint32_t)e, &average[e], &len) || len != want))
+      bad = "resnetNetValueAndGrad: counter[e] must be an Int32Array [N], hidden[e] and average[e] Float32Array [N, C]";
   }
   NetScratch S;
   if (!bad && !net_scratch(&P, B, &S, rest)) bad = "resnetNetValueAndGrad: out of memory";
   if (bad) {
     free(ptrs);
+    free(stats);
     return lopt_fail(env, bad);
   }
   for (int n = 0; n < N; n++) {
@@ -380,6 +432,8 @@ static napi_value ResnetNetValueAndGrad(napi_env env, napi_callback_info info) {
     }
     loss[n] = net_task(&P, B, x + (size_t)n * perImage, label + (size_t)n * B, (const float *const *)pn, withGrad ? gn : NULL, mn, vn, &S);
   }
+  for (int e = 0; e < ne; e++) net_ema(N, P.statC[e / 2], e % 2 ? var[e / 2] : mean[e / 2], prevCounter[e], prevHidden[e], counter[e], hidden[e], average[e]);
   free(ptrs);
+  free(stats);
   return NULL;
 }

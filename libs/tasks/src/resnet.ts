@@ -458,37 +458,61 @@ export function resnetNetUsable(allRelu: boolean): boolean {
  * The loss (and with `withGrad` the gradient of every parameter) of N stacked ResNets on `data`
  * (`image [N, B, H, W, C]`, `label [N, B]`), every activation relu, as one native call
  * ({@link RESNET_NET_KERNEL}), and the state the tf.js path returns: the moving averages updated
- * from `state` on the batch statistics by the same `emaUpdateAllStacked`. The same values as the
- * tf.js path up to float rounding (tested in `__tests__/resnet_net.test.ts`). Null where the
- * addon is not there or the params tree holds leaves the plan does not name (then use the tf.js
- * path). Call only when {@link resnetNetUsable} (no gradient tape: the kernel has no gradient).
+ * from `state` on the batch statistics, in the kernel, with the float32 operations of
+ * `emaUpdateAllStacked` (the decay's power from C's powf, which may differ from tf.js's pow in
+ * the last bit). The same values as the tf.js path up to float rounding (tested in
+ * `__tests__/resnet_net.test.ts`). Null where the addon is not there, the params tree holds
+ * leaves the plan does not name, or the state lacks a moving average the plan updates (then use
+ * the tf.js path). Call only when {@link resnetNetUsable} (no gradient tape: the kernel has no gradient).
  */
 export function resnetNetValueAndGrad(spec: ResNetSpec, params: Params, state: ModelState, data: Batch, withGrad: boolean): LossAndGrad | null {
   const p = params as P;
   const d = data as { image: tf.Tensor; label: tf.Tensor };
+  if (d.image.shape.length !== 5) return null;
   const [N, B, H, W, C] = d.image.shape;
   const plan = cachedNetPlan(spec, [H, W, C], B);
   const leaves = Object.values(p).reduce((n, m) => n + Object.keys(m).length, 0);
-  if (!resnetNetNative() || leaves !== plan.params.length || d.image.shape.length !== 5 || !plan.params.every(([m, k]) => p[m]?.[k] !== undefined)) return null;
+  if (!resnetNetNative() || leaves !== plan.params.length || !plan.params.every(([m, k]) => p[m]?.[k] !== undefined)) return null;
+  // the previous moving averages, two per batch norm (its mean, then its variance): all there, or none (haiku's first call)
+  const emaKeys = plan.batchNorms.flatMap((bn) => [`${bn}/~/mean_ema`, `${bn}/~/var_ema`]);
+  const prev = state as Record<string, EmaState> | null;
+  if (prev && !emaKeys.every((k) => prev[k]?.counter?.dtype === 'int32' && prev[k].hidden?.dtype === 'float32')) return null;
   return tidyTree(() => {
     const inputs: Record<string, tf.Tensor> = {
       x: d.image.dtype === 'float32' ? d.image : tf.cast(d.image, 'float32'),
       label: d.label.dtype === 'int32' ? d.label : tf.cast(d.label, 'int32'),
     };
     plan.params.forEach(([m, k], i) => (inputs[`p${i}`] = p[m][k]));
-    const attrs = { plan: plan.plan, statChannels: plan.statChannels, numParams: plan.params.length, withGrad };
+    if (prev) {
+      emaKeys.forEach((k, i) => {
+        inputs[`c${i}`] = prev[k].counter;
+        inputs[`h${i}`] = prev[k].hidden;
+      });
+    }
+    const attrs = { plan: plan.plan, statChannels: plan.statChannels, numParams: plan.params.length, withGrad, fromZero: !prev };
     const out = tf.engine().runKernel(RESNET_NET_KERNEL, inputs as any, attrs as any) as unknown as tf.Tensor[];
-    const inShapes = [inputs.x.shape, inputs.label.shape, ...plan.params.map(([m, k]) => p[m][k].shape)];
-    recordResnetNetFlops(inShapes, out.map((t) => t.shape), 2 * N * (plan.macs.forward + (withGrad ? plan.macs.backward : 0)));
+    recordNetFlops(plan, inputs, out, N, withGrad);
     const np = withGrad ? plan.params.length : 0;
-    const stats: BnStats = {};
-    plan.batchNorms.forEach((name, i) => (stats[name] = { mean: out[1 + np + 2 * i], variance: out[2 + np + 2 * i] }));
-    const newState = emaFromStats(state as Record<string, EmaState> | null, stats, true) as unknown as ModelState;
-    if (!withGrad) return { loss: out[0], grad: {}, state: newState };
+    const newState: Record<string, EmaState> = {};
+    emaKeys.forEach((k, i) => (newState[k] = { counter: out[1 + np + 3 * i], hidden: out[2 + np + 3 * i], average: out[3 + np + 3 * i] }));
     const grad: Record<string, Record<string, tf.Tensor>> = {};
-    plan.params.forEach(([m, k], i) => ((grad[m] ??= {})[k] = out[1 + i]));
-    return { loss: out[0], grad: grad as Params, state: newState };
+    if (withGrad) plan.params.forEach(([m, k], i) => ((grad[m] ??= {})[k] = out[1 + i]));
+    return { loss: out[0], grad: grad as Params, state: newState as unknown as ModelState };
   });
+}
+
+/** {@link recordResnetNetFlops} for a call of `plan`, once per number of tasks and withGrad (the shapes then repeat). */
+function recordNetFlops(plan: ResnetNetPlan, inputs: Record<string, tf.Tensor>, out: tf.Tensor[], n: number, withGrad: boolean): void {
+  const key = `${n}/${withGrad}/${inputs.c0 ? 1 : 0}`;
+  const done = (plan as ResnetNetPlan & { recorded?: Set<string> }).recorded ?? new Set<string>();
+  (plan as ResnetNetPlan & { recorded?: Set<string> }).recorded = done;
+  if (done.has(key)) return;
+  done.add(key);
+  recordResnetNetFlops(
+    Object.values(inputs).map((t) => t.shape),
+    out.map((t) => t.shape),
+    2 * n * (plan.macs.forward + (withGrad ? plan.macs.backward : 0)),
+  );
 }
 
 /**

@@ -359,11 +359,13 @@ export function emaUpdateKernel(values: tf.Tensor[], hidden: tf.Tensor[] | null,
 
 /**
  * The whole ResNet of N stacked tasks in one native call (`native/resnet_net.h`): inputs `x [N, B,
- * H, W, C]` (float32), `label [N, B]` (int32) and the parameters `p0 … p{k−1}` (`[N, ...]`, in the
- * plan's order); attrs `plan` (Int32Array, see resnet.ts `resnetNetPlan`), `statChannels` and
- * `withGrad`. Outputs: the loss `[N]`, then (withGrad) the gradient of each parameter (its shape),
- * then each batch norm's batch mean and variance (`[N, 1, 1, 1, C]`, mean then variance per batch
- * norm). No gradient of its own: callers run it only when no gradient tape records.
+ * H, W, C]` (float32), `label [N, B]` (int32), the parameters `p0 … p{k−1}` (`[N, ...]`, in the
+ * plan's order) and, unless attr `fromZero`, the previous moving averages `c0 …` (int32 counters
+ * `[N]`) and `h0 …` (hidden values `[N, 1, 1, 1, C]`), two per batch norm (its mean, then its
+ * variance); attrs `plan` (Int32Array, see resnet.ts `resnetNetPlan`), `statChannels`, `numParams`,
+ * `withGrad`, `fromZero`. Outputs: the loss `[N]`, then (withGrad) the gradient of each parameter
+ * (its shape), then per moving average its new counter, hidden value and average. No gradient of
+ * its own: callers run it only when no gradient tape records.
  */
 export const RESNET_NET_KERNEL = 'LoptResnetValueAndGrad';
 
@@ -378,8 +380,11 @@ interface ResnetNetAddon extends ResnetAddon {
     params: Float32Array[],
     loss: Float32Array,
     grads: Float32Array[] | null,
-    mean: Float32Array[],
-    variance: Float32Array[],
+    prevCounter: Int32Array[] | null,
+    prevHidden: Float32Array[] | null,
+    counter: Int32Array[],
+    hidden: Float32Array[],
+    average: Float32Array[],
     variant?: string,
   ): void;
 }
@@ -400,30 +405,34 @@ export function resnetNetNative(): ResnetAddon | null {
   if (!addon || typeof addon.resnetNetValueAndGrad !== 'function') return null;
   registerNativeKernel(RESNET_NET_KERNEL, (inputs, attrs, io) => {
     const statChannels = attrs.statChannels as number[];
-    const numParams = (attrs.numParams as number) ?? 0;
+    const numParams = attrs.numParams as number;
+    const fromZero = attrs.fromZero === true;
     const ps = Array.from({ length: numParams }, (_, i) => inputs[`p${i}`]);
+    const emaChannels = statChannels.flatMap((c) => [c, c]);
     const [N, B] = inputs.x.shape;
     const loss = io.alloc([N], 'float32');
     const grads = attrs.withGrad ? ps.map((t) => io.alloc(t.shape, 'float32')) : [];
-    const means = statChannels.map((c) => io.alloc([N, 1, 1, 1, c], 'float32'));
-    const vars = statChannels.map((c) => io.alloc([N, 1, 1, 1, c], 'float32'));
+    const ema = emaChannels.map((c) => [io.alloc([N], 'int32'), io.alloc([N, 1, 1, 1, c], 'float32'), io.alloc([N, 1, 1, 1, c], 'float32')]);
     // views after every allocation (a wasm heap may grow and detach earlier ones)
     const f32 = (t: (typeof ps)[number]) => io.view(t) as Float32Array;
+    const i32 = (t: (typeof ps)[number]) => io.view(t) as Int32Array;
     addon.resnetNetValueAndGrad(
       attrs.plan as Int32Array,
       N,
       B,
       f32(inputs.x),
-      io.view(inputs.label) as Int32Array,
+      i32(inputs.label),
       ps.map(f32),
       f32(loss),
       attrs.withGrad ? grads.map(f32) : null,
-      means.map(f32),
-      vars.map(f32),
+      fromZero ? null : emaChannels.map((_, i) => i32(inputs[`c${i}`])),
+      fromZero ? null : emaChannels.map((_, i) => f32(inputs[`h${i}`])),
+      ema.map((e) => i32(e[0])),
+      ema.map((e) => f32(e[1])),
+      ema.map((e) => f32(e[2])),
       nativeVariantArg(),
     );
-    const stats = statChannels.flatMap((_, i) => [means[i], vars[i]]);
-    return [loss, ...grads, ...stats];
+    return [loss, ...grads, ...ema.flat()];
   });
   return addon;
 }
