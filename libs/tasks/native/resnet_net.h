@@ -51,7 +51,7 @@ typedef struct {
   float **act, **dact, **r;
   int32_t **poolArg; /* per buffer a max pool writes: which window element each output came from */
   float **convCols; /* per convolution in op order: its patches kept from the forward for the backward, or NULL (recomputed) */
-  float *cols, *dcols, *wt, *pooled, *logits, *dpooled;
+  float *cols, *dcols, *wt, *pooled, *logits, *dpooled, *bnf;
   double *dbl;
 } NetScratch;
 
@@ -272,7 +272,7 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
   const size_t pooled = (size_t)B * maxC, logits = (size_t)B * classes;
   /* + 16 floats of slack per region for the 64-byte rounding */
   if (keep > NET_KEEP_COLS_MAX) keep = 0;
-  const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 8) + keep + keepPool;
+  const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 3 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 9) + keep + keepPool;
   if (total > net_arena_floats) {
     free(net_arena);
     net_arena = malloc(sizeof(float) * total);
@@ -315,6 +315,7 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
   S->dpooled = NET_TAKE(pooled);
   S->logits = NET_TAKE(logits);
   S->dbl = (double *)NET_TAKE(2 * 5 * (size_t)maxC);
+  S->bnf = NET_TAKE(3 * (size_t)maxC);
 #undef NET_TAKE
   return 1;
 }

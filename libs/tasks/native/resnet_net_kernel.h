@@ -5,10 +5,6 @@
  * resnet.c's bodies (the same float64 arithmetic as the host kernels).
  */
 
-#define BN_FN(name) KERNEL(name)
-#include "resnet_bn.h"
-#undef BN_FN
-
 static inline v8f KERNEL(ld8)(const float *p) {
   v8f v;
   __builtin_memcpy(&v, p, sizeof v);
@@ -64,6 +60,188 @@ static void KERNEL(maxpool_backward)(int b, int h, int w, int c, const float *re
         }
       }
     }
+}
+
+/*
+ * The whole-network kernel's batch norm: the statistics and the gradient's sums in float64 as
+ * resnet_bn.h (and the host kernels), the per-element passes in float32 (rounding-level apart from
+ * resnet_bn.h's float64 ones). Maps of fewer than 8 channels dividing 8 run as flat arrays with
+ * lane j holding channel j mod C, so that they vectorise too.
+ */
+
+/* Per-channel values v [C] spread over 8 lanes (lane j: channel j mod C; C divides 8). */
+static inline void KERNEL(lanes8)(int C, const float *v, float *out8) {
+  for (int j = 0; j < 8; j++) out8[j] = v[j % C];
+}
+
+/* s1[c] = Σ x[:, c], s2[c] = Σ x[:, c]² over x [n / C, C], in float64. */
+__attribute__((noinline)) static void KERNEL(bn_sums)(size_t n, int C, const float *restrict x, double *restrict s1, double *restrict s2) {
+  for (int c = 0; c < C; c++) s1[c] = s2[c] = 0.0;
+  if (C < 8 && 8 % C == 0) {
+    double a1[8] = {0}, a2[8] = {0};
+    size_t e = 0;
+    for (; e + 8 <= n; e += 8)
+      for (int j = 0; j < 8; j++) {
+        const double v = x[e + j];
+        a1[j] += v;
+        a2[j] += v * v;
+      }
+    for (int j = 0; e + j < n; j++) {
+      const double v = x[e + j];
+      a1[j] += v;
+      a2[j] += v * v;
+    }
+    for (int j = 0; j < 8; j++) {
+      s1[j % C] += a1[j];
+      s2[j % C] += a2[j];
+    }
+    return;
+  }
+  for (size_t p = 0; p < n; p += C)
+    for (int c = 0; c < C; c++) {
+      const double v = x[p + c];
+      s1[c] += v;
+      s2[c] += v * v;
+    }
+}
+
+/* y = (x − m)·a + o per channel (float32), then max(·, 0) when relu (NaN stays). */
+__attribute__((noinline)) static void KERNEL(bn_apply)(size_t n, int C, int relu, const float *restrict x, const float *restrict m, const float *restrict a,
+                                                       const float *restrict o, float *restrict y) {
+  if (C < 8 && 8 % C == 0) {
+    float m8[8], a8[8], o8[8];
+    KERNEL(lanes8)(C, m, m8);
+    KERNEL(lanes8)(C, a, a8);
+    KERNEL(lanes8)(C, o, o8);
+    size_t e = 0;
+    for (; e + 8 <= n; e += 8)
+      for (int j = 0; j < 8; j++) {
+        const float v = (x[e + j] - m8[j]) * a8[j] + o8[j];
+        y[e + j] = relu && v < 0 ? 0.f : v;
+      }
+    for (int j = 0; e + j < n; j++) {
+      const float v = (x[e + j] - m8[j]) * a8[j] + o8[j];
+      y[e + j] = relu && v < 0 ? 0.f : v;
+    }
+    return;
+  }
+  for (size_t p = 0; p < n; p += C)
+    if (relu)
+      for (int c = 0; c < C; c++) {
+        const float v = (x[p + c] - m[c]) * a[c] + o[c];
+        y[p + c] = v < 0 ? 0.f : v;
+      }
+    else
+      for (int c = 0; c < C; c++) y[p + c] = (x[p + c] - m[c]) * a[c] + o[c];
+}
+
+/* sg[c] = Σ g, sgx[c] = Σ g·(x − mean) over x [n / C, C] in float64, g = dy (where y > 0 when relu, else 0). */
+__attribute__((noinline)) static void KERNEL(bn_grad_sums)(size_t n, int C, int relu, const float *restrict dy, const float *restrict x, const float *restrict y,
+                                                           const float *restrict mean, double *restrict sg, double *restrict sgx) {
+  for (int c = 0; c < C; c++) sg[c] = sgx[c] = 0.0;
+  if (C < 8 && 8 % C == 0) {
+    double a1[8] = {0}, a2[8] = {0}, m8[8];
+    for (int j = 0; j < 8; j++) m8[j] = mean[j % C];
+    size_t e = 0;
+    for (; e + 8 <= n; e += 8)
+      for (int j = 0; j < 8; j++) {
+        const double g = dy[e + j], gx = g * ((double)x[e + j] - m8[j]), yv = y[e + j];
+        const int on = !relu || yv > 0;
+        a1[j] += on ? g : 0.0;
+        a2[j] += on ? gx : 0.0;
+      }
+    for (int j = 0; e + j < n; j++) {
+      const double g = dy[e + j], gx = g * ((double)x[e + j] - m8[j]), yv = y[e + j];
+      const int on = !relu || yv > 0;
+      a1[j] += on ? g : 0.0;
+      a2[j] += on ? gx : 0.0;
+    }
+    for (int j = 0; j < 8; j++) {
+      sg[j % C] += a1[j];
+      sgx[j % C] += a2[j];
+    }
+    return;
+  }
+  for (size_t p = 0; p < n; p += C)
+    if (relu)
+      for (int c = 0; c < C; c++) {
+        const double g = dy[p + c], gx = g * ((double)x[p + c] - (double)mean[c]), yv = y[p + c];
+        sg[c] += yv > 0 ? g : 0.0;
+        sgx[c] += yv > 0 ? gx : 0.0;
+      }
+    else
+      for (int c = 0; c < C; c++) {
+        const double g = dy[p + c];
+        sg[c] += g;
+        sgx[c] += g * ((double)x[p + c] - (double)mean[c]);
+      }
+}
+
+/* dx += a·(g − mg − (x − mean)·k) per channel (float32), g = dy (where y > 0 when relu, else 0). */
+__attribute__((noinline)) static void KERNEL(bn_grad_apply)(size_t n, int C, int relu, const float *restrict dy, const float *restrict x, const float *restrict y,
+                                                            const float *restrict mean, const float *restrict a, const float *restrict mg,
+                                                            const float *restrict k, float *restrict dx) {
+  if (C < 8 && 8 % C == 0) {
+    float m8[8], a8[8], g8[8], k8[8];
+    KERNEL(lanes8)(C, mean, m8);
+    KERNEL(lanes8)(C, a, a8);
+    KERNEL(lanes8)(C, mg, g8);
+    KERNEL(lanes8)(C, k, k8);
+    size_t e = 0;
+    for (; e + 8 <= n; e += 8)
+      for (int j = 0; j < 8; j++) {
+        const float g = !relu || y[e + j] > 0 ? dy[e + j] : 0.f;
+        dx[e + j] += a8[j] * (g - g8[j] - (x[e + j] - m8[j]) * k8[j]);
+      }
+    for (int j = 0; e + j < n; j++) {
+      const float g = !relu || y[e + j] > 0 ? dy[e + j] : 0.f;
+      dx[e + j] += a8[j] * (g - g8[j] - (x[e + j] - m8[j]) * k8[j]);
+    }
+    return;
+  }
+  for (size_t p = 0; p < n; p += C)
+    for (int c = 0; c < C; c++) {
+      const float g = !relu || y[p + c] > 0 ? dy[p + c] : 0.f;
+      dx[p + c] += a[c] * (g - mg[c] - (x[p + c] - mean[c]) * k[c]);
+    }
+}
+
+/*
+ * Training-mode batch norm (+ relu) of x [n / C, C]: y, the batch mean and variance (as
+ * resnet_bn.h's, float64 statistics) and r = rsqrt(variance + eps); f: 3C floats of scratch, d: 2C doubles.
+ */
+static void KERNEL(net_bn_forward)(size_t n, int C, int relu, const float *x, const float *scale, const float *offset, float *y, float *mean, float *variance,
+                                   float *r, float *f, double *d) {
+  const size_t m = n / C;
+  double *s1 = d, *s2 = d + C;
+  KERNEL(bn_sums)(n, C, x, s1, s2);
+  float *a = f;
+  for (int c = 0; c < C; c++) {
+    const double mean64 = s1[c] / (double)m;
+    mean[c] = (float)mean64;
+    variance[c] = (float)(s2[c] / (double)m - mean64 * mean64);
+    r[c] = (float)(1.0 / sqrt((double)(float)((double)variance[c] + (double)1e-5f)));
+    a[c] = (float)((double)r[c] * (double)scale[c]);
+  }
+  KERNEL(bn_apply)(n, C, relu, x, mean, a, offset, y);
+}
+
+/* Its backward: dx += …, d scale and d offset written (see bn_backward); f: 3C floats of scratch, d: 2C doubles. */
+static void KERNEL(net_bn_backward)(size_t n, int C, int relu, const float *dy, const float *x, const float *y, const float *mean, const float *r,
+                                    const float *scale, float *dx, float *dScale, float *dOffset, float *f, double *d) {
+  const size_t m = n / C;
+  double *sg = d, *sgx = d + C;
+  KERNEL(bn_grad_sums)(n, C, relu, dy, x, y, mean, sg, sgx);
+  float *a = f, *mg = f + C, *k = f + 2 * C;
+  for (int c = 0; c < C; c++) {
+    const double sgxh = sgx[c] * (double)r[c];
+    dOffset[c] = (float)sg[c];
+    dScale[c] = (float)sgxh;
+    a[c] = (float)((double)scale[c] * (double)r[c]);
+    mg[c] = (float)(sg[c] / (double)m);
+    k[c] = (float)(((double)r[c] * sgxh) / (double)m);
+  }
+  KERNEL(bn_grad_apply)(n, C, relu, dy, x, y, mean, a, mg, k, dx);
 }
 
 /*
@@ -341,7 +519,8 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       }
       case NET_BN: {
         const int in = op[1], out = op[2], c = P->shapes[3 * in + 2];
-        KERNEL(bn_forward)(net_elems(P, B, in), c, op[5], act[in], params[op[3]], params[op[4]], act[out], statMean[op[6]], statVar[op[6]], S->r[bnIndex++], S->dbl);
+        KERNEL(net_bn_forward)(net_elems(P, B, in), c, op[5], act[in], params[op[3]], params[op[4]], act[out], statMean[op[6]], statVar[op[6]], S->r[bnIndex++],
+                               S->bnf, S->dbl);
         break;
       }
       case NET_MAXPOOL: {
@@ -382,8 +561,8 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       }
       case NET_BN: {
         const int in = op[1], out = op[2], c = P->shapes[3 * in + 2];
-        KERNEL(bn_backward)(net_elems(P, B, in), c, op[5], dact[out], act[in], act[out], statMean[op[6]], S->r[--bnIndex], params[op[3]], dact[in], grads[op[3]],
-                    grads[op[4]], 1, S->dbl);
+        KERNEL(net_bn_backward)(net_elems(P, B, in), c, op[5], dact[out], act[in], act[out], statMean[op[6]], S->r[--bnIndex], params[op[3]], dact[in],
+                                grads[op[3]], grads[op[4]], S->bnf, S->dbl);
         break;
       }
       case NET_MAXPOOL: {
