@@ -269,11 +269,69 @@ static inline __attribute__((always_inline)) void KERNEL(tile)(const int R, cons
 }
 
 /*
+ * gemm's last w < 8 columns over k in [k0, k1) (C (+)= when add): with A read transposed (sm = 1,
+ * A(m..m+7, k) contiguous) 8 rows at a time as vectors; with A row-major and a K block of 16 or
+ * more, each output as a dot product of A's row and a copy of B's column (8 partial sums, so in
+ * another order than the other paths: float rounding apart); else one output at a time.
+ */
+static void KERNEL(gemm_narrow)(int M, int w, int k0, int k1, const float *restrict A, size_t sm, size_t sk, const float *restrict Bm, size_t ldb, float *restrict C,
+                                size_t ldc, int add) {
+  const v8f zero = {0};
+  int m = 0;
+  if (sm == 1) {
+    for (; m + 8 <= M; m += 8) {
+      v8f acc[8];
+      for (int q = 0; q < w; q++) {
+        float t[8];
+        for (int i = 0; i < 8; i++) t[i] = add ? C[(size_t)(m + i) * ldc + q] : 0.f;
+        acc[q] = KERNEL(ld8)(t);
+      }
+      for (int k = k0; k < k1; k++) {
+        const v8f av = KERNEL(ld8)(A + m + (size_t)k * sk);
+        const float *brow = Bm + (size_t)k * ldb;
+        for (int q = 0; q < w; q++) acc[q] += av * brow[q];
+      }
+      for (int q = 0; q < w; q++) {
+        float t[8];
+        KERNEL(st8)(t, acc[q]);
+        for (int i = 0; i < 8; i++) C[(size_t)(m + i) * ldc + q] = t[i];
+      }
+    }
+  } else if (sk == 1 && k1 - k0 >= 16) {
+    float bt[8][256]; /* B's columns of this K block, contiguous */
+    for (int q = 0; q < w; q++)
+      for (int k = k0; k < k1; k++) bt[q][k - k0] = Bm[(size_t)k * ldb + q];
+    const int kn = k1 - k0, k8 = kn & ~7;
+    for (; m < M; m++) {
+      const float *a = A + (size_t)m * sm + k0;
+      for (int q = 0; q < w; q++) {
+        v8f acc = zero;
+        for (int k = 0; k < k8; k += 8) acc += KERNEL(ld8)(a + k) * KERNEL(ld8)(bt[q] + k);
+        float t[8];
+        KERNEL(st8)(t, acc);
+        float sum = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+        for (int k = k8; k < kn; k++) sum += a[k] * bt[q][k];
+        float *c = C + (size_t)m * ldc + q;
+        *c = add ? *c + sum : sum;
+      }
+    }
+  }
+  for (; m < M; m++) {
+    const float *a = A + (size_t)m * sm;
+    for (int q = 0; q < w; q++) {
+      float sum = add ? C[(size_t)m * ldc + q] : 0.f;
+      for (int k = k0; k < k1; k++) sum += a[(size_t)k * sk] * Bm[(size_t)k * ldb + q];
+      C[(size_t)m * ldc + q] = sum;
+    }
+  }
+}
+
+/*
  * C[m, n] (+= when acc) Σ_k A(m, k) · Bm[k, n] for m < M, n < N, with A(m, k) = A[m·sm + k·sk]
  * (row-major [M, K]: sm = K, sk = 1; a row-major [K, M] read transposed: sm = 1, sk = M), Bm
  * row-major with row stride ldb, C with row stride ldc. Tiles of 6 rows x 16 columns (12 vector
  * accumulators; the last rows 4, 2, 1 at a time), then 8 columns, then the last N % 8 columns
- * zero-padded to 8; K in blocks of 256 so that a tile's panel of Bm stays in cache. Every output is
+ * (gemm_narrow); K in blocks of 256 so that a tile's panel of Bm stays in cache. Every output is
  * the sum over k in order (a float accumulator, stored between K blocks).
  */
 static void KERNEL(gemm)(int M, int N, int K, const float *restrict A, size_t sm, size_t sk, const float *restrict Bm, size_t ldb, float *restrict C, size_t ldc,
@@ -303,43 +361,7 @@ static void KERNEL(gemm)(int M, int N, int K, const float *restrict A, size_t sm
       if (M - m >= 1) GEMM_TILE(1, 1), m += 1;
     }
 #undef GEMM_TILE
-    if (n0 < N) {
-      /* the last N % 8 columns: this K block of them zero-padded to 8 in `slab`, four rows at a time */
-      const int w = N - n0;
-      float slab[256 * 8];
-      for (int k = k0; k < k1; k++) {
-        for (int q = 0; q < w; q++) slab[(k - k0) * 8 + q] = Bm[(size_t)k * ldb + n0 + q];
-        for (int q = w; q < 8; q++) slab[(k - k0) * 8 + q] = 0.f;
-      }
-      float o8[4][8];
-      int m = 0;
-      for (; m < M; m += 4) {
-        const int rows = M - m < 4 ? M - m : 4;
-        v8f c[4];
-        for (int i = 0; i < 4; i++) {
-          for (int q = 0; q < 8; q++) o8[i][q] = add && i < rows && q < w ? C[(size_t)(m + i) * ldc + n0 + q] : 0.f;
-          c[i] = KERNEL(ld8)(o8[i]);
-        }
-        const float *a = A + (size_t)m * sm;
-        if (rows == 4) {
-          for (int k = k0; k < k1; k++) {
-            const v8f b0 = KERNEL(ld8)(slab + (k - k0) * 8);
-            const float *ak = a + (size_t)k * sk;
-            for (int i = 0; i < 4; i++) c[i] += ak[(size_t)i * sm] * b0;
-          }
-        } else {
-          for (int k = k0; k < k1; k++) {
-            const v8f b0 = KERNEL(ld8)(slab + (k - k0) * 8);
-            const float *ak = a + (size_t)k * sk;
-            for (int i = 0; i < rows; i++) c[i] += ak[(size_t)i * sm] * b0;
-          }
-        }
-        for (int i = 0; i < rows; i++) {
-          KERNEL(st8)(o8[i], c[i]);
-          for (int q = 0; q < w; q++) C[(size_t)(m + i) * ldc + n0 + q] = o8[i][q];
-        }
-      }
-    }
+    if (n0 < N) KERNEL(gemm_narrow)(M, N - n0, k0, k1, A, sm, sk, Bm + n0, ldb, C + n0, ldc, add);
   }
 }
 
