@@ -1,14 +1,19 @@
 /*
- * The ResNet's host kernels (src/resnet_kernels.ts) in C: training-mode batch norm (+ relu)
- * forward and backward, and the 3x3 stride-2 SAME max pool's input gradient (the addon
- * lopt_resnet.node). The same loops and
- * the same float64 arithmetic as the JavaScript bodies there (sums in order over positions, one
- * rounding to float32 per stored value), so the same values; called with views of the backend's
+ * The ResNet's native kernels (the addon lopt_resnet.node), called with views of the backend's
  * memory:
+ *
+ * - the host kernels of src/resnet_kernels.ts: training-mode batch norm (+ relu) forward and
+ *   backward (resnet_bn.h), and the 3x3 stride-2 SAME max pool's input gradient. The same float64
+ *   arithmetic as the JavaScript bodies there (sums in order over positions, one rounding to
+ *   float32 per stored value; no FMA contraction), so the same values:
  *
  *   resnetBatchNorm(C, relu, x, scale, offset, y, mean, variance, r)
  *   resnetBatchNormGrad(C, relu, dy, x, y, mean, r, scale, dx, dScale, dOffset)
  *   resnetMaxPoolGrad(b, h, w, c, x, y, dy, dx)
+ *
+ * - the whole network in one call, forward, backward and moving averages (resnet_net.h):
+ *
+ *   resnetNetValueAndGrad(plan, N, B, x, label, params[], loss, grads[] | null, ...)
  */
 #include <math.h>
 #include <stdlib.h>
@@ -25,11 +30,7 @@ static int get_f32(napi_env env, napi_value v, float **p, size_t want) {
   return lopt_f32(env, v, p, &len) && len == want;
 }
 
-/* bn_forward, bn_backward: the batch-norm bodies, here compiled for the baseline instruction set
- * (no FMA contraction: the same values as the JavaScript bodies, bit for bit) */
-#define BN_FN(name) name
 #include "resnet_bn.h"
-#undef BN_FN
 
 /* SAME padding of a 3-wide stride-2 window along an axis of length n: the padding before. */
 static int pool_before(int n) {
@@ -68,7 +69,7 @@ static napi_value ResnetBatchNormGrad(napi_env env, napi_callback_info info) {
     return lopt_fail(env, "resnetBatchNormGrad: dy, y, dx [M, C]; mean, r, scale, dScale, dOffset [C]");
   double *s = malloc(5 * (size_t)c * sizeof(double));
   if (!s) return lopt_fail(env, "resnetBatchNormGrad: out of memory");
-  bn_backward(n, c, relu, dy, x, y, mean, r, scale, dx, dScale, dOffset, 0, s);
+  bn_backward(n, c, relu, dy, x, y, mean, r, scale, dx, dScale, dOffset, s);
   free(s);
   return NULL;
 }

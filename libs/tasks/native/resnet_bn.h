@@ -1,9 +1,9 @@
 /*
- * Training-mode batch norm (+ relu) forward and backward over [M, C] maps, float64 sums (the
- * arithmetic of src/resnet_kernels.ts's JavaScript bodies). Included by resnet.c twice: for the
- * host kernels at the baseline instruction set (BN_FN(name) = name: bit for bit the JavaScript
- * values), and per instruction set for the whole-network kernel (BN_FN = KERNEL; FMA contraction
- * there may change the last bit).
+ * The host kernels' training-mode batch norm (+ relu) forward and backward over [M, C] maps, in
+ * float64 (the arithmetic of src/resnet_kernels.ts's JavaScript bodies), compiled for the baseline
+ * instruction set (no FMA contraction: bit for bit the JavaScript values). The relu flag is
+ * tested outside the loops, which then vectorise (with -fno-trapping-math: selects, no
+ * branches; a masked position adds +0, and the sums, from +0, are never −0, so the same values).
  */
 
 /*
@@ -11,7 +11,7 @@
  * rsqrt(variance + eps) [c]; s: 3c doubles of scratch.
  */
 /* (noinline: inlined into a caller, GCC drops the restrict qualifiers and no longer vectorises) */
-__attribute__((noinline)) static void BN_FN(bn_forward)(size_t n, int c, int relu, const float *restrict x, const float *restrict scale, const float *restrict offset, float *restrict y,
+__attribute__((noinline)) static void bn_forward(size_t n, int c, int relu, const float *restrict x, const float *restrict scale, const float *restrict offset, float *restrict y,
                               float *restrict mean, float *restrict variance, float *restrict rOut, double *restrict s) {
   const size_t m = n / c;
   double *s1 = s, *s2 = s + c, *inv = s + 2 * c;
@@ -30,7 +30,6 @@ __attribute__((noinline)) static void BN_FN(bn_forward)(size_t n, int c, int rel
     rOut[ch] = (float)(1.0 / sqrt((double)(float)((double)variance[ch] + (double)eps)));
     inv[ch] = (double)rOut[ch] * (double)scale[ch];
   }
-  /* (relu and acc below are tested outside the loops, which then vectorise: selects, no branches) */
   for (size_t p = 0; p < n; p += c)
     if (relu)
       for (int ch = 0; ch < c; ch++) {
@@ -42,16 +41,16 @@ __attribute__((noinline)) static void BN_FN(bn_forward)(size_t n, int c, int rel
 }
 
 /*
- * Batch norm backward: dx [n / c, c] (written, or added to when `acc`), d scale and d offset [c]
+ * Batch norm backward: dx [n / c, c], d scale and d offset [c]
  * (written); s: 5c doubles of scratch.
  */
-__attribute__((noinline)) static void BN_FN(bn_backward)(size_t n, int c, int relu, const float *restrict dy, const float *restrict x, const float *restrict y, const float *restrict mean,
-                               const float *restrict r, const float *restrict scale, float *restrict dx, float *restrict dScale, float *restrict dOffset, int acc,
+__attribute__((noinline)) static void bn_backward(size_t n, int c, int relu, const float *restrict dy, const float *restrict x, const float *restrict y, const float *restrict mean,
+                               const float *restrict r, const float *restrict scale, float *restrict dx, float *restrict dScale, float *restrict dOffset,
                                double *restrict s) {
   const size_t m = n / c;
   double *sg = s, *sgx = s + c, *av = s + 2 * c, *meanG = s + 3 * c, *k = s + 4 * c;
   for (int ch = 0; ch < c; ch++) sg[ch] = sgx[ch] = 0.0;
-  /* with relu, the positions where y is not positive add nothing (+0: the sums, from +0, are never −0) */
+  /* with relu, the positions where y is not positive add nothing */
   for (size_t p = 0; p < n; p += c)
     if (relu)
       for (int ch = 0; ch < c; ch++) {
@@ -78,8 +77,7 @@ __attribute__((noinline)) static void BN_FN(bn_backward)(size_t n, int c, int re
       const double d = dy[p + ch], yv = y[p + ch];
       const double g = relu ? (yv > 0 ? d : 0.0) : d;
       const float v = (float)(av[ch] * (g - meanG[ch] - ((double)x[p + ch] - (double)mean[ch]) * k[ch]));
-      if (acc) dx[p + ch] += v;
-      else dx[p + ch] = v;
+      dx[p + ch] = v;
     }
 }
 

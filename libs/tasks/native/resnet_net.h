@@ -1,8 +1,10 @@
 /*
- * The whole ResNet of a task in one call (included by resnet.c): forward, mean softmax
- * cross-entropy, and the backward pass to every parameter, for N stacked tasks of one network on
- * a batch, with each batch norm's batch statistics (for the moving averages, updated by the
- * caller). ResnetTask's tf.js path runs ~400 kernels a task for the same step (src/resnet.ts).
+ * The whole ResNet in one call (included by resnet.c): forward, mean softmax cross-entropy, the
+ * backward pass to every parameter, and the batch norms' moving averages updated on the batch
+ * statistics, for N stacked tasks of one network on a batch, one task after the other.
+ * ResnetTask's tf.js path runs ~400 tf.js kernels a task for the same step (src/resnet.ts).
+ * The convolutions (NHWC) are im2col + a register-blocked GEMM (resnet_net_kernel.h, compiled per
+ * instruction set); a convolution's patches are kept from the forward for the backward.
  *
  * The network is a plan built in TypeScript from the ResNetSpec (`resnetNetPlan` in
  * src/resnet.ts, which mirrors the tf.js forward op for op), an Int32Array:
