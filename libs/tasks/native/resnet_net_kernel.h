@@ -250,7 +250,7 @@ static void KERNEL(net_bn_backward)(size_t n, int C, int relu, const float *dy, 
  */
 static inline __attribute__((always_inline)) void KERNEL(tile)(const int R, const int V, int k0, int k1, const float *restrict a, size_t sm, size_t sk,
                                                                  const float *restrict b, size_t ldb, float *restrict c, size_t ldc, int add) {
-  v8f acc[6][2];
+  v8f acc[12][2];
   const v8f zero = {0};
   for (int i = 0; i < R; i++)
     for (int v = 0; v < V; v++) acc[i][v] = add ? KERNEL(ld8)(c + (size_t)i * ldc + 8 * v) : zero;
@@ -330,7 +330,8 @@ static void KERNEL(gemm_narrow)(int M, int w, int k0, int k1, const float *restr
  * C[m, n] (+= when acc) Σ_k A(m, k) · Bm[k, n] for m < M, n < N, with A(m, k) = A[m·sm + k·sk]
  * (row-major [M, K]: sm = K, sk = 1; a row-major [K, M] read transposed: sm = 1, sk = M), Bm
  * row-major with row stride ldb, C with row stride ldc. Tiles of 6 rows x 16 columns (12 vector
- * accumulators; the last rows 4, 2, 1 at a time), then 8 columns, then the last N % 8 columns
+ * accumulators; the last rows 4, 2, 1 at a time; with AVX-512's 32 registers 12 rows, and the last
+ * ones as one tile), then 8 columns, then the last N % 8 columns
  * (gemm_narrow); K in blocks of 256 so that a tile's panel of Bm stays in cache. Every output is
  * the sum over k in order (a float accumulator, stored between K blocks).
  */
@@ -348,10 +349,28 @@ static void KERNEL(gemm)(int M, int N, int K, const float *restrict A, size_t sm
 #define GEMM_TILE(R, V) KERNEL(tile)(R, V, k0, k1, A + (size_t)m * sm, sm, sk, Bm + n0, ldb, C + (size_t)m * ldc + n0, ldc, add)
     for (; n0 + 16 <= N; n0 += 16) {
       int m = 0;
+#if LOPT_VW == 16
+      /* 32 vector registers: 12 rows (24 accumulators), and the last 1–11 rows as one tile */
+      for (; m + 12 <= M; m += 12) GEMM_TILE(12, 2);
+      switch (M - m) {
+        case 11: GEMM_TILE(11, 2); break;
+        case 10: GEMM_TILE(10, 2); break;
+        case 9: GEMM_TILE(9, 2); break;
+        case 8: GEMM_TILE(8, 2); break;
+        case 7: GEMM_TILE(7, 2); break;
+        case 6: GEMM_TILE(6, 2); break;
+        case 5: GEMM_TILE(5, 2); break;
+        case 4: GEMM_TILE(4, 2); break;
+        case 3: GEMM_TILE(3, 2); break;
+        case 2: GEMM_TILE(2, 2); break;
+        case 1: GEMM_TILE(1, 2); break;
+      }
+#else
       for (; m + 6 <= M; m += 6) GEMM_TILE(6, 2);
       if (M - m >= 4) GEMM_TILE(4, 2), m += 4;
       if (M - m >= 2) GEMM_TILE(2, 2), m += 2;
       if (M - m >= 1) GEMM_TILE(1, 2), m += 1;
+#endif
     }
     for (; n0 + 8 <= N; n0 += 8) {
       int m = 0;
