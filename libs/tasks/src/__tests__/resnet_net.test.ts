@@ -4,11 +4,12 @@
  * on cpu and wasm: the loss, every gradient leaf and the new batch-norm state, for the fixed
  * Resnet_FashionMnist_MultiRuntime_0 (v2, bottleneck), v1 specs with and without bottleneck
  * (odd map sizes, 5x5 and 7x7 initial kernels, strides 1 and 2, with and without max pool and
- * projections), and the parametric family (v1, relu rows native, a tanh row on the tf.js path).
+ * projections), and the parametric family (v1, relu rows native, a tanh row on the tf.js path);
+ * every instruction-set variant the CPU runs on two of the specs.
  * Parameters are perturbed from init so that no branch is dead (the logits start at zero).
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, random, treeFlatten, treeLeaves, treeUnflatten, type PRNGKey } from '@lopt/core';
+import { initBackend, random, treeFlatten, treeLeaves, treeUnflatten, useNativeVariant, type PRNGKey } from '@lopt/core';
 import {
   ParametricImageResNet,
   ResnetTask,
@@ -159,6 +160,20 @@ describe.each(['cpu', 'wasm'])('%s', (backend) => {
     ['v2 basic blocks, 7x7 initial conv, 11x11 map, projections in groups 1, 2 only', v1({ bottleneck: false, resnetV2: true, useProjection: [false, true, true, false], initialConvChannels: 4, initialConvKernelSize: 7, channelsPerGroup: [4, 4, 8, 8] }), 11, 11],
   ])('%s, N = 2, batch 6: native = tf.js path', async (_name, spec, h, w) => {
     await checkTask(specTask(spec as ResNetSpec, h as number, w as number, 6), 2, 0.3);
+  });
+
+  // every instruction-set variant this CPU runs (avx512 / avx2 / base), on small batches
+  const variants = resnetNative()?.kernelVariants() ?? [];
+  test.each(variants.flatMap((v) => [
+    [v, 'the Resnet_FashionMnist_MultiRuntime_0 spec', resnetTask('Resnet_FashionMnist_MultiRuntime_0', { datasets: imageDatasets(16, 16, 1, 64, 10) }).spec, 16, 16],
+    [v, 'v1 bottleneck, 7x5 map', v1({ blocksPerGroup: [1, 2, 1, 2], initialConvKernelSize: 5 }), 7, 5],
+  ]))('variant %s: %s, N = 2, batch 6: native = tf.js path', async (variant, _name, spec, h, w) => {
+    useNativeVariant(variant as string);
+    try {
+      await checkTask(specTask(spec as ResNetSpec, h as number, w as number, 6), 2, 0.3);
+    } finally {
+      useNativeVariant(undefined);
+    }
   });
 
   test('ParametricImageResNet (v1, bottleneck): relu rows native = tf.js path; a tanh row keeps the tf.js path', async () => {
