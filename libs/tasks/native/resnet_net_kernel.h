@@ -533,9 +533,10 @@ __attribute__((noinline)) static void KERNEL(maxpool_backward_arg)(int B, int H,
         for (int cc = c0; cc <= c1; cc++)
           for (int r = r0; r <= r1; r++) cand[nc++] = (((size_t)b * H + r) * W + cc) * C;
         const size_t k = (((size_t)b * oh + i) * ow + j) * C;
-        for (int ch = 0; ch < C; ch++) {
-          const int t = arg[k + ch];
-          if (t >= 0) dx[cand[t] + ch] += dy[k + ch];
+        /* candidate by candidate, vectorised over the channels (+0 where not chosen: dx is never −0) */
+        for (int t = 0; t < nc; t++) {
+          float *restrict d = dx + cand[t];
+          for (int ch = 0; ch < C; ch++) d[ch] += arg[k + ch] == t ? dy[k + ch] : 0.f;
         }
       }
     }
