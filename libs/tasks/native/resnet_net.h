@@ -237,15 +237,40 @@ static void net_head_backward(const NetPlan *P, int B, const int32_t *op, const 
 typedef float (*NetTaskFn)(const NetPlan *, int, const float *, const int32_t *, const float *const *, float *const *, float *const *, float *const *,
                            NetScratch *);
 
-/* The scratch memory, kept between calls (grown as needed): the node main thread is the only caller. */
-static float *net_arena = NULL;
-static size_t net_arena_floats = 0;
+/*
+ * The scratch memory, kept between calls (grown as needed), one per N-API environment: each
+ * worker thread that loads the addon has its own (napi instance data, freed with the environment).
+ */
+typedef struct {
+  float *floats;
+  size_t count;
+} NetArena;
 
-/* Lays out S in the arena (grown to fit); 0 when out of memory. */
+static void net_arena_free(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  NetArena *a = data;
+  free(a->floats);
+  free(a);
+}
+
+/* This environment's arena (created on first use); NULL when out of memory. */
+static NetArena *net_arena(napi_env env) {
+  NetArena *a = NULL;
+  if (napi_get_instance_data(env, (void **)&a) == napi_ok && a) return a;
+  a = calloc(1, sizeof *a);
+  if (!a || napi_set_instance_data(env, a, net_arena_free, NULL) != napi_ok) {
+    free(a);
+    return NULL;
+  }
+  return a;
+}
+
 /* the most floats of convolution patches kept from the forward for the backward (else recomputed) */
 #define NET_KEEP_COLS_MAX ((size_t)16 << 20)
 
-static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
+/* Lays out S in the arena (grown to fit); 0 when out of memory. */
+static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs, NetArena *arena) {
   size_t n = 0, cols = 0, wt = 0, rsum = 0, keep = 0, keepPool = 0;
   int maxC = 1, bns = 0, convs = 0;
   for (int i = 1; i < P->numBuffers; i++) n += 2 * net_elems(P, B, i);
@@ -275,13 +300,14 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs) {
   /* + 16 floats of slack per region for the 64-byte rounding */
   if (keep > NET_KEEP_COLS_MAX) keep = 0;
   const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 3 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 9) + keep + keepPool;
-  if (total > net_arena_floats) {
-    free(net_arena);
-    net_arena = malloc(sizeof(float) * total);
-    net_arena_floats = net_arena ? total : 0;
-    if (!net_arena) return 0;
+  if (!arena) return 0;
+  if (total > arena->count) {
+    free(arena->floats);
+    arena->floats = malloc(sizeof(float) * total);
+    arena->count = arena->floats ? total : 0;
+    if (!arena->floats) return 0;
   }
-  float *at = net_arena;
+  float *at = arena->floats;
 #define NET_TAKE(count) (at += ((count) + 15) & ~(size_t)15, at - (((count) + 15) & ~(size_t)15))
   S->act = (float **)ptrs;
   S->dact = S->act + P->numBuffers;
@@ -418,7 +444,7 @@ static napi_value ResnetNetValueAndGrad(napi_env env, napi_callback_info info) {
       bad = "resnetNetValueAndGrad: counter[e] must be an Int32Array [N], hidden[e] and average[e] Float32Array [N, C]";
   }
   NetScratch S;
-  if (!bad && !net_scratch(&P, B, &S, rest)) bad = "resnetNetValueAndGrad: out of memory";
+  if (!bad && !net_scratch(&P, B, &S, rest, net_arena(env))) bad = "resnetNetValueAndGrad: out of memory";
   if (bad) {
     free(ptrs);
     free(stats);
