@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@lopt/tasks';
 import '@lopt/training';
 import { random, registry } from '@lopt/core';
-import { LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetTask, SplitDatasets, TensorBatchStream, useResnetNetKernel, type SplitName } from '@lopt/tasks';
+import { LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetNative, resnetTask, SplitDatasets, TensorBatchStream, useResnetNetKernel, type SplitName } from '@lopt/tasks';
 import { benchTasks, defaultTaskBenchSubjects, kernelFlops, selectTaskBenchSubjects, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
 
 /** The kernels `fn` runs, with their FLOPs by kernel name (summed). */
@@ -52,7 +52,8 @@ test('the native image-MLP kernel counts the multiply-adds autodiff would do: fo
   expect(kernelFlops({ name: LOPT_IMAGE_MLP_KERNEL, inputShapes, outputShapes: [[2], [2, 64, 32], [2, 32, 10], [2, 32], [2, 10]] })).toBe(withGrad);
 });
 
-test('the native ResNet kernel counts the FLOPs the tf.js path counts in its convolutions and matmuls for the same step', async () => {
+// where the ResNet's native addon is built (npm run build:native)
+(resnetNetNative() ? test : test.skip)('the native ResNet kernel counts the FLOPs the tf.js path counts in its convolutions and matmuls for the same step', async () => {
   // Resnet_FashionMnist_MultiRuntime_0's net on 16x16x1 random images, batch 8, N = 2
   const load = () => ({ image: tf.tidy(() => random.uniform(random.PRNGKey(1), [16, 16, 16, 1])), label: tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 10), 'int32') });
   const abstract = { image: { shape: [16, 16, 1], dtype: 'float32' as tf.DataType }, label: { shape: [], dtype: 'int32' as tf.DataType } };
