@@ -26,7 +26,9 @@
  * norm and before conv_0; v1: the shortcut conv first). Batch-norm parameters and the logits draw
  * no key.
  *
- * N stacked tasks each run their own convolutions (tf.js has no grouped conv2d).
+ * N stacked tasks each run their own convolutions (tf.js has no grouped conv2d). Where the native
+ * addon is built, a step without a gradient tape runs as one native kernel instead
+ * ({@link resnetNetValueAndGrad}; the tf.js ops here stay the reference and the fallback).
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -341,7 +343,7 @@ export interface ResnetNetPlan {
   plan: Int32Array;
   /** the parameters the plan's indices name, as [module, name] */
   params: [string, string][];
-  /** the batch norms whose statistics the kernel returns, in the forward order of the tf.js path */
+  /** the batch norms whose moving averages the kernel updates, in the forward order of the tf.js path */
   batchNorms: string[];
   /** the channels of each of those batch norms */
   statChannels: number[];
