@@ -9,11 +9,12 @@
  * FLOPs are counted from the kernels one step runs (`tf.profile`): each contributes `kernelFlops`
  * of its input and output shapes, 2 per multiply-add for matmuls and convolutions (their backprops
  * included), one per output value for every other kernel, and for the native image-MLP kernel the
- * multiply-adds of its layers (with the gradient: forward, dW, and dx of all but the first layer).
+ * multiply-adds of its layers (with the gradient: forward, dW, and dx of all but the first layer),
+ * and for the native whole-network ResNet kernel those of its convolutions and logits matmul.
  */
 import * as tf from '@tensorflow/tfjs';
 import { disposeReplaced, random, registry, treeDispose, treeLeaves, treeMapN, type PyTree } from '@lopt/core';
-import { LOPT_IMAGE_MLP_KERNEL, taskFamilyFromEntry, type Batch, type ModelState, type Params } from '@lopt/tasks';
+import { LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetKernelFlops, taskFamilyFromEntry, type Batch, type ModelState, type Params } from '@lopt/tasks';
 
 /** A task entry to time (a registry task or family with its config). */
 export interface TaskBenchSubject {
@@ -83,6 +84,11 @@ export function kernelFlops(k: ProfiledKernel): number {
       const forward = layers.reduce((n, m) => n + m, 0);
       return 2 * (k.outputShapes.length > 1 ? 3 * forward - layers[0] : forward);
     }
+    case RESNET_NET_KERNEL:
+      // the whole ResNet in one call: 2 per multiply-add of its convolutions (forward, filter and
+      // input gradients but the image's) and logits matmul, as the tf.js kernels above count them;
+      // its batch norms, pool and adds count nothing
+      return resnetNetKernelFlops(k.inputShapes, k.outputShapes);
     default:
       return k.outputShapes.reduce((n, s) => n + size(s), 0);
   }

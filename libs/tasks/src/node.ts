@@ -45,8 +45,9 @@ export type { ShuffledRecordStreamOptions, RecordStreamCursor } from './datasets
 export { NpzFormatError, parseNpyHeader, streamZipEntry, readNpzLabels, streamNpzImages, clslocToSortedSynsets, convertImagenetNpz } from './datasets/imagenet_npz';
 export type { NpyHeader, ConvertImagenetNpzOptions, ConvertImagenetNpzResult } from './datasets/imagenet_npz';
 export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDirs, findMnistDir, mnistDatasets } from './datasets/mnist';
-export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
-export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask, ResnetStatsSwitch } from './resnet';
+export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, resnetNetPlan, resnetNetUsable, resnetNetValueAndGrad, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
+export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask, ResnetStatsSwitch, ResnetNetPlan } from './resnet';
+export { RESNET_NET_KERNEL, resnetNetKernelFlops, resnetNetNative, useResnetNetKernel } from './resnet_kernels';
 export { ParametricImageResNetSchema, ParametricImageResNetTask, ParametricImageResNet, sampleImageResnet } from './parametric/image_resnet';
 export type { ParametricImageResNetOptions } from './parametric/image_resnet';
 export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageMLPAE, sampleImageMlpAe } from './parametric/image_mlp_ae';

@@ -26,17 +26,19 @@
  * norm and before conv_0; v1: the shortcut conv first). Batch-norm parameters and the logits draw
  * no key.
  *
- * N stacked tasks each run their own convolutions (tf.js has no grouped conv2d).
+ * N stacked tasks each run their own convolutions (tf.js has no grouped conv2d). Where the native
+ * addon is built, a step without a gradient tape runs as one native kernel instead
+ * ({@link resnetNetValueAndGrad}; the tf.js ops here stay the reference and the fallback).
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { haikuInit, initializers, registerPlugin, registerWasmConvKernels, type HaikuInit, type PRNGKey } from '@lopt/core';
+import { haikuInit, initializers, nativeUsable, registerPlugin, registerWasmConvKernels, type HaikuInit, type PRNGKey } from '@lopt/core';
 import type { Batch, Datasets, LossAndGrad, LossWithState, ModelState, Params } from './base';
 import { emaUpdate, stackTrees, unstackTree, type EmaState } from './conv';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
 import { imagenetDatasets, type ImagenetSize } from './datasets/imagenet';
 import { stackHaikuRows } from './parametric/image_mlp';
-import { BATCH_NORM_KERNEL, BN_EPS, batchNormTrainKernel, EMA_KERNEL, emaUpdateKernel, hasHostKernel, MAX_POOL_GRAD_KERNEL, underNestedGradientTape } from './resnet_kernels';
+import { BATCH_NORM_KERNEL, BN_EPS, batchNormTrainKernel, EMA_KERNEL, emaUpdateKernel, hasHostKernel, MAX_POOL_GRAD_KERNEL, RESNET_NET_KERNEL, recordResnetNetFlops, resnetNetNative, underNestedGradientTape } from './resnet_kernels';
 import { BaseTask, tidyTree } from './task';
 
 registerWasmConvKernels();
@@ -324,6 +326,197 @@ function resnetForwardStats(spec: ResNetSpec, p: P, image: tf.Tensor4D, actFn: (
   return { logits: tf.add(tf.matMul(pooled, lg.w), lg.b) as tf.Tensor2D, stats };
 }
 
+// ---- the whole network as one native kernel ------------------------------------------------
+
+// op codes and record length of native/resnet_net.h's plan
+const NET_CONV = 1;
+const NET_BN = 2;
+const NET_MAXPOOL = 3;
+const NET_ADD = 4;
+const NET_RELU = 5;
+const NET_HEAD = 6;
+const NET_OP_LEN = 8;
+
+/** A spec's network as the plan of {@link RESNET_NET_KERNEL} (`native/resnet_net.h`), for one image shape and batch size. */
+export interface ResnetNetPlan {
+  /** the Int32Array the kernel reads (buffers, parameter sizes, statistics channels, ops) */
+  plan: Int32Array;
+  /** the parameters the plan's indices name, as [module, name] */
+  params: [string, string][];
+  /** the batch norms whose moving averages the kernel updates, in the forward order of the tf.js path */
+  batchNorms: string[];
+  /** the channels of each of those batch norms */
+  statChannels: number[];
+  /**
+   * One task's multiply-adds in the convolutions and the logits matmul: forward, and backward
+   * (each weight gradient, and each input gradient but the image's, as tf.js autodiff runs them).
+   */
+  macs: { forward: number; backward: number };
+}
+
+/**
+ * The plan of {@link RESNET_NET_KERNEL} for `spec` on `[batch, ...image]` images, every activation
+ * relu: op for op the forward of `resnetForwardStats` (the same modules, batch norms in the same
+ * order, SAME padding, the relu fused into the batch norm before it where the tf.js path fuses it).
+ */
+export function resnetNetPlan(spec: ResNetSpec, image: [number, number, number], batch: number): ResnetNetPlan {
+  const shapes: number[][] = [image];
+  const ops: number[][] = [];
+  const params: [string, string][] = [];
+  const sizes: number[] = [];
+  const batchNorms: string[] = [];
+  const statChannels: number[] = [];
+  const macs = { forward: 0, backward: 0 };
+  const param = (module: string, name: string, size: number) => {
+    params.push([module, name]);
+    sizes.push(size);
+    return params.length - 1;
+  };
+  const buffer = (shape: number[]) => shapes.push(shape) - 1;
+  const conv = (x: number, name: string, k: number, stride: number, cout: number) => {
+    const [h, w, c] = shapes[x];
+    const y = buffer([Math.ceil(h / stride), Math.ceil(w / stride), cout]);
+    const m = batch * shapes[y][0] * shapes[y][1] * k * k * c * cout;
+    macs.forward += m;
+    macs.backward += x === 0 ? m : 2 * m;
+    ops.push([NET_CONV, x, y, param(name, 'w', k * k * c * cout), k, stride]);
+    return y;
+  };
+  const bn = (x: number, name: string, relu: boolean) => {
+    const c = shapes[x][2];
+    const y = buffer(shapes[x]);
+    ops.push([NET_BN, x, y, param(name, 'scale', c), param(name, 'offset', c), relu ? 1 : 0, batchNorms.length]);
+    batchNorms.push(name);
+    statChannels.push(c);
+    return y;
+  };
+  let out = conv(0, `${ROOT}/~/initial_conv`, spec.initialConvKernelSize, spec.initialConvStride, spec.initialConvChannels);
+  if (!spec.resnetV2) out = bn(out, `${ROOT}/~/initial_batchnorm`, true);
+  if (spec.maxPool) {
+    const [h, w, c] = shapes[out];
+    const y = buffer([Math.ceil(h / 2), Math.ceil(w / 2), c]);
+    ops.push([NET_MAXPOOL, out, y]);
+    out = y;
+  }
+  for (const blk of resnetBlocks(spec)) {
+    if (spec.resnetV2) {
+      let x = out;
+      let shortcut = out;
+      blk.layers.forEach((l, i) => {
+        x = bn(x, l.bn, true);
+        if (i === 0 && blk.projection) shortcut = conv(x, `${blk.name}/~/shortcut_conv`, 1, blk.stride, blk.channels);
+        x = conv(x, l.conv, l.kernel, l.stride, l.out);
+      });
+      const y = buffer(shapes[x]);
+      ops.push([NET_ADD, x, shortcut, y]);
+      out = y;
+    } else {
+      let shortcut = out;
+      if (blk.projection) shortcut = bn(conv(out, `${blk.name}/~/shortcut_conv`, 1, blk.stride, blk.channels), `${blk.name}/~/shortcut_batchnorm`, false);
+      let x = out;
+      blk.layers.forEach((l, i) => {
+        x = bn(conv(x, l.conv, l.kernel, l.stride, l.out), l.bn, i < blk.layers.length - 1);
+      });
+      const sum = buffer(shapes[x]);
+      ops.push([NET_ADD, x, shortcut, sum]);
+      out = buffer(shapes[x]);
+      ops.push([NET_RELU, sum, out]);
+    }
+  }
+  if (spec.resnetV2) out = bn(out, `${ROOT}/~/final_batchnorm`, true);
+  const c = shapes[out][2];
+  const logits = `${ROOT}/~/logits`;
+  ops.push([NET_HEAD, out, param(logits, 'w', c * spec.numClasses), param(logits, 'b', spec.numClasses), spec.numClasses]);
+  macs.forward += batch * c * spec.numClasses;
+  macs.backward += 2 * batch * c * spec.numClasses;
+  const plan = [shapes.length, ops.length, params.length, batchNorms.length, ...shapes.flat(), ...sizes, ...statChannels];
+  for (const op of ops) plan.push(...op, ...new Array(NET_OP_LEN - op.length).fill(0));
+  return { plan: Int32Array.from(plan), params, batchNorms, statChannels, macs };
+}
+
+const netPlans = new WeakMap<ResNetSpec, Map<string, ResnetNetPlan>>();
+
+/** {@link resnetNetPlan}, built once per spec, image shape and batch size. */
+function cachedNetPlan(spec: ResNetSpec, image: [number, number, number], batch: number): ResnetNetPlan {
+  let byShape = netPlans.get(spec);
+  if (!byShape) netPlans.set(spec, (byShape = new Map()));
+  const key = `${image.join(',')}/${batch}`;
+  let plan = byShape.get(key);
+  if (!plan) byShape.set(key, (plan = resnetNetPlan(spec, image, batch)));
+  return plan;
+}
+
+/**
+ * Whether {@link resnetNetValueAndGrad} runs now: the addon is built and on (`LOPT_NATIVE`,
+ * {@link useResnetNetKernel}), the backend is wasm or cpu and no gradient tape records
+ * (`nativeUsable`: a meta-gradient through the task records the tf.js ops), and every activation
+ * is relu (`allRelu`; the kernel has no other).
+ */
+export function resnetNetUsable(allRelu: boolean): boolean {
+  return allRelu && nativeUsable() && resnetNetNative() !== null;
+}
+
+/**
+ * The loss (and with `withGrad` the gradient of every parameter) of N stacked ResNets on `data`
+ * (`image [N, B, H, W, C]`, `label [N, B]`), every activation relu, as one native call
+ * ({@link RESNET_NET_KERNEL}), and the state the tf.js path returns: the moving averages updated
+ * from `state` on the batch statistics, in the kernel, with the float32 operations of
+ * `emaUpdateAllStacked` (the decay's power from C's powf, which may differ from tf.js's pow in
+ * the last bit). The same values as the tf.js path up to float rounding (tested in
+ * `__tests__/resnet_net.test.ts`). Null where the addon is not there, the params tree holds
+ * leaves the plan does not name, or the state lacks a moving average the plan updates (then use
+ * the tf.js path). Call only when {@link resnetNetUsable} (no gradient tape: the kernel has no gradient).
+ */
+export function resnetNetValueAndGrad(spec: ResNetSpec, params: Params, state: ModelState, data: Batch, withGrad: boolean): LossAndGrad | null {
+  const p = params as P;
+  const d = data as { image: tf.Tensor; label: tf.Tensor };
+  if (d.image.shape.length !== 5) return null;
+  const [N, B, H, W, C] = d.image.shape;
+  const plan = cachedNetPlan(spec, [H, W, C], B);
+  const leaves = Object.values(p).reduce((n, m) => n + Object.keys(m).length, 0);
+  if (!resnetNetNative() || leaves !== plan.params.length || !plan.params.every(([m, k]) => p[m]?.[k] !== undefined)) return null;
+  // the previous moving averages, two per batch norm (its mean, then its variance): all there, or none (haiku's first call)
+  const emaKeys = plan.batchNorms.flatMap((bn) => [`${bn}/~/mean_ema`, `${bn}/~/var_ema`]);
+  const prev = state as Record<string, EmaState> | null;
+  if (prev && !emaKeys.every((k) => prev[k]?.counter?.dtype === 'int32' && prev[k].hidden?.dtype === 'float32')) return null;
+  return tidyTree(() => {
+    const inputs: Record<string, tf.Tensor> = {
+      x: d.image.dtype === 'float32' ? d.image : tf.cast(d.image, 'float32'),
+      label: d.label.dtype === 'int32' ? d.label : tf.cast(d.label, 'int32'),
+    };
+    plan.params.forEach(([m, k], i) => (inputs[`p${i}`] = p[m][k]));
+    if (prev) {
+      emaKeys.forEach((k, i) => {
+        inputs[`c${i}`] = prev[k].counter;
+        inputs[`h${i}`] = prev[k].hidden;
+      });
+    }
+    const attrs = { plan: plan.plan, statChannels: plan.statChannels, numParams: plan.params.length, withGrad, fromZero: !prev };
+    const out = tf.engine().runKernel(RESNET_NET_KERNEL, inputs as any, attrs as any) as unknown as tf.Tensor[];
+    recordNetFlops(plan, inputs, out, N, withGrad);
+    const np = withGrad ? plan.params.length : 0;
+    const newState: Record<string, EmaState> = {};
+    emaKeys.forEach((k, i) => (newState[k] = { counter: out[1 + np + 3 * i], hidden: out[2 + np + 3 * i], average: out[3 + np + 3 * i] }));
+    const grad: Record<string, Record<string, tf.Tensor>> = {};
+    if (withGrad) plan.params.forEach(([m, k], i) => ((grad[m] ??= {})[k] = out[1 + i]));
+    return { loss: out[0], grad: grad as Params, state: newState as unknown as ModelState };
+  });
+}
+
+/** {@link recordResnetNetFlops} for a call of `plan`, once per number of tasks and withGrad (the shapes then repeat). */
+function recordNetFlops(plan: ResnetNetPlan, inputs: Record<string, tf.Tensor>, out: tf.Tensor[], n: number, withGrad: boolean): void {
+  const key = `${n}/${withGrad}/${inputs.c0 ? 1 : 0}`;
+  const done = (plan as ResnetNetPlan & { recorded?: Set<string> }).recorded ?? new Set<string>();
+  (plan as ResnetNetPlan & { recorded?: Set<string> }).recorded = done;
+  if (done.has(key)) return;
+  done.add(key);
+  recordResnetNetFlops(
+    Object.values(inputs).map((t) => t.shape),
+    out.map((t) => t.shape),
+    2 * n * (plan.macs.forward + (withGrad ? plan.macs.backward : 0)),
+  );
+}
+
 /**
  * conv.ts's `emaUpdate` for every moving average of N stacked tasks at once: `values[k] [N, ...]`,
  * `prev[k]` with counter `[N]` (null: counters and hidden zero). The counters and debiasing factors
@@ -547,12 +740,20 @@ export class ResnetTask extends BaseTask {
   /** See {@link ResnetStatsSwitch}: set only during {@link ResnetTask.valueAndGradBatch}. */
   statsOnly = false;
 
+  /** The whole-network native kernel ({@link resnetNetValueAndGrad}) where it runs, else the tf.js ops ({@link resnetLossWithState}). */
   override lossWithStateBatch(params: Params, state: ModelState, _keys: PRNGKey[] | null, data: Batch): LossWithState {
+    const r = !this.statsOnly && resnetNetUsable(true) ? resnetNetValueAndGrad(this.spec, params, state, data, false) : null;
+    if (r) return { loss: r.loss, state: r.state };
     return resnetLossWithState(this.spec, params, state, data, [tf.relu], { statsOnly: this.statsOnly });
   }
 
-  /** Autodiff as BaseTask's, with the moving averages updated off the gradient tape ({@link resnetValueAndGradBatch}). */
+  /**
+   * The whole-network native kernel ({@link resnetNetValueAndGrad}) where it runs; else autodiff
+   * as BaseTask's, with the moving averages updated off the gradient tape ({@link resnetValueAndGradBatch}).
+   */
   override valueAndGradBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch, opts: { withAux?: boolean } = {}): LossAndGrad {
+    const r = resnetNetUsable(true) ? resnetNetValueAndGrad(this.spec, params, state, data, true) : null;
+    if (r) return opts.withAux ? { ...r, aux: {} } : r;
     return resnetValueAndGradBatch(this, state, () => super.valueAndGradBatch(params, state, keys, data, opts));
   }
 

@@ -21,7 +21,7 @@
  * forward pass is recorded for a gradient of a gradient ({@link underNestedGradientTape}).
  */
 import * as tf from '@tensorflow/tfjs';
-import { loadNativeAddon, nativeAddonPath, registerNativeKernel, type NativeAddon } from '@lopt/core';
+import { loadNativeAddon, nativeAddonPath, nativeVariantArg, registerNativeKernel, type NativeAddon } from '@lopt/core';
 
 /** The body of a host kernel: float32 inputs and (unzeroed) outputs as flat arrays, the inputs' shapes. */
 type HostKernelBody = (inputs: Float32Array[], shapes: number[][], outputs: Float32Array[], attrs: Record<string, unknown>) => void;
@@ -353,4 +353,110 @@ export function emaUpdateKernel(values: tf.Tensor[], hidden: tf.Tensor[] | null,
   const outs = tf.engine().runKernel(EMA_KERNEL, inputs, { k, decay, fromZero: hidden === null } as any) as unknown as tf.Tensor | tf.Tensor[];
   const all = Array.isArray(outs) ? outs : [outs];
   return { hidden: all.slice(0, k), average: all.slice(k) };
+}
+
+// ---- the whole network in one kernel -------------------------------------------------------------
+
+/**
+ * The whole ResNet of N stacked tasks in one native call (`native/resnet_net.h`): inputs `x [N, B,
+ * H, W, C]` (float32), `label [N, B]` (int32), the parameters `p0 … p{k−1}` (`[N, ...]`, in the
+ * plan's order) and, unless attr `fromZero`, the previous moving averages `c0 …` (int32 counters
+ * `[N]`) and `h0 …` (hidden values `[N, 1, 1, 1, C]`), two per batch norm (its mean, then its
+ * variance); attrs `plan` (Int32Array, see resnet.ts `resnetNetPlan`), `statChannels`, `numParams`,
+ * `withGrad`, `fromZero`. Outputs: the loss `[N]`, then (withGrad) the gradient of each parameter
+ * (its shape), then per moving average its new counter, hidden value and average. No gradient of
+ * its own: callers run it only when no gradient tape records.
+ */
+export const RESNET_NET_KERNEL = 'LoptResnetValueAndGrad';
+
+/** The whole-network entry of the ResNet addon. */
+interface ResnetNetAddon extends ResnetAddon {
+  resnetNetValueAndGrad(
+    plan: Int32Array,
+    N: number,
+    B: number,
+    x: Float32Array,
+    label: Int32Array,
+    params: Float32Array[],
+    loss: Float32Array,
+    grads: Float32Array[] | null,
+    prevCounter: Int32Array[] | null,
+    prevHidden: Float32Array[] | null,
+    counter: Int32Array[],
+    hidden: Float32Array[],
+    average: Float32Array[],
+    variant?: string,
+  ): void;
+}
+
+let netKernelOn = true;
+
+/** Let ResnetTask and the parametric ResNet use {@link RESNET_NET_KERNEL} (`true`, the default) or not (their tf.js path); for tests and benchmarks. */
+export function useResnetNetKernel(on: boolean): void {
+  netKernelOn = on;
+}
+
+/**
+ * The addon with {@link RESNET_NET_KERNEL} registered (wasm and cpu), or null: not built,
+ * `LOPT_NATIVE=off`, or turned off by {@link useResnetNetKernel}.
+ */
+export function resnetNetNative(): ResnetAddon | null {
+  const addon = netKernelOn ? (resnetNative() as ResnetNetAddon | null) : null;
+  if (!addon || typeof addon.resnetNetValueAndGrad !== 'function') return null;
+  registerNativeKernel(RESNET_NET_KERNEL, (inputs, attrs, io) => {
+    const statChannels = attrs.statChannels as number[];
+    const numParams = attrs.numParams as number;
+    const fromZero = attrs.fromZero === true;
+    const ps = Array.from({ length: numParams }, (_, i) => inputs[`p${i}`]);
+    const emaChannels = statChannels.flatMap((c) => [c, c]);
+    const [N, B] = inputs.x.shape;
+    const loss = io.alloc([N], 'float32');
+    const grads = attrs.withGrad ? ps.map((t) => io.alloc(t.shape, 'float32')) : [];
+    const ema = emaChannels.map((c) => [io.alloc([N], 'int32'), io.alloc([N, 1, 1, 1, c], 'float32'), io.alloc([N, 1, 1, 1, c], 'float32')]);
+    // views after every allocation (a wasm heap may grow and detach earlier ones)
+    const f32 = (t: (typeof ps)[number]) => io.view(t) as Float32Array;
+    const i32 = (t: (typeof ps)[number]) => io.view(t) as Int32Array;
+    addon.resnetNetValueAndGrad(
+      attrs.plan as Int32Array,
+      N,
+      B,
+      f32(inputs.x),
+      i32(inputs.label),
+      ps.map(f32),
+      f32(loss),
+      attrs.withGrad ? grads.map(f32) : null,
+      fromZero ? null : emaChannels.map((_, i) => i32(inputs[`c${i}`])),
+      fromZero ? null : emaChannels.map((_, i) => f32(inputs[`h${i}`])),
+      ema.map((e) => i32(e[0])),
+      ema.map((e) => f32(e[1])),
+      ema.map((e) => f32(e[2])),
+      nativeVariantArg(),
+    );
+    return [loss, ...grads, ...ema.flat()];
+  });
+  return addon;
+}
+
+/** FLOPs of a {@link RESNET_NET_KERNEL} call by its input and output shapes, as {@link recordResnetNetFlops} recorded them. */
+const netFlops = new Map<string, number>();
+const netSignature = (inputShapes: number[][], outputShapes: number[][]) => JSON.stringify([inputShapes, outputShapes]);
+
+/**
+ * Records the FLOPs of a {@link RESNET_NET_KERNEL} call with these shapes (2 per multiply-add of
+ * its convolutions and matmul, as tf.js's conv and matmul kernels count them), for
+ * {@link resnetNetKernelFlops}. Two plans with the same shapes and different counts (e.g. another
+ * stride) make the count NaN: the shapes alone then do not say.
+ */
+export function recordResnetNetFlops(inputShapes: number[][], outputShapes: number[][], flops: number): void {
+  const key = netSignature(inputShapes, outputShapes);
+  const known = netFlops.get(key);
+  netFlops.set(key, known === undefined || known === flops ? flops : NaN);
+}
+
+/**
+ * The FLOPs of a {@link RESNET_NET_KERNEL} call as `tf.profile` reports it (its input and output
+ * shapes): what {@link recordResnetNetFlops} recorded for them, NaN if nothing (or two counts) was.
+ */
+export function resnetNetKernelFlops(inputShapes: number[][], outputShapes: number[][]): number {
+  return netFlops.get(netSignature(inputShapes, outputShapes)) ?? NaN;
 }

@@ -1,14 +1,15 @@
 /**
  * The task-family bench suite: its FLOP count per kernel is the textbook count for matmuls and
  * convolutions (checked on kernels tf.js really runs, backprops included) and for the native
- * image-MLP kernel, and a run steps a task without leaking tensors. (No timing is asserted: speed is measured with
+ * image-MLP kernel and the native ResNet kernel (against the tf.js path's own kernels), and a run
+ * steps a task without leaking tensors. (No timing is asserted: speed is measured with
  * `npm run bench -- --suite tasks`, not in tests.)
  */
 import * as tf from '@tensorflow/tfjs';
 import '@lopt/tasks';
 import '@lopt/training';
-import { registry } from '@lopt/core';
-import { LOPT_IMAGE_MLP_KERNEL } from '@lopt/tasks';
+import { random, registry } from '@lopt/core';
+import { LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetNative, resnetTask, SplitDatasets, TensorBatchStream, useResnetNetKernel, type SplitName } from '@lopt/tasks';
 import { benchTasks, defaultTaskBenchSubjects, kernelFlops, selectTaskBenchSubjects, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
 
 /** The kernels `fn` runs, with their FLOPs by kernel name (summed). */
@@ -49,6 +50,31 @@ test('the native image-MLP kernel counts the multiply-adds autodiff would do: fo
   // forward + dW of both layers + dx of the second only (the data needs no gradient)
   const withGrad = 2 * (3 * macs - 2 * 128 * 64 * 32);
   expect(kernelFlops({ name: LOPT_IMAGE_MLP_KERNEL, inputShapes, outputShapes: [[2], [2, 64, 32], [2, 32, 10], [2, 32], [2, 10]] })).toBe(withGrad);
+});
+
+// where the ResNet's native addon is built (npm run build:native)
+(resnetNetNative() ? test : test.skip)('the native ResNet kernel counts the FLOPs the tf.js path counts in its convolutions and matmuls for the same step', async () => {
+  // Resnet_FashionMnist_MultiRuntime_0's net on 16x16x1 random images, batch 8, N = 2
+  const load = () => ({ image: tf.tidy(() => random.uniform(random.PRNGKey(1), [16, 16, 16, 1])), label: tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 10), 'int32') });
+  const abstract = { image: { shape: [16, 16, 1], dtype: 'float32' as tf.DataType }, label: { shape: [], dtype: 'int32' as tf.DataType } };
+  const streams = Object.fromEntries(['train', 'inner_valid', 'outer_valid', 'test'].map((s, i) => [s, new TensorBatchStream(load, 8, abstract, i)]));
+  const task = resnetTask('Resnet_FashionMnist_MultiRuntime_0', { datasets: new SplitDatasets(streams as Record<SplitName, TensorBatchStream>, { num_classes: 10 }) });
+  const [params, state] = task.initWithStateBatch([random.PRNGKey(0), random.PRNGKey(1)]);
+  const data = task.datasets!.split('train').next([2]);
+  const step = () => tf.dispose(task.valueAndGradBatch(params, state, null, data) as unknown as tf.TensorContainer);
+  try {
+    useResnetNetKernel(false);
+    const ops = await flopsByKernel(step);
+    useResnetNetKernel(true);
+    const native = await flopsByKernel(step);
+    const convAndMatmul = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul'].reduce((n, k) => n + (ops[k] ?? 0), 0);
+    expect(ops[RESNET_NET_KERNEL]).toBeUndefined();
+    expect(native[RESNET_NET_KERNEL]).toBe(convAndMatmul);
+    expect(convAndMatmul).toBeGreaterThan(0);
+  } finally {
+    useResnetNetKernel(true);
+    tf.dispose([params, state, data] as unknown as tf.TensorContainer);
+  }
 });
 
 test('--tasks keeps the image MLP baseline first and the subjects a filter names (case-insensitive); an unknown filter throws', () => {

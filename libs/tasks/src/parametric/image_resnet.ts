@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
 import type { Batch, Datasets, LossAndGrad, LossWithState, ModelState, Params } from '../base';
-import { RESNET_DEFAULTS, resnetHaikuInit, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, type ResNetSpec } from '../resnet';
+import { RESNET_DEFAULTS, resnetHaikuInit, resnetInitState, resnetLossWithState, resnetNetUsable, resnetNetValueAndGrad, resnetValueAndGradBatch, type ResNetSpec } from '../resnet';
 import { BaseTaskFamily } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
 import { numClassesOf, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
@@ -79,14 +79,29 @@ export class ParametricImageResNetTask extends SampledTask<ParametricImageResNet
   /** See resnet.ts's `ResnetStatsSwitch`: set only during `valueAndGradBatch`. */
   statsOnly = false;
 
+  /** Whether every one of the n stacked tasks' activations is relu (the whole-network native kernel has no other). */
+  private allRelu(n: number): boolean {
+    return Array.from({ length: n }, (_, i) => SAMPLE_ACTIVATIONS[this.row(i)].name === 'relu').every(Boolean);
+  }
+
+  /** The whole-network native kernel (`resnetNetValueAndGrad`) where it runs (relu tasks), else the tf.js ops. */
   override lossWithStateBatch(params: Params, state: ModelState, _keys: PRNGKey[] | null, data: Batch): LossWithState {
     const n = (data as { image: tf.Tensor }).image.shape[0];
     this.checkRows(n);
+    const r = !this.statsOnly && resnetNetUsable(this.allRelu(n)) ? resnetNetValueAndGrad(this.family.spec, params, state, data, false) : null;
+    if (r) return { loss: r.loss, state: r.state };
     return resnetLossWithState(this.family.spec, params, state, data, this.acts(n), { statsOnly: this.statsOnly });
   }
 
-  /** Autodiff as BaseTask's, with the moving averages updated off the gradient tape (`resnetValueAndGradBatch`). */
+  /**
+   * The whole-network native kernel (`resnetNetValueAndGrad`) where it runs (relu tasks); else
+   * autodiff as BaseTask's, with the moving averages updated off the gradient tape (`resnetValueAndGradBatch`).
+   */
   override valueAndGradBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch, opts: { withAux?: boolean } = {}): LossAndGrad {
+    const n = (data as { image: tf.Tensor }).image.shape[0];
+    this.checkRows(n);
+    const r = resnetNetUsable(this.allRelu(n)) ? resnetNetValueAndGrad(this.family.spec, params, state, data, true) : null;
+    if (r) return opts.withAux ? { ...r, aux: {} } : r;
     return resnetValueAndGradBatch(this, state, () => super.valueAndGradBatch(params, state, keys, data, opts));
   }
 
