@@ -29,17 +29,41 @@
 #define T 11  /* tanh time features */
 #define K 6   /* momentum decays */
 #define H 32  /* hidden width */
-#define Q (H / 8)
-#define RB16 12 /* rows per block with 16-float vectors (AVX-512: 24 of 32 registers) */
-#define RB8 3   /* rows per block with 8-float vectors (AVX2: 12 of 16 registers) */
+/* Parameters in the vector lanes: a tile is PG vectors of LOPT_VW parameters, and the hidden units
+ * are accumulated JT at a time in registers (PG * JT accumulators), each weight broadcast from
+ * memory into the multiply-adds of all PG vectors. Tuned per instruction set (32 zmm / 16 ymm). */
+#ifndef PG_AVX512
+#define PG_AVX512 2
+#endif
+#ifndef JT_AVX512
+#define JT_AVX512 8
+#endif
+#ifndef PG_AVX2
+#define PG_AVX2 2
+#endif
+#ifndef JT_AVX2
+#define JT_AVX2 4
+#endif
+#ifndef PG_BASE
+#define PG_BASE 1
+#endif
+#ifndef JT_BASE
+#define JT_BASE 4
+#endif
 
-/* θ of one task copied to aligned locals (the heap views need not be 32-byte aligned). */
+typedef double v8d __attribute__((vector_size(64)));
+/* unaligned views of float arrays */
+typedef float v8fu __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float v4fu __attribute__((vector_size(16), aligned(4), may_alias));
+typedef float v2fu __attribute__((vector_size(8), aligned(4), may_alias));
+
+/* θ of one task as read by the kernel: weights are broadcast one float at a time. */
 typedef struct {
-  v8f row0[Q];     /* b0 + time @ W0[F:]: the time features are the same for every row */
-  v8f w0[F][Q];
-  v8f w1[H][Q];
-  v8f b1[Q];
-  v8f w2t[2][Q];   /* W2 transposed: one row per output */
+  float row0[H];     /* b0 + time @ W0[F:]: the time features are the same for every row */
+  float w0[F][H];
+  float w1[H][H];
+  float b1[H];
+  float w2t[2][H];   /* W2 transposed: one row per output */
   float b2[2];
 } __attribute__((aligned(64))) TaskWeights;
 
