@@ -64,7 +64,18 @@ const cases = [
   { label: '1 task x 1M', c: makeCase(1, [1 << 20]), inner: 1 },
 ];
 const variants = addons[0].addon.kernelVariants();
+// The FMA peak of each variant (fma_probe.h, as `npm run bench` reports it), best of a few runs.
+const peak = variants.map((_, v) => {
+  let best = 0;
+  for (let r = 0; r < 5; r++) {
+    const t0 = process.hrtime.bigint();
+    const { flops } = addons[0].addon.fmaProbe(2e7, v);
+    best = Math.max(best, flops / Number(process.hrtime.bigint() - t0));
+  }
+  return best; // GFLOP/s
+});
 console.log(`MLPLOpt native kernel, ns a parameter (best of ${reps}, builds alternated): ${files.join(' | ')}`);
+console.log(`FMA peak: ${variants.map((v, i) => `${v} ${peak[i].toFixed(0)} GFLOP/s`).join(', ')}; the MLP is 1,344 multiply-adds a parameter`);
 for (const { label, c, inner } of cases) {
   for (let v = 0; v < variants.length; v++) {
     const best = addons.map(() => Infinity);
@@ -83,7 +94,7 @@ for (const { label, c, inner } of cases) {
       }
     }
     const diffs = outs.slice(1).map((o) => Math.max(...o.map((l, i) => maxRelDiff(l.step, outs[0][i].step))).toExponential(1));
-    const gflops = best.map((ns) => ((2 * 1344) / ns).toFixed(0));
-    console.log(`${label.padEnd(17)} ${variants[v].padEnd(7)} ${best.map((x) => x.toFixed(2)).join(' | ')} ns  (${gflops.join(' | ')} GFLOP/s of the MLP)${diffs.length ? `  step diff vs first: ${diffs.join(', ')}` : ''}`);
+    const gflops = best.map((ns) => `${((2 * 1344) / ns).toFixed(0)} GFLOP/s ${((100 * (2 * 1344)) / ns / peak[v]).toFixed(0)}%`);
+    console.log(`${label.padEnd(17)} ${variants[v].padEnd(7)} ${best.map((x) => x.toFixed(2)).join(' | ')} ns  (${gflops.join(' | ')} of peak)${diffs.length ? `  step diff vs first: ${diffs.join(', ')}` : ''}`);
   }
 }

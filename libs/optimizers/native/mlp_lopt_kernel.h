@@ -48,100 +48,23 @@ static inline KERNEL(vf) KERNEL(splat)(float x) {
   return x - (KERNEL(vf)){0};
 }
 
-/* One dense layer on a tile, out[j][g] = relu(b[j] + sum_c in[c][g] * w[c][j]) for j < H: the
- * units JT at a time in registers, each sum over the inputs in order, from the bias, as one
- * multiply-add chain. */
-static inline void KERNEL(dense_relu)(int nin, const KERNEL(vf) in[][PG], const float *w, const float *b, KERNEL(vf) out[H][PG]) {
-  typedef KERNEL(vf) vf;
-  for (int j0 = 0; j0 < H; j0 += JT) {
-    vf acc[JT][PG];
-    for (int jj = 0; jj < JT; jj++)
-      for (int g = 0; g < PG; g++) acc[jj][g] = KERNEL(splat)(b[j0 + jj]);
-    for (int c = 0; c < nin; c++) {
-      const float *wc = w + c * H + j0;
-      for (int jj = 0; jj < JT; jj++)
-        for (int g = 0; g < PG; g++) acc[jj][g] += in[c][g] * wc[jj];
-    }
-    for (int jj = 0; jj < JT; jj++)
-      for (int g = 0; g < PG; g++) out[j0 + jj][g] = KERNEL(relu)(acc[jj][g]);
-  }
-}
-
-/* The MLP on one tile of normalised features feat[c][g] (lane l of vector g is parameter
- * g * LOPT_VW + l): writes direction d[g] and magnitude mg[g]. */
-static inline void KERNEL(mlp_tile)(const TaskWeights *tw, const KERNEL(vf) feat[F][PG], KERNEL(vf) d[PG], KERNEL(vf) mg[PG]) {
-  typedef KERNEL(vf) vf;
-  vf h0[H][PG] __attribute__((aligned(64))), h1[H][PG] __attribute__((aligned(64)));
-  KERNEL(dense_relu)(F, feat, &tw->w0[0][0], tw->row0, h0);
-  KERNEL(dense_relu)(H, (const vf(*)[PG])h0, &tw->w1[0][0], tw->b1, h1);
-  /* the output layer in the order of the earlier hidden-units-in-lanes kernel (bit-identical
-   * results): per output, LOPT_VW partial sums over the units i, i + LOPT_VW, ..., then their sum */
-  for (int g = 0; g < PG; g++) {
-    vf sd = {0}, sm = {0};
-    for (int i = 0; i < LOPT_VW; i++) {
-      vf pd = {0}, pm = {0};
-      for (int c = i; c < H; c += LOPT_VW) {
-        pd += h1[c][g] * tw->w2t[0][c];
-        pm += h1[c][g] * tw->w2t[1][c];
-      }
-      sd += pd;
-      sm += pm;
-    }
-    d[g] = tw->b2[0] + sd;
-    mg[g] = tw->b2[1] + sm;
-  }
-}
-
-/* exp of each lane, as expf: computed in float64 (x = k ln2 + r, |r| <= ln2 / 2, e^r by its Taylor
- * series to r^10, error < 3e-13) and rounded once to float, so correctly rounded but for about 1 in
- * 10^8 arguments (glibc's expf, which the scalar loop called, is one float ulp off for about 1 in
- * 10^4). Arguments are clamped to [-110, 100], beyond which the float result is 0 or inf; NaN stays NaN. */
-static inline KERNEL(vf) KERNEL(vexp)(KERNEL(vf) x) {
-  typedef KERNEL(vf) vf;
-  typedef KERNEL(vi) vi;
-  typedef KERNEL(vd) vd;
-  typedef KERNEL(vl) vl;
-  const vf lo = (vf){0} - 110.f, hi = (vf){0} + 100.f;
-  const vi below = x < lo, above = x > hi; /* NaN: neither */
-  x = (vf)(((vi)x & ~(below | above)) | ((vi)lo & below) | ((vi)hi & above));
-  KERNEL(vh) half[2] = {LOPT_LOW_HALF(x), LOPT_HIGH_HALF(x)}, res[2];
-  for (int h = 0; h < 2; h++) {
-    const vd xd = __builtin_convertvector(half[h], vd);
-    const vd shift = (vd){0} + 0x1.8p52; /* adding it rounds to an integer, kept in the low bits */
-    const vd z = xd * 0x1.71547652b82fep0 + shift;
-    const vd kd = z - shift;
-    vd r = xd - kd * 0x1.62e42fefa39efp-1; /* ln 2, high and low parts */
-    r = r - kd * 0x1.abc9e3b39803fp-56;
-    vd q = (vd){0} + 1.0 / 3628800;
-    q = q * r + 1.0 / 362880;
-    q = q * r + 1.0 / 40320;
-    q = q * r + 1.0 / 5040;
-    q = q * r + 1.0 / 720;
-    q = q * r + 1.0 / 120;
-    q = q * r + 1.0 / 24;
-    q = q * r + 1.0 / 6;
-    q = q * r + 0.5;
-    q = q * r + 1.0;
-    q = q * r + 1.0;
-    const vd scale = (vd)((((vl)z - (vl)shift) + 1023) << 52); /* 2^k */
-    res[h] = __builtin_convertvector(q * scale, KERNEL(vh));
-  }
-  return LOPT_CONCAT(res[0], res[1]);
-}
-
-/* One leaf of one task: S parameters. */
-static void KERNEL(leaf_step)(const TaskWeights *tw, int64_t S, const float *p, const float *g, const float *m, float *pOut,
-                              float *mOut, const float *decays, float expMult, float stepMult) {
-  typedef KERNEL(vf) vf;
-  /* Pass 1: the momenta, and the second moments of g, p and the momenta as float64 sums over the
-   * leaf in element order. One element's six momenta are one 8-float vector (two lanes unused). */
+/* Pass 1 of a leaf (Leaf, mlp_lopt_step.c) up to element `upto`: the momenta, and the second
+ * moments of g, p and the momenta as float64 sums over the leaf in element order. One element's six
+ * momenta are one 8-float vector (two lanes unused), read and written whole but at the leaf's last
+ * element (so m and mOut must not overlap). */
+static inline void KERNEL(moments)(Leaf *lf, int64_t upto, const float *decays) {
+  const int64_t S = lf->S;
+  if (upto > S) upto = S;
+  if (lf->done >= upto) return;
+  const float *p = lf->p, *g = lf->g, *m = lf->m;
+  float *mOut = lf->mOut;
   const v8f dec8 = {decays[0], decays[1], decays[2], decays[3], decays[4], decays[5], 0.f, 0.f};
   v8f mix8;
   for (int k = 0; k < 8; k++) mix8[k] = 1.f - dec8[k];
   const v8i keep6 = {-1, -1, -1, -1, -1, -1, 0, 0};
-  v8d ssm = {0};
-  double ssg = 0, ssp = 0;
-  for (int64_t e = 0; e < S; e++) {
+  v8d ssm = lf->ssm;
+  double ssg = lf->ssg, ssp = lf->ssp;
+  for (int64_t e = lf->done; e < upto; e++) {
     const float ge = g[e], pe = p[e];
     ssg += (double)ge * ge;
     ssp += (double)pe * pe;
@@ -158,14 +81,135 @@ static void KERNEL(leaf_step)(const TaskWeights *tw, int64_t S, const float *p, 
 #else
     v8f v = mv * dec8 + gm;
 #endif
-    *(v4fu *)(mOut + e * K) = (v4fu){v[0], v[1], v[2], v[3]};
-    *(v2fu *)(mOut + e * K + 4) = (v2fu){v[4], v[5]};
+    if (e + 1 < S) {
+      *(v8fu *)(mOut + e * K) = v; /* the last two lanes: overwritten by the next element */
+    } else {
+      memcpy(mOut + e * K, &v, K * sizeof(float));
+    }
     v = (v8f)((v8i)v & keep6);
+#if LOPT_VW == 16
+    const v8d vd = (v8d)_mm512_cvtps_pd((__m256)v);
+#else
     const v8d vd = __builtin_convertvector(v, v8d);
+#endif
     ssm += vd * vd;
   }
-  double ss[F] = {ssg, ssp};
-  for (int k = 0; k < K; k++) ss[2 + k] = ssm[k];
+  lf->ssm = ssm;
+  lf->ssg = ssg;
+  lf->ssp = ssp;
+  lf->done = upto;
+}
+
+/* One dense layer on a tile, relu(b[j] + sum_c in[c][g] * w[c][j]) for units j < H: the units JT
+ * at a time in registers, each sum over the inputs in order, from the bias, as one multiply-add
+ * chain. Written to out[j][g]; or, with w2 (the output layer, [2][H]), not stored but folded into
+ * d[g] += relu(...) * w2[0][j] and mg[g] += relu(...) * w2[1][j], in unit order. Before each
+ * register tile it advances pass 1 of `next` (if any) by `step` elements. */
+static inline void KERNEL(dense_relu)(int nin, const KERNEL(vf) in[][PG], const float *w, const float *b, KERNEL(vf) out[H][PG],
+                                      const float (*w2)[H], KERNEL(vf) d[PG], KERNEL(vf) mg[PG], Leaf *next, int64_t step,
+                                      const float *decays) {
+  typedef KERNEL(vf) vf;
+  for (int j0 = 0; j0 < H; j0 += JT) {
+    if (next) KERNEL(moments)(next, next->done + step, decays);
+    vf acc[JT][PG];
+    for (int jj = 0; jj < JT; jj++)
+      for (int g = 0; g < PG; g++) acc[jj][g] = KERNEL(splat)(b[j0 + jj]);
+    for (int c = 0; c < nin; c++) {
+      const float *wc = w + c * H + j0;
+      for (int jj = 0; jj < JT; jj++)
+        for (int g = 0; g < PG; g++) acc[jj][g] += in[c][g] * wc[jj];
+    }
+    if (w2) {
+      for (int jj = 0; jj < JT; jj++)
+        for (int g = 0; g < PG; g++) {
+          const vf h = KERNEL(relu)(acc[jj][g]);
+          d[g] += h * w2[0][j0 + jj];
+          mg[g] += h * w2[1][j0 + jj];
+        }
+    } else {
+      for (int jj = 0; jj < JT; jj++)
+        for (int g = 0; g < PG; g++) out[j0 + jj][g] = KERNEL(relu)(acc[jj][g]);
+    }
+  }
+}
+
+/* The MLP on one tile of normalised features feat[c][g] (lane l of vector g is parameter
+ * g * LOPT_VW + l): writes direction d[g] and magnitude mg[g]. The first hidden layer is staged in
+ * h0; the second never leaves the registers. */
+static inline void KERNEL(mlp_tile)(const TaskWeights *tw, const KERNEL(vf) feat[F][PG], KERNEL(vf) d[PG], KERNEL(vf) mg[PG],
+                                    Leaf *next, int64_t step, const float *decays) {
+  typedef KERNEL(vf) vf;
+  vf h0[H][PG] __attribute__((aligned(64)));
+  KERNEL(dense_relu)(F, feat, &tw->w0[0][0], tw->row0, h0, NULL, NULL, NULL, next, step, decays);
+  for (int g = 0; g < PG; g++) d[g] = mg[g] = KERNEL(splat)(0.f);
+  KERNEL(dense_relu)(H, (const vf(*)[PG])h0, &tw->w1[0][0], tw->b1, NULL, (const float(*)[H])tw->w2t, d, mg, next, step, decays);
+  for (int g = 0; g < PG; g++) {
+    d[g] += tw->b2[0];
+    mg[g] += tw->b2[1];
+  }
+}
+
+/* exp of each lane, as expf to within one float ulp (against glibc's expf: 0.8% of arguments one
+ * ulp apart, none further): x = k ln 2 + r with ln 2 in two parts, e^r = 1 + r + r^2 P(r) with P of
+ * degree 5 (the Cephes expf coefficients), times 2^k as two powers of two so that overflow gives
+ * inf and underflow 0 or a subnormal. Arguments are clamped to [-110, 100], beyond which the float
+ * result is 0 or inf; NaN stays NaN. */
+static inline KERNEL(vf) KERNEL(vexp)(KERNEL(vf) x) {
+  typedef KERNEL(vf) vf;
+  typedef KERNEL(vi) vi;
+  const vf lo = KERNEL(splat)(-110.f), hi = KERNEL(splat)(100.f);
+  const vi below = x < lo, above = x > hi; /* NaN: neither */
+  x = (vf)(((vi)x & ~(below | above)) | ((vi)lo & below) | ((vi)hi & above));
+  const vf shift = KERNEL(splat)(0x1.8p23f); /* adding it rounds to an integer, kept in the low bits */
+  const vf z = x * 1.44269504088896341f + shift;
+  const vf kf = z - shift;
+  vf r = x - kf * 0.693359375f; /* ln 2, high and low parts */
+  r = r - kf * -2.12194440e-4f;
+  vf q = KERNEL(splat)(1.9875691500e-4f);
+  q = q * r + 1.3981999507e-3f;
+  q = q * r + 8.3334519073e-3f;
+  q = q * r + 4.1665795894e-2f;
+  q = q * r + 1.6666665459e-1f;
+  q = q * r + 5.0000001201e-1f;
+  q = q * (r * r) + r + 1.f;
+  const vi k = (vi)z - (vi)shift, k1 = k >> 1, k2 = k - k1;
+  return q * (vf)((k1 + 127) << 23) * (vf)((k2 + 127) << 23);
+}
+
+/* LOPT_VW elements' six momenta, [LOPT_VW, 6] in a[0..5] (element b's momentum k at flat
+ * position 6b + k), to one vector per momentum, t[k] lane b: three two-source lane permutations
+ * (a[0..1], a[2..3], a[4..5]) and two blends per momentum. */
+static inline void KERNEL(transpose6)(const KERNEL(vf) a[K], KERNEL(vf) t[K]) {
+  typedef KERNEL(vi) vi;
+#if LOPT_VW == 16
+  const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+#else
+  const vi iota = {0, 1, 2, 3, 4, 5, 6, 7};
+#endif
+  const int L = LOPT_VW;
+  for (int k = 0; k < K; k++) {
+    const vi pos = iota * K + k; /* of lane b's value; a two-source shuffle takes its index mod 2L */
+    const KERNEL(vf) lo = __builtin_shuffle(a[0], a[1], pos), mid = __builtin_shuffle(a[2], a[3], pos - 2 * L),
+                     hi = __builtin_shuffle(a[4], a[5], pos - 4 * L);
+    const KERNEL(vf) lomid = __builtin_shuffle(lo, mid, iota + ((pos >= 2 * L) & L));
+    t[k] = __builtin_shuffle(lomid, hi, iota + ((pos >= 4 * L) & L));
+  }
+}
+
+/* One leaf of one task: the rest of its pass 1, then pass 2 (the MLP on the normalised features
+ * and the step), with the pass 1 of `next` (the leaf to run after this one, or NULL) interleaved. */
+static void KERNEL(leaf_step)(const TaskWeights *tw, Leaf *lf, Leaf *next, const float *decays, float expMult, float stepMult) {
+  typedef KERNEL(vf) vf;
+  KERNEL(moments)(lf, lf->S, decays);
+  const int64_t S = lf->S;
+  const float *p = lf->p, *g = lf->g, *mOut = lf->mOut;
+  float *pOut = lf->pOut;
+  /* pass 1 of the next leaf is spread over this leaf's MLP in steps of a few elements, one before
+   * each register tile, where its float64 sums' latency chain hides behind the multiply-adds */
+  const int64_t tiles = S > 0 ? (S + TILE - 1) / TILE : 1;
+  const int64_t step = next ? (next->S + 2 * (H / JT) * tiles - 1) / (2 * (H / JT) * tiles) : 0; /* per register tile */
+  double ss[F] = {lf->ssg, lf->ssp};
+  for (int k = 0; k < K; k++) ss[2 + k] = lf->ssm[k];
   float scale[F];
   for (int c = 0; c < F; c++) scale[c] = (float)(1.0 / sqrt(1e-5 + (double)(float)(ss[c] / (double)S)));
   vf feat[F][PG] __attribute__((aligned(64)));
@@ -180,8 +224,12 @@ static void KERNEL(leaf_step)(const TaskWeights *tw, int64_t S, const float *p, 
         fl[1][b] = p[e0 + b] * scale[1];
       }
       const float *mo = mOut + e0 * K;
-      for (int b = 0; b < TILE; b++)
-        for (int k = 0; k < K; k++) fl[2 + k][b] = mo[b * K + k] * scale[2 + k];
+      for (int q = 0; q < PG; q++) {
+        KERNEL(vf) a[K], t[K];
+        for (int i = 0; i < K; i++) a[i] = *(const KERNEL(vfu) *)(mo + (q * K + i) * LOPT_VW);
+        KERNEL(transpose6)(a, t);
+        for (int k = 0; k < K; k++) feat[2 + k][q] = t[k] * scale[2 + k];
+      }
     } else {
       memset(feat, 0, sizeof feat);
       for (int b = 0; b < rows; b++) {
@@ -191,7 +239,7 @@ static void KERNEL(leaf_step)(const TaskWeights *tw, int64_t S, const float *p, 
         for (int k = 0; k < K; k++) fl[2 + k][b] = mOut[e * K + k] * scale[2 + k];
       }
     }
-    KERNEL(mlp_tile)(tw, (const vf(*)[PG])feat, d, mg);
+    KERNEL(mlp_tile)(tw, (const vf(*)[PG])feat, d, mg, next, step, decays);
     /* the step, p - d * exp(mg * expMult) * stepMult (a tile past the leaf's end reads p from ptail) */
     const float *pt = p + e0;
     if (rows < TILE) {
