@@ -58,45 +58,43 @@ static inline void KERNEL(moments)(Leaf *lf, int64_t upto, const float *decays) 
   if (lf->done >= upto) return;
   const float *p = lf->p, *g = lf->g, *m = lf->m;
   float *mOut = lf->mOut;
+  /* lanes 0-5: the momenta, m * decay + g * (1 - decay); lane 6: 0 * 0 + g * 1 = g; lane 7: p */
   const v8f dec8 = {decays[0], decays[1], decays[2], decays[3], decays[4], decays[5], 0.f, 0.f};
   v8f mix8;
-  for (int k = 0; k < 8; k++) mix8[k] = 1.f - dec8[k];
+  for (int k = 0; k < K; k++) mix8[k] = 1.f - dec8[k];
+  mix8[6] = 1.f;
+  mix8[7] = 0.f;
   const v8i keep6 = {-1, -1, -1, -1, -1, -1, 0, 0};
-  v8d ssm = lf->ssm;
-  double ssg = lf->ssg, ssp = lf->ssp;
+  v8d ss = lf->ss;
   for (int64_t e = lf->done; e < upto; e++) {
-    const float ge = g[e], pe = p[e];
-    ssg += (double)ge * ge;
-    ssp += (double)pe * pe;
+    const float ge = g[e];
     v8f mv;
     if (e + 1 < S) {
-      mv = *(const v8fu *)(m + e * K); /* the last two lanes: the next element's, unused */
+      mv = (v8f)((v8i) * (const v8fu *)(m + e * K) & keep6); /* not the next element's first two */
     } else {
       mv = (v8f){0};
       memcpy(&mv, m + e * K, K * sizeof(float));
     }
     const v8f gm = ge * mix8;
 #ifdef __FMA__
-    v8f v = __builtin_ia32_vfmaddps256(mv, dec8, gm); /* m * decay + g * (1 - decay), as one multiply-add */
+    v8f v = __builtin_ia32_vfmaddps256(mv, dec8, gm); /* as one multiply-add */
 #else
     v8f v = mv * dec8 + gm;
 #endif
+    v = __builtin_shufflevector(v, p[e] - (v8f){0}, 0, 1, 2, 3, 4, 5, 6, 15);
     if (e + 1 < S) {
       *(v8fu *)(mOut + e * K) = v; /* the last two lanes: overwritten by the next element */
     } else {
       memcpy(mOut + e * K, &v, K * sizeof(float));
     }
-    v = (v8f)((v8i)v & keep6);
 #if LOPT_VW == 16
     const v8d vd = (v8d)_mm512_cvtps_pd((__m256)v);
 #else
     const v8d vd = __builtin_convertvector(v, v8d);
 #endif
-    ssm += vd * vd;
+    ss += vd * vd;
   }
-  lf->ssm = ssm;
-  lf->ssg = ssg;
-  lf->ssp = ssp;
+  lf->ss = ss;
   lf->done = upto;
 }
 
@@ -208,8 +206,8 @@ static void KERNEL(leaf_step)(const TaskWeights *tw, Leaf *lf, Leaf *next, const
    * each register tile, where its float64 sums' latency chain hides behind the multiply-adds */
   const int64_t tiles = S > 0 ? (S + TILE - 1) / TILE : 1;
   const int64_t step = next ? (next->S + 2 * (H / JT) * tiles - 1) / (2 * (H / JT) * tiles) : 0; /* per register tile */
-  double ss[F] = {lf->ssg, lf->ssp};
-  for (int k = 0; k < K; k++) ss[2 + k] = lf->ssm[k];
+  double ss[F] = {lf->ss[6], lf->ss[7]};
+  for (int k = 0; k < K; k++) ss[2 + k] = lf->ss[k];
   float scale[F];
   for (int c = 0; c < F; c++) scale[c] = (float)(1.0 / sqrt(1e-5 + (double)(float)(ss[c] / (double)S)));
   vf feat[F][PG] __attribute__((aligned(64)));

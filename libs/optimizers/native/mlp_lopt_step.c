@@ -98,8 +98,7 @@ typedef struct {
   int64_t S, done;
   const float *p, *g, *m;
   float *pOut, *mOut;
-  v8d ssm;  /* the six momenta's sums (two lanes unused) */
-  double ssg, ssp;
+  v8d ss;  /* the sums of squares of the six momenta, g and p, in that order */
 } Leaf;
 
 #define LOPT_KERNEL_HEADER "mlp_lopt_kernel.h"
