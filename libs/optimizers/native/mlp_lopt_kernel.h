@@ -12,19 +12,6 @@ typedef float KERNEL(vf) __attribute__((vector_size(LOPT_VW * 4)));
 typedef int32_t KERNEL(vi) __attribute__((vector_size(LOPT_VW * 4)));
 typedef float KERNEL(vfu) __attribute__((vector_size(LOPT_VW * 4), aligned(4), may_alias));
 #if LOPT_VW == 16
-#define LOPT_LOW_HALF(v) __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)
-#define LOPT_HIGH_HALF(v) __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15)
-#define LOPT_CONCAT(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-#else
-#define LOPT_LOW_HALF(v) __builtin_shufflevector(v, v, 0, 1, 2, 3)
-#define LOPT_HIGH_HALF(v) __builtin_shufflevector(v, v, 4, 5, 6, 7)
-#define LOPT_CONCAT(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7)
-#endif
-/* half a vector of floats, and as many doubles (one register's worth but on the baseline) */
-typedef float KERNEL(vh) __attribute__((vector_size(LOPT_VW * 2)));
-typedef double KERNEL(vd) __attribute__((vector_size(LOPT_VW * 4)));
-typedef int64_t KERNEL(vl) __attribute__((vector_size(LOPT_VW * 4)));
-#if LOPT_VW == 16
 #define PG PG_AVX512
 #define JT JT_AVX512
 #elif defined(__AVX2__)
@@ -81,7 +68,7 @@ static inline void KERNEL(moments)(Leaf *lf, int64_t upto, const float *decays) 
 #else
     v8f v = mv * dec8 + gm;
 #endif
-    v = __builtin_shufflevector(v, p[e] - (v8f){0}, 0, 1, 2, 3, 4, 5, 6, 15);
+    v[7] = p[e];
     if (e + 1 < S) {
       *(v8fu *)(mOut + e * K) = v; /* the last two lanes: overwritten by the next element */
     } else {
@@ -176,8 +163,14 @@ static inline KERNEL(vf) KERNEL(vexp)(KERNEL(vf) x) {
 
 /* LOPT_VW elements' six momenta, [LOPT_VW, 6] in a[0..5] (element b's momentum k at flat
  * position 6b + k), to one vector per momentum, t[k] lane b: three two-source lane permutations
- * (a[0..1], a[2..3], a[4..5]) and two blends per momentum. */
+ * (a[0..1], a[2..3], a[4..5]) and two blends per momentum (GCC's __builtin_shuffle; other
+ * compilers copy element by element). */
 static inline void KERNEL(transpose6)(const KERNEL(vf) a[K], KERNEL(vf) t[K]) {
+#if !defined(__GNUC__) || defined(__clang__) /* no __builtin_shuffle: element by element */
+  const float *x = (const float *)a;
+  for (int k = 0; k < K; k++)
+    for (int b = 0; b < LOPT_VW; b++) t[k][b] = x[b * K + k];
+#else
   typedef KERNEL(vi) vi;
 #if LOPT_VW == 16
   const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -192,6 +185,7 @@ static inline void KERNEL(transpose6)(const KERNEL(vf) a[K], KERNEL(vf) t[K]) {
     const KERNEL(vf) lomid = __builtin_shuffle(lo, mid, iota + ((pos >= 2 * L) & L));
     t[k] = __builtin_shuffle(lomid, hi, iota + ((pos >= 4 * L) & L));
   }
+#endif
 }
 
 /* One leaf of one task: the rest of its pass 1, then pass 2 (the MLP on the normalised features
@@ -257,8 +251,5 @@ static void KERNEL(leaf_step)(const TaskWeights *tw, Leaf *lf, Leaf *next, const
 }
 
 #undef PG
-#undef LOPT_LOW_HALF
-#undef LOPT_HIGH_HALF
-#undef LOPT_CONCAT
 #undef JT
 #undef TILE
