@@ -2,8 +2,9 @@
  * One MLPLOpt update (reference `learned_optimizers/mlp_lopt.py`, the update of the optimizer that
  * `MLPLOpt.opt_fn` returns) for N stacked tasks, fused into a single pass per leaf:
  * momenta, per-leaf second-moment normalisation, the 19 -> 32 -> 32 -> 2 MLP and the step.
- * The tf.js path needs ~45 kernels and three layout transposes for the same arithmetic; here the
- * hidden activations of a block of rows stay in registers and never go to memory.
+ * The tf.js path needs ~45 kernels and three layout transposes for the same arithmetic; here
+ * parameters sit in the vector lanes and each layer's hidden units are accumulated a few at a
+ * time in registers (mlp_lopt_kernel.h).
  *
  * Called from JavaScript (src/native.ts) with Float32Array views over the backend's own memory
  * (the wasm heap or the cpu backend's arrays): nothing is copied in or out.
@@ -17,8 +18,9 @@
  * when perTask; iteration: Int32Array [N] (the pre-increment counters); decays: Float32Array [6];
  * timeScales: Float32Array [11].
  *
- * Written with GCC/Clang vector extensions (8 x float) and built per instruction set (AVX-512VL,
- * AVX2+FMA, baseline; ../../core/native/lopt_napi.h) with the best one picked at run time.
+ * Written with GCC/Clang vector extensions (16 x float with AVX-512, 8 otherwise) and built per
+ * instruction set (AVX-512VL, AVX2+FMA, baseline; ../../core/native/lopt_napi.h) with the best one
+ * picked at run time. The outputs must not overlap the inputs (pass 1 writes whole 8-float rows).
  * Only the seed's shape (hidden size 32, two hidden layers) is compiled; the JavaScript side uses
  * the tf.js path for any other.
  */
