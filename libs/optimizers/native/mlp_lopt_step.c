@@ -20,14 +20,11 @@
  *
  * Written with GCC/Clang vector extensions (16 x float with AVX-512, 8 otherwise) and built per
  * instruction set (AVX-512VL, AVX2+FMA, baseline; ../../core/native/lopt_napi.h) with the best one
- * picked at run time. The outputs must not overlap the inputs (pass 1 writes whole 8-float rows).
+ * picked at run time.
  * Only the seed's shape (hidden size 32, two hidden layers) is compiled; the JavaScript side uses
  * the tf.js path for any other.
  */
 #include <math.h>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
 #include "lopt_napi.h"
 
 #define F 8   /* g, p and six momenta */
@@ -55,12 +52,6 @@
 #ifndef JT_BASE
 #define JT_BASE 4
 #endif
-
-typedef double v8d __attribute__((vector_size(64)));
-/* unaligned views of float arrays */
-typedef float v8fu __attribute__((vector_size(32), aligned(4), may_alias));
-typedef float v4fu __attribute__((vector_size(16), aligned(4), may_alias));
-typedef float v2fu __attribute__((vector_size(8), aligned(4), may_alias));
 
 /* θ of one task as read by the kernel: weights are broadcast one float at a time. */
 typedef struct {
@@ -100,7 +91,7 @@ typedef struct {
   int64_t S, done;
   const float *p, *g, *m;
   float *pOut, *mOut;
-  v8d ss;  /* the sums of squares of the six momenta, g and p, in that order */
+  double ss[F];  /* the sums of squares of g, p and the six momenta */
 } Leaf;
 
 #define LOPT_KERNEL_HEADER "mlp_lopt_kernel.h"
