@@ -35,48 +35,14 @@ static inline KERNEL(vf) KERNEL(splat)(float x) {
   return x - (KERNEL(vf)){0};
 }
 
-/* Pass 1 of a leaf (Leaf, mlp_lopt_step.c) up to element `upto`: the momenta, and the second
- * moments of g, p and the momenta as float64 sums over the leaf in element order. Scalar: one
- * element's six momenta as one 8-float vector (unaligned 32-byte loads and overlapping stores)
- * measured the same on a quiet core and 3.5x slower while other jobs ran on the machine. */
-static inline void KERNEL(moments)(Leaf *lf, int64_t upto, const float *decays) {
-  const int64_t S = lf->S;
-  if (upto > S) upto = S;
-  if (lf->done >= upto) return;
-  const float *p = lf->p, *g = lf->g, *m = lf->m;
-  float *mOut = lf->mOut;
-  float dec[K], mix[K];
-  for (int k = 0; k < K; k++) {
-    dec[k] = decays[k];
-    mix[k] = 1.f - decays[k];
-  }
-  double ss[F];
-  for (int c = 0; c < F; c++) ss[c] = lf->ss[c];
-  for (int64_t e = lf->done; e < upto; e++) {
-    const float ge = g[e], pe = p[e];
-    ss[0] += (double)ge * ge;
-    ss[1] += (double)pe * pe;
-    for (int k = 0; k < K; k++) {
-      const float v = m[e * K + k] * dec[k] + ge * mix[k];
-      mOut[e * K + k] = v;
-      ss[2 + k] += (double)v * v;
-    }
-  }
-  for (int c = 0; c < F; c++) lf->ss[c] = ss[c];
-  lf->done = upto;
-}
-
 /* One dense layer on a tile, relu(b[j] + sum_c in[c][g] * w[c][j]) for units j < H: the units JT
  * at a time in registers, each sum over the inputs in order, from the bias, as one multiply-add
  * chain. Written to out[j][g]; or, with w2 (the output layer, [2][H]), not stored but folded into
- * d[g] += relu(...) * w2[0][j] and mg[g] += relu(...) * w2[1][j], in unit order. Before each
- * register tile it advances pass 1 of `next` (if any) by `step` elements. */
+ * d[g] += relu(...) * w2[0][j] and mg[g] += relu(...) * w2[1][j], in unit order. */
 static inline void KERNEL(dense_relu)(int nin, const KERNEL(vf) in[][PG], const float *w, const float *b, KERNEL(vf) out[H][PG],
-                                      const float (*w2)[H], KERNEL(vf) d[PG], KERNEL(vf) mg[PG], Leaf *next, int64_t step,
-                                      const float *decays) {
+                                      const float (*w2)[H], KERNEL(vf) d[PG], KERNEL(vf) mg[PG]) {
   typedef KERNEL(vf) vf;
   for (int j0 = 0; j0 < H; j0 += JT) {
-    if (next) KERNEL(moments)(next, next->done + step, decays);
     vf acc[JT][PG];
     for (int jj = 0; jj < JT; jj++)
       for (int g = 0; g < PG; g++) acc[jj][g] = KERNEL(splat)(b[j0 + jj]);
@@ -102,13 +68,12 @@ static inline void KERNEL(dense_relu)(int nin, const KERNEL(vf) in[][PG], const 
 /* The MLP on one tile of normalised features feat[c][g] (lane l of vector g is parameter
  * g * LOPT_VW + l): writes direction d[g] and magnitude mg[g]. The first hidden layer is staged in
  * h0; the second never leaves the registers. */
-static inline void KERNEL(mlp_tile)(const TaskWeights *tw, const KERNEL(vf) feat[F][PG], KERNEL(vf) d[PG], KERNEL(vf) mg[PG],
-                                    Leaf *next, int64_t step, const float *decays) {
+static inline void KERNEL(mlp_tile)(const TaskWeights *tw, const KERNEL(vf) feat[F][PG], KERNEL(vf) d[PG], KERNEL(vf) mg[PG]) {
   typedef KERNEL(vf) vf;
   vf h0[H][PG] __attribute__((aligned(64)));
-  KERNEL(dense_relu)(F, feat, &tw->w0[0][0], tw->row0, h0, NULL, NULL, NULL, next, step, decays);
+  KERNEL(dense_relu)(F, feat, &tw->w0[0][0], tw->row0, h0, NULL, NULL, NULL);
   for (int g = 0; g < PG; g++) d[g] = mg[g] = KERNEL(splat)(0.f);
-  KERNEL(dense_relu)(H, (const vf(*)[PG])h0, &tw->w1[0][0], tw->b1, NULL, (const float(*)[H])tw->w2t, d, mg, next, step, decays);
+  KERNEL(dense_relu)(H, (const vf(*)[PG])h0, &tw->w1[0][0], tw->b1, NULL, (const float(*)[H])tw->w2t, d, mg);
   for (int g = 0; g < PG; g++) {
     d[g] += tw->b2[0];
     mg[g] += tw->b2[1];
@@ -169,19 +134,27 @@ static inline void KERNEL(transpose6)(const KERNEL(vf) a[K], KERNEL(vf) t[K]) {
 #endif
 }
 
-/* One leaf of one task: the rest of its pass 1, then pass 2 (the MLP on the normalised features
- * and the step), with the pass 1 of `next` (the leaf to run after this one, or NULL) interleaved. */
-static void KERNEL(leaf_step)(const TaskWeights *tw, Leaf *lf, Leaf *next, const float *decays, float expMult, float stepMult) {
+/* One leaf of one task: S parameters. Pass 1: the momenta, and the second moments of g, p and the
+ * momenta as float64 sums over the leaf in element order, scalar (a form with one element's
+ * momenta as one 8-float vector, unaligned 32-byte loads and overlapping stores, was no faster on
+ * a quiet core and 3.5x slower while other jobs shared the machine). Pass 2: the MLP on the
+ * normalised features, tile by tile, and the step. */
+static void KERNEL(leaf_step)(const TaskWeights *tw, int64_t S, const float *p, const float *g, const float *m, float *pOut,
+                              float *mOut, const float *decays, float expMult, float stepMult) {
   typedef KERNEL(vf) vf;
-  KERNEL(moments)(lf, lf->S, decays);
-  const int64_t S = lf->S;
-  const float *p = lf->p, *g = lf->g, *mOut = lf->mOut;
-  float *pOut = lf->pOut;
-  /* pass 1 of the next leaf is spread over this leaf's MLP in steps of a few elements, one before
-   * each register tile, where its float64 sums' latency chain hides behind the multiply-adds */
-  const int64_t tiles = S > 0 ? (S + TILE - 1) / TILE : 1;
-  const int64_t step = next ? (next->S + 2 * (H / JT) * tiles - 1) / (2 * (H / JT) * tiles) : 0; /* per register tile */
-  const double *ss = lf->ss;
+  double ss[F] = {0};
+  float mix[K];
+  for (int k = 0; k < K; k++) mix[k] = 1.f - decays[k];
+  for (int64_t e = 0; e < S; e++) {
+    const float ge = g[e], pe = p[e];
+    ss[0] += (double)ge * ge;
+    ss[1] += (double)pe * pe;
+    for (int k = 0; k < K; k++) {
+      const float v = m[e * K + k] * decays[k] + ge * mix[k];
+      mOut[e * K + k] = v;
+      ss[2 + k] += (double)v * v;
+    }
+  }
   float scale[F];
   for (int c = 0; c < F; c++) scale[c] = (float)(1.0 / sqrt(1e-5 + (double)(float)(ss[c] / (double)S)));
   vf feat[F][PG] __attribute__((aligned(64)));
@@ -211,7 +184,7 @@ static void KERNEL(leaf_step)(const TaskWeights *tw, Leaf *lf, Leaf *next, const
         for (int k = 0; k < K; k++) fl[2 + k][b] = mOut[e * K + k] * scale[2 + k];
       }
     }
-    KERNEL(mlp_tile)(tw, (const vf(*)[PG])feat, d, mg, next, step, decays);
+    KERNEL(mlp_tile)(tw, (const vf(*)[PG])feat, d, mg);
     /* the step, p - d * exp(mg * expMult) * stepMult (a tile past the leaf's end reads p from ptail) */
     const float *pt = p + e0;
     if (rows < TILE) {

@@ -86,21 +86,14 @@ static void load_task(TaskWeights *tw, const float *w0, const float *b0, const f
   tw->b2[1] = b2[1];
 }
 
-/* One leaf of one task: its arrays, and its pass 1 (momenta and float64 second-moment sums) so far. */
-typedef struct {
-  int64_t S, done;
-  const float *p, *g, *m;
-  float *pOut, *mOut;
-  double ss[F];  /* the sums of squares of g, p and the six momenta */
-} Leaf;
-
 #define LOPT_KERNEL_HEADER "mlp_lopt_kernel.h"
 #include "lopt_isa.h"
 #undef LOPT_KERNEL_HEADER
 #define LOPT_KERNEL_HEADER "fma_probe.h"
 #include "lopt_isa.h"
 
-typedef void (*LeafStepFn)(const TaskWeights *, Leaf *, Leaf *, const float *, float, float);
+typedef void (*LeafStepFn)(const TaskWeights *, int64_t, const float *, const float *, const float *, float *, float *,
+                           const float *, float, float);
 
 #define MAX_LEAVES 4096
 
@@ -120,13 +113,6 @@ static int leaf_table_alloc(LeafTable *t, uint32_t L) {
   t->pOut = t->m + L;
   t->mOut = t->pOut + L;
   return 1;
-}
-
-/* Leaf i of task n, with nothing of its pass 1 done. */
-static void leaf_at(Leaf *lf, const LeafTable *t, int32_t n, uint32_t i) {
-  const int64_t s = t->size[i];
-  *lf = (Leaf){.S = s, .done = 0, .p = t->p[i] + n * s, .g = t->g[i] + n * s, .m = t->m[i] + n * s * K,
-               .pOut = t->pOut[i] + n * s, .mOut = t->mOut[i] + n * s * K};
 }
 
 static void leaf_table_free(LeafTable *t) {
@@ -203,22 +189,16 @@ static napi_value MlpLoptStep(napi_env env, napi_callback_info info) {
       return leaf_table_free(&tab), lopt_fail(env, "mlpLoptStep: leaf sizes disagree (p, g, pOut: [N, S]; m, mOut: [N, S, 6])");
     tab.size[i] = (int64_t)(lp / (size_t)N);
   }
-  /* the leaves in task order; each one's pass 1 runs interleaved with the previous one's MLP */
   TaskWeights tw;
-  Leaf cur, next;
-  const int64_t jobs = (int64_t)N * L;
-  for (int64_t j = 0; j < jobs; j++) {
-    const int32_t n = (int32_t)(j / L);
-    const uint32_t i = (uint32_t)(j % L);
-    if (i == 0) {
-      const size_t o = perTask ? (size_t)n : 0;
-      load_task(&tw, th[0] + o * thSize[0], th[1] + o * thSize[1], th[2] + o * thSize[2], th[3] + o * thSize[3],
-                th[4] + o * thSize[4], th[5] + o * thSize[5], iteration[n], timeScales);
+  for (int32_t n = 0; n < N; n++) {
+    const size_t o = perTask ? (size_t)n : 0;
+    load_task(&tw, th[0] + o * thSize[0], th[1] + o * thSize[1], th[2] + o * thSize[2], th[3] + o * thSize[3],
+              th[4] + o * thSize[4], th[5] + o * thSize[5], iteration[n], timeScales);
+    for (uint32_t i = 0; i < L; i++) {
+      const int64_t s = tab.size[i];
+      leaf_step(&tw, s, tab.p[i] + n * s, tab.g[i] + n * s, tab.m[i] + n * s * K, tab.pOut[i] + n * s, tab.mOut[i] + n * s * K,
+                decays, (float)expMult, (float)stepMult);
     }
-    if (j == 0) leaf_at(&cur, &tab, 0, 0);
-    else cur = next;
-    if (j + 1 < jobs) leaf_at(&next, &tab, (int32_t)((j + 1) / L), (uint32_t)((j + 1) % L));
-    leaf_step(&tw, &cur, j + 1 < jobs ? &next : NULL, decays, (float)expMult, (float)stepMult);
   }
   leaf_table_free(&tab);
   return NULL;

@@ -143,8 +143,8 @@ describe.each(['cpu', 'wasm'])('%s backend', (backend) => {
 });
 
 // The native kernel puts parameters in the vector lanes, a tile of 32 (avx512), 24 (avx2) or 8
-// (base) at a time, and runs each leaf's momenta pass inside the previous leaf's MLP: leaves of
-// every size around those tiles, in an order that alternates large and small, on three tasks.
+// (base) at a time, the last tile of a leaf partly filled: leaves of every size around those
+// tiles, large and small alternating, on three tasks.
 const TILE_LEAVES: Record<string, number[]> = { a: [7], b: [33], c: [8], d: [65], e: [9], f: [23], g: [1], h: [24], i: [5, 5], j: [31], k: [32], l: [64], m: [] };
 
 (built ? describe : describe.skip)('native tiles', () => {
