@@ -2,8 +2,9 @@
  * One MLPLOpt update (reference `learned_optimizers/mlp_lopt.py`, the update of the optimizer that
  * `MLPLOpt.opt_fn` returns) for N stacked tasks, fused into a single pass per leaf:
  * momenta, per-leaf second-moment normalisation, the 19 -> 32 -> 32 -> 2 MLP and the step.
- * The tf.js path needs ~45 kernels and three layout transposes for the same arithmetic; here the
- * hidden activations of a block of rows stay in registers and never go to memory.
+ * The tf.js path needs ~45 kernels and three layout transposes for the same arithmetic; here
+ * parameters sit in the vector lanes and each layer's hidden units are accumulated a few at a
+ * time in registers (mlp_lopt_kernel.h).
  *
  * Called from JavaScript (src/native.ts) with Float32Array views over the backend's own memory
  * (the wasm heap or the cpu backend's arrays): nothing is copied in or out.
@@ -17,8 +18,9 @@
  * when perTask; iteration: Int32Array [N] (the pre-increment counters); decays: Float32Array [6];
  * timeScales: Float32Array [11].
  *
- * Written with GCC/Clang vector extensions (8 x float) and built per instruction set (AVX-512VL,
- * AVX2+FMA, baseline; ../../core/native/lopt_napi.h) with the best one picked at run time.
+ * Written with GCC/Clang vector extensions (16 x float with AVX-512, 8 otherwise) and built per
+ * instruction set (AVX-512VL, AVX2+FMA, baseline; ../../core/native/lopt_napi.h) with the best one
+ * picked at run time.
  * Only the seed's shape (hidden size 32, two hidden layers) is compiled; the JavaScript side uses
  * the tf.js path for any other.
  */
@@ -29,17 +31,35 @@
 #define T 11  /* tanh time features */
 #define K 6   /* momentum decays */
 #define H 32  /* hidden width */
-#define Q (H / 8)
-#define RB16 12 /* rows per block with 16-float vectors (AVX-512: 24 of 32 registers) */
-#define RB8 3   /* rows per block with 8-float vectors (AVX2: 12 of 16 registers) */
+/* Parameters in the vector lanes: a tile is PG vectors of LOPT_VW parameters, and the hidden units
+ * are accumulated JT at a time in registers (PG * JT accumulators), each weight broadcast from
+ * memory into the multiply-adds of all PG vectors. Tuned per instruction set (32 zmm / 16 ymm). */
+#ifndef PG_AVX512
+#define PG_AVX512 2
+#endif
+#ifndef JT_AVX512
+#define JT_AVX512 8
+#endif
+#ifndef PG_AVX2
+#define PG_AVX2 3
+#endif
+#ifndef JT_AVX2
+#define JT_AVX2 4
+#endif
+#ifndef PG_BASE
+#define PG_BASE 1
+#endif
+#ifndef JT_BASE
+#define JT_BASE 4
+#endif
 
-/* θ of one task copied to aligned locals (the heap views need not be 32-byte aligned). */
+/* θ of one task as read by the kernel: weights are broadcast one float at a time. */
 typedef struct {
-  v8f row0[Q];     /* b0 + time @ W0[F:]: the time features are the same for every row */
-  v8f w0[F][Q];
-  v8f w1[H][Q];
-  v8f b1[Q];
-  v8f w2t[2][Q];   /* W2 transposed: one row per output */
+  float row0[H];     /* b0 + time @ W0[F:]: the time features are the same for every row */
+  float w0[F][H];
+  float w1[H][H];
+  float b1[H];
+  float w2t[2][H];   /* W2 transposed: one row per output */
   float b2[2];
 } __attribute__((aligned(64))) TaskWeights;
 

@@ -8,6 +8,9 @@
 typedef float KERNEL(pvf) __attribute__((vector_size(LOPT_VW * 4)));
 typedef int32_t KERNEL(pvi) __attribute__((vector_size(LOPT_VW * 4)));
 #define PV (BLK / LOPT_VW)
+/* units per register tile: 4 x 4 accumulators with 16-float vectors; with 8-float ones (8 per unit,
+ * enough to cover the multiply-add latency) one unit, as 16 registers hold no more */
+#define PJ (LOPT_VW == 16 ? 4 : 1)
 
 /* max(v, 0) that keeps NaN (as tf.relu and jax.nn.relu do). */
 static inline KERNEL(pvf) KERNEL(pp_relu)(KERNEL(pvf) v) {
@@ -127,9 +130,26 @@ static void KERNEL(pp_task)(const PPTask *t) {
         for (int b = 0; b < BLK; b++) hj[b] += T[idx[a][b] * H0 + j];
       }
     }
+    /* PJ units at a time in registers (PJ * PV accumulators), each weight broadcast into the
+     * multiply-adds of the whole block; per unit the sum over the features runs in order */
+    int j0 = 0;
+    for (; j0 + PJ <= H0; j0 += PJ) {
+      vf acc[PJ][PV];
+      for (int jj = 0; jj < PJ; jj++)
+        for (int q = 0; q < PV; q++) acc[jj][q] = h[0][j0 + jj][q];
+      for (int c = 0; c < F; c++) {
+        const vf *x = (const vf *)feat[c];
+        for (int jj = 0; jj < PJ; jj++) {
+          const float w = w0s[c][j0 + jj];
+          for (int q = 0; q < PV; q++) acc[jj][q] += x[q] * w;
+        }
+      }
+      for (int jj = 0; jj < PJ; jj++)
+        for (int q = 0; q < PV; q++) h[0][j0 + jj][q] = acc[jj][q];
+    }
     for (int c = 0; c < F; c++) {
       const vf *x = (const vf *)feat[c];
-      for (int j = 0; j < H0; j++) {
+      for (int j = j0; j < H0; j++) {
         const float w = w0s[c][j];
         for (int q = 0; q < PV; q++) h[0][j][q] += x[q] * w;
       }
@@ -143,7 +163,24 @@ static void KERNEL(pp_task)(const PPTask *t) {
         for (int q = 0; q < PV; q++) h[cur][c][q] = KERNEL(pp_relu)(h[cur][c][q]);
       const float *W = t->w[l], *Bv = t->b[l];
       const int nj = last ? t->nout : out;
-      for (int jj = 0; jj < nj; jj++) {
+      int jj = 0;
+      for (; jj + PJ <= nj; jj += PJ) { /* PJ units at a time, as in layer 0 */
+        vf acc[PJ][PV];
+        int js[PJ];
+        for (int u = 0; u < PJ; u++) {
+          js[u] = last ? t->outCols[jj + u] : jj + u;
+          for (int q = 0; q < PV; q++) acc[u][q] = (vf){0} + Bv[js[u]];
+        }
+        for (int c = 0; c < width; c++) {
+          for (int u = 0; u < PJ; u++) {
+            const float w = W[c * out + js[u]];
+            for (int q = 0; q < PV; q++) acc[u][q] += h[cur][c][q] * w;
+          }
+        }
+        for (int u = 0; u < PJ; u++)
+          for (int q = 0; q < PV; q++) h[1 - cur][jj + u][q] = acc[u][q];
+      }
+      for (; jj < nj; jj++) {
         const int j = last ? t->outCols[jj] : jj;
         vf acc[PV];
         for (int q = 0; q < PV; q++) acc[q] = (vf){0} + Bv[j];
@@ -174,3 +211,4 @@ static void KERNEL(pp_task)(const PPTask *t) {
 }
 
 #undef PV
+#undef PJ

@@ -141,3 +141,37 @@ describe.each(['cpu', 'wasm'])('%s backend', (backend) => {
     treeDispose([s, grad, th]);
   });
 });
+
+// The native kernel puts parameters in the vector lanes, a tile of 32 (avx512), 24 (avx2) or 8
+// (base) at a time, the last tile of a leaf partly filled: leaves of every size around those
+// tiles, large and small alternating, on three tasks.
+const TILE_LEAVES: Record<string, number[]> = { a: [7], b: [33], c: [8], d: [65], e: [9], f: [23], g: [1], h: [24], i: [5, 5], j: [31], k: [32], l: [64], m: [] };
+
+(built ? describe : describe.skip)('native tiles', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+    await tf.ready();
+  });
+
+  test('each native variant equals mlpLoptUpdateOps on leaves of every size around its tiles', () => {
+    const lopt = new MLPLOpt({ expMult: 0.1, stepMult: 0.01 });
+    const th = theta(lopt, true);
+    const { state: s, grad } = state(TILE_LEAVES);
+    const opt = lopt.optFn(th, false, true) as MLPLOptOptimizer;
+    const { inputs, attrs } = opt.kernelArgs(s, grad);
+    const want = mlpLoptUpdateOps(inputs, attrs);
+    const native = impls.filter((i) => i.name.startsWith('native ('));
+    expect(native.map((i) => i.name)).toEqual(mlpLoptNative()!.kernelVariants().map((v) => `native (${v})`));
+    for (const impl of native) {
+      expect(impl.handles(inputs, attrs)).toBe(true);
+      const got = impl.run(inputs, attrs);
+      try {
+        expectSameUpdate(got, want, attrs.numLeaves, inputs);
+      } catch (e) {
+        throw new Error(`${impl.name}: ${(e as Error).message}`);
+      }
+      tf.dispose(got);
+    }
+    treeDispose([want, s, grad, th]);
+  });
+});
