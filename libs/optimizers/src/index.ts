@@ -21,7 +21,7 @@ export type { Linear } from './per_param_mlp';
 export { MLPLOPT_DECAYS, mlpLoptUpdateOps, mlpLoptUpdate, MLPLOpt, MLPLOptOptimizer } from './mlp_lopt';
 export type { MLPLOptState, MLPLOptOptions } from './mlp_lopt';
 export { mlpLoptNative, mlpLoptKernelApplies, mlpLoptUpdateImpls, mlpLoptHostStep, MLPLOPT_ADDON_PATH } from './native';
-export type { OptimizersAddon, MLPLOptHostStep } from './native';
+export type { OptimizersAddon, MLPLOptHostStep, MLPLOptStepArrays } from './native';
 export { PER_PARAM_MLP, perParamMLPNative, perParamNativeUsable } from './per_param_native';
 export type { NativeFeature, PerParamNativeLeaf } from './per_param_native';
 export { LearnableSGDSchema, LearnableSGDMSchema, LearnableAdamSchema, LearnableSGD, LearnableSGDM, LearnableAdam } from './learnable';

@@ -32,22 +32,7 @@ export * from './mlp_lopt_kernel';
  * fused per-parameter MLP of the Adafactor-feature optimizers, on host arrays.
  */
 export interface OptimizersAddon extends NativeAddon {
-  mlpLoptStep(
-    N: number,
-    perTask: boolean,
-    p: Float32Array[],
-    g: Float32Array[],
-    m: Float32Array[],
-    pOut: Float32Array[],
-    mOut: Float32Array[],
-    theta: Float32Array[],
-    iteration: Int32Array,
-    decays: Float32Array,
-    timeScales: Float32Array,
-    expMult: number,
-    stepMult: number,
-    variant?: string,
-  ): void;
+  mlpLoptStep(N: number, perTask: boolean, ...args: [...MLPLOptStepArrays, decays: Float32Array, timeScales: Float32Array, expMult: number, stepMult: number, variant?: string]): void;
   /**
    * The fused per-parameter MLP of one leaf of N stacked tasks (`native/per_param_mlp.c`; its
    * arguments are described there, per_param_native.ts builds them).
@@ -167,15 +152,10 @@ function registerMLPLOptKernels(): void {
 }
 
 /** One MLPLOpt update of N stacked tasks by the C kernel on host arrays (`mlpLoptHostStep`). */
-export type MLPLOptHostStep = (
-  p: Float32Array[],
-  g: Float32Array[],
-  m: Float32Array[],
-  pOut: Float32Array[],
-  mOut: Float32Array[],
-  theta: Float32Array[],
-  iteration: Int32Array,
-) => void;
+export type MLPLOptHostStep = (...arrays: MLPLOptStepArrays) => void;
+
+/** The arrays of one MLPLOpt step: leaves of p, g, m, their outputs, θ (w0, b0, w1, ...) and the pre-update iteration counters. */
+export type MLPLOptStepArrays = [p: Float32Array[], g: Float32Array[], m: Float32Array[], pOut: Float32Array[], mOut: Float32Array[], theta: Float32Array[], iteration: Int32Array];
 
 /**
  * The C kernel as a function on host arrays for these inputs (what the registered kernel calls,
