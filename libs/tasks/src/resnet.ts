@@ -285,42 +285,70 @@ export function resnetBatchNorm(x: tf.Tensor4D, scale: tf.Tensor, offset: tf.Ten
 /** The batch statistics of each batch norm a forward pass ran, by module name, in call order. */
 type BnStats = Record<string, { mean: tf.Tensor; variance: tf.Tensor }>;
 
+/** The operations a ResNet's forward is made of, on values of type X (tensors, or a plan's buffers). */
+interface ResnetOps<X> {
+  /** SAME convolution by the module's `w` ([kernel, kernel, in, out]) */
+  conv(x: X, name: string, kernel: number, stride: number, out: number): X;
+  /** training-mode batch norm, then a relu when `relu` */
+  bn(x: X, name: string, relu: boolean): X;
+  /** batch norm, then the network's activation (`act_fn`) */
+  bnAct(x: X, name: string): X;
+  /** the 3x3 stride-2 SAME max pool */
+  maxPool(x: X): X;
+  add(a: X, b: X): X;
+  relu(x: X): X;
+}
+
+/**
+ * The forward of `ResNet.__call__` up to the final feature map (before the spatial mean and the
+ * logits), in the reference's module order (see the file comment), on `ops`: the tf.js forward and
+ * the native kernel's plan are both this walk.
+ */
+function walkResnet<X>(spec: ResNetSpec, image: X, ops: ResnetOps<X>): X {
+  let out = ops.conv(image, `${ROOT}/~/initial_conv`, spec.initialConvKernelSize, spec.initialConvStride, spec.initialConvChannels);
+  if (!spec.resnetV2) out = ops.bnAct(out, `${ROOT}/~/initial_batchnorm`);
+  if (spec.maxPool) out = ops.maxPool(out);
+  for (const blk of resnetBlocks(spec)) {
+    if (spec.resnetV2) {
+      let x = out;
+      let shortcut = out;
+      blk.layers.forEach((l, i) => {
+        x = ops.bn(x, l.bn, true);
+        if (i === 0 && blk.projection) shortcut = ops.conv(x, `${blk.name}/~/shortcut_conv`, 1, blk.stride, blk.channels);
+        x = ops.conv(x, l.conv, l.kernel, l.stride, l.out);
+      });
+      out = ops.add(x, shortcut);
+    } else {
+      let shortcut = out;
+      if (blk.projection) shortcut = ops.bn(ops.conv(out, `${blk.name}/~/shortcut_conv`, 1, blk.stride, blk.channels), `${blk.name}/~/shortcut_batchnorm`, false);
+      let x = out;
+      blk.layers.forEach((l, i) => {
+        x = ops.bn(ops.conv(x, l.conv, l.kernel, l.stride, l.out), l.bn, i < blk.layers.length - 1);
+      });
+      out = ops.relu(ops.add(x, shortcut));
+    }
+  }
+  if (spec.resnetV2) out = ops.bnAct(out, `${ROOT}/~/final_batchnorm`);
+  return out;
+}
+
 /** One task's ResNet forward on `image [B, H, W, C]`: the logits and each batch norm's batch statistics. */
 function resnetForwardStats(spec: ResNetSpec, p: P, image: tf.Tensor4D, actFn: (x: tf.Tensor) => tf.Tensor): { logits: tf.Tensor2D; stats: BnStats } {
   const stats: BnStats = {};
-  const conv = (x: tf.Tensor4D, name: string, stride: number) => tf.conv2d(x, p[name].w as tf.Tensor4D, stride, 'same');
   // batch norm, then relu when `relu`
   const bn = (x: tf.Tensor4D, name: string, relu: boolean): tf.Tensor4D => {
     const r = resnetBatchNorm(x, p[name].scale, p[name].offset, relu);
     stats[name] = { mean: r.mean, variance: r.variance };
     return r.y;
   };
-  // batch norm, then actFn
-  const bnAct = (x: tf.Tensor4D, name: string): tf.Tensor4D => (actFn === tf.relu ? bn(x, name, true) : (actFn(bn(x, name, false)) as tf.Tensor4D));
-  let out = conv(image, `${ROOT}/~/initial_conv`, spec.initialConvStride);
-  if (!spec.resnetV2) out = bnAct(out, `${ROOT}/~/initial_batchnorm`);
-  if (spec.maxPool) out = maxPool3x3Stride2Same(out);
-  for (const blk of resnetBlocks(spec)) {
-    if (spec.resnetV2) {
-      let x = out;
-      let shortcut = out;
-      blk.layers.forEach((l, i) => {
-        x = bn(x, l.bn, true);
-        if (i === 0 && blk.projection) shortcut = conv(x, `${blk.name}/~/shortcut_conv`, blk.stride);
-        x = conv(x, l.conv, l.stride);
-      });
-      out = tf.add(x, shortcut);
-    } else {
-      let shortcut = out;
-      if (blk.projection) shortcut = bn(conv(out, `${blk.name}/~/shortcut_conv`, blk.stride), `${blk.name}/~/shortcut_batchnorm`, false);
-      let x = out;
-      blk.layers.forEach((l, i) => {
-        x = bn(conv(x, l.conv, l.stride), l.bn, i < blk.layers.length - 1);
-      });
-      out = tf.relu(tf.add(x, shortcut)) as tf.Tensor4D;
-    }
-  }
-  if (spec.resnetV2) out = bnAct(out, `${ROOT}/~/final_batchnorm`);
+  const out = walkResnet<tf.Tensor4D>(spec, image, {
+    conv: (x, name, _kernel, stride) => tf.conv2d(x, p[name].w as tf.Tensor4D, stride, 'same'),
+    bn,
+    bnAct: (x, name) => (actFn === tf.relu ? bn(x, name, true) : (actFn(bn(x, name, false)) as tf.Tensor4D)),
+    maxPool: maxPool3x3Stride2Same,
+    add: (a, b) => tf.add(a, b),
+    relu: (x) => tf.relu(x),
+  });
   const pooled = tf.mean(out, [1, 2]);
   const lg = p[`${ROOT}/~/logits`];
   return { logits: tf.add(tf.matMul(pooled, lg.w), lg.b) as tf.Tensor2D, stats };
@@ -390,40 +418,19 @@ export function resnetNetPlan(spec: ResNetSpec, image: [number, number, number],
     statChannels.push(c);
     return y;
   };
-  let out = conv(0, `${ROOT}/~/initial_conv`, spec.initialConvKernelSize, spec.initialConvStride, spec.initialConvChannels);
-  if (!spec.resnetV2) out = bn(out, `${ROOT}/~/initial_batchnorm`, true);
-  if (spec.maxPool) {
-    const [h, w, c] = shapes[out];
-    const y = buffer([Math.ceil(h / 2), Math.ceil(w / 2), c]);
-    ops.push([NET_MAXPOOL, out, y]);
-    out = y;
-  }
-  for (const blk of resnetBlocks(spec)) {
-    if (spec.resnetV2) {
-      let x = out;
-      let shortcut = out;
-      blk.layers.forEach((l, i) => {
-        x = bn(x, l.bn, true);
-        if (i === 0 && blk.projection) shortcut = conv(x, `${blk.name}/~/shortcut_conv`, 1, blk.stride, blk.channels);
-        x = conv(x, l.conv, l.kernel, l.stride, l.out);
-      });
-      const y = buffer(shapes[x]);
-      ops.push([NET_ADD, x, shortcut, y]);
-      out = y;
-    } else {
-      let shortcut = out;
-      if (blk.projection) shortcut = bn(conv(out, `${blk.name}/~/shortcut_conv`, 1, blk.stride, blk.channels), `${blk.name}/~/shortcut_batchnorm`, false);
-      let x = out;
-      blk.layers.forEach((l, i) => {
-        x = bn(conv(x, l.conv, l.kernel, l.stride, l.out), l.bn, i < blk.layers.length - 1);
-      });
-      const sum = buffer(shapes[x]);
-      ops.push([NET_ADD, x, shortcut, sum]);
-      out = buffer(shapes[x]);
-      ops.push([NET_RELU, sum, out]);
-    }
-  }
-  if (spec.resnetV2) out = bn(out, `${ROOT}/~/final_batchnorm`, true);
+  const op = (code: number, inputs: number[], shape: number[]) => {
+    const y = buffer(shape);
+    ops.push([code, ...inputs, y]);
+    return y;
+  };
+  const out = walkResnet<number>(spec, 0, {
+    conv,
+    bn,
+    bnAct: (x, name) => bn(x, name, true), // the kernel runs relu networks only
+    maxPool: (x) => op(NET_MAXPOOL, [x], [Math.ceil(shapes[x][0] / 2), Math.ceil(shapes[x][1] / 2), shapes[x][2]]),
+    add: (a, b) => op(NET_ADD, [a, b], shapes[a]),
+    relu: (x) => op(NET_RELU, [x], shapes[x]),
+  });
   const c = shapes[out][2];
   const logits = `${ROOT}/~/logits`;
   ops.push([NET_HEAD, out, param(logits, 'w', c * spec.numClasses), param(logits, 'b', spec.numClasses), spec.numClasses]);
