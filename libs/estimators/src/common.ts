@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { disposeReplaced, random, PRNGKey, PyTree, treeFlatten, treeUnflatten, treeLeaves } from '@lopt/core';
 import type { Theta } from '@lopt/optimizers';
-import type { TruncatedStep, TruncatedUnrollState } from './truncated_step';
+import type { StepwiseData, TruncatedStep, TruncatedUnrollState } from './truncated_step';
 import { concatStates, dataAt, sliceState, stateRows } from './unroll_state';
 import { hostValues } from './host_ints';
 import type { OuterState } from './truncation_schedule';
@@ -43,16 +43,6 @@ export interface UnrollYs {
   taskParam: PyTree[]; // T x [N, ...]
 }
 
-/**
- * A K-step unroll's data step by step (`at(k)`: leaves `[N, ...]`, owned by the unroll) and, for
- * host runs (`TruncatedStep.hostRun`), all at once (`all()`: leaves `[K, N, ...]`, asked for at
- * most once, owned by the unroll).
- */
-export interface StepwiseData {
-  at(k: number): PyTree;
-  all(): PyTree;
-}
-
 function isStepwise(d: unknown): d is StepwiseData {
   return typeof d === 'object' && d !== null && typeof (d as StepwiseData).at === 'function' && typeof (d as StepwiseData).all === 'function';
 }
@@ -84,13 +74,19 @@ export function truncatedUnroll(
     if (cur !== state) disposeReplaced(cur, next);
     cur = next;
   };
-  // host runs: while they apply (one that cannot run without a reset pending means none will)
+  // host runs: while they apply (one that cannot run without a reset pending means none will);
+  // they read the chunk's data at once (asked for once, only when a run goes ahead)
   let host = typeof step.hostRun === 'function' && typeof datas !== 'function';
-  let all: PyTree | undefined = isStepwise(datas) ? undefined : (datas as PyTree);
+  let whole: PyTree | undefined;
+  const source: StepwiseData | null =
+    datas === null || datas === undefined || typeof datas === 'function'
+      ? null
+      : isStepwise(datas)
+        ? { at: (k) => datas.at(k), all: () => (whole ??= datas.all()) }
+        : { at: (k) => dataAt(datas, k), all: () => datas };
   for (let k = 0; k < numSteps; ) {
     if (host) {
-      if (all === undefined) all = (datas as StepwiseData).all();
-      const run = step.hostRun!(theta, cur, keys, all, k, outerState, opts, keepTaskParams);
+      const run = step.hostRun!(theta, cur, keys, source, k, outerState, opts, keepTaskParams);
       if (run) {
         advance(run.state);
         losses.push(run.loss);
@@ -118,7 +114,7 @@ export function truncatedUnroll(
   // one step's loss is [N], a host run's [steps, N]
   ys.loss = tf.tidy(() => (losses.every((l) => l.rank === 1) ? tf.stack(losses) : tf.concat(losses.map((l) => (l.rank === 1 ? l.expandDims(0) : l)), 0)));
   losses.forEach((l) => l.dispose());
-  if (isStepwise(datas) && all) disposeReplaced(all, {});
+  if (whole !== undefined) disposeReplaced(whole, {});
   return [cur, ys];
 }
 

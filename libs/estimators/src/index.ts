@@ -14,12 +14,12 @@ export {
 } from './truncation_schedule';
 export type { OuterState, TruncationState, TruncationSchedule, ScalarSchedule } from './truncation_schedule';
 
-export type { TruncatedStep, TruncatedUnrollState, TruncatedUnrollOut, StepOptions, BatchIndices, HostRunOut } from './truncated_step';
+export type { TruncatedStep, TruncatedUnrollState, TruncatedUnrollOut, StepOptions, BatchIndices, HostRunOut, StepwiseData } from './truncated_step';
 export { VectorizedLOptTruncatedStep, SimpleLOptTruncatedStep, VectorizedLOptTruncatedStepSchema, hostRunsSetting } from './lopt_truncated_step';
 export type { VectorizedLOptTruncatedStepOptions } from './lopt_truncated_step';
 export { stateRows, concatStates, sliceState, cloneState, dataAt, selectRows, replaceRows } from './unroll_state';
 export { vectorSamplePerturbations, truncatedUnroll, maybeStackedEsUnroll, concatYs, disposeYs } from './common';
-export type { UnrollYs, StepwiseData } from './common';
+export type { UnrollYs } from './common';
 
 export type { GradientEstimator, GradientEstimatorOut, WorkerWeights, UnrollInfo, Metrics } from './gradient_estimator';
 export { TruncatedPES, TruncatedPESSchema, computePesGrad } from './truncated_pes';

@@ -16,8 +16,8 @@ import type { LearnedOptimizer, Optimizer, OptState, Theta } from '@lopt/optimiz
 import { hostTensor, hostValues } from './host_ints';
 import { NeverEndingTruncationSchedule } from './truncation_schedule';
 import type { OuterState, TruncationSchedule, TruncationState } from './truncation_schedule';
-import type { BatchIndices, HostRunOut, StepOptions, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';
-import { dataAt, replaceRows, selectRows, stateRows } from './unroll_state';
+import type { BatchIndices, HostRunOut, StepOptions, StepwiseData, TruncatedStep, TruncatedUnrollOut, TruncatedUnrollState } from './truncated_step';
+import { replaceRows, selectRows, stateRows } from './unroll_state';
 
 const split = z.enum(SPLITS as unknown as [SplitName, ...SplitName[]]);
 
@@ -300,21 +300,22 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
    * function now (backend, native kernels, shapes); a gradient tape; stacked antithetic rows
    * sharing data.
    */
-  hostRun(theta: Theta, state: TruncatedUnrollState, keys: PRNGKey[], data: PyTree, from: number, outerState: OuterState | null, opts: StepOptions, keepTaskParams: boolean): HostRunOut | null {
+  hostRun(theta: Theta, state: TruncatedUnrollState, keys: PRNGKey[], data: StepwiseData | null, from: number, outerState: OuterState | null, opts: StepOptions, keepTaskParams: boolean): HostRunOut | null {
     const rows = stateRows(state);
     let wasDone = hostValues(state.isDone);
     if (this.metaLossSplit !== null || this.metaLossWithAuxKey !== null || !nativeUsable() || hostRunsSetting() === 'off') return null;
-    const dataLeaves = data === null || data === undefined ? [] : treeLeaves<tf.Tensor>(data);
-    if (dataLeaves.length > 0 && rows !== this.numTasks) return null;
     const K = keys.length;
-    if (dataLeaves.some((l) => l.shape[0] !== K)) throw new RangeError(`hostRun: data leaves must have a leading axis of ${K} steps`);
 
     const task = this.taskFamily.taskFn(state.taskParam);
     const opt = this.learnedOpt.optFn(theta, true, opts.thetaIsVector ?? false);
     const inner = state.innerOptState;
     if (opt.getState(inner) !== null && opt.getState(inner) !== undefined) return null;
     const params = opt.getParams(inner);
-    const example = dataAt(data, from);
+    const example = data ? data.at(from) : null;
+    if (example !== null && example !== undefined && rows !== this.numTasks) {
+      for (const l of treeLeaves<tf.Tensor>(example)) l.dispose();
+      return null; // stacked antithetic rows share data rows: not here
+    }
     const hostTask = task.hostLossAndGrad?.(params, example) ?? null;
     if (example) for (const l of treeLeaves<tf.Tensor>(example)) l.dispose();
     const hostOpt = hostTask ? opt.hostUpdate?.(inner, params) ?? null : null;
@@ -363,6 +364,9 @@ export class VectorizedLOptTruncatedStep implements TruncatedStep {
     if (m === 0) return null;
 
     const { carried, fixed, paramIndex } = hostOpt;
+    const whole = data ? data.all() : null;
+    const dataLeaves = whole === null || whole === undefined ? [] : treeLeaves<tf.Tensor>(whole);
+    if (dataLeaves.some((l) => l.shape[0] !== K)) throw new RangeError(`hostRun: data leaves must have a leading axis of ${K} steps`);
     const perStep = dataLeaves.map((l) => l.size / K);
     const freshInputs = resets.flatMap((r) => r.carried);
     const inputs = [...carried, ...fixed, ...hostTask.fixed, ...dataLeaves, ...freshInputs];

@@ -66,12 +66,12 @@ export interface TruncatedStep {
   getOuterBatch(steps?: number): PyTree;
   unrollStep(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts?: StepOptions): [TruncatedUnrollState, TruncatedUnrollOut];
   /**
-   * Optional: steps `from`, `from + 1`, ... of a K-step unroll (keys `keys[k]`, data leaves
-   * `[K, N, ...]`) at once, with the values `unrollStep` gives step by step (up to float
+   * Optional: steps `from`, `from + 1`, ... of a K-step unroll (keys `keys[k]`, the data of step k
+   * `data.at(k)`, of all steps `data.all()`: leaves `[K, N, ...]`; null for tasks without data) at once, with the values `unrollStep` gives step by step (up to float
    * rounding), for as long as it can (at least one step); null where it cannot run step `from`
    * (then `unrollStep` does). See VectorizedLOptTruncatedStep.
    */
-  hostRun?(theta: Theta, state: TruncatedUnrollState, keys: PRNGKey[], data: PyTree, from: number, outerState: OuterState | null, opts: StepOptions, keepTaskParams: boolean): HostRunOut | null;
+  hostRun?(theta: Theta, state: TruncatedUnrollState, keys: PRNGKey[], data: StepwiseData | null, from: number, outerState: OuterState | null, opts: StepOptions, keepTaskParams: boolean): HostRunOut | null;
   /** Normalised loss `[N]` of the current params on `data` (leaves `[N, ...]`). */
   metaLossBatch(theta: Theta, state: TruncatedUnrollState, key: PRNGKey, data: PyTree, outerState: OuterState | null, opts?: StepOptions): tf.Tensor;
   taskName(): string;
@@ -91,3 +91,14 @@ export interface HostRunOut {
   /** one per step with `keepTaskParams`, else empty */
   taskParam: PyTree[];
 }
+
+/**
+ * A K-step unroll's data step by step (`at(k)`: leaves `[N, ...]`, owned by the caller) and all at
+ * once (`all()`: leaves `[K, N, ...]`, owned by whoever made it; for host runs, which ask for it only
+ * when they go ahead).
+ */
+export interface StepwiseData {
+  at(k: number): PyTree;
+  all(): PyTree;
+}
+
