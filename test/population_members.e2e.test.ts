@@ -221,12 +221,13 @@ test('--spawn-members --member-command: each member a learner with a worker of i
   const lopts = (args: string[]) => [process.execPath, cli, '--quiet', ...args].map(q).join(' ');
   const port = `$((${base} + {member}))`;
   const member =
-    `${lopts(['learner', ...POP(2), '--population', '{controller}', '--member-id', '{member}', '--logdir', logdir])} --port ${port} & L=$!; ` +
+    `${lopts(['learner', ...POP(2, [], 16), '--population', '{controller}', '--member-id', '{member}', '--logdir', logdir])} --port ${port} & L=$!; ` +
     `${lopts(['worker', 'quadratic-pes', '--backend', 'cpu', '--set', 'tasks.0.numTasks=2', '--worker-id', '{member}'])} --learner 127.0.0.1:${port} & wait $L`;
-  const ctl = lopt(['population', ...POP(2), '--logdir', logdir, '--serve', '--spawn-members', '--member-command', member]);
+  // 16 steps, as the SIGSTOP test: the kill (after report 1 or 2) must come before the member is done
+  const ctl = lopt(['population', ...POP(2, [], 16), '--logdir', logdir, '--serve', '--spawn-members', '--member-command', member]);
   const [[, pid]] = await waitFor(ctl, /started member 0 \(pid (\d+)\)/);
   const k = Number(process.env.POP_KILL_COMMANDED_AFTER) || 1 + Math.floor(Math.random() * 2);
-  await waitFor(ctl, /\[member 0\] \[population\] member 0 step \d+\/8: value/, k);
+  await waitFor(ctl, /\[member 0\] \[population\] member 0 step \d+\/16: value/, k);
   process.kill(-Number(pid), 'SIGKILL'); // the member's shell, learner and worker
   await waitFor(ctl, new RegExp(`member 0 \\(pid ${pid}\\) died \\(SIGKILL\\); starting a replacement`));
   const atKill = state(logdir);
@@ -234,8 +235,8 @@ test('--spawn-members --member-command: each member a learner with a worker of i
   const out = ctl.out();
   expect({ k, code, out: out.slice(-1500) }).toMatchObject({ code: 0 });
   const after = out.slice(out.indexOf(`member 0 (pid ${pid}) died`));
-  expect(after).toMatch(/\[member 0\] \[population\] member 0 -> generation \w+ at step [2-8] from members\/\d\/checkpoints\/checkpoint_\d+/);
-  expect(after).toMatch(/\[member 0\] \[learner\] step \d+\/8 loss/); // trained by the new worker
-  for (const i of [0, 1]) expect(out).toMatch(new RegExp(`\\[member ${i}\\] \\[population\\] member ${i} done at step 8`));
+  expect(after).toMatch(/\[member 0\] \[population\] member 0 -> generation \w+ at step ([2-9]|1[0-6]) from members\/\d\/checkpoints\/checkpoint_\d+/);
+  expect(after).toMatch(/\[member 0\] \[learner\] step \d+\/16 loss/); // trained by the new worker
+  for (const i of [0, 1]) expect(out).toMatch(new RegExp(`\\[member ${i}\\] \\[population\\] member ${i} done at step 16`));
   expectKept(atKill, state(logdir), { k });
 }, 300000);
