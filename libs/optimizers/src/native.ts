@@ -121,22 +121,7 @@ function registerMLPLOptKernels(): void {
         const to = io.view(countersOut[i]) as Int32Array;
         for (let j = 0; j < from.length; j++) to[j] = from[j] + 1;
       });
-      native.mlpLoptStep(
-        inputs.iteration.shape[0],
-        a.perTask,
-        ps.map(f32),
-        gs.map(f32),
-        ms.map(f32),
-        pOut.map(f32),
-        mOut.map(f32),
-        THETA_KEYS.map((k) => f32(inputs[k])),
-        io.view(inputs.iteration) as Int32Array,
-        Float32Array.from(a.decays),
-        Float32Array.from(TIME_SCALES),
-        a.expMult,
-        a.stepMult,
-        nativeVariantArg(),
-      );
+      stepFor(native, inputs.iteration.shape[0], a)(ps.map(f32), gs.map(f32), ms.map(f32), pOut.map(f32), mOut.map(f32), THETA_KEYS.map((k) => f32(inputs[k])), io.view(inputs.iteration) as Int32Array);
       return [...pOut, ...mOut, ...countersOut];
     });
     registered.set('wasm', (inputs, attrs) => nativeHandles(inputs, attrs) || wasmVariantHandles(inputs, attrs));
@@ -167,11 +152,15 @@ export function mlpLoptHostStep(inputs: MLPLOptUpdateInputs, attrs: MLPLOptUpdat
   registerMLPLOptKernels();
   const native = addon;
   if (!native || !['wasm', 'cpu'].includes(tf.getBackend()) || !nativeHandles(inputs, attrs)) return null;
-  const N = inputs.iteration.shape[0];
+  return stepFor(native, inputs.iteration.shape[0], attrs);
+}
+
+/** The addon's step for N tasks and these attributes (the registered kernel and `mlpLoptHostStep` both call it). */
+function stepFor(native: OptimizersAddon, N: number, attrs: MLPLOptUpdateAttrs): MLPLOptHostStep {
   const decays = Float32Array.from(attrs.decays);
   const scales = Float32Array.from(TIME_SCALES);
   const variant = nativeVariantArg();
-  return (p, g, m, pOut, mOut, theta, iteration) => native.mlpLoptStep(N, attrs.perTask, p, g, m, pOut, mOut, theta, iteration, decays, scales, attrs.expMult, attrs.stepMult, variant);
+  return (...arrays) => native.mlpLoptStep(N, attrs.perTask, ...arrays, decays, scales, attrs.expMult, attrs.stepMult, variant);
 }
 
 /** The native addon (the kernel registered), or null where it is not built or LOPT_NATIVE=off. */
