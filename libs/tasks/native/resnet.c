@@ -38,6 +38,18 @@ static int pool_before(int n) {
   return (t > 0 ? t : 0) / 2;
 }
 
+/* The window of output (i, j) of image bi of that pool on an h x w x c map (padding beforeH,
+ * beforeW): the offsets of its in-map elements' first channel, in the gradient rule's priority
+ * order (column, then row); returns how many (at most 9). */
+static inline int pool_window(int bi, int i, int j, int h, int w, int c, int beforeH, int beforeW, size_t cand[9]) {
+  const int r0 = 2 * i - beforeH < 0 ? 0 : 2 * i - beforeH, r1 = 2 * i - beforeH + 2 > h - 1 ? h - 1 : 2 * i - beforeH + 2;
+  const int c0 = 2 * j - beforeW < 0 ? 0 : 2 * j - beforeW, c1 = 2 * j - beforeW + 2 > w - 1 ? w - 1 : 2 * j - beforeW + 2;
+  int nc = 0;
+  for (int cc = c0; cc <= c1; cc++)
+    for (int rr = r0; rr <= r1; rr++) cand[nc++] = (((size_t)bi * h + rr) * w + cc) * c;
+  return nc;
+}
+
 static napi_value ResnetBatchNorm(napi_env env, napi_callback_info info) {
   ARGS(9)
   int32_t c;

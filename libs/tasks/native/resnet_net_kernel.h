@@ -23,13 +23,9 @@ static void KERNEL(maxpool_backward)(int b, int h, int w, int c, const float *re
   size_t cand[9];
   for (int bi = 0; bi < b; bi++)
     for (int i = 0; i < oh; i++) {
-      const int r0 = 2 * i - beforeH < 0 ? 0 : 2 * i - beforeH, r1 = 2 * i - beforeH + 2 > h - 1 ? h - 1 : 2 * i - beforeH + 2;
       for (int j = 0; j < ow; j++) {
-        const int c0 = 2 * j - beforeW < 0 ? 0 : 2 * j - beforeW, c1 = 2 * j - beforeW + 2 > w - 1 ? w - 1 : 2 * j - beforeW + 2;
         /* the window's elements in priority order: column, then row */
-        int nc = 0;
-        for (int cc = c0; cc <= c1; cc++)
-          for (int rr = r0; rr <= r1; rr++) cand[nc++] = (((size_t)bi * h + rr) * w + cc) * c;
+        const int nc = pool_window(bi, i, j, h, w, c, beforeH, beforeW, cand);
         const size_t k = (((size_t)bi * oh + i) * ow + j) * c;
         /* per channel the first candidate equal to the maximum takes dy (vectorised over channels:
          * `found` marks the channels already served) */
@@ -489,32 +485,27 @@ static void KERNEL(conv_backward)(const ConvGeom *g, const float *x, const float
  */
 __attribute__((noinline)) static void KERNEL(maxpool_forward)(int B, int H, int W, int C, const float *restrict x, float *restrict y, int32_t *restrict arg) {
   const int oh = (H + 1) / 2, ow = (W + 1) / 2, bh = pool_before(H), bw = pool_before(W);
+  size_t cand[9];
   for (int b = 0; b < B; b++)
     for (int i = 0; i < oh; i++) {
-      const int r0 = 2 * i - bh < 0 ? 0 : 2 * i - bh, r1 = 2 * i - bh + 2 > H - 1 ? H - 1 : 2 * i - bh + 2;
       for (int j = 0; j < ow; j++) {
-        const int c0 = 2 * j - bw < 0 ? 0 : 2 * j - bw, c1 = 2 * j - bw + 2 > W - 1 ? W - 1 : 2 * j - bw + 2;
+        const int nc = pool_window(b, i, j, H, W, C, bh, bw, cand);
         const size_t k = (((size_t)b * oh + i) * ow + j) * C;
         float *restrict out = y + k;
         int32_t *restrict at = arg + k;
-        int t = 0;
-        for (int cc = c0; cc <= c1; cc++)
-          for (int r = r0; r <= r1; r++, t++) {
-            const float *restrict in = x + (((size_t)b * H + r) * W + cc) * C;
-            if (t == 0) {
-              for (int ch = 0; ch < C; ch++) {
-                out[ch] = in[ch];
-                at[ch] = 0;
-              }
-              continue;
-            }
-            for (int ch = 0; ch < C; ch++) {
-              const float v = in[ch], o = out[ch];
-              const int take = v > o;
-              out[ch] = take || v != v ? v : o;
-              at[ch] = take ? t : at[ch];
-            }
+        for (int ch = 0; ch < C; ch++) {
+          out[ch] = x[cand[0] + ch];
+          at[ch] = 0;
+        }
+        for (int t = 1; t < nc; t++) {
+          const float *restrict in = x + cand[t];
+          for (int ch = 0; ch < C; ch++) {
+            const float v = in[ch], o = out[ch];
+            const int take = v > o;
+            out[ch] = take || v != v ? v : o;
+            at[ch] = take ? t : at[ch];
           }
+        }
         for (int ch = 0; ch < C; ch++) at[ch] = out[ch] != out[ch] ? -1 : at[ch];
       }
     }
@@ -526,12 +517,8 @@ __attribute__((noinline)) static void KERNEL(maxpool_backward_arg)(int B, int H,
   size_t cand[9];
   for (int b = 0; b < B; b++)
     for (int i = 0; i < oh; i++) {
-      const int r0 = 2 * i - bh < 0 ? 0 : 2 * i - bh, r1 = 2 * i - bh + 2 > H - 1 ? H - 1 : 2 * i - bh + 2;
       for (int j = 0; j < ow; j++) {
-        const int c0 = 2 * j - bw < 0 ? 0 : 2 * j - bw, c1 = 2 * j - bw + 2 > W - 1 ? W - 1 : 2 * j - bw + 2;
-        int nc = 0;
-        for (int cc = c0; cc <= c1; cc++)
-          for (int r = r0; r <= r1; r++) cand[nc++] = (((size_t)b * H + r) * W + cc) * C;
+        const int nc = pool_window(b, i, j, H, W, C, bh, bw, cand);
         const size_t k = (((size_t)b * oh + i) * ow + j) * C;
         /* candidate by candidate, vectorised over the channels (+0 where not chosen: dx is never −0) */
         for (int t = 0; t < nc; t++) {
