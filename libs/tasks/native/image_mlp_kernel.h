@@ -11,6 +11,16 @@ static inline v8f KERNEL(load8)(const float *p) {
 
 static inline void KERNEL(store8)(float *p, v8f v) { __builtin_memcpy(p, &v, sizeof v); }
 
+#if LOPT_VW == 16
+typedef float KERNEL(v16f) __attribute__((vector_size(64)));
+static inline KERNEL(v16f) KERNEL(load16)(const float *p) {
+  KERNEL(v16f) v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void KERNEL(store16)(float *p, KERNEL(v16f) v) { __builtin_memcpy(p, &v, sizeof v); }
+#endif
+
 /* max(v, 0) that keeps NaN (as tf.relu and jax.nn.relu do). */
 static inline float KERNEL(relu1)(float v) { return v > 0.f || v != v ? v : 0.f; }
 
@@ -30,6 +40,35 @@ static void KERNEL(matmul_rows)(int M, int K, int Ncols, const float *restrict A
   const v8f zero = {0};
   const int wide = Ncols - Ncols % 32;
   int m = 0;
+#if LOPT_VW == 16
+  /* With 16-lane vectors a 32-column block is two vectors: four rows at a time keep 8 of them
+   * accumulating, with 4 broadcasts and 2 loads per k (the 8-lane path below needs 2 and 4 for
+   * half the work). Each output is the same bias + sum over k in order as on the other paths. */
+  for (; m + 4 <= M && wide > 0; m += 4) {
+    const float *a0 = A + (size_t)m * sm;
+    float *o0 = out + (size_t)m * Ncols;
+    for (int j = 0; j < wide; j += 32) {
+      KERNEL(v16f) c[4][2];
+      for (int q = 0; q < 2; q++) {
+        const KERNEL(v16f) b0 = bias ? KERNEL(load16)(bias + j + 16 * q) : (KERNEL(v16f)){0};
+        for (int r = 0; r < 4; r++) c[r][q] = b0;
+      }
+      for (int k = 0; k < K; k++) {
+        const float *brow = Bm + (size_t)k * Ncols + j;
+        const KERNEL(v16f) bv0 = KERNEL(load16)(brow), bv1 = KERNEL(load16)(brow + 16);
+        for (int r = 0; r < 4; r++) {
+          const float x = a0[r * sm + k * sk];
+          c[r][0] += x * bv0;
+          c[r][1] += x * bv1;
+        }
+      }
+      for (int r = 0; r < 4; r++) {
+        KERNEL(store16)(o0 + (size_t)r * Ncols + j, c[r][0]);
+        KERNEL(store16)(o0 + (size_t)r * Ncols + j + 16, c[r][1]);
+      }
+    }
+  }
+#endif
   for (; m + 2 <= M && wide > 0; m += 2) {
     const float *a0 = A + (size_t)m * sm, *a1 = a0 + sm;
     float *o0 = out + (size_t)m * Ncols, *o1 = o0 + Ncols;
