@@ -171,6 +171,7 @@ static napi_value ReduceMiddle(napi_env env, napi_callback_info info) {
 
 #include <stdlib.h>
 #include "permutation.h"
+#include "erfinv.h"
 
 /* randomBits(k0, k1, partitionable, out Uint32Array): jax.random.bits(key, out.length) into out. */
 static napi_value RandomBits(napi_env env, napi_callback_info info) {
@@ -205,7 +206,23 @@ static napi_value StableOrder(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* normalFromUniform(u Float32Array, out Float32Array, lo, hi): out = clamp(√2 · erfinv(u), lo, hi) (erfinv.h). */
+static napi_value NormalFromUniform(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value a[4];
+  napi_get_cb_info(env, info, &argc, a, NULL, NULL);
+  float *u, *out;
+  size_t nu, no;
+  double lo, hi;
+  if (argc != 4 || !lopt_f32(env, a[0], &u, &nu) || !lopt_f32(env, a[1], &out, &no) || no != nu ||
+      napi_get_value_double(env, a[2], &lo) != napi_ok || napi_get_value_double(env, a[3], &hi) != napi_ok)
+    return lopt_fail(env, "normalFromUniform: expected (u Float32Array, out Float32Array of the same length, lo, hi numbers)");
+  lopt_normal_from_uniform(u, out, nu, (float)lo, (float)hi);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
+  lopt_export(env, exports, "normalFromUniform", NormalFromUniform);
   lopt_export(env, exports, "randomBits", RandomBits);
   lopt_export(env, exports, "stableOrder", StableOrder);
   lopt_export(env, exports, "reduceMiddle", ReduceMiddle);

@@ -2,7 +2,8 @@
  * @lopt/core's own native addon (`native/core.c`, `lopt_core.node`, built by `npm run build:native`):
  * the wasm elementwise kernels (wasm_unary_kernels.ts), middle-axis Sum and Mean
  * (wasm_reduce_kernels.ts), the patch copies of the conv backprop kernels (wasm_conv_kernels.ts) and
- * the random bits and radix sort of a data split's shuffle (`permutation` in @lopt/tasks). Loaded through native.ts (settings `LOPT_NATIVE`,
+ * the random bits and radix sort of a data split's shuffle (`permutation` in @lopt/tasks), and the
+ * random bits and erfinv of random.ts's normal draws. Loaded through native.ts (settings `LOPT_NATIVE`,
  * `LOPT_NATIVE_ISA`); where it is not built or `LOPT_NATIVE=off`, `coreNative()` is null and
  * those kernels run their tf.js / JavaScript versions.
  */
@@ -30,6 +31,8 @@ export interface CoreAddon extends NativeAddon {
   randomBits(k0: number, k1: number, partitionable: boolean, out: Uint32Array): void;
   /** The indices sorted by `bits` ascending, ties in index order, into `order` (tasks' `stableOrderByBits`). */
   stableOrder(bits: Uint32Array, order: Int32Array): void;
+  /** `out[i] = min(hi, max(lo, √2 · erfinv(u[i])))` in float32, as random.ts `normalArray` / `truncatedNormalArray` compute it (±Infinity: no bound). */
+  normalFromUniform(u: Float32Array, out: Float32Array, lo: number, hi: number): void;
 }
 
 // '' in a browser bundle (no __dirname): the addon is then reported as not built.

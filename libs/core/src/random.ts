@@ -14,6 +14,7 @@
  * itself reads, `JAX_THREEFRY_PARTITIONABLE=1`, or `configure({ threefryPartitionable: true })`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { coreNative } from './core_native';
 
 /** Two uint32 words, like `jax.random.PRNGKey(...)`'s data. */
 export type PRNGKey = Uint32Array;
@@ -165,8 +166,21 @@ export function foldIn(key: PRNGKey, data: number): PRNGKey {
   return threefry2x32(key, new Uint32Array([0, data >>> 0])).slice();
 }
 
-/** `jax.random.bits(key, shape)` (uint32) as a host array. */
+/** Draws of at least this many values go through the core addon where it is built (the same bits). */
+const NATIVE_MIN_SIZE = 256;
+
+/** `jax.random.bits(key, shape)` (uint32) as a host array: the core addon's threefry for large draws, else `threefryBits`. */
 export function randomBits(key: PRNGKey, size: number): Uint32Array {
+  assertKey(key);
+  const native = size >= NATIVE_MIN_SIZE ? coreNative() : null;
+  if (!native) return threefryBits(key, size);
+  const out = new Uint32Array(size);
+  native.randomBits(key[0], key[1], config.threefryPartitionable, out);
+  return out;
+}
+
+/** `jax.random.bits(key, shape)` in JavaScript (the reference the core addon's bits are tested against). */
+export function threefryBits(key: PRNGKey, size: number): Uint32Array {
   assertKey(key);
   if (!config.threefryPartitionable) return threefry2x32(key, iota(size));
   const out = new Uint32Array(size);
@@ -278,12 +292,22 @@ export function erf(x: number): number {
 const NEXT_AFTER_MINUS_ONE = -0.99999994; // nextafter(-1, 0) in float32
 const SQRT2_32 = f32(Math.SQRT2);
 
+/**
+ * √2 · erfinv(u[i]) in float32, kept in [lo, hi] (NaN stays NaN): the last step of `normalArray`
+ * and `truncatedNormalArray`. Large arrays go through the core addon where it is built, which
+ * gives the same bits (`native: false`: always this JavaScript, the reference it is tested against).
+ */
+export function normalFromUniform(u: Float32Array, lo = -Infinity, hi = Infinity, opts: { native?: boolean } = {}): Float32Array {
+  const out = new Float32Array(u.length);
+  const native = (opts.native ?? true) && u.length >= NATIVE_MIN_SIZE ? coreNative() : null;
+  if (native) native.normalFromUniform(u, out, lo, hi);
+  else for (let i = 0; i < u.length; i++) out[i] = Math.min(hi, Math.max(lo, f32(SQRT2_32 * erfinv(u[i]))));
+  return out;
+}
+
 /** `jax.random.normal`: √2 · erfinv(u), u uniform in (−1, 1). */
 export function normalArray(key: PRNGKey, size: number): Float32Array {
-  const u = uniformArray(key, size, NEXT_AFTER_MINUS_ONE, 1);
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) out[i] = f32(SQRT2_32 * erfinv(u[i]));
-  return out;
+  return normalFromUniform(uniformArray(key, size, NEXT_AFTER_MINUS_ONE, 1));
 }
 
 /**
@@ -296,9 +320,7 @@ export function truncatedNormalArray(key: PRNGKey, size: number, lower = -2, upp
   const u = uniformArray(key, size, a, b);
   const lo = nextAfter32(f32(lower), Infinity);
   const hi = nextAfter32(f32(upper), -Infinity);
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i++) out[i] = Math.min(hi, Math.max(lo, f32(SQRT2_32 * erfinv(u[i]))));
-  return out;
+  return normalFromUniform(u, lo, hi);
 }
 
 /** Integers uniform in [minval, maxval), JAX's two-word construction (int32). */
