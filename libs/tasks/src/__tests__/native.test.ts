@@ -59,6 +59,29 @@ native('image-MLP native kernel', () => {
     treeDispose([p, viaNative, viaTf]);
   });
 
+  test('far-apart logits (z - max below -700, where the softmax clamps) and a NaN row: the tf.js path\'s loss and gradient', () => {
+    const task = new ImageMLPTask({ datasets, hiddenSizes: [32] });
+    const N = 2;
+    const p = task.initBatch(random.split(random.PRNGKey(5), N)) as any;
+    // output weights ×3000: logits thousands apart, so most exponentials underflow
+    const big = { ...p, 'mlp/~/linear_1': { w: tf.mul(p['mlp/~/linear_1'].w, 3000), b: p['mlp/~/linear_1'].b } };
+    const data = datasets.split('train').next([N]) as any;
+    const viaNative = task.valueAndGradBatch(big, null, null, data);
+    const viaTf = task.forwardBackwardOps(big, data, true);
+    const lossTf = viaTf.loss.dataSync();
+    expect(Math.max(...lossTf)).toBeGreaterThan(100);
+    Array.from(viaNative.loss.dataSync()).forEach((v, i) => expect(Math.abs(v - lossTf[i])).toBeLessThan(1e-5 * lossTf[i]));
+    treeMapN((g: tf.Tensor, r: tf.Tensor) => expect(maxAbsDiff(g, r)).toBeLessThan(1e-5 * Math.max(1, tf.max(tf.abs(r)).dataSync()[0])), viaNative.grad, viaTf.grad);
+    // a NaN weight in the first task gives it a NaN loss and leaves the second task's alone
+    const w = p['mlp/~/linear_1'].w.arraySync();
+    w[0][0][0] = NaN;
+    const withNaN = { ...p, 'mlp/~/linear_1': { w: tf.tensor(w), b: p['mlp/~/linear_1'].b } };
+    const l = task.lossBatch(withNaN, null, data).dataSync();
+    expect(Number.isNaN(l[0])).toBe(true);
+    expect(l[1]).toBeCloseTo(task.lossBatch(p, null, data).dataSync()[1], 6);
+    treeDispose([p, big['mlp/~/linear_1'].w, withNaN['mlp/~/linear_1'].w, viaNative, viaTf, data]);
+  });
+
   test('under a gradient tape the differentiable tf.js path runs', () => {
     const task = new ImageMLPTask({ datasets });
     const p = task.initBatch(random.split(random.PRNGKey(2), 2)) as any;
