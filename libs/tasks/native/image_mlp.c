@@ -25,10 +25,11 @@ static int mlp_max_width(int L, const int32_t *sizes) {
   return maxW;
 }
 
-/* matmul_rows's zero-padded 8-column slab: 8 rows of the longest K (a layer's width, or B) */
+/* matmul_rows's zero-padded slab of a narrow layer's columns: 16 (AVX-512) or 8 columns of the
+ * longest K (a layer's width, or B) */
 static size_t mlp_slab_floats(int B, int L, const int32_t *sizes) {
   const int maxW = mlp_max_width(L, sizes);
-  return 8 * (size_t)(maxW > B ? maxW : B);
+  return 16 * (size_t)(maxW > B ? maxW : B);
 }
 
 /* mlp_task's scratch: the slab, the activations, then (backward) W^T and two d-input buffers */
