@@ -13,7 +13,7 @@
  * and for the native whole-network ResNet kernel those of its convolutions and logits matmul.
  */
 import * as tf from '@tensorflow/tfjs';
-import { disposeReplaced, random, registry, treeDispose, treeLeaves, treeMapN, type PyTree } from '@lopt/core';
+import { disposeReplaced, nativeUsable, random, registerNativeKernel, registry, treeDispose, treeFlatten, treeLeaves, treeMapN, treeUnflatten, type PyTree } from '@lopt/core';
 import { LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetKernelFlops, taskFamilyFromEntry, type Batch, type ModelState, type Params } from '@lopt/tasks';
 
 /** A task entry to time (a registry task or family with its config). */
@@ -89,6 +89,9 @@ export function kernelFlops(k: ProfiledKernel): number {
       // input gradients but the image's) and logits matmul, as the tf.js kernels above count them;
       // its batch norms, pool and adds count nothing
       return resnetNetKernelFlops(k.inputShapes, k.outputShapes);
+    case BENCH_SGD_KERNEL:
+      // a multiply and a subtraction per value, as the tf.js ops it replaces count
+      return 2 * k.outputShapes.reduce((n, s) => n + size(s), 0);
     default:
       return k.outputShapes.reduce((n, s) => n + size(s), 0);
   }
@@ -147,11 +150,48 @@ function setUp(subject: TaskBenchSubject, numTasks: number) {
   return { task, taskParam, params, state, stream: family.datasets.split('train') };
 }
 
+/** The bench's inner learning rate. */
+const SGD_LR = 1e-3;
+/** The SGD update of every leaf in one kernel (see `sgdUpdate`). */
+export const BENCH_SGD_KERNEL = 'LoptBenchSgd';
+const LR32 = Math.fround(SGD_LR);
+
+/**
+ * `p - lr·g` for every leaf, as tf.js's `sub(p, mul(g, lr))` computes it (each product rounded to
+ * float32, then the difference). Where a native kernel may run (wasm or cpu, no tape) all leaves go
+ * through one kernel, as XLA fuses the reference's `jax.tree_util` update into one: per-leaf tf.js
+ * kernels (two or three for each of the ResNet's 45 leaves) would time the bench's update, not the
+ * task. Elsewhere the tf.js ops.
+ */
+export function sgdUpdate(params: Params, grads: Params): Params {
+  if (!nativeUsable()) return treeMapN((p: tf.Tensor, g: tf.Tensor) => tf.tidy(() => tf.sub(p, tf.mul(g, SGD_LR))), params, grads);
+  registerNativeKernel(BENCH_SGD_KERNEL, (inputs, attrs, io) => {
+    const n = attrs.count as number;
+    const outs = Array.from({ length: n }, (_, i) => io.alloc(inputs[`p${i}`].shape, 'float32'));
+    for (let i = 0; i < n; i++) {
+      const p = io.view(inputs[`p${i}`]);
+      const g = io.view(inputs[`g${i}`]);
+      const y = io.view(outs[i]);
+      for (let j = 0; j < y.length; j++) y[j] = p[j] - Math.fround(g[j] * LR32);
+    }
+    return outs;
+  });
+  const [leaves, def] = treeFlatten(params as PyTree);
+  const gradLeaves = treeLeaves(grads as PyTree);
+  const named: Record<string, tf.Tensor> = {};
+  leaves.forEach((p, i) => {
+    named[`p${i}`] = p as tf.Tensor;
+    named[`g${i}`] = gradLeaves[i] as tf.Tensor;
+  });
+  const out = tf.engine().runKernel(BENCH_SGD_KERNEL, named as any, { count: leaves.length } as any);
+  return treeUnflatten(def, Array.isArray(out) ? out : [out]) as Params;
+}
+
 /** One inner step (batch, value and gradient, SGD); returns the new params and state, and the losses [N]. */
 function innerStep(task: ReturnType<typeof setUp>['task'], params: Params, state: ModelState, data: Batch, step: number, numTasks: number) {
   const keys = random.split(random.PRNGKey(step + 1), numTasks);
   const out = task.valueAndGradBatch(params, state, keys, data);
-  const next: Params = treeMapN((p: tf.Tensor, g: tf.Tensor) => tf.tidy(() => tf.sub(p, tf.mul(g, 1e-3))), params, out.grad);
+  const next = sgdUpdate(params, out.grad);
   treeDispose([out.grad, out.aux ?? null]);
   return { params: next, state: out.state, loss: out.loss };
 }

@@ -8,9 +8,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@lopt/tasks';
 import '@lopt/training';
-import { random, registry } from '@lopt/core';
+import { initBackend, random, registry } from '@lopt/core';
 import { LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetNative, resnetTask, SplitDatasets, TensorBatchStream, useResnetNetKernel, type SplitName } from '@lopt/tasks';
-import { benchTasks, defaultTaskBenchSubjects, kernelFlops, selectTaskBenchSubjects, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
+import { BENCH_SGD_KERNEL, benchTasks, defaultTaskBenchSubjects, kernelFlops, selectTaskBenchSubjects, sgdUpdate, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
 
 /** The kernels `fn` runs, with their FLOPs by kernel name (summed). */
 async function flopsByKernel(fn: () => void): Promise<Record<string, number>> {
@@ -74,6 +74,28 @@ test('the native image-MLP kernel counts the multiply-adds autodiff would do: fo
   } finally {
     useResnetNetKernel(true);
     tf.dispose([params, state, data] as unknown as tf.TensorContainer);
+  }
+});
+
+test.each(['cpu', 'wasm'])("the bench's SGD update of every leaf in one kernel equals tf.js's sub(p, mul(g, lr)) bit for bit, and counts their FLOPs (%s)", async (backend) => {
+  const before = tf.getBackend();
+  expect(await initBackend(backend, { quiet: true })).toBe(backend);
+  try {
+    const params = { a: { w: random.normal(random.PRNGKey(1), [2, 7, 5]), b: random.normal(random.PRNGKey(2), [2, 5]) }, c: [random.normal(random.PRNGKey(3), [2, 3, 3, 1, 4])] };
+    const grads = { a: { w: tf.mul(random.normal(random.PRNGKey(4), [2, 7, 5]), 1e3), b: random.normal(random.PRNGKey(5), [2, 5]) }, c: [random.normal(random.PRNGKey(6), [2, 3, 3, 1, 4])] };
+    const ops = tf.tidy(() => [params.a.w, params.a.b, params.c[0]].map((p, i) => tf.sub(p, tf.mul([grads.a.w, grads.a.b, grads.c[0]][i], 1e-3))));
+    const start = tf.memory().numTensors;
+    const byKernel = await flopsByKernel(() => {
+      const fused = sgdUpdate(params, grads) as typeof params;
+      expect(fused.a.w.shape).toEqual([2, 7, 5]);
+      [fused.a.w, fused.a.b, fused.c[0]].forEach((t, i) => expect(Array.from(t.dataSync())).toEqual(Array.from(ops[i].dataSync())));
+      tf.dispose(fused as unknown as tf.TensorContainer);
+    });
+    expect(tf.memory().numTensors).toBe(start);
+    expect(byKernel).toEqual({ [BENCH_SGD_KERNEL]: 2 * 2 * (35 + 5 + 36) });
+    tf.dispose([params, grads, ops] as unknown as tf.TensorContainer);
+  } finally {
+    await tf.setBackend(before);
   }
 });
 
