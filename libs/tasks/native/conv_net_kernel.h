@@ -9,11 +9,9 @@
 /* σ(v) = 1 / (1 + e^{-v}) */
 static inline float KERNEL(sigmoid_f)(float v) { return 1.0f / (1.0f + KERNEL(exp_f)(-v)); }
 
-/* sin or cos; |x| ≥ 2^19 (outside sincos_f's range) by libm */
-static inline float KERNEL(sin_or_cos)(float x, int want_cos) {
-  if (__builtin_fabsf(x) < 0x1p19f) return KERNEL(sincos_f)(x, want_cos);
-  return want_cos ? cosf(x) : sinf(x);
-}
+/* |x| < 2^19: sincos_f's range; the rest (and NaN, Inf) by libm in double, as core's unary() does */
+static inline int KERNEL(sincos_in_range)(float x) { return __builtin_fabsf(x) < 0x1p19f; }
+static inline float KERNEL(sincos_libm)(float x, int want_cos) { return (float)(want_cos ? cos((double)x) : sin((double)x)); }
 
 /* gelu's constants as tf.js's float32 scalars take them (lm_modules.ts: 2c, 2c·a, 3·2c·a; c = √(2/π), a = 0.044715) */
 #define CONV_GELU_K1 ((float)(2 * 0.7978845608028654))
@@ -48,7 +46,10 @@ static void KERNEL(bias_act_forward)(int act, size_t n, int C, const float *rest
       break;
     case CONV_ACT_COS:
     case CONV_ACT_SIN:
-      for (size_t i = 0; i < n; i++) a[i] = KERNEL(sin_or_cos)(z[i], act == CONV_ACT_COS);
+      /* a vectorised pass, then the rare out-of-range values (as core's unary()) */
+      for (size_t i = 0; i < n; i++) a[i] = KERNEL(sincos_f)(z[i], act == CONV_ACT_COS);
+      for (size_t i = 0; i < n; i++)
+        if (!KERNEL(sincos_in_range)(z[i])) a[i] = KERNEL(sincos_libm)(z[i], act == CONV_ACT_COS);
       break;
     case CONV_ACT_SIGMOID:
       for (size_t i = 0; i < n; i++) a[i] = KERNEL(sigmoid_f)(z[i]);
@@ -93,11 +94,18 @@ static void KERNEL(bias_act_backward)(int act, size_t n, int C, const float *res
       for (size_t i = 0; i < n; i++) da[i] *= 1.f - a[i] * a[i];
       break;
     case CONV_ACT_COS:
-      for (size_t i = 0; i < n; i++) da[i] *= -KERNEL(sin_or_cos)(z[i], 0);
+    case CONV_ACT_SIN: {
+      /* cos' = −sin, sin' = cos: the rare out-of-range values first, then a vectorised pass that leaves them (× 1) */
+      const int want_cos = act == CONV_ACT_SIN;
+      const float sign = act == CONV_ACT_COS ? -1.f : 1.f;
+      for (size_t i = 0; i < n; i++)
+        if (!KERNEL(sincos_in_range)(z[i])) da[i] *= sign * KERNEL(sincos_libm)(z[i], want_cos);
+      for (size_t i = 0; i < n; i++) {
+        const float d = sign * KERNEL(sincos_f)(z[i], want_cos);
+        da[i] *= KERNEL(sincos_in_range)(z[i]) ? d : 1.f;
+      }
       break;
-    case CONV_ACT_SIN:
-      for (size_t i = 0; i < n; i++) da[i] *= KERNEL(sin_or_cos)(z[i], 1);
-      break;
+    }
     case CONV_ACT_SIGMOID:
       for (size_t i = 0; i < n; i++) da[i] *= a[i] * (1.f - a[i]);
       break;
