@@ -22,8 +22,7 @@
 #include <math.h>
 #include "lopt_napi.h"
 
-/* Op codes (the order of WASM_UNARY_OPS in src/wasm_unary_kernels.ts). */
-enum { OP_TANH, OP_EXP, OP_LOG, OP_SOFTPLUS, OP_EXPM1, OP_LOG1P, OP_SQRT, OP_RSQRT, OP_SIGN, OP_SIN, OP_COS, OP_COUNT };
+/* The op codes OP_* are unary_kernel.h's. */
 
 #define LOPT_KERNEL_HEADER "unary_kernel.h"
 #include "lopt_isa.h"

@@ -7,6 +7,12 @@
  * up to a rare last-ulp difference.
  */
 
+#ifndef LOPT_UNARY_OPS /* once, however many instruction sets (and files) include this */
+#define LOPT_UNARY_OPS
+/* Op codes (the order of WASM_UNARY_OPS in src/wasm_unary_kernels.ts). */
+enum { OP_TANH, OP_EXP, OP_LOG, OP_SOFTPLUS, OP_EXPM1, OP_LOG1P, OP_SQRT, OP_RSQRT, OP_SIGN, OP_SIN, OP_COS, OP_COUNT };
+#endif
+
 #include "exp_log_kernel.h"
 
 static inline float KERNEL(exp_f)(float x) {

@@ -14,6 +14,10 @@
  * - the whole network in one call, forward, backward and moving averages (resnet_net.h):
  *
  *   resnetNetValueAndGrad(plan, N, B, x, label, params[], loss, grads[] | null, ...)
+ *
+ * - a plain convnet (conv + bias + activation layers, mean pool, linear head) in one call (conv_net.h):
+ *
+ *   convNetValueAndGrad(spec, acts, N, B, x, label, params[], loss, grads[] | null)
  */
 #include <math.h>
 #include <stdlib.h>
@@ -87,6 +91,7 @@ static napi_value ResnetBatchNormGrad(napi_env env, napi_callback_info info) {
 }
 
 #include "resnet_net.h"
+#include "conv_net.h"
 
 typedef void (*MaxPoolGradFn)(int, int, int, int, const float *, const float *, const float *, float *, int32_t *);
 
@@ -115,6 +120,7 @@ NAPI_MODULE_INIT() {
   lopt_export(env, exports, "resnetBatchNormGrad", ResnetBatchNormGrad);
   lopt_export(env, exports, "resnetMaxPoolGrad", ResnetMaxPoolGrad);
   lopt_export(env, exports, "resnetNetValueAndGrad", ResnetNetValueAndGrad);
+  lopt_export(env, exports, "convNetValueAndGrad", ConvNetValueAndGrad);
   lopt_export(env, exports, "kernelVariants", lopt_kernel_variants);
   return exports;
 }

@@ -17,12 +17,15 @@
  * forward pass `init` makes on an all-ones batch.
  *
  * Values and gradients use tf.js autodiff (BaseTask.valueAndGradBatch); each of the N stacked
- * tasks runs its own convolutions (tf.js has no grouped conv2d).
+ * tasks runs its own convolutions (tf.js has no grouped conv2d). Without normalisation and with
+ * the mean pool, where the native kernels are built and no gradient tape records, a step is one
+ * native kernel instead (`LoptConvNetValueAndGrad`, conv_net.ts): the same values up to float rounding.
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInitBatch, initializers, registerPlugin, registerWasmConvKernels, treeFlatten, treeUnflatten, type PRNGKey, type PyTree } from '@lopt/core';
-import type { Batch, BatchStream, Datasets, LossWithState, ModelState, Params } from './base';
+import type { Batch, BatchStream, Datasets, LossAndGrad, LossWithState, ModelState, Params } from './base';
+import { convNetActivation, convNetLossAndGrad, convNetUsable, type ConvNetSpec } from './conv_net';
 import { SPLITS } from './base';
 import { cifarDatasets } from './datasets/cifar';
 import { fashionMnistDatasets } from './datasets/fashion_mnist';
@@ -278,7 +281,28 @@ export class ConvTask extends BaseTask {
     return { loss: tf.mean(lossVec) as tf.Scalar, state: this.norm === 'batchnorm' ? newState : null };
   }
 
+  /** The net as the native convnet kernel (conv_net.ts) runs it, or null where it does not (normalisation, max pool). */
+  private nativeSpec(): ConvNetSpec | null {
+    if (this.norm !== 'none' || this.pool !== 'avg') return null;
+    return { layers: this.hiddenUnits.map((h, i) => ({ channels: h, kernel: 3, stride: this.strides[i] })), numClasses: this.numClasses };
+  }
+
+  /** The whole-network native kernel ({@link convNetLossAndGrad}) where it applies and runs, else null. */
+  private nativeLossAndGrad(params: Params, data: Batch, withGrad: boolean): LossAndGrad | null {
+    const spec = this.nativeSpec();
+    return spec && convNetUsable() ? convNetLossAndGrad(spec, [convNetActivation(this.activation)], params, data, withGrad) : null;
+  }
+
+  /** The whole-network native kernel where it applies (no normalisation, mean pool) and runs; else autodiff of the tf.js ops. */
+  override valueAndGradBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch, opts: { withAux?: boolean } = {}): LossAndGrad {
+    const r = this.nativeLossAndGrad(params, data, true);
+    if (r) return opts.withAux ? { ...r, aux: {} } : r;
+    return super.valueAndGradBatch(params, state, keys, data, opts);
+  }
+
   override lossWithStateBatch(params: Params, state: ModelState, _keys: PRNGKey[] | null, data: Batch): LossWithState {
+    const r = this.nativeLossAndGrad(params, data, false);
+    if (r) return { loss: r.loss, state: null };
     return tidyTree(() => {
       const d = data as { image: tf.Tensor; label: tf.Tensor };
       const N = d.image.shape[0];

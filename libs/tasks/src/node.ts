@@ -48,6 +48,8 @@ export { MNIST_FILES, MNIST_URLS, SYSTEM_MNIST_DIR, mnistCacheDir, mnistSearchDi
 export { RESNET_DEFAULTS, resnetBlocks, resnetHaikuInit, maxPool3x3Stride2Same, maxPool3x3Stride2SameOps, batchNormTrain, batchNormTrainOps, resnetForward, resnetMeanCrossEntropy, resnetInitState, resnetLossWithState, resnetValueAndGradBatch, resnetNetPlan, resnetNetUsable, resnetNetValueAndGrad, ResnetTaskSchema, ResnetTask, RESNET_MULTI_RUNTIME_CONFIGS, FIXED_RESNET_TASKS, resnetTask } from './resnet';
 export type { ResNetSpec, ResnetTaskConfig, FixedResnetTask, ResnetStatsSwitch, ResnetNetPlan } from './resnet';
 export { RESNET_NET_KERNEL, resnetNetKernelFlops, resnetNetNative, useResnetNetKernel } from './resnet_kernels';
+export { CONV_NET_KERNEL, CONV_NET_ACTIVATIONS, convNetActivation, convNetKernelFlops, convNetLossAndGrad, convNetNative, convNetUsable, useConvNetKernel } from './conv_net';
+export type { ConvNetSpec } from './conv_net';
 export { ParametricImageResNetSchema, ParametricImageResNetTask, ParametricImageResNet, sampleImageResnet } from './parametric/image_resnet';
 export type { ParametricImageResNetOptions } from './parametric/image_resnet';
 export { ParametricImageMLPAESchema, ParametricImageMLPAETask, ParametricImageMLPAE, sampleImageMlpAe } from './parametric/image_mlp_ae';

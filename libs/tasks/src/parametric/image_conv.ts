@@ -5,17 +5,20 @@
  * `hk.Linear(numClasses)` (its default init); mean softmax cross-entropy. `sampleImageConv` samples
  * a family (channels, depth, strides, image size, dataset, batch size).
  *
- * Stacked tasks each run their own convolutions (tf.js has no grouped convolution).
+ * Stacked tasks each run their own convolutions (tf.js has no grouped convolution). Where the
+ * native kernels are built and no gradient tape records, a step is one native kernel instead
+ * (conv_net.ts): the same values up to float rounding.
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { haikuInit, initializers, random, registerPlugin, type PRNGKey, type PyTree } from '@lopt/core';
-import type { Batch, Datasets, Params } from '../base';
+import type { Batch, Datasets, LossAndGrad, ModelState, Params } from '../base';
+import { convNetActivation, convNetLossAndGrad, convNetUsable } from '../conv_net';
 import { BaseTaskFamily, softmaxCrossEntropy } from '../task';
 import { CFGObject, LogFeature, registerConfigurable } from './cfgobject';
 import { numClassesOf, PARAMETRIC_DATASET_NAMES, parametricDatasets } from './datasets';
 import { activateRows, activationAndInitializerConfigs, classificationNormalizer, SampledTask, sampleActivationAndInitializer, stackHaikuRows, type ActivationAndInitializer } from './image_mlp';
-import { choice, logInt, SAMPLE_IMAGE_DATASETS, sampledInitializer, sampleImageDataset } from './parametric_utils';
+import { choice, logInt, SAMPLE_ACTIVATIONS, SAMPLE_IMAGE_DATASETS, sampledInitializer, sampleImageDataset } from './parametric_utils';
 
 /**
  * The configurable part of {@link ParametricImageConv} (reference `tasks/parametric/image_conv.py`); the
@@ -100,6 +103,27 @@ export class ParametricImageConvTask extends SampledTask<ParametricImageConv, Ac
       const labels = tf.oneHot(tf.cast(label, 'int32'), f.numClasses);
       return tf.mean(softmaxCrossEntropy(logits, labels), -1);
     });
+  }
+
+  /**
+   * The whole-network native kernel ({@link convNetLossAndGrad}) where it runs (square kernels,
+   * native kernels built and on, no gradient tape); else autodiff of {@link lossBatch}.
+   */
+  override valueAndGradBatch(params: Params, state: ModelState, keys: PRNGKey[] | null, data: Batch, opts: { withAux?: boolean } = {}): LossAndGrad {
+    const f = this.family;
+    const square = f.kernelSizes.every(([h, w]) => h === w);
+    const r =
+      square && convNetUsable()
+        ? convNetLossAndGrad(
+            { layers: f.hiddenSizes.map((h, i) => ({ channels: h, kernel: f.kernelSizes[i][0], stride: f.strides[i] })), numClasses: f.numClasses },
+            this.configs.map((c) => convNetActivation(SAMPLE_ACTIVATIONS[c.activation].name)),
+            params,
+            data,
+            true,
+          )
+        : null;
+    if (r) return opts.withAux ? { ...r, aux: {} } : r;
+    return super.valueAndGradBatch(params, state, keys, data, opts);
   }
 
   override normalizer(loss: tf.Tensor): tf.Tensor {
