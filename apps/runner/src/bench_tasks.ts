@@ -10,11 +10,12 @@
  * of its input and output shapes, 2 per multiply-add for matmuls and convolutions (their backprops
  * included), one per output value for every other kernel, and for the native image-MLP kernel the
  * multiply-adds of its layers (with the gradient: forward, dW, and dx of all but the first layer),
- * and for the native whole-network ResNet kernel those of its convolutions and logits matmul.
+ * and for the native whole-network ResNet and convnet kernels those of their convolutions and
+ * logits matmul.
  */
 import * as tf from '@tensorflow/tfjs';
 import { disposeReplaced, nativeUsable, random, registerNativeKernel, registry, treeDispose, treeFlatten, treeLeaves, treeMapN, treeUnflatten, type PyTree } from '@lopt/core';
-import { LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetKernelFlops, taskFamilyFromEntry, type Batch, type ModelState, type Params } from '@lopt/tasks';
+import { CONV_NET_KERNEL, convNetKernelFlops, LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetKernelFlops, taskFamilyFromEntry, type Batch, type ModelState, type Params } from '@lopt/tasks';
 
 /** A task entry to time (a registry task or family with its config). */
 export interface TaskBenchSubject {
@@ -89,6 +90,10 @@ export function kernelFlops(k: ProfiledKernel): number {
       // input gradients but the image's) and logits matmul, as the tf.js kernels above count them;
       // its batch norms, pool and adds count nothing
       return resnetNetKernelFlops(k.inputShapes, k.outputShapes);
+    case CONV_NET_KERNEL:
+      // the whole plain convnet in one call: 2 per multiply-add of its convolutions and logits
+      // matmul, as the tf.js kernels above count them
+      return convNetKernelFlops(k.inputShapes, k.outputShapes);
     case BENCH_SGD_KERNEL:
       // a multiply and a subtraction per value, as the tf.js ops it replaces count
       return 2 * k.outputShapes.reduce((n, s) => n + size(s), 0);

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@lopt/tasks';
 import '@lopt/training';
 import { initBackend, random, registry } from '@lopt/core';
-import { LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetNative, resnetTask, SplitDatasets, TensorBatchStream, useResnetNetKernel, type SplitName } from '@lopt/tasks';
+import { CONV_NET_KERNEL, convNetNative, convTask, LOPT_IMAGE_MLP_KERNEL, RESNET_NET_KERNEL, resnetNetNative, resnetTask, SplitDatasets, TensorBatchStream, useConvNetKernel, useResnetNetKernel, type SplitName } from '@lopt/tasks';
 import { BENCH_SGD_KERNEL, benchTasks, defaultTaskBenchSubjects, kernelFlops, selectTaskBenchSubjects, sgdUpdate, taskBenchMarkdown, type ProfiledKernel } from '../bench_tasks';
 
 /** The kernels `fn` runs, with their FLOPs by kernel name (summed). */
@@ -96,6 +96,31 @@ test.each(['cpu', 'wasm'])("the bench's SGD update of every leaf in one kernel e
     tf.dispose([params, grads, ops] as unknown as tf.TensorContainer);
   } finally {
     await tf.setBackend(before);
+  }
+});
+
+// where the ResNet addon (which holds the convnet kernel) is built
+(convNetNative() ? test : test.skip)('the native convnet kernel counts the FLOPs the tf.js path counts in its convolutions and matmuls for the same step', async () => {
+  // Conv_FashionMnist_8_16x32's net on 16x16x1 random images, batch 8, N = 2
+  const load = () => ({ image: tf.tidy(() => random.uniform(random.PRNGKey(1), [16, 16, 16, 1])), label: tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 10), 'int32') });
+  const abstract = { image: { shape: [16, 16, 1], dtype: 'float32' as tf.DataType }, label: { shape: [], dtype: 'int32' as tf.DataType } };
+  const streams = Object.fromEntries(['train', 'inner_valid', 'outer_valid', 'test'].map((s, i) => [s, new TensorBatchStream(load, 8, abstract, i)]));
+  const task = convTask('Conv_FashionMnist_8_16x32', { datasets: new SplitDatasets(streams as Record<SplitName, TensorBatchStream>, { num_classes: 10 }) });
+  const [params, state] = task.initWithStateBatch([random.PRNGKey(0), random.PRNGKey(1)]);
+  const data = task.datasets!.split('train').next([2]);
+  const step = () => tf.dispose(task.valueAndGradBatch(params, state, null, data) as unknown as tf.TensorContainer);
+  try {
+    useConvNetKernel(false);
+    const ops = await flopsByKernel(step);
+    useConvNetKernel(true);
+    const native = await flopsByKernel(step);
+    const convAndMatmul = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul', '_FusedMatMul'].reduce((n, k) => n + (ops[k] ?? 0), 0);
+    expect(ops[CONV_NET_KERNEL]).toBeUndefined();
+    expect(native[CONV_NET_KERNEL]).toBe(convAndMatmul);
+    expect(convAndMatmul).toBeGreaterThan(0);
+  } finally {
+    useConvNetKernel(true);
+    tf.dispose([params, state, data] as unknown as tf.TensorContainer);
   }
 });
 
