@@ -136,25 +136,31 @@ __attribute__((noinline)) static void KERNEL(bn_grad_sums)(size_t n, int C, int 
                                                            const float *restrict mean, double *restrict sg, double *restrict sgx) {
   for (int c = 0; c < C; c++) sg[c] = sgx[c] = 0.0;
   if (C < 8 && 8 % C == 0) {
-    double a1[8] = {0}, a2[8] = {0}, m8[8];
+    /* 8 lanes of float64 sums in registers, written out as vectors (the array form ran at ~6 ns an
+     * element, 10x the wide-map path); per lane the same sums in the same order */
+    typedef double v8d __attribute__((vector_size(64)));
+    v8d a1 = {0}, a2 = {0}, m8;
     for (int j = 0; j < 8; j++) m8[j] = mean[j % C];
     size_t e = 0;
-    for (; e + 8 <= n; e += 8)
-      for (int j = 0; j < 8; j++) {
-        const double g = dy[e + j], gx = g * ((double)x[e + j] - m8[j]), yv = y[e + j];
-        const int on = !relu || yv > 0;
-        a1[j] += on ? g : 0.0;
-        a2[j] += on ? gx : 0.0;
-      }
+    for (; e + 8 <= n; e += 8) {
+      const v8f dv = KERNEL(ld8)(dy + e), yv = KERNEL(ld8)(y + e);
+      const v8f gv = relu ? (v8f)((v8i)dv & (yv > 0)) : dv; /* 0 where y ≤ 0: +0 adds nothing */
+      const v8d g = __builtin_convertvector(gv, v8d), xd = __builtin_convertvector(KERNEL(ld8)(x + e), v8d);
+      a1 += g;
+      a2 += g * (xd - m8);
+    }
+    double t1[8], t2[8];
+    __builtin_memcpy(t1, &a1, sizeof t1);
+    __builtin_memcpy(t2, &a2, sizeof t2);
     for (int j = 0; e + j < n; j++) {
       const double g = dy[e + j], gx = g * ((double)x[e + j] - m8[j]), yv = y[e + j];
       const int on = !relu || yv > 0;
-      a1[j] += on ? g : 0.0;
-      a2[j] += on ? gx : 0.0;
+      t1[j] += on ? g : 0.0;
+      t2[j] += on ? gx : 0.0;
     }
     for (int j = 0; j < 8; j++) {
-      sg[j % C] += a1[j];
-      sgx[j % C] += a2[j];
+      sg[j % C] += t1[j];
+      sgx[j % C] += t2[j];
     }
     return;
   }
@@ -183,12 +189,13 @@ __attribute__((noinline)) static void KERNEL(bn_grad_apply)(size_t n, int C, int
     KERNEL(lanes8)(C, a, a8);
     KERNEL(lanes8)(C, mg, g8);
     KERNEL(lanes8)(C, k, k8);
+    const v8f av = KERNEL(ld8)(a8), gm = KERNEL(ld8)(g8), mv = KERNEL(ld8)(m8), kv = KERNEL(ld8)(k8);
     size_t e = 0;
-    for (; e + 8 <= n; e += 8)
-      for (int j = 0; j < 8; j++) {
-        const float g = !relu || y[e + j] > 0 ? dy[e + j] : 0.f;
-        dx[e + j] += a8[j] * (g - g8[j] - (x[e + j] - m8[j]) * k8[j]);
-      }
+    for (; e + 8 <= n; e += 8) {
+      const v8f dv = KERNEL(ld8)(dy + e);
+      const v8f g = relu ? (v8f)((v8i)dv & (KERNEL(ld8)(y + e) > 0)) : dv;
+      KERNEL(st8)(dx + e, KERNEL(ld8)(dx + e) + av * (g - gm - (KERNEL(ld8)(x + e) - mv) * kv));
+    }
     for (int j = 0; e + j < n; j++) {
       const float g = !relu || y[e + j] > 0 ? dy[e + j] : 0.f;
       dx[e + j] += a8[j] * (g - g8[j] - (x[e + j] - m8[j]) * k8[j]);
