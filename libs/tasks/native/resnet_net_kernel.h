@@ -446,6 +446,38 @@ static void KERNEL(im2col)(const ConvGeom *g, const float *restrict x, float *re
   const int k = g->k, C = g->C, kc = k * C;
   const size_t K = (size_t)k * kc;
   float *row = cols;
+  if (g->pad && k > 1) {
+    /* image by image into a zero-padded copy, then each patch row is k runs of k·C values without
+     * bounds tests (the per-element tests cost more than the copies for 1- to 4-channel maps) */
+    const int Hp = (g->Ho - 1) * g->s + k, Wp = (g->Wo - 1) * g->s + k;
+    float *restrict pad = g->pad;
+    for (int b = 0; b < g->B; b++) {
+      memset(pad, 0, sizeof(float) * Hp * Wp * C);
+      const int x0 = g->left, x1 = g->W + g->left < Wp ? g->W + g->left : Wp; /* padded columns the map fills */
+      for (int iy = 0; iy < g->H; iy++) {
+        const int py = iy + g->top;
+        if (py >= Hp) break;
+        memcpy(pad + ((size_t)py * Wp + x0) * C, x + (((size_t)b * g->H + iy) * g->W) * C, sizeof(float) * (x1 - x0) * C);
+      }
+      for (int oy = 0; oy < g->Ho; oy++)
+        for (int ox = 0; ox < g->Wo; ox++, row += K) {
+          const float *src = pad + ((size_t)oy * g->s * Wp + (size_t)ox * g->s) * C;
+          if (kc == 3)
+            for (int i = 0; i < k; i++) {
+              const float *sp = src + (size_t)i * Wp * C;
+              row[3 * i] = sp[0];
+              row[3 * i + 1] = sp[1];
+              row[3 * i + 2] = sp[2];
+            }
+          else
+            for (int i = 0; i < k; i++) {
+              const float *sp = src + (size_t)i * Wp * C;
+              for (int q = 0; q < kc; q++) row[(size_t)i * kc + q] = sp[q];
+            }
+        }
+    }
+    return;
+  }
   for (int b = 0; b < g->B; b++)
     for (int oy = 0; oy < g->Ho; oy++)
       for (int ox = 0; ox < g->Wo; ox++, row += K) {
@@ -617,6 +649,7 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       case NET_CONV: {
         ConvGeom g;
         net_conv_geom(P, B, op, &g);
+        g.pad = S->pad;
         float *kept = S->convCols[convIndex++];
         KERNEL(conv_forward)(&g, act[op[1]], params[op[3]], act[op[2]], kept ? kept : S->cols);
         break;
@@ -658,6 +691,7 @@ static float KERNEL(net_task)(const NetPlan *P, int B, const float *image, const
       case NET_CONV: {
         ConvGeom g;
         net_conv_geom(P, B, op, &g);
+        g.pad = S->pad;
         float *kept = S->convCols[--convIndex];
         KERNEL(conv_backward)(&g, act[op[1]], params[op[3]], dact[op[2]], grads[op[3]], op[1] == 0 ? NULL : dact[op[1]], kept ? kept : S->cols, kept != NULL,
                               S->dcols, S->wt);
