@@ -587,6 +587,41 @@ __attribute__((noinline)) static void KERNEL(maxpool_forward)(int B, int H, int 
         float *restrict out = y + k;
         int32_t *restrict at = arg + k;
         int ch = 0;
+        /* 32 channels at a time: four independent chains of compares (one chain waits on each
+         * compare and select before the next candidate) */
+        for (; ch + 32 <= C; ch += 32) {
+          v8f o0 = KERNEL(ld8)(x + cand[0] + ch), o1 = KERNEL(ld8)(x + cand[0] + ch + 8), o2 = KERNEL(ld8)(x + cand[0] + ch + 16),
+              o3 = KERNEL(ld8)(x + cand[0] + ch + 24);
+          v8i a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+          for (int t = 1; t < nc; t++) {
+            const v8i tv = {t, t, t, t, t, t, t, t};
+            const float *xt = x + cand[t] + ch;
+#define NET_POOL_STEP(o, a, off)                                \
+  {                                                             \
+    const v8f v = KERNEL(ld8)(xt + (off));                      \
+    const v8i take = v > o, pick = take | (v != v);             \
+    o = (v8f)(((v8i)v & pick) | ((v8i)o & ~pick));              \
+    a = (a & ~take) | (tv & take);                              \
+  }
+            NET_POOL_STEP(o0, a0, 0)
+            NET_POOL_STEP(o1, a1, 8)
+            NET_POOL_STEP(o2, a2, 16)
+            NET_POOL_STEP(o3, a3, 24)
+#undef NET_POOL_STEP
+          }
+          a0 |= o0 != o0;
+          a1 |= o1 != o1;
+          a2 |= o2 != o2;
+          a3 |= o3 != o3;
+          KERNEL(st8)(out + ch, o0);
+          KERNEL(st8)(out + ch + 8, o1);
+          KERNEL(st8)(out + ch + 16, o2);
+          KERNEL(st8)(out + ch + 24, o3);
+          __builtin_memcpy(at + ch, &a0, sizeof a0);
+          __builtin_memcpy(at + ch + 8, &a1, sizeof a1);
+          __builtin_memcpy(at + ch + 16, &a2, sizeof a2);
+          __builtin_memcpy(at + ch + 24, &a3, sizeof a3);
+        }
         /* 8 channels at a time in registers, by masks (written out: as a plain loop GCC left it
          * scalar, with a branch per compare, ~60% of the whole kernel's time) */
         for (; ch + 8 <= C; ch += 8) {
