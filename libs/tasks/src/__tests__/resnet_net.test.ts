@@ -170,10 +170,10 @@ async function checkTask(task: ResnetTask, n: number, scale: number): Promise<vo
 
   // every instruction-set variant this CPU runs (avx512 / avx2 / base), on small batches
   const variants = resnetNative()?.kernelVariants() ?? [];
-  test.each(variants.flatMap((v) => [
+  test.each(variants.flatMap((v): [string, string, ResNetSpec, number, number][] => [
     [v, 'the Resnet_FashionMnist_MultiRuntime_0 spec', resnetTask('Resnet_FashionMnist_MultiRuntime_0', { datasets: imageDatasets(16, 16, 1, 64, 10) }).spec, 16, 16],
     [v, 'v1 bottleneck, 7x5 map', v1({ blocksPerGroup: [1, 2, 1, 2], initialConvKernelSize: 5 }), 7, 5],
-    ...WIDE.map(([name, spec, h, w]) => [v, name, spec, h, w]),
+    ...WIDE.map(([name, spec, h, w]): [string, string, ResNetSpec, number, number] => [v, name, spec, h, w]),
   ]))('variant %s: %s, N = 2, batch 6: native = tf.js path', async (variant, _name, spec, h, w) => {
     useNativeVariant(variant as string);
     try {
