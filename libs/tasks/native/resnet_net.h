@@ -47,13 +47,17 @@ typedef struct {
 /* A convolution's geometry: input [B, H, W, C], output [B, Ho, Wo, Co], k x k window, stride s, SAME padding top / left. */
 typedef struct {
   int B, H, W, C, Ho, Wo, Co, k, s, top, left;
+  float *pad; /* scratch for one zero-padded image (im2col; NULL: im2col tests the bounds per element) */
 } ConvGeom;
+
+/* The padded image im2col reads a k > 1 convolution's patches from: rows and columns up to the last window's. */
+static size_t conv_pad_elems(const ConvGeom *g) { return g->k > 1 ? (size_t)((g->Ho - 1) * g->s + g->k) * ((g->Wo - 1) * g->s + g->k) * g->C : 0; }
 
 typedef struct {
   float **act, **dact, **r;
   int32_t **poolArg; /* per buffer a max pool writes: which window element each output came from */
   float **convCols; /* per convolution in op order: its patches kept from the forward for the backward, or NULL (recomputed) */
-  float *cols, *dcols, *wt, *pooled, *logits, *dpooled, *bnf;
+  float *cols, *dcols, *wt, *pooled, *logits, *dpooled, *bnf, *pad;
   double *dbl;
 } NetScratch;
 
@@ -73,6 +77,7 @@ static void net_conv_geom(const NetPlan *P, int B, const int32_t *op, ConvGeom *
   g->k = op[4];
   g->s = op[5];
   /* tf's SAME: total padding max((out − 1)·s + k − in, 0), the smaller half before */
+  g->pad = NULL;
   const int ph = (g->Ho - 1) * g->s + g->k - g->H, pw = (g->Wo - 1) * g->s + g->k - g->W;
   g->top = (ph > 0 ? ph : 0) / 2;
   g->left = (pw > 0 ? pw : 0) / 2;
@@ -271,7 +276,7 @@ static NetArena *net_arena(napi_env env) {
 
 /* Lays out S in the arena (grown to fit); 0 when out of memory. */
 static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs, NetArena *arena) {
-  size_t n = 0, cols = 0, wt = 0, rsum = 0, keep = 0, keepPool = 0;
+  size_t n = 0, cols = 0, wt = 0, rsum = 0, keep = 0, keepPool = 0, pad = 0;
   int maxC = 1, bns = 0, convs = 0;
   for (int i = 1; i < P->numBuffers; i++) n += 2 * net_elems(P, B, i);
   for (int i = 0; i < P->numBuffers; i++) maxC = P->shapes[3 * i + 2] > maxC ? P->shapes[3 * i + 2] : maxC;
@@ -286,6 +291,7 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs, NetA
       cols = c > cols ? c : cols;
       wt = K * g.Co > wt ? K * g.Co : wt;
       if (!(g.k == 1 && g.s == 1)) keep += c + 16;
+      pad = conv_pad_elems(&g) > pad ? conv_pad_elems(&g) : pad;
       convs++;
     } else if (op[0] == NET_BN) {
       rsum += P->shapes[3 * op[1] + 2];
@@ -299,7 +305,7 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs, NetA
   const size_t pooled = (size_t)B * maxC, logits = (size_t)B * classes;
   /* + 16 floats of slack per region for the 64-byte rounding */
   if (keep > NET_KEEP_COLS_MAX) keep = 0;
-  const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 3 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 9) + keep + keepPool;
+  const size_t total = n + 2 * cols + wt + rsum + 2 * pooled + logits + 2 * 5 * (size_t)maxC + 3 * (size_t)maxC + 16 * (2 * (size_t)P->numBuffers + bns + 10) + keep + keepPool + pad;
   if (!arena) return 0;
   if (total > arena->count) {
     free(arena->floats);
@@ -344,6 +350,7 @@ static int net_scratch(const NetPlan *P, int B, NetScratch *S, void **ptrs, NetA
   S->logits = NET_TAKE(logits);
   S->dbl = (double *)NET_TAKE(2 * 5 * (size_t)maxC);
   S->bnf = NET_TAKE(3 * (size_t)maxC);
+  S->pad = NET_TAKE(pad);
 #undef NET_TAKE
   return 1;
 }
